@@ -1,0 +1,79 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// One target per concern; data flows down this list, never up. Executables only wire.
+let package = Package(
+    name: "Kiln",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .executable(name: "kiln-scraper", targets: ["kiln-scraper"]),
+        .executable(name: "kiln-normalizer", targets: ["kiln-normalizer"]),
+        .executable(name: "kiln-compactor", targets: ["kiln-compactor"]),
+        .executable(name: "kiln-query", targets: ["kiln-query"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    ],
+    targets: [
+        // C libraries from Debian, through pkg-config.
+        .systemLibrary(name: "CRdKafka", path: "Sources/CShims/CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CShims/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CDeflate", path: "Sources/CShims/CDeflate",
+                       providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CLZ4", path: "Sources/CShims/CLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CShims/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+
+        // Libraries, lowest first.
+        .target(name: "ProfileModel"),
+        .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate"]),
+        .target(name: "Normalization", dependencies: ["PprofCodec", "ProfileModel"]),
+        .target(name: "Records", dependencies: ["ProfileModel"]),
+        .target(name: "KafkaClient", dependencies: [
+            "CRdKafka",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "ObjectStore", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "KilnService", dependencies: [
+            "KafkaClient",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+
+        // Executables: flag parsing and wiring only.
+        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore"]),
+        .executableTarget(name: "kiln-scraper", dependencies: ["KilnService"]),
+        .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Normalization", "Records", "KafkaClient"]),
+        .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient"]),
+        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore"]),
+
+        // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
+        // that `make test` sets after starting them (scripts/test-env.sh).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport"]),
+        .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
+        .testTarget(name: "ExecutableTests", dependencies: ["TestSupport"]),
+    ]
+)

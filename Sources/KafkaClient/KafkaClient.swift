@@ -1,0 +1,1 @@
+// librdkafka wrapper: producer, consumer, admin.

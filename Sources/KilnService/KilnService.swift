@@ -1,0 +1,1 @@
+// Lifecycle, flags with environment fallbacks, logging, metrics and /ready shared by every executable.

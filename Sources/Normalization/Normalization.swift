@@ -1,0 +1,1 @@
+// pprof -> stack-sample batches: series split, deltas, dedup.

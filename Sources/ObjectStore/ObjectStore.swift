@@ -1,0 +1,1 @@
+// Object store protocol with file:// and s3:// implementations.

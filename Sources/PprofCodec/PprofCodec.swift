@@ -1,0 +1,1 @@
+// pprof decode/encode over raw buffers, validation, limits, gzip.

@@ -1,0 +1,1 @@
+// Profile-type IDs, label sets, selectors, stack and symbol tables, batches.

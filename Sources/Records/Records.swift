@@ -1,0 +1,1 @@
+// Versioned encodings of the envelope and batch records on Kiln's topics.
