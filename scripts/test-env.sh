@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Starts (or stops) the real services Kiln's integration tests use: a Tansu Kafka broker and a moto S3
+# server, each on a free loopback port. `start` writes run/test-env.sh with the variables the tests
+# read; `stop` ends what `start` began. Used by `make test`; handy by hand:
+#   scripts/test-env.sh start && . run/test-env.sh && swift test --filter KafkaClientTests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUN=$ROOT/run
+mkdir -p "$RUN"
+
+free_port() { "$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() { # host port seconds name
+  local deadline=$((SECONDS + $3))
+  until "$ROOT/.venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('$1',$2)))" 2>/dev/null; do
+    if ((SECONDS > deadline)); then echo "test-env: $4 did not open $1:$2 within $3 s (log: $RUN/$4.log)" >&2; tail -n 20 "$RUN/$4.log" >&2 || true; return 1; fi
+    sleep 0.2
+  done
+}
+
+stop() {
+  for name in tansu moto; do
+    if [ -f "$RUN/$name.pid" ]; then
+      kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+      rm -f "$RUN/$name.pid"
+    fi
+  done
+  rm -f "$RUN/test-env.sh"
+}
+
+start() {
+  stop
+  local kport sport
+  kport=$(free_port)
+  "$ROOT/.venv/bin/tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
+      --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine memory://tansu/ \
+      >"$RUN/tansu.log" 2>&1 &
+  echo $! > "$RUN/tansu.pid"
+  sport=$(free_port)
+  "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$sport" >"$RUN/moto.log" 2>&1 &
+  echo $! > "$RUN/moto.pid"
+  wait_port 127.0.0.1 "$kport" 30 tansu
+  wait_port 127.0.0.1 "$sport" 60 moto
+  cat > "$RUN/test-env.sh" <<ENV
+export KILN_TEST_KAFKA_BROKERS=127.0.0.1:$kport
+export KILN_TEST_S3_ENDPOINT=http://127.0.0.1:$sport
+export KILN_REQUIRE_INTEGRATION=1
+export LD_LIBRARY_PATH=$ROOT/.venv/kiln-lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+ENV
+  echo "test-env: Tansu on 127.0.0.1:$kport, moto S3 on 127.0.0.1:$sport ($RUN/test-env.sh)"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
