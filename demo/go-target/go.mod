@@ -1,0 +1,3 @@
+module kiln.dev/demo/go-target
+
+go 1.19

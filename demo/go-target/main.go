@@ -1,0 +1,170 @@
+// Command go-target is Kiln's demo profiling target: it serves the standard
+// net/http/pprof endpoints and keeps itself busy with recognisable work so
+// that tests and demos can check which functions show up in which profile.
+//
+// It uses the standard library only (Debian's Go 1.19, no network), so the
+// godeltaprof endpoints (/debug/pprof/delta_*), which need the pyroscope-go
+// module, are not served.
+package main
+
+import (
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address; port 0 picks a free port")
+	leakLimit := flag.Int("leak-limit-mb", 64, "stop growing the leaked slice at this many MiB")
+	flag.Parse()
+
+	// Record every mutex contention and blocking event so short test runs see them.
+	runtime.SetMutexProfileFraction(1)
+	runtime.SetBlockProfileRate(1)
+
+	listener, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "listen %s: %v\n", *addr, err)
+		os.Exit(1)
+	}
+	// The first line on stdout is the contract with whoever started us.
+	fmt.Printf("listening on %s\n", listener.Addr().String())
+
+	go cpuWorker()
+	go allocationWorker(*leakLimit)
+	go mutexWorkers()
+	go blockingWorkers()
+
+	if err := http.Serve(listener, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "serve: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// cpuWorker burns CPU in two named hot functions.
+func cpuWorker() {
+	for {
+		computePrimes(20000)
+		hashLoop(2000)
+		time.Sleep(time.Millisecond)
+	}
+}
+
+//go:noinline
+func computePrimes(limit int) int {
+	count := 0
+	for n := 2; n < limit; n++ {
+		prime := true
+		for d := 2; d*d <= n; d++ {
+			if n%d == 0 {
+				prime = false
+				break
+			}
+		}
+		if prime {
+			count++
+		}
+	}
+	return count
+}
+
+var hashSink [32]byte
+
+//go:noinline
+func hashLoop(rounds int) {
+	sum := sha256.Sum256([]byte("kiln"))
+	for i := 0; i < rounds; i++ {
+		sum = sha256.Sum256(sum[:])
+	}
+	hashSink = sum
+}
+
+var (
+	leakMu sync.Mutex
+	leaked [][]byte
+)
+
+// allocationWorker allocates short-lived buffers and slowly leaks some.
+func allocationWorker(limitMB int) {
+	for {
+		allocateBuffers(64, 16<<10)
+		leakMemory(limitMB)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+var bufferSink int
+
+//go:noinline
+func allocateBuffers(count, size int) {
+	total := 0
+	for i := 0; i < count; i++ {
+		buf := make([]byte, size)
+		buf[i%size] = byte(i)
+		total += len(buf)
+	}
+	bufferSink = total
+}
+
+//go:noinline
+func leakMemory(limitMB int) {
+	leakMu.Lock()
+	defer leakMu.Unlock()
+	if len(leaked)*4 >= limitMB*1024 { // 4 KiB per leaked chunk
+		return
+	}
+	leaked = append(leaked, make([]byte, 4<<10))
+}
+
+// mutexWorkers make several goroutines fight over one lock.
+func mutexWorkers() {
+	var mu sync.Mutex
+	shared := 0
+	for i := 0; i < 4; i++ {
+		go func() {
+			for {
+				contendMutex(&mu, &shared)
+			}
+		}()
+	}
+}
+
+//go:noinline
+func contendMutex(mu *sync.Mutex, shared *int) {
+	mu.Lock()
+	for i := 0; i < 1000; i++ {
+		*shared += i
+	}
+	time.Sleep(50 * time.Microsecond)
+	mu.Unlock()
+}
+
+// blockingWorkers pass values over an unbuffered channel with a slow receiver.
+func blockingWorkers() {
+	ch := make(chan int)
+	go func() {
+		for v := range ch {
+			_ = v
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	for i := 0; i < 2; i++ {
+		go func() {
+			for {
+				blockOnChannel(ch)
+			}
+		}()
+	}
+}
+
+//go:noinline
+func blockOnChannel(ch chan int) {
+	ch <- 1
+}
