@@ -51,6 +51,12 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "Parquet", dependencies: ["CLZ4", "CZstd"]),
+        .target(name: "Scrape", dependencies: [
+            "ProfileModel",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "KilnService", dependencies: [
             "KafkaClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -61,8 +67,11 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
 
+        // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
+        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "TestSupport"]),
+
         // Executables: flag parsing and wiring only.
-        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore"]),
+        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench"]),
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Normalization", "Records", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient"]),
@@ -74,6 +83,8 @@ let package = Package(
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport"]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
+        .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
+        .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport"]),
     ]
 )

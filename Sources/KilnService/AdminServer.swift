@@ -1,0 +1,52 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+
+public enum KilnMetrics {
+    /// Routes swift-metrics into a Prometheus registry that `/metrics` renders.
+    public static func bootstrap() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }
+}
+
+/// The HTTP endpoint every Kiln service runs: `/metrics` (Prometheus text) and `/ready` (200 or 503 with
+/// the reasons). Services that serve users (scraper, query) add their own routes to the same router.
+public struct AdminServer {
+    public let router: Router<BasicRequestContext>
+
+    public init(registry: PrometheusCollectorRegistry, readiness: Readiness) {
+        let router = Router()
+        router.get("metrics") { _, _ -> Response in
+            var buffer = ByteBuffer()
+            buffer.writeBytes(registry.emitToBuffer())
+            return Response(status: .ok,
+                            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: buffer))
+        }
+        router.get("ready") { _, _ -> Response in
+            let pending = readiness.pending
+            let text = pending.isEmpty ? "ready\n" : pending.map { "\($0.component): \($0.reason)\n" }.joined()
+            return Response(status: pending.isEmpty ? .ok : .serviceUnavailable,
+                            headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        self.router = router
+    }
+
+    /// The server as a `Service` for the process's ServiceGroup. Logs the bound address (port 0 picks one).
+    public func application(listen: ListenAddress, logger: Logger) -> some ApplicationProtocol {
+        Application(
+            router: router,
+            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            onServerRunning: { channel in
+                logger.info("listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+            },
+            logger: logger
+        )
+    }
+}

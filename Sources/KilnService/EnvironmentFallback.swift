@@ -1,0 +1,57 @@
+import Foundation
+
+/// Every flag of every Kiln service falls back to an environment variable, then to a default, so the
+/// same binary is configured by flags on a laptop and by env in a container.
+public enum EnvironmentFallback {
+    /// The flag's value if given, else the environment variable's if set and non-empty, else `defaultValue`.
+    public static func resolve(_ flag: String?, env name: String, default defaultValue: String) -> String {
+        resolve(flag, env: name) ?? defaultValue
+    }
+
+    public static func resolve(_ flag: String?, env name: String) -> String? {
+        if let flag, !flag.isEmpty { return flag }
+        if let value = ProcessInfo.processInfo.environment[name], !value.isEmpty { return value }
+        return nil
+    }
+
+    /// Repeatable flags (`--kafka-option a=b --kafka-option c=d`) fall back to one variable whose
+    /// entries are separated by newlines or commas.
+    public static func resolveList(_ flags: [String], env name: String) -> [String] {
+        if !flags.isEmpty { return flags }
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return [] }
+        return value.split(whereSeparator: { $0 == "\n" || $0 == "," })
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+    }
+}
+
+/// A `host:port` listen address, as given to `--listen` style flags.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init(parsing text: String) throws {
+        guard let colon = text.lastIndex(of: ":") else {
+            throw ServiceConfigurationError("listen address \"\(text)\" must be host:port")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ServiceConfigurationError("listen address \"\(text)\" has no valid port (0-65535)")
+        }
+        self.init(host: host.isEmpty ? "0.0.0.0" : host, port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// A configuration mistake, reported to the operator as one line that names the problem.
+public struct ServiceConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

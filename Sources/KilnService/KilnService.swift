@@ -1,1 +1,0 @@
-// Lifecycle, flags with environment fallbacks, logging, metrics and /ready shared by every executable.

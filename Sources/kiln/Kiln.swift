@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Kiln: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Kiln operator CLI: inspect and merge pprof files, run benchmarks, manage topics and blocks.",
+        subcommands: []
+    )
+}
