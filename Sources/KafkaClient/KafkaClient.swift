@@ -1,1 +1,0 @@
-// librdkafka wrapper: producer, consumer, admin.

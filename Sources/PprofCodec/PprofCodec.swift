@@ -1,1 +1,0 @@
-// pprof decode/encode over raw buffers, validation, limits, gzip.

@@ -1,1 +1,0 @@
-// Profile-type IDs, label sets, selectors, stack and symbol tables, batches.
