@@ -1,0 +1,94 @@
+/// Protobuf wire-format reader over a raw buffer. Every read is bounds-checked against `end`; faults are
+/// reported with their byte offset in the (decompressed) payload.
+@usableFromInline
+struct WireReader {
+    @usableFromInline let base: UnsafePointer<UInt8>
+    @usableFromInline var pos: Int
+    @usableFromInline let end: Int
+
+    @inlinable init(base: UnsafePointer<UInt8>, pos: Int, end: Int) {
+        self.base = base
+        self.pos = pos
+        self.end = end
+    }
+
+    @inlinable var atEnd: Bool { pos >= end }
+
+    @inlinable mutating func varint() throws(PprofError) -> UInt64 {
+        if pos < end {
+            let b = base[pos]
+            if b < 0x80 {
+                pos &+= 1
+                return UInt64(b)
+            }
+        }
+        return try varintSlow()
+    }
+
+    @usableFromInline mutating func varintSlow() throws(PprofError) -> UInt64 {
+        let start = pos
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard pos < end else {
+                throw PprofError(.malformed, "malformed protobuf: truncated varint at offset \(start)")
+            }
+            let b = base[pos]
+            pos += 1
+            result |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift >= 70 {
+                throw PprofError(.malformed, "malformed protobuf: varint longer than 10 bytes at offset \(start)")
+            }
+        }
+    }
+
+    /// Reads a field key; returns (field number, wire type).
+    @inlinable mutating func key() throws(PprofError) -> (field: UInt64, wire: UInt8) {
+        let k = try varint()
+        return (k >> 3, UInt8(truncatingIfNeeded: k & 7))
+    }
+
+    /// Reads the length of a length-delimited field and returns its byte range, advancing past it.
+    @inlinable mutating func lengthDelimited() throws(PprofError) -> Range<Int> {
+        let at = pos
+        let n = try varint()
+        guard n <= UInt64(end - pos) else {
+            throw PprofError(.malformed,
+                             "malformed protobuf: length \(n) at offset \(at) exceeds the remaining \(end - pos) bytes")
+        }
+        let start = pos
+        pos += Int(n)
+        return start ..< pos
+    }
+
+    /// Skips a field of an unknown number.
+    @inlinable mutating func skip(wire: UInt8) throws(PprofError) {
+        switch wire {
+        case 0: _ = try varint()
+        case 1: try advance(8)
+        case 2: _ = try lengthDelimited()
+        case 5: try advance(4)
+        default:
+            throw PprofError(.malformed, "malformed protobuf: unknown wire type \(wire) at offset \(pos)")
+        }
+    }
+
+    @inlinable mutating func advance(_ n: Int) throws(PprofError) {
+        guard end - pos >= n else {
+            throw PprofError(.malformed, "malformed protobuf: fixed-width field at offset \(pos) is truncated")
+        }
+        pos += n
+    }
+
+    /// A sub-reader over `range`.
+    @inlinable func sub(_ range: Range<Int>) -> WireReader {
+        WireReader(base: base, pos: range.lowerBound, end: range.upperBound)
+    }
+}
+
+@usableFromInline
+func wireMismatch(_ field: String, _ number: UInt64, got: UInt8, want: UInt8) -> PprofError {
+    PprofError(.malformed, "malformed protobuf: \(field) (field \(number)) has wire type \(got), expected \(want)")
+}
