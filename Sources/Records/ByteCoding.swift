@@ -1,0 +1,106 @@
+/// Little helpers for Kiln's record encodings: LEB128 varints, zigzag, length-prefixed bytes.
+/// The reader checks every bound and throws a `RecordDecodingError` naming the field.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    mutating func varint(_ v: UInt64) {
+        var x = v
+        while x >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: x) | 0x80)
+            x >>= 7
+        }
+        bytes.append(UInt8(x))
+    }
+
+    mutating func varint(_ v: Int) { varint(UInt64(v)) }
+    mutating func signed(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+
+    mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            varint(utf8.count)
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func blob<C: Collection>(_ b: C) where C.Element == UInt8 {
+        varint(b.count)
+        bytes.append(contentsOf: b)
+    }
+
+    mutating func fixed64(_ v: UInt64) {
+        var x = v.littleEndian
+        withUnsafeBytes(of: &x) { bytes.append(contentsOf: $0) }
+    }
+}
+
+public struct RecordDecodingError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct ByteReader {
+    let bytes: [UInt8]
+    var position: Int
+
+    init(_ bytes: [UInt8], position: Int = 0) {
+        self.bytes = bytes
+        self.position = position
+    }
+
+    var remaining: Int { bytes.count - position }
+
+    mutating func byte(_ field: StaticString) throws -> UInt8 {
+        guard position < bytes.count else { throw RecordDecodingError("truncated record: \(field) missing") }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func varint(_ field: StaticString) throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard position < bytes.count else { throw RecordDecodingError("truncated record: varint \(field) cut off") }
+            let b = bytes[position]
+            position += 1
+            if shift == 63 && b > 1 { throw RecordDecodingError("varint \(field) overflows 64 bits") }
+            result |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw RecordDecodingError("varint \(field) longer than 10 bytes") }
+        }
+    }
+
+    /// A count or index that must fit in memory we are willing to allocate: at most `limit`.
+    mutating func count(_ field: StaticString, limit: Int) throws -> Int {
+        let v = try varint(field)
+        guard v <= UInt64(limit) else { throw RecordDecodingError("\(field) \(v) exceeds the limit \(limit)") }
+        return Int(v)
+    }
+
+    mutating func signed(_ field: StaticString) throws -> Int64 {
+        let v = try varint(field)
+        return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
+    }
+
+    mutating func blob(_ field: StaticString) throws -> ArraySlice<UInt8> {
+        let n = try count(field, limit: remaining)
+        defer { position += n }
+        return bytes[position ..< position + n]
+    }
+
+    mutating func string(_ field: StaticString) throws -> String {
+        let b = try blob(field)
+        return b.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
+    }
+
+    mutating func fixed64(_ field: StaticString) throws -> UInt64 {
+        guard remaining >= 8 else { throw RecordDecodingError("truncated record: \(field) cut off") }
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(bytes[position + i]) << (8 * UInt64(i)) }
+        position += 8
+        return v
+    }
+}

@@ -1,1 +1,0 @@
-// Versioned encodings of the envelope and batch records on Kiln's topics.
