@@ -281,7 +281,7 @@ public final class S3ObjectStore: ObjectStore {
         case 200:
             try verifyETag(response, expected: SigV4Signer.hex(md5), op: op)
             return true
-        case 412 where ifAbsent, 409 where ifAbsent:
+        case 412 where ifAbsent:
             return try await isOwnEarlierWrite(key, etag: SigV4Signer.hex(md5))
         default:
             throw mapError(response, op: op, key: key)
@@ -335,7 +335,7 @@ public final class S3ObjectStore: ObjectStore {
                     throw ObjectStoreError(.checksumMismatch, "\(completeOp): the store reports ETag \(etag), expected \(expectedETag) from the parts sent")
                 }
                 return true
-            case 412 where ifAbsent, 409 where ifAbsent:
+            case 412 where ifAbsent:
                 await abortUpload(key, uploadID: uploadID, op: op)
                 return try await isOwnEarlierWrite(key, etag: expectedETag)
             case 404 where S3ErrorBody(response.body)?.code == "NoSuchUpload":
@@ -445,6 +445,9 @@ public final class S3ObjectStore: ObjectStore {
         case 400:
             // RequestTimeout: the server gave up waiting for our body; a new attempt may succeed.
             return S3ErrorBody(response.body)?.code == "RequestTimeout"
+        case 409:
+            // Two conditional writes raced; S3 asks for a retry, which then gets 412 if the other one won.
+            return S3ErrorBody(response.body)?.code == "ConditionalRequestConflict"
         default:
             return false
         }
