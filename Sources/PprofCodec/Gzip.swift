@@ -110,3 +110,43 @@ public enum Gzip {
         }
     }
 }
+
+/// Streaming gzip compression (zlib): feed chunks, collect one gzip member. Lets a caller compress more
+/// data than it wants to hold (tests build a 1 GB-of-zeros bomb this way).
+public final class GzipStream {
+    private var stream = z_stream()
+    public private(set) var output: [UInt8] = []
+
+    public init(level: Int32 = 6) {
+        let ok = deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
+                               Int32(MemoryLayout<z_stream>.size))
+        precondition(ok == Z_OK, "zlib deflateInit2 failed: \(ok)")
+    }
+
+    deinit { deflateEnd(&stream) }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) { run(bytes, flush: Z_NO_FLUSH) }
+
+    /// Ends the member and returns everything written.
+    public func finish() -> [UInt8] {
+        run(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FINISH)
+        return output
+    }
+
+    private func run(_ bytes: UnsafeRawBufferPointer, flush: Int32) {
+        stream.next_in = UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: Bytef.self))
+        stream.avail_in = uInt(bytes.count)
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let status: Int32 = chunk.withUnsafeMutableBufferPointer { buf in
+                stream.next_out = buf.baseAddress
+                stream.avail_out = uInt(buf.count)
+                return deflate(&stream, flush)
+            }
+            let produced = chunk.count - Int(stream.avail_out)
+            output.append(contentsOf: chunk[0 ..< produced])
+            if flush == Z_FINISH ? status == Z_STREAM_END : (stream.avail_in == 0 && stream.avail_out > 0) { return }
+            precondition(status == Z_OK || status == Z_BUF_ERROR, "zlib deflate failed: \(status)")
+        }
+    }
+}

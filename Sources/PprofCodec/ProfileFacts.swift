@@ -7,6 +7,10 @@ public struct ProfileFacts: Sendable, Equatable {
     public struct ValueType: Sendable, Equatable {
         public var type: String
         public var unit: String
+        public init(type: String, unit: String) {
+            self.type = type
+            self.unit = unit
+        }
     }
 
     public struct Total: Sendable, Equatable {
@@ -19,6 +23,11 @@ public struct ProfileFacts: Sendable, Equatable {
         public var name: String
         public var flat: Int64
         public var cum: Int64
+        public init(name: String, flat: Int64, cum: Int64) {
+            self.name = name
+            self.flat = flat
+            self.cum = cum
+        }
     }
 
     public var sampleTypes: [ValueType]
