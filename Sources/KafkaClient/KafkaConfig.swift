@@ -118,7 +118,8 @@ public struct ProducerConfig: Sendable {
 
     public init(kafka: KafkaConfig) { self.kafka = kafka }
 
-    func properties() -> [KafkaOption] {
+    /// Every librdkafka property this config sets, in the order applied (pass-through options last).
+    public func librdkafkaProperties() -> [KafkaOption] {
         kafka.properties([
             KafkaOption("enable.idempotence", "true"),
             KafkaOption("acks", "all"),
@@ -164,7 +165,8 @@ public struct ConsumerConfig: Sendable {
         self.groupID = groupID
     }
 
-    func properties() -> [KafkaOption] {
+    /// Every librdkafka property this config sets, in the order applied (pass-through options last).
+    public func librdkafkaProperties() -> [KafkaOption] {
         var settings = [
             KafkaOption("partition.assignment.strategy", "cooperative-sticky"),
             KafkaOption("enable.auto.offset.store", "false"),

@@ -101,7 +101,7 @@ public final class KafkaConsumer: Sendable {
         let context = ClientContext(logger: logger, bootstrapServers: config.kafka.bootstrapServers, consumer: shared)
         self.shared = shared
         self.context = context
-        handle = try Native.makeHandle(type: RD_KAFKA_CONSUMER, properties: config.properties(), context: context) { conf in
+        handle = try Native.makeHandle(type: RD_KAFKA_CONSUMER, properties: config.librdkafkaProperties(), context: context) { conf in
             rd_kafka_conf_set_rebalance_cb(conf, ConsumerShared.rebalanceCallback)
         }
         // Errors and other main-queue events are then served by consumer_poll.

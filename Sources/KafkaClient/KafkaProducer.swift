@@ -79,7 +79,7 @@ public final class KafkaProducer: Sendable {
         let context = ClientContext(logger: logger, bootstrapServers: config.kafka.bootstrapServers, producer: shared)
         self.shared = shared
         self.context = context
-        handle = try Native.makeHandle(type: RD_KAFKA_PRODUCER, properties: config.properties(), context: context) { conf in
+        handle = try Native.makeHandle(type: RD_KAFKA_PRODUCER, properties: config.librdkafkaProperties(), context: context) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
                 guard let message, let opaque else { return }
                 let ctx = ClientContext.from(opaque)

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import KafkaClient
+
+/// Integration tests run when scripts/test-env.sh exported a broker, and must run under `make test`.
+let kafkaAvailable = TestEnvironment.kafkaBrokers != nil || TestEnvironment.integrationRequired
+let kafkaSkipReason: Comment = "needs a Kafka broker: scripts/test-env.sh start && . run/test-env.sh"
+/// Creating any client needs librdkafka >= 2.2 loaded (LD_LIBRARY_PATH=.venv/kiln-lib).
+let runtimeSupported = KafkaRuntime.version >> 8 >= KafkaRuntime.minimumVersion >> 8 || TestEnvironment.integrationRequired
+
+func brokers() throws -> String {
+    try #require(TestEnvironment.kafkaBrokers, "KILN_TEST_KAFKA_BROKERS is not set (run scripts/test-env.sh start)")
+}
+
+func uniqueTopic(_ name: String) -> String {
+    "kiln-test-\(name)-\(UUID().uuidString.prefix(8).lowercased())"
+}
+
+func makeTopic(_ name: String, partitions: Int32 = 1, configs: [String: String] = [:]) async throws -> String {
+    let topic = uniqueTopic(name)
+    let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: try brokers()))
+    let created = try await admin.createTopic(TopicSpec(name: topic, partitions: partitions, configs: configs))
+    #expect(created == .created)
+    return topic
+}
+
+func producer(_ configure: (inout ProducerConfig) -> Void = { _ in }) throws -> KafkaProducer {
+    var config = ProducerConfig(kafka: KafkaConfig(bootstrapServers: try brokers()))
+    configure(&config)
+    return try KafkaProducer(config: config)
+}
+
+func consumer(group: String?, _ configure: (inout ConsumerConfig) -> Void = { _ in }) throws -> KafkaConsumer {
+    var config = ConsumerConfig(kafka: KafkaConfig(bootstrapServers: try brokers()), groupID: group)
+    configure(&config)
+    return try KafkaConsumer(config: config)
+}
+
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Polls until `done` holds for everything received so far, or fails after `deadline`.
+func pollUntil(_ consumer: KafkaConsumer, deadline: Duration = .seconds(60), what: String,
+               _ done: ([ConsumerEvent]) -> Bool) async throws -> [ConsumerEvent] {
+    var events: [ConsumerEvent] = []
+    let clock = ContinuousClock()
+    let end = clock.now + deadline
+    while !done(events) {
+        guard clock.now < end else {
+            throw DeadlineExceeded(description: "timed out after \(deadline) waiting for \(what); got \(events.count) events: \(events.prefix(10))")
+        }
+        events += try await consumer.poll(max: 500, timeout: .milliseconds(500))
+    }
+    return events
+}
+
+func records(_ events: [ConsumerEvent]) -> [ConsumerRecord] { events.compactMap(\.record) }
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
