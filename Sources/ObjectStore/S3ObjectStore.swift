@@ -107,6 +107,9 @@ public final class S3ObjectStore: ObjectStore {
                                read: .nanoseconds(Int64(configuration.requestTimeout.seconds * 1e9)))
         config.redirectConfiguration = .disallow  // a redirect means a wrong region/endpoint; say so instead
         config.decompression = .disabled
+        // Our retry policy decides about failed connects; the pool's own retrying would run until the
+        // connect timeout on every attempt (15 s for three refused connects instead of milliseconds).
+        config.connectionPool.retryConnectionEstablishment = false
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 
