@@ -166,7 +166,7 @@ struct Lexer {
         var out: [UInt8] = []
         while true {
             guard let c = peek() else { throw ConfigError("unterminated string", at: start) }
-            if c == UInt8(ascii: "\n") { throw ConfigError("newline in string", at: position) }
+            if c == UInt8(ascii: "\n") { throw ConfigError("unterminated string (strings cannot span lines)", at: start) }
             if c == UInt8(ascii: "\"") { advance(); break }
             if c != UInt8(ascii: "\\") { out.append(c); advance(); continue }
             let escapePosition = position
