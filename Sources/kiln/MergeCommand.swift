@@ -53,6 +53,7 @@ struct MergeCommand: AsyncParsableCommand {
                 while true {
                     let i = next.increment()
                     if i >= files.count { return }
+                    slots.waitForRoom(i, window: 2 * workers)
                     let decoded: Result<PprofProfile, PprofCLIError>
                     do {
                         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: files[i])))
@@ -83,8 +84,17 @@ struct MergeCommand: AsyncParsableCommand {
 final class DecodedSlots: @unchecked Sendable {
     private let condition = NSCondition()
     private var slots: [Result<PprofProfile, PprofCLIError>?]
+    private var nextToTake = 0
 
     init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    /// Back-pressure: a worker does not start file `i` until the merger is within `window` of it, so
+    /// memory holds a bounded number of decoded profiles however slow merging is.
+    func waitForRoom(_ i: Int, window: Int) {
+        condition.lock()
+        while i - nextToTake >= window { condition.wait() }
+        condition.unlock()
+    }
 
     func put(_ i: Int, _ value: Result<PprofProfile, PprofCLIError>) {
         condition.lock()
@@ -99,6 +109,8 @@ final class DecodedSlots: @unchecked Sendable {
         while slots[i] == nil { condition.wait() }
         let value = slots[i]!
         slots[i] = nil
+        nextToTake = i + 1
+        condition.broadcast()
         return value
     }
 }
