@@ -40,7 +40,7 @@ let package = Package(
         // Libraries, lowest first.
         .target(name: "ProfileModel"),
         .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate"]),
-        .target(name: "Normalization", dependencies: ["PprofCodec", "ProfileModel"]),
+        .target(name: "Normalization", dependencies: ["PprofCodec", "ProfileModel", "Records"]),
         .target(name: "Records", dependencies: ["ProfileModel"]),
         .target(name: "KafkaClient", dependencies: [
             "CRdKafka",
@@ -83,6 +83,8 @@ let package = Package(
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport"]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
+        .testTarget(name: "RecordsTests", dependencies: ["Records"]),
+        .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport"]),

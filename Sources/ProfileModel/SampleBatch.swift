@@ -139,7 +139,7 @@ public struct SampleBatch: Sendable, Equatable {
     public var totalsByProfileType: [ProfileTypeID: Int64] {
         var totals: [ProfileTypeID: Int64] = [:]
         for i in 0..<sampleCount {
-            totals[series[Int(sampleSeries[i])].profileType, default: 0] += sampleValues[i]
+            totals[series[Int(sampleSeries[i])].profileType, default: 0] &+= sampleValues[i]
         }
         return totals
     }

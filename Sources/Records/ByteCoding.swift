@@ -38,7 +38,7 @@ struct ByteWriter {
 
 public struct RecordDecodingError: Error, CustomStringConvertible, Equatable {
     public var description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 struct ByteReader {
@@ -73,7 +73,8 @@ struct ByteReader {
         }
     }
 
-    /// A count or index that must fit in memory we are willing to allocate: at most `limit`.
+    /// A count that must fit in memory we are willing to allocate: at most `limit` (evaluated before the
+    /// count itself is read).
     mutating func count(_ field: StaticString, limit: Int) throws -> Int {
         let v = try varint(field)
         guard v <= UInt64(limit) else { throw RecordDecodingError("\(field) \(v) exceeds the limit \(limit)") }
@@ -86,7 +87,11 @@ struct ByteReader {
     }
 
     mutating func blob(_ field: StaticString) throws -> ArraySlice<UInt8> {
-        let n = try count(field, limit: remaining)
+        let length = try varint(field)
+        guard length <= UInt64(remaining) else {
+            throw RecordDecodingError("truncated record: \(field) needs \(length) bytes, \(remaining) left")
+        }
+        let n = Int(length)
         defer { position += n }
         return bytes[position ..< position + n]
     }

@@ -1,0 +1,26 @@
+# Kiln: `make demo` runs the whole pipeline locally; `make test` runs every test against real services.
+.PHONY: setup build test bench demo fuzz loadtest clean
+
+setup:
+	scripts/setup.sh
+
+build: setup
+	swift build
+
+test:
+	scripts/test.sh
+
+bench: setup
+	scripts/bench.sh
+
+demo: setup
+	scripts/demo.sh
+
+fuzz: setup
+	scripts/fuzz.sh
+
+loadtest: setup
+	scripts/loadtest.sh
+
+clean:
+	rm -rf .build run

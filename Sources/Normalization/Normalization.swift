@@ -1,1 +1,0 @@
-// pprof -> stack-sample batches: series split, deltas, dedup.

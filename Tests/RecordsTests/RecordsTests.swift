@@ -1,0 +1,92 @@
+import ProfileModel
+import Records
+import Testing
+
+@Suite struct RawEnvelopeTests {
+    let envelope = RawEnvelope(
+        tenant: "team-a",
+        labels: LabelSet(["service_name": "checkout", "__name__": "memory", "instance": "10.0.0.1:6060"]),
+        source: .scrape, format: .pprof, startNanos: 1_700_000_000_000_000_000, endNanos: 1_700_000_015_000_000_000,
+        cumulative: true, attributes: ["sampleRate": "100"], payload: [0x1f, 0x8b, 0, 1, 2, 3])
+
+    @Test func roundTrips() throws {
+        #expect(try RawEnvelope(decoding: envelope.encoded()) == envelope)
+    }
+
+    @Test func keyIsStableAndSeparatesTenants() throws {
+        var other = envelope
+        other.tenant = "team-b"
+        #expect(try envelope.key == RawEnvelope(decoding: envelope.encoded()).key)
+        #expect(envelope.key != other.key)
+        #expect(String(decoding: envelope.key, as: UTF8.self).hasPrefix("team-a/"))
+    }
+
+    @Test func everyTruncationIsAnErrorNotACrash() {
+        let bytes = envelope.encoded()
+        for cut in 0..<bytes.count {
+            #expect(throws: RecordDecodingError.self) { try RawEnvelope(decoding: Array(bytes[..<cut])) }
+        }
+    }
+
+    @Test func foreignBytesAreNamed() {
+        #expect(throws: RecordDecodingError("not a Kiln raw envelope (missing \"KR\" magic)")) {
+            try RawEnvelope(decoding: [0x1f, 0x8b, 8, 0])
+        }
+        var future = envelope.encoded()
+        future[2] = 9
+        #expect(throws: RecordDecodingError("raw envelope version 9 is not supported (this build reads version 1)")) {
+            try RawEnvelope(decoding: future)
+        }
+    }
+}
+
+@Suite struct BatchCodecTests {
+    static func sampleBatch() -> SampleBatch {
+        let cpu = ProfileTypeID(parsing: "process_cpu:cpu:nanoseconds:cpu:nanoseconds")!
+        var stacks = StackTable()
+        stacks.append([0, 1])
+        stacks.append([1])
+        return SampleBatch(
+            tenant: "anonymous",
+            provenance: Provenance(topic: "kiln.profiles.raw", partition: 3, offset: 41),
+            series: [BatchSeries(labels: LabelSet(["service_name": "api", "__profile_type__": cpu.id]), profileType: cpu)],
+            symbols: SymbolTable(strings: ["", "main.work", "main.main", "main.go"],
+                                 functions: [FunctionSymbol(name: 1, systemName: 1, filename: 3, startLine: 10),
+                                             FunctionSymbol(name: 2, systemName: 2, filename: 3, startLine: 3)],
+                                 frames: [FrameSymbol(function: 0, line: 12), FrameSymbol(function: 1, line: -1)]),
+            stacks: stacks,
+            sampleSeries: [0, 0, 0], sampleStacks: [0, 1, 0], sampleValues: [10_000_000, -5, Int64.max / 4],
+            sampleTimes: [1_700_000_000_000_000_000, 1_700_000_000_000_000_000, 5], sampleSpans: [0, 0xdead_beef_0000_0001, 0],
+            droppedZeroValue: 2, droppedEmptyStack: 1)
+    }
+
+    @Test func roundTrips() throws {
+        let batch = Self.sampleBatch()
+        let decoded = try BatchCodec.decode(BatchCodec.encode(batch))
+        // Series label strings are interned into the shared string table, so compare content.
+        #expect(decoded.series == batch.series)
+        #expect(decoded.stacks == batch.stacks)
+        #expect(decoded.sampleValues == batch.sampleValues)
+        #expect(decoded.sampleTimes == batch.sampleTimes)
+        #expect(decoded.sampleSpans == batch.sampleSpans)
+        #expect(decoded.provenance == batch.provenance)
+        #expect(decoded.totalsByProfileType == batch.totalsByProfileType)
+        #expect(decoded.symbols.functionName(ofFrame: 1) == "main.main")
+        #expect((decoded.droppedZeroValue, decoded.droppedEmptyStack) == (2, 1))
+    }
+
+    @Test func everyTruncationIsAnErrorNotACrash() {
+        let bytes = BatchCodec.encode(Self.sampleBatch())
+        for cut in 0..<bytes.count {
+            #expect(throws: RecordDecodingError.self) { try BatchCodec.decode(Array(bytes[..<cut])) }
+        }
+    }
+
+    @Test func outOfRangeReferencesAreRejected() throws {
+        var batch = Self.sampleBatch()
+        batch.sampleStacks[1] = 7
+        #expect(throws: RecordDecodingError("sample stack 7 is out of the stack table (2 entries)")) {
+            try BatchCodec.decode(BatchCodec.encode(batch))
+        }
+    }
+}

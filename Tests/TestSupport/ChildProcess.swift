@@ -1,0 +1,146 @@
+import Foundation
+import Synchronization
+
+/// A real child process for tests: its stdout and stderr are collected line by line, so a test waits for
+/// what the process says ("listening address=…") instead of sleeping.
+public final class ChildProcess: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    private struct State {
+        var lines: [String] = []
+        var openPipes = 2
+        var exitStatus: Int32?
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Exited and both pipes drained: nothing more will arrive.
+        var finished: Bool { exitStatus != nil && openPipes == 0 }
+    }
+
+    /// Shared with the pipe and termination handlers, which outlive no one but must not capture `self`.
+    private final class Box: Sendable {
+        let state = Mutex(State())
+    }
+
+    private let box = Box()
+    public let name: String
+    public let pid: Int32
+
+    public init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws {
+        name = executable.lastPathComponent
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        let box = self.box
+        for pipe in [outPipe, errPipe] {
+            let partial = Mutex<[UInt8]>([])
+            pipe.fileHandleForReading.readabilityHandler = { handle in
+                let data = handle.availableData
+                let eof = data.isEmpty
+                if eof { handle.readabilityHandler = nil }
+                let lines: [String] = partial.withLock { buffer in
+                    buffer.append(contentsOf: data)
+                    if eof, !buffer.isEmpty { buffer.append(10) }
+                    var lines: [String] = []
+                    while let newline = buffer.firstIndex(of: 10) {
+                        lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
+                        buffer.removeSubrange(...newline)
+                    }
+                    return lines
+                }
+                Self.update(box) { s in
+                    s.lines.append(contentsOf: lines)
+                    if eof { s.openPipes -= 1 }
+                }
+            }
+        }
+        process.terminationHandler = { p in
+            let status = p.terminationStatus
+            Self.update(box) { $0.exitStatus = status }
+        }
+        try process.run()
+        pid = process.processIdentifier
+    }
+
+    private static func update(_ box: Box, _ change: (inout State) -> Void) {
+        let waiters = box.state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            change(&s)
+            defer { s.waiters.removeAll() }
+            return s.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    public var lines: [String] { box.state.withLock { $0.lines } }
+    public var isRunning: Bool { box.state.withLock { $0.exitStatus == nil } }
+
+    /// Waits until `condition` holds for the state, or the deadline passes; returns its last value.
+    private func wait<T>(until deadline: ContinuousClock.Instant, _ condition: @escaping @Sendable (State) -> T?) async -> T? {
+        while true {
+            if let value = box.state.withLock({ condition($0) }) { return value }
+            if ContinuousClock.now >= deadline { return nil }
+            // Sleep until the state changes; a timer task wakes us at the deadline.
+            let timer = Task { [box] in
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                Self.update(box) { _ in }
+            }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = box.state.withLock { s -> Bool in
+                    if condition(s) != nil { return true }
+                    s.waiters.append(c)
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+            timer.cancel()
+        }
+    }
+
+    /// Waits until a line satisfies `match` and returns it; fails at the deadline or when the process
+    /// ends without one, showing the last output.
+    public func waitForLine(timeout: Duration = .seconds(30), _ match: @escaping @Sendable (String) -> Bool) async throws -> String {
+        let result: Result<String, Failure>? = await wait(until: .now + timeout) { s in
+            if let line = s.lines.first(where: match) { return .success(line) }
+            if s.finished { return .failure(Failure(description: "exited")) }
+            return nil
+        }
+        switch result {
+        case .success(let line)?: return line
+        case .failure?: throw Failure(description: "\(name) exited before printing a matching line; output:\n" + tail)
+        case nil: throw Failure(description: "\(name): no matching line within \(timeout); output:\n" + tail)
+        }
+    }
+
+    public func signal(_ signal: Int32) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// Waits for the process to exit (and its output to drain) and returns its status; kills it and
+    /// fails after `timeout`.
+    @discardableResult
+    public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        if let status = await wait(until: .now + timeout, { $0.finished ? $0.exitStatus : nil }) { return status }
+        signal(SIGKILL)
+        throw Failure(description: "\(name) did not exit within \(timeout); output:\n" + tail)
+    }
+
+    private var tail: String { lines.suffix(40).joined(separator: "\n") }
+
+    deinit {
+        if isRunning { kill(pid, SIGKILL) }
+    }
+}
+
+/// Runs a command to completion and returns its exit status and combined output.
+public func runToCompletion(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
+                            timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
+    let child = try ChildProcess(executable, arguments, environment: environment)
+    let status = try await child.waitForExit(timeout: timeout)
+    return (status, child.lines.joined(separator: "\n"))
+}

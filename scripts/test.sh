@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make test`: set up, build, start a real Tansu broker and moto S3 server, run every test, stop them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build-demo.sh
+swift build --build-tests
+trap 'scripts/test-env.sh stop' EXIT
+scripts/test-env.sh start
+# shellcheck disable=SC1091
+. run/test-env.sh
+swift test --skip-build "$@"
