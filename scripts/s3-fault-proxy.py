@@ -145,6 +145,9 @@ def main():
     p.add_argument("--hang-seconds", type=float, default=30)
     p.add_argument("--max-lifetime", type=float, default=300, help="exit after this many seconds regardless")
     args = p.parse_args()
+    # A parent may have spawned us with SIGTERM blocked (threads of a test runner often block signals);
+    # unblock it so `terminate()` works.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     lifetime = threading.Timer(args.max_lifetime, lambda: __import__("os")._exit(0))
     lifetime.daemon = True

@@ -29,7 +29,7 @@ import TestSupport
         }
         let dir = try ScratchDir("authmoto")
         let port = closedLocalPort()
-        let process = try HelperProcess(motoServer, ["-H", "127.0.0.1", "-p", String(port)],
+        let process = try HelperProcess(python, pythonScriptArguments(motoServer, ["-H", "127.0.0.1", "-p", String(port)]),
                                         log: dir.url.appendingPathComponent("moto.log"), name: "moto_server (auth)")
         do {
             try await waitUntil("moto_server on port \(port)", timeout: .seconds(60)) {

@@ -109,6 +109,13 @@ func portAccepts(_ port: Int) -> Bool {
     } == 0
 }
 
+/// Runs a Python script with SIGTERM unblocked: a child inherits the signal mask of the test runner's thread,
+/// which may block SIGTERM, and Python does not unblock it itself.
+func pythonScriptArguments(_ script: String, _ arguments: [String]) -> [String] {
+    ["-c", "import runpy, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT}); "
+        + "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')", script] + arguments
+}
+
 /// The Python interpreter for helper scripts: the repo's .venv, else the system's.
 var python: String {
     let venv = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python").path
@@ -139,8 +146,11 @@ final class HelperProcess {
     func stop() async {
         guard process.isRunning else { return }
         process.terminate()
-        try? await waitUntil("\(name) to exit", timeout: .seconds(10)) { !process.isRunning }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? await waitUntil("\(name) to exit", timeout: .seconds(3)) { !process.isRunning }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            try? await waitUntil("\(name) to exit after SIGKILL", timeout: .seconds(3)) { !process.isRunning }
+        }
     }
 }
 
