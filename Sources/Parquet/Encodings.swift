@@ -208,7 +208,10 @@ enum RLEHybrid {
         while produced < count {
             let header = try cursor.varint()
             if header & 1 == 1 {
-                let groups = Int(header >> 1)
+                let groups = Int(truncatingIfNeeded: header >> 1)
+                guard groups >= 0, groups <= (width == 0 ? 1 << 28 : cursor.remaining) else {
+                    throw ParquetError.invalid("bit-packed run of \(groups) groups")
+                }
                 let n = groups * 8
                 let bytes = (n * width + 7) / 8
                 guard cursor.remaining >= bytes else { throw ParquetError.truncated("bit-packed run") }
@@ -220,7 +223,8 @@ enum RLEHybrid {
                 produced += take
                 cursor.position += bytes
             } else {
-                let n = Int(header >> 1)
+                let n = Int(truncatingIfNeeded: header >> 1)
+                guard n >= 0 else { throw ParquetError.invalid("RLE run length") }
                 var v: UInt32 = 0
                 for k in 0..<valueBytes { v |= UInt32(try cursor.byte()) << (8 * k) }
                 let take = min(n, count - produced)
@@ -287,16 +291,16 @@ enum DeltaBinaryPacked {
     /// Decodes the encoded stream at the cursor into `dest` (as Int64; INT32 callers truncate).
     static func decode(_ cursor: inout ByteCursor, width32: Bool, expected: Int? = nil,
                        into dest: inout [Int64]) throws {
-        let blockSize = Int(try cursor.varint())
-        let miniblockCount = Int(try cursor.varint())
-        let total = Int(try cursor.varint())
+        let blockSize = Int(truncatingIfNeeded: try cursor.varint())
+        let miniblockCount = Int(truncatingIfNeeded: try cursor.varint())
+        let total = Int(truncatingIfNeeded: try cursor.varint())
         var current = try cursor.zigzag()
-        guard blockSize > 0, blockSize % 128 == 0, miniblockCount > 0, blockSize % miniblockCount == 0,
+        guard blockSize > 0, blockSize <= 1 << 16, blockSize % 128 == 0, miniblockCount > 0, blockSize % miniblockCount == 0,
               (blockSize / miniblockCount) % 32 == 0 else {
             throw ParquetError.invalid("delta header block \(blockSize) miniblocks \(miniblockCount)")
         }
-        if let e = expected, total < e { throw ParquetError.invalid("delta stream holds \(total) values, page needs \(e)") }
-        guard total <= 1 << 31 else { throw ParquetError.invalid("delta count \(total)") }
+        if let e = expected, total != e { throw ParquetError.invalid("delta stream holds \(total) values, page has \(e)") }
+        guard total >= 0, total <= 1 << 31, total <= cursor.remaining * 64 + 1 else { throw ParquetError.invalid("delta count \(total)") }
         let perMini = blockSize / miniblockCount
         dest.reserveCapacity(dest.count + total)
         if total == 0 { return }

@@ -262,6 +262,14 @@ private struct ChunkDecoder {
             pos = tr.position
             let size = Int(header.compressedPageSize)
             guard size >= 0, size <= end - pos else { throw ParquetError.truncated("page of \(size) bytes") }
+            guard header.uncompressedPageSize >= 0, header.uncompressedPageSize <= 1 << 30 else {
+                throw ParquetError.invalid("page size \(header.uncompressedPageSize)")
+            }
+            if let n = header.dictionaryPage?.numValues, n < 0 { throw ParquetError.invalid("dictionary of \(n) values") }
+            if let n = header.dataPage?.numValues ?? header.dataPageV2?.numValues,
+               n < 0 || Int64(n) > meta.numValues - levelsRead {
+                throw ParquetError.invalid("page value count \(n)")
+            }
             let body = UnsafeRawBufferPointer(rebasing: file[pos..<(pos + size)])
             pos += size
             switch header.type {
@@ -375,8 +383,9 @@ private struct ChunkDecoder {
     }
 
     private static func plainFixed<T: FixedWidthInteger>(_ c: inout ByteCursor, count: Int, into out: inout [T]) throws {
+        guard count >= 0, count <= c.remaining else { throw ParquetError.truncated("\(count) plain values") }
         let size = count * MemoryLayout<T>.size
-        guard count >= 0, size <= c.remaining else { throw ParquetError.truncated("\(count) plain values") }
+        guard size <= c.remaining else { throw ParquetError.truncated("\(count) plain values") }
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: count))
         out.withUnsafeMutableBytes { dst in
@@ -387,9 +396,10 @@ private struct ChunkDecoder {
     }
 
     private func plainBytes(_ c: inout ByteCursor, count: Int, into out: inout ByteArrays) throws {
+        guard count >= 0, count <= c.remaining else { throw ParquetError.truncated("\(count) byte arrays") }
         if leaf.physicalType == .fixedLenByteArray {
             let n = fixedLength
-            guard count * n <= c.remaining else { throw ParquetError.truncated("fixed-length values") }
+            guard count >= 0, count <= c.remaining, count * n <= c.remaining else { throw ParquetError.truncated("fixed-length values") }
             for _ in 0..<count {
                 out.append(UnsafeRawBufferPointer(rebasing: c.base[c.position..<(c.position + n)]))
                 c.position += n
@@ -406,6 +416,7 @@ private struct ChunkDecoder {
 
     private mutating func readValues(_ c: inout ByteCursor, count: Int, encoding: Encoding) throws {
         if count == 0 { return }
+        guard count > 0 else { throw ParquetError.invalid("negative value count") }
         switch encoding {
         case .plain:
             switch leaf.physicalType {

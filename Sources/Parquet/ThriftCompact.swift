@@ -175,7 +175,7 @@ struct ThriftReader {
     mutating func i64() throws -> Int64 { try zigzag() }
 
     mutating func binary() throws -> [UInt8] {
-        let n = Int(try varint())
+        let n = Int(truncatingIfNeeded: try varint())
         guard n >= 0, n <= end - position else { throw ParquetError.truncated("thrift binary of \(n) bytes") }
         let r = Array(UnsafeRawBufferPointer(rebasing: base[position..<position + n]))
         position += n
@@ -225,7 +225,7 @@ struct ThriftReader {
         let h = try byte()
         guard let type = ThriftType(rawValue: h & 0x0F) else { throw ParquetError.invalid("thrift list type") }
         var count = Int(h >> 4)
-        if count == 15 { count = Int(try varint()) }
+        if count == 15 { count = Int(truncatingIfNeeded: try varint()) }
         guard count >= 0, count <= end - position + 1 else { throw ParquetError.invalid("thrift list of \(count)") }
         return (type, count)
     }
@@ -241,7 +241,7 @@ struct ThriftReader {
             guard end - position >= 8 else { throw ParquetError.truncated("thrift double") }
             position += 8
         case .binary:
-            let n = Int(try varint())
+            let n = Int(truncatingIfNeeded: try varint())
             guard n <= end - position else { throw ParquetError.truncated("thrift binary") }
             position += n
         case .list, .set:
@@ -251,7 +251,7 @@ struct ThriftReader {
                 if t == .boolTrue || t == .boolFalse { _ = try byte() } else { try skip(t) }
             }
         case .map:
-            let n = Int(try varint())
+            let n = Int(truncatingIfNeeded: try varint())
             if n > 0 {
                 let kv = try byte()
                 guard let kt = ThriftType(rawValue: kv >> 4), let vt = ThriftType(rawValue: kv & 0x0F) else {
