@@ -180,7 +180,9 @@ public struct ConsumerConfig: Sendable {
         ]
         // The consumer fetch limit must stay above the largest record it may see.
         settings.append(KafkaOption("receive.message.max.bytes", String(max(100_000_000, fetchMaxBytes + 1_000_000))))
-        if let groupID { settings.insert(KafkaOption("group.id", groupID), at: 0) }
+        // librdkafka's consumer API refuses even `assign` without a group id; an assign-only consumer gets
+        // a private one that never joins a group and never commits (auto commit is off for it above).
+        settings.insert(KafkaOption("group.id", groupID ?? "kiln-assign-only-\(UUID().uuidString)"), at: 0)
         if let sessionTimeout { settings.append(KafkaOption("session.timeout.ms", String(sessionTimeout.milliseconds))) }
         return kafka.properties(settings)
     }

@@ -74,7 +74,8 @@ enum Native {
             if err == RD_KAFKA_RESP_ERR__FATAL.rawValue {
                 ctx.logger.error("librdkafka fatal error: \(text)")
             } else {
-                ctx.logger.warning("librdkafka error: \(text)")
+                // librdkafka retries these itself and its log line already said so; keep it for context.
+                ctx.logger.debug("librdkafka error: \(text)")
             }
         }
         configure(conf)

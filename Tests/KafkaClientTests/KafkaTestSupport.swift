@@ -32,7 +32,10 @@ func producer(_ configure: (inout ProducerConfig) -> Void = { _ in }) throws -> 
 }
 
 func consumer(group: String?, _ configure: (inout ConsumerConfig) -> Void = { _ in }) throws -> KafkaConsumer {
-    var config = ConsumerConfig(kafka: KafkaConfig(bootstrapServers: try brokers()), groupID: group)
+    // Short session and heartbeat so group joins and rebalances settle quickly in tests.
+    var config = ConsumerConfig(kafka: KafkaConfig(bootstrapServers: try brokers(),
+                                                   options: [KafkaOption("heartbeat.interval.ms", "500")]), groupID: group)
+    config.sessionTimeout = .seconds(6)
     configure(&config)
     return try KafkaConsumer(config: config)
 }
