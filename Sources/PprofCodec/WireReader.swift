@@ -14,7 +14,7 @@ struct WireReader {
 
     @inlinable var atEnd: Bool { pos >= end }
 
-    @inlinable mutating func varint() throws(PprofError) -> UInt64 {
+    @inlinable @inline(__always) mutating func varint() throws(PprofError) -> UInt64 {
         if pos < end {
             let b = base[pos]
             if b < 0x80 {
@@ -26,6 +26,23 @@ struct WireReader {
     }
 
     @usableFromInline mutating func varintSlow() throws(PprofError) -> UInt64 {
+        // With 10 bytes in reach no per-byte bounds check is needed.
+        if end - pos >= 10 {
+            var result: UInt64 = 0
+            var shift: UInt64 = 0
+            var p = pos
+            while shift < 70 {
+                let b = base[p]
+                p &+= 1
+                result |= UInt64(b & 0x7f) << shift
+                if b < 0x80 {
+                    pos = p
+                    return result
+                }
+                shift &+= 7
+            }
+            throw PprofError(.malformed, "malformed protobuf: varint longer than 10 bytes at offset \(pos)")
+        }
         let start = pos
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -45,7 +62,7 @@ struct WireReader {
     }
 
     /// Reads a field key; returns (field number, wire type).
-    @inlinable mutating func key() throws(PprofError) -> (field: UInt64, wire: UInt8) {
+    @inlinable @inline(__always) mutating func key() throws(PprofError) -> (field: UInt64, wire: UInt8) {
         let k = try varint()
         return (k >> 3, UInt8(truncatingIfNeeded: k & 7))
     }
