@@ -67,13 +67,21 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
 
+        // Pipeline stages as services: the loops that connect Kafka, the codecs and the store.
+        .target(name: "Stages", dependencies: [
+            "KafkaClient", "Records", "Normalization", "ProfileModel",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
         .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "TestSupport"]),
 
         // Executables: flag parsing and wiring only.
         .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench"]),
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService"]),
-        .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Normalization", "Records", "KafkaClient"]),
+        .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient"]),
         .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore"]),
 
@@ -87,6 +95,7 @@ let package = Package(
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport"]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport"]),
     ]
 )

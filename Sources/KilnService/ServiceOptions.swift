@@ -56,3 +56,53 @@ public struct KafkaOptions: ParsableArguments, Sendable {
         EnvironmentFallback.resolveList(kafkaOptions, env: "KILN_KAFKA_OPTIONS")
     }
 }
+
+/// Topic names and how services create them when missing.
+public struct TopicOptions: ParsableArguments, Sendable {
+    @Option(help: "Topic of raw profiles. [env: KILN_RAW_TOPIC] (default: kiln.profiles.raw)")
+    public var rawTopic: String?
+
+    @Option(help: "Topic of normalized sample batches. [env: KILN_NORMALIZED_TOPIC] (default: kiln.profiles.normalized)")
+    public var normalizedTopic: String?
+
+    @Option(help: "Dead-letter topic for rejected records. [env: KILN_DLQ_TOPIC] (default: kiln.profiles.dlq)")
+    public var dlqTopic: String?
+
+    @Option(help: "Partitions for topics this service creates. [env: KILN_TOPIC_PARTITIONS] (default: 8)")
+    public var topicPartitions: Int32?
+
+    @Option(help: "Replication factor for topics this service creates. [env: KILN_TOPIC_REPLICATION] (default: 1)")
+    public var topicReplication: Int32?
+
+    @Option(help: "Create missing topics at start-up: true or false. [env: KILN_CREATE_TOPICS] (default: true)")
+    public var createTopics: String?
+
+    public init() {}
+
+    public var raw: String { EnvironmentFallback.resolve(rawTopic, env: "KILN_RAW_TOPIC", default: "kiln.profiles.raw") }
+    public var normalized: String { EnvironmentFallback.resolve(normalizedTopic, env: "KILN_NORMALIZED_TOPIC", default: "kiln.profiles.normalized") }
+    public var dlq: String { EnvironmentFallback.resolve(dlqTopic, env: "KILN_DLQ_TOPIC", default: "kiln.profiles.dlq") }
+
+    public func partitions() throws -> Int32 {
+        try positive(topicPartitions, env: "KILN_TOPIC_PARTITIONS", default: 8, what: "topic partitions")
+    }
+
+    public func replication() throws -> Int32 {
+        try positive(topicReplication, env: "KILN_TOPIC_REPLICATION", default: 1, what: "topic replication")
+    }
+
+    public func shouldCreate() throws -> Bool {
+        let text = EnvironmentFallback.resolve(createTopics, env: "KILN_CREATE_TOPICS", default: "true")
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw ServiceConfigurationError("--create-topics must be true or false, not \"\(text)\"")
+        }
+    }
+
+    private func positive(_ flag: Int32?, env: String, default value: Int32, what: String) throws -> Int32 {
+        let text = EnvironmentFallback.resolve(flag.map(String.init), env: env, default: String(value))
+        guard let n = Int32(text), n > 0 else { throw ServiceConfigurationError("\(what) must be a positive number, not \"\(text)\"") }
+        return n
+    }
+}

@@ -1,5 +1,8 @@
 import ArgumentParser
 import KilnService
+import Normalization
+import PprofCodec
+import Stages
 
 @main
 struct Command: AsyncParsableCommand {
@@ -10,13 +13,32 @@ struct Command: AsyncParsableCommand {
 
     @OptionGroup var service: ServiceOptions
     @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var topics: TopicOptions
+
+    @Option(help: "Consumer group of the normalizers. [env: KILN_NORMALIZER_GROUP] (default: kiln-normalizer)")
+    var group: String?
+
+    @Option(help: "Largest decompressed profile in bytes. [env: KILN_MAX_PROFILE_BYTES] (default: 67108864)")
+    var maxProfileBytes: Int?
 
     func run() async throws {
         let logger = try KilnLogging.bootstrap(service: "kiln-normalizer", options: service)
         let registry = KilnMetrics.bootstrap()
-        let readiness = Readiness(components: [:])
+        let readiness = Readiness(components: ["kafka": "connecting to Kafka"])
         let admin = AdminServer(registry: registry, readiness: readiness)
         let listen = try service.resolvedAdminListen(default: "127.0.0.1:4101")
-        try await ServiceRunner.run([admin.application(listen: listen, logger: logger)], logger: logger)
+        let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-normalizer")
+        try await topics.ensure([topics.raw, topics.normalized, topics.dlq], config: kafkaConfig, logger: logger)
+
+        var limits = PprofLimits.default
+        if let max = Int(EnvironmentFallback.resolve(maxProfileBytes.map(String.init), env: "KILN_MAX_PROFILE_BYTES", default: String(limits.maxDecompressedBytes))) {
+            limits.maxDecompressedBytes = max
+        }
+        let stage = try NormalizerStage(
+            configuration: .init(rawTopic: topics.raw, normalizedTopic: topics.normalized, dlqTopic: topics.dlq,
+                                 groupID: EnvironmentFallback.resolve(group, env: "KILN_NORMALIZER_GROUP", default: "kiln-normalizer"),
+                                 normalizer: NormalizerOptions(limits: limits)),
+            kafka: kafkaConfig, logger: logger, onReady: { readiness.markReady("kafka") })
+        try await ServiceRunner.run([admin.application(listen: listen, logger: logger), stage], logger: logger)
     }
 }

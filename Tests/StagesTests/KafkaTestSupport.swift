@@ -1,0 +1,33 @@
+import Foundation
+import KafkaClient
+import Testing
+import TestSupport
+
+/// The Tansu broker that `make test` started, or nil (the test then skips, or fails under `make test`).
+func testBroker() throws -> KafkaConfig? {
+    guard let brokers = TestEnvironment.kafkaBrokers else {
+        if TestEnvironment.integrationRequired { Issue.record("KILN_TEST_KAFKA_BROKERS is not set") }
+        else { print("skipped: no test broker (run scripts/test-env.sh start && . run/test-env.sh)") }
+        return nil
+    }
+    return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-tests")
+}
+
+func uniqueName(_ prefix: String) -> String {
+    "\(prefix)-\(UInt32.random(in: 0 ... .max))"
+}
+
+/// Reads a topic from the start until `count` records arrived or the deadline passed.
+func readTopic(_ topic: String, config: KafkaConfig, expecting count: Int, timeout: Duration = .seconds(30)) async throws -> [ConsumerRecord] {
+    var consumerConfig = ConsumerConfig(kafka: config, groupID: uniqueName("reader"))
+    consumerConfig.autoOffsetReset = "earliest"
+    let consumer = try KafkaConsumer(config: consumerConfig)
+    try await consumer.subscribe([topic])
+    var records: [ConsumerRecord] = []
+    let deadline = ContinuousClock.now + timeout
+    while records.count < count, ContinuousClock.now < deadline {
+        records += try await consumer.poll(max: 500, timeout: .milliseconds(500)).compactMap(\.record)
+    }
+    try await consumer.close()
+    return records
+}
