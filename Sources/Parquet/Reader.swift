@@ -85,7 +85,6 @@ public struct ParquetFileReader: Sendable {
     public func statistics(rowGroup: Int, column: Int) -> ColumnStatistics? {
         guard let s = metadata.rowGroups[rowGroup].columns[column].metaData?.statistics else { return nil }
         let leaf = leaves[column]
-        let typeOrder = metadata.columnOrders.map { column < $0.count && $0[column] } ?? false
         var minRaw = s.minValue, maxRaw = s.maxValue
         var minExact = s.isMinValueExact ?? true, maxExact = s.isMaxValueExact ?? true
         if minRaw == nil && maxRaw == nil && leaf.physicalType != .byteArray && leaf.physicalType != .fixedLenByteArray {
@@ -94,7 +93,6 @@ public struct ParquetFileReader: Sendable {
             minExact = true
             maxExact = true
         }
-        _ = typeOrder
         func decode(_ b: [UInt8]?) -> StatisticValue? {
             guard let b else { return nil }
             switch leaf.physicalType {
