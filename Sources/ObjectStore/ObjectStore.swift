@@ -177,7 +177,7 @@ public enum ObjectKey {
     static let temporaryMarker = ".kiln-tmp-"
 
     /// Throws `.invalidKey` unless `key` is a '/'-separated relative path of non-empty segments that are not
-    /// `.` or `..`, without NUL bytes, and at most 1024 UTF-8 bytes (S3's limit).
+    /// `.` or `..`, without control characters, and at most 1024 UTF-8 bytes (S3's limit).
     public static func validate(_ key: String) throws {
         func bad(_ why: String) -> ObjectStoreError {
             ObjectStoreError(.invalidKey, "invalid object key \"\(key)\": \(why)")
@@ -185,7 +185,8 @@ public enum ObjectKey {
         if key.isEmpty { throw bad("it is empty") }
         if key.utf8.count > 1024 { throw bad("longer than 1024 bytes") }
         if key.hasPrefix("/") { throw bad("it must be relative (no leading '/')") }
-        if key.utf8.contains(0) { throw bad("it contains a NUL byte") }
+        // Control characters cannot travel in S3's XML listings (XML 1.0 forbids most of them).
+        if key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw bad("it contains a control character") }
         for segment in key.split(separator: "/", omittingEmptySubsequences: false) {
             if segment.isEmpty { throw bad("it has an empty path segment") }
             if segment == "." || segment == ".." { throw bad("'.' and '..' segments are not allowed") }

@@ -20,8 +20,8 @@ import TestSupport
         let denied: AWSCredentials
     }
 
-    static func startAuthMoto() async throws -> AuthMoto? {
-        guard s3EndpointOrSkip() != nil else { return nil }  // integration tests only where moto is installed
+    static func startAuthMoto(test: String = #function) async throws -> AuthMoto? {
+        guard s3EndpointOrSkip(test) != nil else { return nil }  // integration tests only where moto is installed
         let motoServer = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/moto_server").path
         guard FileManager.default.isExecutableFile(atPath: motoServer) else {
             if TestEnvironment.integrationRequired { Issue.record("moto_server not found at \(motoServer)") }

@@ -100,7 +100,7 @@ import Testing
         for good in ["a", "tenant/01HZ/meta.json", "x/y z/ü.parquet"] {
             #expect(throws: Never.self) { try ObjectKey.validate(good) }
         }
-        for bad in ["", "/abs", "a//b", "a/./b", "../x", "a/", "a/.kiln-tmp-1"] {
+        for bad in ["", "/abs", "a//b", "a/./b", "../x", "a/", "a/.kiln-tmp-1", "a\u{0}b", "line\nbreak"] {
             #expect(throws: ObjectStoreError.self, "\(bad)") { try ObjectKey.validate(bad) }
         }
     }
