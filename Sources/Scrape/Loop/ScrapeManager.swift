@@ -137,6 +137,9 @@ public final class ScrapeManager: Sendable {
         (changes, changesContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// The buffer between loops and sink, for tests that drain it by hand.
+    var bufferForTests: ProfileBuffer { buffer }
+
     // MARK: snapshots
 
     public var targetHealth: [TargetHealth] {
