@@ -10,7 +10,8 @@ func testBroker() throws -> KafkaConfig? {
         else { print("skipped: no test broker (run scripts/test-env.sh start && . run/test-env.sh)") }
         return nil
     }
-    return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-tests")
+    // Tansu answers a group join after about half the session timeout; 6 s keeps tests quick.
+    return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-tests", options: [KafkaOption("session.timeout.ms", "6000")])
 }
 
 func uniqueName(_ prefix: String) -> String {
@@ -19,10 +20,10 @@ func uniqueName(_ prefix: String) -> String {
 
 /// Reads a topic from the start until `count` records arrived or the deadline passed.
 func readTopic(_ topic: String, config: KafkaConfig, expecting count: Int, timeout: Duration = .seconds(30)) async throws -> [ConsumerRecord] {
-    var consumerConfig = ConsumerConfig(kafka: config, groupID: uniqueName("reader"))
-    consumerConfig.autoOffsetReset = "earliest"
-    let consumer = try KafkaConsumer(config: consumerConfig)
-    try await consumer.subscribe([topic])
+    // No group: assign every partition from the beginning.
+    let metadata = try await KafkaAdmin(config: config).describeTopic(topic)
+    let consumer = try KafkaConsumer(config: ConsumerConfig(kafka: config, groupID: nil))
+    try consumer.assign(metadata.partitions.indices.map { TopicPartitionOffset(topic, Int32($0), offset: KafkaOffset.beginning) })
     var records: [ConsumerRecord] = []
     let deadline = ContinuousClock.now + timeout
     while records.count < count, ContinuousClock.now < deadline {
