@@ -5,8 +5,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-demo.sh
 swift build --build-tests
+export KILN_RUN_DIR=$PWD/run/test
 trap 'scripts/test-env.sh stop' EXIT
 scripts/test-env.sh start
 # shellcheck disable=SC1091
-. run/test-env.sh
+. "$KILN_RUN_DIR/test-env.sh"
 swift test --skip-build "$@"

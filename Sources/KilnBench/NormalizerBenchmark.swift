@@ -1,0 +1,71 @@
+import Foundation
+import Normalization
+import PprofCodec
+import ProfileModel
+import Records
+
+/// Normaliser throughput on one core: real gzipped pprof fixtures normalised into batches (inflate,
+/// decode, validate, series split, stack and symbol dedup, batch encoding), in MB/s of compressed
+/// input, beside the floor of merely inflating the same bytes in the same process.
+public enum NormalizerBenchmark {
+    public static func run(fixturesDir: URL, seconds: Double = 5) throws -> [BenchMeasurement] {
+        let payloads = try gzipPayloads(fixturesDir)
+        guard !payloads.isEmpty else { throw BenchError("no gzipped pprof fixtures under \(fixturesDir.path)") }
+        let bytes = payloads.reduce(0) { $0 + $1.count }
+        let envelopes = payloads.map {
+            RawEnvelope(tenant: "bench", labels: LabelSet(["service_name": "bench", "instance": "bench:1"]), source: .loadgen,
+                        format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: $0)
+        }
+
+        var normalizer = Normalizer()
+        var batchBytes = 0
+        let normalize = measure(seconds: seconds) {
+            for (i, envelope) in envelopes.enumerated() {
+                if let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch {
+                    batchBytes &+= BatchCodec.encode(batch).count
+                }
+            }
+        }
+        let inflate = measure(seconds: seconds) {
+            for p in payloads {
+                batchBytes &+= (try? p.withUnsafeBytes { try Gzip.decompress($0, limit: 1 << 30) }.count) ?? 0
+            }
+        }
+        let normalizeMBps = Double(bytes) * Double(normalize.rounds) / normalize.seconds / 1e6
+        let inflateMBps = Double(bytes) * Double(inflate.rounds) / inflate.seconds / 1e6
+        return [
+            BenchMeasurement(name: "normaliser throughput per core (\(payloads.count) gzipped fixtures, \(bytes / 1024) KiB)",
+                             unit: "MB/s", kiln: normalizeMBps, baselineName: "inflate only (floor)", baseline: inflateMBps,
+                             higherIsBetter: true),
+            BenchMeasurement(name: "normaliser throughput per core vs target", unit: "MB/s", kiln: normalizeMBps,
+                             baselineName: "target 40 MB/s (Pyroscope sizes at 8)", baseline: 40, higherIsBetter: true, targetRatio: 1),
+        ]
+    }
+
+    /// Runs `body` repeatedly for at least `seconds` (and at least 3 times).
+    static func measure(seconds: Double, _ body: () -> Void) -> (rounds: Int, seconds: Double) {
+        let clock = ContinuousClock()
+        var rounds = 0
+        let start = clock.now
+        var elapsed = 0.0
+        repeat {
+            body()
+            rounds += 1
+            let d = clock.now - start
+            elapsed = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        } while elapsed < seconds || rounds < 3
+        return (rounds, elapsed)
+    }
+
+    static func gzipPayloads(_ fixturesDir: URL) throws -> [[UInt8]] {
+        let dir = fixturesDir.lastPathComponent == "pprof" ? fixturesDir : fixturesDir.appendingPathComponent("pprof")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".pb.gz") }.sorted()
+        let decoder = PprofDecoder()
+        return names.compactMap { name in
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else { return nil }
+            let bytes = [UInt8](data)
+            // Only profiles the normaliser accepts: rejected fixtures measure the error path, not throughput.
+            return (try? decoder.decode(bytes)).map { _ in bytes }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import KilnBench
+import TestSupport
+
+/// `kiln bench`: every benchmark runs Kiln beside a baseline in the same run and prints the ratio.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run Kiln's benchmarks, each beside its baseline in the same run (make bench runs them all).",
+        discussion: "Suites: producer (Kafka producer vs kcat -P; needs --brokers), pprof (kiln merge vs go tool pprof -proto, "
+            + "decode vs gzip -dc), normalizer (MB/s per core vs inflate alone), parquet (block table writes vs pyarrow)."
+    )
+
+    @Argument(help: "Suites to run: producer, pprof, normalizer, parquet or all.")
+    var suites: [String] = ["all"]
+
+    @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
+    var brokers: String?
+
+    @Option(help: "The shared fixtures folder (holds pprof/). [env: KILN_FIXTURES_DIR] (default: ../shared/fixtures)")
+    var fixtures: String?
+
+    @Option(help: "Also write the measurements as JSON to this file.")
+    var json: String?
+
+    func run() async throws {
+        let known = ["producer", "pprof", "normalizer", "parquet"]
+        let selected = suites.contains("all") ? known : suites
+        if let unknown = selected.first(where: { !known.contains($0) }) {
+            throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
+        }
+        let fixturesDir = fixtures.map { URL(fileURLWithPath: $0) } ?? TestEnvironment.fixturesDir
+        guard FileManager.default.fileExists(atPath: fixturesDir.appendingPathComponent("pprof").path)
+                || fixturesDir.lastPathComponent == "pprof" else {
+            throw ValidationError("fixtures not found at \(fixturesDir.path): pass --fixtures or set KILN_FIXTURES_DIR")
+        }
+        let selfURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var results: [BenchMeasurement] = []
+        func report(_ measurements: [BenchMeasurement]) {
+            for m in measurements { print(m.line) }
+            results += measurements
+        }
+        for suite in selected {
+            print("== \(suite)")
+            switch suite {
+            case "producer":
+                guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KILN_KAFKA_BROKERS"] else {
+                    throw ValidationError("the producer suite needs --brokers (or KILN_KAFKA_BROKERS)")
+                }
+                report([try await ProducerBenchmark.run(brokers: brokers, fixturesDir: fixturesDir)])
+            case "pprof":
+                report(try PprofBenchmark.run(kiln: selfURL, fixturesDir: fixturesDir))
+            case "normalizer":
+                report(try NormalizerBenchmark.run(fixturesDir: fixturesDir))
+            case "parquet":
+                let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
+                report(try ParquetBenchmark.run(python: python))
+            default:
+                break
+            }
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(results).write(to: URL(fileURLWithPath: json))
+        }
+        let missed = results.filter { $0.meetsTarget == false }
+        print("\(results.count) measurements, \(results.count - missed.count) met or without target, \(missed.count) missed their target")
+    }
+}
