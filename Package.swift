@@ -50,6 +50,8 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .target(name: "Parquet", dependencies: ["CLZ4", "CZstd"]),
         .target(name: "Scrape", dependencies: [
@@ -89,7 +91,13 @@ let package = Package(
         // that `make test` sets after starting them (scripts/test-env.sh).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
-        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "TestSupport"]),
+        .testTarget(name: "ObjectStoreTests", dependencies: [
+            "ObjectStore", "TestSupport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records"]),
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
