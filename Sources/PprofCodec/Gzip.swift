@@ -56,7 +56,7 @@ public enum Gzip {
                 }
                 // One byte past the limit is enough to know the limit is exceeded.
                 let grow = min(chunk, limit + 1 - produced)
-                out.append(contentsOf: repeatElement(0, count: grow))
+                out.append(contentsOf: [UInt8](repeating: 0, count: grow))
                 chunk = min(chunk * 2, 64 << 20)
             }
             let status: Int32 = out.withUnsafeMutableBufferPointer { buf in

@@ -37,8 +37,8 @@ import Testing
         badMapping += ProtoBytes.build { $0.message(4, ProtoBytes.build { $0.field(1, 8); $0.field(2, 3) }) }.bytes
         #expect(error(badMapping)?.message == "location 8 references unknown mapping 3")
         // Unknown wire types, absurd lengths, over-long and truncated varints.
-        #expect(error([0x0b])?.message.contains("unknown wire type 3") == true)
-        #expect(error([0x0f])?.message.contains("unknown wire type 7") == true)
+        #expect(error([0xa3, 0x01])?.message.contains("unknown wire type 3") == true)   // field 20
+        #expect(error([0xa7, 0x01])?.message.contains("unknown wire type 7") == true)
         #expect(error([0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f])?.message.contains("exceeds the remaining") == true)
         #expect(error([0x48] + Array(repeating: 0xff, count: 10) + [0x01])?.message.contains("longer than 10 bytes") == true)
         #expect(error([0x48, 0xff, 0xff])?.message.contains("truncated varint") == true)
@@ -58,12 +58,13 @@ import Testing
     @Test func truncatesDeepStacksAndLongSymbols() throws {
         var limits = PprofLimits.default
         limits.maxStackDepth = 4
-        limits.maxSymbolLength = 10
+        limits.maxSymbolLength = 11   // "nanoseconds" fits exactly
         let long = String(repeating: "é", count: 20)     // 40 bytes of 2-byte characters
         let p = try PprofDecoder(limits: limits).decode(ProtoBytes.profile(sampleCount: 2, depth: 9, functionName: long))
         #expect(p.truncatedStacks == 2)
         #expect(p.stack(0).count == 4 && p.stack(1).count == 4)
         #expect(p.truncatedStrings == 1)
+        // 11 bytes would split the 6th "é": cut back to 10.
         #expect(p.string(p.functions[0].name) == String(repeating: "é", count: 5))
     }
 
@@ -77,7 +78,7 @@ import Testing
     @Test func gzipBombFailsFast() throws {
         // 1 GiB of zeros, compressed in 1 MiB steps so the test never holds it.
         let zeros = [UInt8](repeating: 0, count: 1 << 20)
-        let gz = GzipStream(level: 1)
+        let gz = GzipStream(level: 9)
         zeros.withUnsafeBytes { for _ in 0 ..< 1024 { gz.write($0) } }
         let bomb = gz.finish()
         #expect(bomb.count < 4 << 20)
