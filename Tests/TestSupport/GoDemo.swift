@@ -1,0 +1,47 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The repo's Go demo program (demo/go-target): serves net/http/pprof and keeps doing CPU work,
+/// allocations, mutex contention and blocking, so tests profile a real Go process.
+public final class GoDemo: Sendable {
+    public let address: String
+    private let child: ChildProcess
+
+    /// Builds the program with scripts/build-demo.sh (idempotent) and starts it on a free port.
+    /// Returns nil when Go is not installed and integration is not required.
+    public static func start() async throws -> GoDemo? {
+        let root = TestEnvironment.repoRoot
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/go") else {
+            if TestEnvironment.integrationRequired { throw ChildProcess.Failure(description: "go is not installed (Debian's golang-go)") }
+            print("skipped: go is not installed, so the Go demo program cannot be built")
+            return nil
+        }
+        let build = try await runToCompletion(root.appendingPathComponent("scripts/build-demo.sh"), [])
+        guard build.status == 0 else { throw ChildProcess.Failure(description: "scripts/build-demo.sh failed:\n\(build.output)") }
+        let child = try ChildProcess(root.appendingPathComponent(".build-demo/go-target"), ["-addr", "127.0.0.1:0"])
+        let line = try await child.waitForLine { $0.hasPrefix("listening on ") }
+        return GoDemo(address: String(line.dropFirst("listening on ".count)), child: child)
+    }
+
+    private init(address: String, child: ChildProcess) {
+        self.address = address
+        self.child = child
+    }
+
+    /// GET http://address/path and return the body.
+    public func fetch(_ path: String) async throws -> [UInt8] {
+        let url = URL(string: "http://\(address)\(path)")!
+        let (data, response) = try await URLSession.shared.data(from: url)
+        guard let http = response as? HTTPURLResponse, http.statusCode == 200 else {
+            throw ChildProcess.Failure(description: "GET \(url) failed: \(response)")
+        }
+        return [UInt8](data)
+    }
+
+    public func stop() async throws {
+        child.signal(SIGTERM)
+        try await child.waitForExit()
+    }
+}
