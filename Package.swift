@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries from Debian, through pkg-config.
@@ -73,20 +74,29 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
 
+        // Push ingest routes, Connect codec and the generated protobuf types (scripts/gen-proto.sh).
+        .target(name: "HTTPAPI", dependencies: [
+            "Records", "ProfileModel", "PprofCodec",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+
         // Pipeline stages as services: the loops that connect Kafka, the codecs and the store.
         .target(name: "Stages", dependencies: [
-            "KafkaClient", "Records", "Normalization", "ProfileModel",
+            "KafkaClient", "Records", "Normalization", "ProfileModel", "Scrape", "HTTPAPI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
-        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport"]),
+        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI"]),
 
         // Executables: flag parsing and wiring only.
         .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench"]),
-        .executableTarget(name: "kiln-scraper", dependencies: ["KilnService"]),
+        .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient"]),
         .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore"]),
@@ -107,7 +117,11 @@ let package = Package(
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "HTTPAPI", "Scrape",
+                                                        .product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport",
+                                                         .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                         .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport"]),
     ]
 )

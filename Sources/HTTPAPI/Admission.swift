@@ -1,0 +1,175 @@
+import Synchronization
+
+/// Per-tenant token buckets over bytes: `rate` bytes per second refill up to `burst`. A push costs its
+/// decompressed size; one larger than the burst may go through only on a full bucket (it then empties it),
+/// so a single large profile is never refused forever.
+public final class TenantRateLimiter: Sendable {
+    struct Bucket {
+        var tokens: Double
+        var last: ContinuousClock.Instant
+    }
+
+    public let rate: Double
+    public let burst: Double
+    private let buckets = Mutex<[String: Bucket]>([:])
+    private let clock = ContinuousClock()
+
+    public init(bytesPerSecond: Double, burstBytes: Double) {
+        rate = bytesPerSecond
+        burst = max(burstBytes, 1)
+    }
+
+    public var isUnlimited: Bool { rate <= 0 }
+
+    /// True when the tenant may add `bytes` now (and they are taken).
+    public func allow(tenant: String, bytes: Int) -> Bool {
+        guard !isUnlimited else { return true }
+        let now = clock.now
+        let cost = min(Double(bytes), burst)
+        return buckets.withLock { buckets in
+            var b = buckets[tenant] ?? Bucket(tokens: burst, last: now)
+            let elapsed = now - b.last
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            b.tokens = min(burst, b.tokens + seconds * rate)
+            b.last = now
+            let allowed = b.tokens >= cost
+            if allowed { b.tokens -= cost }
+            buckets[tenant] = b
+            return allowed
+        }
+    }
+}
+
+/// Bytes accepted but not yet acknowledged by the publisher. `acquire` waits (FIFO) for room up to a
+/// deadline, so a stalled Kafka turns into prompt 503s instead of a growing pile of request bodies.
+/// A request larger than the whole budget is admitted when nothing else is in flight.
+public final class InFlightBudget: Sendable {
+    struct Waiter {
+        var id: UInt64
+        var bytes: Int
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
+    struct State {
+        var used = 0
+        var nextID: UInt64 = 0
+        var waiters: [Waiter] = []
+    }
+
+    public let limit: Int
+    private let state = Mutex(State())
+
+    public init(limit: Int) { self.limit = limit }
+
+    public var inFlightBytes: Int { state.withLock { $0.used } }
+
+    /// True when `bytes` were reserved within `timeout`; the caller must `release` them later.
+    public func acquire(_ bytes: Int, timeout: Duration) async -> Bool {
+        let id: UInt64? = state.withLock { s in
+            if s.waiters.isEmpty && (s.used + bytes <= limit || s.used == 0) {
+                s.used += bytes
+                return nil
+            }
+            s.nextID += 1
+            return s.nextID
+        }
+        guard let id else { return true }
+        return await withCheckedContinuation { continuation in
+            let resumeNow: Bool? = state.withLock { s in
+                // Room may have appeared between the check above and here.
+                if s.waiters.isEmpty && (s.used + bytes <= limit || s.used == 0) {
+                    s.used += bytes
+                    return true
+                }
+                s.waiters.append(Waiter(id: id, bytes: bytes, continuation: continuation))
+                return nil
+            }
+            if let resumeNow {
+                continuation.resume(returning: resumeNow)
+            } else {
+                // Started only once the waiter is queued, so it cannot fire too early; after a grant it
+                // finds nothing to expire.
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    self.expire(id)
+                }
+            }
+        }
+    }
+
+    public func release(_ bytes: Int) {
+        let granted = state.withLock { s in
+            s.used -= bytes
+            return Self.grant(&s, limit: limit)
+        }
+        for c in granted { c.resume(returning: true) }
+    }
+
+    private func expire(_ id: UInt64) {
+        let (expired, granted): (CheckedContinuation<Bool, Never>?, [CheckedContinuation<Bool, Never>]) = state.withLock { s in
+            guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return (nil, []) }
+            let c = s.waiters.remove(at: i).continuation
+            // The head leaving may let the next waiters in.
+            return (c, Self.grant(&s, limit: limit))
+        }
+        expired?.resume(returning: false)
+        for c in granted { c.resume(returning: true) }
+    }
+
+    /// Admits waiters in order while they fit.
+    private static func grant(_ s: inout State, limit: Int) -> [CheckedContinuation<Bool, Never>] {
+        var out: [CheckedContinuation<Bool, Never>] = []
+        while let w = s.waiters.first, s.used + w.bytes <= limit || s.used == 0 {
+            s.waiters.removeFirst()
+            s.used += w.bytes
+            out.append(w.continuation)
+        }
+        return out
+    }
+}
+
+/// A value delivered once, awaited once: lets a request stop waiting for a slow publish while the
+/// publish itself runs on (and releases its budget when it ends).
+final class OneShot<Value: Sendable>: Sendable {
+    private enum State {
+        case empty
+        case value(Value)
+        case waiting(CheckedContinuation<Value, Never>)
+        case done
+    }
+
+    private let state = Mutex(State.empty)
+
+    /// The first value wins; later ones are ignored.
+    func complete(_ value: Value) {
+        let waiter: CheckedContinuation<Value, Never>? = state.withLock { s in
+            switch s {
+            case .empty:
+                s = .value(value)
+                return nil
+            case .waiting(let c):
+                s = .done
+                return c
+            case .value, .done:
+                return nil
+            }
+        }
+        waiter?.resume(returning: value)
+    }
+
+    var value: Value {
+        get async {
+            await withCheckedContinuation { continuation in
+                let ready: Value? = state.withLock { s in
+                    if case .value(let v) = s {
+                        s = .done
+                        return v
+                    }
+                    s = .waiting(continuation)
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+    }
+}

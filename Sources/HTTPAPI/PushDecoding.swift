@@ -1,0 +1,288 @@
+import Foundation
+import ProfileModel
+import Records
+import SwiftProtobuf
+
+/// Connect `push.v1.PusherService/Push` requests into raw envelopes.
+///
+/// Each `RawSample` becomes one envelope (format pprof, source push) with its series' labels. Labels are
+/// validated like Pyroscope's `ValidateLabels` (count, lengths, names; dots in names become `_`); a
+/// missing `service_name` becomes `unknown_service`. `__delta__="true"` marks the profile cumulative
+/// (the normaliser then subtracts the previous one); absent or `"false"` means it is already a delta or
+/// a sample, as Pyroscope v2 treats every push. Other `__` labels are dropped except `__name__` and
+/// `__session_id__`; annotations are dropped, as Pyroscope drops client-sent ones.
+public enum ConnectPushDecoder {
+    public static func envelopes(_ request: Push_V1_PushRequest, tenant: String, now: Date,
+                                 options: IngestOptions) throws(IngestError) -> [RawEnvelope] {
+        let nanos = PyroscopeTime.nanos(now)
+        var out: [RawEnvelope] = []
+        for series in request.series {
+            guard !series.samples.isEmpty else { continue }
+            let (labels, cumulative) = try seriesLabels(series.labels, options: options)
+            for sample in series.samples {
+                let payload = [UInt8](sample.rawProfile)
+                try checkProfileSize(payload, labels: labels, options: options, tooLarge: .invalidArgument)
+                var attributes: [String: String] = [:]
+                if !sample.id.isEmpty { attributes["profile_id"] = sample.id }
+                out.append(RawEnvelope(tenant: tenant, labels: labels, source: .push, format: .pprof,
+                                       startNanos: nanos, endNanos: nanos, cumulative: cumulative,
+                                       attributes: attributes, payload: payload))
+            }
+        }
+        guard !out.isEmpty else { throw IngestError(.invalidArgument, "no profiles received") }
+        return out
+    }
+
+    static func seriesLabels(_ pairs: [Types_V1_LabelPair], options: IngestOptions) throws(IngestError) -> (LabelSet, Bool) {
+        guard !pairs.isEmpty else { throw IngestError(.invalidArgument, "error at least one label pair is required per profile") }
+        guard pairs.count <= options.maxLabelNames else {
+            throw IngestError(.invalidArgument, "profile series '\(render(pairs))' has \(pairs.count) label names; limit \(options.maxLabelNames)")
+        }
+        var labels: [Label] = []
+        var seen = Set<String>()
+        var cumulative = false
+        for pair in pairs {
+            guard pair.name.utf8.count <= options.maxLabelNameLength else {
+                throw IngestError(.invalidArgument, "profile with labels '\(render(pairs))' has label name too long: '\(pair.name)'")
+            }
+            guard pair.value.utf8.count <= options.maxLabelValueLength else {
+                throw IngestError(.invalidArgument, "profile with labels '\(render(pairs))' has label value too long: '\(pair.value)'")
+            }
+            if pair.name == LabelName.delta {
+                cumulative = pair.value == "true"
+                continue
+            }
+            guard let name = LabelRules.sanitizedName(pair.name) else {
+                throw IngestError(.invalidArgument, "invalid labels '\(render(pairs))' with error: invalid label name '\(pair.name)'")
+            }
+            guard seen.insert(name).inserted else {
+                throw IngestError(.invalidArgument, "profile with labels '\(render(pairs))' has duplicate label name: '\(name)'")
+            }
+            if name == LabelName.metricName, !LabelRules.isValidMetricName(pair.value) {
+                throw IngestError(.invalidArgument, "invalid labels '\(render(pairs))' with error: invalid metric name")
+            }
+            guard LabelRules.allowedForIngestion(name) else { continue }
+            labels.append(Label(name, pair.value))
+        }
+        var set = LabelSet(labels)
+        if (set[LabelName.serviceName] ?? "").isEmpty { set[LabelName.serviceName] = "unknown_service" }
+        return (set, cumulative)
+    }
+
+    static func render(_ pairs: [Types_V1_LabelPair]) -> String {
+        "{" + pairs.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ", ") + "}"
+    }
+}
+
+/// Label rules shared by both push paths.
+public enum LabelRules {
+    /// `__name__` and `__session_id__` are the only `__` labels a client may set (Pyroscope's
+    /// `IsLabelAllowedForIngestion` plus the metric name, which push clients always send).
+    public static func allowedForIngestion(_ name: String) -> Bool {
+        !name.hasPrefix("__") || name == LabelName.metricName || name == "__session_id__"
+    }
+
+    /// A Prometheus label name, with dots turned into underscores as Pyroscope's legacy sanitisation
+    /// does; nil when it is not valid even then.
+    public static func sanitizedName(_ name: String) -> String? {
+        guard !name.isEmpty else { return nil }
+        var out = ""
+        out.reserveCapacity(name.utf8.count)
+        for (i, c) in name.unicodeScalars.enumerated() {
+            switch c {
+            case "a"..."z", "A"..."Z", "_": out.unicodeScalars.append(c)
+            case "0"..."9" where i > 0: out.unicodeScalars.append(c)
+            case "." : out.unicodeScalars.append("_")
+            default: return nil
+            }
+        }
+        return out
+    }
+
+    public static func isValidMetricName(_ name: String) -> Bool {
+        guard !name.isEmpty else { return false }
+        for (i, c) in name.unicodeScalars.enumerated() {
+            switch c {
+            case "a"..."z", "A"..."Z", "_", ":": continue
+            case "0"..."9" where i > 0: continue
+            default: return false
+            }
+        }
+        return true
+    }
+}
+
+/// Size checks on one profile (as received, and decompressed per its gzip trailer).
+func checkProfileSize(_ payload: [UInt8], labels: LabelSet, options: IngestOptions, tooLarge: IngestError.Kind) throws(IngestError) {
+    guard !payload.isEmpty else { throw IngestError(.invalidArgument, "empty profile for \(labels)") }
+    guard payload.count <= options.maxPayloadBytes else {
+        throw IngestError(tooLarge, "the profile with labels '\(labels)' exceeds the size limit (actual: \(payload.count), limit: \(options.maxPayloadBytes))")
+    }
+    let decompressed = ProfileSize.decompressedEstimate(payload)
+    guard decompressed <= options.maxProfileBytes else {
+        throw IngestError(tooLarge, "uncompressed profile payload size exceeds limit of \(ByteCount.format(options.maxProfileBytes)) (\(labels): \(ByteCount.format(decompressed)))")
+    }
+}
+
+/// Pyroscope's legacy `POST /ingest` into one raw envelope.
+public enum LegacyIngestDecoder {
+    public static let prevProfileMessage = "unsupported client version. Please update github.com/grafana/pyroscope-go to the latest version"
+
+    /// - Parameters:
+    ///   - query: the decoded query parameters (first value of each).
+    ///   - contentType: the request's Content-Type, if any.
+    public static func envelope(query: [String: String], contentType: String?, body: [UInt8], tenant: String,
+                                now: Date, options: IngestOptions) throws(IngestError) -> RawEnvelope {
+        let name = try PyroscopeName(parsing: query["name"] ?? "")
+        let format = (query["format"] ?? "").lowercased()
+        let type = (contentType ?? "").split(separator: ";").first.map { String($0).trimmingSpaces.lowercased() } ?? ""
+        let from = query["from"].map { PyroscopeTime.parse($0, now: now) } ?? now
+        let until = query["until"].map { PyroscopeTime.parse($0, now: now) } ?? now
+        let spyName = query["spyName"].flatMap { $0.isEmpty ? nil : $0 } ?? "unknown"
+
+        enum Kind { case rawPprof, pprofForm(String), folded }
+        let kind: Kind
+        switch format {
+        case "trie", "tree", "lines", "jfr", "speedscope":
+            throw IngestError(.unprocessable, "format \"\(format)\" is not supported by Kiln (send pprof or folded text)")
+        case "pprof":
+            kind = .rawPprof
+        case "", "folded", "groups":
+            if type == "binary/octet-stream+trie" || type == "binary/octet-stream+tree" {
+                throw IngestError(.unprocessable, "Content-Type \(type) is not supported by Kiln (send pprof or folded text)")
+            }
+            if let boundary = contentType.flatMap({ MultipartForm.boundary(contentType: $0) }) {
+                kind = .pprofForm(boundary)
+            } else if type == "multipart/form-data" {
+                throw IngestError(.invalidArgument, "multipart/form-data without a boundary")
+            } else {
+                kind = .folded
+            }
+        default:
+            throw IngestError(.invalidArgument, "unknown format \"\(format)\"")
+        }
+
+        var attributes: [String: String] = ["spyName": spyName]
+        for key in ["sampleRate", "units", "aggregationType"] {
+            if let v = query[key], !v.isEmpty { attributes[key] = v }
+        }
+        var labels = LabelSet()
+        let application: String
+        let payload: [UInt8]
+        let payloadFormat: PayloadFormat
+        switch kind {
+        case .rawPprof:
+            application = name.application
+            payload = body
+            payloadFormat = .pprof
+        case .pprofForm(let boundary):
+            let form = try MultipartForm(body: body, boundary: boundary)
+            if let prev = form.field("prev_profile"), !prev.isEmpty {
+                throw IngestError(.invalidArgument, prevProfileMessage)
+            }
+            guard let profile = form.field("profile") else {
+                throw IngestError(.invalidArgument, "multipart form has no \"profile\" field")
+            }
+            if let config = form.field("sample_type_config") {
+                guard (try? JSONSerialization.jsonObject(with: Data(config))) is [String: Any] else {
+                    throw IngestError(.invalidArgument, "sample_type_config is not a JSON object")
+                }
+                attributes["sample_type_config"] = String(decoding: config, as: UTF8.self)
+            }
+            application = name.application
+            payload = Array(profile)
+            payloadFormat = .pprof
+        case .folded:
+            // The name's suffix says what the numbers are (Pyroscope's convertMetadata).
+            let folded = try name.foldedType()
+            application = folded.application
+            labels[LabelName.metricName] = folded.metricName
+            attributes["name"] = folded.metricName
+            attributes["sampleType"] = folded.sampleType
+            attributes["sampleUnit"] = folded.sampleUnit
+            if attributes["units"] == nil { attributes["units"] = foldedUnits(folded) }
+            payload = body
+            payloadFormat = .folded
+        }
+        labels["pyroscope_spy"] = spyName
+        for (rawName, value) in name.labels where LabelRules.allowedForIngestion(rawName) {
+            guard let labelName = LabelRules.sanitizedName(rawName) else {
+                throw IngestError(.invalidArgument, "invalid label name '\(rawName)'")
+            }
+            labels[labelName] = value
+        }
+        if labels[LabelName.serviceName] == nil {
+            labels[LabelName.serviceName] = application
+        } else if labels["app_name"] == nil {
+            labels["app_name"] = application
+        }
+        guard labels.count <= options.maxLabelNames else {
+            throw IngestError(.invalidArgument, "profile series '\(labels)' has \(labels.count) label names; limit \(options.maxLabelNames)")
+        }
+        for l in labels.labels where l.name.utf8.count > options.maxLabelNameLength || l.value.utf8.count > options.maxLabelValueLength {
+            throw IngestError(.invalidArgument, "profile with labels '\(labels)' has a label name or value that is too long: '\(l.name)'")
+        }
+        try checkProfileSize(payload, labels: labels, options: options, tooLarge: .bodyTooLarge)
+        // `/ingest` profiles are never cumulative: Pyroscope labels them __delta__="false".
+        return RawEnvelope(tenant: tenant, labels: labels, source: .push, format: payloadFormat,
+                           startNanos: PyroscopeTime.nanos(from), endNanos: PyroscopeTime.nanos(until),
+                           cumulative: false, attributes: attributes, payload: payload)
+    }
+
+    /// The `units` the normaliser's folded reader understands, for a name suffix that implies them.
+    static func foldedUnits(_ t: PyroscopeName.FoldedType) -> String {
+        switch (t.sampleType, t.sampleUnit) {
+        case (_, "bytes"): "bytes"
+        case (_, "nanoseconds"): "lock_nanoseconds"
+        case ("goroutines", _): "goroutines"
+        case (let type, _) where type.hasSuffix("objects"): "objects"
+        default: "samples"
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` query decoding (`+` is a space, `%XX` a byte); the first value of
+/// a repeated key wins.
+public enum FormQuery {
+    public static func parse(_ query: String?) -> [String: String] {
+        guard let query, !query.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let (k, v): (Substring, Substring)
+            if let eq = pair.firstIndex(of: "=") {
+                (k, v) = (pair[..<eq], pair[pair.index(after: eq)...])
+            } else {
+                (k, v) = (pair, "")
+            }
+            let key = decode(k)
+            if out[key] == nil { out[key] = decode(v) }
+        }
+        return out
+    }
+
+    static func decode(_ s: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = Array(s.utf8)[...]
+        while let b = it.popFirst() {
+            if b == UInt8(ascii: "+") {
+                bytes.append(0x20)
+            } else if b == UInt8(ascii: "%"), it.count >= 2, let hi = hex(it[it.startIndex]), let lo = hex(it[it.startIndex + 1]) {
+                bytes.append(hi << 4 | lo)
+                it.removeFirst(2)
+            } else {
+                bytes.append(b)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: b - 0x30
+        case 0x41...0x46: b - 0x41 + 10
+        case 0x61...0x66: b - 0x61 + 10
+        default: nil
+        }
+    }
+}
