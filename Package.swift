@@ -56,6 +56,10 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .target(name: "Parquet", dependencies: ["CLZ4", "CZstd"]),
+        .target(name: "Blocks", dependencies: [
+            "Parquet", "ObjectStore", "ProfileModel",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Scrape", dependencies: [
             "ProfileModel",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -85,7 +89,7 @@ let package = Package(
 
         // Pipeline stages as services: the loops that connect Kafka, the codecs and the store.
         .target(name: "Stages", dependencies: [
-            "KafkaClient", "Records", "Normalization", "ProfileModel", "Scrape", "HTTPAPI",
+            "KafkaClient", "Records", "Normalization", "ProfileModel", "Blocks", "ObjectStore", "Scrape", "HTTPAPI",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -95,10 +99,10 @@ let package = Package(
         .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI"]),
 
         // Executables: flag parsing and wiring only.
-        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench"]),
+        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks"]),
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
-        .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient"]),
+        .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient", "Blocks", "Stages"]),
         .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore"]),
 
         // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
@@ -115,9 +119,10 @@ let package = Package(
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records"]),
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
+        .testTarget(name: "BlocksTests", dependencies: ["Blocks", "ObjectStore", "Parquet", "ProfileModel", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "HTTPAPI", "Scrape",
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore", "HTTPAPI", "Scrape",
                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,0 +1,91 @@
+import Foundation
+import ObjectStore
+
+/// What the store holds for one tenant: committed blocks, deletion marks, and folders without meta.json.
+public struct TenantListing: Sendable {
+    public var tenant: String
+    public var metas: [BlockMeta]
+    public var deletionMarks: [ULID: DeletionMark]
+    /// Folders with objects but no meta.json (an upload in progress, or a crash mid-upload), with the time
+    /// of their newest object.
+    public var partial: [ULID: Date]
+    /// Every object key per block folder.
+    public var keys: [ULID: [String]]
+}
+
+/// Listing of blocks in the store. `liveBlocks` is what a query engine reads: every committed block that is
+/// neither marked for deletion nor superseded by a compacted block holding its data.
+public enum BlockIndex {
+    /// Tenants are the top-level folders; names starting with `_` are Kiln's own (leases).
+    public static func tenants(in store: any ObjectStore) async throws -> [String] {
+        let result = try await store.list(prefix: "", delimiter: "/")
+        return result.commonPrefixes.map { String($0.dropLast()) }.filter { !$0.hasPrefix("_") }.sorted()
+    }
+
+    /// Lists the tenant's folders. With `createdAfterMillis`, blocks whose ULID time is older are skipped
+    /// without reading their meta.json (ULIDs are minted at creation).
+    public static func list(_ store: any ObjectStore, tenant: String, createdAfterMillis: UInt64? = nil,
+                            skipping known: Set<ULID> = []) async throws -> TenantListing {
+        let objects = try await store.list(prefix: tenant + "/").objects
+        var byBlock: [ULID: [ObjectInfo]] = [:]
+        for o in objects {
+            let parts = o.key.split(separator: "/")
+            guard parts.count == 3, let ulid = ULID(string: String(parts[1])) else { continue }
+            byBlock[ulid, default: []].append(o)
+        }
+        var listing = TenantListing(tenant: tenant, metas: [], deletionMarks: [:], partial: [:], keys: [:])
+        for (ulid, objs) in byBlock.sorted(by: { $0.key < $1.key }) {
+            listing.keys[ulid] = objs.map(\.key)
+            if let after = createdAfterMillis, ulid.timestampMillis < after { continue }
+            let names = Set(objs.map { String($0.key.split(separator: "/").last!) })
+            if names.contains(BlockFile.deletionMark) {
+                if let m = try? JSONDecoder().decode(DeletionMark.self, from: Data(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.deletionMark)))) {
+                    listing.deletionMarks[ulid] = m
+                }
+            }
+            if names.contains(BlockFile.meta) {
+                if known.contains(ulid) { continue }
+                do {
+                    listing.metas.append(try BlockMeta.decode(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta))))
+                } catch let e as ObjectStoreError where e.kind == .notFound {
+                    // Deleted between list and get.
+                }
+            } else {
+                listing.partial[ulid] = objs.map(\.lastModified).max()
+            }
+        }
+        return listing
+    }
+
+    /// The blocks to read: committed, not marked for deletion, not superseded. A block is superseded by
+    /// another whose sources strictly include its sources, or that has the same sources and a smaller ULID
+    /// (two compactors that raced on one job).
+    public static func live(_ metas: [BlockMeta], deletionMarks: [ULID: DeletionMark]) -> [BlockMeta] {
+        let candidates = metas.filter { deletionMarks[$0.ulid] == nil }
+        let sourceSets = candidates.map { Set($0.compaction.sources) }
+        // Index: source ULID → candidates containing it, to keep this near-linear.
+        var bySource: [ULID: [Int]] = [:]
+        for (i, s) in sourceSets.enumerated() { for u in s { bySource[u, default: []].append(i) } }
+        var out: [BlockMeta] = []
+        for (i, b) in candidates.enumerated() {
+            let mine = sourceSets[i]
+            guard let first = mine.first else { out.append(b); continue }
+            let superseded = (bySource[first] ?? []).contains { j in
+                guard j != i else { return false }
+                let other = sourceSets[j]
+                guard mine.isSubset(of: other) else { return false }
+                return other.count > mine.count || candidates[j].ulid < b.ulid
+            }
+            if !superseded { out.append(b) }
+        }
+        return out.sorted { $0.ulid < $1.ulid }
+    }
+
+    /// Live blocks of a tenant, optionally only those overlapping a time range (Unix nanoseconds).
+    public static func liveBlocks(_ store: any ObjectStore, tenant: String, time range: ClosedRange<Int64>? = nil) async throws -> [BlockMeta] {
+        let listing = try await list(store, tenant: tenant)
+        let live = live(listing.metas, deletionMarks: listing.deletionMarks)
+        guard let range else { return live }
+        return live.filter { $0.minTime <= range.upperBound && $0.maxTime >= range.lowerBound }
+    }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import ProfileModel
+
+/// Sorted, disjoint, inclusive offset ranges: how a block records which Kafka offsets it holds. Offsets that
+/// arrive in order collapse into one range, so the set stays small.
+public struct OffsetRanges: Sendable, Equatable, Codable {
+    /// `[first, last]` pairs, sorted, non-overlapping and non-adjacent.
+    public private(set) var ranges: [ClosedRange<Int64>] = []
+
+    public init() {}
+
+    public init(_ ranges: [ClosedRange<Int64>]) {
+        for r in ranges { insert(r) }
+    }
+
+    public var isEmpty: Bool { ranges.isEmpty }
+    public var count: Int64 { ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound + 1) } }
+    public var lowerBound: Int64? { ranges.first?.lowerBound }
+    public var upperBound: Int64? { ranges.last?.upperBound }
+
+    /// Index of the first range whose upper bound is ≥ `offset`.
+    private func firstIndex(notBelow offset: Int64) -> Int {
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].upperBound < offset { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    public func contains(_ offset: Int64) -> Bool {
+        let i = firstIndex(notBelow: offset)
+        return i < ranges.count && ranges[i].lowerBound <= offset
+    }
+
+    public mutating func insert(_ offset: Int64) { insert(offset...offset) }
+
+    public mutating func insert(_ range: ClosedRange<Int64>) {
+        // Fast path: in-order appends.
+        if let last = ranges.last, range.lowerBound > last.upperBound {
+            if range.lowerBound == last.upperBound + 1 {
+                ranges[ranges.count - 1] = last.lowerBound...range.upperBound
+            } else {
+                ranges.append(range)
+            }
+            return
+        }
+        var lower = range.lowerBound, upper = range.upperBound
+        var i = firstIndex(notBelow: lower == .min ? lower : lower - 1)
+        let start = i
+        while i < ranges.count && ranges[i].lowerBound <= (upper == .max ? upper : upper + 1) {
+            lower = min(lower, ranges[i].lowerBound)
+            upper = max(upper, ranges[i].upperBound)
+            i += 1
+        }
+        ranges.replaceSubrange(start..<i, with: [lower...upper])
+    }
+
+    public mutating func formUnion(_ other: OffsetRanges) {
+        for r in other.ranges { insert(r) }
+    }
+
+    public func intersects(_ other: OffsetRanges) -> Bool {
+        for r in other.ranges {
+            let i = firstIndex(notBelow: r.lowerBound)
+            if i < ranges.count && ranges[i].lowerBound <= r.upperBound { return true }
+        }
+        return false
+    }
+
+    // JSON: [[first, last], ...]
+    public init(from decoder: Decoder) throws {
+        let pairs = try decoder.singleValueContainer().decode([[Int64]].self)
+        self.init()
+        for p in pairs {
+            guard p.count == 2, p[0] <= p[1] else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad offset range \(p)"))
+            }
+            insert(p[0]...p[1])
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(ranges.map { [$0.lowerBound, $0.upperBound] })
+    }
+}
+
+/// A Kafka topic-partition as the block metadata names it.
+public struct PartitionKey: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.topic, a.partition) < (b.topic, b.partition) }
+    public var description: String { "\(topic)/\(partition)" }
+}
+
+/// The offsets of one topic-partition a block holds.
+public struct PartitionOffsets: Sendable, Equatable, Codable {
+    public var topic: String
+    public var partition: Int32
+    public var offsets: OffsetRanges
+
+    public init(topic: String, partition: Int32, offsets: OffsetRanges) {
+        self.topic = topic
+        self.partition = partition
+        self.offsets = offsets
+    }
+}
+
+/// Which Kafka records a block holds, for exactly-once ingestion: `raw` are the provenances of the batches
+/// (records on the raw topic the normaliser read), `normalized` the offsets of the batch records themselves.
+public struct KafkaProvenance: Sendable, Equatable, Codable {
+    public var raw: [PartitionOffsets]
+    public var normalized: [PartitionOffsets]
+
+    public init(raw: [PartitionOffsets] = [], normalized: [PartitionOffsets] = []) {
+        self.raw = raw
+        self.normalized = normalized
+    }
+
+    public init(raw: [PartitionKey: OffsetRanges], normalized: [PartitionKey: OffsetRanges]) {
+        self.raw = raw.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, offsets: $0.value) }
+        self.normalized = normalized.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, offsets: $0.value) }
+    }
+
+    public var rawByPartition: [PartitionKey: OffsetRanges] { Self.index(raw) }
+    public var normalizedByPartition: [PartitionKey: OffsetRanges] { Self.index(normalized) }
+
+    static func index(_ list: [PartitionOffsets]) -> [PartitionKey: OffsetRanges] {
+        var out: [PartitionKey: OffsetRanges] = [:]
+        for p in list { out[PartitionKey(topic: p.topic, partition: p.partition), default: OffsetRanges()].formUnion(p.offsets) }
+        return out
+    }
+
+    public mutating func formUnion(_ other: KafkaProvenance) {
+        var r = rawByPartition, n = normalizedByPartition
+        for (k, v) in other.rawByPartition { r[k, default: OffsetRanges()].formUnion(v) }
+        for (k, v) in other.normalizedByPartition { n[k, default: OffsetRanges()].formUnion(v) }
+        self = KafkaProvenance(raw: r, normalized: n)
+    }
+}
+
+/// `meta.json`: written last, after every table; its presence makes the block live.
+public struct BlockMeta: Sendable, Equatable, Codable {
+    public struct Compaction: Sendable, Equatable, Codable {
+        /// 0 for blocks cut from Kafka, n+1 for a merge of level-n blocks.
+        public var level: Int
+        /// The level-0 blocks whose data this block holds (itself for a level-0 block).
+        public var sources: [ULID]
+        /// The blocks merged into this one (empty for level 0). They are superseded by it.
+        public var parents: [ULID]
+
+        public init(level: Int, sources: [ULID], parents: [ULID]) {
+            self.level = level
+            self.sources = sources
+            self.parents = parents
+        }
+    }
+
+    public struct ProfileTypeStats: Sendable, Equatable, Codable {
+        public var samples: Int64
+        public var total: Int64
+
+        public init(samples: Int64, total: Int64) {
+            self.samples = samples
+            self.total = total
+        }
+    }
+
+    public struct Stats: Sendable, Equatable, Codable {
+        public var samples: Int64
+        public var series: Int64
+        /// Nodes of the stack tree (every stack is one node; prefixes are shared).
+        public var stacks: Int64
+        public var frames: Int64
+        public var functions: Int64
+        /// Keyed by profile-type ID.
+        public var profileTypes: [String: ProfileTypeStats]
+
+        public init(samples: Int64, series: Int64, stacks: Int64, frames: Int64, functions: Int64, profileTypes: [String: ProfileTypeStats]) {
+            self.samples = samples
+            self.series = series
+            self.stacks = stacks
+            self.frames = frames
+            self.functions = functions
+            self.profileTypes = profileTypes
+        }
+    }
+
+    public struct File: Sendable, Equatable, Codable {
+        public var name: String
+        public var sizeBytes: Int
+        public var sha256: String
+        public var rows: Int?
+        public var rowGroups: Int?
+
+        public init(name: String, sizeBytes: Int, sha256: String, rows: Int?, rowGroups: Int?) {
+            self.name = name
+            self.sizeBytes = sizeBytes
+            self.sha256 = sha256
+            self.rows = rows
+            self.rowGroups = rowGroups
+        }
+    }
+
+    public static let currentVersion = 1
+
+    public var version: Int
+    public var ulid: ULID
+    public var tenant: String
+    /// Earliest and latest sample time, Unix nanoseconds, inclusive.
+    public var minTime: Int64
+    public var maxTime: Int64
+    /// When the block was written, Unix milliseconds.
+    public var createdAt: Int64
+    public var compaction: Compaction
+    public var kafka: KafkaProvenance
+    public var stats: Stats
+    public var files: [File]
+
+    public init(version: Int = BlockMeta.currentVersion, ulid: ULID, tenant: String, minTime: Int64, maxTime: Int64, createdAt: Int64,
+                compaction: Compaction, kafka: KafkaProvenance, stats: Stats, files: [File]) {
+        self.version = version
+        self.ulid = ulid
+        self.tenant = tenant
+        self.minTime = minTime
+        self.maxTime = maxTime
+        self.createdAt = createdAt
+        self.compaction = compaction
+        self.kafka = kafka
+        self.stats = stats
+        self.files = files
+    }
+
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(self))
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> BlockMeta {
+        try JSONDecoder().decode(BlockMeta.self, from: Data(bytes))
+    }
+
+    /// Totals per profile type, the figure every stage conserves.
+    public var totalsByProfileType: [String: Int64] { stats.profileTypes.mapValues(\.total) }
+}
+
+/// `deletion-mark.json`: the block is superseded (or expired) and will be removed after the delete delay.
+public struct DeletionMark: Sendable, Equatable, Codable {
+    public var ulid: ULID
+    /// Unix milliseconds.
+    public var deletionTime: Int64
+    public var reason: String
+    /// The block that replaces this one, when compaction wrote the mark.
+    public var supersededBy: ULID?
+
+    public init(ulid: ULID, deletionTime: Int64, reason: String, supersededBy: ULID?) {
+        self.ulid = ulid
+        self.deletionTime = deletionTime
+        self.reason = reason
+        self.supersededBy = supersededBy
+    }
+}
+
+/// File names inside a block folder.
+public enum BlockFile {
+    public static let meta = "meta.json"
+    public static let deletionMark = "deletion-mark.json"
+    public static let samples = "samples.parquet"
+    public static let series = "series.parquet"
+    public static let stacks = "stacks.parquet"
+    public static let frames = "frames.parquet"
+    public static let functions = "functions.parquet"
+    public static let tables = [samples, series, stacks, frames, functions]
+
+    /// `<tenant>/<ulid>/<file>`
+    public static func key(tenant: String, ulid: ULID, _ file: String) -> String { "\(tenant)/\(ulid)/\(file)" }
+}
+
+public struct BlockError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

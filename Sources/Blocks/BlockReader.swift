@@ -1,0 +1,295 @@
+import Foundation
+import ObjectStore
+import Parquet
+import ProfileModel
+
+/// A series of a block: its id in samples.parquet, labels and profile type.
+public struct BlockSeries: Sendable, Equatable {
+    public var id: Int32
+    public var labels: LabelSet
+    public var profileType: ProfileTypeID
+}
+
+/// Sample columns of a block (or of the row groups a time range selects), struct of arrays, in file order
+/// (profile type, series, time, stack).
+public struct SampleColumns: Sendable, Equatable {
+    public var seriesIDs: [Int32] = []
+    /// Index into `profileTypes` per sample.
+    public var profileTypeIndex: [UInt16] = []
+    public var profileTypes: [String] = []
+    public var timeNanos: [Int64] = []
+    public var stackIDs: [Int32] = []
+    public var values: [Int64] = []
+    /// 0 where the sample has no span.
+    public var spanIDs: [UInt64] = []
+
+    public var count: Int { values.count }
+
+    public init() {}
+
+    /// Keeps only samples with `range.contains(time)`.
+    public func filtered(time range: ClosedRange<Int64>) -> SampleColumns {
+        var out = SampleColumns()
+        out.profileTypes = profileTypes
+        for i in 0..<count where range.contains(timeNanos[i]) {
+            out.seriesIDs.append(seriesIDs[i]); out.profileTypeIndex.append(profileTypeIndex[i])
+            out.timeNanos.append(timeNanos[i]); out.stackIDs.append(stackIDs[i])
+            out.values.append(values[i]); out.spanIDs.append(spanIDs[i])
+        }
+        return out
+    }
+
+    public var totalsByProfileType: [String: Int64] {
+        var t: [String: Int64] = [:]
+        for i in 0..<count { t[profileTypes[Int(profileTypeIndex[i])], default: 0] &+= values[i] }
+        return t
+    }
+}
+
+/// The symbol side of a block: the stack tree, frames and functions, with stack resolution.
+public struct BlockSymbols: Sendable {
+    /// Per stack node: parent node (-1 at a root) and frame.
+    public var nodeParents: [Int32]
+    public var nodeFrames: [Int32]
+    /// Per frame: function and line.
+    public var frameFunctions: [Int32]
+    public var frameLines: [Int64]
+    public var functions: [FunctionKey]
+
+    /// Frames of stack `id`, leaf first. Throws on a dangling reference or a cycle.
+    public func frames(ofStack id: Int32) throws -> [Int32] {
+        var out: [Int32] = []
+        var n = id
+        while n >= 0 {
+            guard Int(n) < nodeParents.count else { throw BlockError("stack node \(n) out of range (\(nodeParents.count) nodes)") }
+            out.append(nodeFrames[Int(n)])
+            let p = nodeParents[Int(n)]
+            guard p < n else { throw BlockError("stack node \(n) has parent \(p) that is not older") }
+            n = p
+        }
+        return out
+    }
+
+    /// Function names of stack `id`, leaf first.
+    public func functionNames(ofStack id: Int32) throws -> [String] {
+        try frames(ofStack: id).map { functions[Int(frameFunctions[Int($0)])].name }
+    }
+
+    public func function(ofFrame frame: Int32) -> FunctionKey { functions[Int(frameFunctions[Int(frame)])] }
+}
+
+/// Reads one block from the store. Tables are fetched on first use and kept; a query engine can read only
+/// meta, series and the sample row groups of a time range, and symbols only when it resolves stacks.
+public actor BlockReader {
+    public nonisolated let store: any ObjectStore
+    public nonisolated let meta: BlockMeta
+    private var tables: [String: ParquetFileReader] = [:]
+
+    public init(store: any ObjectStore, meta: BlockMeta) {
+        self.store = store
+        self.meta = meta
+    }
+
+    /// Opens a block by reading its meta.json.
+    public static func open(store: any ObjectStore, tenant: String, ulid: ULID) async throws -> BlockReader {
+        let meta = try BlockMeta.decode(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)))
+        return BlockReader(store: store, meta: meta)
+    }
+
+    /// The raw bytes of a table file, checked against meta.json's size and sha256 when `verify` is set.
+    public func fileBytes(_ name: String, verify: Bool = false) async throws -> [UInt8] {
+        let bytes = try await store.get(BlockFile.key(tenant: meta.tenant, ulid: meta.ulid, name))
+        if verify {
+            guard let entry = meta.files.first(where: { $0.name == name }) else { throw BlockError("\(name) is not listed in meta.json") }
+            guard entry.sizeBytes == bytes.count else { throw BlockError("\(name): \(bytes.count) bytes, meta.json says \(entry.sizeBytes)") }
+            let sum = SigV4Signer.sha256Hex(bytes)
+            guard sum == entry.sha256 else { throw BlockError("\(name): sha256 \(sum), meta.json says \(entry.sha256)") }
+        }
+        return bytes
+    }
+
+    func table(_ name: String) async throws -> ParquetFileReader {
+        if let t = tables[name] { return t }
+        let t = try ParquetFileReader(bytes: try await fileBytes(name))
+        tables[name] = t
+        return t
+    }
+
+    public func series() async throws -> [BlockSeries] {
+        let t = try await table(BlockFile.series)
+        let ids = try Self.int32s(t, "series_id"), types = try Self.strings(t, "profile_type")
+        let names = try Self.strings(t, "name"), values = try Self.strings(t, "value")
+        var out: [BlockSeries] = []
+        var i = 0
+        while i < ids.count {
+            let id = ids[i]
+            var labels: [Label] = []
+            let type = types[i]
+            while i < ids.count && ids[i] == id {
+                labels.append(Label(names[i], values[i]))
+                i += 1
+            }
+            guard let pt = ProfileTypeID(parsing: type) else { throw BlockError("series \(id): bad profile type \(type)") }
+            out.append(BlockSeries(id: id, labels: LabelSet(labels), profileType: pt))
+        }
+        return out
+    }
+
+    /// Row groups of samples.parquet whose time statistics overlap `range` (all when nil).
+    public func sampleRowGroups(time range: ClosedRange<Int64>?) async throws -> [Int] {
+        let t = try await table(BlockFile.samples)
+        guard let range, let col = t.leafIndex(named: "time_nanos") else { return Array(0..<t.rowGroupCount) }
+        return (0..<t.rowGroupCount).filter { rg in
+            guard let s = t.statistics(rowGroup: rg, column: col), case .int64(let lo)? = s.min, case .int64(let hi)? = s.max else { return true }
+            return lo <= range.upperBound && hi >= range.lowerBound
+        }
+    }
+
+    /// Samples whose time is in `range` (all when nil); row groups outside it are not decoded.
+    public func samples(time range: ClosedRange<Int64>? = nil) async throws -> SampleColumns {
+        let t = try await table(BlockFile.samples)
+        let groups = try await sampleRowGroups(time: range)
+        var out = SampleColumns()
+        out.seriesIDs = try Self.int32s(t, "series_id", groups)
+        let types = try Self.strings(t, "profile_type", groups)
+        var typeIndex: [String: UInt16] = [:]
+        out.profileTypeIndex = types.map { s in
+            if let i = typeIndex[s] { return i }
+            let i = UInt16(out.profileTypes.count)
+            out.profileTypes.append(s)
+            typeIndex[s] = i
+            return i
+        }
+        out.timeNanos = try Self.int64s(t, "time_nanos", groups)
+        out.stackIDs = try Self.int32s(t, "stack_id", groups)
+        out.values = try Self.int64s(t, "value", groups)
+        let spans = try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? []
+        out.spanIDs = spans.map { $0.map { UInt64(bitPattern: $0) } ?? 0 }
+        if let range { return out.filtered(time: range) }
+        return out
+    }
+
+    public func symbols() async throws -> BlockSymbols {
+        let st = try await table(BlockFile.stacks), fr = try await table(BlockFile.frames), fn = try await table(BlockFile.functions)
+        let nodeIDs = try Self.int32s(st, "node_id")
+        for (i, id) in nodeIDs.enumerated() where Int(id) != i { throw BlockError("stacks.parquet: node_id \(id) at row \(i)") }
+        let parents = (try st.readColumn(named: "parent_id").int32Values ?? []).map { $0 ?? -1 }
+        let frameIDs = try Self.int32s(fr, "frame_id")
+        for (i, id) in frameIDs.enumerated() where Int(id) != i { throw BlockError("frames.parquet: frame_id \(id) at row \(i)") }
+        let fnIDs = try Self.int32s(fn, "function_id")
+        for (i, id) in fnIDs.enumerated() where Int(id) != i { throw BlockError("functions.parquet: function_id \(id) at row \(i)") }
+        let names = try Self.strings(fn, "name"), sys = try Self.strings(fn, "system_name"), files = try Self.strings(fn, "filename")
+        let starts = try Self.int64s(fn, "start_line")
+        return BlockSymbols(
+            nodeParents: parents, nodeFrames: try Self.int32s(st, "frame_id"),
+            frameFunctions: try Self.int32s(fr, "function_id"), frameLines: try Self.int64s(fr, "line"),
+            functions: names.indices.map { FunctionKey(name: names[$0], systemName: sys[$0], filename: files[$0], startLine: starts[$0]) })
+    }
+
+    /// The whole block as one batch (stacks as leaf-first runs), for compaction and checks.
+    public func asBatch() async throws -> SampleBatch {
+        let series = try await series()
+        let samples = try await samples()
+        let symbols = try await symbols()
+        var batch = SampleBatch(tenant: meta.tenant, provenance: Provenance(topic: "", partition: -1, offset: -1))
+        var seriesIndex: [Int32: UInt32] = [:]
+        for s in series {
+            seriesIndex[s.id] = UInt32(batch.series.count)
+            batch.series.append(BatchSeries(labels: s.labels, profileType: s.profileType))
+        }
+        var strings = [""], stringIndex = ["": UInt32(0)]
+        func intern(_ s: String) -> UInt32 {
+            if let i = stringIndex[s] { return i }
+            strings.append(s); stringIndex[s] = UInt32(strings.count - 1)
+            return UInt32(strings.count - 1)
+        }
+        let fns = symbols.functions.map { FunctionSymbol(name: intern($0.name), systemName: intern($0.systemName), filename: intern($0.filename), startLine: $0.startLine) }
+        let frames = symbols.frameFunctions.indices.map { FrameSymbol(function: UInt32(symbols.frameFunctions[$0]), line: symbols.frameLines[$0]) }
+        batch.symbols = SymbolTable(strings: strings, functions: fns, frames: frames)
+        var stackIndex: [Int32: UInt32] = [:]
+        for i in 0..<samples.count {
+            let sid = samples.stackIDs[i]
+            if stackIndex[sid] == nil {
+                stackIndex[sid] = UInt32(batch.stacks.count)
+                batch.stacks.append(try symbols.frames(ofStack: sid).map { UInt32($0) })
+            }
+            guard let s = seriesIndex[samples.seriesIDs[i]] else { throw BlockError("sample references unknown series \(samples.seriesIDs[i])") }
+            batch.sampleSeries.append(s)
+            batch.sampleStacks.append(stackIndex[sid]!)
+            batch.sampleValues.append(samples.values[i])
+            batch.sampleTimes.append(samples.timeNanos[i])
+            batch.sampleSpans.append(samples.spanIDs[i])
+        }
+        return batch
+    }
+
+    /// Checks every file's size and sha256, that every table parses, and that every reference resolves:
+    /// sample → series and stack node, node → parent and frame, frame → function. Returns the problems found.
+    public func verify() async -> [String] {
+        var problems: [String] = []
+        for f in meta.files {
+            do {
+                let bytes = try await fileBytes(f.name, verify: true)
+                let t = try ParquetFileReader(bytes: bytes)
+                if let rows = f.rows, rows != t.numRows { problems.append("\(f.name): \(t.numRows) rows, meta.json says \(rows)") }
+                tables[f.name] = t
+            } catch {
+                problems.append("\(f.name): \(error)")
+            }
+        }
+        for name in BlockFile.tables where !meta.files.contains(where: { $0.name == name }) {
+            problems.append("\(name) is missing from meta.json")
+        }
+        guard problems.isEmpty else { return problems }
+        do {
+            let series = try await series()
+            let seriesIDs = Set(series.map(\.id))
+            let samples = try await samples()
+            let symbols = try await symbols()
+            let nodes = symbols.nodeParents.count, frames = symbols.frameFunctions.count, fns = symbols.functions.count
+            for i in 0..<nodes {
+                let p = symbols.nodeParents[i]
+                if p >= Int32(i) { problems.append("stack node \(i): parent \(p) not older"); break }
+                let f = symbols.nodeFrames[i]
+                if f < 0 || Int(f) >= frames { problems.append("stack node \(i): frame \(f) out of range"); break }
+            }
+            for (i, f) in symbols.frameFunctions.enumerated() where f < 0 || Int(f) >= fns {
+                problems.append("frame \(i): function \(f) out of range"); break
+            }
+            var totals: [String: BlockMeta.ProfileTypeStats] = [:]
+            for i in 0..<samples.count {
+                if !seriesIDs.contains(samples.seriesIDs[i]) { problems.append("sample \(i): unknown series \(samples.seriesIDs[i])"); break }
+                let s = samples.stackIDs[i]
+                if s < 0 || Int(s) >= nodes { problems.append("sample \(i): stack \(s) out of range"); break }
+                let pt = samples.profileTypes[Int(samples.profileTypeIndex[i])]
+                totals[pt, default: .init(samples: 0, total: 0)].samples += 1
+                totals[pt, default: .init(samples: 0, total: 0)].total &+= samples.values[i]
+            }
+            if totals != meta.stats.profileTypes { problems.append("per-profile-type totals differ from meta.json: \(totals)") }
+            if Int64(samples.count) != meta.stats.samples { problems.append("\(samples.count) samples, meta.json says \(meta.stats.samples)") }
+        } catch {
+            problems.append("\(error)")
+        }
+        return problems
+    }
+
+    // MARK: Column helpers
+
+    static func int32s(_ t: ParquetFileReader, _ name: String, _ groups: [Int]? = nil) throws -> [Int32] {
+        let c = try t.readColumn(named: name, rowGroups: groups)
+        guard case .int32(let v) = c.values, c.validity == nil else { throw BlockError("column \(name): expected required int32") }
+        return v
+    }
+
+    static func int64s(_ t: ParquetFileReader, _ name: String, _ groups: [Int]? = nil) throws -> [Int64] {
+        let c = try t.readColumn(named: name, rowGroups: groups)
+        guard case .int64(let v) = c.values, c.validity == nil else { throw BlockError("column \(name): expected required int64") }
+        return v
+    }
+
+    static func strings(_ t: ParquetFileReader, _ name: String, _ groups: [Int]? = nil) throws -> [String] {
+        let c = try t.readColumn(named: name, rowGroups: groups)
+        guard case .byteArrays(let v) = c.values, c.validity == nil else { throw BlockError("column \(name): expected required string") }
+        return v.strings
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import ObjectStore
+import Parquet
+import ProfileModel
+
+/// A block encoded in memory: its table files and its `meta.json`, ready to upload.
+public struct EncodedBlock: Sendable {
+    public var meta: BlockMeta
+    /// Table files in upload order (meta.json is not among them).
+    public var files: [(name: String, bytes: [UInt8])]
+
+    public var totalBytes: Int { files.reduce(0) { $0 + $1.bytes.count } }
+}
+
+/// Turns a head into Parquet tables and uploads them, `meta.json` last.
+public struct BlockWriter: Sendable {
+    public struct Options: Sendable {
+        /// Codec of every table. zstd level 1 measured smallest at nearly LZ4's write speed (docs/block-format.md).
+        public var codec: CompressionCodec = .zstd
+        public var zstdLevel: Int32 = 1
+        /// Rows per row group of samples.parquet: small enough that time and series statistics prune reads,
+        /// large enough that each column chunk compresses well.
+        public var samplesPerRowGroup: Int = 128 * 1024
+
+        public init() {}
+    }
+
+    public var options: Options
+
+    public init(options: Options = Options()) { self.options = options }
+
+    private func parquetOptions(rowsPerGroup: Int = 1 << 20) -> ParquetWriterOptions {
+        var o = ParquetWriterOptions()
+        o.codec = options.codec
+        o.zstdLevel = options.zstdLevel
+        o.maxRowsPerRowGroup = rowsPerGroup
+        return o
+    }
+
+    /// Encodes the head as block `ulid`. Samples are sorted by (profile type, series, time, stack); series
+    /// ids are renumbered so that this order is also series-id order.
+    public func encode(_ head: Head, ulid: ULID, compaction: BlockMeta.Compaction, createdAt: Date = Date()) throws -> EncodedBlock {
+        // Series order: profile type, then labels.
+        let seriesOrder = head.series.indices.sorted {
+            let a = head.series[$0], b = head.series[$1]
+            if a.profileType.id != b.profileType.id { return a.profileType.id < b.profileType.id }
+            return a.labels.labels.lexicographicallyPrecedes(b.labels.labels)
+        }
+        var newSeriesID = [Int32](repeating: 0, count: head.series.count)
+        for (rank, old) in seriesOrder.enumerated() { newSeriesID[old] = Int32(rank) }
+
+        let n = head.sampleCount
+        var order = Array(0..<n)
+        head.sampleSeries.withUnsafeBufferPointer { ser in
+            head.sampleTimes.withUnsafeBufferPointer { times in
+                head.sampleStacks.withUnsafeBufferPointer { stacks in
+                    order.sort { i, j in
+                        let si = newSeriesID[Int(ser[i])], sj = newSeriesID[Int(ser[j])]
+                        if si != sj { return si < sj }
+                        if times[i] != times[j] { return times[i] < times[j] }
+                        return stacks[i] < stacks[j]
+                    }
+                }
+            }
+        }
+
+        var seriesCol = [Int32](); seriesCol.reserveCapacity(n)
+        var typeCol = [String](); typeCol.reserveCapacity(n)
+        var timeCol = [Int64](); timeCol.reserveCapacity(n)
+        var stackCol = [Int32](); stackCol.reserveCapacity(n)
+        var valueCol = [Int64](); valueCol.reserveCapacity(n)
+        var spanCol = [Int64?](); spanCol.reserveCapacity(n)
+        var typeStats: [String: BlockMeta.ProfileTypeStats] = [:]
+        let typeIDs = head.series.map(\.profileType.id)
+        for i in order {
+            let s = Int(head.sampleSeries[i])
+            seriesCol.append(newSeriesID[s])
+            typeCol.append(typeIDs[s])
+            timeCol.append(head.sampleTimes[i])
+            stackCol.append(Int32(head.sampleStacks[i]))
+            valueCol.append(head.sampleValues[i])
+            let span = head.sampleSpans[i]
+            spanCol.append(span == 0 ? nil : Int64(bitPattern: span))
+            typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].samples += 1
+            typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].total &+= head.sampleValues[i]
+        }
+
+        var files: [(String, [UInt8], Int, Int)] = []
+        func table(_ name: String, _ schema: ParquetSchema, _ columns: [ColumnData], rowsPerGroup: Int = 1 << 20) throws {
+            let w = try ParquetWriter(schema: schema, options: parquetOptions(rowsPerGroup: rowsPerGroup))
+            try w.writeRowGroup(columns)
+            let bytes = try w.finish()
+            let rows = columns.first?.rowCount ?? 0
+            files.append((name, bytes, rows, try ParquetFileReader(bytes: bytes).rowGroupCount))
+        }
+
+        try table(BlockFile.samples, BlockSchemas.samples, [
+            .int32(seriesCol), .strings(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
+        ], rowsPerGroup: options.samplesPerRowGroup)
+
+        // series.parquet: one row per (series, label).
+        var sID = [Int32](), sType = [String](), sName = [String](), sValue = [String]()
+        for (rank, old) in seriesOrder.enumerated() {
+            let s = head.series[old]
+            for l in s.labels.labels {
+                sID.append(Int32(rank)); sType.append(s.profileType.id); sName.append(l.name); sValue.append(l.value)
+            }
+        }
+        try table(BlockFile.series, BlockSchemas.series, [.int32(sID), .strings(sType), .strings(sName), .strings(sValue)])
+
+        let nodes = head.nodeParents.count
+        try table(BlockFile.stacks, BlockSchemas.stacks, [
+            .int32((0..<nodes).map { Int32($0) }),
+            .int32(head.nodeParents.map { $0 < 0 ? nil : Optional($0) }),
+            .int32(head.nodeFrames.map { Int32($0) }),
+        ])
+        try table(BlockFile.frames, BlockSchemas.frames, [
+            .int32((0..<head.frames.count).map { Int32($0) }),
+            .int32(head.frames.map { Int32($0.function) }),
+            .int64(head.frames.map(\.line)),
+        ])
+        try table(BlockFile.functions, BlockSchemas.functions, [
+            .int32((0..<head.functions.count).map { Int32($0) }),
+            .strings(head.functions.map(\.name)),
+            .strings(head.functions.map(\.systemName)),
+            .strings(head.functions.map(\.filename)),
+            .int64(head.functions.map(\.startLine)),
+        ])
+
+        let meta = BlockMeta(
+            ulid: ulid, tenant: head.tenant,
+            minTime: n == 0 ? 0 : head.minTime, maxTime: n == 0 ? 0 : head.maxTime,
+            createdAt: Int64(createdAt.timeIntervalSince1970 * 1000),
+            compaction: compaction,
+            kafka: KafkaProvenance(raw: head.rawOffsets, normalized: head.normalizedOffsets),
+            stats: .init(samples: Int64(n), series: Int64(head.series.count), stacks: Int64(nodes),
+                         frames: Int64(head.frames.count), functions: Int64(head.functions.count), profileTypes: typeStats),
+            files: files.map { .init(name: $0.0, sizeBytes: $0.1.count, sha256: SigV4Signer.sha256Hex($0.1), rows: $0.2, rowGroups: $0.3) })
+        return EncodedBlock(meta: meta, files: files.map { ($0.0, $0.1) })
+    }
+
+    /// Uploads the tables, then `meta.json` (create-only). Throws if a different block already committed
+    /// under this ULID; succeeds when the same meta is already there (a retried upload).
+    public static func upload(_ block: EncodedBlock, to store: any ObjectStore) async throws {
+        let tenant = block.meta.tenant, ulid = block.meta.ulid
+        for f in block.files {
+            try await store.put(BlockFile.key(tenant: tenant, ulid: ulid, f.name), f.bytes)
+        }
+        let metaBytes = try block.meta.encoded()
+        let created = try await store.putIfAbsent(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta), metaBytes)
+        if !created {
+            let existing = try BlockMeta.decode(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)))
+            guard existing.files == block.meta.files else {
+                throw BlockError("block \(tenant)/\(ulid) already exists with other contents")
+            }
+        }
+    }
+}
+
+/// The Parquet schemas of a block's tables.
+public enum BlockSchemas {
+    public static let samples = ParquetSchema([
+        ColumnSchema("series_id", .int32),
+        ColumnSchema("profile_type", .string, encoding: .dictionary),
+        ColumnSchema("time_nanos", .int64, encoding: .deltaBinaryPacked),
+        ColumnSchema("stack_id", .int32),
+        ColumnSchema("value", .int64),
+        ColumnSchema("span_id", .int64, optional: true),
+    ])
+    public static let series = ParquetSchema([
+        ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),
+        ColumnSchema("profile_type", .string, encoding: .dictionary),
+        ColumnSchema("name", .string, encoding: .dictionary),
+        ColumnSchema("value", .string, encoding: .dictionary),
+    ])
+    public static let stacks = ParquetSchema([
+        ColumnSchema("node_id", .int32, encoding: .deltaBinaryPacked),
+        ColumnSchema("parent_id", .int32, optional: true),
+        ColumnSchema("frame_id", .int32),
+    ])
+    public static let frames = ParquetSchema([
+        ColumnSchema("frame_id", .int32, encoding: .deltaBinaryPacked),
+        ColumnSchema("function_id", .int32),
+        ColumnSchema("line", .int64),
+    ])
+    public static let functions = ParquetSchema([
+        ColumnSchema("function_id", .int32, encoding: .deltaBinaryPacked),
+        ColumnSchema("name", .string),
+        ColumnSchema("system_name", .string),
+        ColumnSchema("filename", .string, encoding: .dictionary),
+        ColumnSchema("start_line", .int64),
+    ])
+}

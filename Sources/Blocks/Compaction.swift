@@ -1,0 +1,218 @@
+import Foundation
+import Logging
+import ObjectStore
+
+public struct CompactionConfig: Sendable {
+    /// Time window of each output level: level 1 merges into 1 h windows, level 2 into 8 h windows.
+    /// 1 h matches the query engine's common ranges (a flame graph of the last hour reads one block);
+    /// 8 h keeps a day in three blocks without making one merge hold more than a few heads' worth of memory.
+    public var levelWindows: [Duration] = [.seconds(3600), .seconds(8 * 3600)]
+    /// A window is merged once its end is this far in the past, so late L0 blocks (a head cut up to its
+    /// max age after its samples) have arrived.
+    public var settleDelay: Duration = .seconds(15 * 60)
+    /// Superseded and expired blocks stay this long after their deletion mark, so queries that listed
+    /// them before the mark can finish reading.
+    public var deletionDelay: Duration = .seconds(2 * 3600)
+    /// Folders without meta.json older than this are crash leftovers and are removed.
+    public var partialGrace: Duration = .seconds(3600)
+    /// Blocks whose newest sample is older than this are removed; nil keeps data forever.
+    public var retention: Duration?
+    /// How long one compactor holds a tenant's lease.
+    public var leaseDuration: Duration = .seconds(300)
+
+    public init() {}
+}
+
+extension Duration {
+    var nanos: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// One merge: blocks of one tenant in one time window, into one block of `level`.
+public struct CompactionJob: Sendable, Equatable {
+    public var tenant: String
+    public var level: Int
+    public var window: Range<Int64>
+    public var sources: [BlockMeta]
+}
+
+public enum CompactionPlanner {
+    /// The merges to run now over the live blocks of one tenant: for the lowest output level with work,
+    /// every closed window holding at least two blocks of lower or equal level, one of them lower.
+    /// (Late level-0 data merges with the window's existing level-1 block.)
+    public static func plan(tenant: String, live: [BlockMeta], config: CompactionConfig, now: Date = Date()) -> [CompactionJob] {
+        let nowNanos = Int64(now.timeIntervalSince1970 * 1e9)
+        for (i, window) in config.levelWindows.enumerated() {
+            let level = i + 1
+            let w = window.nanos
+            var groups: [Int64: [BlockMeta]] = [:]
+            for b in live where b.compaction.level <= level && b.stats.samples > 0 {
+                let start = b.minTime >= 0 ? (b.minTime / w) * w : ((b.minTime - w + 1) / w) * w
+                groups[start, default: []].append(b)
+            }
+            var jobs: [CompactionJob] = []
+            for (start, blocks) in groups.sorted(by: { $0.key < $1.key }) {
+                guard start + w + config.settleDelay.nanos <= nowNanos else { continue }
+                guard blocks.count >= 2, blocks.contains(where: { $0.compaction.level < level }) else { continue }
+                jobs.append(CompactionJob(tenant: tenant, level: level, window: start..<(start + w),
+                                          sources: blocks.sorted { $0.ulid < $1.ulid }))
+            }
+            if !jobs.isEmpty { return jobs }
+        }
+        return []
+    }
+}
+
+/// Runs compaction, deletion, cleanup and retention against a store.
+public struct Compactor: Sendable {
+    public let store: any ObjectStore
+    public let config: CompactionConfig
+    public let writer: BlockWriter
+    public let logger: Logger
+    /// Names this process in leases.
+    public let instanceID: String
+
+    public init(store: any ObjectStore, config: CompactionConfig, writer: BlockWriter = BlockWriter(), logger: Logger,
+                instanceID: String = ULID.make().string) {
+        self.store = store
+        self.config = config
+        self.writer = writer
+        self.logger = logger
+        self.instanceID = instanceID
+    }
+
+    /// Merges the job's sources into one block and marks the sources for deletion. The new block's ID is
+    /// derived from its sources, so a retried or duplicated job writes the same block.
+    @discardableResult
+    public func run(_ job: CompactionJob, now: Date = Date()) async throws -> BlockMeta {
+        var head = Head(tenant: job.tenant)
+        var sources: Set<ULID> = []
+        for meta in job.sources {
+            let reader = BlockReader(store: store, meta: meta)
+            head.appendSamples(try await reader.asBatch())
+            head.absorb(provenance: meta.kafka)
+            sources.formUnion(meta.compaction.sources)
+        }
+        let parents = job.sources.map(\.ulid).sorted()
+        let ulid = ULID.deterministic(timestampMillis: parents.map(\.timestampMillis).max() ?? 0,
+                                      seed: "\(job.tenant)|\(job.level)|" + parents.map(\.string).joined(separator: ","))
+        let block = try writer.encode(head, ulid: ulid,
+                                      compaction: .init(level: job.level, sources: sources.sorted(), parents: parents), createdAt: now)
+        let expected = job.sources.reduce(into: [String: Int64]()) { t, m in for (k, v) in m.totalsByProfileType { t[k, default: 0] &+= v } }
+        guard block.meta.totalsByProfileType == expected else {
+            throw BlockError("compaction of \(parents) changed the totals: \(block.meta.totalsByProfileType) vs \(expected)")
+        }
+        try await BlockWriter.upload(block, to: store)
+        for p in parents {
+            try await markForDeletion(tenant: job.tenant, ulid: p, reason: "compacted", supersededBy: ulid, now: now)
+        }
+        logger.info("compacted", metadata: ["tenant": "\(job.tenant)", "level": "\(job.level)", "block": "\(ulid)",
+                                             "sources": "\(parents.count)", "samples": "\(block.meta.stats.samples)",
+                                             "bytes": "\(block.totalBytes)"])
+        return block.meta
+    }
+
+    public func markForDeletion(tenant: String, ulid: ULID, reason: String, supersededBy: ULID?, now: Date = Date()) async throws {
+        let mark = DeletionMark(ulid: ulid, deletionTime: Int64(now.timeIntervalSince1970 * 1000), reason: reason, supersededBy: supersededBy)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        _ = try await store.putIfAbsent(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.deletionMark), Array(try encoder.encode(mark)))
+    }
+
+    /// Removes a block folder: meta.json first (the block stops being live at once), the mark last.
+    func deleteBlock(tenant: String, ulid: ULID, keys: [String]) async throws {
+        let meta = BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)
+        let mark = BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.deletionMark)
+        if keys.contains(meta) { try await store.delete(meta) }
+        for k in keys where k != meta && k != mark { try await store.delete(k) }
+        if keys.contains(mark) { try await store.delete(mark) }
+    }
+
+    public struct PassResult: Sendable, Equatable {
+        public var compacted = 0
+        public var deleted = 0
+        public var partialRemoved = 0
+        public var expired = 0
+    }
+
+    /// One maintenance pass over a tenant: retention marks, merges until no job is left, removal of
+    /// marked blocks past the delay and of partial folders past the grace period.
+    public func pass(tenant: String, now: Date = Date()) async throws -> PassResult {
+        var result = PassResult()
+        let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
+        var listing = try await BlockIndex.list(store, tenant: tenant)
+        if let retention = config.retention {
+            let cutoff = Int64(now.timeIntervalSince1970 * 1e9) - retention.nanos
+            for b in BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks) where b.maxTime < cutoff {
+                try await markForDeletion(tenant: tenant, ulid: b.ulid, reason: "retention", supersededBy: nil, now: now)
+                result.expired += 1
+            }
+            if result.expired > 0 { listing = try await BlockIndex.list(store, tenant: tenant) }
+        }
+        var rounds = 0
+        while rounds < 8 {
+            rounds += 1
+            let jobs = CompactionPlanner.plan(tenant: tenant, live: BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks),
+                                              config: config, now: now)
+            if jobs.isEmpty { break }
+            for job in jobs {
+                try await run(job, now: now)
+                result.compacted += 1
+            }
+            listing = try await BlockIndex.list(store, tenant: tenant)
+        }
+        for (ulid, mark) in listing.deletionMarks where mark.deletionTime + config.deletionDelay.nanos / 1_000_000 <= nowMillis {
+            try await deleteBlock(tenant: tenant, ulid: ulid, keys: listing.keys[ulid] ?? [])
+            result.deleted += 1
+        }
+        for (ulid, newest) in listing.partial where listing.deletionMarks[ulid] == nil
+            && now.timeIntervalSince(newest) >= config.partialGrace.seconds {
+            try await deleteBlock(tenant: tenant, ulid: ulid, keys: listing.keys[ulid] ?? [])
+            result.partialRemoved += 1
+        }
+        return result
+    }
+
+    /// A maintenance pass over every tenant whose lease this instance holds or can take.
+    public func passAll(now: Date = Date()) async throws -> PassResult {
+        var total = PassResult()
+        for tenant in try await BlockIndex.tenants(in: store) {
+            guard try await TenantLease.acquire(store: store, tenant: tenant, holder: instanceID, duration: config.leaseDuration, now: now) else {
+                continue
+            }
+            let r = try await pass(tenant: tenant, now: now)
+            total.compacted += r.compacted; total.deleted += r.deleted
+            total.partialRemoved += r.partialRemoved; total.expired += r.expired
+        }
+        return total
+    }
+}
+
+/// One owner per tenant's maintenance across replicas: an object `_kiln/leases/<tenant>.json` created only
+/// if absent, naming the holder and an expiry. It is advisory (the store offers no compare-and-swap on
+/// replace); a rare double owner is harmless because compacted block IDs are derived from their sources
+/// (both write the same block) and the listing hides a block whose sources another block holds.
+public struct TenantLease: Codable, Sendable {
+    public var holder: String
+    public var expiresAt: Int64
+
+    static func key(_ tenant: String) -> String { "_kiln/leases/\(tenant).json" }
+
+    public static func acquire(store: any ObjectStore, tenant: String, holder: String, duration: Duration, now: Date = Date()) async throws -> Bool {
+        let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
+        let mine = TenantLease(holder: holder, expiresAt: nowMillis + duration.nanos / 1_000_000)
+        let bytes = Array(try JSONEncoder().encode(mine))
+        if try await store.putIfAbsent(key(tenant), bytes) { return true }
+        guard let current = try? JSONDecoder().decode(TenantLease.self, from: Data(try await store.get(key(tenant)))) else {
+            try await store.delete(key(tenant))
+            return try await store.putIfAbsent(key(tenant), bytes)
+        }
+        if current.holder == holder {
+            try await store.put(key(tenant), bytes)
+            return true
+        }
+        guard current.expiresAt < nowMillis else { return false }
+        try await store.delete(key(tenant))
+        return try await store.putIfAbsent(key(tenant), bytes)
+    }
+}

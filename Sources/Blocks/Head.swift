@@ -1,0 +1,247 @@
+import Foundation
+import ProfileModel
+
+/// A function's identity, with its strings resolved (batches number strings independently).
+public struct FunctionKey: Hashable, Sendable {
+    public var name: String
+    public var systemName: String
+    public var filename: String
+    public var startLine: Int64
+
+    public init(name: String, systemName: String, filename: String, startLine: Int64) {
+        self.name = name
+        self.systemName = systemName
+        self.filename = filename
+        self.startLine = startLine
+    }
+}
+
+struct FrameKey: Hashable {
+    var function: UInt32
+    var line: Int64
+}
+
+struct NodeKey: Hashable {
+    var parent: Int32
+    var frame: UInt32
+}
+
+/// Where a batch came from on the normalized topic, when it came from Kafka.
+public struct RecordPosition: Hashable, Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(topic: String, partition: Int32, offset: Int64) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
+}
+
+/// The in-memory block of one tenant: it absorbs `SampleBatch`es, deduplicating series, symbols and stacks
+/// across batches, until it is cut into a block.
+///
+/// Stacks live in a parent-pointer trie keyed by (parent node, frame): a stack is the node of its leaf, so
+/// stacks sharing a prefix share its nodes. Node ids grow in insertion order, so a parent's id is always
+/// smaller than its children's — the reader can rebuild paths in one forward pass.
+public struct Head: Sendable {
+    public let tenant: String
+    /// Wall-clock time of the first append, for cutting by age.
+    public private(set) var openedAt: Date?
+
+    // Symbols.
+    private(set) var functions: [FunctionKey] = []
+    private var functionIndex: [FunctionKey: UInt32] = [:]
+    private(set) var frames: [(function: UInt32, line: Int64)] = []
+    private var frameIndex: [FrameKey: UInt32] = [:]
+
+    // Stack tree.
+    private(set) var nodeParents: [Int32] = []
+    private(set) var nodeFrames: [UInt32] = []
+    private var nodeIndex: [NodeKey: UInt32] = [:]
+
+    // Series.
+    private(set) var series: [BatchSeries] = []
+    private var seriesIndex: [BatchSeries: UInt32] = [:]
+
+    // Samples, struct of arrays.
+    private(set) var sampleSeries: [UInt32] = []
+    private(set) var sampleStacks: [UInt32] = []
+    private(set) var sampleValues: [Int64] = []
+    private(set) var sampleTimes: [Int64] = []
+    private(set) var sampleSpans: [UInt64] = []
+
+    /// Raw-topic provenances and normalized-topic offsets held, per partition.
+    public private(set) var rawOffsets: [PartitionKey: OffsetRanges] = [:]
+    public private(set) var normalizedOffsets: [PartitionKey: OffsetRanges] = [:]
+
+    public private(set) var minTime: Int64 = .max
+    public private(set) var maxTime: Int64 = .min
+    public private(set) var batches = 0
+
+    public init(tenant: String) { self.tenant = tenant }
+
+    public var sampleCount: Int { sampleValues.count }
+    public var isEmpty: Bool { sampleValues.isEmpty && rawOffsets.isEmpty && normalizedOffsets.isEmpty }
+    public var stackNodeCount: Int { nodeParents.count }
+    public var seriesCount: Int { series.count }
+
+    /// A rough count of the memory the head holds, for cutting by size.
+    public var estimatedBytes: Int {
+        sampleValues.count * 36 + nodeParents.count * 40 + frames.count * 40
+            + functions.reduce(0) { $0 + 64 + $1.name.utf8.count + $1.systemName.utf8.count + $1.filename.utf8.count }
+            + series.count * 256
+    }
+
+    /// Whether the head already holds this raw record's batch.
+    public func holds(raw provenance: Provenance) -> Bool {
+        rawOffsets[PartitionKey(topic: provenance.topic, partition: provenance.partition)]?.contains(provenance.offset) ?? false
+    }
+
+    public func holds(normalized position: RecordPosition) -> Bool {
+        normalizedOffsets[PartitionKey(topic: position.topic, partition: position.partition)]?.contains(position.offset) ?? false
+    }
+
+    /// Adds a batch. Its provenance is recorded as held (even when it has no samples, so an empty batch is
+    /// also counted once). The caller decides about duplicates (`holds`) before calling.
+    public mutating func append(_ batch: SampleBatch, from position: RecordPosition? = nil, now: Date = Date()) {
+        precondition(batch.tenant == tenant, "batch of tenant \(batch.tenant) given to the head of \(tenant)")
+        if openedAt == nil { openedAt = now }
+        batches += 1
+        rawOffsets[PartitionKey(topic: batch.provenance.topic, partition: batch.provenance.partition), default: OffsetRanges()]
+            .insert(batch.provenance.offset)
+        if let position {
+            normalizedOffsets[PartitionKey(topic: position.topic, partition: position.partition), default: OffsetRanges()]
+                .insert(position.offset)
+        }
+        appendSamples(batch)
+    }
+
+    /// Adds the samples and symbols of a batch without recording its provenance (compaction records the
+    /// sources' provenance wholesale with `absorb(provenance:)`).
+    mutating func appendSamples(_ batch: SampleBatch) {
+        let symbols = batch.symbols
+        // Batch-local ids → head ids, filled lazily so unreferenced symbols and stacks are not kept.
+        var functionMap = [UInt32](repeating: .max, count: symbols.functions.count)
+        var frameMap = [UInt32](repeating: .max, count: symbols.frames.count)
+        var stackMap = [UInt32](repeating: .max, count: batch.stacks.count)
+        var seriesMap = [UInt32](repeating: .max, count: batch.series.count)
+
+        func function(_ i: UInt32) -> UInt32 {
+            if functionMap[Int(i)] != .max { return functionMap[Int(i)] }
+            let f = symbols.functions[Int(i)]
+            let key = FunctionKey(name: symbols.strings[Int(f.name)], systemName: symbols.strings[Int(f.systemName)],
+                                  filename: symbols.strings[Int(f.filename)], startLine: f.startLine)
+            let id: UInt32
+            if let existing = functionIndex[key] { id = existing } else {
+                id = UInt32(functions.count)
+                functions.append(key)
+                functionIndex[key] = id
+            }
+            functionMap[Int(i)] = id
+            return id
+        }
+        func frame(_ i: UInt32) -> UInt32 {
+            if frameMap[Int(i)] != .max { return frameMap[Int(i)] }
+            let f = symbols.frames[Int(i)]
+            let key = FrameKey(function: function(f.function), line: f.line)
+            let id: UInt32
+            if let existing = frameIndex[key] { id = existing } else {
+                id = UInt32(frames.count)
+                frames.append((key.function, key.line))
+                frameIndex[key] = id
+            }
+            frameMap[Int(i)] = id
+            return id
+        }
+
+        for i in 0..<batch.sampleCount {
+            let s = Int(batch.sampleSeries[i])
+            if seriesMap[s] == .max {
+                let key = batch.series[s]
+                if let existing = seriesIndex[key] { seriesMap[s] = existing } else {
+                    let id = UInt32(series.count)
+                    series.append(key)
+                    seriesIndex[key] = id
+                    seriesMap[s] = id
+                }
+            }
+            let st = Int(batch.sampleStacks[i])
+            if stackMap[st] == .max {
+                // pprof order is leaf first; the trie is walked from the root.
+                var parent: Int32 = -1
+                for f in batch.stacks.stack(st).reversed() {
+                    let key = NodeKey(parent: parent, frame: frame(f))
+                    if let existing = nodeIndex[key] { parent = Int32(existing) } else {
+                        let id = UInt32(nodeParents.count)
+                        nodeParents.append(key.parent)
+                        nodeFrames.append(key.frame)
+                        nodeIndex[key] = id
+                        parent = Int32(id)
+                    }
+                }
+                precondition(parent >= 0, "empty stacks are dropped by the normaliser")
+                stackMap[st] = UInt32(parent)
+            }
+            let t = batch.sampleTimes[i]
+            sampleSeries.append(seriesMap[s])
+            sampleStacks.append(stackMap[st])
+            sampleValues.append(batch.sampleValues[i])
+            sampleTimes.append(t)
+            sampleSpans.append(i < batch.sampleSpans.count ? batch.sampleSpans[i] : 0)
+            if t < minTime { minTime = t }
+            if t > maxTime { maxTime = t }
+        }
+    }
+
+    /// Records provenance held by data merged in from elsewhere (compaction).
+    mutating func absorb(provenance: KafkaProvenance) {
+        for (k, v) in provenance.rawByPartition { rawOffsets[k, default: OffsetRanges()].formUnion(v) }
+        for (k, v) in provenance.normalizedByPartition { normalizedOffsets[k, default: OffsetRanges()].formUnion(v) }
+    }
+
+    /// Sum of values per profile type.
+    public var totalsByProfileType: [String: Int64] {
+        var totals: [String: Int64] = [:]
+        for i in 0..<sampleValues.count { totals[series[Int(sampleSeries[i])].profileType.id, default: 0] &+= sampleValues[i] }
+        return totals
+    }
+
+    /// The frames of stack `id`, leaf first.
+    public func stack(_ id: UInt32) -> [UInt32] {
+        var out: [UInt32] = []
+        var n = Int32(id)
+        while n >= 0 {
+            out.append(nodeFrames[Int(n)])
+            n = nodeParents[Int(n)]
+        }
+        return out
+    }
+}
+
+/// When to cut a head into a block: whichever limit is reached first.
+public struct CutPolicy: Sendable, Equatable {
+    /// Age of the head's first batch.
+    public var maxAge: Duration
+    /// Estimated in-memory size.
+    public var maxBytes: Int
+    public var maxSamples: Int
+
+    /// 5 minutes bounds the delay until data is queryable from the store and the replay after a crash;
+    /// 256 MiB keeps a head's encoding (which briefly doubles it) inside a modest container.
+    public init(maxAge: Duration = .seconds(300), maxBytes: Int = 256 << 20, maxSamples: Int = 8_000_000) {
+        self.maxAge = maxAge
+        self.maxBytes = maxBytes
+        self.maxSamples = maxSamples
+    }
+
+    public func shouldCut(_ head: Head, now: Date = Date()) -> Bool {
+        guard !head.isEmpty else { return false }
+        if head.sampleCount >= maxSamples || head.estimatedBytes >= maxBytes { return true }
+        guard let opened = head.openedAt else { return false }
+        let age = now.timeIntervalSince(opened)
+        let limit = Double(maxAge.components.seconds) + Double(maxAge.components.attoseconds) / 1e18
+        return age >= limit
+    }
+}

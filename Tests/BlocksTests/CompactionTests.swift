@@ -1,0 +1,159 @@
+import Blocks
+import Foundation
+import Logging
+import ObjectStore
+import ProfileModel
+import Testing
+import TestSupport
+
+/// Cuts `batches` into one level-0 block per element.
+func uploadL0(_ groups: [[SampleBatch]], tenant: String = "t1", to store: any ObjectStore) async throws -> [BlockMeta] {
+    var metas: [BlockMeta] = []
+    for g in groups {
+        var head = Head(tenant: tenant)
+        for b in g { head.append(b) }
+        let ulid = ULID.make()
+        let block = try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: []))
+        try await BlockWriter.upload(block, to: store)
+        metas.append(block.meta)
+    }
+    return metas
+}
+
+func liveTotals(_ store: any ObjectStore, tenant: String = "t1") async throws -> [String: Int64] {
+    var t: [String: Int64] = [:]
+    for m in try await BlockIndex.liveBlocks(store, tenant: tenant) { for (k, v) in m.totalsByProfileType { t[k, default: 0] &+= v } }
+    return t
+}
+
+let hourNanos: Int64 = 3_600_000_000_000
+/// An hour boundary, so test data falls in known windows.
+let baseHour: Int64 = 1_700_000_000_000_000_000 / hourNanos * hourNanos
+
+struct CompactionTests {
+    let logger = Logger(label: "test.compaction")
+
+    @Test(arguments: Backend.allCases)
+    func mergesLevelsAndNeverDoubleCounts(backend: Backend) async throws {
+        try await withStore(backend, "compact") { store, _ in
+            // Hours 0 and 1 of an 8 h window: three L0 blocks each.
+            var sent: [SampleBatch] = []
+            var groups: [[SampleBatch]] = []
+            for hour in 0..<2 {
+                for blockIndex in 0..<3 {
+                    let g = (0..<4).map { k in
+                        makeBatch(offset: Int64(hour * 100 + blockIndex * 4 + k), samples: 150, baseTimeNanos: baseHour + Int64(hour) * hourNanos)
+                    }
+                    sent += g
+                    groups.append(g)
+                }
+            }
+            let l0 = try await uploadL0(groups, to: store)
+            #expect(try await liveTotals(store) == totals(sent))
+
+            let compactor = Compactor(store: store, config: CompactionConfig(), logger: logger)
+            // Before the windows close, nothing happens.
+            let early = Date(timeIntervalSince1970: Double(baseHour + hourNanos) / 1e9)
+            #expect(try await compactor.pass(tenant: "t1", now: early).compacted == 0)
+
+            // After the 8 h window closes: two L1 merges, then one L2 merge of those.
+            let late = Date(timeIntervalSince1970: Double(baseHour + 9 * hourNanos) / 1e9)
+            let result = try await compactor.pass(tenant: "t1", now: late)
+            #expect(result.compacted == 3)
+            let live = try await BlockIndex.liveBlocks(store, tenant: "t1")
+            #expect(live.count == 1)
+            let top = try #require(live.first)
+            #expect(top.compaction.level == 2)
+            #expect(Set(top.compaction.sources) == Set(l0.map(\.ulid)))
+            #expect(try await liveTotals(store) == totals(sent))
+            // The raw provenance of every batch travels into the compacted block.
+            #expect(top.kafka.rawByPartition[PartitionKey(topic: "raw", partition: 0)]?.count == Int64(sent.count))
+            // Stacks were deduplicated again: fewer nodes than the L0 blocks together.
+            #expect(top.stats.stacks < l0.reduce(0) { $0 + $1.stats.stacks })
+            let reader = BlockReader(store: store, meta: top)
+            #expect(try await flatten(reader).sorted() == sent.flatMap(flatten).sorted())
+            #expect(await reader.verify() == [])
+
+            // Sources are still in the store (marked) until the deletion delay has passed.
+            var listing = try await BlockIndex.list(store, tenant: "t1")
+            #expect(listing.metas.count == l0.count + 3)
+            #expect(listing.deletionMarks.count == l0.count + 2)
+            let afterDelay = late.addingTimeInterval(3 * 3600)
+            let cleanup = try await compactor.pass(tenant: "t1", now: afterDelay)
+            #expect(cleanup.deleted == l0.count + 2)
+            listing = try await BlockIndex.list(store, tenant: "t1")
+            #expect(listing.metas.map(\.ulid) == [top.ulid])
+            #expect(listing.keys.count == 1)
+            #expect(try await liveTotals(store) == totals(sent))
+        }
+    }
+
+    @Test func liveListingHidesSupersededBlocksEvenWithoutMarks() throws {
+        func meta(_ u: ULID, level: Int, sources: [ULID]) -> BlockMeta {
+            BlockMeta(ulid: u, tenant: "t", minTime: 0, maxTime: 0, createdAt: 0, compaction: .init(level: level, sources: sources, parents: []),
+                      kafka: KafkaProvenance(), stats: .init(samples: 1, series: 1, stacks: 1, frames: 1, functions: 1, profileTypes: [:]), files: [])
+        }
+        let a = ULID.make(timestampMillis: 1), b = ULID.make(timestampMillis: 2), c = ULID.make(timestampMillis: 3)
+        let merged1 = ULID.make(timestampMillis: 4), merged2 = ULID.make(timestampMillis: 5)
+        let metas = [meta(a, level: 0, sources: [a]), meta(b, level: 0, sources: [b]), meta(c, level: 0, sources: [c]),
+                     meta(merged1, level: 1, sources: [a, b]), meta(merged2, level: 1, sources: [a, b])]
+        let live = BlockIndex.live(metas, deletionMarks: [:]).map(\.ulid)
+        // A and B are inside merged1; merged2 duplicates merged1 (a raced job) and loses to the smaller ULID.
+        #expect(live == [c, merged1])
+        let marked = BlockIndex.live(metas, deletionMarks: [c: DeletionMark(ulid: c, deletionTime: 0, reason: "retention", supersededBy: nil)])
+        #expect(marked.map(\.ulid) == [merged1])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func partialFoldersAreRemovedAfterGrace(backend: Backend) async throws {
+        try await withStore(backend, "partial") { store, _ in
+            let kept = try await uploadL0([[makeBatch(offset: 1)]], to: store)
+            // A crash after uploading tables but before meta.json.
+            var head = Head(tenant: "t1")
+            head.append(makeBatch(offset: 2))
+            let ulid = ULID.make()
+            let block = try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: []))
+            for f in block.files.prefix(3) { try await store.put(BlockFile.key(tenant: "t1", ulid: ulid, f.name), f.bytes) }
+            #expect(try await BlockIndex.liveBlocks(store, tenant: "t1").map(\.ulid) == kept.map(\.ulid))
+            let compactor = Compactor(store: store, config: CompactionConfig(), logger: Logger(label: "t"))
+            // Within the grace period the folder may still be uploading: kept.
+            #expect(try await compactor.pass(tenant: "t1", now: Date()).partialRemoved == 0)
+            #expect(try await BlockIndex.list(store, tenant: "t1").partial.keys.contains(ulid))
+            let r = try await compactor.pass(tenant: "t1", now: Date().addingTimeInterval(2 * 3600))
+            #expect(r.partialRemoved == 1)
+            let listing = try await BlockIndex.list(store, tenant: "t1")
+            #expect(listing.partial.isEmpty)
+            #expect(listing.metas.map(\.ulid) == kept.map(\.ulid))
+        }
+    }
+
+    @Test func retentionRemovesWholeExpiredBlocks() async throws {
+        try await withStore(.file, "retention") { store, _ in
+            let old = try await uploadL0([[makeBatch(offset: 1, baseTimeNanos: baseHour)]], to: store)
+            let recent = try await uploadL0([[makeBatch(offset: 2, baseTimeNanos: baseHour + 48 * hourNanos)]], to: store)
+            var config = CompactionConfig()
+            config.retention = .seconds(24 * 3600)
+            config.deletionDelay = .seconds(0)
+            let now = Date(timeIntervalSince1970: Double(baseHour + 49 * hourNanos) / 1e9)
+            // Off by default: nothing expires.
+            #expect(try await Compactor(store: store, config: CompactionConfig(), logger: Logger(label: "t")).pass(tenant: "t1", now: now).expired == 0)
+            let r = try await Compactor(store: store, config: config, logger: Logger(label: "t")).pass(tenant: "t1", now: now)
+            #expect(r.expired == 1 && r.deleted == 1)
+            let listing = try await BlockIndex.list(store, tenant: "t1")
+            #expect(listing.metas.map(\.ulid) == recent.map(\.ulid))
+            #expect(listing.keys[old[0].ulid] == nil)
+        }
+    }
+
+    @Test func leaseHasOneOwnerUntilItExpires() async throws {
+        try await withStore(.file, "lease") { store, _ in
+            let now = Date()
+            let a1 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "a", duration: .seconds(60), now: now)
+            let b1 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "b", duration: .seconds(60), now: now)
+            let a2 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "a", duration: .seconds(60), now: now)
+            let b2 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "b", duration: .seconds(60), now: now.addingTimeInterval(61))
+            #expect(a1 && !b1 && a2 && b2)
+            #expect(try await BlockIndex.tenants(in: store).isEmpty)  // leases are not tenants
+        }
+    }
+}
