@@ -82,6 +82,13 @@ public struct PyroscopeName: Sendable, Equatable {
         public var sampleType: String
         public var sampleUnit: String
         public var application: String
+
+        public init(metricName: String, sampleType: String, sampleUnit: String, application: String) {
+            self.metricName = metricName
+            self.sampleType = sampleType
+            self.sampleUnit = sampleUnit
+            self.application = application
+        }
     }
 
     public func foldedType() throws(IngestError) -> FoldedType {
