@@ -74,7 +74,7 @@ struct FileDiscoveryTests {
         let running = Task { await manager.run() }
         defer { running.cancel() }
 
-        let firstSeen = await waitUntil(timeout: .seconds(5)) {
+        let firstSeen = await waitUntil(timeout: .seconds(30)) {
             fetcher.urls.contains("http://127.0.0.1:1/debug/pprof/goroutine")
         }
         #expect(firstSeen)
@@ -83,18 +83,18 @@ struct FileDiscoveryTests {
         // Rewrite the file with a different target; a second file appears too (the glob picks it up).
         try Data(#"[{"targets": ["127.0.0.1:2"], "labels": {"service_name": "second"}}]"#.utf8).write(to: file)
         try Data(#"[{"targets": ["127.0.0.1:3"]}]"#.utf8).write(to: dir.url.appendingPathComponent("more.json"))
-        let switched = await waitUntil(timeout: .seconds(5)) {
+        let switched = await waitUntil(timeout: .seconds(30)) {
             Set(manager.targetHealth.compactMap { $0.labels["service_name"] }) == ["second", "unspecified"]
         }
         #expect(switched, "health: \(manager.targetHealth.map(\.labels))")
-        let scrapedNew = await waitUntil(timeout: .seconds(5)) {
+        let scrapedNew = await waitUntil(timeout: .seconds(30)) {
             fetcher.urls.contains("http://127.0.0.1:2/debug/pprof/goroutine") && fetcher.urls.contains("http://127.0.0.1:3/debug/pprof/goroutine")
         }
         #expect(scrapedNew)
 
         // A broken rewrite keeps the last good targets and reports the error.
         try Data("not json".utf8).write(to: file)
-        let errorShown = await waitUntil(timeout: .seconds(5)) { !manager.status.discoveryErrors.isEmpty }
+        let errorShown = await waitUntil(timeout: .seconds(30)) { !manager.status.discoveryErrors.isEmpty }
         #expect(errorShown)
         #expect(Set(manager.targetHealth.compactMap { $0.labels["service_name"] }) == ["second", "unspecified"])
         running.cancel()

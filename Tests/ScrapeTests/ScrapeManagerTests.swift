@@ -49,7 +49,7 @@ struct ScrapeManagerTests {
                                     options: ScrapeManagerOptions(bufferCapacity: 100, spreadStartOffsets: false))
         let running = Task { await manager.run() }
         // Five loops (default profiles); the first publish blocks, the rest queue up.
-        let queued = await waitUntil(timeout: .seconds(5)) { manager.stats.bufferedProfiles >= 4 }
+        let queued = await waitUntil(timeout: .seconds(30)) { manager.stats.bufferedProfiles >= 4 }
         #expect(queued, "stats: \(manager.stats)")
         running.cancel()
         sink.open()
@@ -117,7 +117,7 @@ struct ScrapeManagerTests {
         let manager = ScrapeManager(configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher)
         let job = try #require(config.scrapeJobs.first)
         let runner = Task { await manager.run() }
-        let registered = await waitUntil(timeout: .seconds(5)) { manager.targetHealth.count == 5 }
+        let registered = await waitUntil(timeout: .seconds(30)) { manager.targetHealth.count == 5 }
         #expect(registered)
         // Stop the loops (health entries stay) so only the scrapes below change the counters.
         runner.cancel()
