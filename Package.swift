@@ -127,6 +127,6 @@ let package = Package(
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
-        .testTarget(name: "ExecutableTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
     ]
 )

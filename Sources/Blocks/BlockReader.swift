@@ -27,11 +27,11 @@ public struct SampleColumns: Sendable, Equatable {
 
     public init() {}
 
-    /// Keeps only samples with `range.contains(time)`.
-    public func filtered(time range: ClosedRange<Int64>) -> SampleColumns {
+    /// Keeps only samples with `range.contains(time)` and (when given) a series in `series`.
+    public func filtered(time range: ClosedRange<Int64>, series: Set<Int32>? = nil) -> SampleColumns {
         var out = SampleColumns()
         out.profileTypes = profileTypes
-        for i in 0..<count where range.contains(timeNanos[i]) {
+        for i in 0..<count where range.contains(timeNanos[i]) && (series?.contains(seriesIDs[i]) ?? true) {
             out.seriesIDs.append(seriesIDs[i]); out.profileTypeIndex.append(profileTypeIndex[i])
             out.timeNanos.append(timeNanos[i]); out.stackIDs.append(stackIDs[i])
             out.values.append(values[i]); out.spanIDs.append(spanIDs[i])
@@ -135,20 +135,32 @@ public actor BlockReader {
         return out
     }
 
-    /// Row groups of samples.parquet whose time statistics overlap `range` (all when nil).
-    public func sampleRowGroups(time range: ClosedRange<Int64>?) async throws -> [Int] {
+    /// Row groups of samples.parquet whose statistics overlap the time range and hold one of the series
+    /// (all when both are nil). Rows are sorted by series, then time, so a series filter prunes well.
+    public func sampleRowGroups(time range: ClosedRange<Int64>?, series: Set<Int32>? = nil) async throws -> [Int] {
         let t = try await table(BlockFile.samples)
-        guard let range, let col = t.leafIndex(named: "time_nanos") else { return Array(0..<t.rowGroupCount) }
+        let timeCol = t.leafIndex(named: "time_nanos"), seriesCol = t.leafIndex(named: "series_id")
+        let wanted = series.map { $0.sorted() }
         return (0..<t.rowGroupCount).filter { rg in
-            guard let s = t.statistics(rowGroup: rg, column: col), case .int64(let lo)? = s.min, case .int64(let hi)? = s.max else { return true }
-            return lo <= range.upperBound && hi >= range.lowerBound
+            if let range, let timeCol, let s = t.statistics(rowGroup: rg, column: timeCol),
+               case .int64(let lo)? = s.min, case .int64(let hi)? = s.max,
+               lo > range.upperBound || hi < range.lowerBound {
+                return false
+            }
+            if let wanted, let seriesCol, let s = t.statistics(rowGroup: rg, column: seriesCol),
+               case .int32(let lo)? = s.min, case .int32(let hi)? = s.max,
+               !wanted.contains(where: { $0 >= lo && $0 <= hi }) {
+                return false
+            }
+            return true
         }
     }
 
-    /// Samples whose time is in `range` (all when nil); row groups outside it are not decoded.
-    public func samples(time range: ClosedRange<Int64>? = nil) async throws -> SampleColumns {
+    /// Samples whose time is in `range` and whose series is in `series` (all when nil); row groups whose
+    /// statistics rule them out are not decoded.
+    public func samples(time range: ClosedRange<Int64>? = nil, series: Set<Int32>? = nil) async throws -> SampleColumns {
         let t = try await table(BlockFile.samples)
-        let groups = try await sampleRowGroups(time: range)
+        let groups = try await sampleRowGroups(time: range, series: series)
         var out = SampleColumns()
         out.seriesIDs = try Self.int32s(t, "series_id", groups)
         let types = try Self.strings(t, "profile_type", groups)
@@ -165,8 +177,8 @@ public actor BlockReader {
         out.values = try Self.int64s(t, "value", groups)
         let spans = try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? []
         out.spanIDs = spans.map { $0.map { UInt64(bitPattern: $0) } ?? 0 }
-        if let range { return out.filtered(time: range) }
-        return out
+        if range == nil && series == nil { return out }
+        return out.filtered(time: range ?? Int64.min...Int64.max, series: series)
     }
 
     public func symbols() async throws -> BlockSymbols {

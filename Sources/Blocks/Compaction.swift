@@ -133,6 +133,8 @@ public struct Compactor: Sendable {
         public var deleted = 0
         public var partialRemoved = 0
         public var expired = 0
+
+        public init() {}
     }
 
     /// One maintenance pass over a tenant: retention marks, merges until no job is left, removal of
