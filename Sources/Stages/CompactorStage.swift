@@ -142,8 +142,9 @@ public final class CompactorStage: Service, Sendable {
                 }
             }
         } catch is CancellationError {}
-        // SIGTERM: cut every head, then hand the offsets over and leave the group.
-        try await flushAll()
+        // SIGTERM: cut every head, then hand the offsets over and leave the group. The flush runs in a task
+        // of its own so that the cancellation that ended the loop does not abort the uploads.
+        try await Task { try await self.flushAll() }.value
         try? await consumer.commit()
         try await consumer.close()
         logger.info("stopped", metadata: ["stats": "\(currentStats)"])

@@ -99,13 +99,14 @@ struct Command: AsyncParsableCommand {
         return v
     }
 
-    /// `90s`, `5m`, `6h`, `30d`, or plain seconds.
+    /// `500ms`, `90s`, `5m`, `6h`, `30d`, or plain seconds.
     static func duration(_ text: String, flag: String) throws -> Duration {
+        if text.hasSuffix("ms"), let n = Double(text.dropLast(2)), n >= 0 { return .milliseconds(Int64(n)) }
         let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
         if let last = text.last, let mult = units[last], let n = Double(text.dropLast()), n >= 0 {
             return .milliseconds(Int64(n * Double(mult) * 1000))
         }
         if let n = Double(text), n >= 0 { return .milliseconds(Int64(n * 1000)) }
-        throw ServiceConfigurationError("\(flag): expected a duration like 90s, 5m, 6h or 30d, got \(text)")
+        throw ServiceConfigurationError("\(flag): expected a duration like 500ms, 90s, 5m, 6h or 30d, got \(text)")
     }
 }

@@ -1,0 +1,56 @@
+import Blocks
+import Foundation
+import Normalization
+import Parquet
+import ProfileModel
+import Records
+import Testing
+import TestSupport
+
+/// Measures block size per sample on the real pprof fixtures (normalised as the pipeline would), per codec,
+/// and checks that every codec's block holds the same totals. Prints the table docs/block-format.md quotes.
+struct BlockSizeTests {
+    @Test func bytesPerSampleOnRealProfiles() throws {
+        let dir = TestEnvironment.fixturesDir.appendingPathComponent("pprof")
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else {
+            print("skipped: fixtures not found at \(dir.path)")
+            return
+        }
+        var head = Head(tenant: "t1")
+        var normalizer = Normalizer()
+        var rawBytes = 0
+        var offset: Int64 = 0
+        let base = Int64(1_700_000_000) * 1_000_000_000
+        // Each Go/Java fixture 10 times, as 10 scrapes 15 s apart of one target.
+        for name in names.sorted() where (name.hasPrefix("go_") || name.hasPrefix("java_")) && name.contains(".pb") {
+            guard let payload = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else { continue }
+            for scrape in 0..<10 {
+                let start = base + Int64(scrape) * 15_000_000_000
+                let env = RawEnvelope(tenant: "t1", labels: LabelSet([Label("service_name", name), Label("job", "bench")]),
+                                      source: .scrape, format: .pprof, startNanos: start, endNanos: start + 15_000_000_000,
+                                      cumulative: false, payload: Array(payload))
+                guard let result = try? normalizer.normalize(env, provenance: Provenance(topic: "raw", partition: 0, offset: offset)),
+                      let batch = result.batch else { continue }
+                offset += 1
+                rawBytes += payload.count
+                head.append(batch)
+            }
+        }
+        guard head.sampleCount > 0 else { print("skipped: no usable fixtures"); return }
+        var lines = ["codec | block bytes | bytes/sample | samples | stack nodes | functions | gzipped pprof bytes in"]
+        var blockTotals: [[String: Int64]] = []
+        for (label, codec) in [("zstd(1)", CompressionCodec.zstd), ("lz4_raw", .lz4Raw), ("none", .uncompressed)] {
+            var writer = BlockWriter()
+            writer.options.codec = codec
+            let clock = ContinuousClock()
+            var block: EncodedBlock?
+            let elapsed = try clock.measure { block = try writer.encode(head, ulid: ULID.make(), compaction: .init(level: 0, sources: [], parents: [])) }
+            let b = block!
+            blockTotals.append(b.meta.totalsByProfileType)
+            let perFile = b.files.map { "\($0.name)=\($0.bytes.count)" }.joined(separator: " ")
+            lines.append("\(label) | \(b.totalBytes) | \(String(format: "%.2f", Double(b.totalBytes) / Double(head.sampleCount))) | \(head.sampleCount) | \(head.stackNodeCount) | \(b.meta.stats.functions) | \(rawBytes) | encode \(elapsed) | \(perFile)")
+        }
+        print(lines.joined(separator: "\n"))
+        #expect(blockTotals.allSatisfy { $0 == head.totalsByProfileType })
+    }
+}
