@@ -55,7 +55,7 @@ import FoundationNetworking
         var got: [String: Int64] = [:]
         for (type, total) in delta.batch?.totalsByProfileType ?? [:] { got[type.sampleType, default: 0] += total }
         for type in cumulativeTypes {
-            #expect(got[type] == secondTotals[type]! - firstTotals[type]!, "\(path) \(type)")
+            #expect(got[type, default: 0] == secondTotals[type, default: 0] - firstTotals[type, default: 0], "\(path) \(type)")
         }
         // Snapshot types (in-use memory) pass through whole.
         for (type, total) in secondTotals where !cumulativeTypes.contains(type) && total != 0 {

@@ -125,9 +125,14 @@ public final class ChildProcess: Sendable {
     /// fails after `timeout`.
     @discardableResult
     public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
-        if let status = await wait(until: .now + timeout, { $0.finished ? $0.exitStatus : nil }) { return status }
-        signal(SIGKILL)
-        throw Failure(description: "\(name) did not exit within \(timeout); output:\n" + tail)
+        guard let status = await wait(until: .now + timeout, { $0.exitStatus }) else {
+            signal(SIGKILL)
+            throw Failure(description: "\(name) did not exit within \(timeout); output:\n" + tail)
+        }
+        // Let the last output drain; a grandchild that inherited the pipes may keep them open, so do
+        // not wait for end-of-file for ever.
+        _ = await wait(until: .now + .seconds(2)) { $0.finished ? true : nil }
+        return status
     }
 
     private var tail: String { lines.suffix(40).joined(separator: "\n") }
