@@ -5,7 +5,7 @@ setup:
 	scripts/setup.sh
 
 build: setup
-	swift build
+	for product in kiln kiln-scraper kiln-normalizer kiln-compactor kiln-query; do swift build --product "$$product"; done
 
 test:
 	scripts/test.sh
@@ -20,6 +20,7 @@ fuzz: setup
 	scripts/fuzz.sh
 
 loadtest: setup
+	@test -x scripts/loadtest.sh || { echo "make loadtest: kiln loadgen is not built yet (see load-tests/README.md)"; exit 1; }
 	scripts/loadtest.sh
 
 clean:

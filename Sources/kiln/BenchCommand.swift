@@ -9,10 +9,11 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Run Kiln's benchmarks, each beside its baseline in the same run (make bench runs them all).",
         discussion: "Suites: producer (Kafka producer vs kcat -P; needs --brokers), pprof (kiln merge vs go tool pprof -proto, "
-            + "decode vs gzip -dc), normalizer (MB/s per core vs inflate alone), parquet (block table writes vs pyarrow)."
+            + "decode vs gzip -dc), normalizer (MB/s per core vs inflate alone), ingest (push ingest vs a 200-OK handler on the "
+            + "same server), parquet (block table writes vs pyarrow)."
     )
 
-    @Argument(help: "Suites to run: producer, pprof, normalizer, parquet or all.")
+    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, parquet or all.")
     var suites: [String] = ["all"]
 
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
@@ -25,7 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     var json: String?
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "parquet"]
+        let known = ["producer", "pprof", "normalizer", "ingest", "parquet"]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -53,6 +54,8 @@ struct BenchCommand: AsyncParsableCommand {
                 report(try PprofBenchmark.run(kiln: selfURL, fixturesDir: fixturesDir))
             case "normalizer":
                 report(try NormalizerBenchmark.run(fixturesDir: fixturesDir))
+            case "ingest":
+                report(try await IngestBenchmark.run(fixturesDir: fixturesDir))
             case "parquet":
                 let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
                 report(try ParquetBenchmark.run(python: python))

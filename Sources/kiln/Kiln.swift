@@ -5,6 +5,6 @@ struct Kiln: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Kiln operator CLI: inspect and merge pprof files, run benchmarks, manage topics and blocks.",
-        subcommands: [InspectCommand.self, MergeCommand.self, TopicsCommand.self, BenchCommand.self]
+        subcommands: [InspectCommand.self, MergeCommand.self, BlocksCommand.self, TopicsCommand.self, BenchCommand.self]
     )
 }

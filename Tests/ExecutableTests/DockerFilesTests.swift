@@ -48,7 +48,7 @@ import TestSupport
         let dockerfile = try String(contentsOf: Self.docker.appendingPathComponent("Dockerfile"), encoding: .utf8)
         let package = try String(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("Package.swift"), encoding: .utf8)
         for executable in Self.executables {
-            #expect(dockerfile.contains("--product \(executable) ") || dockerfile.contains("--product \(executable)\n"), "Dockerfile does not build \(executable)")
+            #expect(dockerfile.contains(" \(executable) ") || dockerfile.contains(" \(executable);"), "Dockerfile does not build \(executable)")
             #expect(package.contains(".executable(name: \"\(executable)\""))
         }
         let demo = try String(contentsOf: Self.docker.appendingPathComponent("go-demo.Dockerfile"), encoding: .utf8)
