@@ -60,6 +60,10 @@ let package = Package(
             "Parquet", "ObjectStore", "ProfileModel",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "Query", dependencies: [
+            "Blocks", "ObjectStore", "ProfileModel",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Scrape", dependencies: [
             "ProfileModel",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -107,7 +111,7 @@ let package = Package(
 
         // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
         // that `make test` sets after starting them (scripts/test-env.sh).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ProfileModel"], path: "Tests/TestSupport"),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "TestSupport",
@@ -127,6 +131,7 @@ let package = Package(
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
+        .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
     ]
 )
