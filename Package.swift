@@ -84,7 +84,7 @@ let package = Package(
 
         // Push ingest routes, Connect codec and the generated protobuf types (scripts/gen-proto.sh).
         .target(name: "HTTPAPI", dependencies: [
-            "Records", "ProfileModel", "PprofCodec",
+            "Records", "ProfileModel", "PprofCodec", "Query",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
@@ -107,11 +107,11 @@ let package = Package(
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient", "Blocks", "Stages"]),
-        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore"]),
+        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore", "Query", "HTTPAPI"]),
 
         // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
         // that `make test` sets after starting them (scripts/test-env.sh).
-        .target(name: "TestSupport", dependencies: ["ProfileModel"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ProfileModel", "Blocks", "ObjectStore"], path: "Tests/TestSupport"),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "TestSupport",
@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore", "HTTPAPI", "Scrape",
                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
-        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport",
+        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),

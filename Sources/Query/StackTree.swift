@@ -109,4 +109,33 @@ public struct StackTree: Sendable {
         }
         return out
     }
+
+    /// Only the stacks that start with `prefix` (root first), as Pyroscope's call-site stack-trace selector
+    /// keeps them; the prefix's nodes stay so the graph still shows where they sit.
+    public func keeping(prefix: [Int32]) -> StackTree {
+        var node: Int32 = 0
+        var byName: [UInt64: Int32] = [:]
+        for n in 1..<max(nodeCount, 1) {
+            byName[UInt64(UInt32(bitPattern: parents[n])) << 32 | UInt64(UInt32(bitPattern: names[n]))] = Int32(n)
+        }
+        for name in prefix {
+            guard let c = byName[UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))] else { return StackTree(sides: sides) }
+            node = c
+        }
+        var out = StackTree(sides: sides)
+        var mapped = [Int32](repeating: -1, count: nodeCount)
+        var anchor: Int32 = 0
+        for name in prefix { anchor = out.child(of: anchor, name: name) }
+        mapped[Int(node)] = anchor
+        // Nodes are created after their parents, so one forward pass copies the subtree.
+        for n in Int(node)..<nodeCount {
+            if n != Int(node) {
+                let p = mapped[Int(parents[n])]
+                guard p >= 0 else { continue }
+                mapped[n] = out.child(of: p, name: names[n])
+            }
+            for s in 0..<sides where selfValues[n * sides + s] != 0 { out.addSelf(selfValues[n * sides + s], to: mapped[n], side: s) }
+        }
+        return out
+    }
 }

@@ -9,40 +9,7 @@ import TestSupport
 /// Blocks written by Kiln's own writer into a real file:// store, then queried; expected values come from
 /// the batches that went in, computed here without the engine.
 @Suite struct QueryEngineTests {
-    static let base: Int64 = 1_700_000_000_000_000_000
-
-    struct Fixture {
-        let store: any ObjectStore
-        let dir: URL
-        let batches: [SampleBatch]
-        let l0: [ULID]
-    }
-
-    /// Two level-0 blocks of six batches each (batch i's samples lie in second i after `base`).
-    func withBlocks(_ body: (Fixture) async throws -> Void) async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-query-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try makeObjectStore(url: "file://" + dir.path)
-        let batches = (0..<12).map { makeBatch(offset: Int64($0), samples: 400, baseTimeNanos: Self.base) }
-        var l0: [ULID] = []
-        for half in 0..<2 {
-            var head = Head(tenant: "t1")
-            for i in half * 6..<(half + 1) * 6 { head.append(batches[i], from: RecordPosition(topic: "n", partition: 0, offset: Int64(i))) }
-            let ulid = ULID.make()
-            var writer = BlockWriter()
-            writer.options.samplesPerRowGroup = 500
-            try await BlockWriter.upload(try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
-            l0.append(ulid)
-        }
-        do { try await body(Fixture(store: store, dir: dir, batches: batches, l0: l0)) } catch {
-            try? await store.shutdown()
-            throw error
-        }
-        try await store.shutdown()
-    }
-
-    func samples(_ f: Fixture, type: ProfileTypeID, where keep: (FlatSample) -> Bool = { _ in true }) -> [FlatSample] {
+    func samples(_ f: SyntheticBlocks, type: ProfileTypeID, where keep: (FlatSample) -> Bool = { _ in true }) -> [FlatSample] {
         f.batches.flatMap(flatten).filter { $0.profileType == type.id && keep($0) }
     }
 
@@ -58,13 +25,13 @@ import TestSupport
         return out
     }
 
-    let everything = QueryEngineTests.base - 1_000_000_000 ... QueryEngineTests.base + 60_000_000_000
+    let everything = SyntheticBlocks.everything
 
     @Test func mergedStacksEqualWhatWentIn() async throws {
-        try await withBlocks { f in try await checkMergedStacks(f) }
+        try await SyntheticBlocks.with { f in try await checkMergedStacks(f) }
     }
 
-    func checkMergedStacks(_ f: Fixture) async throws {
+    func checkMergedStacks(_ f: SyntheticBlocks) async throws {
         let engine = QueryEngine(store: f.store)
         let cases: [(String, Set<String>)] = [
             (#"{service_name="api"}"#, ["api"]),
@@ -87,7 +54,7 @@ import TestSupport
             #expect(gotPaths == wantPaths, "\(selectorText)")
         }
         // A time range inside the data reads only what lies in it.
-        let range = Self.base + 3_000_000_000 ... Self.base + 7_999_999_999
+        let range = SyntheticBlocks.base + 3_000_000_000 ... SyntheticBlocks.base + 7_999_999_999
         let (tree, _) = try await engine.mergeStacks(Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: range))
         let want = samples(f, type: cpuType) { range.contains($0.time) }
         #expect(tree.total() == want.reduce(0) { $0 + $1.value } && !want.isEmpty)
@@ -97,7 +64,7 @@ import TestSupport
     }
 
     @Test func compactedBlocksSupersedeTheirSources() async throws {
-        try await withBlocks { f in
+        try await SyntheticBlocks.with { f in
             // A level-1 block holding both level-0 blocks' data: a query must count each sample once.
             var head = Head(tenant: "t1")
             for b in f.batches { head.append(b) }
@@ -111,7 +78,7 @@ import TestSupport
     }
 
     @Test func timeSeriesSumsPerStepAndGroup() async throws {
-        try await withBlocks { f in
+        try await SyntheticBlocks.with { f in
             let engine = QueryEngine(store: f.store)
             let selection = Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: everything)
             let step: Int64 = 2000
@@ -145,7 +112,7 @@ import TestSupport
     }
 
     @Test func labelsProfileTypesAndStats() async throws {
-        try await withBlocks { f in
+        try await SyntheticBlocks.with { f in
             let engine = QueryEngine(store: f.store)
             #expect(try await engine.profileTypes(tenant: "t1", time: everything) == [allocType, cpuType].sorted())
             #expect(try await engine.profileTypes(tenant: "t1", time: 0...1) == [])
@@ -162,9 +129,9 @@ import TestSupport
     }
 
     @Test func diffHoldsBothSelections() async throws {
-        try await withBlocks { f in
+        try await SyntheticBlocks.with { f in
             let engine = QueryEngine(store: f.store)
-            let early = Self.base ... Self.base + 5_999_999_999, late = Self.base + 6_000_000_000 ... Self.base + 11_999_999_999
+            let early = SyntheticBlocks.base ... SyntheticBlocks.base + 5_999_999_999, late = SyntheticBlocks.base + 6_000_000_000 ... SyntheticBlocks.base + 11_999_999_999
             let (tree, names) = try await engine.diff(
                 left: Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: early),
                 right: Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: late))
@@ -176,7 +143,7 @@ import TestSupport
     }
 
     @Test func absurdRangesAreRefused() async throws {
-        try await withBlocks { f in
+        try await SyntheticBlocks.with { f in
             let engine = QueryEngine(store: f.store)
             await #expect(throws: QueryError.self) {
                 try await engine.mergeStacks(Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: 0 ... Int64.max / 2))
