@@ -100,7 +100,7 @@ let package = Package(
         ]),
 
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
-        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI"]),
+        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI", "Blocks", "Query"]),
 
         // Executables: flag parsing and wiring only.
         .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks"]),
