@@ -21,10 +21,16 @@ public struct UIAssets: Sendable {
         return bundled
     }
 
-    /// The files compiled into the package's resource bundle.
+    /// The files SwiftPM copied beside the executable (`<package>_HTTPAPI.resources/UI`). `Bundle.module`
+    /// stops the process when that folder is missing (a binary copied without it), so look before touching
+    /// it; when absent, every UI request answers 404 with a hint instead.
     public static var bundled: UIAssets {
-        let url = Bundle.module.url(forResource: "UI", withExtension: nil)
-            ?? Bundle.module.bundleURL.appendingPathComponent("UI", isDirectory: true)
+        let beside = Bundle.main.bundleURL
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: beside.path)) ?? []
+        guard entries.contains(where: { $0.hasSuffix("_HTTPAPI.resources") }),
+              let url = Bundle.module.url(forResource: "UI", withExtension: nil) else {
+            return UIAssets(directory: beside.appendingPathComponent("HTTPAPI-resources-missing/UI", isDirectory: true))
+        }
         return UIAssets(directory: url)
     }
 
@@ -76,8 +82,12 @@ public enum UIRoutes {
 
     static func response(for name: String, assets: UIAssets) -> Response {
         guard let bytes = assets.contents(of: name) else {
+            let hint = name == "index.html"
+                ? "Kiln's web UI files are not in \(assets.directory.path): install the *_HTTPAPI.resources folder "
+                    + "beside the binary, or set KILN_UI_DIR to a copy of Sources/HTTPAPI/UI.\n"
+                : "no such UI file\n"
             return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: "no such UI file\n")))
+                            body: .init(byteBuffer: ByteBuffer(string: hint)))
         }
         // no-cache: the browser revalidates, so an upgraded binary or a live edit shows on reload.
         return Response(status: .ok,

@@ -312,6 +312,7 @@ async function load() {
   } catch (e) {
     if (e.name === "AbortError" || signal.aborted) return;
     showError(e);
+    for (const t of [timeline, leftTimeline, rightTimeline]) t.setMessage("");
     setStatus("error");
   }
 }

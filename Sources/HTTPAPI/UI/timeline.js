@@ -92,7 +92,9 @@ export class Timeline {
     const offset = new Date().getTimezoneOffset() * 60e3;
     const showSeconds = step < 60e3;
     const showDate = span > 86400e3;
-    for (let t = Math.ceil((this.start - offset) / step) * step + offset; t <= this.end; t += step) {
+    // No ticks before a range is known (an error before the first answer): 1970 is no help.
+    const ticks = this.end - this.start >= 1000 ? Math.ceil((this.start - offset) / step) * step + offset : Infinity;
+    for (let t = ticks; t <= this.end; t += step) {
       const x = this.xOf(t);
       el("line", { x1: x, x2: x, y1: bottom, y2: bottom + 4, class: "tick" }, svg);
       const label = el("text", { x, y: HEIGHT - 5, class: "axis", "text-anchor": "middle" }, svg);
