@@ -145,6 +145,7 @@ const flame = new FlameGraph($("flame"), {
   onZoom: (node) => {
     $("reset-zoom").disabled = !node;
     $("zoom-info").textContent = node ? `zoomed to ${node.name}` : "";
+    $("zoom-info").title = node ? node.name : "";
   },
   describe,
 });
@@ -185,7 +186,7 @@ function setSearch(text) {
 
 function showSearchInfo() {
   const info = flame.searchTotal();
-  $("search-info").textContent = info ? `${info.count} matching frames, ${(info.share * 100).toFixed(info.share < 0.1 ? 2 : 1)}% of the graph` : "";
+  $("search-info").textContent = info ? `${info.count} ${info.count === 1 ? "match" : "matches"} · ${(info.share * 100).toFixed(info.share < 0.1 ? 2 : 1)}% of the graph` : "";
 }
 
 function showError(error) {
