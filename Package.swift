@@ -89,7 +89,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
-        ]),
+        ], resources: [.copy("UI")]),
 
         // Pipeline stages as services: the loops that connect Kafka, the codecs and the store.
         .target(name: "Stages", dependencies: [
