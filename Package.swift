@@ -60,6 +60,10 @@ let package = Package(
             "Parquet", "ObjectStore", "ProfileModel",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "Query", dependencies: [
+            "Blocks", "ObjectStore", "ProfileModel",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Scrape", dependencies: [
             "ProfileModel",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -80,12 +84,12 @@ let package = Package(
 
         // Push ingest routes, Connect codec and the generated protobuf types (scripts/gen-proto.sh).
         .target(name: "HTTPAPI", dependencies: [
-            "Records", "ProfileModel", "PprofCodec",
+            "Records", "ProfileModel", "PprofCodec", "Query",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
-        ]),
+        ], resources: [.copy("UI")]),
 
         // Pipeline stages as services: the loops that connect Kafka, the codecs and the store.
         .target(name: "Stages", dependencies: [
@@ -107,18 +111,18 @@ let package = Package(
         ]),
 
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
-        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI"]),
+        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI", "Blocks", "Query"]),
 
         // Executables: flag parsing and wiring only.
         .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks", "DevStack"]),
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient", "Blocks", "Stages"]),
-        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore"]),
+        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore", "Query", "HTTPAPI"]),
 
         // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
         // that `make test` sets after starting them (scripts/test-env.sh).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ProfileModel", "Blocks", "ObjectStore"], path: "Tests/TestSupport"),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "TestSupport",
@@ -135,11 +139,12 @@ let package = Package(
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore", "HTTPAPI", "Scrape",
                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
-        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport",
+        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "DevStackTests", dependencies: ["DevStack", "TestSupport",
                                                           .product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
     ]
 )

@@ -55,3 +55,19 @@ public struct ServiceConfigurationError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// The object store URL of `--store` / `KILN_STORE`, with a relative `file://path` made absolute against the
+/// working directory (the store itself only takes absolute paths).
+public enum StoreURLOption {
+    public static let defaultURL = "file://./data/blocks"
+
+    public static func resolve(_ flag: String?) -> String {
+        absolute(EnvironmentFallback.resolve(flag, env: "KILN_STORE", default: defaultURL))
+    }
+
+    public static func absolute(_ url: String) -> String {
+        guard url.hasPrefix("file://"), !url.hasPrefix("file:///") else { return url }
+        let rel = String(url.dropFirst("file://".count))
+        return "file://" + URL(fileURLWithPath: rel, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
+    }
+}

@@ -56,8 +56,7 @@ struct Command: AsyncParsableCommand {
         let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-compactor")
         try await topics.ensure([topics.normalized], config: kafkaConfig, logger: logger)
 
-        let storeURL = EnvironmentFallback.resolve(store, env: "KILN_STORE", default: "file://./data/blocks")
-        let objectStore = try makeObjectStore(url: Self.absoluteFileURL(storeURL), logger: logger)
+        let objectStore = try makeObjectStore(url: StoreURLOption.resolve(store), logger: logger)
 
         var cut = CutPolicy()
         cut.maxAge = try Self.duration(EnvironmentFallback.resolve(maxBlockAge, env: "KILN_MAX_BLOCK_AGE", default: "5m"), flag: "--max-block-age")
@@ -88,12 +87,6 @@ struct Command: AsyncParsableCommand {
     }
 
     /// `file://./x` is relative to the working directory; the store wants an absolute path.
-    static func absoluteFileURL(_ url: String) -> String {
-        guard url.hasPrefix("file://"), !url.hasPrefix("file:///") else { return url }
-        let rel = String(url.dropFirst("file://".count))
-        return "file://" + URL(fileURLWithPath: rel, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
-    }
-
     static func int(_ text: String, flag: String) throws -> Int {
         guard let v = Int(text), v > 0 else { throw ServiceConfigurationError("\(flag): expected a positive integer, got \(text)") }
         return v

@@ -10,10 +10,11 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Run Kiln's benchmarks, each beside its baseline in the same run (make bench runs them all).",
         discussion: "Suites: producer (Kafka producer vs kcat -P; needs --brokers), pprof (kiln merge vs go tool pprof -proto, "
             + "decode vs gzip -dc), normalizer (MB/s per core vs inflate alone), ingest (push ingest vs a 200-OK handler on the "
-            + "same server), parquet (block table writes vs pyarrow)."
+            + "same server), parquet (block table writes vs pyarrow), query (SelectMergeStacktraces over 1 h and 24 h vs reading "
+            + "and decompressing the same blocks)."
     )
 
-    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, parquet or all.")
+    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, parquet, query or all.")
     var suites: [String] = ["all"]
 
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
@@ -26,7 +27,7 @@ struct BenchCommand: AsyncParsableCommand {
     var json: String?
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "ingest", "parquet"]
+        let known = ["producer", "pprof", "normalizer", "ingest", "parquet", "query"]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -59,6 +60,8 @@ struct BenchCommand: AsyncParsableCommand {
             case "parquet":
                 let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
                 report(try ParquetBenchmark.run(python: python))
+            case "query":
+                report(try await QueryBenchmark.run(fixturesDir: fixturesDir))
             default:
                 break
             }

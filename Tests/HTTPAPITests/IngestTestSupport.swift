@@ -14,8 +14,14 @@ func withIngestServer<T: Sendable>(publisher: any RawProfilePublisher, options: 
                                    _ body: @Sendable (String) async throws -> T) async throws -> T {
     let router = Router()
     IngestRoutes.register(on: router, ingester: PushIngester(publisher: publisher, options: options))
+    return try await withServer(router, body)
+}
+
+/// Runs `router` on a real server on 127.0.0.1 (port chosen by the OS) for the duration of `body`, which gets
+/// the base URL.
+func withServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @Sendable (String) async throws -> T) async throws -> T {
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    var logger = Logger(label: "test.ingest")
+    var logger = Logger(label: "test.server")
     logger.logLevel = .warning
     let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                           onServerRunning: { channel in
@@ -103,4 +109,13 @@ final class GatedPublisher: RawProfilePublisher {
     }
 
     var published: [RawEnvelope] { state.withLock { $0.received } }
+}
+
+func get(_ url: String, headers: [(String, String)] = []) async throws -> HTTPResult {
+    var request = HTTPClientRequest(url: url)
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let bytes = try await response.body.collect(upTo: 16 << 20)
+    return HTTPResult(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
+                      body: Array(bytes.readableBytesView))
 }

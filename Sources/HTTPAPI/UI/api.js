@@ -1,0 +1,124 @@
+// Kiln's query API, as the UI calls it: Pyroscope's Connect `querier.v1.QuerierService` in JSON.
+// Requests and responses follow the proto3 JSON mapping (lowerCamelCase names, int64 as strings).
+
+const SERVICE = "/querier.v1.QuerierService/";
+
+/** An error the server explained (Connect's `{code, message}`) or a failed request. */
+export class QueryError extends Error {
+  constructor(method, code, message) {
+    super(message);
+    this.method = method;
+    this.code = code;
+  }
+}
+
+async function call(method, body, signal) {
+  let response;
+  try {
+    response = await fetch(SERVICE + method, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new QueryError(method, "unavailable", `cannot reach the query service (${e.message})`);
+  }
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : {}; } catch { /* not JSON: reported below */ }
+  if (!response.ok) {
+    const code = json && json.code ? json.code : `http ${response.status}`;
+    const message = json && json.message ? json.message : (text.trim().slice(0, 300) || response.statusText);
+    throw new QueryError(method, code, message);
+  }
+  if (json === null) throw new QueryError(method, "internal", "the server answered with something that is not JSON");
+  return json;
+}
+
+const int = (v) => (v === undefined || v === null ? 0 : Number(v));
+
+export async function profileTypes(start, end, signal) {
+  const r = await call("ProfileTypes", { start: String(start), end: String(end) }, signal);
+  return (r.profileTypes || []).map((t) => ({
+    id: t.ID || t.id || "",
+    name: t.name || "",
+    sampleType: t.sampleType || "",
+    sampleUnit: t.sampleUnit || "",
+    periodType: t.periodType || "",
+    periodUnit: t.periodUnit || "",
+  }));
+}
+
+export async function labelValues(name, start, end, matchers, signal) {
+  const body = { name, start: String(start), end: String(end) };
+  if (matchers && matchers.length) body.matchers = matchers;
+  const r = await call("LabelValues", body, signal);
+  return r.names || [];
+}
+
+export async function labelNames(start, end, matchers, signal) {
+  const body = { start: String(start), end: String(end) };
+  if (matchers && matchers.length) body.matchers = matchers;
+  const r = await call("LabelNames", body, signal);
+  return r.names || [];
+}
+
+function mergeRequest(q) {
+  return {
+    profileTypeID: q.profileType,
+    labelSelector: q.selector,
+    start: String(q.start),
+    end: String(q.end),
+    maxNodes: String(q.maxNodes),
+  };
+}
+
+/** The merged flame graph of `q` ({profileType, selector, start, end, maxNodes}). */
+export async function mergeStacktraces(q, signal) {
+  const r = await call("SelectMergeStacktraces", mergeRequest(q), signal);
+  const fg = r.flamegraph || {};
+  return {
+    names: fg.names || [],
+    levels: (fg.levels || []).map((l) => (l.values || []).map(int)),
+    total: int(fg.total),
+    maxSelf: int(fg.maxSelf),
+  };
+}
+
+/** The diff flame graph of two queries: left is the baseline, right the comparison. */
+export async function diff(left, right, signal) {
+  const r = await call("Diff", { left: mergeRequest(left), right: mergeRequest(right) }, signal);
+  const fg = r.flamegraph || {};
+  return {
+    names: fg.names || [],
+    levels: (fg.levels || []).map((l) => (l.values || []).map(int)),
+    total: int(fg.total),
+    maxSelf: int(fg.maxSelf),
+    leftTicks: int(fg.leftTicks),
+    rightTicks: int(fg.rightTicks),
+  };
+}
+
+/** One summed time series for the query, `step` seconds per point. */
+export async function selectSeries(q, step, signal) {
+  const r = await call("SelectSeries", {
+    profileTypeID: q.profileType,
+    labelSelector: q.selector,
+    start: String(q.start),
+    end: String(q.end),
+    step,
+    groupBy: [],
+    aggregation: "TIME_SERIES_AGGREGATION_TYPE_SUM",
+  }, signal);
+  // Sum every returned series point-wise, so a grouped answer still draws as one line.
+  const sums = new Map();
+  for (const s of r.series || []) {
+    for (const p of s.points || []) {
+      const t = int(p.timestamp);
+      sums.set(t, (sums.get(t) || 0) + (Number(p.value) || 0));
+    }
+  }
+  return [...sums.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ t, v }));
+}

@@ -1,0 +1,164 @@
+// The timeline: an SVG area chart of SelectSeries; dragging across it selects a time range.
+
+import { timeOfDay, shortDate } from "./format.js";
+
+const NS = "http://www.w3.org/2000/svg";
+const HEIGHT = 112;
+const M = { left: 58, right: 10, top: 8, bottom: 20 };
+
+function el(name, attrs, parent) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.append(e);
+  return e;
+}
+
+const TICKS = [10e3, 30e3, 60e3, 300e3, 600e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 2 * 86400e3, 7 * 86400e3];
+
+export class Timeline {
+  /**
+   * host: an element the SVG fills. onSelect(from, until) gets epoch ms when the user drags a range.
+   * format: the sample value formatter for the y axis.
+   */
+  constructor(host, { onSelect, format, colour }) {
+    this.host = host;
+    this.onSelect = onSelect;
+    this.format = format || String;
+    this.colour = colour || "var(--accent)";
+    this.points = [];
+    this.start = 0;
+    this.end = 1;
+    this.overlays = [];
+    this.message = "";
+    this.svg = el("svg", { class: "timeline-svg", role: "img", height: HEIGHT }, host);
+    this.drag = null;
+    this.svg.addEventListener("pointerdown", (e) => this.onDown(e));
+    this.svg.addEventListener("pointermove", (e) => this.onDrag(e));
+    this.svg.addEventListener("pointerup", (e) => this.onUp(e));
+    this.svg.addEventListener("pointercancel", () => { this.drag = null; this.draw(); });
+    new ResizeObserver(() => this.draw()).observe(host);
+  }
+
+  setData(points, start, end, format) {
+    this.points = points;
+    this.start = start;
+    this.end = end;
+    if (format) this.format = format;
+    this.message = points.length ? "" : "No samples in this time range";
+    this.draw();
+  }
+
+  setMessage(text) {
+    this.message = text;
+    this.points = [];
+    this.draw();
+  }
+
+  /** Highlighted ranges: [{from, until, className, label}]. */
+  setOverlays(overlays) {
+    this.overlays = overlays;
+    this.draw();
+  }
+
+  plotWidth() { return Math.max(10, this.host.clientWidth - M.left - M.right); }
+  xOf(t) { return M.left + ((t - this.start) / Math.max(1, this.end - this.start)) * this.plotWidth(); }
+  tOf(x) { return this.start + ((x - M.left) / this.plotWidth()) * (this.end - this.start); }
+
+  draw() {
+    const svg = this.svg;
+    const width = this.host.clientWidth;
+    if (width === 0) return;
+    svg.setAttribute("width", width);
+    svg.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
+    svg.replaceChildren();
+    const bottom = HEIGHT - M.bottom;
+    const plotH = bottom - M.top;
+    const max = Math.max(0, ...this.points.map((p) => p.v));
+    const yOf = (v) => bottom - (max > 0 ? (v / max) * plotH : 0);
+
+    // Grid and y labels: zero, half and the maximum.
+    for (const f of [0, 0.5, 1]) {
+      const y = bottom - f * plotH;
+      el("line", { x1: M.left, x2: width - M.right, y1: y, y2: y, class: "grid" }, svg);
+      if (max > 0 || f === 0) {
+        const t = el("text", { x: M.left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, svg);
+        t.textContent = this.format(max * f);
+      }
+    }
+    // X ticks at a round interval that gives about one label per 110 px.
+    const span = this.end - this.start;
+    const want = span / Math.max(1, this.plotWidth() / 110);
+    const step = TICKS.find((s) => s >= want) || TICKS[TICKS.length - 1];
+    const offset = new Date().getTimezoneOffset() * 60e3;
+    const showSeconds = step < 60e3;
+    const showDate = span > 86400e3;
+    // No ticks before a range is known (an error before the first answer): 1970 is no help.
+    const ticks = this.end - this.start >= 1000 ? Math.ceil((this.start - offset) / step) * step + offset : Infinity;
+    for (let t = ticks; t <= this.end; t += step) {
+      const x = this.xOf(t);
+      el("line", { x1: x, x2: x, y1: bottom, y2: bottom + 4, class: "tick" }, svg);
+      const label = el("text", { x, y: HEIGHT - 5, class: "axis", "text-anchor": "middle" }, svg);
+      label.textContent = showDate && step >= 86400e3 ? shortDate(t) : (showDate ? `${shortDate(t)} ${timeOfDay(t)}` : timeOfDay(t, showSeconds));
+    }
+
+    if (this.points.length) {
+      const pts = this.points.filter((p) => p.t >= this.start - 1 && p.t <= this.end + 1);
+      let line = "";
+      pts.forEach((p, i) => { line += `${i ? "L" : "M"}${this.xOf(p.t).toFixed(1)},${yOf(p.v).toFixed(1)}`; });
+      if (pts.length) {
+        const area = `${line}L${this.xOf(pts[pts.length - 1].t).toFixed(1)},${bottom}L${this.xOf(pts[0].t).toFixed(1)},${bottom}Z`;
+        el("path", { d: area, class: "area", fill: this.colour }, svg);
+        el("path", { d: line, class: "line", stroke: this.colour }, svg);
+      }
+    }
+    for (const o of this.overlays) {
+      const x1 = Math.max(M.left, this.xOf(o.from));
+      const x2 = Math.min(width - M.right, this.xOf(o.until));
+      if (x2 <= x1) continue;
+      el("rect", { x: x1, y: M.top, width: x2 - x1, height: plotH, class: `overlay ${o.className || ""}` }, svg);
+      if (o.label) {
+        const t = el("text", { x: x1 + 4, y: M.top + 12, class: `overlay-label ${o.className || ""}` }, svg);
+        t.textContent = o.label;
+      }
+    }
+    if (this.message) {
+      const t = el("text", { x: M.left + this.plotWidth() / 2, y: M.top + plotH / 2, class: "empty", "text-anchor": "middle" }, svg);
+      t.textContent = this.message;
+    }
+    if (this.drag && Math.abs(this.drag.x1 - this.drag.x0) > 1) {
+      const a = Math.min(this.drag.x0, this.drag.x1), b = Math.max(this.drag.x0, this.drag.x1);
+      el("rect", { x: a, y: M.top, width: b - a, height: plotH, class: "brush" }, svg);
+    }
+    svg.setAttribute("aria-label", `Timeline with ${this.points.length} points; drag to select a time range`);
+  }
+
+  localX(e) {
+    const r = this.svg.getBoundingClientRect();
+    return Math.min(Math.max(e.clientX - r.left, M.left), this.host.clientWidth - M.right);
+  }
+
+  onDown(e) {
+    if (e.button !== 0) return;
+    this.svg.setPointerCapture(e.pointerId);
+    const x = this.localX(e);
+    this.drag = { x0: x, x1: x };
+  }
+
+  onDrag(e) {
+    if (!this.drag) return;
+    this.drag.x1 = this.localX(e);
+    this.draw();
+  }
+
+  onUp(e) {
+    if (!this.drag) return;
+    const { x0 } = this.drag;
+    const x1 = this.localX(e);
+    this.drag = null;
+    this.draw();
+    if (Math.abs(x1 - x0) < 4) return; // a click, not a drag
+    const from = Math.round(this.tOf(Math.min(x0, x1)));
+    const until = Math.round(this.tOf(Math.max(x0, x1)));
+    if (until > from) this.onSelect(from, until);
+  }
+}

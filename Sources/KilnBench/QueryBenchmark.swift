@@ -1,0 +1,111 @@
+import Blocks
+import Foundation
+import Normalization
+import ObjectStore
+import ProfileModel
+import Query
+import Records
+
+/// SelectMergeStacktraces latency over 1 hour and 24 hours of one service profiled every 15 s, stored as
+/// Kiln stores it after level-1 compaction (one block per hour) in a file:// store. The floor is the time to
+/// just read the same blocks' files and decompress their tables, measured in the same run.
+public enum QueryBenchmark {
+    public static let profileInterval: Int64 = 15_000_000_000
+
+    public static func run(fixturesDir: URL, fixture: String = "go_cpu_truncated_stacks.pb.gz", hours: Int = 24) async throws -> [BenchMeasurement] {
+        let dir = fixturesDir.lastPathComponent == "pprof" ? fixturesDir : fixturesDir.appendingPathComponent("pprof")
+        guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(fixture).path) else {
+            throw BenchError("fixture \(fixture) not found under \(dir.path)")
+        }
+        var normalizer = Normalizer()
+        let envelope = RawEnvelope(tenant: "bench", labels: LabelSet(["service_name": "checkout", "instance": "checkout-0:6060"]),
+                                   source: .loadgen, format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: [UInt8](data))
+        guard let template = try normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: 0)).batch,
+              let cpu = template.series.first(where: { $0.profileType.sampleUnit == "nanoseconds" })?.profileType else {
+            throw BenchError("\(fixture) gave no CPU samples")
+        }
+
+        let storeDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-query-bench-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: storeDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: storeDir) }
+        let store = try makeObjectStore(url: "file://" + storeDir.path)
+        let end: Int64 = 1_764_000_000_000_000_000
+        let start = end - Int64(hours) * 3_600_000_000_000
+        let perHour = Int(3_600_000_000_000 / profileInterval)
+        var metas: [BlockMeta] = []
+        var samples = 0
+        for hour in 0..<hours {
+            var head = Head(tenant: "bench")
+            for p in 0..<perHour {
+                let at = start + Int64(hour * perHour + p) * profileInterval
+                var batch = template
+                // Each profile at its own time, with values varied so profiles are not identical.
+                for i in batch.sampleTimes.indices {
+                    batch.sampleTimes[i] = at
+                    batch.sampleValues[i] = batch.sampleValues[i] * Int64(1 + (i + p) % 3)
+                }
+                batch.provenance = Provenance(topic: "bench", partition: 0, offset: Int64(hour * perHour + p))
+                samples += batch.sampleCount
+                head.append(batch)
+            }
+            let ulid = ULID.make()
+            let block = try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 1, sources: [ulid], parents: []))
+            try await BlockWriter.upload(block, to: store)
+            metas.append(block.meta)
+        }
+
+        let engine = QueryEngine(store: store)
+        func query(_ range: ClosedRange<Int64>) async throws -> Int64 {
+            let selection = Selection(tenant: "bench", profileType: cpu.id, selector: try LabelSelector(parsing: #"{service_name="checkout"}"#), time: range)
+            let (tree, names) = try await engine.mergeStacks(selection)
+            return FlameGraphLevels(tree: tree, nameTable: names, maxNodes: FlameGraphLevels.defaultMaxNodes).total
+        }
+        func floor(_ blocks: ArraySlice<BlockMeta>) async throws -> Int {
+            var rows = 0
+            for meta in blocks {
+                let reader = BlockReader(store: store, meta: meta)
+                rows += try await reader.samples().count
+                rows += try await reader.symbols().nodeParents.count
+            }
+            return rows
+        }
+        var results: [BenchMeasurement] = []
+        for (label, span, runs, target) in [("1 hour", 1, 40, 50.0), ("24 hours", hours, 10, 500.0)] {
+            let range = end - Int64(span) * 3_600_000_000_000 ... end - 1
+            _ = try await query(range)  // opens the blocks and their symbols once, as a running server has
+            let kiln = try await latencies(runs) { _ = try await query(range) }
+            let base = try await latencies(runs) { _ = try await floor(metas.suffix(span)) }
+            results.append(BenchMeasurement(
+                name: "SelectMergeStacktraces p50, \(label) of one service (\(span * perHour) profiles)", unit: "ms",
+                kiln: kiln.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50, higherIsBetter: false))
+            results.append(BenchMeasurement(
+                name: "SelectMergeStacktraces p99, \(label)", unit: "ms", kiln: kiln.p99,
+                baselineName: "target \(Int(target)) ms", baseline: target, higherIsBetter: false, targetRatio: 1))
+        }
+        let cold = try await latencies(3) {
+            let fresh = QueryEngine(store: store)
+            _ = try await fresh.mergeStacks(Selection(tenant: "bench", profileType: cpu.id, selector: LabelSelector(), time: start ... end))
+        }
+        let base = try await latencies(3) { _ = try await floor(metas[...]) }
+        results.append(BenchMeasurement(name: "first query of 24 hours (cold engine, \(samples) samples stored)", unit: "ms",
+                                        kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50,
+                                        higherIsBetter: false))
+        try await store.shutdown()
+        return results
+    }
+
+    /// p50 and p99 in ms of `runs` runs.
+    static func latencies(_ runs: Int, _ body: () async throws -> Void) async throws -> (p50: Double, p99: Double) {
+        let clock = ContinuousClock()
+        var ms: [Double] = []
+        for _ in 0..<runs {
+            let t0 = clock.now
+            try await body()
+            let d = clock.now - t0
+            ms.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+        }
+        ms.sort()
+        func q(_ p: Double) -> Double { ms[min(ms.count - 1, Int((Double(ms.count - 1) * p).rounded(.up)))] }
+        return (q(0.5), q(0.99))
+    }
+}

@@ -1,0 +1,367 @@
+import Blocks
+import Foundation
+import Logging
+import ObjectStore
+import ProfileModel
+
+/// What a query selects: a tenant's samples of one profile type whose series match a selector, within a
+/// time range (Unix nanoseconds, inclusive).
+public struct Selection: Sendable {
+    public var tenant: String
+    public var profileType: String
+    public var selector: LabelSelector
+    public var time: ClosedRange<Int64>
+
+    public init(tenant: String, profileType: String, selector: LabelSelector, time: ClosedRange<Int64>) {
+        self.tenant = tenant
+        self.profileType = profileType
+        self.selector = selector
+        self.time = time
+    }
+}
+
+public struct QueryEngineOptions: Sendable {
+    /// How long a tenant's block listing is reused before the store is listed again.
+    public var listingTTL: Duration = .seconds(2)
+    /// Blocks kept open (their Parquet bytes, series and symbols), least recently used evicted first.
+    public var openBlocks: Int = 512
+    /// The longest time range a query may span.
+    public var maxQueryRange: Duration = .seconds(31 * 24 * 3600)
+    /// Blocks read at once.
+    public var parallelism: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
+
+    public init() {}
+}
+
+/// Reads what Kiln stored: lists a tenant's live blocks (compacted blocks supersede their sources), keeps
+/// blocks' series and symbol tables open, and answers the questions the query API asks. Only blocks whose
+/// time range overlaps the query, that hold the profile type, and that have a matching series are read;
+/// within a block, row-group statistics skip the rest.
+public actor QueryEngine {
+    public nonisolated let store: any ObjectStore
+    public nonisolated let options: QueryEngineOptions
+    let logger: Logger
+
+    private var listings: [String: CachedListing] = [:]
+    private var open: [ULID: OpenBlock] = [:]
+    private var useClock: UInt64 = 0
+    private var names = NameTable()
+
+    struct CachedListing {
+        var metas: [ULID: BlockMeta]
+        var live: [BlockMeta]
+        var fetchedAt: ContinuousClock.Instant
+    }
+
+    public init(store: any ObjectStore, options: QueryEngineOptions = QueryEngineOptions(), logger: Logger = Logger(label: "kiln.query")) {
+        self.store = store
+        self.options = options
+        self.logger = logger
+    }
+
+    // MARK: block listing and cache
+
+    /// The tenant's live blocks overlapping `time` (all when nil).
+    public func liveBlocks(tenant: String, time: ClosedRange<Int64>? = nil) async throws -> [BlockMeta] {
+        let now = ContinuousClock.now
+        var cached = listings[tenant]
+        if cached == nil || now - cached!.fetchedAt > options.listingTTL {
+            let known = Set(cached?.metas.keys ?? [:].keys)
+            let listing = try await BlockIndex.list(store, tenant: tenant, skipping: known)
+            var metas: [ULID: BlockMeta] = [:]
+            // Keep known metas that still exist (their folders are listed); add the new ones.
+            for ulid in listing.keys.keys { if let m = cached?.metas[ulid] { metas[ulid] = m } }
+            for m in listing.metas { metas[m.ulid] = m }
+            let live = BlockIndex.live(Array(metas.values), deletionMarks: listing.deletionMarks)
+            cached = CachedListing(metas: metas, live: live, fetchedAt: now)
+            listings[tenant] = cached
+            for ulid in open.keys where metas[ulid] == nil && open[ulid]?.block.meta.tenant == tenant { open[ulid] = nil }
+        }
+        let live = cached!.live
+        guard let time else { return live }
+        return live.filter { $0.minTime <= time.upperBound && $0.maxTime >= time.lowerBound }
+    }
+
+    struct OpenBlock {
+        var block: LoadedBlock
+        var lastUse: UInt64
+        var nodeNames: BlockNodeNames?
+    }
+
+    func loaded(_ meta: BlockMeta) async throws -> LoadedBlock {
+        useClock += 1
+        if var entry = open[meta.ulid] {
+            entry.lastUse = useClock
+            open[meta.ulid] = entry
+            return entry.block
+        }
+        let reader = BlockReader(store: store, meta: meta)
+        let series = try await reader.series()
+        let block = LoadedBlock(meta: meta, reader: reader, series: series)
+        if open[meta.ulid] == nil {
+            open[meta.ulid] = OpenBlock(block: block, lastUse: useClock, nodeNames: nil)
+            if open.count > options.openBlocks, let oldest = open.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
+                open[oldest] = nil
+            }
+        }
+        return open[meta.ulid]!.block
+    }
+
+    /// Function-name ids of every stack node of a block, loaded once per block.
+    func nodeNames(_ block: LoadedBlock) async throws -> BlockNodeNames {
+        if let cached = open[block.meta.ulid]?.nodeNames { return cached }
+        let symbols = try await block.reader.symbols()
+        let functionNames = symbols.functions.map { names.intern($0.name) }
+        var nodeNames = [Int32](repeating: 0, count: symbols.nodeParents.count)
+        for n in nodeNames.indices {
+            let frame = Int(symbols.nodeFrames[n])
+            guard frame >= 0, frame < symbols.frameFunctions.count else {
+                throw QueryError(.unavailable, "block \(block.meta.ulid): stack node \(n) references missing frame \(frame)")
+            }
+            let function = Int(symbols.frameFunctions[frame])
+            guard function >= 0, function < functionNames.count else {
+                throw QueryError(.unavailable, "block \(block.meta.ulid): frame \(frame) references missing function \(function)")
+            }
+            nodeNames[n] = functionNames[function]
+        }
+        let result = BlockNodeNames(parents: symbols.nodeParents, names: nodeNames)
+        open[block.meta.ulid]?.nodeNames = result
+        return result
+    }
+
+    public var nameTable: NameTable { names }
+
+    // MARK: selection
+
+    /// The blocks and series ids a selection reads.
+    func plan(_ selection: Selection) async throws -> [(LoadedBlock, Set<Int32>)] {
+        try checkRange(selection.time)
+        var out: [(LoadedBlock, Set<Int32>)] = []
+        for meta in try await liveBlocks(tenant: selection.tenant, time: selection.time)
+        where meta.stats.profileTypes[selection.profileType] != nil {
+            let block = try await loaded(meta)
+            let ids = Set(block.series.lazy.filter {
+                $0.profileType.id == selection.profileType && selection.selector.matches($0.labels)
+            }.map(\.id))
+            if !ids.isEmpty { out.append((block, ids)) }
+        }
+        return out
+    }
+
+    func checkRange(_ time: ClosedRange<Int64>) throws(QueryError) {
+        let limit = options.maxQueryRange.components.seconds * 1_000_000_000
+        if time.upperBound - time.lowerBound > limit {
+            throw QueryError(.invalidArgument, "the query time range is \((time.upperBound - time.lowerBound) / 3_600_000_000_000) h; the limit is \(limit / 3_600_000_000_000) h")
+        }
+    }
+
+    /// Stacks of the selection merged by function name. The tree's name ids index `nameTable`.
+    public func mergeStacks(_ selection: Selection) async throws -> (StackTree, NameTable) {
+        let tree = try await mergeStacks([selection], sides: 1)
+        return (tree, names)
+    }
+
+    /// Two selections merged into one tree with a left and a right side, for a diff.
+    public func diff(left: Selection, right: Selection) async throws -> (StackTree, NameTable) {
+        let tree = try await mergeStacks([left, right], sides: 2)
+        return (tree, names)
+    }
+
+    private func mergeStacks(_ selections: [Selection], sides: Int) async throws -> StackTree {
+        var jobs: [(side: Int, block: LoadedBlock, series: Set<Int32>, time: ClosedRange<Int64>, nodes: BlockNodeNames)] = []
+        for (side, selection) in selections.enumerated() {
+            for (block, series) in try await plan(selection) {
+                jobs.append((side, block, series, selection.time, try await nodeNames(block)))
+            }
+        }
+        var tree = StackTree(sides: sides)
+        let parallelism = options.parallelism
+        try await withThrowingTaskGroup(of: (Int, StackTree).self) { group in
+            var next = 0
+            func start() {
+                guard next < jobs.count else { return }
+                let job = jobs[next]
+                next += 1
+                group.addTask {
+                    let samples = try await job.block.reader.samples(time: job.time, series: job.series)
+                    return (job.side, try Self.tree(of: samples, nodes: job.nodes, blockID: job.block.meta.ulid))
+                }
+            }
+            for _ in 0..<parallelism { start() }
+            while let (side, partial) = try await group.next() {
+                tree.merge(partial, into: side)
+                start()
+            }
+        }
+        return tree
+    }
+
+    /// One block's samples as a name tree: values summed per stack node first, then each distinct stack
+    /// resolved once, sharing the path above it with the stacks already resolved.
+    static func tree(of samples: SampleColumns, nodes: BlockNodeNames, blockID: ULID) throws -> StackTree {
+        var perStack: [Int32: Int64] = [:]
+        perStack.reserveCapacity(min(samples.count, nodes.parents.count))
+        for i in 0..<samples.count { perStack[samples.stackIDs[i], default: 0] += samples.values[i] }
+        var tree = StackTree()
+        var mapped = [Int32](repeating: -1, count: nodes.parents.count)
+        var path: [Int32] = []
+        for (stack, value) in perStack where value != 0 {
+            guard stack >= 0, Int(stack) < nodes.parents.count else {
+                throw QueryError(.unavailable, "block \(blockID): a sample references missing stack \(stack)")
+            }
+            path.removeAll(keepingCapacity: true)
+            var n = stack
+            while n >= 0 && mapped[Int(n)] < 0 {
+                path.append(n)
+                n = nodes.parents[Int(n)]
+            }
+            var parent: Int32 = n >= 0 ? mapped[Int(n)] : 0
+            for node in path.reversed() {
+                parent = tree.child(of: parent, name: nodes.names[Int(node)])
+                mapped[Int(node)] = parent
+            }
+            tree.addSelf(value, to: mapped[Int(stack)])
+        }
+        return tree
+    }
+
+    // MARK: time series
+
+    public enum Aggregation: Sendable { case sum, average }
+
+    public struct Series: Sendable, Equatable {
+        public var labels: LabelSet
+        /// (timestamp in ms, value), ascending.
+        public var points: [(Int64, Double)]
+
+        public static func == (a: Series, b: Series) -> Bool {
+            a.labels == b.labels && a.points.elementsEqual(b.points, by: { $0 == $1 })
+        }
+    }
+
+    /// Values per step (ms) for each group of series. `sum` adds every sample in a step; `average` divides
+    /// by the number of profiles (series × timestamp) that step holds. `limit` keeps the series with the
+    /// largest totals.
+    public func timeSeries(_ selection: Selection, stepMillis: Int64, groupBy: [String], aggregation: Aggregation,
+                           limit: Int?) async throws -> [Series] {
+        guard stepMillis > 0 else { throw QueryError(.invalidArgument, "step must be positive") }
+        let range = selection.time
+        let buckets = (range.upperBound - range.lowerBound) / 1_000_000 / stepMillis
+        guard buckets <= 11_000 else {
+            throw QueryError(.invalidArgument, "step of \(stepMillis) ms over this range gives \(buckets) points; the limit is 11000")
+        }
+        struct Key: Hashable { var group: Int; var bucket: Int64 }
+        var groups: [LabelSet] = []
+        var groupIndex: [LabelSet: Int] = [:]
+        var sums: [Key: Double] = [:]
+        var profiles: [Key: Set<Int64>] = [:]
+        let startMillis = range.lowerBound / 1_000_000
+        for (block, ids) in try await plan(selection) {
+            var seriesGroup: [Int32: Int] = [:]
+            for s in block.series where ids.contains(s.id) {
+                var labels = LabelSet()
+                for name in groupBy { if let v = s.labels[name] { labels[name] = v } }
+                if let g = groupIndex[labels] { seriesGroup[s.id] = g } else {
+                    groupIndex[labels] = groups.count
+                    seriesGroup[s.id] = groups.count
+                    groups.append(labels)
+                }
+            }
+            let samples = try await block.reader.samples(time: range, series: ids)
+            for i in 0..<samples.count {
+                guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
+                let ms = samples.timeNanos[i] / 1_000_000
+                let bucket = startMillis + (ms - startMillis) / stepMillis * stepMillis
+                let key = Key(group: g, bucket: bucket)
+                sums[key, default: 0] += Double(samples.values[i])
+                if aggregation == .average {
+                    // A profile is one (series, timestamp); the series id is block-local, so pair it with the block.
+                    profiles[key, default: []].insert(Int64(samples.seriesIDs[i]) &* 0x1_0000_0001 ^ samples.timeNanos[i] ^ Int64(bitPattern: UInt64(block.meta.ulid.timestampMillis)))
+                }
+            }
+        }
+        var out = groups.map { Series(labels: $0, points: []) }
+        for (key, sum) in sums {
+            let value = aggregation == .average ? sum / Double(max(profiles[key]?.count ?? 1, 1)) : sum
+            out[key.group].points.append((key.bucket, value))
+        }
+        for i in out.indices { out[i].points.sort { $0.0 < $1.0 } }
+        out.removeAll { $0.points.isEmpty }
+        if let limit, limit > 0, out.count > limit {
+            out.sort { $0.points.reduce(0) { $0 + $1.1 } > $1.points.reduce(0) { $0 + $1.1 } }
+            out = Array(out.prefix(limit))
+        }
+        out.sort { $0.labels.description < $1.labels.description }
+        return out
+    }
+
+    // MARK: labels, series, profile types, stats
+
+    /// Series of the tenant in the time range matching any of the selectors (all when none), across the live
+    /// blocks; profile type labels included.
+    public func seriesLabels(tenant: String, selectors: [LabelSelector], time: ClosedRange<Int64>) async throws -> [LabelSet] {
+        try checkRange(time)
+        var seen = Set<LabelSet>()
+        for meta in try await liveBlocks(tenant: tenant, time: time) {
+            for s in try await loaded(meta).series where selectors.isEmpty || selectors.contains(where: { $0.matches(s.labels) }) {
+                seen.insert(s.labels)
+            }
+        }
+        return seen.sorted { $0.description < $1.description }
+    }
+
+    public func labelNames(tenant: String, selectors: [LabelSelector], time: ClosedRange<Int64>) async throws -> [String] {
+        var names = Set<String>()
+        for labels in try await seriesLabels(tenant: tenant, selectors: selectors, time: time) {
+            for l in labels.labels { names.insert(l.name) }
+        }
+        return names.sorted()
+    }
+
+    public func labelValues(tenant: String, name: String, selectors: [LabelSelector], time: ClosedRange<Int64>) async throws -> [String] {
+        var values = Set<String>()
+        for labels in try await seriesLabels(tenant: tenant, selectors: selectors, time: time) {
+            if let v = labels[name] { values.insert(v) }
+        }
+        return values.sorted()
+    }
+
+    public func profileTypes(tenant: String, time: ClosedRange<Int64>) async throws -> [ProfileTypeID] {
+        var ids = Set<String>()
+        for meta in try await liveBlocks(tenant: tenant, time: time) { ids.formUnion(meta.stats.profileTypes.keys) }
+        return ids.compactMap { ProfileTypeID(parsing: $0) }.sorted()
+    }
+
+    public struct Stats: Sendable, Equatable {
+        public var dataIngested: Bool
+        /// Unix ms; 0 when nothing is stored.
+        public var oldestMillis: Int64
+        public var newestMillis: Int64
+
+        public init(dataIngested: Bool, oldestMillis: Int64, newestMillis: Int64) {
+            self.dataIngested = dataIngested
+            self.oldestMillis = oldestMillis
+            self.newestMillis = newestMillis
+        }
+    }
+
+    public func stats(tenant: String) async throws -> Stats {
+        let live = try await liveBlocks(tenant: tenant)
+        guard let oldest = live.map(\.minTime).min(), let newest = live.map(\.maxTime).max() else {
+            return Stats(dataIngested: false, oldestMillis: 0, newestMillis: 0)
+        }
+        return Stats(dataIngested: true, oldestMillis: oldest / 1_000_000, newestMillis: newest / 1_000_000)
+    }
+}
+
+/// An open block: its reader (which keeps the Parquet bytes) and its series.
+struct LoadedBlock: Sendable {
+    let meta: BlockMeta
+    let reader: BlockReader
+    let series: [BlockSeries]
+}
+
+struct BlockNodeNames: Sendable {
+    var parents: [Int32]
+    var names: [Int32]
+}
