@@ -60,7 +60,7 @@ final class ChildKeeper: Sendable {
                 }
                 if stopNow { process.signal(SIGTERM) }
                 try? "\(process.pid)\n".write(to: pidPath, atomically: true, encoding: .utf8)
-                logger.info("started", metadata: ["child": "\(spec.name)", "pid": "\(process.pid)", "log": "\(logPath.path)"])
+                logger.debug("started", metadata: ["child": "\(spec.name)", "pid": "\(process.pid)", "log": "\(logPath.path)"])
                 announce("started \(spec.name) (pid \(process.pid), log \(logPath.path))")
                 // nil: cancelled by stop(), which then sees the process through to its end.
                 guard let status = await process.waitForExit() else { return }
@@ -98,7 +98,7 @@ final class ChildKeeper: Sendable {
             status = await process.waitForExit()
         }
         try? FileManager.default.removeItem(at: pidPath)
-        logger.info("stopped", metadata: ["child": "\(spec.name)", "status": "\(status.map { "\($0)" } ?? "?")"])
+        logger.debug("stopped", metadata: ["child": "\(spec.name)", "status": "\(status.map { "\($0)" } ?? "?")"])
         announce("stopped \(spec.name) (\(status.map { "\($0)" } ?? "?"))")
     }
 }

@@ -40,8 +40,8 @@ struct DevCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
-        var service = ServiceOptions()
-        service.logLevel = logLevel
+        // ServiceOptions is a flag group; parsing is the way to fill it (its --admin-listen means nothing here).
+        let service = try ServiceOptions.parse(logLevel.map { ["--log-level", $0] } ?? [])
         let logger = try KilnLogging.bootstrap(service: "kiln-dev", options: service)
         let listenAddress = try ListenAddress(parsing: EnvironmentFallback.resolve(listen, env: "KILN_LISTEN", default: "127.0.0.1:4040"))
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
