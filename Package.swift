@@ -99,11 +99,22 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
+        // `kiln dev`: the whole stack on one machine, as child processes behind one front address.
+        .target(name: "DevStack", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
         .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI", "Blocks", "Query"]),
 
         // Executables: flag parsing and wiring only.
-        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks"]),
+        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks", "DevStack"]),
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient", "Blocks", "Stages"]),
@@ -131,6 +142,8 @@ let package = Package(
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
+        .testTarget(name: "DevStackTests", dependencies: ["DevStack", "TestSupport",
+                                                          .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
     ]

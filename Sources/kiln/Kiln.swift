@@ -4,7 +4,7 @@ import ArgumentParser
 struct Kiln: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
-        abstract: "Kiln operator CLI: inspect and merge pprof files, run benchmarks, manage topics and blocks.",
-        subcommands: [InspectCommand.self, MergeCommand.self, BlocksCommand.self, TopicsCommand.self, BenchCommand.self]
+        abstract: "Kiln operator CLI: run the stack locally, inspect and merge pprof files, run benchmarks, manage topics and blocks.",
+        subcommands: [DevCommand.self, InspectCommand.self, MergeCommand.self, BlocksCommand.self, TopicsCommand.self, BenchCommand.self]
     )
 }

@@ -1,0 +1,115 @@
+import Foundation
+
+/// One process `kiln dev` runs, and how to tell that it is up.
+public struct ChildSpec: Sendable, Equatable {
+    public enum Probe: Sendable, Equatable {
+        /// `GET url` answers 200 (the stage's `/ready`).
+        case http(String)
+        /// The port accepts connections (Tansu speaks only Kafka).
+        case tcp(host: String, port: Int)
+    }
+
+    public var name: String
+    public var executable: URL
+    public var arguments: [String]
+    public var environment: [String: String]
+    public var probe: Probe
+}
+
+/// What `kiln dev` is asked to run.
+public struct DevOptions: Sendable {
+    /// Absolute folder holding `blocks/` (the file:// store), `logs/` and `pids/`.
+    public var dataDir: URL
+    public var listenHost: String
+    public var listenPort: Int
+    public var scrapeConfig: URL?
+    /// Compactor cut age: small, so a profile shows up in the UI within seconds.
+    public var maxBlockAge: String
+    public var stopTimeout: Duration
+
+    public init(dataDir: URL, listenHost: String = "127.0.0.1", listenPort: Int = 4040, scrapeConfig: URL? = nil,
+                maxBlockAge: String = "10s", stopTimeout: Duration = .seconds(20)) {
+        self.dataDir = dataDir
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.scrapeConfig = scrapeConfig
+        self.maxBlockAge = maxBlockAge
+        self.stopTimeout = stopTimeout
+    }
+
+    public var blocksDir: URL { dataDir.appendingPathComponent("blocks") }
+    public var logsDir: URL { dataDir.appendingPathComponent("logs") }
+    public var pidsDir: URL { dataDir.appendingPathComponent("pids") }
+    public var storeURL: String { "file://" + blocksDir.path }
+}
+
+/// The processes, flags and ports of one `kiln dev` run. Pure: ports and the run's generation come in,
+/// so the wiring is testable without starting anything.
+public struct DevStackPlan: Sendable {
+    public var broker: ChildSpec
+    /// In stop order: upstream first, so each stage drains into a downstream that is still running.
+    public var stages: [ChildSpec]
+    public var scraperAddress: String
+    public var queryAddress: String
+    public var kafkaBrokers: String
+    public var topics: (raw: String, normalized: String, dlq: String)
+
+    /// Variables of the caller that would override what kiln dev passes or fixes per child.
+    static let strippedVariables: Set<String> = [
+        "KILN_LISTEN", "KILN_ADMIN_LISTEN", "KILN_STORE", "KILN_SCRAPE_CONFIG", "KILN_KAFKA_BROKERS",
+        "KILN_RAW_TOPIC", "KILN_NORMALIZED_TOPIC", "KILN_DLQ_TOPIC", "KILN_TOPIC_PARTITIONS", "KILN_MAX_BLOCK_AGE",
+        "KILN_DEV_DATA_DIR", "KILN_TANSU",
+    ]
+
+    /// - Parameters:
+    ///   - ports: free loopback ports for Tansu, kiln-scraper, kiln-normalizer, kiln-compactor, kiln-query.
+    ///   - generation: how many times kiln dev has started on this data dir. Tansu keeps its log in memory,
+    ///     so each run starts with empty topics whose offsets begin at 0 again; blocks in the store remember
+    ///     (topic, partition, offset) provenance for exactly-once, so reusing a topic name would make the
+    ///     compactor skip the new run's records as duplicates. Each run therefore gets its own topic names.
+    public static func make(options: DevOptions, executables: DevExecutables, ports: [Int], generation: Int,
+                            environment: [String: String]) -> DevStackPlan {
+        precondition(ports.count == 5, "five ports: tansu, scraper, normalizer, compactor, query")
+        let host = "127.0.0.1"
+        let brokers = "\(host):\(ports[0])"
+        let suffix = ".run\(generation)"
+        let topics = (raw: "kiln.profiles.raw" + suffix, normalized: "kiln.profiles.normalized" + suffix, dlq: "kiln.profiles.dlq" + suffix)
+
+        var env = environment.filter { !strippedVariables.contains($0.key) }
+        env["KILN_DEV_DATA_DIR"] = options.dataDir.path // marks our children (see StaleChildren)
+        if let lib = executables.kafkaLibDir {
+            env["LD_LIBRARY_PATH"] = [lib.path, environment["LD_LIBRARY_PATH"]].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
+        }
+
+        let kafka = ["--kafka-brokers", brokers,
+                     // Tansu answers a group join after about half the session timeout: keep joins quick.
+                     "--kafka-option", "session.timeout.ms=6000",
+                     "--raw-topic", topics.raw, "--normalized-topic", topics.normalized, "--dlq-topic", topics.dlq,
+                     // One scraper feeds it; one partition keeps blocks few and large.
+                     "--topic-partitions", "1"]
+        let broker = ChildSpec(
+            name: "tansu", executable: executables.tansu,
+            arguments: ["broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
+                        "--storage-engine", "memory://tansu/"],
+            environment: env, probe: .tcp(host: host, port: ports[0]))
+        let scraperAddress = "\(host):\(ports[1])", queryAddress = "\(host):\(ports[4])"
+        var scraperArgs = kafka + ["--listen", scraperAddress]
+        if let config = options.scrapeConfig { scraperArgs += ["--config", config.path] }
+        let stages = [
+            ChildSpec(name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,
+                      environment: env, probe: .http("http://\(scraperAddress)/ready")),
+            ChildSpec(name: "kiln-normalizer", executable: executables.stage("kiln-normalizer"),
+                      arguments: kafka + ["--admin-listen", "\(host):\(ports[2])"],
+                      environment: env, probe: .http("http://\(host):\(ports[2])/ready")),
+            ChildSpec(name: "kiln-compactor", executable: executables.stage("kiln-compactor"),
+                      arguments: kafka + ["--admin-listen", "\(host):\(ports[3])", "--store", options.storeURL,
+                                          "--max-block-age", options.maxBlockAge],
+                      environment: env, probe: .http("http://\(host):\(ports[3])/ready")),
+            ChildSpec(name: "kiln-query", executable: executables.stage("kiln-query"),
+                      arguments: ["--store", options.storeURL, "--listen", queryAddress],
+                      environment: env, probe: .http("http://\(queryAddress)/ready")),
+        ]
+        return DevStackPlan(broker: broker, stages: stages, scraperAddress: scraperAddress, queryAddress: queryAddress,
+                            kafkaBrokers: brokers, topics: topics)
+    }
+}
