@@ -65,14 +65,14 @@ struct BatchBuilder {
     }
 
     private mutating func function(_ symbol: FunctionSymbol) -> UInt32 {
-        let i = functionKeys.intern([symbol.name, symbol.systemName, symbol.filename,
-                                     UInt32(truncatingIfNeeded: symbol.startLine), UInt32(truncatingIfNeeded: symbol.startLine >> 32)])
+        let i = functionKeys.intern(symbol.name, symbol.systemName, symbol.filename,
+                                    UInt32(truncatingIfNeeded: symbol.startLine), UInt32(truncatingIfNeeded: symbol.startLine >> 32))
         if i == symbols.functions.count { symbols.functions.append(symbol) }
         return i
     }
 
     private mutating func frame(_ symbol: FrameSymbol) -> UInt32 {
-        let i = frameKeys.intern([symbol.function, UInt32(truncatingIfNeeded: symbol.line), UInt32(truncatingIfNeeded: symbol.line >> 32)])
+        let i = frameKeys.intern(symbol.function, UInt32(truncatingIfNeeded: symbol.line), UInt32(truncatingIfNeeded: symbol.line >> 32))
         if i == symbols.frames.count { symbols.frames.append(symbol) }
         return i
     }

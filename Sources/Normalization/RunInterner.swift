@@ -9,15 +9,14 @@ struct RunInterner {
     /// All runs, back to back; run `i` is `elements[starts[i] ..< starts[i + 1]]`.
     private(set) var elements: [UInt32] = []
     private(set) var starts: [UInt32] = [0]
-    /// Per run, its hash (kept so the table can grow without rehashing runs).
-    private var hashes: [UInt64] = []
-    /// Open addressing, linear probing: run id + 1, or 0 for an empty slot. Power-of-two sized, at most
-    /// half full.
-    private var slots: [UInt32] = []
+    /// Open addressing, linear probing. A slot holds the hash's upper 32 bits and run id + 1 (0 = empty),
+    /// so most mismatches are rejected without touching the stored run. Power-of-two sized, at most half
+    /// full.
+    private var slots: [UInt64] = []
 
     init() {}
 
-    var count: Int { hashes.count }
+    var count: Int { starts.count - 1 }
 
     /// Interns `runCount` candidate runs. `write(i, out)` writes candidate `i` to `out` (room for
     /// `maxElements` minus what earlier candidates wrote) and returns its length. Returns each
@@ -28,7 +27,7 @@ struct RunInterner {
         if runCount == 0 { return ids }
         // Room for the worst case up front, so nothing below reallocates.
         let used = elements.count
-        elements.append(contentsOf: repeatElement(0, count: maxElements))
+        elements.append(contentsOf: repeatElement(0, count: maxElements + 1))
         reserveRuns(runCount)
         var end = used
         elements.withUnsafeMutableBufferPointer { elements in
@@ -36,7 +35,7 @@ struct RunInterner {
             for r in 0 ..< runCount {
                 let length = write(r, base + end)
                 let (id, isNew) = Self.lookUpOrAdd(UnsafeBufferPointer(start: base + end, count: length), in: base,
-                                                   slots: &slots, hashes: &hashes, starts: &starts)
+                                                   slots: &slots, starts: &starts)
                 if isNew { end &+= length }
                 ids[r] = id
             }
@@ -45,27 +44,26 @@ struct RunInterner {
         return ids
     }
 
-    /// Interns one run.
-    mutating func intern(_ run: some Collection<UInt32>) -> UInt32 {
+    /// Interns one short run (a symbol's fields), without allocating.
+    mutating func intern(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: UInt32? = nil, _ e: UInt32? = nil) -> UInt32 {
         let start = elements.count
-        elements.append(contentsOf: run)
+        elements.append(a)
+        elements.append(b)
+        elements.append(c)
+        if let d { elements.append(d) }
+        if let e { elements.append(e) }
         reserveRuns(1)
         let (id, isNew) = elements.withUnsafeBufferPointer { all in
-            Self.lookUpOrAdd(UnsafeBufferPointer(rebasing: all[start...]), in: all.baseAddress!,
-                             slots: &slots, hashes: &hashes, starts: &starts)
+            Self.lookUpOrAdd(UnsafeBufferPointer(rebasing: all[start...]), in: all.baseAddress!, slots: &slots, starts: &starts)
         }
         if !isNew { elements.removeSubrange(start...) }
         return id
     }
 
-    /// Makes room for `n` more runs in the table and the per-run arrays, growing geometrically.
+    /// Makes room for `n` more runs in the table and in `starts`, growing geometrically.
     private mutating func reserveRuns(_ n: Int) {
-        let needed = hashes.count + n
-        if hashes.capacity < needed {
-            let capacity = max(needed, 2 * hashes.capacity)
-            hashes.reserveCapacity(capacity)
-            starts.reserveCapacity(capacity + 1)
-        }
+        let needed = count + n
+        if starts.capacity < needed + 1 { starts.reserveCapacity(max(needed + 1, 2 * starts.capacity)) }
         if needed * 2 > slots.count {
             var size = max(16, slots.count)
             while size < needed * 2 { size <<= 1 }
@@ -78,32 +76,30 @@ struct RunInterner {
     /// parts, so it can run while the caller holds `elements` open.
     @inline(__always)
     private static func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, in base: UnsafePointer<UInt32>,
-                                    slots: inout [UInt32], hashes: inout [UInt64], starts: inout [UInt32]) -> (id: UInt32, isNew: Bool) {
+                                    slots: inout [UInt64], starts: inout [UInt32]) -> (id: UInt32, isNew: Bool) {
         let hash = Self.hash(run)
+        let tag = hash & 0xFFFF_FFFF_0000_0000
         let length = run.count
         let (found, emptySlot): (Int, Int) = slots.withUnsafeBufferPointer { slots in
-            hashes.withUnsafeBufferPointer { hashes in
-                starts.withUnsafeBufferPointer { starts in
-                    let mask = slots.count - 1
-                    var i = Int(truncatingIfNeeded: hash) & mask
-                    while true {
-                        let slot = slots[i]
-                        if slot == 0 { return (-1, i) }
-                        let id = Int(slot &- 1)
-                        if hashes[id] == hash {
-                            let start = Int(starts[id])
-                            if Int(starts[id &+ 1]) &- start == length && Self.equal(base + start, run) { return (id, i) }
-                        }
-                        i = (i &+ 1) & mask
+            starts.withUnsafeBufferPointer { starts in
+                let mask = slots.count - 1
+                var i = Int(truncatingIfNeeded: hash) & mask
+                while true {
+                    let slot = slots[i]
+                    if slot == 0 { return (-1, i) }
+                    if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                        let id = Int(truncatingIfNeeded: slot & 0xFFFF_FFFF) &- 1
+                        let start = Int(starts[id])
+                        if Int(starts[id &+ 1]) &- start == length && Self.equal(base + start, run) { return (id, i) }
                     }
+                    i = (i &+ 1) & mask
                 }
             }
         }
         if found >= 0 { return (UInt32(found), false) }
-        let id = UInt32(hashes.count)
-        slots[emptySlot] = id &+ 1
+        let id = UInt32(starts.count - 1)
+        slots[emptySlot] = tag | UInt64(id &+ 1)
         starts.append(starts[starts.count - 1] &+ UInt32(length))
-        hashes.append(hash)
         return (id, true)
     }
 
@@ -127,13 +123,18 @@ struct RunInterner {
         return true
     }
 
+    /// Re-places every stored run (hashing it again) in a table of `size` slots.
     private mutating func rebuildSlots(size: Int) {
-        slots = [UInt32](repeating: 0, count: size)
+        var table = [UInt64](repeating: 0, count: size)
         let mask = size - 1
-        for (id, hash) in hashes.enumerated() {
-            var i = Int(truncatingIfNeeded: hash) & mask
-            while slots[i] != 0 { i = (i &+ 1) & mask }
-            slots[i] = UInt32(id + 1)
+        elements.withUnsafeBufferPointer { all in
+            for id in 0 ..< count {
+                let hash = Self.hash(UnsafeBufferPointer(rebasing: all[Int(starts[id]) ..< Int(starts[id + 1])]))
+                var i = Int(truncatingIfNeeded: hash) & mask
+                while table[i] != 0 { i = (i &+ 1) & mask }
+                table[i] = hash & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
+            }
         }
+        slots = table
     }
 }
