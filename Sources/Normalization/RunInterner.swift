@@ -25,13 +25,9 @@ struct RunInterner {
                          _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int) -> [UInt32] {
         var ids = [UInt32](repeating: 0, count: runCount)
         if runCount == 0 { return ids }
-        // Room for the worst case up front, so nothing below reallocates.
-        let used = elements.count
-        elements.append(contentsOf: repeatElement(0, count: maxElements + 1))
         reserveRuns(runCount)
-        var end = used
-        elements.withUnsafeMutableBufferPointer { elements in
-            let base = elements.baseAddress!
+        func internAll(_ base: UnsafeMutablePointer<UInt32>, from used: Int) -> Int {
+            var end = used
             for r in 0 ..< runCount {
                 let length = write(r, base + end)
                 let (id, isNew) = Self.lookUpOrAdd(UnsafeBufferPointer(start: base + end, count: length), in: base,
@@ -39,8 +35,21 @@ struct RunInterner {
                 if isNew { end &+= length }
                 ids[r] = id
             }
+            return end
         }
-        elements.removeSubrange(end...)
+        if elements.isEmpty {
+            // First use (a profile's stacks): uninitialised room for the worst case, so nothing is
+            // zero-filled and untouched room costs no memory pages.
+            elements = [UInt32](unsafeUninitializedCapacity: maxElements + 1) { room, initialized in
+                initialized = internAll(room.baseAddress!, from: 0)
+            }
+        } else {
+            // Room for the worst case up front, so nothing below reallocates.
+            let used = elements.count
+            elements.append(contentsOf: repeatElement(0, count: maxElements + 1))
+            let end = elements.withUnsafeMutableBufferPointer { internAll($0.baseAddress!, from: used) }
+            elements.removeSubrange(end...)
+        }
         return ids
     }
 
