@@ -6,27 +6,37 @@ import ProfileModel
 struct BatchBuilder {
     private let profile: PprofProfile
     private(set) var symbols = SymbolTable()
-    private(set) var stacks = StackTable()
 
     private var stringMap: [Int32]
-    private var stringIndex: [String: UInt32] = ["": 0]
+    private var stringIndex: [String: UInt32]
     private var functionMap: [Int32]
-    private var functionIndex: [FunctionSymbol: UInt32] = [:]
-    private var frameIndex: [FrameSymbol: UInt32] = [:]
-    /// pprof location -> its frames in the batch (innermost first); nil until first use.
-    private var locationFrames: [[UInt32]?]
+    /// Functions and frames by content (as runs of their fields), ids equal to their symbol indices.
+    private var functionKeys = RunInterner()
+    private var frameKeys = RunInterner()
+    /// pprof location -> its frames in the batch (innermost first): `start << 32 | count` into
+    /// `locationFrameBuffer`, 0 until first use (every location has at least one frame). Flat, so
+    /// reading a cached expansion allocates nothing and touches one word.
+    private var locationFrames: [UInt64]
+    private var locationFrameBuffer: [UInt32] = []
     /// pprof location -> a content hash of its frames, stable across profiles.
     private var locationHashes: [UInt64?]
-    private var stackByLocations: [ArraySlice<Int32>: UInt32] = [:]
-    private var stackByFrames: [[UInt32]: UInt32] = [:]
+    /// Distinct frame runs: the batch's stack table itself (same layout as `StackTable`).
+    private var frameRuns: RunInterner
 
     init(profile: PprofProfile) {
         self.profile = profile
         stringMap = [Int32](repeating: -1, count: profile.stringCount)
+        stringIndex = Dictionary(minimumCapacity: profile.stringCount)
+        stringIndex[""] = 0
         functionMap = [Int32](repeating: -1, count: profile.functions.count)
-        locationFrames = [[UInt32]?](repeating: nil, count: profile.locations.count)
+        locationFrames = [UInt64](repeating: 0, count: profile.locations.count)
+        locationFrameBuffer.reserveCapacity(profile.locations.count + profile.lines.count)
         locationHashes = [UInt64?](repeating: nil, count: profile.locations.count)
+        frameRuns = RunInterner()
     }
+
+    /// The batch's deduplicated stacks.
+    var stacks: StackTable { StackTable(starts: frameRuns.starts, frames: frameRuns.elements) }
 
     private mutating func string(_ pprofIndex: Int32) -> UInt32 {
         let mapped = stringMap[Int(pprofIndex)]
@@ -55,26 +65,24 @@ struct BatchBuilder {
     }
 
     private mutating func function(_ symbol: FunctionSymbol) -> UInt32 {
-        if let i = functionIndex[symbol] { return i }
-        let i = UInt32(symbols.functions.count)
-        symbols.functions.append(symbol)
-        functionIndex[symbol] = i
+        let i = functionKeys.intern(symbol.name, symbol.systemName, symbol.filename,
+                                    UInt32(truncatingIfNeeded: symbol.startLine), UInt32(truncatingIfNeeded: symbol.startLine >> 32))
+        if i == symbols.functions.count { symbols.functions.append(symbol) }
         return i
     }
 
     private mutating func frame(_ symbol: FrameSymbol) -> UInt32 {
-        if let i = frameIndex[symbol] { return i }
-        let i = UInt32(symbols.frames.count)
-        symbols.frames.append(symbol)
-        frameIndex[symbol] = i
+        let i = frameKeys.intern(symbol.function, UInt32(truncatingIfNeeded: symbol.line), UInt32(truncatingIfNeeded: symbol.line >> 32))
+        if i == symbols.frames.count { symbols.frames.append(symbol) }
         return i
     }
 
-    /// A location's frames, innermost first. A location without lines (unsymbolized) becomes one frame
-    /// named after its mapping and address, e.g. `libc.so.6+0x1f2e3`.
-    private mutating func frames(ofLocation location: Int) -> [UInt32] {
-        if let cached = locationFrames[location] { return cached }
-        var result: [UInt32] = []
+    /// Converts a location into batch frames once per profile, into `locationFrameBuffer`. A location
+    /// without lines (unsymbolized) becomes one frame named after its mapping and address, e.g.
+    /// `libc.so.6+0x1f2e3`.
+    private mutating func expandLocation(_ location: Int) {
+        if locationFrames[location] != 0 { return }
+        let start = locationFrameBuffer.count
         let lines = profile.lines(of: location)
         if lines.isEmpty {
             let loc = profile.locations[location]
@@ -89,33 +97,59 @@ struct BatchBuilder {
                 }
             }
             let name = intern("\(mappingFile)+0x\(String(loc.address, radix: 16))")
-            result.append(frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0)))
+            let f = frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0))
+            locationFrameBuffer.append(f)
         } else {
             for line in lines {
-                result.append(frame(FrameSymbol(function: function(line.functionIndex), line: line.line)))
+                let f = frame(FrameSymbol(function: function(line.functionIndex), line: line.line))
+                locationFrameBuffer.append(f)
             }
         }
-        locationFrames[location] = result
-        return result
+        locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
     }
 
-    /// The batch stack of sample `s`, deduplicated first by the pprof location run, then by frames.
-    mutating func stackIndex(ofSample s: Int) -> UInt32 {
-        let locations = profile.stack(s)
-        if let known = stackByLocations[locations] { return known }
-        var frameRun: [UInt32] = []
-        frameRun.reserveCapacity(locations.count)
-        for location in locations { frameRun.append(contentsOf: frames(ofLocation: Int(location))) }
-        let index: UInt32
-        if let known = stackByFrames[frameRun] {
-            index = known
-        } else {
-            index = UInt32(stacks.count)
-            stacks.append(frameRun)
-            stackByFrames[frameRun] = index
+    /// The batch stacks of the samples `needed` marks (others get 0), in sample order: each sample's
+    /// location run becomes frames written straight into the stack table and interned there, so a stack
+    /// seen before costs its hash and one comparison, and no allocation.
+    mutating func stackIndices(needed: [Bool]) -> [UInt32] {
+        // Symbols first, in sample order, counting the frames so the stack table can be sized once.
+        var samples: [Int32] = []
+        var maxFrames = 0
+        for s in 0 ..< profile.sampleCount where needed[s] {
+            samples.append(Int32(s))
+            for k in Int(profile.sampleLocationStarts[s]) ..< Int(profile.sampleLocationStarts[s + 1]) {
+                let location = Int(profile.sampleLocations[k])
+                if locationFrames[location] == 0 { expandLocation(location) }
+                maxFrames += Int(truncatingIfNeeded: locationFrames[location] & 0xFFFF_FFFF)
+            }
         }
-        stackByLocations[locations] = index
-        return index
+        var result = [UInt32](repeating: 0, count: profile.sampleCount)
+        let ids = profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
+            profile.sampleLocations.withUnsafeBufferPointer { locations in
+                locationFrames.withUnsafeBufferPointer { expansions in
+                    locationFrameBuffer.withUnsafeBufferPointer { frames in
+                        samples.withUnsafeBufferPointer { samples in
+                            frameRuns.intern(runs: samples.count, maxElements: maxFrames) { r, out in
+                                let s = Int(samples[r])
+                                var o = 0
+                                for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                    let packed = expansions[Int(locations[k])]
+                                    let first = Int(truncatingIfNeeded: packed >> 32)
+                                    let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
+                                    for f in first ..< first &+ count {
+                                        out[o] = frames[f]
+                                        o &+= 1
+                                    }
+                                }
+                                return o
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (r, s) in samples.enumerated() { result[Int(s)] = ids[r] }
+        return result
     }
 
     /// A key for sample `s`'s stack and labels by content (function names, files, lines), equal across
@@ -135,8 +169,11 @@ struct BatchBuilder {
     private mutating func locationHash(_ location: Int) -> UInt64 {
         if let cached = locationHashes[location] { return cached }
         var hash = FNV1a()
-        for frameIndex in frames(ofLocation: location) {
-            let f = symbols.frames[Int(frameIndex)]
+        expandLocation(location)
+        let packed = locationFrames[location]
+        let first = Int(truncatingIfNeeded: packed >> 32)
+        for k in first ..< first + Int(truncatingIfNeeded: packed & 0xFFFF_FFFF) {
+            let f = symbols.frames[Int(locationFrameBuffer[k])]
             let fn = symbols.functions[Int(f.function)]
             hash.add(symbols.strings[Int(fn.name)])
             hash.add(byte: 0)

@@ -90,40 +90,89 @@ public struct Normalizer: Sendable {
         let cumulativeTypes = (0..<typeCount).filter { envelope.cumulative && ProfileNaming.cumulativeSampleTypes.contains(sampleTypeNames[$0]) }
         let profileTime = p.timeNanos != 0 ? p.timeNanos : envelope.startNanos
 
-        // Per sample: its series-label variant (index into `labelVariants`) and span id.
+        // Per sample: its series-label variant (index into `labelVariants`) and span id. Samples of one
+        // profile repeat few label combinations, so the variant is cached per run of pprof (key, value)
+        // string ids; only a new run builds strings, and runs that spell the same labels share a variant.
         var labelVariants: [LabelSet] = []
         var variantIndex: [[Label]: Int] = [:]
+        var variantOfRun: [Int32] = []
+        var labelRuns = RunInterner()
         var sampleVariant = [Int32](repeating: 0, count: p.sampleCount)
         var sampleSpan = [UInt64](repeating: 0, count: p.sampleCount)
         var noLabelVariant = -1
+        var keyRoles = [LabelKeyRole?](repeating: nil, count: p.stringCount)
+        // Key roles and span ids first, so the label runs can be written in one tight pass.
+        var seriesLabelCount = 0
         for s in 0..<p.sampleCount {
-            let labels = p.labels(s)
-            var extra: [Label] = []
-            for l in labels where !l.isNumeric {
-                let key = p.string(l.key)
-                if key == LabelName.spanID || key == LabelName.profileID {
-                    sampleSpan[s] = UInt64(p.string(l.str), radix: 16) ?? 0
-                } else if key == LabelName.traceID || key.hasPrefix("__") {
-                    continue
+            for l in p.labels(s) where !l.isNumeric {
+                let role: LabelKeyRole
+                if let known = keyRoles[Int(l.key)] {
+                    role = known
                 } else {
-                    extra.append(Label(key, p.string(l.str)))
+                    role = LabelKeyRole(p.string(l.key))
+                    keyRoles[Int(l.key)] = role
+                }
+                switch role {
+                case .span: sampleSpan[s] = Self.parseSpanID(p, l.str)
+                case .dropped: continue
+                case .series: seriesLabelCount += 1
                 }
             }
-            if extra.isEmpty {
-                if noLabelVariant < 0 {
-                    noLabelVariant = labelVariants.count
-                    labelVariants.append(baseLabels)
+        }
+        if seriesLabelCount == 0 {
+            if p.sampleCount > 0 { labelVariants.append(baseLabels) }
+        } else {
+            let runIDs = p.sampleLabelStarts.withUnsafeBufferPointer { starts in
+                p.labels.withUnsafeBufferPointer { labels in
+                    keyRoles.withUnsafeBufferPointer { roles in
+                        labelRuns.intern(runs: p.sampleCount, maxElements: 2 * seriesLabelCount) { s, out in
+                            var o = 0
+                            for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                let l = labels[k]
+                                if !l.isNumeric && roles[Int(l.key)] == .series {
+                                    out[o] = UInt32(bitPattern: l.key)
+                                    out[o &+ 1] = UInt32(bitPattern: l.str)
+                                    o &+= 2
+                                }
+                            }
+                            return o
+                        }
+                    }
                 }
-                sampleVariant[s] = Int32(noLabelVariant)
-            } else if let v = variantIndex[extra] {
-                sampleVariant[s] = Int32(v)
-            } else {
-                var set = baseLabels
-                // Envelope labels win over sample labels of the same name (the target's identity).
-                for l in extra where envelope.labels[l.name] == nil { set[l.name] = l.value }
-                variantIndex[extra] = labelVariants.count
-                sampleVariant[s] = Int32(labelVariants.count)
-                labelVariants.append(set)
+            }
+            for s in 0..<p.sampleCount {
+                let id = Int(runIDs[s])
+                if id < variantOfRun.count {
+                    sampleVariant[s] = variantOfRun[id]
+                    continue
+                }
+                let runStart = Int(labelRuns.starts[id]), runEnd = Int(labelRuns.starts[id + 1])
+                if runStart == runEnd {
+                    if noLabelVariant < 0 {
+                        noLabelVariant = labelVariants.count
+                        labelVariants.append(baseLabels)
+                    }
+                    variantOfRun.append(Int32(noLabelVariant))
+                    sampleVariant[s] = Int32(noLabelVariant)
+                    continue
+                }
+                var extra: [Label] = []
+                for k in stride(from: runStart, to: runEnd, by: 2) {
+                    extra.append(Label(p.string(Int32(bitPattern: labelRuns.elements[k])), p.string(Int32(bitPattern: labelRuns.elements[k + 1]))))
+                }
+                let variant: Int
+                if let v = variantIndex[extra] {
+                    variant = v
+                } else {
+                    var set = baseLabels
+                    // Envelope labels win over sample labels of the same name (the target's identity).
+                    for l in extra where envelope.labels[l.name] == nil { set[l.name] = l.value }
+                    variant = labelVariants.count
+                    variantIndex[extra] = variant
+                    labelVariants.append(set)
+                }
+                variantOfRun.append(Int32(variant))
+                sampleVariant[s] = Int32(variant)
             }
         }
 
@@ -162,40 +211,52 @@ public struct Normalizer: Sendable {
         }
 
         // Series are created lazily, so a type whose samples are all zero adds none.
-        var seriesIndex: [Int: UInt32] = [:]
+        // seriesOf[variant * typeCount + t] is the batch series, or UInt32.max before it exists.
+        var seriesOf = [UInt32](repeating: .max, count: labelVariants.count * typeCount)
+        var isCumulative = [Bool](repeating: false, count: typeCount)
+        for t in cumulativeTypes { isCumulative[t] = true }
+        let isCumulativeBaseline = outcome == .baseline || outcome == .reset
         var batch = SampleBatch(tenant: envelope.tenant, provenance: provenance)
-        batch.sampleSeries.reserveCapacity(p.sampleCount)
-        batch.sampleStacks.reserveCapacity(p.sampleCount)
-        batch.sampleValues.reserveCapacity(p.sampleCount)
+        let expected = p.sampleCount * typeCount
+        batch.sampleSeries.reserveCapacity(expected)
+        batch.sampleStacks.reserveCapacity(expected)
+        batch.sampleValues.reserveCapacity(expected)
+        batch.sampleTimes.reserveCapacity(expected)
+        batch.sampleSpans.reserveCapacity(expected)
+        // Stacks are built only for samples that keep a value, all in one pass (in sample order).
+        var needsStack = [Bool](repeating: false, count: p.sampleCount)
+        for s in 0..<p.sampleCount where p.sampleLocationStarts[s] != p.sampleLocationStarts[s + 1] {
+            for t in 0..<typeCount where values[s * typeCount + t] != 0 {
+                needsStack[s] = true
+                break
+            }
+        }
+        let sampleStack = builder.stackIndices(needed: needsStack)
         for s in 0..<p.sampleCount {
-            let isCumulativeBaseline = outcome == .baseline || outcome == .reset
-            if p.stack(s).isEmpty {
+            if p.sampleLocationStarts[s] == p.sampleLocationStarts[s + 1] {
                 for t in 0..<typeCount where values[s * typeCount + t] != 0 { batch.droppedEmptyStack += 1 }
                 continue
             }
-            var stackIndex: UInt32?
+            let stack = sampleStack[s]
+            let variant = Int(sampleVariant[s])
             for t in 0..<typeCount {
                 let value = values[s * typeCount + t]
                 if value == 0 {
                     // A cumulative baseline is not a dropped sample: it is held for the next delta.
-                    if !(isCumulativeBaseline && cumulativeTypes.contains(t)) { batch.droppedZeroValue += 1 }
+                    if !(isCumulativeBaseline && isCumulative[t]) { batch.droppedZeroValue += 1 }
                     continue
                 }
-                let variant = Int(sampleVariant[s])
                 let key = variant * typeCount + t
-                let series: UInt32
-                if let existing = seriesIndex[key] {
-                    series = existing
-                } else {
+                var series = seriesOf[key]
+                if series == .max {
                     series = UInt32(batch.series.count)
                     var labels = labelVariants[variant]
                     labels[LabelName.profileType] = types[t].id
                     batch.series.append(BatchSeries(labels: labels, profileType: types[t]))
-                    seriesIndex[key] = series
+                    seriesOf[key] = series
                 }
-                if stackIndex == nil { stackIndex = builder.stackIndex(ofSample: s) }
                 batch.sampleSeries.append(series)
-                batch.sampleStacks.append(stackIndex!)
+                batch.sampleStacks.append(stack)
                 batch.sampleValues.append(value)
                 batch.sampleTimes.append(profileTime)
                 batch.sampleSpans.append(sampleSpan[s])
@@ -204,5 +265,51 @@ public struct Normalizer: Sendable {
         batch.symbols = builder.symbols
         batch.stacks = builder.stacks
         return NormalizationResult(batch: batch.sampleCount > 0 ? batch : nil, deltaOutcome: outcome, samplesIn: p.sampleCount)
+    }
+
+    /// A span id label's value as a number (hex, as the SDKs write it; 0 when it is not one). Span ids
+    /// differ per sample, so the common form (1 to 16 hex digits) is read from the bytes without making
+    /// a String; anything else takes the general parse.
+    static func parseSpanID(_ p: PprofProfile, _ str: Int32) -> UInt64 {
+        let bytes = p.stringBytes(str)
+        if !bytes.isEmpty && bytes.count <= 16 {
+            var value: UInt64 = 0
+            var allHex = true
+            for b in bytes {
+                let digit: UInt8
+                switch b {
+                case 0x30...0x39: digit = b - 0x30
+                case 0x61...0x66: digit = b - 0x61 + 10
+                case 0x41...0x46: digit = b - 0x41 + 10
+                default:
+                    allHex = false
+                    digit = 0
+                }
+                if !allHex { break }
+                value = value << 4 | UInt64(digit)
+            }
+            if allHex { return value }
+        }
+        return UInt64(p.string(str), radix: 16) ?? 0
+    }
+}
+
+/// What a string label's key means for series labels.
+enum LabelKeyRole {
+    /// `span_id` (or the legacy `profile_id`): kept per sample, not a series label.
+    case span
+    /// `trace_id` and `__`-prefixed keys: dropped.
+    case dropped
+    /// Everything else becomes a series label.
+    case series
+
+    init(_ key: String) {
+        if key == LabelName.spanID || key == LabelName.profileID {
+            self = .span
+        } else if key == LabelName.traceID || key.hasPrefix("__") {
+            self = .dropped
+        } else {
+            self = .series
+        }
     }
 }

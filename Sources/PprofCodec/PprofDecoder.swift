@@ -131,8 +131,17 @@ struct DecodeState {
                     throw wireMismatch(["mapping", "location", "function"][Int(field) - 3], field, got: wire, want: 2)
                 }
                 let span = try r.lengthDelimited()
-                let pair = [UInt32(span.lowerBound), UInt32(span.upperBound)]
-                if field == 3 { mappingSpans += pair } else if field == 4 { locationSpans += pair } else { functionSpans += pair }
+                let (start, end) = (UInt32(span.lowerBound), UInt32(span.upperBound))
+                if field == 3 {
+                    mappingSpans.append(start)
+                    mappingSpans.append(end)
+                } else if field == 4 {
+                    locationSpans.append(start)
+                    locationSpans.append(end)
+                } else {
+                    functionSpans.append(start)
+                    functionSpans.append(end)
+                }
             case 6:
                 guard wire == 2 else { throw wireMismatch("string_table", field, got: wire, want: 2) }
                 let span = try r.lengthDelimited()
@@ -307,11 +316,13 @@ struct DecodeState {
         let mappingIndex = try IDIndex(ids: p.mappings.lazy.map(\.id), what: "mapping")
         let functionIndex = try IDIndex(ids: p.functions.lazy.map(\.id), what: "function")
         p.locations.reserveCapacity(locationSpans.count / 2)
+        p.lines.reserveCapacity(locationSpans.count / 2)
+        var lineFunctionIDs: [UInt64] = []  // reused: one allocation for all locations
         for k in stride(from: 0, to: locationSpans.count, by: 2) {
             var r = WireReader(base: base, pos: Int(locationSpans[k]), end: Int(locationSpans[k + 1]))
             var loc = PprofLocation(id: 0, lineStart: Int32(truncatingIfNeeded: p.lines.count))
             var mappingID: UInt64 = 0
-            var lineFunctionIDs: [UInt64] = []
+            lineFunctionIDs.removeAll(keepingCapacity: true)
             while !r.atEnd {
                 let (field, wire) = try r.key()
                 switch field {
@@ -371,71 +382,158 @@ struct DecodeState {
         let maxDepth = limits.maxStackDepth > 0 ? limits.maxStackDepth : Int.max
         let maxLabels = limits.maxLabelsPerSample > 0 ? limits.maxLabelsPerSample : Int.max
         let stringCount = Int64(stringOffsets.count)
-        p.sampleLocationStarts = [0]
-        p.sampleLocationStarts.reserveCapacity(n + 1)
-        p.sampleLabelStarts = [0]
-        p.sampleLabelStarts.reserveCapacity(n + 1)
-        p.values.reserveCapacity(n * nTypes)
-        // Each location id takes at least one byte, so the payload bounds this reservation.
-        p.sampleLocations.reserveCapacity(sampleSpans.isEmpty ? 0 : Int(sampleSpans[sampleSpans.count - 1] - sampleSpans[0]) / 2)
+        // Local arrays, moved into `p` at the end: appends in the loop then need no access through `p`.
+        var sampleLocationStarts: [Int32] = [0]
+        sampleLocationStarts.reserveCapacity(n + 1)
+        var sampleLabelStarts: [Int32] = [0]
+        sampleLabelStarts.reserveCapacity(n + 1)
+        var values: [Int64] = []
+        values.reserveCapacity(n * nTypes)
+        var labels: [PprofLabel] = []
+        // Location indices are written through a pointer into uninitialised room for the worst case
+        // (every id takes at least one byte of the samples' span), so nothing is zero-filled, copied
+        // or grown; untouched room costs no memory pages.
+        let bound = sampleSpans.isEmpty ? 0 : Int(sampleSpans[sampleSpans.count - 1] - sampleSpans[0])
+        var locationCount = 0
         var truncated = 0
-        for s in 0 ..< n {
-            var r = WireReader(base: base, pos: Int(sampleSpans[2 * s]), end: Int(sampleSpans[2 * s + 1]))
-            var depth = 0
-            var valueCount = 0
-            var labelCount = 0
-            while !r.atEnd {
-                let (field, wire) = try r.key()
-                switch field {
-                case 1:
-                    try repeatedVarints(&r, "Sample.location_id", field, wire) { (id: UInt64) throws(PprofError) in
-                        guard let li = locationIndex.find(id) else {
-                            throw PprofError(.invalid, id == 0 ? "sample \(s) references location 0 (reserved)"
-                                                              : "sample \(s) references unknown location \(id)")
+        var failure: PprofError?
+        let sampleLocations = [Int32](unsafeUninitializedCapacity: max(bound, 1)) { room, initialized in
+            let out = room.baseAddress!
+            do throws(PprofError) {
+                for s in 0 ..< n {
+                    var r = WireReader(base: base, pos: Int(sampleSpans[2 * s]), end: Int(sampleSpans[2 * s + 1]))
+                    var depth = 0
+                    var valueCount = 0
+                    var labelCount = 0
+                    while !r.atEnd {
+                        let (field, wire) = try r.key()
+                        switch field {
+                        case 1:
+                            // The hot loop of decoding: ids read in place, resolved, stored through a pointer.
+                            let ids: Range<Int>
+                            if wire == 2 {
+                                ids = try r.lengthDelimited()
+                            } else if wire == 0 {
+                                let at = r.pos
+                                _ = try r.varint()
+                                ids = at ..< r.pos
+                            } else {
+                                throw wireMismatch("Sample.location_id", field, got: wire, want: 2)
+                            }
+                            if let fault = decodeLocationIDs(ids, index: locationIndex, into: out, count: &locationCount,
+                                                             depth: &depth, maxDepth: maxDepth) {
+                                switch fault {
+                                case .unknown(let id):
+                                    throw PprofError(.invalid, id == 0 ? "sample \(s) references location 0 (reserved)"
+                                                                      : "sample \(s) references unknown location \(id)")
+                                case .malformed:
+                                    // Re-read with the general reader for its exact message.
+                                    var p = r.sub(ids)
+                                    while !p.atEnd { _ = try p.varint() }
+                                    throw PprofError(.malformed, "malformed protobuf: bad varint in Sample.location_id")
+                                }
+                            }
+                        case 2:
+                            try repeatedVarints(&r, "Sample.value", field, wire) { (v: UInt64) in
+                                values.append(Int64(bitPattern: v))
+                                valueCount &+= 1
+                            }
+                        case 3:
+                            guard wire == 2 else { throw wireMismatch("Sample.label", field, got: wire, want: 2) }
+                            var lr = r.sub(try r.lengthDelimited())
+                            var key: Int64 = 0, sv: Int64 = 0, num: Int64 = 0, unit: Int64 = 0
+                            while !lr.atEnd {
+                                let (lf, lw) = try lr.key()
+                                if lf >= 1 && lf <= 4 {
+                                    guard lw == 0 else { throw wireMismatch("Label field", lf, got: lw, want: 0) }
+                                    let v = Int64(bitPattern: try lr.varint())
+                                    if lf == 1 { key = v } else if lf == 2 { sv = v } else if lf == 3 { num = v } else { unit = v }
+                                } else {
+                                    try lr.skip(wire: lw)
+                                }
+                            }
+                            guard key >= 0 && key < stringCount, sv >= 0 && sv < stringCount, unit >= 0 && unit < stringCount else {
+                                throw PprofError(.invalid, "sample \(s): label references a string outside the string table (\(stringCount) entries)")
+                            }
+                            // pprof ignores a label that carries neither a string nor a number nor a unit.
+                            if sv == 0 && num == 0 && unit == 0 { continue }
+                            labelCount += 1
+                            if labelCount > maxLabels {
+                                throw PprofError(.limit, "sample \(s) has more than \(maxLabels) labels (limit)")
+                            }
+                            labels.append(PprofLabel(key: Int32(key), str: Int32(sv), num: num, numUnit: Int32(unit)))
+                        default:
+                            try r.skip(wire: wire)
                         }
-                        if depth < maxDepth { p.sampleLocations.append(li) }
-                        depth += 1
                     }
-                case 2:
-                    try repeatedVarints(&r, "Sample.value", field, wire) { (v: UInt64) in
-                        p.values.append(Int64(bitPattern: v))
-                        valueCount += 1
+                    if valueCount != nTypes {
+                        throw PprofError(.invalid, "sample \(s) has \(valueCount) values, but the profile has \(nTypes) sample types")
                     }
-                case 3:
-                    guard wire == 2 else { throw wireMismatch("Sample.label", field, got: wire, want: 2) }
-                    var lr = r.sub(try r.lengthDelimited())
-                    var key: Int64 = 0, sv: Int64 = 0, num: Int64 = 0, unit: Int64 = 0
-                    while !lr.atEnd {
-                        let (lf, lw) = try lr.key()
-                        if lf >= 1 && lf <= 4 {
-                            guard lw == 0 else { throw wireMismatch("Label field", lf, got: lw, want: 0) }
-                            let v = Int64(bitPattern: try lr.varint())
-                            if lf == 1 { key = v } else if lf == 2 { sv = v } else if lf == 3 { num = v } else { unit = v }
-                        } else {
-                            try lr.skip(wire: lw)
-                        }
-                    }
-                    guard key >= 0 && key < stringCount, sv >= 0 && sv < stringCount, unit >= 0 && unit < stringCount else {
-                        throw PprofError(.invalid, "sample \(s): label references a string outside the string table (\(stringCount) entries)")
-                    }
-                    // pprof ignores a label that carries neither a string nor a number nor a unit.
-                    if sv == 0 && num == 0 && unit == 0 { continue }
-                    labelCount += 1
-                    if labelCount > maxLabels {
-                        throw PprofError(.limit, "sample \(s) has more than \(maxLabels) labels (limit)")
-                    }
-                    p.labels.append(PprofLabel(key: Int32(key), str: Int32(sv), num: num, numUnit: Int32(unit)))
-                default:
-                    try r.skip(wire: wire)
+                    if depth > maxDepth { truncated += 1 }
+                    sampleLocationStarts.append(Int32(truncatingIfNeeded: locationCount))
+                    sampleLabelStarts.append(Int32(truncatingIfNeeded: labels.count))
+                }
+            } catch {
+                failure = error
+            }
+            initialized = locationCount
+        }
+        if let failure { throw failure }
+        p.sampleLocationStarts = sampleLocationStarts
+        p.sampleLabelStarts = sampleLabelStarts
+        p.sampleLocations = sampleLocations
+        p.values = values
+        p.labels = labels
+        p.truncatedStacks = truncated
+    }
+
+    enum LocationIDFault {
+        case unknown(UInt64)
+        case malformed
+    }
+
+    /// Reads the location ids (varints) in `ids`, resolves each to its index and appends it to `out`
+    /// at `count` while `depth < maxDepth` (deeper ids are counted, not kept). Returns what was wrong,
+    /// if anything; `out` must have room for `ids.count` more entries.
+    @inline(__always)
+    private func decodeLocationIDs(_ ids: Range<Int>, index: IDIndex, into out: UnsafeMutablePointer<Int32>,
+                                   count: inout Int, depth: inout Int, maxDepth: Int) -> LocationIDFault? {
+        var pos = ids.lowerBound
+        let end = ids.upperBound
+        var n = count
+        var d = depth
+        defer {
+            count = n
+            depth = d
+        }
+        while pos < end {
+            var id: UInt64
+            let b0 = base[pos]
+            if b0 < 0x80 {
+                id = UInt64(b0)
+                pos &+= 1
+            } else if pos &+ 1 < end && base[pos &+ 1] < 0x80 {
+                id = UInt64(b0 & 0x7f) | UInt64(base[pos &+ 1]) << 7
+                pos &+= 2
+            } else {
+                id = 0
+                var shift: UInt64 = 0
+                while true {
+                    guard pos < end, shift < 64 else { return .malformed }
+                    let b = base[pos]
+                    pos &+= 1
+                    id |= UInt64(b & 0x7f) << shift
+                    if b < 0x80 { break }
+                    shift &+= 7
                 }
             }
-            if valueCount != nTypes {
-                throw PprofError(.invalid, "sample \(s) has \(valueCount) values, but the profile has \(nTypes) sample types")
+            guard let li = index.find(id) else { return .unknown(id) }
+            if d < maxDepth {
+                out[n] = li
+                n &+= 1
             }
-            if depth > maxDepth { truncated += 1 }
-            p.sampleLocationStarts.append(Int32(truncatingIfNeeded: p.sampleLocations.count))
-            p.sampleLabelStarts.append(Int32(truncatingIfNeeded: p.labels.count))
+            d &+= 1
         }
-        p.truncatedStacks = truncated
+        return nil
     }
 }

@@ -21,6 +21,14 @@ struct WireReader {
                 pos &+= 1
                 return UInt64(b)
             }
+            // Two bytes (values below 16384: most ids and indices) without leaving the caller.
+            if pos &+ 1 < end {
+                let b1 = base[pos &+ 1]
+                if b1 < 0x80 {
+                    pos &+= 2
+                    return UInt64(b & 0x7f) | UInt64(b1) << 7
+                }
+            }
         }
         return try varintSlow()
     }

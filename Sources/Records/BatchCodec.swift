@@ -23,13 +23,27 @@ public enum BatchCodec {
         w.signed(batch.droppedZeroValue)
         w.signed(batch.droppedEmptyStack)
 
-        // Series labels and profile types go into the same string table as the symbols.
+        // Series labels and profile types go into the same string table as the symbols: each one takes
+        // the index of its first equal symbol string, else a new entry. Only symbol strings whose
+        // length some series string has are hashed (series strings are few, symbol strings many).
         var strings = batch.symbols.strings
         var index: [String: UInt32] = [:]
-        index.reserveCapacity(strings.count)
-        for (i, s) in strings.enumerated() where index[s] == nil { index[s] = UInt32(i) }
+        var seriesLengths = Set<Int>()
+        for series in batch.series {
+            for label in series.labels.labels {
+                index[label.name] = UInt32.max
+                index[label.value] = UInt32.max
+            }
+            index[series.profileType.id] = UInt32.max
+        }
+        for text in index.keys { seriesLengths.insert(text.utf8.count) }
+        if !index.isEmpty {
+            for (i, text) in strings.enumerated() where seriesLengths.contains(text.utf8.count) {
+                if index[text] == UInt32.max { index[text] = UInt32(i) }
+            }
+        }
         func intern(_ s: String) -> UInt32 {
-            if let i = index[s] { return i }
+            if let i = index[s], i != UInt32.max { return i }
             let i = UInt32(strings.count)
             strings.append(s)
             index[s] = i
@@ -54,10 +68,15 @@ public enum BatchCodec {
             w.signed(f.line)
         }
         w.varint(batch.stacks.count)
-        for i in 0..<batch.stacks.count {
-            let stack = batch.stacks.stack(i)
-            w.varint(stack.count)
-            for frame in stack { w.varint(UInt64(frame)) }
+        batch.stacks.starts.withUnsafeBufferPointer { starts in
+            batch.stacks.frames.withUnsafeBufferPointer { frames in
+                w.bulk(count: batch.stacks.count, maxBytes: { 5 * (1 + Int(starts[$0 + 1] - starts[$0])) }) { i, out in
+                    let start = Int(starts[i]), end = Int(starts[i + 1])
+                    var o = out.varint(UInt64(end - start), at: 0)
+                    for k in start ..< end { o = out.varint(UInt64(frames[k]), at: o) }
+                    return o
+                }
+            }
         }
         w.varint(seriesStrings.count)
         for (labels, type) in seriesStrings {
@@ -69,13 +88,19 @@ public enum BatchCodec {
             w.varint(UInt64(type))
         }
         w.varint(batch.sampleCount)
-        for s in batch.sampleSeries { w.varint(UInt64(s)) }
-        for s in batch.sampleStacks { w.varint(UInt64(s)) }
-        for v in batch.sampleValues { w.signed(v) }
-        var previous: Int64 = 0
-        for t in batch.sampleTimes {
-            w.signed(t &- previous)
-            previous = t
+        batch.sampleSeries.withUnsafeBufferPointer { column in
+            w.bulk(count: column.count, maxBytes: { _ in 5 }) { i, out in out.varint(UInt64(column[i]), at: 0) }
+        }
+        batch.sampleStacks.withUnsafeBufferPointer { column in
+            w.bulk(count: column.count, maxBytes: { _ in 5 }) { i, out in out.varint(UInt64(column[i]), at: 0) }
+        }
+        batch.sampleValues.withUnsafeBufferPointer { column in
+            w.bulk(count: column.count, maxBytes: { _ in 10 }) { i, out in out.varint(zigzag(column[i]), at: 0) }
+        }
+        batch.sampleTimes.withUnsafeBufferPointer { column in
+            w.bulk(count: column.count, maxBytes: { _ in 10 }) { i, out in
+                out.varint(zigzag(column[i] &- (i == 0 ? 0 : column[i - 1])), at: 0)
+            }
         }
         for span in batch.sampleSpans {
             if span == 0 {
@@ -186,5 +211,50 @@ public enum BatchCodec {
                            series: series, symbols: SymbolTable(strings: strings, functions: functions, frames: frames),
                            stacks: stacks, sampleSeries: sampleSeries, sampleStacks: sampleStacks, sampleValues: values,
                            sampleTimes: times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
+    }
+}
+
+private func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
+
+extension UnsafeMutablePointer<UInt8> {
+    /// Writes `v` as a LEB128 varint at `self[at]`; returns the position after it.
+    @inline(__always)
+    fileprivate func varint(_ v: UInt64, at: Int) -> Int {
+        var x = v
+        var o = at
+        while x >= 0x80 {
+            self[o] = UInt8(truncatingIfNeeded: x) | 0x80
+            x >>= 7
+            o &+= 1
+        }
+        self[o] = UInt8(truncatingIfNeeded: x)
+        return o &+ 1
+    }
+}
+
+extension ByteWriter {
+    /// Appends `count` items through a raw pointer, a chunk at a time: `write(i, out)` writes item `i`
+    /// (at most `maxBytes(i)` bytes) and returns how many it wrote. The bulk columns and stacks are
+    /// most of a batch, and appending them byte by byte costs a bounds and uniqueness check per byte.
+    fileprivate mutating func bulk(count: Int, maxBytes: (Int) -> Int, _ write: (Int, UnsafeMutablePointer<UInt8>) -> Int) {
+        var i = 0
+        while i < count {
+            // A chunk of items whose worst case fits in about 64 KiB (at least one item).
+            var room = 0
+            var last = i
+            while last < count && (last == i || room + maxBytes(last) <= 1 << 16) {
+                room += maxBytes(last)
+                last += 1
+            }
+            let start = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: room))
+            var end = start
+            bytes.withUnsafeMutableBufferPointer { buffer in
+                let base = buffer.baseAddress!
+                for k in i ..< last { end += write(k, base + end) }
+            }
+            bytes.removeSubrange(end...)
+            i = last
+        }
     }
 }

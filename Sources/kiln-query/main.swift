@@ -51,6 +51,7 @@ struct Command: AsyncParsableCommand {
         let storeURL = StoreURLOption.resolve(store)
         let engine = QueryEngine(store: try makeObjectStore(url: storeURL, logger: logger), options: options, logger: logger)
         QueryRoutes.register(on: admin.router, engine: engine, logger: logger)
+        UIRoutes.register(on: admin.router)
         logger.info("serving queries", metadata: ["store": "\(storeURL)", "listen": "\(listenText)"])
         try await ServiceRunner.run([admin.application(listen: address, logger: logger)], logger: logger)
     }
