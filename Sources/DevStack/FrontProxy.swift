@@ -70,7 +70,7 @@ public struct FrontProxy: HTTPResponder {
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) {
             outgoing.headers.add(name: field.name.rawName, value: field.value)
         }
-        outgoing.headers.add(name: "X-Forwarded-Host", value: request.head.authority ?? "")
+        if let host = request.head.authority { outgoing.headers.add(name: "X-Forwarded-Host", value: host) }
         if let length = request.headers[.contentLength].flatMap({ Int64($0) }) {
             outgoing.headers.remove(name: "content-length") // the client sets it from the body's length
             outgoing.body = .stream(request.body, length: .known(length))
