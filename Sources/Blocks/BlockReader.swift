@@ -47,6 +47,25 @@ public struct SampleColumns: Sendable, Equatable {
 }
 
 /// The symbol side of a block: the stack tree, frames and functions, with stack resolution.
+/// The columns of samples a stack or time-series query reads.
+public struct StackSamples: Sendable {
+    public var seriesIDs: [Int32] = []
+    public var timeNanos: [Int64] = []
+    public var stackIDs: [Int32] = []
+    public var values: [Int64] = []
+
+    public init() {}
+
+    public var count: Int { values.count }
+
+    mutating func reserve(_ n: Int) {
+        seriesIDs.reserveCapacity(n)
+        timeNanos.reserveCapacity(n)
+        stackIDs.reserveCapacity(n)
+        values.reserveCapacity(n)
+    }
+}
+
 public struct BlockSymbols: Sendable {
     /// Per stack node: parent node (-1 at a root) and frame.
     public var nodeParents: [Int32]
@@ -179,6 +198,24 @@ public actor BlockReader {
         out.spanIDs = spans.map { $0.map { UInt64(bitPattern: $0) } ?? 0 }
         if range == nil && series == nil { return out }
         return out.filtered(time: range ?? Int64.min...Int64.max, series: series)
+    }
+
+    /// What a stack query needs of the samples — series, time, stack and value, without the profile-type
+    /// strings and span ids — for the series in `series` within `range`.
+    public func stackSamples(time range: ClosedRange<Int64>, series: Set<Int32>) async throws -> StackSamples {
+        let t = try await table(BlockFile.samples)
+        let groups = try await sampleRowGroups(time: range, series: series)
+        let ids = try Self.int32s(t, "series_id", groups), times = try Self.int64s(t, "time_nanos", groups)
+        let stacks = try Self.int32s(t, "stack_id", groups), values = try Self.int64s(t, "value", groups)
+        var out = StackSamples()
+        out.reserve(ids.count)
+        for i in ids.indices where range.contains(times[i]) && series.contains(ids[i]) {
+            out.seriesIDs.append(ids[i])
+            out.timeNanos.append(times[i])
+            out.stackIDs.append(stacks[i])
+            out.values.append(values[i])
+        }
+        return out
     }
 
     public func symbols() async throws -> BlockSymbols {

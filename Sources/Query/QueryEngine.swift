@@ -27,6 +27,8 @@ public struct QueryEngineOptions: Sendable {
     public var openBlocks: Int = 512
     /// The longest time range a query may span.
     public var maxQueryRange: Duration = .seconds(31 * 24 * 3600)
+    /// Whole-block trees kept for reuse, least recently used evicted first.
+    public var cachedBlockTrees: Int = 256
     /// Blocks read at once.
     public var parallelism: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
 
@@ -46,6 +48,15 @@ public actor QueryEngine {
     private var open: [ULID: OpenBlock] = [:]
     private var useClock: UInt64 = 0
     private var names = NameTable()
+    /// Merged trees of whole blocks, by (block, profile type, series ids): a query whose range covers a block
+    /// reuses its tree instead of decompressing its samples again (dashboards re-ask overlapping ranges).
+    private var blockTrees: [BlockTreeKey: (tree: StackTree, lastUse: UInt64)] = [:]
+
+    struct BlockTreeKey: Hashable {
+        var block: ULID
+        var profileType: String
+        var series: Set<Int32>
+    }
 
     struct CachedListing {
         var metas: [ULID: BlockMeta]
@@ -168,37 +179,63 @@ public actor QueryEngine {
     }
 
     private func mergeStacks(_ selections: [Selection], sides: Int) async throws -> StackTree {
-        var jobs: [(side: Int, block: LoadedBlock, series: Set<Int32>, time: ClosedRange<Int64>, nodes: BlockNodeNames)] = []
-        for (side, selection) in selections.enumerated() {
-            for (block, series) in try await plan(selection) {
-                jobs.append((side, block, series, selection.time, try await nodeNames(block)))
-            }
+        struct Job: Sendable {
+            var side: Int
+            var block: LoadedBlock
+            var series: Set<Int32>
+            var time: ClosedRange<Int64>
+            var nodes: BlockNodeNames
+            var cacheKey: BlockTreeKey?
         }
         var tree = StackTree(sides: sides)
+        var jobs: [Job] = []
+        for (side, selection) in selections.enumerated() {
+            for (block, series) in try await plan(selection) {
+                let covered = selection.time.contains(block.meta.minTime) && selection.time.contains(block.meta.maxTime)
+                let key = covered ? BlockTreeKey(block: block.meta.ulid, profileType: selection.profileType, series: series) : nil
+                if let key, let cached = blockTrees[key] {
+                    useClock += 1
+                    blockTrees[key]?.lastUse = useClock
+                    tree.merge(cached.tree, into: side)
+                    continue
+                }
+                jobs.append(Job(side: side, block: block, series: series, time: selection.time, nodes: try await nodeNames(block), cacheKey: key))
+            }
+        }
         let parallelism = options.parallelism
-        try await withThrowingTaskGroup(of: (Int, StackTree).self) { group in
+        var finished: [(BlockTreeKey, StackTree)] = []
+        try await withThrowingTaskGroup(of: (Job, StackTree).self) { group in
             var next = 0
             func start() {
                 guard next < jobs.count else { return }
                 let job = jobs[next]
                 next += 1
                 group.addTask {
-                    let samples = try await job.block.reader.samples(time: job.time, series: job.series)
-                    return (job.side, try Self.tree(of: samples, nodes: job.nodes, blockID: job.block.meta.ulid))
+                    let samples = try await job.block.reader.stackSamples(time: job.time, series: job.series)
+                    return (job, try Self.tree(of: samples, nodes: job.nodes, blockID: job.block.meta.ulid))
                 }
             }
             for _ in 0..<parallelism { start() }
-            while let (side, partial) = try await group.next() {
-                tree.merge(partial, into: side)
+            while let (job, partial) = try await group.next() {
+                tree.merge(partial, into: job.side)
+                if let key = job.cacheKey { finished.append((key, partial)) }
                 start()
             }
+        }
+        for (key, partial) in finished {
+            useClock += 1
+            blockTrees[key] = (partial, useClock)
+        }
+        while blockTrees.count > options.cachedBlockTrees,
+              let oldest = blockTrees.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
+            blockTrees[oldest] = nil
         }
         return tree
     }
 
     /// One block's samples as a name tree: values summed per stack node first, then each distinct stack
     /// resolved once, sharing the path above it with the stacks already resolved.
-    static func tree(of samples: SampleColumns, nodes: BlockNodeNames, blockID: ULID) throws -> StackTree {
+    static func tree(of samples: StackSamples, nodes: BlockNodeNames, blockID: ULID) throws -> StackTree {
         var perStack: [Int32: Int64] = [:]
         perStack.reserveCapacity(min(samples.count, nodes.parents.count))
         for i in 0..<samples.count { perStack[samples.stackIDs[i], default: 0] += samples.values[i] }
@@ -267,7 +304,7 @@ public actor QueryEngine {
                     groups.append(labels)
                 }
             }
-            let samples = try await block.reader.samples(time: range, series: ids)
+            let samples = try await block.reader.stackSamples(time: range, series: ids)
             for i in 0..<samples.count {
                 guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
                 let ms = samples.timeNanos[i] / 1_000_000
