@@ -139,7 +139,7 @@ let package = Package(
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore", "HTTPAPI", "Scrape",
                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
-        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks",
+        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks", "Scrape",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "DevStackTests", dependencies: ["DevStack", "TestSupport",

@@ -6,7 +6,7 @@ import ProfileModel
 ///
 /// The envelope's attributes say what the numbers mean: `__name__` process_cpu (or wall) values are
 /// sample counts at `sampleRate` Hz (default 100) and become nanoseconds, as Pyroscope does; otherwise
-/// `units` (default `samples`) names the unit.
+/// `sampleType`/`sampleUnit` (from the name's suffix) name the type, else `units` (default `samples`).
 enum FoldedProfile {
     static func parse(_ payload: [UInt8], attributes: [String: String], limits: PprofLimits) throws(NormalizationError) -> PprofProfile {
         guard payload.count <= limits.maxDecompressedBytes else {
@@ -31,6 +31,9 @@ enum FoldedProfile {
         if isTime {
             typeName = name == "wall" ? "wall" : "cpu"
             (unitName, periodTypeName, periodUnitName) = ("nanoseconds", typeName, "nanoseconds")
+        } else if let type = attributes["sampleType"], !type.isEmpty, let unit = attributes["sampleUnit"], !unit.isEmpty {
+            // The ingest route read them from the name's suffix (`app.alloc_objects` → alloc_objects/count).
+            (typeName, unitName, periodTypeName, periodUnitName) = (type, unit, type, unit)
         } else {
             typeName = units
             unitName = ["bytes": "bytes", "objects": "count", "goroutines": "count", "samples": "count", "lock_nanoseconds": "nanoseconds"][units] ?? units

@@ -162,41 +162,65 @@ struct ScrapeService: Service {
 
 /// Sends each scraped profile to the `pyroscope.write` components it is forwarded to, with their
 /// `external_labels` (labels the target already has win). A writer with a `kafka` block gets its own
-/// producer and topic; a writer with only `endpoint`s goes to the process's raw topic (Kiln does not
-/// forward over HTTP yet).
+/// producer and topic; a writer with `endpoint`s forwards over HTTP (Connect Push) like Alloy; a writer
+/// with neither goes to the process's raw topic.
 final class WriterRouter: ProfileSink {
-    private let writers: [String: (publisher: KafkaRawPublisher, producer: KafkaProducer?, externalLabels: [String: String])]
+    struct Writer {
+        var sinks: [any ProfileSink]
+        var producer: KafkaProducer?
+        var forwarder: PushForwarder?
+        var externalLabels: [String: String]
+    }
+
+    private let writers: [String: Writer]
     private let defaultPublisher: KafkaRawPublisher
 
     init(configuration: ScrapeConfiguration, defaultPublisher: KafkaRawPublisher, base: KafkaConfig, logger: Logger) throws {
         self.defaultPublisher = defaultPublisher
-        var writers: [String: (KafkaRawPublisher, KafkaProducer?, [String: String])] = [:]
+        var writers: [String: Writer] = [:]
         for (label, writer) in configuration.writers {
+            var w = Writer(sinks: [], producer: nil, forwarder: nil, externalLabels: writer.externalLabels)
             if let k = writer.kafka {
                 let options = base.options + k.options.sorted { $0.key < $1.key }.map { KafkaOption($0.key, $0.value) }
                 let config = KafkaConfig(bootstrapServers: k.brokers.joined(separator: ","), clientID: "kiln-scraper", options: options)
                 let producer = try KafkaProducer(config: ProducerConfig(kafka: config), logger: logger)
-                writers[label] = (KafkaRawPublisher(producer: producer, topic: k.topic, logger: logger), producer, writer.externalLabels)
-            } else {
-                logger.warning("pyroscope.write has no kafka block; its profiles go to the raw topic of --kafka-brokers",
-                               metadata: ["writer": "\(label)", "topic": "\(defaultPublisher.topic)"])
-                writers[label] = (defaultPublisher, nil, writer.externalLabels)
+                w.producer = producer
+                w.sinks.append(KafkaRawPublisher(producer: producer, topic: k.topic, logger: logger))
             }
+            if !writer.endpoints.isEmpty {
+                let forwarder = PushForwarder(endpoints: writer.endpoints, logger: logger)
+                w.forwarder = forwarder
+                w.sinks.append(forwarder)
+                logger.info("pyroscope.write forwards over HTTP", metadata: ["writer": "\(label)", "endpoints": "\(writer.endpoints.map(\.url))"])
+            }
+            if w.sinks.isEmpty {
+                logger.info("pyroscope.write has neither kafka nor endpoint; its profiles go to the raw topic of --kafka-brokers",
+                            metadata: ["writer": "\(label)", "topic": "\(defaultPublisher.topic)"])
+                w.sinks.append(defaultPublisher)
+            }
+            writers[label] = w
         }
         self.writers = writers
     }
 
     func publish(_ scraped: ScrapedProfile) async throws {
         for label in scraped.forwardTo {
-            let (publisher, _, external) = writers[label] ?? (defaultPublisher, nil, [:])
+            guard let writer = writers[label] else {
+                try await defaultPublisher.publish(scraped)
+                continue
+            }
             var profile = scraped
-            for (k, v) in external where profile.labels[k] == nil { profile.labels[k] = v }
-            try await publisher.publish(profile)
+            for (k, v) in writer.externalLabels where profile.labels[k] == nil { profile.labels[k] = v }
+            for sink in writer.sinks { try await sink.publish(profile) }
         }
     }
 
-    /// Flushes and closes the writers' own producers (the shared one closes with the Kafka service).
+    /// Flushes and closes the writers' own producers and HTTP clients (the shared producer closes with the
+    /// Kafka service).
     func close() async throws {
-        for w in writers.values { try await w.producer?.close(flushTimeout: .seconds(30)) }
+        for w in writers.values {
+            try await w.producer?.close(flushTimeout: .seconds(30))
+            try await w.forwarder?.shutdown()
+        }
     }
 }

@@ -11,10 +11,11 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: "Suites: producer (Kafka producer vs kcat -P; needs --brokers), pprof (kiln merge vs go tool pprof -proto, "
             + "decode vs gzip -dc), normalizer (MB/s per core vs inflate alone), ingest (push ingest vs a 200-OK handler on the "
             + "same server), parquet (block table writes vs pyarrow), query (SelectMergeStacktraces over 1 h and 24 h vs reading "
-            + "and decompressing the same blocks)."
+            + "and decompressing the same blocks), compaction (stored bytes per raw pprof byte for an hour of 50 services, "
+            + "compaction throughput, peak memory)."
     )
 
-    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, parquet, query or all.")
+    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, parquet, query, compaction or all.")
     var suites: [String] = ["all"]
 
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
@@ -27,7 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
     var json: String?
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "ingest", "parquet", "query"]
+        let known = ["producer", "pprof", "normalizer", "ingest", "parquet", "query", "compaction"]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -62,6 +63,8 @@ struct BenchCommand: AsyncParsableCommand {
                 report(try ParquetBenchmark.run(python: python))
             case "query":
                 report(try await QueryBenchmark.run(fixturesDir: fixturesDir))
+            case "compaction":
+                report(try await CompactionBenchmark.run(fixturesDir: fixturesDir))
             default:
                 break
             }

@@ -141,6 +141,17 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
         #expect(totals(batch)["cpu"] == 40_000_000)
     }
 
+    @Test func foldedSampleTypeFromTheNameSuffixIsKept() throws {
+        let text = Array("main;alloc 512\nmain;grow 128\n".utf8)
+        var normalizer = Normalizer()
+        let result = try normalizer.normalize(envelope(text, name: "memory", cumulative: false, format: .folded,
+                                                       attributes: ["name": "memory", "sampleType": "alloc_space", "sampleUnit": "bytes", "units": "bytes"]),
+                                              provenance: provenance)
+        let batch = try #require(result.batch)
+        #expect(batch.series.first?.profileType.id == "memory:alloc_space:bytes:alloc_space:bytes")
+        #expect(totals(batch)["alloc_space"] == 640)
+    }
+
     @Test func badInputIsNamed() {
         var normalizer = Normalizer()
         #expect(throws: NormalizationError.self) {

@@ -134,6 +134,13 @@ public struct WriteEndpoint: Sendable, Equatable {
     public var name: String?
     public var remoteTimeout: Duration
     public var headers: [String: String]
+
+    public init(url: String, name: String? = nil, remoteTimeout: Duration = .seconds(10), headers: [String: String] = [:]) {
+        self.url = url
+        self.name = name
+        self.remoteTimeout = remoteTimeout
+        self.headers = headers
+    }
 }
 
 /// Kiln extension of `pyroscope.write`: publish raw profiles to Kafka.
