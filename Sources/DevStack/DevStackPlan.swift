@@ -82,11 +82,12 @@ public struct DevStackPlan: Sendable {
         }
 
         let kafka = ["--kafka-brokers", brokers,
-                     // Tansu answers a group join after about half the session timeout: keep joins quick.
-                     "--kafka-option", "session.timeout.ms=6000",
                      "--raw-topic", topics.raw, "--normalized-topic", topics.normalized, "--dlq-topic", topics.dlq,
                      // One scraper feeds it; one partition keeps blocks few and large.
                      "--topic-partitions", "1"]
+        // Tansu answers a group join after about half the session timeout: keep joins quick. Consumers
+        // only (a producer warns about consumer properties).
+        let consumer = kafka + ["--kafka-option", "session.timeout.ms=6000"]
         let broker = ChildSpec(
             name: "tansu", executable: executables.tansu,
             arguments: ["broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
@@ -99,10 +100,10 @@ public struct DevStackPlan: Sendable {
             ChildSpec(name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,
                       environment: env, probe: .http("http://\(scraperAddress)/ready")),
             ChildSpec(name: "kiln-normalizer", executable: executables.stage("kiln-normalizer"),
-                      arguments: kafka + ["--admin-listen", "\(host):\(ports[2])"],
+                      arguments: consumer + ["--admin-listen", "\(host):\(ports[2])"],
                       environment: env, probe: .http("http://\(host):\(ports[2])/ready")),
             ChildSpec(name: "kiln-compactor", executable: executables.stage("kiln-compactor"),
-                      arguments: kafka + ["--admin-listen", "\(host):\(ports[3])", "--store", options.storeURL,
+                      arguments: consumer + ["--admin-listen", "\(host):\(ports[3])", "--store", options.storeURL,
                                           "--max-block-age", options.maxBlockAge],
                       environment: env, probe: .http("http://\(host):\(ports[3])/ready")),
             ChildSpec(name: "kiln-query", executable: executables.stage("kiln-query"),

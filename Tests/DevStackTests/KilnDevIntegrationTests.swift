@@ -54,6 +54,18 @@ struct KilnDevHarness {
         return KilnDevHarness(process: process, dataDir: dataDir, baseURL: "http://127.0.0.1:\(port)", client: client)
     }
 
+    /// Starts kiln dev and runs `body`; if `body` throws, kiln dev is stopped (SIGTERM, so it stops its
+    /// children too) before the error goes on, so a failing test leaves no processes behind.
+    static func with<T>(dataDir: URL, client: HTTPClient, _ body: (KilnDevHarness) async throws -> T) async throws -> T {
+        let dev = try start(dataDir: dataDir, client: client)
+        do {
+            return try await body(dev)
+        } catch {
+            if dev.process.isRunning { _ = try? await dev.stop() }
+            throw error
+        }
+    }
+
     func get(_ path: String) async throws -> (status: Int, body: String) {
         let response = try await client.execute(HTTPClientRequest(url: baseURL + path), timeout: .seconds(5))
         return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
@@ -79,11 +91,18 @@ struct KilnDevHarness {
     /// Polls /ready until it answers `status`; returns the body.
     func waitForReady(status: Int, timeout: Duration) async throws -> String {
         let deadline = ContinuousClock.now + timeout
+        var seen: [String] = []
         while ContinuousClock.now < deadline {
-            if let answer = try? await get("/ready"), answer.status == status { return answer.body }
+            do {
+                let answer = try await get("/ready")
+                if answer.status == status { return answer.body }
+                seen.append("\(answer.status)")
+            } catch {
+                seen.append("\(error)")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw HarnessFailure("/ready did not answer \(status) within \(timeout)")
+        throw HarnessFailure("/ready did not answer \(status) within \(timeout); saw \(seen.suffix(20))")
     }
 
     /// POST /ingest of a raw pprof file through the front address.
@@ -158,48 +177,59 @@ struct KilnDevHarness {
         let tenant = "devtest-\(UUID().uuidString.prefix(8).lowercased())"
 
         // First run: 503 while the stages start, then 200; a push lands in a block under the data dir.
-        let first = try KilnDevHarness.start(dataDir: dataDir, client: client)
-        let before = try await first.waitUntilReady()
-        // The stages come up within a second, so a 503 is not always caught here; whatever answered
-        // before 200 must be a 503 naming who is not ready. (The restart below observes 503 for sure.)
-        #expect(before.allSatisfy { $0.0 == 503 && ($0.1.contains("kiln-") || $0.1.contains("tansu")) }, "\(before)")
-        let pids = first.childPids()
-        #expect(Set(pids.keys) == ["tansu", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query"])
-        for (name, pid) in pids { #expect(kill(pid, 0) == 0, "\(name) (pid \(pid)) should be running") }
-        let metrics = try await first.get("/metrics")
-        #expect(metrics.body.contains("kiln_dev_child_up{child=\"kiln-compactor\"} 1"))
+        let firstBlocks = try await KilnDevHarness.with(dataDir: dataDir, client: client) { first in
+            let before = try await first.waitUntilReady()
+            // The stages come up within a second, so a 503 is not always caught here; whatever answered
+            // before 200 must be a 503 naming who is not ready. (The restart below observes 503 for sure.)
+            #expect(before.allSatisfy { $0.0 == 503 && ($0.1.contains("kiln-") || $0.1.contains("tansu")) }, "\(before)")
+            let pids = first.childPids()
+            #expect(Set(pids.keys) == ["tansu", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query"])
+            for (name, pid) in pids { #expect(kill(pid, 0) == 0, "\(name) (pid \(pid)) should be running") }
+            let metrics = try await first.get("/metrics")
+            #expect(metrics.body.contains("kiln_dev_child_up{child=\"kiln-compactor\"} 1"))
 
-        let pushed = try await first.push(pprof: [UInt8](profile), name: "devtest.cpu{env=test}", tenant: tenant)
-        #expect(pushed.status == 200, "push through the front address: \(pushed.body)")
-        let firstBlocks = try await first.waitForNewBlock(tenant: tenant)
+            let pushed = try await first.push(pprof: [UInt8](profile), name: "devtest.cpu{env=test}", tenant: tenant)
+            #expect(pushed.status == 200, "push through the front address: \(pushed.body)")
+            let firstBlocks = try await first.waitForNewBlock(tenant: tenant)
 
-        // A stage that dies is noticed (/ready 503 naming it) and restarted.
-        let normalizer = try #require(pids["kiln-normalizer"])
-        kill(normalizer, SIGKILL)
-        let notReady = try await first.waitForReady(status: 503, timeout: .seconds(10))
-        #expect(notReady.contains("kiln-normalizer"), "\(notReady)")
-        _ = try await first.waitUntilReady(timeout: .seconds(30))
-        let restartedPid = first.childPids()["kiln-normalizer"]
-        #expect(restartedPid != nil && restartedPid != normalizer)
-        #expect(try await first.get("/metrics").body.contains("kiln_dev_child_restarts_total{child=\"kiln-normalizer\"} 1"))
+            // A stage that dies is noticed (/ready 503 naming it) and restarted.
+            let restartsBefore = try await first.get("/metrics").body
+            let normalizer = try #require(first.childPids()["kiln-normalizer"])
+            #expect(kill(normalizer, SIGKILL) == 0, "kill kiln-normalizer (pid \(normalizer))")
+            let notReady: String
+            do {
+                notReady = try await first.waitForReady(status: 503, timeout: .seconds(10))
+            } catch {
+                let log = (try? String(contentsOf: dataDir.appendingPathComponent("logs/kiln-normalizer.log"), encoding: .utf8)) ?? ""
+                throw HarnessFailure("\(error)\nrestarts before: \(restartsBefore.split(separator: "\n").filter { $0.contains("normalizer") })\n"
+                    + first.process.lines.suffix(15).joined(separator: "\n") + "\nnormalizer log:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n"))
+            }
+            #expect(notReady.contains("kiln-normalizer"), "\(notReady)")
+            _ = try await first.waitUntilReady(timeout: .seconds(30))
+            let restartedPid = first.childPids()["kiln-normalizer"]
+            #expect(restartedPid != nil && restartedPid != normalizer)
+            #expect(try await first.get("/metrics").body.contains("kiln_dev_child_restarts_total{child=\"kiln-normalizer\"} 1"))
 
-        let running = first.childPids()
-        #expect(try await first.stop() == 0)
-        for (name, pid) in running {
-            #expect(kill(pid, 0) == -1 && errno == ESRCH, "\(name) (pid \(pid)) still exists after kiln dev stopped")
+            let running = first.childPids()
+            #expect(try await first.stop() == 0)
+            for (name, pid) in running {
+                #expect(kill(pid, 0) == -1 && errno == ESRCH, "\(name) (pid \(pid)) still exists after kiln dev stopped")
+            }
+            return firstBlocks
         }
 
         // Second run on the same dir: the blocks are still there, and a new push (fresh Kafka, offsets
         // from 0 again) is not mistaken for a duplicate of what the first run stored.
-        let second = try KilnDevHarness.start(dataDir: dataDir, client: client)
-        _ = try await second.waitUntilReady()
-        #expect(second.blocks(tenant: tenant) == firstBlocks)
-        let again = try await second.push(pprof: [UInt8](profile), name: "devtest.cpu{env=test}", tenant: tenant)
-        #expect(again.status == 200, "\(again.body)")
-        _ = try await second.waitForNewBlock(tenant: tenant, known: firstBlocks)
-        let secondPids = second.childPids()
-        #expect(try await second.stop() == 0)
-        for (name, pid) in secondPids { #expect(kill(pid, 0) == -1 && errno == ESRCH, "\(name) still exists") }
+        try await KilnDevHarness.with(dataDir: dataDir, client: client) { second in
+            _ = try await second.waitUntilReady()
+            #expect(second.blocks(tenant: tenant) == firstBlocks)
+            let again = try await second.push(pprof: [UInt8](profile), name: "devtest.cpu{env=test}", tenant: tenant)
+            #expect(again.status == 200, "\(again.body)")
+            _ = try await second.waitForNewBlock(tenant: tenant, known: firstBlocks)
+            let secondPids = second.childPids()
+            #expect(try await second.stop() == 0)
+            for (name, pid) in secondPids { #expect(kill(pid, 0) == -1 && errno == ESRCH, "\(name) still exists") }
+        }
     }
 }
 
@@ -260,7 +290,10 @@ struct DecodedFlameGraph {
     }
 
     func pushAndQuery(dataDir: URL, client: HTTPClient, expected: [String: Any], pprofDir: URL) async throws {
-        let dev = try KilnDevHarness.start(dataDir: dataDir, client: client)
+        try await KilnDevHarness.with(dataDir: dataDir, client: client) { dev in try await pushAndQuery(dev, expected: expected, pprofDir: pprofDir) }
+    }
+
+    func pushAndQuery(_ dev: KilnDevHarness, expected: [String: Any], pprofDir: URL) async throws {
         _ = try await dev.waitUntilReady()
 
         let cpu = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
