@@ -84,6 +84,9 @@ public final class KafkaProducer: Sendable {
                 guard let message, let opaque else { return }
                 let ctx = ClientContext.from(opaque)
                 let m = message.pointee
+                // Free the record's room before its sender resumes, so a sender that sees its report also
+                // sees the record gone from `inFlight`.
+                ctx.producer?.recordDelivered()
                 if let boxPointer = m._private {
                     let box = Unmanaged<DeliveryBox>.fromOpaque(boxPointer).takeRetainedValue()
                     if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -94,7 +97,6 @@ public final class KafkaProducer: Sendable {
                             "delivery to \(topic) failed: \(KafkaError.text(m.err))\(ctx.lastErrorSuffix)")))
                     }
                 }
-                ctx.producer?.recordDelivered()
             }
         }
         let name = String(cString: rd_kafka_name(handle.raw))
