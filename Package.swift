@@ -99,6 +99,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
+        // `kiln replay`: a raw or DLQ topic, between fixed bounds, through the normaliser into a new output.
+        .target(name: "Replay", dependencies: [
+            "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore", "Stages",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // `kiln dev`: the whole stack on one machine, as child processes behind one front address.
         .target(name: "DevStack", dependencies: [
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -114,7 +120,7 @@ let package = Package(
         .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI", "Blocks", "Query"]),
 
         // Executables: flag parsing and wiring only.
-        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks", "DevStack"]),
+        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay"]),
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient", "Blocks", "Stages"]),
@@ -142,6 +148,9 @@ let package = Package(
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks", "Scrape",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "Stages", "KafkaClient", "Records", "Normalization", "PprofCodec",
+                                                       "ProfileModel", "Blocks", "ObjectStore", "TestSupport",
+                                                       .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DevStackTests", dependencies: ["DevStack", "TestSupport",
                                                           .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),

@@ -104,6 +104,25 @@ public final class KafkaAdmin: Sendable {
         return topic
     }
 
+    /// The low and high watermark of each partition: the first offset still held and the offset the next
+    /// record will get. Asks each partition's leader (blocking, so on the admin queue).
+    public func watermarks(topic: String, timeout: Duration = .seconds(10)) async throws -> [Int32: Watermarks] {
+        let partitions = try await describeTopic(topic, timeout: timeout).partitions.map(\.id)
+        return try await Native.run(on: blockingQueue) { [self] in
+            var out: [Int32: Watermarks] = [:]
+            for partition in partitions {
+                var low: Int64 = 0, high: Int64 = 0
+                let err = rd_kafka_query_watermark_offsets(handle.raw, topic, partition, &low, &high, Int32(clamping: timeout.milliseconds))
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaError(err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .adminFailed, code: err.rawValue,
+                                     "reading watermarks of \(topic)[\(partition)] failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
+                }
+                out[partition] = Watermarks(low: low, high: high)
+            }
+            return out
+        }
+    }
+
     private func unreachable(_ what: String, timeout: Duration, err: rd_kafka_resp_err_t) -> KafkaError {
         Native.unreachable(what, context: context, timeout: timeout, err: err)
     }

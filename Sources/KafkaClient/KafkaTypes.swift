@@ -156,3 +156,15 @@ public struct TopicMetadata: Sendable, Equatable {
     public var name: String
     public var partitions: [PartitionMetadata]
 }
+
+/// A partition's offsets: `low` is the first still held, `high` the one the next record will get
+/// (`high - low` records; equal when empty).
+public struct Watermarks: Sendable, Equatable, Codable {
+    public var low: Int64
+    public var high: Int64
+
+    public init(low: Int64, high: Int64) {
+        self.low = low
+        self.high = high
+    }
+}

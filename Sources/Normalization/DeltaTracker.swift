@@ -72,6 +72,72 @@ public struct DeltaTracker: Sendable {
         return .deltas(deltas)
     }
 
+    // MARK: Snapshot
+
+    /// The whole state as bytes, so a replay can stop and resume with the same deltas an uninterrupted
+    /// run computes. Layout: "KD1", then little-endian u64s: clock, series count, and per series its key,
+    /// last use, entry count and (hash, check, value) per entry.
+    public func snapshot() -> [UInt8] {
+        var out: [UInt8] = Array("KD1".utf8)
+        out.reserveCapacity(3 + 16 + series.values.reduce(0) { $0 + 24 + 24 * $1.values.count })
+        func put(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(clock)
+        put(UInt64(series.count))
+        for (key, state) in series.sorted(by: { $0.key < $1.key }) {
+            put(key)
+            put(state.lastUse)
+            put(UInt64(state.values.count))
+            for (stack, value) in state.values.sorted(by: { ($0.key.hash, $0.key.check) < ($1.key.hash, $1.key.check) }) {
+                put(stack.hash)
+                put(stack.check)
+                put(UInt64(bitPattern: value))
+            }
+        }
+        return out
+    }
+
+    public struct SnapshotError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Restores what `snapshot()` wrote.
+    public init(snapshot bytes: [UInt8], maxSeries: Int = 100_000) throws(SnapshotError) {
+        self.init(maxSeries: maxSeries)
+        guard bytes.count >= 19, bytes.starts(with: Array("KD1".utf8)) else {
+            throw SnapshotError(description: "delta state snapshot: not a KD1 snapshot (\(bytes.count) bytes)")
+        }
+        var position = 3
+        func next() throws(SnapshotError) -> UInt64 {
+            guard position + 8 <= bytes.count else {
+                throw SnapshotError(description: "delta state snapshot truncated at byte \(position) of \(bytes.count)")
+            }
+            var v: UInt64 = 0
+            for i in 0..<8 { v |= UInt64(bytes[position + i]) << (8 * UInt64(i)) }
+            position += 8
+            return v
+        }
+        clock = try next()
+        let seriesCount = try next()
+        for _ in 0..<seriesCount {
+            let key = try next()
+            let lastUse = try next()
+            let entries = try next()
+            guard entries <= UInt64(bytes.count - position) / 24 else {
+                throw SnapshotError(description: "delta state snapshot: series \(key) claims \(entries) entries past the end")
+            }
+            var values: [StackKey: Int64] = [:]
+            values.reserveCapacity(Int(entries))
+            for _ in 0..<entries {
+                let stack = StackKey(hash: try next(), check: try next())
+                values[stack] = Int64(bitPattern: try next())
+            }
+            series[key] = SeriesState(values: values, lastUse: lastUse)
+        }
+        guard position == bytes.count else {
+            throw SnapshotError(description: "delta state snapshot: \(bytes.count - position) trailing bytes")
+        }
+    }
+
     private mutating func store(_ key: UInt64, _ values: [StackKey: Int64]) {
         series[key] = SeriesState(values: values, lastUse: clock)
         if series.count > maxSeries, let oldest = series.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {

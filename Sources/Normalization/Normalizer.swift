@@ -57,6 +57,14 @@ public struct Normalizer: Sendable {
 
     public var deltaSeriesCount: Int { deltas.seriesCount }
 
+    /// The cumulative values remembered for deltas, as bytes (see `DeltaTracker.snapshot()`).
+    public var deltaState: [UInt8] { deltas.snapshot() }
+
+    /// Continues from a `deltaState` saved earlier: the next profile of each series is a delta, not a baseline.
+    public mutating func restoreDeltaState(_ bytes: [UInt8]) throws(NormalizationError) {
+        do { deltas = try DeltaTracker(snapshot: bytes, maxSeries: options.maxDeltaSeries) } catch { throw NormalizationError(error.description) }
+    }
+
     public mutating func normalize(_ envelope: RawEnvelope, provenance: Provenance) throws(NormalizationError) -> NormalizationResult {
         let profile: PprofProfile
         switch envelope.format {
