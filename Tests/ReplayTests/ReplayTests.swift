@@ -46,16 +46,17 @@ struct ReplayFleet {
 
     /// What a normaliser with `limits` makes of the fleet, per profile type, and how many it rejects.
     /// Series stay in order (one series is one Kafka key), so one pass in send order is the reference.
-    func expected(limits: PprofLimits = .default, where include: (RawEnvelope) -> Bool = { _ in true }) -> (totals: [String: Int64], rejected: Int) {
+    func expected(limits: PprofLimits = .default, where include: (Int, RawEnvelope) -> Bool = { _, _ in true })
+        -> (totals: [String: Int64], rejected: Set<Int>) {
         var normalizer = Normalizer(options: NormalizerOptions(limits: limits))
         var totals: [String: Int64] = [:]
-        var rejected = 0
-        for (i, e) in envelopes.enumerated() where include(e) {
+        var rejected = Set<Int>()
+        for (i, e) in envelopes.enumerated() where include(i, e) {
             do {
                 let result = try normalizer.normalize(e, provenance: Provenance(topic: "raw", partition: 0, offset: Int64(i)))
                 for (type, total) in result.batch?.totalsByProfileType ?? [:] { totals[type.description, default: 0] += total }
             } catch {
-                rejected += 1
+                rejected.insert(i)
             }
         }
         return (totals, rejected)
@@ -122,25 +123,24 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
 }
 
 @Suite(.serialized) struct ReplayTests {
-    /// Ingest through the real normaliser and compactor with a profile-size limit that rejects the
-    /// allocs profiles; then replay the raw topic with the default limit into a new S3 prefix (every
-    /// profile's values arrive), replay the DLQ into a third prefix (exactly the rejected ones), and a
-    /// tenant/service selection into a fourth. The original blocks are untouched.
+    /// Ingest through the real normaliser and compactor with a profile-size limit that rejects one kind
+    /// of profile; then replay the raw topic with the default limit into a new S3 prefix (every profile's
+    /// values arrive), replay the DLQ into a third prefix (exactly the rejected ones), a tenant/service
+    /// selection into a fourth, and everything into a new topic that a compactor writes into a fifth.
+    /// The original blocks are untouched.
     @Test func replayWithAChangedSettingIntoNewPrefixes() async throws {
         guard let kafka = testBroker(), let demo = try await GoDemo.start() else { return }
         defer { Task { try? await demo.stop() } }
         let fleet = try await ReplayFleet.make(demo: demo, instances: 4, rounds: 3)
-        // A limit on the decompressed size between the two kinds rejects every profile of the larger kind.
-        let goroutineSizes = try fleet.envelopes.filter { !$0.cumulative }.map { try Self.inflatedSize($0.payload) }
-        let allocsSizes = try fleet.envelopes.filter(\.cumulative).map { try Self.inflatedSize($0.payload) }
-        let rejectAllocs = goroutineSizes.max()! < allocsSizes.min()!
-        try #require(rejectAllocs || allocsSizes.max()! < goroutineSizes.min()!, "sizes overlap: \(goroutineSizes) \(allocsSizes)")
+        // A limit on the decompressed size just below the largest profile's rejects some profiles.
+        let sizes = try fleet.envelopes.map { try Self.inflatedSize($0.payload) }
+        let limit = try #require(sizes.filter { $0 < sizes.max()! }.max(), "every profile has the same size")
         var tight = PprofLimits.default
-        tight.maxDecompressedBytes = rejectAllocs ? goroutineSizes.max()! : allocsSizes.max()!
+        tight.maxDecompressedBytes = limit
         let full = fleet.expected()
         let restricted = fleet.expected(limits: tight)
-        #expect(full.rejected == 0)
-        #expect(restricted.rejected == fleet.envelopes.filter { $0.cumulative == rejectAllocs }.count)
+        #expect(full.rejected.isEmpty)
+        #expect(restricted.rejected.count == sizes.filter { $0 > limit }.count)
         // The goroutine totals also equal the profiles' own sums: the reference is not just the normaliser.
         let goroutineType = full.totals.keys.first { $0.hasPrefix("goroutine:") }!
         let decodedGoroutines = try fleet.envelopes.filter { !$0.cumulative }.reduce(Int64(0)) { sum, e in
@@ -168,7 +168,7 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         try await waitUntil("the original blocks") { try await storeTotals(original) == restricted.totals }
         for r in runs { r.cancel() }
         for r in runs { try await r.value }
-        #expect(normalizerStage.currentStats.dlqRecords == restricted.rejected)
+        #expect(normalizerStage.currentStats.dlqRecords == restricted.rejected.count)
         let originalBlocks = try await Self.blockIDs(original)
 
         // Replay the raw topic with the default limit into a new prefix on S3.
@@ -195,16 +195,15 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         #expect(try await Self.blockIDs(original) == originalBlocks)
         #expect(try await storeTotals(original) == restricted.totals)
 
-        // Recover: the DLQ's records, replayed with the default limit, are exactly what the original lacks.
+        // Recover: the DLQ's records replayed with the default limit. A rejected cumulative profile starts
+        // its own delta series there (the original covered its increment with the next profile's delta).
         let (recovered, recoveredURL, recoveredDir) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: recoveredDir) }
         let fromDLQ = try await ReplayJob(plan: ReplayPlan(sourceTopic: dlq, output: .blocks(store: recoveredURL)),
                                           options: .init(kafka: kafka), sink: BlockReplaySink(store: recovered),
                                           checkpoints: try ReplayCheckpointStore(store: recovered, name: "dlq")).run()
-        #expect(fromDLQ.counts.recordsRead == restricted.rejected)
-        var combined = restricted.totals
-        for (type, total) in try await storeTotals(recovered) { combined[type, default: 0] += total }
-        #expect(combined == full.totals)
+        #expect(fromDLQ.counts.recordsRead == restricted.rejected.count)
+        #expect(try await storeTotals(recovered) == fleet.expected(where: { i, _ in restricted.rejected.contains(i) }).totals)
         // Dead-lettered batches keep their raw provenance.
         for t in try await BlockIndex.tenants(in: recovered) {
             for m in try await BlockIndex.liveBlocks(recovered, tenant: t) { #expect(m.kafka.raw.allSatisfy { $0.topic == raw }) }
@@ -218,11 +217,34 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
                                                           output: .blocks(store: selectedURL)),
                                          options: .init(kafka: kafka), sink: BlockReplaySink(store: selected),
                                          checkpoints: try ReplayCheckpointStore(store: selected, name: "globex")).run()
-        let include: (RawEnvelope) -> Bool = { $0.tenant == "globex" && chosen.contains($0.labels["service_name"] ?? "") }
-        #expect(subset.counts.skippedBySelection == fleet.envelopes.filter { !include($0) }.count)
+        let include: (Int, RawEnvelope) -> Bool = { _, e in e.tenant == "globex" && chosen.contains(e.labels["service_name"] ?? "") }
+        #expect(subset.counts.skippedBySelection == fleet.envelopes.enumerated().filter { !include($0.offset, $0.element) }.count)
         #expect(try await storeTotals(selected) == fleet.expected(where: include).totals)
         #expect(try await BlockIndex.tenants(in: selected) == ["globex"])
+        // Into a new normalized topic instead, for a compactor that writes another prefix.
+        let renormalized = uniqueName("renormalized")
+        _ = try await admin.createTopic(TopicSpec(name: renormalized, partitions: 2))
+        let (viaTopic, viaTopicURL, viaTopicDir) = try temporaryStore()
+        defer { try? FileManager.default.removeItem(at: viaTopicDir) }
+        let toTopic = try await ReplayJob(plan: ReplayPlan(sourceTopic: raw, output: .topic(renormalized)),
+                                          options: .init(kafka: kafka), sink: try TopicReplaySink(topic: renormalized, kafka: kafka),
+                                          checkpoints: try ReplayCheckpointStore(store: viaTopic, name: "to-topic")).run()
+        #expect(toTopic.counts.outputsWritten == toTopic.counts.batchesWritten)
+        #expect(viaTopicURL.hasPrefix("file://"))
+        let (rewritten, _, rewrittenDir) = try temporaryStore()
+        defer { try? FileManager.default.removeItem(at: rewrittenDir) }
+        let compactor = try CompactorStage(
+            configuration: .init(normalizedTopic: renormalized, groupID: uniqueName("c2"), cut: CutPolicy(maxAge: .milliseconds(300))),
+            kafka: kafka, store: rewritten, logger: Logger(label: "test"))
+        let compacting = Task { try await compactor.run() }
+        try await waitUntil("blocks from the replayed topic") { try await storeTotals(rewritten) == full.totals }
+        compacting.cancel()
+        try await compacting.value
+        #expect(try await storeTotals(rewritten) == full.totals)
+
         try await original.shutdown()
+        try await rewritten.shutdown()
+        try await viaTopic.shutdown()
         try await replayed.shutdown()
         try await recovered.shutdown()
         try await selected.shutdown()
