@@ -25,7 +25,7 @@ public final class ReplayJob: Sendable {
         /// Reads at most this many records per second (nil: as fast as it goes), to spare a busy cluster.
         public var maxRecordsPerSecond: Double?
 
-        public init(kafka: KafkaConfig, checkpointInterval: Duration = .seconds(30), maxPollRecords: Int = 256,
+        public init(kafka: KafkaConfig, checkpointInterval: Duration = .seconds(30), maxPollRecords: Int = 32,
                     maxDeltaSeries: Int = 100_000, maxRecordsPerSecond: Double? = nil) {
             self.kafka = kafka
             self.checkpointInterval = checkpointInterval

@@ -69,8 +69,8 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "Read at most this many records per second, to spare a busy cluster. (default: unlimited)")
     var maxRate: Double?
 
-    @Option(help: "Records fetched and normalised per step. (default: 256)")
-    var maxPollRecords = 256
+    @Option(help: "Records fetched and normalised per step; progress and checkpoints happen between steps. (default: 32)")
+    var maxPollRecords = 32
 
     @Option(help: "Largest block in samples before it is cut. (default: 8000000)")
     var maxBlockSamples = 8_000_000
