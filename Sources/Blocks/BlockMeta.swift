@@ -86,31 +86,58 @@ public struct OffsetRanges: Sendable, Equatable, Codable {
     }
 }
 
-/// A Kafka topic-partition as the block metadata names it.
+/// A Kafka topic-partition as the block metadata names it, with the incarnation of the topic: the topic ID
+/// the broker gave it. A topic deleted and created again under the same name has a new ID and numbers its
+/// offsets from 0 again, so offsets are only comparable within one ID. nil means the ID is unknown (blocks
+/// written before Kiln recorded it, or a broker or librdkafka without topic IDs).
 public struct PartitionKey: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
     public var topic: String
     public var partition: Int32
+    public var topicID: String?
 
-    public init(topic: String, partition: Int32) {
+    public init(topic: String, partition: Int32, topicID: String? = nil) {
         self.topic = topic
         self.partition = partition
+        self.topicID = topicID
     }
 
-    public static func < (a: Self, b: Self) -> Bool { (a.topic, a.partition) < (b.topic, b.partition) }
-    public var description: String { "\(topic)/\(partition)" }
+    public static func < (a: Self, b: Self) -> Bool { (a.topic, a.partition, a.topicID ?? "") < (b.topic, b.partition, b.topicID ?? "") }
+    public var description: String { topicID.map { "\(topic)/\(partition)@\($0)" } ?? "\(topic)/\(partition)" }
+
+    /// The same partition with an unknown incarnation.
+    public var withoutTopicID: PartitionKey { PartitionKey(topic: topic, partition: partition) }
 }
 
-/// The offsets of one topic-partition a block holds.
+extension Dictionary where Key == PartitionKey, Value == OffsetRanges {
+    /// Whether the offset of this partition is held, by an entry of the same incarnation or by one whose
+    /// incarnation is unknown (older blocks: counted as a match, the behaviour before incarnations).
+    public func holds(_ key: PartitionKey, offset: Int64) -> Bool {
+        if self[key]?.contains(offset) ?? false { return true }
+        return key.topicID != nil && (self[key.withoutTopicID]?.contains(offset) ?? false)
+    }
+}
+
+/// The offsets of one topic-partition a block holds. `topic_id` is absent in blocks written before Kiln
+/// recorded topic incarnations, and when the broker gave none.
 public struct PartitionOffsets: Sendable, Equatable, Codable {
     public var topic: String
     public var partition: Int32
+    public var topicID: String?
     public var offsets: OffsetRanges
 
-    public init(topic: String, partition: Int32, offsets: OffsetRanges) {
+    enum CodingKeys: String, CodingKey {
+        case topic, partition, offsets
+        case topicID = "topic_id"
+    }
+
+    public init(topic: String, partition: Int32, topicID: String? = nil, offsets: OffsetRanges) {
         self.topic = topic
         self.partition = partition
+        self.topicID = topicID
         self.offsets = offsets
     }
+
+    public var key: PartitionKey { PartitionKey(topic: topic, partition: partition, topicID: topicID) }
 }
 
 /// Which Kafka records a block holds, for exactly-once ingestion: `raw` are the provenances of the batches
@@ -125,8 +152,8 @@ public struct KafkaProvenance: Sendable, Equatable, Codable {
     }
 
     public init(raw: [PartitionKey: OffsetRanges], normalized: [PartitionKey: OffsetRanges]) {
-        self.raw = raw.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, offsets: $0.value) }
-        self.normalized = normalized.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, offsets: $0.value) }
+        self.raw = raw.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, topicID: $0.key.topicID, offsets: $0.value) }
+        self.normalized = normalized.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, topicID: $0.key.topicID, offsets: $0.value) }
     }
 
     public var rawByPartition: [PartitionKey: OffsetRanges] { Self.index(raw) }
@@ -134,7 +161,7 @@ public struct KafkaProvenance: Sendable, Equatable, Codable {
 
     static func index(_ list: [PartitionOffsets]) -> [PartitionKey: OffsetRanges] {
         var out: [PartitionKey: OffsetRanges] = [:]
-        for p in list { out[PartitionKey(topic: p.topic, partition: p.partition), default: OffsetRanges()].formUnion(p.offsets) }
+        for p in list { out[p.key, default: OffsetRanges()].formUnion(p.offsets) }
         return out
     }
 

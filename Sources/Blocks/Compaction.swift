@@ -19,6 +19,11 @@ public struct CompactionConfig: Sendable {
     public var retention: Duration?
     /// How long one compactor holds a tenant's lease.
     public var leaseDuration: Duration = .seconds(300)
+    /// Memory budget of one merge, in the head's own estimate (`Head.estimatedBytes`): a job merges only as
+    /// many whole source blocks as fit, so a compaction's memory is bounded by this, not by the window.
+    /// The default is the ingest head's size limit (`CutPolicy.maxBytes`), so the compactor never needs more
+    /// memory for a merge than for cutting a block.
+    public var maxHeadBytes: Int = CutPolicy().maxBytes
 
     public init() {}
 }
@@ -40,6 +45,12 @@ public enum CompactionPlanner {
     /// The merges to run now over the live blocks of one tenant: for the lowest output level with work,
     /// every closed window holding at least two blocks of lower or equal level, one of them lower.
     /// (Late level-0 data merges with the window's existing level-1 block.)
+    ///
+    /// A window's blocks, in ULID order, are packed greedily into groups whose estimated head size stays
+    /// within `maxHeadBytes`; each group holding two or more blocks, one of them of a lower level, is one job.
+    /// Every job merges whole source blocks, so the superseding rule of `BlockIndex.live` (a block is hidden
+    /// by one whose sources include its sources) keeps queries from counting anything twice even when a
+    /// window ends up as several blocks of one level. A block that fills the budget alone stays as it is.
     public static func plan(tenant: String, live: [BlockMeta], config: CompactionConfig, now: Date = Date()) -> [CompactionJob] {
         let nowNanos = Int64(now.timeIntervalSince1970 * 1e9)
         for (i, window) in config.levelWindows.enumerated() {
@@ -53,13 +64,42 @@ public enum CompactionPlanner {
             var jobs: [CompactionJob] = []
             for (start, blocks) in groups.sorted(by: { $0.key < $1.key }) {
                 guard start + w + config.settleDelay.nanos <= nowNanos else { continue }
-                guard blocks.count >= 2, blocks.contains(where: { $0.compaction.level < level }) else { continue }
-                jobs.append(CompactionJob(tenant: tenant, level: level, window: start..<(start + w),
-                                          sources: blocks.sorted { $0.ulid < $1.ulid }))
+                for group in pack(blocks.sorted { $0.ulid < $1.ulid }, budget: config.maxHeadBytes)
+                where group.count >= 2 && group.contains(where: { $0.compaction.level < level }) {
+                    jobs.append(CompactionJob(tenant: tenant, level: level, window: start..<(start + w), sources: group))
+                }
             }
             if !jobs.isEmpty { return jobs }
         }
         return []
+    }
+}
+
+extension CompactionPlanner {
+    /// Consecutive runs of `blocks` whose summed estimate stays within `budget` (a block over the budget
+    /// forms a run of its own). Summing overestimates the merged head, since symbols and series dedupe.
+    static func pack(_ blocks: [BlockMeta], budget: Int) -> [[BlockMeta]] {
+        var groups: [[BlockMeta]] = []
+        var current: [BlockMeta] = [], used = 0
+        for b in blocks {
+            let size = b.estimatedHeadBytes
+            if !current.isEmpty && used + size > budget {
+                groups.append(current)
+                current = []; used = 0
+            }
+            current.append(b)
+            used += size
+        }
+        if !current.isEmpty { groups.append(current) }
+        return groups
+    }
+}
+
+extension BlockMeta {
+    /// What this block's data costs in a head, by the head's own estimate.
+    public var estimatedHeadBytes: Int {
+        Head.estimatedBytes(samples: Int(stats.samples), stackNodes: Int(stats.stacks), frames: Int(stats.frames),
+                            functions: Int(stats.functions), series: Int(stats.series))
     }
 }
 
@@ -151,6 +191,17 @@ public struct Compactor: Sendable {
             }
             if result.expired > 0 { listing = try await BlockIndex.list(store, tenant: tenant) }
         }
+        // Blocks hidden by a compacted block but never marked: a job that died between its upload and its
+        // marks. The planner never sees them again (they are not live), so mark them here.
+        let live = Set(BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks).map(\.ulid))
+        var supersededBy: [ULID: ULID] = [:]
+        for m in listing.metas where m.compaction.level > 0 { for p in m.compaction.parents { supersededBy[p] = m.ulid } }
+        var marked = 0
+        for m in listing.metas where !live.contains(m.ulid) && listing.deletionMarks[m.ulid] == nil {
+            try await markForDeletion(tenant: tenant, ulid: m.ulid, reason: "compacted", supersededBy: supersededBy[m.ulid], now: now)
+            marked += 1
+        }
+        if marked > 0 { listing = try await BlockIndex.list(store, tenant: tenant) }
         var rounds = 0
         while rounds < 8 {
             rounds += 1

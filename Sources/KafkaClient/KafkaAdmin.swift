@@ -7,10 +7,10 @@ import Synchronization
 /// Topic administration: create topics (idempotently) and read cluster metadata.
 public final class KafkaAdmin: Sendable {
     public let config: KafkaConfig
-    private let handle: KafkaHandle
+    let handle: KafkaHandle
     private let context: ClientContext
     private let poller: PollerThread
-    private let blockingQueue: DispatchQueue
+    let blockingQueue: DispatchQueue
 
     public init(config: KafkaConfig, logger: Logger = Logger(label: "kiln.kafka.admin")) throws {
         self.config = config
@@ -87,6 +87,48 @@ public final class KafkaAdmin: Sendable {
             let text = rd_kafka_topic_result_error_string(first).map { String(cString: $0) } ?? KafkaError.text(topicErr)
             throw KafkaError(.adminFailed, code: topicErr.rawValue, "creating topic \(spec.name) failed: \(text)")
         }
+    }
+
+    /// Deletes a topic (its records are gone; a topic created again under the name is a new incarnation
+    /// with a new topic ID and offsets from 0).
+    public func deleteTopic(_ name: String, timeout: Duration = .seconds(30)) async throws {
+        try await Native.run(on: blockingQueue) { [self] in try deleteBlocking(name, timeout: timeout) }
+    }
+
+    private func deleteBlocking(_ name: String, timeout: Duration) throws {
+        guard let topic = rd_kafka_DeleteTopic_new(name) else { throw KafkaError(.adminFailed, "invalid topic \(name)") }
+        defer { rd_kafka_DeleteTopic_destroy(topic) }
+        var errstr = [CChar](repeating: 0, count: 512)
+        let ms = Int32(clamping: timeout.milliseconds)
+        let options = rd_kafka_AdminOptions_new(handle.raw, RD_KAFKA_ADMIN_OP_DELETETOPICS)
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        _ = rd_kafka_AdminOptions_set_request_timeout(options, ms, &errstr, errstr.count)
+        _ = rd_kafka_AdminOptions_set_operation_timeout(options, ms, &errstr, errstr.count)
+        let queue = rd_kafka_queue_new(handle.raw)
+        defer { rd_kafka_queue_destroy(queue) }
+        var topics: [OpaquePointer?] = [topic]
+        rd_kafka_DeleteTopics(handle.raw, &topics, 1, options, queue)
+        guard let event = rd_kafka_queue_poll(queue, ms + 1000) else {
+            throw unreachable("deleting topic \(name)", timeout: timeout, err: RD_KAFKA_RESP_ERR__TIMED_OUT)
+        }
+        defer { rd_kafka_event_destroy(event) }
+        let err = rd_kafka_event_error(event)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? KafkaError.text(err)
+            throw KafkaError(.adminFailed, code: err.rawValue, "deleting topic \(name) failed: \(text)")
+        }
+        var count = 0
+        guard let result = rd_kafka_event_DeleteTopics_result(event),
+              let results = rd_kafka_DeleteTopics_result_topics(result, &count), count > 0, let first = results[0] else {
+            throw KafkaError(.adminFailed, "deleting topic \(name): the broker returned no result")
+        }
+        let topicErr = rd_kafka_topic_result_error(first)
+        guard topicErr == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            let text = rd_kafka_topic_result_error_string(first).map { String(cString: $0) } ?? KafkaError.text(topicErr)
+            throw KafkaError(topicErr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? .unknownTopic : .adminFailed, code: topicErr.rawValue,
+                             "deleting topic \(name) failed: \(text)")
+        }
+        context.logger.info("deleted topic", metadata: ["topic": "\(name)"])
     }
 
     /// Every topic with its partitions.

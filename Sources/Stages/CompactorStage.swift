@@ -20,7 +20,9 @@ import Synchronization
 /// - on start and on every partition assignment the stage reads the provenance of every block created within
 ///   `dedupHorizon` from the store (the store, not memory, is the truth), so this holds across processes;
 /// - on revoke the un-flushed heads of the revoked partitions are dropped: their offsets were never stored,
-///   so the new owner reads those records again.
+///   so the new owner reads those records again;
+/// - offsets are compared only within one incarnation of a topic (its topic ID, read with DescribeTopics):
+///   a topic deleted and created again restarts its offsets at 0, and its records are new, not duplicates.
 public final class CompactorStage: Service, Sendable {
     public struct Configuration: Sendable {
         public var normalizedTopic: String
@@ -54,6 +56,8 @@ public final class CompactorStage: Service, Sendable {
         public var bytesWritten = 0
         public var headsDroppedOnRevoke = 0
         public var storeReloads = 0
+        /// Partitions whose topic was found recreated (a new topic ID).
+        public var incarnationChanges = 0
     }
 
     /// The heads of one normalized partition and how far it was read.
@@ -67,6 +71,8 @@ public final class CompactorStage: Service, Sendable {
         var firstTimestampMillis: Int64?
         var firstOffset: Int64?
         var openedAt: Date?
+        /// The incarnation (topic ID) of the records read; nil when unknown.
+        var topicID: String?
     }
 
     /// What the store says blocks hold, per block (so old blocks can be forgotten past the horizon).
@@ -96,10 +102,18 @@ public final class CompactorStage: Service, Sendable {
         var partitions: [PartitionKey: PartitionState] = [:]
         var index = StoreIndex()
         var needsReload = true
+        /// Current topic ID per topic name (normalized and raw topics), refreshed on start, on assignment,
+        /// and when a partition's offsets go backwards.
+        var topicIDs: [String: String] = [:]
+        /// Every topic name asked about (also those without an ID), so a missing ID is not asked for again
+        /// on every poll.
+        var describedTopics: Set<String> = []
     }
 
     private let configuration: Configuration
     private let consumer: KafkaConsumer
+    /// For topic IDs; nil if it could not be created (then incarnations are unknown, as in older blocks).
+    private let admin: KafkaAdmin?
     private let store: any ObjectStore
     private let writer: BlockWriter
     private let worker = DedicatedThread(label: "kiln.compactor.worker")
@@ -124,6 +138,7 @@ public final class CompactorStage: Service, Sendable {
         var consumerConfig = ConsumerConfig(kafka: kafka, groupID: configuration.groupID)
         consumerConfig.onRebalance = { event in logger.info("rebalance", metadata: ["event": "\(event)"]) }
         consumer = try KafkaConsumer(config: consumerConfig, logger: logger)
+        admin = try? KafkaAdmin(config: kafka, logger: logger)
     }
 
     public var currentStats: Stats { stats.withLock { $0 } }
@@ -191,6 +206,7 @@ public final class CompactorStage: Service, Sendable {
         let decoded: [(ConsumerRecord, SampleBatch?)] = try await worker.run {
             records.map { r in (r, try? BatchCodec.decode(r.value)) }
         }
+        try await checkIncarnations(decoded)
         let now = Date()
         var delta = Stats()
         state.withLock { s in
@@ -199,8 +215,10 @@ public final class CompactorStage: Service, Sendable {
                 let key = PartitionKey(topic: record.topic, partition: record.partition)
                 var ps = s.partitions[key] ?? PartitionState()
                 defer { s.partitions[key] = ps }
+                if ps.topicID == nil { ps.topicID = s.topicIDs[record.topic] }
+                let position = RecordPosition(topic: record.topic, partition: record.partition, offset: record.offset, topicID: ps.topicID)
                 ps.lastOffset = max(ps.lastOffset, record.offset)
-                if s.index.normalized[key]?.contains(record.offset) ?? false {
+                if s.index.normalized.holds(position.key, offset: record.offset) {
                     delta.duplicateRecords += 1
                     continue
                 }
@@ -211,10 +229,11 @@ public final class CompactorStage: Service, Sendable {
                     continue
                 }
                 let raw = batch.provenance
-                let rawKey = PartitionKey(topic: raw.topic, partition: raw.partition)
-                let inHead = s.partitions.values.contains { $0.heads[batch.tenant]?.holds(raw: raw) ?? false }
-                    || ps.heads[batch.tenant]?.holds(raw: raw) ?? false
-                if inHead || (s.index.raw[rawKey]?.contains(raw.offset) ?? false) {
+                let rawTopicID = s.topicIDs[raw.topic]
+                let rawKey = PartitionKey(topic: raw.topic, partition: raw.partition, topicID: rawTopicID)
+                let inHead = s.partitions.values.contains { $0.heads[batch.tenant]?.holds(raw: raw, rawTopicID: rawTopicID) ?? false }
+                    || ps.heads[batch.tenant]?.holds(raw: raw, rawTopicID: rawTopicID) ?? false
+                if inHead || s.index.raw.holds(rawKey, offset: raw.offset) {
                     delta.duplicateBatches += 1
                     continue
                 }
@@ -224,7 +243,7 @@ public final class CompactorStage: Service, Sendable {
                     ps.openedAt = now
                 }
                 ps.heads[batch.tenant, default: Head(tenant: batch.tenant)]
-                    .append(batch, from: RecordPosition(topic: record.topic, partition: record.partition, offset: record.offset), now: now)
+                    .append(batch, from: position, rawTopicID: rawTopicID, now: now)
                 delta.batchesAppended += 1
             }
         }
@@ -237,6 +256,58 @@ public final class CompactorStage: Service, Sendable {
         }
         recordsCounter.increment(by: delta.recordsIn)
         duplicatesCounter.increment(by: delta.duplicateRecords + delta.duplicateBatches)
+    }
+
+    // MARK: Topic incarnations
+
+    /// Reads the current topic IDs of the normalized topic and of `rawTopics` (plus those already known).
+    func refreshTopicIDs(rawTopics: Set<String> = []) async {
+        guard let admin else { return }
+        let names = state.withLock { s in s.describedTopics.union(rawTopics).union([configuration.normalizedTopic]) }
+        do {
+            let ids = try await admin.topicIDs(names.sorted())
+            state.withLock { s in
+                for name in names { s.topicIDs[name] = ids[name] }
+                s.describedTopics.formUnion(names)
+            }
+        } catch {
+            state.withLock { $0.describedTopics.formUnion(names) }
+            logger.warning("topic IDs not read; offsets are compared without incarnations", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Before records are appended: learns the IDs of raw topics not seen yet, and when a partition's offsets
+    /// go backwards (a rebalance seek, a redelivery, or a topic deleted and created again) re-reads the IDs.
+    /// A partition whose topic now has another ID was recreated: its heads (records of the old topic, which
+    /// are gone from Kafka) are written as blocks without storing an offset, and its offsets start afresh.
+    func checkIncarnations(_ decoded: [(ConsumerRecord, SampleBatch?)]) async throws {
+        let rawTopics = Set(decoded.compactMap { $0.1?.provenance.topic })
+        let (unknownRaw, regressed) = state.withLock { s -> (Bool, Bool) in
+            let unknown = !rawTopics.isSubset(of: s.describedTopics)
+            var lowest: [PartitionKey: Int64] = [:]
+            for (r, _) in decoded {
+                let k = PartitionKey(topic: r.topic, partition: r.partition)
+                lowest[k] = min(lowest[k] ?? .max, r.offset)
+            }
+            let back = lowest.contains { k, o in (s.partitions[k]?.lastOffset ?? -1) >= o }
+            return (unknown, back)
+        }
+        guard unknownRaw || regressed else { return }
+        await refreshTopicIDs(rawTopics: rawTopics)
+        let recreated = state.withLock { s in
+            s.partitions.filter { k, ps in
+                guard let old = ps.topicID, let now = s.topicIDs[k.topic] else { return false }
+                return old != now
+            }.map(\.key)
+        }
+        for p in recreated {
+            logger.warning("topic recreated: its offsets start again", metadata: ["partition": "\(p)"])
+            try await flush(p, storeOffset: false)
+            state.withLock { s in
+                s.partitions[p] = PartitionState(topicID: s.topicIDs[p.topic])
+            }
+            stats.withLock { $0.incarnationChanges += 1 }
+        }
     }
 
     // MARK: Store
@@ -255,6 +326,7 @@ public final class CompactorStage: Service, Sendable {
             for m in listing.metas { found.append((m.ulid, m.kafka)) }
         }
         state.withLock { s in for (u, p) in found { s.index.add(u, p) } }
+        await refreshTopicIDs()
         stats.withLock { $0.storeReloads += 1 }
         logger.debug("store provenance loaded", metadata: ["new_blocks": "\(found.count)", "known": "\(known.count)"])
     }
@@ -278,8 +350,9 @@ public final class CompactorStage: Service, Sendable {
         for p in all { try await flush(p) }
     }
 
-    /// Writes every head of the partition as a block (tables, then meta.json), then stores the offset.
-    func flush(_ partition: PartitionKey) async throws {
+    /// Writes every head of the partition as a block (tables, then meta.json), then stores the offset
+    /// (unless `storeOffset` is false: the heads belong to a topic that was deleted).
+    func flush(_ partition: PartitionKey, storeOffset: Bool = true) async throws {
         guard let ps = state.withLock({ $0.partitions[partition] }) else { return }
         let start = ContinuousClock.now
         let nowMillis = UInt64(Date().timeIntervalSince1970 * 1000)
@@ -287,7 +360,8 @@ public final class CompactorStage: Service, Sendable {
             // Tempo-style deterministic ID: a retry after a crash before meta.json rewrites the same folder.
             let millis = ps.firstTimestampMillis.map { UInt64(max(0, $0)) } ?? nowMillis
             let ulid = ULID.deterministic(timestampMillis: millis,
-                                          seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(ps.firstOffset ?? -1)")
+                                          seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(ps.firstOffset ?? -1)"
+                                              + (ps.topicID.map { "|" + $0 } ?? ""))
             let writer = self.writer
             let block = try await worker.run { try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])) }
             try await BlockWriter.upload(block, to: store)
@@ -313,7 +387,7 @@ public final class CompactorStage: Service, Sendable {
             s.partitions[partition] = current
             return true
         }
-        if stillOwned && ps.lastOffset >= 0 {
+        if storeOffset && stillOwned && ps.lastOffset >= 0 {
             do {
                 try consumer.markDurable(topic: partition.topic, partition: partition.partition, throughOffset: ps.lastOffset)
             } catch {

@@ -47,6 +47,9 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Keep superseded blocks this long after marking them. [env: KILN_DELETION_DELAY] (default: 2h)")
     var deletionDelay: String?
 
+    @Option(help: "How long a compactor's lease on a tenant's maintenance lasts unless renewed; a crashed replica's tenants move to another after this. [env: KILN_COMPACTION_LEASE] (default: 5m)")
+    var compactionLease: String?
+
     func run() async throws {
         let logger = try KilnLogging.bootstrap(service: "kiln-compactor", options: service)
         let registry = KilnMetrics.bootstrap()
@@ -75,9 +78,12 @@ struct Command: AsyncParsableCommand {
         guard ["on", "off"].contains(compactionSwitch) else { throw ServiceConfigurationError("--compaction must be on or off, not \(compactionSwitch)") }
         if compactionSwitch == "on" {
             var config = CompactionConfig()
+            // A merge holds at most what an ingest head may hold.
+            config.maxHeadBytes = cut.maxBytes
             let retentionText = EnvironmentFallback.resolve(retention, env: "KILN_RETENTION", default: "off")
             config.retention = retentionText == "off" ? nil : try Self.duration(retentionText, flag: "--retention")
             config.deletionDelay = try Self.duration(EnvironmentFallback.resolve(deletionDelay, env: "KILN_DELETION_DELAY", default: "2h"), flag: "--deletion-delay")
+            config.leaseDuration = try Self.duration(EnvironmentFallback.resolve(compactionLease, env: "KILN_COMPACTION_LEASE", default: "5m"), flag: "--compaction-lease")
             let interval = try Self.duration(EnvironmentFallback.resolve(compactionInterval, env: "KILN_COMPACTION_INTERVAL", default: "1m"), flag: "--compaction-interval")
             services.append(CompactionService(compactor: Compactor(store: objectStore, config: config, logger: logger), interval: interval))
         }

@@ -27,6 +27,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Also write the measurements as JSON to this file.")
     var json: String?
 
+    @Option(help: "Compaction suite: services in the stream. (default: 50)")
+    var services: Int = 50
+
+    @Option(help: "Compaction suite: minutes of 15 s scrapes. (default: 60)")
+    var minutes: Int = 60
+
+    @Option(help: "Compaction suite: memory budget of one merge, as CompactionConfig.maxHeadBytes. (default: 268435456)")
+    var compactionHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes
+
     func run() async throws {
         let known = ["producer", "pprof", "normalizer", "ingest", "parquet", "query", "compaction"]
         let selected = suites.contains("all") ? known : suites
@@ -64,7 +73,8 @@ struct BenchCommand: AsyncParsableCommand {
             case "query":
                 report(try await QueryBenchmark.run(fixturesDir: fixturesDir))
             case "compaction":
-                report(try await CompactionBenchmark.run(fixturesDir: fixturesDir))
+                report(try await CompactionBenchmark.run(fixturesDir: fixturesDir, services: services, minutes: minutes,
+                                                         maxHeadBytes: compactionHeadBytes))
             default:
                 break
             }

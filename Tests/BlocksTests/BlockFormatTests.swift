@@ -41,6 +41,25 @@ struct OffsetRangesTests {
         #expect(try JSONDecoder().decode(OffsetRanges.self, from: json) == OffsetRanges([8...9, 3...4]))
         #expect(OffsetRanges([1...3]).intersects(OffsetRanges([3...5])) && !OffsetRanges([1...3]).intersects(OffsetRanges([4...5])))
     }
+
+    /// Provenance written before topic incarnations (no `topic_id`) still loads, and matches any incarnation;
+    /// with IDs, offsets of one incarnation say nothing about another.
+    @Test func topicIncarnationsAreOptionalAndSeparate() throws {
+        let old = #"{"raw":[{"topic":"raw","partition":0,"offsets":[[0,9]]}],"normalized":[{"topic":"n","partition":1,"offsets":[[0,4]]}]}"#
+        let legacy = try JSONDecoder().decode(KafkaProvenance.self, from: Data(old.utf8))
+        #expect(legacy.normalized.first?.topicID == nil)
+        #expect(legacy.normalizedByPartition.holds(PartitionKey(topic: "n", partition: 1, topicID: "A"), offset: 3))
+
+        let current = KafkaProvenance(raw: [:], normalized: [PartitionKey(topic: "n", partition: 1, topicID: "A"): OffsetRanges([0...4])])
+        let json = String(decoding: try JSONEncoder().encode(current), as: UTF8.self)
+        #expect(json.contains(#""topic_id":"A""#))
+        let decoded = try JSONDecoder().decode(KafkaProvenance.self, from: Data(json.utf8))
+        #expect(decoded == current)
+        let index = decoded.normalizedByPartition
+        #expect(index.holds(PartitionKey(topic: "n", partition: 1, topicID: "A"), offset: 3))
+        #expect(!index.holds(PartitionKey(topic: "n", partition: 1, topicID: "B"), offset: 3))
+        #expect(!index.holds(PartitionKey(topic: "n", partition: 1, topicID: "A"), offset: 5))
+    }
 }
 
 struct HeadAndBlockTests {

@@ -88,6 +88,79 @@ struct CompactionTests {
         }
     }
 
+    /// A memory budget smaller than the window: the window ends up as several level-1 blocks, no job's
+    /// sources exceed the budget, queries count everything once, and the result is stable.
+    @Test(arguments: Backend.allCases)
+    func boundedMergesSplitAWindowAndNeverDoubleCount(backend: Backend) async throws {
+        try await withStore(backend, "bounded") { store, _ in
+            var sent: [SampleBatch] = []
+            var groups: [[SampleBatch]] = []
+            for blockIndex in 0..<6 {
+                let g = (0..<3).map { k in makeBatch(offset: Int64(blockIndex * 3 + k), samples: 200, baseTimeNanos: baseHour) }
+                sent += g
+                groups.append(g)
+            }
+            let l0 = try await uploadL0(groups, to: store)
+            let perBlock = try #require(l0.map(\.estimatedHeadBytes).max())
+            var config = CompactionConfig()
+            // Room for two blocks, not three.
+            config.maxHeadBytes = perBlock * 5 / 2
+            let late = Date(timeIntervalSince1970: Double(baseHour + 9 * hourNanos) / 1e9)
+            let jobs = CompactionPlanner.plan(tenant: "t1", live: l0, config: config, now: late)
+            #expect(jobs.count == 3)
+            for job in jobs {
+                #expect(job.level == 1)
+                #expect(job.sources.reduce(0) { $0 + $1.estimatedHeadBytes } <= config.maxHeadBytes)
+            }
+            let compactor = Compactor(store: store, config: config, logger: logger)
+            #expect(try await compactor.pass(tenant: "t1", now: late).compacted == 3)
+            let live = try await BlockIndex.liveBlocks(store, tenant: "t1")
+            #expect(live.count == 3 && live.allSatisfy { $0.compaction.level == 1 })
+            #expect(try await liveTotals(store) == totals(sent))
+            var all: [FlatSample] = []
+            for m in live {
+                let reader = BlockReader(store: store, meta: m)
+                #expect(await reader.verify() == [])
+                all += try await flatten(reader)
+            }
+            #expect(all.sorted() == sent.flatMap(flatten).sorted())
+            // Level-1 blocks at the budget are final: no further merge in this window, nor into level 2
+            // (two of them exceed the budget).
+            #expect(try await compactor.pass(tenant: "t1", now: late).compacted == 0)
+
+            // A late level-0 block joins a level-1 block it fits beside, not all of them.
+            let lateBatch = makeBatch(offset: 100, samples: 50, baseTimeNanos: baseHour)
+            sent.append(lateBatch)
+            _ = try await uploadL0([[lateBatch]], to: store)
+            #expect(try await compactor.pass(tenant: "t1", now: late).compacted == 1)
+            #expect(try await BlockIndex.liveBlocks(store, tenant: "t1").count == 3)
+            #expect(try await liveTotals(store) == totals(sent))
+        }
+    }
+
+    /// A job that died after uploading its block and before marking its sources: the sources are hidden
+    /// (superseded) and the next pass marks them, so they are deleted after the delay.
+    @Test func supersededSourcesWithoutMarksGetMarked() async throws {
+        try await withStore(.file, "unmarked") { store, _ in
+            let batches = (0..<4).map { makeBatch(offset: Int64($0), samples: 100, baseTimeNanos: baseHour) }
+            let l0 = try await uploadL0(batches.map { [$0] }, to: store)
+            var head = Head(tenant: "t1")
+            for b in batches { head.append(b) }
+            let merged = ULID.make()
+            let block = try BlockWriter().encode(head, ulid: merged, compaction: .init(level: 1, sources: l0.map(\.ulid), parents: l0.map(\.ulid)))
+            try await BlockWriter.upload(block, to: store)
+            #expect(try await BlockIndex.liveBlocks(store, tenant: "t1").map(\.ulid) == [merged])
+            var config = CompactionConfig()
+            config.deletionDelay = .seconds(0)
+            let r = try await Compactor(store: store, config: config, logger: logger).pass(tenant: "t1", now: Date())
+            #expect(r.deleted == l0.count)
+            let listing = try await BlockIndex.list(store, tenant: "t1")
+            #expect(listing.metas.map(\.ulid) == [merged])
+            #expect(listing.keys.count == 1)
+            #expect(try await liveTotals(store) == totals(batches))
+        }
+    }
+
     @Test func liveListingHidesSupersededBlocksEvenWithoutMarks() throws {
         func meta(_ u: ULID, level: Int, sources: [ULID]) -> BlockMeta {
             BlockMeta(ulid: u, tenant: "t", minTime: 0, maxTime: 0, createdAt: 0, compaction: .init(level: level, sources: sources, parents: []),

@@ -210,4 +210,156 @@ struct CompactorStageTests {
             #expect(seen.values.reduce(0) { $0 + $1.count } == nextOffset)
         }
     }
+
+    /// The real binary with compaction on, SIGKILLed at random moments while it merges, deletes and cleans
+    /// up, then left to finish: at every point the live blocks hold each sample once, every live block
+    /// verifies, and in the end one level-2 block remains with no leftovers.
+    @Test(arguments: [CompactorStoreKind.file, .s3])
+    func killedCompactionJobsLeaveTheStoreConsistent(kind: CompactorStoreKind) async throws {
+        guard try testBroker() != nil, let brokers = TestEnvironment.kafkaBrokers else { return }
+        let binary = TestEnvironment.binDir.appendingPathComponent("kiln-compactor")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            Issue.record("\(binary.path) not built (swift build --product kiln-compactor)")
+            return
+        }
+        try await withCompactorStore(kind) { store, url in
+            // An 8 h window two days back, so every level-1 and level-2 window is closed and settled:
+            // three level-0 blocks per hour, eight hours.
+            let hour: Int64 = 3_600_000_000_000
+            let now = Int64(Date().timeIntervalSince1970 * 1e9)
+            let window = (now - 48 * hour) / (8 * hour) * (8 * hour)
+            var sent: [String: Int64] = [:]
+            var offset: Int64 = 0
+            var l0Count = 0
+            for h in 0..<8 {
+                for _ in 0..<3 {
+                    var head = Head(tenant: "acme")
+                    for _ in 0..<3 {
+                        let b = makeBatch(tenant: "acme", offset: offset, samples: 600, baseTimeNanos: window + Int64(h) * hour)
+                        for (k, v) in b.totalsByProfileType { sent[k.id, default: 0] &+= v }
+                        head.append(b)
+                        offset += 1
+                    }
+                    let ulid = ULID.make()
+                    try await BlockWriter.upload(try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
+                    l0Count += 1
+                }
+            }
+            func typeTotals() async throws -> [String: Int64] {
+                var out: [String: Int64] = [:]
+                for m in try await BlockIndex.liveBlocks(store, tenant: "acme") { for (k, v) in m.totalsByProfileType { out[k, default: 0] &+= v } }
+                return out
+            }
+            func checkConsistent(_ when: String) async throws {
+                #expect(try await typeTotals() == sent, "\(when): live totals differ from what was written")
+                for m in try await BlockIndex.liveBlocks(store, tenant: "acme") {
+                    let problems = await BlockReader(store: store, meta: m).verify()
+                    #expect(problems == [], "\(when): block \(m.ulid) does not verify")
+                }
+            }
+            try await checkConsistent("before")
+
+            let arguments = ["--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000",
+                             "--normalized-topic", uniqueName("normalized-compaction-kill"), "--group", uniqueName("compaction-kill"),
+                             "--store", url, "--compaction", "on", "--compaction-interval", "100ms", "--deletion-delay", "0s",
+                             "--compaction-lease", "1s", "--admin-listen", "127.0.0.1:0"]
+            let environment = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
+            var rng = SystemRandomNumberGenerator()
+            func finished() async throws -> Bool {
+                let l = try await BlockIndex.list(store, tenant: "acme")
+                return l.metas.count == 1 && l.metas[0].compaction.level == 2 && l.deletionMarks.isEmpty
+            }
+            var killsWithWorkLeft = 0
+            for round in 0..<4 {
+                let child = try ChildProcess(binary, arguments, environment: environment)
+                // Kill it without warning at a random moment after start: waiting for the lease, mid-upload,
+                // between the upload and the deletion marks, mid-deletion, or between jobs.
+                _ = try await child.waitForLine(timeout: .seconds(30)) { $0.contains("block store") }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 200...1500, using: &rng)))
+                child.signal(SIGKILL)
+                _ = try await child.waitForExit()
+                let done = try await finished()
+                if !done { killsWithWorkLeft += 1 }
+                print("round \(round): killed, \(done ? "all merged" : "work left"): \(child.lines.filter { $0.contains("compacted") }.count) log lines of merges")
+                try await checkConsistent("after kill \(round)")
+            }
+            #expect(killsWithWorkLeft >= 1)
+
+            // Left to finish: one level-2 block holding every level-0 block, the sources deleted.
+            let child = try ChildProcess(binary, arguments, environment: environment)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, !(try await finished()) { try await Task.sleep(for: .milliseconds(100)) }
+            let listing = try await BlockIndex.list(store, tenant: "acme")
+            child.signal(SIGTERM)
+            #expect(try await child.waitForExit() == 0)
+            #expect(listing.metas.count == 1)
+            let top = try #require(listing.metas.first)
+            #expect(top.compaction.level == 2)
+            #expect(top.compaction.sources.count == l0Count)
+            try await checkConsistent("at the end")
+            // Folders a kill left without meta.json go once the grace period has passed.
+            let sweep = try await Compactor(store: store, config: CompactionConfig(), logger: Logger(label: "test"))
+                .pass(tenant: "acme", now: Date().addingTimeInterval(2 * 3600))
+            print("partial folders removed at the end: \(sweep.partialRemoved)")
+            let final = try await BlockIndex.list(store, tenant: "acme")
+            #expect(final.partial.isEmpty)
+            #expect(Array(final.keys.keys) == [top.ulid])
+            #expect(try await typeTotals() == sent)
+        }
+    }
+
+    /// Both topics deleted and created again under the same names: offsets restart at 0, and the records of
+    /// the new topics are new data, not duplicates of the blocks the old topics left in the store.
+    @Test func recordsOfRecreatedTopicsAllLand() async throws {
+        guard let kafka = try testBroker() else { return }
+        try await withCompactorStore(.file) { store, _ in
+            let topic = uniqueName("normalized-recreate"), rawTopic = uniqueName("raw-recreate")
+            let admin = try KafkaAdmin(config: kafka)
+            func create() async throws -> [String: String] {
+                _ = try await admin.createTopic(TopicSpec(name: topic, partitions: 1))
+                _ = try await admin.createTopic(TopicSpec(name: rawTopic, partitions: 1))
+                return try await admin.topicIDs([topic, rawTopic])
+            }
+            func send(seed: UInt64) async throws -> [SampleBatch] {
+                // Raw offsets 0..<10 in each incarnation, as a normaliser reading the new raw topic would number them.
+                let batches = (0..<10).map { makeBatch(tenant: "acme", rawTopic: rawTopic, offset: Int64($0), samples: 50,
+                                                       baseTimeNanos: Int64(Date().timeIntervalSince1970 * 1e9), seed: seed &+ UInt64($0)) }
+                let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
+                _ = try await producer.sendBatch(records(batches, topic: topic))
+                try await producer.close()
+                return batches
+            }
+            func compact(_ expected: [String: Int64]) async throws -> CompactorStage.Stats {
+                let config = CompactorStage.Configuration(normalizedTopic: topic, groupID: uniqueName("compactor-recreate"),
+                                                          cut: CutPolicy(maxAge: .milliseconds(300)))
+                let stage = try CompactorStage(configuration: config, kafka: kafka, store: store, logger: Logger(label: "test"))
+                let run = Task { try await stage.run() }
+                let totals = try await waitForTotals(store, expected, timeout: .seconds(30))
+                run.cancel()
+                try await run.value
+                #expect(totals == expected)
+                return stage.currentStats
+            }
+            let firstIDs = try await create()
+            let first = try await send(seed: 1)
+            let total1 = first.reduce(0) { $0 + $1.sampleValues.reduce(0, +) }
+            _ = try await compact(["acme": total1])
+
+            try await admin.deleteTopic(topic)
+            try await admin.deleteTopic(rawTopic)
+            let secondIDs = try await create()
+            // Tansu gives topic IDs; a recreated topic gets a new one.
+            #expect(firstIDs[topic] != nil && firstIDs[rawTopic] != nil)
+            #expect(secondIDs[topic] != firstIDs[topic] && secondIDs[rawTopic] != firstIDs[rawTopic])
+            let second = try await send(seed: 1000)
+            let total2 = second.reduce(0) { $0 + $1.sampleValues.reduce(0, +) }
+            let stats = try await compact(["acme": total1 + total2])
+            #expect(stats.duplicateRecords == 0 && stats.duplicateBatches == 0)
+            #expect(stats.batchesAppended == 10)
+            // The blocks name the incarnation they hold.
+            let live = try await BlockIndex.liveBlocks(store, tenant: "acme")
+            let ids = Set(live.flatMap { $0.kafka.normalized.compactMap(\.topicID) })
+            #expect(ids == Set([firstIDs[topic], secondIDs[topic]].compactMap { $0 }))
+        }
+    }
 }
