@@ -134,12 +134,16 @@ public struct WriteEndpoint: Sendable, Equatable {
     public var name: String?
     public var remoteTimeout: Duration
     public var headers: [String: String]
+    /// `basic_auth` or `bearer_token(_file)` sent as `Authorization` (files are read at every push).
+    public var credentials: ScrapeCredentials
 
-    public init(url: String, name: String? = nil, remoteTimeout: Duration = .seconds(10), headers: [String: String] = [:]) {
+    public init(url: String, name: String? = nil, remoteTimeout: Duration = .seconds(10), headers: [String: String] = [:],
+                credentials: ScrapeCredentials = .none) {
         self.url = url
         self.name = name
         self.remoteTimeout = remoteTimeout
         self.headers = headers
+        self.credentials = credentials
     }
 }
 
