@@ -40,7 +40,7 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// A refusal by the limit `name`; the message ends by naming it and its value.
-    public static func limit(_ kind: Kind, _ name: String, _ value: some CustomStringConvertible, _ message: String) -> IngestError {
+    public static func exceeding(_ kind: Kind, _ name: String, _ value: some CustomStringConvertible, _ message: String) -> IngestError {
         IngestError(kind, "\(message) (limit \(name) = \(value))", limit: name)
     }
 

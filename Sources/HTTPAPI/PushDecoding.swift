@@ -36,7 +36,7 @@ public enum ConnectPushDecoder {
     static func seriesLabels(_ pairs: [Types_V1_LabelPair], options: IngestOptions) throws(IngestError) -> (LabelSet, Bool) {
         guard !pairs.isEmpty else { throw IngestError(.invalidArgument, "error at least one label pair is required per profile") }
         guard pairs.count <= options.maxLabelNames else {
-            throw IngestError.limit(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
+            throw IngestError.exceeding(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
                                     "profile series '\(clip(render(pairs)))' has \(pairs.count) label names")
         }
         var labels: [Label] = []
@@ -44,11 +44,11 @@ public enum ConnectPushDecoder {
         var cumulative = false
         for pair in pairs {
             guard pair.name.utf8.count <= options.maxLabelNameLength else {
-                throw IngestError.limit(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
+                throw IngestError.exceeding(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
                                         "profile with labels '\(clip(render(pairs)))' has label name too long: '\(clip(pair.name))' (\(pair.name.utf8.count) bytes)")
             }
             guard pair.value.utf8.count <= options.maxLabelValueLength else {
-                throw IngestError.limit(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
+                throw IngestError.exceeding(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
                                         "profile with labels '\(clip(render(pairs)))' has label value too long: '\(clip(pair.value))' (\(pair.value.utf8.count) bytes)")
             }
             if pair.name == LabelName.delta {
@@ -124,12 +124,12 @@ func clip(_ text: String, _ limit: Int = 120) -> String {
 func checkProfileSize(_ payload: [UInt8], labels: LabelSet, options: IngestOptions, tooLarge: IngestError.Kind) throws(IngestError) {
     guard !payload.isEmpty else { throw IngestError(.invalidArgument, "empty profile for \(labels)") }
     guard payload.count <= options.maxPayloadBytes else {
-        throw IngestError.limit(tooLarge, "max_payload_bytes", options.maxPayloadBytes,
+        throw IngestError.exceeding(tooLarge, "max_payload_bytes", options.maxPayloadBytes,
                                 "the profile with labels '\(clip("\(labels)"))' exceeds the size limit (actual: \(payload.count))")
     }
     let decompressed = ProfileSize.decompressedEstimate(payload)
     guard decompressed <= options.maxProfileBytes else {
-        throw IngestError.limit(tooLarge, "max_profile_bytes", options.maxProfileBytes,
+        throw IngestError.exceeding(tooLarge, "max_profile_bytes", options.maxProfileBytes,
                                 "uncompressed profile payload size exceeds limit of \(ByteCount.format(options.maxProfileBytes)) (\(clip("\(labels)")): \(ByteCount.format(decompressed)))")
     }
 }
@@ -227,15 +227,15 @@ public enum LegacyIngestDecoder {
             labels["app_name"] = application
         }
         guard labels.count <= options.maxLabelNames else {
-            throw IngestError.limit(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
+            throw IngestError.exceeding(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
                                     "profile series '\(clip("\(labels)"))' has \(labels.count) label names")
         }
         for l in labels.labels where l.name.utf8.count > options.maxLabelNameLength {
-            throw IngestError.limit(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
+            throw IngestError.exceeding(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
                                     "label name '\(clip(l.name))' is \(l.name.utf8.count) bytes")
         }
         for l in labels.labels where l.value.utf8.count > options.maxLabelValueLength {
-            throw IngestError.limit(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
+            throw IngestError.exceeding(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
                                     "the value of label '\(clip(l.name))' is \(l.value.utf8.count) bytes")
         }
         try checkProfileSize(payload, labels: labels, options: options, tooLarge: .bodyTooLarge)

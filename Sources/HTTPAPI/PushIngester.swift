@@ -37,13 +37,13 @@ public final class PushIngester: Sendable {
         let decompressed = envelopes.reduce(0) { $0 + ProfileSize.decompressedEstimate($1.payload) }
         guard rateLimiter.allow(tenant: tenant, bytes: decompressed, rate: limits.rateBytesPerSecond, burst: limits.burstBytes) else {
             count("rejected", endpoint: endpoint, reason: "rate_limited")
-            throw IngestError.limit(.rateLimited, "ingestion_rate_mb", limits.rateBytesPerSecond / 1_048_576,
+            throw IngestError.exceeding(.rateLimited, "ingestion_rate_mb", limits.rateBytesPerSecond / 1_048_576,
                                     "push rate limit (\(ByteCount.format(Int(limits.rateBytesPerSecond)))/s, burst \(ByteCount.format(Int(limits.burstBytes)))) exceeded for tenant \"\(tenant)\" while adding \(ByteCount.format(decompressed))")
         }
         let (admitted, active) = activeSeries.admit(tenant: tenant, series: envelopes.map { $0.labels.hashValue }, limit: limits.maxSeriesPerTenant)
         guard admitted else {
             count("rejected", endpoint: endpoint, reason: "series_limit")
-            throw IngestError.limit(.rateLimited, "max_series", limits.maxSeriesPerTenant,
+            throw IngestError.exceeding(.rateLimited, "max_series", limits.maxSeriesPerTenant,
                                     "tenant \"\(tenant)\" has \(active) active series; this push would add new ones")
         }
         let bytes = envelopes.reduce(0) { $0 + $1.payload.count }

@@ -97,7 +97,7 @@ public struct QueryOptions: Sendable {
 }
 
 extension QueryError {
-    static func limit(_ name: String, _ value: Double, _ message: String) -> QueryError {
+    static func exceeding(_ name: String, _ value: Double, _ message: String) -> QueryError {
         let shown = value == value.rounded() ? String(Int64(value)) : String(value)
         var e = QueryError(.invalidArgument, "\(message) (limit \(name) = \(shown))")
         e.limit = name
@@ -133,7 +133,7 @@ struct QueryAPI: Sendable {
         }
         let maxMillis = options.maxQueryLengthMillis(tenant: tenant)
         if maxMillis > 0, end - start > maxMillis {
-            throw QueryError.limit("max_query_length_hours", Double(maxMillis) / 3_600_000,
+            throw QueryError.exceeding("max_query_length_hours", Double(maxMillis) / 3_600_000,
                                    "the query time range of \(Self.hours(end - start)) is longer than allowed")
         }
         return start * 1_000_000 ... end * 1_000_000 + 999_999

@@ -109,7 +109,7 @@ struct CharClass: Sendable {
     var ranges: [ClosedRange<UInt32>]
     var negated = false
 
-    static let any = CharClass(ranges: [0...0x10FFFF])
+    static let anything = CharClass(ranges: [0...0x10FFFF])
     static let digit = CharClass(ranges: [48...57])
     static let word = CharClass(ranges: [48...57, 65...90, 95...95, 97...122])
     static let space = CharClass(ranges: [9...10, 12...13, 32...32])
@@ -289,7 +289,7 @@ struct RegexParser {
             throw fail("missing argument to repetition operator \"\(c)\"")
         case ".":
             i += 1
-            return .set(.any)
+            return .set(.anything)
         case "^":
             i += 1
             return .atStart

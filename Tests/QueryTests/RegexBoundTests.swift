@@ -7,7 +7,7 @@ import Testing
 @Suite struct RegexBoundTests {
     static let patterns = ["abc", "a.c", "a*", "a+b?", "(ab|cd)+", "[a-c]+x", "[^a-c]*", "\\d{2,3}", "x{2}", "x{2,}", "(?i)abc",
                            "foo|bar|", "a(?:b|c)*d", "\\w+-\\d", "a{0}", ".*", "", "(a|ab)(c|bcd)(d*)", "[\\d.]+",
-                           "\\.", "[a\\-z]+", "ü+", "(?i:AB)c", "x(?i)b|c", "(?P<n>a)+", "a{1,2}?b", "\\x41\\x{42}"]
+                           "\\.", "[a\\-z]+", "ü+", "(?i:AB)c", "x(?i)b|c", "(?<n>a)+", "a{1,2}?b", "\\x41\\x{42}"]
     static let inputs = ["", "abc", "aBc", "ac", "aaa", "abab", "cd", "ababcd", "bbx", "12", "1234", "xx", "xxx", "foo", "bar", "abcd",
                          "abbbcd", "hello-1", "a.c", "ü", "üü", "AB c", "ABc", "abcbcdd", "1.2.3", "-", "a-z", "xB", "c", "C", "aab", "]a", "AB"]
 
@@ -41,6 +41,13 @@ import Testing
         let selector = try LabelSelector(parsing: #"{service_name=~"(a+)+b"}"#)
         let elapsed = clock.measure { #expect(!selector.matches(["service_name": long])) }
         #expect(elapsed < .seconds(2))
+    }
+
+    @Test func speaksRE2WhereICUDiffers() throws {
+        #expect(try LinearRegex("(?P<n>a)+").wholeMatch("aa"), "Go's named groups")
+        #expect(try LinearRegex("[[:alpha:]]+").wholeMatch("abZ"))
+        #expect(try !LinearRegex("[[:alpha:]]+").wholeMatch("ü"), "POSIX classes are ASCII, as in RE2")
+        #expect(try LinearRegex("a.b").wholeMatch("a\nb"), "dot matches a newline (selectors are anchored whole-value matches)")
     }
 
     @Test func refusesWhatRE2Refuses() {

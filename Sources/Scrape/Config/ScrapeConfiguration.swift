@@ -66,6 +66,12 @@ public struct BasicAuth: Sendable, Equatable {
     public var username: String
     public var password: String?
     public var passwordFile: String?
+
+    public init(username: String, password: String? = nil, passwordFile: String? = nil) {
+        self.username = username
+        self.password = password
+        self.passwordFile = passwordFile
+    }
 }
 
 public struct TLSSettings: Sendable, Hashable {
@@ -82,6 +88,8 @@ public struct ScrapeCredentials: Sendable, Equatable {
     public var bearerToken: String?
     public var bearerTokenFile: String?
     public static let none = ScrapeCredentials()
+
+    public init() {}
 }
 
 /// Where a job's (or a relabel component's) targets come from.
