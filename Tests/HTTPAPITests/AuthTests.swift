@@ -67,7 +67,7 @@ import TestSupport
         }
     }
 
-    @Test func tenantFollowsTheCredential() {
+    @Test func tenantFollowsTheCredential() throws {
         let access = Self.access
         func tenant(_ auth: String?, _ org: String? = nil) -> Result<String, IngestError> {
             access.tenant(authorization: auth, scopeOrgID: org, endpoint: "test")
@@ -169,7 +169,7 @@ import TestSupport
         }
     }
 
-    @Test func openServersKeepPyroscopeTenancy() {
+    @Test func openServersKeepPyroscopeTenancy() throws {
         let open = TenantAccess.open
         #expect(try open.tenant(authorization: nil, scopeOrgID: "team-a", endpoint: "t").get() == "team-a")
         #expect(try open.tenant(authorization: "Bearer whatever", scopeOrgID: nil, endpoint: "t").get() == "anonymous")

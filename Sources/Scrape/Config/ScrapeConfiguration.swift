@@ -89,7 +89,11 @@ public struct ScrapeCredentials: Sendable, Equatable {
     public var bearerTokenFile: String?
     public static let none = ScrapeCredentials()
 
-    public init() {}
+    public init(basicAuth: BasicAuth? = nil, bearerToken: String? = nil, bearerTokenFile: String? = nil) {
+        self.basicAuth = basicAuth
+        self.bearerToken = bearerToken
+        self.bearerTokenFile = bearerTokenFile
+    }
 }
 
 /// Where a job's (or a relabel component's) targets come from.
