@@ -20,7 +20,23 @@ public struct LinearRegex: Sendable {
         case match
     }
 
-    let program: [Instruction]
+    /// The program flattened into plain values (no reference counting in the matching loop): one `Op` per
+    /// instruction, character classes as ranges in `lows`/`highs`.
+    struct Op: Sendable {
+        enum Kind: UInt8, Sendable { case scalar, split, jump, atStart, atEnd, match }
+        var kind: Kind
+        /// scalar: class index; split: first target; jump: target.
+        var x: Int32
+        /// split: second target.
+        var y: Int32
+    }
+
+    let ops: [Op]
+    let classStart: [Int32]
+    let classEnd: [Int32]
+    let classNegated: [Bool]
+    let lows: [UInt32]
+    let highs: [UInt32]
 
     public struct SyntaxError: Error, Sendable, CustomStringConvertible {
         public var description: String
@@ -32,12 +48,32 @@ public struct LinearRegex: Sendable {
         var compiler = RegexCompiler()
         try compiler.emit(node)
         compiler.program.append(.match)
-        program = compiler.program
+        var ops: [Op] = [], classStart: [Int32] = [], classEnd: [Int32] = [], classNegated: [Bool] = []
+        var lows: [UInt32] = [], highs: [UInt32] = []
+        for instruction in compiler.program {
+            switch instruction {
+            case .scalar(let set):
+                ops.append(Op(kind: .scalar, x: Int32(classStart.count), y: 0))
+                classStart.append(Int32(lows.count))
+                for r in set.ranges {
+                    lows.append(r.lowerBound)
+                    highs.append(r.upperBound)
+                }
+                classEnd.append(Int32(lows.count))
+                classNegated.append(set.negated)
+            case .split(let a, let b): ops.append(Op(kind: .split, x: Int32(a), y: Int32(b)))
+            case .jump(let a): ops.append(Op(kind: .jump, x: Int32(a), y: 0))
+            case .atStart: ops.append(Op(kind: .atStart, x: 0, y: 0))
+            case .atEnd: ops.append(Op(kind: .atEnd, x: 0, y: 0))
+            case .match: ops.append(Op(kind: .match, x: 0, y: 0))
+            }
+        }
+        (self.ops, self.classStart, self.classEnd, self.classNegated, self.lows, self.highs) = (ops, classStart, classEnd, classNegated, lows, highs)
     }
 
     /// Whether the whole of `text` matches.
     public func wholeMatch(_ text: String) -> Bool {
-        let n = program.count
+        let n = ops.count
         // Two sparse sets of program counters: the threads alive before and after each character.
         var current = SparseSet(capacity: n), next = SparseSet(capacity: n)
         var stack: [Int] = []
@@ -46,18 +82,35 @@ public struct LinearRegex: Sendable {
         addThread(0, to: &current, stack: &stack, atStart: true, atEnd: position == scalars.endIndex)
         while position != scalars.endIndex {
             if current.isEmpty { return false }
-            let c = scalars[position]
+            let c = scalars[position].value
             position = scalars.index(after: position)
             let atEnd = position == scalars.endIndex
             next.clear()
-            for pc in current.members {
-                if case .scalar(let set) = program[pc], set.contains(c) {
+            for k in 0..<current.count {
+                let pc = current[k]
+                let op = ops[pc]
+                if op.kind == .scalar, classContains(Int(op.x), c) {
                     addThread(pc + 1, to: &next, stack: &stack, atStart: false, atEnd: atEnd)
                 }
             }
             swap(&current, &next)
         }
-        return current.members.contains { if case .match = program[$0] { true } else { false } }
+        for k in 0..<current.count where ops[current[k]].kind == .match { return true }
+        return false
+    }
+
+    private func classContains(_ index: Int, _ c: UInt32) -> Bool {
+        var found = false
+        var r = Int(classStart[index])
+        let end = Int(classEnd[index])
+        while r < end {
+            if lows[r] <= c && c <= highs[r] {
+                found = true
+                break
+            }
+            r += 1
+        }
+        return found != classNegated[index]
     }
 
     /// Adds `pc` and everything reachable from it without consuming a character.
@@ -65,11 +118,12 @@ public struct LinearRegex: Sendable {
         stack.append(pc)
         while let pc = stack.popLast() {
             guard set.insert(pc) else { continue }
-            switch program[pc] {
-            case .jump(let target): stack.append(target)
-            case .split(let a, let b):
-                stack.append(b)
-                stack.append(a)
+            let op = ops[pc]
+            switch op.kind {
+            case .jump: stack.append(Int(op.x))
+            case .split:
+                stack.append(Int(op.y))
+                stack.append(Int(op.x))
             case .atStart: if atStart { stack.append(pc + 1) }
             case .atEnd: if atEnd { stack.append(pc + 1) }
             case .scalar, .match: break
@@ -90,7 +144,7 @@ struct SparseSet {
     }
 
     var isEmpty: Bool { count == 0 }
-    var members: ArraySlice<Int> { dense[0..<count] }
+    subscript(_ k: Int) -> Int { dense[k] }
 
     mutating func insert(_ v: Int) -> Bool {
         let i = sparse[v]

@@ -27,10 +27,10 @@ import Testing
     }
 
     @Test func catastrophicPatternsFinishQuickly() throws {
-        let long = String(repeating: "a", count: 20_000)
+        let long = String(repeating: "a", count: 5_000)
         let cases: [(String, String, Bool)] = [
             ("(a+)+b", long, false), ("(a|aa)*c", long, false), ("(.*a){20}", long, true), ("(a*)*", long, true),
-            ("(x+x+)+y", String(repeating: "x", count: 20_000), false), ("(\\w|\\d)*!", long, false),
+            ("(x+x+)+y", String(repeating: "x", count: 5_000), false), ("(\\w|\\d)*!", long, false),
         ]
         let clock = ContinuousClock()
         for (pattern, value, expected) in cases {
