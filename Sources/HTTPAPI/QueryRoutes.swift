@@ -122,7 +122,10 @@ struct QueryAPI: Sendable {
     /// The request's time range in nanoseconds, within the tenant's `max_query_length_hours`.
     func range(startMillis: Int64, endMillis: Int64, tenant: String) throws(QueryError) -> ClosedRange<Int64> {
         let end = endMillis > 0 ? endMillis : Int64(Date().timeIntervalSince1970 * 1000)
-        let start = startMillis > 0 ? startMillis : end - QueryRoutes.defaultLookbackMillis
+        // Without a start: look back 7 days, or as far as the tenant may query.
+        let maxMillis = options.maxQueryLengthMillis(tenant: tenant)
+        let lookback = maxMillis > 0 ? min(QueryRoutes.defaultLookbackMillis, maxMillis) : QueryRoutes.defaultLookbackMillis
+        let start = startMillis > 0 ? startMillis : end - lookback
         return try checkedRange(fromMillis: start, untilMillis: end, tenant: tenant, names: ("start", "end"))
     }
 

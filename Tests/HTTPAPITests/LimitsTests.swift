@@ -111,6 +111,9 @@ import TestSupport
             _ = try await QueryAPITests.call(url, "SelectMergeStacktraces", twoHours, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "wide")
             _ = try await QueryAPITests.call(url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(),
                                              as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
+            // Without a start the default look-back (7 days) shrinks to what the tenant may query.
+            _ = try await QueryAPITests.call(url, "ProfileTypes", Querier_V1_ProfileTypesRequest(),
+                                             as: Querier_V1_ProfileTypesResponse.self, tenant: "t1")
             let render = try await get(url + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7B%7D&from=now-2h&until=now",
                                        headers: [("X-Scope-OrgID", "t1")])
             #expect(render.status == 400 && render.text.contains("max_query_length_hours"))
