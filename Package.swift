@@ -89,6 +89,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [.copy("UI")]),
 
         // Pipeline stages as services: the loops that connect Kafka, the codecs and the store.

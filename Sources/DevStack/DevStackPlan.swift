@@ -54,11 +54,12 @@ public struct DevStackPlan: Sendable {
     public var kafkaBrokers: String
     public var topics: (raw: String, normalized: String, dlq: String)
 
-    /// Variables of the caller that would override what kiln dev passes or fixes per child.
+    /// Variables of the caller that would override what kiln dev passes or fixes per child. Authentication
+    /// is off in kiln dev, so an exported KILN_AUTH_FILE does not reach the children.
     static let strippedVariables: Set<String> = [
         "KILN_LISTEN", "KILN_ADMIN_LISTEN", "KILN_STORE", "KILN_SCRAPE_CONFIG", "KILN_KAFKA_BROKERS",
         "KILN_RAW_TOPIC", "KILN_NORMALIZED_TOPIC", "KILN_DLQ_TOPIC", "KILN_TOPIC_PARTITIONS", "KILN_MAX_BLOCK_AGE",
-        "KILN_DEV_DATA_DIR", "KILN_TANSU",
+        "KILN_DEV_DATA_DIR", "KILN_TANSU", "KILN_AUTH_FILE",
     ]
 
     /// - Parameters:

@@ -23,7 +23,13 @@ public final class TenantRateLimiter: Sendable {
 
     /// True when the tenant may add `bytes` now (and they are taken).
     public func allow(tenant: String, bytes: Int) -> Bool {
-        guard !isUnlimited else { return true }
+        allow(tenant: tenant, bytes: bytes, rate: rate, burst: burst)
+    }
+
+    /// The same with the tenant's own rate and burst (`--limits-file`).
+    public func allow(tenant: String, bytes: Int, rate: Double, burst: Double) -> Bool {
+        guard rate > 0 else { return true }
+        let burst = max(burst, 1)
         let now = clock.now
         let cost = min(Double(bytes), burst)
         return buckets.withLock { buckets in

@@ -18,16 +18,30 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case unauthenticated
         /// Content-Type the Connect endpoint does not speak (415).
         case unsupportedMediaType
-        /// Content-Encoding the Connect endpoint does not speak (501, unimplemented).
+        /// Content-Encoding the endpoint does not speak (415, unimplemented): a fault of the request, so a 4xx
+        /// (RFC 9110 §15.5.16), with Connect's code in the body.
         case unsupportedEncoding
+        /// Authentication is on and the request has no valid credentials (401 with `WWW-Authenticate`).
+        case missingCredentials
+        /// The credentials are valid but may not act for the tenant the request names (403, permission_denied).
+        case forbidden
     }
 
     public var kind: Kind
     public var message: String
+    /// The documented name of the per-tenant limit this refusal enforces (docs/security.md), if any; such
+    /// refusals are counted as `kiln_discarded_total{reason=<limit>}` or `kiln_query_refused_total`.
+    public var limit: String?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, limit: String? = nil) {
         self.kind = kind
         self.message = message
+        self.limit = limit
+    }
+
+    /// A refusal by the limit `name`; the message ends by naming it and its value.
+    public static func exceeding(_ kind: Kind, _ name: String, _ value: some CustomStringConvertible, _ message: String) -> IngestError {
+        IngestError(kind, "\(message) (limit \(name) = \(value))", limit: name)
     }
 
     public var description: String { message }
@@ -43,8 +57,15 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unprocessable: .unprocessableContent
         case .unauthenticated: .unauthorized
         case .unsupportedMediaType: .unsupportedMediaType
-        case .unsupportedEncoding: .notImplemented
+        case .unsupportedEncoding: .unsupportedMediaType
+        case .missingCredentials: .unauthorized
+        case .forbidden: .forbidden
         }
+    }
+
+    /// `WWW-Authenticate` of the error response: the challenges of a 401 for missing credentials.
+    public var challenge: String? {
+        kind == .missingCredentials ? TenantAccess.challenges.joined(separator: ", ") : nil
     }
 
     /// Connect error code (https://connectrpc.com/docs/protocol#error-codes).
@@ -53,7 +74,8 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidArgument, .unprocessable: "invalid_argument"
         case .bodyTooLarge, .rateLimited: "resource_exhausted"
         case .unavailable: "unavailable"
-        case .unauthenticated: "unauthenticated"
+        case .unauthenticated, .missingCredentials: "unauthenticated"
+        case .forbidden: "permission_denied"
         case .unsupportedMediaType, .unsupportedEncoding: "unimplemented"
         }
     }
@@ -68,7 +90,9 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unavailable: .serviceUnavailable
         case .unauthenticated: .unauthorized
         case .unsupportedMediaType: .unsupportedMediaType
-        case .unsupportedEncoding: .notImplemented
+        case .unsupportedEncoding: .unsupportedMediaType
+        case .missingCredentials: .unauthorized
+        case .forbidden: .forbidden
         }
     }
 }

@@ -25,6 +25,33 @@ public struct IngestOptions: Sendable {
     public var maxLabelNames: Int = 30
     public var maxLabelNameLength: Int = 1024
     public var maxLabelValueLength: Int = 2048
+    /// Active series per tenant: distinct label sets pushed within `activeSeriesWindow` (Pyroscope's
+    /// `max-global-series-per-tenant`, 5000). 0 = unlimited.
+    public var maxSeriesPerTenant: Int = 5000
+    public var activeSeriesWindow: Duration = .seconds(3600)
+    /// Who may push: open (tenant from `X-Scope-OrgID`) or the credentials of `--auth-file`.
+    public var access: TenantAccess = .open
+    /// Per-tenant values of the limits above (`--limits-file`).
+    public var overrides: LimitOverrides = .none
 
     public init() {}
+
+    /// These options with the tenant's overrides applied.
+    public func forTenant(_ tenant: String) -> IngestOptions {
+        guard let values = overrides.tenants[tenant], !values.isEmpty else { return self }
+        var o = self
+        for (name, v) in values {
+            switch name {
+            case .ingestionRateMB: o.rateBytesPerSecond = v * 1_048_576
+            case .ingestionBurstMB: o.burstBytes = v * 1_048_576
+            case .maxProfileBytes: o.maxProfileBytes = Int(clamping: Int64(v))
+            case .maxSeries: o.maxSeriesPerTenant = Int(clamping: Int64(v))
+            case .maxLabelNamesPerSeries: o.maxLabelNames = Int(clamping: Int64(v))
+            case .maxLabelNameLength: o.maxLabelNameLength = Int(clamping: Int64(v))
+            case .maxLabelValueLength: o.maxLabelValueLength = Int(clamping: Int64(v))
+            case .maxQueryLengthHours, .maxFlameGraphNodes: break
+            }
+        }
+        return o
+    }
 }

@@ -14,8 +14,9 @@ import SwiftProtobuf
 /// - `POST /push.v1.PusherService/Push`: Connect unary, `application/proto` or `application/json`,
 ///   optionally gzip-compressed (`Content-Encoding` or `Connect-Content-Encoding`).
 ///
-/// The tenant is `X-Scope-OrgID` (default `anonymous`). A push is answered 200 only after the publisher
-/// has stored every profile in it.
+/// The tenant is `X-Scope-OrgID` (default `anonymous`), or with `IngestOptions.access` authenticating, the
+/// one the credentials allow (docs/security.md). A push is answered 200 only after the publisher has stored
+/// every profile in it.
 public enum IngestRoutes {
     public static let connectPushPath = "/push.v1.PusherService/Push"
 
@@ -33,16 +34,20 @@ public enum IngestRoutes {
     // MARK: /ingest
 
     static func legacyIngest(_ request: Request, ingester: PushIngester) async -> Response {
+        var tenant = TenantID.defaultTenant
         do throws(IngestError) {
-            let tenant = try TenantID.resolve(header(request, "x-scope-orgid")).get()
+            tenant = try ingester.options.access.tenant(request, endpoint: "ingest").get()
             let body = try await readBody(request, limit: ingester.options.maxBodyBytes)
             let envelope = try LegacyIngestDecoder.envelope(
                 query: FormQuery.parse(request.uri.query), contentType: request.headers[.contentType],
-                body: body, tenant: tenant, now: Date(), options: ingester.options)
+                body: body, tenant: tenant, now: Date(), options: ingester.options.forTenant(tenant))
             try await ingester.submit([envelope], tenant: tenant, endpoint: "ingest")
             return Response(status: .ok)
         } catch {
-            return Response(status: error.ingestStatus, headers: [.contentType: "text/plain; charset=utf-8"],
+            LimitMetrics.discarded(error, tenant: tenant)
+            var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+            if let challenge = error.challenge { headers[.wwwAuthenticate] = challenge }
+            return Response(status: error.ingestStatus, headers: headers,
                             body: .init(byteBuffer: ByteBuffer(string: error.message + "\n")))
         }
     }
@@ -52,9 +57,10 @@ public enum IngestRoutes {
     enum ConnectCodec { case proto, json }
 
     static func connectPush(_ request: Request, ingester: PushIngester) async -> Response {
+        var tenant = TenantID.defaultTenant
         do throws(IngestError) {
+            tenant = try ingester.options.access.tenant(request, endpoint: "connect").get()
             let codec = try connectCodec(request.headers[.contentType])
-            let tenant = try TenantID.resolve(header(request, "x-scope-orgid")).get()
             var body = try await readBody(request, limit: ingester.options.maxBodyBytes)
             body = try decodeContentEncoding(body, request: request, limit: ingester.options.maxBodyBytes)
             let message: Push_V1_PushRequest
@@ -69,7 +75,7 @@ public enum IngestRoutes {
             } catch {
                 throw IngestError(.invalidArgument, "cannot decode push.v1.PushRequest (\(codec == .proto ? "protobuf" : "JSON")): \(error)")
             }
-            let envelopes = try ConnectPushDecoder.envelopes(message, tenant: tenant, now: Date(), options: ingester.options)
+            let envelopes = try ConnectPushDecoder.envelopes(message, tenant: tenant, now: Date(), options: ingester.options.forTenant(tenant))
             try await ingester.submit(envelopes, tenant: tenant, endpoint: "connect")
             let (contentType, bytes): (String, [UInt8]) = switch codec {
             case .proto: ("application/proto", [])
@@ -77,6 +83,7 @@ public enum IngestRoutes {
             }
             return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         } catch {
+            LimitMetrics.discarded(error, tenant: tenant)
             return connectError(error)
         }
     }
@@ -115,8 +122,9 @@ public enum IngestRoutes {
 
     static func connectError(_ error: IngestError) -> Response {
         let json = try? JSONSerialization.data(withJSONObject: ["code": error.connectCode, "message": error.message], options: [.sortedKeys])
-        return Response(status: error.connectStatus, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: json ?? Data())))
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let challenge = error.challenge { headers[.wwwAuthenticate] = challenge }
+        return Response(status: error.connectStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json ?? Data())))
     }
 
     // MARK: body

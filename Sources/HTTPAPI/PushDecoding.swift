@@ -36,30 +36,33 @@ public enum ConnectPushDecoder {
     static func seriesLabels(_ pairs: [Types_V1_LabelPair], options: IngestOptions) throws(IngestError) -> (LabelSet, Bool) {
         guard !pairs.isEmpty else { throw IngestError(.invalidArgument, "error at least one label pair is required per profile") }
         guard pairs.count <= options.maxLabelNames else {
-            throw IngestError(.invalidArgument, "profile series '\(render(pairs))' has \(pairs.count) label names; limit \(options.maxLabelNames)")
+            throw IngestError.exceeding(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
+                                    "profile series '\(clip(render(pairs)))' has \(pairs.count) label names")
         }
         var labels: [Label] = []
         var seen = Set<String>()
         var cumulative = false
         for pair in pairs {
             guard pair.name.utf8.count <= options.maxLabelNameLength else {
-                throw IngestError(.invalidArgument, "profile with labels '\(render(pairs))' has label name too long: '\(pair.name)'")
+                throw IngestError.exceeding(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
+                                        "profile with labels '\(clip(render(pairs)))' has label name too long: '\(clip(pair.name))' (\(pair.name.utf8.count) bytes)")
             }
             guard pair.value.utf8.count <= options.maxLabelValueLength else {
-                throw IngestError(.invalidArgument, "profile with labels '\(render(pairs))' has label value too long: '\(pair.value)'")
+                throw IngestError.exceeding(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
+                                        "profile with labels '\(clip(render(pairs)))' has label value too long: '\(clip(pair.value))' (\(pair.value.utf8.count) bytes)")
             }
             if pair.name == LabelName.delta {
                 cumulative = pair.value == "true"
                 continue
             }
             guard let name = LabelRules.sanitizedName(pair.name) else {
-                throw IngestError(.invalidArgument, "invalid labels '\(render(pairs))' with error: invalid label name '\(pair.name)'")
+                throw IngestError(.invalidArgument, "invalid labels '\(clip(render(pairs)))' with error: invalid label name '\(clip(pair.name))'")
             }
             guard seen.insert(name).inserted else {
-                throw IngestError(.invalidArgument, "profile with labels '\(render(pairs))' has duplicate label name: '\(name)'")
+                throw IngestError(.invalidArgument, "profile with labels '\(clip(render(pairs)))' has duplicate label name: '\(name)'")
             }
             if name == LabelName.metricName, !LabelRules.isValidMetricName(pair.value) {
-                throw IngestError(.invalidArgument, "invalid labels '\(render(pairs))' with error: invalid metric name")
+                throw IngestError(.invalidArgument, "invalid labels '\(clip(render(pairs)))' with error: invalid metric name")
             }
             guard LabelRules.allowedForIngestion(name) else { continue }
             labels.append(Label(name, pair.value))
@@ -112,15 +115,22 @@ public enum LabelRules {
     }
 }
 
+/// Text from a request, shortened for an error message: a hostile request must not make its own refusal huge.
+func clip(_ text: String, _ limit: Int = 120) -> String {
+    text.utf8.count <= limit ? text : String(decoding: Array(text.utf8.prefix(limit)), as: UTF8.self) + "…"
+}
+
 /// Size checks on one profile (as received, and decompressed per its gzip trailer).
 func checkProfileSize(_ payload: [UInt8], labels: LabelSet, options: IngestOptions, tooLarge: IngestError.Kind) throws(IngestError) {
     guard !payload.isEmpty else { throw IngestError(.invalidArgument, "empty profile for \(labels)") }
     guard payload.count <= options.maxPayloadBytes else {
-        throw IngestError(tooLarge, "the profile with labels '\(labels)' exceeds the size limit (actual: \(payload.count), limit: \(options.maxPayloadBytes))")
+        throw IngestError.exceeding(tooLarge, "max_payload_bytes", options.maxPayloadBytes,
+                                "the profile with labels '\(clip("\(labels)"))' exceeds the size limit (actual: \(payload.count))")
     }
     let decompressed = ProfileSize.decompressedEstimate(payload)
     guard decompressed <= options.maxProfileBytes else {
-        throw IngestError(tooLarge, "uncompressed profile payload size exceeds limit of \(ByteCount.format(options.maxProfileBytes)) (\(labels): \(ByteCount.format(decompressed)))")
+        throw IngestError.exceeding(tooLarge, "max_profile_bytes", options.maxProfileBytes,
+                                "uncompressed profile payload size exceeds limit of \(ByteCount.format(options.maxProfileBytes)) (\(clip("\(labels)")): \(ByteCount.format(decompressed)))")
     }
 }
 
@@ -207,7 +217,7 @@ public enum LegacyIngestDecoder {
         labels["pyroscope_spy"] = spyName
         for (rawName, value) in name.labels where LabelRules.allowedForIngestion(rawName) {
             guard let labelName = LabelRules.sanitizedName(rawName) else {
-                throw IngestError(.invalidArgument, "invalid label name '\(rawName)'")
+                throw IngestError(.invalidArgument, "invalid label name '\(clip(rawName))'")
             }
             labels[labelName] = value
         }
@@ -217,10 +227,16 @@ public enum LegacyIngestDecoder {
             labels["app_name"] = application
         }
         guard labels.count <= options.maxLabelNames else {
-            throw IngestError(.invalidArgument, "profile series '\(labels)' has \(labels.count) label names; limit \(options.maxLabelNames)")
+            throw IngestError.exceeding(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
+                                    "profile series '\(clip("\(labels)"))' has \(labels.count) label names")
         }
-        for l in labels.labels where l.name.utf8.count > options.maxLabelNameLength || l.value.utf8.count > options.maxLabelValueLength {
-            throw IngestError(.invalidArgument, "profile with labels '\(labels)' has a label name or value that is too long: '\(l.name)'")
+        for l in labels.labels where l.name.utf8.count > options.maxLabelNameLength {
+            throw IngestError.exceeding(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
+                                    "label name '\(clip(l.name))' is \(l.name.utf8.count) bytes")
+        }
+        for l in labels.labels where l.value.utf8.count > options.maxLabelValueLength {
+            throw IngestError.exceeding(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
+                                    "the value of label '\(clip(l.name))' is \(l.value.utf8.count) bytes")
         }
         try checkProfileSize(payload, labels: labels, options: options, tooLarge: .bodyTooLarge)
         // `/ingest` profiles are never cumulative: Pyroscope labels them __delta__="false".

@@ -11,6 +11,7 @@ public final class PushIngester: Sendable {
     private let publisher: any RawProfilePublisher
     private let rateLimiter: TenantRateLimiter
     private let budget: InFlightBudget
+    private let activeSeries: ActiveSeries
     private let logger: Logger
 
     public init(publisher: any RawProfilePublisher, options: IngestOptions = IngestOptions(),
@@ -20,7 +21,11 @@ public final class PushIngester: Sendable {
         self.logger = logger
         rateLimiter = TenantRateLimiter(bytesPerSecond: options.rateBytesPerSecond, burstBytes: options.burstBytes)
         budget = InFlightBudget(limit: options.maxInFlightBytes)
+        activeSeries = ActiveSeries(window: options.activeSeriesWindow)
     }
+
+    /// Series the tenant pushed within the active-series window.
+    public func activeSeriesCount(tenant: String) -> Int { activeSeries.count(tenant: tenant) }
 
     /// Bytes handed to the publisher and not yet acknowledged.
     public var inFlightBytes: Int { budget.inFlightBytes }
@@ -28,10 +33,18 @@ public final class PushIngester: Sendable {
     /// Admits and publishes `envelopes` of one request; returns when all are durable.
     public func submit(_ envelopes: [RawEnvelope], tenant: String, endpoint: String) async throws(IngestError) {
         guard !envelopes.isEmpty else { throw IngestError(.invalidArgument, "no profiles received") }
+        let limits = options.forTenant(tenant)
         let decompressed = envelopes.reduce(0) { $0 + ProfileSize.decompressedEstimate($1.payload) }
-        guard rateLimiter.allow(tenant: tenant, bytes: decompressed) else {
+        guard rateLimiter.allow(tenant: tenant, bytes: decompressed, rate: limits.rateBytesPerSecond, burst: limits.burstBytes) else {
             count("rejected", endpoint: endpoint, reason: "rate_limited")
-            throw IngestError(.rateLimited, "push rate limit (\(ByteCount.format(Int(options.rateBytesPerSecond)))/s) exceeded while adding \(ByteCount.format(decompressed))")
+            throw IngestError.exceeding(.rateLimited, "ingestion_rate_mb", limits.rateBytesPerSecond / 1_048_576,
+                                    "push rate limit (\(ByteCount.format(Int(limits.rateBytesPerSecond)))/s, burst \(ByteCount.format(Int(limits.burstBytes)))) exceeded for tenant \"\(tenant)\" while adding \(ByteCount.format(decompressed))")
+        }
+        let (admitted, active) = activeSeries.admit(tenant: tenant, series: envelopes.map { $0.labels.hashValue }, limit: limits.maxSeriesPerTenant)
+        guard admitted else {
+            count("rejected", endpoint: endpoint, reason: "series_limit")
+            throw IngestError.exceeding(.rateLimited, "max_series", limits.maxSeriesPerTenant,
+                                    "tenant \"\(tenant)\" has \(active) active series; this push would add new ones")
         }
         let bytes = envelopes.reduce(0) { $0 + $1.payload.count }
         guard await budget.acquire(bytes, timeout: options.admissionTimeout) else {

@@ -15,28 +15,30 @@ public enum QueryRoutes {
     /// When a request has no start: how far back it looks (Pyroscope's default max lookback).
     static let defaultLookbackMillis: Int64 = 7 * 24 * 3600 * 1000
 
-    public static func register<Context: RequestContext>(on router: Router<Context>, engine: QueryEngine, logger: Logger) {
-        let api = QueryAPI(engine: engine, logger: logger)
-        unary(router, "ProfileTypes", api.profileTypes)
-        unary(router, "LabelNames", api.labelNames)
-        unary(router, "LabelValues", api.labelValues)
-        unary(router, "Series", api.series)
-        unary(router, "SelectMergeStacktraces", api.selectMergeStacktraces)
-        unary(router, "SelectMergeProfile", api.selectMergeProfile)
-        unary(router, "SelectSeries", api.selectSeries)
-        unary(router, "Diff", api.diff)
-        unary(router, "GetProfileStats", api.profileStats)
+    public static func register<Context: RequestContext>(on router: Router<Context>, engine: QueryEngine, logger: Logger,
+                                                         options: QueryOptions = QueryOptions()) {
+        let api = QueryAPI(engine: engine, logger: logger, options: options)
+        unary(router, "ProfileTypes", api, api.profileTypes)
+        unary(router, "LabelNames", api, api.labelNames)
+        unary(router, "LabelValues", api, api.labelValues)
+        unary(router, "Series", api, api.series)
+        unary(router, "SelectMergeStacktraces", api, api.selectMergeStacktraces)
+        unary(router, "SelectMergeProfile", api, api.selectMergeProfile)
+        unary(router, "SelectSeries", api, api.selectSeries)
+        unary(router, "Diff", api, api.diff)
+        unary(router, "GetProfileStats", api, api.profileStats)
         RenderRoutes.register(on: router, api: api)
     }
 
     static func unary<Context: RequestContext, Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
         _ router: Router<Context>, _ method: String,
-        _ handler: @escaping @Sendable (Req, String) async throws -> Resp
+        _ api: QueryAPI, _ handler: @escaping @Sendable (Req, String) async throws -> Resp
     ) {
         router.post(RouterPath(servicePath + method)) { request, _ -> Response in
+            var tenant = TenantID.defaultTenant
             do {
+                tenant = try api.options.access.tenant(request, endpoint: "query").get()
                 let codec = try IngestRoutes.connectCodec(request.headers[.contentType])
-                let tenant = try TenantID.resolve(IngestRoutes.header(request, "x-scope-orgid")).get()
                 let body = try IngestRoutes.decodeContentEncoding(try await IngestRoutes.readBody(request, limit: maxRequestBytes),
                                                                   request: request, limit: maxRequestBytes)
                 let message: Req
@@ -61,6 +63,7 @@ public enum QueryRoutes {
             } catch let error as IngestError {
                 return IngestRoutes.connectError(error)
             } catch let error as QueryError {
+                if let limit = error.limit { LimitMetrics.queryRefused(limit, tenant: tenant) }
                 return IngestRoutes.connectError(error.ingestError)
             } catch {
                 return IngestRoutes.connectError(IngestError(.unavailable, "\(method): \(error)"))
@@ -69,12 +72,43 @@ public enum QueryRoutes {
     }
 }
 
+/// Who may query, and the per-tenant query limits.
+public struct QueryOptions: Sendable {
+    /// Open (tenant from `X-Scope-OrgID`) or the credentials of `--auth-file`.
+    public var access: TenantAccess = .open
+    /// Longest time range of one query (Kiln's default: 31 days; 0 = unlimited). Longer: 400.
+    public var maxQueryLength: Duration = .seconds(31 * 24 * 3600)
+    /// Largest flame graph a request may ask for (Pyroscope's `max-flamegraph-nodes-max`); larger requests
+    /// are clamped to it, not refused.
+    public var maxFlameGraphNodes: Int = FlameGraphLevels.maxMaxNodes
+    public var overrides: LimitOverrides = .none
+
+    public init() {}
+
+    func maxQueryLengthMillis(tenant: String) -> Int64 {
+        if let hours = overrides.value(.maxQueryLengthHours, tenant: tenant) { return Int64(min(hours, 1e9) * 3_600_000) }
+        return maxQueryLength.components.seconds * 1000
+    }
+
+    func maxFlameGraphNodes(tenant: String) -> Int {
+        let n = overrides.value(.maxFlameGraphNodes, tenant: tenant).map { Int(clamping: Int64(min($0, 1e12))) } ?? maxFlameGraphNodes
+        return max(1, n)
+    }
+}
+
 extension QueryError {
+    static func exceeding(_ name: String, _ value: Double, _ message: String) -> QueryError {
+        let shown = value == value.rounded() ? String(Int64(value)) : String(value)
+        var e = QueryError(.invalidArgument, "\(message) (limit \(name) = \(shown))")
+        e.limit = name
+        return e
+    }
+
     var ingestError: IngestError {
         switch kind {
-        case .invalidArgument: IngestError(.invalidArgument, message)
-        case .tooLarge: IngestError(.rateLimited, message)
-        case .unavailable: IngestError(.unavailable, message)
+        case .invalidArgument: IngestError(.invalidArgument, message, limit: limit)
+        case .tooLarge: IngestError(.rateLimited, message, limit: limit)
+        case .unavailable: IngestError(.unavailable, message, limit: limit)
         }
     }
 }
@@ -83,13 +117,36 @@ extension QueryError {
 struct QueryAPI: Sendable {
     let engine: QueryEngine
     let logger: Logger
+    var options = QueryOptions()
 
-    static func range(startMillis: Int64, endMillis: Int64) throws(QueryError) -> ClosedRange<Int64> {
+    /// The request's time range in nanoseconds, within the tenant's `max_query_length_hours`.
+    func range(startMillis: Int64, endMillis: Int64, tenant: String) throws(QueryError) -> ClosedRange<Int64> {
         let end = endMillis > 0 ? endMillis : Int64(Date().timeIntervalSince1970 * 1000)
-        let start = startMillis > 0 ? startMillis : end - QueryRoutes.defaultLookbackMillis
-        guard start <= end else { throw QueryError(.invalidArgument, "start (\(start)) is after end (\(end))") }
-        guard end < Int64.max / 1_000_000 else { throw QueryError(.invalidArgument, "end (\(end)) is out of range") }
+        // Without a start: look back 7 days, or as far as the tenant may query.
+        let maxMillis = options.maxQueryLengthMillis(tenant: tenant)
+        let lookback = maxMillis > 0 ? min(QueryRoutes.defaultLookbackMillis, maxMillis) : QueryRoutes.defaultLookbackMillis
+        let start = startMillis > 0 ? startMillis : end - lookback
+        return try checkedRange(fromMillis: start, untilMillis: end, tenant: tenant, names: ("start", "end"))
+    }
+
+    func checkedRange(fromMillis start: Int64, untilMillis end: Int64, tenant: String, names: (String, String)) throws(QueryError) -> ClosedRange<Int64> {
+        guard start <= end else { throw QueryError(.invalidArgument, "\(names.0) (\(start)) is after \(names.1) (\(end))") }
+        guard end < Int64.max / 1_000_000, start > Int64.min / 1_000_000 else {
+            throw QueryError(.invalidArgument, "\(names.0)/\(names.1) (\(start), \(end)) is out of range")
+        }
+        let maxMillis = options.maxQueryLengthMillis(tenant: tenant)
+        if maxMillis > 0, end - start > maxMillis {
+            throw QueryError.exceeding("max_query_length_hours", Double(maxMillis) / 3_600_000,
+                                   "the query time range of \(Self.hours(end - start)) is longer than allowed")
+        }
         return start * 1_000_000 ... end * 1_000_000 + 999_999
+    }
+
+    static func hours(_ millis: Int64) -> String { String(format: "%.1fh", Double(millis) / 3_600_000) }
+
+    /// The flame graph's node budget: the request's (default 8192), at most the tenant's `max_flamegraph_nodes`.
+    func maxNodes(_ requested: Int64?, tenant: String) -> Int {
+        min(FlameGraphLevels.resolveMaxNodes(requested), options.maxFlameGraphNodes(tenant: tenant))
     }
 
     static func selectors(_ texts: [String]) throws(QueryError) -> [LabelSelector] {
@@ -107,12 +164,12 @@ struct QueryAPI: Sendable {
             throw QueryError(.invalidArgument, "profile_typeID \"\(type)\" is not name:sample_type:sample_unit:period_type:period_unit")
         }
         return Selection(tenant: tenant, profileType: type, selector: try LabelSelector(parsing: selector),
-                         time: try Self.range(startMillis: start, endMillis: end))
+                         time: try range(startMillis: start, endMillis: end, tenant: tenant))
     }
 
     func profileTypes(_ r: Querier_V1_ProfileTypesRequest, tenant: String) async throws -> Querier_V1_ProfileTypesResponse {
         var out = Querier_V1_ProfileTypesResponse()
-        out.profileTypes = try await engine.profileTypes(tenant: tenant, time: try Self.range(startMillis: r.start, endMillis: r.end)).map { t in
+        out.profileTypes = try await engine.profileTypes(tenant: tenant, time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant)).map { t in
             var p = Types_V1_ProfileType()
             p.id = t.id
             p.name = t.name
@@ -128,7 +185,7 @@ struct QueryAPI: Sendable {
     func labelNames(_ r: Types_V1_LabelNamesRequest, tenant: String) async throws -> Types_V1_LabelNamesResponse {
         var out = Types_V1_LabelNamesResponse()
         out.names = try await engine.labelNames(tenant: tenant, selectors: try Self.selectors(r.matchers),
-                                                time: try Self.range(startMillis: r.start, endMillis: r.end))
+                                                time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
         return out
     }
 
@@ -136,13 +193,13 @@ struct QueryAPI: Sendable {
         guard !r.name.isEmpty else { throw QueryError(.invalidArgument, "LabelValues needs a label name") }
         var out = Types_V1_LabelValuesResponse()
         out.names = try await engine.labelValues(tenant: tenant, name: r.name, selectors: try Self.selectors(r.matchers),
-                                                 time: try Self.range(startMillis: r.start, endMillis: r.end))
+                                                 time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
         return out
     }
 
     func series(_ r: Querier_V1_SeriesRequest, tenant: String) async throws -> Querier_V1_SeriesResponse {
         let all = try await engine.seriesLabels(tenant: tenant, selectors: try Self.selectors(r.matchers),
-                                                time: try Self.range(startMillis: r.start, endMillis: r.end))
+                                                time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
         var seen = Set<LabelSet>()
         var out = Querier_V1_SeriesResponse()
         for labels in all {
@@ -179,7 +236,7 @@ struct QueryAPI: Sendable {
     func selectMergeStacktraces(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) async throws -> Querier_V1_SelectMergeStacktracesResponse {
         let (tree, names) = try await tree(r, tenant: tenant)
         var out = Querier_V1_SelectMergeStacktracesResponse()
-        let maxNodes = FlameGraphLevels.resolveMaxNodes(r.hasMaxNodes ? r.maxNodes : nil)
+        let maxNodes = maxNodes(r.hasMaxNodes ? r.maxNodes : nil, tenant: tenant)
         switch r.format {
         case .unspecified, .flamegraph:
             out.flamegraph = Self.flameGraph(FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes))
@@ -191,7 +248,7 @@ struct QueryAPI: Sendable {
                                             start: r.start, end: r.end)
             out.pprof = p
         case .dot, .UNRECOGNIZED:
-            throw IngestError(.unsupportedEncoding, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE or PPROF)")
+            throw IngestError(.invalidArgument, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE or PPROF)")
         }
         return out
     }
@@ -223,7 +280,7 @@ struct QueryAPI: Sendable {
         }
         let (tree, names) = try await engine.diff(left: try selection(r.left, tenant: tenant), right: try selection(r.right, tenant: tenant))
         let g = FlameGraphLevels(tree: tree, nameTable: names,
-                                 maxNodes: FlameGraphLevels.resolveMaxNodes(r.left.hasMaxNodes ? r.left.maxNodes : nil))
+                                 maxNodes: maxNodes(r.left.hasMaxNodes ? r.left.maxNodes : nil, tenant: tenant))
         var f = Querier_V1_FlameGraphDiff()
         f.names = g.names
         f.levels = g.levels.map { values in

@@ -8,19 +8,22 @@ import Query
 enum RenderRoutes {
     static func register<Context: RequestContext>(on router: Router<Context>, api: QueryAPI) {
         router.get("/pyroscope/render") { request, _ -> Response in
-            await respond { try await render(request, api: api) }
+            await respond(request, api: api) { tenant in try await render(request, api: api, tenant: tenant) }
         }
         router.get("/pyroscope/render-diff") { request, _ -> Response in
-            await respond { try await renderDiff(request, api: api) }
+            await respond(request, api: api) { tenant in try await renderDiff(request, api: api, tenant: tenant) }
         }
     }
 
-    static func respond(_ body: () async throws -> [String: Any]) async -> Response {
+    static func respond(_ request: Request, api: QueryAPI, _ body: (String) async throws -> [String: Any]) async -> Response {
+        var tenant = TenantID.defaultTenant
         do {
-            let object = try await body()
+            tenant = try api.options.access.tenant(request, endpoint: "render").get()
+            let object = try await body(tenant)
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         } catch let error as QueryError {
+            if let limit = error.limit { LimitMetrics.queryRefused(limit, tenant: tenant) }
             return IngestRoutes.connectError(error.ingestError)
         } catch let error as IngestError {
             return IngestRoutes.connectError(error)
@@ -36,25 +39,23 @@ enum RenderRoutes {
     }
 
     static func side(_ params: [String: String], query queryKey: String, from fromKey: String, until untilKey: String,
-                     tenant: String, now: Date = Date()) throws -> Side {
+                     tenant: String, api: QueryAPI, now: Date = Date()) throws -> Side {
         guard let text = params[queryKey], !text.isEmpty else { throw QueryError(.invalidArgument, "\(queryKey) is required, e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"app\"}") }
         let query = try ProfileQuery(parsing: text)
         let until = try AtTime.parse(params[untilKey] ?? "now", now: now, name: untilKey)
         let from = try AtTime.parse(params[fromKey] ?? "now-1h", now: now, name: fromKey)
-        guard from <= until else { throw QueryError(.invalidArgument, "\(fromKey) is after \(untilKey)") }
-        let range = from * 1_000_000 ... until * 1_000_000 + 999_999
+        let range = try api.checkedRange(fromMillis: from, untilMillis: until, tenant: tenant, names: (fromKey, untilKey))
         return Side(query: query, range: range,
                     selection: Selection(tenant: tenant, profileType: query.profileType.id, selector: query.selector, time: range))
     }
 
-    static func render(_ request: Request, api: QueryAPI) async throws -> [String: Any] {
+    static func render(_ request: Request, api: QueryAPI, tenant: String) async throws -> [String: Any] {
         let params = FormQuery.parse(request.uri.query)
-        let tenant = try TenantID.resolve(IngestRoutes.header(request, "x-scope-orgid")).get()
-        let side = try side(params, query: "query", from: "from", until: "until", tenant: tenant)
+        let side = try side(params, query: "query", from: "from", until: "until", tenant: tenant, api: api)
         if let format = params["format"], format != "json" {
             throw QueryError(.invalidArgument, "format \(format) is not supported (use json)")
         }
-        let maxNodes = FlameGraphLevels.resolveMaxNodes(Int64(params["max-nodes"] ?? params["maxNodes"] ?? ""))
+        let maxNodes = api.maxNodes(Int64(params["max-nodes"] ?? params["maxNodes"] ?? ""), tenant: tenant)
         let (tree, names) = try await api.engine.mergeStacks(side.selection)
         let graph = FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes)
 
@@ -66,7 +67,7 @@ enum RenderRoutes {
                                                      aggregation: aggregation, limit: nil)
         let buckets = Int((untilMillis - fromMillis) / (stepSeconds * 1000)) + 1
         var samples = [Double](repeating: 0, count: buckets)
-        for s in series { for (t, v) in s.points { samples[min(buckets - 1, Int((t - fromMillis) / (stepSeconds * 1000)))] += v } }
+        for s in series { for (t, v) in s.points { samples[max(0, min(buckets - 1, Int((t - fromMillis) / (stepSeconds * 1000))))] += v } }
 
         return [
             "version": 1,
@@ -76,15 +77,14 @@ enum RenderRoutes {
         ]
     }
 
-    static func renderDiff(_ request: Request, api: QueryAPI) async throws -> [String: Any] {
+    static func renderDiff(_ request: Request, api: QueryAPI, tenant: String) async throws -> [String: Any] {
         let params = FormQuery.parse(request.uri.query)
-        let tenant = try TenantID.resolve(IngestRoutes.header(request, "x-scope-orgid")).get()
-        let left = try side(params, query: "leftQuery", from: "leftFrom", until: "leftUntil", tenant: tenant)
-        let right = try side(params, query: "rightQuery", from: "rightFrom", until: "rightUntil", tenant: tenant)
+        let left = try side(params, query: "leftQuery", from: "leftFrom", until: "leftUntil", tenant: tenant, api: api)
+        let right = try side(params, query: "rightQuery", from: "rightFrom", until: "rightUntil", tenant: tenant, api: api)
         guard left.query.profileType == right.query.profileType else {
             throw QueryError(.invalidArgument, "leftQuery and rightQuery have different profile types")
         }
-        let maxNodes = FlameGraphLevels.resolveMaxNodes(Int64(params["max-nodes"] ?? params["maxNodes"] ?? ""))
+        let maxNodes = api.maxNodes(Int64(params["max-nodes"] ?? params["maxNodes"] ?? ""), tenant: tenant)
         let (tree, names) = try await api.engine.diff(left: left.selection, right: right.selection)
         let graph = FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes)
         return [

@@ -71,12 +71,23 @@ public struct UIAssets: Sendable {
 public enum UIRoutes {
     public static let assetPrefix = "/ui/"
 
-    public static func register<Context: RequestContext>(on router: Router<Context>, assets: UIAssets = .locate()) {
-        router.get("/") { _, _ in
-            response(for: "index.html", assets: assets)
+    /// With `access` authenticating, the pages ask for credentials too: the browser then prompts once and
+    /// sends them with the UI's API calls.
+    public static func register<Context: RequestContext>(on router: Router<Context>, assets: UIAssets = .locate(),
+                                                         access: TenantAccess = .open) {
+        router.get("/") { request, _ in
+            guarded(request, access: access) { response(for: "index.html", assets: assets) }
         }
-        router.get("/ui/{file}") { _, context in
-            response(for: context.parameters.get("file") ?? "", assets: assets)
+        router.get("/ui/{file}") { request, context in
+            guarded(request, access: access) { response(for: context.parameters.get("file") ?? "", assets: assets) }
+        }
+    }
+
+    static func guarded(_ request: Request, access: TenantAccess, _ body: () -> Response) -> Response {
+        guard access.isAuthenticating else { return body() }
+        switch access.tenant(request, endpoint: "ui") {
+        case .success: return body()
+        case .failure(let error): return IngestRoutes.connectError(error)
         }
     }
 

@@ -106,3 +106,18 @@ public struct TopicOptions: ParsableArguments, Sendable {
         return n
     }
 }
+
+/// Flags of the services that answer ingest or query requests: who may call them and per-tenant limits
+/// (docs/security.md). Both are off when not given.
+public struct AccessOptions: ParsableArguments, Sendable {
+    @Option(help: "JSON file of bearer tokens and basic-auth users, each mapped to tenants; when set, every ingest and query request must authenticate (docs/security.md). [env: KILN_AUTH_FILE] (default: none, open)")
+    public var authFile: String?
+
+    @Option(help: "JSON file of per-tenant limit overrides (docs/security.md). [env: KILN_LIMITS_FILE] (default: none)")
+    public var limitsFile: String?
+
+    public init() {}
+
+    public var resolvedAuthFile: String? { EnvironmentFallback.resolve(authFile, env: "KILN_AUTH_FILE") }
+    public var resolvedLimitsFile: String? { EnvironmentFallback.resolve(limitsFile, env: "KILN_LIMITS_FILE") }
+}

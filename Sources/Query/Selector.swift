@@ -1,5 +1,6 @@
 import Foundation
 import ProfileModel
+import Synchronization
 
 /// Why a query was refused; the message names the fault (shown to Grafana and the UI as is).
 public struct QueryError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -11,6 +12,8 @@ public struct QueryError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var kind: Kind
     public var message: String
+    /// The documented name of the per-tenant limit that refused the query, if one did.
+    public var limit: String?
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
@@ -33,7 +36,8 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
     public let name: String
     public let op: Operator
     public let value: String
-    private let pattern: NSRegularExpression?
+    private let pattern: LinearRegex?
+    private let memo: RegexMemo?
 
     public init(_ name: String, _ op: Operator, _ value: String) throws(QueryError) {
         self.name = name
@@ -42,14 +46,16 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
         switch op {
         case .equal, .notEqual:
             pattern = nil
+            memo = nil
         case .regex, .notRegex:
             guard value.utf8.count <= LabelSelector.maxRegexBytes else {
                 throw QueryError(.invalidArgument, "regular expression for \(name) is \(value.utf8.count) bytes; the limit is \(LabelSelector.maxRegexBytes)")
             }
             do {
-                pattern = try NSRegularExpression(pattern: "^(?:" + value + ")$", options: [])
+                pattern = try LinearRegex(value)
+                memo = RegexMemo()
             } catch {
-                throw QueryError(.invalidArgument, "invalid regular expression for \(name): \"\(value)\"")
+                throw QueryError(.invalidArgument, "invalid regular expression for \(name): \"\(value.count > 80 ? String(value.prefix(80)) + "…" : value)\": \(error)")
             }
         }
     }
@@ -66,13 +72,32 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Linear in the value's length (LinearRegex); a value seen before is answered from the memo, as the
+    /// same few values recur across series and blocks.
     private func regexMatches(_ v: String) -> Bool {
-        guard let pattern else { return false }
-        let range = NSRange(v.startIndex..<v.endIndex, in: v)
-        return pattern.firstMatch(in: v, options: [], range: range) != nil
+        guard let pattern, let memo else { return false }
+        if let known = memo.lookup(v) { return known }
+        let result = pattern.wholeMatch(v)
+        memo.store(v, result)
+        return result
     }
 
     public var description: String { "\(name)\(op.rawValue)\"\(value)\"" }
+}
+
+/// Answers of one regex matcher by label value, bounded (cleared when full).
+final class RegexMemo: Sendable {
+    static let capacity = 4096
+    private let answers = Mutex<[String: Bool]>([:])
+
+    func lookup(_ value: String) -> Bool? { answers.withLock { $0[value] } }
+
+    func store(_ value: String, _ result: Bool) {
+        answers.withLock { a in
+            if a.count >= Self.capacity { a.removeAll(keepingCapacity: true) }
+            a[value] = result
+        }
+    }
 }
 
 /// A PromQL-style selector `{a="x", b=~"y.*"}`: a series matches when every matcher matches.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HTTPAPI
 import KilnService
 import ObjectStore
@@ -17,6 +18,7 @@ struct Command: AsyncParsableCommand {
     )
 
     @OptionGroup var service: ServiceOptions
+    @OptionGroup var access: AccessOptions
 
     @Option(help: "Object store URL: file:///path or s3://bucket/prefix?endpoint=...&region=... [env: KILN_STORE] (default: \(StoreURLOption.defaultURL))")
     var store: String?
@@ -29,6 +31,12 @@ struct Command: AsyncParsableCommand {
 
     @Option(help: "Blocks kept open in memory (least recently used evicted). [env: KILN_QUERY_OPEN_BLOCKS] (default: 512)")
     var openBlocks: Int?
+
+    @Option(help: "Longest time range of one query, in hours; 0 = unlimited. [env: KILN_QUERY_MAX_LENGTH_HOURS] (default: 744)")
+    var maxQueryLengthHours: Double?
+
+    @Option(help: "Largest flame graph (nodes) a request may ask for; larger requests are clamped. [env: KILN_QUERY_MAX_NODES] (default: 1048576)")
+    var maxNodes: Int?
 
     func run() async throws {
         let logger = try KilnLogging.bootstrap(service: "kiln-query", options: service)
@@ -50,8 +58,23 @@ struct Command: AsyncParsableCommand {
         }
         let storeURL = StoreURLOption.resolve(store)
         let engine = QueryEngine(store: try makeObjectStore(url: storeURL, logger: logger), options: options, logger: logger)
-        QueryRoutes.register(on: admin.router, engine: engine, logger: logger)
-        UIRoutes.register(on: admin.router)
+        var queryOptions = QueryOptions()
+        if let text = EnvironmentFallback.resolve(maxQueryLengthHours.map { String($0) }, env: "KILN_QUERY_MAX_LENGTH_HOURS") {
+            guard let hours = Double(text), hours >= 0, hours < 1e9 else { throw ServiceConfigurationError("--max-query-length-hours: \"\(text)\" is not a number of hours") }
+            queryOptions.maxQueryLength = .seconds(Int64(hours * 3600))
+        }
+        if let text = EnvironmentFallback.resolve(maxNodes.map(String.init), env: "KILN_QUERY_MAX_NODES") {
+            guard let n = Int(text), n > 0 else { throw ServiceConfigurationError("--max-nodes: \"\(text)\" is not a positive integer") }
+            queryOptions.maxFlameGraphNodes = n
+        }
+        if let path = access.resolvedAuthFile {
+            queryOptions.access = TenantAccess(credentials: try Credentials.load(contentsOf: URL(fileURLWithPath: path)))
+        }
+        if let path = access.resolvedLimitsFile { queryOptions.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
+        QueryRoutes.register(on: admin.router, engine: engine, logger: logger, options: queryOptions)
+        UIRoutes.register(on: admin.router, access: queryOptions.access)
+        logger.info("query access", metadata: ["authentication": "\(queryOptions.access.credentials.map { "\($0.entries.count) credentials" } ?? "off")",
+                                               "tenant_overrides": "\(queryOptions.overrides.tenants.count)"])
         logger.info("serving queries", metadata: ["store": "\(storeURL)", "listen": "\(listenText)"])
         try await ServiceRunner.run([admin.application(listen: address, logger: logger)], logger: logger)
     }

@@ -25,6 +25,7 @@ struct Command: AsyncParsableCommand {
     @OptionGroup var service: ServiceOptions
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var topics: TopicOptions
+    @OptionGroup var access: AccessOptions
 
     @Option(help: "Alloy configuration file with pyroscope.scrape components. [env: KILN_SCRAPE_CONFIG] (default: none, push ingest only)")
     var config: String?
@@ -50,6 +51,12 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Seconds a push waits for Kafka's acknowledgement before 503. [env: KILN_INGEST_PUBLISH_TIMEOUT] (default: 15)")
     var ingestPublishTimeout: Double?
 
+    @Option(help: "Active series per tenant (label sets pushed within the last hour); 0 = unlimited. [env: KILN_INGEST_MAX_SERIES] (default: 5000)")
+    var ingestMaxSeries: Int?
+
+    @Option(help: "Label names per pushed series. [env: KILN_INGEST_MAX_LABEL_NAMES] (default: 30)")
+    var ingestMaxLabelNames: Int?
+
     func run() async throws {
         let logger = try KilnLogging.bootstrap(service: "kiln-scraper", options: service)
         let registry = KilnMetrics.bootstrap()
@@ -64,7 +71,10 @@ struct Command: AsyncParsableCommand {
         // Pushes and scrapes without a Kafka writer of their own share one producer to the raw topic.
         let producer = try KafkaProducer(config: ProducerConfig(kafka: kafkaConfig), logger: logger)
         let publisher = KafkaRawPublisher(producer: producer, topic: rawTopic, logger: logger)
-        let ingester = PushIngester(publisher: publisher, options: try ingestOptions(), logger: logger)
+        let options = try ingestOptions()
+        let ingester = PushIngester(publisher: publisher, options: options, logger: logger)
+        logger.info("push ingest", metadata: ["authentication": "\(options.access.credentials.map { "\($0.entries.count) credentials" } ?? "off")",
+                                              "tenant_overrides": "\(options.overrides.tenants.count)"])
         IngestRoutes.register(on: admin.router, ingester: ingester)
 
         var scraper: ScrapeService?
@@ -109,6 +119,12 @@ struct Command: AsyncParsableCommand {
         if let v = try number(ingestRateMb.map { String($0) }, "KILN_INGEST_RATE_MB") { o.rateBytesPerSecond = v * 1_048_576 }
         if let v = try number(ingestBurstMb.map { String($0) }, "KILN_INGEST_BURST_MB") { o.burstBytes = v * 1_048_576 }
         if let v = try number(ingestPublishTimeout.map { String($0) }, "KILN_INGEST_PUBLISH_TIMEOUT") { o.publishTimeout = .milliseconds(Int64(v * 1000)) }
+        if let v = try number(ingestMaxSeries.map(String.init), "KILN_INGEST_MAX_SERIES") { o.maxSeriesPerTenant = Int(v) }
+        if let v = try number(ingestMaxLabelNames.map(String.init), "KILN_INGEST_MAX_LABEL_NAMES") { o.maxLabelNames = Int(v) }
+        if let path = access.resolvedAuthFile {
+            o.access = TenantAccess(credentials: try Credentials.load(contentsOf: URL(fileURLWithPath: path)))
+        }
+        if let path = access.resolvedLimitsFile { o.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
         return o
     }
 }

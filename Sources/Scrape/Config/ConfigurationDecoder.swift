@@ -242,23 +242,7 @@ struct ConfigurationDecoder {
         let tenant = try reader.string("tenant") ?? ScrapeConfiguration.defaultTenant
         if tenant.isEmpty { throw ConfigError("tenant must not be empty", at: reader.attribute("tenant")!.value.position) }
 
-        var credentials = ScrapeCredentials()
-        credentials.bearerToken = try reader.string("bearer_token")
-        credentials.bearerTokenFile = try reader.string("bearer_token_file")
-        if let auth = try reader.singleBlock("basic_auth") {
-            let r = try BodyReader(auth.body, owner: "basic_auth", at: auth.position,
-                                   attributes: ["username", "password", "password_file"], blocks: [], environment: environment)
-            let username = try Values.string(try r.required("username").value, what: "username", environment: environment)
-            if r.has("password") && r.has("password_file") {
-                throw ConfigError("basic_auth takes password or password_file, not both", at: r.attribute("password_file")!.position)
-            }
-            credentials.basicAuth = BasicAuth(username: username, password: try r.string("password"),
-                                              passwordFile: try r.string("password_file"))
-        }
-        let authCount = [credentials.basicAuth != nil, credentials.bearerToken != nil, credentials.bearerTokenFile != nil].filter { $0 }.count
-        if authCount > 1 {
-            throw ConfigError("at most one of basic_auth, bearer_token and bearer_token_file may be set in \(block.displayName)", at: block.position)
-        }
+        let credentials = try decodeCredentials(reader, owner: block.displayName, at: block.position)
 
         var tls: TLSSettings?
         if let t = try reader.singleBlock("tls_config") {
@@ -448,6 +432,29 @@ struct ConfigurationDecoder {
         return rule
     }
 
+    /// `bearer_token`, `bearer_token_file` or a `basic_auth { username, password | password_file }` block
+    /// (of a scrape job, or of a `pyroscope.write` endpoint).
+    func decodeCredentials(_ reader: BodyReader, owner: String, at position: SourcePosition) throws(ConfigError) -> ScrapeCredentials {
+        var credentials = ScrapeCredentials()
+        credentials.bearerToken = try reader.string("bearer_token")
+        credentials.bearerTokenFile = try reader.string("bearer_token_file")
+        if let auth = try reader.singleBlock("basic_auth") {
+            let r = try BodyReader(auth.body, owner: "basic_auth", at: auth.position,
+                                   attributes: ["username", "password", "password_file"], blocks: [], environment: environment)
+            let username = try Values.string(try r.required("username").value, what: "username", environment: environment)
+            if r.has("password") && r.has("password_file") {
+                throw ConfigError("basic_auth takes password or password_file, not both", at: r.attribute("password_file")!.position)
+            }
+            credentials.basicAuth = BasicAuth(username: username, password: try r.string("password"),
+                                              passwordFile: try r.string("password_file"))
+        }
+        let authCount = [credentials.basicAuth != nil, credentials.bearerToken != nil, credentials.bearerTokenFile != nil].filter { $0 }.count
+        if authCount > 1 {
+            throw ConfigError("at most one of basic_auth, bearer_token and bearer_token_file may be set in \(owner)", at: position)
+        }
+        return credentials
+    }
+
     // MARK: pyroscope.write
 
     func decodeWrite(_ block: Block, label: String) throws(ConfigError) -> WriteComponent {
@@ -456,7 +463,8 @@ struct ConfigurationDecoder {
         var endpoints: [WriteEndpoint] = []
         for e in reader.blocks(named: "endpoint") {
             let r = try BodyReader(e.body, owner: "endpoint", at: e.position,
-                                   attributes: ["url", "name", "remote_timeout", "headers"], blocks: [], environment: environment)
+                                   attributes: ["url", "name", "remote_timeout", "headers", "bearer_token", "bearer_token_file"],
+                                   blocks: ["basic_auth"], environment: environment)
             let urlAttr = try r.required("url")
             let url = try Values.string(urlAttr.value, what: "url", environment: environment)
             guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil else {
@@ -464,7 +472,8 @@ struct ConfigurationDecoder {
             }
             endpoints.append(WriteEndpoint(url: url, name: try r.string("name"),
                                            remoteTimeout: try r.duration("remote_timeout") ?? .seconds(10),
-                                           headers: try r.stringMap("headers") ?? [:]))
+                                           headers: try r.stringMap("headers") ?? [:],
+                                           credentials: try decodeCredentials(r, owner: "endpoint", at: e.position)))
         }
         var kafka: KafkaWrite?
         if let k = try reader.singleBlock("kafka") {

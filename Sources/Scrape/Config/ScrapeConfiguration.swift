@@ -66,6 +66,12 @@ public struct BasicAuth: Sendable, Equatable {
     public var username: String
     public var password: String?
     public var passwordFile: String?
+
+    public init(username: String, password: String? = nil, passwordFile: String? = nil) {
+        self.username = username
+        self.password = password
+        self.passwordFile = passwordFile
+    }
 }
 
 public struct TLSSettings: Sendable, Hashable {
@@ -82,6 +88,12 @@ public struct ScrapeCredentials: Sendable, Equatable {
     public var bearerToken: String?
     public var bearerTokenFile: String?
     public static let none = ScrapeCredentials()
+
+    public init(basicAuth: BasicAuth? = nil, bearerToken: String? = nil, bearerTokenFile: String? = nil) {
+        self.basicAuth = basicAuth
+        self.bearerToken = bearerToken
+        self.bearerTokenFile = bearerTokenFile
+    }
 }
 
 /// Where a job's (or a relabel component's) targets come from.
@@ -134,12 +146,16 @@ public struct WriteEndpoint: Sendable, Equatable {
     public var name: String?
     public var remoteTimeout: Duration
     public var headers: [String: String]
+    /// `basic_auth` or `bearer_token(_file)` sent as `Authorization` (files are read at every push).
+    public var credentials: ScrapeCredentials
 
-    public init(url: String, name: String? = nil, remoteTimeout: Duration = .seconds(10), headers: [String: String] = [:]) {
+    public init(url: String, name: String? = nil, remoteTimeout: Duration = .seconds(10), headers: [String: String] = [:],
+                credentials: ScrapeCredentials = .none) {
         self.url = url
         self.name = name
         self.remoteTimeout = remoteTimeout
         self.headers = headers
+        self.credentials = credentials
     }
 }
 

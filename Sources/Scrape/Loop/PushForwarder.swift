@@ -44,6 +44,9 @@ public final class PushForwarder: ProfileSink {
             request.headers.add(name: "Content-Type", value: "application/proto")
             request.headers.add(name: "Connect-Protocol-Version", value: "1")
             request.headers.add(name: "X-Scope-OrgID", value: tenant)
+            if let authorization = try HTTPProfileFetcher.authorization(endpoint.credentials) {
+                request.headers.add(name: "Authorization", value: authorization)
+            }
             for (name, value) in endpoint.headers {
                 request.headers.replaceOrAdd(name: name, value: value)
             }
