@@ -161,7 +161,13 @@ public final class CompactorStage: Service, Sendable {
         // of its own so that the cancellation that ended the loop does not abort the uploads.
         try await Task { try await self.flushAll() }.value
         try? await consumer.commit()
-        try await consumer.close()
+        do {
+            try await consumer.close()
+        } catch {
+            // Offsets were stored and committed above; a failed LeaveGroup (e.g. a join still in progress)
+            // only means the group notices the departure at the session timeout. Not a failed shutdown.
+            logger.warning("leaving the consumer group failed", metadata: ["error": "\(error)"])
+        }
         logger.info("stopped", metadata: ["stats": "\(currentStats)"])
     }
 

@@ -95,7 +95,13 @@ public final class NormalizerStage: Service, Sendable {
         // Everything polled was processed and stored above; hand the offsets over and leave the group.
         try await producer.close()
         try? await consumer.commit()
-        try await consumer.close()
+        do {
+            try await consumer.close()
+        } catch {
+            // Offsets were stored and committed above; a failed LeaveGroup (e.g. a join still in progress)
+            // only means the group notices the departure at the session timeout. Not a failed shutdown.
+            logger.warning("leaving the consumer group failed", metadata: ["error": "\(error)"])
+        }
         logger.info("stopped", metadata: ["stats": "\(currentStats)"])
     }
 

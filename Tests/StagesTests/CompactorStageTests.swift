@@ -291,7 +291,8 @@ struct CompactorStageTests {
             while ContinuousClock.now < deadline, !(try await finished()) { try await Task.sleep(for: .milliseconds(100)) }
             let listing = try await BlockIndex.list(store, tenant: "acme")
             child.signal(SIGTERM)
-            #expect(try await child.waitForExit() == 0)
+            let status = try await child.waitForExit()
+            #expect(status == 0, "kiln-compactor exited \(status) after SIGTERM:\n\(child.lines.suffix(30).joined(separator: "\n"))")
             #expect(listing.metas.count == 1)
             let top = try #require(listing.metas.first)
             #expect(top.compaction.level == 2)
