@@ -272,10 +272,16 @@ struct CompactorStageTests {
             var killsWithWorkLeft = 0
             for round in 0..<4 {
                 let child = try ChildProcess(binary, arguments, environment: environment)
-                // Kill it without warning at a random moment after start: waiting for the lease, mid-upload,
-                // between the upload and the deletion marks, mid-deletion, or between jobs.
-                _ = try await child.waitForLine(timeout: .seconds(30)) { $0.contains("block store") }
-                try await Task.sleep(for: .milliseconds(Int.random(in: 200...1500, using: &rng)))
+                if round == 0 {
+                    // The first kill lands right after the first merge, so the rest (more merges, the marks,
+                    // the deletions) is certainly left for a restart, however fast this machine is.
+                    _ = try await child.waitForLine(timeout: .seconds(30)) { $0.contains("msg=compacted ") }
+                } else {
+                    // Then without warning at a random moment after start: waiting for the lease, mid-upload,
+                    // between the upload and the deletion marks, mid-deletion, or between jobs.
+                    _ = try await child.waitForLine(timeout: .seconds(30)) { $0.contains("block store") }
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...1500, using: &rng)))
+                }
                 child.signal(SIGKILL)
                 _ = try await child.waitForExit()
                 let done = try await finished()
@@ -287,6 +293,8 @@ struct CompactorStageTests {
 
             // Left to finish: one level-2 block holding every level-0 block, the sources deleted.
             let child = try ChildProcess(binary, arguments, environment: environment)
+            // Its SIGTERM handler is in place once the stage consumes.
+            _ = try await child.waitForLine(timeout: .seconds(30)) { $0.contains("msg=consuming ") }
             let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline, !(try await finished()) { try await Task.sleep(for: .milliseconds(100)) }
             let listing = try await BlockIndex.list(store, tenant: "acme")

@@ -32,6 +32,9 @@ public final class ChildProcess: Sendable {
         process.executableURL = executable
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
+        // A crash prints only the crashed thread, unsymbolicated beyond what is fast, so the report arrives
+        // within a test's wait and its first lines (the reason) stay in the failure message.
+        env["SWIFT_BACKTRACE"] = env["SWIFT_BACKTRACE"] ?? "enable=yes,interactive=no,threads=crashed,registers=none,images=none,limit=30"
         env.merge(environment) { _, new in new }
         process.environment = env
         let outPipe = Pipe(), errPipe = Pipe()
@@ -135,7 +138,14 @@ public final class ChildProcess: Sendable {
         return status
     }
 
-    private var tail: String { lines.suffix(40).joined(separator: "\n") }
+    /// The last output, preceded by any crash or fatal-error lines that scrolled out of it.
+    private var tail: String {
+        let all = lines
+        let last = all.suffix(40)
+        let reasons = all.dropLast(last.count).filter { $0.contains("Fatal error") || $0.contains("crashed") || $0.contains("Crash") }
+        let shown = reasons.isEmpty ? Array(last) : reasons + ["…"] + last
+        return shown.joined(separator: "\n")
+    }
 
     deinit {
         if isRunning { kill(pid, SIGKILL) }
