@@ -29,8 +29,8 @@ var processStart = time.Now()
 // registerDeltaProfiles adds the three godeltaprof paths to mux.
 func registerDeltaProfiles(mux *http.ServeMux) {
 	heap := &heapDeltas{}
-	block := &contentionDeltas{name: "block", records: runtime.BlockProfile, scale: func(c int64, ns float64) (int64, float64) { return c, ns }}
-	mutex := &contentionDeltas{name: "mutex", records: runtime.MutexProfile, scale: scaleByMutexFraction}
+	block := &contentionDeltas{records: runtime.BlockProfile, scale: func(c int64, ns float64) (int64, float64) { return c, ns }}
+	mutex := &contentionDeltas{records: runtime.MutexProfile, scale: scaleByMutexFraction}
 	mux.HandleFunc("/debug/pprof/delta_heap", serveProfile("delta_heap", heap.write))
 	mux.HandleFunc("/debug/pprof/delta_block", serveProfile("delta_block", block.write))
 	mux.HandleFunc("/debug/pprof/delta_mutex", serveProfile("delta_mutex", mutex.write))
@@ -177,7 +177,6 @@ func scaleHeapSample(count, size, rate int64) (int64, int64) {
 type contentionCounts struct{ count, cycles int64 }
 
 type contentionDeltas struct {
-	name    string
 	records func([]runtime.BlockProfileRecord) (int, bool)
 	scale   func(count int64, nanoseconds float64) (int64, float64)
 
