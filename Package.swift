@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
         .testTarget(name: "BlocksTests", dependencies: ["Blocks", "ObjectStore", "Parquet", "ProfileModel", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
-        .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "TestSupport"]),
+        .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "PprofCodec", "TestSupport"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore", "HTTPAPI", "Scrape",
                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks", "Scrape",

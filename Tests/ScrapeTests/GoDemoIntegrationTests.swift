@@ -79,13 +79,13 @@ struct GoDemoIntegrationTests {
     }
 
     /// `go tool pprof -top` over a profile body; the reference parser names the hot functions.
-    static func topFunctions(_ body: [UInt8]) throws -> String {
+    static func topFunctions(_ body: [UInt8], sampleIndex: String? = nil) throws -> String {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).pb.gz")
         try Data(body).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/go")
-        p.arguments = ["tool", "pprof", "-top", "-nodecount=40", file.path]
+        p.arguments = ["tool", "pprof", "-top", "-nodecount=40"] + (sampleIndex.map { ["-sample_index=\($0)"] } ?? []) + [file.path]
         var env = ProcessInfo.processInfo.environment
         env["GOCACHE"] = TestEnvironment.repoRoot.appendingPathComponent(".build-demo/gocache").path
         p.environment = env
@@ -213,9 +213,9 @@ struct GoDemoIntegrationTests {
             #expect("\(error)".contains("timed out") || "\(error)".lowercased().contains("deadline"), "error: \(error)")
         }
         do {
-            _ = try await fetcher.fetch(ProfileRequest(url: "http://\(demo.address)/debug/pprof/delta_heap", timeout: .seconds(5),
+            _ = try await fetcher.fetch(ProfileRequest(url: "http://\(demo.address)/debug/pprof/no_such_profile", timeout: .seconds(5),
                                                        maxBodyBytes: 1 << 20, credentials: .none, tls: nil))
-            Issue.record("godeltaprof endpoint unexpectedly served")
+            Issue.record("an unknown profile was served")
         } catch {
             #expect("\(error)".hasPrefix("server returned HTTP status 404"), "error: \(error)")
         }

@@ -2,9 +2,10 @@
 // net/http/pprof endpoints and keeps itself busy with recognisable work so
 // that tests and demos can check which functions show up in which profile.
 //
-// It uses the standard library only (Debian's Go 1.19, no network), so the
-// godeltaprof endpoints (/debug/pprof/delta_*), which need the pyroscope-go
-// module, are not served.
+// It uses the standard library only (Debian's Go 1.19, no network). Besides
+// net/http/pprof it serves godeltaprof-compatible /debug/pprof/delta_heap,
+// delta_block and delta_mutex (deltaprof.go), written here without the
+// pyroscope-go module.
 package main
 
 import (
@@ -25,9 +26,11 @@ func main() {
 	leakLimit := flag.Int("leak-limit-mb", 64, "stop growing the leaked slice at this many MiB")
 	flag.Parse()
 
-	// Record every mutex contention and blocking event so short test runs see them.
+	// Record every mutex contention and blocking event so short test runs see them
+	// (the plain and the delta endpoints alike).
 	runtime.SetMutexProfileFraction(1)
 	runtime.SetBlockProfileRate(1)
+	registerDeltaProfiles(http.DefaultServeMux)
 
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
