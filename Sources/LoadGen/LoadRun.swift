@@ -208,6 +208,7 @@ public final class LoadRun: Sendable {
         stopLoops.store(true, ordering: .relaxed)
         _ = await (sampling, probing, polling, reporting)
         await takeSample(at: elapsed())
+        await prober?.shutdown()
 
         let s = shared.withLock { $0 }
         let latencies = s.sendLatencies.sorted()

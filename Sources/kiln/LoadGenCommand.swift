@@ -20,10 +20,10 @@ struct LoadGenCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "http: POST /ingest to --ingest-url; kafka: RawEnvelopes straight into --raw-topic. (default: http)")
+    @Option(help: "http: POST /ingest to --ingest-url; kafka: RawEnvelopes straight into --raw-topic.")
     var mode: String = "http"
 
-    @Option(help: "Base URL of the push ingest (kiln-scraper or kiln dev). (default: http://127.0.0.1:4100)")
+    @Option(help: "Base URL of the push ingest (kiln-scraper or kiln dev).")
     var ingestURL: String = "http://127.0.0.1:4100"
 
     @OptionGroup var kafka: KafkaOptions
@@ -31,7 +31,7 @@ struct LoadGenCommand: AsyncParsableCommand {
     @Option(help: "Raw topic for --mode kafka. [env: KILN_RAW_TOPIC] (default: kiln.profiles.raw)")
     var rawTopic: String?
 
-    @Option(help: "Tenant (X-Scope-OrgID / envelope tenant). (default: anonymous)")
+    @Option(help: "Tenant (X-Scope-OrgID / envelope tenant).")
     var tenant: String = "anonymous"
 
     @Option(help: "Services in the fleet.") var services: Int = 50
@@ -50,7 +50,7 @@ struct LoadGenCommand: AsyncParsableCommand {
     @Option(help: "The shared fixtures folder (holds pprof/). [env: KILN_FIXTURES_DIR] (default: ../shared/fixtures)")
     var fixtures: String?
 
-    @Option(help: "Folder for the results file <phase>.json. (default: run/loadgen)") var out: String = "run/loadgen"
+    @Option(help: "Folder for the results file <phase>.json.") var out: String = "run/loadgen"
     @Option(help: "Name of this phase in the results.") var phase: String = "loadgen"
 
     @Option(name: .customLong("watch"), help: "A process to measure: name=PID[@http://admin-host:port] (repeatable).")
@@ -126,7 +126,7 @@ struct LoadGenCommand: AsyncParsableCommand {
         let run = LoadRun(config: config, fleet: fleet, pool: pool, sender: sender, watcher: watcher, lag: lagMonitor, queryURL: query)
         let results = await run.run()
         await sender.shutdown()
-        await watcher?.shutdown()
+        await watcher.shutdown()
         await lagMonitor?.shutdown()
 
         let outDir = URL(fileURLWithPath: out)
