@@ -40,6 +40,12 @@ public struct ProcessUsage: Sendable, Codable, Equatable {
     /// Peak resident set (VmHWM).
     public var peakRSSBytes: Int64
 
+    public init(cpuSeconds: Double, rssBytes: Int64, peakRSSBytes: Int64) {
+        self.cpuSeconds = cpuSeconds
+        self.rssBytes = rssBytes
+        self.peakRSSBytes = peakRSSBytes
+    }
+
     enum CodingKeys: String, CodingKey {
         case cpuSeconds = "cpu_seconds", rssBytes = "rss_bytes", peakRSSBytes = "peak_rss_bytes"
     }
