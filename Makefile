@@ -20,7 +20,6 @@ fuzz: setup
 	scripts/fuzz.sh
 
 loadtest: setup
-	@test -x scripts/loadtest.sh || { echo "make loadtest: kiln loadgen is not built yet (see load-tests/README.md)"; exit 1; }
 	scripts/loadtest.sh
 
 clean:

@@ -120,8 +120,17 @@ let package = Package(
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
         .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI", "Blocks", "Query"]),
 
+        // `kiln loadgen`: a synthetic fleet built from real pprof, pushed at a rate, with the pipeline measured.
+        .target(name: "LoadGen", dependencies: [
+            "PprofCodec", "Records", "ProfileModel", "KafkaClient",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+
         // Executables: flag parsing and wiring only.
-        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay"]),
+        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay", "LoadGen"]),
         .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
         .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
         .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient", "Blocks", "Stages"]),
@@ -155,6 +164,8 @@ let package = Package(
         .testTarget(name: "DevStackTests", dependencies: ["DevStack", "TestSupport",
                                                           .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "PprofCodec", "TestSupport",
+                                                         .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
     ]
 )

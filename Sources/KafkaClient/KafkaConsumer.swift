@@ -359,6 +359,22 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// A partition's low and high watermark as the broker reports them (ListOffsets). The partition need not be
+    /// assigned. On Tansu the high watermark can be short by the last batch's record count minus one, so lag
+    /// computed from it is approximate there.
+    public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
+        try ensureOpen()
+        return try await Native.run(on: blockingQueue) { [self] in
+            var low: Int64 = -1, high: Int64 = -1
+            let err = rd_kafka_query_watermark_offsets(handle.raw, topic, partition, &low, &high, Int32(clamping: timeout.milliseconds))
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .consumerFailed, code: err.rawValue,
+                                 "watermarks of \(topic)[\(partition)] failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
+            }
+            return (low, high)
+        }
+    }
+
     /// Moves an assigned partition's read position to `offset` (or a `KafkaOffset` constant).
     public func seek(topic: String, partition: Int32, offset: Int64, timeout: Duration = .seconds(10)) async throws {
         try ensureOpen()
