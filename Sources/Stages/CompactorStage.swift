@@ -54,6 +54,8 @@ public final class CompactorStage: Service, Sendable {
         public var bytesWritten = 0
         public var headsDroppedOnRevoke = 0
         public var storeReloads = 0
+        /// Records whose offset a block already lists for other samples: the topic was re-created.
+        public var reusedOffsets = 0
     }
 
     /// The heads of one normalized partition and how far it was read.
@@ -71,14 +73,22 @@ public final class CompactorStage: Service, Sendable {
 
     /// What the store says blocks hold, per block (so old blocks can be forgotten past the horizon).
     struct StoreIndex {
-        var blocks: [ULID: KafkaProvenance] = [:]
+        /// One block's offsets and sample time range.
+        struct Entry {
+            var raw: [PartitionKey: OffsetRanges]
+            var normalized: [PartitionKey: OffsetRanges]
+            var time: ClosedRange<Int64>
+        }
+
+        var blocks: [ULID: Entry] = [:]
         var raw: [PartitionKey: OffsetRanges] = [:]
         var normalized: [PartitionKey: OffsetRanges] = [:]
 
-        mutating func add(_ ulid: ULID, _ p: KafkaProvenance) {
-            blocks[ulid] = p
-            for (k, v) in p.rawByPartition { raw[k, default: OffsetRanges()].formUnion(v) }
-            for (k, v) in p.normalizedByPartition { normalized[k, default: OffsetRanges()].formUnion(v) }
+        mutating func add(_ ulid: ULID, _ p: KafkaProvenance, time: ClosedRange<Int64>) {
+            let entry = Entry(raw: p.rawByPartition, normalized: p.normalizedByPartition, time: time)
+            blocks[ulid] = entry
+            for (k, v) in entry.raw { raw[k, default: OffsetRanges()].formUnion(v) }
+            for (k, v) in entry.normalized { normalized[k, default: OffsetRanges()].formUnion(v) }
         }
 
         mutating func forget(olderThanMillis cutoff: UInt64) {
@@ -86,9 +96,24 @@ public final class CompactorStage: Service, Sendable {
             guard !old.isEmpty else { return }
             for u in old { blocks[u] = nil }
             raw = [:]; normalized = [:]
-            let keep = blocks
-            blocks = [:]
-            for (u, p) in keep { add(u, p) }
+            for entry in blocks.values {
+                for (k, v) in entry.raw { raw[k, default: OffsetRanges()].formUnion(v) }
+                for (k, v) in entry.normalized { normalized[k, default: OffsetRanges()].formUnion(v) }
+            }
+        }
+
+        /// Whether a block holds this offset *and* the batch's samples. A Kafka offset names a record only
+        /// within one life of a topic: a topic re-created (or a broker that lost its log, like Tansu's
+        /// memory storage across a restart) hands out the same offsets again to new records. A genuine
+        /// redelivery always lies inside the time range of the block that holds it; new records with the
+        /// same offsets (taken later) do not, and must not be dropped as duplicates.
+        func holds(_ key: PartitionKey, _ offset: Int64, normalized byNormalized: Bool, times: ClosedRange<Int64>?) -> Bool {
+            guard (byNormalized ? normalized : raw)[key]?.contains(offset) ?? false else { return false }
+            guard let times else { return true }
+            return blocks.values.contains { e in
+                (byNormalized ? e.normalized : e.raw)[key]?.contains(offset) ?? false
+                    && e.time.lowerBound <= times.lowerBound && times.upperBound <= e.time.upperBound
+            }
         }
     }
 
@@ -107,23 +132,29 @@ public final class CompactorStage: Service, Sendable {
     private let stats = Mutex(Stats())
     private let logger: Logger
     private let onReady: @Sendable () -> Void
+    private let lag: LagReporter
+    private let onStoreProblem: @Sendable (_ problem: String?) -> Void
 
     private let recordsCounter = Counter(label: "kiln_compactor_records_total")
     private let duplicatesCounter = Counter(label: "kiln_compactor_duplicates_total")
     private let blocksCounter = Counter(label: "kiln_compactor_blocks_written_total")
     private let blockBytesCounter = Counter(label: "kiln_compactor_block_bytes_total")
     private let flushTimer = Metrics.Timer(label: "kiln_compactor_flush_seconds")
+    private let storeFailuresCounter = Counter(label: "kiln_compactor_store_failures_total")
 
     public init(configuration: Configuration, kafka: KafkaConfig, store: any ObjectStore, writer: BlockWriter = BlockWriter(),
-                logger: Logger, onReady: @escaping @Sendable () -> Void = {}) throws {
+                logger: Logger, onReady: @escaping @Sendable () -> Void = {},
+                onStoreProblem: @escaping @Sendable (_ problem: String?) -> Void = { _ in }) throws {
         self.configuration = configuration
         self.store = store
         self.writer = writer
         self.logger = logger
         self.onReady = onReady
+        self.onStoreProblem = onStoreProblem
         var consumerConfig = ConsumerConfig(kafka: kafka, groupID: configuration.groupID)
         consumerConfig.onRebalance = { event in logger.info("rebalance", metadata: ["event": "\(event)"]) }
         consumer = try KafkaConsumer(config: consumerConfig, logger: logger)
+        lag = LagReporter(consumer: consumer, group: configuration.groupID)
     }
 
     public var currentStats: Stats { stats.withLock { $0 } }
@@ -138,7 +169,8 @@ public final class CompactorStage: Service, Sendable {
                 while !Task.isCancelled {
                     let events = try await self.consumer.poll(max: self.configuration.maxPollRecords, timeout: .milliseconds(500))
                     try await self.handle(events)
-                    try await self.flushDue(now: Date())
+                    self.lag.reportIfDue()
+                    try await self.untilStoreAccepts("block upload") { try await self.flushDue(now: Date()) }
                 }
             }
         } catch is CancellationError {}
@@ -187,7 +219,7 @@ public final class CompactorStage: Service, Sendable {
     /// Decodes and appends records, skipping what a block or head already holds.
     func process(_ records: [ConsumerRecord]) async throws {
         guard !records.isEmpty else { return }
-        if state.withLock({ $0.needsReload }) { try await reloadFromStore() }
+        if state.withLock({ $0.needsReload }) { try await untilStoreAccepts("reading block provenance") { try await self.reloadFromStore() } }
         let decoded: [(ConsumerRecord, SampleBatch?)] = try await worker.run {
             records.map { r in (r, try? BatchCodec.decode(r.value)) }
         }
@@ -200,10 +232,12 @@ public final class CompactorStage: Service, Sendable {
                 var ps = s.partitions[key] ?? PartitionState()
                 defer { s.partitions[key] = ps }
                 ps.lastOffset = max(ps.lastOffset, record.offset)
-                if s.index.normalized[key]?.contains(record.offset) ?? false {
+                let times = batch.flatMap { b in b.sampleTimes.min().map { $0...b.sampleTimes.max()! } }
+                if s.index.holds(key, record.offset, normalized: true, times: times) {
                     delta.duplicateRecords += 1
                     continue
                 }
+                if s.index.normalized[key]?.contains(record.offset) ?? false { delta.reusedOffsets += 1 }
                 guard let batch else {
                     // BatchCodec rejected it: it can never become a block; skip it, loudly.
                     delta.undecodable += 1
@@ -214,7 +248,7 @@ public final class CompactorStage: Service, Sendable {
                 let rawKey = PartitionKey(topic: raw.topic, partition: raw.partition)
                 let inHead = s.partitions.values.contains { $0.heads[batch.tenant]?.holds(raw: raw) ?? false }
                     || ps.heads[batch.tenant]?.holds(raw: raw) ?? false
-                if inHead || (s.index.raw[rawKey]?.contains(raw.offset) ?? false) {
+                if inHead || s.index.holds(rawKey, raw.offset, normalized: false, times: times) {
                     delta.duplicateBatches += 1
                     continue
                 }
@@ -234,12 +268,44 @@ public final class CompactorStage: Service, Sendable {
             s.duplicateRecords += delta.duplicateRecords
             s.duplicateBatches += delta.duplicateBatches
             s.undecodable += delta.undecodable
+            s.reusedOffsets += delta.reusedOffsets
+        }
+        if delta.reusedOffsets > 0 {
+            logger.warning("offsets that blocks in the store already hold came back with other samples: the topic was re-created or the broker lost its log; these records are kept as new",
+                           metadata: ["records": "\(delta.reusedOffsets)"])
         }
         recordsCounter.increment(by: delta.recordsIn)
         duplicatesCounter.increment(by: delta.duplicateRecords + delta.duplicateBatches)
     }
 
     // MARK: Store
+
+    /// Runs `body` until the store accepts it. A store that fails after its own retries (S3 down, a full
+    /// disk) must not end the process nor lose data: the stage stops consuming (it polls nothing while it
+    /// waits here), keeps its heads, and tries again with backoff. Offsets were not stored, so a crash
+    /// meanwhile replays the records.
+    func untilStoreAccepts(_ what: String, _ body: () async throws -> Void) async throws {
+        var delay = Duration.milliseconds(500)
+        var failures = 0
+        while true {
+            do {
+                try await body()
+                if failures > 0 {
+                    logger.notice("block store works again; consuming resumed", metadata: ["operation": "\(what)", "failed_attempts": "\(failures)"])
+                    onStoreProblem(nil)
+                }
+                return
+            } catch let error as ObjectStoreError {
+                failures += 1
+                storeFailuresCounter.increment()
+                logger.error("block store failed; not consuming until it works again", metadata: [
+                    "operation": "\(what)", "error": "\(error)", "attempt": "\(failures)", "retry_in": "\(delay)"])
+                onStoreProblem("\(what) failed: \(error)")
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
 
     /// Reads the provenance of every block created within the horizon that is not known yet.
     func reloadFromStore() async throws {
@@ -249,12 +315,12 @@ public final class CompactorStage: Service, Sendable {
             s.needsReload = false
             return Set(s.index.blocks.keys)
         }
-        var found: [(ULID, KafkaProvenance)] = []
+        var found: [(ULID, KafkaProvenance, ClosedRange<Int64>)] = []
         for tenant in try await BlockIndex.tenants(in: store) {
             let listing = try await BlockIndex.list(store, tenant: tenant, createdAfterMillis: cutoff, skipping: known)
-            for m in listing.metas { found.append((m.ulid, m.kafka)) }
+            for m in listing.metas { found.append((m.ulid, m.kafka, m.minTime...max(m.minTime, m.maxTime))) }
         }
-        state.withLock { s in for (u, p) in found { s.index.add(u, p) } }
+        state.withLock { s in for (u, p, t) in found { s.index.add(u, p, time: t) } }
         stats.withLock { $0.storeReloads += 1 }
         logger.debug("store provenance loaded", metadata: ["new_blocks": "\(found.count)", "known": "\(known.count)"])
     }
@@ -291,7 +357,7 @@ public final class CompactorStage: Service, Sendable {
             let writer = self.writer
             let block = try await worker.run { try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])) }
             try await BlockWriter.upload(block, to: store)
-            state.withLock { $0.index.add(ulid, block.meta.kafka) }
+            state.withLock { $0.index.add(ulid, block.meta.kafka, time: block.meta.minTime...max(block.meta.minTime, block.meta.maxTime)) }
             stats.withLock { s in
                 s.blocksWritten += 1
                 s.samplesWritten += Int(block.meta.stats.samples)
