@@ -146,5 +146,7 @@ let package = Package(
                                                           .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
+        // Faults against the real binaries: broker restart, S3 errors, kills, full disk (issue 8).
+        .testTarget(name: "ReliabilityTests", dependencies: ["TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore"]),
     ]
 )
