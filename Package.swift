@@ -167,5 +167,7 @@ let package = Package(
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "PprofCodec", "TestSupport",
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
+        // Faults against the real binaries: broker restart, S3 errors, kills, full disk (issue 8).
+        .testTarget(name: "ReliabilityTests", dependencies: ["TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore"]),
     ]
 )

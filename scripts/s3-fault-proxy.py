@@ -5,8 +5,13 @@ Each request is read whole (headers + Content-Length body) and numbered from 1. 
   --first 503,reset,500   the first requests get these actions in order, the rest pass through
   --always 503            every request gets this action
   --every 2:500           every 2nd request (2, 4, ...) gets the action, the others pass (odd ones fail with 1:...)
+  --plan-file PATH        read before every request; its one line (e.g. `--every 3:503`, `--always slow` or
+                          `pass`) overrides the plan above while the file exists, so a test changes the fault
+                          while a client keeps running
 Actions: pass, 500, 503 (S3 SlowDown), 429, 403 (AccessDenied), reset (TCP RST, no response),
-hang (read the request, never answer; the connection is closed after --hang-seconds).
+hang (read the request, never answer; the connection is closed after --hang-seconds),
+slow (wait --slow-seconds, then pass the request on; a client with a shorter timeout has given up by then,
+yet the upstream still performs the request).
 Passed requests go to --upstream with `Connection: close`; the answer gets `Connection: close` too, so every
 request is one connection and the numbering is exact. One line per request goes to --log:
 `<n> <METHOD> <path> <action>`. The listening port is written to --port-file once the socket listens.
@@ -65,6 +70,19 @@ class Proxy:
 
     def plan(self, n):
         a = self.args
+        if a.plan_file:
+            try:
+                with open(a.plan_file) as f:
+                    line = f.read().strip()
+            except OSError:
+                line = None
+            if line is not None:
+                if line == "pass" or not line:
+                    return "pass"
+                flag, _, value = line.partition(" ")
+                a = argparse.Namespace(always=value if flag == "--always" else None,
+                                       every=value if flag == "--every" else None,
+                                       first=value if flag == "--first" else None)
         if a.always:
             return a.always
         if a.every:
@@ -88,6 +106,9 @@ class Proxy:
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             if self.log:
                 self.log.write(f"{n} {request_line[0]} {request_line[1] if len(request_line) > 1 else '?'} {action}\n")
+            if action == "slow":
+                time.sleep(self.args.slow_seconds)
+                action = "pass"
             if action == "pass":
                 up = socket.create_connection(self.upstream, timeout=30)
                 up.sendall(with_connection_close(head) + b"\r\n\r\n" + body)
@@ -142,7 +163,9 @@ def main():
     p.add_argument("--first")
     p.add_argument("--always")
     p.add_argument("--every")
+    p.add_argument("--plan-file")
     p.add_argument("--hang-seconds", type=float, default=30)
+    p.add_argument("--slow-seconds", type=float, default=3)
     p.add_argument("--max-lifetime", type=float, default=300, help="exit after this many seconds regardless")
     args = p.parse_args()
     # A parent may have spawned us with SIGTERM blocked (threads of a test runner often block signals);

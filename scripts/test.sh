@@ -10,6 +10,14 @@ trap 'scripts/test-env.sh stop' EXIT
 scripts/test-env.sh start
 # shellcheck disable=SC1091
 . "$KILN_RUN_DIR/test-env.sh"
+# The reliability suite (Tests/ReliabilityTests) writes its summary table here; it is printed at the end.
+rm -f "$KILN_RUN_DIR/reliability-summary.txt"
 # One test at a time: the suite shares 2 cores with real brokers, S3 servers and Go programs, and
 # CPU-heavy tests running beside time-bounded ones would starve them.
-swift test --skip-build --no-parallel "$@"
+status=0
+swift test --skip-build --no-parallel "$@" || status=$?
+if [ -f "$KILN_RUN_DIR/reliability-summary.txt" ]; then
+  echo
+  cat "$KILN_RUN_DIR/reliability-summary.txt"
+fi
+exit "$status"

@@ -91,6 +91,8 @@ public final class KafkaConsumer: Sendable {
     /// Other blocking calls (commit, committed, seek, offsets_for_times, metadata) run here.
     private let blockingQueue: DispatchQueue
     private let closed = Atomic<Bool>(false)
+    /// Set once `subscribe` succeeded: topic errors are then transient (see `convert`).
+    private let subscribed = Atomic<Bool>(false)
     /// Events a poll fetched beyond what `next()` returned, and an error to report after the events
     /// fetched with it. Both hold at most one poll's worth.
     private let carried = Mutex<(events: [ConsumerEvent], error: KafkaError?)>(([], nil))
@@ -150,6 +152,7 @@ public final class KafkaConsumer: Sendable {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(.consumerFailed, code: err.rawValue, "subscribe to \(topics) failed: \(KafkaError.text(err))")
         }
+        subscribed.store(true, ordering: .relaxed)
     }
 
     /// Reads the given partitions from the given offsets (or `KafkaOffset` constants), outside any group
@@ -281,8 +284,18 @@ public final class KafkaConsumer: Sendable {
             if rd_kafka_fatal_error(handle.raw, &fatal, fatal.count) != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError(.fatal, code: m.err.rawValue, "consumer fatal error: \(Native.string(fatal))")
             }
-            if m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
-                || m.err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || m.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED {
+            let unknown = m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+                || m.err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
+            if unknown && subscribed.load(ordering: .relaxed) {
+                // A subscribed topic vanished under a running group member (deleted, or a broker that lost
+                // its log). librdkafka keeps the subscription and assigns the topic again once it exists,
+                // so a long-running stage waits instead of dying; subscribe() already refused topics that
+                // never existed.
+                context.logger.error("consumer cannot read topic \(topic.isEmpty ? "?" : topic): \(text); waiting for it to exist again",
+                                     metadata: ["partition": "\(m.partition)"])
+                return nil
+            }
+            if unknown || m.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED {
                 throw KafkaError(.unknownTopic, code: m.err.rawValue, "consumer cannot read topic \(topic.isEmpty ? "?" : topic): \(text)")
             }
             // Transient (broker down, leader change): librdkafka retries; say so and carry on.
@@ -443,6 +456,26 @@ public final class KafkaConsumer: Sendable {
         if let (entry, text) = Native.firstError(Native.readList(list)) {
             throw KafkaError(.consumerFailed, code: entry.err.rawValue, "\(what) \(entry.topicPartition) failed: \(text)")
         }
+    }
+
+    /// Records between this consumer's position and the end of each assigned partition, from the
+    /// watermarks librdkafka caches from its fetches: no broker request, safe to call often. Partitions
+    /// not read yet (no position, no watermark) are left out. Approximate on Tansu, whose high
+    /// watermarks can run short (design.md).
+    public func lag() throws -> [TopicPartition: Int64] {
+        try ensureOpen()
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle.raw, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [:] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        _ = rd_kafka_position(handle.raw, list)
+        var out: [TopicPartition: Int64] = [:]
+        for entry in Native.readList(list) where entry.offset >= 0 {
+            var low: Int64 = 0, high: Int64 = 0
+            let err = rd_kafka_get_watermark_offsets(handle.raw, entry.topicPartition.topic, entry.topicPartition.partition, &low, &high)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
+            out[entry.topicPartition] = Swift.max(0, high - entry.offset)
+        }
+        return out
     }
 
     // MARK: closing

@@ -121,24 +121,30 @@ public final class CompactorStage: Service, Sendable {
     private let stats = Mutex(Stats())
     private let logger: Logger
     private let onReady: @Sendable () -> Void
+    private let lag: LagReporter
+    private let onStoreProblem: @Sendable (_ problem: String?) -> Void
 
     private let recordsCounter = Counter(label: "kiln_compactor_records_total")
     private let duplicatesCounter = Counter(label: "kiln_compactor_duplicates_total")
     private let blocksCounter = Counter(label: "kiln_compactor_blocks_written_total")
     private let blockBytesCounter = Counter(label: "kiln_compactor_block_bytes_total")
     private let flushTimer = Metrics.Timer(label: "kiln_compactor_flush_seconds")
+    private let storeFailuresCounter = Counter(label: "kiln_compactor_store_failures_total")
 
     public init(configuration: Configuration, kafka: KafkaConfig, store: any ObjectStore, writer: BlockWriter = BlockWriter(),
-                logger: Logger, onReady: @escaping @Sendable () -> Void = {}) throws {
+                logger: Logger, onReady: @escaping @Sendable () -> Void = {},
+                onStoreProblem: @escaping @Sendable (_ problem: String?) -> Void = { _ in }) throws {
         self.configuration = configuration
         self.store = store
         self.writer = writer
         self.logger = logger
         self.onReady = onReady
+        self.onStoreProblem = onStoreProblem
         var consumerConfig = ConsumerConfig(kafka: kafka, groupID: configuration.groupID)
         consumerConfig.onRebalance = { event in logger.info("rebalance", metadata: ["event": "\(event)"]) }
         consumer = try KafkaConsumer(config: consumerConfig, logger: logger)
         admin = try? KafkaAdmin(config: kafka, logger: logger)
+        lag = LagReporter(consumer: consumer, group: configuration.groupID)
     }
 
     public var currentStats: Stats { stats.withLock { $0 } }
@@ -153,7 +159,8 @@ public final class CompactorStage: Service, Sendable {
                 while !Task.isCancelled {
                     let events = try await self.consumer.poll(max: self.configuration.maxPollRecords, timeout: .milliseconds(500))
                     try await self.handle(events)
-                    try await self.flushDue(now: Date())
+                    self.lag.reportIfDue()
+                    try await self.untilStoreAccepts("block upload") { try await self.flushDue(now: Date()) }
                 }
             }
         } catch is CancellationError {}
@@ -208,7 +215,7 @@ public final class CompactorStage: Service, Sendable {
     /// Decodes and appends records, skipping what a block or head already holds.
     func process(_ records: [ConsumerRecord]) async throws {
         guard !records.isEmpty else { return }
-        if state.withLock({ $0.needsReload }) { try await reloadFromStore() }
+        if state.withLock({ $0.needsReload }) { try await untilStoreAccepts("reading block provenance") { try await self.reloadFromStore() } }
         let decoded: [(ConsumerRecord, SampleBatch?)] = try await worker.run {
             records.map { r in (r, try? BatchCodec.decode(r.value)) }
         }
@@ -317,6 +324,33 @@ public final class CompactorStage: Service, Sendable {
     }
 
     // MARK: Store
+
+    /// Runs `body` until the store accepts it. A store that fails after its own retries (S3 down, a full
+    /// disk) must not end the process nor lose data: the stage stops consuming (it polls nothing while it
+    /// waits here), keeps its heads, and tries again with backoff. Offsets were not stored, so a crash
+    /// meanwhile replays the records.
+    func untilStoreAccepts(_ what: String, _ body: () async throws -> Void) async throws {
+        var delay = Duration.milliseconds(500)
+        var failures = 0
+        while true {
+            do {
+                try await body()
+                if failures > 0 {
+                    logger.notice("block store works again; consuming resumed", metadata: ["operation": "\(what)", "failed_attempts": "\(failures)"])
+                    onStoreProblem(nil)
+                }
+                return
+            } catch let error as ObjectStoreError {
+                failures += 1
+                storeFailuresCounter.increment()
+                logger.error("block store failed; not consuming until it works again", metadata: [
+                    "operation": "\(what)", "error": "\(error)", "attempt": "\(failures)", "retry_in": "\(delay)"])
+                onStoreProblem("\(what) failed: \(error)")
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
 
     /// Reads the provenance of every block created within the horizon that is not known yet.
     func reloadFromStore() async throws {

@@ -55,6 +55,7 @@ public final class NormalizerStage: Service, Sendable {
     private let stats = Mutex(Stats())
     private let logger: Logger
     private let onReady: @Sendable () -> Void
+    private let lag: LagReporter
 
     private let recordsCounter = Counter(label: "kiln_normalizer_records_total")
     private let bytesCounter = Counter(label: "kiln_normalizer_bytes_total")
@@ -74,6 +75,7 @@ public final class NormalizerStage: Service, Sendable {
             logger.info("rebalance", metadata: ["event": "\(event)"])
         }
         consumer = try KafkaConsumer(config: consumerConfig, logger: logger)
+        lag = LagReporter(consumer: consumer, group: configuration.groupID)
         producer = try KafkaProducer(config: ProducerConfig(kafka: kafka), logger: logger)
     }
 
@@ -88,6 +90,7 @@ public final class NormalizerStage: Service, Sendable {
                 while !Task.isCancelled {
                     let events = try await self.consumer.poll(max: self.configuration.maxPollRecords, timeout: .milliseconds(500))
                     let records = events.compactMap(\.record)
+                    self.lag.reportIfDue()
                     if !records.isEmpty { try await self.process(records) }
                 }
             }

@@ -53,7 +53,7 @@ struct Command: AsyncParsableCommand {
     func run() async throws {
         let logger = try KilnLogging.bootstrap(service: "kiln-compactor", options: service)
         let registry = KilnMetrics.bootstrap()
-        let readiness = Readiness(components: ["kafka": "connecting to Kafka"])
+        let readiness = Readiness(components: ["kafka": "connecting to Kafka", "store": "checking the block store"])
         let admin = AdminServer(registry: registry, readiness: readiness)
         let listen = try service.resolvedAdminListen(default: "127.0.0.1:4102")
         let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-compactor")
@@ -71,8 +71,13 @@ struct Command: AsyncParsableCommand {
             configuration: .init(normalizedTopic: topics.normalized,
                                  groupID: EnvironmentFallback.resolve(group, env: "KILN_COMPACTOR_GROUP", default: "kiln-compactor"),
                                  cut: cut, dedupHorizon: horizon),
-            kafka: kafkaConfig, store: objectStore, logger: logger, onReady: { readiness.markReady("kafka") })
-        var services: [any Service] = [admin.application(listen: listen, logger: logger), stage]
+            kafka: kafkaConfig, store: objectStore, logger: logger,
+            onReady: { readiness.markReady("kafka"); readiness.markReady("store") },
+            onStoreProblem: { problem in
+                if let problem { readiness.markNotReady("store", reason: problem) } else { readiness.markReady("store") }
+            })
+        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [topics.normalized], topicOptions: topics, readiness: readiness, logger: logger)
+        var services: [any Service] = [admin.application(listen: listen, logger: logger), probe, stage]
 
         let compactionSwitch = EnvironmentFallback.resolve(compaction, env: "KILN_COMPACTION", default: "on")
         guard ["on", "off"].contains(compactionSwitch) else { throw ServiceConfigurationError("--compaction must be on or off, not \(compactionSwitch)") }

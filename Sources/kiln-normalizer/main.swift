@@ -39,6 +39,8 @@ struct Command: AsyncParsableCommand {
                                  groupID: EnvironmentFallback.resolve(group, env: "KILN_NORMALIZER_GROUP", default: "kiln-normalizer"),
                                  normalizer: NormalizerOptions(limits: limits)),
             kafka: kafkaConfig, logger: logger, onReady: { readiness.markReady("kafka") })
-        try await ServiceRunner.run([admin.application(listen: listen, logger: logger), stage], logger: logger)
+        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [topics.raw, topics.normalized, topics.dlq], topicOptions: topics,
+                                     readiness: readiness, logger: logger)
+        try await ServiceRunner.run([admin.application(listen: listen, logger: logger), probe, stage], logger: logger)
     }
 }

@@ -101,7 +101,8 @@ struct Command: AsyncParsableCommand {
                                           readiness: readiness, logger: logger)
         // Graceful shutdown runs in reverse: the HTTP server stops taking pushes, the scraper drains its
         // buffer into the producer, then the producer flushes and closes.
-        var services: [any Service] = [kafkaService]
+        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [rawTopic], topicOptions: topics, readiness: readiness, logger: logger)
+        var services: [any Service] = [kafkaService, probe]
         if let scraper { services.append(scraper) }
         services.append(admin.application(listen: address, logger: logger))
         try await ServiceRunner.run(services, logger: logger)

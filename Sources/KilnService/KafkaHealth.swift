@@ -1,0 +1,83 @@
+import Foundation
+import KafkaClient
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Watches the Kafka cluster for as long as the process runs, so a broker outage is reported where an
+/// operator looks: `/ready` turns not-ready with the reason, `kiln_kafka_up` drops to 0,
+/// `kiln_kafka_outages_total` counts the outage, and one error line is logged when it starts and one
+/// notice when it ends (with its length). The clients themselves keep retrying; this only observes.
+///
+/// Every `interval` it reads the cluster's metadata. A topic the process needs that is missing (a
+/// broker that lost its storage, a topic deleted by hand) is re-created when topic creation is allowed
+/// (`--create-topics`), else reported as the reason for not being ready.
+public struct KafkaHealthProbe: Service {
+    let config: KafkaConfig
+    let topics: [String]
+    let topicOptions: TopicOptions
+    let readiness: Readiness
+    let logger: Logger
+    let interval: Duration
+
+    public init(config: KafkaConfig, topics: [String], topicOptions: TopicOptions, readiness: Readiness, logger: Logger,
+                interval: Duration = .seconds(2)) {
+        self.config = config
+        self.topics = topics
+        self.topicOptions = topicOptions
+        self.readiness = readiness
+        self.logger = logger
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        let admin = try KafkaAdmin(config: config, logger: logger)
+        await cancelWhenGracefulShutdown { await watch(admin) }
+    }
+
+    private func watch(_ admin: KafkaAdmin) async {
+        let up = Gauge(label: "kiln_kafka_up")
+        let outages = Counter(label: "kiln_kafka_outages_total")
+        var outageStart: ContinuousClock.Instant?
+        up.record(1)
+        while !Task.isCancelled {
+            do {
+                try await check(admin)
+                if let start = outageStart {
+                    outageStart = nil
+                    up.record(1)
+                    readiness.markReady("kafka")
+                    logger.notice("Kafka reachable again", metadata: ["outage_seconds": "\(Self.seconds(ContinuousClock.now - start))"])
+                }
+            } catch {
+                if Task.isCancelled { return }
+                if outageStart == nil {
+                    outageStart = .now
+                    up.record(0)
+                    outages.increment()
+                    logger.error("Kafka unavailable; producers and consumers keep retrying", metadata: ["error": "\(error)"])
+                }
+                readiness.markNotReady("kafka", reason: "Kafka unavailable: \(error)")
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func check(_ admin: KafkaAdmin) async throws {
+        // A short timeout: the probe must notice an outage within a few seconds.
+        let known = Set(try await admin.listTopics(timeout: interval).map(\.name))
+        let missing = topics.filter { !known.contains($0) }
+        guard !missing.isEmpty else { return }
+        guard try topicOptions.shouldCreate() else {
+            throw KafkaError(.unknownTopic, "topic(s) \(missing.joined(separator: ", ")) missing on \(config.bootstrapServers) "
+                             + "and --create-topics is false")
+        }
+        logger.warning("topic(s) missing on the cluster; re-creating them (was the broker restarted without its storage?)",
+                       metadata: ["topics": "\(missing)"])
+        try await topicOptions.ensure(missing, config: config, logger: logger)
+    }
+
+    static func seconds(_ d: Duration) -> String {
+        String(format: "%.1f", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+    }
+}

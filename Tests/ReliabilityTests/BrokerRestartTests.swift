@@ -1,0 +1,204 @@
+import Blocks
+import Foundation
+import KafkaClient
+import ObjectStore
+import PprofCodec
+import Records
+import Synchronization
+import Testing
+import TestSupport
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A Tansu broker of this test's own on a fixed loopback port, so it can be killed and started again at
+/// the same address. Its memory storage keeps nothing across a restart.
+private final class OwnBroker: Sendable {
+    let port: Int
+    private let child: Mutex<ChildProcess?>
+
+    init() throws {
+        port = try Self.freePort()
+        child = Mutex(nil)
+    }
+
+    var brokers: String { "127.0.0.1:\(port)" }
+
+    func start() async throws {
+        let tansu = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/tansu")
+        let process = try ChildProcess(tansu, ["broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
+                                               "--storage-engine", "memory://tansu/"])
+        child.withLock { $0 = process }
+        let admin = try KafkaAdmin(config: Integration.config(brokers))
+        let up = await eventually(timeout: .seconds(30)) { (try? await admin.listTopics(timeout: .seconds(1))) != nil }
+        guard up else { throw ReliabilityFailure("tansu did not answer on \(brokers): \(process.lines.suffix(10))") }
+    }
+
+    func kill() async throws {
+        guard let process = child.withLock({ $0 }) else { return }
+        process.signal(SIGKILL)
+        _ = try await process.waitForExit()
+    }
+
+    /// A port that was free a moment ago (the kernel hands out ephemeral ports in rotation, so it stays free).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw ReliabilityFailure("no free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+extension ReliabilitySuite {
+    /// Scenario 1: the broker is killed and started again (empty: Tansu's memory storage) under a running
+    /// scraper → normaliser → compactor pipeline. While it is down, every process reports it (an error log
+    /// line, /ready 503 naming Kafka, `kiln_kafka_up 0`) and a push gets a clear 503 instead of hanging;
+    /// once it is back, the processes re-create their topics, turn ready again, and profiles pushed after
+    /// the restart flow end to end into the store exactly once — without restarting any Kiln process.
+    @Test func brokerRestartIsReportedAndThePipelineRecovers() async throws {
+        guard let scraperBinary = Integration.binary("kiln-scraper"), let normalizerBinary = Integration.binary("kiln-normalizer"),
+              let compactorBinary = Integration.binary("kiln-compactor"), let source = FixtureProfiles.load() else { return }
+        guard FileManager.default.isExecutableFile(atPath: TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/tansu").path) else {
+            Integration.skipOrFail("no .venv/bin/tansu (scripts/setup.sh installs it)")
+            return
+        }
+        let started = ContinuousClock.now
+        let broker = try OwnBroker()
+        try await broker.start()
+        let kafka = Integration.config(broker.brokers)
+        let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
+        try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)
+        let (url, dir, store) = try temporaryFileStore("broker-restart")
+        defer { try? FileManager.default.removeItem(at: dir) }
+
+        // Topic creation stays on (the default), with the partitions the test uses: that is how the
+        // processes bring back the topics an empty broker lost.
+        let common = ["--kafka-brokers", broker.brokers, "--kafka-option", "session.timeout.ms=6000", "--topic-partitions", "2",
+                      "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq]
+        let scraper = try await KilnProcess(scraperBinary, common + ["--listen", "127.0.0.1:0", "--ingest-publish-timeout", "3"])
+        let normalizer = try await KilnProcess(normalizerBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("normalizer")])
+        let compactor = try await KilnProcess(compactorBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("compactor"),
+                                                                        "--store", url, "--max-block-age", "300ms", "--compaction", "off"])
+        let processes = [("kiln-scraper", scraper), ("kiln-normalizer", normalizer), ("kiln-compactor", compactor)]
+        func allReady() async -> Bool {
+            for (_, p) in processes {
+                let status = (try? await p.get("/ready"))?.status
+                if status != 200 { return false }
+            }
+            return true
+        }
+        let readyAtStart = await eventually(timeout: .seconds(30)) { await allReady() }
+        #expect(readyAtStart, "the pipeline never became ready")
+
+        /// Pushes profile `i` like a Pyroscope SDK (raw pprof on /ingest); the HTTP status.
+        func push(_ i: Int, tenant: String) async -> Int {
+            let envelope = source.envelope(i, tenant: tenant)
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(scraper.port)/ingest?name=svc-\(i % 3)&format=pprof")!)
+            request.httpMethod = "POST"
+            request.httpBody = Data(envelope.payload)
+            request.setValue(tenant, forHTTPHeaderField: "X-Scope-OrgID")
+            request.timeoutInterval = 20
+            guard let answer = try? await URLSession.shared.data(for: request) else { return 0 }
+            return (answer.1 as? HTTPURLResponse)?.statusCode ?? 0
+        }
+
+        // Before: profiles flow end to end.
+        for i in 0..<8 { #expect(await push(i, tenant: "before") == 200) }
+        let before = try await Self.ledger(of: raw, kafka: kafka, tenants: ["before"], count: 8)
+        let beforeStored = try await waitForStore(store, before, tenants: ["before"], timeout: .seconds(60))
+        #expect(beforeStored.totals == before.expected, "profiles did not flow before the fault")
+
+        // The broker dies. Every process notices and says so.
+        try await broker.kill()
+        let reported = await eventually(timeout: .seconds(30)) {
+            for (_, p) in processes {
+                guard let ready = try? await p.get("/ready"), ready.status == 503, ready.body.contains("kafka") else { return false }
+                guard !p.lines(containing: "Kafka unavailable").isEmpty else { return false }
+            }
+            return true
+        }
+        #expect(reported, "not every process reported the broker outage on /ready and in its log")
+        for (name, p) in processes {
+            #expect(try await p.metric("kiln_kafka_up") == 0, "\(name): kiln_kafka_up")
+            #expect(try await p.metric("kiln_kafka_outages_total") == 1, "\(name): kiln_kafka_outages_total")
+        }
+        // A push now is refused with 503 (retry later), within the publish timeout, not left hanging.
+        let clock = ContinuousClock()
+        var status = 0
+        let waited = await clock.measure { status = await push(100, tenant: "during") }
+        #expect(status == 503)
+        #expect(waited < .seconds(10))
+
+        // The broker comes back, empty. Without restarting anything the pipeline recovers.
+        try await broker.start()
+        let recovered = await eventually(timeout: .seconds(60)) { await allReady() }
+        let tails = processes.map { "\($0.0): \($0.1.lines.suffix(6).joined(separator: "\n"))" }.joined(separator: "\n")
+        #expect(recovered, "the pipeline did not turn ready after the broker came back:\n\(tails)")
+        for (name, p) in processes {
+            #expect(!p.lines(containing: "Kafka reachable again").isEmpty, "\(name) did not log the recovery")
+            #expect(p.child.isRunning, "\(name) exited")
+        }
+
+        // After: profiles pushed now reach the store, exactly once. A client retries a 503, as SDKs do.
+        // One deadline for all ten, so a producer that never recovers fails the test in bounded time.
+        var accepted = 0
+        let pushDeadline = ContinuousClock.now + .seconds(45)
+        for i in 200..<210 {
+            while ContinuousClock.now < pushDeadline {
+                if await push(i, tenant: "after") == 200 { accepted += 1; break }
+            }
+        }
+        #expect(accepted == 10, "pushes after the restart were refused; kiln-scraper said:\n\(scraper.lines.suffix(8).joined(separator: "\n"))")
+        // What the recreated raw topic holds (any push the producer delivered, also the one refused during
+        // the outage if librdkafka delivered it afterwards) is what the store must hold.
+        let after = try await Self.ledger(of: raw, kafka: kafka, tenants: ["after", "during"], count: accepted)
+        let contents = try await waitForStore(store, after, tenants: ["after", "during"], timeout: .seconds(90))
+        let lost = contents.lost(after)
+        ReliabilitySummary.record(ReliabilityRow(scenario: "broker killed and restarted (empty)", faults: 1, sent: after.count,
+                                                 stored: contents.storedCount, lost: lost, duplicated: contents.duplicated,
+                                                 totalsExact: contents.totals == after.expected,
+                                                 seconds: (ContinuousClock.now - started).seconds))
+        #expect(contents.totals == after.expected)
+        #expect(lost == 0)
+        #expect(contents.duplicated == 0)
+        #expect(after.count >= 10)
+        for (name, p) in processes { #expect(try await p.stop() == 0, "\(name) exit status") }
+        #expect(try await verifyBlocks(store) == [])
+        try await broker.kill()
+        try await store.shutdown()
+    }
+
+    /// The raw records of `tenants` on `topic`, read from the start once at least `count` of them are there,
+    /// as a ledger (what the store must hold).
+    static func ledger(of topic: String, kafka: KafkaConfig, tenants: Set<String>, count: Int) async throws -> Ledger {
+        let metadata = try await KafkaAdmin(config: kafka).describeTopic(topic)
+        let consumer = try KafkaConsumer(config: ConsumerConfig(kafka: kafka, groupID: nil))
+        try consumer.assign(metadata.partitions.indices.map { TopicPartitionOffset(topic, Int32($0), offset: KafkaOffset.beginning) })
+        var ledger = Ledger()
+        let deadline = ContinuousClock.now + .seconds(30)
+        // Read until `count` records arrived and the topic has been quiet for a moment.
+        var quietSince = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            let records = try await consumer.poll(max: 500, timeout: .milliseconds(300)).compactMap(\.record)
+            if records.isEmpty {
+                if ledger.count >= count, ContinuousClock.now - quietSince > .seconds(1) { break }
+                continue
+            }
+            quietSince = .now
+            for r in records {
+                guard let envelope = try? RawEnvelope(decoding: r.value), tenants.contains(envelope.tenant) else { continue }
+                ledger.add(envelope, at: PartitionKey(topic: r.topic, partition: r.partition), offset: r.offset)
+            }
+        }
+        try await consumer.close()
+        return ledger
+    }
+}

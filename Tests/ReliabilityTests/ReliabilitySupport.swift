@@ -1,0 +1,320 @@
+import Blocks
+import Foundation
+import KafkaClient
+import Normalization
+import ObjectStore
+import PprofCodec
+import ProfileModel
+import Records
+import Synchronization
+import Testing
+import TestSupport
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+struct ReliabilityFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+// MARK: - Summary
+
+/// One scenario's outcome, as the suite's summary table shows it.
+struct ReliabilityRow: Sendable {
+    var scenario: String
+    var faults: Int
+    var sent: Int
+    var stored: Int
+    var lost: Int
+    var duplicated: Int
+    var totalsExact: Bool
+    var seconds: Double
+}
+
+/// Collects the rows of every scenario that ran in this process; after each one the whole table is
+/// printed and written to `$KILN_RUN_DIR/reliability-summary.txt` (scripts/test.sh prints that file at
+/// the end of `make test`).
+enum ReliabilitySummary {
+    private static let rows = Mutex<[ReliabilityRow]>([])
+
+    static func record(_ row: ReliabilityRow) {
+        let table = rows.withLock { r in
+            r.append(row)
+            return render(r)
+        }
+        print(table)
+        if let dir = ProcessInfo.processInfo.environment["KILN_RUN_DIR"], !dir.isEmpty {
+            try? table.write(toFile: dir + "/reliability-summary.txt", atomically: true, encoding: .utf8)
+        }
+    }
+
+    static func render(_ rows: [ReliabilityRow]) -> String {
+        let header = ["scenario", "faults injected", "records sent", "records stored", "lost", "duplicated", "totals exact", "seconds"]
+        let body = rows.map { r in
+            [r.scenario, "\(r.faults)", "\(r.sent)", "\(r.stored)", "\(r.lost)", "\(r.duplicated)", r.totalsExact ? "yes" : "NO",
+             String(format: "%.1f", r.seconds)]
+        }
+        let all = [header] + body
+        let widths = header.indices.map { i in all.map { $0[i].count }.max()! }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                : String(repeating: " ", count: widths[i] - c.count) + c }.joined(separator: "  ")
+        }
+        let rule = String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1))
+        let total = rows.reduce(into: (0, 0, 0, 0, 0)) { t, r in t.0 += r.faults; t.1 += r.sent; t.2 += r.stored; t.3 += r.lost; t.4 += r.duplicated }
+        return (["Kiln reliability suite", rule, line(header), rule] + body.map(line) + [rule,
+                line(["all", "\(total.0)", "\(total.1)", "\(total.2)", "\(total.3)", "\(total.4)",
+                      rows.allSatisfy(\.totalsExact) ? "yes" : "NO", String(format: "%.1f", rows.reduce(0) { $0 + $1.seconds })])])
+            .joined(separator: "\n") + "\n"
+    }
+}
+
+// MARK: - Services
+
+enum Integration {
+    /// The shared test broker, or nil (skip, or a failure under `make test`).
+    static func kafka() -> KafkaConfig? {
+        guard let brokers = TestEnvironment.kafkaBrokers else {
+            skipOrFail("KILN_TEST_KAFKA_BROKERS is not set")
+            return nil
+        }
+        return config(brokers)
+    }
+
+    static func config(_ brokers: String) -> KafkaConfig {
+        // Tansu answers a group join after about half the session timeout; 6 s keeps tests quick.
+        KafkaConfig(bootstrapServers: brokers, clientID: "kiln-reliability", options: [KafkaOption("session.timeout.ms", "6000")])
+    }
+
+    static func skipOrFail(_ why: String) {
+        if TestEnvironment.integrationRequired { Issue.record(Comment(rawValue: why)) } else { print("skipped: \(why)") }
+    }
+
+    /// The built executable, or nil after recording why.
+    static func binary(_ name: String) -> URL? {
+        let url = TestEnvironment.binDir.appendingPathComponent(name)
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            Issue.record("\(url.path) not built (swift build --product \(name))")
+            return nil
+        }
+        return url
+    }
+
+    static func unique(_ prefix: String) -> String { "\(prefix)-\(UInt32.random(in: 0 ... .max))" }
+
+    static func createTopics(_ names: [String], partitions: Int32, config: KafkaConfig) async throws {
+        let admin = try KafkaAdmin(config: config)
+        for name in names {
+            _ = try await admin.createTopic(TopicSpec(name: name, partitions: partitions,
+                                                      configs: ["max.message.bytes": String(16 * 1024 * 1024)]))
+        }
+    }
+}
+
+/// A Kiln executable under test: its output, and its admin endpoint (`/ready`, `/metrics`).
+final class KilnProcess: Sendable {
+    let child: ChildProcess
+    let port: Int
+
+    /// Starts `binary` and waits until its HTTP server listens (the `listening` log line names the port).
+    init(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) async throws {
+        child = try ChildProcess(binary, arguments, environment: environment)
+        let line = try await child.waitForLine(timeout: .seconds(60)) { $0.contains("msg=listening") }
+        // `address=[IPv4]127.0.0.1/127.0.0.1:40123` (possibly quoted), among other fields.
+        let address = line.components(separatedBy: "address=").last?.split(separator: " ").first ?? ""
+        guard let port = address.split(separator: ":").last.flatMap({ Int($0.filter(\.isNumber)) }) else {
+            throw ReliabilityFailure("no port in \(line)")
+        }
+        self.port = port
+    }
+
+    var lines: [String] { child.lines }
+
+    func lines(containing text: String) -> [String] { child.lines.filter { $0.contains(text) } }
+
+    /// `GET /path` on the admin server: status and body.
+    func get(_ path: String) async throws -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.timeoutInterval = 5
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A sample's value from `/metrics` (the first line starting with `name`, labels included), or nil.
+    func metric(_ name: String) async throws -> Double? {
+        let text = try await get("/metrics").body
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
+            return Double(line.split(separator: " ").last ?? "")
+        }
+        return nil
+    }
+
+    func kill() async throws {
+        child.signal(SIGKILL)
+        _ = try await child.waitForExit()
+    }
+
+    /// SIGTERM, and the exit status (the stage flushes and commits first).
+    func stop() async throws -> Int32 {
+        child.signal(SIGTERM)
+        return try await child.waitForExit(timeout: .seconds(60))
+    }
+}
+
+/// Waits until `condition` holds, polling every 200 ms; false at the deadline.
+func eventually(timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+    return try await condition()
+}
+
+// MARK: - Profiles
+
+/// Real pprof files from the shared fixtures, re-stamped with fresh times and labels so every record is
+/// a distinct profile, as a fleet would send them.
+struct FixtureProfiles: Sendable {
+    /// Small CPU/wall fixtures from several languages (non-cumulative: each profile's values stand alone,
+    /// so a replayed record normalises to the same batch and totals are exact across restarts).
+    static let fixtureNames = [
+        "go_cpu_ap-query_2026.pb.gz", "go_cpu_labels_pyroscope.pb.gz", "go_cpu_pgo_akvorado.pb.gz",
+        "go_cpu_report_sample.pb.gz", "go_cpu_span_id_labels.pb.gz", "java_jfr_cpu.pb.gz", "nodejs_wall.pb.gz",
+    ]
+
+    let profiles: [PprofProfile]
+
+    /// Nil (after saying why) when the fixtures are absent.
+    static func load() -> FixtureProfiles? {
+        let dir = TestEnvironment.fixturesDir.appendingPathComponent("pprof")
+        var profiles: [PprofProfile] = []
+        for name in fixtureNames {
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path),
+                  let p = try? PprofDecoder().decode([UInt8](data)) else {
+                Integration.skipOrFail("fixture \(name) missing or unreadable in \(dir.path)")
+                return nil
+            }
+            profiles.append(p)
+        }
+        return FixtureProfiles(profiles: profiles)
+    }
+
+    /// Profile number `i` of the stream: a fixture with its time set to `timeNanos`, pushed by one of a
+    /// few services of `tenant`.
+    func envelope(_ i: Int, tenant: String, timeNanos: Int64 = Int64(Date().timeIntervalSince1970 * 1e9)) -> RawEnvelope {
+        var p = profiles[i % profiles.count]
+        p.timeNanos = timeNanos
+        return RawEnvelope(tenant: tenant,
+                           labels: LabelSet(["service_name": "svc-\(i % 4)", "__name__": "process_cpu", "instance": "host-\(i % 7)"]),
+                           source: .push, format: .pprof, startNanos: timeNanos, endNanos: timeNanos, cumulative: false,
+                           payload: PprofEncoder.encodeGzip(p))
+    }
+}
+
+/// What went into the pipeline, and what the store must therefore hold.
+struct Ledger: Sendable {
+    /// Sum of sample values per "tenant profile-type", from normalising each sent profile here.
+    var expected: [String: Int64] = [:]
+    /// Raw records sent that carry samples, by (partition, offset) on the raw topic.
+    var sent: [PartitionKey: OffsetRanges] = [:]
+    var count = 0
+
+    /// Sends `envelopes` to the raw topic and adds them to the ledger.
+    mutating func send(_ envelopes: [RawEnvelope], topic: String, producer: KafkaProducer) async throws {
+        let reports = try await producer.sendBatch(envelopes.map { ProducerRecord(topic: topic, key: $0.key, value: $0.encoded()) })
+        for (envelope, report) in zip(envelopes, reports) {
+            add(envelope, at: PartitionKey(topic: topic, partition: report.partition), offset: report.offset)
+        }
+    }
+
+    /// Adds one raw record (if its profile has samples).
+    mutating func add(_ envelope: RawEnvelope, at partition: PartitionKey, offset: Int64) {
+        let totals = Self.totals(envelope)
+        guard !totals.isEmpty else { return }
+        for (k, v) in totals { expected[k, default: 0] += v }
+        sent[partition, default: OffsetRanges()].insert(offset)
+        count += 1
+    }
+
+    /// The profile's totals per tenant and profile type, by Kiln's normaliser run here on the same bytes.
+    static func totals(_ envelope: RawEnvelope) -> [String: Int64] {
+        var normalizer = Normalizer()
+        guard let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "-", partition: 0, offset: 0)).batch else { return [:] }
+        var out: [String: Int64] = [:]
+        for (type, v) in batch.totalsByProfileType { out["\(envelope.tenant) \(type.id)", default: 0] += v }
+        return out
+    }
+}
+
+/// What the store's live blocks hold (what a query reads).
+struct StoreContents: Sendable {
+    var totals: [String: Int64] = [:]
+    /// Raw records held, and how many of them more than one live block holds.
+    var held: [PartitionKey: OffsetRanges] = [:]
+    var duplicated = 0
+    var blocks = 0
+
+    static func read(_ store: any ObjectStore, tenants only: Set<String>? = nil) async throws -> StoreContents {
+        var c = StoreContents()
+        for tenant in try await BlockIndex.tenants(in: store) where only?.contains(tenant) ?? true {
+            for meta in try await BlockIndex.liveBlocks(store, tenant: tenant) {
+                c.blocks += 1
+                for (type, v) in meta.totalsByProfileType { c.totals["\(tenant) \(type)", default: 0] += v }
+                for (key, offsets) in meta.kafka.rawByPartition {
+                    for r in offsets.ranges {
+                        for o in r where c.held[key]?.contains(o) ?? false { c.duplicated += 1 }
+                    }
+                    c.held[key, default: OffsetRanges()].formUnion(offsets)
+                }
+            }
+        }
+        return c
+    }
+
+    var storedCount: Int { Int(held.values.reduce(0) { $0 + $1.count }) }
+
+    /// Raw records the ledger sent that no live block holds.
+    func lost(_ ledger: Ledger) -> Int {
+        var n = 0
+        for (key, offsets) in ledger.sent {
+            for r in offsets.ranges { for o in r where !(held[key]?.contains(o) ?? false) { n += 1 } }
+        }
+        return n
+    }
+}
+
+/// Polls the store until its totals equal the ledger's, or the deadline passes; returns the last contents.
+func waitForStore(_ store: any ObjectStore, _ ledger: Ledger, tenants: Set<String>? = nil, timeout: Duration) async throws -> StoreContents {
+    var last = StoreContents()
+    _ = try await eventually(timeout: timeout) {
+        last = try await StoreContents.read(store, tenants: tenants)
+        return last.totals == ledger.expected && last.lost(ledger) == 0
+    }
+    return last
+}
+
+/// Every live block passes `kiln blocks verify`'s checks (checksums, references).
+func verifyBlocks(_ store: any ObjectStore) async throws -> [String] {
+    var problems: [String] = []
+    for tenant in try await BlockIndex.tenants(in: store) {
+        for meta in try await BlockIndex.liveBlocks(store, tenant: tenant) {
+            problems += await BlockReader(store: store, meta: meta).verify().map { "\(tenant)/\(meta.ulid): \($0)" }
+        }
+    }
+    return problems
+}
+
+/// A `file://` store in a fresh temporary folder.
+func temporaryFileStore(_ name: String) throws -> (url: String, dir: URL, store: any ObjectStore) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(name)-\(UInt32.random(in: 0 ... .max))")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let url = "file://" + dir.path
+    return (url, dir, try makeObjectStore(url: url))
+}
+
+/// Arguments both stages share: brokers, quick group joins, an admin port of their own.
+func stageArguments(brokers: String) -> [String] {
+    ["--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000", "--admin-listen", "127.0.0.1:0", "--create-topics", "false"]
+}

@@ -1,0 +1,140 @@
+import Blocks
+import Foundation
+import KafkaClient
+import ObjectStore
+import Testing
+import TestSupport
+
+/// scripts/s3-fault-proxy.py between the compactor and moto, with a plan the test changes while the
+/// compactor runs.
+struct S3FaultProxy {
+    let child: ChildProcess
+    let dir: URL
+    let endpoint: String
+
+    static func start(upstream: String) async throws -> S3FaultProxy {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-s3-proxy-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
+        let script = TestEnvironment.repoRoot.appendingPathComponent("scripts/s3-fault-proxy.py").path
+        let portFile = dir.appendingPathComponent("port").path
+        let child = try ChildProcess(python, [script, "--upstream", String(upstream.dropFirst("http://".count)),
+                                              "--port-file", portFile, "--log", dir.appendingPathComponent("requests.log").path,
+                                              "--plan-file", dir.appendingPathComponent("plan").path,
+                                              "--slow-seconds", "2", "--hang-seconds", "5", "--max-lifetime", "300"])
+        let listening = await eventually(timeout: .seconds(15)) { FileManager.default.fileExists(atPath: portFile) || !child.isRunning }
+        guard listening, child.isRunning else {
+            throw ReliabilityFailure("s3-fault-proxy did not start: \(child.lines.suffix(20).joined(separator: "\n"))")
+        }
+        let port = try String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        return S3FaultProxy(child: child, dir: dir, endpoint: "http://127.0.0.1:\(port)")
+    }
+
+    /// Replaces the plan, e.g. `--every 3:503`, `--always 503` or `pass`; the next request follows it.
+    func plan(_ line: String) throws {
+        let tmp = dir.appendingPathComponent("plan.tmp")
+        try Data((line + "\n").utf8).write(to: tmp)
+        _ = rename(tmp.path, dir.appendingPathComponent("plan").path)
+    }
+
+    /// The action taken for each request so far (`pass`, `503`, `reset`, `slow`, ...).
+    func actions() -> [String] {
+        let text = (try? String(contentsOfFile: dir.appendingPathComponent("requests.log").path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
+    }
+
+    func faults() -> Int { actions().filter { $0 != "pass" }.count }
+
+    func stop() async {
+        child.signal(SIGTERM)
+        _ = try? await child.waitForExit()
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+extension ReliabilitySuite {
+    /// Scenario 2: the compactor's S3 answers 503, 500, resets connections and answers too slowly (each for
+    /// some of the requests, while profiles flow): uploads are retried and succeed. Then S3 fails every
+    /// request for a while: the compactor stops consuming, says so in its log, on /ready and in
+    /// /metrics, and resumes once S3 answers again. The store ends with every sample exactly once.
+    @Test func s3FaultsUnderTheCompactorLoseAndDuplicateNothing() async throws {
+        guard let kafka = Integration.kafka(), let brokers = TestEnvironment.kafkaBrokers else { return }
+        guard let moto = TestEnvironment.s3Endpoint else { Integration.skipOrFail("KILN_TEST_S3_ENDPOINT is not set"); return }
+        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor"),
+              let source = FixtureProfiles.load() else { return }
+        let started = ContinuousClock.now
+        let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
+        try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)
+        let bucket = Integration.unique("kiln-s3-faults")
+        let credentials = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
+        // The test reads moto directly; the compactor goes through the proxy, one attempt limited to 1 s.
+        let store = try makeObjectStore(url: "s3://\(bucket)/blocks?endpoint=\(moto)&region=us-east-1", environment: credentials)
+        try await (store as! S3ObjectStore).createBucket()
+        let proxy = try await S3FaultProxy.start(upstream: moto)
+        let compactorStore = "s3://\(bucket)/blocks?endpoint=\(proxy.endpoint)&region=us-east-1&timeout=1&max_attempts=4"
+
+        let common = stageArguments(brokers: brokers) + ["--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq]
+        let normalizer = try await KilnProcess(normalizerBinary, common + ["--group", Integration.unique("normalizer")])
+        let compactor = try await KilnProcess(compactorBinary, common + ["--group", Integration.unique("compactor"), "--store", compactorStore,
+                                                                        "--max-block-age", "300ms", "--compaction", "off"],
+                                              environment: credentials)
+        let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
+        let stream = Task { () -> Ledger in
+            var ledger = Ledger()
+            var i = 0
+            while !Task.isCancelled {
+                try await ledger.send((i..<i + 3).map { source.envelope($0, tenant: $0 % 2 == 0 ? "acme" : "globex") },
+                                      topic: raw, producer: producer)
+                i += 3
+                try? await Task.sleep(for: .milliseconds(150))
+            }
+            return ledger
+        }
+
+        // Partial faults: every few requests fail one way or another; retries carry every upload through.
+        for plan in ["--every 3:503", "--every 3:500", "--every 3:reset", "--every 4:slow"] {
+            let action = String(plan.split(separator: ":").last!)
+            let before = proxy.actions().filter { $0 == action }.count
+            try proxy.plan(plan)
+            let injected = await eventually(timeout: .seconds(30)) { proxy.actions().filter { $0 == action }.count >= before + 3 }
+            #expect(injected, "plan \(plan): the proxy did not see enough requests")
+        }
+        #expect(compactor.lines(containing: "block store failed").isEmpty, "retries should have absorbed the partial faults")
+
+        // An outage: every request fails. The compactor stops consuming and says so.
+        try proxy.plan("--always 503")
+        let reported = try await eventually(timeout: .seconds(40)) {
+            let ready = try await compactor.get("/ready")
+            return !compactor.lines(containing: "block store failed").isEmpty && ready.status == 503 && ready.body.contains("store")
+        }
+        #expect(reported, "the outage was not reported on the log and /ready:\n\(compactor.lines.suffix(10).joined(separator: "\n"))")
+        #expect((try await compactor.metric("kiln_compactor_store_failures_total") ?? 0) >= 1)
+        try proxy.plan("pass")
+        let resumed = try await eventually(timeout: .seconds(40)) {
+            try await compactor.get("/ready").status == 200 && !compactor.lines(containing: "consuming resumed").isEmpty
+        }
+        #expect(resumed, "the compactor did not resume after the outage")
+
+        stream.cancel()
+        let ledger = try await stream.value
+        try await producer.close()
+        let contents = try await waitForStore(store, ledger, timeout: .seconds(60))
+        let normalizerStatus = try await normalizer.stop()
+        let compactorStatus = try await compactor.stop()
+        let faults = proxy.faults()
+        await proxy.stop()
+        let final = try await StoreContents.read(store)
+        let lost = final.lost(ledger)
+        ReliabilitySummary.record(ReliabilityRow(scenario: "S3 500/503/reset/slow + outage", faults: faults, sent: ledger.count,
+                                                 stored: final.storedCount, lost: lost, duplicated: final.duplicated,
+                                                 totalsExact: final.totals == ledger.expected,
+                                                 seconds: (ContinuousClock.now - started).seconds))
+        #expect(contents.totals == ledger.expected)
+        #expect(final.totals == ledger.expected)
+        #expect(lost == 0)
+        #expect(final.duplicated == 0)
+        #expect(normalizerStatus == 0 && compactorStatus == 0)
+        #expect(try await verifyBlocks(store) == [])
+        try await store.shutdown()
+    }
+}
