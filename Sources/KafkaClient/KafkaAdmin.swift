@@ -24,7 +24,7 @@ public final class KafkaAdmin: Sendable {
 
     deinit {
         let handle = handle, context = context, poller = poller
-        DispatchQueue.global().async {
+        HandleReaper.destroy {
             poller.stop()
             rd_kafka_destroy(handle.raw)
             withExtendedLifetime(context) {}

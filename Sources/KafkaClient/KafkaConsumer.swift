@@ -115,7 +115,7 @@ public final class KafkaConsumer: Sendable {
 
     deinit {
         let handle = handle, context = context, wasClosed = closed.load(ordering: .acquiring)
-        DispatchQueue.global().async {
+        HandleReaper.destroy {
             if !wasClosed { rd_kafka_consumer_close(handle.raw) } // leave the group instead of timing out
             rd_kafka_destroy(handle.raw)
             withExtendedLifetime(context) {}

@@ -59,25 +59,16 @@ final class ProducerShared: Sendable {
     }
 }
 
-/// An idempotent, lz4-compressing Kafka producer with bounded buffering.
-///
-/// `QUEUE_FULL` is back-pressure: a send suspends until a delivery report frees room, it never fails or
-/// drops for that reason. Delivery reports are served by a dedicated poller thread.
-public final class KafkaProducer: Sendable {
-    public let config: ProducerConfig
-    private let handle: KafkaHandle
-    private let context: ClientContext
-    private let shared: ProducerShared
-    private let poller: PollerThread
+/// One librdkafka producer handle with its delivery-report thread. A `KafkaProducer` replaces its engine
+/// when the cluster lost the producer's state (see `KafkaProducer.reset`).
+private final class ProducerEngine: Sendable {
+    let handle: KafkaHandle
+    let context: ClientContext
+    let poller: PollerThread
     /// Blocking calls (flush) run here, never on the cooperative pool.
-    private let blockingQueue: DispatchQueue
-    private let closed = Atomic<Bool>(false)
+    let blockingQueue: DispatchQueue
 
-    public init(config: ProducerConfig, logger: Logger = Logger(label: "kiln.kafka.producer")) throws {
-        self.config = config
-        let shared = ProducerShared()
-        let context = ClientContext(logger: logger, bootstrapServers: config.kafka.bootstrapServers, producer: shared)
-        self.shared = shared
+    init(config: ProducerConfig, context: ClientContext) throws {
         self.context = context
         handle = try Native.makeHandle(type: RD_KAFKA_PRODUCER, properties: config.librdkafkaProperties(), context: context) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
@@ -108,7 +99,7 @@ public final class KafkaProducer: Sendable {
         // rd_kafka_destroy blocks (it joins librdkafka's threads), so it runs on a background queue with
         // everything it needs captured; the context lives until the handle is gone.
         let handle = handle, context = context, poller = poller
-        DispatchQueue.global().async {
+        HandleReaper.destroy {
             poller.stop()
             // Fail whatever is still queued so every pending send resumes, then serve those reports.
             rd_kafka_purge(handle.raw, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
@@ -116,6 +107,43 @@ public final class KafkaProducer: Sendable {
             rd_kafka_destroy(handle.raw)
             withExtendedLifetime(context) {}
         }
+    }
+}
+
+/// An idempotent, lz4-compressing Kafka producer with bounded buffering.
+///
+/// `QUEUE_FULL` is back-pressure: a send suspends until a delivery report frees room, it never fails or
+/// drops for that reason. Delivery reports are served by a dedicated poller thread.
+public final class KafkaProducer: Sendable {
+    public let config: ProducerConfig
+    private let context: ClientContext
+    private let shared: ProducerShared
+    private let engine: Mutex<ProducerEngine>
+    private let closed = Atomic<Bool>(false)
+
+    public init(config: ProducerConfig, logger: Logger = Logger(label: "kiln.kafka.producer")) throws {
+        self.config = config
+        let shared = ProducerShared()
+        let context = ClientContext(logger: logger, bootstrapServers: config.kafka.bootstrapServers, producer: shared)
+        self.shared = shared
+        self.context = context
+        engine = Mutex(try ProducerEngine(config: config, context: context))
+    }
+
+    private var current: ProducerEngine { engine.withLock { $0 } }
+
+    /// Replaces the librdkafka handle with a new one, which asks the cluster for a new producer ID. For a
+    /// cluster that lost the producer's state (a broker restarted without its storage): the old idempotent
+    /// producer would otherwise retry for ever on UNKNOWN_PRODUCER_ID. Records the old handle still held
+    /// fail their delivery (their senders see an error and nothing was acknowledged); new sends go to the
+    /// new handle.
+    public func reset(reason: String) throws {
+        guard !closed.load(ordering: .relaxed) else { return }
+        let fresh = try ProducerEngine(config: config, context: context)
+        let undelivered = inFlight
+        // The old engine is released here; its deinit fails and destroys what it held off the cooperative pool.
+        engine.withLock { $0 = fresh }
+        context.logger.warning("Kafka producer re-created", metadata: ["reason": "\(reason)", "undelivered": "\(undelivered)"])
     }
 
     /// How often a send had to wait for room in the producer's queue (back-pressure), since creation.
@@ -200,6 +228,7 @@ public final class KafkaProducer: Sendable {
     /// One `rd_kafka_produceva` call (it returns its error directly, unlike `rd_kafka_last_error`, which is
     /// thread-local and wrong across Swift tasks). The payload, key and headers are copied (F_COPY).
     private func enqueue(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
+        let engine = current
         // Header names must be C strings for the duration of the call; librdkafka copies them.
         let names = record.headers.map { strdup($0.name) }
         defer { names.forEach { free($0) } }
@@ -237,7 +266,7 @@ public final class KafkaProducer: Sendable {
                         }
                         vu = rd_kafka_vu_t(); vu.vtype = RD_KAFKA_VTYPE_OPAQUE; vu.u.ptr = opaque; vus.append(vu)
                         vu = rd_kafka_vu_t(); vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS; vu.u.i = Self.msgFlagCopy; vus.append(vu)
-                        return rd_kafka_produceva(handle.raw, vus, vus.count)
+                        return withExtendedLifetime(engine) { rd_kafka_produceva(engine.handle.raw, vus, vus.count) }
                     }
                 }
             }
@@ -249,9 +278,9 @@ public final class KafkaProducer: Sendable {
 
     /// Waits until every queued record is delivered (or failed), at most `timeout`.
     public func flush(timeout: Duration = .seconds(30)) async throws {
-        let handle = handle
+        let engine = current, handle = engine.handle
         let ms = Int32(clamping: timeout.milliseconds)
-        let err = try await Native.run(on: blockingQueue) { rd_kafka_flush(handle.raw, ms) }
+        let err = try await Native.run(on: engine.blockingQueue) { rd_kafka_flush(handle.raw, ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let left = rd_kafka_outq_len(handle.raw)
             throw KafkaError(.timedOut, code: err.rawValue,
@@ -268,9 +297,9 @@ public final class KafkaProducer: Sendable {
         do {
             try await flush(timeout: flushTimeout)
         } catch {
-            let handle = handle
+            let engine = current, handle = engine.handle
             context.logger.warning("producer closing with undelivered records: \(error)")
-            _ = try? await Native.run(on: blockingQueue) {
+            _ = try? await Native.run(on: engine.blockingQueue) {
                 rd_kafka_purge(handle.raw, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
                 return rd_kafka_flush(handle.raw, 1000)
             }

@@ -83,6 +83,7 @@ enum Native {
             rd_kafka_conf_destroy(conf) // not taken over on failure
             throw KafkaError(.invalidConfiguration, "could not create Kafka client: \(Native.string(errstr))")
         }
+        HandleReaper.installOnce()
         return KafkaHandle(raw: rk)
     }
 
@@ -168,4 +169,29 @@ final class PollerThread: Sendable {
         if stopRequested.exchange(true, ordering: .acquiringAndReleasing) { return }
         finished.wait()
     }
+}
+
+/// Destroys librdkafka handles off the cooperative pool (`rd_kafka_destroy` joins librdkafka's threads) and
+/// makes the process wait for those destructions when it exits: a librdkafka thread still running (logging,
+/// closing sockets) while `exit()` runs the C and OpenSSL teardown can crash a process that was shutting
+/// down cleanly.
+enum HandleReaper {
+    private static let pending = DispatchGroup()
+
+    /// Runs `destroy` on a background queue; exit waits for it (at most 10 s).
+    static func destroy(_ destroy: @escaping @Sendable () -> Void) {
+        pending.enter()
+        DispatchQueue.global().async {
+            destroy()
+            pending.leave()
+        }
+    }
+
+    /// Registered after the first handle exists, so it runs before the exit handlers librdkafka's
+    /// dependencies registered while it initialised (atexit handlers run in reverse order).
+    private static let registered: Void = {
+        atexit { _ = HandleReaper.pending.wait(timeout: .now() + 10) }
+    }()
+
+    static func installOnce() { _ = registered }
 }

@@ -19,15 +19,20 @@ public struct KafkaHealthProbe: Service {
     let readiness: Readiness
     let logger: Logger
     let interval: Duration
+    let onTopicsRecreated: @Sendable ([String]) async -> Void
 
+    /// `onTopicsRecreated` runs when a topic the process uses has a new topic ID (re-created, by this process
+    /// or another): the cluster lost its state, so the process's producers must start afresh
+    /// (`KafkaProducer.reset`).
     public init(config: KafkaConfig, topics: [String], topicOptions: TopicOptions, readiness: Readiness, logger: Logger,
-                interval: Duration = .seconds(2)) {
+                interval: Duration = .seconds(2), onTopicsRecreated: @escaping @Sendable ([String]) async -> Void = { _ in }) {
         self.config = config
         self.topics = topics
         self.topicOptions = topicOptions
         self.readiness = readiness
         self.logger = logger
         self.interval = interval
+        self.onTopicsRecreated = onTopicsRecreated
     }
 
     public func run() async throws {
@@ -39,10 +44,12 @@ public struct KafkaHealthProbe: Service {
         let up = Gauge(label: "kiln_kafka_up")
         let outages = Counter(label: "kiln_kafka_outages_total")
         var outageStart: ContinuousClock.Instant?
+        var knownIDs: [String: String] = [:]
         up.record(1)
         while !Task.isCancelled {
             do {
                 try await check(admin)
+                knownIDs = await noticeRecreatedTopics(admin, known: knownIDs)
                 if let start = outageStart {
                     outageStart = nil
                     up.record(1)
@@ -75,6 +82,21 @@ public struct KafkaHealthProbe: Service {
         logger.warning("topic(s) missing on the cluster; re-creating them (was the broker restarted without its storage?)",
                        metadata: ["topics": "\(missing)"])
         try await topicOptions.ensure(missing, config: config, logger: logger)
+    }
+
+    /// Compares the topics' IDs with those seen before and reports the topics whose ID changed. A broker
+    /// without topic IDs (older than Kafka 2.8) answers none: then nothing is reported.
+    private func noticeRecreatedTopics(_ admin: KafkaAdmin, known: [String: String]) async -> [String: String] {
+        guard let ids = try? await admin.topicIDs(topics, timeout: interval) else { return known }
+        let changed = topics.filter { t in
+            guard let before = known[t], let now = ids[t] else { return false }
+            return before != now
+        }
+        if !changed.isEmpty {
+            logger.warning("topic(s) re-created on the cluster (new topic ID); starting new producer sessions", metadata: ["topics": "\(changed)"])
+            await onTopicsRecreated(changed)
+        }
+        return known.merging(ids) { _, new in new }
     }
 
     static func seconds(_ d: Duration) -> String {

@@ -108,6 +108,31 @@ public final class NormalizerStage: Service, Sendable {
         logger.info("stopped", metadata: ["stats": "\(currentStats)"])
     }
 
+    /// Sends until Kafka acknowledged every output. A failed delivery (the broker gone for longer than
+    /// `message.timeout.ms`, or records failed by a producer re-created after the cluster lost its state) is
+    /// sent again with backoff rather than ending the process: the compactor recognises a batch delivered
+    /// twice by its raw provenance, so a resend never counts twice. The records' offsets stay unstored
+    /// meanwhile.
+    func publish(_ outputs: [ProducerRecord]) async throws {
+        var delay = Duration.milliseconds(500)
+        while true {
+            do {
+                _ = try await producer.sendBatch(outputs)
+                return
+            } catch let error as KafkaError where ![.recordTooLarge, .closed, .fatal].contains(error.kind) {
+                logger.error("publishing normalized batches failed; sending them again", metadata: [
+                    "records": "\(outputs.count)", "error": "\(error)", "retry_in": "\(delay)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
+    }
+
+    /// Re-creates the producer's librdkafka session (see `KafkaProducer.reset`).
+    public func resetProducer(reason: String) throws {
+        try producer.reset(reason: reason)
+    }
+
     /// Normalises `records`, publishes the results, then marks the records durable.
     func process(_ records: [ConsumerRecord]) async throws {
         let start = ContinuousClock.now
@@ -151,7 +176,7 @@ public final class NormalizerStage: Service, Sendable {
                 "reason": "\(output.headers.first { $0.name == DLQHeader.reason }.flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } } ?? "")",
             ])
         }
-        if !outputs.isEmpty { _ = try await producer.sendBatch(outputs) }
+        if !outputs.isEmpty { try await publish(outputs) }
         // Offsets of a partition are stored in order; the last record of each partition carries the rest.
         var highest: [TopicPartition: Int64] = [:]
         for r in records { highest[TopicPartition(r.topic, r.partition)] = max(highest[TopicPartition(r.topic, r.partition)] ?? -1, r.offset) }

@@ -40,7 +40,11 @@ struct Command: AsyncParsableCommand {
                                  normalizer: NormalizerOptions(limits: limits)),
             kafka: kafkaConfig, logger: logger, onReady: { readiness.markReady("kafka") })
         let probe = KafkaHealthProbe(config: kafkaConfig, topics: [topics.raw, topics.normalized, topics.dlq], topicOptions: topics,
-                                     readiness: readiness, logger: logger)
+                                     readiness: readiness, logger: logger, onTopicsRecreated: { missing in
+            do { try stage.resetProducer(reason: "topics re-created on the cluster: \(missing.joined(separator: ", "))") } catch {
+                logger.error("could not re-create the Kafka producer", metadata: ["error": "\(error)"])
+            }
+        })
         try await ServiceRunner.run([admin.application(listen: listen, logger: logger), probe, stage], logger: logger)
     }
 }

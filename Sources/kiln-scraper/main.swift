@@ -101,7 +101,14 @@ struct Command: AsyncParsableCommand {
                                           readiness: readiness, logger: logger)
         // Graceful shutdown runs in reverse: the HTTP server stops taking pushes, the scraper drains its
         // buffer into the producer, then the producer flushes and closes.
-        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [rawTopic], topicOptions: topics, readiness: readiness, logger: logger)
+        // A cluster that lost the raw topic lost the producer's idempotence state too: start a new producer
+        // session, or every push would wait on UNKNOWN_PRODUCER_ID for ever.
+        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [rawTopic], topicOptions: topics, readiness: readiness, logger: logger,
+                                     onTopicsRecreated: { missing in
+            do { try producer.reset(reason: "topics re-created on the cluster: \(missing.joined(separator: ", "))") } catch {
+                logger.error("could not re-create the Kafka producer", metadata: ["error": "\(error)"])
+            }
+        })
         var services: [any Service] = [kafkaService, probe]
         if let scraper { services.append(scraper) }
         services.append(admin.application(listen: address, logger: logger))

@@ -195,7 +195,7 @@ extension ReliabilitySuite {
             quietSince = .now
             for r in records {
                 guard let envelope = try? RawEnvelope(decoding: r.value), tenants.contains(envelope.tenant) else { continue }
-                ledger.add(envelope, at: PartitionKey(topic: r.topic, partition: r.partition), offset: r.offset)
+                ledger.add(envelope, at: try await ledger.key(r.topic, r.partition, kafka: kafka), offset: r.offset)
             }
         }
         try await consumer.close()

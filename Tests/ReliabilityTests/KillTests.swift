@@ -50,7 +50,7 @@ extension ReliabilitySuite {
             let working = try await eventually(timeout: .seconds(45)) {
                 compactor.lines(containing: "block written").count > blocksBefore
             }
-            #expect(working, "round \(round): no block written before the kill")
+            #expect(working, "round \(round): no block written before the kill; kiln-compactor said:\n\(compactor.child.lines.suffix(12).joined(separator: "\n"))")
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...700, using: &rng)))
             try await victim.kill()
             kills += 1

@@ -217,15 +217,23 @@ struct FixtureProfiles: Sendable {
 struct Ledger: Sendable {
     /// Sum of sample values per "tenant profile-type", from normalising each sent profile here.
     var expected: [String: Int64] = [:]
-    /// Raw records sent that carry samples, by (partition, offset) on the raw topic.
+    /// Raw records sent that carry samples, by (partition, offset) on the raw topic's current incarnation
+    /// (the compactor records the topic ID with every offset).
     var sent: [PartitionKey: OffsetRanges] = [:]
     var count = 0
+    private var topicIDs: [String: String] = [:]
+
+    /// The partition key of `topic` as blocks record it: with the topic's current ID.
+    mutating func key(_ topic: String, _ partition: Int32, kafka: KafkaConfig) async throws -> PartitionKey {
+        if topicIDs[topic] == nil { topicIDs[topic] = try await KafkaAdmin(config: kafka).topicIDs([topic])[topic] }
+        return PartitionKey(topic: topic, partition: partition, topicID: topicIDs[topic])
+    }
 
     /// Sends `envelopes` to the raw topic and adds them to the ledger.
     mutating func send(_ envelopes: [RawEnvelope], topic: String, producer: KafkaProducer) async throws {
         let reports = try await producer.sendBatch(envelopes.map { ProducerRecord(topic: topic, key: $0.key, value: $0.encoded()) })
         for (envelope, report) in zip(envelopes, reports) {
-            add(envelope, at: PartitionKey(topic: topic, partition: report.partition), offset: report.offset)
+            add(envelope, at: try await key(topic, report.partition, kafka: producer.config.kafka), offset: report.offset)
         }
     }
 
