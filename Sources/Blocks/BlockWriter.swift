@@ -140,9 +140,18 @@ public struct BlockWriter: Sendable {
     }
 
     /// Uploads the tables, then `meta.json` (create-only). Throws if a different block already committed
-    /// under this ULID; succeeds when the same meta is already there (a retried upload).
+    /// under this ULID — before touching its tables, so a committed block is never overwritten — and
+    /// succeeds when the same meta is already there (a retried upload).
     public static func upload(_ block: EncodedBlock, to store: any ObjectStore) async throws {
         let tenant = block.meta.tenant, ulid = block.meta.ulid
+        let metaKey = BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)
+        if try await store.head(metaKey) != nil {
+            let existing = try BlockMeta.decode(try await store.get(metaKey))
+            guard existing.files == block.meta.files else {
+                throw BlockError("block \(tenant)/\(ulid) already exists with other contents")
+            }
+            return
+        }
         for f in block.files {
             try await store.put(BlockFile.key(tenant: tenant, ulid: ulid, f.name), f.bytes)
         }

@@ -67,9 +67,8 @@ public final class CompactorStage: Service, Sendable {
         var lastOffset: Int64 = -1
         /// Last offset marked durable.
         var durableOffset: Int64 = -1
-        /// Kafka timestamp of the first record in the heads, for deterministic block IDs.
-        var firstTimestampMillis: Int64?
-        var firstOffset: Int64?
+        /// Kafka timestamp of each tenant head's first record, for deterministic block IDs.
+        var firstTimestampMillis: [String: Int64] = [:]
         var openedAt: Date?
         /// The incarnation (topic ID) of the records read; nil when unknown.
         var topicID: String?
@@ -250,11 +249,8 @@ public final class CompactorStage: Service, Sendable {
                     delta.duplicateBatches += 1
                     continue
                 }
-                if ps.firstOffset == nil {
-                    ps.firstOffset = record.offset
-                    ps.firstTimestampMillis = record.timestampMillis
-                    ps.openedAt = now
-                }
+                if ps.openedAt == nil { ps.openedAt = now }
+                if ps.firstTimestampMillis[batch.tenant] == nil { ps.firstTimestampMillis[batch.tenant] = record.timestampMillis }
                 ps.heads[batch.tenant, default: Head(tenant: batch.tenant)]
                     .append(batch, from: position, rawTopicID: rawTopicID, now: now)
                 delta.batchesAppended += 1
@@ -398,9 +394,14 @@ public final class CompactorStage: Service, Sendable {
         let nowMillis = UInt64(Date().timeIntervalSince1970 * 1000)
         for (tenant, head) in ps.heads.sorted(by: { $0.key < $1.key }) where head.sampleCount > 0 {
             // Tempo-style deterministic ID: a retry after a crash before meta.json rewrites the same folder.
-            let millis = ps.firstTimestampMillis.map { UInt64(max(0, $0)) } ?? nowMillis
+            // Seeded by this tenant's first record in the head, which every block holding it lists: so a
+            // head rebuilt after a crash gets an existing block's ID only if that block never committed.
+            // (The partition's first record would not do: after a crash between two tenants' uploads it may
+            // belong to the tenant whose block is missing, while the other's new head holds other records.)
+            let millis = ps.firstTimestampMillis[tenant].map { UInt64(max(0, $0)) } ?? nowMillis
+            let firstOffset = head.normalizedOffsets.values.compactMap(\.lowerBound).min() ?? -1
             let ulid = ULID.deterministic(timestampMillis: millis,
-                                          seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(ps.firstOffset ?? -1)"
+                                          seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(firstOffset)"
                                               + (ps.topicID.map { "|" + $0 } ?? ""))
             let writer = self.writer
             let block = try await worker.run { try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])) }
@@ -420,8 +421,7 @@ public final class CompactorStage: Service, Sendable {
         let stillOwned = state.withLock { s -> Bool in
             guard var current = s.partitions[partition] else { return false }
             current.heads = [:]
-            current.firstOffset = nil
-            current.firstTimestampMillis = nil
+            current.firstTimestampMillis = [:]
             current.openedAt = nil
             current.durableOffset = ps.lastOffset
             s.partitions[partition] = current

@@ -142,6 +142,50 @@ struct CompactorStageTests {
         }
     }
 
+    /// A crash between two tenants' uploads of one partition: the first tenant's block is committed, the
+    /// second's is not. The restarted stage rebuilds the second tenant's head and starts a new head for the
+    /// first tenant's later records; that new block must get an ID of its own (it once reused the committed
+    /// block's ID, because both were seeded with the partition's first record, and overwrote its tables).
+    @Test func crashBetweenTenantUploadsKeepsCommittedBlocksIntact() async throws {
+        guard let kafka = try testBroker() else { return }
+        try await withCompactorStore(.file) { store, _ in
+            let topic = uniqueName("normalized-crash")
+            _ = try await KafkaAdmin(config: kafka).createTopic(TopicSpec(name: topic, partitions: 1))
+            // The partition's first record is globex's; acme's block sorts (and uploads) first.
+            var sent = [batch(tenant: "globex", rawPartition: 0, rawOffset: 0), batch(tenant: "acme", rawPartition: 0, rawOffset: 1),
+                        batch(tenant: "acme", rawPartition: 0, rawOffset: 2), batch(tenant: "globex", rawPartition: 0, rawOffset: 3)]
+            let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
+            _ = try await producer.sendBatch(records(sent, topic: topic))
+
+            let crashing = FailingMetaStore(inner: store, failingTenant: "globex")
+            let config = CompactorStage.Configuration(normalizedTopic: topic, groupID: uniqueName("compactor"),
+                                                      cut: CutPolicy(maxAge: .milliseconds(300)))
+            let first = try CompactorStage(configuration: config, kafka: kafka, store: crashing, logger: Logger(label: "test"))
+            await #expect(throws: SimulatedCrash.self) { try await first.run() }
+            let committed = try await BlockIndex.liveBlocks(store, tenant: "acme")
+            #expect(committed.count == 1, "acme's block was committed before the crash")
+            #expect(try await BlockIndex.liveBlocks(store, tenant: "globex").isEmpty)
+
+            // A later acme record, then a restart that never saw the first run's offsets (nothing was committed).
+            sent.append(batch(tenant: "acme", rawPartition: 0, rawOffset: 4))
+            _ = try await producer.sendBatch(records([sent[4]], topic: topic))
+            try await producer.close()
+            var restart = config
+            restart.groupID = uniqueName("compactor-restart")
+            let second = try CompactorStage(configuration: restart, kafka: kafka, store: store, logger: Logger(label: "test"))
+            let run = Task { try await second.run() }
+            let totals = try await waitForTotals(store, expectedTotals(sent))
+            run.cancel()
+            try await run.value
+            #expect(totals == expectedTotals(sent))
+            #expect(second.currentStats.duplicateRecords == 2, "acme's committed records are recognised")
+            for t in ["acme", "globex"] {
+                for m in try await BlockIndex.liveBlocks(store, tenant: t) { #expect(await BlockReader(store: store, meta: m).verify() == []) }
+            }
+            #expect(try await BlockIndex.liveBlocks(store, tenant: "acme").map(\.ulid).contains(committed[0].ulid))
+        }
+    }
+
     /// The real binary, SIGKILLed three times at random moments while batches keep arriving, then stopped
     /// with SIGTERM: the store holds every batch exactly once.
     @Test(arguments: [CompactorStoreKind.file, .s3])
@@ -372,4 +416,24 @@ struct CompactorStageTests {
             #expect(ids == Set([firstIDs[topic], secondIDs[topic]].compactMap { $0 }))
         }
     }
+}
+
+private struct SimulatedCrash: Error {}
+
+/// The file store, except that committing (meta.json) a block of `failingTenant` ends the stage as a crash
+/// would: with an error the stage does not retry.
+private struct FailingMetaStore: ObjectStore {
+    let inner: any ObjectStore
+    let failingTenant: String
+    var location: String { inner.location }
+    func put(_ key: String, _ bytes: [UInt8]) async throws { try await inner.put(key, bytes) }
+    func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool {
+        if key.hasPrefix(failingTenant + "/"), key.hasSuffix("/" + BlockFile.meta) { throw SimulatedCrash() }
+        return try await inner.putIfAbsent(key, bytes)
+    }
+    func get(_ key: String, range: ByteRange?) async throws -> [UInt8] { try await inner.get(key, range: range) }
+    func head(_ key: String) async throws -> ObjectInfo? { try await inner.head(key) }
+    func list(prefix: String, delimiter: String?) async throws -> ListResult { try await inner.list(prefix: prefix, delimiter: delimiter) }
+    func delete(_ key: String) async throws { try await inner.delete(key) }
+    func shutdown() async throws {}
 }
