@@ -11,7 +11,8 @@
 # run/loadtest/report/report.md with PNG plots (load-tests/report.py).
 #
 # Knobs (environment): KILN_LOADTEST_BUILD=release|debug (default release), KILN_LOADTEST_PHASE_SECONDS (20),
-# KILN_LOADTEST_MAX_LAG (6000), KILN_LOADTEST_SERVICES (50), KILN_LOADTEST_INSTANCES (20),
+# KILN_LOADTEST_MAX_LAG (6000), KILN_LOADTEST_SERVICES (50), KILN_LOADTEST_INSTANCES (20), KILN_LOADTEST_CONCURRENCY
+# (64 pushes in flight: a push is answered once Kafka acknowledged it, ~20-30 ms, so 8 would cap the rate near 300/s),
 # KILN_LOADTEST_LATENCY_RATE (default: half the best sustained rate), KILN_FIXTURES_DIR, KILN_LOADTEST_DIR,
 # KILN_LOADTEST_BIN (a folder of prebuilt binaries: skips the build; say which build it is in KILN_LOADTEST_BUILD).
 set -euo pipefail
@@ -23,6 +24,7 @@ PHASE_SECONDS=${KILN_LOADTEST_PHASE_SECONDS:-20}
 MAX_LAG=${KILN_LOADTEST_MAX_LAG:-6000}
 SERVICES=${KILN_LOADTEST_SERVICES:-50}
 INSTANCES=${KILN_LOADTEST_INSTANCES:-20}
+CONCURRENCY=${KILN_LOADTEST_CONCURRENCY:-64}
 FIXTURES=${KILN_FIXTURES_DIR:-$ROOT/../shared/fixtures}
 PARTITIONS=4
 PY=$ROOT/.venv/bin/python
@@ -116,7 +118,7 @@ loadgen() { # phase extra-args...
   mapfile -t W < <(watches)
   "$BIN/kiln" loadgen --phase "$phase" --out "$RUN/results" --fixtures "$FIXTURES" \
     --ingest-url "${ADMIN[scraper]}" --kafka-brokers "$BROKERS" \
-    --services "$SERVICES" --instances "$INSTANCES" --kinds cpu,heap,goroutine,mutex \
+    --services "$SERVICES" --instances "$INSTANCES" --kinds cpu,heap,goroutine,mutex --concurrency "$CONCURRENCY" \
     --lag kiln-normalizer=kiln.profiles.raw --lag kiln-compactor=kiln.profiles.normalized \
     "${W[@]}" "$@" 2>&1 | tee "$RUN/logs/loadgen-$phase.log"
 }
