@@ -96,9 +96,10 @@ public enum CompactionBenchmark {
         let elapsed = clock.now - t0
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let compactionPeakMiB = PeakMemory.highWaterMarkMiB()
-        guard !jobs.isEmpty, jobs.reduce(0, { $0 + $1.sources.count }) == l0.count else {
-            throw BenchError("the planner compacted \(jobs.reduce(0) { $0 + $1.sources.count }) of \(l0.count) level-0 blocks")
-        }
+        // A budget smaller than a block leaves that block as it is: it is still stored, so it counts.
+        let merged = Set(jobs.flatMap { $0.sources.map(\.ulid) })
+        let unmerged = l0.filter { !merged.contains($0.ulid) }
+        let storedBytes = l1Bytes + unmerged.reduce(0) { $0 + $1.files.reduce(0) { $0 + $1.sizeBytes } }
         let estimate = l0.reduce(0) { $0 + $1.estimatedHeadBytes }
         try await store.shutdown()
 
@@ -106,17 +107,14 @@ public enum CompactionBenchmark {
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         let peakMiB = Double(usage.ru_maxrss) / 1024
         let label = "\(services) services, \(minutes) min of 15 s scrapes, \(offset) profiles, \(samples) samples, \(rawBytes / 1_048_576) MiB of pprof"
-        return [
-            BenchMeasurement(name: "stored bytes per raw pprof byte after compaction (\(label))", unit: "B/B",
-                             kiln: Double(l1Bytes) / Double(rawBytes), baselineName: "target", baseline: 0.10,
+        var measurements = [
+            BenchMeasurement(name: "stored bytes per raw pprof byte after compaction (\(label)"
+                                 + (unmerged.isEmpty ? ")" : "; \(unmerged.count) level-0 blocks larger than the budget left as they are)"),
+                             unit: "B/B", kiln: Double(storedBytes) / Double(rawBytes), baselineName: "target", baseline: 0.10,
                              higherIsBetter: false, targetRatio: 1),
             BenchMeasurement(name: "stored bytes per raw pprof byte, level 0 (5-minute blocks)", unit: "B/B",
-                             kiln: Double(l0Bytes) / Double(rawBytes), baselineName: "after compaction", baseline: Double(l1Bytes) / Double(rawBytes),
+                             kiln: Double(l0Bytes) / Double(rawBytes), baselineName: "after compaction", baseline: Double(storedBytes) / Double(rawBytes),
                              higherIsBetter: false),
-            BenchMeasurement(name: "compaction throughput (\(l0.count) level-0 blocks into \(jobs.count), \(String(format: "%.1f", Double(rawBytes) / seconds / 1e6)) MB/s of raw pprof)",
-                             unit: "samples/s", kiln: Double(samples) / seconds,
-                             baselineName: "the stream's own rate (samples per hour / 3600 s)",
-                             baseline: Double(samples) / Double(minutes * 60), higherIsBetter: true),
             BenchMeasurement(name: "bench process peak RSS (heads + compaction)", unit: "MiB", kiln: peakMiB,
                              baselineName: "raw pprof of the stream", baseline: Double(rawBytes) / 1_048_576, higherIsBetter: false),
             BenchMeasurement(name: "compaction peak RSS (budget \(maxHeadBytes >> 20) MiB, the window's level-0 blocks estimate "
@@ -124,6 +122,14 @@ public enum CompactionBenchmark {
                              unit: "MiB", kiln: compactionPeakMiB, baselineName: "RSS before the compaction", baseline: rssBefore,
                              higherIsBetter: false),
         ]
+        if !jobs.isEmpty {
+            let rate = String(format: "%.1f", Double(rawBytes) / seconds / 1e6)
+            measurements.append(BenchMeasurement(
+                name: "compaction throughput (\(merged.count) of \(l0.count) level-0 blocks into \(jobs.count), \(rate) MB/s of raw pprof)",
+                unit: "samples/s", kiln: Double(samples) / seconds, baselineName: "the stream's own rate (samples per hour / 3600 s)",
+                baseline: Double(samples) / Double(minutes * 60), higherIsBetter: true))
+        }
+        return measurements
     }
 }
 

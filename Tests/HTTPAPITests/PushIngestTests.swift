@@ -307,7 +307,9 @@ import Testing
     @Test func acknowledgesOnlyAfterPublishAndBoundsStalls() async throws {
         let cpu = try fixture(Self.cpu)
         var options = IngestOptions()
-        options.publishTimeout = .milliseconds(700)
+        // The second push must meet the held first one: it has the first's whole publish timeout to arrive,
+        // so a loaded machine cannot turn the backlog refusal into a timeout.
+        options.publishTimeout = .seconds(3)
         options.admissionTimeout = .milliseconds(200)
         options.maxInFlightBytes = cpu.count
         let publisher = GatedPublisher()
