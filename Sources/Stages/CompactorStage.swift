@@ -225,7 +225,9 @@ public final class CompactorStage: Service, Sendable {
             for (record, batch) in decoded {
                 delta.recordsIn += 1
                 let key = PartitionKey(topic: record.topic, partition: record.partition)
-                var ps = s.partitions[key] ?? PartitionState()
+                // Moved out and back, not copied: a copy would share the heads' buffers with the dictionary,
+                // so the append below would copy the whole head (every sample so far) for every record.
+                var ps = s.partitions.removeValue(forKey: key) ?? PartitionState()
                 defer { s.partitions[key] = ps }
                 if ps.topicID == nil { ps.topicID = s.topicIDs[record.topic] }
                 let position = RecordPosition(topic: record.topic, partition: record.partition, offset: record.offset, topicID: ps.topicID)
