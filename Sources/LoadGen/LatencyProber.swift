@@ -26,6 +26,7 @@ public final class LatencyProber: Sendable {
         var latencies: [Double] = []
         var queryErrors = 0
         var lastQueryError: String?
+        var warmUpSeconds: Double?
     }
     let state = Mutex(State())
 
@@ -68,9 +69,19 @@ public final class LatencyProber: Sendable {
 
     public var pendingCount: Int { state.withLock { $0.pending.count } }
 
+    /// One query before the first probe, timed and reported apart: a query service that has not yet read
+    /// the blocks already in the store pays for that on its first call, which would otherwise be charged to
+    /// the first probes' ingest-to-query latency (dashboards keep a real one warm).
+    public func warmUp(startMillis: Int64, endMillis: Int64) async {
+        let began = clock.now
+        await poll(startMillis: startMillis, endMillis: endMillis, evenWithoutProbes: true)
+        let took = (clock.now - began).seconds
+        state.withLock { $0.warmUpSeconds = took }
+    }
+
     /// One LabelValues query; resolves every pending probe it lists.
-    public func poll(startMillis: Int64, endMillis: Int64) async {
-        guard pendingCount > 0 else { return }
+    public func poll(startMillis: Int64, endMillis: Int64, evenWithoutProbes: Bool = false) async {
+        guard pendingCount > 0 || evenWithoutProbes else { return }
         var request = HTTPClientRequest(url: queryURL + "/querier.v1.QuerierService/LabelValues")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -102,7 +113,7 @@ public final class LatencyProber: Sendable {
         state.withLock { s in
             LatencySummary(probesSent: s.sentAccepted, probeSendFailures: s.sendFailures, visible: s.latencies.count,
                            notVisible: s.pending.count, queryErrors: s.queryErrors, lastQueryError: s.lastQueryError,
-                           latencies: s.latencies)
+                           latencies: s.latencies, queryWarmUpSeconds: s.warmUpSeconds)
         }
     }
 
@@ -118,6 +129,8 @@ public struct LatencySummary: Sendable, Codable {
     public var lastQueryError: String?
     /// Seconds from send to visible, in the order they became visible.
     public var latencies: [Double]
+    /// How long the query before the first probe took (see `LatencyProber.warmUp`).
+    public var queryWarmUpSeconds: Double?
     public var p50: Double? { Self.quantile(latencies, 0.5) }
     public var p90: Double? { Self.quantile(latencies, 0.9) }
     public var p99: Double? { Self.quantile(latencies, 0.99) }
@@ -126,11 +139,12 @@ public struct LatencySummary: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case probesSent = "probes_sent", probeSendFailures = "probe_send_failures", visible, notVisible = "not_visible"
         case queryErrors = "query_errors", lastQueryError = "last_query_error", latencies = "latencies_s"
+        case queryWarmUpSeconds = "query_warm_up_s"
         case p50 = "p50_s", p90 = "p90_s", p99 = "p99_s", max = "max_s"
     }
 
     public init(probesSent: Int, probeSendFailures: Int, visible: Int, notVisible: Int, queryErrors: Int,
-                lastQueryError: String?, latencies: [Double]) {
+                lastQueryError: String?, latencies: [Double], queryWarmUpSeconds: Double? = nil) {
         self.probesSent = probesSent
         self.probeSendFailures = probeSendFailures
         self.visible = visible
@@ -138,6 +152,7 @@ public struct LatencySummary: Sendable, Codable {
         self.queryErrors = queryErrors
         self.lastQueryError = lastQueryError
         self.latencies = latencies
+        self.queryWarmUpSeconds = queryWarmUpSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -145,7 +160,8 @@ public struct LatencySummary: Sendable, Codable {
         self.init(probesSent: try c.decode(Int.self, forKey: .probesSent), probeSendFailures: try c.decode(Int.self, forKey: .probeSendFailures),
                   visible: try c.decode(Int.self, forKey: .visible), notVisible: try c.decode(Int.self, forKey: .notVisible),
                   queryErrors: try c.decode(Int.self, forKey: .queryErrors), lastQueryError: try c.decodeIfPresent(String.self, forKey: .lastQueryError),
-                  latencies: try c.decode([Double].self, forKey: .latencies))
+                  latencies: try c.decode([Double].self, forKey: .latencies),
+                  queryWarmUpSeconds: try c.decodeIfPresent(Double.self, forKey: .queryWarmUpSeconds))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -157,6 +173,7 @@ public struct LatencySummary: Sendable, Codable {
         try c.encode(queryErrors, forKey: .queryErrors)
         try c.encodeIfPresent(lastQueryError, forKey: .lastQueryError)
         try c.encode(latencies, forKey: .latencies)
+        try c.encodeIfPresent(queryWarmUpSeconds, forKey: .queryWarmUpSeconds)
         try c.encodeIfPresent(p50, forKey: .p50)
         try c.encodeIfPresent(p90, forKey: .p90)
         try c.encodeIfPresent(p99, forKey: .p99)

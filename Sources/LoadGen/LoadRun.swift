@@ -155,6 +155,8 @@ public final class LoadRun: Sendable {
 
         // A first sample before any load: the baseline for counters and CPU.
         await takeSample(at: 0)
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        await prober?.warmUp(startMillis: nowMillis - 3_600_000, endMillis: nowMillis + 3_600_000)
 
         let pacer = Pacer(rate: config.rate, count: config.count, duration: config.duration, start: clock.now)
         async let sampling: Void = samplerLoop(elapsed: elapsed)

@@ -162,7 +162,8 @@ struct LoadGenCommand: AsyncParsableCommand {
         }
         if let l = r.latency {
             lines.append("  ingest-to-query latency: \(l.visible)/\(l.probesSent) probes visible, p50 \(f(l.p50, 2)) s, p99 \(f(l.p99, 2)) s, max \(f(l.max, 2)) s"
-                         + (l.queryErrors > 0 ? " (\(l.queryErrors) query errors, last: \(l.lastQueryError ?? ""))" : ""))
+                         + (l.queryErrors > 0 ? " (\(l.queryErrors) query errors, last: \(l.lastQueryError ?? ""))" : "")
+                         + (l.queryWarmUpSeconds.map { "; first query (before any probe) \(f($0, 2)) s" } ?? ""))
         }
         return lines.joined(separator: "\n")
     }
