@@ -38,11 +38,13 @@ let package = Package(
                        providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CShims/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        // Header only: a cache prefetch for hash-table probes.
+        .systemLibrary(name: "CPrefetch", path: "Sources/CShims/CPrefetch"),
 
         // Libraries, lowest first.
         .target(name: "ProfileModel"),
         .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate"]),
-        .target(name: "Normalization", dependencies: ["PprofCodec", "ProfileModel", "Records"]),
+        .target(name: "Normalization", dependencies: ["CPrefetch", "PprofCodec", "ProfileModel", "Records"]),
         .target(name: "Records", dependencies: ["ProfileModel"]),
         .target(name: "KafkaClient", dependencies: [
             "CRdKafka",

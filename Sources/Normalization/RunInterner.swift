@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Gives each distinct run of `UInt32`s a dense id (0, 1, 2, … in first-seen order).
 ///
 /// Normalisation interns one run per sample (its frames, its label ids), so interning must not allocate
@@ -26,31 +28,75 @@ struct RunInterner {
         var ids = [UInt32](repeating: 0, count: runCount)
         if runCount == 0 { return ids }
         reserveRuns(runCount)
-        func internAll(_ base: UnsafeMutablePointer<UInt32>, from used: Int) -> Int {
-            var end = used
-            for r in 0 ..< runCount {
-                let length = write(r, base + end)
-                let (id, isNew) = Self.lookUpOrAdd(UnsafeBufferPointer(start: base + end, count: length), in: base,
-                                                   slots: &slots, starts: &starts)
-                if isNew { end &+= length }
-                ids[r] = id
-            }
-            return end
-        }
         if elements.isEmpty {
             // First use (a profile's stacks): uninitialised room for the worst case, so nothing is
             // zero-filled and untouched room costs no memory pages.
             elements = [UInt32](unsafeUninitializedCapacity: maxElements + 1) { room, initialized in
-                initialized = internAll(room.baseAddress!, from: 0)
+                initialized = Self.internPipelined(runCount, base: room.baseAddress!, from: 0, slots: &slots, starts: &starts,
+                                                   ids: &ids, write)
             }
         } else {
             // Room for the worst case up front, so nothing below reallocates.
             let used = elements.count
             elements.append(contentsOf: repeatElement(0, count: maxElements + 1))
-            let end = elements.withUnsafeMutableBufferPointer { internAll($0.baseAddress!, from: used) }
+            let end = elements.withUnsafeMutableBufferPointer {
+                Self.internPipelined(runCount, base: $0.baseAddress!, from: used, slots: &slots, starts: &starts, ids: &ids, write)
+            }
             elements.removeSubrange(end...)
         }
         return ids
+    }
+
+    /// How many candidates are written, hashed and have their slot prefetched before the oldest is
+    /// looked up. The table outgrows the core's cache for large profiles, and a probe that waits for
+    /// memory was the largest single cost of normalising; this many candidates' work covers the wait.
+    private static let lookahead = 8
+
+    /// Interns candidates written from `base + used` on; returns where the stored elements end. Pending
+    /// candidates lie back to back after the stored runs, so the oldest always starts where the stored
+    /// elements end, as `lookUpOrAdd` needs; a duplicate is cut out by moving the later pending ones down.
+    /// Static, on the table's parts, so it can run while the caller holds `elements` open.
+    private static func internPipelined(_ runCount: Int, base: UnsafeMutablePointer<UInt32>, from used: Int,
+                                        slots: inout [UInt64], starts: inout [UInt32], ids: inout [UInt32],
+                                        _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int) -> Int {
+        let depth = Self.lookahead
+        var pendingLengths = (0, 0, 0, 0, 0, 0, 0, 0)
+        var pendingHashes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var end = used
+        var next = used
+        let mask = slots.count - 1
+        return withUnsafeMutableBytes(of: &pendingLengths) { lengthBytes in
+            withUnsafeMutableBytes(of: &pendingHashes) { hashBytes in
+                let lengths = lengthBytes.bindMemory(to: Int.self)
+                let hashes = hashBytes.bindMemory(to: UInt64.self)
+                func resolve(_ r: Int) {
+                    let length = lengths[r & (depth - 1)]
+                    let (id, isNew) = Self.lookUpOrAdd(UnsafeBufferPointer(start: base + end, count: length),
+                                                       hash: hashes[r & (depth - 1)], in: base, slots: &slots, starts: &starts)
+                    ids[r] = id
+                    if isNew {
+                        end &+= length
+                    } else {
+                        let later = next &- end &- length
+                        if later > 0 {
+                            UnsafeMutableRawPointer(base + end).copyMemory(from: base + end + length, byteCount: later * 4)
+                        }
+                        next &-= length
+                    }
+                }
+                for r in 0 ..< runCount {
+                    let length = write(r, base + next)
+                    let hash = Self.hash(base + next, length)
+                    slots.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
+                    lengths[r & (depth - 1)] = length
+                    hashes[r & (depth - 1)] = hash
+                    next &+= length
+                    if r >= depth - 1 { resolve(r - (depth - 1)) }
+                }
+                for r in max(0, runCount - (depth - 1)) ..< runCount { resolve(r) }
+                return end
+            }
+        }
     }
 
     /// Interns one short run (a symbol's fields), without allocating.
@@ -63,7 +109,8 @@ struct RunInterner {
         if let e { elements.append(e) }
         reserveRuns(1)
         let (id, isNew) = elements.withUnsafeBufferPointer { all in
-            Self.lookUpOrAdd(UnsafeBufferPointer(rebasing: all[start...]), in: all.baseAddress!, slots: &slots, starts: &starts)
+            let run = UnsafeBufferPointer(rebasing: all[start...])
+            return Self.lookUpOrAdd(run, hash: Self.hash(run.baseAddress!, run.count), in: all.baseAddress!, slots: &slots, starts: &starts)
         }
         if !isNew { elements.removeSubrange(start...) }
         return id
@@ -84,9 +131,8 @@ struct RunInterner {
     /// stored elements) becomes a new run. Room for it must have been reserved. Static, on the table's
     /// parts, so it can run while the caller holds `elements` open.
     @inline(__always)
-    private static func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, in base: UnsafePointer<UInt32>,
+    private static func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>,
                                     slots: inout [UInt64], starts: inout [UInt32]) -> (id: UInt32, isNew: Bool) {
-        let hash = Self.hash(run)
         let tag = hash & 0xFFFF_FFFF_0000_0000
         let length = run.count
         let (found, emptySlot): (Int, Int) = slots.withUnsafeBufferPointer { slots in
@@ -112,15 +158,28 @@ struct RunInterner {
         return (id, true)
     }
 
-    /// A run's hash: a multiply-xorshift step per element and a finaliser; good enough for a table that
-    /// compares runs anyway.
+    /// A run's hash: a multiply-xorshift step per 64 bits in two independent lanes (so one run's steps
+    /// overlap rather than wait on each other) and a finaliser; good enough for a table that compares
+    /// runs anyway.
     @inline(__always)
-    static func hash(_ run: UnsafeBufferPointer<UInt32>) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(run.count)
-        for x in run {
-            h = (h ^ UInt64(x)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
+    static func hash(_ run: UnsafePointer<UInt32>, _ count: Int) -> UInt64 {
+        let raw = UnsafeRawPointer(run)
+        var a: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
+        var b: UInt64 = 0xC2B2_AE3D_27D4_EB4F
+        var i = 0
+        while i &+ 4 <= count {
+            a = (a ^ raw.loadUnaligned(fromByteOffset: i &* 4, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            a ^= a >> 29
+            b = (b ^ raw.loadUnaligned(fromByteOffset: i &* 4 &+ 8, as: UInt64.self)) &* 0x94D0_49BB_1331_11EB
+            b ^= b >> 29
+            i &+= 4
         }
+        while i < count {
+            a = (a ^ UInt64(run[i])) &* 0xBF58_476D_1CE4_E5B9
+            a ^= a >> 29
+            i &+= 1
+        }
+        var h = a ^ (b &* 0x9E37_79B9_7F4A_7C15)
         h ^= h >> 32
         h = h &* 0x94D0_49BB_1331_11EB
         return h ^ (h >> 31)
@@ -138,7 +197,7 @@ struct RunInterner {
         let mask = size - 1
         elements.withUnsafeBufferPointer { all in
             for id in 0 ..< count {
-                let hash = Self.hash(UnsafeBufferPointer(rebasing: all[Int(starts[id]) ..< Int(starts[id + 1])]))
+                let hash = Self.hash(all.baseAddress! + Int(starts[id]), Int(starts[id + 1] - starts[id]))
                 var i = Int(truncatingIfNeeded: hash) & mask
                 while table[i] != 0 { i = (i &+ 1) & mask }
                 table[i] = hash & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
