@@ -5,10 +5,11 @@ import ProfileModel
 /// cached per pprof string, function and location, so each is converted once however many samples use it.
 struct BatchBuilder {
     private let profile: PprofProfile
-    private(set) var symbols = SymbolTable()
+    private var strings: StringInterner
+    private var functions: [FunctionSymbol] = []
+    private var frames: [FrameSymbol] = []
 
     private var stringMap: [Int32]
-    private var stringIndex: [String: UInt32]
     private var functionMap: [Int32]
     /// Functions and frames by content (as runs of their fields), ids equal to their symbol indices.
     private var functionKeys = RunInterner()
@@ -26,8 +27,7 @@ struct BatchBuilder {
     init(profile: PprofProfile) {
         self.profile = profile
         stringMap = [Int32](repeating: -1, count: profile.stringCount)
-        stringIndex = Dictionary(minimumCapacity: profile.stringCount)
-        stringIndex[""] = 0
+        strings = StringInterner(capacity: profile.stringCount)
         functionMap = [Int32](repeating: -1, count: profile.functions.count)
         locationFrames = [UInt64](repeating: 0, count: profile.locations.count)
         locationFrameBuffer.reserveCapacity(profile.locations.count + profile.lines.count)
@@ -35,23 +35,19 @@ struct BatchBuilder {
         frameRuns = RunInterner()
     }
 
+    /// The batch's deduplicated symbols.
+    var symbols: SymbolTable { SymbolTable(strings: strings.strings, functions: functions, frames: frames) }
+
     /// The batch's deduplicated stacks.
     var stacks: StackTable { StackTable(starts: frameRuns.starts, frames: frameRuns.elements) }
 
     private mutating func string(_ pprofIndex: Int32) -> UInt32 {
         let mapped = stringMap[Int(pprofIndex)]
         if mapped >= 0 { return UInt32(mapped) }
-        let index = intern(profile.string(pprofIndex))
+        let bytes = profile.stringBytes(pprofIndex)
+        let index = bytes.withUnsafeBufferPointer { strings.intern($0) }
         stringMap[Int(pprofIndex)] = Int32(index)
         return index
-    }
-
-    private mutating func intern(_ text: String) -> UInt32 {
-        if let i = stringIndex[text] { return i }
-        let i = UInt32(symbols.strings.count)
-        symbols.strings.append(text)
-        stringIndex[text] = i
-        return i
     }
 
     private mutating func function(_ pprofIndex: Int32) -> UInt32 {
@@ -67,13 +63,13 @@ struct BatchBuilder {
     private mutating func function(_ symbol: FunctionSymbol) -> UInt32 {
         let i = functionKeys.intern(symbol.name, symbol.systemName, symbol.filename,
                                     UInt32(truncatingIfNeeded: symbol.startLine), UInt32(truncatingIfNeeded: symbol.startLine >> 32))
-        if i == symbols.functions.count { symbols.functions.append(symbol) }
+        if i == functions.count { functions.append(symbol) }
         return i
     }
 
     private mutating func frame(_ symbol: FrameSymbol) -> UInt32 {
         let i = frameKeys.intern(symbol.function, UInt32(truncatingIfNeeded: symbol.line), UInt32(truncatingIfNeeded: symbol.line >> 32))
-        if i == symbols.frames.count { symbols.frames.append(symbol) }
+        if i == frames.count { frames.append(symbol) }
         return i
     }
 
@@ -96,7 +92,7 @@ struct BatchBuilder {
                     filename = string(mapping.filename)
                 }
             }
-            let name = intern("\(mappingFile)+0x\(String(loc.address, radix: 16))")
+            let name = strings.intern("\(mappingFile)+0x\(String(loc.address, radix: 16))")
             let f = frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0))
             locationFrameBuffer.append(f)
         } else {
@@ -110,44 +106,50 @@ struct BatchBuilder {
 
     /// The batch stacks of the samples `needed` marks (others get 0), in sample order: each sample's
     /// location run becomes frames written straight into the stack table and interned there, so a stack
-    /// seen before costs its hash and one comparison, and no allocation.
+    /// seen before costs its hash and one comparison, and no allocation. Locations are expanded into
+    /// symbols on first use, in sample order.
     mutating func stackIndices(needed: [Bool]) -> [UInt32] {
-        // Symbols first, in sample order, counting the frames so the stack table can be sized once.
+        // The exact frame count first, so the stack table is sized once: a location is as many frames as
+        // it has lines, or one. A pure pass over small arrays, so its loads overlap.
+        let frameCounts = profile.locations.map { Int32(max(1, $0.lineCount)) }
         var samples: [Int32] = []
+        samples.reserveCapacity(profile.sampleCount)
         var maxFrames = 0
-        for s in 0 ..< profile.sampleCount where needed[s] {
-            samples.append(Int32(s))
-            for k in Int(profile.sampleLocationStarts[s]) ..< Int(profile.sampleLocationStarts[s + 1]) {
-                let location = Int(profile.sampleLocations[k])
-                if locationFrames[location] == 0 { expandLocation(location) }
-                maxFrames += Int(truncatingIfNeeded: locationFrames[location] & 0xFFFF_FFFF)
-            }
-        }
-        var result = [UInt32](repeating: 0, count: profile.sampleCount)
-        let ids = profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
+        profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
             profile.sampleLocations.withUnsafeBufferPointer { locations in
-                locationFrames.withUnsafeBufferPointer { expansions in
-                    locationFrameBuffer.withUnsafeBufferPointer { frames in
-                        samples.withUnsafeBufferPointer { samples in
-                            frameRuns.intern(runs: samples.count, maxElements: maxFrames) { r, out in
-                                let s = Int(samples[r])
-                                var o = 0
-                                for k in Int(starts[s]) ..< Int(starts[s + 1]) {
-                                    let packed = expansions[Int(locations[k])]
-                                    let first = Int(truncatingIfNeeded: packed >> 32)
-                                    let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
-                                    for f in first ..< first &+ count {
-                                        out[o] = frames[f]
-                                        o &+= 1
-                                    }
-                                }
-                                return o
-                            }
-                        }
+                frameCounts.withUnsafeBufferPointer { frameCounts in
+                    for s in 0 ..< profile.sampleCount where needed[s] {
+                        samples.append(Int32(s))
+                        for k in Int(starts[s]) ..< Int(starts[s + 1]) { maxFrames &+= Int(frameCounts[Int(locations[k])]) }
                     }
                 }
             }
         }
+        var result = [UInt32](repeating: 0, count: profile.sampleCount)
+        // The table is moved out while it interns, so expanding a location (which adds symbols to `self`)
+        // can happen inside the loop.
+        var runs = frameRuns
+        frameRuns = RunInterner()
+        let ids = runs.intern(runs: samples.count, maxElements: maxFrames) { r, out in
+            let s = Int(samples[r])
+            var o = 0
+            for k in Int(profile.sampleLocationStarts[s]) ..< Int(profile.sampleLocationStarts[s + 1]) {
+                let location = Int(profile.sampleLocations[k])
+                var packed = locationFrames[location]
+                if packed == 0 {
+                    expandLocation(location)
+                    packed = locationFrames[location]
+                }
+                let first = Int(truncatingIfNeeded: packed >> 32)
+                let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
+                for f in first ..< first &+ count {
+                    out[o] = locationFrameBuffer[f]
+                    o &+= 1
+                }
+            }
+            return o
+        }
+        frameRuns = runs
         for (r, s) in samples.enumerated() { result[Int(s)] = ids[r] }
         return result
     }
@@ -173,11 +175,11 @@ struct BatchBuilder {
         let packed = locationFrames[location]
         let first = Int(truncatingIfNeeded: packed >> 32)
         for k in first ..< first + Int(truncatingIfNeeded: packed & 0xFFFF_FFFF) {
-            let f = symbols.frames[Int(locationFrameBuffer[k])]
-            let fn = symbols.functions[Int(f.function)]
-            hash.add(symbols.strings[Int(fn.name)])
+            let f = frames[Int(locationFrameBuffer[k])]
+            let fn = functions[Int(f.function)]
+            hash.add(strings.strings[Int(fn.name)])
             hash.add(byte: 0)
-            hash.add(symbols.strings[Int(fn.filename)])
+            hash.add(strings.strings[Int(fn.filename)])
             hash.add(UInt64(bitPattern: f.line))
         }
         locationHashes[location] = hash.value

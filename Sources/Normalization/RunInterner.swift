@@ -99,21 +99,24 @@ struct RunInterner {
         }
     }
 
-    /// Interns one short run (a symbol's fields), without allocating.
+    /// Interns one short run (a symbol's fields), without allocating: the candidate is looked up from
+    /// the stack and stored only when it is new.
     mutating func intern(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: UInt32? = nil, _ e: UInt32? = nil) -> UInt32 {
-        let start = elements.count
-        elements.append(a)
-        elements.append(b)
-        elements.append(c)
-        if let d { elements.append(d) }
-        if let e { elements.append(e) }
+        precondition(d != nil || e == nil, "a short run's fields are given in order")
+        var run = (a, b, c, d ?? 0, e ?? 0)
+        let length = e != nil ? 5 : d != nil ? 4 : 3
         reserveRuns(1)
-        let (id, isNew) = elements.withUnsafeBufferPointer { all in
-            let run = UnsafeBufferPointer(rebasing: all[start...])
-            return Self.lookUpOrAdd(run, hash: Self.hash(run.baseAddress!, run.count), in: all.baseAddress!, slots: &slots, starts: &starts)
+        return withUnsafeBytes(of: &run) { raw in
+            let candidate = UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt32.self), count: length)
+            let hash = Self.hash(candidate.baseAddress!, length)
+            let (found, emptySlot) = elements.withUnsafeBufferPointer {
+                // An empty store may have no base address; no slot is taken then, so none is read.
+                Self.find(candidate, hash: hash, in: $0.baseAddress ?? candidate.baseAddress!, slots: slots, starts: starts)
+            }
+            if found >= 0 { return UInt32(found) }
+            elements.append(contentsOf: candidate)
+            return Self.add(length: length, hash: hash, at: emptySlot, slots: &slots, starts: &starts)
         }
-        if !isNew { elements.removeSubrange(start...) }
-        return id
     }
 
     /// Makes room for `n` more runs in the table and in `starts`, growing geometrically.
@@ -133,9 +136,19 @@ struct RunInterner {
     @inline(__always)
     private static func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>,
                                     slots: inout [UInt64], starts: inout [UInt32]) -> (id: UInt32, isNew: Bool) {
+        let (found, emptySlot) = find(run, hash: hash, in: base, slots: slots, starts: starts)
+        if found >= 0 { return (UInt32(found), false) }
+        return (add(length: run.count, hash: hash, at: emptySlot, slots: &slots, starts: &starts), true)
+    }
+
+    /// The id of the stored run equal to `run` (-1 if none) and, when there is none, the empty slot where
+    /// it would go.
+    @inline(__always)
+    private static func find(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>,
+                             slots: [UInt64], starts: [UInt32]) -> (id: Int, emptySlot: Int) {
         let tag = hash & 0xFFFF_FFFF_0000_0000
         let length = run.count
-        let (found, emptySlot): (Int, Int) = slots.withUnsafeBufferPointer { slots in
+        return slots.withUnsafeBufferPointer { slots in
             starts.withUnsafeBufferPointer { starts in
                 let mask = slots.count - 1
                 var i = Int(truncatingIfNeeded: hash) & mask
@@ -151,11 +164,15 @@ struct RunInterner {
                 }
             }
         }
-        if found >= 0 { return (UInt32(found), false) }
+    }
+
+    /// Records the run of `length` elements just stored at the end as a new run, in `emptySlot`.
+    @inline(__always)
+    private static func add(length: Int, hash: UInt64, at emptySlot: Int, slots: inout [UInt64], starts: inout [UInt32]) -> UInt32 {
         let id = UInt32(starts.count - 1)
-        slots[emptySlot] = tag | UInt64(id &+ 1)
+        slots[emptySlot] = hash & 0xFFFF_FFFF_0000_0000 | UInt64(id &+ 1)
         starts.append(starts[starts.count - 1] &+ UInt32(length))
-        return (id, true)
+        return id
     }
 
     /// A run's hash: a multiply-xorshift step per 64 bits in two independent lanes (so one run's steps

@@ -1,0 +1,90 @@
+/// A batch's strings, deduplicated by their UTF-8 bytes. A pprof string is hashed and compared where it
+/// lies in the payload and becomes a `String` only when it is new to the batch, so a profile's large
+/// string table costs no `String` hashing and no dictionary of strings.
+struct StringInterner {
+    /// Index 0 is always "".
+    private(set) var strings: [String] = []
+    private var hashes: [UInt64] = []
+    /// Open addressing, linear probing: the hash's upper 32 bits and string id + 1 (0 = empty);
+    /// power-of-two sized, at most half full.
+    private var slots: [UInt64]
+
+    init(capacity: Int) {
+        var size = 16
+        while size < 2 * (capacity + 1) { size <<= 1 }
+        slots = [UInt64](repeating: 0, count: size)
+        strings.reserveCapacity(capacity + 1)
+        hashes.reserveCapacity(capacity + 1)
+        _ = intern(UnsafeBufferPointer(start: nil, count: 0))
+    }
+
+    mutating func intern(_ text: String) -> UInt32 {
+        var text = text
+        return text.withUTF8 { intern($0) }
+    }
+
+    mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        let hash = Self.hash(bytes)
+        let tag = hash & 0xFFFF_FFFF_0000_0000
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = slots[i]
+            if slot == 0 { break }
+            if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                let id = Int(truncatingIfNeeded: slot & 0xFFFF_FFFF) &- 1
+                var stored = strings[id]
+                if stored.withUTF8({ Self.equal($0, bytes) }) { return UInt32(id) }
+            }
+            i = (i &+ 1) & mask
+        }
+        let id = strings.count
+        strings.append(String(decoding: bytes, as: UTF8.self))
+        hashes.append(hash)
+        slots[i] = tag | UInt64(id &+ 1)
+        if 2 * strings.count > slots.count { grow() }
+        return UInt32(id)
+    }
+
+    private mutating func grow() {
+        var table = [UInt64](repeating: 0, count: 2 * slots.count)
+        let mask = table.count - 1
+        for (id, hash) in hashes.enumerated() {
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while table[i] != 0 { i = (i &+ 1) & mask }
+            table[i] = hash & 0xFFFF_FFFF_0000_0000 | UInt64(id + 1)
+        }
+        slots = table
+    }
+
+    /// A multiply-xorshift step per 8 bytes and a finaliser; the table compares bytes anyway.
+    @inline(__always)
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
+        guard let base = bytes.baseAddress else { return h }
+        let raw = UnsafeRawPointer(base)
+        var i = 0
+        while i &+ 8 <= bytes.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 29
+            i &+= 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count {
+            tail |= UInt64(bytes[i]) << shift
+            shift &+= 8
+            i &+= 1
+        }
+        h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 32
+        h = h &* 0x94D0_49BB_1331_11EB
+        return h ^ (h >> 31)
+    }
+
+    private static func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        for k in 0 ..< a.count where a[k] != b[k] { return false }
+        return true
+    }
+}
