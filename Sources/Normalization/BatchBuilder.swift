@@ -15,8 +15,9 @@ struct BatchBuilder {
     private var functionKeys = RunInterner()
     private var frameKeys = RunInterner()
     /// pprof location -> its frames in the batch (innermost first): `start << 32 | count` into
-    /// `locationFrameBuffer`, 0 until first use (every location has at least one frame). Flat, so
-    /// reading a cached expansion allocates nothing and touches one word.
+    /// `locationFrameBuffer`, or for a location of one frame (most of them) `frame << 32 | 1`; 0 until
+    /// first use (every location has at least one frame). Flat, so reading a cached expansion allocates
+    /// nothing and usually touches one word.
     private var locationFrames: [UInt64]
     private var locationFrameBuffer: [UInt32] = []
     /// pprof location -> a content hash of its frames, stable across profiles.
@@ -94,14 +95,18 @@ struct BatchBuilder {
             }
             let name = strings.intern("\(mappingFile)+0x\(String(loc.address, radix: 16))")
             let f = frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0))
-            locationFrameBuffer.append(f)
+            locationFrames[location] = UInt64(f) << 32 | 1
+        } else if lines.count == 1 {
+            let line = lines[lines.startIndex]
+            let f = frame(FrameSymbol(function: function(line.functionIndex), line: line.line))
+            locationFrames[location] = UInt64(f) << 32 | 1
         } else {
             for line in lines {
                 let f = frame(FrameSymbol(function: function(line.functionIndex), line: line.line))
                 locationFrameBuffer.append(f)
             }
+            locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
         }
-        locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
     }
 
     /// The batch stacks of the samples `needed` marks (others get 0), in sample order: each sample's
@@ -140,11 +145,16 @@ struct BatchBuilder {
                     expandLocation(location)
                     packed = locationFrames[location]
                 }
-                let first = Int(truncatingIfNeeded: packed >> 32)
                 let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
-                for f in first ..< first &+ count {
-                    out[o] = locationFrameBuffer[f]
+                if count == 1 {
+                    out[o] = UInt32(truncatingIfNeeded: packed >> 32)
                     o &+= 1
+                } else {
+                    let first = Int(truncatingIfNeeded: packed >> 32)
+                    for f in first ..< first &+ count {
+                        out[o] = locationFrameBuffer[f]
+                        o &+= 1
+                    }
                 }
             }
             return o
@@ -173,9 +183,10 @@ struct BatchBuilder {
         var hash = FNV1a()
         expandLocation(location)
         let packed = locationFrames[location]
+        let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
         let first = Int(truncatingIfNeeded: packed >> 32)
-        for k in first ..< first + Int(truncatingIfNeeded: packed & 0xFFFF_FFFF) {
-            let f = frames[Int(locationFrameBuffer[k])]
+        for k in 0 ..< count {
+            let f = frames[Int(count == 1 ? UInt32(first) : locationFrameBuffer[first + k])]
             let fn = functions[Int(f.function)]
             hash.add(strings.strings[Int(fn.name)])
             hash.add(byte: 0)
