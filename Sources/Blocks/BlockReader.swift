@@ -182,20 +182,29 @@ public actor BlockReader {
         let groups = try await sampleRowGroups(time: range, series: series)
         var out = SampleColumns()
         out.seriesIDs = try Self.int32s(t, "series_id", groups)
-        let types = try Self.strings(t, "profile_type", groups)
+        // The per-row strings and optional spans are read one row group at a time, so only one group's
+        // worth exists at once beside the compact columns they become.
         var typeIndex: [String: UInt16] = [:]
-        out.profileTypeIndex = types.map { s in
-            if let i = typeIndex[s] { return i }
-            let i = UInt16(out.profileTypes.count)
-            out.profileTypes.append(s)
-            typeIndex[s] = i
-            return i
+        out.profileTypeIndex.reserveCapacity(out.seriesIDs.count)
+        out.spanIDs.reserveCapacity(out.seriesIDs.count)
+        for group in groups {
+            for s in try Self.strings(t, "profile_type", [group]) {
+                if let i = typeIndex[s] {
+                    out.profileTypeIndex.append(i)
+                } else {
+                    let i = UInt16(out.profileTypes.count)
+                    out.profileTypes.append(s)
+                    typeIndex[s] = i
+                    out.profileTypeIndex.append(i)
+                }
+            }
+            for span in try t.readColumn(named: "span_id", rowGroups: [group]).int64Values ?? [] {
+                out.spanIDs.append(span.map { UInt64(bitPattern: $0) } ?? 0)
+            }
         }
         out.timeNanos = try Self.int64s(t, "time_nanos", groups)
         out.stackIDs = try Self.int32s(t, "stack_id", groups)
         out.values = try Self.int64s(t, "value", groups)
-        let spans = try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? []
-        out.spanIDs = spans.map { $0.map { UInt64(bitPattern: $0) } ?? 0 }
         if range == nil && series == nil { return out }
         return out.filtered(time: range ?? Int64.min...Int64.max, series: series)
     }

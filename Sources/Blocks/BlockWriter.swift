@@ -50,11 +50,13 @@ public struct BlockWriter: Sendable {
         for (rank, old) in seriesOrder.enumerated() { newSeriesID[old] = Int32(rank) }
 
         let n = head.sampleCount
-        var order = Array(0..<n)
+        // Sample order as 32-bit row numbers (a head holds far fewer than 2^31 samples: `CutPolicy.maxSamples`).
+        var order = (0..<n).map { Int32(truncatingIfNeeded: $0) }
         head.sampleSeries.withUnsafeBufferPointer { ser in
             head.sampleTimes.withUnsafeBufferPointer { times in
                 head.sampleStacks.withUnsafeBufferPointer { stacks in
                     order.sort { i, j in
+                        let i = Int(i), j = Int(j)
                         let si = newSeriesID[Int(ser[i])], sj = newSeriesID[Int(ser[j])]
                         if si != sj { return si < sj }
                         if times[i] != times[j] { return times[i] < times[j] }
@@ -62,27 +64,6 @@ public struct BlockWriter: Sendable {
                     }
                 }
             }
-        }
-
-        var seriesCol = [Int32](); seriesCol.reserveCapacity(n)
-        var typeCol = [String](); typeCol.reserveCapacity(n)
-        var timeCol = [Int64](); timeCol.reserveCapacity(n)
-        var stackCol = [Int32](); stackCol.reserveCapacity(n)
-        var valueCol = [Int64](); valueCol.reserveCapacity(n)
-        var spanCol = [Int64?](); spanCol.reserveCapacity(n)
-        var typeStats: [String: BlockMeta.ProfileTypeStats] = [:]
-        let typeIDs = head.series.map(\.profileType.id)
-        for i in order {
-            let s = Int(head.sampleSeries[i])
-            seriesCol.append(newSeriesID[s])
-            typeCol.append(typeIDs[s])
-            timeCol.append(head.sampleTimes[i])
-            stackCol.append(Int32(head.sampleStacks[i]))
-            valueCol.append(head.sampleValues[i])
-            let span = head.sampleSpans[i]
-            spanCol.append(span == 0 ? nil : Int64(bitPattern: span))
-            typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].samples += 1
-            typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].total &+= head.sampleValues[i]
         }
 
         var files: [(String, [UInt8], Int, Int)] = []
@@ -94,9 +75,39 @@ public struct BlockWriter: Sendable {
             files.append((name, bytes, rows, try ParquetFileReader(bytes: bytes).rowGroupCount))
         }
 
-        try table(BlockFile.samples, BlockSchemas.samples, [
-            .int32(seriesCol), .strings(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
-        ], rowsPerGroup: options.samplesPerRowGroup)
+        // samples.parquet, one row group at a time: the sorted columns exist for one group only, so
+        // encoding a head costs little memory beyond the head itself (the sort order).
+        var typeStats: [String: BlockMeta.ProfileTypeStats] = [:]
+        let typeIDs = head.series.map(\.profileType.id)
+        let rowsPerGroup = max(1, options.samplesPerRowGroup)
+        let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
+        for groupStart in stride(from: 0, to: n, by: rowsPerGroup) {
+            let rows = order[groupStart ..< min(n, groupStart + rowsPerGroup)]
+            var seriesCol = [Int32](); seriesCol.reserveCapacity(rows.count)
+            var typeCol = [String](); typeCol.reserveCapacity(rows.count)
+            var timeCol = [Int64](); timeCol.reserveCapacity(rows.count)
+            var stackCol = [Int32](); stackCol.reserveCapacity(rows.count)
+            var valueCol = [Int64](); valueCol.reserveCapacity(rows.count)
+            var spanCol = [Int64?](); spanCol.reserveCapacity(rows.count)
+            for row in rows {
+                let i = Int(row)
+                let s = Int(head.sampleSeries[i])
+                seriesCol.append(newSeriesID[s])
+                typeCol.append(typeIDs[s])
+                timeCol.append(head.sampleTimes[i])
+                stackCol.append(Int32(head.sampleStacks[i]))
+                valueCol.append(head.sampleValues[i])
+                let span = head.sampleSpans[i]
+                spanCol.append(span == 0 ? nil : Int64(bitPattern: span))
+                typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].samples += 1
+                typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].total &+= head.sampleValues[i]
+            }
+            try samplesWriter.writeRowGroup([
+                .int32(seriesCol), .strings(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
+            ])
+        }
+        let samplesBytes = try samplesWriter.finish()
+        files.append((BlockFile.samples, samplesBytes, n, try ParquetFileReader(bytes: samplesBytes).rowGroupCount))
 
         // series.parquet: one row per (series, label).
         var sID = [Int32](), sType = [String](), sName = [String](), sValue = [String]()

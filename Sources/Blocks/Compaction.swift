@@ -126,6 +126,7 @@ public struct Compactor: Sendable {
     @discardableResult
     public func run(_ job: CompactionJob, now: Date = Date()) async throws -> BlockMeta {
         var head = Head(tenant: job.tenant)
+        head.reserveCapacity(samples: job.sources.reduce(0) { $0 + Int($1.stats.samples) })
         var sources: Set<ULID> = []
         for meta in job.sources {
             let reader = BlockReader(store: store, meta: meta)

@@ -92,17 +92,22 @@ public struct Head: Sendable {
     public var stackNodeCount: Int { nodeParents.count }
     public var seriesCount: Int { series.count }
 
-    /// A rough count of the memory the head holds, for cutting by size.
+    /// The memory the head holds and its encoding briefly adds, for cutting by size and for sizing merges. A
+    /// sample costs 32 bytes of columns, 4 of sort order while encoding, and 8 more for what a merge holds
+    /// beside its head (the source block being read, allocator slack) — measured with `kiln bench compaction`,
+    /// whose merges stay within this estimate (docs/block-format.md).
     public var estimatedBytes: Int {
-        sampleValues.count * 36 + nodeParents.count * 40 + frames.count * 40
+        sampleValues.count * Self.bytesPerSample + nodeParents.count * 40 + frames.count * 40
             + functions.reduce(0) { $0 + 64 + $1.name.utf8.count + $1.systemName.utf8.count + $1.filename.utf8.count }
             + series.count * 256
     }
 
+    static let bytesPerSample = 44
+
     /// The same estimate from a block's counts, for planning merges; a function's strings are taken as
     /// 96 bytes (the measured mean of the fixtures' Go function names and paths is below that).
     public static func estimatedBytes(samples: Int, stackNodes: Int, frames: Int, functions: Int, series: Int) -> Int {
-        samples * 36 + stackNodes * 40 + frames * 40 + functions * (64 + 96) + series * 256
+        samples * bytesPerSample + stackNodes * 40 + frames * 40 + functions * (64 + 96) + series * 256
     }
 
     /// Whether the head already holds this raw record's batch (`rawTopicID`: the raw topic's incarnation).
@@ -126,6 +131,17 @@ public struct Head: Sendable {
             normalizedOffsets[position.key, default: OffsetRanges()].insert(position.offset)
         }
         appendSamples(batch)
+    }
+
+    /// Room for `samples` more samples, so a merge, whose size is known beforehand, fills its arrays without
+    /// growing them by doubling (which holds the old and the new array at once and leaves up to half unused).
+    mutating func reserveCapacity(samples: Int) {
+        let total = sampleValues.count + samples
+        sampleSeries.reserveCapacity(total)
+        sampleStacks.reserveCapacity(total)
+        sampleValues.reserveCapacity(total)
+        sampleTimes.reserveCapacity(total)
+        sampleSpans.reserveCapacity(total)
     }
 
     /// Adds the samples and symbols of a batch without recording its provenance (compaction records the
