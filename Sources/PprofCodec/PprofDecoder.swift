@@ -383,12 +383,9 @@ struct DecodeState {
         let maxLabels = limits.maxLabelsPerSample > 0 ? limits.maxLabelsPerSample : Int.max
         let stringCount = Int64(stringOffsets.count)
         // Local arrays, moved into `p` at the end: appends in the loop then need no access through `p`.
-        var sampleLocationStarts: [Int32] = [0]
-        sampleLocationStarts.reserveCapacity(n + 1)
-        var sampleLabelStarts: [Int32] = [0]
-        sampleLabelStarts.reserveCapacity(n + 1)
+        var sampleLocationStarts: [Int32] = []
+        var sampleLabelStarts: [Int32] = []
         var values: [Int64] = []
-        values.reserveCapacity(n * nTypes)
         var labels: [PprofLabel] = []
         // Location indices are written through a pointer into uninitialised room for the worst case
         // (every id takes at least one byte of the samples' span), so nothing is zero-filled, copied
@@ -399,6 +396,18 @@ struct DecodeState {
         var failure: PprofError?
         let sampleLocations = [Int32](unsafeUninitializedCapacity: max(bound, 1)) { room, initialized in
             let out = room.baseAddress!
+            // Outputs of a known size are written through pointers as well: an append per value would
+            // check the array's uniqueness and capacity each time.
+            let valuesOut = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, n * nTypes))
+            let locationStartsOut = UnsafeMutablePointer<Int32>.allocate(capacity: n + 1)
+            let labelStartsOut = UnsafeMutablePointer<Int32>.allocate(capacity: n + 1)
+            defer {
+                valuesOut.deallocate()
+                locationStartsOut.deallocate()
+                labelStartsOut.deallocate()
+            }
+            locationStartsOut[0] = 0
+            labelStartsOut[0] = 0
             do throws(PprofError) {
                 for s in 0 ..< n {
                     var r = WireReader(base: base, pos: Int(sampleSpans[2 * s]), end: Int(sampleSpans[2 * s + 1]))
@@ -435,7 +444,8 @@ struct DecodeState {
                             }
                         case 2:
                             try repeatedVarints(&r, "Sample.value", field, wire) { (v: UInt64) in
-                                values.append(Int64(bitPattern: v))
+                                // Extra values are counted, not kept: the check after the sample names them.
+                                if valueCount < nTypes { valuesOut[s &* nTypes &+ valueCount] = Int64(bitPattern: v) }
                                 valueCount &+= 1
                             }
                         case 3:
@@ -470,9 +480,12 @@ struct DecodeState {
                         throw PprofError(.invalid, "sample \(s) has \(valueCount) values, but the profile has \(nTypes) sample types")
                     }
                     if depth > maxDepth { truncated += 1 }
-                    sampleLocationStarts.append(Int32(truncatingIfNeeded: locationCount))
-                    sampleLabelStarts.append(Int32(truncatingIfNeeded: labels.count))
+                    locationStartsOut[s &+ 1] = Int32(truncatingIfNeeded: locationCount)
+                    labelStartsOut[s &+ 1] = Int32(truncatingIfNeeded: labels.count)
                 }
+                values = Array(UnsafeBufferPointer(start: valuesOut, count: n * nTypes))
+                sampleLocationStarts = Array(UnsafeBufferPointer(start: locationStartsOut, count: n + 1))
+                sampleLabelStarts = Array(UnsafeBufferPointer(start: labelStartsOut, count: n + 1))
             } catch {
                 failure = error
             }
