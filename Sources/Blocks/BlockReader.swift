@@ -188,15 +188,30 @@ public actor BlockReader {
         out.profileTypeIndex.reserveCapacity(out.seriesIDs.count)
         out.spanIDs.reserveCapacity(out.seriesIDs.count)
         for group in groups {
-            for s in try Self.strings(t, "profile_type", [group]) {
-                if let i = typeIndex[s] {
-                    out.profileTypeIndex.append(i)
-                } else {
-                    let i = UInt16(out.profileTypes.count)
-                    out.profileTypes.append(s)
-                    typeIndex[s] = i
-                    out.profileTypeIndex.append(i)
+            let types = try t.readColumn(named: "profile_type", rowGroups: [group])
+            guard case .byteArrays(let values) = types.values, types.validity == nil else {
+                throw BlockError("column profile_type: expected required string")
+            }
+            // Rows are sorted by profile type, so a value is nearly always its predecessor's: compared as
+            // bytes, it becomes a String only when it changes.
+            var previous: (bytes: ArraySlice<UInt8>, index: UInt16)?
+            for row in 0 ..< values.count {
+                let bytes = values[row]
+                if let previous, previous.bytes.elementsEqual(bytes) {
+                    out.profileTypeIndex.append(previous.index)
+                    continue
                 }
+                let name = String(decoding: bytes, as: UTF8.self)
+                let index: UInt16
+                if let known = typeIndex[name] {
+                    index = known
+                } else {
+                    index = UInt16(out.profileTypes.count)
+                    out.profileTypes.append(name)
+                    typeIndex[name] = index
+                }
+                out.profileTypeIndex.append(index)
+                previous = (bytes, index)
             }
             for span in try t.readColumn(named: "span_id", rowGroups: [group]).int64Values ?? [] {
                 out.spanIDs.append(span.map { UInt64(bitPattern: $0) } ?? 0)

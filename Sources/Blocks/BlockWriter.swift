@@ -79,12 +79,13 @@ public struct BlockWriter: Sendable {
         // encoding a head costs little memory beyond the head itself (the sort order).
         var typeStats: [String: BlockMeta.ProfileTypeStats] = [:]
         let typeIDs = head.series.map(\.profileType.id)
+        let longestTypeID = typeIDs.map(\.utf8.count).max() ?? 0
         let rowsPerGroup = max(1, options.samplesPerRowGroup)
         let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
         for groupStart in stride(from: 0, to: n, by: rowsPerGroup) {
             let rows = order[groupStart ..< min(n, groupStart + rowsPerGroup)]
             var seriesCol = [Int32](); seriesCol.reserveCapacity(rows.count)
-            var typeCol = [String](); typeCol.reserveCapacity(rows.count)
+            var typeCol = ByteArrays(); typeCol.reserveCapacity(values: rows.count, bytes: rows.count * longestTypeID)
             var timeCol = [Int64](); timeCol.reserveCapacity(rows.count)
             var stackCol = [Int32](); stackCol.reserveCapacity(rows.count)
             var valueCol = [Int64](); valueCol.reserveCapacity(rows.count)
@@ -103,7 +104,7 @@ public struct BlockWriter: Sendable {
                 typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].total &+= head.sampleValues[i]
             }
             try samplesWriter.writeRowGroup([
-                .int32(seriesCol), .strings(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
+                .int32(seriesCol), .byteArrays(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
             ])
         }
         let samplesBytes = try samplesWriter.finish()
