@@ -19,8 +19,9 @@ public struct CompactionConfig: Sendable {
     public var retention: Duration?
     /// How long one compactor holds a tenant's lease.
     public var leaseDuration: Duration = .seconds(300)
-    /// Memory budget of one merge, in the head's own estimate (`Head.estimatedBytes`): a job merges only as
-    /// many whole source blocks as fit, so a compaction's memory is bounded by this, not by the window.
+    /// Memory budget of one merge: a job merges only as many whole source blocks as fit, by the head's own
+    /// estimate (`Head.estimatedBytes`) plus what encoding holds whatever the size
+    /// (`Head.encodingReserveBytes`), so a compaction's memory is bounded by this, not by the window.
     /// The default is the ingest head's size limit (`CutPolicy.maxBytes`), so the compactor never needs more
     /// memory for a merge than for cutting a block.
     public var maxHeadBytes: Int = CutPolicy().maxBytes
@@ -47,7 +48,7 @@ public enum CompactionPlanner {
     /// (Late level-0 data merges with the window's existing level-1 block.)
     ///
     /// A window's blocks, in ULID order, are packed greedily into groups whose estimated head size stays
-    /// within `maxHeadBytes`; each group holding two or more blocks, one of them of a lower level, is one job.
+    /// within `maxHeadBytes` (less the encoding reserve); each group holding two or more blocks, one of them of a lower level, is one job.
     /// Every job merges whole source blocks, so the superseding rule of `BlockIndex.live` (a block is hidden
     /// by one whose sources include its sources) keeps queries from counting anything twice even when a
     /// window ends up as several blocks of one level. A block that fills the budget alone stays as it is.
@@ -64,7 +65,7 @@ public enum CompactionPlanner {
             var jobs: [CompactionJob] = []
             for (start, blocks) in groups.sorted(by: { $0.key < $1.key }) {
                 guard start + w + config.settleDelay.nanos <= nowNanos else { continue }
-                for group in pack(blocks.sorted { $0.ulid < $1.ulid }, budget: config.maxHeadBytes)
+                for group in pack(blocks.sorted { $0.ulid < $1.ulid }, budget: config.maxHeadBytes - Head.encodingReserveBytes)
                 where group.count >= 2 && group.contains(where: { $0.compaction.level < level }) {
                     jobs.append(CompactionJob(tenant: tenant, level: level, window: start..<(start + w), sources: group))
                 }

@@ -104,6 +104,11 @@ public struct Head: Sendable {
 
     static let bytesPerSample = 44
 
+    /// What cutting a head into a block holds beside it whatever the head's size: one row group's sorted
+    /// sample columns (`BlockWriter.Options.samplesPerRowGroup`, 128 Ki rows) and the compressor's state.
+    /// Cuts and merges keep their estimate this far below their budget.
+    public static let encodingReserveBytes = 8 << 20
+
     /// The same estimate from a block's counts, for planning merges; a function's strings are taken as
     /// 96 bytes (the measured mean of the fixtures' Go function names and paths is below that).
     public static func estimatedBytes(samples: Int, stackNodes: Int, frames: Int, functions: Int, series: Int) -> Int {
@@ -264,7 +269,7 @@ public struct CutPolicy: Sendable, Equatable {
 
     public func shouldCut(_ head: Head, now: Date = Date()) -> Bool {
         guard !head.isEmpty else { return false }
-        if head.sampleCount >= maxSamples || head.estimatedBytes >= maxBytes { return true }
+        if head.sampleCount >= maxSamples || head.estimatedBytes + Head.encodingReserveBytes >= maxBytes { return true }
         guard let opened = head.openedAt else { return false }
         let age = now.timeIntervalSince(opened)
         let limit = Double(maxAge.components.seconds) + Double(maxAge.components.attoseconds) / 1e18
