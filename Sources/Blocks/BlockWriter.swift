@@ -50,7 +50,9 @@ public struct BlockWriter: Sendable {
         for (rank, old) in seriesOrder.enumerated() { newSeriesID[old] = Int32(rank) }
 
         let n = head.sampleCount
-        // Sample order as 32-bit row numbers (a head holds far fewer than 2^31 samples: `CutPolicy.maxSamples`).
+        // Stack ids are 32-bit in the block, so a head is far smaller than 2^31 samples; the sort order is
+        // kept in 32-bit row numbers.
+        guard n <= Int(Int32.max) else { throw BlockError("a head of \(n) samples is over the \(Int32.max) a block can hold") }
         var order = (0..<n).map { Int32(truncatingIfNeeded: $0) }
         head.sampleSeries.withUnsafeBufferPointer { ser in
             head.sampleTimes.withUnsafeBufferPointer { times in
@@ -77,8 +79,18 @@ public struct BlockWriter: Sendable {
 
         // samples.parquet, one row group at a time: the sorted columns exist for one group only, so
         // encoding a head costs little memory beyond the head itself (the sort order).
-        var typeStats: [String: BlockMeta.ProfileTypeStats] = [:]
         let typeIDs = head.series.map(\.profileType.id)
+        // Per-type counts by a small index per series, not by hashing the type's name per sample.
+        var typeNames: [String] = []
+        var typeSlots: [String: Int] = [:]
+        let typeOfSeries = typeIDs.map { id in
+            if let slot = typeSlots[id] { return slot }
+            typeNames.append(id)
+            typeSlots[id] = typeNames.count - 1
+            return typeNames.count - 1
+        }
+        var typeSamples = [Int64](repeating: 0, count: typeNames.count)
+        var typeTotals = [Int64](repeating: 0, count: typeNames.count)
         let longestTypeID = typeIDs.map(\.utf8.count).max() ?? 0
         let rowsPerGroup = max(1, options.samplesPerRowGroup)
         let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
@@ -100,12 +112,16 @@ public struct BlockWriter: Sendable {
                 valueCol.append(head.sampleValues[i])
                 let span = head.sampleSpans[i]
                 spanCol.append(span == 0 ? nil : Int64(bitPattern: span))
-                typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].samples += 1
-                typeStats[typeIDs[s], default: .init(samples: 0, total: 0)].total &+= head.sampleValues[i]
+                typeSamples[typeOfSeries[s]] += 1
+                typeTotals[typeOfSeries[s]] &+= head.sampleValues[i]
             }
             try samplesWriter.writeRowGroup([
                 .int32(seriesCol), .byteArrays(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
             ])
+        }
+        var typeStats: [String: BlockMeta.ProfileTypeStats] = [:]
+        for (slot, name) in typeNames.enumerated() where typeSamples[slot] > 0 {
+            typeStats[name] = .init(samples: typeSamples[slot], total: typeTotals[slot])
         }
         let samplesBytes = try samplesWriter.finish()
         files.append((BlockFile.samples, samplesBytes, n, try ParquetFileReader(bytes: samplesBytes).rowGroupCount))

@@ -49,7 +49,8 @@ struct RunInterner {
 
     /// How many candidates are written, hashed and have their slot prefetched before the oldest is
     /// looked up. The table outgrows the core's cache for large profiles, and a probe that waits for
-    /// memory was the largest single cost of normalising; this many candidates' work covers the wait.
+    /// memory was the largest single cost of normalising; this many candidates' work covers the wait. A
+    /// power of two, the size of the pending tuples below.
     private static let lookahead = 8
 
     /// Interns candidates written from `base + used` on; returns where the stored elements end. Pending
