@@ -15,6 +15,8 @@ struct GoDemoDeltaEndpointTests {
         var period: Int64
         var totals: [String: Int64]
         var sampleCount: Int
+        /// Functions on the stacks of samples with a value.
+        var functions: Set<String>
     }
 
     static func summary(_ body: [UInt8]) throws -> Summary {
@@ -24,9 +26,15 @@ struct GoDemoDeltaEndpointTests {
         for s in 0..<p.sampleCount {
             for (t, v) in p.values(s).enumerated() { totals[types[t], default: 0] += v }
         }
+        var functions: Set<String> = []
+        for s in 0..<p.sampleCount where p.values(s).contains(where: { $0 > 0 }) {
+            for location in p.stack(s) {
+                for line in p.lines(of: Int(location)) { functions.insert(p.string(p.functions[Int(line.functionIndex)].name)) }
+            }
+        }
         return Summary(sampleTypes: p.sampleTypes.map { p.string($0.type) + "/" + p.string($0.unit) },
                        periodType: p.periodType.map { p.string($0.type) + "/" + p.string($0.unit) } ?? "",
-                       period: p.period, totals: totals, sampleCount: p.sampleCount)
+                       period: p.period, totals: totals, sampleCount: p.sampleCount, functions: functions)
     }
 
     @Test("each delta endpoint serves the plain profile's types with the increase since its previous request",
@@ -38,12 +46,13 @@ struct GoDemoDeltaEndpointTests {
         defer { Task { try? await demo.stop() } }
 
         // Wait until the process has done some of each kind of work (P1), so that a body repeating
-        // totals since start could not pass for the increase over a few milliseconds.
+        // totals since start could not pass for the increase over a few milliseconds — and until the
+        // demo's own work shows (a heap profile samples allocations, and the runtime's own come first).
         var before = try Self.summary(await demo.fetch(plain))
         let deadline = ContinuousClock.now + .seconds(20)
-        while cumulativeTypes.contains(where: { before.totals[$0, default: 0] <= 0 }) {
+        while cumulativeTypes.contains(where: { before.totals[$0, default: 0] <= 0 }) || !before.functions.contains(hotFunction) {
             guard ContinuousClock.now < deadline else {
-                Issue.record("\(plain) stayed empty for 20 s: \(before.totals)")
+                Issue.record("\(plain) showed no \(hotFunction) work for 20 s: \(before.totals)")
                 return
             }
             try await Task.sleep(for: .milliseconds(100))
