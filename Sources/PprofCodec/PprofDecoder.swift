@@ -47,7 +47,8 @@ public struct PprofDecoder: Sendable {
 
 /// Maps pprof ids to table indices. Most producers number 1...N in order, which needs no hash table.
 struct IDIndex {
-    private var dense: Int = -1
+    /// N when the ids are exactly 1...N in order, else -1.
+    private(set) var denseCount: Int = -1
     private var map: [UInt64: Int32] = [:]
 
     init(ids: some Collection<UInt64>, what: String) throws(PprofError) {
@@ -58,7 +59,7 @@ struct IDIndex {
             i += 1
         }
         if isDense {
-            dense = ids.count
+            denseCount = ids.count
             return
         }
         map.reserveCapacity(ids.count)
@@ -73,8 +74,8 @@ struct IDIndex {
     }
 
     @inline(__always) func find(_ id: UInt64) -> Int32? {
-        if dense >= 0 {
-            return id >= 1 && id <= UInt64(dense) ? Int32(truncatingIfNeeded: id - 1) : nil
+        if denseCount >= 0 {
+            return id >= 1 && id <= UInt64(denseCount) ? Int32(truncatingIfNeeded: id - 1) : nil
         }
         return map[id]
     }
@@ -508,45 +509,63 @@ struct DecodeState {
     /// Reads the location ids (varints) in `ids`, resolves each to its index and appends it to `out`
     /// at `count` while `depth < maxDepth` (deeper ids are counted, not kept). Returns what was wrong,
     /// if anything; `out` must have room for `ids.count` more entries.
+    ///
+    /// Every id is written, even past the depth limit (each takes at least one byte of `ids`, so the room
+    /// suffices), and the count is clamped afterwards: no limit check per id. Ids of up to three bytes
+    /// (below 2^21) are read without a loop.
     @inline(__always)
     private func decodeLocationIDs(_ ids: Range<Int>, index: IDIndex, into out: UnsafeMutablePointer<Int32>,
                                    count: inout Int, depth: inout Int, maxDepth: Int) -> LocationIDFault? {
-        var pos = ids.lowerBound
-        let end = ids.upperBound
-        var n = count
-        var d = depth
-        defer {
-            count = n
-            depth = d
-        }
-        while pos < end {
+        var p = base + ids.lowerBound
+        let end = base + ids.upperBound
+        let first = out + count
+        var o = first
+        let dense = index.denseCount
+        var fault: LocationIDFault?
+        while p < end {
             var id: UInt64
-            let b0 = base[pos]
+            let b0 = p[0]
             if b0 < 0x80 {
                 id = UInt64(b0)
-                pos &+= 1
-            } else if pos &+ 1 < end && base[pos &+ 1] < 0x80 {
-                id = UInt64(b0 & 0x7f) | UInt64(base[pos &+ 1]) << 7
-                pos &+= 2
+                p += 1
+            } else if p + 1 < end && p[1] < 0x80 {
+                id = UInt64(b0 & 0x7f) | UInt64(p[1]) << 7
+                p += 2
+            } else if p + 2 < end && p[2] < 0x80 {
+                id = UInt64(b0 & 0x7f) | UInt64(p[1] & 0x7f) << 7 | UInt64(p[2]) << 14
+                p += 3
             } else {
                 id = 0
                 var shift: UInt64 = 0
                 while true {
-                    guard pos < end, shift < 64 else { return .malformed }
-                    let b = base[pos]
-                    pos &+= 1
+                    guard p < end, shift < 64 else { return .malformed }
+                    let b = p[0]
+                    p += 1
                     id |= UInt64(b & 0x7f) << shift
                     if b < 0x80 { break }
                     shift &+= 7
                 }
             }
-            guard let li = index.find(id) else { return .unknown(id) }
-            if d < maxDepth {
-                out[n] = li
-                n &+= 1
+            // Dense ids (1...N) resolve by subtraction; one unsigned compare rejects 0 and ids past N.
+            if dense >= 0 {
+                let li = id &- 1
+                if li >= UInt64(dense) {
+                    fault = .unknown(id)
+                    break
+                }
+                o.pointee = Int32(truncatingIfNeeded: li)
+            } else {
+                guard let li = index.find(id) else {
+                    fault = .unknown(id)
+                    break
+                }
+                o.pointee = li
             }
-            d &+= 1
+            o += 1
         }
-        return nil
+        let read = o - first
+        count += max(0, min(read, maxDepth - depth))
+        depth += read
+        return fault
     }
 }

@@ -14,15 +14,6 @@ public enum BatchCodec {
     static let maxEntries = 50_000_000
 
     public static func encode(_ batch: SampleBatch) -> [UInt8] {
-        var w = ByteWriter(capacity: 64 + batch.sampleCount * 8 + batch.symbols.strings.count * 24)
-        w.bytes.append(contentsOf: [0x4B, 0x42, currentVersion])
-        w.string(batch.tenant)
-        w.string(batch.provenance.topic)
-        w.signed(Int64(batch.provenance.partition))
-        w.signed(batch.provenance.offset)
-        w.signed(batch.droppedZeroValue)
-        w.signed(batch.droppedEmptyStack)
-
         // Series labels and profile types go into the same string table as the symbols: each one takes
         // the index of its first equal symbol string, else a new entry. Only symbol strings whose
         // length some series string has are hashed (series strings are few, symbol strings many).
@@ -53,64 +44,131 @@ public enum BatchCodec {
             (series.labels.labels.map { (intern($0.name), intern($0.value)) }, intern(series.profileType.id))
         }
 
-        w.varint(strings.count)
-        for s in strings { w.string(s) }
-        w.varint(batch.symbols.functions.count)
-        for f in batch.symbols.functions {
-            w.varint(UInt64(f.name))
-            w.varint(UInt64(f.systemName))
-            w.varint(UInt64(f.filename))
-            w.signed(f.startLine)
-        }
-        w.varint(batch.symbols.frames.count)
-        for f in batch.symbols.frames {
-            w.varint(UInt64(f.function))
-            w.signed(f.line)
-        }
-        w.varint(batch.stacks.count)
-        batch.stacks.starts.withUnsafeBufferPointer { starts in
-            batch.stacks.frames.withUnsafeBufferPointer { frames in
-                w.bulk(count: batch.stacks.count, maxBytes: { 5 * (1 + Int(starts[$0 + 1] - starts[$0])) }) { i, out in
-                    let start = Int(starts[i]), end = Int(starts[i + 1])
-                    var o = out.varint(UInt64(end - start), at: 0)
-                    for k in start ..< end { o = out.varint(UInt64(frames[k]), at: o) }
-                    return o
+        // A bound on every part, so the record is written through a pointer into one uninitialised
+        // allocation: no per-byte append, no regrowth. The bulk parts are bounded by the widest varint
+        // their column holds (a tight bound keeps the allocation close to the record's size: room
+        // allocated but never written still costs page faults when the allocator hands it out fresh).
+        let stacks = batch.stacks
+        let width = BoundedWriter.varintLength
+        var bound = 3 + 4 * 10 + BoundedWriter.stringBound(batch.tenant)
+            + BoundedWriter.stringBound(batch.provenance.topic)
+        bound += 10
+        for s in strings { bound += BoundedWriter.stringBound(s) }
+        bound += 10 + batch.symbols.functions.count * 25
+        bound += 10 + batch.symbols.frames.count * 15
+        var maxDepth: UInt32 = 0
+        for i in 0 ..< stacks.count { maxDepth = max(maxDepth, stacks.starts[i + 1] - stacks.starts[i]) }
+        let stackBytes = stacks.count * width(UInt64(maxDepth)) + stacks.frames.count * width(UInt64(Self.largest(stacks.frames)))
+        bound += 10 + stackBytes
+        bound += 10
+        for (labels, _) in seriesStrings { bound += 10 + labels.count * 10 + 5 }
+        let sampleBytes = Self.sampleColumnsBound(batch)
+        bound += 10 + sampleBytes
+
+        return [UInt8](unsafeUninitializedCapacity: bound) { room, initialized in
+            var w = BoundedWriter(room)
+            w.raw(0x4B)
+            w.raw(0x42)
+            w.raw(currentVersion)
+            w.string(batch.tenant)
+            w.string(batch.provenance.topic)
+            w.signed(Int64(batch.provenance.partition))
+            w.signed(batch.provenance.offset)
+            w.signed(batch.droppedZeroValue)
+            w.signed(batch.droppedEmptyStack)
+
+            w.varint(UInt64(strings.count))
+            for s in strings { w.string(s) }
+            w.varint(UInt64(batch.symbols.functions.count))
+            for f in batch.symbols.functions {
+                w.varint32(f.name)
+                w.varint32(f.systemName)
+                w.varint32(f.filename)
+                w.signed(f.startLine)
+            }
+            w.varint(UInt64(batch.symbols.frames.count))
+            for f in batch.symbols.frames {
+                w.varint32(f.function)
+                w.signed(f.line)
+            }
+            w.varint(UInt64(stacks.count))
+            stacks.starts.withUnsafeBufferPointer { starts in
+                stacks.frames.withUnsafeBufferPointer { frames in
+                    w.reserve(stackBytes)
+                    for i in 0 ..< stacks.count {
+                        let start = Int(starts[i]), end = Int(starts[i + 1])
+                        w.varint32Unchecked(UInt32(truncatingIfNeeded: end - start))
+                        for k in start ..< end { w.varint32Unchecked(frames[k]) }
+                    }
                 }
             }
-        }
-        w.varint(seriesStrings.count)
-        for (labels, type) in seriesStrings {
-            w.varint(labels.count)
-            for (name, value) in labels {
-                w.varint(UInt64(name))
-                w.varint(UInt64(value))
+            w.varint(UInt64(seriesStrings.count))
+            for (labels, type) in seriesStrings {
+                w.varint(UInt64(labels.count))
+                for (name, value) in labels {
+                    w.varint32(name)
+                    w.varint32(value)
+                }
+                w.varint32(type)
             }
-            w.varint(UInt64(type))
-        }
-        w.varint(batch.sampleCount)
-        batch.sampleSeries.withUnsafeBufferPointer { column in
-            w.bulk(count: column.count, maxBytes: { _ in 5 }) { i, out in out.varint(UInt64(column[i]), at: 0) }
-        }
-        batch.sampleStacks.withUnsafeBufferPointer { column in
-            w.bulk(count: column.count, maxBytes: { _ in 5 }) { i, out in out.varint(UInt64(column[i]), at: 0) }
-        }
-        batch.sampleValues.withUnsafeBufferPointer { column in
-            w.bulk(count: column.count, maxBytes: { _ in 10 }) { i, out in out.varint(zigzag(column[i]), at: 0) }
-        }
-        batch.sampleTimes.withUnsafeBufferPointer { column in
-            w.bulk(count: column.count, maxBytes: { _ in 10 }) { i, out in
-                out.varint(zigzag(column[i] &- (i == 0 ? 0 : column[i - 1])), at: 0)
+            w.varint(UInt64(batch.sampleCount))
+            w.reserve(sampleBytes)
+            batch.sampleSeries.withUnsafeBufferPointer { column in
+                for v in column { w.varint32Unchecked(v) }
             }
-        }
-        for span in batch.sampleSpans {
-            if span == 0 {
-                w.varint(0)
-            } else {
-                w.varint(1)
-                w.fixed64(span)
+            batch.sampleStacks.withUnsafeBufferPointer { column in
+                for v in column { w.varint32Unchecked(v) }
             }
+            batch.sampleValues.withUnsafeBufferPointer { column in
+                for v in column { w.varintUnchecked(zigzag(v)) }
+            }
+            batch.sampleTimes.withUnsafeBufferPointer { column in
+                var previous: Int64 = 0
+                for v in column {
+                    w.varintUnchecked(zigzag(v &- previous))
+                    previous = v
+                }
+            }
+            batch.sampleSpans.withUnsafeBufferPointer { column in
+                for span in column {
+                    if span == 0 {
+                        w.rawUnchecked(0)
+                    } else {
+                        w.rawUnchecked(1)
+                        w.fixed64Unchecked(span)
+                    }
+                }
+            }
+            initialized = w.count
         }
-        return w.bytes
+    }
+
+    /// The most bytes the sample columns take: each column's widest varint times its length.
+    static func sampleColumnsBound(_ batch: SampleBatch) -> Int {
+        let width = BoundedWriter.varintLength
+        var widest: UInt64 = 0
+        for v in batch.sampleValues { widest = max(widest, zigzag(v)) }
+        var previous: Int64 = 0
+        var widestTime: UInt64 = 0
+        for t in batch.sampleTimes {
+            widestTime = max(widestTime, zigzag(t &- previous))
+            previous = t
+        }
+        var spans = 0
+        for span in batch.sampleSpans where span != 0 { spans += 8 }
+        let n = batch.sampleCount
+        return n * (width(UInt64(largest(batch.sampleSeries))) + width(UInt64(largest(batch.sampleStacks))) + width(widest)
+                    + width(widestTime) + 1) + spans
+    }
+
+    /// The largest element (0 for none): the bounds come from the columns themselves, so they hold
+    /// whatever the columns contain.
+    static func largest(_ column: [UInt32]) -> UInt32 {
+        column.withUnsafeBufferPointer { values in
+            var m: UInt32 = 0
+            for v in values { m = max(m, v) }
+            return m
+        }
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> SampleBatch {
@@ -215,46 +273,3 @@ public enum BatchCodec {
 }
 
 private func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
-
-extension UnsafeMutablePointer<UInt8> {
-    /// Writes `v` as a LEB128 varint at `self[at]`; returns the position after it.
-    @inline(__always)
-    fileprivate func varint(_ v: UInt64, at: Int) -> Int {
-        var x = v
-        var o = at
-        while x >= 0x80 {
-            self[o] = UInt8(truncatingIfNeeded: x) | 0x80
-            x >>= 7
-            o &+= 1
-        }
-        self[o] = UInt8(truncatingIfNeeded: x)
-        return o &+ 1
-    }
-}
-
-extension ByteWriter {
-    /// Appends `count` items through a raw pointer, a chunk at a time: `write(i, out)` writes item `i`
-    /// (at most `maxBytes(i)` bytes) and returns how many it wrote. The bulk columns and stacks are
-    /// most of a batch, and appending them byte by byte costs a bounds and uniqueness check per byte.
-    fileprivate mutating func bulk(count: Int, maxBytes: (Int) -> Int, _ write: (Int, UnsafeMutablePointer<UInt8>) -> Int) {
-        var i = 0
-        while i < count {
-            // A chunk of items whose worst case fits in about 64 KiB (at least one item).
-            var room = 0
-            var last = i
-            while last < count && (last == i || room + maxBytes(last) <= 1 << 16) {
-                room += maxBytes(last)
-                last += 1
-            }
-            let start = bytes.count
-            bytes.append(contentsOf: repeatElement(0, count: room))
-            var end = start
-            bytes.withUnsafeMutableBufferPointer { buffer in
-                let base = buffer.baseAddress!
-                for k in i ..< last { end += write(k, base + end) }
-            }
-            bytes.removeSubrange(end...)
-            i = last
-        }
-    }
-}

@@ -109,3 +109,100 @@ struct ByteReader {
         return v
     }
 }
+
+/// Writes a record through a pointer into room sized for its worst case beforehand (a bulk column is
+/// most of a batch, and appending to an array byte by byte costs a bounds and uniqueness check per
+/// byte). Checked writes verify their own room; a bulk section calls `reserve` for its whole bound once
+/// and then uses the unchecked writes, each of which stays inside what it counted for itself.
+struct BoundedWriter {
+    private let base: UnsafeMutablePointer<UInt8>
+    private let capacity: Int
+    private(set) var count = 0
+
+    init(_ room: UnsafeMutableBufferPointer<UInt8>) {
+        base = room.baseAddress!
+        capacity = room.count
+    }
+
+    /// How many bytes `v` takes as a varint (1 to 10).
+    static func varintLength(_ v: UInt64) -> Int {
+        let bits = 64 &- (v | 1).leadingZeroBitCount
+        return (bits &* 9 &+ 64) >> 6
+    }
+
+    /// The most bytes `string(s)` writes.
+    static func stringBound(_ s: String) -> Int { 5 + s.utf8.count }
+
+    /// Checks that `n` more bytes fit; unchecked writes after it must stay within them.
+    mutating func reserve(_ n: Int) {
+        precondition(count + n <= capacity, "record writer overrun: \(count) + \(n) > \(capacity)")
+    }
+
+    mutating func raw(_ byte: UInt8) {
+        reserve(1)
+        rawUnchecked(byte)
+    }
+
+    mutating func varint(_ v: UInt64) {
+        reserve(10)
+        varintUnchecked(v)
+    }
+
+    mutating func varint32(_ v: UInt32) {
+        reserve(5)
+        varint32Unchecked(v)
+    }
+
+    mutating func signed(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+
+    mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            varint(UInt64(utf8.count))
+            reserve(utf8.count)
+            if let source = utf8.baseAddress { (base + count).update(from: source, count: utf8.count) }
+            count += utf8.count
+        }
+    }
+
+    @inline(__always) mutating func rawUnchecked(_ byte: UInt8) {
+        base[count] = byte
+        count &+= 1
+    }
+
+    /// At most 5 bytes. Branches on the length (a branch-free form costs more instructions than the
+    /// mispredictions it saves: most columns keep to one or two lengths).
+    @inline(__always) mutating func varint32Unchecked(_ v: UInt32) {
+        if v < 0x80 {
+            base[count] = UInt8(truncatingIfNeeded: v)
+            count &+= 1
+        } else if v < 0x4000 {
+            let pair = UInt16(truncatingIfNeeded: v & 0x7f | 0x80) | UInt16(truncatingIfNeeded: v >> 7) << 8
+            UnsafeMutableRawPointer(base + count).storeBytes(of: pair.littleEndian, as: UInt16.self)
+            count &+= 2
+        } else {
+            varintLoop(UInt64(v))
+        }
+    }
+
+    /// At most 10 bytes.
+    @inline(__always) mutating func varintUnchecked(_ v: UInt64) {
+        if v < 0x4000 { varint32Unchecked(UInt32(truncatingIfNeeded: v)) } else { varintLoop(v) }
+    }
+
+    private mutating func varintLoop(_ v: UInt64) {
+        var x = v
+        while x >= 0x80 {
+            base[count] = UInt8(truncatingIfNeeded: x) | 0x80
+            x >>= 7
+            count &+= 1
+        }
+        base[count] = UInt8(truncatingIfNeeded: x)
+        count &+= 1
+    }
+
+    @inline(__always) mutating func fixed64Unchecked(_ v: UInt64) {
+        UnsafeMutableRawPointer(base + count).storeBytes(of: v.littleEndian, as: UInt64.self)
+        count &+= 8
+    }
+}

@@ -75,6 +75,34 @@ import Testing
         #expect((decoded.droppedZeroValue, decoded.droppedEmptyStack) == (2, 1))
     }
 
+    /// Ids and values on both sides of every varint length (1 to 5 bytes for 32 bits, up to 10 for
+    /// 64), so each of the encoder's write paths is read back.
+    @Test func varintLengthBoundariesRoundTrip() throws {
+        let edges32: [UInt32] = [0, 1, 0x7f, 0x80, 0x3fff, 0x4000, 0x1f_ffff, 0x20_0000, 0xfff_ffff, 0x1000_0000, UInt32.max]
+        let frameCount = Int(edges32.filter { $0 < 0x20_0000 }.max()!) + 1
+        var batch = Self.sampleBatch()
+        // One frame per index up to the largest small edge, so every edge below it is a valid frame id.
+        batch.symbols.frames = (0 ..< frameCount).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0) - 5) }
+        var stacks = StackTable()
+        stacks.append(edges32.filter { Int($0) < frameCount })
+        stacks.append(edges32.filter { Int($0) < frameCount }.reversed())
+        batch.stacks = stacks
+        var values: [Int64] = [0, Int64.min, Int64.max, -1]
+        for e in edges32 { values += [Int64(e), -Int64(e), Int64(e) << 20, -(Int64(e) << 31)] }
+        batch.sampleValues = values
+        batch.sampleSeries = values.map { _ in 0 }
+        batch.sampleStacks = values.indices.map { UInt32($0 % 2) }
+        batch.sampleTimes = values.indices.map { $0 % 3 == 0 ? Int64.max - Int64($0) : Int64($0) << (2 * ($0 % 31)) }
+        batch.sampleSpans = values.indices.map { $0 % 2 == 0 ? 0 : UInt64.max - UInt64($0) }
+        let decoded = try BatchCodec.decode(BatchCodec.encode(batch))
+        #expect(decoded.stacks == batch.stacks)
+        #expect(decoded.symbols.frames == batch.symbols.frames)
+        #expect(decoded.sampleValues == batch.sampleValues)
+        #expect(decoded.sampleTimes == batch.sampleTimes)
+        #expect(decoded.sampleSpans == batch.sampleSpans)
+        #expect(decoded.sampleStacks == batch.sampleStacks)
+    }
+
     @Test func everyTruncationIsAnErrorNotACrash() {
         let bytes = BatchCodec.encode(Self.sampleBatch())
         for cut in 0..<bytes.count {
