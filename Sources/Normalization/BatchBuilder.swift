@@ -111,53 +111,57 @@ struct BatchBuilder {
 
     /// The batch stacks of the samples `needed` marks (others get 0), in sample order: each sample's
     /// location run becomes frames written straight into the stack table and interned there, so a stack
-    /// seen before costs its hash and one comparison, and no allocation. Locations are expanded into
-    /// symbols on first use, in sample order.
+    /// seen before costs its hash and one comparison, and no allocation.
     mutating func stackIndices(needed: [Bool]) -> [UInt32] {
-        // The exact frame count first, so the stack table is sized once: a location is as many frames as
-        // it has lines, or one. A pure pass over small arrays, so its loads overlap.
-        let frameCounts = profile.locations.map { Int32(max(1, $0.lineCount)) }
+        // First the locations the kept samples use are expanded into symbols (on first use, in sample
+        // order), counting the frames, so the stack table is sized once and the interning pass below
+        // only reads.
         var samples: [Int32] = []
         samples.reserveCapacity(profile.sampleCount)
         var maxFrames = 0
         profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
             profile.sampleLocations.withUnsafeBufferPointer { locations in
-                frameCounts.withUnsafeBufferPointer { frameCounts in
-                    for s in 0 ..< profile.sampleCount where needed[s] {
-                        samples.append(Int32(s))
-                        for k in Int(starts[s]) ..< Int(starts[s + 1]) { maxFrames &+= Int(frameCounts[Int(locations[k])]) }
+                for s in 0 ..< profile.sampleCount where needed[s] {
+                    samples.append(Int32(s))
+                    for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                        let location = Int(locations[k])
+                        if locationFrames[location] == 0 { expandLocation(location) }
+                        maxFrames &+= Int(truncatingIfNeeded: locationFrames[location] & 0xFFFF_FFFF)
                     }
                 }
             }
         }
         var result = [UInt32](repeating: 0, count: profile.sampleCount)
-        // The table is moved out while it interns, so expanding a location (which adds symbols to `self`)
-        // can happen inside the loop.
         var runs = frameRuns
         frameRuns = RunInterner()
-        let ids = runs.intern(runs: samples.count, maxElements: maxFrames) { r, out in
-            let s = Int(samples[r])
-            var o = 0
-            for k in Int(profile.sampleLocationStarts[s]) ..< Int(profile.sampleLocationStarts[s + 1]) {
-                let location = Int(profile.sampleLocations[k])
-                var packed = locationFrames[location]
-                if packed == 0 {
-                    expandLocation(location)
-                    packed = locationFrames[location]
-                }
-                let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
-                if count == 1 {
-                    out[o] = UInt32(truncatingIfNeeded: packed >> 32)
-                    o &+= 1
-                } else {
-                    let first = Int(truncatingIfNeeded: packed >> 32)
-                    for f in first ..< first &+ count {
-                        out[o] = locationFrameBuffer[f]
-                        o &+= 1
+        let ids = profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
+            profile.sampleLocations.withUnsafeBufferPointer { locations in
+                locationFrames.withUnsafeBufferPointer { locationFrames in
+                    locationFrameBuffer.withUnsafeBufferPointer { frameBuffer in
+                        samples.withUnsafeBufferPointer { samples in
+                            runs.intern(runs: samples.count, maxElements: maxFrames) { r, out in
+                                let s = Int(samples[r])
+                                var o = 0
+                                for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                    let packed = locationFrames[Int(locations[k])]
+                                    let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
+                                    if count == 1 {
+                                        out[o] = UInt32(truncatingIfNeeded: packed >> 32)
+                                        o &+= 1
+                                    } else {
+                                        let first = Int(truncatingIfNeeded: packed >> 32)
+                                        for f in first ..< first &+ count {
+                                            out[o] = frameBuffer[f]
+                                            o &+= 1
+                                        }
+                                    }
+                                }
+                                return o
+                            }
+                        }
                     }
                 }
             }
-            return o
         }
         frameRuns = runs
         for (r, s) in samples.enumerated() { result[Int(s)] = ids[r] }
