@@ -113,23 +113,33 @@ struct BatchBuilder {
     /// location run becomes frames written straight into the stack table and interned there, so a stack
     /// seen before costs its hash and one comparison, and no allocation.
     mutating func stackIndices(needed: [Bool]) -> [UInt32] {
-        // First the locations the kept samples use are expanded into symbols (on first use, in sample
-        // order), counting the frames, so the stack table is sized once and the interning pass below
-        // only reads.
+        // First the kept samples' frames are counted, so the stack table is sized once, and the locations
+        // they use are marked and then expanded into symbols (in location order), so the interning pass
+        // below only reads. Branch-free over small arrays: this pass reads every location id once more.
+        let locationCount = profile.locations.count
+        let frameCounts = profile.locations.map { UInt32(max(1, $0.lineCount)) }
+        var used = [UInt8](repeating: 0, count: locationCount)
         var samples: [Int32] = []
         samples.reserveCapacity(profile.sampleCount)
         var maxFrames = 0
         profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
             profile.sampleLocations.withUnsafeBufferPointer { locations in
-                for s in 0 ..< profile.sampleCount where needed[s] {
-                    samples.append(Int32(s))
-                    for k in Int(starts[s]) ..< Int(starts[s + 1]) {
-                        let location = Int(locations[k])
-                        if locationFrames[location] == 0 { expandLocation(location) }
-                        maxFrames &+= Int(truncatingIfNeeded: locationFrames[location] & 0xFFFF_FFFF)
+                frameCounts.withUnsafeBufferPointer { frameCounts in
+                    used.withUnsafeMutableBufferPointer { used in
+                        for s in 0 ..< profile.sampleCount where needed[s] {
+                            samples.append(Int32(s))
+                            for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                let location = Int(locations[k])
+                                used[location] = 1
+                                maxFrames &+= Int(frameCounts[location])
+                            }
+                        }
                     }
                 }
             }
+        }
+        for location in 0 ..< locationCount where used[location] != 0 && locationFrames[location] == 0 {
+            expandLocation(location)
         }
         var result = [UInt32](repeating: 0, count: profile.sampleCount)
         var runs = frameRuns
