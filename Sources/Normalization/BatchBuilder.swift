@@ -15,9 +15,8 @@ struct BatchBuilder {
     private var functionKeys = RunInterner()
     private var frameKeys = RunInterner()
     /// pprof location -> its frames in the batch (innermost first): `start << 32 | count` into
-    /// `locationFrameBuffer`, or for a location of one frame (most of them) `frame << 32 | 1`; 0 until
-    /// first use (every location has at least one frame). Flat, so reading a cached expansion allocates
-    /// nothing and usually touches one word.
+    /// `locationFrameBuffer`; 0 until first use (every location has at least one frame). Flat, so
+    /// reading a cached expansion allocates nothing.
     private var locationFrames: [UInt64]
     private var locationFrameBuffer: [UInt32] = []
     /// pprof location -> a content hash of its frames, stable across profiles.
@@ -94,20 +93,19 @@ struct BatchBuilder {
                 }
             }
             let name = strings.intern("\(mappingFile)+0x\(String(loc.address, radix: 16))")
-            let f = frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0))
-            locationFrames[location] = UInt64(f) << 32 | 1
-        } else if lines.count == 1 {
-            let line = lines[lines.startIndex]
-            let f = frame(FrameSymbol(function: function(line.functionIndex), line: line.line))
-            locationFrames[location] = UInt64(f) << 32 | 1
+            locationFrameBuffer.append(frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0)))
         } else {
             for line in lines {
-                let f = frame(FrameSymbol(function: function(line.functionIndex), line: line.line))
-                locationFrameBuffer.append(f)
+                locationFrameBuffer.append(frame(FrameSymbol(function: function(line.functionIndex), line: line.line)))
             }
-            locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
         }
+        locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
     }
+
+    /// Frames stored per location without looking at its length (one 16-byte move); longer locations
+    /// copy the rest in a loop. Most locations have one to four frames, and a branch on the length
+    /// mispredicts often enough to dominate the interning pass.
+    private static let inlineWidth = 4
 
     /// The batch stacks of the samples `needed` marks (others get 0), in sample order: each sample's
     /// location run becomes frames written straight into the stack table and interned there, so a stack
@@ -141,6 +139,20 @@ struct BatchBuilder {
         for location in 0 ..< locationCount where used[location] != 0 && locationFrames[location] == 0 {
             expandLocation(location)
         }
+        // Each location's first frames inline, and its frame count (5 meaning more than 4): the pass
+        // below loads both by location id alone, two independent loads, one of them from a table small
+        // enough for the core's first-level cache.
+        var inlineFrames = [SIMD4<UInt32>](repeating: SIMD4(), count: locationCount)
+        var shortCounts = [UInt8](repeating: 0, count: locationCount)
+        for location in 0 ..< locationCount where used[location] != 0 {
+            let packed = locationFrames[location]
+            let first = Int(truncatingIfNeeded: packed >> 32)
+            let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
+            var four = SIMD4<UInt32>()
+            for i in 0 ..< min(count, Self.inlineWidth) { four[i] = locationFrameBuffer[first + i] }
+            inlineFrames[location] = four
+            shortCounts[location] = UInt8(min(count, Self.inlineWidth + 1))
+        }
         var result = [UInt32](repeating: 0, count: profile.sampleCount)
         var runs = frameRuns
         frameRuns = RunInterner()
@@ -148,25 +160,28 @@ struct BatchBuilder {
             profile.sampleLocations.withUnsafeBufferPointer { locations in
                 locationFrames.withUnsafeBufferPointer { locationFrames in
                     locationFrameBuffer.withUnsafeBufferPointer { frameBuffer in
-                        samples.withUnsafeBufferPointer { samples in
-                            runs.intern(runs: samples.count, maxElements: maxFrames) { r, out in
-                                let s = Int(samples[r])
-                                var o = 0
-                                for k in Int(starts[s]) ..< Int(starts[s + 1]) {
-                                    let packed = locationFrames[Int(locations[k])]
-                                    let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
-                                    if count == 1 {
-                                        out[o] = UInt32(truncatingIfNeeded: packed >> 32)
-                                        o &+= 1
-                                    } else {
-                                        let first = Int(truncatingIfNeeded: packed >> 32)
-                                        for f in first ..< first &+ count {
-                                            out[o] = frameBuffer[f]
-                                            o &+= 1
+                        inlineFrames.withUnsafeBufferPointer { inlineFrames in
+                            shortCounts.withUnsafeBufferPointer { shortCounts in
+                                samples.withUnsafeBufferPointer { samples in
+                                    // Room for the last location's 4-frame store past the final frame.
+                                    runs.intern(runs: samples.count, maxElements: maxFrames + Self.inlineWidth - 1) { r, out in
+                                        let s = Int(samples[r])
+                                        var o = 0
+                                        for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                            let location = Int(locations[k])
+                                            var count = Int(shortCounts[location])
+                                            UnsafeMutableRawPointer(out + o).storeBytes(of: inlineFrames[location], as: SIMD4<UInt32>.self)
+                                            if count > Self.inlineWidth {
+                                                let packed = locationFrames[location]
+                                                let first = Int(truncatingIfNeeded: packed >> 32)
+                                                count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
+                                                for f in Self.inlineWidth ..< count { out[o &+ f] = frameBuffer[first &+ f] }
+                                            }
+                                            o &+= count
                                         }
+                                        return o
                                     }
                                 }
-                                return o
                             }
                         }
                     }
@@ -200,7 +215,7 @@ struct BatchBuilder {
         let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
         let first = Int(truncatingIfNeeded: packed >> 32)
         for k in 0 ..< count {
-            let f = frames[Int(count == 1 ? UInt32(first) : locationFrameBuffer[first + k])]
+            let f = frames[Int(locationFrameBuffer[first + k])]
             let fn = functions[Int(f.function)]
             hash.add(strings.strings[Int(fn.name)])
             hash.add(byte: 0)
