@@ -40,6 +40,7 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         // Header only: a cache prefetch for hash-table probes.
         .systemLibrary(name: "CPrefetch", path: "Sources/CShims/CPrefetch"),
+        .systemLibrary(name: "CMalloc", path: "Sources/CShims/CMalloc"),
 
         // Libraries, lowest first.
         .target(name: "ProfileModel"),
@@ -75,7 +76,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .target(name: "KilnService", dependencies: [
-            "KafkaClient",
+            "KafkaClient", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -22,6 +22,7 @@ struct Command: AsyncParsableCommand {
     var maxProfileBytes: Int?
 
     func run() async throws {
+        MemoryTuning.keepFreedMemoryForReuse()
         let logger = try KilnLogging.bootstrap(service: "kiln-normalizer", options: service)
         let registry = KilnMetrics.bootstrap()
         let readiness = Readiness(components: ["kafka": "connecting to Kafka"])

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnBench
+import KilnService
 import TestSupport
 
 /// `kiln bench`: every benchmark runs Kiln beside a baseline in the same run and prints the ratio.
@@ -64,6 +65,9 @@ struct BenchCommand: AsyncParsableCommand {
             case "pprof":
                 report(try PprofBenchmark.run(kiln: selfURL, fixturesDir: fixturesDir))
             case "normalizer":
+                // As kiln-normalizer runs (see MemoryTuning); undone so later suites measure memory as before.
+                MemoryTuning.keepFreedMemoryForReuse()
+                defer { MemoryTuning.restoreDefaults() }
                 report(try NormalizerBenchmark.run(fixturesDir: fixturesDir))
             case "ingest":
                 report(try await IngestBenchmark.run(fixturesDir: fixturesDir))
