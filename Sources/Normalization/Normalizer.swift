@@ -225,12 +225,6 @@ public struct Normalizer: Sendable {
         for t in cumulativeTypes { isCumulative[t] = true }
         let isCumulativeBaseline = outcome == .baseline || outcome == .reset
         var batch = SampleBatch(tenant: envelope.tenant, provenance: provenance)
-        let expected = p.sampleCount * typeCount
-        batch.sampleSeries.reserveCapacity(expected)
-        batch.sampleStacks.reserveCapacity(expected)
-        batch.sampleValues.reserveCapacity(expected)
-        batch.sampleTimes.reserveCapacity(expected)
-        batch.sampleSpans.reserveCapacity(expected)
         // Stacks are built only for samples that keep a value, all in one pass (in sample order).
         var needsStack = [Bool](repeating: false, count: p.sampleCount)
         for s in 0..<p.sampleCount where p.sampleLocationStarts[s] != p.sampleLocationStarts[s + 1] {
@@ -240,6 +234,20 @@ public struct Normalizer: Sendable {
             }
         }
         let sampleStack = builder.stackIndices(needed: needsStack)
+        // The sample columns are written through pointers into room for every (sample, type), then
+        // copied out at their final length: five appends per kept value each checked the array.
+        let expected = p.sampleCount * typeCount
+        let seriesColumn = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, expected))
+        let stackColumn = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, expected))
+        let valueColumn = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, expected))
+        let spanColumn = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, expected))
+        defer {
+            seriesColumn.deallocate()
+            stackColumn.deallocate()
+            valueColumn.deallocate()
+            spanColumn.deallocate()
+        }
+        var kept = 0
         for s in 0..<p.sampleCount {
             if p.sampleLocationStarts[s] == p.sampleLocationStarts[s + 1] {
                 for t in 0..<typeCount where values[s * typeCount + t] != 0 { batch.droppedEmptyStack += 1 }
@@ -263,13 +271,18 @@ public struct Normalizer: Sendable {
                     batch.series.append(BatchSeries(labels: labels, profileType: types[t]))
                     seriesOf[key] = series
                 }
-                batch.sampleSeries.append(series)
-                batch.sampleStacks.append(stack)
-                batch.sampleValues.append(value)
-                batch.sampleTimes.append(profileTime)
-                batch.sampleSpans.append(sampleSpan[s])
+                seriesColumn[kept] = series
+                stackColumn[kept] = stack
+                valueColumn[kept] = value
+                spanColumn[kept] = sampleSpan[s]
+                kept += 1
             }
         }
+        batch.sampleSeries = Array(UnsafeBufferPointer(start: seriesColumn, count: kept))
+        batch.sampleStacks = Array(UnsafeBufferPointer(start: stackColumn, count: kept))
+        batch.sampleValues = Array(UnsafeBufferPointer(start: valueColumn, count: kept))
+        batch.sampleTimes = Array(repeating: profileTime, count: kept)
+        batch.sampleSpans = Array(UnsafeBufferPointer(start: spanColumn, count: kept))
         batch.symbols = builder.symbols
         batch.stacks = builder.stacks
         return NormalizationResult(batch: batch.sampleCount > 0 ? batch : nil, deltaOutcome: outcome, samplesIn: p.sampleCount)
