@@ -76,7 +76,7 @@ struct WireReader {
     }
 
     /// Reads the length of a length-delimited field and returns its byte range, advancing past it.
-    @inlinable mutating func lengthDelimited() throws(PprofError) -> Range<Int> {
+    @inlinable @inline(__always) mutating func lengthDelimited() throws(PprofError) -> Range<Int> {
         let at = pos
         let n = try varint()
         guard n <= UInt64(end - pos) else {
