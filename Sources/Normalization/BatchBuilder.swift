@@ -12,8 +12,8 @@ struct BatchBuilder {
     private var stringMap: [Int32]
     private var functionMap: [Int32]
     /// Functions and frames by content (as runs of their fields), ids equal to their symbol indices.
-    private var functionKeys: RunInterner
-    private var frameKeys: RunInterner
+    private var functionKeys = RunInterner()
+    private var frameKeys = RunInterner()
     /// pprof location -> its frames in the batch (innermost first): `start << 32 | count` into
     /// `locationFrameBuffer`; 0 until first use (every location has at least one frame). Flat, so
     /// reading a cached expansion allocates nothing.
@@ -29,12 +29,6 @@ struct BatchBuilder {
         stringMap = [Int32](repeating: -1, count: profile.stringCount)
         strings = StringInterner(capacity: profile.stringCount)
         functionMap = [Int32](repeating: -1, count: profile.functions.count)
-        // At most one function per pprof function (plus one per unsymbolized location, which these
-        // estimates leave to growth), one frame per line.
-        functionKeys = RunInterner(expectedRuns: profile.functions.count, elementsPerRun: 5)
-        frameKeys = RunInterner(expectedRuns: max(profile.lines.count, profile.locations.count), elementsPerRun: 3)
-        functions.reserveCapacity(profile.functions.count)
-        frames.reserveCapacity(max(profile.lines.count, profile.locations.count))
         locationFrames = [UInt64](repeating: 0, count: profile.locations.count)
         locationFrameBuffer.reserveCapacity(profile.locations.count + profile.lines.count)
         locationHashes = [UInt64?](repeating: nil, count: profile.locations.count)

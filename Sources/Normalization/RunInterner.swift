@@ -18,12 +18,6 @@ struct RunInterner {
 
     init() {}
 
-    /// Sized for `runs` runs of about `elementsPerRun` elements, so filling it does not rehash.
-    init(expectedRuns runs: Int, elementsPerRun: Int) {
-        reserveRuns(runs)
-        elements.reserveCapacity(runs * elementsPerRun)
-    }
-
     var count: Int { starts.count - 1 }
 
     /// Interns `runCount` candidate runs. `write(i, out)` writes candidate `i` to `out` (room for
