@@ -6,8 +6,8 @@ import CMalloc
 /// profile's decompressed bytes, its stack table, the encoded batch).
 ///
 /// By default glibc serves such blocks with `mmap` and returns them to the kernel on `free`, so every
-/// record pays page faults and page zeroing for memory it just gave back: a fifth of the normaliser's
-/// time on large profiles. Blocks below 32 MiB (glibc's ceiling for the setting) now come from the
+/// record pays page faults and page zeroing for memory it just gave back (on the fixture profiles, 8,200
+/// faults per round against 740, and a tenth of the normaliser's time in the kernel). Blocks below 32 MiB (glibc's ceiling for the setting) now come from the
 /// heap, and freed memory is kept for reuse rather than trimmed. The cost: resident memory stays near
 /// its peak instead of falling back between large records.
 public enum MemoryTuning {
