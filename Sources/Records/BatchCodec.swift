@@ -2,14 +2,20 @@ import ProfileModel
 
 /// The record on `kiln.profiles.normalized`: one `SampleBatch`.
 ///
-/// Encoding (version 1): `"KB"`, version byte, then: tenant; provenance (topic, partition, offset);
+/// Encoding (version 2): `"KB"`, version byte, then: tenant; provenance (topic, partition, offset);
 /// dropped counts; strings; functions (name, system name, file name, start line); frames (function,
-/// line); stacks (depth, frame indices); series (label pairs as string indices, profile type as a
-/// string index); then the samples column by column — series, stack, value (zigzag), time (zigzag
-/// delta from the previous sample), span (presence bit then fixed64). Columns keep like values
-/// together, which lz4 on the topic then compresses well.
+/// line); stacks; series (label pairs as string indices, profile type as a string index); then the
+/// samples column by column — series, stack, value (zigzag), time (zigzag delta from the previous
+/// sample), span (presence bit then fixed64). Columns keep like values together, which lz4 on the topic
+/// then compresses well.
+///
+/// Each stack is its depth, how many of its root-side frames equal the previous stack's root-side
+/// frames, and then only its other (leaf-side) frames. Stacks that come from one tree (a merged
+/// profile, a flame graph) share most of their callers with the stack before them, and a sorted merged
+/// profile's stack table shrinks to about a seventh. Version 1 wrote every frame of every stack (depth,
+/// frame indices); it is still read, so records already on the topic survive an upgrade.
 public enum BatchCodec {
-    public static let currentVersion: UInt8 = 1
+    public static let currentVersion: UInt8 = 2
     /// Upper bounds on decoded counts, so a corrupt record cannot make us allocate without limit.
     static let maxEntries = 50_000_000
 
@@ -58,7 +64,7 @@ public enum BatchCodec {
         bound += 10 + batch.symbols.frames.count * 15
         var maxDepth: UInt32 = 0
         for i in 0 ..< stacks.count { maxDepth = max(maxDepth, stacks.starts[i + 1] - stacks.starts[i]) }
-        let stackBytes = stacks.count * width(UInt64(maxDepth)) + stacks.frames.count * width(UInt64(Self.largest(stacks.frames)))
+        let stackBytes = 2 * stacks.count * width(UInt64(maxDepth)) + stacks.frames.count * width(UInt64(Self.largest(stacks.frames)))
         bound += 10 + stackBytes
         bound += 10
         for (labels, _) in seriesStrings { bound += 10 + labels.count * 10 + 5 }
@@ -95,10 +101,19 @@ public enum BatchCodec {
             stacks.starts.withUnsafeBufferPointer { starts in
                 stacks.frames.withUnsafeBufferPointer { frames in
                     w.reserve(stackBytes)
+                    var previousEnd = 0, previousDepth = 0
                     for i in 0 ..< stacks.count {
                         let start = Int(starts[i]), end = Int(starts[i + 1])
-                        w.varint32Unchecked(UInt32(truncatingIfNeeded: end - start))
-                        for k in start ..< end { w.varint32Unchecked(frames[k]) }
+                        let depth = end &- start
+                        // Frames are leaf first, so the shared callers are the runs' common tails.
+                        let limit = min(depth, previousDepth)
+                        var shared = 0
+                        while shared < limit && frames[end &- 1 &- shared] == frames[previousEnd &- 1 &- shared] { shared &+= 1 }
+                        w.varint32Unchecked(UInt32(truncatingIfNeeded: depth))
+                        w.varint32Unchecked(UInt32(truncatingIfNeeded: shared))
+                        for k in start ..< end &- shared { w.varint32Unchecked(frames[k]) }
+                        previousEnd = end
+                        previousDepth = depth
                     }
                 }
             }
@@ -175,8 +190,9 @@ public enum BatchCodec {
         guard bytes.count >= 3, bytes[0] == 0x4B, bytes[1] == 0x42 else {
             throw RecordDecodingError("not a Kiln sample batch (missing \"KB\" magic)")
         }
-        guard bytes[2] == currentVersion else {
-            throw RecordDecodingError("sample batch version \(bytes[2]) is not supported (this build reads version \(currentVersion))")
+        let version = bytes[2]
+        guard version == 1 || version == currentVersion else {
+            throw RecordDecodingError("sample batch version \(version) is not supported (this build reads versions 1 and \(currentVersion))")
         }
         var r = ByteReader(bytes, position: 3)
         let tenant = try r.string("tenant")
@@ -215,14 +231,25 @@ public enum BatchCodec {
         let stackCount = try r.count("stack count", limit: min(maxEntries, r.remaining))
         var stacks = StackTable()
         stacks.starts.reserveCapacity(stackCount + 1)
+        var previousDepth = 0
         for _ in 0..<stackCount {
-            let depth = try r.count("stack depth", limit: r.remaining)
-            for _ in 0..<depth {
+            // Shared frames take no bytes, so a depth is bounded by what the previous stack lends plus
+            // what is left to read, and all stacks together by `maxEntries`.
+            let depth = try r.count("stack depth", limit: previousDepth + r.remaining)
+            let shared = version == 1 ? 0 : try r.count("stack shared frames", limit: min(depth, previousDepth))
+            guard stacks.frames.count + depth <= maxEntries else {
+                throw RecordDecodingError("stack frames exceed \(maxEntries) in all")
+            }
+            let start = stacks.frames.count
+            for _ in 0..<(depth - shared) {
                 let frame = try r.varint("stack frame")
                 guard frame < UInt64(frames.count) else { throw RecordDecodingError("stack frame \(frame) is out of the frame table (\(frames.count) entries)") }
                 stacks.frames.append(UInt32(frame))
             }
+            // The previous stack ends at `start`; its last `shared` frames are this stack's callers.
+            for k in (start - shared) ..< start { stacks.frames.append(stacks.frames[k]) }
             stacks.starts.append(UInt32(stacks.frames.count))
+            previousDepth = depth
         }
         let seriesCount = try r.count("series count", limit: min(maxEntries, r.remaining))
         var series: [BatchSeries] = []

@@ -1,5 +1,5 @@
 import ProfileModel
-import Records
+@testable import Records
 import Testing
 
 @Suite struct RawEnvelopeTests {
@@ -101,6 +101,117 @@ import Testing
         #expect(decoded.sampleTimes == batch.sampleTimes)
         #expect(decoded.sampleSpans == batch.sampleSpans)
         #expect(decoded.sampleStacks == batch.sampleStacks)
+    }
+
+    /// Stacks written as their leaf-side frames plus a count of callers shared with the previous stack:
+    /// longer, shorter, identical, empty and unrelated neighbours all come back whole, and a table of
+    /// stacks that share their callers takes far fewer bytes than its frames.
+    @Test func stacksSharingCallersRoundTrip() throws {
+        var batch = Self.sampleBatch()
+        batch.symbols.frames = (0 ..< 300).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0)) }
+        let shapes: [[UInt32]] = [[5, 4, 3, 2, 1], [9, 3, 2, 1], [1], [7, 8, 1], [7, 8, 1], [], [2, 1], [0, 299, 200, 1],
+                                  [6, 200, 1], [2, 1]]
+        var stacks = StackTable()
+        for shape in shapes { stacks.append(shape) }
+        batch.stacks = stacks
+        batch.sampleStacks = [0, 9, 4]
+        #expect(try BatchCodec.decode(BatchCodec.encode(batch)).stacks == stacks)
+
+        // 200 stacks 100 frames deep (frame ids of two bytes) that differ only in their leaf.
+        var deep = StackTable()
+        let callers = (0 ..< 99).map { UInt32(200 - $0) }
+        for leaf in 0 ..< 200 { deep.append([UInt32(leaf % 100 + 200)] + callers) }
+        batch.stacks = deep
+        let bytes = BatchCodec.encode(batch)
+        // Written whole they would take two bytes a frame; shared, the whole record takes under one.
+        #expect(bytes.count < deep.frames.count)
+        #expect(try BatchCodec.decode(bytes).stacks == deep)
+    }
+
+    /// A version 1 record (every frame written, no shared count), written field by field here, still
+    /// decodes: records already on the topic survive an upgrade.
+    @Test func version1RecordsStillDecode() throws {
+        var w = ByteWriter()
+        w.bytes = [0x4B, 0x42, 1]
+        w.string("acme")
+        w.string("kiln.profiles.raw")
+        w.signed(2)
+        w.signed(17)
+        w.signed(0)
+        w.signed(0)
+        let type = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+        w.varint(3)
+        for text in ["", "main.work", type] { w.string(text) }
+        w.varint(1)
+        for field: Int64 in [1, 1, 0] { w.varint(Int(field)) }
+        w.signed(7)
+        w.varint(2)
+        w.varint(0)
+        w.signed(12)
+        w.varint(0)
+        w.signed(13)
+        // Stacks [0, 1] and [1]: version 2 would write a shared count after each depth.
+        w.varint(2)
+        for field in [2, 0, 1, 1, 1] { w.varint(field) }
+        w.varint(1)
+        w.varint(0)
+        w.varint(2)
+        w.varint(1)
+        w.varint(0)
+        w.varint(1)
+        w.signed(5)
+        w.signed(1_000)
+        w.varint(0)
+        let batch = try BatchCodec.decode(w.bytes)
+        var expected = StackTable()
+        expected.append([0, 1])
+        expected.append([1])
+        #expect(batch.stacks == expected)
+        #expect(batch.sampleStacks == [1])
+        #expect(batch.sampleValues == [5])
+        #expect(batch.sampleTimes == [1_000])
+        #expect(batch.provenance == Provenance(topic: "kiln.profiles.raw", partition: 2, offset: 17))
+        #expect(batch.series.map(\.profileType.id) == [type])
+    }
+
+    /// Shared frames cost no bytes, so a hostile record could ask for unbounded frames: a shared count
+    /// beyond the previous stack and a table of more than `maxEntries` frames are errors.
+    @Test func sharedFrameCountsAreBounded() throws {
+        func record(stacks: (inout ByteWriter) -> Void) -> [UInt8] {
+            var w = ByteWriter()
+            w.bytes = [0x4B, 0x42, BatchCodec.currentVersion]
+            w.string("acme")
+            w.string("raw")
+            for _ in 0 ..< 4 { w.signed(0) }
+            w.varint(2)
+            w.string("")
+            w.string("f")
+            w.varint(1)
+            for _ in 0 ..< 4 { w.varint(0) }
+            w.varint(1)
+            w.varint(0)
+            w.signed(0)
+            stacks(&w)
+            return w.bytes
+        }
+        let tooManyShared = record { w in
+            w.varint(2)
+            for field in [1, 0, 0, 2, 2] { w.varint(field) }
+        }
+        #expect(throws: RecordDecodingError("stack shared frames 2 exceeds the limit 1")) { try BatchCodec.decode(tooManyShared) }
+        let depth = 1_000
+        let stackCount = BatchCodec.maxEntries / depth + 1
+        let frameBomb = record { w in
+            w.varint(stackCount)
+            w.varint(depth)
+            w.varint(0)
+            for _ in 0 ..< depth { w.varint(0) }
+            for _ in 1 ..< stackCount {
+                w.varint(depth)
+                w.varint(depth)
+            }
+        }
+        #expect(throws: RecordDecodingError("stack frames exceed \(BatchCodec.maxEntries) in all")) { try BatchCodec.decode(frameBomb) }
     }
 
     @Test func everyTruncationIsAnErrorNotACrash() {
