@@ -108,6 +108,13 @@ public enum BatchCodec {
                         // Frames are leaf first, so the shared callers are the runs' common tails.
                         let limit = min(depth, previousDepth)
                         var shared = 0
+                        let raw = UnsafeRawPointer(frames.baseAddress!)
+                        while shared &+ 4 <= limit {
+                            let mine = raw.loadUnaligned(fromByteOffset: (end &- shared &- 4) &* 4, as: SIMD4<UInt32>.self)
+                            let theirs = raw.loadUnaligned(fromByteOffset: (previousEnd &- shared &- 4) &* 4, as: SIMD4<UInt32>.self)
+                            if mine != theirs { break }
+                            shared &+= 4
+                        }
                         while shared < limit && frames[end &- 1 &- shared] == frames[previousEnd &- 1 &- shared] { shared &+= 1 }
                         w.varint32Unchecked(UInt32(truncatingIfNeeded: depth))
                         w.varint32Unchecked(UInt32(truncatingIfNeeded: shared))
