@@ -103,10 +103,10 @@ struct BatchBuilder {
         locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
     }
 
-    /// Expanding a location reads its function, and that function's name, at scattered places in the
-    /// profile: each a cache miss in a large profile, one after the other. Locations are expanded in
-    /// order, so the ones a few places ahead are known; their reads are started in three steps, each
-    /// step using what the one before it brought into the cache.
+    /// Expanding a location reads its function, that function's name, and the name's slot in the string
+    /// table at scattered places in the profile: each a cache miss in a large profile, one after the
+    /// other. Locations are expanded in order, so the ones a few places ahead are known; their reads are
+    /// started in steps, each step using what the one before it brought into the cache.
     @inline(__always)
     private func prefetchSymbols(_ location: Int) {
         let locations = profile.locations, lines = profile.lines, functions = profile.functions
@@ -114,19 +114,27 @@ struct BatchBuilder {
             guard l < locations.count, locations[l].lineCount > 0 else { return -1 }
             return Int(lines[Int(locations[l].lineStart)].functionIndex)
         }
-        let far = firstFunction(location &+ 12)
+        let far = firstFunction(location &+ 16)
         if far >= 0 { functions.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + far) } }
-        let near = firstFunction(location &+ 6)
+        let near = firstFunction(location &+ 10)
         if near >= 0 {
             let name = Int(functions[near].name)
             profile.stringOffsets.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
             stringMap.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
             functionMap.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + near) }
         }
-        let next = firstFunction(location &+ 3)
-        if next >= 0 {
-            let offset = Int(profile.stringOffsets[Int(functions[next].name)])
+        let nearer = firstFunction(location &+ 5)
+        if nearer >= 0 {
+            let offset = Int(profile.stringOffsets[Int(functions[nearer].name)])
             profile.data.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + offset) }
+        }
+        // A name not yet in the batch is hashed (its bytes have arrived) to find its slot.
+        let next = firstFunction(location &+ 2)
+        if next >= 0 {
+            let name = functions[next].name
+            if stringMap[Int(name)] < 0 {
+                profile.stringBytes(name).withUnsafeBufferPointer { strings.prefetchSlot(of: $0) }
+            }
         }
     }
 

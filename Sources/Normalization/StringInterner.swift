@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// A batch's strings, deduplicated by their UTF-8 bytes. A pprof string is hashed and compared where it
 /// lies in the payload and becomes a `String` only when it is new to the batch, so a profile's large
 /// string table costs no `String` hashing and no dictionary of strings.
@@ -44,6 +46,13 @@ struct StringInterner {
         slots[i] = tag | UInt64(id &+ 1)
         if 2 * strings.count > slots.count { grow() }
         return UInt32(id)
+    }
+
+    /// Starts loading the table slot where `bytes` would be looked up: the probe is a cache miss in a
+    /// large profile's table, and a caller that knows the next strings can have it arrive early.
+    func prefetchSlot(of bytes: UnsafeBufferPointer<UInt8>) {
+        let i = Int(truncatingIfNeeded: Self.hash(bytes)) & (slots.count - 1)
+        slots.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + i) }
     }
 
     private mutating func grow() {
