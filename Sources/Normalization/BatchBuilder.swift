@@ -103,38 +103,84 @@ struct BatchBuilder {
         locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
     }
 
-    /// Expanding a location reads its function, that function's name, and the name's slot in the string
-    /// table at scattered places in the profile: each a cache miss in a large profile, one after the
-    /// other. Locations are expanded in order, so the ones a few places ahead are known; their reads are
-    /// started in steps, each step using what the one before it brought into the cache.
-    @inline(__always)
-    private func prefetchSymbols(_ location: Int) {
-        let locations = profile.locations, lines = profile.lines, functions = profile.functions
-        func firstFunction(_ l: Int) -> Int {
-            guard l < locations.count, locations[l].lineCount > 0 else { return -1 }
-            return Int(lines[Int(locations[l].lineStart)].functionIndex)
-        }
-        let far = firstFunction(location &+ 16)
-        if far >= 0 { functions.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + far) } }
-        let near = firstFunction(location &+ 10)
-        if near >= 0 {
-            let name = Int(functions[near].name)
-            profile.stringOffsets.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
-            stringMap.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
-            functionMap.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + near) }
-        }
-        let nearer = firstFunction(location &+ 5)
-        if nearer >= 0 {
-            let offset = Int(profile.stringOffsets[Int(functions[nearer].name)])
-            profile.data.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + offset) }
-        }
-        // A name not yet in the batch is hashed (its bytes have arrived) to find its slot.
-        let next = firstFunction(location &+ 2)
-        if next >= 0 {
-            let name = functions[next].name
-            if stringMap[Int(name)] < 0 {
-                profile.stringBytes(name).withUnsafeBufferPointer { strings.prefetchSlot(of: $0) }
+    /// Expands `pending` locations (in location order) into frames. Each line goes through three tables
+    /// (strings, functions, frames), and in a large profile each lookup is a cache miss, as are the reads
+    /// of its function and name in the profile. One table per pass, so a lookup's key is known a few lines
+    /// ahead and its slot (and what the key is read from) is prefetched while earlier lines are done.
+    private mutating func expandLocations(_ pending: [Int32]) {
+        var lineFunctions: [Int32] = []
+        var lineIndices: [Int32] = []
+        var symbolized: [Int32] = []
+        for location in pending {
+            let loc = profile.locations[Int(location)]
+            if loc.lineCount == 0 {
+                expandLocation(Int(location))
+                continue
             }
+            symbolized.append(location)
+            for li in Int(loc.lineStart) ..< Int(loc.lineStart) + Int(loc.lineCount) {
+                lineIndices.append(Int32(li))
+                lineFunctions.append(profile.lines[li].functionIndex)
+            }
+        }
+        let functions = profile.functions
+        let count = lineFunctions.count
+        // Sized once for the most runs these lines can add: growing by doubling re-placed every run each
+        // time, and with the probes prefetched a large table no longer costs a miss per lookup.
+        functionKeys.reserveRuns(count)
+        frameKeys.reserveRuns(count)
+        // Strings: the function's record, its name's offset and bytes, then the name's slot, each step
+        // using what the step before it brought in.
+        for k in 0 ..< count {
+            if k &+ 16 < count { functions.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + Int(lineFunctions[k &+ 16])) } }
+            if k &+ 10 < count {
+                let name = Int(functions[Int(lineFunctions[k &+ 10])].name)
+                profile.stringOffsets.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
+                stringMap.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
+            }
+            if k &+ 5 < count {
+                let offset = Int(profile.stringOffsets[Int(functions[Int(lineFunctions[k &+ 5])].name)])
+                profile.data.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + offset) }
+            }
+            if k &+ 2 < count {
+                let name = functions[Int(lineFunctions[k &+ 2])].name
+                if stringMap[Int(name)] < 0 { profile.stringBytes(name).withUnsafeBufferPointer { strings.prefetchSlot(of: $0) } }
+            }
+            let f = functions[Int(lineFunctions[k])]
+            _ = string(f.name)
+            _ = string(f.systemName)
+            _ = string(f.filename)
+        }
+        // Functions: every string is mapped now, so a function's key is known ahead.
+        for k in 0 ..< count {
+            if k &+ 4 < count {
+                let ahead = Int(lineFunctions[k &+ 4])
+                if functionMap[ahead] < 0 {
+                    let f = functions[ahead]
+                    functionKeys.prefetchSlot(UInt32(stringMap[Int(f.name)]), UInt32(stringMap[Int(f.systemName)]),
+                                              UInt32(stringMap[Int(f.filename)]), UInt32(truncatingIfNeeded: f.startLine),
+                                              UInt32(truncatingIfNeeded: f.startLine >> 32))
+                }
+            }
+            _ = function(lineFunctions[k])
+        }
+        // Frames, location by location.
+        var k = 0
+        let lines = profile.lines
+        for location in symbolized {
+            let start = locationFrameBuffer.count
+            let loc = profile.locations[Int(location)]
+            for li in Int(loc.lineStart) ..< Int(loc.lineStart) + Int(loc.lineCount) {
+                if k &+ 4 < count {
+                    let ahead = lines[Int(lineIndices[k &+ 4])]
+                    frameKeys.prefetchSlot(UInt32(functionMap[Int(ahead.functionIndex)]), UInt32(truncatingIfNeeded: ahead.line),
+                                           UInt32(truncatingIfNeeded: ahead.line >> 32))
+                }
+                let line = lines[li]
+                locationFrameBuffer.append(frame(FrameSymbol(function: UInt32(functionMap[Int(line.functionIndex)]), line: line.line)))
+                k &+= 1
+            }
+            locationFrames[Int(location)] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
         }
     }
 
@@ -172,10 +218,11 @@ struct BatchBuilder {
                 }
             }
         }
+        var pending: [Int32] = []
         for location in 0 ..< locationCount where used[location] != 0 && locationFrames[location] == 0 {
-            prefetchSymbols(location)
-            expandLocation(location)
+            pending.append(Int32(location))
         }
+        expandLocations(pending)
         // Each location's first frames inline, and its frame count (5 meaning more than 4): the pass
         // below loads both by location id alone, two independent loads, one of them from a table small
         // enough for the core's first-level cache.

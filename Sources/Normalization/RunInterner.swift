@@ -120,8 +120,18 @@ struct RunInterner {
         }
     }
 
+    /// Starts loading the table slot where the short run `(a, b, c, d, e)` would be looked up, so a caller
+    /// that knows its next runs can have the probe's cache miss arrive early.
+    func prefetchSlot(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: UInt32? = nil, _ e: UInt32? = nil) {
+        guard !slots.isEmpty else { return }
+        var run = (a, b, c, d ?? 0, e ?? 0)
+        let length = e != nil ? 5 : d != nil ? 4 : 3
+        let hash = withUnsafeBytes(of: &run) { Self.hash($0.baseAddress!.assumingMemoryBound(to: UInt32.self), length) }
+        slots.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & ($0.count - 1))) }
+    }
+
     /// Makes room for `n` more runs in the table and in `starts`, growing geometrically.
-    private mutating func reserveRuns(_ n: Int) {
+    mutating func reserveRuns(_ n: Int) {
         let needed = count + n
         if starts.capacity < needed + 1 { starts.reserveCapacity(max(needed + 1, 2 * starts.capacity)) }
         if needed * 2 > slots.count {
