@@ -5,15 +5,18 @@ import ProfileModel
 /// Encoding (version 2): `"KB"`, version byte, then: tenant; provenance (topic, partition, offset);
 /// dropped counts; strings; functions (name, system name, file name, start line); frames (function,
 /// line); stacks; series (label pairs as string indices, profile type as a string index); then the
-/// samples column by column — series, stack, value (zigzag), time (zigzag delta from the previous
-/// sample), span (presence bit then fixed64). Columns keep like values together, which lz4 on the topic
-/// then compresses well.
+/// samples column by column — series, stack (zigzag delta from the previous sample's), value (zigzag),
+/// time (zigzag delta from the previous sample), span (presence bit then fixed64). Columns keep like
+/// values together, which lz4 on the topic then compresses well.
 ///
 /// Each stack is its depth, how many of its root-side frames equal the previous stack's root-side
 /// frames, and then only its other (leaf-side) frames. Stacks that come from one tree (a merged
 /// profile, a flame graph) share most of their callers with the stack before them, and a sorted merged
-/// profile's stack table shrinks to about a seventh. Version 1 wrote every frame of every stack (depth,
-/// frame indices); it is still read, so records already on the topic survive an upgrade.
+/// profile's stack table shrinks to about a seventh. Samples mostly follow their stacks' first-seen
+/// order, so a sample's stack is written as the step from the previous sample's (one byte, where the
+/// index itself took two or three). Version 1 wrote every frame of every stack (depth, frame indices)
+/// and each sample's stack index whole; it is still read, so records already on the topic survive an
+/// upgrade.
 public enum BatchCodec {
     public static let currentVersion: UInt8 = 2
     /// Upper bounds on decoded counts, so a corrupt record cannot make us allocate without limit.
@@ -139,7 +142,11 @@ public enum BatchCodec {
                 for v in column { w.varint32Unchecked(v) }
             }
             batch.sampleStacks.withUnsafeBufferPointer { column in
-                for v in column { w.varint32Unchecked(v) }
+                var previous: Int64 = 0
+                for v in column {
+                    w.varintUnchecked(zigzag(Int64(v) &- previous))
+                    previous = Int64(v)
+                }
             }
             batch.sampleValues.withUnsafeBufferPointer { column in
                 for v in column { w.varintUnchecked(zigzag(v)) }
@@ -179,7 +186,8 @@ public enum BatchCodec {
         var spans = 0
         for span in batch.sampleSpans where span != 0 { spans += 8 }
         let n = batch.sampleCount
-        return n * (width(UInt64(largest(batch.sampleSeries))) + width(UInt64(largest(batch.sampleStacks))) + width(widest)
+        // A step between two stack indices is at most the largest index either way: zigzag doubles it.
+        return n * (width(UInt64(largest(batch.sampleSeries))) + width(2 * UInt64(largest(batch.sampleStacks))) + width(widest)
                     + width(widestTime) + 1) + spans
     }
 
@@ -281,10 +289,12 @@ public enum BatchCodec {
             sampleSeries.append(UInt32(s))
         }
         sampleStacks.reserveCapacity(sampleCount)
+        var previousStack: Int64 = 0
         for _ in 0..<sampleCount {
-            let s = try r.varint("sample stack")
-            guard s < UInt64(stacks.count) else { throw RecordDecodingError("sample stack \(s) is out of the stack table (\(stacks.count) entries)") }
+            let s = version == 1 ? Int64(clamping: try r.varint("sample stack")) : previousStack &+ (try r.signed("sample stack"))
+            guard s >= 0 && s < Int64(stacks.count) else { throw RecordDecodingError("sample stack \(s) is out of the stack table (\(stacks.count) entries)") }
             sampleStacks.append(UInt32(s))
+            previousStack = s
         }
         values.reserveCapacity(sampleCount)
         for _ in 0..<sampleCount { values.append(try r.signed("sample value")) }
