@@ -225,4 +225,54 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
         }
         if checked == 0, TestEnvironment.integrationRequired { Issue.record("no fixture was checked") }
     }
+
+    /// Every kept sample's batch stack spells its pprof stack: the same functions, files and lines, inline
+    /// frames expanded, in order, and the stack table holds each stack once. Value totals cannot see a
+    /// sample given the wrong stack; this can, including stacks assembled from the callers they share
+    /// with the stack before them.
+    @Test func everyKeptSampleKeepsItsStack() throws {
+        let dir = TestEnvironment.fixturesDir.appendingPathComponent("pprof")
+        var checked = 0
+        for (file, expected) in try Self.fixtures() where expected.accepted {
+            guard let bytes = FileManager.default.contents(atPath: dir.appendingPathComponent(file).path) else { continue }
+            let profile = try PprofDecoder(limits: .unbounded()).decode(Array(bytes))
+            var normalizer = Normalizer(options: NormalizerOptions(limits: .unbounded()))
+            guard let batch = try normalizer.normalize(envelope(Array(bytes), name: "fixture", cumulative: false), provenance: provenance).batch
+            else { continue }
+            let symbols = batch.symbols
+            // Function name and file, once per function on each side.
+            let pprofNames = profile.functions.map { "\(profile.string($0.name)) \(profile.string($0.filename))" }
+            let batchNames = symbols.functions.map { "\(symbols.strings[Int($0.name)]) \(symbols.strings[Int($0.filename)])" }
+            var k = 0
+            var mismatches = 0
+            for s in 0 ..< profile.sampleCount where !profile.stack(s).isEmpty {
+                var want: [(name: String, line: Int64)] = []
+                for location in profile.stack(s) {
+                    let lines = profile.lines(of: Int(location))
+                    if lines.isEmpty {
+                        want.append(("+0x\(String(profile.locations[Int(location)].address, radix: 16))", -1))
+                    }
+                    for line in lines { want.append((pprofNames[Int(line.functionIndex)], line.line)) }
+                }
+                for value in profile.values(s) where value != 0 {
+                    let got = batch.stacks.stack(Int(batch.sampleStacks[k])).map { frame in
+                        (name: batchNames[Int(symbols.frames[Int(frame)].function)], line: symbols.frames[Int(frame)].line)
+                    }
+                    // An unsymbolized location is named after its mapping and address.
+                    let same = got.count == want.count && zip(got, want).allSatisfy { g, w in
+                        w.line == -1 ? g.name.split(separator: " ").first?.hasSuffix(w.name) == true : g.name == w.name && g.line == w.line
+                    }
+                    if !same { mismatches += 1 }
+                    k += 1
+                }
+            }
+            #expect(k == batch.sampleCount, "\(file)")
+            #expect(mismatches == 0, "\(file): \(mismatches) of \(k) samples have another stack")
+            // And no stack is stored twice (a hash resumed from the stack before must equal the whole one's).
+            let distinct = Set((0 ..< batch.stacks.count).map { Array(batch.stacks.stack($0)) })
+            #expect(distinct.count == batch.stacks.count, "\(file)")
+            checked += 1
+        }
+        if checked == 0, TestEnvironment.integrationRequired { Issue.record("no fixture was checked") }
+    }
 }
