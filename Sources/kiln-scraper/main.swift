@@ -192,7 +192,6 @@ final class WriterRouter: ProfileSink {
     struct Writer {
         var sinks: [any ProfileSink]
         var producer: KafkaProducer?
-        var forwarder: PushForwarder?
         var externalLabels: [String: String]
     }
 
@@ -203,7 +202,7 @@ final class WriterRouter: ProfileSink {
         self.defaultPublisher = defaultPublisher
         var writers: [String: Writer] = [:]
         for (label, writer) in configuration.writers {
-            var w = Writer(sinks: [], producer: nil, forwarder: nil, externalLabels: writer.externalLabels)
+            var w = Writer(sinks: [], producer: nil, externalLabels: writer.externalLabels)
             if let k = writer.kafka {
                 let options = base.options + k.options.sorted { $0.key < $1.key }.map { KafkaOption($0.key, $0.value) }
                 let config = KafkaConfig(bootstrapServers: k.brokers.joined(separator: ","), clientID: "kiln-scraper", options: options)
@@ -212,9 +211,7 @@ final class WriterRouter: ProfileSink {
                 w.sinks.append(KafkaRawPublisher(producer: producer, topic: k.topic, logger: logger))
             }
             if !writer.endpoints.isEmpty {
-                let forwarder = PushForwarder(endpoints: writer.endpoints, logger: logger)
-                w.forwarder = forwarder
-                w.sinks.append(forwarder)
+                w.sinks.append(PushForwarder(endpoints: writer.endpoints, logger: logger))
                 logger.info("pyroscope.write forwards over HTTP", metadata: ["writer": "\(label)", "endpoints": "\(writer.endpoints.map(\.url))"])
             }
             if w.sinks.isEmpty {
@@ -239,12 +236,11 @@ final class WriterRouter: ProfileSink {
         }
     }
 
-    /// Flushes and closes the writers' own producers and HTTP clients (the shared producer closes with the
-    /// Kafka service).
+    /// Flushes and closes the writers' own producers (the shared producer closes with the Kafka service;
+    /// forwarders use the process-wide HTTP client).
     func close() async throws {
         for w in writers.values {
             try await w.producer?.close(flushTimeout: .seconds(30))
-            try await w.forwarder?.shutdown()
         }
     }
 }

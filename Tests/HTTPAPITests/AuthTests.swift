@@ -187,7 +187,6 @@ import TestSupport
             credentials.basicAuth = BasicAuth(username: "ops", password: "ops-secret", passwordFile: nil)
             let forwarder = PushForwarder(endpoints: [WriteEndpoint(url: url, credentials: credentials)], attempts: 1)
             try await forwarder.publish(scraped)
-            try await forwarder.shutdown()
 
             var wrong = ScrapeCredentials()
             wrong.bearerToken = "not-a-token"
@@ -195,7 +194,6 @@ import TestSupport
             await #expect { try await refused.publish(scraped) } throws: { error in
                 "\(error)".contains("401") && !"\(error)".contains("not-a-token")
             }
-            try await refused.shutdown()
         }
         #expect(publisher.published.map(\.tenant) == ["team-a"])
     }

@@ -22,7 +22,6 @@ import TestSupport
             let forwarder = PushForwarder(endpoints: [WriteEndpoint(url: url + "/", headers: ["X-Extra": "1"])])
             try await forwarder.publish(Self.scraped(body: body, cumulative: true))
             try await forwarder.publish(Self.scraped(body: body, cumulative: false))
-            try await forwarder.shutdown()
         }
         let got = publisher.published
         #expect(got.count == 2)
@@ -40,7 +39,6 @@ import TestSupport
             } throws: { error in
                 "\(error)".contains("HTTP 503") && "\(error)".contains("gave up after 2 attempts")
             }
-            try await forwarder.shutdown()
         }
     }
 
@@ -57,7 +55,6 @@ import TestSupport
             } throws: { error in
                 "\(error)".contains("kiln-b refused the profile: HTTP 401")
             }
-            try await forwarder.shutdown()
         }
         #expect(publisher.published.isEmpty)
     }

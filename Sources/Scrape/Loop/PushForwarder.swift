@@ -25,10 +25,10 @@ public final class PushForwarder: ProfileSink {
         self.attempts = max(1, attempts)
         self.firstBackoff = firstBackoff
         self.logger = logger
-        client = HTTPClient(eventLoopGroupProvider: .singleton)
+        // The process-wide client: it needs no shutdown, so a forwarder dropped on an error path (or by
+        // a test that fails) cannot trap in the client's deinit.
+        client = HTTPClient.shared
     }
-
-    public func shutdown() async throws { try await client.shutdown() }
 
     public func publish(_ scraped: ScrapedProfile) async throws {
         let body = Self.pushRequest(scraped)
