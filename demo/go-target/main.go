@@ -40,6 +40,7 @@ func main() {
 	// The first line on stdout is the contract with whoever started us.
 	fmt.Printf("listening on %s\n", listener.Addr().String())
 
+	go exitWithParent()
 	go cpuWorker()
 	go allocationWorker(*leakLimit)
 	go mutexWorkers()
@@ -48,6 +49,18 @@ func main() {
 	if err := http.Serve(listener, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "serve: %v\n", err)
 		os.Exit(1)
+	}
+}
+
+// exitWithParent ends the program once whoever started it is gone (it is then re-parented): a test
+// process that crashed, or a kiln dev killed with SIGKILL, must not leave a target burning CPU.
+func exitWithParent() {
+	parent := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			fmt.Fprintln(os.Stderr, "parent exited; stopping")
+			os.Exit(0)
+		}
 	}
 }
 
