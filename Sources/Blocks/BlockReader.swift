@@ -270,7 +270,7 @@ public actor BlockReader {
             seriesIndex[s.id] = UInt32(batch.series.count)
             batch.series.append(BatchSeries(labels: s.labels, profileType: s.profileType))
         }
-        var strings = [""], stringIndex = ["": UInt32(0)]
+        var strings: StringTable = [""], stringIndex = ["": UInt32(0)]
         func intern(_ s: String) -> UInt32 {
             if let i = stringIndex[s] { return i }
             strings.append(s); stringIndex[s] = UInt32(strings.count - 1)

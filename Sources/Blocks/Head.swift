@@ -158,12 +158,20 @@ public struct Head: Sendable {
         var frameMap = [UInt32](repeating: .max, count: symbols.frames.count)
         var stackMap = [UInt32](repeating: .max, count: batch.stacks.count)
         var seriesMap = [UInt32](repeating: .max, count: batch.series.count)
+        // Each symbol string becomes a `String` once, however many functions name it.
+        var stringCache = [String?](repeating: nil, count: symbols.strings.count)
 
+        func string(_ i: UInt32) -> String {
+            if let cached = stringCache[Int(i)] { return cached }
+            let text = symbols.strings[Int(i)]
+            stringCache[Int(i)] = text
+            return text
+        }
         func function(_ i: UInt32) -> UInt32 {
             if functionMap[Int(i)] != .max { return functionMap[Int(i)] }
             let f = symbols.functions[Int(i)]
-            let key = FunctionKey(name: symbols.strings[Int(f.name)], systemName: symbols.strings[Int(f.systemName)],
-                                  filename: symbols.strings[Int(f.filename)], startLine: f.startLine)
+            let key = FunctionKey(name: string(f.name), systemName: string(f.systemName), filename: string(f.filename),
+                                  startLine: f.startLine)
             let id: UInt32
             if let existing = functionIndex[key] { id = existing } else {
                 id = UInt32(functions.count)

@@ -28,7 +28,8 @@ struct BatchBuilder {
     init(profile: PprofProfile) {
         self.profile = profile
         stringMap = [Int32](repeating: -1, count: profile.stringCount)
-        strings = StringInterner(capacity: profile.stringCount)
+        // The profile's strings bound the batch's (names made for unsymbolized frames aside).
+        strings = StringInterner(capacity: profile.stringCount, bytes: profile.stringLengths.reduce(0) { $0 + Int($1) })
         functionMap = [Int32](repeating: -1, count: profile.functions.count)
         locationFrames = [UInt64](repeating: 0, count: profile.locations.count)
         locationFrameBuffer.reserveCapacity(profile.locations.count + profile.lines.count)
@@ -301,9 +302,9 @@ struct BatchBuilder {
         for k in 0 ..< count {
             let f = frames[Int(locationFrameBuffer[first + k])]
             let fn = functions[Int(f.function)]
-            hash.add(strings.strings[Int(fn.name)])
+            strings.strings.withUTF8(Int(fn.name)) { hash.add(bytes: $0) }
             hash.add(byte: 0)
-            hash.add(strings.strings[Int(fn.filename)])
+            strings.strings.withUTF8(Int(fn.filename)) { hash.add(bytes: $0) }
             hash.add(UInt64(bitPattern: f.line))
         }
         locationHashes[location] = hash.value

@@ -1,21 +1,23 @@
 import CPrefetch
+import ProfileModel
 
 /// A batch's strings, deduplicated by their UTF-8 bytes. A pprof string is hashed and compared where it
-/// lies in the payload and becomes a `String` only when it is new to the batch, so a profile's large
-/// string table costs no `String` hashing and no dictionary of strings.
+/// lies in the payload and copied into the batch's string table only when it is new to the batch, so a
+/// profile's large string table costs no `String` per entry and no dictionary of strings.
 struct StringInterner {
     /// Index 0 is always "".
-    private(set) var strings: [String] = []
+    private(set) var strings = StringTable()
     private var hashes: [UInt64] = []
     /// Open addressing, linear probing: the hash's upper 32 bits and string id + 1 (0 = empty);
     /// power-of-two sized, at most half full.
     private var slots: [UInt64]
 
-    init(capacity: Int) {
+    /// Room for `capacity` strings of `bytes` bytes in all, so the table grows by copying only past them.
+    init(capacity: Int, bytes: Int = 0) {
         var size = 16
         while size < 2 * (capacity + 1) { size <<= 1 }
         slots = [UInt64](repeating: 0, count: size)
-        strings.reserveCapacity(capacity + 1)
+        strings.reserveCapacity(strings: capacity + 1, bytes: bytes)
         hashes.reserveCapacity(capacity + 1)
         _ = intern(UnsafeBufferPointer(start: nil, count: 0))
     }
@@ -25,23 +27,28 @@ struct StringInterner {
         return text.withUTF8 { intern($0) }
     }
 
+    /// The id of `bytes` as a `String` made from them would read: invalid UTF-8 is repaired first, so
+    /// the table holds valid UTF-8 and equal repairs share an id.
     mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        guard StringTable.isValidUTF8(bytes) else { return intern(String(decoding: bytes, as: UTF8.self)) }
         let hash = Self.hash(bytes)
         let tag = hash & 0xFFFF_FFFF_0000_0000
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let slot = slots[i]
-            if slot == 0 { break }
-            if slot & 0xFFFF_FFFF_0000_0000 == tag {
-                let id = Int(truncatingIfNeeded: slot & 0xFFFF_FFFF) &- 1
-                var stored = strings[id]
-                if stored.withUTF8({ Self.equal($0, bytes) }) { return UInt32(id) }
+        let found: Int? = strings.utf8.withUnsafeBufferPointer { stored in
+            while true {
+                let slot = slots[i]
+                if slot == 0 { return nil }
+                if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                    let id = Int(truncatingIfNeeded: slot & 0xFFFF_FFFF) &- 1
+                    if Self.equal(UnsafeBufferPointer(rebasing: stored[strings.byteRange(id)]), bytes) { return id }
+                }
+                i = (i &+ 1) & mask
             }
-            i = (i &+ 1) & mask
         }
+        if let found { return UInt32(found) }
         let id = strings.count
-        strings.append(String(decoding: bytes, as: UTF8.self))
+        strings.appendValidUTF8(bytes)
         hashes.append(hash)
         slots[i] = tag | UInt64(id &+ 1)
         if 2 * strings.count > slots.count { grow() }

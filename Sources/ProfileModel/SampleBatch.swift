@@ -41,13 +41,13 @@ public struct FrameSymbol: Hashable, Sendable {
 
 /// Deduplicated strings, functions and frames. Index 0 of `strings` is always "".
 public struct SymbolTable: Sendable, Equatable {
-    public var strings: [String] = [""]
+    public var strings: StringTable = [""]
     public var functions: [FunctionSymbol] = []
     public var frames: [FrameSymbol] = []
 
     public init() {}
 
-    public init(strings: [String], functions: [FunctionSymbol], frames: [FrameSymbol]) {
+    public init(strings: StringTable, functions: [FunctionSymbol], frames: [FrameSymbol]) {
         self.strings = strings
         self.functions = functions
         self.frames = frames

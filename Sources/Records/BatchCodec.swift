@@ -26,7 +26,8 @@ public enum BatchCodec {
         // Series labels and profile types go into the same string table as the symbols: each one takes
         // the index of its first equal symbol string, else a new entry. Only symbol strings whose
         // length some series string has are hashed (series strings are few, symbol strings many).
-        var strings = batch.symbols.strings
+        let symbolStrings = batch.symbols.strings
+        var extraStrings: [String] = []
         var index: [String: UInt32] = [:]
         var seriesLengths = Set<Int>()
         for series in batch.series {
@@ -38,14 +39,15 @@ public enum BatchCodec {
         }
         for text in index.keys { seriesLengths.insert(text.utf8.count) }
         if !index.isEmpty {
-            for (i, text) in strings.enumerated() where seriesLengths.contains(text.utf8.count) {
+            for i in symbolStrings.indices where seriesLengths.contains(symbolStrings.byteRange(i).count) {
+                let text = symbolStrings[i]
                 if index[text] == UInt32.max { index[text] = UInt32(i) }
             }
         }
         func intern(_ s: String) -> UInt32 {
             if let i = index[s], i != UInt32.max { return i }
-            let i = UInt32(strings.count)
-            strings.append(s)
+            let i = UInt32(symbolStrings.count + extraStrings.count)
+            extraStrings.append(s)
             index[s] = i
             return i
         }
@@ -62,7 +64,8 @@ public enum BatchCodec {
         var bound = 3 + 4 * 10 + BoundedWriter.stringBound(batch.tenant)
             + BoundedWriter.stringBound(batch.provenance.topic)
         bound += 10
-        for s in strings { bound += BoundedWriter.stringBound(s) }
+        bound += 5 * symbolStrings.count + symbolStrings.utf8.count
+        for s in extraStrings { bound += BoundedWriter.stringBound(s) }
         bound += 10 + batch.symbols.functions.count * 25
         bound += 10 + batch.symbols.frames.count * 15
         var maxDepth: UInt32 = 0
@@ -86,8 +89,9 @@ public enum BatchCodec {
             w.signed(batch.droppedZeroValue)
             w.signed(batch.droppedEmptyStack)
 
-            w.varint(UInt64(strings.count))
-            for s in strings { w.string(s) }
+            w.varint(UInt64(symbolStrings.count + extraStrings.count))
+            w.strings(symbolStrings)
+            for s in extraStrings { w.string(s) }
             w.varint(UInt64(batch.symbols.functions.count))
             for f in batch.symbols.functions {
                 w.varint32(f.name)
@@ -220,9 +224,9 @@ public enum BatchCodec {
 
         // Every entry takes at least one byte, so no count can exceed the bytes left.
         let stringCount = try r.count("string count", limit: min(maxEntries, r.remaining))
-        var strings: [String] = []
-        strings.reserveCapacity(stringCount)
-        for _ in 0..<stringCount { strings.append(try r.string("string")) }
+        var strings = StringTable()
+        strings.reserveCapacity(strings: stringCount, bytes: 0)
+        for _ in 0..<stringCount { try r.string("string", into: &strings) }
         func stringIndex(_ field: StaticString) throws -> UInt32 {
             let i = try r.varint(field)
             guard i < UInt64(strings.count) else { throw RecordDecodingError("\(field) \(i) is out of the string table (\(strings.count) entries)") }

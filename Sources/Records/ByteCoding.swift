@@ -1,3 +1,5 @@
+import ProfileModel
+
 /// Little helpers for Kiln's record encodings: LEB128 varints, zigzag, length-prefixed bytes.
 /// The reader checks every bound and throws a `RecordDecodingError` naming the field.
 struct ByteWriter {
@@ -101,6 +103,13 @@ struct ByteReader {
         return b.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// A length-prefixed string appended to `table` as a `String` of its bytes would read (invalid
+    /// UTF-8 repaired), without making the `String`.
+    mutating func string(_ field: StaticString, into table: inout StringTable) throws {
+        let b = try blob(field)
+        b.withUnsafeBufferPointer { table.appendRepairing($0) }
+    }
+
     mutating func fixed64(_ field: StaticString) throws -> UInt64 {
         guard remaining >= 8 else { throw RecordDecodingError("truncated record: \(field) cut off") }
         var v: UInt64 = 0
@@ -162,6 +171,21 @@ struct BoundedWriter {
             reserve(utf8.count)
             if let source = utf8.baseAddress { (base + count).update(from: source, count: utf8.count) }
             count += utf8.count
+        }
+    }
+
+    /// Every string of `table`, each as its length and bytes.
+    mutating func strings(_ table: StringTable) {
+        reserve(5 * table.count + table.utf8.count)
+        table.utf8.withUnsafeBufferPointer { utf8 in
+            var start = 0
+            for end in table.ends {
+                let length = Int(end) &- start
+                varint32Unchecked(UInt32(truncatingIfNeeded: length))
+                if length > 0 { (base + count).update(from: utf8.baseAddress! + start, count: length) }
+                count &+= length
+                start = Int(end)
+            }
         }
     }
 

@@ -229,3 +229,47 @@ import Testing
         }
     }
 }
+
+/// The byte-packed string table: every string and its bytes come back, non-ASCII and empty ones
+/// included; invalid UTF-8 is repaired as `String(decoding:as:)` repairs it.
+@Suite struct StringTableTests {
+    @Test func keepsEveryStringAndItsBytes() {
+        let texts = ["", "main.work", "日本語.関数", "a\u{0}b", String(repeating: "x", count: 300), "", "é"]
+        let table = StringTable(texts)
+        #expect(table.count == texts.count)
+        #expect(Array(table) == texts)
+        for (i, text) in texts.enumerated() {
+            #expect(table.byteRange(i).count == text.utf8.count)
+            #expect(table.withUTF8(i) { Array($0) } == Array(text.utf8))
+        }
+        #expect(table == StringTable(texts))
+        #expect(table != StringTable(texts.dropLast()))
+    }
+
+    @Test func invalidUTF8IsRepairedLikeString() {
+        // Invalid bytes after and inside the eight-byte ASCII fast path, and a cut-off sequence at the end.
+        let cases: [[UInt8]] = [[0xFF], Array("abcdefghij".utf8) + [0x80, 0x41], Array("abc".utf8) + [0xE6, 0x97]]
+        for bytes in cases {
+            var table = StringTable()
+            bytes.withUnsafeBufferPointer { table.appendRepairing($0) }
+            #expect(bytes.withUnsafeBufferPointer { StringTable.isValidUTF8($0) } == false)
+            #expect(table[0] == String(decoding: bytes, as: UTF8.self))
+        }
+        let valid = Array("0123456789abcdef✓".utf8)
+        #expect(valid.withUnsafeBufferPointer { StringTable.isValidUTF8($0) })
+    }
+
+    /// A record whose string table holds invalid UTF-8 (a hostile or foreign producer) decodes to the
+    /// repaired strings, as records did when each string was decoded into a `String`.
+    @Test func recordStringsWithInvalidUTF8AreRepaired() throws {
+        let batch = BatchCodecTests.sampleBatch()
+        var bytes = BatchCodec.encode(batch)
+        let name = Array("main.work".utf8)
+        let at = try #require(bytes.indices.first { bytes[$0...].starts(with: name) })
+        bytes[at + 4] = 0xFF
+        let decoded = try BatchCodec.decode(bytes)
+        #expect(decoded.symbols.strings[1] == String(decoding: [UInt8]("main".utf8) + [0xFF] + [UInt8]("work".utf8), as: UTF8.self))
+        #expect(decoded.symbols.strings.withUTF8(1) { StringTable.isValidUTF8($0) })
+        #expect(decoded.symbols.strings[2] == "main.main")
+    }
+}

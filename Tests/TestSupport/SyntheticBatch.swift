@@ -30,7 +30,7 @@ public func makeBatch(tenant: String = "t1", rawTopic: String = "raw", partition
                                                               Label("__profile_type__", pt.id), Label("env", "prod")]), profileType: pt))
         }
     }
-    var strings = [""]
+    var strings: StringTable = [""]
     var stringIndex: [String: UInt32] = ["": 0]
     func intern(_ s: String) -> UInt32 {
         if let i = stringIndex[s] { return i }
