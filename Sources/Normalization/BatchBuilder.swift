@@ -112,6 +112,10 @@ struct BatchBuilder {
         var lineFunctions: [Int32] = []
         var lineIndices: [Int32] = []
         var symbolized: [Int32] = []
+        symbolized.reserveCapacity(pending.count)
+        let lineBound = pending.reduce(0) { $0 + Int(profile.locations[Int($1)].lineCount) }
+        lineFunctions.reserveCapacity(lineBound)
+        lineIndices.reserveCapacity(lineBound)
         for location in pending {
             let loc = profile.locations[Int(location)]
             if loc.lineCount == 0 {
@@ -128,8 +132,10 @@ struct BatchBuilder {
         let count = lineFunctions.count
         // Sized once for the most runs these lines can add: growing by doubling re-placed every run each
         // time, and with the probes prefetched a large table no longer costs a miss per lookup.
-        functionKeys.reserveRuns(count)
-        frameKeys.reserveRuns(count)
+        functionKeys.reserveRuns(count, elements: 5 * count)
+        frameKeys.reserveRuns(count, elements: 3 * count)
+        self.functions.reserveCapacity(self.functions.count + count)
+        frames.reserveCapacity(frames.count + count)
         // Strings: the function's record, its name's offset and bytes, then the name's slot, each step
         // using what the step before it brought in.
         for k in 0 ..< count {

@@ -130,8 +130,12 @@ struct RunInterner {
         slots.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & ($0.count - 1))) }
     }
 
-    /// Makes room for `n` more runs in the table and in `starts`, growing geometrically.
-    mutating func reserveRuns(_ n: Int) {
+    /// Makes room for `n` more runs in the table and in `starts` (and for `elements` more elements),
+    /// growing geometrically.
+    mutating func reserveRuns(_ n: Int, elements extra: Int = 0) {
+        if extra > 0 && elements.capacity < elements.count + extra {
+            elements.reserveCapacity(max(elements.count + extra, 2 * elements.capacity))
+        }
         let needed = count + n
         if starts.capacity < needed + 1 { starts.reserveCapacity(max(needed + 1, 2 * starts.capacity)) }
         if needed * 2 > slots.count {
