@@ -44,7 +44,7 @@ let package = Package(
 
         // Libraries, lowest first.
         .target(name: "ProfileModel"),
-        .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate"]),
+        .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate", "CPrefetch"]),
         .target(name: "Normalization", dependencies: ["CPrefetch", "PprofCodec", "ProfileModel", "Records"]),
         .target(name: "Records", dependencies: ["ProfileModel"]),
         .target(name: "KafkaClient", dependencies: [
