@@ -128,6 +128,42 @@ import Testing
         #expect(try BatchCodec.decode(bytes).stacks == deep)
     }
 
+    /// The shared count is the whole common tail, wherever the first difference falls in a four-frame
+    /// step and however near the table's start: with one-byte frame ids each written frame is one byte,
+    /// so the record's size against a one-stack table counts exactly the frames written.
+    @Test func sharedCallersAreCountedExactly() throws {
+        var batch = Self.sampleBatch()
+        batch.symbols.frames = (0 ..< 120).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0)) }
+        batch.sampleStacks = [0, 0, 0]
+        var single = StackTable()
+        single.append([1])
+        batch.stacks = single
+        let singleBytes = BatchCodec.encode(batch).count
+
+        var stacks = StackTable()
+        var rows: [[UInt32]] = [[3], [4, 3]]
+        for tail in 0 ... 13 {
+            let callers = (0 ..< tail).map { UInt32(40 - $0) }
+            rows += [[UInt32(50 + tail)] + callers, [UInt32(70 + tail), 90] + callers]
+            if tail > 0 { rows.append(callers) }
+        }
+        for row in rows { stacks.append(row) }
+        var written = 0
+        for (i, row) in rows.enumerated() {
+            let previous = i > 0 ? rows[i - 1] : []
+            var shared = 0
+            while shared < min(row.count, previous.count) && row[row.count - 1 - shared] == previous[previous.count - 1 - shared] {
+                shared += 1
+            }
+            written += row.count - shared
+        }
+        batch.stacks = stacks
+        let bytes = BatchCodec.encode(batch)
+        // Per stack a depth and a shared count (one byte each), then its own frames.
+        #expect(bytes.count - singleBytes == 2 * rows.count + written - 3)
+        #expect(try BatchCodec.decode(bytes).stacks == stacks)
+    }
+
     /// A version 1 record (every frame written, no shared count), written field by field here, still
     /// decodes: records already on the topic survive an upgrade.
     @Test func version1RecordsStillDecode() throws {
