@@ -20,6 +20,10 @@ struct BatchBuilder {
     /// reading a cached expansion allocates nothing.
     private var locationFrames: [UInt64]
     private var locationFrameBuffer: [UInt32] = []
+    /// pprof mapping -> `mappingFile`'s answer, once asked.
+    private var mappingFiles: [(file: [UInt8], filename: UInt32)?]
+    /// Reused for each unsymbolized location's name.
+    private var nameScratch: [UInt8] = []
     /// pprof location -> a content hash of its frames, stable across profiles.
     private var locationHashes: [UInt64?]
     /// Distinct frame runs: the batch's stack table itself (same layout as `StackTable`).
@@ -34,6 +38,7 @@ struct BatchBuilder {
         locationFrames = [UInt64](repeating: 0, count: profile.locations.count)
         locationFrameBuffer.reserveCapacity(profile.locations.count + profile.lines.count)
         locationHashes = [UInt64?](repeating: nil, count: profile.locations.count)
+        mappingFiles = Array(repeating: nil, count: profile.mappings.count)
         frameRuns = RunInterner()
     }
 
@@ -84,17 +89,10 @@ struct BatchBuilder {
         let lines = profile.lines(of: location)
         if lines.isEmpty {
             let loc = profile.locations[location]
-            var mappingFile = "unknown"
-            var filename: UInt32 = 0
-            if loc.mappingIndex >= 0 {
-                let mapping = profile.mappings[Int(loc.mappingIndex)]
-                let path = profile.string(mapping.filename)
-                if !path.isEmpty {
-                    mappingFile = path.split(separator: "/").last.map(String.init) ?? path
-                    filename = string(mapping.filename)
-                }
-            }
-            let name = strings.intern("\(mappingFile)+0x\(String(loc.address, radix: 16))")
+            let (file, filename) = mappingFile(Int(loc.mappingIndex))
+            nameScratch.removeAll(keepingCapacity: true)
+            Self.appendUnsymbolizedName(file: file, address: loc.address, to: &nameScratch)
+            let name = nameScratch.withUnsafeBufferPointer { strings.intern($0) }
             locationFrameBuffer.append(frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0)))
         } else {
             for line in lines {
@@ -102,6 +100,38 @@ struct BatchBuilder {
             }
         }
         locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
+    }
+
+    /// A mapping's file name as unsymbolized frames are named after it (the path's last component, or
+    /// "unknown") and its path's string id (0 without one); worked out once per mapping.
+    private mutating func mappingFile(_ mappingIndex: Int) -> (file: [UInt8], filename: UInt32) {
+        guard mappingIndex >= 0 else { return (Array("unknown".utf8), 0) }
+        if let known = mappingFiles[mappingIndex] { return known }
+        let pathIndex = profile.mappings[mappingIndex].filename
+        let path = Array(profile.string(pathIndex).utf8)
+        let known = path.isEmpty ? (Array("unknown".utf8), UInt32(0)) : (Self.lastPathComponent(path), string(pathIndex))
+        mappingFiles[mappingIndex] = known
+        return known
+    }
+
+    /// The last non-empty `/`-separated component of `path`, or `path` itself when it has none ("/").
+    static func lastPathComponent(_ path: [UInt8]) -> [UInt8] {
+        let slash = UInt8(ascii: "/")
+        guard let end = path.lastIndex(where: { $0 != slash }) else { return path }
+        let start = path[..<end].lastIndex(of: slash).map { $0 + 1 } ?? 0
+        return Array(path[start ... end])
+    }
+
+    /// Appends `file+0x<address in lower-case hex>`, e.g. `libc.so.6+0x1f2e3`, without making Strings:
+    /// an unsymbolized profile (eBPF, perf) names every location this way.
+    static func appendUnsymbolizedName(file: [UInt8], address: UInt64, to out: inout [UInt8]) {
+        out.append(contentsOf: file)
+        out.append(contentsOf: "+0x".utf8)
+        let digits = max(1, (67 - address.leadingZeroBitCount) / 4)
+        for k in stride(from: digits - 1, through: 0, by: -1) {
+            let nibble = UInt8(truncatingIfNeeded: address >> UInt64(4 * k)) & 0xF
+            out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble)
+        }
     }
 
     /// Expands `pending` locations (in location order) into frames. Each line goes through three tables

@@ -45,3 +45,27 @@ import Testing
         #expect(interner.strings.withUTF8(Int(validID)) { Array($0) } == Array(valid.utf8))
     }
 }
+
+/// Unsymbolized frames are named `<mapping file>+0x<address>` from bytes; the names equal what the
+/// same rule spelled with Strings gives, for awkward paths and addresses at every hex length.
+@Suite struct UnsymbolizedNameTests {
+    static func reference(path: String, address: UInt64) -> String {
+        let file = path.isEmpty ? "unknown" : path.split(separator: "/").last.map(String.init) ?? path
+        return "\(file)+0x\(String(address, radix: 16))"
+    }
+
+    @Test func namesMatchTheStringRule() {
+        let paths = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "libfoo.so", "dir/", "/", "//", "a//b//", "/opt/app/bin/server (deleted)",
+                     "/usr/lib/ünïcode.so", ""]
+        var addresses: [UInt64] = [0, UInt64.max, 0x1f2e3]
+        for bits in 0 ..< 64 { addresses += [UInt64(1) << bits, (UInt64(1) << bits) - 1] }
+        for path in paths {
+            let file = path.isEmpty ? Array("unknown".utf8) : BatchBuilder.lastPathComponent(Array(path.utf8))
+            for address in addresses {
+                var bytes: [UInt8] = []
+                BatchBuilder.appendUnsymbolizedName(file: file, address: address, to: &bytes)
+                #expect(String(decoding: bytes, as: UTF8.self) == Self.reference(path: path, address: address), "\(path) \(address)")
+            }
+        }
+    }
+}
