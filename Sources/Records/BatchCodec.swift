@@ -29,7 +29,6 @@ public enum BatchCodec {
         let symbolStrings = batch.symbols.strings
         var extraStrings: [String] = []
         var index: [String: UInt32] = [:]
-        var seriesLengths = Set<Int>()
         for series in batch.series {
             for label in series.labels.labels {
                 index[label.name] = UInt32.max
@@ -37,9 +36,13 @@ public enum BatchCodec {
             }
             index[series.profileType.id] = UInt32.max
         }
-        for text in index.keys { seriesLengths.insert(text.utf8.count) }
+        // Looked up by length per symbol string, so an array rather than a hashed set.
+        var seriesLengths = [Bool](repeating: false, count: (index.keys.lazy.map(\.utf8.count).max() ?? -1) + 1)
+        for text in index.keys { seriesLengths[text.utf8.count] = true }
         if !index.isEmpty {
-            for i in symbolStrings.indices where seriesLengths.contains(symbolStrings.byteRange(i).count) {
+            for i in symbolStrings.indices {
+                let length = symbolStrings.byteRange(i).count
+                guard length < seriesLengths.count && seriesLengths[length] else { continue }
                 let text = symbolStrings[i]
                 if index[text] == UInt32.max { index[text] = UInt32(i) }
             }
