@@ -20,8 +20,8 @@ public struct StringTable: RandomAccessCollection, Hashable, Sendable, Expressib
         self.init(strings)
     }
 
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { ends.count }
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { ends.count }
 
     public subscript(i: Int) -> String {
         utf8.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[byteRange(i)]), as: UTF8.self) }
@@ -65,7 +65,7 @@ public struct StringTable: RandomAccessCollection, Hashable, Sendable, Expressib
     }
 
     /// Whether `bytes` is valid UTF-8; ASCII (nearly every symbol) is checked eight bytes at a time.
-    public static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    @inlinable public static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let raw = UnsafeRawPointer(base)
         var i = 0
