@@ -20,23 +20,28 @@ public enum NormalizerBenchmark {
 
         var normalizer = Normalizer()
         var batchBytes = 0
-        let normalize = measure(seconds: seconds) {
-            for (i, envelope) in envelopes.enumerated() {
-                if let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch {
-                    batchBytes &+= BatchCodec.encode(batch).count
-                }
-            }
-        }
-        // Inflate + decode + validate alone: the part of normalising that belongs to the pprof decoder.
         let decoder = PprofDecoder()
-        let decode = measure(seconds: seconds) {
-            for p in payloads { batchBytes &+= (try? decoder.decode(p).sampleCount) ?? 0 }
-        }
-        let inflate = measure(seconds: seconds) {
-            for p in payloads {
-                batchBytes &+= (try? p.withUnsafeBytes { try Gzip.decompress($0, limit: 1 << 30) }.count) ?? 0
-            }
-        }
+        // The three are measured in turn, a round of each at a time, so the machine's drift (this shared
+        // VM's speed moves by a third over seconds) falls on all three alike and their ratios hold.
+        let measured = measureInTurn(seconds: seconds, [
+            {
+                for (i, envelope) in envelopes.enumerated() {
+                    if let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch {
+                        batchBytes &+= BatchCodec.encode(batch).count
+                    }
+                }
+            },
+            // Inflate + decode + validate alone: the part of normalising that belongs to the pprof decoder.
+            {
+                for p in payloads { batchBytes &+= (try? decoder.decode(p).sampleCount) ?? 0 }
+            },
+            {
+                for p in payloads {
+                    batchBytes &+= (try? p.withUnsafeBytes { try Gzip.decompress($0, limit: 1 << 30) }.count) ?? 0
+                }
+            },
+        ])
+        let (normalize, decode, inflate) = (measured[0], measured[1], measured[2])
         let normalizeMBps = Double(bytes) * Double(normalize.rounds) / normalize.seconds / 1e6
         let inflateMBps = Double(bytes) * Double(inflate.rounds) / inflate.seconds / 1e6
         let decodeMBps = Double(bytes) * Double(decode.rounds) / decode.seconds / 1e6
@@ -51,20 +56,22 @@ public enum NormalizerBenchmark {
         ]
     }
 
-    /// Runs `body` repeatedly for at least `seconds` of this thread's CPU time (and at least 3 times).
-    /// Per core means per CPU-second: time the thread spends waiting for a core (another process, or
-    /// on a shared VM the hypervisor) is not the normaliser's cost, and counting it made the same build
-    /// vary by a third between runs.
-    static func measure(seconds: Double, _ body: () -> Void) -> (rounds: Int, seconds: Double) {
-        var rounds = 0
-        let start = threadCPUSeconds()
-        var elapsed = 0.0
+    /// Runs the bodies in turn, one round of each at a time, until the first has had at least `seconds`
+    /// of this thread's CPU time (each at least 3 rounds); returns each one's rounds and CPU-seconds.
+    /// Per core means per CPU-second: time the thread spends waiting for a core (another process, or on
+    /// a shared VM the hypervisor) is not the normaliser's cost, and counting it made the same build vary
+    /// by a third between runs.
+    static func measureInTurn(seconds: Double, _ bodies: [() -> Void]) -> [(rounds: Int, seconds: Double)] {
+        var results = bodies.map { _ in (rounds: 0, seconds: 0.0) }
         repeat {
-            body()
-            rounds += 1
-            elapsed = threadCPUSeconds() - start
-        } while elapsed < seconds || rounds < 3
-        return (rounds, elapsed)
+            for (i, body) in bodies.enumerated() {
+                let start = threadCPUSeconds()
+                body()
+                results[i].seconds += threadCPUSeconds() - start
+                results[i].rounds += 1
+            }
+        } while results[0].seconds < seconds || results[0].rounds < 3
+        return results
     }
 
     /// The calling thread's CPU time (user and system). The benchmark runs synchronously, so the thread
