@@ -105,14 +105,16 @@ struct BatchBuilder {
     /// A mapping's file name as unsymbolized frames are named after it (the path's last component, or
     /// "unknown") and its path's string id (0 without one); worked out once per mapping.
     private mutating func mappingFile(_ mappingIndex: Int) -> (file: [UInt8], filename: UInt32) {
-        guard mappingIndex >= 0 else { return (Array("unknown".utf8), 0) }
+        guard mappingIndex >= 0 else { return (Self.unknownFile, 0) }
         if let known = mappingFiles[mappingIndex] { return known }
         let pathIndex = profile.mappings[mappingIndex].filename
         let path = Array(profile.string(pathIndex).utf8)
-        let known = path.isEmpty ? (Array("unknown".utf8), UInt32(0)) : (Self.lastPathComponent(path), string(pathIndex))
+        let known = path.isEmpty ? (Self.unknownFile, UInt32(0)) : (Self.lastPathComponent(path), string(pathIndex))
         mappingFiles[mappingIndex] = known
         return known
     }
+
+    private static let unknownFile = Array("unknown".utf8)
 
     /// The last non-empty `/`-separated component of `path`, or `path` itself when it has none ("/").
     static func lastPathComponent(_ path: [UInt8]) -> [UInt8] {
