@@ -40,11 +40,13 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         // Header only: a cache prefetch for hash-table probes.
         .systemLibrary(name: "CPrefetch", path: "Sources/CShims/CPrefetch"),
+        // Header only: a vector decoder for short varints (pprof location ids).
+        .systemLibrary(name: "CVarint", path: "Sources/CShims/CVarint"),
         .systemLibrary(name: "CMalloc", path: "Sources/CShims/CMalloc"),
 
         // Libraries, lowest first.
         .target(name: "ProfileModel"),
-        .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate", "CPrefetch"]),
+        .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate", "CPrefetch", "CVarint"]),
         .target(name: "Normalization", dependencies: ["CPrefetch", "PprofCodec", "ProfileModel", "Records"]),
         .target(name: "Records", dependencies: ["ProfileModel"]),
         .target(name: "KafkaClient", dependencies: [

@@ -13,7 +13,7 @@ mkdir -p "$OUT/corpus" "$OUT/artifacts"
 echo "building $OUT/pprof-decoder-fuzz"
 swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
     -module-name PprofDecoderFuzz \
-    -I "$ROOT/Sources/CShims/CZlib" -I "$ROOT/Sources/CShims/CDeflate" -I "$ROOT/Sources/CShims/CPrefetch" \
+    -I "$ROOT/Sources/CShims/CZlib" -I "$ROOT/Sources/CShims/CDeflate" -I "$ROOT/Sources/CShims/CPrefetch" -I "$ROOT/Sources/CShims/CVarint" \
     "$ROOT"/Sources/PprofCodec/*.swift "$ROOT"/Fuzz/PprofDecoderFuzz/*.swift \
     -o "$OUT/pprof-decoder-fuzz"
 
