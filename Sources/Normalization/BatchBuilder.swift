@@ -238,19 +238,23 @@ struct BatchBuilder {
         let locationCount = profile.locations.count
         let frameCounts = profile.locations.map { UInt32(max(1, $0.lineCount)) }
         var used = [UInt8](repeating: 0, count: locationCount)
-        var samples: [Int32] = []
-        samples.reserveCapacity(profile.sampleCount)
         var maxFrames = 0
-        profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
-            profile.sampleLocations.withUnsafeBufferPointer { locations in
-                frameCounts.withUnsafeBufferPointer { frameCounts in
-                    used.withUnsafeMutableBufferPointer { used in
-                        for s in 0 ..< profile.sampleCount where needed[s] {
-                            samples.append(Int32(s))
-                            for k in Int(starts[s]) ..< Int(starts[s + 1]) {
-                                let location = Int(locations[k])
-                                used[location] = 1
-                                maxFrames &+= Int(frameCounts[location])
+        let samples = [Int32](unsafeUninitializedCapacity: profile.sampleCount) { samples, kept in
+            profile.sampleLocationStarts.withUnsafeBufferPointer { starts in
+                profile.sampleLocations.withUnsafeBufferPointer { locations in
+                    frameCounts.withUnsafeBufferPointer { frameCounts in
+                        used.withUnsafeMutableBufferPointer { used in
+                            needed.withUnsafeBufferPointer { needed in
+                                kept = 0
+                                for s in 0 ..< profile.sampleCount where needed[s] {
+                                    samples[kept] = Int32(s)
+                                    kept &+= 1
+                                    for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                        let location = Int(locations[k])
+                                        used[location] = 1
+                                        maxFrames &+= Int(frameCounts[location])
+                                    }
+                                }
                             }
                         }
                     }

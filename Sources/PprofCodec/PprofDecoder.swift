@@ -319,14 +319,20 @@ struct DecodeState {
     private func parseLocations(_ p: inout PprofProfile) throws(PprofError) {
         let mappingIndex = try IDIndex(ids: p.mappings.lazy.map(\.id), what: "mapping")
         let functionIndex = try IDIndex(ids: p.functions.lazy.map(\.id), what: "function")
-        p.locations.reserveCapacity(locationSpans.count / 2)
-        p.lines.reserveCapacity(locationSpans.count / 2)
-        var lineFunctionIDs: [UInt64] = []  // reused: one allocation for all locations
+        // Built locally and moved into `p` at the end: an append through `p` checks uniqueness each time.
+        var locations = p.locations
+        var lines = p.lines
+        p.locations = []
+        p.lines = []
+        locations.reserveCapacity(locationSpans.count / 2)
+        lines.reserveCapacity(locationSpans.count / 2)
+        // Every line's function id, by line index: resolved per location once its id is known.
+        var lineFunctionIDs: [UInt64] = []
+        lineFunctionIDs.reserveCapacity(locationSpans.count / 2)
         for k in stride(from: 0, to: locationSpans.count, by: 2) {
             var r = WireReader(base: base, pos: Int(locationSpans[k]), end: Int(locationSpans[k + 1]))
-            var loc = PprofLocation(id: 0, lineStart: Int32(truncatingIfNeeded: p.lines.count))
+            var loc = PprofLocation(id: 0, lineStart: Int32(truncatingIfNeeded: lines.count))
             var mappingID: UInt64 = 0
-            lineFunctionIDs.removeAll(keepingCapacity: true)
             while !r.atEnd {
                 let (field, wire) = try r.key()
                 switch field {
@@ -350,30 +356,34 @@ struct DecodeState {
                         }
                     }
                     lineFunctionIDs.append(fid)
-                    p.lines.append(line)
+                    lines.append(line)
                 default:
                     try r.skip(wire: wire)
                 }
             }
             // The id is known only once the whole message is read, so references are resolved here.
-            for (n, fid) in lineFunctionIDs.enumerated() {
+            let lineStart = Int(loc.lineStart)
+            for n in 0 ..< lines.count - lineStart {
+                let fid = lineFunctionIDs[lineStart + n]
                 guard fid != 0 else {
                     throw PprofError(.invalid, "location \(loc.id): line \(n + 1) references function 0 (reserved)")
                 }
                 guard let fi = functionIndex.find(fid) else {
                     throw PprofError(.invalid, "location \(loc.id): line \(n + 1) references unknown function \(fid)")
                 }
-                p.lines[Int(loc.lineStart) + n].functionIndex = fi
+                lines[lineStart + n].functionIndex = fi
             }
-            loc.lineCount = Int32(truncatingIfNeeded: lineFunctionIDs.count)
+            loc.lineCount = Int32(truncatingIfNeeded: lines.count - lineStart)
             if mappingID != 0 {
                 guard let mi = mappingIndex.find(mappingID) else {
                     throw PprofError(.invalid, "location \(loc.id) references unknown mapping \(mappingID)")
                 }
                 loc.mappingIndex = mi
             }
-            p.locations.append(loc)
+            locations.append(loc)
         }
+        p.locations = locations
+        p.lines = lines
     }
 
     private func parseSamples(_ p: inout PprofProfile) throws(PprofError) {
@@ -386,6 +396,7 @@ struct DecodeState {
         let maxDepth = limits.maxStackDepth > 0 ? limits.maxStackDepth : Int.max
         let maxLabels = limits.maxLabelsPerSample > 0 ? limits.maxLabelsPerSample : Int.max
         let stringCount = Int64(stringOffsets.count)
+        let tables = SmallVarints.tables  // once, not per sample: each read of a global checks its initialisation
         // Local arrays, moved into `p` at the end: appends in the loop then need no access through `p`.
         var sampleLocationStarts: [Int32] = []
         var sampleLabelStarts: [Int32] = []
@@ -441,7 +452,7 @@ struct DecodeState {
                             } else {
                                 throw wireMismatch("Sample.location_id", field, got: wire, want: 2)
                             }
-                            if let fault = decodeLocationIDs(ids, index: locationIndex, into: out, count: &locationCount,
+                            if let fault = decodeLocationIDs(ids, index: locationIndex, tables: tables, into: out, count: &locationCount,
                                                              depth: &depth, maxDepth: maxDepth) {
                                 switch fault {
                                 case .unknown(let id):
@@ -526,7 +537,7 @@ struct DecodeState {
     /// bytes go four at a time through the vector reader (`kiln_small_varints`); the rest, and all ids on
     /// a CPU without it, are read here, those of up to three bytes without a loop.
     @inline(__always)
-    private func decodeLocationIDs(_ ids: Range<Int>, index: IDIndex, into out: UnsafeMutablePointer<Int32>,
+    private func decodeLocationIDs(_ ids: Range<Int>, index: IDIndex, tables: SmallVarints.Tables?, into out: UnsafeMutablePointer<Int32>,
                                    count: inout Int, depth: inout Int, maxDepth: Int) -> LocationIDFault? {
         var p = base + ids.lowerBound
         let end = base + ids.upperBound
@@ -534,7 +545,7 @@ struct DecodeState {
         var o = first
         let dense = index.denseCount
         var fault: LocationIDFault?
-        if dense >= 0, let tables = SmallVarints.tables {
+        if dense >= 0, let tables {
             // Four ids a step, no branch on each one's length; what it leaves the loop below finishes.
             var cursor: UnsafePointer<UInt8>? = p
             o += kiln_small_varints(&cursor, end, base + self.count, Int32(min(dense, 1 << 22)), o, tables.keys,

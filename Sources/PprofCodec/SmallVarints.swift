@@ -4,10 +4,12 @@ import CVarint
 /// window, how many whole varints of one to three bytes start it (at most four), the bytes they take,
 /// and a byte shuffle that puts each one's bytes in its own 32-bit lane.
 enum SmallVarints {
-    /// Built once per process and never freed or written again, so sharing the pointers is safe.
-    nonisolated(unsafe) static let tables: (keys: UnsafePointer<UInt16>, shuffles: UnsafePointer<UInt8>)? = build()
+    typealias Tables = (keys: UnsafePointer<UInt16>, shuffles: UnsafePointer<UInt8>)
 
-    private static func build() -> (keys: UnsafePointer<UInt16>, shuffles: UnsafePointer<UInt8>)? {
+    /// Built once per process and never freed or written again, so sharing the pointers is safe.
+    nonisolated(unsafe) static let tables: Tables? = build()
+
+    private static func build() -> Tables? {
         guard kiln_small_varints_supported() != 0 else { return nil }
         let keys = UnsafeMutablePointer<UInt16>.allocate(capacity: 1 << 12)
         var shuffles: [[UInt8]] = [Array(repeating: 0x80, count: 16)]  // entry 0: nothing decodable
