@@ -119,13 +119,23 @@ public enum BatchCodec {
                         let limit = min(depth, previousDepth)
                         var shared = 0
                         let raw = UnsafeRawPointer(frames.baseAddress!)
+                        var differs = false
                         while shared &+ 4 <= limit {
                             let mine = raw.loadUnaligned(fromByteOffset: (end &- shared &- 4) &* 4, as: SIMD4<UInt32>.self)
                             let theirs = raw.loadUnaligned(fromByteOffset: (previousEnd &- shared &- 4) &* 4, as: SIMD4<UInt32>.self)
-                            if mine != theirs { break }
+                            if mine != theirs {
+                                // The equal lanes nearest the root (lane 3 first) are shared too: a bit per
+                                // differing lane, and the leading zeros above the highest one count them.
+                                let bits = SIMD4<UInt32>(repeating: 0).replacing(with: SIMD4(1, 2, 4, 8), where: mine .!= theirs)
+                                shared &+= (bits.wrappedSum() << 28).leadingZeroBitCount
+                                differs = true
+                                break
+                            }
                             shared &+= 4
                         }
-                        while shared < limit && frames[end &- 1 &- shared] == frames[previousEnd &- 1 &- shared] { shared &+= 1 }
+                        if !differs {
+                            while shared < limit && frames[end &- 1 &- shared] == frames[previousEnd &- 1 &- shared] { shared &+= 1 }
+                        }
                         w.varint32Unchecked(UInt32(truncatingIfNeeded: depth))
                         w.varint32Unchecked(UInt32(truncatingIfNeeded: shared))
                         for k in start ..< end &- shared { w.varint32Unchecked(frames[k]) }
