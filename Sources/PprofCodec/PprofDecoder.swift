@@ -409,7 +409,7 @@ struct DecodeState {
         var locationCount = 0
         var truncated = 0
         var failure: PprofError?
-        // (Plus three: the vector reader writes four lanes at a time.)
+        // Plus four: the vector reader stores four lanes at a time, up to three past its last id.
         let sampleLocations = [Int32](unsafeUninitializedCapacity: bound + 4) { room, initialized in
             let out = room.baseAddress!
             // Outputs of a known size are written through pointers as well: an append per value would
