@@ -7,14 +7,11 @@ import ProfileModel
 struct BatchBuilder {
     private let profile: PprofProfile
     private var strings: StringInterner
-    private var functions: [FunctionSymbol] = []
-    private var frames: [FrameSymbol] = []
+    private var functions = SymbolIndex<FunctionSymbol>()
+    private var frames = SymbolIndex<FrameSymbol>()
 
     private var stringMap: [Int32]
     private var functionMap: [Int32]
-    /// Functions and frames by content (as runs of their fields), ids equal to their symbol indices.
-    private var functionKeys = RunInterner()
-    private var frameKeys = RunInterner()
     /// pprof location -> its frames in the batch (innermost first): `start << 32 | count` into
     /// `locationFrameBuffer`; 0 until first use (every location has at least one frame). Flat, so
     /// reading a cached expansion allocates nothing.
@@ -43,7 +40,7 @@ struct BatchBuilder {
     }
 
     /// The batch's deduplicated symbols.
-    var symbols: SymbolTable { SymbolTable(strings: strings.strings, functions: functions, frames: frames) }
+    var symbols: SymbolTable { SymbolTable(strings: strings.strings, functions: functions.symbols, frames: frames.symbols) }
 
     /// The batch's deduplicated stacks.
     var stacks: StackTable { StackTable(starts: frameRuns.starts, frames: frameRuns.elements) }
@@ -61,23 +58,10 @@ struct BatchBuilder {
         let mapped = functionMap[Int(pprofIndex)]
         if mapped >= 0 { return UInt32(mapped) }
         let f = profile.functions[Int(pprofIndex)]
-        let index = function(FunctionSymbol(name: string(f.name), systemName: string(f.systemName),
-                                            filename: string(f.filename), startLine: f.startLine))
+        let index = functions.intern(FunctionSymbol(name: string(f.name), systemName: string(f.systemName),
+                                                    filename: string(f.filename), startLine: f.startLine))
         functionMap[Int(pprofIndex)] = Int32(index)
         return index
-    }
-
-    private mutating func function(_ symbol: FunctionSymbol) -> UInt32 {
-        let i = functionKeys.intern(symbol.name, symbol.systemName, symbol.filename,
-                                    UInt32(truncatingIfNeeded: symbol.startLine), UInt32(truncatingIfNeeded: symbol.startLine >> 32))
-        if i == functions.count { functions.append(symbol) }
-        return i
-    }
-
-    private mutating func frame(_ symbol: FrameSymbol) -> UInt32 {
-        let i = frameKeys.intern(symbol.function, UInt32(truncatingIfNeeded: symbol.line), UInt32(truncatingIfNeeded: symbol.line >> 32))
-        if i == frames.count { frames.append(symbol) }
-        return i
     }
 
     /// Converts a location into batch frames once per profile, into `locationFrameBuffer`. A location
@@ -93,10 +77,11 @@ struct BatchBuilder {
             nameScratch.removeAll(keepingCapacity: true)
             Self.appendUnsymbolizedName(file: file, address: loc.address, to: &nameScratch)
             let name = nameScratch.withUnsafeBufferPointer { strings.intern($0) }
-            locationFrameBuffer.append(frame(FrameSymbol(function: function(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0)), line: 0)))
+            let function = functions.intern(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0))
+            locationFrameBuffer.append(frames.intern(FrameSymbol(function: function, line: 0)))
         } else {
             for line in lines {
-                locationFrameBuffer.append(frame(FrameSymbol(function: function(line.functionIndex), line: line.line)))
+                locationFrameBuffer.append(frames.intern(FrameSymbol(function: function(line.functionIndex), line: line.line)))
             }
         }
         locationFrames[location] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
@@ -160,66 +145,120 @@ struct BatchBuilder {
                 lineFunctions.append(profile.lines[li].functionIndex)
             }
         }
-        let functions = profile.functions
         let count = lineFunctions.count
-        // Sized once for the most runs these lines can add: growing by doubling re-placed every run each
-        // time, and with the probes prefetched a large table no longer costs a miss per lookup.
-        functionKeys.reserveRuns(count, elements: 5 * count)
-        frameKeys.reserveRuns(count, elements: 3 * count)
-        self.functions.reserveCapacity(self.functions.count + count)
-        frames.reserveCapacity(frames.count + count)
-        // Strings: the function's record, its name's offset and bytes, then the name's slot, each step
-        // using what the step before it brought in.
-        for k in 0 ..< count {
-            if k &+ 16 < count { functions.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + Int(lineFunctions[k &+ 16])) } }
-            if k &+ 10 < count {
-                let name = Int(functions[Int(lineFunctions[k &+ 10])].name)
-                profile.stringOffsets.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
-                stringMap.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + name) }
-            }
-            if k &+ 5 < count {
-                let offset = Int(profile.stringOffsets[Int(functions[Int(lineFunctions[k &+ 5])].name)])
-                profile.data.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + offset) }
-            }
-            if k &+ 2 < count {
-                let name = functions[Int(lineFunctions[k &+ 2])].name
-                if stringMap[Int(name)] < 0 { profile.stringBytes(name).withUnsafeBufferPointer { strings.prefetchSlot(of: $0) } }
-            }
-            let f = functions[Int(lineFunctions[k])]
-            _ = string(f.name)
-            _ = string(f.systemName)
-            _ = string(f.filename)
-        }
-        // Functions: every string is mapped now, so a function's key is known ahead.
-        for k in 0 ..< count {
-            if k &+ 4 < count {
-                let ahead = Int(lineFunctions[k &+ 4])
-                if functionMap[ahead] < 0 {
-                    let f = functions[ahead]
-                    functionKeys.prefetchSlot(UInt32(stringMap[Int(f.name)]), UInt32(stringMap[Int(f.systemName)]),
-                                              UInt32(stringMap[Int(f.filename)]), UInt32(truncatingIfNeeded: f.startLine),
-                                              UInt32(truncatingIfNeeded: f.startLine >> 32))
-                }
-            }
-            _ = function(lineFunctions[k])
-        }
-        // Frames, location by location.
-        var k = 0
-        let lines = profile.lines
+        // Sized once for the most symbols these lines can add: growing by doubling re-placed every
+        // symbol each time, and with the probes prefetched a large table no longer costs a miss per lookup.
+        functions.reserve(count)
+        frames.reserve(count)
+        Self.internStrings(of: lineFunctions, profile: profile, strings: &strings, stringMap: &stringMap)
+        Self.internFunctions(of: lineFunctions, profile: profile, stringMap: stringMap, functions: &functions, functionMap: &functionMap)
+        // Frames: the lines' frame ids in order, then each location's share of them.
+        var start = locationFrameBuffer.count
+        locationFrameBuffer += Self.internFrames(of: lineIndices, profile: profile, functionMap: functionMap, frames: &frames)
         for location in symbolized {
-            let start = locationFrameBuffer.count
-            let loc = profile.locations[Int(location)]
-            for li in Int(loc.lineStart) ..< Int(loc.lineStart) + Int(loc.lineCount) {
-                if k &+ 4 < count {
-                    let ahead = lines[Int(lineIndices[k &+ 4])]
-                    frameKeys.prefetchSlot(UInt32(functionMap[Int(ahead.functionIndex)]), UInt32(truncatingIfNeeded: ahead.line),
-                                           UInt32(truncatingIfNeeded: ahead.line >> 32))
+            let lineCount = Int(profile.locations[Int(location)].lineCount)
+            locationFrames[Int(location)] = UInt64(start) << 32 | UInt64(lineCount)
+            start += lineCount
+        }
+    }
+
+    /// Interns the name, system name and file name of each of `lineFunctions` (pprof function indices)
+    /// into `strings`, recording each in `stringMap`. Four reads depend on each other here: the pprof
+    /// function's record, its name's offset, the name's bytes, then the name's table slot; each is
+    /// prefetched a few lines ahead, using what the step before brought in. Static, on raw buffers, so
+    /// the loop neither retains the profile's arrays nor checks `stringMap` for uniqueness per write.
+    private static func internStrings(of lineFunctions: [Int32], profile: PprofProfile, strings: inout StringInterner,
+                                      stringMap: inout [Int32]) {
+        let count = lineFunctions.count
+        profile.functions.withUnsafeBufferPointer { functions in
+            profile.stringOffsets.withUnsafeBufferPointer { offsets in
+                profile.stringLengths.withUnsafeBufferPointer { lengths in
+                    profile.data.withUnsafeBufferPointer { data in
+                        lineFunctions.withUnsafeBufferPointer { lineFunctions in
+                            stringMap.withUnsafeMutableBufferPointer { stringMap in
+                                func bytes(_ string: Int32) -> UnsafeBufferPointer<UInt8> {
+                                    UnsafeBufferPointer(start: data.baseAddress! + Int(offsets[Int(string)]), count: Int(lengths[Int(string)]))
+                                }
+                                func intern(_ string: Int32) {
+                                    if stringMap[Int(string)] < 0 { stringMap[Int(string)] = Int32(strings.intern(bytes(string))) }
+                                }
+                                for k in 0 ..< count {
+                                    if k &+ 16 < count { kiln_prefetch(functions.baseAddress! + Int(lineFunctions[k &+ 16])) }
+                                    if k &+ 10 < count {
+                                        let name = Int(functions[Int(lineFunctions[k &+ 10])].name)
+                                        kiln_prefetch(offsets.baseAddress! + name)
+                                        kiln_prefetch(stringMap.baseAddress! + name)
+                                    }
+                                    if k &+ 5 < count {
+                                        kiln_prefetch(data.baseAddress! + Int(offsets[Int(functions[Int(lineFunctions[k &+ 5])].name)]))
+                                    }
+                                    if k &+ 2 < count {
+                                        let name = functions[Int(lineFunctions[k &+ 2])].name
+                                        if stringMap[Int(name)] < 0 { strings.prefetchSlot(of: bytes(name)) }
+                                    }
+                                    let f = functions[Int(lineFunctions[k])]
+                                    intern(f.name)
+                                    intern(f.systemName)
+                                    intern(f.filename)
+                                }
+                            }
+                        }
+                    }
                 }
-                let line = lines[li]
-                locationFrameBuffer.append(frame(FrameSymbol(function: UInt32(functionMap[Int(line.functionIndex)]), line: line.line)))
-                k &+= 1
             }
-            locationFrames[Int(location)] = UInt64(start) << 32 | UInt64(locationFrameBuffer.count - start)
+        }
+    }
+
+    /// Interns each of `lineFunctions` (pprof function indices) into `functions`, recording it in
+    /// `functionMap`. Every string is mapped by now, so a function's key is known a few lines ahead and
+    /// its table slot prefetched.
+    private static func internFunctions(of lineFunctions: [Int32], profile: PprofProfile, stringMap: [Int32],
+                                        functions: inout SymbolIndex<FunctionSymbol>, functionMap: inout [Int32]) {
+        let count = lineFunctions.count
+        profile.functions.withUnsafeBufferPointer { pprofFunctions in
+            stringMap.withUnsafeBufferPointer { stringMap in
+                lineFunctions.withUnsafeBufferPointer { lineFunctions in
+                    functionMap.withUnsafeMutableBufferPointer { functionMap in
+                        func symbol(_ function: Int) -> FunctionSymbol {
+                            let f = pprofFunctions[function]
+                            return FunctionSymbol(name: UInt32(stringMap[Int(f.name)]), systemName: UInt32(stringMap[Int(f.systemName)]),
+                                                  filename: UInt32(stringMap[Int(f.filename)]), startLine: f.startLine)
+                        }
+                        for k in 0 ..< count {
+                            if k &+ 4 < count {
+                                let ahead = Int(lineFunctions[k &+ 4])
+                                if functionMap[ahead] < 0 { functions.prefetchSlot(symbol(ahead)) }
+                            }
+                            let function = Int(lineFunctions[k])
+                            if functionMap[function] < 0 { functionMap[function] = Int32(functions.intern(symbol(function))) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Interns the frame of each of `lineIndices` (pprof lines, their functions mapped by now) into
+    /// `frames`, a few lines' table slots prefetched ahead; returns the frame ids in line order.
+    private static func internFrames(of lineIndices: [Int32], profile: PprofProfile, functionMap: [Int32],
+                                     frames: inout SymbolIndex<FrameSymbol>) -> [UInt32] {
+        let count = lineIndices.count
+        return [UInt32](unsafeUninitializedCapacity: count) { ids, initialized in
+            profile.lines.withUnsafeBufferPointer { lines in
+                functionMap.withUnsafeBufferPointer { functionMap in
+                    lineIndices.withUnsafeBufferPointer { lineIndices in
+                        func symbol(_ line: Int32) -> FrameSymbol {
+                            let line = lines[Int(line)]
+                            return FrameSymbol(function: UInt32(functionMap[Int(line.functionIndex)]), line: line.line)
+                        }
+                        for k in 0 ..< count {
+                            if k &+ 4 < count { frames.prefetchSlot(symbol(lineIndices[k &+ 4])) }
+                            ids.initializeElement(at: k, to: frames.intern(symbol(lineIndices[k])))
+                        }
+                    }
+                }
+            }
+            initialized = count
         }
     }
 
@@ -342,8 +381,8 @@ struct BatchBuilder {
         let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
         let first = Int(truncatingIfNeeded: packed >> 32)
         for k in 0 ..< count {
-            let f = frames[Int(locationFrameBuffer[first + k])]
-            let fn = functions[Int(f.function)]
+            let f = frames.symbols[Int(locationFrameBuffer[first + k])]
+            let fn = functions.symbols[Int(f.function)]
             strings.strings.withUTF8(Int(fn.name)) { hash.add(bytes: $0) }
             hash.add(byte: 0)
             strings.strings.withUTF8(Int(fn.filename)) { hash.add(bytes: $0) }

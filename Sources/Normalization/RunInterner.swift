@@ -100,42 +100,8 @@ struct RunInterner {
         }
     }
 
-    /// Interns one short run (a symbol's fields), without allocating: the candidate is looked up from
-    /// the stack and stored only when it is new.
-    mutating func intern(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: UInt32? = nil, _ e: UInt32? = nil) -> UInt32 {
-        precondition(d != nil || e == nil, "a short run's fields are given in order")
-        var run = (a, b, c, d ?? 0, e ?? 0)
-        let length = e != nil ? 5 : d != nil ? 4 : 3
-        reserveRuns(1)
-        return withUnsafeBytes(of: &run) { raw in
-            let candidate = UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt32.self), count: length)
-            let hash = Self.hash(candidate.baseAddress!, length)
-            let (found, emptySlot) = elements.withUnsafeBufferPointer {
-                // An empty store may have no base address; no slot is taken then, so none is read.
-                Self.find(candidate, hash: hash, in: $0.baseAddress ?? candidate.baseAddress!, slots: slots, starts: starts)
-            }
-            if found >= 0 { return UInt32(found) }
-            elements.append(contentsOf: candidate)
-            return Self.add(length: length, hash: hash, at: emptySlot, slots: &slots, starts: &starts)
-        }
-    }
-
-    /// Starts loading the table slot where the short run `(a, b, c, d, e)` would be looked up, so a caller
-    /// that knows its next runs can have the probe's cache miss arrive early.
-    func prefetchSlot(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: UInt32? = nil, _ e: UInt32? = nil) {
-        guard !slots.isEmpty else { return }
-        var run = (a, b, c, d ?? 0, e ?? 0)
-        let length = e != nil ? 5 : d != nil ? 4 : 3
-        let hash = withUnsafeBytes(of: &run) { Self.hash($0.baseAddress!.assumingMemoryBound(to: UInt32.self), length) }
-        slots.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & ($0.count - 1))) }
-    }
-
-    /// Makes room for `n` more runs in the table and in `starts` (and for `elements` more elements),
-    /// growing geometrically.
-    mutating func reserveRuns(_ n: Int, elements extra: Int = 0) {
-        if extra > 0 && elements.capacity < elements.count + extra {
-            elements.reserveCapacity(max(elements.count + extra, 2 * elements.capacity))
-        }
+    /// Makes room for `n` more runs in the table and in `starts`, growing geometrically.
+    private mutating func reserveRuns(_ n: Int) {
         let needed = count + n
         if starts.capacity < needed + 1 { starts.reserveCapacity(max(needed + 1, 2 * starts.capacity)) }
         if needed * 2 > slots.count {

@@ -57,9 +57,11 @@ struct StringInterner {
 
     /// Starts loading the table slot where `bytes` would be looked up: the probe is a cache miss in a
     /// large profile's table, and a caller that knows the next strings can have it arrive early.
-    func prefetchSlot(of bytes: UnsafeBufferPointer<UInt8>) {
+    /// `mutating` although it changes nothing: called on an `inout` interner, the non-mutating form
+    /// copied the interner (four retains and four releases) at every call.
+    mutating func prefetchSlot(of bytes: UnsafeBufferPointer<UInt8>) {
         let i = Int(truncatingIfNeeded: Self.hash(bytes)) & (slots.count - 1)
-        slots.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + i) }
+        slots.withUnsafeMutableBufferPointer { kiln_prefetch($0.baseAddress! + i) }
     }
 
     private mutating func grow() {

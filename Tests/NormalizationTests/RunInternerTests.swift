@@ -55,18 +55,4 @@ import Testing
             #expect(interner.elements.count == reference.keys.reduce(0) { $0 + $1.count }, "call \(call)")
         }
     }
-
-    @Test func shortRunsShareTheTableWithBatches() {
-        var interner = RunInterner()
-        let a = interner.intern(1, 2, 3)
-        let b = interner.intern(1, 2, 3, 4)
-        #expect(interner.intern(1, 2, 3) == a)
-        #expect(a != b)
-        let ids = interner.intern(runs: 2, maxElements: 7) { r, out in
-            let run: [UInt32] = r == 0 ? [1, 2, 3, 4] : [7, 8, 9]
-            for (k, x) in run.enumerated() { out[k] = x }
-            return run.count
-        }
-        #expect(ids == [b, 2])
-    }
 }
