@@ -73,7 +73,10 @@ public enum BatchCodec {
         bound += 10 + batch.symbols.frames.count * 15
         var maxDepth: UInt32 = 0
         for i in 0 ..< stacks.count { maxDepth = max(maxDepth, stacks.starts[i + 1] - stacks.starts[i]) }
-        let stackBytes = 2 * stacks.count * width(UInt64(maxDepth)) + stacks.frames.count * width(UInt64(Self.largest(stacks.frames)))
+        // Frames index the frame table, so its size bounds their width without reading them all (a
+        // pass over every frame of every stack); the loop below holds each stack to that.
+        let frameCount = batch.symbols.frames.count
+        let stackBytes = 2 * stacks.count * width(UInt64(maxDepth)) + stacks.frames.count * width(UInt64(max(frameCount, 1) - 1))
         bound += 10 + stackBytes
         bound += 10
         for (labels, _) in seriesStrings { bound += 10 + labels.count * 10 + 5 }
@@ -111,6 +114,10 @@ public enum BatchCodec {
             stacks.starts.withUnsafeBufferPointer { starts in
                 stacks.frames.withUnsafeBufferPointer { frames in
                     w.reserve(stackBytes)
+                    // A local copy, so the write position stays in a register: the captured writer was
+                    // reloaded through memory at every byte.
+                    var out = w
+                    defer { w = out }
                     var previousEnd = 0, previousDepth = 0
                     for i in 0 ..< stacks.count {
                         let start = Int(starts[i]), end = Int(starts[i + 1])
@@ -136,9 +143,13 @@ public enum BatchCodec {
                         if !differs {
                             while shared < limit && frames[end &- 1 &- shared] == frames[previousEnd &- 1 &- shared] { shared &+= 1 }
                         }
-                        w.varint32Unchecked(UInt32(truncatingIfNeeded: depth))
-                        w.varint32Unchecked(UInt32(truncatingIfNeeded: shared))
-                        for k in start ..< end &- shared { w.varint32Unchecked(frames[k]) }
+                        out.varint32Unchecked(UInt32(truncatingIfNeeded: depth))
+                        out.varint32Unchecked(UInt32(truncatingIfNeeded: shared))
+                        // Shared frames equal frames of the stack before, checked when it was written.
+                        for k in start ..< end &- shared {
+                            precondition(Int(frames[k]) < frameCount, "stack \(i) names frame \(frames[k]) of \(frameCount)")
+                            out.varint32Unchecked(frames[k])
+                        }
                         previousEnd = end
                         previousDepth = depth
                     }
@@ -155,33 +166,44 @@ public enum BatchCodec {
             }
             w.varint(UInt64(batch.sampleCount))
             w.reserve(sampleBytes)
+            // Each column through a local copy of the writer, as the stacks above.
             batch.sampleSeries.withUnsafeBufferPointer { column in
-                for v in column { w.varint32Unchecked(v) }
+                var out = w
+                defer { w = out }
+                for v in column { out.varint32Unchecked(v) }
             }
             batch.sampleStacks.withUnsafeBufferPointer { column in
+                var out = w
+                defer { w = out }
                 var previous: Int64 = 0
                 for v in column {
-                    w.varintUnchecked(zigzag(Int64(v) &- previous))
+                    out.varintUnchecked(zigzag(Int64(v) &- previous))
                     previous = Int64(v)
                 }
             }
             batch.sampleValues.withUnsafeBufferPointer { column in
-                for v in column { w.varintUnchecked(zigzag(v)) }
+                var out = w
+                defer { w = out }
+                for v in column { out.varintUnchecked(zigzag(v)) }
             }
             batch.sampleTimes.withUnsafeBufferPointer { column in
+                var out = w
+                defer { w = out }
                 var previous: Int64 = 0
                 for v in column {
-                    w.varintUnchecked(zigzag(v &- previous))
+                    out.varintUnchecked(zigzag(v &- previous))
                     previous = v
                 }
             }
             batch.sampleSpans.withUnsafeBufferPointer { column in
+                var out = w
+                defer { w = out }
                 for span in column {
                     if span == 0 {
-                        w.rawUnchecked(0)
+                        out.rawUnchecked(0)
                     } else {
-                        w.rawUnchecked(1)
-                        w.fixed64Unchecked(span)
+                        out.rawUnchecked(1)
+                        out.fixed64Unchecked(span)
                     }
                 }
             }
