@@ -25,25 +25,43 @@ struct RunInterner {
     /// candidate's id; an id equal to the `count` before the call or above is a new run.
     mutating func intern(runs runCount: Int, maxElements: Int,
                          _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int) -> [UInt32] {
-        var ids = [UInt32](repeating: 0, count: runCount)
-        if runCount == 0 { return ids }
-        reserveRuns(runCount)
-        if elements.isEmpty {
-            // First use (a profile's stacks): uninitialised room for the worst case, so nothing is
-            // zero-filled and untouched room costs no memory pages.
-            elements = [UInt32](unsafeUninitializedCapacity: maxElements + 1) { room, initialized in
-                initialized = Self.internPipelined(runCount, base: room.baseAddress!, from: 0, slots: &slots, starts: &starts,
-                                                   ids: &ids, write)
+        if runCount == 0 { return [] }
+        reserveSlots(runCount)
+        // Moved out for the call, so the three can be held open as pointers at once.
+        var slotTable = slots, runStarts = starts, stored = elements
+        (slots, starts, elements) = ([], [], [])
+        defer { (slots, starts, elements) = (slotTable, runStarts, stored) }
+        let before = runStarts.count - 1
+        // Room for every candidate's end, trimmed to the new runs after.
+        runStarts.append(contentsOf: repeatElement(0, count: runCount))
+        var after = before
+        let ids = [UInt32](unsafeUninitializedCapacity: runCount) { idRoom, initializedIDs in
+            slotTable.withUnsafeMutableBufferPointer { slotRoom in
+                runStarts.withUnsafeMutableBufferPointer { startRoom in
+                    var table = OpenTable(slots: slotRoom.baseAddress!, mask: slotRoom.count - 1, starts: startRoom.baseAddress!,
+                                          runs: before)
+                    if stored.isEmpty {
+                        // First use (a profile's stacks): uninitialised room for the worst case, so nothing
+                        // is zero-filled and untouched room costs no memory pages.
+                        stored = [UInt32](unsafeUninitializedCapacity: maxElements + 1) { room, initialized in
+                            initialized = Self.internPipelined(runCount, base: room.baseAddress!, from: 0, table: &table,
+                                                               ids: idRoom.baseAddress!, write)
+                        }
+                    } else {
+                        // Room for the worst case up front, so nothing below reallocates.
+                        let used = stored.count
+                        stored.append(contentsOf: repeatElement(0, count: maxElements + 1))
+                        let end = stored.withUnsafeMutableBufferPointer {
+                            Self.internPipelined(runCount, base: $0.baseAddress!, from: used, table: &table, ids: idRoom.baseAddress!, write)
+                        }
+                        stored.removeSubrange(end...)
+                    }
+                    after = table.runs
+                }
             }
-        } else {
-            // Room for the worst case up front, so nothing below reallocates.
-            let used = elements.count
-            elements.append(contentsOf: repeatElement(0, count: maxElements + 1))
-            let end = elements.withUnsafeMutableBufferPointer {
-                Self.internPipelined(runCount, base: $0.baseAddress!, from: used, slots: &slots, starts: &starts, ids: &ids, write)
-            }
-            elements.removeSubrange(end...)
+            initializedIDs = runCount
         }
+        runStarts.removeLast(runCount - (after - before))
         return ids
     }
 
@@ -58,22 +76,22 @@ struct RunInterner {
     /// elements end, as `lookUpOrAdd` needs; a duplicate is cut out by moving the later pending ones down.
     /// Static, on the table's parts, so it can run while the caller holds `elements` open.
     private static func internPipelined(_ runCount: Int, base: UnsafeMutablePointer<UInt32>, from used: Int,
-                                        slots: inout [UInt64], starts: inout [UInt32], ids: inout [UInt32],
+                                        table: inout OpenTable, ids: UnsafeMutablePointer<UInt32>,
                                         _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int) -> Int {
         let depth = Self.lookahead
         var pendingLengths = (0, 0, 0, 0, 0, 0, 0, 0)
         var pendingHashes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         var end = used
         var next = used
-        let mask = slots.count - 1
+        let slots = table.slots, mask = table.mask
         return withUnsafeMutableBytes(of: &pendingLengths) { lengthBytes in
             withUnsafeMutableBytes(of: &pendingHashes) { hashBytes in
                 let lengths = lengthBytes.bindMemory(to: Int.self)
                 let hashes = hashBytes.bindMemory(to: UInt64.self)
                 func resolve(_ r: Int) {
                     let length = lengths[r & (depth - 1)]
-                    let (id, isNew) = Self.lookUpOrAdd(UnsafeBufferPointer(start: base + end, count: length),
-                                                       hash: hashes[r & (depth - 1)], in: base, slots: &slots, starts: &starts)
+                    let (id, isNew) = table.lookUpOrAdd(UnsafeBufferPointer(start: base + end, count: length),
+                                                        hash: hashes[r & (depth - 1)], in: base)
                     ids[r] = id
                     if isNew {
                         end &+= length
@@ -88,7 +106,7 @@ struct RunInterner {
                 for r in 0 ..< runCount {
                     let length = write(r, base + next)
                     let hash = Self.hash(base + next, length)
-                    slots.withUnsafeBufferPointer { kiln_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
+                    kiln_prefetch(slots + (Int(truncatingIfNeeded: hash) & mask))
                     lengths[r & (depth - 1)] = length
                     hashes[r & (depth - 1)] = hash
                     next &+= length
@@ -100,10 +118,9 @@ struct RunInterner {
         }
     }
 
-    /// Makes room for `n` more runs in the table and in `starts`, growing geometrically.
-    private mutating func reserveRuns(_ n: Int) {
+    /// Makes room in the table for `n` more runs, growing geometrically.
+    private mutating func reserveSlots(_ n: Int) {
         let needed = count + n
-        if starts.capacity < needed + 1 { starts.reserveCapacity(max(needed + 1, 2 * starts.capacity)) }
         if needed * 2 > slots.count {
             var size = max(16, slots.count)
             while size < needed * 2 { size <<= 1 }
@@ -111,49 +128,38 @@ struct RunInterner {
         }
     }
 
-    /// The id of the stored run equal to `run`; or, when there is none, `run` (which must end the
-    /// stored elements) becomes a new run. Room for it must have been reserved. Static, on the table's
-    /// parts, so it can run while the caller holds `elements` open.
-    @inline(__always)
-    private static func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>,
-                                    slots: inout [UInt64], starts: inout [UInt32]) -> (id: UInt32, isNew: Bool) {
-        let (found, emptySlot) = find(run, hash: hash, in: base, slots: slots, starts: starts)
-        if found >= 0 { return (UInt32(found), false) }
-        return (add(length: run.count, hash: hash, at: emptySlot, slots: &slots, starts: &starts), true)
-    }
+    /// The table's parts as pointers for one `intern(runs:)` call, which made room for every candidate
+    /// first: a lookup or an addition checks neither bounds nor uniqueness.
+    private struct OpenTable {
+        let slots: UnsafeMutablePointer<UInt64>
+        let mask: Int
+        let starts: UnsafeMutablePointer<UInt32>
+        /// Runs stored so far: `starts[0 ... runs]` are set.
+        var runs: Int
 
-    /// The id of the stored run equal to `run` (-1 if none) and, when there is none, the empty slot where
-    /// it would go.
-    @inline(__always)
-    private static func find(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>,
-                             slots: [UInt64], starts: [UInt32]) -> (id: Int, emptySlot: Int) {
-        let tag = hash & 0xFFFF_FFFF_0000_0000
-        let length = run.count
-        return slots.withUnsafeBufferPointer { slots in
-            starts.withUnsafeBufferPointer { starts in
-                let mask = slots.count - 1
-                var i = Int(truncatingIfNeeded: hash) & mask
-                while true {
-                    let slot = slots[i]
-                    if slot == 0 { return (-1, i) }
-                    if slot & 0xFFFF_FFFF_0000_0000 == tag {
-                        let id = Int(truncatingIfNeeded: slot & 0xFFFF_FFFF) &- 1
-                        let start = Int(starts[id])
-                        if Int(starts[id &+ 1]) &- start == length && Self.equal(base + start, run) { return (id, i) }
-                    }
-                    i = (i &+ 1) & mask
+        /// The id of the stored run equal to `run`; or, when there is none, `run` (which must end the
+        /// stored elements) becomes a new run.
+        @inline(__always)
+        mutating func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>) -> (id: UInt32, isNew: Bool) {
+            let tag = hash & 0xFFFF_FFFF_0000_0000
+            let length = run.count
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let slot = slots[i]
+                if slot == 0 { break }
+                if slot & 0xFFFF_FFFF_0000_0000 == tag {
+                    let id = Int(truncatingIfNeeded: slot & 0xFFFF_FFFF) &- 1
+                    let start = Int(starts[id])
+                    if Int(starts[id &+ 1]) &- start == length && RunInterner.equal(base + start, run) { return (UInt32(id), false) }
                 }
+                i = (i &+ 1) & mask
             }
+            let id = runs
+            slots[i] = tag | UInt64(id &+ 1)
+            starts[id &+ 1] = starts[id] &+ UInt32(truncatingIfNeeded: length)
+            runs = id &+ 1
+            return (UInt32(truncatingIfNeeded: id), true)
         }
-    }
-
-    /// Records the run of `length` elements just stored at the end as a new run, in `emptySlot`.
-    @inline(__always)
-    private static func add(length: Int, hash: UInt64, at emptySlot: Int, slots: inout [UInt64], starts: inout [UInt32]) -> UInt32 {
-        let id = UInt32(starts.count - 1)
-        slots[emptySlot] = hash & 0xFFFF_FFFF_0000_0000 | UInt64(id &+ 1)
-        starts.append(starts[starts.count - 1] &+ UInt32(length))
-        return id
     }
 
     /// A run's hash: a multiply-xorshift step per 64 bits in two independent lanes (so one run's steps
@@ -184,7 +190,7 @@ struct RunInterner {
     }
 
     @inline(__always)
-    private static func equal(_ stored: UnsafePointer<UInt32>, _ run: UnsafeBufferPointer<UInt32>) -> Bool {
+    fileprivate static func equal(_ stored: UnsafePointer<UInt32>, _ run: UnsafeBufferPointer<UInt32>) -> Bool {
         for k in 0 ..< run.count where stored[k] != run[k] { return false }
         return true
     }
