@@ -204,6 +204,13 @@ struct BoundedWriter {
             let pair = UInt16(truncatingIfNeeded: v & 0x7f | 0x80) | UInt16(truncatingIfNeeded: v >> 7) << 8
             UnsafeMutableRawPointer(base + count).storeBytes(of: pair.littleEndian, as: UInt16.self)
             count &+= 2
+        } else if v < 0x20_0000 {
+            // Frame and stack indices of large profiles: a batch of 16,384 frames or more writes most of
+            // its frames this way, and the general loop cost a call and three taken branches each.
+            let pair = UInt16(truncatingIfNeeded: v & 0x7f | 0x80) | UInt16(truncatingIfNeeded: (v >> 7) & 0x7f | 0x80) << 8
+            UnsafeMutableRawPointer(base + count).storeBytes(of: pair.littleEndian, as: UInt16.self)
+            base[count &+ 2] = UInt8(truncatingIfNeeded: v >> 14)
+            count &+= 3
         } else {
             varintLoop(UInt64(v))
         }
