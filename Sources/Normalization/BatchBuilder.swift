@@ -179,9 +179,12 @@ struct BatchBuilder {
                                 func bytes(_ string: Int32) -> UnsafeBufferPointer<UInt8> {
                                     UnsafeBufferPointer(start: data.baseAddress! + Int(offsets[Int(string)]), count: Int(lengths[Int(string)]))
                                 }
-                                func intern(_ string: Int32) {
-                                    if stringMap[Int(string)] < 0 { stringMap[Int(string)] = Int32(strings.intern(bytes(string))) }
+                                func intern(_ string: Int32, hash: UInt64? = nil) {
+                                    if stringMap[Int(string)] < 0 { stringMap[Int(string)] = Int32(strings.intern(bytes(string), hash: hash)) }
                                 }
+                                // The names' hashes from their prefetch two lines ahead (0 where none was made:
+                                // the name is then hashed again, which a true hash of 0 survives too).
+                                var nameHashes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
                                 for k in 0 ..< count {
                                     if k &+ 16 < count { kiln_prefetch(functions.baseAddress! + Int(lineFunctions[k &+ 16])) }
                                     if k &+ 10 < count {
@@ -194,10 +197,12 @@ struct BatchBuilder {
                                     }
                                     if k &+ 2 < count {
                                         let name = functions[Int(lineFunctions[k &+ 2])].name
-                                        if stringMap[Int(name)] < 0 { strings.prefetchSlot(of: bytes(name)) }
+                                        let hash = stringMap[Int(name)] < 0 ? strings.prefetchSlot(of: bytes(name)) : 0
+                                        withUnsafeMutableBytes(of: &nameHashes) { $0.storeBytes(of: hash, toByteOffset: 8 * ((k &+ 2) & 3), as: UInt64.self) }
                                     }
                                     let f = functions[Int(lineFunctions[k])]
-                                    intern(f.name)
+                                    let nameHash = k >= 2 ? withUnsafeBytes(of: &nameHashes) { $0.load(fromByteOffset: 8 * (k & 3), as: UInt64.self) } : 0
+                                    intern(f.name, hash: nameHash != 0 ? nameHash : nil)
                                     intern(f.systemName)
                                     intern(f.filename)
                                 }

@@ -29,9 +29,10 @@ struct StringInterner {
 
     /// The id of `bytes` as a `String` made from them would read: invalid UTF-8 is repaired first, so
     /// the table holds valid UTF-8 and equal repairs share an id.
-    mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+    /// `hash`, when given, is `prefetchSlot(of: bytes)`'s answer, so the bytes are not hashed twice.
+    mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>, hash known: UInt64? = nil) -> UInt32 {
         guard StringTable.isValidUTF8(bytes) else { return intern(String(decoding: bytes, as: UTF8.self)) }
-        let hash = Self.hash(bytes)
+        let hash = known ?? Self.hash(bytes)
         let tag = hash & 0xFFFF_FFFF_0000_0000
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
@@ -59,9 +60,13 @@ struct StringInterner {
     /// large profile's table, and a caller that knows the next strings can have it arrive early.
     /// `mutating` although it changes nothing: called on an `inout` interner, the non-mutating form
     /// copied the interner (four retains and four releases) at every call.
-    mutating func prefetchSlot(of bytes: UnsafeBufferPointer<UInt8>) {
-        let i = Int(truncatingIfNeeded: Self.hash(bytes)) & (slots.count - 1)
+    /// Returns the bytes' hash for `intern(_:hash:)`.
+    @discardableResult
+    mutating func prefetchSlot(of bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let hash = Self.hash(bytes)
+        let i = Int(truncatingIfNeeded: hash) & (slots.count - 1)
         slots.withUnsafeMutableBufferPointer { kiln_prefetch($0.baseAddress! + i) }
+        return hash
     }
 
     private mutating func grow() {
