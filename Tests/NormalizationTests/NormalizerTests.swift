@@ -299,6 +299,10 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
             // And no stack is stored twice (a hash resumed from the stack before must equal the whole one's).
             let distinct = Set((0 ..< batch.stacks.count).map { Array(batch.stacks.stack($0)) })
             #expect(distinct.count == batch.stacks.count, "\(file)")
+            // Nor any string, function or frame (each table looked up with a hash computed ahead of it).
+            #expect(Set(symbols.strings).count == symbols.strings.count, "\(file): a string stored twice")
+            #expect(Set(symbols.functions).count == symbols.functions.count, "\(file): a function stored twice")
+            #expect(Set(symbols.frames).count == symbols.frames.count, "\(file): a frame stored twice")
             checked += 1
         }
         if checked == 0, TestEnvironment.integrationRequired { Issue.record("no fixture was checked") }
