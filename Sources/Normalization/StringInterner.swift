@@ -84,20 +84,23 @@ struct StringInterner {
     @inline(__always)
     static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
-        guard let base = bytes.baseAddress else { return h }
-        let raw = UnsafeRawPointer(base)
-        var i = 0
-        while i &+ 8 <= bytes.count {
-            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
-            i &+= 8
-        }
         var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < bytes.count {
-            tail |= UInt64(bytes[i]) << shift
-            shift &+= 8
-            i &+= 1
+        // An empty buffer may come with or without a base address; both must hash alike, or "" is
+        // stored twice.
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            var i = 0
+            while i &+ 8 <= bytes.count {
+                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+                h ^= h >> 29
+                i &+= 8
+            }
+            var shift: UInt64 = 0
+            while i < bytes.count {
+                tail |= UInt64(bytes[i]) << shift
+                shift &+= 8
+                i &+= 1
+            }
         }
         h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
         h ^= h >> 32

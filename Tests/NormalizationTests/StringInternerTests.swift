@@ -9,6 +9,18 @@ import Testing
         bytes.withUnsafeBufferPointer { interner.intern($0) }
     }
 
+    /// The empty string is id 0 however its buffer comes: a pprof string-table entry of length 0 has a
+    /// base address, a Swift empty array may not.
+    @Test func theEmptyStringIsIDZeroWithOrWithoutABaseAddress() {
+        var interner = StringInterner(capacity: 4)
+        let payload: [UInt8] = [0x61, 0x62]
+        let withBase = payload.withUnsafeBufferPointer { interner.intern(UnsafeBufferPointer(rebasing: $0[1 ..< 1])) }
+        #expect(withBase == 0)
+        #expect(interner.intern(UnsafeBufferPointer(start: nil, count: 0)) == 0)
+        #expect(interner.intern("") == 0)
+        #expect(Array(interner.strings) == [""])
+    }
+
     @Test func distinctStringsGetDenseIdsAcrossGrowth() {
         var interner = StringInterner(capacity: 4)
         var expected: [String: UInt32] = ["": 0]
