@@ -2,6 +2,7 @@
 import PackageDescription
 
 // One target per concern; data flows down this list, never up. Executables only wire.
+// docs/architecture.md is the map: keep the two in step.
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v15)],
@@ -44,41 +45,55 @@ let package = Package(
         .systemLibrary(name: "CVarint", path: "Sources/CShims/CVarint"),
         .systemLibrary(name: "CMalloc", path: "Sources/CShims/CMalloc"),
 
-        // Libraries, lowest first.
+        // Libraries, lowest first. docs/architecture.md draws this graph and says where a new feature goes.
+
+        // Shared primitives with no dependencies: varints, the duration grammar, off-pool blocking work.
+        .target(name: "KilnFoundation"),
         .target(name: "ProfileModel"),
-        .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate", "CPrefetch", "CVarint"]),
+        .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate", "CPrefetch", "CVarint", "KilnFoundation"]),
+        .target(name: "Records", dependencies: ["ProfileModel", "KilnFoundation"]),
         .target(name: "Normalization", dependencies: ["CPrefetch", "PprofCodec", "ProfileModel", "Records"]),
-        .target(name: "Records", dependencies: ["ProfileModel"]),
         .target(name: "KafkaClient", dependencies: [
-            "CRdKafka",
+            "CRdKafka", "KilnFoundation",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ObjectStore", dependencies: [
+            "KilnFoundation",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .target(name: "Parquet", dependencies: ["CLZ4", "CZstd"]),
+        .target(name: "Parquet", dependencies: ["CLZ4", "CZstd", "KilnFoundation"]),
         .target(name: "Blocks", dependencies: [
-            "Parquet", "ObjectStore", "ProfileModel",
+            "Parquet", "ObjectStore", "ProfileModel", "KilnFoundation",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Query", dependencies: [
-            "Blocks", "ObjectStore", "ProfileModel",
+            "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Pyroscope's protobuf messages: the .proto files (proto/) and the Swift generated from them
+        // (scripts/gen-proto.sh).
+        .target(name: "KilnProtos", dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["proto"]),
+        // Alloy configuration, discovery, relabeling and the scrape loop.
         .target(name: "Scrape", dependencies: [
-            "ProfileModel",
+            "ProfileModel", "KilnFoundation", "KilnProtos",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
+
+        // What every service process shares: flags, logging, metrics, readiness, the admin server, the bootstrap.
         .target(name: "KilnService", dependencies: [
-            "KafkaClient", "CMalloc",
+            "CMalloc", "KilnFoundation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -86,20 +101,57 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // What services that talk to Kafka share: Kafka and topic flags, topic creation, the health probe.
+        .target(name: "KafkaService", dependencies: [
+            "KilnService", "KafkaClient",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
 
-        // Push ingest routes, Connect codec and the generated protobuf types (scripts/gen-proto.sh).
-        .target(name: "HTTPAPI", dependencies: [
-            "Records", "ProfileModel", "PprofCodec", "Query",
+        // HTTP APIs. APICommon: the Connect unary codec, API errors, tenants, authentication and limits,
+        // shared by push ingest (IngestAPI, in kiln-scraper) and queries (QueryAPI and the web UI, in kiln-query).
+        .target(name: "APICommon", dependencies: [
+            "PprofCodec", "KilnFoundation",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "IngestAPI", dependencies: [
+            "APICommon", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "KilnFoundation",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+        .target(name: "QueryAPI", dependencies: [
+            "APICommon", "KilnProtos", "Query", "ProfileModel", "KilnFoundation",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
         ], resources: [.copy("UI")]),
 
-        // Pipeline stages as services: the loops that connect Kafka, the codecs and the store.
-        .target(name: "Stages", dependencies: [
-            "KafkaClient", "Records", "Normalization", "ProfileModel", "Blocks", "ObjectStore", "Scrape", "HTTPAPI",
+        // Pipeline stages as services: the loops that connect Kafka, the codecs and the store, one target
+        // per executable. ScraperStage: pushes and scrapes into the raw topic. NormalizerService: raw topic to
+        // batches and the DLQ. CompactorService: batches to blocks, level compaction, retention.
+        .target(name: "ScraperStage", dependencies: [
+            "KafkaClient", "KafkaService", "KilnService", "Records", "ProfileModel", "Scrape", "IngestAPI",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "NormalizerService", dependencies: [
+            "KafkaClient", "KafkaService", "Records", "Normalization", "ProfileModel", "KilnFoundation",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "CompactorService", dependencies: [
+            "KafkaClient", "KafkaService", "Records", "ProfileModel", "Blocks", "ObjectStore", "KilnFoundation",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,7 +159,7 @@ let package = Package(
 
         // `kiln replay`: a raw or DLQ topic, between fixed bounds, through the normaliser into a new output.
         .target(name: "Replay", dependencies: [
-            "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore", "Stages",
+            "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore", "KilnFoundation",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -123,23 +175,26 @@ let package = Package(
         ]),
 
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
-        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records", "TestSupport", "HTTPAPI", "Blocks", "Query"]),
+        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records",
+                                                  "IngestAPI", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel"]),
 
         // `kiln loadgen`: a synthetic fleet built from real pprof, pushed at a rate, with the pipeline measured.
         .target(name: "LoadGen", dependencies: [
-            "PprofCodec", "Records", "ProfileModel", "KafkaClient",
+            "PprofCodec", "Records", "ProfileModel", "KafkaClient", "KilnFoundation",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
 
-        // Executables: flag parsing and wiring only.
-        .executableTarget(name: "kiln", dependencies: ["KilnService", "PprofCodec", "KafkaClient", "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay", "LoadGen"]),
-        .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "Stages", "Scrape", "HTTPAPI", "KafkaClient"]),
-        .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "Stages", "KafkaClient"]),
-        .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "ObjectStore", "Records", "KafkaClient", "Blocks", "Stages"]),
-        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "ObjectStore", "Query", "HTTPAPI"]),
+        // Executables: flags and wiring only. Each links just what it runs.
+        .executableTarget(name: "kiln", dependencies: ["KilnService", "KafkaService", "KilnFoundation", "PprofCodec", "KafkaClient",
+                                                       "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay", "LoadGen"]),
+        .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "KafkaService", "ScraperStage", "Scrape", "IngestAPI",
+                                                               "APICommon", "KafkaClient"]),
+        .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "KafkaService", "NormalizerService", "PprofCodec", "Normalization"]),
+        .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "KafkaService", "CompactorService", "ObjectStore", "Blocks"]),
+        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "APICommon", "QueryAPI", "ObjectStore", "Query"]),
 
         // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
         // that `make test` sets after starting them (scripts/test-env.sh).
@@ -157,13 +212,14 @@ let package = Package(
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
         .testTarget(name: "BlocksTests", dependencies: ["Blocks", "ObjectStore", "Parquet", "ProfileModel", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
-        .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "PprofCodec", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore", "HTTPAPI", "Scrape",
+        .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "KilnFoundation", "PprofCodec", "TestSupport"]),
+        .testTarget(name: "StagesTests", dependencies: ["NormalizerService", "CompactorService", "ScraperStage", "KafkaService", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore",
+                                                        "APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Scrape",
                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
-        .testTarget(name: "HTTPAPITests", dependencies: ["HTTPAPI", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks", "Scrape",
+        .testTarget(name: "APITests", dependencies: ["APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks", "Scrape",
                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                          .product(name: "Hummingbird", package: "hummingbird")]),
-        .testTarget(name: "ReplayTests", dependencies: ["Replay", "Stages", "KafkaClient", "Records", "Normalization", "PprofCodec",
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "NormalizerService", "CompactorService", "KafkaClient", "Records", "Normalization", "PprofCodec",
                                                        "ProfileModel", "Blocks", "ObjectStore", "TestSupport",
                                                        .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DevStackTests", dependencies: ["DevStack", "TestSupport",

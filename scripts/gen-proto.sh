@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the committed Swift code for Kiln's .proto files (proto/**) into
-# Sources/HTTPAPI/Generated/*.pb.swift.
+# Sources/KilnProtos/*.pb.swift (the .proto files live in Sources/KilnProtos/proto/).
 #
 # - protoc comes from Debian's protobuf-compiler (installed when missing; needs root or sudo).
 # - protoc-gen-swift is built from apple/swift-protobuf at the version Package.swift names, in its own
@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT_PROTOBUF_VERSION="${SWIFT_PROTOBUF_VERSION:-1.39.0}"
 SCRATCH="$PWD/.build-protoc"
-OUT=Sources/HTTPAPI/Generated
+OUT=Sources/KilnProtos
+PROTO_DIR=Sources/KilnProtos/proto
 
 if ! command -v protoc >/dev/null; then
   echo "gen-proto: installing Debian's protobuf-compiler" >&2
@@ -36,8 +37,8 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.pb.swift
 # Public visibility: other targets (the query API) use these types. FileNaming=PathToUnderscores keeps
 # file names unique across packages (types/v1/types.proto -> types_v1_types.pb.swift).
-mapfile -t PROTOS < <(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
-protoc --plugin=protoc-gen-swift="$PLUGIN" -I proto \
+mapfile -t PROTOS < <(cd "$PROTO_DIR" && find . -name '*.proto' | sed 's|^\./||' | sort)
+protoc --plugin=protoc-gen-swift="$PLUGIN" -I "$PROTO_DIR" \
   --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores \
   --swift_out="$OUT" "${PROTOS[@]}"
 ls "$OUT"

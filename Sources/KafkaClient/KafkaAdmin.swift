@@ -1,6 +1,7 @@
 import CRdKafka
 import Dispatch
 import Foundation
+import KilnFoundation
 import Logging
 import Synchronization
 
@@ -10,7 +11,7 @@ public final class KafkaAdmin: Sendable {
     let handle: KafkaHandle
     private let context: ClientContext
     private let poller: PollerThread
-    let blockingQueue: DispatchQueue
+    let blockingQueue: BlockingWork
 
     public init(config: KafkaConfig, logger: Logger = Logger(label: "kiln.kafka.admin")) throws {
         self.config = config
@@ -19,7 +20,7 @@ public final class KafkaAdmin: Sendable {
         handle = try Native.makeHandle(type: RD_KAFKA_PRODUCER, properties: config.properties([]), context: context)
         let name = String(cString: rd_kafka_name(handle.raw))
         poller = PollerThread(handle: handle, name: "kafka-poll-\(name)")
-        blockingQueue = DispatchQueue(label: "kiln.kafka.\(name).admin")
+        blockingQueue = BlockingWork(label: "kiln.kafka.\(name).admin")
     }
 
     deinit {
@@ -33,7 +34,7 @@ public final class KafkaAdmin: Sendable {
 
     /// Creates a topic; `.alreadyExists` (not an error) if it is already there.
     public func createTopic(_ spec: TopicSpec, timeout: Duration = .seconds(30)) async throws -> TopicCreation {
-        try await Native.run(on: blockingQueue) { [self] in try createBlocking(spec, timeout: timeout) }
+        try await blockingQueue.run { [self] in try createBlocking(spec, timeout: timeout) }
     }
 
     private func createBlocking(_ spec: TopicSpec, timeout: Duration) throws -> TopicCreation {
@@ -92,7 +93,7 @@ public final class KafkaAdmin: Sendable {
     /// Deletes a topic (its records are gone; a topic created again under the name is a new incarnation
     /// with a new topic ID and offsets from 0).
     public func deleteTopic(_ name: String, timeout: Duration = .seconds(30)) async throws {
-        try await Native.run(on: blockingQueue) { [self] in try deleteBlocking(name, timeout: timeout) }
+        try await blockingQueue.run { [self] in try deleteBlocking(name, timeout: timeout) }
     }
 
     private func deleteBlocking(_ name: String, timeout: Duration) throws {
@@ -133,7 +134,7 @@ public final class KafkaAdmin: Sendable {
 
     /// Every topic with its partitions.
     public func listTopics(timeout: Duration = .seconds(10)) async throws -> [TopicMetadata] {
-        try await Native.run(on: blockingQueue) { [self] in try Native.metadata(handle, context: context, timeout: timeout) }
+        try await blockingQueue.run { [self] in try Native.metadata(handle, context: context, timeout: timeout) }
     }
 
     /// One topic's partitions; `.unknownTopic` if it does not exist.
@@ -150,7 +151,7 @@ public final class KafkaAdmin: Sendable {
     /// record will get. Asks each partition's leader (blocking, so on the admin queue).
     public func watermarks(topic: String, timeout: Duration = .seconds(10)) async throws -> [Int32: Watermarks] {
         let partitions = try await describeTopic(topic, timeout: timeout).partitions.map(\.id)
-        return try await Native.run(on: blockingQueue) { [self] in
+        return try await blockingQueue.run { [self] in
             var out: [Int32: Watermarks] = [:]
             for partition in partitions {
                 var low: Int64 = 0, high: Int64 = 0

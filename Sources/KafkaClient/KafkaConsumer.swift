@@ -1,6 +1,7 @@
 import CRdKafka
 import Dispatch
 import Foundation
+import KilnFoundation
 import Logging
 import Synchronization
 
@@ -87,9 +88,9 @@ public final class KafkaConsumer: Sendable {
     private let context: ClientContext
     private let shared: ConsumerShared
     /// `consumer_poll` and `consumer_close` run here, one at a time.
-    private let pollQueue: DispatchQueue
+    private let pollQueue: BlockingWork
     /// Other blocking calls (commit, committed, seek, offsets_for_times, metadata) run here.
-    private let blockingQueue: DispatchQueue
+    private let blockingQueue: BlockingWork
     private let closed = Atomic<Bool>(false)
     /// Set once `subscribe` succeeded: topic errors are then transient (see `convert`).
     private let subscribed = Atomic<Bool>(false)
@@ -109,8 +110,8 @@ public final class KafkaConsumer: Sendable {
         // Errors and other main-queue events are then served by consumer_poll.
         rd_kafka_poll_set_consumer(handle.raw)
         let name = String(cString: rd_kafka_name(handle.raw))
-        pollQueue = DispatchQueue(label: "kiln.kafka.\(name).poll")
-        blockingQueue = DispatchQueue(label: "kiln.kafka.\(name).blocking")
+        pollQueue = BlockingWork(label: "kiln.kafka.\(name).poll")
+        blockingQueue = BlockingWork(label: "kiln.kafka.\(name).blocking")
     }
 
     deinit {
@@ -136,7 +137,7 @@ public final class KafkaConsumer: Sendable {
             throw KafkaError(.invalidConfiguration, "subscribe needs a consumer group id (ConsumerConfig.groupID)")
         }
         if requireExisting {
-            let known = Set(try await Native.run(on: blockingQueue) { [self] in
+            let known = Set(try await blockingQueue.run { [self] in
                 try Native.metadata(handle, context: context, timeout: timeout).map(\.name)
             })
             let missing = topics.filter { !known.contains($0) }
@@ -227,7 +228,7 @@ public final class KafkaConsumer: Sendable {
     private func pollOnQueue(max: Int, timeout: Duration?) async throws -> [ConsumerEvent] {
         let cancel = CancelFlag()
         return try await withTaskCancellationHandler {
-            try await Native.run(on: pollQueue) { [self] in try pollBlocking(max: max, timeout: timeout, cancel: cancel) }
+            try await pollQueue.run { [self] in try pollBlocking(max: max, timeout: timeout, cancel: cancel) }
         } onCancel: {
             cancel.set()
         }
@@ -349,7 +350,7 @@ public final class KafkaConsumer: Sendable {
     /// Commits the stored offsets now and waits for the broker's answer.
     public func commit() async throws {
         try ensureOpen()
-        try await Native.run(on: blockingQueue) { [self] in
+        try await blockingQueue.run { [self] in
             let err = rd_kafka_commit(handle.raw, nil, 0)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
                 throw KafkaError(.consumerFailed, code: err.rawValue, "commit failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
@@ -360,7 +361,7 @@ public final class KafkaConsumer: Sendable {
     /// The group's committed offsets (`KafkaOffset.invalid` where nothing is committed).
     public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws -> [TopicPartitionOffset] {
         try ensureOpen()
-        return try await Native.run(on: blockingQueue) { [self] in
+        return try await blockingQueue.run { [self] in
             let list = Native.makeList(partitions.map { TopicPartitionOffset($0.topic, $0.partition, offset: KafkaOffset.invalid) })
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_committed(handle.raw, list, Int32(clamping: timeout.milliseconds))
@@ -377,7 +378,7 @@ public final class KafkaConsumer: Sendable {
     /// computed from it is approximate there.
     public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
         try ensureOpen()
-        return try await Native.run(on: blockingQueue) { [self] in
+        return try await blockingQueue.run { [self] in
             var low: Int64 = -1, high: Int64 = -1
             let err = rd_kafka_query_watermark_offsets(handle.raw, topic, partition, &low, &high, Int32(clamping: timeout.milliseconds))
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -391,7 +392,7 @@ public final class KafkaConsumer: Sendable {
     /// Moves an assigned partition's read position to `offset` (or a `KafkaOffset` constant).
     public func seek(topic: String, partition: Int32, offset: Int64, timeout: Duration = .seconds(10)) async throws {
         try ensureOpen()
-        try await Native.run(on: blockingQueue) { [self] in
+        try await blockingQueue.run { [self] in
             let list = Native.makeList([TopicPartitionOffset(topic, partition, offset: offset)])
             defer { rd_kafka_topic_partition_list_destroy(list) }
             if let error = rd_kafka_seek_partitions(handle.raw, list, Int32(clamping: timeout.milliseconds)) {
@@ -408,7 +409,7 @@ public final class KafkaConsumer: Sendable {
     /// since the epoch); nil when no record is that recent (the partition's end).
     public func offsetsForTimes(_ times: [TopicPartition: Int64], timeout: Duration = .seconds(10)) async throws -> [TopicPartition: Int64?] {
         try ensureOpen()
-        return try await Native.run(on: blockingQueue) { [self] in
+        return try await blockingQueue.run { [self] in
             let list = Native.makeList(times.map { TopicPartitionOffset($0.key.topic, $0.key.partition, offset: $0.value) })
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_offsets_for_times(handle.raw, list, Int32(clamping: timeout.milliseconds))
@@ -485,7 +486,7 @@ public final class KafkaConsumer: Sendable {
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         // Queued after any poll in progress, which notices `closed` within 100 ms.
-        try await Native.run(on: pollQueue) { [self] in
+        try await pollQueue.run { [self] in
             let err = rd_kafka_consumer_close(handle.raw)
             _ = shared.takePending()
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {

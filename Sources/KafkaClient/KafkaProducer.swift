@@ -1,6 +1,7 @@
 import CRdKafka
 import Dispatch
 import Foundation
+import KilnFoundation
 import Logging
 import Synchronization
 
@@ -66,7 +67,7 @@ private final class ProducerEngine: Sendable {
     let context: ClientContext
     let poller: PollerThread
     /// Blocking calls (flush) run here, never on the cooperative pool.
-    let blockingQueue: DispatchQueue
+    let blockingQueue: BlockingWork
 
     init(config: ProducerConfig, context: ClientContext) throws {
         self.context = context
@@ -92,7 +93,7 @@ private final class ProducerEngine: Sendable {
         }
         let name = String(cString: rd_kafka_name(handle.raw))
         poller = PollerThread(handle: handle, name: "kafka-poll-\(name)")
-        blockingQueue = DispatchQueue(label: "kiln.kafka.\(name).blocking")
+        blockingQueue = BlockingWork(label: "kiln.kafka.\(name).blocking")
     }
 
     deinit {
@@ -280,7 +281,7 @@ public final class KafkaProducer: Sendable {
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let engine = current, handle = engine.handle
         let ms = Int32(clamping: timeout.milliseconds)
-        let err = try await Native.run(on: engine.blockingQueue) { rd_kafka_flush(handle.raw, ms) }
+        let err = try await engine.blockingQueue.run { rd_kafka_flush(handle.raw, ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let left = rd_kafka_outq_len(handle.raw)
             throw KafkaError(.timedOut, code: err.rawValue,
@@ -299,7 +300,7 @@ public final class KafkaProducer: Sendable {
         } catch {
             let engine = current, handle = engine.handle
             context.logger.warning("producer closing with undelivered records: \(error)")
-            _ = try? await Native.run(on: engine.blockingQueue) {
+            _ = try? await engine.blockingQueue.run {
                 rd_kafka_purge(handle.raw, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
                 return rd_kafka_flush(handle.raw, 1000)
             }

@@ -106,13 +106,6 @@ enum Native {
         }
     }
 
-    /// Runs a blocking librdkafka call on `queue` (never on the cooperative pool) and resumes with its result.
-    static func run<T: Sendable>(on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
-        }
-    }
-
     // MARK: topic+partition lists
 
     typealias PartitionList = UnsafeMutablePointer<rd_kafka_topic_partition_list_t>

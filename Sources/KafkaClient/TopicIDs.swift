@@ -55,7 +55,7 @@ extension KafkaAdmin {
     /// the runtime or the broker does not offer topic IDs.
     public func topicIDs(_ names: [String], timeout: Duration = .seconds(10)) async throws -> [String: String] {
         guard !names.isEmpty, let api = DescribeTopicsAPI.functions else { return [:] }
-        return try await Native.run(on: blockingQueue) { [self] in try topicIDsBlocking(names, api: api, timeout: timeout) }
+        return try await blockingQueue.run { [self] in try topicIDsBlocking(names, api: api, timeout: timeout) }
     }
 
     private func topicIDsBlocking(_ names: [String], api: DescribeTopicsAPI.Functions, timeout: Duration) throws -> [String: String] {

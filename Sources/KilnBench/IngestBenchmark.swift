@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
-import HTTPAPI
+import APICommon
+import IngestAPI
+import KilnProtos
 import Hummingbird
 import Logging
 import NIOCore

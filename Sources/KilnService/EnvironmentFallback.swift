@@ -1,4 +1,5 @@
 import Foundation
+import KilnFoundation
 
 /// Every flag of every Kiln service falls back to an environment variable, then to a default, so the
 /// same binary is configured by flags on a laptop and by env in a container.
@@ -22,6 +23,33 @@ public enum EnvironmentFallback {
         return value.split(whereSeparator: { $0 == "\n" || $0 == "," })
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
+    }
+}
+
+extension EnvironmentFallback {
+    /// A duration setting (`DurationText`'s grammar) from its flag, variable or default.
+    public static func duration(_ flag: String?, env name: String, default defaultValue: String, setting: String) throws -> Duration {
+        let text = resolve(flag, env: name, default: defaultValue)
+        guard let d = DurationText.parse(text) else { throw ServiceConfigurationError(DurationTextError(name: setting, text: text).description) }
+        return d
+    }
+
+    /// A whole-number setting that must be at least `minimum`.
+    public static func integer(_ flag: Int?, env name: String, default defaultValue: Int, minimum: Int = 1, setting: String) throws -> Int {
+        let text = resolve(flag.map(String.init), env: name, default: String(defaultValue))
+        guard let n = Int(text), n >= minimum else {
+            throw ServiceConfigurationError("\(setting): expected a whole number of at least \(minimum), got \"\(text)\"")
+        }
+        return n
+    }
+
+    /// A number setting that must not be negative; nil when neither flag nor variable is set.
+    public static func nonNegative(_ flag: Double?, env name: String, setting: String) throws -> Double? {
+        guard let text = resolve(flag.map { String($0) }, env: name) else { return nil }
+        guard let v = Double(text), v >= 0, v.isFinite else {
+            throw ServiceConfigurationError("\(setting): expected a non-negative number, got \"\(text)\"")
+        }
+        return v
     }
 }
 

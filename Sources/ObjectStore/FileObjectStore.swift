@@ -1,4 +1,5 @@
 import Foundation
+import KilnFoundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -21,26 +22,26 @@ public struct FileObjectStore: ObjectStore {
     public func put(_ key: String, _ bytes: [UInt8]) async throws {
         try ObjectKey.validate(key)
         let path = self.path(for: key)
-        _ = try await Blocking.run { try Self.write(bytes, to: path, exclusive: false) }
+        _ = try await BlockingWork.shared.run { try Self.write(bytes, to: path, exclusive: false) }
     }
 
     public func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool {
         try ObjectKey.validate(key)
         let path = self.path(for: key)
-        return try await Blocking.run { try Self.write(bytes, to: path, exclusive: true) }
+        return try await BlockingWork.shared.run { try Self.write(bytes, to: path, exclusive: true) }
     }
 
     public func get(_ key: String, range: ByteRange?) async throws -> [UInt8] {
         try ObjectKey.validate(key)
         try range?.validate()
         let path = self.path(for: key)
-        return try await Blocking.run { try Self.read(path: path, key: key, range: range) }
+        return try await BlockingWork.shared.run { try Self.read(path: path, key: key, range: range) }
     }
 
     public func head(_ key: String) async throws -> ObjectInfo? {
         try ObjectKey.validate(key)
         let path = self.path(for: key)
-        return try await Blocking.run {
+        return try await BlockingWork.shared.run {
             var st = stat()
             if stat(path, &st) != 0 {
                 if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -57,14 +58,14 @@ public struct FileObjectStore: ObjectStore {
             throw ObjectStoreError(.invalidArgument, "list delimiter must not be empty")
         }
         let rootPath = root.path
-        return try await Blocking.run { try Self.list(rootPath: rootPath, prefix: prefix, delimiter: delimiter) }
+        return try await BlockingWork.shared.run { try Self.list(rootPath: rootPath, prefix: prefix, delimiter: delimiter) }
     }
 
     public func delete(_ key: String) async throws {
         try ObjectKey.validate(key)
         let path = self.path(for: key)
         let rootPath = root.path
-        try await Blocking.run {
+        try await BlockingWork.shared.run {
             if unlink(path) != 0 {
                 if errno == ENOENT || errno == ENOTDIR { return }
                 throw Self.error(errno, "cannot delete", path)
@@ -288,17 +289,6 @@ public struct FileObjectStore: ObjectStore {
         case EEXIST: return "EEXIST"
         case EMFILE: return "EMFILE"
         default: return "errno \(code)"
-        }
-    }
-}
-
-/// Runs blocking system calls off Swift's cooperative thread pool, on a queue of our own.
-enum Blocking {
-    private static let queue = DispatchQueue(label: "kiln.objectstore.file-io", attributes: .concurrent)
-
-    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
         }
     }
 }

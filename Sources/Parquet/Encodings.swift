@@ -1,3 +1,4 @@
+import KilnFoundation
 // Value encodings from Encodings.md: ULEB128 varints, LSB-first bit packing, the RLE/bit-packed
 // hybrid (levels and dictionary indices) and DELTA_BINARY_PACKED. Everything works on raw buffers.
 
@@ -8,17 +9,8 @@ extension Array where Element == UInt8 {
     @inline(__always) mutating func appendLE(_ v: UInt64) {
         Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
     }
-    @inline(__always) mutating func appendVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        append(UInt8(v))
-    }
-    @inline(__always) mutating func appendZigzag(_ v: Int64) {
-        appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)))
-    }
+    @inline(__always) mutating func appendVarint(_ value: UInt64) { Varint.append(value, to: &self) }
+    @inline(__always) mutating func appendZigzag(_ v: Int64) { Varint.append(Varint.zigzag(v), to: &self) }
 }
 
 /// A read position in a raw byte range, with bounds checks that throw instead of trapping.
@@ -48,21 +40,16 @@ struct ByteCursor {
     }
 
     mutating func varint() throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            result |= UInt64(b & 0x7F) &<< shift
-            if b & 0x80 == 0 { return result }
-            shift += 7
-            if shift > 63 { throw ParquetError.invalid("varint too long") }
+        do {
+            return try Varint.read(base, at: &position, end: end)
+        } catch Varint.ReadError.truncated {
+            throw ParquetError.truncated("value data")
+        } catch {
+            throw ParquetError.invalid("varint too long")
         }
     }
 
-    mutating func zigzag() throws -> Int64 {
-        let v = try varint()
-        return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
-    }
+    mutating func zigzag() throws -> Int64 { Varint.unzigzag(try varint()) }
 
     mutating func skip(_ n: Int) throws {
         guard n >= 0, end - position >= n else { throw ParquetError.truncated("skipping \(n) bytes") }

@@ -1,3 +1,4 @@
+import KilnFoundation
 // Thrift Compact Protocol, just the parts Parquet's footer and page headers use.
 // Written from the protocol description: field headers carry a delta of the field id in the high nibble,
 // integers are zigzag ULEB128 varints, binaries are length-prefixed, booleans live in the field type.
@@ -16,18 +17,8 @@ struct ThriftWriter {
 
     init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
-    mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
-
-    mutating func zigzag(_ value: Int64) {
-        varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
-    }
+    mutating func varint(_ value: UInt64) { Varint.append(value, to: &bytes) }
+    mutating func zigzag(_ value: Int64) { varint(Varint.zigzag(value)) }
 
     mutating func appendFieldHeader(_ id: Int16, _ type: ThriftType) {
         let delta = Int(id) - Int(lastFieldID)
@@ -150,21 +141,16 @@ struct ThriftReader {
     }
 
     mutating func varint() throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            result |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return result }
-            shift += 7
-            if shift > 63 { throw ParquetError.invalid("thrift varint too long") }
+        do {
+            return try Varint.read(base, at: &position, end: end)
+        } catch Varint.ReadError.truncated {
+            throw ParquetError.truncated("thrift data ends early")
+        } catch {
+            throw ParquetError.invalid("thrift varint too long")
         }
     }
 
-    mutating func zigzag() throws -> Int64 {
-        let v = try varint()
-        return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
-    }
+    mutating func zigzag() throws -> Int64 { Varint.unzigzag(try varint()) }
 
     mutating func i32() throws -> Int32 {
         let v = try zigzag()

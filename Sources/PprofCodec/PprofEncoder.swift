@@ -1,3 +1,4 @@
+import KilnFoundation
 /// Writes a `PprofProfile` as a `perftools.profiles.Profile` protobuf (optionally gzipped), in the field
 /// order google/pprof writes; repeated scalars are packed, zero-valued optional fields omitted.
 public enum PprofEncoder {
@@ -97,14 +98,7 @@ struct WireWriter {
 
     mutating func clear() { out.removeAll(keepingCapacity: true) }
 
-    @inline(__always) mutating func varint(_ v: UInt64) {
-        var v = v
-        while v >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(v))
-    }
+    @inline(__always) mutating func varint(_ v: UInt64) { Varint.append(v, to: &out) }
 
     @inline(__always) mutating func key(_ field: Int, _ wire: UInt64) { varint(UInt64(field) << 3 | wire) }
 

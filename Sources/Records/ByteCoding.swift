@@ -1,4 +1,5 @@
 import ProfileModel
+import KilnFoundation
 
 /// Little helpers for Kiln's record encodings: LEB128 varints, zigzag, length-prefixed bytes.
 /// The reader checks every bound and throws a `RecordDecodingError` naming the field.
@@ -7,17 +8,9 @@ struct ByteWriter {
 
     init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
-    mutating func varint(_ v: UInt64) {
-        var x = v
-        while x >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: x) | 0x80)
-            x >>= 7
-        }
-        bytes.append(UInt8(x))
-    }
-
+    mutating func varint(_ v: UInt64) { Varint.append(v, to: &bytes) }
     mutating func varint(_ v: Int) { varint(UInt64(v)) }
-    mutating func signed(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    mutating func signed(_ v: Int64) { varint(Varint.zigzag(v)) }
 
     mutating func string(_ s: String) {
         var s = s
@@ -61,17 +54,12 @@ struct ByteReader {
     }
 
     mutating func varint(_ field: StaticString) throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < bytes.count else { throw RecordDecodingError("truncated record: varint \(field) cut off") }
-            let b = bytes[position]
-            position += 1
-            if shift == 63 && b > 1 { throw RecordDecodingError("varint \(field) overflows 64 bits") }
-            result |= UInt64(b & 0x7f) << shift
-            if b < 0x80 { return result }
-            shift += 7
-            if shift > 63 { throw RecordDecodingError("varint \(field) longer than 10 bytes") }
+        do {
+            return try Varint.read(bytes, at: &position)
+        } catch Varint.ReadError.truncated {
+            throw RecordDecodingError("truncated record: varint \(field) cut off")
+        } catch {
+            throw RecordDecodingError("varint \(field) overflows 64 bits")
         }
     }
 
@@ -84,8 +72,7 @@ struct ByteReader {
     }
 
     mutating func signed(_ field: StaticString) throws -> Int64 {
-        let v = try varint(field)
-        return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
+        Varint.unzigzag(try varint(field))
     }
 
     mutating func blob(_ field: StaticString) throws -> ArraySlice<UInt8> {
@@ -134,10 +121,7 @@ struct BoundedWriter {
     }
 
     /// How many bytes `v` takes as a varint (1 to 10).
-    static func varintLength(_ v: UInt64) -> Int {
-        let bits = 64 &- (v | 1).leadingZeroBitCount
-        return (bits &* 9 &+ 64) >> 6
-    }
+    static func varintLength(_ v: UInt64) -> Int { Varint.length(v) }
 
     /// The most bytes `string(s)` writes.
     static func stringBound(_ s: String) -> Int { 5 + s.utf8.count }
@@ -162,7 +146,7 @@ struct BoundedWriter {
         varint32Unchecked(v)
     }
 
-    mutating func signed(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    mutating func signed(_ v: Int64) { varint(Varint.zigzag(v)) }
 
     mutating func string(_ s: String) {
         var s = s
@@ -222,14 +206,7 @@ struct BoundedWriter {
     }
 
     private mutating func varintLoop(_ v: UInt64) {
-        var x = v
-        while x >= 0x80 {
-            base[count] = UInt8(truncatingIfNeeded: x) | 0x80
-            x >>= 7
-            count &+= 1
-        }
-        base[count] = UInt8(truncatingIfNeeded: x)
-        count &+= 1
+        count &+= Varint.write(v, to: base + count)
     }
 
     @inline(__always) mutating func fixed64Unchecked(_ v: UInt64) {

@@ -1,11 +1,11 @@
 import Blocks
 import Foundation
+import KilnFoundation
 import KafkaClient
 import Logging
 import Normalization
 import ProfileModel
 import Records
-import Stages
 import Synchronization
 
 /// Re-reads a raw (or DLQ) topic between fixed bounds through the normaliser into a separate output.
@@ -55,7 +55,7 @@ public final class ReplayJob: Sendable {
     private let checkpoints: ReplayCheckpointStore
     private let progress: any ReplayProgress
     private let logger: Logger
-    private let worker = DedicatedThread(label: "kiln.replay.normalize")
+    private let worker = BlockingWork(label: "kiln.replay.normalize")
 
     public init(plan: ReplayPlan, options: Options, sink: any ReplaySink, checkpoints: ReplayCheckpointStore,
                 progress: any ReplayProgress = SilentProgress(), logger: Logger = Logger(label: "kiln.replay")) {

@@ -1,10 +1,10 @@
 import Blocks
 import Foundation
+import KilnFoundation
 import KafkaClient
 import ObjectStore
 import ProfileModel
 import Records
-import Stages
 import Synchronization
 
 /// Where replayed batches go. `append` runs on the replay's worker thread; `flush` makes everything
@@ -28,7 +28,7 @@ public final class BlockReplaySink: ReplaySink {
     private let store: any ObjectStore
     private let cut: CutPolicy
     private let writer: BlockWriter
-    private let worker = DedicatedThread(label: "kiln.replay.blocks")
+    private let worker = BlockingWork(label: "kiln.replay.blocks")
     private let heads = Mutex<[String: Head]>([:])
 
     public init(store: any ObjectStore, cut: CutPolicy = CutPolicy(), writer: BlockWriter = BlockWriter()) {

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Blocks
-import Foundation
+import KafkaService
 import KilnService
 import ObjectStore
 import ServiceLifecycle
-import Stages
+import CompactorService
 
 @main
 struct Command: AsyncParsableCommand {
@@ -23,7 +23,7 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Consumer group of the compactors. [env: KILN_COMPACTOR_GROUP] (default: kiln-compactor)")
     var group: String?
 
-    @Option(help: "Cut a head once its first batch is this old (e.g. 90s, 5m). [env: KILN_MAX_BLOCK_AGE] (default: 5m)")
+    @Option(help: "Cut a head once its first batch is this old (e.g. 90s, 5m; Go durations plus d, w, y). [env: KILN_MAX_BLOCK_AGE] (default: 5m)")
     var maxBlockAge: String?
 
     @Option(help: "Cut a head once it holds about this many bytes in memory. [env: KILN_MAX_BLOCK_BYTES] (default: 268435456)")
@@ -51,21 +51,20 @@ struct Command: AsyncParsableCommand {
     var compactionLease: String?
 
     func run() async throws {
-        let logger = try KilnLogging.bootstrap(service: "kiln-compactor", options: service)
-        let registry = KilnMetrics.bootstrap()
-        let readiness = Readiness(components: ["kafka": "connecting to Kafka", "store": "checking the block store"])
-        let admin = AdminServer(registry: registry, readiness: readiness)
-        let listen = try service.resolvedAdminListen(default: "127.0.0.1:4102")
+        let process = try ServiceBootstrap.start(name: "kiln-compactor", options: service,
+                                                 pending: ["kafka": "connecting to Kafka", "store": "checking the block store"],
+                                                 defaultListen: "127.0.0.1:4102")
+        let logger = process.logger, readiness = process.readiness
         let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-compactor")
         try await topics.ensure([topics.normalized], config: kafkaConfig, logger: logger)
-
         let objectStore = try makeObjectStore(url: StoreURLOption.resolve(store), logger: logger)
 
         var cut = CutPolicy()
-        cut.maxAge = try Self.duration(EnvironmentFallback.resolve(maxBlockAge, env: "KILN_MAX_BLOCK_AGE", default: "5m"), flag: "--max-block-age")
-        cut.maxBytes = try Self.int(EnvironmentFallback.resolve(maxBlockBytes.map(String.init), env: "KILN_MAX_BLOCK_BYTES", default: String(cut.maxBytes)), flag: "--max-block-bytes")
-        cut.maxSamples = try Self.int(EnvironmentFallback.resolve(maxBlockSamples.map(String.init), env: "KILN_MAX_BLOCK_SAMPLES", default: String(cut.maxSamples)), flag: "--max-block-samples")
-        let horizon = try Self.duration(EnvironmentFallback.resolve(dedupHorizon, env: "KILN_DEDUP_HORIZON", default: "6h"), flag: "--dedup-horizon")
+        cut.maxAge = try EnvironmentFallback.duration(maxBlockAge, env: "KILN_MAX_BLOCK_AGE", default: "5m", setting: "--max-block-age")
+        cut.maxBytes = try EnvironmentFallback.integer(maxBlockBytes, env: "KILN_MAX_BLOCK_BYTES", default: cut.maxBytes, setting: "--max-block-bytes")
+        cut.maxSamples = try EnvironmentFallback.integer(maxBlockSamples, env: "KILN_MAX_BLOCK_SAMPLES", default: cut.maxSamples,
+                                                         setting: "--max-block-samples")
+        let horizon = try EnvironmentFallback.duration(dedupHorizon, env: "KILN_DEDUP_HORIZON", default: "6h", setting: "--dedup-horizon")
 
         let stage = try CompactorStage(
             configuration: .init(normalizedTopic: topics.normalized,
@@ -77,7 +76,7 @@ struct Command: AsyncParsableCommand {
                 if let problem { readiness.markNotReady("store", reason: problem) } else { readiness.markReady("store") }
             })
         let probe = KafkaHealthProbe(config: kafkaConfig, topics: [topics.normalized], topicOptions: topics, readiness: readiness, logger: logger)
-        var services: [any Service] = [admin.application(listen: listen, logger: logger), probe, stage]
+        var services: [any Service] = [probe, stage]
 
         let compactionSwitch = EnvironmentFallback.resolve(compaction, env: "KILN_COMPACTION", default: "on")
         guard ["on", "off"].contains(compactionSwitch) else { throw ServiceConfigurationError("--compaction must be on or off, not \(compactionSwitch)") }
@@ -86,31 +85,17 @@ struct Command: AsyncParsableCommand {
             // A merge holds at most what an ingest head may hold.
             config.maxHeadBytes = cut.maxBytes
             let retentionText = EnvironmentFallback.resolve(retention, env: "KILN_RETENTION", default: "off")
-            config.retention = retentionText == "off" ? nil : try Self.duration(retentionText, flag: "--retention")
-            config.deletionDelay = try Self.duration(EnvironmentFallback.resolve(deletionDelay, env: "KILN_DELETION_DELAY", default: "2h"), flag: "--deletion-delay")
-            config.leaseDuration = try Self.duration(EnvironmentFallback.resolve(compactionLease, env: "KILN_COMPACTION_LEASE", default: "5m"), flag: "--compaction-lease")
-            let interval = try Self.duration(EnvironmentFallback.resolve(compactionInterval, env: "KILN_COMPACTION_INTERVAL", default: "1m"), flag: "--compaction-interval")
+            config.retention = retentionText == "off" ? nil
+                : try EnvironmentFallback.duration(retentionText, env: "KILN_RETENTION", default: "off", setting: "--retention")
+            config.deletionDelay = try EnvironmentFallback.duration(deletionDelay, env: "KILN_DELETION_DELAY", default: "2h", setting: "--deletion-delay")
+            config.leaseDuration = try EnvironmentFallback.duration(compactionLease, env: "KILN_COMPACTION_LEASE", default: "5m",
+                                                                    setting: "--compaction-lease")
+            let interval = try EnvironmentFallback.duration(compactionInterval, env: "KILN_COMPACTION_INTERVAL", default: "1m",
+                                                            setting: "--compaction-interval")
             services.append(CompactionService(compactor: Compactor(store: objectStore, config: config, logger: logger), interval: interval))
         }
         logger.info("block store", metadata: ["store": "\(objectStore.location)", "compaction": "\(compactionSwitch)"])
-        try await ServiceRunner.run(services, logger: logger)
+        try await process.run(services)
         try? await objectStore.shutdown()
-    }
-
-    /// `file://./x` is relative to the working directory; the store wants an absolute path.
-    static func int(_ text: String, flag: String) throws -> Int {
-        guard let v = Int(text), v > 0 else { throw ServiceConfigurationError("\(flag): expected a positive integer, got \(text)") }
-        return v
-    }
-
-    /// `500ms`, `90s`, `5m`, `6h`, `30d`, or plain seconds.
-    static func duration(_ text: String, flag: String) throws -> Duration {
-        if text.hasSuffix("ms"), let n = Double(text.dropLast(2)), n >= 0 { return .milliseconds(Int64(n)) }
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        if let last = text.last, let mult = units[last], let n = Double(text.dropLast()), n >= 0 {
-            return .milliseconds(Int64(n * Double(mult) * 1000))
-        }
-        if let n = Double(text), n >= 0 { return .milliseconds(Int64(n * 1000)) }
-        throw ServiceConfigurationError("\(flag): expected a duration like 500ms, 90s, 5m, 6h or 30d, got \(text)")
     }
 }

@@ -1,8 +1,9 @@
 import ArgumentParser
+import KafkaService
 import KilnService
 import Normalization
 import PprofCodec
-import Stages
+import NormalizerService
 
 @main
 struct Command: AsyncParsableCommand {
@@ -23,29 +24,22 @@ struct Command: AsyncParsableCommand {
 
     func run() async throws {
         MemoryTuning.keepFreedMemoryForReuse()
-        let logger = try KilnLogging.bootstrap(service: "kiln-normalizer", options: service)
-        let registry = KilnMetrics.bootstrap()
-        let readiness = Readiness(components: ["kafka": "connecting to Kafka"])
-        let admin = AdminServer(registry: registry, readiness: readiness)
-        let listen = try service.resolvedAdminListen(default: "127.0.0.1:4101")
+        let process = try ServiceBootstrap.start(name: "kiln-normalizer", options: service, pending: ["kafka": "connecting to Kafka"],
+                                                 defaultListen: "127.0.0.1:4101")
         let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-normalizer")
-        try await topics.ensure([topics.raw, topics.normalized, topics.dlq], config: kafkaConfig, logger: logger)
+        let usedTopics = [topics.raw, topics.normalized, topics.dlq]
+        try await topics.ensure(usedTopics, config: kafkaConfig, logger: process.logger)
 
         var limits = PprofLimits.default
-        if let max = Int(EnvironmentFallback.resolve(maxProfileBytes.map(String.init), env: "KILN_MAX_PROFILE_BYTES", default: String(limits.maxDecompressedBytes))) {
-            limits.maxDecompressedBytes = max
-        }
+        limits.maxDecompressedBytes = try EnvironmentFallback.integer(maxProfileBytes, env: "KILN_MAX_PROFILE_BYTES",
+                                                                      default: limits.maxDecompressedBytes, setting: "--max-profile-bytes")
         let stage = try NormalizerStage(
             configuration: .init(rawTopic: topics.raw, normalizedTopic: topics.normalized, dlqTopic: topics.dlq,
                                  groupID: EnvironmentFallback.resolve(group, env: "KILN_NORMALIZER_GROUP", default: "kiln-normalizer"),
                                  normalizer: NormalizerOptions(limits: limits)),
-            kafka: kafkaConfig, logger: logger, onReady: { readiness.markReady("kafka") })
-        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [topics.raw, topics.normalized, topics.dlq], topicOptions: topics,
-                                     readiness: readiness, logger: logger, onTopicsRecreated: { missing in
-            do { try stage.resetProducer(reason: "topics re-created on the cluster: \(missing.joined(separator: ", "))") } catch {
-                logger.error("could not re-create the Kafka producer", metadata: ["error": "\(error)"])
-            }
-        })
-        try await ServiceRunner.run([admin.application(listen: listen, logger: logger), probe, stage], logger: logger)
+            kafka: kafkaConfig, logger: process.logger, onReady: { [readiness = process.readiness] in readiness.markReady("kafka") })
+        let probe = KafkaHealthProbe(config: kafkaConfig, topics: usedTopics, topicOptions: topics, readiness: process.readiness,
+                                     logger: process.logger, resetProducer: stage.resetProducer(reason:))
+        try await process.run([probe, stage])
     }
 }

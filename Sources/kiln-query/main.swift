@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
-import HTTPAPI
+import APICommon
 import KilnService
 import ObjectStore
 import Query
+import QueryAPI
 
 @main
 struct Command: AsyncParsableCommand {
@@ -39,43 +40,34 @@ struct Command: AsyncParsableCommand {
     var maxNodes: Int?
 
     func run() async throws {
-        let logger = try KilnLogging.bootstrap(service: "kiln-query", options: service)
-        let registry = KilnMetrics.bootstrap()
-        let readiness = Readiness(components: [:])
-        let admin = AdminServer(registry: registry, readiness: readiness)
-        let listenText = EnvironmentFallback.resolve(listen, env: "KILN_LISTEN")
-            ?? EnvironmentFallback.resolve(service.adminListen, env: "KILN_ADMIN_LISTEN", default: "127.0.0.1:4103")
-        let address = try ListenAddress(parsing: listenText)
+        let process = try ServiceBootstrap.start(name: "kiln-query", options: service, role: .servesRequests, listenFlag: listen,
+                                                 defaultListen: "127.0.0.1:4103")
+        let logger = process.logger
 
         var options = QueryEngineOptions()
-        if let text = EnvironmentFallback.resolve(listingTtl.map { String($0) }, env: "KILN_QUERY_LISTING_TTL") {
-            guard let seconds = Double(text), seconds >= 0 else { throw ServiceConfigurationError("--listing-ttl: \"\(text)\" is not a number of seconds") }
+        if let seconds = try EnvironmentFallback.nonNegative(listingTtl, env: "KILN_QUERY_LISTING_TTL", setting: "--listing-ttl") {
             options.listingTTL = .milliseconds(Int64(seconds * 1000))
         }
-        if let text = EnvironmentFallback.resolve(openBlocks.map(String.init), env: "KILN_QUERY_OPEN_BLOCKS") {
-            guard let n = Int(text), n > 0 else { throw ServiceConfigurationError("--open-blocks: \"\(text)\" is not a positive integer") }
-            options.openBlocks = n
-        }
+        options.openBlocks = try EnvironmentFallback.integer(openBlocks, env: "KILN_QUERY_OPEN_BLOCKS", default: options.openBlocks, setting: "--open-blocks")
         let storeURL = StoreURLOption.resolve(store)
         let engine = QueryEngine(store: try makeObjectStore(url: storeURL, logger: logger), options: options, logger: logger)
+
         var queryOptions = QueryOptions()
-        if let text = EnvironmentFallback.resolve(maxQueryLengthHours.map { String($0) }, env: "KILN_QUERY_MAX_LENGTH_HOURS") {
-            guard let hours = Double(text), hours >= 0, hours < 1e9 else { throw ServiceConfigurationError("--max-query-length-hours: \"\(text)\" is not a number of hours") }
+        if let hours = try EnvironmentFallback.nonNegative(maxQueryLengthHours, env: "KILN_QUERY_MAX_LENGTH_HOURS", setting: "--max-query-length-hours") {
+            guard hours < 1e9 else { throw ServiceConfigurationError("--max-query-length-hours: \(hours) is not a number of hours") }
             queryOptions.maxQueryLength = .seconds(Int64(hours * 3600))
         }
-        if let text = EnvironmentFallback.resolve(maxNodes.map(String.init), env: "KILN_QUERY_MAX_NODES") {
-            guard let n = Int(text), n > 0 else { throw ServiceConfigurationError("--max-nodes: \"\(text)\" is not a positive integer") }
-            queryOptions.maxFlameGraphNodes = n
-        }
+        queryOptions.maxFlameGraphNodes = try EnvironmentFallback.integer(maxNodes, env: "KILN_QUERY_MAX_NODES", default: queryOptions.maxFlameGraphNodes,
+                                                                         setting: "--max-nodes")
         if let path = access.resolvedAuthFile {
             queryOptions.access = TenantAccess(credentials: try Credentials.load(contentsOf: URL(fileURLWithPath: path)))
         }
         if let path = access.resolvedLimitsFile { queryOptions.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
-        QueryRoutes.register(on: admin.router, engine: engine, logger: logger, options: queryOptions)
-        UIRoutes.register(on: admin.router, access: queryOptions.access)
+        QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
+        UIRoutes.register(on: process.admin.router, access: queryOptions.access)
         logger.info("query access", metadata: ["authentication": "\(queryOptions.access.credentials.map { "\($0.entries.count) credentials" } ?? "off")",
                                                "tenant_overrides": "\(queryOptions.overrides.tenants.count)"])
-        logger.info("serving queries", metadata: ["store": "\(storeURL)", "listen": "\(listenText)"])
-        try await ServiceRunner.run([admin.application(listen: address, logger: logger)], logger: logger)
+        logger.info("serving queries", metadata: ["store": "\(storeURL)", "listen": "\(process.listen)"])
+        try await process.run([])
     }
 }

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import KilnBench
 import KilnService
-import TestSupport
 
 /// `kiln bench`: every benchmark runs Kiln beside a baseline in the same run and prints the ratio.
 struct BenchCommand: AsyncParsableCommand {
@@ -22,8 +21,11 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
     var brokers: String?
 
-    @Option(help: "The shared fixtures folder (holds pprof/). [env: KILN_FIXTURES_DIR] (default: ../shared/fixtures)")
+    @Option(help: "The shared fixtures folder (holds pprof/). [env: KILN_FIXTURES_DIR] (default: ../shared/fixtures from the working directory)")
     var fixtures: String?
+
+    @Option(help: "Python with pyarrow for the parquet suite. [env: KILN_PYTHON] (default: .venv/bin/python from the working directory)")
+    var python: String?
 
     @Option(help: "Also write the measurements as JSON to this file.")
     var json: String?
@@ -43,7 +45,7 @@ struct BenchCommand: AsyncParsableCommand {
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
         }
-        let fixturesDir = fixtures.map { URL(fileURLWithPath: $0) } ?? TestEnvironment.fixturesDir
+        let fixturesDir = URL(fileURLWithPath: EnvironmentFallback.resolve(fixtures, env: "KILN_FIXTURES_DIR", default: "../shared/fixtures"))
         guard FileManager.default.fileExists(atPath: fixturesDir.appendingPathComponent("pprof").path)
                 || fixturesDir.lastPathComponent == "pprof" else {
             throw ValidationError("fixtures not found at \(fixturesDir.path): pass --fixtures or set KILN_FIXTURES_DIR")
@@ -72,7 +74,7 @@ struct BenchCommand: AsyncParsableCommand {
             case "ingest":
                 report(try await IngestBenchmark.run(fixturesDir: fixturesDir))
             case "parquet":
-                let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
+                let python = URL(fileURLWithPath: EnvironmentFallback.resolve(self.python, env: "KILN_PYTHON", default: ".venv/bin/python"))
                 report(try ParquetBenchmark.run(python: python))
             case "query":
                 report(try await QueryBenchmark.run(fixturesDir: fixturesDir))

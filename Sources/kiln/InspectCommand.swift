@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import KilnFoundation
 import PprofCodec
 
 /// `kiln inspect FILE [--json]`: decodes one pprof file and prints its facts.
@@ -29,7 +30,7 @@ struct InspectCommand: AsyncParsableCommand {
         var limits = PprofLimits.default
         limits.maxDecompressedBytes = maxDecompressedBytes
         let decoder = PprofDecoder(limits: limits)
-        let result: Result<String, PprofCLIError> = await offCooperativePool {
+        let result: Result<String, PprofCLIError> = await BlockingWork.shared.run {
             let bytes: [UInt8]
             do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file))) } catch {
                 return .failure(PprofCLIError("\(file): cannot read: \(error.localizedDescription)"))
@@ -53,11 +54,4 @@ struct InspectCommand: AsyncParsableCommand {
 struct PprofCLIError: Error {
     var message: String
     init(_ message: String) { self.message = message }
-}
-
-/// Runs CPU-bound or blocking work on a Dispatch queue, never on Swift's cooperative pool.
-func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: work()) }
-    }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import KilnFoundation
 import KafkaClient
+import KafkaService
 import KilnService
 import LoadGen
 import Logging
@@ -168,13 +170,9 @@ struct LoadGenCommand: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    /// `500ms`, `30s`, `2m`, `1h`, or plain seconds.
     static func parseDuration(_ text: String, flag: String) throws -> Duration {
-        if text.hasSuffix("ms"), let n = Double(text.dropLast(2)), n >= 0 { return .milliseconds(Int64(n)) }
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
-        if let last = text.last, let mult = units[last], let n = Double(text.dropLast()), n >= 0 { return .milliseconds(Int64(n * mult * 1000)) }
-        if let n = Double(text), n >= 0 { return .milliseconds(Int64(n * 1000)) }
-        throw ValidationError("\(flag): expected a duration like 500ms, 30s or 2m, got \(text)")
+        guard let d = DurationText.parse(text) else { throw ValidationError(DurationTextError(name: flag, text: text).description) }
+        return d
     }
 }
 

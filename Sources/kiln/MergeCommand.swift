@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import KilnFoundation
 import PprofCodec
 
 /// `kiln merge FILES... -o OUT`: what `go tool pprof -proto FILES > OUT` does, faster.
@@ -26,7 +27,7 @@ struct MergeCommand: AsyncParsableCommand {
     func run() async throws {
         let (files, output, uncompressed, level) = (self.files, self.output, self.uncompressed, self.level)
         guard !files.isEmpty else { throw ValidationError("no input files") }
-        let result: Result<Int, PprofCLIError> = await offCooperativePool {
+        let result: Result<Int, PprofCLIError> = await BlockingWork.shared.run {
             do { return .success(try Self.merge(files: files, output: output, gzipLevel: uncompressed ? nil : level)) } catch let e as PprofCLIError {
                 return .failure(e)
             } catch {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Blocks
 import Foundation
 import KafkaClient
+import KafkaService
 import KilnService
 import Logging
 import ObjectStore

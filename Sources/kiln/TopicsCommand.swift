@@ -1,5 +1,6 @@
 import ArgumentParser
 import KafkaClient
+import KafkaService
 import KilnService
 
 /// `kiln topics create|ls`: the pipeline's topics on a cluster.

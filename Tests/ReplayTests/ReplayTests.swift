@@ -8,7 +8,8 @@ import PprofCodec
 import ProfileModel
 import Records
 import Replay
-import Stages
+import CompactorService
+import NormalizerService
 import Testing
 import TestSupport
 

@@ -1,3 +1,4 @@
+import KilnFoundation
 import Foundation
 import Testing
 import TestSupport
@@ -250,14 +251,14 @@ struct ConfigParsingTests {
 
     @Test("Go durations")
     func durations() {
-        #expect(GoDuration.parse("15s") == .seconds(15))
-        #expect(GoDuration.parse("1m30s") == .seconds(90))
-        #expect(GoDuration.parse("1.5h") == .seconds(5400))
-        #expect(GoDuration.parse("250ms") == .milliseconds(250))
-        #expect(GoDuration.parse("15") == nil)
-        #expect(GoDuration.parse("s") == nil)
-        #expect(GoDuration.parse("") == nil)
-        #expect(GoDuration.format(.seconds(90)) == "1m30s")
-        #expect(GoDuration.format(.milliseconds(1500)) == "1500ms")
+        #expect(DurationText.parse("15s") == .seconds(15))
+        #expect(DurationText.parse("1m30s") == .seconds(90))
+        #expect(DurationText.parse("1.5h") == .seconds(5400))
+        #expect(DurationText.parse("250ms") == .milliseconds(250))
+        #expect(DurationText.parse("15") == nil)
+        #expect(DurationText.parse("s") == nil)
+        #expect(DurationText.parse("") == nil)
+        #expect(DurationText.format(.seconds(90)) == "1m30s")
+        #expect(DurationText.format(.milliseconds(1500)) == "1500ms")
     }
 }

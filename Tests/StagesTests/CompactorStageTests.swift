@@ -5,7 +5,7 @@ import Logging
 import ObjectStore
 import ProfileModel
 import Records
-import Stages
+import CompactorService
 import Testing
 import TestSupport
 

@@ -3,7 +3,7 @@ import KafkaClient
 import PprofCodec
 import ProfileModel
 import Records
-import Stages
+import NormalizerService
 import Testing
 import TestSupport
 

@@ -1,6 +1,9 @@
 import AsyncHTTPClient
 import Foundation
-import HTTPAPI
+import APICommon
+import IngestAPI
+import QueryAPI
+import KilnProtos
 import KafkaClient
 import NIOCore
 import ProfileModel

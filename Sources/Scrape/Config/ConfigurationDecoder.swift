@@ -1,3 +1,4 @@
+import KilnFoundation
 import Foundation
 
 /// Reads one block's body: rejects unknown and duplicate attributes or blocks, hands out typed values.
@@ -69,7 +70,7 @@ struct BodyReader {
     func duration(_ name: String) throws(ConfigError) -> Duration? {
         guard let a = attributes[name] else { return nil }
         let text = try Values.string(a.value, what: name, environment: environment)
-        guard let d = GoDuration.parse(text) else {
+        guard let d = DurationText.parse(text) else {
             throw ConfigError("\"\(name)\" is not a valid duration: \"\(text)\" (write e.g. \"15s\", \"1m30s\", \"500ms\")", at: a.value.position)
         }
         return d
@@ -219,7 +220,7 @@ struct ConfigurationDecoder {
 
         let interval = try reader.duration("scrape_interval") ?? ScrapeConfiguration.defaultScrapeInterval
         if interval < .seconds(2) {
-            throw ConfigError("scrape_interval must be at least 2s, got \(GoDuration.format(interval))", at: reader.attribute("scrape_interval")!.value.position)
+            throw ConfigError("scrape_interval must be at least 2s, got \(DurationText.format(interval))", at: reader.attribute("scrape_interval")!.value.position)
         }
         let timeout = try reader.duration("scrape_timeout") ?? ScrapeConfiguration.defaultScrapeTimeout
         if timeout <= .zero {
@@ -228,7 +229,7 @@ struct ConfigurationDecoder {
         let delta: Duration
         if let d = try reader.duration("delta_profiling_duration") {
             if !(d > .seconds(1) && d <= interval - .seconds(1)) {
-                throw ConfigError("delta_profiling_duration must be greater than 1s and at most scrape_interval - 1s (\(GoDuration.format(interval - .seconds(1)))), got \(GoDuration.format(d))", at: reader.attribute("delta_profiling_duration")!.value.position)
+                throw ConfigError("delta_profiling_duration must be greater than 1s and at most scrape_interval - 1s (\(DurationText.format(interval - .seconds(1)))), got \(DurationText.format(d))", at: reader.attribute("delta_profiling_duration")!.value.position)
             }
             delta = d
         } else {

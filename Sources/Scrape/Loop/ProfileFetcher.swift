@@ -1,3 +1,4 @@
+import KilnFoundation
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -112,7 +113,7 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable ()
         group.addTask { try await body() }
         group.addTask {
             try await Task.sleep(for: limit)
-            throw ScrapeError("scrape timed out after \(GoDuration.format(limit))")
+            throw ScrapeError("scrape timed out after \(DurationText.format(limit))")
         }
         defer { group.cancelAll() }
         return try await group.next()!

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KilnProtos
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -75,40 +76,25 @@ public final class PushForwarder: ProfileSink {
         }
     }
 
-    /// `push.v1.PushRequest{series: [{labels, samples: [{raw_profile}]}]}` encoded by hand (three nested
-    /// messages; Scrape does not depend on the generated types). A cumulative profile carries
-    /// `__delta__="true"`, so the receiver computes the deltas, as Alloy's scrapes ask Pyroscope to.
+    /// `push.v1.PushRequest{series: [{labels, samples: [{raw_profile, ID}]}]}`. A cumulative profile
+    /// carries `__delta__="true"`, so the receiver computes the deltas, as Alloy's scrapes ask Pyroscope to.
     static func pushRequest(_ scraped: ScrapedProfile) -> [UInt8] {
         var labels = scraped.labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         if scraped.cumulative { labels.append(("__delta__", "true")) }
-        var series: [UInt8] = []
-        for (name, value) in labels {
-            var pair: [UInt8] = []
-            field(1, bytes: Array(name.utf8), into: &pair)
-            field(2, bytes: Array(value.utf8), into: &pair)
-            field(1, bytes: pair, into: &series)
+        var series = Push_V1_RawProfileSeries()
+        series.labels = labels.map { name, value in
+            var pair = Types_V1_LabelPair()
+            pair.name = name
+            pair.value = value
+            return pair
         }
-        var sample: [UInt8] = []
-        field(1, bytes: scraped.body, into: &sample)
-        field(2, bytes: Array(UUID().uuidString.lowercased().utf8), into: &sample)
-        field(2, bytes: sample, into: &series)
-        var request: [UInt8] = []
-        field(1, bytes: series, into: &request)
-        return request
-    }
-
-    static func field(_ number: UInt64, bytes: [UInt8], into out: inout [UInt8]) {
-        varint(number << 3 | 2, into: &out)
-        varint(UInt64(bytes.count), into: &out)
-        out += bytes
-    }
-
-    static func varint(_ value: UInt64, into out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            out.append(UInt8(v & 0x7f) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(v))
+        var sample = Push_V1_RawSample()
+        sample.rawProfile = Data(scraped.body)
+        sample.id = UUID().uuidString.lowercased()
+        series.samples = [sample]
+        var request = Push_V1_PushRequest()
+        request.series = [series]
+        // Serialising a message built here cannot fail (no required fields, no unknown types).
+        return (try? request.serializedBytes()) ?? []
     }
 }

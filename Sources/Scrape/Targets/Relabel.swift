@@ -165,7 +165,7 @@ public enum Relabeling {
             labels[rule.targetLabel] = value.uppercased()
             return labels
         case .hashmod:
-            labels[rule.targetLabel] = String(MD5.prometheusHash(value) % rule.modulus)
+            labels[rule.targetLabel] = String(PrometheusHash.of(value) % rule.modulus)
             return labels
         case .labelmap:
             var out = labels

@@ -35,7 +35,7 @@ public struct ShardSelector: Sendable, Hashable, CustomStringConvertible {
 
     /// The shard a target belongs to.
     public static func shard(job: String, address: String, count: Int) -> Int {
-        Int(MD5.prometheusHash("\(job)/\(address)") % UInt64(count))
+        Int(PrometheusHash.of("\(job)/\(address)") % UInt64(count))
     }
 
     public func owns(job: String, address: String) -> Bool {

@@ -1,0 +1,395 @@
+import APICommon
+import Foundation
+import Hummingbird
+import KilnFoundation
+import KilnProtos
+import Logging
+import ProfileModel
+import Query
+import SwiftProtobuf
+
+/// Pyroscope's query API over Connect unary (`POST /querier.v1.QuerierService/<Method>`, `application/proto`
+/// or `application/json`, optionally gzip-compressed), as Grafana's Pyroscope data source calls it. Times
+/// are Unix milliseconds; the tenant comes from `X-Scope-OrgID`. Errors use Connect's JSON error body.
+public enum QueryRoutes {
+    public static let servicePath = "/querier.v1.QuerierService/"
+    /// The largest query request body read.
+    static let maxRequestBytes = 4 << 20
+    /// When a request has no start: how far back it looks (Pyroscope's default max lookback).
+    static let defaultLookbackMillis: Int64 = 7 * 24 * 3600 * 1000
+
+    public static func register<Context: RequestContext>(on router: Router<Context>, engine: QueryEngine, logger: Logger,
+                                                         options: QueryOptions = QueryOptions()) {
+        let api = QueryHandlers(engine: engine, logger: logger, options: options)
+        unary(router, "ProfileTypes", api, api.profileTypes)
+        unary(router, "LabelNames", api, api.labelNames)
+        unary(router, "LabelValues", api, api.labelValues)
+        unary(router, "Series", api, api.series)
+        unary(router, "SelectMergeStacktraces", api, api.selectMergeStacktraces)
+        unary(router, "SelectMergeProfile", api, api.selectMergeProfile)
+        unary(router, "SelectSeries", api, api.selectSeries)
+        unary(router, "Diff", api, api.diff)
+        unary(router, "GetProfileStats", api, api.profileStats)
+        RenderRoutes.register(on: router, api: api)
+    }
+
+    static func unary<Context: RequestContext, Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
+        _ router: Router<Context>, _ method: String,
+        _ api: QueryHandlers, _ handler: @escaping @Sendable (Req, String) async throws -> Resp
+    ) {
+        router.post(RouterPath(servicePath + method)) { request, _ -> Response in
+            var tenant = TenantID.defaultTenant
+            do {
+                tenant = try api.options.access.tenant(request, endpoint: "query").get()
+                let (message, codec) = try await Connect.message(request, limit: maxRequestBytes, as: Req.self)
+                return try Connect.response(try await handler(message, tenant), codec: codec)
+            } catch let error as APIError {
+                return Connect.errorResponse(error)
+            } catch let error as QueryError {
+                if let limit = error.limit { LimitMetrics.queryRefused(limit, tenant: tenant) }
+                return Connect.errorResponse(error.apiError)
+            } catch {
+                return Connect.errorResponse(APIError(.unavailable, "\(method): \(error)"))
+            }
+        }
+    }
+}
+
+/// Who may query, and the per-tenant query limits.
+public struct QueryOptions: Sendable {
+    /// Open (tenant from `X-Scope-OrgID`) or the credentials of `--auth-file`.
+    public var access: TenantAccess = .open
+    /// Longest time range of one query (Kiln's default: 31 days; 0 = unlimited). Longer: 400.
+    public var maxQueryLength: Duration = .seconds(31 * 24 * 3600)
+    /// Largest flame graph a request may ask for (Pyroscope's `max-flamegraph-nodes-max`); larger requests
+    /// are clamped to it, not refused.
+    public var maxFlameGraphNodes: Int = FlameGraphLevels.maxMaxNodes
+    public var overrides: LimitOverrides = .none
+
+    public init() {}
+
+    func maxQueryLengthMillis(tenant: String) -> Int64 {
+        if let hours = overrides.value(.maxQueryLengthHours, tenant: tenant) { return Int64(min(hours, 1e9) * 3_600_000) }
+        return maxQueryLength.components.seconds * 1000
+    }
+
+    func maxFlameGraphNodes(tenant: String) -> Int {
+        let n = overrides.value(.maxFlameGraphNodes, tenant: tenant).map { Int(clamping: Int64(min($0, 1e12))) } ?? maxFlameGraphNodes
+        return max(1, n)
+    }
+}
+
+extension QueryError {
+    static func exceeding(_ name: String, _ value: Double, _ message: String) -> QueryError {
+        let shown = value == value.rounded() ? String(Int64(value)) : String(value)
+        var e = QueryError(.invalidArgument, "\(message) (limit \(name) = \(shown))")
+        e.limit = name
+        return e
+    }
+
+    var apiError: APIError {
+        switch kind {
+        case .invalidArgument: APIError(.invalidArgument, message, limit: limit)
+        case .tooLarge: APIError(.rateLimited, message, limit: limit)
+        case .unavailable: APIError(.unavailable, message, limit: limit)
+        }
+    }
+}
+
+/// The RPCs, in terms of the query engine.
+struct QueryHandlers: Sendable {
+    let engine: QueryEngine
+    let logger: Logger
+    var options = QueryOptions()
+
+    /// The request's time range in nanoseconds, within the tenant's `max_query_length_hours`.
+    func range(startMillis: Int64, endMillis: Int64, tenant: String) throws(QueryError) -> ClosedRange<Int64> {
+        let end = endMillis > 0 ? endMillis : Int64(Date().timeIntervalSince1970 * 1000)
+        // Without a start: look back 7 days, or as far as the tenant may query.
+        let maxMillis = options.maxQueryLengthMillis(tenant: tenant)
+        let lookback = maxMillis > 0 ? min(QueryRoutes.defaultLookbackMillis, maxMillis) : QueryRoutes.defaultLookbackMillis
+        let start = startMillis > 0 ? startMillis : end - lookback
+        return try checkedRange(fromMillis: start, untilMillis: end, tenant: tenant, names: ("start", "end"))
+    }
+
+    func checkedRange(fromMillis start: Int64, untilMillis end: Int64, tenant: String, names: (String, String)) throws(QueryError) -> ClosedRange<Int64> {
+        guard start <= end else { throw QueryError(.invalidArgument, "\(names.0) (\(start)) is after \(names.1) (\(end))") }
+        guard end < Int64.max / 1_000_000, start > Int64.min / 1_000_000 else {
+            throw QueryError(.invalidArgument, "\(names.0)/\(names.1) (\(start), \(end)) is out of range")
+        }
+        let maxMillis = options.maxQueryLengthMillis(tenant: tenant)
+        if maxMillis > 0, end - start > maxMillis {
+            throw QueryError.exceeding("max_query_length_hours", Double(maxMillis) / 3_600_000,
+                                   "the query time range of \(Self.hours(end - start)) is longer than allowed")
+        }
+        return start * 1_000_000 ... end * 1_000_000 + 999_999
+    }
+
+    static func hours(_ millis: Int64) -> String { String(format: "%.1fh", Double(millis) / 3_600_000) }
+
+    /// The flame graph's node budget: the request's (default 8192), at most the tenant's `max_flamegraph_nodes`.
+    func maxNodes(_ requested: Int64?, tenant: String) -> Int {
+        min(FlameGraphLevels.resolveMaxNodes(requested), options.maxFlameGraphNodes(tenant: tenant))
+    }
+
+    static func selectors(_ texts: [String]) throws(QueryError) -> [LabelSelector] {
+        var out: [LabelSelector] = []
+        for t in texts where !t.isEmpty { out.append(try LabelSelector(parsing: t)) }
+        return out
+    }
+
+    func selection(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) throws(QueryError) -> Selection {
+        try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+    }
+
+    func selection(type: String, selector: String, start: Int64, end: Int64, tenant: String) throws(QueryError) -> Selection {
+        guard ProfileTypeID(parsing: type) != nil else {
+            throw QueryError(.invalidArgument, "profile_typeID \"\(type)\" is not name:sample_type:sample_unit:period_type:period_unit")
+        }
+        return Selection(tenant: tenant, profileType: type, selector: try LabelSelector(parsing: selector),
+                         time: try range(startMillis: start, endMillis: end, tenant: tenant))
+    }
+
+    func profileTypes(_ r: Querier_V1_ProfileTypesRequest, tenant: String) async throws -> Querier_V1_ProfileTypesResponse {
+        var out = Querier_V1_ProfileTypesResponse()
+        out.profileTypes = try await engine.profileTypes(tenant: tenant, time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant)).map { t in
+            var p = Types_V1_ProfileType()
+            p.id = t.id
+            p.name = t.name
+            p.sampleType = t.sampleType
+            p.sampleUnit = t.sampleUnit
+            p.periodType = t.periodType
+            p.periodUnit = t.periodUnit
+            return p
+        }
+        return out
+    }
+
+    func labelNames(_ r: Types_V1_LabelNamesRequest, tenant: String) async throws -> Types_V1_LabelNamesResponse {
+        var out = Types_V1_LabelNamesResponse()
+        out.names = try await engine.labelNames(tenant: tenant, selectors: try Self.selectors(r.matchers),
+                                                time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
+        return out
+    }
+
+    func labelValues(_ r: Types_V1_LabelValuesRequest, tenant: String) async throws -> Types_V1_LabelValuesResponse {
+        guard !r.name.isEmpty else { throw QueryError(.invalidArgument, "LabelValues needs a label name") }
+        var out = Types_V1_LabelValuesResponse()
+        out.names = try await engine.labelValues(tenant: tenant, name: r.name, selectors: try Self.selectors(r.matchers),
+                                                 time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
+        return out
+    }
+
+    func series(_ r: Querier_V1_SeriesRequest, tenant: String) async throws -> Querier_V1_SeriesResponse {
+        let all = try await engine.seriesLabels(tenant: tenant, selectors: try Self.selectors(r.matchers),
+                                                time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
+        var seen = Set<LabelSet>()
+        var out = Querier_V1_SeriesResponse()
+        for labels in all {
+            let kept = r.labelNames.isEmpty ? labels : LabelSet(labels.labels.filter { r.labelNames.contains($0.name) })
+            guard seen.insert(kept).inserted else { continue }
+            var l = Types_V1_Labels()
+            l.labels = Self.pairs(kept)
+            out.labelsSet.append(l)
+        }
+        return out
+    }
+
+    static func pairs(_ labels: LabelSet) -> [Types_V1_LabelPair] {
+        labels.labels.map { l in
+            var p = Types_V1_LabelPair()
+            p.name = l.name
+            p.value = l.value
+            return p
+        }
+    }
+
+    /// The merged tree of a request, narrowed to a call site when the request carries one.
+    func tree(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) async throws -> (StackTree, NameTable) {
+        let (tree, names) = try await engine.mergeStacks(try selection(r, tenant: tenant))
+        return (Self.narrowed(tree, names: names, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil), names)
+    }
+
+    static func narrowed(_ tree: StackTree, names: NameTable, selector: Types_V1_StackTraceSelector?) -> StackTree {
+        guard let callSite = selector?.callSite, !callSite.isEmpty else { return tree }
+        var table = names
+        return tree.keeping(prefix: callSite.map { table.intern($0.name) })
+    }
+
+    func selectMergeStacktraces(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) async throws -> Querier_V1_SelectMergeStacktracesResponse {
+        let (tree, names) = try await tree(r, tenant: tenant)
+        var out = Querier_V1_SelectMergeStacktracesResponse()
+        let maxNodes = maxNodes(r.hasMaxNodes ? r.maxNodes : nil, tenant: tenant)
+        switch r.format {
+        case .unspecified, .flamegraph:
+            out.flamegraph = Self.flameGraph(FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes))
+        case .tree:
+            out.tree = TreeEncoding.encode(tree, names: names, maxNodes: maxNodes)
+        case .pprof:
+            var p = Querier_V1_PprofProfile()
+            p.profile = PprofExport.profile(tree, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!,
+                                            start: r.start, end: r.end)
+            out.pprof = p
+        case .dot, .UNRECOGNIZED:
+            throw APIError(.invalidArgument, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE or PPROF)")
+        }
+        return out
+    }
+
+    static func flameGraph(_ g: FlameGraphLevels) -> Querier_V1_FlameGraph {
+        var f = Querier_V1_FlameGraph()
+        f.names = g.names
+        f.levels = g.levels.map { values in
+            var l = Querier_V1_Level()
+            l.values = values
+            return l
+        }
+        f.total = g.total
+        f.maxSelf = g.maxSelf
+        return f
+    }
+
+    func selectMergeProfile(_ r: Querier_V1_SelectMergeProfileRequest, tenant: String) async throws -> Google_V1_Profile {
+        let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        let (tree, names) = try await engine.mergeStacks(selection)
+        let narrowed = Self.narrowed(tree, names: names, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil)
+        return PprofExport.profile(narrowed, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, start: r.start, end: r.end)
+    }
+
+    func diff(_ r: Querier_V1_DiffRequest, tenant: String) async throws -> Querier_V1_DiffResponse {
+        guard r.hasLeft, r.hasRight else { throw QueryError(.invalidArgument, "Diff needs a left and a right selection") }
+        guard r.left.profileTypeID == r.right.profileTypeID else {
+            throw QueryError(.invalidArgument, "Diff: the two sides have different profile types (\(r.left.profileTypeID), \(r.right.profileTypeID))")
+        }
+        let (tree, names) = try await engine.diff(left: try selection(r.left, tenant: tenant), right: try selection(r.right, tenant: tenant))
+        let g = FlameGraphLevels(tree: tree, nameTable: names,
+                                 maxNodes: maxNodes(r.left.hasMaxNodes ? r.left.maxNodes : nil, tenant: tenant))
+        var f = Querier_V1_FlameGraphDiff()
+        f.names = g.names
+        f.levels = g.levels.map { values in
+            var l = Querier_V1_Level()
+            l.values = values
+            return l
+        }
+        f.total = g.total
+        f.maxSelf = g.maxSelf
+        f.leftTicks = g.leftTicks
+        f.rightTicks = g.rightTicks
+        var out = Querier_V1_DiffResponse()
+        out.flamegraph = f
+        return out
+    }
+
+    func selectSeries(_ r: Querier_V1_SelectSeriesRequest, tenant: String) async throws -> Querier_V1_SelectSeriesResponse {
+        let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        guard r.step.isFinite, r.step > 0 else { throw QueryError(.invalidArgument, "SelectSeries needs a positive step in seconds, got \(r.step)") }
+        let aggregation: QueryEngine.Aggregation = r.hasAggregation && r.aggregation == .average ? .average : .sum
+        let series = try await engine.timeSeries(selection, stepMillis: max(1, Int64((r.step * 1000).rounded())), groupBy: r.groupBy,
+                                                 aggregation: aggregation, limit: r.hasLimit ? Int(clamping: r.limit) : nil)
+        var out = Querier_V1_SelectSeriesResponse()
+        out.series = series.map { s in
+            var t = Types_V1_Series()
+            t.labels = Self.pairs(s.labels)
+            t.points = s.points.map { p in
+                var point = Types_V1_Point()
+                point.timestamp = p.0
+                point.value = p.1
+                return point
+            }
+            return t
+        }
+        return out
+    }
+
+    func profileStats(_ r: Types_V1_GetProfileStatsRequest, tenant: String) async throws -> Types_V1_GetProfileStatsResponse {
+        let stats = try await engine.stats(tenant: tenant)
+        var out = Types_V1_GetProfileStatsResponse()
+        out.dataIngested = stats.dataIngested
+        out.oldestProfileTime = stats.oldestMillis
+        out.newestProfileTime = stats.newestMillis
+        return out
+    }
+}
+
+/// Pyroscope's `PROFILE_FORMAT_TREE` bytes: depth first from a virtual root; per node
+/// `uvarint(len(name)) name uvarint(self) uvarint(children)`, with the same "other" folding as flame graphs.
+enum TreeEncoding {
+    static func encode(_ tree: StackTree, names: NameTable, maxNodes: Int) -> Data {
+        let graph = FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes)
+        let nodes = graph.decodedNodes()
+        // Children per node from the decoded levels (a child lies inside its parent's span).
+        var children = [[Int]](repeating: [], count: nodes.count)
+        var byLevel: [[Int]] = []
+        for (i, n) in nodes.enumerated() {
+            if byLevel.count == n.level { byLevel.append([]) }
+            if n.level > 0, let p = byLevel[n.level - 1].last(where: { nodes[$0].x <= n.x && n.x < nodes[$0].x + nodes[$0].total }) {
+                children[p].append(i)
+            }
+            byLevel[n.level].append(i)
+        }
+        var out: [UInt8] = []
+        func uvarint(_ v: UInt64) { Varint.append(v, to: &out) }
+        var stack: [Int] = nodes.isEmpty ? [] : [0]
+        while let i = stack.popLast() {
+            let name = i == 0 ? "" : nodes[i].name
+            uvarint(UInt64(name.utf8.count))
+            out.append(contentsOf: name.utf8)
+            uvarint(UInt64(max(nodes[i].selfValue, 0)))
+            uvarint(UInt64(children[i].count))
+            stack.append(contentsOf: children[i].reversed())
+        }
+        return Data(out)
+    }
+}
+
+/// A merged tree as a pprof profile (functions by name, one location per function), for
+/// `SelectMergeProfile` and the `PPROF` format.
+enum PprofExport {
+    static func profile(_ tree: StackTree, names: NameTable, profileType t: ProfileTypeID, start: Int64, end: Int64) -> Google_V1_Profile {
+        var p = Google_V1_Profile()
+        var strings = [""]
+        var stringIndex: [String: Int64] = ["": 0]
+        func intern(_ s: String) -> Int64 {
+            if let i = stringIndex[s] { return i }
+            strings.append(s)
+            stringIndex[s] = Int64(strings.count - 1)
+            return Int64(strings.count - 1)
+        }
+        var sampleType = Google_V1_ValueType()
+        sampleType.type = intern(t.sampleType)
+        sampleType.unit = intern(t.sampleUnit)
+        p.sampleType = [sampleType]
+        var period = Google_V1_ValueType()
+        period.type = intern(t.periodType)
+        period.unit = intern(t.periodUnit)
+        p.periodType = period
+        p.timeNanos = start * 1_000_000
+        p.durationNanos = max(0, end - start) * 1_000_000
+        var functionID: [Int32: UInt64] = [:]
+        for (path, value) in tree.stacks() {
+            var sample = Google_V1_Sample()
+            for name in path.reversed() {
+                if functionID[name] == nil {
+                    let id = UInt64(p.function.count + 1)
+                    functionID[name] = id
+                    var f = Google_V1_Function()
+                    f.id = id
+                    f.name = intern(names[name])
+                    f.systemName = f.name
+                    p.function.append(f)
+                    var l = Google_V1_Location()
+                    l.id = id
+                    var line = Google_V1_Line()
+                    line.functionID = id
+                    l.line = [line]
+                    p.location.append(l)
+                }
+                sample.locationID.append(functionID[name]!)
+            }
+            sample.value = [value]
+            p.sample.append(sample)
+        }
+        p.stringTable = strings
+        return p
+    }
+}
