@@ -1,4 +1,5 @@
 import Foundation
+import KilnFoundation
 import ObjectStore
 import Parquet
 import ProfileModel
@@ -180,6 +181,10 @@ public actor BlockReader {
     public func samples(time range: ClosedRange<Int64>? = nil, series: Set<Int32>? = nil) async throws -> SampleColumns {
         let t = try await table(BlockFile.samples)
         let groups = try await sampleRowGroups(time: range, series: series)
+        return try await BlockingWork.shared.run(bytes: t.byteCount) { try Self.decodeSamples(t, groups: groups, time: range, series: series) }
+    }
+
+    static func decodeSamples(_ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>?, series: Set<Int32>?) throws -> SampleColumns {
         var out = SampleColumns()
         out.seriesIDs = try Self.int32s(t, "series_id", groups)
         // The per-row strings and optional spans are read one row group at a time, so only one group's
@@ -229,6 +234,10 @@ public actor BlockReader {
     public func stackSamples(time range: ClosedRange<Int64>, series: Set<Int32>) async throws -> StackSamples {
         let t = try await table(BlockFile.samples)
         let groups = try await sampleRowGroups(time: range, series: series)
+        return try await BlockingWork.shared.run(bytes: t.byteCount) { try Self.decodeStackSamples(t, groups: groups, time: range, series: series) }
+    }
+
+    static func decodeStackSamples(_ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>, series: Set<Int32>) throws -> StackSamples {
         let ids = try Self.int32s(t, "series_id", groups), times = try Self.int64s(t, "time_nanos", groups)
         let stacks = try Self.int32s(t, "stack_id", groups), values = try Self.int64s(t, "value", groups)
         var out = StackSamples()
@@ -244,6 +253,12 @@ public actor BlockReader {
 
     public func symbols() async throws -> BlockSymbols {
         let st = try await table(BlockFile.stacks), fr = try await table(BlockFile.frames), fn = try await table(BlockFile.functions)
+        return try await BlockingWork.shared.run(bytes: st.byteCount + fr.byteCount + fn.byteCount) {
+            try Self.decodeSymbols(stacks: st, frames: fr, functions: fn)
+        }
+    }
+
+    static func decodeSymbols(stacks st: ParquetFileReader, frames fr: ParquetFileReader, functions fn: ParquetFileReader) throws -> BlockSymbols {
         let nodeIDs = try Self.int32s(st, "node_id")
         for (i, id) in nodeIDs.enumerated() where Int(id) != i { throw BlockError("stacks.parquet: node_id \(id) at row \(i)") }
         let parents = (try st.readColumn(named: "parent_id").int32Values ?? []).map { $0 ?? -1 }

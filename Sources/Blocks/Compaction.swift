@@ -1,4 +1,5 @@
 import Foundation
+import KilnFoundation
 import Logging
 import ObjectStore
 
@@ -138,8 +139,9 @@ public struct Compactor: Sendable {
         let parents = job.sources.map(\.ulid).sorted()
         let ulid = ULID.deterministic(timestampMillis: parents.map(\.timestampMillis).max() ?? 0,
                                       seed: "\(job.tenant)|\(job.level)|" + parents.map(\.string).joined(separator: ","))
-        let block = try writer.encode(head, ulid: ulid,
-                                      compaction: .init(level: job.level, sources: sources.sorted(), parents: parents), createdAt: now)
+        // Encoding and compressing a merged block is seconds of CPU: off the cooperative pool.
+        let (writer, finished, lineage) = (self.writer, head, BlockMeta.Compaction(level: job.level, sources: sources.sorted(), parents: parents))
+        let block = try await BlockingWork.shared.run { try writer.encode(finished, ulid: ulid, compaction: lineage, createdAt: now) }
         let expected = job.sources.reduce(into: [String: Int64]()) { t, m in for (k, v) in m.totalsByProfileType { t[k, default: 0] &+= v } }
         guard block.meta.totalsByProfileType == expected else {
             throw BlockError("compaction of \(parents) changed the totals: \(block.meta.totalsByProfileType) vs \(expected)")

@@ -11,7 +11,7 @@ public struct BlockingWork: Sendable {
     /// A concurrent queue for independent pieces of work (request bodies, block files, file I/O).
     public static let shared = BlockingWork(label: "kiln.blocking", concurrent: true)
 
-    private let queue: DispatchQueue
+    let queue: DispatchQueue
 
     /// A queue of one's own: serial unless `concurrent` (a stage that must keep its work in order, or keep
     /// one core for itself, uses a serial one).

@@ -39,12 +39,15 @@ public struct AdminServer {
     }
 
     /// The server as a `Service` for the process's ServiceGroup. Logs the bound address (port 0 picks one).
-    public func application(listen: ListenAddress, logger: Logger) -> some ApplicationProtocol {
+    /// `onBound` gets the port the server listens on (port 0 picks one).
+    public func application(listen: ListenAddress, logger: Logger,
+                            onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
         Application(
             router: router,
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
             onServerRunning: { channel in
                 logger.info("listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+                onBound(channel.localAddress?.port ?? 0)
             },
             logger: logger
         )

@@ -30,27 +30,46 @@ public struct ServiceBootstrap {
     public static func start(name: String, options: ServiceOptions, pending: [String: String] = [:],
                              role: ServerRole = .adminOnly, listenFlag: String? = nil,
                              defaultListen: String) throws -> ServiceBootstrap {
+        let listen = try listenAddress(flag: listenFlag, adminFlag: options.adminListen, default: defaultListen)
         let logger = try KilnLogging.bootstrap(service: name, options: options)
-        let registry = KilnMetrics.bootstrap()
-        let readiness = Readiness(components: pending)
-        let text = EnvironmentFallback.resolve(listenFlag, env: "KILN_LISTEN")
-            ?? EnvironmentFallback.resolve(options.adminListen, env: "KILN_ADMIN_LISTEN", default: defaultListen)
-        return ServiceBootstrap(name: name, logger: logger, readiness: readiness,
-                                admin: AdminServer(registry: registry, readiness: readiness),
-                                listen: try ListenAddress(parsing: text), role: role)
+        return ServiceBootstrap(name: name, logger: logger, registry: KilnMetrics.bootstrap(), pending: pending, role: role, listen: listen)
+    }
+
+    /// A bootstrap around a logger and registry the caller made (tests; `start` makes them process-wide).
+    public init(name: String, logger: Logger, registry: PrometheusCollectorRegistry, pending: [String: String] = [:],
+                role: ServerRole = .adminOnly, listen: ListenAddress) {
+        self.name = name
+        self.logger = logger
+        self.readiness = Readiness(components: pending)
+        self.admin = AdminServer(registry: registry, readiness: readiness)
+        self.listen = listen
+        self.role = role
+    }
+
+    /// The service's own listen flag (or `KILN_LISTEN`), else `--admin-listen` (or `KILN_ADMIN_LISTEN`),
+    /// else the service's default.
+    public static func listenAddress(flag: String?, adminFlag: String?, default defaultListen: String) throws -> ListenAddress {
+        let text = EnvironmentFallback.resolve(flag, env: "KILN_LISTEN")
+            ?? EnvironmentFallback.resolve(adminFlag, env: "KILN_ADMIN_LISTEN", default: defaultListen)
+        return try ListenAddress(parsing: text)
     }
 
     /// Runs the HTTP server and `services` until SIGTERM or SIGINT, then shuts them down gracefully in
     /// reverse order of `services` (so each flushes what it holds before what feeds it stops), with the
-    /// server first or last as its role says.
-    public func run(_ services: [any Service]) async throws {
-        let server: any Service = admin.application(listen: listen, logger: logger)
+    /// server first or last as its role says. Cancelling the calling task stops them too.
+    public func run(_ services: [any Service], onBound: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        try await serviceGroup(services, onBound: onBound).run()
+    }
+
+    /// The process's service group: the HTTP server placed by its role among `services`, shut down in
+    /// reverse order on SIGTERM or SIGINT.
+    public func serviceGroup(_ services: [any Service], onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> ServiceGroup {
+        let server: any Service = admin.application(listen: listen, logger: logger, onBound: onBound)
         let ordered = role == .servesRequests ? services + [server] : [server] + services
-        let group = ServiceGroup(configuration: .init(
+        return ServiceGroup(configuration: .init(
             services: ordered.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
-        try await group.run()
     }
 }

@@ -65,6 +65,8 @@ public struct ParquetFileReader: Sendable {
     }
 
     public var numRows: Int { Int(metadata.numRows) }
+    /// The size of the whole file: what decoding it may cost, to decide where to run that.
+    public var byteCount: Int { file.count }
     public var rowGroupCount: Int { metadata.rowGroups.count }
     public var createdBy: String? { metadata.createdBy }
     public var keyValueMetadata: [KeyValue] { metadata.keyValueMetadata ?? [] }

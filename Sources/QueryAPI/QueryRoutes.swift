@@ -265,14 +265,8 @@ struct QueryHandlers: Sendable {
         let g = FlameGraphLevels(tree: tree, nameTable: names,
                                  maxNodes: maxNodes(r.left.hasMaxNodes ? r.left.maxNodes : nil, tenant: tenant))
         var f = Querier_V1_FlameGraphDiff()
-        f.names = g.names
-        f.levels = g.levels.map { values in
-            var l = Querier_V1_Level()
-            l.values = values
-            return l
-        }
-        f.total = g.total
-        f.maxSelf = g.maxSelf
+        let merged = Self.flameGraph(g)
+        (f.names, f.levels, f.total, f.maxSelf) = (merged.names, merged.levels, merged.total, merged.maxSelf)
         f.leftTicks = g.leftTicks
         f.rightTicks = g.rightTicks
         var out = Querier_V1_DiffResponse()
