@@ -29,16 +29,21 @@ let package = Package(
     ],
     targets: [
         // C libraries from Debian, through pkg-config.
-        .systemLibrary(name: "CRdKafka", path: "Sources/CShims/CRdKafka", pkgConfig: "rdkafka",
-                       providers: [.apt(["librdkafka-dev"])]),
-        .systemLibrary(name: "CZlib", path: "Sources/CShims/CZlib", pkgConfig: "zlib",
-                       providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CDeflate", path: "Sources/CShims/CDeflate", pkgConfig: "libdeflate",
-                       providers: [.apt(["libdeflate-dev"])]),
-        .systemLibrary(name: "CLZ4", path: "Sources/CShims/CLZ4", pkgConfig: "liblz4",
-                       providers: [.apt(["liblz4-dev"])]),
-        .systemLibrary(name: "CZstd", path: "Sources/CShims/CZstd", pkgConfig: "libzstd",
-                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CRdKafka", path: "Sources/CShims/CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CShims/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CDeflate", path: "Sources/CShims/CDeflate", pkgConfig: "libdeflate",
+            providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(
+            name: "CLZ4", path: "Sources/CShims/CLZ4", pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(
+            name: "CZstd", path: "Sources/CShims/CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
         // Header only: a cache prefetch for hash-table probes.
         .systemLibrary(name: "CPrefetch", path: "Sources/CShims/CPrefetch"),
         // Header only: a vector decoder for short varints (pprof location ids).
@@ -53,190 +58,267 @@ let package = Package(
         .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate", "CPrefetch", "CVarint", "KilnFoundation"]),
         .target(name: "Records", dependencies: ["ProfileModel", "KilnFoundation"]),
         .target(name: "Normalization", dependencies: ["CPrefetch", "PprofCodec", "ProfileModel", "Records"]),
-        .target(name: "KafkaClient", dependencies: [
-            "CRdKafka", "KilnFoundation",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "ObjectStore", dependencies: [
-            "KilnFoundation",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .target(
+            name: "KafkaClient",
+            dependencies: [
+                "CRdKafka", "KilnFoundation",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "ObjectStore",
+            dependencies: [
+                "KilnFoundation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .target(name: "Parquet", dependencies: ["CLZ4", "CZstd", "KilnFoundation"]),
-        .target(name: "Blocks", dependencies: [
-            "Parquet", "ObjectStore", "ProfileModel", "KilnFoundation",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "Query", dependencies: [
-            "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "Blocks",
+            dependencies: [
+                "Parquet", "ObjectStore", "ProfileModel", "KilnFoundation",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "Query",
+            dependencies: [
+                "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Pyroscope's protobuf messages: the .proto files (proto/) and the Swift generated from them
         // (scripts/gen-proto.sh).
-        .target(name: "KilnProtos", dependencies: [
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ], exclude: ["proto"]),
+        .target(
+            name: "KilnProtos",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf")
+            ], exclude: ["proto"]),
         // Alloy configuration, discovery, relabeling and the scrape loop.
-        .target(name: "Scrape", dependencies: [
-            "ProfileModel", "KilnFoundation", "KilnProtos",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ]),
+        .target(
+            name: "Scrape",
+            dependencies: [
+                "ProfileModel", "KilnFoundation", "KilnProtos",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
 
         // What every service process shares: flags, logging, metrics, readiness, the admin server, the bootstrap.
-        .target(name: "KilnService", dependencies: [
-            "CMalloc", "KilnFoundation",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
+        .target(
+            name: "KilnService",
+            dependencies: [
+                "CMalloc", "KilnFoundation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         // What services that talk to Kafka share: Kafka and topic flags, topic creation, the health probe.
-        .target(name: "KafkaService", dependencies: [
-            "KilnService", "KafkaClient",
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        .target(
+            name: "KafkaService",
+            dependencies: [
+                "KilnService", "KafkaClient",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
 
         // HTTP APIs. APICommon: the Connect unary codec, API errors, tenants, authentication and limits,
         // shared by push ingest (IngestAPI, in kiln-scraper) and queries (QueryAPI and the web UI, in kiln-query).
-        .target(name: "APICommon", dependencies: [
-            "PprofCodec", "KilnFoundation",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .target(name: "IngestAPI", dependencies: [
-            "APICommon", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "KilnFoundation",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-        ]),
-        .target(name: "QueryAPI", dependencies: [
-            "APICommon", "KilnProtos", "Query", "ProfileModel", "KilnFoundation",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            .product(name: "Logging", package: "swift-log"),
-        ], resources: [.copy("UI")]),
+        .target(
+            name: "APICommon",
+            dependencies: [
+                "PprofCodec", "KilnFoundation",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .target(
+            name: "IngestAPI",
+            dependencies: [
+                "APICommon", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "KilnFoundation",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]),
+        .target(
+            name: "QueryAPI",
+            dependencies: [
+                "APICommon", "KilnProtos", "Query", "ProfileModel", "KilnFoundation",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ], resources: [.copy("UI")]),
 
         // Pipeline stages as services: the loops that connect Kafka, the codecs and the store, one target
         // per executable. ScraperStage: pushes and scrapes into the raw topic. NormalizerService: raw topic to
         // batches and the DLQ. CompactorService: batches to blocks, level compaction, retention.
-        .target(name: "ScraperStage", dependencies: [
-            "KafkaClient", "KafkaService", "KilnService", "Records", "ProfileModel", "Scrape", "IngestAPI",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
-        .target(name: "NormalizerService", dependencies: [
-            "KafkaClient", "KafkaService", "Records", "Normalization", "ProfileModel", "KilnFoundation",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
-        .target(name: "CompactorService", dependencies: [
-            "KafkaClient", "KafkaService", "Records", "ProfileModel", "Blocks", "ObjectStore", "KilnFoundation",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        .target(
+            name: "ScraperStage",
+            dependencies: [
+                "KafkaClient", "KafkaService", "KilnService", "Records", "ProfileModel", "Scrape", "IngestAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .target(
+            name: "NormalizerService",
+            dependencies: [
+                "KafkaClient", "KafkaService", "Records", "Normalization", "ProfileModel", "KilnFoundation",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .target(
+            name: "CompactorService",
+            dependencies: [
+                "KafkaClient", "KafkaService", "Records", "ProfileModel", "Blocks", "ObjectStore", "KilnFoundation",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
 
         // `kiln replay`: a raw or DLQ topic, between fixed bounds, through the normaliser into a new output.
-        .target(name: "Replay", dependencies: [
-            "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore", "KilnFoundation",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "Replay",
+            dependencies: [
+                "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore", "KilnFoundation",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // `kiln dev`: the whole stack on one machine, as child processes behind one front address.
-        .target(name: "DevStack", dependencies: [
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        .target(
+            name: "DevStack",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
 
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
-        .target(name: "KilnBench", dependencies: ["KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records",
-                                                  "IngestAPI", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel"]),
+        .target(
+            name: "KilnBench",
+            dependencies: [
+                "KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records",
+                "IngestAPI", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel",
+            ]),
 
         // `kiln loadgen`: a synthetic fleet built from real pprof, pushed at a rate, with the pipeline measured.
-        .target(name: "LoadGen", dependencies: [
-            "PprofCodec", "Records", "ProfileModel", "KafkaClient", "KilnFoundation",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .target(
+            name: "LoadGen",
+            dependencies: [
+                "PprofCodec", "Records", "ProfileModel", "KafkaClient", "KilnFoundation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
 
         // Executables: flags and wiring only. Each links just what it runs.
-        .executableTarget(name: "kiln", dependencies: ["KilnService", "KafkaService", "KilnFoundation", "PprofCodec", "KafkaClient",
-                                                       "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay", "LoadGen"]),
-        .executableTarget(name: "kiln-scraper", dependencies: ["KilnService", "KafkaService", "ScraperStage", "Scrape", "IngestAPI",
-                                                               "APICommon", "KafkaClient"]),
-        .executableTarget(name: "kiln-normalizer", dependencies: ["KilnService", "KafkaService", "NormalizerService", "PprofCodec", "Normalization"]),
-        .executableTarget(name: "kiln-compactor", dependencies: ["KilnService", "KafkaService", "CompactorService", "ObjectStore", "Blocks"]),
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "KilnService", "KafkaService", "KilnFoundation", "PprofCodec", "KafkaClient",
+                "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay", "LoadGen",
+            ]),
+        .executableTarget(
+            name: "kiln-scraper",
+            dependencies: [
+                "KilnService", "KafkaService", "ScraperStage", "Scrape", "IngestAPI",
+                "APICommon", "KafkaClient",
+            ]),
+        .executableTarget(
+            name: "kiln-normalizer", dependencies: ["KilnService", "KafkaService", "NormalizerService", "PprofCodec", "Normalization"]),
+        .executableTarget(
+            name: "kiln-compactor", dependencies: ["KilnService", "KafkaService", "CompactorService", "ObjectStore", "Blocks"]),
         .executableTarget(name: "kiln-query", dependencies: ["KilnService", "APICommon", "QueryAPI", "ObjectStore", "Query"]),
 
         // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
         // that `make test` sets after starting them (scripts/test-env.sh).
         .target(name: "TestSupport", dependencies: ["ProfileModel", "Blocks", "ObjectStore"], path: "Tests/TestSupport"),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
-        .testTarget(name: "ObjectStoreTests", dependencies: [
-            "ObjectStore", "TestSupport",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .testTarget(
+            name: "ObjectStoreTests",
+            dependencies: [
+                "ObjectStore", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records"]),
         .testTarget(name: "KilnFoundationTests", dependencies: ["KilnFoundation"]),
-        .testTarget(name: "KilnServiceTests", dependencies: [
-            "KilnService",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        .testTarget(
+            name: "KilnServiceTests",
+            dependencies: [
+                "KilnService",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
         .testTarget(name: "BlocksTests", dependencies: ["Blocks", "ObjectStore", "Parquet", "ProfileModel", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
         .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "KilnFoundation", "PprofCodec", "TestSupport"]),
-        .testTarget(name: "StagesTests", dependencies: ["NormalizerService", "CompactorService", "ScraperStage", "KafkaService", "KafkaClient", "Records", "PprofCodec", "TestSupport", "Blocks", "ObjectStore",
-                                                        "APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Scrape",
-                                                        .product(name: "AsyncHTTPClient", package: "async-http-client")]),
-        .testTarget(name: "APITests", dependencies: ["APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query", "Blocks", "Scrape",
-                                                         .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                                                         .product(name: "Hummingbird", package: "hummingbird")]),
-        .testTarget(name: "ReplayTests", dependencies: ["Replay", "NormalizerService", "CompactorService", "KafkaClient", "Records", "Normalization", "PprofCodec",
-                                                       "ProfileModel", "Blocks", "ObjectStore", "TestSupport",
-                                                       .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "DevStackTests", dependencies: ["DevStack", "TestSupport",
-                                                          .product(name: "AsyncHTTPClient", package: "async-http-client")]),
-        .testTarget(name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
-        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "PprofCodec", "TestSupport",
-                                                         .product(name: "Hummingbird", package: "hummingbird")]),
+        .testTarget(
+            name: "StagesTests",
+            dependencies: [
+                "NormalizerService", "CompactorService", "ScraperStage", "KafkaService", "KafkaClient", "Records", "PprofCodec",
+                "TestSupport", "Blocks", "ObjectStore",
+                "APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Scrape",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
+        .testTarget(
+            name: "APITests",
+            dependencies: [
+                "APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query",
+                "Blocks", "Scrape",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
+        .testTarget(
+            name: "ReplayTests",
+            dependencies: [
+                "Replay", "NormalizerService", "CompactorService", "KafkaClient", "Records", "Normalization", "PprofCodec",
+                "ProfileModel", "Blocks", "ObjectStore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "DevStackTests",
+            dependencies: [
+                "DevStack", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
+        .testTarget(
+            name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
+        .testTarget(
+            name: "LoadGenTests",
+            dependencies: [
+                "LoadGen", "PprofCodec", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
         .testTarget(name: "ExecutableTests", dependencies: ["TestSupport", "Scrape"]),
         // Faults against the real binaries: broker restart, S3 errors, kills, full disk (issue 8).
-        .testTarget(name: "ReliabilityTests", dependencies: ["TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore"]),
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: ["TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore"]),
     ]
 )

@@ -6,7 +6,7 @@
 public func pprofDecoderFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     var limits = PprofLimits.default
-    limits.maxDecompressedBytes = 8 << 20   // keep each run small; the cap logic is what is exercised
+    limits.maxDecompressedBytes = 8 << 20  // keep each run small; the cap logic is what is exercised
     guard let profile = try? PprofDecoder(limits: limits).decode(bytes) else { return 0 }
     let facts = ProfileFacts(profile)
     let again: PprofProfile
@@ -16,10 +16,14 @@ public func pprofDecoderFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32
         fatalError("re-encoded profile does not decode: \(error)")
     }
     precondition(ProfileFacts(again) == facts, "round trip changed the profile's facts")
-    precondition(again.sampleLocations == profile.sampleLocations && again.values == profile.values,
-                 "round trip changed samples")
+    precondition(
+        again.sampleLocations == profile.sampleLocations && again.values == profile.values,
+        "round trip changed samples")
     var merger = PprofMerger()
-    do { try merger.add(profile); try merger.add(again) } catch { fatalError("self-merge failed: \(error)") }
+    do {
+        try merger.add(profile)
+        try merger.add(again)
+    } catch { fatalError("self-merge failed: \(error)") }
     let merged = merger.finish()
     precondition(merged.sampleCount <= profile.sampleCount, "merge of a profile with itself grew")
     return 0

@@ -70,7 +70,8 @@ public struct Credentials: Sendable {
         }
         let known: Set<String> = ["name", "bearer_token", "bearer_token_sha256", "username", "password", "password_sha256", "tenants"]
         var entries: [Entry] = []
-        var seenBearer = Set<[UInt8]>(), seenUsers = Set<String>()
+        var seenBearer = Set<[UInt8]>()
+        var seenUsers = Set<String>()
         for (i, item) in list.enumerated() {
             guard let e = item as? [String: Any] else { throw AuthFileError("credentials[\(i)] is not an object") }
             if let unknown = e.keys.sorted().first(where: { !known.contains($0) }) {
@@ -82,7 +83,8 @@ public struct Credentials: Sendable {
                 return s
             }
             func secret(plain: String, hashed: String) throws(AuthFileError) -> [UInt8]? {
-                let p = try string(plain), h = try string(hashed)
+                let p = try string(plain)
+                let h = try string(hashed)
                 if p != nil && h != nil { throw AuthFileError("credentials[\(i)]: give \(plain) or \(hashed), not both") }
                 if let p { return Self.sha256(p) }
                 guard let h else { return nil }
@@ -100,10 +102,13 @@ public struct Credentials: Sendable {
             for t in tenants where t != "*" {
                 if let why = TenantID.validationError(t) { throw AuthFileError("credentials[\(i)].tenants: \(why)") }
             }
-            let kind: Entry.Kind, digest: [UInt8]
+            let kind: Entry.Kind
+            let digest: [UInt8]
             switch (token, username, password) {
             case (let token?, nil, nil):
-                guard seenBearer.insert(token).inserted else { throw AuthFileError("credentials[\(i)]: the same bearer token appears twice") }
+                guard seenBearer.insert(token).inserted else {
+                    throw AuthFileError("credentials[\(i)]: the same bearer token appears twice")
+                }
                 kind = .bearer
                 digest = token
             case (nil, let user?, let password?):
@@ -181,7 +186,9 @@ public struct TenantAccess: Sendable {
 
     static func authenticate(_ credentials: Credentials, authorization: String?, scopeOrgID: String?) -> Result<String, APIError> {
         guard let authorization, !authorization.trimmingSpaces.isEmpty else {
-            return .failure(APIError(.missingCredentials, "authentication required: send Authorization: Bearer <token> or Basic <base64 user:password>"))
+            return .failure(
+                APIError(.missingCredentials, "authentication required: send Authorization: Bearer <token> or Basic <base64 user:password>")
+            )
         }
         let header = authorization.trimmingSpaces
         let space = header.firstIndex(of: " ") ?? header.endIndex
@@ -194,7 +201,8 @@ public struct TenantAccess: Sendable {
             matched = Self.match(credentials.entries, digest: Credentials.sha256(value)) { $0.kind == .bearer }
         case "basic":
             guard let decoded = Data(base64Encoded: value).flatMap({ String(data: $0, encoding: .utf8) }),
-                  let colon = decoded.firstIndex(of: ":") else {
+                let colon = decoded.firstIndex(of: ":")
+            else {
                 return .failure(APIError(.missingCredentials, "malformed Basic credentials (expected base64 of user:password)"))
             }
             let user = String(decoded[..<colon])

@@ -4,7 +4,8 @@ import Foundation
 public enum ByteCount {
     public static func format(_ bytes: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB"]
-        var value = Double(bytes), unit = 0
+        var value = Double(bytes)
+        var unit = 0
         while value >= 1024, unit < units.count - 1 {
             value /= 1024
             unit += 1

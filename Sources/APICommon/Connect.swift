@@ -18,14 +18,18 @@ public enum Connect {
         case "application/proto", "application/protobuf", "application/x-protobuf": return .proto
         case "application/json": return .json
         default:
-            throw APIError(.unsupportedMediaType, "Content-Type \"\(contentType ?? "")\" is not supported: send application/proto or application/json (Connect unary)")
+            throw APIError(
+                .unsupportedMediaType,
+                "Content-Type \"\(contentType ?? "")\" is not supported: send application/proto or application/json (Connect unary)")
         }
     }
 
     /// The request's message: its body read (at most `limit` bytes, also after decompression) and decoded.
     /// Inflating and decoding a large body runs off the cooperative pool. JSON's unknown fields are
     /// ignored (clients newer than Kiln may send them); the caller refuses known fields it cannot honour.
-    public static func message<M: SwiftProtobuf.Message>(_ request: Request, limit: Int, as type: M.Type = M.self) async throws(APIError) -> (M, Codec) {
+    public static func message<M: SwiftProtobuf.Message>(_ request: Request, limit: Int, as type: M.Type = M.self) async throws(APIError)
+        -> (M, Codec)
+    {
         let codec = try codec(request.headers[.contentType])
         let body = try await readBody(request, limit: limit)
         let encoding = (request.headers[.contentEncoding] ?? header(request, "connect-content-encoding") ?? "identity")
@@ -48,7 +52,8 @@ public enum Connect {
 
     /// A 200 answer carrying `message` in `codec`.
     public static func response(_ message: some SwiftProtobuf.Message, codec: Codec) throws -> Response {
-        let bytes: [UInt8], type: String
+        let bytes: [UInt8]
+        let type: String
         switch codec {
         case .proto: (bytes, type) = (try message.serializedBytes(), "application/proto")
         case .json: (bytes, type) = (try message.jsonUTF8Bytes(), "application/json")
@@ -79,7 +84,8 @@ public enum Connect {
 
     /// Connect's error answer: `{"code": …, "message": …}` with the code's HTTP status.
     public static func errorResponse(_ error: APIError) -> Response {
-        let json = try? JSONSerialization.data(withJSONObject: ["code": error.connectCode, "message": error.message], options: [.sortedKeys])
+        let json = try? JSONSerialization.data(
+            withJSONObject: ["code": error.connectCode, "message": error.message], options: [.sortedKeys])
         var headers: HTTPFields = [.contentType: "application/json"]
         if let challenge = error.challenge { headers[.wwwAuthenticate] = challenge }
         return Response(status: error.connectStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json ?? Data())))

@@ -44,7 +44,8 @@ public struct LimitOverrides: Sendable, Equatable {
 
     public init(json bytes: [UInt8]) throws(AuthFileError) {
         guard let root = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let tenants = root["tenants"] as? [String: Any] else {
+            let tenants = root["tenants"] as? [String: Any]
+        else {
             throw AuthFileError("expected an object {\"tenants\": {\"<tenant>\": {\"<limit>\": <number>}}}")
         }
         var out: [String: [Name: Double]] = [:]
@@ -54,7 +55,8 @@ public struct LimitOverrides: Sendable, Equatable {
             var parsed: [Name: Double] = [:]
             for (key, v) in limits {
                 guard let name = Name(rawValue: key) else {
-                    throw AuthFileError("tenants.\(tenant): unknown limit \"\(key)\" (known: \(Name.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw AuthFileError(
+                        "tenants.\(tenant): unknown limit \"\(key)\" (known: \(Name.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 guard let n = (v as? NSNumber)?.doubleValue, n.isFinite, n >= 0, !(v is Bool) else {
                     throw AuthFileError("tenants.\(tenant).\(key) must be a non-negative number")

@@ -15,7 +15,7 @@ public enum TenantID {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
                 continue
             case UInt8(ascii: "!"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "*"),
-                 UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"):
+                UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"):
                 continue
             default:
                 return "tenant ID \"\(tenant)\" contains a character that is not allowed (use letters, digits and !-_.*'())"

@@ -24,8 +24,10 @@ public enum BlockIndex {
 
     /// Lists the tenant's folders. With `createdAfterMillis`, blocks whose ULID time is older are skipped
     /// without reading their meta.json (ULIDs are minted at creation).
-    public static func list(_ store: any ObjectStore, tenant: String, createdAfterMillis: UInt64? = nil,
-                            skipping known: Set<ULID> = []) async throws -> TenantListing {
+    public static func list(
+        _ store: any ObjectStore, tenant: String, createdAfterMillis: UInt64? = nil,
+        skipping known: Set<ULID> = []
+    ) async throws -> TenantListing {
         let objects = try await store.list(prefix: tenant + "/").objects
         var byBlock: [ULID: [ObjectInfo]] = [:]
         for o in objects {
@@ -39,14 +41,17 @@ public enum BlockIndex {
             if let after = createdAfterMillis, ulid.timestampMillis < after { continue }
             let names = Set(objs.map { String($0.key.split(separator: "/").last!) })
             if names.contains(BlockFile.deletionMark) {
-                if let m = try? JSONDecoder().decode(DeletionMark.self, from: Data(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.deletionMark)))) {
+                if let m = try? JSONDecoder().decode(
+                    DeletionMark.self, from: Data(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.deletionMark))))
+                {
                     listing.deletionMarks[ulid] = m
                 }
             }
             if names.contains(BlockFile.meta) {
                 if known.contains(ulid) { continue }
                 do {
-                    listing.metas.append(try BlockMeta.decode(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta))))
+                    listing.metas.append(
+                        try BlockMeta.decode(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta))))
                 } catch let e as ObjectStoreError where e.kind == .notFound {
                     // Deleted between list and get.
                 }
@@ -69,7 +74,10 @@ public enum BlockIndex {
         var out: [BlockMeta] = []
         for (i, b) in candidates.enumerated() {
             let mine = sourceSets[i]
-            guard let first = mine.first else { out.append(b); continue }
+            guard let first = mine.first else {
+                out.append(b)
+                continue
+            }
             let superseded = (bySource[first] ?? []).contains { j in
                 guard j != i else { return false }
                 let other = sourceSets[j]
@@ -82,7 +90,9 @@ public enum BlockIndex {
     }
 
     /// Live blocks of a tenant, optionally only those overlapping a time range (Unix nanoseconds).
-    public static func liveBlocks(_ store: any ObjectStore, tenant: String, time range: ClosedRange<Int64>? = nil) async throws -> [BlockMeta] {
+    public static func liveBlocks(_ store: any ObjectStore, tenant: String, time range: ClosedRange<Int64>? = nil) async throws
+        -> [BlockMeta]
+    {
         let listing = try await list(store, tenant: tenant)
         let live = live(listing.metas, deletionMarks: listing.deletionMarks)
         guard let range else { return live }

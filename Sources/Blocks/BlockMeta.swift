@@ -20,7 +20,8 @@ public struct OffsetRanges: Sendable, Equatable, Codable {
 
     /// Index of the first range whose upper bound is ≥ `offset`.
     private func firstIndex(notBelow offset: Int64) -> Int {
-        var lo = 0, hi = ranges.count
+        var lo = 0
+        var hi = ranges.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if ranges[mid].upperBound < offset { lo = mid + 1 } else { hi = mid }
@@ -45,7 +46,8 @@ public struct OffsetRanges: Sendable, Equatable, Codable {
             }
             return
         }
-        var lower = range.lowerBound, upper = range.upperBound
+        var lower = range.lowerBound
+        var upper = range.upperBound
         var i = firstIndex(notBelow: lower == .min ? lower : lower - 1)
         let start = i
         while i < ranges.count && ranges[i].lowerBound <= (upper == .max ? upper : upper + 1) {
@@ -152,8 +154,12 @@ public struct KafkaProvenance: Sendable, Equatable, Codable {
     }
 
     public init(raw: [PartitionKey: OffsetRanges], normalized: [PartitionKey: OffsetRanges]) {
-        self.raw = raw.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, topicID: $0.key.topicID, offsets: $0.value) }
-        self.normalized = normalized.sorted { $0.key < $1.key }.map { PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, topicID: $0.key.topicID, offsets: $0.value) }
+        self.raw = raw.sorted { $0.key < $1.key }.map {
+            PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, topicID: $0.key.topicID, offsets: $0.value)
+        }
+        self.normalized = normalized.sorted { $0.key < $1.key }.map {
+            PartitionOffsets(topic: $0.key.topic, partition: $0.key.partition, topicID: $0.key.topicID, offsets: $0.value)
+        }
     }
 
     public var rawByPartition: [PartitionKey: OffsetRanges] { Self.index(raw) }
@@ -166,7 +172,8 @@ public struct KafkaProvenance: Sendable, Equatable, Codable {
     }
 
     public mutating func formUnion(_ other: KafkaProvenance) {
-        var r = rawByPartition, n = normalizedByPartition
+        var r = rawByPartition
+        var n = normalizedByPartition
         for (k, v) in other.rawByPartition { r[k, default: OffsetRanges()].formUnion(v) }
         for (k, v) in other.normalizedByPartition { n[k, default: OffsetRanges()].formUnion(v) }
         self = KafkaProvenance(raw: r, normalized: n)
@@ -210,7 +217,8 @@ public struct BlockMeta: Sendable, Equatable, Codable {
         /// Keyed by profile-type ID.
         public var profileTypes: [String: ProfileTypeStats]
 
-        public init(samples: Int64, series: Int64, stacks: Int64, frames: Int64, functions: Int64, profileTypes: [String: ProfileTypeStats]) {
+        public init(samples: Int64, series: Int64, stacks: Int64, frames: Int64, functions: Int64, profileTypes: [String: ProfileTypeStats])
+        {
             self.samples = samples
             self.series = series
             self.stacks = stacks
@@ -251,8 +259,10 @@ public struct BlockMeta: Sendable, Equatable, Codable {
     public var stats: Stats
     public var files: [File]
 
-    public init(version: Int = BlockMeta.currentVersion, ulid: ULID, tenant: String, minTime: Int64, maxTime: Int64, createdAt: Int64,
-                compaction: Compaction, kafka: KafkaProvenance, stats: Stats, files: [File]) {
+    public init(
+        version: Int = BlockMeta.currentVersion, ulid: ULID, tenant: String, minTime: Int64, maxTime: Int64, createdAt: Int64,
+        compaction: Compaction, kafka: KafkaProvenance, stats: Stats, files: [File]
+    ) {
         self.version = version
         self.ulid = ulid
         self.tenant = tenant

@@ -33,9 +33,12 @@ public struct SampleColumns: Sendable, Equatable {
         var out = SampleColumns()
         out.profileTypes = profileTypes
         for i in 0..<count where range.contains(timeNanos[i]) && (series?.contains(seriesIDs[i]) ?? true) {
-            out.seriesIDs.append(seriesIDs[i]); out.profileTypeIndex.append(profileTypeIndex[i])
-            out.timeNanos.append(timeNanos[i]); out.stackIDs.append(stackIDs[i])
-            out.values.append(values[i]); out.spanIDs.append(spanIDs[i])
+            out.seriesIDs.append(seriesIDs[i])
+            out.profileTypeIndex.append(profileTypeIndex[i])
+            out.timeNanos.append(timeNanos[i])
+            out.stackIDs.append(stackIDs[i])
+            out.values.append(values[i])
+            out.spanIDs.append(spanIDs[i])
         }
         return out
     }
@@ -121,7 +124,9 @@ public actor BlockReader {
         let bytes = try await store.get(BlockFile.key(tenant: meta.tenant, ulid: meta.ulid, name))
         if verify {
             guard let entry = meta.files.first(where: { $0.name == name }) else { throw BlockError("\(name) is not listed in meta.json") }
-            guard entry.sizeBytes == bytes.count else { throw BlockError("\(name): \(bytes.count) bytes, meta.json says \(entry.sizeBytes)") }
+            guard entry.sizeBytes == bytes.count else {
+                throw BlockError("\(name): \(bytes.count) bytes, meta.json says \(entry.sizeBytes)")
+            }
             let sum = SigV4Signer.sha256Hex(bytes)
             guard sum == entry.sha256 else { throw BlockError("\(name): sha256 \(sum), meta.json says \(entry.sha256)") }
         }
@@ -137,8 +142,10 @@ public actor BlockReader {
 
     public func series() async throws -> [BlockSeries] {
         let t = try await table(BlockFile.series)
-        let ids = try Self.int32s(t, "series_id"), types = try Self.strings(t, "profile_type")
-        let names = try Self.strings(t, "name"), values = try Self.strings(t, "value")
+        let ids = try Self.int32s(t, "series_id")
+        let types = try Self.strings(t, "profile_type")
+        let names = try Self.strings(t, "name")
+        let values = try Self.strings(t, "value")
         var out: [BlockSeries] = []
         var i = 0
         while i < ids.count {
@@ -159,17 +166,20 @@ public actor BlockReader {
     /// (all when both are nil). Rows are sorted by series, then time, so a series filter prunes well.
     public func sampleRowGroups(time range: ClosedRange<Int64>?, series: Set<Int32>? = nil) async throws -> [Int] {
         let t = try await table(BlockFile.samples)
-        let timeCol = t.leafIndex(named: "time_nanos"), seriesCol = t.leafIndex(named: "series_id")
+        let timeCol = t.leafIndex(named: "time_nanos")
+        let seriesCol = t.leafIndex(named: "series_id")
         let wanted = series.map { $0.sorted() }
         return (0..<t.rowGroupCount).filter { rg in
             if let range, let timeCol, let s = t.statistics(rowGroup: rg, column: timeCol),
-               case .int64(let lo)? = s.min, case .int64(let hi)? = s.max,
-               lo > range.upperBound || hi < range.lowerBound {
+                case .int64(let lo)? = s.min, case .int64(let hi)? = s.max,
+                lo > range.upperBound || hi < range.lowerBound
+            {
                 return false
             }
             if let wanted, let seriesCol, let s = t.statistics(rowGroup: rg, column: seriesCol),
-               case .int32(let lo)? = s.min, case .int32(let hi)? = s.max,
-               !wanted.contains(where: { $0 >= lo && $0 <= hi }) {
+                case .int32(let lo)? = s.min, case .int32(let hi)? = s.max,
+                !wanted.contains(where: { $0 >= lo && $0 <= hi })
+            {
                 return false
             }
             return true
@@ -181,10 +191,14 @@ public actor BlockReader {
     public func samples(time range: ClosedRange<Int64>? = nil, series: Set<Int32>? = nil) async throws -> SampleColumns {
         let t = try await table(BlockFile.samples)
         let groups = try await sampleRowGroups(time: range, series: series)
-        return try await BlockingWork.shared.run(bytes: t.byteCount) { try Self.decodeSamples(t, groups: groups, time: range, series: series) }
+        return try await BlockingWork.shared.run(bytes: t.byteCount) {
+            try Self.decodeSamples(t, groups: groups, time: range, series: series)
+        }
     }
 
-    static func decodeSamples(_ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>?, series: Set<Int32>?) throws -> SampleColumns {
+    static func decodeSamples(_ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>?, series: Set<Int32>?) throws
+        -> SampleColumns
+    {
         var out = SampleColumns()
         out.seriesIDs = try Self.int32s(t, "series_id", groups)
         // The per-row strings and optional spans are read one row group at a time, so only one group's
@@ -200,7 +214,7 @@ public actor BlockReader {
             // Rows are sorted by profile type, so a value is nearly always its predecessor's: compared as
             // bytes, it becomes a String only when it changes.
             var previous: (bytes: ArraySlice<UInt8>, index: UInt16)?
-            for row in 0 ..< values.count {
+            for row in 0..<values.count {
                 let bytes = values[row]
                 if let previous, previous.bytes.elementsEqual(bytes) {
                     out.profileTypeIndex.append(previous.index)
@@ -234,12 +248,18 @@ public actor BlockReader {
     public func stackSamples(time range: ClosedRange<Int64>, series: Set<Int32>) async throws -> StackSamples {
         let t = try await table(BlockFile.samples)
         let groups = try await sampleRowGroups(time: range, series: series)
-        return try await BlockingWork.shared.run(bytes: t.byteCount) { try Self.decodeStackSamples(t, groups: groups, time: range, series: series) }
+        return try await BlockingWork.shared.run(bytes: t.byteCount) {
+            try Self.decodeStackSamples(t, groups: groups, time: range, series: series)
+        }
     }
 
-    static func decodeStackSamples(_ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>, series: Set<Int32>) throws -> StackSamples {
-        let ids = try Self.int32s(t, "series_id", groups), times = try Self.int64s(t, "time_nanos", groups)
-        let stacks = try Self.int32s(t, "stack_id", groups), values = try Self.int64s(t, "value", groups)
+    static func decodeStackSamples(_ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>, series: Set<Int32>) throws
+        -> StackSamples
+    {
+        let ids = try Self.int32s(t, "series_id", groups)
+        let times = try Self.int64s(t, "time_nanos", groups)
+        let stacks = try Self.int32s(t, "stack_id", groups)
+        let values = try Self.int64s(t, "value", groups)
         var out = StackSamples()
         out.reserve(ids.count)
         for i in ids.indices where range.contains(times[i]) && series.contains(ids[i]) {
@@ -252,13 +272,17 @@ public actor BlockReader {
     }
 
     public func symbols() async throws -> BlockSymbols {
-        let st = try await table(BlockFile.stacks), fr = try await table(BlockFile.frames), fn = try await table(BlockFile.functions)
+        let st = try await table(BlockFile.stacks)
+        let fr = try await table(BlockFile.frames)
+        let fn = try await table(BlockFile.functions)
         return try await BlockingWork.shared.run(bytes: st.byteCount + fr.byteCount + fn.byteCount) {
             try Self.decodeSymbols(stacks: st, frames: fr, functions: fn)
         }
     }
 
-    static func decodeSymbols(stacks st: ParquetFileReader, frames fr: ParquetFileReader, functions fn: ParquetFileReader) throws -> BlockSymbols {
+    static func decodeSymbols(stacks st: ParquetFileReader, frames fr: ParquetFileReader, functions fn: ParquetFileReader) throws
+        -> BlockSymbols
+    {
         let nodeIDs = try Self.int32s(st, "node_id")
         for (i, id) in nodeIDs.enumerated() where Int(id) != i { throw BlockError("stacks.parquet: node_id \(id) at row \(i)") }
         let parents = (try st.readColumn(named: "parent_id").int32Values ?? []).map { $0 ?? -1 }
@@ -266,7 +290,9 @@ public actor BlockReader {
         for (i, id) in frameIDs.enumerated() where Int(id) != i { throw BlockError("frames.parquet: frame_id \(id) at row \(i)") }
         let fnIDs = try Self.int32s(fn, "function_id")
         for (i, id) in fnIDs.enumerated() where Int(id) != i { throw BlockError("functions.parquet: function_id \(id) at row \(i)") }
-        let names = try Self.strings(fn, "name"), sys = try Self.strings(fn, "system_name"), files = try Self.strings(fn, "filename")
+        let names = try Self.strings(fn, "name")
+        let sys = try Self.strings(fn, "system_name")
+        let files = try Self.strings(fn, "filename")
         let starts = try Self.int64s(fn, "start_line")
         return BlockSymbols(
             nodeParents: parents, nodeFrames: try Self.int32s(st, "frame_id"),
@@ -285,14 +311,20 @@ public actor BlockReader {
             seriesIndex[s.id] = UInt32(batch.series.count)
             batch.series.append(BatchSeries(labels: s.labels, profileType: s.profileType))
         }
-        var strings: StringTable = [""], stringIndex = ["": UInt32(0)]
+        var strings: StringTable = [""]
+        var stringIndex = ["": UInt32(0)]
         func intern(_ s: String) -> UInt32 {
             if let i = stringIndex[s] { return i }
-            strings.append(s); stringIndex[s] = UInt32(strings.count - 1)
+            strings.append(s)
+            stringIndex[s] = UInt32(strings.count - 1)
             return UInt32(strings.count - 1)
         }
-        let fns = symbols.functions.map { FunctionSymbol(name: intern($0.name), systemName: intern($0.systemName), filename: intern($0.filename), startLine: $0.startLine) }
-        let frames = symbols.frameFunctions.indices.map { FrameSymbol(function: UInt32(symbols.frameFunctions[$0]), line: symbols.frameLines[$0]) }
+        let fns = symbols.functions.map {
+            FunctionSymbol(name: intern($0.name), systemName: intern($0.systemName), filename: intern($0.filename), startLine: $0.startLine)
+        }
+        let frames = symbols.frameFunctions.indices.map {
+            FrameSymbol(function: UInt32(symbols.frameFunctions[$0]), line: symbols.frameLines[$0])
+        }
         batch.symbols = SymbolTable(strings: strings, functions: fns, frames: frames)
         var stackIndex: [Int32: UInt32] = [:]
         for i in 0..<samples.count {
@@ -301,7 +333,9 @@ public actor BlockReader {
                 stackIndex[sid] = UInt32(batch.stacks.count)
                 batch.stacks.append(try symbols.frames(ofStack: sid).map { UInt32($0) })
             }
-            guard let s = seriesIndex[samples.seriesIDs[i]] else { throw BlockError("sample references unknown series \(samples.seriesIDs[i])") }
+            guard let s = seriesIndex[samples.seriesIDs[i]] else {
+                throw BlockError("sample references unknown series \(samples.seriesIDs[i])")
+            }
             batch.sampleSeries.append(s)
             batch.sampleStacks.append(stackIndex[sid]!)
             batch.sampleValues.append(samples.values[i])
@@ -334,27 +368,44 @@ public actor BlockReader {
             let seriesIDs = Set(series.map(\.id))
             let samples = try await samples()
             let symbols = try await symbols()
-            let nodes = symbols.nodeParents.count, frames = symbols.frameFunctions.count, fns = symbols.functions.count
+            let nodes = symbols.nodeParents.count
+            let frames = symbols.frameFunctions.count
+            let fns = symbols.functions.count
             for i in 0..<nodes {
                 let p = symbols.nodeParents[i]
-                if p >= Int32(i) { problems.append("stack node \(i): parent \(p) not older"); break }
+                if p >= Int32(i) {
+                    problems.append("stack node \(i): parent \(p) not older")
+                    break
+                }
                 let f = symbols.nodeFrames[i]
-                if f < 0 || Int(f) >= frames { problems.append("stack node \(i): frame \(f) out of range"); break }
+                if f < 0 || Int(f) >= frames {
+                    problems.append("stack node \(i): frame \(f) out of range")
+                    break
+                }
             }
             for (i, f) in symbols.frameFunctions.enumerated() where f < 0 || Int(f) >= fns {
-                problems.append("frame \(i): function \(f) out of range"); break
+                problems.append("frame \(i): function \(f) out of range")
+                break
             }
             var totals: [String: BlockMeta.ProfileTypeStats] = [:]
             for i in 0..<samples.count {
-                if !seriesIDs.contains(samples.seriesIDs[i]) { problems.append("sample \(i): unknown series \(samples.seriesIDs[i])"); break }
+                if !seriesIDs.contains(samples.seriesIDs[i]) {
+                    problems.append("sample \(i): unknown series \(samples.seriesIDs[i])")
+                    break
+                }
                 let s = samples.stackIDs[i]
-                if s < 0 || Int(s) >= nodes { problems.append("sample \(i): stack \(s) out of range"); break }
+                if s < 0 || Int(s) >= nodes {
+                    problems.append("sample \(i): stack \(s) out of range")
+                    break
+                }
                 let pt = samples.profileTypes[Int(samples.profileTypeIndex[i])]
                 totals[pt, default: .init(samples: 0, total: 0)].samples += 1
                 totals[pt, default: .init(samples: 0, total: 0)].total &+= samples.values[i]
             }
             if totals != meta.stats.profileTypes { problems.append("per-profile-type totals differ from meta.json: \(totals)") }
-            if Int64(samples.count) != meta.stats.samples { problems.append("\(samples.count) samples, meta.json says \(meta.stats.samples)") }
+            if Int64(samples.count) != meta.stats.samples {
+                problems.append("\(samples.count) samples, meta.json says \(meta.stats.samples)")
+            }
         } catch {
             problems.append("\(error)")
         }

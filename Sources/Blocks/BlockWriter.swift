@@ -42,7 +42,8 @@ public struct BlockWriter: Sendable {
     public func encode(_ head: Head, ulid: ULID, compaction: BlockMeta.Compaction, createdAt: Date = Date()) throws -> EncodedBlock {
         // Series order: profile type, then labels.
         let seriesOrder = head.series.indices.sorted {
-            let a = head.series[$0], b = head.series[$1]
+            let a = head.series[$0]
+            let b = head.series[$1]
             if a.profileType.id != b.profileType.id { return a.profileType.id < b.profileType.id }
             return a.labels.labels.lexicographicallyPrecedes(b.labels.labels)
         }
@@ -58,8 +59,10 @@ public struct BlockWriter: Sendable {
             head.sampleTimes.withUnsafeBufferPointer { times in
                 head.sampleStacks.withUnsafeBufferPointer { stacks in
                     order.sort { i, j in
-                        let i = Int(i), j = Int(j)
-                        let si = newSeriesID[Int(ser[i])], sj = newSeriesID[Int(ser[j])]
+                        let i = Int(i)
+                        let j = Int(j)
+                        let si = newSeriesID[Int(ser[i])]
+                        let sj = newSeriesID[Int(ser[j])]
                         if si != sj { return si < sj }
                         if times[i] != times[j] { return times[i] < times[j] }
                         return stacks[i] < stacks[j]
@@ -95,13 +98,19 @@ public struct BlockWriter: Sendable {
         let rowsPerGroup = max(1, options.samplesPerRowGroup)
         let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
         for groupStart in stride(from: 0, to: n, by: rowsPerGroup) {
-            let rows = order[groupStart ..< min(n, groupStart + rowsPerGroup)]
-            var seriesCol = [Int32](); seriesCol.reserveCapacity(rows.count)
-            var typeCol = ByteArrays(); typeCol.reserveCapacity(values: rows.count, bytes: rows.count * longestTypeID)
-            var timeCol = [Int64](); timeCol.reserveCapacity(rows.count)
-            var stackCol = [Int32](); stackCol.reserveCapacity(rows.count)
-            var valueCol = [Int64](); valueCol.reserveCapacity(rows.count)
-            var spanCol = [Int64?](); spanCol.reserveCapacity(rows.count)
+            let rows = order[groupStart..<min(n, groupStart + rowsPerGroup)]
+            var seriesCol = [Int32]()
+            seriesCol.reserveCapacity(rows.count)
+            var typeCol = ByteArrays()
+            typeCol.reserveCapacity(values: rows.count, bytes: rows.count * longestTypeID)
+            var timeCol = [Int64]()
+            timeCol.reserveCapacity(rows.count)
+            var stackCol = [Int32]()
+            stackCol.reserveCapacity(rows.count)
+            var valueCol = [Int64]()
+            valueCol.reserveCapacity(rows.count)
+            var spanCol = [Int64?]()
+            spanCol.reserveCapacity(rows.count)
             for row in rows {
                 let i = Int(row)
                 let s = Int(head.sampleSeries[i])
@@ -127,33 +136,45 @@ public struct BlockWriter: Sendable {
         files.append((BlockFile.samples, samplesBytes, n, try ParquetFileReader(bytes: samplesBytes).rowGroupCount))
 
         // series.parquet: one row per (series, label).
-        var sID = [Int32](), sType = [String](), sName = [String](), sValue = [String]()
+        var sID = [Int32]()
+        var sType = [String]()
+        var sName = [String]()
+        var sValue = [String]()
         for (rank, old) in seriesOrder.enumerated() {
             let s = head.series[old]
             for l in s.labels.labels {
-                sID.append(Int32(rank)); sType.append(s.profileType.id); sName.append(l.name); sValue.append(l.value)
+                sID.append(Int32(rank))
+                sType.append(s.profileType.id)
+                sName.append(l.name)
+                sValue.append(l.value)
             }
         }
         try table(BlockFile.series, BlockSchemas.series, [.int32(sID), .strings(sType), .strings(sName), .strings(sValue)])
 
         let nodes = head.nodeParents.count
-        try table(BlockFile.stacks, BlockSchemas.stacks, [
-            .int32((0..<nodes).map { Int32($0) }),
-            .int32(head.nodeParents.map { $0 < 0 ? nil : Optional($0) }),
-            .int32(head.nodeFrames.map { Int32($0) }),
-        ])
-        try table(BlockFile.frames, BlockSchemas.frames, [
-            .int32((0..<head.frames.count).map { Int32($0) }),
-            .int32(head.frames.map { Int32($0.function) }),
-            .int64(head.frames.map(\.line)),
-        ])
-        try table(BlockFile.functions, BlockSchemas.functions, [
-            .int32((0..<head.functions.count).map { Int32($0) }),
-            .strings(head.functions.map(\.name)),
-            .strings(head.functions.map(\.systemName)),
-            .strings(head.functions.map(\.filename)),
-            .int64(head.functions.map(\.startLine)),
-        ])
+        try table(
+            BlockFile.stacks, BlockSchemas.stacks,
+            [
+                .int32((0..<nodes).map { Int32($0) }),
+                .int32(head.nodeParents.map { $0 < 0 ? nil : Optional($0) }),
+                .int32(head.nodeFrames.map { Int32($0) }),
+            ])
+        try table(
+            BlockFile.frames, BlockSchemas.frames,
+            [
+                .int32((0..<head.frames.count).map { Int32($0) }),
+                .int32(head.frames.map { Int32($0.function) }),
+                .int64(head.frames.map(\.line)),
+            ])
+        try table(
+            BlockFile.functions, BlockSchemas.functions,
+            [
+                .int32((0..<head.functions.count).map { Int32($0) }),
+                .strings(head.functions.map(\.name)),
+                .strings(head.functions.map(\.systemName)),
+                .strings(head.functions.map(\.filename)),
+                .int64(head.functions.map(\.startLine)),
+            ])
 
         let meta = BlockMeta(
             ulid: ulid, tenant: head.tenant,
@@ -161,8 +182,9 @@ public struct BlockWriter: Sendable {
             createdAt: Int64(createdAt.timeIntervalSince1970 * 1000),
             compaction: compaction,
             kafka: KafkaProvenance(raw: head.rawOffsets, normalized: head.normalizedOffsets),
-            stats: .init(samples: Int64(n), series: Int64(head.series.count), stacks: Int64(nodes),
-                         frames: Int64(head.frames.count), functions: Int64(head.functions.count), profileTypes: typeStats),
+            stats: .init(
+                samples: Int64(n), series: Int64(head.series.count), stacks: Int64(nodes),
+                frames: Int64(head.frames.count), functions: Int64(head.functions.count), profileTypes: typeStats),
             files: files.map { .init(name: $0.0, sizeBytes: $0.1.count, sha256: SigV4Signer.sha256Hex($0.1), rows: $0.2, rowGroups: $0.3) })
         return EncodedBlock(meta: meta, files: files.map { ($0.0, $0.1) })
     }
@@ -171,7 +193,8 @@ public struct BlockWriter: Sendable {
     /// under this ULID — before touching its tables, so a committed block is never overwritten — and
     /// succeeds when the same meta is already there (a retried upload).
     public static func upload(_ block: EncodedBlock, to store: any ObjectStore) async throws {
-        let tenant = block.meta.tenant, ulid = block.meta.ulid
+        let tenant = block.meta.tenant
+        let ulid = block.meta.ulid
         let metaKey = BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)
         if try await store.head(metaKey) != nil {
             let existing = try BlockMeta.decode(try await store.get(metaKey))

@@ -82,12 +82,14 @@ extension CompactionPlanner {
     /// forms a run of its own). Summing overestimates the merged head, since symbols and series dedupe.
     static func pack(_ blocks: [BlockMeta], budget: Int) -> [[BlockMeta]] {
         var groups: [[BlockMeta]] = []
-        var current: [BlockMeta] = [], used = 0
+        var current: [BlockMeta] = []
+        var used = 0
         for b in blocks {
             let size = b.estimatedHeadBytes
             if !current.isEmpty && used + size > budget {
                 groups.append(current)
-                current = []; used = 0
+                current = []
+                used = 0
             }
             current.append(b)
             used += size
@@ -100,8 +102,9 @@ extension CompactionPlanner {
 extension BlockMeta {
     /// What this block's data costs in a head, by the head's own estimate.
     public var estimatedHeadBytes: Int {
-        Head.estimatedBytes(samples: Int(stats.samples), stackNodes: Int(stats.stacks), frames: Int(stats.frames),
-                            functions: Int(stats.functions), series: Int(stats.series))
+        Head.estimatedBytes(
+            samples: Int(stats.samples), stackNodes: Int(stats.stacks), frames: Int(stats.frames),
+            functions: Int(stats.functions), series: Int(stats.series))
     }
 }
 
@@ -114,8 +117,10 @@ public struct Compactor: Sendable {
     /// Names this process in leases.
     public let instanceID: String
 
-    public init(store: any ObjectStore, config: CompactionConfig, writer: BlockWriter = BlockWriter(), logger: Logger,
-                instanceID: String = ULID.make().string) {
+    public init(
+        store: any ObjectStore, config: CompactionConfig, writer: BlockWriter = BlockWriter(), logger: Logger,
+        instanceID: String = ULID.make().string
+    ) {
         self.store = store
         self.config = config
         self.writer = writer
@@ -137,12 +142,16 @@ public struct Compactor: Sendable {
             sources.formUnion(meta.compaction.sources)
         }
         let parents = job.sources.map(\.ulid).sorted()
-        let ulid = ULID.deterministic(timestampMillis: parents.map(\.timestampMillis).max() ?? 0,
-                                      seed: "\(job.tenant)|\(job.level)|" + parents.map(\.string).joined(separator: ","))
+        let ulid = ULID.deterministic(
+            timestampMillis: parents.map(\.timestampMillis).max() ?? 0,
+            seed: "\(job.tenant)|\(job.level)|" + parents.map(\.string).joined(separator: ","))
         // Encoding and compressing a merged block is seconds of CPU: off the cooperative pool.
-        let (writer, finished, lineage) = (self.writer, head, BlockMeta.Compaction(level: job.level, sources: sources.sorted(), parents: parents))
+        let (writer, finished, lineage) = (
+            self.writer, head, BlockMeta.Compaction(level: job.level, sources: sources.sorted(), parents: parents)
+        )
         let block = try await BlockingWork.shared.run { try writer.encode(finished, ulid: ulid, compaction: lineage, createdAt: now) }
-        let expected = job.sources.reduce(into: [String: Int64]()) { t, m in for (k, v) in m.totalsByProfileType { t[k, default: 0] &+= v } }
+        let expected = job.sources.reduce(into: [String: Int64]()) { t, m in for (k, v) in m.totalsByProfileType { t[k, default: 0] &+= v }
+        }
         guard block.meta.totalsByProfileType == expected else {
             throw BlockError("compaction of \(parents) changed the totals: \(block.meta.totalsByProfileType) vs \(expected)")
         }
@@ -150,14 +159,19 @@ public struct Compactor: Sendable {
         for p in parents {
             try await markForDeletion(tenant: job.tenant, ulid: p, reason: "compacted", supersededBy: ulid, now: now)
         }
-        logger.info("compacted", metadata: ["tenant": "\(job.tenant)", "level": "\(job.level)", "block": "\(ulid)",
-                                             "sources": "\(parents.count)", "samples": "\(block.meta.stats.samples)",
-                                             "bytes": "\(block.totalBytes)"])
+        logger.info(
+            "compacted",
+            metadata: [
+                "tenant": "\(job.tenant)", "level": "\(job.level)", "block": "\(ulid)",
+                "sources": "\(parents.count)", "samples": "\(block.meta.stats.samples)",
+                "bytes": "\(block.totalBytes)",
+            ])
         return block.meta
     }
 
     public func markForDeletion(tenant: String, ulid: ULID, reason: String, supersededBy: ULID?, now: Date = Date()) async throws {
-        let mark = DeletionMark(ulid: ulid, deletionTime: Int64(now.timeIntervalSince1970 * 1000), reason: reason, supersededBy: supersededBy)
+        let mark = DeletionMark(
+            ulid: ulid, deletionTime: Int64(now.timeIntervalSince1970 * 1000), reason: reason, supersededBy: supersededBy)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         _ = try await store.putIfAbsent(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.deletionMark), Array(try encoder.encode(mark)))
@@ -209,8 +223,9 @@ public struct Compactor: Sendable {
         var rounds = 0
         while rounds < 8 {
             rounds += 1
-            let jobs = CompactionPlanner.plan(tenant: tenant, live: BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks),
-                                              config: config, now: now)
+            let jobs = CompactionPlanner.plan(
+                tenant: tenant, live: BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks),
+                config: config, now: now)
             if jobs.isEmpty { break }
             for job in jobs {
                 try await run(job, now: now)
@@ -222,8 +237,10 @@ public struct Compactor: Sendable {
             try await deleteBlock(tenant: tenant, ulid: ulid, keys: listing.keys[ulid] ?? [])
             result.deleted += 1
         }
-        for (ulid, newest) in listing.partial where listing.deletionMarks[ulid] == nil
-            && now.timeIntervalSince(newest) >= config.partialGrace.seconds {
+        for (ulid, newest) in listing.partial
+        where listing.deletionMarks[ulid] == nil
+            && now.timeIntervalSince(newest) >= config.partialGrace.seconds
+        {
             try await deleteBlock(tenant: tenant, ulid: ulid, keys: listing.keys[ulid] ?? [])
             result.partialRemoved += 1
         }
@@ -234,12 +251,15 @@ public struct Compactor: Sendable {
     public func passAll(now: Date = Date()) async throws -> PassResult {
         var total = PassResult()
         for tenant in try await BlockIndex.tenants(in: store) {
-            guard try await TenantLease.acquire(store: store, tenant: tenant, holder: instanceID, duration: config.leaseDuration, now: now) else {
+            guard try await TenantLease.acquire(store: store, tenant: tenant, holder: instanceID, duration: config.leaseDuration, now: now)
+            else {
                 continue
             }
             let r = try await pass(tenant: tenant, now: now)
-            total.compacted += r.compacted; total.deleted += r.deleted
-            total.partialRemoved += r.partialRemoved; total.expired += r.expired
+            total.compacted += r.compacted
+            total.deleted += r.deleted
+            total.partialRemoved += r.partialRemoved
+            total.expired += r.expired
         }
         return total
     }
@@ -255,7 +275,9 @@ public struct TenantLease: Codable, Sendable {
 
     static func key(_ tenant: String) -> String { "_kiln/leases/\(tenant).json" }
 
-    public static func acquire(store: any ObjectStore, tenant: String, holder: String, duration: Duration, now: Date = Date()) async throws -> Bool {
+    public static func acquire(store: any ObjectStore, tenant: String, holder: String, duration: Duration, now: Date = Date()) async throws
+        -> Bool
+    {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let mine = TenantLease(holder: holder, expiresAt: nowMillis + duration.nanos / 1_000_000)
         let bytes = Array(try JSONEncoder().encode(mine))

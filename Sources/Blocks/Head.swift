@@ -117,7 +117,8 @@ public struct Head: Sendable {
 
     /// Whether the head already holds this raw record's batch (`rawTopicID`: the raw topic's incarnation).
     public func holds(raw provenance: Provenance, rawTopicID: String? = nil) -> Bool {
-        rawOffsets.holds(PartitionKey(topic: provenance.topic, partition: provenance.partition, topicID: rawTopicID), offset: provenance.offset)
+        rawOffsets.holds(
+            PartitionKey(topic: provenance.topic, partition: provenance.partition, topicID: rawTopicID), offset: provenance.offset)
     }
 
     public func holds(normalized position: RecordPosition) -> Bool {
@@ -130,8 +131,10 @@ public struct Head: Sendable {
         precondition(batch.tenant == tenant, "batch of tenant \(batch.tenant) given to the head of \(tenant)")
         if openedAt == nil { openedAt = now }
         batches += 1
-        rawOffsets[PartitionKey(topic: batch.provenance.topic, partition: batch.provenance.partition, topicID: rawTopicID), default: OffsetRanges()]
-            .insert(batch.provenance.offset)
+        rawOffsets[
+            PartitionKey(topic: batch.provenance.topic, partition: batch.provenance.partition, topicID: rawTopicID), default: OffsetRanges()
+        ]
+        .insert(batch.provenance.offset)
         if let position {
             normalizedOffsets[position.key, default: OffsetRanges()].insert(position.offset)
         }
@@ -170,10 +173,13 @@ public struct Head: Sendable {
         func function(_ i: UInt32) -> UInt32 {
             if functionMap[Int(i)] != .max { return functionMap[Int(i)] }
             let f = symbols.functions[Int(i)]
-            let key = FunctionKey(name: string(f.name), systemName: string(f.systemName), filename: string(f.filename),
-                                  startLine: f.startLine)
+            let key = FunctionKey(
+                name: string(f.name), systemName: string(f.systemName), filename: string(f.filename),
+                startLine: f.startLine)
             let id: UInt32
-            if let existing = functionIndex[key] { id = existing } else {
+            if let existing = functionIndex[key] {
+                id = existing
+            } else {
                 id = UInt32(functions.count)
                 functions.append(key)
                 functionIndex[key] = id
@@ -186,7 +192,9 @@ public struct Head: Sendable {
             let f = symbols.frames[Int(i)]
             let key = FrameKey(function: function(f.function), line: f.line)
             let id: UInt32
-            if let existing = frameIndex[key] { id = existing } else {
+            if let existing = frameIndex[key] {
+                id = existing
+            } else {
                 id = UInt32(frames.count)
                 frames.append((key.function, key.line))
                 frameIndex[key] = id
@@ -199,7 +207,9 @@ public struct Head: Sendable {
             let s = Int(batch.sampleSeries[i])
             if seriesMap[s] == .max {
                 let key = batch.series[s]
-                if let existing = seriesIndex[key] { seriesMap[s] = existing } else {
+                if let existing = seriesIndex[key] {
+                    seriesMap[s] = existing
+                } else {
                     let id = UInt32(series.count)
                     series.append(key)
                     seriesIndex[key] = id
@@ -212,7 +222,9 @@ public struct Head: Sendable {
                 var parent: Int32 = -1
                 for f in batch.stacks.stack(st).reversed() {
                     let key = NodeKey(parent: parent, frame: frame(f))
-                    if let existing = nodeIndex[key] { parent = Int32(existing) } else {
+                    if let existing = nodeIndex[key] {
+                        parent = Int32(existing)
+                    } else {
                         let id = UInt32(nodeParents.count)
                         nodeParents.append(key.parent)
                         nodeFrames.append(key.frame)

@@ -20,7 +20,7 @@ public struct ULID: Hashable, Comparable, Sendable, CustomStringConvertible, Cod
     /// A fresh ULID with random entropy.
     public static func make(timestampMillis: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) -> ULID {
         var rng = SystemRandomNumberGenerator()
-        return ULID(timestampMillis: timestampMillis, entropy: (0..<10).map { _ in UInt8.random(in: 0 ... 255, using: &rng) })
+        return ULID(timestampMillis: timestampMillis, entropy: (0..<10).map { _ in UInt8.random(in: 0...255, using: &rng) })
     }
 
     /// A ULID whose entropy is derived from `seed` (SHA-256), so the same inputs always name the same block.
@@ -52,7 +52,8 @@ public struct ULID: Hashable, Comparable, Sendable, CustomStringConvertible, Cod
         var bits = 0
         var idx = 0
         // Skip the 2 padding bits of the first character.
-        acc = UInt32(value[0]); bits = 3
+        acc = UInt32(value[0])
+        bits = 3
         for v in value.dropFirst() {
             acc = (acc << 5) | UInt32(v)
             bits += 5
@@ -70,8 +71,8 @@ public struct ULID: Hashable, Comparable, Sendable, CustomStringConvertible, Cod
         var c = c
         if c >= 97 && c <= 122 { c -= 32 }
         switch c {
-        case 79: return 0           // O
-        case 73, 76: return 1       // I, L
+        case 79: return 0  // O
+        case 73, 76: return 1  // I, L
         default:
             return alphabet.firstIndex(of: c).map { UInt8($0) }
         }
@@ -86,11 +87,12 @@ public struct ULID: Hashable, Comparable, Sendable, CustomStringConvertible, Cod
     public var string: String {
         var out = [UInt8](repeating: 0, count: 26)
         // 128 bits as 26 groups of 5 bits, the first group holding the top 3 bits.
-        var hi: UInt64 = 0, lo: UInt64 = 0
+        var hi: UInt64 = 0
+        var lo: UInt64 = 0
         for i in 0..<8 { hi = hi << 8 | UInt64(bytes[i]) }
         for i in 8..<16 { lo = lo << 8 | UInt64(bytes[i]) }
         for i in 0..<26 {
-            let shift = 125 - 5 * i   // bit position of this group's lowest bit, counted from the LSB of 128
+            let shift = 125 - 5 * i  // bit position of this group's lowest bit, counted from the LSB of 128
             let v: UInt64
             if shift >= 64 {
                 v = (hi >> UInt64(shift - 64)) & 31

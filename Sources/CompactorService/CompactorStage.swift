@@ -1,8 +1,8 @@
 import Blocks
 import Foundation
-import KilnFoundation
 import KafkaClient
 import KafkaService
+import KilnFoundation
 import Logging
 import Metrics
 import ObjectStore
@@ -37,8 +37,10 @@ public final class CompactorStage: Service, Sendable {
         public var dedupHorizon: Duration
         public var maxPollRecords: Int
 
-        public init(normalizedTopic: String, groupID: String = "kiln-compactor", cut: CutPolicy = CutPolicy(),
-                    dedupHorizon: Duration = .seconds(6 * 3600), maxPollRecords: Int = 256) {
+        public init(
+            normalizedTopic: String, groupID: String = "kiln-compactor", cut: CutPolicy = CutPolicy(),
+            dedupHorizon: Duration = .seconds(6 * 3600), maxPollRecords: Int = 256
+        ) {
             self.normalizedTopic = normalizedTopic
             self.groupID = groupID
             self.cut = cut
@@ -92,7 +94,8 @@ public final class CompactorStage: Service, Sendable {
             let old = blocks.keys.filter { $0.timestampMillis < cutoff }
             guard !old.isEmpty else { return }
             for u in old { blocks[u] = nil }
-            raw = [:]; normalized = [:]
+            raw = [:]
+            normalized = [:]
             let keep = blocks
             blocks = [:]
             for (u, p) in keep { add(u, p) }
@@ -132,9 +135,11 @@ public final class CompactorStage: Service, Sendable {
     private let flushTimer = Metrics.Timer(label: "kiln_compactor_flush_seconds")
     private let storeFailuresCounter = Counter(label: "kiln_compactor_store_failures_total")
 
-    public init(configuration: Configuration, kafka: KafkaConfig, store: any ObjectStore, writer: BlockWriter = BlockWriter(),
-                logger: Logger, onReady: @escaping @Sendable () -> Void = {},
-                onStoreProblem: @escaping @Sendable (_ problem: String?) -> Void = { _ in }) throws {
+    public init(
+        configuration: Configuration, kafka: KafkaConfig, store: any ObjectStore, writer: BlockWriter = BlockWriter(),
+        logger: Logger, onReady: @escaping @Sendable () -> Void = {},
+        onStoreProblem: @escaping @Sendable (_ problem: String?) -> Void = { _ in }
+    ) throws {
         self.configuration = configuration
         self.store = store
         self.writer = writer
@@ -153,7 +158,9 @@ public final class CompactorStage: Service, Sendable {
     public func run() async throws {
         try await reloadFromStore()
         try await consumer.subscribe([configuration.normalizedTopic])
-        logger.info("consuming", metadata: ["topic": "\(configuration.normalizedTopic)", "group": "\(configuration.groupID)", "store": "\(store.location)"])
+        logger.info(
+            "consuming",
+            metadata: ["topic": "\(configuration.normalizedTopic)", "group": "\(configuration.groupID)", "store": "\(store.location)"])
         onReady()
         do {
             try await cancelWhenGracefulShutdown {
@@ -188,10 +195,12 @@ public final class CompactorStage: Service, Sendable {
             case .record(let r):
                 pending.append(r)
             case .rebalance(.assigned):
-                try await process(pending); pending = []
+                try await process(pending)
+                pending = []
                 state.withLock { $0.needsReload = true }
             case .rebalance(.revoked(let parts, _)):
-                try await process(pending); pending = []
+                try await process(pending)
+                pending = []
                 dropHeads(parts.map { PartitionKey(topic: $0.topic, partition: $0.partition) })
             case .partitionEOF:
                 break
@@ -216,7 +225,9 @@ public final class CompactorStage: Service, Sendable {
     /// Decodes and appends records, skipping what a block or head already holds.
     func process(_ records: [ConsumerRecord]) async throws {
         guard !records.isEmpty else { return }
-        if state.withLock({ $0.needsReload }) { try await untilStoreAccepts("reading block provenance") { try await self.reloadFromStore() } }
+        if state.withLock({ $0.needsReload }) {
+            try await untilStoreAccepts("reading block provenance") { try await self.reloadFromStore() }
+        }
         let decoded: [(ConsumerRecord, SampleBatch?)] = try await worker.run {
             records.map { r in (r, try? BatchCodec.decode(r.value)) }
         }
@@ -247,7 +258,8 @@ public final class CompactorStage: Service, Sendable {
                 let raw = batch.provenance
                 let rawTopicID = s.topicIDs[raw.topic]
                 let rawKey = PartitionKey(topic: raw.topic, partition: raw.partition, topicID: rawTopicID)
-                let inHead = s.partitions.values.contains { $0.heads[batch.tenant]?.holds(raw: raw, rawTopicID: rawTopicID) ?? false }
+                let inHead =
+                    s.partitions.values.contains { $0.heads[batch.tenant]?.holds(raw: raw, rawTopicID: rawTopicID) ?? false }
                     || ps.heads[batch.tenant]?.holds(raw: raw, rawTopicID: rawTopicID) ?? false
                 if inHead || s.index.raw.holds(rawKey, offset: raw.offset) {
                     delta.duplicateBatches += 1
@@ -336,15 +348,19 @@ public final class CompactorStage: Service, Sendable {
             do {
                 try await body()
                 if failures > 0 {
-                    logger.notice("block store works again; consuming resumed", metadata: ["operation": "\(what)", "failed_attempts": "\(failures)"])
+                    logger.notice(
+                        "block store works again; consuming resumed", metadata: ["operation": "\(what)", "failed_attempts": "\(failures)"])
                     onStoreProblem(nil)
                 }
                 return
             } catch let error as ObjectStoreError {
                 failures += 1
                 storeFailuresCounter.increment()
-                logger.error("block store failed; not consuming until it works again", metadata: [
-                    "operation": "\(what)", "error": "\(error)", "attempt": "\(failures)", "retry_in": "\(delay)"])
+                logger.error(
+                    "block store failed; not consuming until it works again",
+                    metadata: [
+                        "operation": "\(what)", "error": "\(error)", "attempt": "\(failures)", "retry_in": "\(delay)",
+                    ])
                 onStoreProblem("\(what) failed: \(error)")
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(30))
@@ -404,11 +420,14 @@ public final class CompactorStage: Service, Sendable {
             // belong to the tenant whose block is missing, while the other's new head holds other records.)
             let millis = ps.firstTimestampMillis[tenant].map { UInt64(max(0, $0)) } ?? nowMillis
             let firstOffset = head.normalizedOffsets.values.compactMap(\.lowerBound).min() ?? -1
-            let ulid = ULID.deterministic(timestampMillis: millis,
-                                          seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(firstOffset)"
-                                              + (ps.topicID.map { "|" + $0 } ?? ""))
+            let ulid = ULID.deterministic(
+                timestampMillis: millis,
+                seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(firstOffset)"
+                    + (ps.topicID.map { "|" + $0 } ?? ""))
             let writer = self.writer
-            let block = try await worker.run { try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])) }
+            let block = try await worker.run {
+                try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: []))
+            }
             try await BlockWriter.upload(block, to: store)
             state.withLock { $0.index.add(ulid, block.meta.kafka) }
             stats.withLock { s in
@@ -418,8 +437,12 @@ public final class CompactorStage: Service, Sendable {
             }
             blocksCounter.increment()
             blockBytesCounter.increment(by: block.totalBytes)
-            logger.info("block written", metadata: ["tenant": "\(tenant)", "block": "\(ulid)", "samples": "\(block.meta.stats.samples)",
-                                                    "bytes": "\(block.totalBytes)", "partition": "\(partition)"])
+            logger.info(
+                "block written",
+                metadata: [
+                    "tenant": "\(tenant)", "block": "\(ulid)", "samples": "\(block.meta.stats.samples)",
+                    "bytes": "\(block.totalBytes)", "partition": "\(partition)",
+                ])
         }
         // Every block holding this partition's records is durable: the offsets may move.
         let stillOwned = state.withLock { s -> Bool in
@@ -460,8 +483,12 @@ public struct CompactionService: Service {
                     do {
                         let r = try await compactor.passAll()
                         if r != Compactor.PassResult() {
-                            compactor.logger.info("maintenance pass", metadata: ["compacted": "\(r.compacted)", "deleted": "\(r.deleted)",
-                                                                                "partial_removed": "\(r.partialRemoved)", "expired": "\(r.expired)"])
+                            compactor.logger.info(
+                                "maintenance pass",
+                                metadata: [
+                                    "compacted": "\(r.compacted)", "deleted": "\(r.deleted)",
+                                    "partial_removed": "\(r.partialRemoved)", "expired": "\(r.expired)",
+                                ])
                         }
                     } catch is CancellationError {
                         throw CancellationError()

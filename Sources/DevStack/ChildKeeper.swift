@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Keeps one child running: starts it, restarts it with backoff when it exits on its own, and stops it
@@ -52,8 +53,9 @@ final class ChildKeeper: Sendable {
         while !state.withLock({ $0.stopping }) {
             let startedAt = ContinuousClock.now
             do {
-                let process = try SpawnedProcess.spawn(executable: spec.executable.path, arguments: spec.arguments,
-                                                       environment: spec.environment, logPath: logPath.path)
+                let process = try SpawnedProcess.spawn(
+                    executable: spec.executable.path, arguments: spec.arguments,
+                    environment: spec.environment, logPath: logPath.path)
                 let stopNow = state.withLock { s -> Bool in
                     s.process = process
                     return s.stopping
@@ -68,8 +70,11 @@ final class ChildKeeper: Sendable {
                 if state.withLock({ $0.stopping }) { return }
                 state.withLock { $0.restarts += 1 }
                 backoff = ContinuousClock.now - startedAt > Self.healthyRun ? Self.initialBackoff : backoff
-                logger.warning("exited unexpectedly; restarting", metadata: [
-                    "child": "\(spec.name)", "status": "\(status)", "backoff": "\(backoff)", "log": "\(logPath.path)"])
+                logger.warning(
+                    "exited unexpectedly; restarting",
+                    metadata: [
+                        "child": "\(spec.name)", "status": "\(status)", "backoff": "\(backoff)", "log": "\(logPath.path)",
+                    ])
                 announce("\(spec.name) exited unexpectedly (\(status)); restarting in \(backoff) — see \(logPath.path)")
             } catch {
                 logger.error("cannot start", metadata: ["child": "\(spec.name)", "error": "\(error)"])

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The data dir of `kiln dev`: created on first use, locked while a run uses it, and counting runs.
@@ -23,12 +24,13 @@ public final class DataDirLock: Sendable {
             throw SpawnError(description: "another kiln dev is running on \(options.dataDir.path)")
         }
         let counter = options.dataDir.appendingPathComponent("generation")
-        let previous = (try? String(contentsOf: counter, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+        let previous =
+            (try? String(contentsOf: counter, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
         generation = previous + 1
         try "\(generation)\n".write(to: counter, atomically: true, encoding: .utf8)
     }
 
-    deinit { close(fd) } // closing releases the lock
+    deinit { close(fd) }  // closing releases the lock
 }
 
 /// Children of an earlier run that was killed without a chance to stop them (SIGKILL, a crash). Their pids
@@ -40,8 +42,9 @@ enum StaleChildren {
         for file in files where file.pathExtension == "pid" {
             defer { try? FileManager.default.removeItem(at: file) }
             guard let text = try? String(contentsOf: file, encoding: .utf8),
-                  let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
-                  belongs(pid, to: dataDir) else { continue }
+                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
+                belongs(pid, to: dataDir)
+            else { continue }
             log("stopping \(file.deletingPathExtension().lastPathComponent) (pid \(pid)) left over from an earlier run")
             kill(pid, SIGTERM)
             alive.append((file.lastPathComponent, pid))

@@ -27,21 +27,25 @@ public struct DevExecutables: Sendable {
         let binDir = runningBinary.resolvingSymlinksInPath().deletingLastPathComponent()
         let missing = stageNames.filter { !fm.isExecutableFile(atPath: binDir.appendingPathComponent($0).path) }
         guard missing.isEmpty else {
-            throw SpawnError(description: "kiln dev runs the services beside its own binary, but \(missing.joined(separator: ", ")) "
-                + "\(missing.count == 1 ? "is" : "are") not in \(binDir.path) (build them: make build)")
+            throw SpawnError(
+                description: "kiln dev runs the services beside its own binary, but \(missing.joined(separator: ", ")) "
+                    + "\(missing.count == 1 ? "is" : "are") not in \(binDir.path) (build them: make build)")
         }
         let checkout = checkoutRoot(above: binDir)
         let tansu: URL
         if let path = nonEmpty(tansuFlag) ?? nonEmpty(environment["KILN_TANSU"]) {
             tansu = URL(fileURLWithPath: path)
-            guard fm.isExecutableFile(atPath: tansu.path) else { throw SpawnError(description: "tansu is not an executable file at \(path)") }
+            guard fm.isExecutableFile(atPath: tansu.path) else {
+                throw SpawnError(description: "tansu is not an executable file at \(path)")
+            }
         } else if let checkout, fm.isExecutableFile(atPath: checkout.appendingPathComponent(".venv/bin/tansu").path) {
             tansu = checkout.appendingPathComponent(".venv/bin/tansu")
         } else if let found = searchPath("tansu", environment: environment) {
             tansu = found
         } else {
-            throw SpawnError(description: "tansu (the Kafka broker kiln dev runs) was not found: pass --tansu PATH or set KILN_TANSU "
-                + "(scripts/setup.sh installs it into .venv/bin/tansu)")
+            throw SpawnError(
+                description: "tansu (the Kafka broker kiln dev runs) was not found: pass --tansu PATH or set KILN_TANSU "
+                    + "(scripts/setup.sh installs it into .venv/bin/tansu)")
         }
         var lib: URL?
         if let checkout {

@@ -3,8 +3,9 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `kiln dev`: the whole pipeline on one machine. A Tansu broker, kiln-scraper, kiln-normalizer,
@@ -14,14 +15,16 @@ public enum DevStack {
     /// Runs until SIGINT or SIGTERM, then stops the front server, the stages upstream first and Tansu last.
     public static func run(options: DevOptions, tansu: String?, logger: Logger) async throws {
         let environment = ProcessInfo.processInfo.environment
-        let executables = try DevExecutables.locate(runningBinary: DevExecutables.runningBinary(), tansuFlag: tansu,
-                                                    environment: environment)
+        let executables = try DevExecutables.locate(
+            runningBinary: DevExecutables.runningBinary(), tansuFlag: tansu,
+            environment: environment)
         let lock = try DataDirLock(options: options)
-        let plan = DevStackPlan.make(options: options, executables: executables, ports: try LoopbackPorts.free(5),
-                                     generation: lock.generation, environment: environment)
+        let plan = DevStackPlan.make(
+            options: options, executables: executables, ports: try LoopbackPorts.free(5),
+            generation: lock.generation, environment: environment)
 
         var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow // redirects are the browser's to follow
+        configuration.redirectConfiguration = .disallow  // redirects are the browser's to follow
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 
@@ -33,14 +36,16 @@ public enum DevStack {
                 logger.info("front listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
             },
             logger: logger)
-        status("data in \(options.dataDir.path) (run \(lock.generation); logs in \(options.logsDir.path)); "
-            + "serving http://\(options.listenHost):\(options.listenPort)/ once ready")
+        status(
+            "data in \(options.dataDir.path) (run \(lock.generation); logs in \(options.logsDir.path)); "
+                + "serving http://\(options.listenHost):\(options.listenPort)/ once ready")
         // Graceful shutdown runs in reverse: the front server stops taking requests, then the supervisor
         // stops the children.
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: supervisor), .init(service: front)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: supervisor), .init(service: front)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
             try await group.run()
         } catch {

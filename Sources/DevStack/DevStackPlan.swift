@@ -27,8 +27,10 @@ public struct DevOptions: Sendable {
     public var maxBlockAge: String
     public var stopTimeout: Duration
 
-    public init(dataDir: URL, listenHost: String = "127.0.0.1", listenPort: Int = 4040, scrapeConfig: URL? = nil,
-                maxBlockAge: String = "10s", stopTimeout: Duration = .seconds(20)) {
+    public init(
+        dataDir: URL, listenHost: String = "127.0.0.1", listenPort: Int = 4040, scrapeConfig: URL? = nil,
+        maxBlockAge: String = "10s", stopTimeout: Duration = .seconds(20)
+    ) {
         self.dataDir = dataDir
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -68,8 +70,10 @@ public struct DevStackPlan: Sendable {
     ///     so each run starts with empty topics whose offsets begin at 0 again; blocks in the store remember
     ///     (topic, partition, offset) provenance for exactly-once, so reusing a topic name would make the
     ///     compactor skip the new run's records as duplicates. Each run therefore gets its own topic names.
-    public static func make(options: DevOptions, executables: DevExecutables, ports: [Int], generation: Int,
-                            environment: [String: String]) -> DevStackPlan {
+    public static func make(
+        options: DevOptions, executables: DevExecutables, ports: [Int], generation: Int,
+        environment: [String: String]
+    ) -> DevStackPlan {
         precondition(ports.count == 5, "five ports: tansu, scraper, normalizer, compactor, query")
         let host = "127.0.0.1"
         let brokers = "\(host):\(ports[0])"
@@ -77,41 +81,54 @@ public struct DevStackPlan: Sendable {
         let topics = (raw: "kiln.profiles.raw" + suffix, normalized: "kiln.profiles.normalized" + suffix, dlq: "kiln.profiles.dlq" + suffix)
 
         var env = environment.filter { !strippedVariables.contains($0.key) }
-        env["KILN_DEV_DATA_DIR"] = options.dataDir.path // marks our children (see StaleChildren)
+        env["KILN_DEV_DATA_DIR"] = options.dataDir.path  // marks our children (see StaleChildren)
         if let lib = executables.kafkaLibDir {
-            env["LD_LIBRARY_PATH"] = [lib.path, environment["LD_LIBRARY_PATH"]].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
+            env["LD_LIBRARY_PATH"] = [lib.path, environment["LD_LIBRARY_PATH"]].compactMap { $0 }.filter { !$0.isEmpty }.joined(
+                separator: ":")
         }
 
-        let kafka = ["--kafka-brokers", brokers,
-                     "--raw-topic", topics.raw, "--normalized-topic", topics.normalized, "--dlq-topic", topics.dlq,
-                     // One scraper feeds it; one partition keeps blocks few and large.
-                     "--topic-partitions", "1"]
+        let kafka = [
+            "--kafka-brokers", brokers,
+            "--raw-topic", topics.raw, "--normalized-topic", topics.normalized, "--dlq-topic", topics.dlq,
+            // One scraper feeds it; one partition keeps blocks few and large.
+            "--topic-partitions", "1",
+        ]
         // Tansu answers a group join after about half the session timeout: keep joins quick. Consumers
         // only (a producer warns about consumer properties).
         let consumer = kafka + ["--kafka-option", "session.timeout.ms=6000"]
         let broker = ChildSpec(
             name: "tansu", executable: executables.tansu,
-            arguments: ["broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
-                        "--storage-engine", "memory://tansu/"],
+            arguments: [
+                "broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
+                "--storage-engine", "memory://tansu/",
+            ],
             environment: env, probe: .tcp(host: host, port: ports[0]))
-        let scraperAddress = "\(host):\(ports[1])", queryAddress = "\(host):\(ports[4])"
+        let scraperAddress = "\(host):\(ports[1])"
+        let queryAddress = "\(host):\(ports[4])"
         var scraperArgs = kafka + ["--listen", scraperAddress]
         if let config = options.scrapeConfig { scraperArgs += ["--config", config.path] }
         let stages = [
-            ChildSpec(name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,
-                      environment: env, probe: .http("http://\(scraperAddress)/ready")),
-            ChildSpec(name: "kiln-normalizer", executable: executables.stage("kiln-normalizer"),
-                      arguments: consumer + ["--admin-listen", "\(host):\(ports[2])"],
-                      environment: env, probe: .http("http://\(host):\(ports[2])/ready")),
-            ChildSpec(name: "kiln-compactor", executable: executables.stage("kiln-compactor"),
-                      arguments: consumer + ["--admin-listen", "\(host):\(ports[3])", "--store", options.storeURL,
-                                          "--max-block-age", options.maxBlockAge],
-                      environment: env, probe: .http("http://\(host):\(ports[3])/ready")),
-            ChildSpec(name: "kiln-query", executable: executables.stage("kiln-query"),
-                      arguments: ["--store", options.storeURL, "--listen", queryAddress],
-                      environment: env, probe: .http("http://\(queryAddress)/ready")),
+            ChildSpec(
+                name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,
+                environment: env, probe: .http("http://\(scraperAddress)/ready")),
+            ChildSpec(
+                name: "kiln-normalizer", executable: executables.stage("kiln-normalizer"),
+                arguments: consumer + ["--admin-listen", "\(host):\(ports[2])"],
+                environment: env, probe: .http("http://\(host):\(ports[2])/ready")),
+            ChildSpec(
+                name: "kiln-compactor", executable: executables.stage("kiln-compactor"),
+                arguments: consumer + [
+                    "--admin-listen", "\(host):\(ports[3])", "--store", options.storeURL,
+                    "--max-block-age", options.maxBlockAge,
+                ],
+                environment: env, probe: .http("http://\(host):\(ports[3])/ready")),
+            ChildSpec(
+                name: "kiln-query", executable: executables.stage("kiln-query"),
+                arguments: ["--store", options.storeURL, "--listen", queryAddress],
+                environment: env, probe: .http("http://\(queryAddress)/ready")),
         ]
-        return DevStackPlan(broker: broker, stages: stages, scraperAddress: scraperAddress, queryAddress: queryAddress,
-                            kafkaBrokers: brokers, topics: topics)
+        return DevStackPlan(
+            broker: broker, stages: stages, scraperAddress: scraperAddress, queryAddress: queryAddress,
+            kafkaBrokers: brokers, topics: topics)
     }
 }

@@ -21,8 +21,10 @@ public final class DevSupervisor: Service, Sendable {
     /// How long Tansu may take to open its port.
     static let brokerStartTimeout = Duration.seconds(30)
 
-    public init(plan: DevStackPlan, options: DevOptions, client: HTTPClient, logger: Logger,
-                announce: @escaping @Sendable (String) -> Void) {
+    public init(
+        plan: DevStackPlan, options: DevOptions, client: HTTPClient, logger: Logger,
+        announce: @escaping @Sendable (String) -> Void
+    ) {
         self.plan = plan
         self.options = options
         self.logger = logger
@@ -57,14 +59,16 @@ public final class DevSupervisor: Service, Sendable {
             reason = why
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw SpawnError(description: "tansu did not open \(plan.kafkaBrokers) within \(Self.brokerStartTimeout): \(reason) "
-            + "(log: \(options.logsDir.appendingPathComponent("tansu.log").path))")
+        throw SpawnError(
+            description: "tansu did not open \(plan.kafkaBrokers) within \(Self.brokerStartTimeout): \(reason) "
+                + "(log: \(options.logsDir.appendingPathComponent("tansu.log").path))")
     }
 
     /// Stops every child in order, in a task of its own so a cancelled caller still waits for each exit.
     private func stopAll() async {
         stopping.withLock { $0 = true }
-        let keepers = stages + [broker], timeout = options.stopTimeout
+        let keepers = stages + [broker]
+        let timeout = options.stopTimeout
         await Task {
             for keeper in keepers { await keeper.stop(timeout: timeout) }
         }.value
@@ -107,11 +111,15 @@ public final class DevSupervisor: Service, Sendable {
     /// The supervisor's own metrics in Prometheus text: which children are up and how often they restarted.
     public func metricsText() -> String {
         let keepers = [broker] + stages
-        var lines = ["# HELP kiln_dev_child_up Whether the child process is running (1) or not (0).",
-                     "# TYPE kiln_dev_child_up gauge"]
+        var lines = [
+            "# HELP kiln_dev_child_up Whether the child process is running (1) or not (0).",
+            "# TYPE kiln_dev_child_up gauge",
+        ]
         lines += keepers.map { "kiln_dev_child_up{child=\"\($0.spec.name)\"} \($0.isRunning ? 1 : 0)" }
-        lines += ["# HELP kiln_dev_child_restarts_total Restarts after the child exited on its own.",
-                  "# TYPE kiln_dev_child_restarts_total counter"]
+        lines += [
+            "# HELP kiln_dev_child_restarts_total Restarts after the child exited on its own.",
+            "# TYPE kiln_dev_child_restarts_total counter",
+        ]
         lines += keepers.map { "kiln_dev_child_restarts_total{child=\"\($0.spec.name)\"} \($0.restarts)" }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -26,17 +26,22 @@ public struct FrontProxy: HTTPResponder {
     static let upstreamTimeout = TimeAmount.minutes(10)
 
     /// Per RFC 9110 §7.6.1 these describe one hop, not the message, and are not forwarded.
-    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                                        "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+        "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
+    ]
 
     public init(supervisor: DevSupervisor, client: HTTPClient, logger: Logger) {
-        self.init(scraper: supervisor.plan.scraperAddress, query: supervisor.plan.queryAddress, client: client,
-                  readiness: { await supervisor.notReady() }, metrics: { supervisor.metricsText() }, logger: logger)
+        self.init(
+            scraper: supervisor.plan.scraperAddress, query: supervisor.plan.queryAddress, client: client,
+            readiness: { await supervisor.notReady() }, metrics: { supervisor.metricsText() }, logger: logger)
     }
 
-    init(scraper: String, query: String, client: HTTPClient,
-         readiness: @escaping @Sendable () async -> [(name: String, reason: String)],
-         metrics: @escaping @Sendable () -> String, logger: Logger) {
+    init(
+        scraper: String, query: String, client: HTTPClient,
+        readiness: @escaping @Sendable () async -> [(name: String, reason: String)],
+        metrics: @escaping @Sendable () -> String, logger: Logger
+    ) {
         self.scraper = scraper
         self.query = query
         self.client = client
@@ -51,12 +56,14 @@ public struct FrontProxy: HTTPResponder {
         case .readiness:
             let pending = await readiness()
             let text = pending.isEmpty ? "ready\n" : pending.map { "\($0.name): \($0.reason)\n" }.joined()
-            return Response(status: pending.isEmpty ? .ok : .serviceUnavailable,
-                            headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+            return Response(
+                status: pending.isEmpty ? .ok : .serviceUnavailable,
+                headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
         case .supervisorMetrics:
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: metrics())))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics())))
         case .scraper:
             return await forward(request, to: scraper, name: "kiln-scraper", target: target)
         case .query:
@@ -72,7 +79,7 @@ public struct FrontProxy: HTTPResponder {
         }
         if let host = request.head.authority { outgoing.headers.add(name: "X-Forwarded-Host", value: host) }
         if let length = request.headers[.contentLength].flatMap({ Int64($0) }) {
-            outgoing.headers.remove(name: "content-length") // the client sets it from the body's length
+            outgoing.headers.remove(name: "content-length")  // the client sets it from the body's length
             outgoing.body = .stream(request.body, length: .known(length))
         } else if request.headers[.transferEncoding] != nil {
             outgoing.body = .stream(request.body, length: .unknown)
@@ -83,21 +90,26 @@ public struct FrontProxy: HTTPResponder {
             var contentLength: Int?
             for header in response.headers {
                 let lower = header.name.lowercased()
-                if lower == "content-length" { contentLength = Int(header.value); continue }
+                if lower == "content-length" {
+                    contentLength = Int(header.value)
+                    continue
+                }
                 guard !Self.hopByHop.contains(lower), let fieldName = HeaderField.Name(header.name) else { continue }
                 headers.append(HeaderField(name: fieldName, value: header.value))
             }
             let body = response.body
-            return Response(status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-                            headers: headers,
-                            body: ResponseBody(contentLength: contentLength) { writer in
-                                for try await chunk in body { try await writer.write(chunk) }
-                                try await writer.finish(nil)
-                            })
+            return Response(
+                status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
+                headers: headers,
+                body: ResponseBody(contentLength: contentLength) { writer in
+                    for try await chunk in body { try await writer.write(chunk) }
+                    try await writer.finish(nil)
+                })
         } catch {
             logger.warning("upstream failed", metadata: ["upstream": "\(name)", "target": "\(target)", "error": "\(error)"])
-            return Response(status: .badGateway, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: "kiln dev: \(name) at \(upstream) did not answer: \(error)\n")))
+            return Response(
+                status: .badGateway, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "kiln dev: \(name) at \(upstream) did not answer: \(error)\n")))
         }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How a child process ended.
@@ -45,8 +46,10 @@ public final class SpawnedProcess: Sendable {
 
     /// Starts `executable` with exactly `arguments` and `environment`, stdin from /dev/null and stdout and
     /// stderr appended to `logPath`.
-    public static func spawn(executable: String, arguments: [String], environment: [String: String],
-                             logPath: String) throws -> SpawnedProcess {
+    public static func spawn(
+        executable: String, arguments: [String], environment: [String: String],
+        logPath: String
+    ) throws -> SpawnedProcess {
         let logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard logFD >= 0 else { throw SpawnError(description: "cannot open \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(logFD) }
@@ -89,7 +92,10 @@ public final class SpawnedProcess: Sendable {
         let reaper = Thread { [process] in
             var status: Int32 = 0
             while waitpid(process.pid, &status, 0) < 0 {
-                if errno != EINTR { status = 0x7f00; break } // unknowable; report as exit 127
+                if errno != EINTR {
+                    status = 0x7f00
+                    break
+                }  // unknowable; report as exit 127
             }
             process.finish(ExitStatus(waitStatus: status))
         }

@@ -1,4 +1,5 @@
 import APICommon
+
 /// Limits of the push ingest endpoints. Defaults suit one `kiln-scraper` in front of a Kafka cluster; every
 /// one is a flag of `kiln-scraper`.
 public struct IngestOptions: Sendable {

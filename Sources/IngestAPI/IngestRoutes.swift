@@ -1,9 +1,9 @@
+import APICommon
 import Foundation
 import Hummingbird
+import KilnProtos
 import Logging
 import NIOCore
-import APICommon
-import KilnProtos
 import Records
 
 /// The push ingest routes, registered on a router the caller owns (the scraper's admin router, `kiln dev`'s
@@ -47,8 +47,9 @@ public enum IngestRoutes {
             LimitMetrics.discarded(error, tenant: tenant)
             var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
             if let challenge = error.challenge { headers[.wwwAuthenticate] = challenge }
-            return Response(status: error.ingestStatus, headers: headers,
-                            body: .init(byteBuffer: ByteBuffer(string: error.message + "\n")))
+            return Response(
+                status: error.ingestStatus, headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: error.message + "\n")))
         }
     }
 
@@ -59,12 +60,14 @@ public enum IngestRoutes {
         do throws(APIError) {
             tenant = try ingester.options.access.tenant(request, endpoint: "connect").get()
             let (message, codec) = try await Connect.message(request, limit: ingester.options.maxBodyBytes, as: Push_V1_PushRequest.self)
-            let envelopes = try ConnectPushDecoder.envelopes(message, tenant: tenant, now: Date(), options: ingester.options.forTenant(tenant))
+            let envelopes = try ConnectPushDecoder.envelopes(
+                message, tenant: tenant, now: Date(), options: ingester.options.forTenant(tenant))
             try await ingester.submit(envelopes, tenant: tenant, endpoint: "connect")
-            let (contentType, bytes): (String, [UInt8]) = switch codec {
-            case .proto: ("application/proto", [])
-            case .json: ("application/json", Array("{}".utf8))
-            }
+            let (contentType, bytes): (String, [UInt8]) =
+                switch codec {
+                case .proto: ("application/proto", [])
+                case .json: ("application/json", Array("{}".utf8))
+                }
             return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         } catch {
             LimitMetrics.discarded(error, tenant: tenant)

@@ -1,4 +1,5 @@
 import APICommon
+
 /// A minimal `multipart/form-data` reader (RFC 7578) for Pyroscope's pprof form: named parts with their
 /// bytes. Works on the collected body; parts are slices of it, not copies.
 public struct MultipartForm: Sendable {
@@ -55,7 +56,8 @@ public struct MultipartForm: Sendable {
             var filename: String?
             for line in headers.split(separator: "\r\n") {
                 guard let colon = line.firstIndex(of: ":"),
-                      line[..<colon].trimmingCharactersSpaces().lowercased() == "content-disposition" else { continue }
+                    line[..<colon].trimmingCharactersSpaces().lowercased() == "content-disposition"
+                else { continue }
                 for param in line[line.index(after: colon)...].split(separator: ";") {
                     guard let eq = param.firstIndex(of: "=") else { continue }
                     let key = param[..<eq].trimmingCharactersSpaces().lowercased()

@@ -1,6 +1,6 @@
-import KilnProtos
 import APICommon
 import Foundation
+import KilnProtos
 import ProfileModel
 import Records
 import SwiftProtobuf
@@ -14,8 +14,10 @@ import SwiftProtobuf
 /// a sample, as Pyroscope v2 treats every push. Other `__` labels are dropped except `__name__` and
 /// `__session_id__`; annotations are dropped, as Pyroscope drops client-sent ones.
 public enum ConnectPushDecoder {
-    public static func envelopes(_ request: Push_V1_PushRequest, tenant: String, now: Date,
-                                 options: IngestOptions) throws(APIError) -> [RawEnvelope] {
+    public static func envelopes(
+        _ request: Push_V1_PushRequest, tenant: String, now: Date,
+        options: IngestOptions
+    ) throws(APIError) -> [RawEnvelope] {
         let nanos = PyroscopeTime.nanos(now)
         var out: [RawEnvelope] = []
         for series in request.series {
@@ -26,9 +28,11 @@ public enum ConnectPushDecoder {
                 try checkProfileSize(payload, labels: labels, options: options, tooLarge: .invalidArgument)
                 var attributes: [String: String] = [:]
                 if !sample.id.isEmpty { attributes["profile_id"] = sample.id }
-                out.append(RawEnvelope(tenant: tenant, labels: labels, source: .push, format: .pprof,
-                                       startNanos: nanos, endNanos: nanos, cumulative: cumulative,
-                                       attributes: attributes, payload: payload))
+                out.append(
+                    RawEnvelope(
+                        tenant: tenant, labels: labels, source: .push, format: .pprof,
+                        startNanos: nanos, endNanos: nanos, cumulative: cumulative,
+                        attributes: attributes, payload: payload))
             }
         }
         guard !out.isEmpty else { throw APIError(.invalidArgument, "no profiles received") }
@@ -38,27 +42,33 @@ public enum ConnectPushDecoder {
     static func seriesLabels(_ pairs: [Types_V1_LabelPair], options: IngestOptions) throws(APIError) -> (LabelSet, Bool) {
         guard !pairs.isEmpty else { throw APIError(.invalidArgument, "error at least one label pair is required per profile") }
         guard pairs.count <= options.maxLabelNames else {
-            throw APIError.exceeding(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
-                                    "profile series '\(clip(render(pairs)))' has \(pairs.count) label names")
+            throw APIError.exceeding(
+                .invalidArgument, "max_label_names_per_series", options.maxLabelNames,
+                "profile series '\(clip(render(pairs)))' has \(pairs.count) label names")
         }
         var labels: [Label] = []
         var seen = Set<String>()
         var cumulative = false
         for pair in pairs {
             guard pair.name.utf8.count <= options.maxLabelNameLength else {
-                throw APIError.exceeding(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
-                                        "profile with labels '\(clip(render(pairs)))' has label name too long: '\(clip(pair.name))' (\(pair.name.utf8.count) bytes)")
+                throw APIError.exceeding(
+                    .invalidArgument, "max_label_name_length", options.maxLabelNameLength,
+                    "profile with labels '\(clip(render(pairs)))' has label name too long: '\(clip(pair.name))' (\(pair.name.utf8.count) bytes)"
+                )
             }
             guard pair.value.utf8.count <= options.maxLabelValueLength else {
-                throw APIError.exceeding(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
-                                        "profile with labels '\(clip(render(pairs)))' has label value too long: '\(clip(pair.value))' (\(pair.value.utf8.count) bytes)")
+                throw APIError.exceeding(
+                    .invalidArgument, "max_label_value_length", options.maxLabelValueLength,
+                    "profile with labels '\(clip(render(pairs)))' has label value too long: '\(clip(pair.value))' (\(pair.value.utf8.count) bytes)"
+                )
             }
             if pair.name == LabelName.delta {
                 cumulative = pair.value == "true"
                 continue
             }
             guard let name = LabelRules.sanitizedName(pair.name) else {
-                throw APIError(.invalidArgument, "invalid labels '\(clip(render(pairs)))' with error: invalid label name '\(clip(pair.name))'")
+                throw APIError(
+                    .invalidArgument, "invalid labels '\(clip(render(pairs)))' with error: invalid label name '\(clip(pair.name))'")
             }
             guard seen.insert(name).inserted else {
                 throw APIError(.invalidArgument, "profile with labels '\(clip(render(pairs)))' has duplicate label name: '\(name)'")
@@ -97,7 +107,7 @@ public enum LabelRules {
             switch c {
             case "a"..."z", "A"..."Z", "_": out.unicodeScalars.append(c)
             case "0"..."9" where i > 0: out.unicodeScalars.append(c)
-            case "." : out.unicodeScalars.append("_")
+            case ".": out.unicodeScalars.append("_")
             default: return nil
             }
         }
@@ -126,13 +136,16 @@ func clip(_ text: String, _ limit: Int = 120) -> String {
 func checkProfileSize(_ payload: [UInt8], labels: LabelSet, options: IngestOptions, tooLarge: APIError.Kind) throws(APIError) {
     guard !payload.isEmpty else { throw APIError(.invalidArgument, "empty profile for \(labels)") }
     guard payload.count <= options.maxPayloadBytes else {
-        throw APIError.exceeding(tooLarge, "max_payload_bytes", options.maxPayloadBytes,
-                                "the profile with labels '\(clip("\(labels)"))' exceeds the size limit (actual: \(payload.count))")
+        throw APIError.exceeding(
+            tooLarge, "max_payload_bytes", options.maxPayloadBytes,
+            "the profile with labels '\(clip("\(labels)"))' exceeds the size limit (actual: \(payload.count))")
     }
     let decompressed = ProfileSize.decompressedEstimate(payload)
     guard decompressed <= options.maxProfileBytes else {
-        throw APIError.exceeding(tooLarge, "max_profile_bytes", options.maxProfileBytes,
-                                "uncompressed profile payload size exceeds limit of \(ByteCount.format(options.maxProfileBytes)) (\(clip("\(labels)")): \(ByteCount.format(decompressed)))")
+        throw APIError.exceeding(
+            tooLarge, "max_profile_bytes", options.maxProfileBytes,
+            "uncompressed profile payload size exceeds limit of \(ByteCount.format(options.maxProfileBytes)) (\(clip("\(labels)")): \(ByteCount.format(decompressed)))"
+        )
     }
 }
 
@@ -143,8 +156,10 @@ public enum LegacyIngestDecoder {
     /// - Parameters:
     ///   - query: the decoded query parameters (first value of each).
     ///   - contentType: the request's Content-Type, if any.
-    public static func envelope(query: [String: String], contentType: String?, body: [UInt8], tenant: String,
-                                now: Date, options: IngestOptions) throws(APIError) -> RawEnvelope {
+    public static func envelope(
+        query: [String: String], contentType: String?, body: [UInt8], tenant: String,
+        now: Date, options: IngestOptions
+    ) throws(APIError) -> RawEnvelope {
         let name = try PyroscopeName(parsing: query["name"] ?? "")
         let format = (query["format"] ?? "").lowercased()
         let type = (contentType ?? "").split(separator: ";").first.map { String($0).trimmingSpaces.lowercased() } ?? ""
@@ -152,7 +167,11 @@ public enum LegacyIngestDecoder {
         let until = query["until"].map { PyroscopeTime.parse($0, now: now) } ?? now
         let spyName = query["spyName"].flatMap { $0.isEmpty ? nil : $0 } ?? "unknown"
 
-        enum Kind { case rawPprof, pprofForm(String), folded }
+        enum Kind {
+            case rawPprof
+            case pprofForm(String)
+            case folded
+        }
         let kind: Kind
         switch format {
         case "trie", "tree", "lines", "jfr", "speedscope":
@@ -229,22 +248,26 @@ public enum LegacyIngestDecoder {
             labels["app_name"] = application
         }
         guard labels.count <= options.maxLabelNames else {
-            throw APIError.exceeding(.invalidArgument, "max_label_names_per_series", options.maxLabelNames,
-                                    "profile series '\(clip("\(labels)"))' has \(labels.count) label names")
+            throw APIError.exceeding(
+                .invalidArgument, "max_label_names_per_series", options.maxLabelNames,
+                "profile series '\(clip("\(labels)"))' has \(labels.count) label names")
         }
         for l in labels.labels where l.name.utf8.count > options.maxLabelNameLength {
-            throw APIError.exceeding(.invalidArgument, "max_label_name_length", options.maxLabelNameLength,
-                                    "label name '\(clip(l.name))' is \(l.name.utf8.count) bytes")
+            throw APIError.exceeding(
+                .invalidArgument, "max_label_name_length", options.maxLabelNameLength,
+                "label name '\(clip(l.name))' is \(l.name.utf8.count) bytes")
         }
         for l in labels.labels where l.value.utf8.count > options.maxLabelValueLength {
-            throw APIError.exceeding(.invalidArgument, "max_label_value_length", options.maxLabelValueLength,
-                                    "the value of label '\(clip(l.name))' is \(l.value.utf8.count) bytes")
+            throw APIError.exceeding(
+                .invalidArgument, "max_label_value_length", options.maxLabelValueLength,
+                "the value of label '\(clip(l.name))' is \(l.value.utf8.count) bytes")
         }
         try checkProfileSize(payload, labels: labels, options: options, tooLarge: .bodyTooLarge)
         // `/ingest` profiles are never cumulative: Pyroscope labels them __delta__="false".
-        return RawEnvelope(tenant: tenant, labels: labels, source: .push, format: payloadFormat,
-                           startNanos: PyroscopeTime.nanos(from), endNanos: PyroscopeTime.nanos(until),
-                           cumulative: false, attributes: attributes, payload: payload)
+        return RawEnvelope(
+            tenant: tenant, labels: labels, source: .push, format: payloadFormat,
+            startNanos: PyroscopeTime.nanos(from), endNanos: PyroscopeTime.nanos(until),
+            cumulative: false, attributes: attributes, payload: payload)
     }
 
     /// The `units` the normaliser's folded reader understands, for a name suffix that implies them.

@@ -15,8 +15,10 @@ public final class PushIngester: Sendable {
     private let activeSeries: ActiveSeries
     private let logger: Logger
 
-    public init(publisher: any RawProfilePublisher, options: IngestOptions = IngestOptions(),
-                logger: Logger = Logger(label: "kiln.ingest")) {
+    public init(
+        publisher: any RawProfilePublisher, options: IngestOptions = IngestOptions(),
+        logger: Logger = Logger(label: "kiln.ingest")
+    ) {
         self.options = options
         self.publisher = publisher
         self.logger = logger
@@ -38,14 +40,18 @@ public final class PushIngester: Sendable {
         let decompressed = envelopes.reduce(0) { $0 + ProfileSize.decompressedEstimate($1.payload) }
         guard rateLimiter.allow(tenant: tenant, bytes: decompressed, rate: limits.rateBytesPerSecond, burst: limits.burstBytes) else {
             count("rejected", endpoint: endpoint, reason: "rate_limited")
-            throw APIError.exceeding(.rateLimited, "ingestion_rate_mb", limits.rateBytesPerSecond / 1_048_576,
-                                    "push rate limit (\(ByteCount.format(Int(limits.rateBytesPerSecond)))/s, burst \(ByteCount.format(Int(limits.burstBytes)))) exceeded for tenant \"\(tenant)\" while adding \(ByteCount.format(decompressed))")
+            throw APIError.exceeding(
+                .rateLimited, "ingestion_rate_mb", limits.rateBytesPerSecond / 1_048_576,
+                "push rate limit (\(ByteCount.format(Int(limits.rateBytesPerSecond)))/s, burst \(ByteCount.format(Int(limits.burstBytes)))) exceeded for tenant \"\(tenant)\" while adding \(ByteCount.format(decompressed))"
+            )
         }
-        let (admitted, active) = activeSeries.admit(tenant: tenant, series: envelopes.map { $0.labels.hashValue }, limit: limits.maxSeriesPerTenant)
+        let (admitted, active) = activeSeries.admit(
+            tenant: tenant, series: envelopes.map { $0.labels.hashValue }, limit: limits.maxSeriesPerTenant)
         guard admitted else {
             count("rejected", endpoint: endpoint, reason: "series_limit")
-            throw APIError.exceeding(.rateLimited, "max_series", limits.maxSeriesPerTenant,
-                                    "tenant \"\(tenant)\" has \(active) active series; this push would add new ones")
+            throw APIError.exceeding(
+                .rateLimited, "max_series", limits.maxSeriesPerTenant,
+                "tenant \"\(tenant)\" has \(active) active series; this push would add new ones")
         }
         let bytes = envelopes.reduce(0) { $0 + $1.payload.count }
         guard await budget.acquire(bytes, timeout: options.admissionTimeout) else {
@@ -53,7 +59,8 @@ public final class PushIngester: Sendable {
             throw APIError(.unavailable, "ingest backlog full: \(ByteCount.format(budget.inFlightBytes)) waiting for Kafka; retry later")
         }
         let outcome = OneShot<Result<Void, any Error>>()
-        let publisher = self.publisher, budget = self.budget
+        let publisher = self.publisher
+        let budget = self.budget
         // Unstructured on purpose: when the deadline passes the request answers 503 while the publish runs
         // on and still holds its bytes in the budget until Kafka settles it, so a stalled broker cannot
         // be buried under retries.

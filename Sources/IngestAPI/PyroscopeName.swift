@@ -19,7 +19,8 @@ public struct PyroscopeName: Sendable, Equatable {
     public init(parsing text: String) throws(APIError) {
         var application = ""
         var labels: [(String, String)] = []
-        var key = "", value = ""
+        var key = ""
+        var value = ""
         enum State { case name, key, value, done }
         var state = State.name
         for c in text + "{" {
@@ -35,7 +36,9 @@ public struct PyroscopeName: Sendable, Equatable {
             case .key:
                 switch c {
                 case "}": state = .done
-                case "=": state = .value; value = ""
+                case "=":
+                    state = .value
+                    value = ""
                 default: key.append(c)
                 }
             case .value:
@@ -98,22 +101,23 @@ public struct PyroscopeName: Sendable, Equatable {
         }
         let suffix = String(application[application.index(after: dot)...])
         let app = String(application[..<dot])
-        let mapped: (String, String, String)? = switch suffix {
-        case "cpu", "itimer": ("process_cpu", "samples", "count")
-        case "wall", "seconds", "nanoseconds", "microseconds", "milliseconds": ("wall", "samples", "count")
-        case "inuse_objects", "alloc_objects": ("memory", suffix, "count")
-        case "inuse_space", "alloc_space": ("memory", suffix, "bytes")
-        case "goroutines": ("goroutine", suffix, "count")
-        case "mutex_count": ("mutex", "contentions", "count")
-        case "mutex_duration": ("mutex", "delay", "nanoseconds")
-        case "block_count", "lock_count": ("block", "contentions", "count")
-        case "block_duration", "lock_duration": ("block", "delay", "nanoseconds")
-        case "alloc_in_new_tlab_objects", "alloc_outside_tlab_objects", "live": ("memory", suffix, "count")
-        case "alloc_in_new_tlab_bytes", "alloc_outside_tlab_bytes": ("memory", suffix, "bytes")
-        case "exceptions": ("exceptions", "samples", "count")
-        case "bytes": ("memory", "samples", "bytes")
-        default: nil
-        }
+        let mapped: (String, String, String)? =
+            switch suffix {
+            case "cpu", "itimer": ("process_cpu", "samples", "count")
+            case "wall", "seconds", "nanoseconds", "microseconds", "milliseconds": ("wall", "samples", "count")
+            case "inuse_objects", "alloc_objects": ("memory", suffix, "count")
+            case "inuse_space", "alloc_space": ("memory", suffix, "bytes")
+            case "goroutines": ("goroutine", suffix, "count")
+            case "mutex_count": ("mutex", "contentions", "count")
+            case "mutex_duration": ("mutex", "delay", "nanoseconds")
+            case "block_count", "lock_count": ("block", "contentions", "count")
+            case "block_duration", "lock_duration": ("block", "delay", "nanoseconds")
+            case "alloc_in_new_tlab_objects", "alloc_outside_tlab_objects", "live": ("memory", suffix, "count")
+            case "alloc_in_new_tlab_bytes", "alloc_outside_tlab_bytes": ("memory", suffix, "bytes")
+            case "exceptions": ("exceptions", "samples", "count")
+            case "bytes": ("memory", "samples", "bytes")
+            default: nil
+            }
         guard let (metric, type, unit) = mapped else {
             throw APIError(.invalidArgument, "unknown profile type: \(suffix)")
         }
@@ -151,7 +155,8 @@ public enum PyroscopeTime {
     static func yyyymmdd(_ s: String) -> Date? {
         let digits = s.utf8.map { Int($0) - 48 }
         let year = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3]
-        let month = digits[4] * 10 + digits[5], day = digits[6] * 10 + digits[7]
+        let month = digits[4] * 10 + digits[5]
+        let day = digits[6] * 10 + digits[7]
         guard year > 1900, (1...12).contains(month), (1...31).contains(day) else { return nil }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
@@ -162,7 +167,12 @@ public enum PyroscopeTime {
         var rest = Substring(text)
         guard !rest.isEmpty else { return 0 }
         var sign = 1
-        if rest.first == "-" { sign = -1; rest.removeFirst() } else if rest.first == "+" { rest.removeFirst() }
+        if rest.first == "-" {
+            sign = -1
+            rest.removeFirst()
+        } else if rest.first == "+" {
+            rest.removeFirst()
+        }
         var total = 0
         while !rest.isEmpty {
             let number = rest.prefix(while: { $0.isASCII && $0.isNumber })

@@ -24,7 +24,9 @@ public final class KafkaAdmin: Sendable {
     }
 
     deinit {
-        let handle = handle, context = context, poller = poller
+        let handle = handle
+        let context = context
+        let poller = poller
         HandleReaper.destroy {
             poller.stop()
             rd_kafka_destroy(handle.raw)
@@ -73,7 +75,8 @@ public final class KafkaAdmin: Sendable {
         }
         var count = 0
         guard let result = rd_kafka_event_CreateTopics_result(event),
-              let results = rd_kafka_CreateTopics_result_topics(result, &count), count > 0, let first = results[0] else {
+            let results = rd_kafka_CreateTopics_result_topics(result, &count), count > 0, let first = results[0]
+        else {
             throw KafkaError(.adminFailed, "creating topic \(spec.name): the broker returned no result")
         }
         let topicErr = rd_kafka_topic_result_error(first)
@@ -120,14 +123,16 @@ public final class KafkaAdmin: Sendable {
         }
         var count = 0
         guard let result = rd_kafka_event_DeleteTopics_result(event),
-              let results = rd_kafka_DeleteTopics_result_topics(result, &count), count > 0, let first = results[0] else {
+            let results = rd_kafka_DeleteTopics_result_topics(result, &count), count > 0, let first = results[0]
+        else {
             throw KafkaError(.adminFailed, "deleting topic \(name): the broker returned no result")
         }
         let topicErr = rd_kafka_topic_result_error(first)
         guard topicErr == RD_KAFKA_RESP_ERR_NO_ERROR else {
             let text = rd_kafka_topic_result_error_string(first).map { String(cString: $0) } ?? KafkaError.text(topicErr)
-            throw KafkaError(topicErr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? .unknownTopic : .adminFailed, code: topicErr.rawValue,
-                             "deleting topic \(name) failed: \(text)")
+            throw KafkaError(
+                topicErr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? .unknownTopic : .adminFailed, code: topicErr.rawValue,
+                "deleting topic \(name) failed: \(text)")
         }
         context.logger.info("deleted topic", metadata: ["topic": "\(name)"])
     }
@@ -141,8 +146,9 @@ public final class KafkaAdmin: Sendable {
     public func describeTopic(_ name: String, timeout: Duration = .seconds(10)) async throws -> TopicMetadata {
         let topics = try await listTopics(timeout: timeout)
         guard let topic = topics.first(where: { $0.name == name }) else {
-            throw KafkaError(.unknownTopic, code: RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue,
-                             "unknown Kafka topic \(name) on \(config.bootstrapServers) (it has \(topics.count) topics)")
+            throw KafkaError(
+                .unknownTopic, code: RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue,
+                "unknown Kafka topic \(name) on \(config.bootstrapServers) (it has \(topics.count) topics)")
         }
         return topic
     }
@@ -154,11 +160,13 @@ public final class KafkaAdmin: Sendable {
         return try await blockingQueue.run { [self] in
             var out: [Int32: Watermarks] = [:]
             for partition in partitions {
-                var low: Int64 = 0, high: Int64 = 0
+                var low: Int64 = 0
+                var high: Int64 = 0
                 let err = rd_kafka_query_watermark_offsets(handle.raw, topic, partition, &low, &high, Int32(clamping: timeout.milliseconds))
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    throw KafkaError(err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .adminFailed, code: err.rawValue,
-                                     "reading watermarks of \(topic)[\(partition)] failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
+                    throw KafkaError(
+                        err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .adminFailed, code: err.rawValue,
+                        "reading watermarks of \(topic)[\(partition)] failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
                 }
                 out[partition] = Watermarks(low: low, high: high)
             }
@@ -188,18 +196,20 @@ extension Native {
             guard t.err == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
             let partitions = (0..<Int(t.partition_cnt)).map { j in
                 let p = t.partitions[j]
-                return PartitionMetadata(id: p.id, leader: p.leader,
-                                         replicas: (0..<Int(p.replica_cnt)).map { p.replicas[$0] },
-                                         inSyncReplicas: (0..<Int(p.isr_cnt)).map { p.isrs[$0] })
+                return PartitionMetadata(
+                    id: p.id, leader: p.leader,
+                    replicas: (0..<Int(p.replica_cnt)).map { p.replicas[$0] },
+                    inSyncReplicas: (0..<Int(p.isr_cnt)).map { p.isrs[$0] })
             }
             return TopicMetadata(name: String(cString: t.topic), partitions: partitions.sorted { $0.id < $1.id })
         }
     }
 
     static func unreachable(_ what: String, context: ClientContext, timeout: Duration, err: rd_kafka_resp_err_t) -> KafkaError {
-        KafkaError(.brokerUnreachable, code: err.rawValue,
-                   "no Kafka broker at \(context.bootstrapServers) answered within \(timeout) while \(what) "
-                   + "(\(KafkaError.text(err)))\(context.lastErrorSuffix); check the bootstrap servers, "
-                   + "that the broker runs, and the security.protocol/SASL options")
+        KafkaError(
+            .brokerUnreachable, code: err.rawValue,
+            "no Kafka broker at \(context.bootstrapServers) answered within \(timeout) while \(what) "
+                + "(\(KafkaError.text(err)))\(context.lastErrorSuffix); check the bootstrap servers, "
+                + "that the broker runs, and the security.protocol/SASL options")
     }
 }

@@ -14,8 +14,9 @@ public struct KafkaOption: Sendable, Equatable, CustomStringConvertible {
     public init(parsing text: String) throws {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let eq = trimmed.firstIndex(of: "=") else {
-            throw KafkaError(.invalidOption,
-                             "malformed Kafka option \"\(trimmed)\": expected key=value, e.g. security.protocol=SASL_SSL")
+            throw KafkaError(
+                .invalidOption,
+                "malformed Kafka option \"\(trimmed)\": expected key=value, e.g. security.protocol=SASL_SSL")
         }
         let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
         let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
@@ -23,8 +24,9 @@ public struct KafkaOption: Sendable, Equatable, CustomStringConvertible {
             throw KafkaError(.invalidOption, "malformed Kafka option \"\(trimmed)\": the key before '=' is empty")
         }
         guard !key.contains(where: { $0.isWhitespace || $0 == "," }) else {
-            throw KafkaError(.invalidOption,
-                             "malformed Kafka option \"\(trimmed)\": key \"\(key)\" contains whitespace or ','")
+            throw KafkaError(
+                .invalidOption,
+                "malformed Kafka option \"\(trimmed)\": key \"\(key)\" contains whitespace or ','")
         }
         self.init(key, value)
     }
@@ -40,8 +42,10 @@ public struct KafkaOption: Sendable, Equatable, CustomStringConvertible {
             do {
                 return try KafkaOption(parsing: entry)
             } catch let error as KafkaError where separator == "," {
-                throw KafkaError(.invalidOption, error.message
-                    + " (entries are comma-separated; separate them with newlines if a value contains a comma)")
+                throw KafkaError(
+                    .invalidOption,
+                    error.message
+                        + " (entries are comma-separated; separate them with newlines if a value contains a comma)")
             }
         }
     }

@@ -24,49 +24,52 @@ final class ConsumerShared: Sendable {
     /// The rebalance callback: cooperative-sticky hands over only the delta, applied with the incremental
     /// APIs. On revoke the caller's handler runs first (so it can mark what it flushed durable), stored
     /// offsets are committed, and only then are the partitions given up.
-    static let rebalanceCallback: @convention(c) (
-        OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
-    ) -> Void = { rk, err, partitions, opaque in
-        guard let rk, let opaque else { return }
-        let ctx = ClientContext.from(opaque)
-        guard let shared = ctx.consumer else { return }
-        let parts = partitions.map { Native.readList($0).map(\.topicPartition) } ?? []
-        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
-        switch err {
-        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            if cooperative {
-                if let error = rd_kafka_incremental_assign(rk, partitions) {
-                    ctx.logger.error("incremental assign failed: \(KafkaError.consume(error, kind: .consumerFailed, context: "assign"))")
+    static let rebalanceCallback:
+        @convention(c) (
+            OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+        ) -> Void = { rk, err, partitions, opaque in
+            guard let rk, let opaque else { return }
+            let ctx = ClientContext.from(opaque)
+            guard let shared = ctx.consumer else { return }
+            let parts = partitions.map { Native.readList($0).map(\.topicPartition) } ?? []
+            let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
+            switch err {
+            case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+                if cooperative {
+                    if let error = rd_kafka_incremental_assign(rk, partitions) {
+                        ctx.logger.error(
+                            "incremental assign failed: \(KafkaError.consume(error, kind: .consumerFailed, context: "assign"))")
+                    }
+                } else {
+                    rd_kafka_assign(rk, partitions)
                 }
-            } else {
-                rd_kafka_assign(rk, partitions)
-            }
-            ctx.logger.info("partitions assigned", metadata: ["partitions": "\(parts)"])
-            shared.onRebalance?(.assigned(parts))
-            shared.pending.withLock { $0.append(.rebalance(.assigned(parts))) }
-        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            let lost = rd_kafka_assignment_lost(rk) != 0
-            shared.onRebalance?(.revoked(parts, lost: lost))
-            if !lost {
-                let c = rd_kafka_commit(rk, nil, 0)
-                if c != RD_KAFKA_RESP_ERR_NO_ERROR && c != RD_KAFKA_RESP_ERR__NO_OFFSET {
-                    ctx.logger.warning("commit on revoke failed: \(KafkaError.text(c))")
+                ctx.logger.info("partitions assigned", metadata: ["partitions": "\(parts)"])
+                shared.onRebalance?(.assigned(parts))
+                shared.pending.withLock { $0.append(.rebalance(.assigned(parts))) }
+            case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+                let lost = rd_kafka_assignment_lost(rk) != 0
+                shared.onRebalance?(.revoked(parts, lost: lost))
+                if !lost {
+                    let c = rd_kafka_commit(rk, nil, 0)
+                    if c != RD_KAFKA_RESP_ERR_NO_ERROR && c != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                        ctx.logger.warning("commit on revoke failed: \(KafkaError.text(c))")
+                    }
                 }
-            }
-            if cooperative {
-                if let error = rd_kafka_incremental_unassign(rk, partitions) {
-                    ctx.logger.error("incremental unassign failed: \(KafkaError.consume(error, kind: .consumerFailed, context: "unassign"))")
+                if cooperative {
+                    if let error = rd_kafka_incremental_unassign(rk, partitions) {
+                        ctx.logger.error(
+                            "incremental unassign failed: \(KafkaError.consume(error, kind: .consumerFailed, context: "unassign"))")
+                    }
+                } else {
+                    rd_kafka_assign(rk, nil)
                 }
-            } else {
+                ctx.logger.info("partitions revoked", metadata: ["partitions": "\(parts)", "lost": "\(lost)"])
+                shared.pending.withLock { $0.append(.rebalance(.revoked(parts, lost: lost))) }
+            default:
+                ctx.logger.error("rebalance failed: \(KafkaError.text(err))")
                 rd_kafka_assign(rk, nil)
             }
-            ctx.logger.info("partitions revoked", metadata: ["partitions": "\(parts)", "lost": "\(lost)"])
-            shared.pending.withLock { $0.append(.rebalance(.revoked(parts, lost: lost))) }
-        default:
-            ctx.logger.error("rebalance failed: \(KafkaError.text(err))")
-            rd_kafka_assign(rk, nil)
         }
-    }
 }
 
 /// Cancels a blocking poll loop when its task is cancelled.
@@ -115,9 +118,11 @@ public final class KafkaConsumer: Sendable {
     }
 
     deinit {
-        let handle = handle, context = context, wasClosed = closed.load(ordering: .acquiring)
+        let handle = handle
+        let context = context
+        let wasClosed = closed.load(ordering: .acquiring)
         HandleReaper.destroy {
-            if !wasClosed { rd_kafka_consumer_close(handle.raw) } // leave the group instead of timing out
+            if !wasClosed { rd_kafka_consumer_close(handle.raw) }  // leave the group instead of timing out
             rd_kafka_destroy(handle.raw)
             withExtendedLifetime(context) {}
         }
@@ -137,14 +142,16 @@ public final class KafkaConsumer: Sendable {
             throw KafkaError(.invalidConfiguration, "subscribe needs a consumer group id (ConsumerConfig.groupID)")
         }
         if requireExisting {
-            let known = Set(try await blockingQueue.run { [self] in
-                try Native.metadata(handle, context: context, timeout: timeout).map(\.name)
-            })
+            let known = Set(
+                try await blockingQueue.run { [self] in
+                    try Native.metadata(handle, context: context, timeout: timeout).map(\.name)
+                })
             let missing = topics.filter { !known.contains($0) }
             if !missing.isEmpty {
-                throw KafkaError(.unknownTopic, code: RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue,
-                                 "unknown Kafka topic(s) \(missing.joined(separator: ", ")) on \(config.kafka.bootstrapServers); "
-                                 + "create them first (kiln topics create)")
+                throw KafkaError(
+                    .unknownTopic, code: RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue,
+                    "unknown Kafka topic(s) \(missing.joined(separator: ", ")) on \(config.kafka.bootstrapServers); "
+                        + "create them first (kiln topics create)")
             }
         }
         let list = Native.makeList(topics.map { TopicPartitionOffset($0, -1, offset: KafkaOffset.invalid) })
@@ -253,7 +260,7 @@ public final class KafkaConsumer: Sendable {
                     if let event = try convert(message) { out.append(event) }
                 } catch let error as KafkaError {
                     if out.isEmpty { throw error }
-                    carried.withLock { $0.error = error } // report after the events fetched with it
+                    carried.withLock { $0.error = error }  // report after the events fetched with it
                     return out
                 }
             } else if !out.isEmpty {
@@ -274,9 +281,11 @@ public final class KafkaConsumer: Sendable {
             let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
             var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let ts = rd_kafka_message_timestamp(message, &type)
-            return .record(ConsumerRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
-                                          headers: Self.headers(message),
-                                          timestampMillis: type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts))
+            return .record(
+                ConsumerRecord(
+                    topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+                    headers: Self.headers(message),
+                    timestampMillis: type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts))
         case RD_KAFKA_RESP_ERR__PARTITION_EOF:
             return .partitionEOF(TopicPartition(topic, m.partition), nextOffset: m.offset)
         default:
@@ -285,15 +294,17 @@ public final class KafkaConsumer: Sendable {
             if rd_kafka_fatal_error(handle.raw, &fatal, fatal.count) != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError(.fatal, code: m.err.rawValue, "consumer fatal error: \(Native.string(fatal))")
             }
-            let unknown = m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+            let unknown =
+                m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
                 || m.err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
             if unknown && subscribed.load(ordering: .relaxed) {
                 // A subscribed topic vanished under a running group member (deleted, or a broker that lost
                 // its log). librdkafka keeps the subscription and assigns the topic again once it exists,
                 // so a long-running stage waits instead of dying; subscribe() already refused topics that
                 // never existed.
-                context.logger.error("consumer cannot read topic \(topic.isEmpty ? "?" : topic): \(text); waiting for it to exist again",
-                                     metadata: ["partition": "\(m.partition)"])
+                context.logger.error(
+                    "consumer cannot read topic \(topic.isEmpty ? "?" : topic): \(text); waiting for it to exist again",
+                    metadata: ["partition": "\(m.partition)"])
                 return nil
             }
             if unknown || m.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED {
@@ -342,8 +353,9 @@ public final class KafkaConsumer: Sendable {
         let perPartition = Native.firstError(Native.readList(list))
         if err != RD_KAFKA_RESP_ERR_NO_ERROR || perPartition != nil {
             let text = perPartition?.1 ?? KafkaError.text(err)
-            throw KafkaError(.consumerFailed, code: (perPartition?.0.err ?? err).rawValue,
-                             "could not store offset \(offset) for \(topic)[\(partition)]: \(text) (is the partition assigned to this consumer?)")
+            throw KafkaError(
+                .consumerFailed, code: (perPartition?.0.err ?? err).rawValue,
+                "could not store offset \(offset) for \(topic)[\(partition)]: \(text) (is the partition assigned to this consumer?)")
         }
     }
 
@@ -366,10 +378,13 @@ public final class KafkaConsumer: Sendable {
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_committed(handle.raw, list, Int32(clamping: timeout.milliseconds))
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                throw KafkaError(err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .consumerFailed, code: err.rawValue,
-                                 "reading committed offsets failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
+                throw KafkaError(
+                    err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .consumerFailed, code: err.rawValue,
+                    "reading committed offsets failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
             }
-            return Native.readList(list).map { TopicPartitionOffset($0.topicPartition.topic, $0.topicPartition.partition, offset: $0.offset) }
+            return Native.readList(list).map {
+                TopicPartitionOffset($0.topicPartition.topic, $0.topicPartition.partition, offset: $0.offset)
+            }
         }
     }
 
@@ -379,11 +394,13 @@ public final class KafkaConsumer: Sendable {
     public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
         try ensureOpen()
         return try await blockingQueue.run { [self] in
-            var low: Int64 = -1, high: Int64 = -1
+            var low: Int64 = -1
+            var high: Int64 = -1
             let err = rd_kafka_query_watermark_offsets(handle.raw, topic, partition, &low, &high, Int32(clamping: timeout.milliseconds))
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                throw KafkaError(err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .consumerFailed, code: err.rawValue,
-                                 "watermarks of \(topic)[\(partition)] failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
+                throw KafkaError(
+                    err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .consumerFailed, code: err.rawValue,
+                    "watermarks of \(topic)[\(partition)] failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
             }
             return (low, high)
         }
@@ -399,23 +416,26 @@ public final class KafkaConsumer: Sendable {
                 throw KafkaError.consume(error, kind: .consumerFailed, context: "seek \(topic)[\(partition)] to \(offset) failed")
             }
             if let (entry, text) = Native.firstError(Native.readList(list)) {
-                throw KafkaError(.consumerFailed, code: entry.err.rawValue,
-                                 "seek \(topic)[\(partition)] to \(offset) failed: \(text) (is the partition assigned?)")
+                throw KafkaError(
+                    .consumerFailed, code: entry.err.rawValue,
+                    "seek \(topic)[\(partition)] to \(offset) failed: \(text) (is the partition assigned?)")
             }
         }
     }
 
     /// For each partition, the earliest offset whose timestamp is at or after the given time (milliseconds
     /// since the epoch); nil when no record is that recent (the partition's end).
-    public func offsetsForTimes(_ times: [TopicPartition: Int64], timeout: Duration = .seconds(10)) async throws -> [TopicPartition: Int64?] {
+    public func offsetsForTimes(_ times: [TopicPartition: Int64], timeout: Duration = .seconds(10)) async throws -> [TopicPartition: Int64?]
+    {
         try ensureOpen()
         return try await blockingQueue.run { [self] in
             let list = Native.makeList(times.map { TopicPartitionOffset($0.key.topic, $0.key.partition, offset: $0.value) })
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_offsets_for_times(handle.raw, list, Int32(clamping: timeout.milliseconds))
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                throw KafkaError(err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .consumerFailed, code: err.rawValue,
-                                 "offsets_for_times failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
+                throw KafkaError(
+                    err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .consumerFailed, code: err.rawValue,
+                    "offsets_for_times failed: \(KafkaError.text(err))\(context.lastErrorSuffix)")
             }
             var out: [TopicPartition: Int64?] = [:]
             for entry in Native.readList(list) {
@@ -471,7 +491,8 @@ public final class KafkaConsumer: Sendable {
         _ = rd_kafka_position(handle.raw, list)
         var out: [TopicPartition: Int64] = [:]
         for entry in Native.readList(list) where entry.offset >= 0 {
-            var low: Int64 = 0, high: Int64 = 0
+            var low: Int64 = 0
+            var high: Int64 = 0
             let err = rd_kafka_get_watermark_offsets(handle.raw, entry.topicPartition.topic, entry.topicPartition.partition, &low, &high)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
             out[entry.topicPartition] = Swift.max(0, high - entry.offset)

@@ -85,8 +85,11 @@ private final class ProducerEngine: Sendable {
                         box.onDelivery(.success(DeliveryReport(partition: m.partition, offset: m.offset)))
                     } else {
                         let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
-                        box.onDelivery(.failure(KafkaError(.deliveryFailed, code: m.err.rawValue,
-                            "delivery to \(topic) failed: \(KafkaError.text(m.err))\(ctx.lastErrorSuffix)")))
+                        box.onDelivery(
+                            .failure(
+                                KafkaError(
+                                    .deliveryFailed, code: m.err.rawValue,
+                                    "delivery to \(topic) failed: \(KafkaError.text(m.err))\(ctx.lastErrorSuffix)")))
                     }
                 }
             }
@@ -99,7 +102,9 @@ private final class ProducerEngine: Sendable {
     deinit {
         // rd_kafka_destroy blocks (it joins librdkafka's threads), so it runs on a background queue with
         // everything it needs captured; the context lives until the handle is gone.
-        let handle = handle, context = context, poller = poller
+        let handle = handle
+        let context = context
+        let poller = poller
         HandleReaper.destroy {
             poller.stop()
             // Fail whatever is still queued so every pending send resumes, then serve those reports.
@@ -178,8 +183,10 @@ public final class KafkaProducer: Sendable {
     /// Hands a record to librdkafka and returns as soon as it is queued; `onDelivery` runs on the poller
     /// thread when the delivery report arrives (keep it short). Suspends while the queue is full.
     /// Throws for records librdkafka refuses outright (too large, unknown partition, closed producer).
-    public func produce(_ record: ProducerRecord,
-                        onDelivery: @escaping @Sendable (DeliveryResult) -> Void) async throws {
+    public func produce(
+        _ record: ProducerRecord,
+        onDelivery: @escaping @Sendable (DeliveryResult) -> Void
+    ) async throws {
         let box = Unmanaged.passRetained(DeliveryBox(onDelivery))
         var queueFullWhileEmpty = 0
         while true {
@@ -205,10 +212,11 @@ public final class KafkaProducer: Sendable {
                     queueFullWhileEmpty += 1
                     if queueFullWhileEmpty >= 2 {
                         box.release()
-                        throw KafkaError(.recordTooLarge, code: code.rawValue,
+                        throw KafkaError(
+                            .recordTooLarge, code: code.rawValue,
                             "record of \(record.value.count) bytes for \(record.topic) does not fit the producer queue "
-                            + "(queue.buffering.max.kbytes=\(config.maxBufferedKBytes), "
-                            + "queue.buffering.max.messages=\(config.maxBufferedMessages))")
+                                + "(queue.buffering.max.kbytes=\(config.maxBufferedKBytes), "
+                                + "queue.buffering.max.messages=\(config.maxBufferedMessages))")
                     }
                     continue
                 }
@@ -219,10 +227,14 @@ public final class KafkaProducer: Sendable {
             box.release()
             var kind: KafkaError.Kind = .produceFailed
             if code == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
-                || code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { kind = .unknownTopic }
+                || code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+            {
+                kind = .unknownTopic
+            }
             if code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE { kind = .recordTooLarge }
-            throw KafkaError.consume(error, kind: kind,
-                                     context: "could not produce a \(record.value.count)-byte record to \(record.topic)")
+            throw KafkaError.consume(
+                error, kind: kind,
+                context: "could not produce a \(record.value.count)-byte record to \(record.topic)")
         }
     }
 
@@ -240,22 +252,32 @@ public final class KafkaProducer: Sendable {
                         var vus = [rd_kafka_vu_t]()
                         vus.reserveCapacity(7 + record.headers.count)
                         var vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_TOPIC; vu.u.cstr = topic; vus.append(vu)
+                        vu.vtype = RD_KAFKA_VTYPE_TOPIC
+                        vu.u.cstr = topic
+                        vus.append(vu)
                         vu = rd_kafka_vu_t()
                         vu.vtype = RD_KAFKA_VTYPE_VALUE
-                        vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); vu.u.mem.size = value.count
+                        vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                        vu.u.mem.size = value.count
                         vus.append(vu)
                         if let key {
                             vu = rd_kafka_vu_t()
                             vu.vtype = RD_KAFKA_VTYPE_KEY
-                            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); vu.u.mem.size = key.count
+                            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+                            vu.u.mem.size = key.count
                             vus.append(vu)
                         }
                         if let partition = record.partition {
-                            vu = rd_kafka_vu_t(); vu.vtype = RD_KAFKA_VTYPE_PARTITION; vu.u.i32 = partition; vus.append(vu)
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_PARTITION
+                            vu.u.i32 = partition
+                            vus.append(vu)
                         }
                         if let ts = record.timestampMillis {
-                            vu = rd_kafka_vu_t(); vu.vtype = RD_KAFKA_VTYPE_TIMESTAMP; vu.u.i64 = ts; vus.append(vu)
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_TIMESTAMP
+                            vu.u.i64 = ts
+                            vus.append(vu)
                         }
                         for (i, hv) in headerValues.enumerated() {
                             vu = rd_kafka_vu_t()
@@ -265,8 +287,14 @@ public final class KafkaProducer: Sendable {
                             vu.u.header.size = hv.size
                             vus.append(vu)
                         }
-                        vu = rd_kafka_vu_t(); vu.vtype = RD_KAFKA_VTYPE_OPAQUE; vu.u.ptr = opaque; vus.append(vu)
-                        vu = rd_kafka_vu_t(); vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS; vu.u.i = Self.msgFlagCopy; vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_OPAQUE
+                        vu.u.ptr = opaque
+                        vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                        vu.u.i = Self.msgFlagCopy
+                        vus.append(vu)
                         return withExtendedLifetime(engine) { rd_kafka_produceva(engine.handle.raw, vus, vus.count) }
                     }
                 }
@@ -279,14 +307,16 @@ public final class KafkaProducer: Sendable {
 
     /// Waits until every queued record is delivered (or failed), at most `timeout`.
     public func flush(timeout: Duration = .seconds(30)) async throws {
-        let engine = current, handle = engine.handle
+        let engine = current
+        let handle = engine.handle
         let ms = Int32(clamping: timeout.milliseconds)
         let err = try await engine.blockingQueue.run { rd_kafka_flush(handle.raw, ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let left = rd_kafka_outq_len(handle.raw)
-            throw KafkaError(.timedOut, code: err.rawValue,
-                             "flush did not finish within \(timeout): \(left) records/events still queued "
-                             + "for \(context.bootstrapServers)\(context.lastErrorSuffix)")
+            throw KafkaError(
+                .timedOut, code: err.rawValue,
+                "flush did not finish within \(timeout): \(left) records/events still queued "
+                    + "for \(context.bootstrapServers)\(context.lastErrorSuffix)")
         }
     }
 
@@ -298,7 +328,8 @@ public final class KafkaProducer: Sendable {
         do {
             try await flush(timeout: flushTimeout)
         } catch {
-            let engine = current, handle = engine.handle
+            let engine = current
+            let handle = engine.handle
             context.logger.warning("producer closing with undelivered records: \(error)")
             _ = try? await engine.blockingQueue.run {
                 rd_kafka_purge(handle.raw, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
@@ -350,7 +381,10 @@ final class DeliverySlot: Sendable {
 
     func complete(_ result: DeliveryResult) {
         let waiter: CheckedContinuation<DeliveryReport, any Error>? = state.withLock { s in
-            if case .waiting(let c) = s { s = .empty; return c }
+            if case .waiting(let c) = s {
+                s = .empty
+                return c
+            }
             s = .done(result)
             return nil
         }

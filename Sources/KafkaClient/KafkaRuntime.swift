@@ -24,7 +24,9 @@ public enum KafkaRuntime {
     static func check(version: Int, versionString: String) throws {
         // Compare major.minor.revision only; the low byte is the pre-release tag (0xff = final).
         guard version >> 8 >= minimumVersion >> 8 else {
-            throw KafkaError(.unsupportedRuntime, """
+            throw KafkaError(
+                .unsupportedRuntime,
+                """
                 librdkafka \(versionString) is loaded, but Kiln needs librdkafka >= 2.2. \
                 Older versions (Debian 12 ships 2.0.2) cannot parse the tagged fields in the ApiVersions \
                 responses of Tansu and other modern brokers, so every connection fails, and they carry \

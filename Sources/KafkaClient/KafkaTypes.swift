@@ -24,8 +24,10 @@ public struct ProducerRecord: Sendable {
     /// CreateTime in milliseconds since the epoch; nil for "now".
     public var timestampMillis: Int64?
 
-    public init(topic: String, key: [UInt8]? = nil, value: [UInt8], headers: [KafkaHeader] = [],
-                partition: Int32? = nil, timestampMillis: Int64? = nil) {
+    public init(
+        topic: String, key: [UInt8]? = nil, value: [UInt8], headers: [KafkaHeader] = [],
+        partition: Int32? = nil, timestampMillis: Int64? = nil
+    ) {
         self.topic = topic
         self.key = key
         self.value = value
@@ -52,8 +54,10 @@ public struct ConsumerRecord: Sendable, Equatable {
     /// Milliseconds since the epoch (CreateTime or LogAppendTime), nil if the broker gave none.
     public var timestampMillis: Int64?
 
-    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
-                headers: [KafkaHeader], timestampMillis: Int64?) {
+    public init(
+        topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
+        headers: [KafkaHeader], timestampMillis: Int64?
+    ) {
         self.topic = topic
         self.partition = partition
         self.offset = offset

@@ -44,8 +44,10 @@ final class ClientContext: Sendable {
 enum Native {
     /// Creates a handle: checks the runtime version, applies `properties` in order (pass-through last),
     /// routes logs and errors to swift-log, and lets `configure` install role callbacks.
-    static func makeHandle(type: rd_kafka_type_t, properties: [KafkaOption], context: ClientContext,
-                           configure: (OpaquePointer) -> Void = { _ in }) throws -> KafkaHandle {
+    static func makeHandle(
+        type: rd_kafka_type_t, properties: [KafkaOption], context: ClientContext,
+        configure: (OpaquePointer) -> Void = { _ in }
+    ) throws -> KafkaHandle {
         try KafkaRuntime.checkAndLogOnce(context.logger)
         guard let conf = rd_kafka_conf_new() else { throw KafkaError(.invalidConfiguration, "rd_kafka_conf_new failed") }
         var errstr = [CChar](repeating: 0, count: 512)
@@ -63,8 +65,9 @@ enum Native {
             guard let rk, let opaque = rd_kafka_opaque(rk), let text else { return }
             let ctx = ClientContext.from(opaque)
             let fac = facility.map { String(cString: $0) } ?? ""
-            ctx.logger.log(level: Native.logLevel(level), "\(String(cString: text))",
-                           metadata: ["rdkafka": "\(fac)", "client": "\(String(cString: rd_kafka_name(rk)))"])
+            ctx.logger.log(
+                level: Native.logLevel(level), "\(String(cString: text))",
+                metadata: ["rdkafka": "\(fac)", "client": "\(String(cString: rd_kafka_name(rk)))"])
         }
         rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
             guard let opaque else { return }
@@ -80,7 +83,7 @@ enum Native {
         }
         configure(conf)
         guard let rk = rd_kafka_new(type, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf) // not taken over on failure
+            rd_kafka_conf_destroy(conf)  // not taken over on failure
             throw KafkaError(.invalidConfiguration, "could not create Kafka client: \(Native.string(errstr))")
         }
         HandleReaper.installOnce()
@@ -128,8 +131,9 @@ enum Native {
     static func readList(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>) -> [ListEntry] {
         (0..<Int(list.pointee.cnt)).map { i in
             let e = list.pointee.elems[i]
-            return ListEntry(topicPartition: TopicPartition(String(cString: e.topic), e.partition),
-                             offset: e.offset, err: e.err)
+            return ListEntry(
+                topicPartition: TopicPartition(String(cString: e.topic), e.partition),
+                offset: e.offset, err: e.err)
         }
     }
 

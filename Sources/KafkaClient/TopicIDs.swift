@@ -37,16 +37,18 @@ enum DescribeTopicsAPI {
             return unsafeBitCast(p, to: T.self)
         }
         guard let a = symbol("rd_kafka_TopicCollection_of_topic_names", CollectionOfNames.self),
-              let b = symbol("rd_kafka_TopicCollection_destroy", CollectionDestroy.self),
-              let c = symbol("rd_kafka_DescribeTopics", Describe.self),
-              let d = symbol("rd_kafka_event_DescribeTopics_result", EventResult.self),
-              let e = symbol("rd_kafka_DescribeTopics_result_topics", ResultTopics.self),
-              let f = symbol("rd_kafka_TopicDescription_name", Name.self),
-              let g = symbol("rd_kafka_TopicDescription_error", ErrorOf.self),
-              let h = symbol("rd_kafka_TopicDescription_topic_id", TopicID.self),
-              let i = symbol("rd_kafka_Uuid_base64str", Base64.self) else { return nil }
-        return Functions(collectionOfNames: a, collectionDestroy: b, describe: c, eventResult: d, resultTopics: e,
-                         name: f, error: g, topicID: h, base64: i)
+            let b = symbol("rd_kafka_TopicCollection_destroy", CollectionDestroy.self),
+            let c = symbol("rd_kafka_DescribeTopics", Describe.self),
+            let d = symbol("rd_kafka_event_DescribeTopics_result", EventResult.self),
+            let e = symbol("rd_kafka_DescribeTopics_result_topics", ResultTopics.self),
+            let f = symbol("rd_kafka_TopicDescription_name", Name.self),
+            let g = symbol("rd_kafka_TopicDescription_error", ErrorOf.self),
+            let h = symbol("rd_kafka_TopicDescription_topic_id", TopicID.self),
+            let i = symbol("rd_kafka_Uuid_base64str", Base64.self)
+        else { return nil }
+        return Functions(
+            collectionOfNames: a, collectionDestroy: b, describe: c, eventResult: d, resultTopics: e,
+            name: f, error: g, topicID: h, base64: i)
     }()
 }
 

@@ -26,8 +26,10 @@ public struct KafkaHealthProbe: Service {
     /// or another): the cluster lost its state, and with it the idempotence state of the process's
     /// producer, which must start a new session (`KafkaProducer.reset`) or every send would wait on
     /// UNKNOWN_PRODUCER_ID for ever. A process that does not produce passes nil.
-    public init(config: KafkaConfig, topics: [String], topicOptions: TopicOptions, readiness: Readiness, logger: Logger,
-                interval: Duration = .seconds(2), resetProducer: (@Sendable (_ reason: String) throws -> Void)? = nil) {
+    public init(
+        config: KafkaConfig, topics: [String], topicOptions: TopicOptions, readiness: Readiness, logger: Logger,
+        interval: Duration = .seconds(2), resetProducer: (@Sendable (_ reason: String) throws -> Void)? = nil
+    ) {
         self.config = config
         self.topics = topics
         self.topicOptions = topicOptions
@@ -83,11 +85,14 @@ public struct KafkaHealthProbe: Service {
         let missing = topics.filter { !known.contains($0) }
         guard !missing.isEmpty else { return }
         guard try topicOptions.shouldCreate() else {
-            throw KafkaError(.unknownTopic, "topic(s) \(missing.joined(separator: ", ")) missing on \(config.bootstrapServers) "
-                             + "and --create-topics is false")
+            throw KafkaError(
+                .unknownTopic,
+                "topic(s) \(missing.joined(separator: ", ")) missing on \(config.bootstrapServers) "
+                    + "and --create-topics is false")
         }
-        logger.warning("topic(s) missing on the cluster; re-creating them (was the broker restarted without its storage?)",
-                       metadata: ["topics": "\(missing)"])
+        logger.warning(
+            "topic(s) missing on the cluster; re-creating them (was the broker restarted without its storage?)",
+            metadata: ["topics": "\(missing)"])
         try await topicOptions.ensure(missing, config: config, logger: logger)
     }
 
@@ -100,7 +105,8 @@ public struct KafkaHealthProbe: Service {
             return before != now
         }
         if !changed.isEmpty {
-            logger.warning("topic(s) re-created on the cluster (new topic ID); starting new producer sessions", metadata: ["topics": "\(changed)"])
+            logger.warning(
+                "topic(s) re-created on the cluster (new topic ID); starting new producer sessions", metadata: ["topics": "\(changed)"])
             await onTopicsRecreated(changed)
         }
         return known.merging(ids) { _, new in new }

@@ -9,8 +9,11 @@ public struct KafkaOptions: ParsableArguments, Sendable {
     @Option(help: "Kafka bootstrap servers. [env: KILN_KAFKA_BROKERS] (default: 127.0.0.1:9092)")
     public var kafkaBrokers: String?
 
-    @Option(name: .customLong("kafka-option"),
-            help: "A librdkafka property as key=value, repeatable (e.g. security.protocol=SASL_SSL). [env: KILN_KAFKA_OPTIONS, comma- or newline-separated]")
+    @Option(
+        name: .customLong("kafka-option"),
+        help:
+            "A librdkafka property as key=value, repeatable (e.g. security.protocol=SASL_SSL). [env: KILN_KAFKA_OPTIONS, comma- or newline-separated]"
+    )
     public var kafkaOptions: [String] = []
 
     public init() {}
@@ -47,7 +50,9 @@ public struct TopicOptions: ParsableArguments, Sendable {
     public init() {}
 
     public var raw: String { EnvironmentFallback.resolve(rawTopic, env: "KILN_RAW_TOPIC", default: "kiln.profiles.raw") }
-    public var normalized: String { EnvironmentFallback.resolve(normalizedTopic, env: "KILN_NORMALIZED_TOPIC", default: "kiln.profiles.normalized") }
+    public var normalized: String {
+        EnvironmentFallback.resolve(normalizedTopic, env: "KILN_NORMALIZED_TOPIC", default: "kiln.profiles.normalized")
+    }
     public var dlq: String { EnvironmentFallback.resolve(dlqTopic, env: "KILN_DLQ_TOPIC", default: "kiln.profiles.dlq") }
 
     public func partitions() throws -> Int32 {
@@ -74,7 +79,6 @@ public struct TopicOptions: ParsableArguments, Sendable {
     }
 }
 
-
 extension KafkaOptions {
     /// The client configuration from flags and environment, after checking the librdkafka runtime.
     public func kafkaConfig(clientID: String) throws -> KafkaConfig {
@@ -92,11 +96,13 @@ extension TopicOptions {
     public func ensure(_ topics: [String], config: KafkaConfig, logger: Logger) async throws {
         guard try shouldCreate() else { return }
         let admin = try KafkaAdmin(config: config, logger: logger)
-        let partitions = try partitions(), replication = try replication()
+        let partitions = try partitions()
+        let replication = try replication()
         for topic in topics {
-            let outcome = try await admin.createTopic(TopicSpec(
-                name: topic, partitions: partitions, replicationFactor: replication,
-                configs: ["max.message.bytes": String(Self.maxMessageBytes)]))
+            let outcome = try await admin.createTopic(
+                TopicSpec(
+                    name: topic, partitions: partitions, replicationFactor: replication,
+                    configs: ["max.message.bytes": String(Self.maxMessageBytes)]))
             if outcome == .created {
                 logger.info("created topic", metadata: ["topic": "\(topic)", "partitions": "\(partitions)"])
             }

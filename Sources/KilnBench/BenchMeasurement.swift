@@ -12,8 +12,10 @@ public struct BenchMeasurement: Sendable, Codable {
     /// The ratio the issue asks for (Kiln's advantage; 1.0 = parity), if any.
     public var targetRatio: Double?
 
-    public init(name: String, unit: String, kiln: Double, baselineName: String, baseline: Double,
-                higherIsBetter: Bool, targetRatio: Double? = nil) {
+    public init(
+        name: String, unit: String, kiln: Double, baselineName: String, baseline: Double,
+        higherIsBetter: Bool, targetRatio: Double? = nil
+    ) {
         self.name = name
         self.unit = unit
         self.kiln = kiln
@@ -33,7 +35,8 @@ public struct BenchMeasurement: Sendable, Codable {
 
     /// `producer throughput: kiln 412.3 MB/s, kcat -P 398.1 MB/s, ratio 1.04x (target >= 0.90x: met)`
     public var line: String {
-        var s = "\(name): kiln \(Self.format(kiln)) \(unit), \(baselineName) \(Self.format(baseline)) \(unit), ratio \(String(format: "%.2f", ratio))x"
+        var s =
+            "\(name): kiln \(Self.format(kiln)) \(unit), \(baselineName) \(Self.format(baseline)) \(unit), ratio \(String(format: "%.2f", ratio))x"
         if let t = targetRatio {
             s += " (target >= \(String(format: "%.2f", t))x: \(ratio >= t ? "met" : "NOT met"))"
         }

@@ -15,12 +15,16 @@ public enum CompactionBenchmarkDefaults {
 }
 
 public enum CompactionBenchmark {
-    static let cpu = ["go_cpu_labels_pyroscope.pb.gz", "go_cpu_report_sample.pb.gz", "go_cpu_span_id_labels.pb.gz", "go_cpu_stripped_parca.pb.gz"]
+    static let cpu = [
+        "go_cpu_labels_pyroscope.pb.gz", "go_cpu_report_sample.pb.gz", "go_cpu_span_id_labels.pb.gz", "go_cpu_stripped_parca.pb.gz",
+    ]
     static let heap = ["go_heap_delta_pyroscope.pb.gz", "go_heap_raw_ddtrace.pb", "go_allocs_ap-query_2026.pb.gz"]
     static let other = ["go_goroutine_pyroscope.pb.gz", "go_mutex_pyroscope.pb.gz"]
 
-    public static func run(fixturesDir: URL, services: Int = 50, minutes: Int = 60,
-                           maxHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes) async throws -> [BenchMeasurement] {
+    public static func run(
+        fixturesDir: URL, services: Int = 50, minutes: Int = 60,
+        maxHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes
+    ) async throws -> [BenchMeasurement] {
         let dir = fixturesDir.lastPathComponent == "pprof" ? fixturesDir : fixturesDir.appendingPathComponent("pprof")
         func load(_ name: String) throws -> [UInt8] {
             guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else {
@@ -35,9 +39,12 @@ public enum CompactionBenchmark {
             var mine: [(SampleBatch, Int)] = []
             for name in [cpu[s % cpu.count], heap[s % heap.count]] + other {
                 let payload = try load(name)
-                let labels = LabelSet(["service_name": "svc-\(s)", "instance": "10.0.\(s / 200).\(s % 200):6060", "namespace": "team-\(s % 7)"])
-                let envelope = RawEnvelope(tenant: "bench", labels: labels, source: .loadgen, format: .pprof,
-                                           startNanos: 0, endNanos: 0, cumulative: false, payload: payload)
+                let labels = LabelSet([
+                    "service_name": "svc-\(s)", "instance": "10.0.\(s / 200).\(s % 200):6060", "namespace": "team-\(s % 7)",
+                ])
+                let envelope = RawEnvelope(
+                    tenant: "bench", labels: labels, source: .loadgen, format: .pprof,
+                    startNanos: 0, endNanos: 0, cumulative: false, payload: payload)
                 if let batch = try normalizer.normalize(envelope, provenance: Provenance(topic: "raw", partition: 0, offset: 0)).batch {
                     mine.append((batch, payload.count))
                 }
@@ -45,13 +52,17 @@ public enum CompactionBenchmark {
             templates.append(mine)
         }
 
-        let storeDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-compaction-bench-\(UInt32.random(in: 0 ... .max))")
+        let storeDir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "kiln-compaction-bench-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: storeDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: storeDir) }
         let store = try makeObjectStore(url: "file://" + storeDir.path)
         let start: Int64 = 1_764_000_000_000_000_000 - Int64(minutes) * 60_000_000_000
         let scrapes = minutes * 4
-        var rawBytes = 0, offset: Int64 = 0, l0: [BlockMeta] = [], samples = 0
+        var rawBytes = 0
+        var offset: Int64 = 0
+        var l0: [BlockMeta] = []
+        var samples = 0
         var head = Head(tenant: "bench")
         for scrape in 0..<scrapes {
             let at = start + Int64(scrape) * 15_000_000_000
@@ -106,37 +117,49 @@ public enum CompactionBenchmark {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         let peakMiB = Double(usage.ru_maxrss) / 1024
-        let label = "\(services) services, \(minutes) min of 15 s scrapes, \(offset) profiles, \(samples) samples, \(rawBytes / 1_048_576) MiB of pprof"
+        let label =
+            "\(services) services, \(minutes) min of 15 s scrapes, \(offset) profiles, \(samples) samples, \(rawBytes / 1_048_576) MiB of pprof"
         var measurements = [
-            BenchMeasurement(name: "stored bytes per raw pprof byte after compaction (\(label)"
-                                 + (unmerged.isEmpty ? ")" : "; \(unmerged.count) level-0 blocks larger than the budget left as they are)"),
-                             unit: "B/B", kiln: Double(storedBytes) / Double(rawBytes), baselineName: "target", baseline: 0.10,
-                             higherIsBetter: false, targetRatio: 1),
-            BenchMeasurement(name: "stored bytes per raw pprof byte, level 0 (5-minute blocks)", unit: "B/B",
-                             kiln: Double(l0Bytes) / Double(rawBytes), baselineName: "after compaction", baseline: Double(storedBytes) / Double(rawBytes),
-                             higherIsBetter: false),
-            BenchMeasurement(name: "bench process peak RSS (heads + compaction)", unit: "MiB", kiln: peakMiB,
-                             baselineName: "raw pprof of the stream", baseline: Double(rawBytes) / 1_048_576, higherIsBetter: false),
+            BenchMeasurement(
+                name: "stored bytes per raw pprof byte after compaction (\(label)"
+                    + (unmerged.isEmpty ? ")" : "; \(unmerged.count) level-0 blocks larger than the budget left as they are)"),
+                unit: "B/B", kiln: Double(storedBytes) / Double(rawBytes), baselineName: "target", baseline: 0.10,
+                higherIsBetter: false, targetRatio: 1),
+            BenchMeasurement(
+                name: "stored bytes per raw pprof byte, level 0 (5-minute blocks)", unit: "B/B",
+                kiln: Double(l0Bytes) / Double(rawBytes), baselineName: "after compaction",
+                baseline: Double(storedBytes) / Double(rawBytes),
+                higherIsBetter: false),
+            BenchMeasurement(
+                name: "bench process peak RSS (heads + compaction)", unit: "MiB", kiln: peakMiB,
+                baselineName: "raw pprof of the stream", baseline: Double(rawBytes) / 1_048_576, higherIsBetter: false),
         ]
         // What the merges added to the process at their peak, against the budget they were planned within.
         let grownMiB = max(0, compactionPeakMiB - rssBefore)
-        let window = "the window's level-0 blocks estimate \(estimate >> 20) MiB as one head; peak \(String(format: "%.0f", compactionPeakMiB)) MiB, "
+        let window =
+            "the window's level-0 blocks estimate \(estimate >> 20) MiB as one head; peak \(String(format: "%.0f", compactionPeakMiB)) MiB, "
             + "\(String(format: "%.0f", rssBefore)) MiB before"
         if maxHeadBytes < estimate {
-            measurements.append(BenchMeasurement(name: "compaction peak memory above the RSS before (\(window))", unit: "MiB",
-                                                 kiln: grownMiB, baselineName: "configured merge budget", baseline: Double(maxHeadBytes >> 20),
-                                                 higherIsBetter: false, targetRatio: 1))
+            measurements.append(
+                BenchMeasurement(
+                    name: "compaction peak memory above the RSS before (\(window))", unit: "MiB",
+                    kiln: grownMiB, baselineName: "configured merge budget", baseline: Double(maxHeadBytes >> 20),
+                    higherIsBetter: false, targetRatio: 1))
         } else {
-            measurements.append(BenchMeasurement(name: "compaction peak memory above the RSS before (\(window); a budget larger than the window)",
-                                                 unit: "MiB", kiln: grownMiB, baselineName: "the window's estimate", baseline: Double(estimate >> 20),
-                                                 higherIsBetter: false))
+            measurements.append(
+                BenchMeasurement(
+                    name: "compaction peak memory above the RSS before (\(window); a budget larger than the window)",
+                    unit: "MiB", kiln: grownMiB, baselineName: "the window's estimate", baseline: Double(estimate >> 20),
+                    higherIsBetter: false))
         }
         if !jobs.isEmpty {
             let rate = String(format: "%.1f", Double(rawBytes) / seconds / 1e6)
-            measurements.append(BenchMeasurement(
-                name: "compaction throughput (\(merged.count) of \(l0.count) level-0 blocks into \(jobs.count), \(rate) MB/s of raw pprof)",
-                unit: "samples/s", kiln: Double(samples) / seconds, baselineName: "the stream's own rate (samples per hour / 3600 s)",
-                baseline: Double(samples) / Double(minutes * 60), higherIsBetter: true))
+            measurements.append(
+                BenchMeasurement(
+                    name:
+                        "compaction throughput (\(merged.count) of \(l0.count) level-0 blocks into \(jobs.count), \(rate) MB/s of raw pprof)",
+                    unit: "samples/s", kiln: Double(samples) / seconds, baselineName: "the stream's own rate (samples per hour / 3600 s)",
+                    baseline: Double(samples) / Double(minutes * 60), higherIsBetter: true))
         }
         return measurements
     }

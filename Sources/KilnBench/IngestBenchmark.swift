@@ -1,9 +1,9 @@
+import APICommon
 import AsyncHTTPClient
 import Foundation
-import APICommon
+import Hummingbird
 import IngestAPI
 import KilnProtos
-import Hummingbird
 import Logging
 import NIOCore
 
@@ -29,11 +29,12 @@ public enum IngestBenchmark {
         var logger = Logger(label: "kiln.bench.ingest")
         logger.logLevel = .error
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in
-                                  continuation.yield(channel.localAddress?.port ?? 0)
-                                  continuation.finish()
-                              }, logger: logger)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            }, logger: logger)
         let server = Task { try await app.run() }
         defer { server.cancel() }
         var it = ports.makeAsyncIterator()
@@ -50,15 +51,18 @@ public enum IngestBenchmark {
             throw BenchError("published \(publisher.publishedBytes - published) profile bytes, sent \(kiln.profileBytes)")
         }
         return [
-            BenchMeasurement(name: "push ingest requests/s (Connect, \(bodies.count) fixture profiles)", unit: "req/s",
-                             kiln: kiln.requestsPerSecond, baselineName: "200-OK handler", baseline: baseline.requestsPerSecond,
-                             higherIsBetter: true),
-            BenchMeasurement(name: "push ingest profile MB/s", unit: "MB/s",
-                             kiln: kiln.megabytesPerSecond, baselineName: "200-OK handler", baseline: baseline.megabytesPerSecond,
-                             higherIsBetter: true),
-            BenchMeasurement(name: "push ingest profile MB/s per core (target >= \(Int(targetMBPerCore)))", unit: "MB/s/core",
-                             kiln: kiln.megabytesPerCPUSecond, baselineName: "200-OK handler", baseline: baseline.megabytesPerCPUSecond,
-                             higherIsBetter: true),
+            BenchMeasurement(
+                name: "push ingest requests/s (Connect, \(bodies.count) fixture profiles)", unit: "req/s",
+                kiln: kiln.requestsPerSecond, baselineName: "200-OK handler", baseline: baseline.requestsPerSecond,
+                higherIsBetter: true),
+            BenchMeasurement(
+                name: "push ingest profile MB/s", unit: "MB/s",
+                kiln: kiln.megabytesPerSecond, baselineName: "200-OK handler", baseline: baseline.megabytesPerSecond,
+                higherIsBetter: true),
+            BenchMeasurement(
+                name: "push ingest profile MB/s per core (target >= \(Int(targetMBPerCore)))", unit: "MB/s/core",
+                kiln: kiln.megabytesPerCPUSecond, baselineName: "200-OK handler", baseline: baseline.megabytesPerCPUSecond,
+                higherIsBetter: true),
         ]
     }
 
@@ -74,7 +78,8 @@ public enum IngestBenchmark {
         var bodies: [Body] = []
         for name in names {
             guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path),
-                  data.count <= 2 << 20, data.count >= 1024 else { continue }
+                data.count <= 2 << 20, data.count >= 1024
+            else { continue }
             var label = Types_V1_LabelPair()
             label.name = "service_name"
             label.value = "bench-\(name)"
@@ -111,7 +116,9 @@ public enum IngestBenchmark {
         let totals = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for worker in 0..<concurrency {
                 group.addTask {
-                    var requests = 0, bytes = 0, i = worker
+                    var requests = 0
+                    var bytes = 0
+                    var i = worker
                     while ContinuousClock.now < deadline {
                         var request = HTTPClientRequest(url: url)
                         request.method = .POST

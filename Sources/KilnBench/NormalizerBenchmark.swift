@@ -14,8 +14,9 @@ public enum NormalizerBenchmark {
         guard !payloads.isEmpty else { throw BenchError("no gzipped pprof fixtures under \(fixturesDir.path)") }
         let bytes = payloads.reduce(0) { $0 + $1.count }
         let envelopes = payloads.map {
-            RawEnvelope(tenant: "bench", labels: LabelSet(["service_name": "bench", "instance": "bench:1"]), source: .loadgen,
-                        format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: $0)
+            RawEnvelope(
+                tenant: "bench", labels: LabelSet(["service_name": "bench", "instance": "bench:1"]), source: .loadgen,
+                format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: $0)
         }
 
         var normalizer = Normalizer()
@@ -23,36 +24,43 @@ public enum NormalizerBenchmark {
         let decoder = PprofDecoder()
         // The three are measured in turn, a round of each at a time, so the machine's drift (this shared
         // VM's speed moves by a third over seconds) falls on all three alike and their ratios hold.
-        let measured = measureInTurn(seconds: seconds, [
-            {
-                for (i, envelope) in envelopes.enumerated() {
-                    if let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch {
-                        batchBytes &+= BatchCodec.encode(batch).count
+        let measured = measureInTurn(
+            seconds: seconds,
+            [
+                {
+                    for (i, envelope) in envelopes.enumerated() {
+                        if let batch = try? normalizer.normalize(
+                            envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))
+                        ).batch {
+                            batchBytes &+= BatchCodec.encode(batch).count
+                        }
                     }
-                }
-            },
-            // Inflate + decode + validate alone: the part of normalising that belongs to the pprof decoder.
-            {
-                for p in payloads { batchBytes &+= (try? decoder.decode(p).sampleCount) ?? 0 }
-            },
-            {
-                for p in payloads {
-                    batchBytes &+= (try? p.withUnsafeBytes { try Gzip.decompress($0, limit: 1 << 30) }.count) ?? 0
-                }
-            },
-        ])
+                },
+                // Inflate + decode + validate alone: the part of normalising that belongs to the pprof decoder.
+                {
+                    for p in payloads { batchBytes &+= (try? decoder.decode(p).sampleCount) ?? 0 }
+                },
+                {
+                    for p in payloads {
+                        batchBytes &+= (try? p.withUnsafeBytes { try Gzip.decompress($0, limit: 1 << 30) }.count) ?? 0
+                    }
+                },
+            ])
         let (normalize, decode, inflate) = (measured[0], measured[1], measured[2])
         let normalizeMBps = Double(bytes) * Double(normalize.rounds) / normalize.seconds / 1e6
         let inflateMBps = Double(bytes) * Double(inflate.rounds) / inflate.seconds / 1e6
         let decodeMBps = Double(bytes) * Double(decode.rounds) / decode.seconds / 1e6
         return [
-            BenchMeasurement(name: "normaliser throughput per core (\(payloads.count) gzipped fixtures, \(bytes / 1024) KiB)",
-                             unit: "MB/s", kiln: normalizeMBps, baselineName: "inflate only (floor)", baseline: inflateMBps,
-                             higherIsBetter: true),
-            BenchMeasurement(name: "of which pprof decode alone per core (inflate, decode, validate)", unit: "MB/s", kiln: decodeMBps,
-                             baselineName: "inflate only (floor)", baseline: inflateMBps, higherIsBetter: true),
-            BenchMeasurement(name: "normaliser throughput per core vs target", unit: "MB/s", kiln: normalizeMBps,
-                             baselineName: "target 40 MB/s (Pyroscope sizes at 8)", baseline: 40, higherIsBetter: true, targetRatio: 1),
+            BenchMeasurement(
+                name: "normaliser throughput per core (\(payloads.count) gzipped fixtures, \(bytes / 1024) KiB)",
+                unit: "MB/s", kiln: normalizeMBps, baselineName: "inflate only (floor)", baseline: inflateMBps,
+                higherIsBetter: true),
+            BenchMeasurement(
+                name: "of which pprof decode alone per core (inflate, decode, validate)", unit: "MB/s", kiln: decodeMBps,
+                baselineName: "inflate only (floor)", baseline: inflateMBps, higherIsBetter: true),
+            BenchMeasurement(
+                name: "normaliser throughput per core vs target", unit: "MB/s", kiln: normalizeMBps,
+                baselineName: "target 40 MB/s (Pyroscope sizes at 8)", baseline: 40, higherIsBetter: true, targetRatio: 1),
         ]
     }
 

@@ -66,25 +66,25 @@ public enum ParquetBenchmark {
     }
 
     static let pythonScript = """
-    import sys, time, json, os
-    import numpy as np, pyarrow as pa, pyarrow.parquet as pq
-    d = sys.argv[1]; runs = int(sys.argv[2])
-    cols = {n: np.fromfile(os.path.join(d, n + ".bin"), dtype="<i8") for n in ["series_id", "time_nanos", "stack_id", "value"]}
-    t = pa.table({"series_id": pa.array(cols["series_id"]),
-                  "time_nanos": pa.array(cols["time_nanos"]).cast(pa.timestamp("ns", tz="UTC")),
-                  "stack_id": pa.array(cols["stack_id"]), "value": pa.array(cols["value"])})
-    out = {}
-    for codec in sys.argv[3:]:
-        times = []
-        path = os.path.join(d, "pyarrow-" + codec + ".parquet")
-        for _ in range(runs):
-            start = time.perf_counter()
-            pq.write_table(t, path, compression=codec, row_group_size=1 << 20)
-            times.append(time.perf_counter() - start)
-        times.sort()
-        out[codec] = {"seconds": times[len(times) // 2], "bytes": os.path.getsize(path)}
-    print(json.dumps(out))
-    """
+        import sys, time, json, os
+        import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+        d = sys.argv[1]; runs = int(sys.argv[2])
+        cols = {n: np.fromfile(os.path.join(d, n + ".bin"), dtype="<i8") for n in ["series_id", "time_nanos", "stack_id", "value"]}
+        t = pa.table({"series_id": pa.array(cols["series_id"]),
+                      "time_nanos": pa.array(cols["time_nanos"]).cast(pa.timestamp("ns", tz="UTC")),
+                      "stack_id": pa.array(cols["stack_id"]), "value": pa.array(cols["value"])})
+        out = {}
+        for codec in sys.argv[3:]:
+            times = []
+            path = os.path.join(d, "pyarrow-" + codec + ".parquet")
+            for _ in range(runs):
+                start = time.perf_counter()
+                pq.write_table(t, path, compression=codec, row_group_size=1 << 20)
+                times.append(time.perf_counter() - start)
+            times.sort()
+            out[codec] = {"seconds": times[len(times) // 2], "bytes": os.path.getsize(path)}
+        print(json.dumps(out))
+        """
 
     public static func run(python: URL, rows: Int = 1_000_000, runs: Int = 3) throws -> [BenchMeasurement] {
         let s = sample(rows: rows)
@@ -105,7 +105,8 @@ public enum ParquetBenchmark {
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0,
-              let baseline = try JSONSerialization.jsonObject(with: output) as? [String: [String: Double]] else {
+            let baseline = try JSONSerialization.jsonObject(with: output) as? [String: [String: Double]]
+        else {
             throw Failure(description: "pyarrow baseline failed (exit \(p.terminationStatus))")
         }
 
@@ -125,12 +126,16 @@ public enum ParquetBenchmark {
             guard let b = baseline[name], let bs = b["seconds"], let bb = b["bytes"] else {
                 throw Failure(description: "no pyarrow result for \(name)")
             }
-            results.append(BenchMeasurement(name: "parquet write \(codec) (\(rows) sample rows)", unit: "MB/s",
-                                            kiln: megabytes / kilnSeconds, baselineName: "pyarrow write_table",
-                                            baseline: megabytes / bs, higherIsBetter: true))
-            results.append(BenchMeasurement(name: "parquet size \(codec) (raw \(s.rawBytes) B)", unit: "bytes",
-                                            kiln: Double(size), baselineName: "pyarrow write_table",
-                                            baseline: bb, higherIsBetter: false))
+            results.append(
+                BenchMeasurement(
+                    name: "parquet write \(codec) (\(rows) sample rows)", unit: "MB/s",
+                    kiln: megabytes / kilnSeconds, baselineName: "pyarrow write_table",
+                    baseline: megabytes / bs, higherIsBetter: true))
+            results.append(
+                BenchMeasurement(
+                    name: "parquet size \(codec) (raw \(s.rawBytes) B)", unit: "bytes",
+                    kiln: Double(size), baselineName: "pyarrow write_table",
+                    baseline: bb, higherIsBetter: false))
         }
         return results
     }

@@ -10,8 +10,10 @@ public enum PprofBenchmark {
         public var description: String
     }
 
-    public static func run(kiln: URL, fixturesDir: URL, copies: Int = 40, runs: Int = 3,
-                           goPath: String = "/usr/bin/go", gzipPath: String = "/bin/gzip") throws -> [BenchMeasurement] {
+    public static func run(
+        kiln: URL, fixturesDir: URL, copies: Int = 40, runs: Int = 3,
+        goPath: String = "/usr/bin/go", gzipPath: String = "/bin/gzip"
+    ) throws -> [BenchMeasurement] {
         let input = try prepareInputs(fixturesDir: fixturesDir, copies: copies)
         defer { try? FileManager.default.removeItem(at: input.dir) }
         return try merge(kiln: kiln, input: input, runs: runs, goPath: goPath)
@@ -39,7 +41,7 @@ public enum PprofBenchmark {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let data = try Data(contentsOf: pprofDir.appendingPathComponent(largest))
         var files: [String] = []
-        for i in 0 ..< copies {
+        for i in 0..<copies {
             let f = dir.appendingPathComponent("copy\(i).pb.gz").path
             try data.write(to: URL(fileURLWithPath: f))
             files.append(f)
@@ -53,10 +55,12 @@ public enum PprofBenchmark {
         let goOut = input.dir.appendingPathComponent("go-out.pb.gz").path
         var kilnRuns: [ProcessRun] = []
         var goRuns: [ProcessRun] = []
-        for _ in 0 ..< runs {
+        for _ in 0..<runs {
             kilnRuns.append(try spawn(kiln.path, ["merge"] + input.files + ["-o", kilnOut], stdout: "/dev/null"))
-            goRuns.append(try spawn(goPath, ["tool", "pprof", "-proto"] + input.files, stdout: goOut,
-                                    environment: ["PPROF_BINARY_PATH=/nonexistent"]))
+            goRuns.append(
+                try spawn(
+                    goPath, ["tool", "pprof", "-proto"] + input.files, stdout: goOut,
+                    environment: ["PPROF_BINARY_PATH=/nonexistent"]))
         }
         for (name, runs) in [("kiln merge", kilnRuns), ("go tool pprof -proto", goRuns)] where runs.contains(where: { $0.status != 0 }) {
             throw Failure(description: "\(name) failed (exit \(runs.map(\.status)))")
@@ -69,12 +73,14 @@ public enum PprofBenchmark {
         }
         let label = "\(input.files.count)x \(input.source)"
         return [
-            BenchMeasurement(name: "pprof merge wall time (\(label))", unit: "s",
-                             kiln: median(kilnRuns.map(\.seconds)), baselineName: "go tool pprof -proto",
-                             baseline: median(goRuns.map(\.seconds)), higherIsBetter: false, targetRatio: 3),
-            BenchMeasurement(name: "pprof merge peak RSS (\(label))", unit: "MiB",
-                             kiln: median(kilnRuns.map(\.peakRSSMiB)), baselineName: "go tool pprof -proto",
-                             baseline: median(goRuns.map(\.peakRSSMiB)), higherIsBetter: false),
+            BenchMeasurement(
+                name: "pprof merge wall time (\(label))", unit: "s",
+                kiln: median(kilnRuns.map(\.seconds)), baselineName: "go tool pprof -proto",
+                baseline: median(goRuns.map(\.seconds)), higherIsBetter: false, targetRatio: 3),
+            BenchMeasurement(
+                name: "pprof merge peak RSS (\(label))", unit: "MiB",
+                kiln: median(kilnRuns.map(\.peakRSSMiB)), baselineName: "go tool pprof -proto",
+                baseline: median(goRuns.map(\.peakRSSMiB)), higherIsBetter: false),
         ]
     }
 
@@ -84,22 +90,25 @@ public enum PprofBenchmark {
         let decoder = PprofDecoder()
         var kilnTimes: [Double] = []
         var samples = 0
-        for _ in 0 ..< runs {
+        for _ in 0..<runs {
             let start = ContinuousClock.now
             for p in payloads { samples &+= try decoder.decode(p).sampleCount }
             kilnTimes.append(seconds(ContinuousClock.now - start))
         }
         guard samples > 0 else { throw Failure(description: "decoded no samples") }
         var gzipTimes: [Double] = []
-        for _ in 0 ..< runs {
+        for _ in 0..<runs {
             let r = try spawn(gzipPath, ["-dc"] + input.files, stdout: "/dev/null")
             guard r.status == 0 else { throw Failure(description: "gzip -dc failed (exit \(r.status))") }
             gzipTimes.append(r.seconds)
         }
         let mb = Double(input.totalBytes) / 1e6
-        return [BenchMeasurement(name: "pprof decode throughput (\(input.files.count)x \(input.source), compressed MB/s)",
-                                 unit: "MB/s", kiln: mb / median(kilnTimes), baselineName: "gzip -dc (inflate only)",
-                                 baseline: mb / median(gzipTimes), higherIsBetter: true)]
+        return [
+            BenchMeasurement(
+                name: "pprof decode throughput (\(input.files.count)x \(input.source), compressed MB/s)",
+                unit: "MB/s", kiln: mb / median(kilnTimes), baselineName: "gzip -dc (inflate only)",
+                baseline: mb / median(gzipTimes), higherIsBetter: true)
+        ]
     }
 
     public struct ProcessRun: Sendable {

@@ -22,9 +22,11 @@ public enum ProducerBenchmark {
     ///     point at librdkafka >= 2.2 (.venv/kiln-lib), as it must for Kiln itself.
     ///   - totalBytes: payload bytes per tool per round.
     ///   - log: progress lines.
-    public static func run(brokers: String, fixturesDir: URL, kcatPath: String = "/usr/bin/kcat",
-                           totalBytes: Int = 48 << 20, rounds: Int = 3,
-                           log: @Sendable (String) -> Void = { print($0) }) async throws -> BenchMeasurement {
+    public static func run(
+        brokers: String, fixturesDir: URL, kcatPath: String = "/usr/bin/kcat",
+        totalBytes: Int = 48 << 20, rounds: Int = 3,
+        log: @Sendable (String) -> Void = { print($0) }
+    ) async throws -> BenchMeasurement {
         try KafkaRuntime.checkVersion()
         let payloads = try loadPayloads(fixturesDir)
         let delimiter = Array(Self.delimiter.utf8)
@@ -38,8 +40,9 @@ public enum ProducerBenchmark {
             messages.append(p)
             bytes += p.count
         }
-        log("producer benchmark: \(messages.count) pprof payloads from \(payloads.count) fixtures, "
-            + "\(String(format: "%.1f", Double(bytes) / 1e6)) MB per tool per round, librdkafka \(KafkaRuntime.versionString)")
+        log(
+            "producer benchmark: \(messages.count) pprof payloads from \(payloads.count) fixtures, "
+                + "\(String(format: "%.1f", Double(bytes) / 1e6)) MB per tool per round, librdkafka \(KafkaRuntime.versionString)")
 
         let inputFile = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-\(UUID().uuidString).bin")
         var fileData = Data(capacity: bytes + messages.count * delimiter.count)
@@ -52,7 +55,8 @@ public enum ProducerBenchmark {
 
         let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: brokers))
         let settings = ProducerConfig(kafka: KafkaConfig(bootstrapServers: brokers, clientID: "kiln-bench"))
-        var kilnRates: [Double] = [], kcatRates: [Double] = []
+        var kilnRates: [Double] = []
+        var kcatRates: [Double] = []
         for round in 1...rounds {
             let kilnTopic = try await freshTopic(admin, "kiln")
             let kilnSeconds = try await produceWithKiln(messages, topic: kilnTopic, config: settings)
@@ -64,12 +68,15 @@ public enum ProducerBenchmark {
 
             kilnRates.append(Double(bytes) / 1e6 / kilnSeconds)
             kcatRates.append(Double(bytes) / 1e6 / kcatSeconds)
-            log(String(format: "round %d: kiln %.1f MB/s (%.2f s), kcat -P %.1f MB/s (%.2f s)",
-                       round, kilnRates.last!, kilnSeconds, kcatRates.last!, kcatSeconds))
+            log(
+                String(
+                    format: "round %d: kiln %.1f MB/s (%.2f s), kcat -P %.1f MB/s (%.2f s)",
+                    round, kilnRates.last!, kilnSeconds, kcatRates.last!, kcatSeconds))
         }
-        let measurement = BenchMeasurement(name: "producer throughput (pprof payloads, idempotent lz4)", unit: "MB/s",
-                                           kiln: median(kilnRates), baselineName: "kcat -P", baseline: median(kcatRates),
-                                           higherIsBetter: true, targetRatio: 0.9)
+        let measurement = BenchMeasurement(
+            name: "producer throughput (pprof payloads, idempotent lz4)", unit: "MB/s",
+            kiln: median(kilnRates), baselineName: "kcat -P", baseline: median(kcatRates),
+            higherIsBetter: true, targetRatio: 0.9)
         log(measurement.line)
         return measurement
     }
@@ -143,7 +150,8 @@ public enum ProducerBenchmark {
         config.reportPartitionEOF = true
         let consumer = try KafkaConsumer(config: config)
         try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning)])
-        var count = 0, bytes = 0
+        var count = 0
+        var bytes = 0
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(120)
         var reachedEnd = false

@@ -12,16 +12,20 @@ import Records
 public enum QueryBenchmark {
     public static let profileInterval: Int64 = 15_000_000_000
 
-    public static func run(fixturesDir: URL, fixture: String = "go_cpu_truncated_stacks.pb.gz", hours: Int = 24) async throws -> [BenchMeasurement] {
+    public static func run(fixturesDir: URL, fixture: String = "go_cpu_truncated_stacks.pb.gz", hours: Int = 24) async throws
+        -> [BenchMeasurement]
+    {
         let dir = fixturesDir.lastPathComponent == "pprof" ? fixturesDir : fixturesDir.appendingPathComponent("pprof")
         guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(fixture).path) else {
             throw BenchError("fixture \(fixture) not found under \(dir.path)")
         }
         var normalizer = Normalizer()
-        let envelope = RawEnvelope(tenant: "bench", labels: LabelSet(["service_name": "checkout", "instance": "checkout-0:6060"]),
-                                   source: .loadgen, format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: [UInt8](data))
+        let envelope = RawEnvelope(
+            tenant: "bench", labels: LabelSet(["service_name": "checkout", "instance": "checkout-0:6060"]),
+            source: .loadgen, format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: [UInt8](data))
         guard let template = try normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: 0)).batch,
-              let cpu = template.series.first(where: { $0.profileType.sampleUnit == "nanoseconds" })?.profileType else {
+            let cpu = template.series.first(where: { $0.profileType.sampleUnit == "nanoseconds" })?.profileType
+        else {
             throw BenchError("\(fixture) gave no CPU samples")
         }
 
@@ -61,7 +65,8 @@ public enum QueryBenchmark {
         uncachedOptions.cachedBlockTrees = 0
         let uncached = QueryEngine(store: store, options: uncachedOptions)
         func query(_ engine: QueryEngine, _ range: ClosedRange<Int64>) async throws -> Int64 {
-            let selection = Selection(tenant: "bench", profileType: cpu.id, selector: try LabelSelector(parsing: #"{service_name="checkout"}"#), time: range)
+            let selection = Selection(
+                tenant: "bench", profileType: cpu.id, selector: try LabelSelector(parsing: #"{service_name="checkout"}"#), time: range)
             let (tree, names) = try await engine.mergeStacks(selection)
             return FlameGraphLevels(tree: tree, nameTable: names, maxNodes: FlameGraphLevels.defaultMaxNodes).total
         }
@@ -77,33 +82,39 @@ public enum QueryBenchmark {
         var results: [BenchMeasurement] = []
         for (label, span, runs, target) in [("1 hour", 1, 40, 50.0), ("24 hours", hours, 10, 500.0)] {
             // The last hour or day; the range covers whole blocks, as "last 24 h" does after an hour boundary.
-            let range = end - Int64(span) * 3_600_000_000_000 ... end - 1
+            let range = end - Int64(span) * 3_600_000_000_000...end - 1
             let total = try await query(engine, range)
             guard try await query(uncached, range) == total else { throw BenchError("cached and uncached totals differ") }
             let warm = try await latencies(runs) { _ = try await query(engine, range) }
             let cold = try await latencies(runs) { _ = try await query(uncached, range) }
             let base = try await latencies(runs) { _ = try await floor(metas.suffix(span)) }
-            results.append(BenchMeasurement(
-                name: "SelectMergeStacktraces p99, \(label) of one service (\(span * perHour) profiles), warm server", unit: "ms",
-                kiln: warm.p99, baselineName: "target \(Int(target)) ms", baseline: target, higherIsBetter: false, targetRatio: 1))
-            results.append(BenchMeasurement(
-                name: "SelectMergeStacktraces p50, \(label), warm server (whole-block trees cached)", unit: "ms",
-                kiln: warm.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50, higherIsBetter: false))
-            results.append(BenchMeasurement(
-                name: "SelectMergeStacktraces p50 / p99, \(label), samples decompressed every query", unit: "ms",
-                kiln: cold.p50, baselineName: "its p99", baseline: cold.p99, higherIsBetter: false))
-            results.append(BenchMeasurement(
-                name: "SelectMergeStacktraces p50, \(label), samples decompressed every query", unit: "ms",
-                kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50, higherIsBetter: false))
+            results.append(
+                BenchMeasurement(
+                    name: "SelectMergeStacktraces p99, \(label) of one service (\(span * perHour) profiles), warm server", unit: "ms",
+                    kiln: warm.p99, baselineName: "target \(Int(target)) ms", baseline: target, higherIsBetter: false, targetRatio: 1))
+            results.append(
+                BenchMeasurement(
+                    name: "SelectMergeStacktraces p50, \(label), warm server (whole-block trees cached)", unit: "ms",
+                    kiln: warm.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50, higherIsBetter: false))
+            results.append(
+                BenchMeasurement(
+                    name: "SelectMergeStacktraces p50 / p99, \(label), samples decompressed every query", unit: "ms",
+                    kiln: cold.p50, baselineName: "its p99", baseline: cold.p99, higherIsBetter: false))
+            results.append(
+                BenchMeasurement(
+                    name: "SelectMergeStacktraces p50, \(label), samples decompressed every query", unit: "ms",
+                    kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50, higherIsBetter: false))
         }
         let cold = try await latencies(3) {
             let fresh = QueryEngine(store: store)
-            _ = try await fresh.mergeStacks(Selection(tenant: "bench", profileType: cpu.id, selector: LabelSelector(), time: start ... end))
+            _ = try await fresh.mergeStacks(Selection(tenant: "bench", profileType: cpu.id, selector: LabelSelector(), time: start...end))
         }
         let base = try await latencies(3) { _ = try await floor(metas[...]) }
-        results.append(BenchMeasurement(name: "first query of 24 hours (cold engine, \(samples) samples stored)", unit: "ms",
-                                        kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50,
-                                        higherIsBetter: false))
+        results.append(
+            BenchMeasurement(
+                name: "first query of 24 hours (cold engine, \(samples) samples stored)", unit: "ms",
+                kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50,
+                higherIsBetter: false))
         try await store.shutdown()
         return results
     }

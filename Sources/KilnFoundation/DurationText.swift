@@ -43,8 +43,14 @@ public enum DurationText {
         if totalMillis % 1000 != 0 || totalMillis == 0 { return "\(totalMillis)ms" }
         var seconds = totalMillis / 1000
         var out = ""
-        if seconds >= 3600 { out += "\(seconds / 3600)h"; seconds %= 3600 }
-        if seconds >= 60 || (!out.isEmpty && seconds > 0) { out += "\(seconds / 60)m"; seconds %= 60 }
+        if seconds >= 3600 {
+            out += "\(seconds / 3600)h"
+            seconds %= 3600
+        }
+        if seconds >= 60 || (!out.isEmpty && seconds > 0) {
+            out += "\(seconds / 60)m"
+            seconds %= 60
+        }
         if seconds > 0 || out.isEmpty { out += "\(seconds)s" }
         return out
     }

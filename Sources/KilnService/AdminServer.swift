@@ -24,24 +24,28 @@ public struct AdminServer {
         router.get("metrics") { _, _ -> Response in
             var buffer = ByteBuffer()
             buffer.writeBytes(registry.emitToBuffer())
-            return Response(status: .ok,
-                            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: buffer))
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: buffer))
         }
         router.get("ready") { _, _ -> Response in
             let pending = readiness.pending
             let text = pending.isEmpty ? "ready\n" : pending.map { "\($0.component): \($0.reason)\n" }.joined()
-            return Response(status: pending.isEmpty ? .ok : .serviceUnavailable,
-                            headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+            return Response(
+                status: pending.isEmpty ? .ok : .serviceUnavailable,
+                headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         self.router = router
     }
 
     /// The server as a `Service` for the process's ServiceGroup. Logs the bound address (port 0 picks one).
     /// `onBound` gets the port the server listens on (port 0 picks one).
-    public func application(listen: ListenAddress, logger: Logger,
-                            onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+    public func application(
+        listen: ListenAddress, logger: Logger,
+        onBound: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         Application(
             router: router,
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),

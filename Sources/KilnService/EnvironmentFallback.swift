@@ -30,7 +30,9 @@ extension EnvironmentFallback {
     /// A duration setting (`DurationText`'s grammar) from its flag, variable or default.
     public static func duration(_ flag: String?, env name: String, default defaultValue: String, setting: String) throws -> Duration {
         let text = resolve(flag, env: name, default: defaultValue)
-        guard let d = DurationText.parse(text) else { throw ServiceConfigurationError(DurationTextError(name: setting, text: text).description) }
+        guard let d = DurationText.parse(text) else {
+            throw ServiceConfigurationError(DurationTextError(name: setting, text: text).description)
+        }
         return d
     }
 
@@ -96,6 +98,7 @@ public enum StoreURLOption {
     public static func absolute(_ url: String) -> String {
         guard url.hasPrefix("file://"), !url.hasPrefix("file:///") else { return url }
         let rel = String(url.dropFirst("file://".count))
-        return "file://" + URL(fileURLWithPath: rel, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
+        return "file://"
+            + URL(fileURLWithPath: rel, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
     }
 }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import CMalloc
+    import CMalloc
 #endif
 
 /// glibc malloc settings for processes that allocate and free buffers of megabytes per record (a large
@@ -15,8 +15,8 @@ public enum MemoryTuning {
 
     public static func keepFreedMemoryForReuse() {
         #if canImport(Glibc)
-        _ = mallopt(M_MMAP_THRESHOLD, Int32(mmapThreshold))
-        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
+            _ = mallopt(M_MMAP_THRESHOLD, Int32(mmapThreshold))
+            _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
         #endif
     }
 
@@ -24,9 +24,9 @@ public enum MemoryTuning {
     /// tuned itself for one phase (the benchmark runner, before suites that measure peak memory).
     public static func restoreDefaults() {
         #if canImport(Glibc)
-        _ = mallopt(M_MMAP_THRESHOLD, 128 << 10)
-        _ = mallopt(M_TRIM_THRESHOLD, 128 << 10)
-        _ = malloc_trim(0)
+            _ = mallopt(M_MMAP_THRESHOLD, 128 << 10)
+            _ = mallopt(M_TRIM_THRESHOLD, 128 << 10)
+            _ = malloc_trim(0)
         #endif
     }
 }

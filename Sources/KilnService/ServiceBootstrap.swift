@@ -27,17 +27,21 @@ public struct ServiceBootstrap {
     /// (with the reason each is not ready yet). The server listens on `listenFlag` (its `KILN_LISTEN`
     /// fallback) when the service has such a flag, else on `--admin-listen` (`KILN_ADMIN_LISTEN`), else on
     /// `defaultListen`.
-    public static func start(name: String, options: ServiceOptions, pending: [String: String] = [:],
-                             role: ServerRole = .adminOnly, listenFlag: String? = nil,
-                             defaultListen: String) throws -> ServiceBootstrap {
+    public static func start(
+        name: String, options: ServiceOptions, pending: [String: String] = [:],
+        role: ServerRole = .adminOnly, listenFlag: String? = nil,
+        defaultListen: String
+    ) throws -> ServiceBootstrap {
         let listen = try listenAddress(flag: listenFlag, adminFlag: options.adminListen, default: defaultListen)
         let logger = try KilnLogging.bootstrap(service: name, options: options)
         return ServiceBootstrap(name: name, logger: logger, registry: KilnMetrics.bootstrap(), pending: pending, role: role, listen: listen)
     }
 
     /// A bootstrap around a logger and registry the caller made (tests; `start` makes them process-wide).
-    public init(name: String, logger: Logger, registry: PrometheusCollectorRegistry, pending: [String: String] = [:],
-                role: ServerRole = .adminOnly, listen: ListenAddress) {
+    public init(
+        name: String, logger: Logger, registry: PrometheusCollectorRegistry, pending: [String: String] = [:],
+        role: ServerRole = .adminOnly, listen: ListenAddress
+    ) {
         self.name = name
         self.logger = logger
         self.readiness = Readiness(components: pending)
@@ -49,7 +53,8 @@ public struct ServiceBootstrap {
     /// The service's own listen flag (or `KILN_LISTEN`), else `--admin-listen` (or `KILN_ADMIN_LISTEN`),
     /// else the service's default.
     public static func listenAddress(flag: String?, adminFlag: String?, default defaultListen: String) throws -> ListenAddress {
-        let text = EnvironmentFallback.resolve(flag, env: "KILN_LISTEN")
+        let text =
+            EnvironmentFallback.resolve(flag, env: "KILN_LISTEN")
             ?? EnvironmentFallback.resolve(adminFlag, env: "KILN_ADMIN_LISTEN", default: defaultListen)
         return try ListenAddress(parsing: text)
     }
@@ -66,10 +71,11 @@ public struct ServiceBootstrap {
     public func serviceGroup(_ services: [any Service], onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> ServiceGroup {
         let server: any Service = admin.application(listen: listen, logger: logger, onBound: onBound)
         let ordered = role == .servesRequests ? services + [server] : [server] + services
-        return ServiceGroup(configuration: .init(
-            services: ordered.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        return ServiceGroup(
+            configuration: .init(
+                services: ordered.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
     }
 }

@@ -39,7 +39,10 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 /// Flags of the services that answer ingest or query requests: who may call them and per-tenant limits
 /// (docs/security.md). Both are off when not given.
 public struct AccessOptions: ParsableArguments, Sendable {
-    @Option(help: "JSON file of bearer tokens and basic-auth users, each mapped to tenants; when set, every ingest and query request must authenticate (docs/security.md). [env: KILN_AUTH_FILE] (default: none, open)")
+    @Option(
+        help:
+            "JSON file of bearer tokens and basic-auth users, each mapped to tenants; when set, every ingest and query request must authenticate (docs/security.md). [env: KILN_AUTH_FILE] (default: none, open)"
+    )
     public var authFile: String?
 
     @Option(help: "JSON file of per-tenant limit overrides (docs/security.md). [env: KILN_LIMITS_FILE] (default: none)")

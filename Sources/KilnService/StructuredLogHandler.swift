@@ -35,10 +35,12 @@ public struct StructuredLogHandler: LogHandler {
         var line: String
         switch format {
         case .logfmt:
-            line = "time=\(time) level=\(event.level.rawValue) logger=\(Self.logfmtValue(label)) msg=\(Self.logfmtValue(event.message.description))"
+            line =
+                "time=\(time) level=\(event.level.rawValue) logger=\(Self.logfmtValue(label)) msg=\(Self.logfmtValue(event.message.description))"
             for (key, value) in fields { line += " \(key)=\(Self.logfmtValue(value))" }
         case .json:
-            line = "{\"time\":\"\(time)\",\"level\":\"\(event.level.rawValue)\",\"logger\":\(Self.jsonString(label)),\"msg\":\(Self.jsonString(event.message.description))"
+            line =
+                "{\"time\":\"\(time)\",\"level\":\"\(event.level.rawValue)\",\"logger\":\(Self.jsonString(label)),\"msg\":\(Self.jsonString(event.message.description))"
             for (key, value) in fields { line += ",\(Self.jsonString(key)):\(Self.jsonString(value))" }
             line += "}"
         }
@@ -60,15 +62,17 @@ public struct StructuredLogHandler: LogHandler {
         var seconds = tv.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                      parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, Int(tv.tv_usec / 1000))
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+            parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec, Int(tv.tv_usec / 1000))
     }
 
     static func logfmtValue(_ value: String) -> String {
         let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0.isNewline }
         guard needsQuotes else { return value }
-        return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\")
+        return "\""
+            + value.replacingOccurrences(of: "\\", with: "\\\\")
             .replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n") + "\""
     }

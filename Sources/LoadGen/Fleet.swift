@@ -28,16 +28,20 @@ public struct Fleet: Sendable {
         for s in 0..<max(1, services) {
             let service = String(format: "loadgen-svc-%03d", s)
             for i in 0..<max(1, instances) {
-                let labels = [("instance", "10.\(s / 250).\(s % 250).\(i + 10):6060"),
-                              ("region", Self.regions[(s + i) % Self.regions.count]),
-                              ("namespace", "team-\(s % 7)"),
-                              ("env", "load")]
+                let labels = [
+                    ("instance", "10.\(s / 250).\(s % 250).\(i + 10):6060"),
+                    ("region", Self.regions[(s + i) % Self.regions.count]),
+                    ("namespace", "team-\(s % 7)"),
+                    ("env", "load"),
+                ]
                 for kind in kinds {
                     let fixtures = pool.byKindAndFixture[kind] ?? [[0]]
                     let variants = fixtures[s % fixtures.count]
-                    targets.append(Target(service: service, kind: kind, labels: labels, variants: variants,
-                                          ingestName: Self.ingestName(service, labels),
-                                          labelSet: LabelSet([Label(LabelName.serviceName, service)] + labels.map { Label($0.0, $0.1) })))
+                    targets.append(
+                        Target(
+                            service: service, kind: kind, labels: labels, variants: variants,
+                            ingestName: Self.ingestName(service, labels),
+                            labelSet: LabelSet([Label(LabelName.serviceName, service)] + labels.map { Label($0.0, $0.1) })))
                 }
             }
         }

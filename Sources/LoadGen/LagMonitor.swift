@@ -55,8 +55,10 @@ public final class LagMonitor: Sendable {
             var config = ConsumerConfig(kafka: kafka, groupID: spec.group)
             config.kafka.clientID = "kiln-loadgen-lag"
             let consumer = try KafkaConsumer(config: config, logger: logger)
-            watches.append(Watch(spec: spec, consumer: consumer,
-                                 partitions: topic.partitions.map { TopicPartition(spec.topic, $0.id) }))
+            watches.append(
+                Watch(
+                    spec: spec, consumer: consumer,
+                    partitions: topic.partitions.map { TopicPartition(spec.topic, $0.id) }))
         }
         self.watches = watches
     }
@@ -65,10 +67,14 @@ public final class LagMonitor: Sendable {
         var out: [LagReading] = []
         for watch in watches {
             guard let committed = try? await watch.consumer.committed(watch.partitions, timeout: .seconds(2)) else { continue }
-            var records: Int64 = 0, seconds = 0.0, committedSum: Int64 = 0, highSum: Int64 = 0
+            var records: Int64 = 0
+            var seconds = 0.0
+            var committedSum: Int64 = 0
+            var highSum: Int64 = 0
             for entry in committed {
                 let tp = entry.topicPartition
-                guard let marks = try? await watch.consumer.watermarks(topic: tp.topic, partition: tp.partition, timeout: .seconds(2)) else { continue }
+                guard let marks = try? await watch.consumer.watermarks(topic: tp.topic, partition: tp.partition, timeout: .seconds(2))
+                else { continue }
                 let position = entry.offset >= 0 ? entry.offset : marks.low
                 let points = history.withLock { h -> [(Double, Int64)] in
                     if h[tp]?.last?.0 != t { h[tp, default: []].append((t, marks.high)) }
@@ -79,8 +85,10 @@ public final class LagMonitor: Sendable {
                 highSum += marks.high
                 seconds = max(seconds, Self.lagSeconds(committed: position, history: points, now: t))
             }
-            out.append(LagReading(group: watch.spec.group, topic: watch.spec.topic, records: records, seconds: seconds,
-                                  committed: committedSum, high: highSum))
+            out.append(
+                LagReading(
+                    group: watch.spec.group, topic: watch.spec.topic, records: records, seconds: seconds,
+                    committed: committedSum, high: highSum))
         }
         return out
     }

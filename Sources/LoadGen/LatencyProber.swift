@@ -41,9 +41,10 @@ public final class LatencyProber: Sendable {
     /// The probe's fleet target: one service, one label value per probe.
     public static func target(value: String, variant: Int) -> Fleet.Target {
         let labels = [(labelName, value)]
-        return Fleet.Target(service: service, kind: .cpu, labels: labels, variants: [variant],
-                            ingestName: Fleet.ingestName(service, labels),
-                            labelSet: .init([.init("service_name", service), .init(labelName, value)]))
+        return Fleet.Target(
+            service: service, kind: .cpu, labels: labels, variants: [variant],
+            ingestName: Fleet.ingestName(service, labels),
+            labelSet: .init([.init("service_name", service), .init(labelName, value)]))
     }
 
     /// Sends one probe through `sender`; returns the outcome (accepted probes count in the sent totals).
@@ -53,8 +54,9 @@ public final class LatencyProber: Sendable {
             return (s.next, clock.now)
         }
         let value = "\(runID)-\(seq)"
-        let shot = Shot(index: -1 - seq, target: Self.target(value: value, variant: variant), payload: payload,
-                        startNanos: nowNanos - 1_000_000_000, endNanos: nowNanos)
+        let shot = Shot(
+            index: -1 - seq, target: Self.target(value: value, variant: variant), payload: payload,
+            startNanos: nowNanos - 1_000_000_000, endNanos: nowNanos)
         let outcome = await sender.send(shot)
         state.withLock { s in
             if outcome == .accepted {
@@ -86,15 +88,20 @@ public final class LatencyProber: Sendable {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         if let tenant { request.headers.add(name: "X-Scope-OrgID", value: tenant) }
-        let body: [String: Any] = ["name": Self.labelName, "matchers": ["{service_name=\"\(Self.service)\"}"],
-                                   "start": String(startMillis), "end": String(endMillis)]
+        let body: [String: Any] = [
+            "name": Self.labelName, "matchers": ["{service_name=\"\(Self.service)\"}"],
+            "start": String(startMillis), "end": String(endMillis),
+        ]
         request.body = .bytes(ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: body)) ?? Data()))
         do {
             let response = try await client.execute(request, timeout: .seconds(10))
             let bytes = try await response.body.collect(upTo: 32 << 20)
             let now = clock.now
             guard response.status.code == 200 else {
-                state.withLock { $0.queryErrors += 1; $0.lastQueryError = "HTTP \(response.status.code): \(String(buffer: bytes).prefix(200))" }
+                state.withLock {
+                    $0.queryErrors += 1
+                    $0.lastQueryError = "HTTP \(response.status.code): \(String(buffer: bytes).prefix(200))"
+                }
                 return
             }
             let object = try JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any]
@@ -105,15 +112,19 @@ public final class LatencyProber: Sendable {
                 }
             }
         } catch {
-            state.withLock { $0.queryErrors += 1; $0.lastQueryError = "\(error)" }
+            state.withLock {
+                $0.queryErrors += 1
+                $0.lastQueryError = "\(error)"
+            }
         }
     }
 
     public func summary() -> LatencySummary {
         state.withLock { s in
-            LatencySummary(probesSent: s.sentAccepted, probeSendFailures: s.sendFailures, visible: s.latencies.count,
-                           notVisible: s.pending.count, queryErrors: s.queryErrors, lastQueryError: s.lastQueryError,
-                           latencies: s.latencies, queryWarmUpSeconds: s.warmUpSeconds)
+            LatencySummary(
+                probesSent: s.sentAccepted, probeSendFailures: s.sendFailures, visible: s.latencies.count,
+                notVisible: s.pending.count, queryErrors: s.queryErrors, lastQueryError: s.lastQueryError,
+                latencies: s.latencies, queryWarmUpSeconds: s.warmUpSeconds)
         }
     }
 
@@ -137,14 +148,24 @@ public struct LatencySummary: Sendable, Codable {
     public var max: Double? { latencies.max() }
 
     enum CodingKeys: String, CodingKey {
-        case probesSent = "probes_sent", probeSendFailures = "probe_send_failures", visible, notVisible = "not_visible"
-        case queryErrors = "query_errors", lastQueryError = "last_query_error", latencies = "latencies_s"
+        case probesSent = "probes_sent"
+        case probeSendFailures = "probe_send_failures"
+        case visible
+        case notVisible = "not_visible"
+        case queryErrors = "query_errors"
+        case lastQueryError = "last_query_error"
+        case latencies = "latencies_s"
         case queryWarmUpSeconds = "query_warm_up_s"
-        case p50 = "p50_s", p90 = "p90_s", p99 = "p99_s", max = "max_s"
+        case p50 = "p50_s"
+        case p90 = "p90_s"
+        case p99 = "p99_s"
+        case max = "max_s"
     }
 
-    public init(probesSent: Int, probeSendFailures: Int, visible: Int, notVisible: Int, queryErrors: Int,
-                lastQueryError: String?, latencies: [Double], queryWarmUpSeconds: Double? = nil) {
+    public init(
+        probesSent: Int, probeSendFailures: Int, visible: Int, notVisible: Int, queryErrors: Int,
+        lastQueryError: String?, latencies: [Double], queryWarmUpSeconds: Double? = nil
+    ) {
         self.probesSent = probesSent
         self.probeSendFailures = probeSendFailures
         self.visible = visible
@@ -157,11 +178,13 @@ public struct LatencySummary: Sendable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(probesSent: try c.decode(Int.self, forKey: .probesSent), probeSendFailures: try c.decode(Int.self, forKey: .probeSendFailures),
-                  visible: try c.decode(Int.self, forKey: .visible), notVisible: try c.decode(Int.self, forKey: .notVisible),
-                  queryErrors: try c.decode(Int.self, forKey: .queryErrors), lastQueryError: try c.decodeIfPresent(String.self, forKey: .lastQueryError),
-                  latencies: try c.decode([Double].self, forKey: .latencies),
-                  queryWarmUpSeconds: try c.decodeIfPresent(Double.self, forKey: .queryWarmUpSeconds))
+        self.init(
+            probesSent: try c.decode(Int.self, forKey: .probesSent), probeSendFailures: try c.decode(Int.self, forKey: .probeSendFailures),
+            visible: try c.decode(Int.self, forKey: .visible), notVisible: try c.decode(Int.self, forKey: .notVisible),
+            queryErrors: try c.decode(Int.self, forKey: .queryErrors),
+            lastQueryError: try c.decodeIfPresent(String.self, forKey: .lastQueryError),
+            latencies: try c.decode([Double].self, forKey: .latencies),
+            queryWarmUpSeconds: try c.decodeIfPresent(Double.self, forKey: .queryWarmUpSeconds))
     }
 
     public func encode(to encoder: any Encoder) throws {

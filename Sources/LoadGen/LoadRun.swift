@@ -22,8 +22,10 @@ public struct LoadRunConfig: Sendable {
     public var maxLagRecords: Int64?
     public var settings: [String: String] = [:]
 
-    public init(phase: String, mode: String, target: String, tenant: String?, rate: Double?, count: Int?,
-                duration: Duration?, concurrency: Int) {
+    public init(
+        phase: String, mode: String, target: String, tenant: String?, rate: Double?, count: Int?,
+        duration: Duration?, concurrency: Int
+    ) {
         self.phase = phase
         self.mode = mode
         self.target = target
@@ -110,8 +112,10 @@ public final class LoadRun: Sendable {
     }
     let shared = Mutex(Shared())
 
-    public init(config: LoadRunConfig, fleet: Fleet, pool: PayloadPool, sender: any ProfileSender, watcher: ProcessWatcher?,
-                lag: LagMonitor?, queryURL: String?, progress: @escaping @Sendable (String) -> Void = { print($0) }) {
+    public init(
+        config: LoadRunConfig, fleet: Fleet, pool: PayloadPool, sender: any ProfileSender, watcher: ProcessWatcher?,
+        lag: LagMonitor?, queryURL: String?, progress: @escaping @Sendable (String) -> Void = { print($0) }
+    ) {
         self.config = config
         self.fleet = fleet
         self.pool = pool
@@ -150,7 +154,9 @@ public final class LoadRun: Sendable {
         let origin = clock.now
         let startedAt = Date().timeIntervalSince1970
         let elapsed: @Sendable () -> Double = { (clock.now - origin).seconds }
-        let prober = queryURL.map { LatencyProber(queryURL: $0, tenant: config.tenant, runID: String(UInt64(startedAt * 1000), radix: 36), origin: origin) }
+        let prober = queryURL.map {
+            LatencyProber(queryURL: $0, tenant: config.tenant, runID: String(UInt64(startedAt * 1000), radix: 36), origin: origin)
+        }
         let probeVariant = pool.smallestIndex
 
         // A first sample before any load: the baseline for counters and CPU.
@@ -183,17 +189,22 @@ public final class LoadRun: Sendable {
                         let variant = pool.variants[v]
                         let window = Fleet.window(index: index, nowNanos: Self.nowNanos())
                         let began = clock.now
-                        let outcome = await sender.send(Shot(index: index, target: fleet.targets[t], payload: variant.bytes,
-                                                             startNanos: window.start, endNanos: window.end))
-                        record(outcome, bytes: variant.bytes.count, totals: variant.totals, kind: variant.kind.rawValue,
-                               at: Int(elapsed()), took: (clock.now - began).seconds)
+                        let outcome = await sender.send(
+                            Shot(
+                                index: index, target: fleet.targets[t], payload: variant.bytes,
+                                startNanos: window.start, endNanos: window.end))
+                        record(
+                            outcome, bytes: variant.bytes.count, totals: variant.totals, kind: variant.kind.rawValue,
+                            at: Int(elapsed()), took: (clock.now - began).seconds)
                     }
                 }
             }
         }
         let sendSeconds = (clock.now - sendStart).seconds
         shared.withLock { $0.sending = false }
-        progress("[\(config.phase)] sending done after \(String(format: "%.1f", sendSeconds)) s; waiting up to \(config.drainTimeout) for the pipeline to drain")
+        progress(
+            "[\(config.phase)] sending done after \(String(format: "%.1f", sendSeconds)) s; waiting up to \(config.drainTimeout) for the pipeline to drain"
+        )
 
         // Drain: wait for lag, counters and probes to catch up.
         var drainedAt: Double?
@@ -215,8 +226,10 @@ public final class LoadRun: Sendable {
         let s = shared.withLock { $0 }
         let latencies = s.sendLatencies.sorted()
         func ms(_ q: Double) -> Double? { LatencySummary.quantile(latencies, q).map { $0 * 1000 } }
-        var poolInfo = ["variants": String(pool.variants.count), "bytes": String(pool.totalBytes),
-                        "mean_payload_bytes": String(pool.totalBytes / max(1, pool.variants.count))]
+        var poolInfo = [
+            "variants": String(pool.variants.count), "bytes": String(pool.totalBytes),
+            "mean_payload_bytes": String(pool.totalBytes / max(1, pool.variants.count)),
+        ]
         if !pool.missingFixtures.isEmpty { poolInfo["missing_fixtures"] = pool.missingFixtures.joined(separator: ",") }
         return LoadResults(
             phase: config.phase, mode: config.mode, target: config.target, startedAtUnix: startedAt,
@@ -251,7 +264,7 @@ public final class LoadRun: Sendable {
             if now >= next {
                 await takeSample(at: now)
                 next += step
-                while next <= elapsed() { next += step } // a slow sample skips ticks instead of bunching them
+                while next <= elapsed() { next += step }  // a slow sample skips ticks instead of bunching them
             }
             try? await Task.sleep(for: .milliseconds(Int64(max(10, min(200, (next - elapsed()) * 1000)))))
         }
@@ -286,8 +299,11 @@ public final class LoadRun: Sendable {
             guard now >= last + 5 else { continue }
             last = now
             let (accepted, errors, lagText) = shared.withLock { s in
-                (s.totals.accepted, s.totals.errors.values.reduce(0, +),
-                 s.samples.last?.lag.map { "\($0.group) \($0.records) rec/\(String(format: "%.1f", $0.seconds)) s" }.joined(separator: ", ") ?? "")
+                (
+                    s.totals.accepted, s.totals.errors.values.reduce(0, +),
+                    s.samples.last?.lag.map { "\($0.group) \($0.records) rec/\(String(format: "%.1f", $0.seconds)) s" }.joined(
+                        separator: ", ") ?? ""
+                )
             }
             progress("[\(config.phase)] t=\(now)s accepted=\(accepted) errors=\(errors)\(lagText.isEmpty ? "" : " lag: " + lagText)")
         }
@@ -314,7 +330,10 @@ public final class LoadRun: Sendable {
         }
         if let normalized = delta("kiln_normalizer_records_total"), normalized < Double(accepted) { return false }
         if let compacted = delta("kiln_compactor_records_total"), let batches = delta("kiln_normalizer_batches_total"),
-           compacted < batches { return false }
+            compacted < batches
+        {
+            return false
+        }
         return true
     }
 }

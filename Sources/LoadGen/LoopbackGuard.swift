@@ -41,8 +41,9 @@ public enum LoopbackGuard {
             for host in hosts(ofBrokers: brokers) where !isLoopback(host: host) { remote.append("broker \(host)") }
         }
         if !remote.isEmpty {
-            throw LoadGenError("refusing to send load to \(remote.joined(separator: ", ")): kiln loadgen targets loopback only "
-                               + "(127.0.0.1, ::1, localhost); pass --allow-remote to load a real cluster on purpose")
+            throw LoadGenError(
+                "refusing to send load to \(remote.joined(separator: ", ")): kiln loadgen targets loopback only "
+                    + "(127.0.0.1, ::1, localhost); pass --allow-remote to load a real cluster on purpose")
         }
     }
 }

@@ -9,11 +9,17 @@ public enum ProfileKind: String, CaseIterable, Sendable, Codable {
     /// service-sized profiles only: the multi-megabyte merged server profiles are not what an instance sends.
     public var fixtureNames: [String] {
         switch self {
-        case .cpu: ["go_cpu_labels_pyroscope.pb.gz", "go_cpu_truncated_stacks.pb.gz", "go_cpu_span_id_labels.pb.gz",
-                    "go_cpu_pgo_akvorado.pb.gz", "go_cpu_report_sample.pb.gz", "go_cpu_stripped_parca.pb.gz",
-                    "go_cpu_ap-query_2026.pb.gz"]
-        case .heap: ["go_heap_og.pb.gz", "go_heap_delta_pyroscope.pb.gz", "go_allocs_ap-query_2026.pb.gz",
-                     "go_heap_inuse_space_profilecli.pb.gz", "go_heap_raw_ddtrace.pb"]
+        case .cpu:
+            [
+                "go_cpu_labels_pyroscope.pb.gz", "go_cpu_truncated_stacks.pb.gz", "go_cpu_span_id_labels.pb.gz",
+                "go_cpu_pgo_akvorado.pb.gz", "go_cpu_report_sample.pb.gz", "go_cpu_stripped_parca.pb.gz",
+                "go_cpu_ap-query_2026.pb.gz",
+            ]
+        case .heap:
+            [
+                "go_heap_og.pb.gz", "go_heap_delta_pyroscope.pb.gz", "go_allocs_ap-query_2026.pb.gz",
+                "go_heap_inuse_space_profilecli.pb.gz", "go_heap_raw_ddtrace.pb",
+            ]
         case .goroutine: ["go_goroutine_pyroscope.pb.gz"]
         case .mutex: ["go_mutex_pyroscope.pb.gz", "go_mutex_ap-query_2026.pb.gz"]
         case .wall: ["nodejs_wall.pb.gz"]
@@ -76,8 +82,9 @@ public struct PayloadFactory: Sendable {
     public func makePool(kinds: [ProfileKind], fixturesDir: URL) throws -> PayloadPool {
         let dir = Self.pprofDirectory(fixturesDir)
         guard FileManager.default.fileExists(atPath: dir.path) else {
-            throw LoadGenError("pprof fixtures folder \(dir.path) does not exist: pass --fixtures DIR or set KILN_FIXTURES_DIR "
-                               + "(the shared fixtures folder holding pprof/)")
+            throw LoadGenError(
+                "pprof fixtures folder \(dir.path) does not exist: pass --fixtures DIR or set KILN_FIXTURES_DIR "
+                    + "(the shared fixtures folder holding pprof/)")
         }
         var rng = SplitMix64(seed: seed)
         var variants: [PayloadVariant] = []
@@ -99,7 +106,8 @@ public struct PayloadFactory: Sendable {
                 fixtures.append(indices)
             }
             guard !fixtures.isEmpty else {
-                throw LoadGenError("no fixture for profile kind \(kind.rawValue) in \(dir.path) (looked for \(kind.fixtureNames.joined(separator: ", ")))")
+                throw LoadGenError(
+                    "no fixture for profile kind \(kind.rawValue) in \(dir.path) (looked for \(kind.fixtureNames.joined(separator: ", ")))")
             }
             byFixture[kind] = fixtures
         }
@@ -128,7 +136,7 @@ public struct PayloadFactory: Sendable {
             let factor = scale * (0.8 + 0.4 * rng.nextUnit())
             for (t, v) in p.values(s).enumerated() {
                 var scaled = Int64((Double(v) * factor).rounded())
-                if v != 0 && scaled == 0 { scaled = v > 0 ? 1 : -1 } // a kept sample stays non-zero
+                if v != 0 && scaled == 0 { scaled = v > 0 ? 1 : -1 }  // a kept sample stays non-zero
                 out.values.append(scaled)
                 totals[t] += scaled
             }
@@ -137,8 +145,9 @@ public struct PayloadFactory: Sendable {
         for (t, st) in p.sampleTypes.enumerated() {
             keyed["\(p.string(st.type))/\(p.string(st.unit))", default: 0] += totals[t]
         }
-        return PayloadVariant(kind: kind, fixture: fixture, bytes: PprofEncoder.encodeGzip(out, level: 6),
-                              sampleCount: out.sampleCount, totals: keyed)
+        return PayloadVariant(
+            kind: kind, fixture: fixture, bytes: PprofEncoder.encodeGzip(out, level: 6),
+            sampleCount: out.sampleCount, totals: keyed)
     }
 }
 

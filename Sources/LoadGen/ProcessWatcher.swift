@@ -27,7 +27,9 @@ public struct WatchSpec: Sendable, Equatable {
             pidText = rest
             adminURL = nil
         }
-        guard !name.isEmpty, let pid = Int32(pidText), pid > 0 else { throw LoadGenError("--watch \(text): expected name=PID[@http://host:port]") }
+        guard !name.isEmpty, let pid = Int32(pidText), pid > 0 else {
+            throw LoadGenError("--watch \(text): expected name=PID[@http://host:port]")
+        }
         self.pid = pid
     }
 }
@@ -47,7 +49,9 @@ public struct ProcessUsage: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case cpuSeconds = "cpu_seconds", rssBytes = "rss_bytes", peakRSSBytes = "peak_rss_bytes"
+        case cpuSeconds = "cpu_seconds"
+        case rssBytes = "rss_bytes"
+        case peakRSSBytes = "peak_rss_bytes"
     }
 
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -55,7 +59,8 @@ public struct ProcessUsage: Sendable, Codable, Equatable {
     /// Nil when the process is gone.
     public static func read(pid: Int32) -> ProcessUsage? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        else { return nil }
         return parse(stat: stat, status: status)
     }
 
@@ -65,7 +70,8 @@ public struct ProcessUsage: Sendable, Codable, Equatable {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return nil }
-        var rss: Int64 = 0, hwm: Int64 = 0
+        var rss: Int64 = 0
+        var hwm: Int64 = 0
         for line in status.split(separator: "\n") {
             if line.hasPrefix("VmRSS:") { rss = kilobytes(line) }
             if line.hasPrefix("VmHWM:") { hwm = kilobytes(line) }
@@ -126,8 +132,9 @@ public final class ProcessWatcher: Sendable {
                     if let admin = spec.adminURL {
                         let base = admin.hasSuffix("/") ? String(admin.dropLast()) : admin
                         if let response = try? await client.execute(HTTPClientRequest(url: base + "/metrics"), timeout: .milliseconds(900)),
-                           response.status.code == 200,
-                           let body = try? await response.body.collect(upTo: 8 << 20) {
+                            response.status.code == 200,
+                            let body = try? await response.body.collect(upTo: 8 << 20)
+                        {
                             metrics = PrometheusText.parse(String(buffer: body))
                         }
                     }

@@ -91,9 +91,10 @@ public final class KafkaRawSender: ProfileSender {
     }
 
     public func send(_ shot: Shot) async -> SendOutcome {
-        let envelope = RawEnvelope(tenant: tenant, labels: shot.target.labelSet, source: .loadgen, format: .pprof,
-                                   startNanos: shot.startNanos, endNanos: shot.endNanos, cumulative: false,
-                                   attributes: ["spyName": "loadgen"], payload: shot.payload)
+        let envelope = RawEnvelope(
+            tenant: tenant, labels: shot.target.labelSet, source: .loadgen, format: .pprof,
+            startNanos: shot.startNanos, endNanos: shot.endNanos, cumulative: false,
+            attributes: ["spyName": "loadgen"], payload: shot.payload)
         do {
             _ = try await producer.send(ProducerRecord(topic: topic, key: envelope.key, value: envelope.encoded()))
             return .accepted

@@ -58,8 +58,10 @@ struct BatchBuilder {
         let mapped = functionMap[Int(pprofIndex)]
         if mapped >= 0 { return UInt32(mapped) }
         let f = profile.functions[Int(pprofIndex)]
-        let index = functions.intern(FunctionSymbol(name: string(f.name), systemName: string(f.systemName),
-                                                    filename: string(f.filename), startLine: f.startLine))
+        let index = functions.intern(
+            FunctionSymbol(
+                name: string(f.name), systemName: string(f.systemName),
+                filename: string(f.filename), startLine: f.startLine))
         functionMap[Int(pprofIndex)] = Int32(index)
         return index
     }
@@ -106,7 +108,7 @@ struct BatchBuilder {
         let slash = UInt8(ascii: "/")
         guard let end = path.lastIndex(where: { $0 != slash }) else { return path }
         let start = path[..<end].lastIndex(of: slash).map { $0 + 1 } ?? 0
-        return Array(path[start ... end])
+        return Array(path[start...end])
     }
 
     /// Appends `file+0x<address in lower-case hex>`, e.g. `libc.so.6+0x1f2e3`, without making Strings:
@@ -140,7 +142,7 @@ struct BatchBuilder {
                 continue
             }
             symbolized.append(location)
-            for li in Int(loc.lineStart) ..< Int(loc.lineStart) + Int(loc.lineCount) {
+            for li in Int(loc.lineStart)..<Int(loc.lineStart) + Int(loc.lineCount) {
                 lineIndices.append(Int32(li))
                 lineFunctions.append(profile.lines[li].functionIndex)
             }
@@ -167,8 +169,10 @@ struct BatchBuilder {
     /// function's record, its name's offset, the name's bytes, then the name's table slot; each is
     /// prefetched a few lines ahead, using what the step before brought in. Static, on raw buffers, so
     /// the loop neither retains the profile's arrays nor checks `stringMap` for uniqueness per write.
-    private static func internStrings(of lineFunctions: [Int32], profile: PprofProfile, strings: inout StringInterner,
-                                      stringMap: inout [Int32]) {
+    private static func internStrings(
+        of lineFunctions: [Int32], profile: PprofProfile, strings: inout StringInterner,
+        stringMap: inout [Int32]
+    ) {
         let count = lineFunctions.count
         profile.functions.withUnsafeBufferPointer { functions in
             profile.stringOffsets.withUnsafeBufferPointer { offsets in
@@ -177,15 +181,18 @@ struct BatchBuilder {
                         lineFunctions.withUnsafeBufferPointer { lineFunctions in
                             stringMap.withUnsafeMutableBufferPointer { stringMap in
                                 func bytes(_ string: Int32) -> UnsafeBufferPointer<UInt8> {
-                                    UnsafeBufferPointer(start: data.baseAddress! + Int(offsets[Int(string)]), count: Int(lengths[Int(string)]))
+                                    UnsafeBufferPointer(
+                                        start: data.baseAddress! + Int(offsets[Int(string)]), count: Int(lengths[Int(string)]))
                                 }
                                 func intern(_ string: Int32, hash: UInt64? = nil) {
-                                    if stringMap[Int(string)] < 0 { stringMap[Int(string)] = Int32(strings.intern(bytes(string), hash: hash)) }
+                                    if stringMap[Int(string)] < 0 {
+                                        stringMap[Int(string)] = Int32(strings.intern(bytes(string), hash: hash))
+                                    }
                                 }
                                 // The names' hashes from their prefetch two lines ahead (0 where none was made:
                                 // the name is then hashed again, which a true hash of 0 survives too).
                                 var nameHashes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-                                for k in 0 ..< count {
+                                for k in 0..<count {
                                     if k &+ 16 < count { kiln_prefetch(functions.baseAddress! + Int(lineFunctions[k &+ 16])) }
                                     if k &+ 10 < count {
                                         let name = Int(functions[Int(lineFunctions[k &+ 10])].name)
@@ -198,10 +205,14 @@ struct BatchBuilder {
                                     if k &+ 2 < count {
                                         let name = functions[Int(lineFunctions[k &+ 2])].name
                                         let hash = stringMap[Int(name)] < 0 ? strings.prefetchSlot(of: bytes(name)) : 0
-                                        withUnsafeMutableBytes(of: &nameHashes) { $0.storeBytes(of: hash, toByteOffset: 8 * ((k &+ 2) & 3), as: UInt64.self) }
+                                        withUnsafeMutableBytes(of: &nameHashes) {
+                                            $0.storeBytes(of: hash, toByteOffset: 8 * ((k &+ 2) & 3), as: UInt64.self)
+                                        }
                                     }
                                     let f = functions[Int(lineFunctions[k])]
-                                    let nameHash = k >= 2 ? withUnsafeBytes(of: &nameHashes) { $0.load(fromByteOffset: 8 * (k & 3), as: UInt64.self) } : 0
+                                    let nameHash =
+                                        k >= 2
+                                        ? withUnsafeBytes(of: &nameHashes) { $0.load(fromByteOffset: 8 * (k & 3), as: UInt64.self) } : 0
                                     intern(f.name, hash: nameHash != 0 ? nameHash : nil)
                                     intern(f.systemName)
                                     intern(f.filename)
@@ -217,8 +228,10 @@ struct BatchBuilder {
     /// Interns each of `lineFunctions` (pprof function indices) into `functions`, recording it in
     /// `functionMap`. Every string is mapped by now, so a function's key is known a few lines ahead and
     /// its table slot prefetched.
-    private static func internFunctions(of lineFunctions: [Int32], profile: PprofProfile, stringMap: [Int32],
-                                        functions: inout SymbolIndex<FunctionSymbol>, functionMap: inout [Int32]) {
+    private static func internFunctions(
+        of lineFunctions: [Int32], profile: PprofProfile, stringMap: [Int32],
+        functions: inout SymbolIndex<FunctionSymbol>, functionMap: inout [Int32]
+    ) {
         let count = lineFunctions.count
         profile.functions.withUnsafeBufferPointer { pprofFunctions in
             stringMap.withUnsafeBufferPointer { stringMap in
@@ -226,10 +239,11 @@ struct BatchBuilder {
                     functionMap.withUnsafeMutableBufferPointer { functionMap in
                         func symbol(_ function: Int) -> FunctionSymbol {
                             let f = pprofFunctions[function]
-                            return FunctionSymbol(name: UInt32(stringMap[Int(f.name)]), systemName: UInt32(stringMap[Int(f.systemName)]),
-                                                  filename: UInt32(stringMap[Int(f.filename)]), startLine: f.startLine)
+                            return FunctionSymbol(
+                                name: UInt32(stringMap[Int(f.name)]), systemName: UInt32(stringMap[Int(f.systemName)]),
+                                filename: UInt32(stringMap[Int(f.filename)]), startLine: f.startLine)
                         }
-                        for k in 0 ..< count {
+                        for k in 0..<count {
                             if k &+ 4 < count {
                                 let ahead = Int(lineFunctions[k &+ 4])
                                 if functionMap[ahead] < 0 { functions.prefetchSlot(symbol(ahead)) }
@@ -245,8 +259,10 @@ struct BatchBuilder {
 
     /// Interns the frame of each of `lineIndices` (pprof lines, their functions mapped by now) into
     /// `frames`, a few lines' table slots prefetched ahead; returns the frame ids in line order.
-    private static func internFrames(of lineIndices: [Int32], profile: PprofProfile, functionMap: [Int32],
-                                     frames: inout SymbolIndex<FrameSymbol>) -> [UInt32] {
+    private static func internFrames(
+        of lineIndices: [Int32], profile: PprofProfile, functionMap: [Int32],
+        frames: inout SymbolIndex<FrameSymbol>
+    ) -> [UInt32] {
         let count = lineIndices.count
         return [UInt32](unsafeUninitializedCapacity: count) { ids, initialized in
             profile.lines.withUnsafeBufferPointer { lines in
@@ -256,7 +272,7 @@ struct BatchBuilder {
                             let line = lines[Int(line)]
                             return FrameSymbol(function: UInt32(functionMap[Int(line.functionIndex)]), line: line.line)
                         }
-                        for k in 0 ..< count {
+                        for k in 0..<count {
                             if k &+ 4 < count { frames.prefetchSlot(symbol(lineIndices[k &+ 4])) }
                             ids.initializeElement(at: k, to: frames.intern(symbol(lineIndices[k])))
                         }
@@ -290,10 +306,10 @@ struct BatchBuilder {
                         used.withUnsafeMutableBufferPointer { used in
                             needed.withUnsafeBufferPointer { needed in
                                 kept = 0
-                                for s in 0 ..< profile.sampleCount where needed[s] {
+                                for s in 0..<profile.sampleCount where needed[s] {
                                     samples[kept] = Int32(s)
                                     kept &+= 1
-                                    for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                    for k in Int(starts[s])..<Int(starts[s + 1]) {
                                         let location = Int(locations[k])
                                         used[location] = 1
                                         maxFrames &+= Int(frameCounts[location])
@@ -306,7 +322,7 @@ struct BatchBuilder {
             }
         }
         var pending: [Int32] = []
-        for location in 0 ..< locationCount where used[location] != 0 && locationFrames[location] == 0 {
+        for location in 0..<locationCount where used[location] != 0 && locationFrames[location] == 0 {
             pending.append(Int32(location))
         }
         expandLocations(pending)
@@ -315,12 +331,12 @@ struct BatchBuilder {
         // enough for the core's first-level cache.
         var inlineFrames = [SIMD4<UInt32>](repeating: SIMD4(), count: locationCount)
         var shortCounts = [UInt8](repeating: 0, count: locationCount)
-        for location in 0 ..< locationCount where used[location] != 0 {
+        for location in 0..<locationCount where used[location] != 0 {
             let packed = locationFrames[location]
             let first = Int(truncatingIfNeeded: packed >> 32)
             let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
             var four = SIMD4<UInt32>()
-            for i in 0 ..< min(count, Self.inlineWidth) { four[i] = locationFrameBuffer[first + i] }
+            for i in 0..<min(count, Self.inlineWidth) { four[i] = locationFrameBuffer[first + i] }
             inlineFrames[location] = four
             shortCounts[location] = UInt8(min(count, Self.inlineWidth + 1))
         }
@@ -338,7 +354,7 @@ struct BatchBuilder {
                                     runs.intern(runs: samples.count, maxElements: maxFrames + Self.inlineWidth - 1) { r, out in
                                         let s = Int(samples[r])
                                         var o = 0
-                                        for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                                        for k in Int(starts[s])..<Int(starts[s + 1]) {
                                             let location = Int(locations[k])
                                             var count = Int(shortCounts[location])
                                             UnsafeMutableRawPointer(out + o).storeBytes(of: inlineFrames[location], as: SIMD4<UInt32>.self)
@@ -346,7 +362,7 @@ struct BatchBuilder {
                                                 let packed = locationFrames[location]
                                                 let first = Int(truncatingIfNeeded: packed >> 32)
                                                 count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
-                                                for f in Self.inlineWidth ..< count { out[o &+ f] = frameBuffer[first &+ f] }
+                                                for f in Self.inlineWidth..<count { out[o &+ f] = frameBuffer[first &+ f] }
                                             }
                                             o &+= count
                                         }
@@ -385,7 +401,7 @@ struct BatchBuilder {
         let packed = locationFrames[location]
         let count = Int(truncatingIfNeeded: packed & 0xFFFF_FFFF)
         let first = Int(truncatingIfNeeded: packed >> 32)
-        for k in 0 ..< count {
+        for k in 0..<count {
             let f = frames.symbols[Int(locationFrameBuffer[first + k])]
             let fn = functions.symbols[Int(f.function)]
             strings.strings.withUTF8(Int(fn.name)) { hash.add(bytes: $0) }

@@ -36,7 +36,9 @@ enum FoldedProfile {
             (typeName, unitName, periodTypeName, periodUnitName) = (type, unit, type, unit)
         } else {
             typeName = units
-            unitName = ["bytes": "bytes", "objects": "count", "goroutines": "count", "samples": "count", "lock_nanoseconds": "nanoseconds"][units] ?? units
+            unitName =
+                ["bytes": "bytes", "objects": "count", "goroutines": "count", "samples": "count", "lock_nanoseconds": "nanoseconds"][units]
+                ?? units
             (periodTypeName, periodUnitName) = (typeName, unitName)
         }
         let sampleType = PprofValueType(type: intern(typeName), unit: intern(unitName))
@@ -46,7 +48,9 @@ enum FoldedProfile {
         var locations: [PprofLocation] = []
         var lines: [PprofLine] = []
         var locationOfName: [String: Int32] = [:]
-        var starts: [Int32] = [0], stackLocations: [Int32] = [], values: [Int64] = []
+        var starts: [Int32] = [0]
+        var stackLocations: [Int32] = []
+        var values: [Int64] = []
         var lineNumber = 0
         let text = String(decoding: payload, as: UTF8.self)
         for rawLine in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r" }) {
@@ -55,11 +59,13 @@ enum FoldedProfile {
                 throw NormalizationError("folded line \(lineNumber): expected \"stack value\", found no value")
             }
             guard let count = Int64(rawLine[rawLine.index(after: space)...]), count >= 0 else {
-                throw NormalizationError("folded line \(lineNumber): value \"\(rawLine[rawLine.index(after: space)...])\" is not a non-negative integer")
+                throw NormalizationError(
+                    "folded line \(lineNumber): value \"\(rawLine[rawLine.index(after: space)...])\" is not a non-negative integer")
             }
             let frames = rawLine[..<space].split(separator: ";", omittingEmptySubsequences: true)
             guard frames.count <= limits.maxStackDepth else {
-                throw NormalizationError("folded line \(lineNumber): stack depth \(frames.count) exceeds the limit of \(limits.maxStackDepth)")
+                throw NormalizationError(
+                    "folded line \(lineNumber): stack depth \(frames.count) exceeds the limit of \(limits.maxStackDepth)")
             }
             for frame in frames.reversed() {
                 let frameName = String(frame.prefix(limits.maxSymbolLength))
@@ -77,7 +83,9 @@ enum FoldedProfile {
             }
             starts.append(Int32(stackLocations.count))
             let (scaled, overflow) = count.multipliedReportingOverflow(by: scale)
-            guard !overflow else { throw NormalizationError("folded line \(lineNumber): value \(count) overflows when scaled to nanoseconds") }
+            guard !overflow else {
+                throw NormalizationError("folded line \(lineNumber): value \(count) overflows when scaled to nanoseconds")
+            }
             values.append(scaled)
             guard values.count <= limits.maxSamples else {
                 throw NormalizationError("folded profile has more than \(limits.maxSamples) samples (the limit)")
@@ -85,16 +93,18 @@ enum FoldedProfile {
         }
 
         var data: [UInt8] = []
-        var offsets: [UInt32] = [], lengths: [UInt32] = []
+        var offsets: [UInt32] = []
+        var lengths: [UInt32] = []
         for s in strings {
             offsets.append(UInt32(data.count))
             lengths.append(UInt32(s.utf8.count))
             data.append(contentsOf: s.utf8)
         }
-        return PprofProfile(data: data, stringOffsets: offsets, stringLengths: lengths, sampleTypes: [sampleType],
-                            periodType: periodType, period: isTime ? scale : 1,
-                            sampleLocationStarts: starts, sampleLocations: stackLocations, values: values,
-                            sampleLabelStarts: [Int32](repeating: 0, count: starts.count),
-                            locations: locations, lines: lines, functions: functions)
+        return PprofProfile(
+            data: data, stringOffsets: offsets, stringLengths: lengths, sampleTypes: [sampleType],
+            periodType: periodType, period: isTime ? scale : 1,
+            sampleLocationStarts: starts, sampleLocations: stackLocations, values: values,
+            sampleLabelStarts: [Int32](repeating: 0, count: starts.count),
+            locations: locations, lines: lines, functions: functions)
     }
 }

@@ -62,7 +62,9 @@ public struct Normalizer: Sendable {
 
     /// Continues from a `deltaState` saved earlier: the next profile of each series is a delta, not a baseline.
     public mutating func restoreDeltaState(_ bytes: [UInt8]) throws(NormalizationError) {
-        do { deltas = try DeltaTracker(snapshot: bytes, maxSeries: options.maxDeltaSeries) } catch { throw NormalizationError(error.description) }
+        do { deltas = try DeltaTracker(snapshot: bytes, maxSeries: options.maxDeltaSeries) } catch {
+            throw NormalizationError(error.description)
+        }
     }
 
     public mutating func normalize(_ envelope: RawEnvelope, provenance: Provenance) throws(NormalizationError) -> NormalizationResult {
@@ -77,7 +79,9 @@ public struct Normalizer: Sendable {
         return try normalize(profile, envelope: envelope, provenance: provenance)
     }
 
-    mutating func normalize(_ p: PprofProfile, envelope: RawEnvelope, provenance: Provenance) throws(NormalizationError) -> NormalizationResult {
+    mutating func normalize(_ p: PprofProfile, envelope: RawEnvelope, provenance: Provenance) throws(NormalizationError)
+        -> NormalizationResult
+    {
         var builder = BatchBuilder(profile: p)
         let typeCount = p.sampleTypes.count
         let sampleTypeNames = p.sampleTypes.map { p.string($0.type) }
@@ -92,10 +96,13 @@ public struct Normalizer: Sendable {
         baseLabels[LabelName.metricName] = name
         if baseLabels[LabelName.serviceName] == nil { baseLabels[LabelName.serviceName] = "unknown_service" }
         let types = (0..<typeCount).map { t in
-            ProfileTypeID(name: name, sampleType: sampleTypeNames[t], sampleUnit: p.string(p.sampleTypes[t].unit),
-                          periodType: periodType, periodUnit: periodUnit)
+            ProfileTypeID(
+                name: name, sampleType: sampleTypeNames[t], sampleUnit: p.string(p.sampleTypes[t].unit),
+                periodType: periodType, periodUnit: periodUnit)
         }
-        let cumulativeTypes = (0..<typeCount).filter { envelope.cumulative && ProfileNaming.cumulativeSampleTypes.contains(sampleTypeNames[$0]) }
+        let cumulativeTypes = (0..<typeCount).filter {
+            envelope.cumulative && ProfileNaming.cumulativeSampleTypes.contains(sampleTypeNames[$0])
+        }
         let profileTime = p.timeNanos != 0 ? p.timeNanos : envelope.startNanos
 
         // Per sample: its series-label variant (index into `labelVariants`) and span id. Samples of one
@@ -135,7 +142,7 @@ public struct Normalizer: Sendable {
                     keyRoles.withUnsafeBufferPointer { roles in
                         labelRuns.intern(runs: p.sampleCount, maxElements: 2 * seriesLabelCount) { s, out in
                             var o = 0
-                            for k in Int(starts[s]) ..< Int(starts[s + 1]) {
+                            for k in Int(starts[s])..<Int(starts[s + 1]) {
                                 let l = labels[k]
                                 if !l.isNumeric && roles[Int(l.key)] == .series {
                                     out[o] = UInt32(bitPattern: l.key)
@@ -154,7 +161,8 @@ public struct Normalizer: Sendable {
                     sampleVariant[s] = variantOfRun[id]
                     continue
                 }
-                let runStart = Int(labelRuns.starts[id]), runEnd = Int(labelRuns.starts[id + 1])
+                let runStart = Int(labelRuns.starts[id])
+                let runEnd = Int(labelRuns.starts[id + 1])
                 if runStart == runEnd {
                     if noLabelVariant < 0 {
                         noLabelVariant = labelVariants.count
@@ -166,7 +174,8 @@ public struct Normalizer: Sendable {
                 }
                 var extra: [Label] = []
                 for k in stride(from: runStart, to: runEnd, by: 2) {
-                    extra.append(Label(p.string(Int32(bitPattern: labelRuns.elements[k])), p.string(Int32(bitPattern: labelRuns.elements[k + 1]))))
+                    extra.append(
+                        Label(p.string(Int32(bitPattern: labelRuns.elements[k])), p.string(Int32(bitPattern: labelRuns.elements[k + 1]))))
                 }
                 let variant: Int
                 if let v = variantIndex[extra] {

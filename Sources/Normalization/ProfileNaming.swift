@@ -6,7 +6,9 @@ public enum ProfileNaming {
     /// clients would have set): CPU, memory, goroutine, mutex/block contention, wall.
     public static func inferName(sampleTypes: [String], periodType: String) -> String {
         let types = Set(sampleTypes)
-        if types.contains("alloc_space") || types.contains("inuse_space") || types.contains("alloc_objects") || types.contains("inuse_objects") {
+        if types.contains("alloc_space") || types.contains("inuse_space") || types.contains("alloc_objects")
+            || types.contains("inuse_objects")
+        {
             return "memory"
         }
         if types.contains("goroutine") || types.contains("goroutines") { return "goroutine" }

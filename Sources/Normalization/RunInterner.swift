@@ -23,12 +23,16 @@ struct RunInterner {
     /// Interns `runCount` candidate runs. `write(i, out)` writes candidate `i` to `out` (room for
     /// `maxElements` minus what earlier candidates wrote) and returns its length. Returns each
     /// candidate's id; an id equal to the `count` before the call or above is a new run.
-    mutating func intern(runs runCount: Int, maxElements: Int,
-                         _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int) -> [UInt32] {
+    mutating func intern(
+        runs runCount: Int, maxElements: Int,
+        _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int
+    ) -> [UInt32] {
         if runCount == 0 { return [] }
         reserveSlots(runCount)
         // Moved out for the call, so the three can be held open as pointers at once.
-        var slotTable = slots, runStarts = starts, stored = elements
+        var slotTable = slots
+        var runStarts = starts
+        var stored = elements
         (slots, starts, elements) = ([], [], [])
         defer { (slots, starts, elements) = (slotTable, runStarts, stored) }
         let before = runStarts.count - 1
@@ -38,21 +42,24 @@ struct RunInterner {
         let ids = [UInt32](unsafeUninitializedCapacity: runCount) { idRoom, initializedIDs in
             slotTable.withUnsafeMutableBufferPointer { slotRoom in
                 runStarts.withUnsafeMutableBufferPointer { startRoom in
-                    var table = OpenTable(slots: slotRoom.baseAddress!, mask: slotRoom.count - 1, starts: startRoom.baseAddress!,
-                                          runs: before)
+                    var table = OpenTable(
+                        slots: slotRoom.baseAddress!, mask: slotRoom.count - 1, starts: startRoom.baseAddress!,
+                        runs: before)
                     if stored.isEmpty {
                         // First use (a profile's stacks): uninitialised room for the worst case, so nothing
                         // is zero-filled and untouched room costs no memory pages.
                         stored = [UInt32](unsafeUninitializedCapacity: maxElements + 1) { room, initialized in
-                            initialized = Self.internPipelined(runCount, base: room.baseAddress!, from: 0, table: &table,
-                                                               ids: idRoom.baseAddress!, write)
+                            initialized = Self.internPipelined(
+                                runCount, base: room.baseAddress!, from: 0, table: &table,
+                                ids: idRoom.baseAddress!, write)
                         }
                     } else {
                         // Room for the worst case up front, so nothing below reallocates.
                         let used = stored.count
                         stored.append(contentsOf: repeatElement(0, count: maxElements + 1))
                         let end = stored.withUnsafeMutableBufferPointer {
-                            Self.internPipelined(runCount, base: $0.baseAddress!, from: used, table: &table, ids: idRoom.baseAddress!, write)
+                            Self.internPipelined(
+                                runCount, base: $0.baseAddress!, from: used, table: &table, ids: idRoom.baseAddress!, write)
                         }
                         stored.removeSubrange(end...)
                     }
@@ -75,23 +82,27 @@ struct RunInterner {
     /// candidates lie back to back after the stored runs, so the oldest always starts where the stored
     /// elements end, as `lookUpOrAdd` needs; a duplicate is cut out by moving the later pending ones down.
     /// Static, on the table's parts, so it can run while the caller holds `elements` open.
-    private static func internPipelined(_ runCount: Int, base: UnsafeMutablePointer<UInt32>, from used: Int,
-                                        table: inout OpenTable, ids: UnsafeMutablePointer<UInt32>,
-                                        _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int) -> Int {
+    private static func internPipelined(
+        _ runCount: Int, base: UnsafeMutablePointer<UInt32>, from used: Int,
+        table: inout OpenTable, ids: UnsafeMutablePointer<UInt32>,
+        _ write: (Int, UnsafeMutablePointer<UInt32>) -> Int
+    ) -> Int {
         let depth = Self.lookahead
         var pendingLengths = (0, 0, 0, 0, 0, 0, 0, 0)
         var pendingHashes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         var end = used
         var next = used
-        let slots = table.slots, mask = table.mask
+        let slots = table.slots
+        let mask = table.mask
         return withUnsafeMutableBytes(of: &pendingLengths) { lengthBytes in
             withUnsafeMutableBytes(of: &pendingHashes) { hashBytes in
                 let lengths = lengthBytes.bindMemory(to: Int.self)
                 let hashes = hashBytes.bindMemory(to: UInt64.self)
                 func resolve(_ r: Int) {
                     let length = lengths[r & (depth - 1)]
-                    let (id, isNew) = table.lookUpOrAdd(UnsafeBufferPointer(start: base + end, count: length),
-                                                        hash: hashes[r & (depth - 1)], in: base)
+                    let (id, isNew) = table.lookUpOrAdd(
+                        UnsafeBufferPointer(start: base + end, count: length),
+                        hash: hashes[r & (depth - 1)], in: base)
                     ids[r] = id
                     if isNew {
                         end &+= length
@@ -103,7 +114,7 @@ struct RunInterner {
                         next &-= length
                     }
                 }
-                for r in 0 ..< runCount {
+                for r in 0..<runCount {
                     let length = write(r, base + next)
                     let hash = Self.hash(base + next, length)
                     kiln_prefetch(slots + (Int(truncatingIfNeeded: hash) & mask))
@@ -112,7 +123,7 @@ struct RunInterner {
                     next &+= length
                     if r >= depth - 1 { resolve(r - (depth - 1)) }
                 }
-                for r in max(0, runCount - (depth - 1)) ..< runCount { resolve(r) }
+                for r in max(0, runCount - (depth - 1))..<runCount { resolve(r) }
                 return end
             }
         }
@@ -140,7 +151,9 @@ struct RunInterner {
         /// The id of the stored run equal to `run`; or, when there is none, `run` (which must end the
         /// stored elements) becomes a new run.
         @inline(__always)
-        mutating func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>) -> (id: UInt32, isNew: Bool) {
+        mutating func lookUpOrAdd(_ run: UnsafeBufferPointer<UInt32>, hash: UInt64, in base: UnsafePointer<UInt32>) -> (
+            id: UInt32, isNew: Bool
+        ) {
             let tag = hash & 0xFFFF_FFFF_0000_0000
             let length = run.count
             var i = Int(truncatingIfNeeded: hash) & mask
@@ -191,7 +204,7 @@ struct RunInterner {
 
     @inline(__always)
     fileprivate static func equal(_ stored: UnsafePointer<UInt32>, _ run: UnsafeBufferPointer<UInt32>) -> Bool {
-        for k in 0 ..< run.count where stored[k] != run[k] { return false }
+        for k in 0..<run.count where stored[k] != run[k] { return false }
         return true
     }
 
@@ -200,7 +213,7 @@ struct RunInterner {
         var table = [UInt64](repeating: 0, count: size)
         let mask = size - 1
         elements.withUnsafeBufferPointer { all in
-            for id in 0 ..< count {
+            for id in 0..<count {
                 let hash = Self.hash(all.baseAddress! + Int(starts[id]), Int(starts[id + 1] - starts[id]))
                 var i = Int(truncatingIfNeeded: hash) & mask
                 while table[i] != 0 { i = (i &+ 1) & mask }

@@ -110,7 +110,7 @@ struct StringInterner {
 
     private static func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard a.count == b.count else { return false }
-        for k in 0 ..< a.count where a[k] != b[k] { return false }
+        for k in 0..<a.count where a[k] != b[k] { return false }
         return true
     }
 }

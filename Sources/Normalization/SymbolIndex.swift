@@ -82,7 +82,9 @@ struct SymbolIndex<Symbol: IndexedSymbol> {
     /// (retaining and releasing its arrays) at every call.
     mutating func prefetchSlot(_ symbol: Symbol) {
         guard !slots.isEmpty else { return }
-        slots.withUnsafeMutableBufferPointer { kiln_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: symbol.indexHash) & ($0.count - 1))) }
+        slots.withUnsafeMutableBufferPointer {
+            kiln_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: symbol.indexHash) & ($0.count - 1)))
+        }
     }
 
     private mutating func rebuild(size: Int) {

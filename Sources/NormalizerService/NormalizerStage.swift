@@ -1,7 +1,7 @@
 import Foundation
-import KilnFoundation
 import KafkaClient
 import KafkaService
+import KilnFoundation
 import Logging
 import Metrics
 import Normalization
@@ -25,8 +25,10 @@ public final class NormalizerStage: Service, Sendable {
         public var maxPollRecords: Int
         public var normalizer: NormalizerOptions
 
-        public init(rawTopic: String, normalizedTopic: String, dlqTopic: String, groupID: String = "kiln-normalizer",
-                    maxPollRecords: Int = 256, normalizer: NormalizerOptions = NormalizerOptions()) {
+        public init(
+            rawTopic: String, normalizedTopic: String, dlqTopic: String, groupID: String = "kiln-normalizer",
+            maxPollRecords: Int = 256, normalizer: NormalizerOptions = NormalizerOptions()
+        ) {
             self.rawTopic = rawTopic
             self.normalizedTopic = normalizedTopic
             self.dlqTopic = dlqTopic
@@ -122,8 +124,11 @@ public final class NormalizerStage: Service, Sendable {
                 _ = try await producer.sendBatch(outputs)
                 return
             } catch let error as KafkaError where ![.recordTooLarge, .closed, .fatal].contains(error.kind) {
-                logger.error("publishing normalized batches failed; sending them again", metadata: [
-                    "records": "\(outputs.count)", "error": "\(error)", "retry_in": "\(delay)"])
+                logger.error(
+                    "publishing normalized batches failed; sending them again",
+                    metadata: [
+                        "records": "\(outputs.count)", "error": "\(error)", "retry_in": "\(delay)",
+                    ])
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(10))
             }
@@ -161,9 +166,11 @@ public final class NormalizerStage: Service, Sendable {
                         delta.droppedZeroValue += batch.droppedZeroValue
                         delta.droppedEmptyStack += batch.droppedEmptyStack
                         let service = envelope.labels[LabelName.serviceName] ?? "unknown_service"
-                        outputs.append(ProducerRecord(topic: configuration.normalizedTopic,
-                                                      key: RecordKeys.normalized(tenant: envelope.tenant, serviceName: service),
-                                                      value: BatchCodec.encode(batch)))
+                        outputs.append(
+                            ProducerRecord(
+                                topic: configuration.normalizedTopic,
+                                key: RecordKeys.normalized(tenant: envelope.tenant, serviceName: service),
+                                value: BatchCodec.encode(batch)))
                     } catch {
                         delta.dlqRecords += 1
                         outputs.append(Self.deadLetter(record, reason: "\(error)", topic: configuration.dlqTopic))
@@ -173,15 +180,20 @@ public final class NormalizerStage: Service, Sendable {
             return (outputs, delta)
         }
         for output in outputs where output.topic == configuration.dlqTopic {
-            logger.warning("rejected record sent to the DLQ", metadata: [
-                "source": "\(records.first?.topic ?? "")",
-                "reason": "\(output.headers.first { $0.name == DLQHeader.reason }.flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } } ?? "")",
-            ])
+            logger.warning(
+                "rejected record sent to the DLQ",
+                metadata: [
+                    "source": "\(records.first?.topic ?? "")",
+                    "reason":
+                        "\(output.headers.first { $0.name == DLQHeader.reason }.flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } } ?? "")",
+                ])
         }
         if !outputs.isEmpty { try await publish(outputs) }
         // Offsets of a partition are stored in order; the last record of each partition carries the rest.
         var highest: [TopicPartition: Int64] = [:]
-        for r in records { highest[TopicPartition(r.topic, r.partition)] = max(highest[TopicPartition(r.topic, r.partition)] ?? -1, r.offset) }
+        for r in records {
+            highest[TopicPartition(r.topic, r.partition)] = max(highest[TopicPartition(r.topic, r.partition)] ?? -1, r.offset)
+        }
         for (tp, offset) in highest {
             do {
                 try consumer.markDurable(topic: tp.topic, partition: tp.partition, throughOffset: offset)

@@ -1,9 +1,10 @@
 import Foundation
 import KilnFoundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An object store in a local folder: each key is a file under `root`, '/' making sub-folders.
@@ -214,8 +215,9 @@ public struct FileObjectStore: ObjectStore {
         }
         try walk(startRelative)
         objects.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-        return ListResult(objects: objects,
-                          commonPrefixes: prefixes.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        return ListResult(
+            objects: objects,
+            commonPrefixes: prefixes.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
     }
 
     /// The rolled-up prefix for `key`, or nil when the key has no delimiter after the prefix.
@@ -246,7 +248,8 @@ public struct FileObjectStore: ObjectStore {
 
     static func info(key: String, _ st: stat) -> ObjectInfo {
         let mtime = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-        let tag = String(UInt64(st.st_ino), radix: 16) + "-" + String(Int64(st.st_size), radix: 16) + "-"
+        let tag =
+            String(UInt64(st.st_ino), radix: 16) + "-" + String(Int64(st.st_size), radix: 16) + "-"
             + String(Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec), radix: 16)
         return ObjectInfo(key: key, size: Int(st.st_size), etag: tag, lastModified: Date(timeIntervalSince1970: mtime))
     }
@@ -270,7 +273,9 @@ public struct FileObjectStore: ObjectStore {
     static func error(_ code: Int32, _ what: String, _ path: String) -> ObjectStoreError {
         let cause = String(cString: strerror(code))
         let name = errnoName(code)
-        let kind: ObjectStoreError.Kind = (code == ENOSPC || code == EDQUOT) ? .noSpace
+        let kind: ObjectStoreError.Kind =
+            (code == ENOSPC || code == EDQUOT)
+            ? .noSpace
             : (code == EACCES || code == EPERM || code == EROFS) ? .accessDenied : .io
         return ObjectStoreError(kind, "\(what) \(path): \(cause) (\(name))", code: name)
     }

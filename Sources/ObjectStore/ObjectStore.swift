@@ -135,23 +135,23 @@ public struct ListResult: Sendable, Hashable {
 /// path, the key, and the cause.
 public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
-        case notFound            // no such key
+        case notFound  // no such key
         case noSuchBucket
         case accessDenied
         case invalidCredentials  // unknown access key, expired token, missing credentials
         case signatureMismatch
         case preconditionFailed  // conditional write lost
         case invalidRange
-        case checksumMismatch    // bytes changed in transit or at rest
+        case checksumMismatch  // bytes changed in transit or at rest
         case invalidURL
         case invalidKey
         case invalidArgument
-        case noSpace             // the file system is full
-        case io                  // other local file-system failures
-        case unavailable         // the server kept failing (5xx, throttling, resets) after every retry
+        case noSpace  // the file system is full
+        case io  // other local file-system failures
+        case unavailable  // the server kept failing (5xx, throttling, resets) after every retry
         case timeout
-        case connectionFailed    // could not reach the endpoint
-        case protocolError       // a response we could not understand
+        case connectionFailed  // could not reach the endpoint
+        case protocolError  // a response we could not understand
     }
 
     public var kind: Kind

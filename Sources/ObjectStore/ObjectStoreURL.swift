@@ -13,10 +13,15 @@ public enum ObjectStoreURL: Sendable {
     /// `part_size` (bytes, or with a KiB/MiB/GiB suffix), `max_attempts`, `timeout` (seconds per attempt),
     /// `verify_checksums` (true/false). Credentials come from `credentials`, else from AWS_ACCESS_KEY_ID /
     /// AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in `environment`.
-    public static func parse(_ string: String, credentials: AWSCredentials? = nil,
-                             environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ObjectStoreURL {
+    public static func parse(
+        _ string: String, credentials: AWSCredentials? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ObjectStoreURL {
         func bad(_ why: String) -> ObjectStoreError {
-            ObjectStoreError(.invalidURL, "invalid object store URL \"\(string)\": \(why). Expected file:///absolute/path or s3://bucket/prefix?endpoint=http://host:port&region=us-east-1")
+            ObjectStoreError(
+                .invalidURL,
+                "invalid object store URL \"\(string)\": \(why). Expected file:///absolute/path or s3://bucket/prefix?endpoint=http://host:port&region=us-east-1"
+            )
         }
         guard let schemeEnd = string.range(of: "://") else { throw bad("no scheme") }
         let scheme = string[..<schemeEnd.lowerBound].lowercased()
@@ -56,17 +61,22 @@ public enum ObjectStoreURL: Sendable {
             if let unknown = params.keys.sorted().first(where: { !known.contains($0) }) {
                 throw bad("unknown parameter \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
             }
-            let region = params["region"].flatMap { $0.isEmpty ? nil : $0 }
+            let region =
+                params["region"].flatMap { $0.isEmpty ? nil : $0 }
                 ?? environment["AWS_REGION"].flatMap { $0.isEmpty ? nil : $0 }
                 ?? environment["AWS_DEFAULT_REGION"].flatMap { $0.isEmpty ? nil : $0 }
                 ?? "us-east-1"
             let endpoint = params["endpoint"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://s3.\(region).amazonaws.com"
             guard let endpointURL = URL(string: endpoint), ["http", "https"].contains(endpointURL.scheme?.lowercased() ?? ""),
-                  endpointURL.host?.isEmpty == false else {
+                endpointURL.host?.isEmpty == false
+            else {
                 throw bad("endpoint \"\(endpoint)\" is not an http(s)://host[:port] URL")
             }
             guard let creds = credentials ?? AWSCredentials.fromEnvironment(environment) else {
-                throw ObjectStoreError(.invalidCredentials, "no S3 credentials for \(string): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)")
+                throw ObjectStoreError(
+                    .invalidCredentials,
+                    "no S3 credentials for \(string): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)"
+                )
             }
             var config = S3Configuration(bucket: bucket, prefix: decodedPrefix, endpoint: endpoint, region: region, credentials: creds)
             if let v = params["multipart_threshold"] { config.multipartThreshold = try byteCount(v, "multipart_threshold", bad) }
@@ -110,15 +120,17 @@ public enum ObjectStoreURL: Sendable {
     }
 }
 
-private extension Array where Element == String {
-    func splitFirst() -> (String, String?) { (self[0], count > 1 ? self[1] : nil) }
+extension Array where Element == String {
+    fileprivate func splitFirst() -> (String, String?) { (self[0], count > 1 ? self[1] : nil) }
 }
 
 /// Creates the store a URL names: `file:///path` or `s3://bucket/prefix?endpoint=...&region=...`.
 /// See `ObjectStoreURL.parse` for the parameters. Call `shutdown()` on the result when done.
-public func makeObjectStore(url: String, credentials: AWSCredentials? = nil,
-                            environment: [String: String] = ProcessInfo.processInfo.environment,
-                            logger: Logger = Logger(label: "kiln.objectstore")) throws -> any ObjectStore {
+public func makeObjectStore(
+    url: String, credentials: AWSCredentials? = nil,
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    logger: Logger = Logger(label: "kiln.objectstore")
+) throws -> any ObjectStore {
     switch try ObjectStoreURL.parse(url, credentials: credentials, environment: environment) {
     case .file(let root): return FileObjectStore(root: root)
     case .s3(let config): return try S3ObjectStore(configuration: config, logger: logger)

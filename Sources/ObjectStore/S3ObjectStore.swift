@@ -88,11 +88,14 @@ public final class S3ObjectStore: ObjectStore {
     public init(configuration: S3Configuration, logger: Logger = Logger(label: "kiln.objectstore.s3")) throws {
         try configuration.validate()
         guard let url = URL(string: configuration.endpoint), let scheme = url.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty else {
+            scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
+        else {
             throw ObjectStoreError(.invalidURL, "S3 endpoint \"\(configuration.endpoint)\" is not an http(s)://host[:port] URL")
         }
         if !(url.path.isEmpty || url.path == "/") || url.query != nil {
-            throw ObjectStoreError(.invalidURL, "S3 endpoint \"\(configuration.endpoint)\" must not have a path or query (path-style addressing adds /bucket itself)")
+            throw ObjectStoreError(
+                .invalidURL,
+                "S3 endpoint \"\(configuration.endpoint)\" must not have a path or query (path-style addressing adds /bucket itself)")
         }
         self.configuration = configuration
         self.scheme = scheme
@@ -103,8 +106,9 @@ public final class S3ObjectStore: ObjectStore {
         self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
         self.logger = logger
         var config = HTTPClient.Configuration()
-        config.timeout = .init(connect: .nanoseconds(Int64(configuration.connectTimeout.seconds * 1e9)),
-                               read: .nanoseconds(Int64(configuration.requestTimeout.seconds * 1e9)))
+        config.timeout = .init(
+            connect: .nanoseconds(Int64(configuration.connectTimeout.seconds * 1e9)),
+            read: .nanoseconds(Int64(configuration.requestTimeout.seconds * 1e9)))
         config.redirectConfiguration = .disallow  // a redirect means a wrong region/endpoint; say so instead
         config.decompression = .disabled
         // Our retry policy decides about failed connects; the pool's own retrying would run until the
@@ -149,7 +153,8 @@ public final class S3ObjectStore: ObjectStore {
         guard let header = range.httpHeaderValue else {
             // An empty range: no request can express it; check the object exists and the start is inside it.
             guard let info = try await head(key) else {
-                throw ObjectStoreError(.notFound, "\(op): no such key in bucket \"\(configuration.bucket)\"", code: "NoSuchKey", httpStatus: 404)
+                throw ObjectStoreError(
+                    .notFound, "\(op): no such key in bucket \"\(configuration.bucket)\"", code: "NoSuchKey", httpStatus: 404)
             }
             guard range.resolve(size: info.size) != nil else {
                 throw ObjectStoreError(.invalidRange, "\(op): range starts past the end of the \(info.size)-byte object")
@@ -211,11 +216,14 @@ public final class S3ObjectStore: ObjectStore {
             let response = try await send(op, .GET, key: nil, query: query)
             guard response.status == 200 else { throw mapError(response, op: op, key: nil) }
             guard let page = ListPage(response.body) else {
-                throw ObjectStoreError(.protocolError, "\(op): the ListObjectsV2 response from \(endpointBase) is not a ListBucketResult document")
+                throw ObjectStoreError(
+                    .protocolError, "\(op): the ListObjectsV2 response from \(endpointBase) is not a ListBucketResult document")
             }
             for object in page.objects where object.key.count >= strip {
-                result.objects.append(ObjectInfo(key: String(object.key.dropFirst(strip)), size: object.size,
-                                                 etag: object.etag, lastModified: object.lastModified))
+                result.objects.append(
+                    ObjectInfo(
+                        key: String(object.key.dropFirst(strip)), size: object.size,
+                        etag: object.etag, lastModified: object.lastModified))
             }
             result.commonPrefixes += page.commonPrefixes.map { String($0.dropFirst(strip)) }
             pages += 1
@@ -249,9 +257,10 @@ public final class S3ObjectStore: ObjectStore {
         let op = "CREATE BUCKET \(configuration.bucket) at \(endpointBase)"
         var body: [UInt8] = []
         if configuration.region != "us-east-1" {
-            body = Array(("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                + "<LocationConstraint>\(S3Format.xmlEscape(configuration.region))</LocationConstraint>"
-                + "</CreateBucketConfiguration>").utf8)
+            body = Array(
+                ("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                    + "<LocationConstraint>\(S3Format.xmlEscape(configuration.region))</LocationConstraint>"
+                    + "</CreateBucketConfiguration>").utf8)
         }
         let response = try await send(op, .PUT, key: nil, body: body)
         if response.status == 200 { return }
@@ -276,8 +285,10 @@ public final class S3ObjectStore: ObjectStore {
     private func singlePut(_ key: String, _ bytes: [UInt8], ifAbsent: Bool) async throws -> Bool {
         let op = "PUT \(describe(key)) (\(bytes.count) bytes)"
         let md5 = Array(Insecure.MD5.hash(data: bytes))
-        var headers: [(String, String)] = [("Content-MD5", Data(md5).base64EncodedString()),
-                                           ("Content-Type", "application/octet-stream")]
+        var headers: [(String, String)] = [
+            ("Content-MD5", Data(md5).base64EncodedString()),
+            ("Content-Type", "application/octet-stream"),
+        ]
         if ifAbsent { headers.append(("If-None-Match", "*")) }
         let response = try await send(op, .PUT, key: key, headers: headers, body: bytes)
         switch response.status {
@@ -303,12 +314,16 @@ public final class S3ObjectStore: ObjectStore {
         let partSize = configuration.partSize
         let partCount = (bytes.count + partSize - 1) / partSize
         if partCount > 10_000 {
-            throw ObjectStoreError(.invalidArgument, "PUT \(describe(key)): \(bytes.count) bytes need \(partCount) parts of \(partSize) bytes; S3 allows 10000 — raise the part size")
+            throw ObjectStoreError(
+                .invalidArgument,
+                "PUT \(describe(key)): \(bytes.count) bytes need \(partCount) parts of \(partSize) bytes; S3 allows 10000 — raise the part size"
+            )
         }
         let op = "MULTIPART PUT \(describe(key)) (\(bytes.count) bytes, \(partCount) parts)"
 
-        let created = try await send("\(op): create", .POST, key: key, query: [("uploads", "")],
-                                     headers: [("Content-Type", "application/octet-stream")])
+        let created = try await send(
+            "\(op): create", .POST, key: key, query: [("uploads", "")],
+            headers: [("Content-Type", "application/octet-stream")])
         guard created.status == 200 else { throw mapError(created, op: "\(op): create", key: key) }
         guard let uploadID = XMLNode.parse(created.body)?.value("UploadId"), !uploadID.isEmpty else {
             throw ObjectStoreError(.protocolError, "\(op): CreateMultipartUpload response has no UploadId")
@@ -327,15 +342,18 @@ public final class S3ObjectStore: ObjectStore {
             if ifAbsent { headers.append(("If-None-Match", "*")) }
             let completeOp = "\(op): complete"
             // S3 may answer 200 and still report an error in the body; that is retried like a 5xx.
-            let response = try await send(completeOp, .POST, key: key, query: [("uploadId", uploadID)], headers: headers,
-                                          body: Array(body.utf8),
-                                          retryOn: { Self.isRetryable($0) || ($0.status == 200 && S3ErrorBody($0.body) != nil) })
+            let response = try await send(
+                completeOp, .POST, key: key, query: [("uploadId", uploadID)], headers: headers,
+                body: Array(body.utf8),
+                retryOn: { Self.isRetryable($0) || ($0.status == 200 && S3ErrorBody($0.body) != nil) })
             switch response.status {
             case 200 where S3ErrorBody(response.body) == nil:
                 if configuration.verifyChecksums,
-                   let etag = XMLNode.parse(response.body)?.value("ETag").map(S3Format.unquoteETag),
-                   etag != expectedETag {
-                    throw ObjectStoreError(.checksumMismatch, "\(completeOp): the store reports ETag \(etag), expected \(expectedETag) from the parts sent")
+                    let etag = XMLNode.parse(response.body)?.value("ETag").map(S3Format.unquoteETag),
+                    etag != expectedETag
+                {
+                    throw ObjectStoreError(
+                        .checksumMismatch, "\(completeOp): the store reports ETag \(etag), expected \(expectedETag) from the parts sent")
                 }
                 return true
             case 412 where ifAbsent:
@@ -368,9 +386,10 @@ public final class S3ObjectStore: ObjectStore {
                 group.addTask {
                     let partOp = "\(op): part \(index + 1)/\(partCount)"
                     let md5 = Array(Insecure.MD5.hash(data: part))
-                    let response = try await self.send(partOp, .PUT, key: key,
-                                                       query: [("partNumber", String(index + 1)), ("uploadId", uploadID)],
-                                                       headers: [("Content-MD5", Data(md5).base64EncodedString())], body: part)
+                    let response = try await self.send(
+                        partOp, .PUT, key: key,
+                        query: [("partNumber", String(index + 1)), ("uploadId", uploadID)],
+                        headers: [("Content-MD5", Data(md5).base64EncodedString())], body: part)
                     guard response.status == 200 else { throw self.mapError(response, op: partOp, key: key) }
                     try self.verifyETag(response, expected: SigV4Signer.hex(md5), op: partOp)
                     return (index, md5)
@@ -389,12 +408,14 @@ public final class S3ObjectStore: ObjectStore {
         do {
             let response = try await send("\(op): abort", .DELETE, key: key, query: [("uploadId", uploadID)])
             if !(200..<300).contains(response.status) && response.status != 404 {
-                logger.warning("abort of multipart upload failed; the bucket's lifecycle rule must clean it up",
-                               metadata: ["key": "\(describe(key))", "upload_id": "\(uploadID)", "status": "\(response.status)"])
+                logger.warning(
+                    "abort of multipart upload failed; the bucket's lifecycle rule must clean it up",
+                    metadata: ["key": "\(describe(key))", "upload_id": "\(uploadID)", "status": "\(response.status)"])
             }
         } catch {
-            logger.warning("abort of multipart upload failed; the bucket's lifecycle rule must clean it up",
-                           metadata: ["key": "\(describe(key))", "upload_id": "\(uploadID)", "error": "\(error)"])
+            logger.warning(
+                "abort of multipart upload failed; the bucket's lifecycle rule must clean it up",
+                metadata: ["key": "\(describe(key))", "upload_id": "\(uploadID)", "error": "\(error)"])
         }
     }
 
@@ -404,7 +425,9 @@ public final class S3ObjectStore: ObjectStore {
         guard configuration.verifyChecksums, let raw = response.headers.first(name: "ETag") else { return }
         let etag = S3Format.unquoteETag(raw)
         if etag.lowercased() != expected {
-            throw ObjectStoreError(.checksumMismatch, "\(op): the store reports ETag \(etag) but the bytes sent have MD5 \(expected) — data changed in transit")
+            throw ObjectStoreError(
+                .checksumMismatch, "\(op): the store reports ETag \(etag) but the bytes sent have MD5 \(expected) — data changed in transit"
+            )
         }
     }
 
@@ -418,14 +441,17 @@ public final class S3ObjectStore: ObjectStore {
         guard etag.count == 32, etag.allSatisfy(\.isHexDigit) else { return }  // multipart or not an MD5
         let actual = SigV4Signer.hex(Insecure.MD5.hash(data: response.body))
         if actual != etag {
-            throw ObjectStoreError(.checksumMismatch, "\(op): received bytes have MD5 \(actual) but the object's ETag is \(etag) — data corrupted in transit or at rest")
+            throw ObjectStoreError(
+                .checksumMismatch,
+                "\(op): received bytes have MD5 \(actual) but the object's ETag is \(etag) — data corrupted in transit or at rest")
         }
     }
 
     private func checkedPartialBody(_ response: S3Response, op: String) throws -> [UInt8] {
         // Content-Range: bytes first-last/size
         if let contentRange = response.headers.first(name: "Content-Range"),
-           let spec = contentRange.split(separator: " ").last?.split(separator: "/").first {
+            let spec = contentRange.split(separator: " ").last?.split(separator: "/").first
+        {
             let bounds = spec.split(separator: "-").compactMap { Int($0) }
             if bounds.count == 2, bounds[1] - bounds[0] + 1 != response.body.count {
                 throw ObjectStoreError(.checksumMismatch, "\(op): received \(response.body.count) bytes for Content-Range \(contentRange)")
@@ -458,9 +484,11 @@ public final class S3ObjectStore: ObjectStore {
 
     /// Sends one request, retrying 5xx, throttling, timeouts and connection failures per the retry policy.
     /// Returns the first non-retryable response (success or not); throws once every attempt failed.
-    private func send(_ op: String, _ method: HTTPMethod, key: String?, query: [(String, String)] = [],
-                      headers: [(String, String)] = [], body: [UInt8] = [],
-                      retryOn: @Sendable (S3Response) -> Bool = S3ObjectStore.isRetryable) async throws -> S3Response {
+    private func send(
+        _ op: String, _ method: HTTPMethod, key: String?, query: [(String, String)] = [],
+        headers: [(String, String)] = [], body: [UInt8] = [],
+        retryOn: @Sendable (S3Response) -> Bool = S3ObjectStore.isRetryable
+    ) async throws -> S3Response {
         let policy = configuration.retry
         let started = ContinuousClock.now
         let payloadHash = SigV4Signer.sha256Hex(body)
@@ -477,11 +505,14 @@ public final class S3ObjectStore: ObjectStore {
             try Task.checkCancellation()
             if attempt > 1 {
                 let delay = policy.delay(beforeRetry: attempt - 1)
-                logger.debug("retrying S3 request", metadata: ["op": "\(op)", "attempt": "\(attempt)", "after": "\(lastProblem)", "delay": "\(delay)"])
+                logger.debug(
+                    "retrying S3 request",
+                    metadata: ["op": "\(op)", "attempt": "\(attempt)", "after": "\(lastProblem)", "delay": "\(delay)"])
                 try await Task.sleep(for: delay)
             }
-            let signed = signer.sign(method: method.rawValue, path: path, query: query,
-                                     headers: [("Host", hostHeader)] + headers, payloadHash: payloadHash, date: Date())
+            let signed = signer.sign(
+                method: method.rawValue, path: path, query: query,
+                headers: [("Host", hostHeader)] + headers, payloadHash: payloadHash, date: Date())
             var request = HTTPClientRequest(url: url)
             request.method = method
             for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
@@ -493,8 +524,9 @@ public final class S3ObjectStore: ObjectStore {
                 let deadline = NIODeadline.now() + .nanoseconds(Int64(configuration.requestTimeout.seconds * 1e9))
                 let response = try await client.execute(request, deadline: deadline, logger: nil)
                 var buffer = try await response.body.collect(upTo: Int.max)
-                let result = S3Response(status: Int(response.status.code), headers: response.headers,
-                                        body: buffer.readBytes(length: buffer.readableBytes) ?? [])
+                let result = S3Response(
+                    status: Int(response.status.code), headers: response.headers,
+                    body: buffer.readBytes(length: buffer.readableBytes) ?? [])
                 if !retryOn(result) { return result }
                 lastResponse = result
                 let code = S3ErrorBody(result.body)?.code
@@ -508,11 +540,13 @@ public final class S3ObjectStore: ObjectStore {
             }
         }
         let elapsed = ContinuousClock.now - started
-        var message = "\(op) via \(endpointBase): \(lastProblem) — gave up after \(policy.maxAttempts) attempt(s) in "
+        var message =
+            "\(op) via \(endpointBase): \(lastProblem) — gave up after \(policy.maxAttempts) attempt(s) in "
             + String(format: "%.1f s", elapsed.seconds)
         if let lastResponse, let error = S3ErrorBody(lastResponse.body), let text = error.message { message += " (\(text))" }
-        throw ObjectStoreError(lastKind, message, code: lastResponse.flatMap { S3ErrorBody($0.body)?.code },
-                               httpStatus: lastResponse?.status)
+        throw ObjectStoreError(
+            lastKind, message, code: lastResponse.flatMap { S3ErrorBody($0.body)?.code },
+            httpStatus: lastResponse?.status)
     }
 
     private func classifyTransport(_ error: any Error) -> (ObjectStoreError.Kind, String) {
@@ -550,8 +584,10 @@ public final class S3ObjectStore: ObjectStore {
     private func describe(_ key: String) -> String { "\(location)/\(key)" }
 
     private func noSuchBucket(op: String) -> ObjectStoreError {
-        ObjectStoreError(.noSuchBucket, "\(op): bucket \"\(configuration.bucket)\" does not exist at \(endpointBase) (region \(configuration.region)) (NoSuchBucket)",
-                         code: "NoSuchBucket", httpStatus: 404)
+        ObjectStoreError(
+            .noSuchBucket,
+            "\(op): bucket \"\(configuration.bucket)\" does not exist at \(endpointBase) (region \(configuration.region)) (NoSuchBucket)",
+            code: "NoSuchBucket", httpStatus: 404)
     }
 
     /// Turns a failed response into an error that names the operation, bucket, key and cause.
@@ -574,9 +610,13 @@ public final class S3ObjectStore: ObjectStore {
         case "InvalidAccessKeyId":
             return make(.invalidCredentials, "access key id \"\(accessKey)\" is not known to \(endpointBase) — check AWS_ACCESS_KEY_ID")
         case "SignatureDoesNotMatch":
-            return make(.signatureMismatch, "the request signature for access key \"\(accessKey)\" does not match — check AWS_SECRET_ACCESS_KEY (and that no proxy rewrites requests)\(detail)")
+            return make(
+                .signatureMismatch,
+                "the request signature for access key \"\(accessKey)\" does not match — check AWS_SECRET_ACCESS_KEY (and that no proxy rewrites requests)\(detail)"
+            )
         case "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
-            return make(.invalidCredentials, "the session token for access key \"\(accessKey)\" is invalid or expired — check AWS_SESSION_TOKEN")
+            return make(
+                .invalidCredentials, "the session token for access key \"\(accessKey)\" is invalid or expired — check AWS_SESSION_TOKEN")
         case "AccessDenied", "AllAccessDisabled":
             return make(.accessDenied, "access key \"\(accessKey)\" may not access \(object)\(detail)")
         case "PreconditionFailed", "ConditionalRequestConflict":
@@ -586,7 +626,10 @@ public final class S3ObjectStore: ObjectStore {
         case "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch":
             return make(.checksumMismatch, "the store rejected the bytes of \(object): checksum mismatch in transit")
         case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
-            return make(.invalidArgument, "bucket \"\(bucket)\" is not in region \"\(configuration.region)\" at \(endpointBase) — set region= in the s3:// URL\(detail)")
+            return make(
+                .invalidArgument,
+                "bucket \"\(bucket)\" is not in region \"\(configuration.region)\" at \(endpointBase) — set region= in the s3:// URL\(detail)"
+            )
         case "EntityTooSmall":
             return make(.invalidArgument, "a multipart part of \(object) is below the store's minimum part size\(detail)")
         default:

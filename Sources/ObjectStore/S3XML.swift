@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 
 /// A parsed XML element: enough structure for S3's small response documents.
@@ -26,8 +27,10 @@ struct XMLNode: Sendable {
         var stack: [XMLNode] = []
         var root: XMLNode?
 
-        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                    qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+        func parser(
+            _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+            qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]
+        ) {
             stack.append(XMLNode(name: elementName))
         }
 
@@ -35,8 +38,10 @@ struct XMLNode: Sendable {
             if !stack.isEmpty { stack[stack.count - 1].text += string }
         }
 
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?,
-                    qualifiedName qName: String?) {
+        func parser(
+            _ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?,
+            qualifiedName qName: String?
+        ) {
             guard let done = stack.popLast() else { return }
             if stack.isEmpty { root = done } else { stack[stack.count - 1].children.append(done) }
         }
@@ -82,11 +87,12 @@ struct ListPage: Sendable {
         nextContinuationToken = root.value("NextContinuationToken")
         for node in root.all("Contents") {
             guard let key = node.value("Key") else { return nil }
-            objects.append(Object(
-                key: key,
-                size: Int(node.value("Size") ?? "") ?? 0,
-                etag: node.value("ETag").map(S3Format.unquoteETag),
-                lastModified: node.value("LastModified").flatMap(S3Format.parseISO8601) ?? Date(timeIntervalSince1970: 0)))
+            objects.append(
+                Object(
+                    key: key,
+                    size: Int(node.value("Size") ?? "") ?? 0,
+                    etag: node.value("ETag").map(S3Format.unquoteETag),
+                    lastModified: node.value("LastModified").flatMap(S3Format.parseISO8601) ?? Date(timeIntervalSince1970: 0)))
         }
         for node in root.all("CommonPrefixes") {
             if let p = node.value("Prefix") { commonPrefixes.append(p) }

@@ -17,7 +17,8 @@ public struct AWSCredentials: Sendable, Hashable {
     /// is missing.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> AWSCredentials? {
         guard let id = environment["AWS_ACCESS_KEY_ID"], !id.isEmpty,
-              let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else { return nil }
+            let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty
+        else { return nil }
         let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
     }
@@ -56,8 +57,10 @@ public struct SigV4Signer: Sendable {
     ///   - query: query parameters, not encoded; order does not matter.
     ///   - headers: headers to sign and send; must include `Host`.
     ///   - payloadHash: hex SHA-256 of the body (or `UNSIGNED-PAYLOAD`).
-    public func sign(method: String, path: String, query: [(String, String)], headers: [(String, String)],
-                     payloadHash: String, date: Date) -> Signature {
+    public func sign(
+        method: String, path: String, query: [(String, String)], headers: [(String, String)],
+        payloadHash: String, date: Date
+    ) -> Signature {
         let (amzDate, dateStamp) = Self.timestamps(date)
         var all = headers
         all.append(("x-amz-date", amzDate))
@@ -91,11 +94,13 @@ public struct SigV4Signer: Sendable {
 
         let key = Self.signingKey(secret: credentials.secretAccessKey, dateStamp: dateStamp, region: region, service: service)
         let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
-        let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
+        let authorization =
+            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
         all.append(("Authorization", authorization))
-        return Signature(headers: all, canonicalRequest: canonicalRequest, stringToSign: stringToSign,
-                         signedHeaders: signedHeaders, signature: signature, authorization: authorization)
+        return Signature(
+            headers: all, canonicalRequest: canonicalRequest, stringToSign: stringToSign,
+            signedHeaders: signedHeaders, signature: signature, authorization: authorization)
     }
 
     /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
@@ -128,8 +133,8 @@ public struct SigV4Signer: Sendable {
         for byte in string.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 out.append(byte)
             case UInt8(ascii: "/") where keepSlash:
                 out.append(byte)

@@ -144,20 +144,32 @@ public struct ColumnData: Sendable, Equatable {
     public static func int64Lists(_ lists: [[Int64]?]) -> ColumnData {
         var offsets = [0]
         var flat: [Int64] = []
-        for l in lists { if let l { flat.append(contentsOf: l); offsets.append(flat.count) } }
+        for l in lists {
+            if let l {
+                flat.append(contentsOf: l)
+                offsets.append(flat.count)
+            }
+        }
         let hasNull = lists.contains { $0 == nil }
-        return ColumnData(values: .int64Lists(offsets: offsets, values: flat),
-                          validity: hasNull ? lists.map { $0 != nil } : nil)
+        return ColumnData(
+            values: .int64Lists(offsets: offsets, values: flat),
+            validity: hasNull ? lists.map { $0 != nil } : nil)
     }
     public static func int64Lists(_ lists: [[Int64]]) -> ColumnData { int64Lists(lists.map { Optional($0) }) }
 
     public static func int32Lists(_ lists: [[Int32]?]) -> ColumnData {
         var offsets = [0]
         var flat: [Int32] = []
-        for l in lists { if let l { flat.append(contentsOf: l); offsets.append(flat.count) } }
+        for l in lists {
+            if let l {
+                flat.append(contentsOf: l)
+                offsets.append(flat.count)
+            }
+        }
         let hasNull = lists.contains { $0 == nil }
-        return ColumnData(values: .int32Lists(offsets: offsets, values: flat),
-                          validity: hasNull ? lists.map { $0 != nil } : nil)
+        return ColumnData(
+            values: .int32Lists(offsets: offsets, values: flat),
+            validity: hasNull ? lists.map { $0 != nil } : nil)
     }
     public static func int32Lists(_ lists: [[Int32]]) -> ColumnData { int32Lists(lists.map { Optional($0) }) }
 
@@ -169,7 +181,12 @@ public struct ColumnData: Sendable, Equatable {
         out.reserveCapacity(validity.count)
         var k = 0
         for present in validity {
-            if present { out.append(values[k]); k += 1 } else { out.append(nil) }
+            if present {
+                out.append(values[k])
+                k += 1
+            } else {
+                out.append(nil)
+            }
         }
         return out
     }

@@ -33,9 +33,10 @@ final class PageCompressor {
             out.append(contentsOf: repeatElement(0, count: bound))
             let written = input.withUnsafeBytes { src in
                 out.withUnsafeMutableBytes { dst in
-                    LZ4_compress_default(src.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                         (dst.baseAddress! + start).assumingMemoryBound(to: CChar.self),
-                                         Int32(input.count), Int32(bound))
+                    LZ4_compress_default(
+                        src.baseAddress?.assumingMemoryBound(to: CChar.self),
+                        (dst.baseAddress! + start).assumingMemoryBound(to: CChar.self),
+                        Int32(input.count), Int32(bound))
                 }
             }
             guard written > 0 || input.isEmpty else { throw ParquetError.invalid("LZ4 compression failed") }
@@ -64,8 +65,10 @@ final class PageCompressor {
 
 enum PageDecompressor {
     /// Decompresses a page body whose uncompressed size the page header states.
-    static func decompress(_ codec: CompressionCodec, _ input: UnsafeRawBufferPointer,
-                           uncompressedSize: Int) throws -> [UInt8] {
+    static func decompress(
+        _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer,
+        uncompressedSize: Int
+    ) throws -> [UInt8] {
         guard uncompressedSize >= 0 else { throw ParquetError.invalid("negative page size") }
         switch codec {
         case .uncompressed:
@@ -73,9 +76,10 @@ enum PageDecompressor {
         case .lz4Raw:
             var out = [UInt8](repeating: 0, count: uncompressedSize)
             let n = out.withUnsafeMutableBytes { dst in
-                LZ4_decompress_safe(input.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                    dst.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                    Int32(input.count), Int32(uncompressedSize))
+                LZ4_decompress_safe(
+                    input.baseAddress?.assumingMemoryBound(to: CChar.self),
+                    dst.baseAddress?.assumingMemoryBound(to: CChar.self),
+                    Int32(input.count), Int32(uncompressedSize))
             }
             guard Int(n) == uncompressedSize else { throw ParquetError.invalid("LZ4_RAW page does not decompress") }
             return out

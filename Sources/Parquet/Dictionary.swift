@@ -1,9 +1,9 @@
 // Dictionary building for RLE_DICTIONARY: open-addressing hash tables over the column's own buffers,
 // so interning a value allocates nothing per value.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Interns 64-bit integers; gives each distinct value its first-seen index.
@@ -95,7 +95,8 @@ struct BytesDictionary {
     }
 
     static func build(_ values: ByteArrays, fixedLength: Bool, maxPlainBytes: Int)
-        -> (entries: [Int], indices: [UInt32])? {
+        -> (entries: [Int], indices: [UInt32])?
+    {
         var dict = BytesDictionary(expected: min(values.count, 4096))
         var indices = [UInt32](repeating: 0, count: values.count)
         let ok: Bool = values.bytes.withUnsafeBytes { raw in
@@ -112,8 +113,10 @@ struct BytesDictionary {
     }
 
     @inline(__always)
-    private mutating func intern(_ v: UnsafeRawBufferPointer, source: Int, raw: UnsafeRawBufferPointer,
-                                 offsets: UnsafeBufferPointer<Int>, lengthPrefix: Bool) -> UInt32 {
+    private mutating func intern(
+        _ v: UnsafeRawBufferPointer, source: Int, raw: UnsafeRawBufferPointer,
+        offsets: UnsafeBufferPointer<Int>, lengthPrefix: Bool
+    ) -> UInt32 {
         let h = Self.hash(v)
         var i = Int(truncatingIfNeeded: h) & mask
         while true {

@@ -1,4 +1,5 @@
 import KilnFoundation
+
 // Value encodings from Encodings.md: ULEB128 varints, LSB-first bit packing, the RLE/bit-packed
 // hybrid (levels and dictionary indices) and DELTA_BINARY_PACKED. Everything works on raw buffers.
 
@@ -68,8 +69,10 @@ struct ByteCursor {
 /// Packs `count` values of `width` bits LSB-first (Parquet's hybrid order) onto `out`. Writes exactly
 /// ceil(count * width / 8) bytes. Values must already fit in `width` bits.
 @inline(__always)
-func bitPack<T: FixedWidthInteger & UnsignedInteger>(_ values: UnsafePointer<T>, count: Int, width: Int,
-                                                    into out: inout [UInt8]) {
+func bitPack<T: FixedWidthInteger & UnsignedInteger>(
+    _ values: UnsafePointer<T>, count: Int, width: Int,
+    into out: inout [UInt8]
+) {
     if width == 0 || count == 0 { return }
     var acc: UInt64 = 0
     var nbits = 0
@@ -95,8 +98,10 @@ func bitPack<T: FixedWidthInteger & UnsignedInteger>(_ values: UnsafePointer<T>,
 /// Unpacks `count` values of `width` bits starting at byte `offset` of `src` (which must hold
 /// ceil(count * width / 8) bytes from there; the caller checks).
 @inline(__always)
-func bitUnpack(_ src: UnsafeRawBufferPointer, offset: Int, count: Int, width: Int,
-               _ emit: (Int, UInt64) -> Void) {
+func bitUnpack(
+    _ src: UnsafeRawBufferPointer, offset: Int, count: Int, width: Int,
+    _ emit: (Int, UInt64) -> Void
+) {
     if width == 0 {
         for i in 0..<count { emit(i, 0) }
         return
@@ -187,8 +192,10 @@ enum RLEHybrid {
     }
 
     /// Decodes `count` values into `dest` via the cursor; stops after `count` values.
-    static func decode(_ cursor: inout ByteCursor, width: Int, count: Int,
-                       into dest: UnsafeMutablePointer<UInt32>) throws {
+    static func decode(
+        _ cursor: inout ByteCursor, width: Int, count: Int,
+        into dest: UnsafeMutablePointer<UInt32>
+    ) throws {
         guard width <= 32 else { throw ParquetError.invalid("RLE bit width \(width)") }
         let valueBytes = (width + 7) / 8
         var produced = 0
@@ -248,8 +255,10 @@ enum DeltaBinaryPacked {
             var minDelta = Int64.max
             for k in 0..<n {
                 let v = values[i + k]
-                let d: Int64 = width32 ? Int64(Int32(truncatingIfNeeded: v) &- Int32(truncatingIfNeeded: previous))
-                                       : v &- previous
+                let d: Int64 =
+                    width32
+                    ? Int64(Int32(truncatingIfNeeded: v) &- Int32(truncatingIfNeeded: previous))
+                    : v &- previous
                 deltas[k] = d
                 if d < minDelta { minDelta = d }
                 previous = v
@@ -276,14 +285,17 @@ enum DeltaBinaryPacked {
     }
 
     /// Decodes the encoded stream at the cursor into `dest` (as Int64; INT32 callers truncate).
-    static func decode(_ cursor: inout ByteCursor, width32: Bool, expected: Int? = nil,
-                       into dest: inout [Int64]) throws {
+    static func decode(
+        _ cursor: inout ByteCursor, width32: Bool, expected: Int? = nil,
+        into dest: inout [Int64]
+    ) throws {
         let blockSize = Int(truncatingIfNeeded: try cursor.varint())
         let miniblockCount = Int(truncatingIfNeeded: try cursor.varint())
         let total = Int(truncatingIfNeeded: try cursor.varint())
         var current = try cursor.zigzag()
         guard blockSize > 0, blockSize <= 1 << 16, blockSize % 128 == 0, miniblockCount > 0, blockSize % miniblockCount == 0,
-              (blockSize / miniblockCount) % 32 == 0 else {
+            (blockSize / miniblockCount) % 32 == 0
+        else {
             throw ParquetError.invalid("delta header block \(blockSize) miniblocks \(miniblockCount)")
         }
         if let e = expected, total != e { throw ParquetError.invalid("delta stream holds \(total) values, page has \(e)") }

@@ -2,16 +2,33 @@
 // encoding and decoding. Only the fields Kiln writes or needs to read are modelled; others are skipped.
 
 public enum PhysicalType: Int32, Sendable, Equatable {
-    case boolean = 0, int32 = 1, int64 = 2, int96 = 3, float = 4, double = 5, byteArray = 6, fixedLenByteArray = 7
+    case boolean = 0
+    case int32 = 1
+    case int64 = 2
+    case int96 = 3
+    case float = 4
+    case double = 5
+    case byteArray = 6
+    case fixedLenByteArray = 7
 }
 
 public enum Repetition: Int32, Sendable, Equatable {
-    case required = 0, optional = 1, repeated = 2
+    case required = 0
+    case optional = 1
+    case repeated = 2
 }
 
 public enum Encoding: Int32, Sendable, Equatable, CustomStringConvertible {
-    case plain = 0, plainDictionary = 2, rle = 3, bitPacked = 4, deltaBinaryPacked = 5
-    case deltaLengthByteArray = 6, deltaByteArray = 7, rleDictionary = 8, byteStreamSplit = 9, alp = 10
+    case plain = 0
+    case plainDictionary = 2
+    case rle = 3
+    case bitPacked = 4
+    case deltaBinaryPacked = 5
+    case deltaLengthByteArray = 6
+    case deltaByteArray = 7
+    case rleDictionary = 8
+    case byteStreamSplit = 9
+    case alp = 10
 
     public var description: String {
         switch self {
@@ -30,7 +47,14 @@ public enum Encoding: Int32, Sendable, Equatable, CustomStringConvertible {
 }
 
 public enum CompressionCodec: Int32, Sendable, Equatable, CustomStringConvertible {
-    case uncompressed = 0, snappy = 1, gzip = 2, lzo = 3, brotli = 4, lz4 = 5, zstd = 6, lz4Raw = 7
+    case uncompressed = 0
+    case snappy = 1
+    case gzip = 2
+    case lzo = 3
+    case brotli = 4
+    case lz4 = 5
+    case zstd = 6
+    case lz4Raw = 7
 
     public var description: String {
         switch self {
@@ -47,10 +71,28 @@ public enum CompressionCodec: Int32, Sendable, Equatable, CustomStringConvertibl
 }
 
 public enum ConvertedType: Int32, Sendable, Equatable {
-    case utf8 = 0, map = 1, mapKeyValue = 2, list = 3, enumeration = 4, decimal = 5, date = 6
-    case timeMillis = 7, timeMicros = 8, timestampMillis = 9, timestampMicros = 10
-    case uint8 = 11, uint16 = 12, uint32 = 13, uint64 = 14, int8 = 15, int16 = 16, int32 = 17, int64 = 18
-    case json = 19, bson = 20, interval = 21
+    case utf8 = 0
+    case map = 1
+    case mapKeyValue = 2
+    case list = 3
+    case enumeration = 4
+    case decimal = 5
+    case date = 6
+    case timeMillis = 7
+    case timeMicros = 8
+    case timestampMillis = 9
+    case timestampMicros = 10
+    case uint8 = 11
+    case uint16 = 12
+    case uint32 = 13
+    case uint64 = 14
+    case int8 = 15
+    case int16 = 16
+    case int32 = 17
+    case int64 = 18
+    case json = 19
+    case bson = 20
+    case interval = 21
 }
 
 public enum TimeUnit: Sendable, Equatable { case millis, micros, nanos }
@@ -74,9 +116,11 @@ public struct SchemaElement: Sendable, Equatable {
     public var logicalType: LogicalType?
     public var fieldID: Int32?
 
-    public init(name: String, type: PhysicalType? = nil, typeLength: Int32? = nil, repetition: Repetition? = nil,
-                numChildren: Int32? = nil, convertedType: ConvertedType? = nil, logicalType: LogicalType? = nil,
-                fieldID: Int32? = nil) {
+    public init(
+        name: String, type: PhysicalType? = nil, typeLength: Int32? = nil, repetition: Repetition? = nil,
+        numChildren: Int32? = nil, convertedType: ConvertedType? = nil, logicalType: LogicalType? = nil,
+        fieldID: Int32? = nil
+    ) {
         self.name = name
         self.type = type
         self.typeLength = typeLength
@@ -106,7 +150,10 @@ public struct Statistics: Sendable, Equatable {
 public struct KeyValue: Sendable, Equatable {
     public var key: String
     public var value: String?
-    public init(key: String, value: String?) { self.key = key; self.value = value }
+    public init(key: String, value: String?) {
+        self.key = key
+        self.value = value
+    }
 }
 
 public struct ColumnMetaData: Sendable, Equatable {
@@ -148,7 +195,12 @@ public struct FileMetaData: Sendable, Equatable {
     public var columnOrders: [Bool]?
 }
 
-enum PageType: Int32 { case dataPage = 0, indexPage = 1, dictionaryPage = 2, dataPageV2 = 3 }
+enum PageType: Int32 {
+    case dataPage = 0
+    case indexPage = 1
+    case dictionaryPage = 2
+    case dataPageV2 = 3
+}
 
 struct DataPageHeader {
     var numValues: Int32
@@ -396,8 +448,12 @@ extension ThriftReader {
         try beginStruct()
         while let f = try nextField() {
             switch (f.id, f.type) {
-            case (1, .structure): try skip(f.type); result = .string
-            case (3, .structure): try skip(f.type); result = .list
+            case (1, .structure):
+                try skip(f.type)
+                result = .string
+            case (3, .structure):
+                try skip(f.type)
+                result = .list
             case (8, .structure):
                 var utc = false
                 var unit = TimeUnit.micros
@@ -455,8 +511,9 @@ extension ThriftReader {
     }
 
     mutating func readColumnMetaData() throws -> ColumnMetaData {
-        var m = ColumnMetaData(type: .int64, encodings: [], pathInSchema: [], codec: .uncompressed, numValues: 0,
-                               totalUncompressedSize: 0, totalCompressedSize: 0, dataPageOffset: 0)
+        var m = ColumnMetaData(
+            type: .int64, encodings: [], pathInSchema: [], codec: .uncompressed, numValues: 0,
+            totalUncompressedSize: 0, totalCompressedSize: 0, dataPageOffset: 0)
         try beginStruct()
         while let f = try nextField() {
             switch (f.id, f.type) {
@@ -571,8 +628,9 @@ extension ThriftReader {
             case (2, .i32): h.uncompressedPageSize = try i32()
             case (3, .i32): h.compressedPageSize = try i32()
             case (5, .structure):
-                var d = DataPageHeader(numValues: 0, encoding: .plain, definitionLevelEncoding: .rle,
-                                       repetitionLevelEncoding: .rle)
+                var d = DataPageHeader(
+                    numValues: 0, encoding: .plain, definitionLevelEncoding: .rle,
+                    repetitionLevelEncoding: .rle)
                 try beginStruct()
                 while let g = try nextField() {
                     switch (g.id, g.type) {
@@ -596,9 +654,10 @@ extension ThriftReader {
                 }
                 h.dictionaryPage = d
             case (8, .structure):
-                var d = DataPageHeaderV2(numValues: 0, numNulls: 0, numRows: 0, encoding: .plain,
-                                         definitionLevelsByteLength: 0, repetitionLevelsByteLength: 0,
-                                         isCompressed: true)
+                var d = DataPageHeaderV2(
+                    numValues: 0, numNulls: 0, numRows: 0, encoding: .plain,
+                    definitionLevelsByteLength: 0, repetitionLevelsByteLength: 0,
+                    isCompressed: true)
                 try beginStruct()
                 while let g = try nextField() {
                     switch (g.id, g.type) {

@@ -1,9 +1,9 @@
 // The Parquet reader: footer, schema and row-group metadata (for pruning by statistics), and whole
 // columns or selected row groups decoded back into `ColumnData`.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A leaf column of the file's schema.
@@ -49,8 +49,9 @@ public struct ParquetFileReader: Sendable {
             throw ParquetError.unsupported("encrypted parquet files")
         }
         guard bytes[tail..<bytes.count].elementsEqual("PAR1".utf8) else { throw ParquetError.invalid("no PAR1 trailer") }
-        let footerLength = Int(UInt32(bytes[tail - 4]) | UInt32(bytes[tail - 3]) << 8
-                               | UInt32(bytes[tail - 2]) << 16 | UInt32(bytes[tail - 1]) << 24)
+        let footerLength = Int(
+            UInt32(bytes[tail - 4]) | UInt32(bytes[tail - 3]) << 8
+                | UInt32(bytes[tail - 2]) << 16 | UInt32(bytes[tail - 1]) << 24)
         let footerStart = tail - 4 - footerLength
         guard footerStart >= 4 else { throw ParquetError.invalid("footer length \(footerLength)") }
         metadata = try bytes.withUnsafeBytes { raw in
@@ -87,8 +88,10 @@ public struct ParquetFileReader: Sendable {
     public func statistics(rowGroup: Int, column: Int) -> ColumnStatistics? {
         guard let s = metadata.rowGroups[rowGroup].columns[column].metaData?.statistics else { return nil }
         let leaf = leaves[column]
-        var minRaw = s.minValue, maxRaw = s.maxValue
-        var minExact = s.isMinValueExact ?? true, maxExact = s.isMaxValueExact ?? true
+        var minRaw = s.minValue
+        var maxRaw = s.maxValue
+        var minExact = s.isMinValueExact ?? true
+        var maxExact = s.isMaxValueExact ?? true
         if minRaw == nil && maxRaw == nil && leaf.physicalType != .byteArray && leaf.physicalType != .fixedLenByteArray {
             minRaw = s.legacyMin
             maxRaw = s.legacyMax
@@ -113,8 +116,9 @@ public struct ParquetFileReader: Sendable {
                 return nil
             }
         }
-        return ColumnStatistics(min: decode(minRaw), max: decode(maxRaw), nullCount: s.nullCount,
-                                isMinExact: minExact, isMaxExact: maxExact)
+        return ColumnStatistics(
+            min: decode(minRaw), max: decode(maxRaw), nullCount: s.nullCount,
+            isMinExact: minExact, isMaxExact: maxExact)
     }
 
     public func readColumn(named name: String, rowGroups: [Int]? = nil) throws -> ColumnData {
@@ -154,8 +158,10 @@ public struct ParquetFileReader: Sendable {
     }
 
     /// Walks one top-level field and its subtree; recognises flat leaves and 3-level lists of integers.
-    private static func walkTopLevel(_ elements: [SchemaElement], _ start: Int,
-                                     into result: inout [LeafColumn]) throws -> Int {
+    private static func walkTopLevel(
+        _ elements: [SchemaElement], _ start: Int,
+        into result: inout [LeafColumn]
+    ) throws -> Int {
         guard start < elements.count else { throw ParquetError.invalid("schema ends early") }
         let top = elements[start]
         let optional = top.repetition == .optional
@@ -164,9 +170,11 @@ public struct ParquetFileReader: Sendable {
             let repeated = top.repetition == .repeated
             var column: ColumnSchema?
             if !repeated, let kind = flatKind(top) { column = ColumnSchema(top.name, kind, optional: optional) }
-            result.append(LeafColumn(path: [top.name], element: top, physicalType: type,
-                                     maxDefinitionLevel: (optional || repeated) ? 1 : 0,
-                                     maxRepetitionLevel: repeated ? 1 : 0, column: column))
+            result.append(
+                LeafColumn(
+                    path: [top.name], element: top, physicalType: type,
+                    maxDefinitionLevel: (optional || repeated) ? 1 : 0,
+                    maxRepetitionLevel: repeated ? 1 : 0, column: column))
             return start + 1
         }
         // A group: record every leaf beneath it, and recognise LIST<int>.
@@ -188,7 +196,8 @@ public struct ParquetFileReader: Sendable {
         var listKind: ColumnSchema.Kind?
         let isListAnnotated = top.logicalType == .list || top.convertedType == .list
         if isListAnnotated, top.numChildren == 1, leaves.count == 1, end - start == 3,
-           elements[start + 1].repetition == .repeated, elements[start + 1].numChildren == 1 {
+            elements[start + 1].repetition == .repeated, elements[start + 1].numChildren == 1
+        {
             switch leaves[0].element.type {
             case .int64: listKind = .int64List
             case .int32: listKind = .int32List
@@ -197,9 +206,10 @@ public struct ParquetFileReader: Sendable {
         }
         for l in leaves {
             guard let type = l.element.type else { throw ParquetError.invalid("leaf \(l.element.name) without type") }
-            var leaf = LeafColumn(path: l.path, element: l.element, physicalType: type, maxDefinitionLevel: l.def,
-                                  maxRepetitionLevel: l.rep,
-                                  column: listKind.map { ColumnSchema(top.name, $0, optional: optional) })
+            var leaf = LeafColumn(
+                path: l.path, element: l.element, physicalType: type, maxDefinitionLevel: l.def,
+                maxRepetitionLevel: l.rep,
+                column: listKind.map { ColumnSchema(top.name, $0, optional: optional) })
             leaf.listPresentLevel = optional ? 1 : 0
             result.append(leaf)
         }
@@ -215,7 +225,10 @@ public struct ParquetFileReader: Sendable {
         case .boolean: return .boolean
         case .byteArray:
             if e.logicalType == .string || e.convertedType == .utf8 || e.convertedType == .enumeration
-                || e.convertedType == .json { return .string }
+                || e.convertedType == .json
+            {
+                return .string
+            }
             return .bytes
         case .fixedLenByteArray:
             guard let n = e.typeLength, n > 0 else { return nil }
@@ -267,7 +280,8 @@ private struct ChunkDecoder {
             }
             if let n = header.dictionaryPage?.numValues, n < 0 { throw ParquetError.invalid("dictionary of \(n) values") }
             if let n = header.dataPage?.numValues ?? header.dataPageV2?.numValues,
-               n < 0 || Int64(n) > meta.numValues - levelsRead {
+                n < 0 || Int64(n) > meta.numValues - levelsRead
+            {
                 throw ParquetError.invalid("page value count \(n)")
             }
             let body = UnsafeRawBufferPointer(rebasing: file[pos..<(pos + size)])
@@ -284,38 +298,44 @@ private struct ChunkDecoder {
                     var c = ByteCursor(raw)
                     let n = Int(d.numValues)
                     if leaf.maxRepetitionLevel > 0 {
-                        try Self.readLevels(&c, count: n, max: leaf.maxRepetitionLevel, encoding: d.repetitionLevelEncoding,
-                                       lengthPrefixed: true, scratch: &levelScratch, into: &repLevels)
+                        try Self.readLevels(
+                            &c, count: n, max: leaf.maxRepetitionLevel, encoding: d.repetitionLevelEncoding,
+                            lengthPrefixed: true, scratch: &levelScratch, into: &repLevels)
                     }
                     var nonNull = n
                     if leaf.maxDefinitionLevel > 0 {
-                        nonNull = try Self.readLevels(&c, count: n, max: leaf.maxDefinitionLevel,
-                                                 encoding: d.definitionLevelEncoding, lengthPrefixed: true, scratch: &levelScratch, into: &defLevels)
+                        nonNull = try Self.readLevels(
+                            &c, count: n, max: leaf.maxDefinitionLevel,
+                            encoding: d.definitionLevelEncoding, lengthPrefixed: true, scratch: &levelScratch, into: &defLevels)
                     }
                     try readValues(&c, count: nonNull, encoding: d.encoding)
                 }
                 levelsRead += Int64(d.numValues)
             case .dataPageV2:
                 guard let d = header.dataPageV2 else { throw ParquetError.invalid("data page v2 without header") }
-                let repLen = Int(d.repetitionLevelsByteLength), defLen = Int(d.definitionLevelsByteLength)
+                let repLen = Int(d.repetitionLevelsByteLength)
+                let defLen = Int(d.definitionLevelsByteLength)
                 guard repLen >= 0, defLen >= 0, repLen + defLen <= body.count else {
                     throw ParquetError.invalid("v2 level lengths")
                 }
                 let n = Int(d.numValues)
                 if leaf.maxRepetitionLevel > 0 {
                     var c = ByteCursor(body, from: 0, to: repLen)
-                    try Self.readLevels(&c, count: n, max: leaf.maxRepetitionLevel, encoding: .rle, lengthPrefixed: false, scratch: &levelScratch,
-                                   into: &repLevels)
+                    try Self.readLevels(
+                        &c, count: n, max: leaf.maxRepetitionLevel, encoding: .rle, lengthPrefixed: false, scratch: &levelScratch,
+                        into: &repLevels)
                 }
                 var nonNull = n
                 if leaf.maxDefinitionLevel > 0 {
                     var c = ByteCursor(body, from: repLen, to: repLen + defLen)
-                    nonNull = try Self.readLevels(&c, count: n, max: leaf.maxDefinitionLevel, encoding: .rle,
-                                             lengthPrefixed: false, scratch: &levelScratch, into: &defLevels)
+                    nonNull = try Self.readLevels(
+                        &c, count: n, max: leaf.maxDefinitionLevel, encoding: .rle,
+                        lengthPrefixed: false, scratch: &levelScratch, into: &defLevels)
                 }
                 let valuesRaw = UnsafeRawBufferPointer(rebasing: body[(repLen + defLen)...])
                 let uncompressedValues = Int(header.uncompressedPageSize) - repLen - defLen
-                let values = d.isCompressed
+                let values =
+                    d.isCompressed
                     ? try PageDecompressor.decompress(meta.codec, valuesRaw, uncompressedSize: uncompressedValues)
                     : Array(valuesRaw)
                 try values.withUnsafeBytes { raw in
@@ -334,9 +354,11 @@ private struct ChunkDecoder {
 
     /// Appends `count` levels; returns how many equal the maximum (values present).
     @discardableResult
-    private static func readLevels(_ c: inout ByteCursor, count: Int, max: Int, encoding: Encoding,
-                                   lengthPrefixed: Bool, scratch levelScratch: inout [UInt32],
-                                   into levels: inout [UInt8]) throws -> Int {
+    private static func readLevels(
+        _ c: inout ByteCursor, count: Int, max: Int, encoding: Encoding,
+        lengthPrefixed: Bool, scratch levelScratch: inout [UInt32],
+        into levels: inout [UInt8]
+    ) throws -> Int {
         guard encoding == .rle else { throw ParquetError.unsupported("level encoding \(encoding)") }
         var sub = c
         if lengthPrefixed {
@@ -468,7 +490,8 @@ private struct ChunkDecoder {
             try DeltaBinaryPacked.decode(&c, width32: true, expected: count, into: &suffixLengths)
             var previous: [UInt8] = []
             for i in 0..<count {
-                let p = Int(prefixes[i]), n = Int(suffixLengths[i])
+                let p = Int(prefixes[i])
+                let n = Int(suffixLengths[i])
                 guard p >= 0, p <= previous.count, n >= 0, n <= c.remaining else {
                     throw ParquetError.invalid("delta byte array value \(i)")
                 }
@@ -518,7 +541,8 @@ private struct ChunkDecoder {
                 for i in 0..<count {
                     let k = indexScratch[i]
                     guard k < n else { throw ParquetError.invalid("dictionary index \(k) of \(n)") }
-                    let lo = dictBytes.offsets[Int(k)], hi = dictBytes.offsets[Int(k) + 1]
+                    let lo = dictBytes.offsets[Int(k)]
+                    let hi = dictBytes.offsets[Int(k) + 1]
                     bytes.append(UnsafeRawBufferPointer(rebasing: raw[lo..<hi]))
                 }
             }

@@ -52,8 +52,10 @@ public struct ColumnSchema: Sendable, Equatable {
     /// Overrides the writer's default codec for this column.
     public var codec: CompressionCodec?
 
-    public init(_ name: String, _ kind: Kind, optional: Bool = false, encoding: ColumnEncoding = .automatic,
-                codec: CompressionCodec? = nil) {
+    public init(
+        _ name: String, _ kind: Kind, optional: Bool = false, encoding: ColumnEncoding = .automatic,
+        codec: CompressionCodec? = nil
+    ) {
         self.name = name
         self.kind = kind
         self.optional = optional
@@ -70,33 +72,50 @@ public struct ColumnSchema: Sendable, Equatable {
         let repetition: Repetition = optional ? .optional : .required
         switch kind {
         case .int64:
-            return [SchemaElement(name: name, type: .int64, repetition: repetition, convertedType: .int64,
-                                  logicalType: .integer(bitWidth: 64, signed: true))]
+            return [
+                SchemaElement(
+                    name: name, type: .int64, repetition: repetition, convertedType: .int64,
+                    logicalType: .integer(bitWidth: 64, signed: true))
+            ]
         case .int32:
-            return [SchemaElement(name: name, type: .int32, repetition: repetition, convertedType: .int32,
-                                  logicalType: .integer(bitWidth: 32, signed: true))]
+            return [
+                SchemaElement(
+                    name: name, type: .int32, repetition: repetition, convertedType: .int32,
+                    logicalType: .integer(bitWidth: 32, signed: true))
+            ]
         case .timestampNanos:
-            return [SchemaElement(name: name, type: .int64, repetition: repetition,
-                                  logicalType: .timestamp(unit: .nanos, adjustedToUTC: true))]
+            return [
+                SchemaElement(
+                    name: name, type: .int64, repetition: repetition,
+                    logicalType: .timestamp(unit: .nanos, adjustedToUTC: true))
+            ]
         case .boolean:
             return [SchemaElement(name: name, type: .boolean, repetition: repetition)]
         case .string:
-            return [SchemaElement(name: name, type: .byteArray, repetition: repetition, convertedType: .utf8,
-                                  logicalType: .string)]
+            return [
+                SchemaElement(
+                    name: name, type: .byteArray, repetition: repetition, convertedType: .utf8,
+                    logicalType: .string)
+            ]
         case .bytes:
             return [SchemaElement(name: name, type: .byteArray, repetition: repetition)]
         case .fixedBytes(let length):
-            return [SchemaElement(name: name, type: .fixedLenByteArray, typeLength: Int32(length),
-                                  repetition: repetition)]
+            return [
+                SchemaElement(
+                    name: name, type: .fixedLenByteArray, typeLength: Int32(length),
+                    repetition: repetition)
+            ]
         case .int64List, .int32List:
             let is64 = kind == .int64List
             return [
-                SchemaElement(name: name, repetition: repetition, numChildren: 1, convertedType: .list,
-                              logicalType: .list),
+                SchemaElement(
+                    name: name, repetition: repetition, numChildren: 1, convertedType: .list,
+                    logicalType: .list),
                 SchemaElement(name: "list", repetition: .repeated, numChildren: 1),
-                SchemaElement(name: "element", type: is64 ? .int64 : .int32, repetition: .required,
-                              convertedType: is64 ? .int64 : .int32,
-                              logicalType: .integer(bitWidth: is64 ? 64 : 32, signed: true)),
+                SchemaElement(
+                    name: "element", type: is64 ? .int64 : .int32, repetition: .required,
+                    convertedType: is64 ? .int64 : .int32,
+                    logicalType: .integer(bitWidth: is64 ? 64 : 32, signed: true)),
             ]
         }
     }

@@ -1,12 +1,24 @@
 import KilnFoundation
+
 // Thrift Compact Protocol, just the parts Parquet's footer and page headers use.
 // Written from the protocol description: field headers carry a delta of the field id in the high nibble,
 // integers are zigzag ULEB128 varints, binaries are length-prefixed, booleans live in the field type.
 
 /// Compact-protocol wire types.
 enum ThriftType: UInt8 {
-    case stop = 0, boolTrue = 1, boolFalse = 2, byte = 3, i16 = 4, i32 = 5, i64 = 6, double = 7
-    case binary = 8, list = 9, set = 10, map = 11, structure = 12
+    case stop = 0
+    case boolTrue = 1
+    case boolFalse = 2
+    case byte = 3
+    case i16 = 4
+    case i32 = 5
+    case i64 = 6
+    case double = 7
+    case binary = 8
+    case list = 9
+    case set = 10
+    case map = 11
+    case structure = 12
 }
 
 /// Appends compact-protocol values to a byte buffer. Callers write fields in increasing id order per struct.
@@ -243,7 +255,10 @@ struct ThriftReader {
                 guard let kt = ThriftType(rawValue: kv >> 4), let vt = ThriftType(rawValue: kv & 0x0F) else {
                     throw ParquetError.invalid("thrift map types")
                 }
-                for _ in 0..<n { try skip(kt); try skip(vt) }
+                for _ in 0..<n {
+                    try skip(kt)
+                    try skip(vt)
+                }
             }
         case .structure:
             try beginStruct()

@@ -1,13 +1,13 @@
 // The Parquet writer: row groups of column chunks, each a dictionary page (optional) and V1 data pages,
 // then the Thrift footer. The whole file is built in memory, since blocks are uploaded as whole objects.
 #if _endian(big)
-#error("Parquet plain encoding here assumes a little-endian host")
+    #error("Parquet plain encoding here assumes a little-endian host")
 #endif
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 public struct ParquetWriterOptions: Sendable {
@@ -132,10 +132,11 @@ public final class ParquetWriter {
         finished = true
         var elements = [SchemaElement(name: "schema", numChildren: Int32(schema.columns.count))]
         for c in schema.columns { elements.append(contentsOf: c.schemaElements) }
-        let meta = FileMetaData(version: 2, schema: elements, numRows: totalRows, rowGroups: rowGroups,
-                                keyValueMetadata: options.keyValueMetadata.isEmpty ? nil : options.keyValueMetadata,
-                                createdBy: options.createdBy,
-                                columnOrders: Array(repeating: true, count: schema.columns.count))
+        let meta = FileMetaData(
+            version: 2, schema: elements, numRows: totalRows, rowGroups: rowGroups,
+            keyValueMetadata: options.keyValueMetadata.isEmpty ? nil : options.keyValueMetadata,
+            createdBy: options.createdBy,
+            columnOrders: Array(repeating: true, count: schema.columns.count))
         var w = ThriftWriter(capacity: 1024 + rowGroups.count * schema.columns.count * 96)
         w.write(meta)
         out.append(contentsOf: w.bytes)
@@ -155,7 +156,7 @@ public final class ParquetWriter {
         let ok: Bool
         switch (col.kind, data.values) {
         case (.int64, .int64), (.timestampNanos, .int64), (.int32, .int32), (.boolean, .boolean),
-             (.string, .byteArrays), (.bytes, .byteArrays), (.int64List, .int64Lists), (.int32List, .int32Lists):
+            (.string, .byteArrays), (.bytes, .byteArrays), (.int64List, .int64Lists), (.int32List, .int32Lists):
             ok = true
         case (.fixedBytes(let n), .byteArrays(let b)):
             for i in 0..<b.count where b.offsets[i + 1] - b.offsets[i] != n {
@@ -204,9 +205,11 @@ public final class ParquetWriter {
             uncompressed += chunk.metaData!.totalUncompressedSize
             chunks.append(chunk)
         }
-        rowGroups.append(RowGroup(columns: chunks, totalByteSize: uncompressed, numRows: Int64(rows),
-                                  fileOffset: Int64(start), totalCompressedSize: Int64(out.count - start),
-                                  ordinal: Int16(truncatingIfNeeded: rowGroups.count)))
+        rowGroups.append(
+            RowGroup(
+                columns: chunks, totalByteSize: uncompressed, numRows: Int64(rows),
+                fileOffset: Int64(start), totalCompressedSize: Int64(out.count - start),
+                ordinal: Int16(truncatingIfNeeded: rowGroups.count)))
         totalRows += Int64(rows)
     }
 
@@ -224,8 +227,12 @@ public final class ParquetWriter {
         case .int32(let v): leaf = .int32(v)
         case .boolean(let v): leaf = .boolean(v)
         case .byteArrays(let b): leaf = .bytes(b)
-        case .int64Lists(let o, let v): leaf = .int64(v); listOffsets = o
-        case .int32Lists(let o, let v): leaf = .int32(v); listOffsets = o
+        case .int64Lists(let o, let v):
+            leaf = .int64(v)
+            listOffsets = o
+        case .int32Lists(let o, let v):
+            leaf = .int32(v)
+            listOffsets = o
         }
 
         // Levels. Flat required columns have none; flat optional ones one per row; lists one per element,
@@ -245,7 +252,8 @@ public final class ParquetWriter {
                     rep.append(0)
                     continue
                 }
-                let lo = listOffsets[present], hi = listOffsets[present + 1]
+                let lo = listOffsets[present]
+                let hi = listOffsets[present + 1]
                 present += 1
                 if lo == hi {
                     def.append(UInt32(maxDef - 1))
@@ -282,8 +290,9 @@ public final class ParquetWriter {
         if case .dictionary(_, let page, let count, _) = plan {
             dictionaryOffset = Int64(out.count)
             uncompressedTotal += try writePage(page, compressor: compressor) { size, csize in
-                PageHeader(type: .dictionaryPage, uncompressedPageSize: size, compressedPageSize: csize,
-                           dictionaryPage: DictionaryPageHeader(numValues: Int32(count), encoding: .plain))
+                PageHeader(
+                    type: .dictionaryPage, uncompressedPageSize: size, compressedPageSize: csize,
+                    dictionaryPage: DictionaryPageHeader(numValues: Int32(count), encoding: .plain))
             }
             encodings.append(.plain)
         }
@@ -329,25 +338,30 @@ public final class ParquetWriter {
             let numValues = Int32(l1 - l0)
             let enc = plan.encoding
             uncompressedTotal += try writePage(pageBody, compressor: compressor) { size, csize in
-                PageHeader(type: .dataPage, uncompressedPageSize: size, compressedPageSize: csize,
-                           dataPage: DataPageHeader(numValues: numValues, encoding: enc,
-                                                    definitionLevelEncoding: .rle, repetitionLevelEncoding: .rle))
+                PageHeader(
+                    type: .dataPage, uncompressedPageSize: size, compressedPageSize: csize,
+                    dataPage: DataPageHeader(
+                        numValues: numValues, encoding: enc,
+                        definitionLevelEncoding: .rle, repetitionLevelEncoding: .rle))
             }
             row = rowEnd
         }
 
-        let meta = ColumnMetaData(type: col.kind.physicalType, encodings: encodings, pathInSchema: col.path,
-                                  codec: codec, numValues: Int64(levelCount),
-                                  totalUncompressedSize: Int64(uncompressedTotal),
-                                  totalCompressedSize: Int64(out.count - chunkStart),
-                                  dataPageOffset: dataPageOffset, dictionaryPageOffset: dictionaryOffset,
-                                  statistics: stats)
+        let meta = ColumnMetaData(
+            type: col.kind.physicalType, encodings: encodings, pathInSchema: col.path,
+            codec: codec, numValues: Int64(levelCount),
+            totalUncompressedSize: Int64(uncompressedTotal),
+            totalCompressedSize: Int64(out.count - chunkStart),
+            dataPageOffset: dataPageOffset, dictionaryPageOffset: dictionaryOffset,
+            statistics: stats)
         return ColumnChunk(filePath: nil, fileOffset: 0, metaData: meta)
     }
 
     /// Compresses `body`, appends header and body; returns the uncompressed size including the header.
-    private func writePage(_ body: [UInt8], compressor: PageCompressor,
-                           header: (Int32, Int32) -> PageHeader) throws -> Int {
+    private func writePage(
+        _ body: [UInt8], compressor: PageCompressor,
+        header: (Int32, Int32) -> PageHeader
+    ) throws -> Int {
         compressed.removeAll(keepingCapacity: true)
         try compressor.compress(body, into: &compressed)
         guard body.count <= Int32.max, compressed.count <= Int32.max else {
@@ -405,13 +419,19 @@ public final class ParquetWriter {
         case .int64(let v):
             return v.withUnsafeBufferPointer { p in
                 var i = 1
-                while i < p.count { if p[i] < p[i - 1] { return false }; i += 1 }
+                while i < p.count {
+                    if p[i] < p[i - 1] { return false }
+                    i += 1
+                }
                 return true
             }
         case .int32(let v):
             return v.withUnsafeBufferPointer { p in
                 var i = 1
-                while i < p.count { if p[i] < p[i - 1] { return false }; i += 1 }
+                while i < p.count {
+                    if p[i] < p[i - 1] { return false }
+                    i += 1
+                }
                 return true
             }
         default: return false
@@ -427,31 +447,37 @@ public final class ParquetWriter {
         switch leaf {
         case .int64(let v):
             guard let (keys, indices) = v.withUnsafeBufferPointer({ IntegerDictionary.build($0, maxEntries: limit / 8) }),
-                  worthwhile(keys.count) else { return nil }
+                worthwhile(keys.count)
+            else { return nil }
             var page: [UInt8] = []
             keys.withUnsafeBytes { page.append(contentsOf: $0) }
-            return .dictionary(indices: indices, page: page, count: keys.count,
-                               bitWidth: bitWidth(of: UInt64(max(keys.count - 1, 0))))
+            return .dictionary(
+                indices: indices, page: page, count: keys.count,
+                bitWidth: bitWidth(of: UInt64(max(keys.count - 1, 0))))
         case .int32(let v):
             let wide = v.map { Int64($0) }
             guard let (keys, indices) = wide.withUnsafeBufferPointer({ IntegerDictionary.build($0, maxEntries: limit / 4) }),
-                  worthwhile(keys.count) else { return nil }
+                worthwhile(keys.count)
+            else { return nil }
             var page: [UInt8] = []
             page.reserveCapacity(keys.count * 4)
             for k in keys { page.appendLE(UInt32(truncatingIfNeeded: k)) }
-            return .dictionary(indices: indices, page: page, count: keys.count,
-                               bitWidth: bitWidth(of: UInt64(max(keys.count - 1, 0))))
+            return .dictionary(
+                indices: indices, page: page, count: keys.count,
+                bitWidth: bitWidth(of: UInt64(max(keys.count - 1, 0))))
         case .bytes(let b):
             guard let (entries, indices) = BytesDictionary.build(b, fixedLength: fixed, maxPlainBytes: limit),
-                  worthwhile(entries.count) else { return nil }
+                worthwhile(entries.count)
+            else { return nil }
             var page: [UInt8] = []
             for e in entries {
                 let s = b[e]
                 if !fixed { page.appendLE(UInt32(s.count)) }
                 page.append(contentsOf: s)
             }
-            return .dictionary(indices: indices, page: page, count: entries.count,
-                               bitWidth: bitWidth(of: UInt64(max(entries.count - 1, 0))))
+            return .dictionary(
+                indices: indices, page: page, count: entries.count,
+                bitWidth: bitWidth(of: UInt64(max(entries.count - 1, 0))))
         case .boolean:
             return nil
         }
@@ -459,8 +485,10 @@ public final class ParquetWriter {
 
     // MARK: - Values
 
-    private static func appendValues(_ leaf: LeafValues, _ range: Range<Int>, plan: ValuePlan, kind: ColumnSchema.Kind,
-                                     into out: inout [UInt8]) throws {
+    private static func appendValues(
+        _ leaf: LeafValues, _ range: Range<Int>, plan: ValuePlan, kind: ColumnSchema.Kind,
+        into out: inout [UInt8]
+    ) throws {
         switch plan {
         case .dictionary(let indices, _, _, let width):
             out.append(UInt8(width))
@@ -482,21 +510,30 @@ public final class ParquetWriter {
         case .plain:
             switch leaf {
             case .int64(let v):
-                v.withUnsafeBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(range.lowerBound * 8)..<(range.upperBound * 8)])) }
+                v.withUnsafeBytes {
+                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(range.lowerBound * 8)..<(range.upperBound * 8)]))
+                }
             case .int32(let v):
-                v.withUnsafeBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(range.lowerBound * 4)..<(range.upperBound * 4)])) }
+                v.withUnsafeBytes {
+                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(range.lowerBound * 4)..<(range.upperBound * 4)]))
+                }
             case .boolean(let v):
                 var byte: UInt8 = 0
                 var bit = 0
                 for i in range {
                     if v[i] { byte |= 1 << bit }
                     bit += 1
-                    if bit == 8 { out.append(byte); byte = 0; bit = 0 }
+                    if bit == 8 {
+                        out.append(byte)
+                        byte = 0
+                        bit = 0
+                    }
                 }
                 if bit > 0 { out.append(byte) }
             case .bytes(let b):
                 let fixed: Bool = { if case .fixedBytes = kind { true } else { false } }()
-                let lo = b.offsets[range.lowerBound], hi = b.offsets[range.upperBound]
+                let lo = b.offsets[range.lowerBound]
+                let hi = b.offsets[range.upperBound]
                 out.reserveCapacity(out.count + hi - lo + (fixed ? 0 : 4 * range.count))
                 b.bytes.withUnsafeBytes { raw in
                     b.offsets.withUnsafeBufferPointer { offs in
@@ -517,22 +554,35 @@ public final class ParquetWriter {
         guard leaf.count > 0 else { return s }
         switch leaf {
         case .int64(let v):
-            var lo = Int64.max, hi = Int64.min
+            var lo = Int64.max
+            var hi = Int64.min
             if case .dictionary(_, let page, let count, _) = plan {
                 page.withUnsafeBytes { p in
                     for i in 0..<count {
                         let x = Int64(littleEndian: p.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
-                        lo = min(lo, x); hi = max(hi, x)
+                        lo = min(lo, x)
+                        hi = max(hi, x)
                     }
                 }
             } else {
-                v.withUnsafeBufferPointer { p in for x in p { lo = min(lo, x); hi = max(hi, x) } }
+                v.withUnsafeBufferPointer { p in
+                    for x in p {
+                        lo = min(lo, x)
+                        hi = max(hi, x)
+                    }
+                }
             }
             s.minValue = withUnsafeBytes(of: lo.littleEndian) { Array($0) }
             s.maxValue = withUnsafeBytes(of: hi.littleEndian) { Array($0) }
         case .int32(let v):
-            var lo = Int32.max, hi = Int32.min
-            v.withUnsafeBufferPointer { p in for x in p { lo = min(lo, x); hi = max(hi, x) } }
+            var lo = Int32.max
+            var hi = Int32.min
+            v.withUnsafeBufferPointer { p in
+                for x in p {
+                    lo = min(lo, x)
+                    hi = max(hi, x)
+                }
+            }
             s.minValue = withUnsafeBytes(of: lo.littleEndian) { Array($0) }
             s.maxValue = withUnsafeBytes(of: hi.littleEndian) { Array($0) }
         case .boolean(let v):
@@ -546,7 +596,8 @@ public final class ParquetWriter {
                 for (i, d) in indices.enumerated() where firstSeen[Int(d)] < 0 { firstSeen[Int(d)] = i }
                 candidates = firstSeen
             }
-            var lo = 0, hi = 0
+            var lo = 0
+            var hi = 0
             b.bytes.withUnsafeBytes { raw in
                 func cmp(_ x: Int, _ y: Int) -> Int {
                     let a = UnsafeRawBufferPointer(rebasing: raw[b.offsets[x]..<b.offsets[x + 1]])
@@ -564,7 +615,8 @@ public final class ParquetWriter {
                         if cmp(i, hi) > 0 { hi = i }
                     }
                 } else {
-                    lo = candidates[0]; hi = candidates[0]
+                    lo = candidates[0]
+                    hi = candidates[0]
                     for i in candidates.dropFirst() {
                         if cmp(i, lo) < 0 { lo = i }
                         if cmp(i, hi) > 0 { hi = i }
@@ -572,7 +624,8 @@ public final class ParquetWriter {
                 }
             }
             let limit = options.statisticsTruncateLength
-            let minBytes = Array(b[lo]), maxBytes = Array(b[hi])
+            let minBytes = Array(b[lo])
+            let maxBytes = Array(b[hi])
             if minBytes.count > limit && !fixedLength {
                 s.minValue = Array(minBytes.prefix(limit))
                 s.isMinValueExact = false

@@ -29,8 +29,9 @@ public enum Gzip {
         let out = [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buf, count in
             var consumed = 0
             var produced = 0
-            let r = libdeflate_gzip_decompress_ex(d, input.baseAddress, input.count, buf.baseAddress, size,
-                                                  &consumed, &produced)
+            let r = libdeflate_gzip_decompress_ex(
+                d, input.baseAddress, input.count, buf.baseAddress, size,
+                &consumed, &produced)
             ok = r == LIBDEFLATE_SUCCESS && consumed == input.count && produced == size
             count = ok ? produced : 0
         }
@@ -118,8 +119,9 @@ public final class GzipStream {
     public private(set) var output: [UInt8] = []
 
     public init(level: Int32 = 6) {
-        let ok = deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
-                               Int32(MemoryLayout<z_stream>.size))
+        let ok = deflateInit2_(
+            &stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
+            Int32(MemoryLayout<z_stream>.size))
         precondition(ok == Z_OK, "zlib deflateInit2 failed: \(ok)")
     }
 
@@ -144,7 +146,7 @@ public final class GzipStream {
                 return deflate(&stream, flush)
             }
             let produced = chunk.count - Int(stream.avail_out)
-            output.append(contentsOf: chunk[0 ..< produced])
+            output.append(contentsOf: chunk[0..<produced])
             if flush == Z_FINISH ? status == Z_STREAM_END : (stream.avail_in == 0 && stream.avail_out > 0) { return }
             precondition(status == Z_OK || status == Z_BUF_ERROR, "zlib deflate failed: \(status)")
         }

@@ -58,7 +58,10 @@ struct IDIndex {
         var isDense = true
         var i: UInt64 = 1
         for id in ids {
-            if id != i { isDense = false; break }
+            if id != i {
+                isDense = false
+                break
+            }
             i += 1
         }
         if isDense {
@@ -91,7 +94,7 @@ struct DecodeState {
     let count: Int
     let limits: PprofLimits
 
-    var sampleSpans: [UInt32] = []     // start, end pairs
+    var sampleSpans: [UInt32] = []  // start, end pairs
     var mappingSpans: [UInt32] = []
     var locationSpans: [UInt32] = []
     var functionSpans: [UInt32] = []
@@ -188,8 +191,10 @@ struct DecodeState {
 
     /// A repeated scalar, packed (wire type 2) or not (wire type 0).
     @inline(__always)
-    private func repeatedVarints(_ r: inout WireReader, _ name: String, _ field: UInt64, _ wire: UInt8,
-                                 _ body: (UInt64) throws(PprofError) -> Void) throws(PprofError) {
+    private func repeatedVarints(
+        _ r: inout WireReader, _ name: String, _ field: UInt64, _ wire: UInt8,
+        _ body: (UInt64) throws(PprofError) -> Void
+    ) throws(PprofError) {
         if wire == 2 {
             var p = r.sub(try r.lengthDelimited())
             while !p.atEnd { try body(p.varint()) }
@@ -292,7 +297,9 @@ struct DecodeState {
         for k in stride(from: 0, to: functionSpans.count, by: 2) {
             var r = WireReader(base: base, pos: Int(functionSpans[k]), end: Int(functionSpans[k + 1]))
             var f = PprofFunction(id: 0)
-            var name: Int64 = 0, sys: Int64 = 0, file: Int64 = 0
+            var name: Int64 = 0
+            var sys: Int64 = 0
+            var file: Int64 = 0
             while !r.atEnd {
                 let (field, wire) = try r.key()
                 if field >= 1 && field <= 5 {
@@ -339,7 +346,15 @@ struct DecodeState {
                 case 1, 2, 3, 5:
                     guard wire == 0 else { throw wireMismatch("Location field", field, got: wire, want: 0) }
                     let v = try r.varint()
-                    if field == 1 { loc.id = v } else if field == 2 { mappingID = v } else if field == 3 { loc.address = v } else { loc.isFolded = v != 0 }
+                    if field == 1 {
+                        loc.id = v
+                    } else if field == 2 {
+                        mappingID = v
+                    } else if field == 3 {
+                        loc.address = v
+                    } else {
+                        loc.isFolded = v != 0
+                    }
                 case 4:
                     guard wire == 2 else { throw wireMismatch("Location.line", field, got: wire, want: 2) }
                     var lr = r.sub(try r.lengthDelimited())
@@ -350,7 +365,13 @@ struct DecodeState {
                         if lf >= 1 && lf <= 3 {
                             guard lw == 0 else { throw wireMismatch("Line field", lf, got: lw, want: 0) }
                             let v = try lr.varint()
-                            if lf == 1 { fid = v } else if lf == 2 { line.line = Int64(bitPattern: v) } else { line.column = Int64(bitPattern: v) }
+                            if lf == 1 {
+                                fid = v
+                            } else if lf == 2 {
+                                line.line = Int64(bitPattern: v)
+                            } else {
+                                line.column = Int64(bitPattern: v)
+                            }
                         } else {
                             try lr.skip(wire: lw)
                         }
@@ -363,7 +384,7 @@ struct DecodeState {
             }
             // The id is known only once the whole message is read, so references are resolved here.
             let lineStart = Int(loc.lineStart)
-            for n in 0 ..< lines.count - lineStart {
+            for n in 0..<lines.count - lineStart {
                 let fid = lineFunctionIDs[lineStart + n]
                 guard fid != 0 else {
                     throw PprofError(.invalid, "location \(loc.id): line \(n + 1) references function 0 (reserved)")
@@ -425,7 +446,7 @@ struct DecodeState {
             locationStartsOut[0] = 0
             labelStartsOut[0] = 0
             do throws(PprofError) {
-                for s in 0 ..< n {
+                for s in 0..<n {
                     var r = WireReader(base: base, pos: Int(sampleSpans[2 * s]), end: Int(sampleSpans[2 * s + 1]))
                     // The payload is far larger than the core's caches, and waiting for each sample's
                     // bytes was a large part of this loop: a later sample's first two lines are loaded now.
@@ -448,16 +469,21 @@ struct DecodeState {
                             } else if wire == 0 {
                                 let at = r.pos
                                 _ = try r.varint()
-                                ids = at ..< r.pos
+                                ids = at..<r.pos
                             } else {
                                 throw wireMismatch("Sample.location_id", field, got: wire, want: 2)
                             }
-                            if let fault = decodeLocationIDs(ids, index: locationIndex, tables: tables, into: out, count: &locationCount,
-                                                             depth: &depth, maxDepth: maxDepth) {
+                            if let fault = decodeLocationIDs(
+                                ids, index: locationIndex, tables: tables, into: out, count: &locationCount,
+                                depth: &depth, maxDepth: maxDepth)
+                            {
                                 switch fault {
                                 case .unknown(let id):
-                                    throw PprofError(.invalid, id == 0 ? "sample \(s) references location 0 (reserved)"
-                                                                      : "sample \(s) references unknown location \(id)")
+                                    throw PprofError(
+                                        .invalid,
+                                        id == 0
+                                            ? "sample \(s) references location 0 (reserved)"
+                                            : "sample \(s) references unknown location \(id)")
                                 case .malformed:
                                     // Re-read with the general reader for its exact message.
                                     var p = r.sub(ids)
@@ -474,7 +500,10 @@ struct DecodeState {
                         case 3:
                             guard wire == 2 else { throw wireMismatch("Sample.label", field, got: wire, want: 2) }
                             var lr = r.sub(try r.lengthDelimited())
-                            var key: Int64 = 0, sv: Int64 = 0, num: Int64 = 0, unit: Int64 = 0
+                            var key: Int64 = 0
+                            var sv: Int64 = 0
+                            var num: Int64 = 0
+                            var unit: Int64 = 0
                             while !lr.atEnd {
                                 let (lf, lw) = try lr.key()
                                 if lf >= 1 && lf <= 4 {
@@ -486,7 +515,8 @@ struct DecodeState {
                                 }
                             }
                             guard key >= 0 && key < stringCount, sv >= 0 && sv < stringCount, unit >= 0 && unit < stringCount else {
-                                throw PprofError(.invalid, "sample \(s): label references a string outside the string table (\(stringCount) entries)")
+                                throw PprofError(
+                                    .invalid, "sample \(s): label references a string outside the string table (\(stringCount) entries)")
                             }
                             // pprof ignores a label that carries neither a string nor a number nor a unit.
                             if sv == 0 && num == 0 && unit == 0 { continue }
@@ -537,8 +567,10 @@ struct DecodeState {
     /// bytes go four at a time through the vector reader (`kiln_small_varints`); the rest, and all ids on
     /// a CPU without it, are read here, those of up to three bytes without a loop.
     @inline(__always)
-    private func decodeLocationIDs(_ ids: Range<Int>, index: IDIndex, tables: SmallVarints.Tables?, into out: UnsafeMutablePointer<Int32>,
-                                   count: inout Int, depth: inout Int, maxDepth: Int) -> LocationIDFault? {
+    private func decodeLocationIDs(
+        _ ids: Range<Int>, index: IDIndex, tables: SmallVarints.Tables?, into out: UnsafeMutablePointer<Int32>,
+        count: inout Int, depth: inout Int, maxDepth: Int
+    ) -> LocationIDFault? {
         var p = base + ids.lowerBound
         let end = base + ids.upperBound
         let first = out + count
@@ -548,8 +580,9 @@ struct DecodeState {
         if dense >= 0, let tables {
             // Four ids a step, no branch on each one's length; what it leaves the loop below finishes.
             var cursor: UnsafePointer<UInt8>? = p
-            o += kiln_small_varints(&cursor, end, base + self.count, Int32(min(dense, 1 << 22)), o, tables.keys,
-                                    tables.shuffles)
+            o += kiln_small_varints(
+                &cursor, end, base + self.count, Int32(min(dense, 1 << 22)), o, tables.keys,
+                tables.shuffles)
             p = cursor!
         }
         while p < end {

@@ -1,4 +1,5 @@
 import KilnFoundation
+
 /// Writes a `PprofProfile` as a `perftools.profiles.Profile` protobuf (optionally gzipped), in the field
 /// order google/pprof writes; repeated scalars are packed, zero-valued optional fields omitted.
 public enum PprofEncoder {
@@ -13,10 +14,10 @@ public enum PprofEncoder {
             w.message(1, m)
         }
         let n = p.sampleTypes.count
-        for s in 0 ..< p.sampleCount {
+        for s in 0..<p.sampleCount {
             m.clear()
             m.packed(1, p.stack(s).lazy.map { p.locations[Int($0)].id })
-            m.packed(2, p.values[s * n ..< (s + 1) * n].lazy.map { UInt64(bitPattern: $0) })
+            m.packed(2, p.values[s * n..<(s + 1) * n].lazy.map { UInt64(bitPattern: $0) })
             for label in p.labels(s) {
                 var l = WireWriter()
                 l.int64(1, Int64(label.key))
@@ -66,9 +67,9 @@ public enum PprofEncoder {
             w.message(5, m)
         }
         p.data.withUnsafeBufferPointer { data in
-            for i in 0 ..< p.stringCount {
+            for i in 0..<p.stringCount {
                 let o = Int(p.stringOffsets[i])
-                w.bytes(6, UnsafeBufferPointer(rebasing: data[o ..< o + Int(p.stringLengths[i])]))
+                w.bytes(6, UnsafeBufferPointer(rebasing: data[o..<o + Int(p.stringLengths[i])]))
             }
         }
         w.int64(7, Int64(p.dropFrames))

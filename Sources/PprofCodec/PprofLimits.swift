@@ -16,8 +16,10 @@ public struct PprofLimits: Sendable, Equatable {
     /// UTF-8 boundary) and counted in `PprofProfile.truncatedStrings`. 0 = no limit.
     public var maxSymbolLength: Int
 
-    public init(maxDecompressedBytes: Int, maxSamples: Int, maxStackDepth: Int, maxLabelsPerSample: Int,
-                maxSymbolLength: Int) {
+    public init(
+        maxDecompressedBytes: Int, maxSamples: Int, maxStackDepth: Int, maxLabelsPerSample: Int,
+        maxSymbolLength: Int
+    ) {
         self.maxDecompressedBytes = maxDecompressedBytes
         self.maxSamples = maxSamples
         self.maxStackDepth = maxStackDepth
@@ -27,19 +29,22 @@ public struct PprofLimits: Sendable, Equatable {
 
     /// Kiln's default: Pyroscope's per-sample bounds (depth 1000, 100 labels, 65535-byte symbols) with
     /// room for large real profiles (merged server exports reach 7 MB raw and 120k samples).
-    public static let `default` = PprofLimits(maxDecompressedBytes: 64 << 20, maxSamples: 1_000_000,
-                                              maxStackDepth: 1000, maxLabelsPerSample: 100,
-                                              maxSymbolLength: 65535)
+    public static let `default` = PprofLimits(
+        maxDecompressedBytes: 64 << 20, maxSamples: 1_000_000,
+        maxStackDepth: 1000, maxLabelsPerSample: 100,
+        maxSymbolLength: 65535)
 
     /// Grafana Pyroscope's ingest defaults (`validation.max-profile-size-bytes` 4 MiB uncompressed,
     /// `max-profile-stacktrace-samples` 16000, depth 1000, 100 labels, 65535-byte symbols).
-    public static let pyroscope = PprofLimits(maxDecompressedBytes: 4 << 20, maxSamples: 16000,
-                                              maxStackDepth: 1000, maxLabelsPerSample: 100,
-                                              maxSymbolLength: 65535)
+    public static let pyroscope = PprofLimits(
+        maxDecompressedBytes: 4 << 20, maxSamples: 16000,
+        maxStackDepth: 1000, maxLabelsPerSample: 100,
+        maxSymbolLength: 65535)
 
     /// No per-sample bounds; only the size cap (which the decoder always needs).
     public static func unbounded(maxDecompressedBytes: Int = 1 << 30) -> PprofLimits {
-        PprofLimits(maxDecompressedBytes: maxDecompressedBytes, maxSamples: Int.max, maxStackDepth: 0,
-                    maxLabelsPerSample: 0, maxSymbolLength: 0)
+        PprofLimits(
+            maxDecompressedBytes: maxDecompressedBytes, maxSamples: Int.max, maxStackDepth: 0,
+            maxLabelsPerSample: 0, maxSymbolLength: 0)
     }
 }

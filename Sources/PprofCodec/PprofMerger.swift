@@ -54,7 +54,7 @@ public struct PprofMerger: Sendable {
             if stringMap[Int(i)] >= 0 { return stringMap[Int(i)] }
             let m = p.data.withUnsafeBufferPointer { d in
                 let o = Int(p.stringOffsets[Int(i)])
-                return strings.intern(UnsafeBufferPointer(rebasing: d[o ..< o + Int(p.stringLengths[Int(i)])]))
+                return strings.intern(UnsafeBufferPointer(rebasing: d[o..<o + Int(p.stringLengths[Int(i)])]))
             }
             stringMap[Int(i)] = m
             return m
@@ -69,7 +69,9 @@ public struct PprofMerger: Sendable {
             samples.valuesPerSample = types.count
         } else {
             if pt != (periodType ?? PprofValueType(type: 0, unit: 0)) {
-                throw PprofError(.incompatible, "incompatible period types \(describe([periodType ?? PprofValueType(type: 0, unit: 0)])) and \(describe([pt]))")
+                throw PprofError(
+                    .incompatible,
+                    "incompatible period types \(describe([periodType ?? PprofValueType(type: 0, unit: 0)])) and \(describe([pt]))")
             }
             if types != sampleTypes {
                 throw PprofError(.incompatible, "incompatible sample types \(describe(sampleTypes)) and \(describe(types))")
@@ -90,9 +92,11 @@ public struct PprofMerger: Sendable {
             var size = src.memoryLimit &- src.memoryStart
             size = size &+ 0xfff
             size -= size % 0x1000
-            let key = MappingKey(size: size, offset: src.fileOffset,
-                                 buildIDOrFile: src.buildID != 0 && p.stringLengths[Int(src.buildID)] > 0 ? s(src.buildID)
-                                     : src.filename != 0 && p.stringLengths[Int(src.filename)] > 0 ? s(src.filename) : 0)
+            let key = MappingKey(
+                size: size, offset: src.fileOffset,
+                buildIDOrFile: src.buildID != 0 && p.stringLengths[Int(src.buildID)] > 0
+                    ? s(src.buildID)
+                    : src.filename != 0 && p.stringLengths[Int(src.filename)] > 0 ? s(src.filename) : 0)
             if let existing = mappingKeys[key] {
                 mappingMap[i] = existing
                 addressShift[i] = mappings[Int(existing)].memoryStart &- src.memoryStart
@@ -115,8 +119,9 @@ public struct PprofMerger: Sendable {
         func function(_ i: Int32) -> Int32 {
             if functionMap[Int(i)] >= 0 { return functionMap[Int(i)] }
             let src = p.functions[Int(i)]
-            let f = PprofFunction(id: UInt64(functions.count + 1), name: s(src.name), systemName: s(src.systemName),
-                                  filename: s(src.filename), startLine: src.startLine)
+            let f = PprofFunction(
+                id: UInt64(functions.count + 1), name: s(src.name), systemName: s(src.systemName),
+                filename: s(src.filename), startLine: src.startLine)
             var key = f
             key.id = 0
             if let existing = functionKeys[key] {
@@ -150,17 +155,20 @@ public struct PprofMerger: Sendable {
                 keyLines.append(line.column)
                 lines.append(PprofLine(functionIndex: f, line: line.line, column: line.column))
             }
-            let key = LocationKey(address: mi >= 0 ? address &- mappings[Int(mi)].memoryStart : address, mapping: mi,
-                                  isFolded: src.isFolded, lines: keyLines)
+            let key = LocationKey(
+                address: mi >= 0 ? address &- mappings[Int(mi)].memoryStart : address, mapping: mi,
+                isFolded: src.isFolded, lines: keyLines)
             if let existing = locationKeys[key] {
                 lines.removeSubrange(firstLine...)
                 locationMap[Int(i)] = existing
                 return existing
             }
             let index = Int32(locations.count)
-            locations.append(PprofLocation(id: UInt64(index + 1), mappingIndex: mi, address: address,
-                                           lineStart: Int32(firstLine), lineCount: Int32(lines.count - firstLine),
-                                           isFolded: src.isFolded))
+            locations.append(
+                PprofLocation(
+                    id: UInt64(index + 1), mappingIndex: mi, address: address,
+                    lineStart: Int32(firstLine), lineCount: Int32(lines.count - firstLine),
+                    isFolded: src.isFolded))
             locationKeys[key] = index
             locationMap[Int(i)] = index
             return index
@@ -170,8 +178,8 @@ public struct PprofMerger: Sendable {
         var stack: [Int32] = []
         var labels: [PprofLabel] = []
         p.values.withUnsafeBufferPointer { values in
-            for si in 0 ..< p.sampleCount {
-                let v = UnsafeBufferPointer(rebasing: values[si * n ..< (si + 1) * n])
+            for si in 0..<p.sampleCount {
+                let v = UnsafeBufferPointer(rebasing: values[si * n..<(si + 1) * n])
                 if !v.contains(where: { $0 != 0 }) { continue }
                 stack.removeAll(keepingCapacity: true)
                 for l in p.stack(si) { stack.append(location(l)) }
@@ -196,11 +204,12 @@ public struct PprofMerger: Sendable {
 
     /// The merged profile. Merged samples whose values cancel out to all zeros are dropped.
     public func finish() -> PprofProfile {
-        var p = PprofProfile(data: strings.arena, stringOffsets: strings.offsets, stringLengths: strings.lengths,
-                             sampleTypes: sampleTypes, periodType: periodType, period: period, timeNanos: timeNanos,
-                             durationNanos: durationNanos, dropFrames: dropFrames, keepFrames: keepFrames,
-                             comments: comments, defaultSampleType: defaultSampleType,
-                             mappings: mappings, locations: locations, lines: lines, functions: functions)
+        var p = PprofProfile(
+            data: strings.arena, stringOffsets: strings.offsets, stringLengths: strings.lengths,
+            sampleTypes: sampleTypes, periodType: periodType, period: period, timeNanos: timeNanos,
+            durationNanos: durationNanos, dropFrames: dropFrames, keepFrames: keepFrames,
+            comments: comments, defaultSampleType: defaultSampleType,
+            mappings: mappings, locations: locations, lines: lines, functions: functions)
         samples.write(into: &p)
         return p
     }
@@ -220,7 +229,7 @@ struct StringInterner: Sendable {
 
     func string(_ i: Int32) -> String {
         let o = Int(offsets[Int(i)])
-        return String(decoding: arena[o ..< o + Int(lengths[Int(i)])], as: UTF8.self)
+        return String(decoding: arena[o..<o + Int(lengths[Int(i)])], as: UTF8.self)
     }
 
     mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32 {
@@ -284,10 +293,11 @@ struct SampleTable: Sendable {
             let s = Int(slots[i])
             if s < 0 { break }
             if hashes[s] == hash
-                && stacks[Int(stackStarts[s]) ..< Int(stackStarts[s + 1])].elementsEqual(stack)
-                && labels[Int(labelStarts[s]) ..< Int(labelStarts[s + 1])].elementsEqual(newLabels) {
+                && stacks[Int(stackStarts[s])..<Int(stackStarts[s + 1])].elementsEqual(stack)
+                && labels[Int(labelStarts[s])..<Int(labelStarts[s + 1])].elementsEqual(newLabels)
+            {
                 let base = s * valuesPerSample
-                for t in 0 ..< valuesPerSample { values[base + t] &+= v[t] }
+                for t in 0..<valuesPerSample { values[base + t] &+= v[t] }
                 return
             }
             i = (i + 1) & mask
@@ -315,7 +325,7 @@ struct SampleTable: Sendable {
         let count = hashes.count
         var keep = [Bool](repeating: true, count: count)
         var dropped = 0
-        for s in 0 ..< count where !values[s * n ..< (s + 1) * n].contains(where: { $0 != 0 }) {
+        for s in 0..<count where !values[s * n..<(s + 1) * n].contains(where: { $0 != 0 }) {
             keep[s] = false
             dropped += 1
         }
@@ -329,12 +339,12 @@ struct SampleTable: Sendable {
         }
         p.sampleLocationStarts = [0]
         p.sampleLabelStarts = [0]
-        for s in 0 ..< count where keep[s] {
-            p.sampleLocations += stacks[Int(stackStarts[s]) ..< Int(stackStarts[s + 1])]
+        for s in 0..<count where keep[s] {
+            p.sampleLocations += stacks[Int(stackStarts[s])..<Int(stackStarts[s + 1])]
             p.sampleLocationStarts.append(Int32(p.sampleLocations.count))
-            p.labels += labels[Int(labelStarts[s]) ..< Int(labelStarts[s + 1])]
+            p.labels += labels[Int(labelStarts[s])..<Int(labelStarts[s + 1])]
             p.sampleLabelStarts.append(Int32(p.labels.count))
-            p.values += values[s * n ..< (s + 1) * n]
+            p.values += values[s * n..<(s + 1) * n]
         }
     }
 }

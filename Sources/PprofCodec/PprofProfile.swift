@@ -52,14 +52,16 @@ public struct PprofProfile: Sendable {
     /// String-table entries cut to `PprofLimits.maxSymbolLength`.
     public var truncatedStrings: Int
 
-    public init(data: [UInt8] = [0], stringOffsets: [UInt32] = [0], stringLengths: [UInt32] = [0],
-                sampleTypes: [PprofValueType] = [], periodType: PprofValueType? = nil, period: Int64 = 0,
-                timeNanos: Int64 = 0, durationNanos: Int64 = 0, dropFrames: Int32 = 0, keepFrames: Int32 = 0,
-                comments: [Int32] = [], defaultSampleType: Int32 = 0,
-                sampleLocationStarts: [Int32] = [0], sampleLocations: [Int32] = [], values: [Int64] = [],
-                sampleLabelStarts: [Int32] = [0], labels: [PprofLabel] = [],
-                mappings: [PprofMapping] = [], locations: [PprofLocation] = [], lines: [PprofLine] = [],
-                functions: [PprofFunction] = [], truncatedStacks: Int = 0, truncatedStrings: Int = 0) {
+    public init(
+        data: [UInt8] = [0], stringOffsets: [UInt32] = [0], stringLengths: [UInt32] = [0],
+        sampleTypes: [PprofValueType] = [], periodType: PprofValueType? = nil, period: Int64 = 0,
+        timeNanos: Int64 = 0, durationNanos: Int64 = 0, dropFrames: Int32 = 0, keepFrames: Int32 = 0,
+        comments: [Int32] = [], defaultSampleType: Int32 = 0,
+        sampleLocationStarts: [Int32] = [0], sampleLocations: [Int32] = [], values: [Int64] = [],
+        sampleLabelStarts: [Int32] = [0], labels: [PprofLabel] = [],
+        mappings: [PprofMapping] = [], locations: [PprofLocation] = [], lines: [PprofLine] = [],
+        functions: [PprofFunction] = [], truncatedStacks: Int = 0, truncatedStrings: Int = 0
+    ) {
         self.data = data
         self.stringOffsets = stringOffsets
         self.stringLengths = stringLengths
@@ -90,27 +92,27 @@ public struct PprofProfile: Sendable {
 
     /// Location indices of sample `s`, leaf first.
     @inlinable public func stack(_ s: Int) -> ArraySlice<Int32> {
-        sampleLocations[Int(sampleLocationStarts[s]) ..< Int(sampleLocationStarts[s + 1])]
+        sampleLocations[Int(sampleLocationStarts[s])..<Int(sampleLocationStarts[s + 1])]
     }
 
     @inlinable public func labels(_ s: Int) -> ArraySlice<PprofLabel> {
-        labels[Int(sampleLabelStarts[s]) ..< Int(sampleLabelStarts[s + 1])]
+        labels[Int(sampleLabelStarts[s])..<Int(sampleLabelStarts[s + 1])]
     }
 
     @inlinable public func values(_ s: Int) -> ArraySlice<Int64> {
         let n = sampleTypes.count
-        return values[s * n ..< (s + 1) * n]
+        return values[s * n..<(s + 1) * n]
     }
 
     @inlinable public func lines(of location: Int) -> ArraySlice<PprofLine> {
         let l = locations[location]
-        return lines[Int(l.lineStart) ..< Int(l.lineStart) + Int(l.lineCount)]
+        return lines[Int(l.lineStart)..<Int(l.lineStart) + Int(l.lineCount)]
     }
 
     /// The raw bytes of string `i` (no copy).
     @inlinable public func stringBytes(_ i: Int32) -> ArraySlice<UInt8> {
         let o = Int(stringOffsets[Int(i)])
-        return data[o ..< o + Int(stringLengths[Int(i)])]
+        return data[o..<o + Int(stringLengths[Int(i)])]
     }
 
     /// String `i` decoded as UTF-8 (invalid sequences become U+FFFD).
@@ -165,9 +167,11 @@ public struct PprofMapping: Sendable, Hashable {
     public var hasFilenames: Bool
     public var hasLineNumbers: Bool
     public var hasInlineFrames: Bool
-    public init(id: UInt64, memoryStart: UInt64 = 0, memoryLimit: UInt64 = 0, fileOffset: UInt64 = 0,
-                filename: Int32 = 0, buildID: Int32 = 0, hasFunctions: Bool = false, hasFilenames: Bool = false,
-                hasLineNumbers: Bool = false, hasInlineFrames: Bool = false) {
+    public init(
+        id: UInt64, memoryStart: UInt64 = 0, memoryLimit: UInt64 = 0, fileOffset: UInt64 = 0,
+        filename: Int32 = 0, buildID: Int32 = 0, hasFunctions: Bool = false, hasFilenames: Bool = false,
+        hasLineNumbers: Bool = false, hasInlineFrames: Bool = false
+    ) {
         self.id = id
         self.memoryStart = memoryStart
         self.memoryLimit = memoryLimit
@@ -189,8 +193,10 @@ public struct PprofLocation: Sendable, Hashable {
     public var lineStart: Int32
     public var lineCount: Int32
     public var isFolded: Bool
-    public init(id: UInt64, mappingIndex: Int32 = -1, address: UInt64 = 0, lineStart: Int32 = 0,
-                lineCount: Int32 = 0, isFolded: Bool = false) {
+    public init(
+        id: UInt64, mappingIndex: Int32 = -1, address: UInt64 = 0, lineStart: Int32 = 0,
+        lineCount: Int32 = 0, isFolded: Bool = false
+    ) {
         self.id = id
         self.mappingIndex = mappingIndex
         self.address = address

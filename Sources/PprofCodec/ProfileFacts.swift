@@ -64,7 +64,7 @@ public struct ProfileFacts: Sendable, Equatable {
         p.values.withUnsafeBufferPointer { v in
             var i = 0
             while i < v.count {
-                for t in 0 ..< n { sums[t] &+= v[i + t] }
+                for t in 0..<n { sums[t] &+= v[i + t] }
                 i += n
             }
         }
@@ -126,13 +126,13 @@ struct FunctionGraph {
         var cum = [Int64](repeating: 0, count: keys.count)
         var seenIn = [Int](repeating: -1, count: keys.count)
         let n = p.sampleTypes.count
-        for s in 0 ..< p.sampleCount {
+        for s in 0..<p.sampleCount {
             let w = p.values[s * n + sampleIndex]
             if w == 0 { continue }
             let stack = p.stack(s)
             if stack.isEmpty { continue }
             for loc in stack {
-                for k in Int(locNodeStart[Int(loc)]) ..< Int(locNodeStart[Int(loc) + 1]) {
+                for k in Int(locNodeStart[Int(loc)])..<Int(locNodeStart[Int(loc) + 1]) {
                     let id = Int(locNodes[k])
                     if seenIn[id] != s {
                         seenIn[id] = s
@@ -231,7 +231,8 @@ extension ProfileFacts {
         var sum: Int64 = 0
         for row in top {
             sum &+= row.flat
-            out += "\(pad(String(row.flat), 14)) \(pad(pct(row.flat), 7)) \(pad(pct(sum), 7)) \(pad(String(row.cum), 14)) \(pad(pct(row.cum), 7))  \(row.name)\n"
+            out +=
+                "\(pad(String(row.flat), 14)) \(pad(pct(row.flat), 7)) \(pad(pct(sum), 7)) \(pad(String(row.cum), 14)) \(pad(pct(row.cum), 7))  \(row.name)\n"
         }
         return out
     }

@@ -80,12 +80,13 @@ struct WireReader {
         let at = pos
         let n = try varint()
         guard n <= UInt64(end - pos) else {
-            throw PprofError(.malformed,
-                             "malformed protobuf: length \(n) at offset \(at) exceeds the remaining \(end - pos) bytes")
+            throw PprofError(
+                .malformed,
+                "malformed protobuf: length \(n) at offset \(at) exceeds the remaining \(end - pos) bytes")
         }
         let start = pos
         pos += Int(n)
-        return start ..< pos
+        return start..<pos
     }
 
     /// Skips a field of an unknown number.

@@ -131,7 +131,8 @@ public struct FNV1a: Sendable {
 extension Array {
     /// The first index whose element fails `belongsBefore` (the array is partitioned by it).
     func partitionPoint(_ belongsBefore: (Element) -> Bool) -> Int {
-        var low = 0, high = count
+        var low = 0
+        var high = count
         while low < high {
             let mid = (low + high) / 2
             if belongsBefore(self[mid]) { low = mid + 1 } else { high = mid }

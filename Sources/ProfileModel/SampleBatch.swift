@@ -74,7 +74,7 @@ public struct StackTable: Sendable, Equatable {
     public var count: Int { starts.count - 1 }
 
     public func stack(_ i: Int) -> ArraySlice<UInt32> {
-        frames[Int(starts[i]) ..< Int(starts[i + 1])]
+        frames[Int(starts[i])..<Int(starts[i + 1])]
     }
 
     public mutating func append<C: Collection>(_ stackFrames: C) where C.Element == UInt32 {
@@ -115,10 +115,12 @@ public struct SampleBatch: Sendable, Equatable {
     public var droppedZeroValue: Int64
     public var droppedEmptyStack: Int64
 
-    public init(tenant: String, provenance: Provenance, series: [BatchSeries] = [], symbols: SymbolTable = SymbolTable(),
-                stacks: StackTable = StackTable(), sampleSeries: [UInt32] = [], sampleStacks: [UInt32] = [],
-                sampleValues: [Int64] = [], sampleTimes: [Int64] = [], sampleSpans: [UInt64] = [],
-                droppedZeroValue: Int64 = 0, droppedEmptyStack: Int64 = 0) {
+    public init(
+        tenant: String, provenance: Provenance, series: [BatchSeries] = [], symbols: SymbolTable = SymbolTable(),
+        stacks: StackTable = StackTable(), sampleSeries: [UInt32] = [], sampleStacks: [UInt32] = [],
+        sampleValues: [Int64] = [], sampleTimes: [Int64] = [], sampleSpans: [UInt64] = [],
+        droppedZeroValue: Int64 = 0, droppedEmptyStack: Int64 = 0
+    ) {
         self.tenant = tenant
         self.provenance = provenance
         self.series = series

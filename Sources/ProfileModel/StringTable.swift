@@ -29,7 +29,7 @@ public struct StringTable: RandomAccessCollection, Hashable, Sendable, Expressib
 
     /// Where string `i` lies in `utf8`.
     @inlinable public func byteRange(_ i: Int) -> Range<Int> {
-        (i == 0 ? 0 : Int(ends[i - 1])) ..< Int(ends[i])
+        (i == 0 ? 0 : Int(ends[i - 1]))..<Int(ends[i])
     }
 
     /// Calls `body` with string `i`'s UTF-8, in place.

@@ -53,16 +53,26 @@ public struct FlameGraphLevels: Sendable, Equatable {
         var levels: [[Int64]] = []
         var maxSelf: Int64 = 0
         // One entry per node to emit: a real node, or a parent's folded "other" remainder.
-        struct Pending { var node: Int32; var level: Int; var x: (Int64, Int64); var other: (Int64, Int64)? }
+        struct Pending {
+            var node: Int32
+            var level: Int
+            var x: (Int64, Int64)
+            var other: (Int64, Int64)?
+        }
         var work: [Pending] = [Pending(node: 0, level: 0, x: (0, 0), other: nil)]
         while let item = work.popLast() {
             if levels.count == item.level { levels.append([]) }
             let n = Int(item.node)
-            var selfs: (Int64, Int64), nodeTotals: (Int64, Int64), name: Int64
+            var selfs: (Int64, Int64)
+            var nodeTotals: (Int64, Int64)
+            var name: Int64
             if let other = item.other {
                 selfs = other
                 nodeTotals = other
-                if otherIndex == nil { names.append(Self.otherName); otherIndex = Int64(names.count - 1) }
+                if otherIndex == nil {
+                    names.append(Self.otherName)
+                    otherIndex = Int64(names.count - 1)
+                }
                 name = otherIndex!
             } else {
                 selfs = (tree.selfValues[n * sides], sides == 2 ? tree.selfValues[n * sides + 1] : 0)

@@ -48,8 +48,12 @@ public struct LinearRegex: Sendable {
         var compiler = RegexCompiler()
         try compiler.emit(node)
         compiler.program.append(.match)
-        var ops: [Op] = [], classStart: [Int32] = [], classEnd: [Int32] = [], classNegated: [Bool] = []
-        var lows: [UInt32] = [], highs: [UInt32] = []
+        var ops: [Op] = []
+        var classStart: [Int32] = []
+        var classEnd: [Int32] = []
+        var classNegated: [Bool] = []
+        var lows: [UInt32] = []
+        var highs: [UInt32] = []
         for instruction in compiler.program {
             switch instruction {
             case .scalar(let set):
@@ -68,14 +72,17 @@ public struct LinearRegex: Sendable {
             case .match: ops.append(Op(kind: .match, x: 0, y: 0))
             }
         }
-        (self.ops, self.classStart, self.classEnd, self.classNegated, self.lows, self.highs) = (ops, classStart, classEnd, classNegated, lows, highs)
+        (self.ops, self.classStart, self.classEnd, self.classNegated, self.lows, self.highs) = (
+            ops, classStart, classEnd, classNegated, lows, highs
+        )
     }
 
     /// Whether the whole of `text` matches.
     public func wholeMatch(_ text: String) -> Bool {
         let n = ops.count
         // Two sparse sets of program counters: the threads alive before and after each character.
-        var current = SparseSet(capacity: n), next = SparseSet(capacity: n)
+        var current = SparseSet(capacity: n)
+        var next = SparseSet(capacity: n)
         var stack: [Int] = []
         let scalars = text.unicodeScalars
         var position = scalars.startIndex
@@ -182,9 +189,11 @@ struct CharClass: Sendable {
     func caseFolded() -> CharClass {
         var out = ranges
         for r in ranges {
-            let lower = max(r.lowerBound, 65), upper = min(r.upperBound, 90)
+            let lower = max(r.lowerBound, 65)
+            let upper = min(r.upperBound, 90)
             if lower <= upper { out.append((lower + 32)...(upper + 32)) }
-            let lower2 = max(r.lowerBound, 97), upper2 = min(r.upperBound, 122)
+            let lower2 = max(r.lowerBound, 97)
+            let upper2 = min(r.upperBound, 122)
             if lower2 <= upper2 { out.append((lower2 - 32)...(upper2 - 32)) }
         }
         return CharClass(ranges: out, negated: negated)
@@ -250,11 +259,20 @@ struct RegexParser {
                 let start = i
                 var bounds: (Int, Int?) = (0, nil)
                 switch q {
-                case "*": i += 1; bounds = (0, nil)
-                case "+": i += 1; bounds = (1, nil)
-                case "?": i += 1; bounds = (0, 1)
+                case "*":
+                    i += 1
+                    bounds = (0, nil)
+                case "+":
+                    i += 1
+                    bounds = (1, nil)
+                case "?":
+                    i += 1
+                    bounds = (0, 1)
                 default:
-                    guard let counted = try countedRepeat() else { i = start; break }
+                    guard let counted = try countedRepeat() else {
+                        i = start
+                        break
+                    }
                     bounds = counted
                 }
                 if i == start { break }  // a `{` that is not a repetition is a literal
@@ -273,7 +291,8 @@ struct RegexParser {
     mutating func countedRepeat() throws(LinearRegex.SyntaxError) -> (Int, Int?)? {
         var j = i + 1
         func number(_ j: inout Int) -> Int? {
-            var v = 0, digits = 0
+            var v = 0
+            var digits = 0
             while j < s.count, let d = Int(String(s[j])), s[j].isASCII, d >= 0 {
                 v = min(v * 10 + d, 100_000)
                 digits += 1
@@ -315,7 +334,8 @@ struct RegexParser {
                     i += 1
                 } else {
                     // Flags: `(?i)` holds for the rest of the enclosing group, `(?i:…)` for its subgroup.
-                    var on = true, flags = caseInsensitive
+                    var on = true
+                    var flags = caseInsensitive
                     while let f = peek, f != ")" && f != ":" {
                         switch f {
                         case "i": flags = on
@@ -387,7 +407,10 @@ struct RegexParser {
             var hex = ""
             if peek == "{" {
                 i += 1
-                while let h = peek, h != "}" { hex.unicodeScalars.append(h); i += 1 }
+                while let h = peek, h != "}" {
+                    hex.unicodeScalars.append(h)
+                    i += 1
+                }
                 guard peek == "}" else { throw fail("unterminated \\x{...}") }
                 i += 1
             } else {
@@ -418,7 +441,10 @@ struct RegexParser {
         var first = true
         while true {
             guard let c = peek else { throw fail("missing \"]\"") }
-            if c == "]" && !first { i += 1; break }
+            if c == "]" && !first {
+                i += 1
+                break
+            }
             first = false
             if c == "[", i + 1 < s.count, s[i + 1] == ":" {
                 ranges += try posixClass()
@@ -462,8 +488,14 @@ struct RegexParser {
         let start = i
         i += 2
         var name = ""
-        while let c = peek, c != ":" { name.unicodeScalars.append(c); i += 1 }
-        guard i + 1 < s.count, s[i] == ":", s[i + 1] == "]" else { i = start; throw fail("invalid character class") }
+        while let c = peek, c != ":" {
+            name.unicodeScalars.append(c)
+            i += 1
+        }
+        guard i + 1 < s.count, s[i] == ":", s[i + 1] == "]" else {
+            i = start
+            throw fail("invalid character class")
+        }
         i += 2
         switch name {
         case "alpha": return [65...90, 97...122]
@@ -485,7 +517,8 @@ struct RegexCompiler {
 
     mutating func append(_ instruction: LinearRegex.Instruction) throws(LinearRegex.SyntaxError) {
         guard program.count < LinearRegex.maxInstructions else {
-            throw LinearRegex.SyntaxError(description: "expression too large (more than \(LinearRegex.maxInstructions) steps once repetitions are expanded)")
+            throw LinearRegex.SyntaxError(
+                description: "expression too large (more than \(LinearRegex.maxInstructions) steps once repetitions are expanded)")
         }
         program.append(instruction)
     }

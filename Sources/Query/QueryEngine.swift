@@ -151,9 +151,10 @@ public actor QueryEngine {
         for meta in try await liveBlocks(tenant: selection.tenant, time: selection.time)
         where meta.stats.profileTypes[selection.profileType] != nil {
             let block = try await loaded(meta)
-            let ids = Set(block.series.lazy.filter {
-                $0.profileType.id == selection.profileType && selection.selector.matches($0.labels)
-            }.map(\.id))
+            let ids = Set(
+                block.series.lazy.filter {
+                    $0.profileType.id == selection.profileType && selection.selector.matches($0.labels)
+                }.map(\.id))
             if !ids.isEmpty { out.append((block, ids)) }
         }
         return out
@@ -162,7 +163,10 @@ public actor QueryEngine {
     func checkRange(_ time: ClosedRange<Int64>) throws(QueryError) {
         let limit = options.maxQueryRange.components.seconds * 1_000_000_000
         if time.upperBound - time.lowerBound > limit {
-            throw QueryError(.invalidArgument, "the query time range is \((time.upperBound - time.lowerBound) / 3_600_000_000_000) h; the limit is \(limit / 3_600_000_000_000) h")
+            throw QueryError(
+                .invalidArgument,
+                "the query time range is \((time.upperBound - time.lowerBound) / 3_600_000_000_000) h; the limit is \(limit / 3_600_000_000_000) h"
+            )
         }
     }
 
@@ -199,7 +203,8 @@ public actor QueryEngine {
                     tree.merge(cached.tree, into: side)
                     continue
                 }
-                jobs.append(Job(side: side, block: block, series: series, time: selection.time, nodes: try await nodeNames(block), cacheKey: key))
+                jobs.append(
+                    Job(side: side, block: block, series: series, time: selection.time, nodes: try await nodeNames(block), cacheKey: key))
             }
         }
         let parallelism = options.parallelism
@@ -227,7 +232,8 @@ public actor QueryEngine {
             blockTrees[key] = (partial, useClock)
         }
         while blockTrees.count > options.cachedBlockTrees,
-              let oldest = blockTrees.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
+            let oldest = blockTrees.min(by: { $0.value.lastUse < $1.value.lastUse })?.key
+        {
             blockTrees[oldest] = nil
         }
         return tree
@@ -279,15 +285,20 @@ public actor QueryEngine {
     /// Values per step (ms) for each group of series. `sum` adds every sample in a step; `average` divides
     /// by the number of profiles (series × timestamp) that step holds. `limit` keeps the series with the
     /// largest totals.
-    public func timeSeries(_ selection: Selection, stepMillis: Int64, groupBy: [String], aggregation: Aggregation,
-                           limit: Int?) async throws -> [Series] {
+    public func timeSeries(
+        _ selection: Selection, stepMillis: Int64, groupBy: [String], aggregation: Aggregation,
+        limit: Int?
+    ) async throws -> [Series] {
         guard stepMillis > 0 else { throw QueryError(.invalidArgument, "step must be positive") }
         let range = selection.time
         let buckets = (range.upperBound - range.lowerBound) / 1_000_000 / stepMillis
         guard buckets <= 11_000 else {
             throw QueryError(.invalidArgument, "step of \(stepMillis) ms over this range gives \(buckets) points; the limit is 11000")
         }
-        struct Key: Hashable { var group: Int; var bucket: Int64 }
+        struct Key: Hashable {
+            var group: Int
+            var bucket: Int64
+        }
         var groups: [LabelSet] = []
         var groupIndex: [LabelSet: Int] = [:]
         var sums: [Key: Double] = [:]
@@ -298,7 +309,9 @@ public actor QueryEngine {
             for s in block.series where ids.contains(s.id) {
                 var labels = LabelSet()
                 for name in groupBy { if let v = s.labels[name] { labels[name] = v } }
-                if let g = groupIndex[labels] { seriesGroup[s.id] = g } else {
+                if let g = groupIndex[labels] {
+                    seriesGroup[s.id] = g
+                } else {
                     groupIndex[labels] = groups.count
                     seriesGroup[s.id] = groups.count
                     groups.append(labels)
@@ -313,7 +326,9 @@ public actor QueryEngine {
                 sums[key, default: 0] += Double(samples.values[i])
                 if aggregation == .average {
                     // A profile is one (series, timestamp); the series id is block-local, so pair it with the block.
-                    profiles[key, default: []].insert(Int64(samples.seriesIDs[i]) &* 0x1_0000_0001 ^ samples.timeNanos[i] ^ Int64(bitPattern: UInt64(block.meta.ulid.timestampMillis)))
+                    profiles[key, default: []].insert(
+                        Int64(samples.seriesIDs[i]) &* 0x1_0000_0001 ^ samples.timeNanos[i]
+                            ^ Int64(bitPattern: UInt64(block.meta.ulid.timestampMillis)))
                 }
             }
         }

@@ -49,13 +49,17 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
             memo = nil
         case .regex, .notRegex:
             guard value.utf8.count <= LabelSelector.maxRegexBytes else {
-                throw QueryError(.invalidArgument, "regular expression for \(name) is \(value.utf8.count) bytes; the limit is \(LabelSelector.maxRegexBytes)")
+                throw QueryError(
+                    .invalidArgument,
+                    "regular expression for \(name) is \(value.utf8.count) bytes; the limit is \(LabelSelector.maxRegexBytes)")
             }
             do {
                 pattern = try LinearRegex(value)
                 memo = RegexMemo()
             } catch {
-                throw QueryError(.invalidArgument, "invalid regular expression for \(name): \"\(value.count > 80 ? String(value.prefix(80)) + "…" : value)\": \(error)")
+                throw QueryError(
+                    .invalidArgument,
+                    "invalid regular expression for \(name): \"\(value.count > 80 ? String(value.prefix(80)) + "…" : value)\": \(error)")
             }
         }
     }
@@ -136,7 +140,9 @@ public struct ProfileQuery: Sendable {
         let brace = trimmed.firstIndex(of: "{") ?? trimmed.endIndex
         let typeText = String(trimmed[..<brace])
         guard let type = ProfileTypeID(parsing: typeText) else {
-            throw QueryError(.invalidArgument, "query \"\(text)\": \"\(typeText)\" is not a profile type ID (name:sample_type:sample_unit:period_type:period_unit)")
+            throw QueryError(
+                .invalidArgument,
+                "query \"\(text)\": \"\(typeText)\" is not a profile type ID (name:sample_type:sample_unit:period_type:period_unit)")
         }
         profileType = type
         selector = try LabelSelector(parsing: String(trimmed[brace...]))
@@ -168,7 +174,10 @@ struct SelectorParser {
             let value = try parseString()
             matchers.append(try LabelMatcher(name, op, value))
             skipSpaces()
-            if peek == UInt8(ascii: ",") { i += 1; skipSpaces() } else if peek != UInt8(ascii: "}") {
+            if peek == UInt8(ascii: ",") {
+                i += 1
+                skipSpaces()
+            } else if peek != UInt8(ascii: "}") {
                 throw fault("expected \",\" or \"}\"")
             }
         }
@@ -206,10 +215,18 @@ struct SelectorParser {
     mutating func parseOperator() throws(QueryError) -> LabelMatcher.Operator {
         let next = i + 1 < bytes.count ? bytes[i + 1] : nil
         switch (peek, next) {
-        case (UInt8(ascii: "="), UInt8(ascii: "~")): i += 2; return .regex
-        case (UInt8(ascii: "!"), UInt8(ascii: "=")): i += 2; return .notEqual
-        case (UInt8(ascii: "!"), UInt8(ascii: "~")): i += 2; return .notRegex
-        case (UInt8(ascii: "="), _): i += 1; return .equal
+        case (UInt8(ascii: "="), UInt8(ascii: "~")):
+            i += 2
+            return .regex
+        case (UInt8(ascii: "!"), UInt8(ascii: "=")):
+            i += 2
+            return .notEqual
+        case (UInt8(ascii: "!"), UInt8(ascii: "~")):
+            i += 2
+            return .notRegex
+        case (UInt8(ascii: "="), _):
+            i += 1
+            return .equal
         default: throw fault("expected one of = != =~ !~")
         }
     }

@@ -104,7 +104,10 @@ public struct StackTree: Sendable {
             guard v != 0 else { continue }
             var path: [Int32] = []
             var c = Int32(n)
-            while c > 0 { path.append(names[Int(c)]); c = parents[Int(c)] }
+            while c > 0 {
+                path.append(names[Int(c)])
+                c = parents[Int(c)]
+            }
             out.append((path.reversed(), v))
         }
         return out
@@ -119,7 +122,9 @@ public struct StackTree: Sendable {
             byName[UInt64(UInt32(bitPattern: parents[n])) << 32 | UInt64(UInt32(bitPattern: names[n]))] = Int32(n)
         }
         for name in prefix {
-            guard let c = byName[UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))] else { return StackTree(sides: sides) }
+            guard let c = byName[UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))] else {
+                return StackTree(sides: sides)
+            }
             node = c
         }
         var out = StackTree(sides: sides)

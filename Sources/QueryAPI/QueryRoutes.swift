@@ -18,8 +18,10 @@ public enum QueryRoutes {
     /// When a request has no start: how far back it looks (Pyroscope's default max lookback).
     static let defaultLookbackMillis: Int64 = 7 * 24 * 3600 * 1000
 
-    public static func register<Context: RequestContext>(on router: Router<Context>, engine: QueryEngine, logger: Logger,
-                                                         options: QueryOptions = QueryOptions()) {
+    public static func register<Context: RequestContext>(
+        on router: Router<Context>, engine: QueryEngine, logger: Logger,
+        options: QueryOptions = QueryOptions()
+    ) {
         let api = QueryHandlers(engine: engine, logger: logger, options: options)
         unary(router, "ProfileTypes", api, api.profileTypes)
         unary(router, "LabelNames", api, api.labelNames)
@@ -112,17 +114,20 @@ struct QueryHandlers: Sendable {
         return try checkedRange(fromMillis: start, untilMillis: end, tenant: tenant, names: ("start", "end"))
     }
 
-    func checkedRange(fromMillis start: Int64, untilMillis end: Int64, tenant: String, names: (String, String)) throws(QueryError) -> ClosedRange<Int64> {
+    func checkedRange(fromMillis start: Int64, untilMillis end: Int64, tenant: String, names: (String, String)) throws(QueryError)
+        -> ClosedRange<Int64>
+    {
         guard start <= end else { throw QueryError(.invalidArgument, "\(names.0) (\(start)) is after \(names.1) (\(end))") }
         guard end < Int64.max / 1_000_000, start > Int64.min / 1_000_000 else {
             throw QueryError(.invalidArgument, "\(names.0)/\(names.1) (\(start), \(end)) is out of range")
         }
         let maxMillis = options.maxQueryLengthMillis(tenant: tenant)
         if maxMillis > 0, end - start > maxMillis {
-            throw QueryError.exceeding("max_query_length_hours", Double(maxMillis) / 3_600_000,
-                                   "the query time range of \(Self.hours(end - start)) is longer than allowed")
+            throw QueryError.exceeding(
+                "max_query_length_hours", Double(maxMillis) / 3_600_000,
+                "the query time range of \(Self.hours(end - start)) is longer than allowed")
         }
-        return start * 1_000_000 ... end * 1_000_000 + 999_999
+        return start * 1_000_000...end * 1_000_000 + 999_999
     }
 
     static func hours(_ millis: Int64) -> String { String(format: "%.1fh", Double(millis) / 3_600_000) }
@@ -146,13 +151,16 @@ struct QueryHandlers: Sendable {
         guard ProfileTypeID(parsing: type) != nil else {
             throw QueryError(.invalidArgument, "profile_typeID \"\(type)\" is not name:sample_type:sample_unit:period_type:period_unit")
         }
-        return Selection(tenant: tenant, profileType: type, selector: try LabelSelector(parsing: selector),
-                         time: try range(startMillis: start, endMillis: end, tenant: tenant))
+        return Selection(
+            tenant: tenant, profileType: type, selector: try LabelSelector(parsing: selector),
+            time: try range(startMillis: start, endMillis: end, tenant: tenant))
     }
 
     func profileTypes(_ r: Querier_V1_ProfileTypesRequest, tenant: String) async throws -> Querier_V1_ProfileTypesResponse {
         var out = Querier_V1_ProfileTypesResponse()
-        out.profileTypes = try await engine.profileTypes(tenant: tenant, time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant)).map { t in
+        out.profileTypes = try await engine.profileTypes(
+            tenant: tenant, time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant)
+        ).map { t in
             var p = Types_V1_ProfileType()
             p.id = t.id
             p.name = t.name
@@ -167,22 +175,25 @@ struct QueryHandlers: Sendable {
 
     func labelNames(_ r: Types_V1_LabelNamesRequest, tenant: String) async throws -> Types_V1_LabelNamesResponse {
         var out = Types_V1_LabelNamesResponse()
-        out.names = try await engine.labelNames(tenant: tenant, selectors: try Self.selectors(r.matchers),
-                                                time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
+        out.names = try await engine.labelNames(
+            tenant: tenant, selectors: try Self.selectors(r.matchers),
+            time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
         return out
     }
 
     func labelValues(_ r: Types_V1_LabelValuesRequest, tenant: String) async throws -> Types_V1_LabelValuesResponse {
         guard !r.name.isEmpty else { throw QueryError(.invalidArgument, "LabelValues needs a label name") }
         var out = Types_V1_LabelValuesResponse()
-        out.names = try await engine.labelValues(tenant: tenant, name: r.name, selectors: try Self.selectors(r.matchers),
-                                                 time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
+        out.names = try await engine.labelValues(
+            tenant: tenant, name: r.name, selectors: try Self.selectors(r.matchers),
+            time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
         return out
     }
 
     func series(_ r: Querier_V1_SeriesRequest, tenant: String) async throws -> Querier_V1_SeriesResponse {
-        let all = try await engine.seriesLabels(tenant: tenant, selectors: try Self.selectors(r.matchers),
-                                                time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
+        let all = try await engine.seriesLabels(
+            tenant: tenant, selectors: try Self.selectors(r.matchers),
+            time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
         var seen = Set<LabelSet>()
         var out = Querier_V1_SeriesResponse()
         for labels in all {
@@ -216,7 +227,9 @@ struct QueryHandlers: Sendable {
         return tree.keeping(prefix: callSite.map { table.intern($0.name) })
     }
 
-    func selectMergeStacktraces(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) async throws -> Querier_V1_SelectMergeStacktracesResponse {
+    func selectMergeStacktraces(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) async throws
+        -> Querier_V1_SelectMergeStacktracesResponse
+    {
         let (tree, names) = try await tree(r, tenant: tenant)
         var out = Querier_V1_SelectMergeStacktracesResponse()
         let maxNodes = maxNodes(r.hasMaxNodes ? r.maxNodes : nil, tenant: tenant)
@@ -227,8 +240,9 @@ struct QueryHandlers: Sendable {
             out.tree = TreeEncoding.encode(tree, names: names, maxNodes: maxNodes)
         case .pprof:
             var p = Querier_V1_PprofProfile()
-            p.profile = PprofExport.profile(tree, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!,
-                                            start: r.start, end: r.end)
+            p.profile = PprofExport.profile(
+                tree, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!,
+                start: r.start, end: r.end)
             out.pprof = p
         case .dot, .UNRECOGNIZED:
             throw APIError(.invalidArgument, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE or PPROF)")
@@ -253,17 +267,21 @@ struct QueryHandlers: Sendable {
         let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
         let (tree, names) = try await engine.mergeStacks(selection)
         let narrowed = Self.narrowed(tree, names: names, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil)
-        return PprofExport.profile(narrowed, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, start: r.start, end: r.end)
+        return PprofExport.profile(
+            narrowed, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, start: r.start, end: r.end)
     }
 
     func diff(_ r: Querier_V1_DiffRequest, tenant: String) async throws -> Querier_V1_DiffResponse {
         guard r.hasLeft, r.hasRight else { throw QueryError(.invalidArgument, "Diff needs a left and a right selection") }
         guard r.left.profileTypeID == r.right.profileTypeID else {
-            throw QueryError(.invalidArgument, "Diff: the two sides have different profile types (\(r.left.profileTypeID), \(r.right.profileTypeID))")
+            throw QueryError(
+                .invalidArgument, "Diff: the two sides have different profile types (\(r.left.profileTypeID), \(r.right.profileTypeID))")
         }
-        let (tree, names) = try await engine.diff(left: try selection(r.left, tenant: tenant), right: try selection(r.right, tenant: tenant))
-        let g = FlameGraphLevels(tree: tree, nameTable: names,
-                                 maxNodes: maxNodes(r.left.hasMaxNodes ? r.left.maxNodes : nil, tenant: tenant))
+        let (tree, names) = try await engine.diff(
+            left: try selection(r.left, tenant: tenant), right: try selection(r.right, tenant: tenant))
+        let g = FlameGraphLevels(
+            tree: tree, nameTable: names,
+            maxNodes: maxNodes(r.left.hasMaxNodes ? r.left.maxNodes : nil, tenant: tenant))
         var f = Querier_V1_FlameGraphDiff()
         let merged = Self.flameGraph(g)
         (f.names, f.levels, f.total, f.maxSelf) = (merged.names, merged.levels, merged.total, merged.maxSelf)
@@ -276,10 +294,13 @@ struct QueryHandlers: Sendable {
 
     func selectSeries(_ r: Querier_V1_SelectSeriesRequest, tenant: String) async throws -> Querier_V1_SelectSeriesResponse {
         let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
-        guard r.step.isFinite, r.step > 0 else { throw QueryError(.invalidArgument, "SelectSeries needs a positive step in seconds, got \(r.step)") }
+        guard r.step.isFinite, r.step > 0 else {
+            throw QueryError(.invalidArgument, "SelectSeries needs a positive step in seconds, got \(r.step)")
+        }
         let aggregation: QueryEngine.Aggregation = r.hasAggregation && r.aggregation == .average ? .average : .sum
-        let series = try await engine.timeSeries(selection, stepMillis: max(1, Int64((r.step * 1000).rounded())), groupBy: r.groupBy,
-                                                 aggregation: aggregation, limit: r.hasLimit ? Int(clamping: r.limit) : nil)
+        let series = try await engine.timeSeries(
+            selection, stepMillis: max(1, Int64((r.step * 1000).rounded())), groupBy: r.groupBy,
+            aggregation: aggregation, limit: r.hasLimit ? Int(clamping: r.limit) : nil)
         var out = Querier_V1_SelectSeriesResponse()
         out.series = series.map { s in
             var t = Types_V1_Series()

@@ -1,7 +1,7 @@
 import APICommon
-import KilnProtos
 import Foundation
 import Hummingbird
+import KilnProtos
 import ProfileModel
 import Query
 
@@ -40,15 +40,21 @@ enum RenderRoutes {
         var selection: Selection
     }
 
-    static func side(_ params: [String: String], query queryKey: String, from fromKey: String, until untilKey: String,
-                     tenant: String, api: QueryHandlers, now: Date = Date()) throws -> Side {
-        guard let text = params[queryKey], !text.isEmpty else { throw QueryError(.invalidArgument, "\(queryKey) is required, e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"app\"}") }
+    static func side(
+        _ params: [String: String], query queryKey: String, from fromKey: String, until untilKey: String,
+        tenant: String, api: QueryHandlers, now: Date = Date()
+    ) throws -> Side {
+        guard let text = params[queryKey], !text.isEmpty else {
+            throw QueryError(
+                .invalidArgument, "\(queryKey) is required, e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"app\"}")
+        }
         let query = try ProfileQuery(parsing: text)
         let until = try AtTime.parse(params[untilKey] ?? "now", now: now, name: untilKey)
         let from = try AtTime.parse(params[fromKey] ?? "now-1h", now: now, name: fromKey)
         let range = try api.checkedRange(fromMillis: from, untilMillis: until, tenant: tenant, names: (fromKey, untilKey))
-        return Side(query: query, range: range,
-                    selection: Selection(tenant: tenant, profileType: query.profileType.id, selector: query.selector, time: range))
+        return Side(
+            query: query, range: range,
+            selection: Selection(tenant: tenant, profileType: query.profileType.id, selector: query.selector, time: range))
     }
 
     static func render(_ request: Request, api: QueryHandlers, tenant: String) async throws -> [String: Any] {
@@ -62,11 +68,13 @@ enum RenderRoutes {
         let graph = FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes)
 
         // The timeline: one value per step from `from`, 10 s at least, about a thousand points at most.
-        let fromMillis = side.range.lowerBound / 1_000_000, untilMillis = side.range.upperBound / 1_000_000
+        let fromMillis = side.range.lowerBound / 1_000_000
+        let untilMillis = side.range.upperBound / 1_000_000
         let stepSeconds = max(10, (untilMillis - fromMillis) / 1000 / 1000)
         let aggregation: QueryEngine.Aggregation = params["aggregation"] == "avg" ? .average : .sum
-        let series = try await api.engine.timeSeries(side.selection, stepMillis: stepSeconds * 1000, groupBy: [],
-                                                     aggregation: aggregation, limit: nil)
+        let series = try await api.engine.timeSeries(
+            side.selection, stepMillis: stepSeconds * 1000, groupBy: [],
+            aggregation: aggregation, limit: nil)
         let buckets = Int((untilMillis - fromMillis) / (stepSeconds * 1000)) + 1
         var samples = [Double](repeating: 0, count: buckets)
         for s in series { for (t, v) in s.points { samples[max(0, min(buckets - 1, Int((t - fromMillis) / (stepSeconds * 1000))))] += v } }
@@ -103,15 +111,19 @@ enum RenderRoutes {
         let units: String
         switch (type.sampleType, type.sampleUnit) {
         case (_, "nanoseconds") where type.name.contains("mutex") || type.name.contains("block"): units = "lock_nanoseconds"
-        case ("contentions", _), (_, "count") where type.name.contains("mutex") || type.name.contains("block"): units = "lock_samples"
+        case ("contentions", _),
+            (_, "count") where type.name.contains("mutex") || type.name.contains("block"):
+            units = "lock_samples"
         case (_, "nanoseconds"): units = "samples"
         case (_, "bytes"): units = "bytes"
         case ("goroutine", _), ("goroutines", _): units = "goroutines"
         case (_, "count"): units = "objects"
         default: units = type.sampleUnit
         }
-        return ["format": format, "spyName": "", "sampleRate": type.sampleUnit == "nanoseconds" ? 1_000_000_000 : 100,
-                "units": units, "name": type.id]
+        return [
+            "format": format, "spyName": "", "sampleRate": type.sampleUnit == "nanoseconds" ? 1_000_000_000 : 100,
+            "units": units, "name": type.id,
+        ]
     }
 }
 
@@ -123,14 +135,15 @@ enum AtTime {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         if t == "now" { return nowMillis }
         if t.hasPrefix("now-"), let unit = t.last, let n = Int64(t.dropFirst(4).dropLast()), n >= 0 {
-            let seconds: Int64? = switch unit {
-            case "s": 1
-            case "m": 60
-            case "h": 3600
-            case "d": 86400
-            case "w": 604_800
-            default: nil
-            }
+            let seconds: Int64? =
+                switch unit {
+                case "s": 1
+                case "m": 60
+                case "h": 3600
+                case "d": 86400
+                case "w": 604_800
+                default: nil
+                }
             if let seconds, n < Int64.max / 1000 / seconds { return nowMillis - n * seconds * 1000 }
         }
         if let n = Int64(t), n >= 0 {

@@ -29,7 +29,8 @@ public struct UIAssets: Sendable {
         let beside = Bundle.main.bundleURL
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: beside.path)) ?? []
         guard entries.contains(where: { $0.hasSuffix("_QueryAPI.resources") }),
-              let url = Bundle.module.url(forResource: "UI", withExtension: nil) else {
+            let url = Bundle.module.url(forResource: "UI", withExtension: nil)
+        else {
             return UIAssets(directory: beside.appendingPathComponent("QueryAPI-resources-missing/UI", isDirectory: true))
         }
         return UIAssets(directory: url)
@@ -74,8 +75,10 @@ public enum UIRoutes {
 
     /// With `access` authenticating, the pages ask for credentials too: the browser then prompts once and
     /// sends them with the UI's API calls.
-    public static func register<Context: RequestContext>(on router: Router<Context>, assets: UIAssets = .locate(),
-                                                         access: TenantAccess = .open) {
+    public static func register<Context: RequestContext>(
+        on router: Router<Context>, assets: UIAssets = .locate(),
+        access: TenantAccess = .open
+    ) {
         router.get("/") { request, _ in
             guarded(request, access: access) { response(for: "index.html", assets: assets) }
         }
@@ -94,17 +97,22 @@ public enum UIRoutes {
 
     static func response(for name: String, assets: UIAssets) -> Response {
         guard let bytes = assets.contents(of: name) else {
-            let hint = name == "index.html"
+            let hint =
+                name == "index.html"
                 ? "Kiln's web UI files are not in \(assets.directory.path): install the *_QueryAPI.resources folder "
                     + "beside the binary, or set KILN_UI_DIR to a copy of Sources/QueryAPI/UI.\n"
                 : "no such UI file\n"
-            return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: hint)))
+            return Response(
+                status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: hint)))
         }
         // no-cache: the browser revalidates, so an upgraded binary or a live edit shows on reload.
-        return Response(status: .ok,
-                        headers: [.contentType: UIAssets.contentType(for: name), .cacheControl: "no-cache",
-                                  .init("X-Content-Type-Options")!: "nosniff"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: UIAssets.contentType(for: name), .cacheControl: "no-cache",
+                .init("X-Content-Type-Options")!: "nosniff",
+            ],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

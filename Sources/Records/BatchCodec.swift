@@ -64,7 +64,8 @@ public enum BatchCodec {
         // allocated but never written still costs page faults when the allocator hands it out fresh).
         let stacks = batch.stacks
         let width = BoundedWriter.varintLength
-        var bound = 3 + 4 * 10 + BoundedWriter.stringBound(batch.tenant)
+        var bound =
+            3 + 4 * 10 + BoundedWriter.stringBound(batch.tenant)
             + BoundedWriter.stringBound(batch.provenance.topic)
         bound += 10
         bound += 5 * symbolStrings.count + symbolStrings.utf8.count
@@ -72,7 +73,7 @@ public enum BatchCodec {
         bound += 10 + batch.symbols.functions.count * 25
         bound += 10 + batch.symbols.frames.count * 15
         var maxDepth: UInt32 = 0
-        for i in 0 ..< stacks.count { maxDepth = max(maxDepth, stacks.starts[i + 1] - stacks.starts[i]) }
+        for i in 0..<stacks.count { maxDepth = max(maxDepth, stacks.starts[i + 1] - stacks.starts[i]) }
         // Frames index the frame table, so its size bounds their width without reading them all (a
         // pass over every frame of every stack); the loop below holds each stack to that.
         let frameCount = batch.symbols.frames.count
@@ -118,9 +119,11 @@ public enum BatchCodec {
                     // reloaded through memory at every byte.
                     var out = w
                     defer { w = out }
-                    var previousEnd = 0, previousDepth = 0
-                    for i in 0 ..< stacks.count {
-                        let start = Int(starts[i]), end = Int(starts[i + 1])
+                    var previousEnd = 0
+                    var previousDepth = 0
+                    for i in 0..<stacks.count {
+                        let start = Int(starts[i])
+                        let end = Int(starts[i + 1])
                         let depth = end &- start
                         // Frames are leaf first, so the shared callers are the runs' common tails.
                         let limit = min(depth, previousDepth)
@@ -146,7 +149,7 @@ public enum BatchCodec {
                         out.varint32Unchecked(UInt32(truncatingIfNeeded: depth))
                         out.varint32Unchecked(UInt32(truncatingIfNeeded: shared))
                         // Shared frames equal frames of the stack before, checked when it was written.
-                        for k in start ..< end &- shared {
+                        for k in start..<end &- shared {
                             precondition(Int(frames[k]) < frameCount, "stack \(i) names frame \(frames[k]) of \(frameCount)")
                             out.varint32Unchecked(frames[k])
                         }
@@ -226,8 +229,9 @@ public enum BatchCodec {
         for span in batch.sampleSpans where span != 0 { spans += 8 }
         let n = batch.sampleCount
         // A step between two stack indices is at most the largest index either way: zigzag doubles it.
-        return n * (width(UInt64(largest(batch.sampleSeries))) + width(2 * UInt64(largest(batch.sampleStacks))) + width(widest)
-                    + width(widestTime) + 1) + spans
+        return n
+            * (width(UInt64(largest(batch.sampleSeries))) + width(2 * UInt64(largest(batch.sampleStacks))) + width(widest)
+                + width(widestTime) + 1) + spans
     }
 
     /// The largest element (0 for none): the bounds come from the columns themselves, so they hold
@@ -246,14 +250,17 @@ public enum BatchCodec {
         }
         let version = bytes[2]
         guard version == 1 || version == currentVersion else {
-            throw RecordDecodingError("sample batch version \(version) is not supported (this build reads versions 1 and \(currentVersion))")
+            throw RecordDecodingError(
+                "sample batch version \(version) is not supported (this build reads versions 1 and \(currentVersion))")
         }
         var r = ByteReader(bytes, position: 3)
         let tenant = try r.string("tenant")
         let topic = try r.string("provenance topic")
         let partition = try r.signed("provenance partition")
         let offset = try r.signed("provenance offset")
-        guard let partition32 = Int32(exactly: partition) else { throw RecordDecodingError("provenance partition \(partition) out of range") }
+        guard let partition32 = Int32(exactly: partition) else {
+            throw RecordDecodingError("provenance partition \(partition) out of range")
+        }
         let droppedZero = try r.signed("dropped zero-value count")
         let droppedEmpty = try r.signed("dropped empty-stack count")
 
@@ -264,22 +271,28 @@ public enum BatchCodec {
         for _ in 0..<stringCount { try r.string("string", into: &strings) }
         func stringIndex(_ field: StaticString) throws -> UInt32 {
             let i = try r.varint(field)
-            guard i < UInt64(strings.count) else { throw RecordDecodingError("\(field) \(i) is out of the string table (\(strings.count) entries)") }
+            guard i < UInt64(strings.count) else {
+                throw RecordDecodingError("\(field) \(i) is out of the string table (\(strings.count) entries)")
+            }
             return UInt32(i)
         }
         let functionCount = try r.count("function count", limit: min(maxEntries, r.remaining))
         var functions: [FunctionSymbol] = []
         functions.reserveCapacity(functionCount)
         for _ in 0..<functionCount {
-            functions.append(FunctionSymbol(name: try stringIndex("function name"), systemName: try stringIndex("function system name"),
-                                            filename: try stringIndex("function file name"), startLine: try r.signed("function start line")))
+            functions.append(
+                FunctionSymbol(
+                    name: try stringIndex("function name"), systemName: try stringIndex("function system name"),
+                    filename: try stringIndex("function file name"), startLine: try r.signed("function start line")))
         }
         let frameCount = try r.count("frame count", limit: min(maxEntries, r.remaining))
         var frames: [FrameSymbol] = []
         frames.reserveCapacity(frameCount)
         for _ in 0..<frameCount {
             let function = try r.varint("frame function")
-            guard function < UInt64(functions.count) else { throw RecordDecodingError("frame function \(function) is out of the function table (\(functions.count) entries)") }
+            guard function < UInt64(functions.count) else {
+                throw RecordDecodingError("frame function \(function) is out of the function table (\(functions.count) entries)")
+            }
             frames.append(FrameSymbol(function: UInt32(function), line: try r.signed("frame line")))
         }
         let stackCount = try r.count("stack count", limit: min(maxEntries, r.remaining))
@@ -297,11 +310,13 @@ public enum BatchCodec {
             let start = stacks.frames.count
             for _ in 0..<(depth - shared) {
                 let frame = try r.varint("stack frame")
-                guard frame < UInt64(frames.count) else { throw RecordDecodingError("stack frame \(frame) is out of the frame table (\(frames.count) entries)") }
+                guard frame < UInt64(frames.count) else {
+                    throw RecordDecodingError("stack frame \(frame) is out of the frame table (\(frames.count) entries)")
+                }
                 stacks.frames.append(UInt32(frame))
             }
             // The previous stack ends at `start`; its last `shared` frames are this stack's callers.
-            for k in (start - shared) ..< start { stacks.frames.append(stacks.frames[k]) }
+            for k in (start - shared)..<start { stacks.frames.append(stacks.frames[k]) }
             stacks.starts.append(UInt32(stacks.frames.count))
             previousDepth = depth
         }
@@ -320,18 +335,26 @@ public enum BatchCodec {
             series.append(BatchSeries(labels: LabelSet(labels), profileType: type))
         }
         let sampleCount = try r.count("sample count", limit: min(maxEntries, r.remaining))
-        var sampleSeries = [UInt32](), sampleStacks = [UInt32](), values = [Int64](), times = [Int64](), spans = [UInt64]()
+        var sampleSeries = [UInt32]()
+        var sampleStacks = [UInt32]()
+        var values = [Int64]()
+        var times = [Int64]()
+        var spans = [UInt64]()
         sampleSeries.reserveCapacity(sampleCount)
         for _ in 0..<sampleCount {
             let s = try r.varint("sample series")
-            guard s < UInt64(series.count) else { throw RecordDecodingError("sample series \(s) is out of the series table (\(series.count) entries)") }
+            guard s < UInt64(series.count) else {
+                throw RecordDecodingError("sample series \(s) is out of the series table (\(series.count) entries)")
+            }
             sampleSeries.append(UInt32(s))
         }
         sampleStacks.reserveCapacity(sampleCount)
         var previousStack: Int64 = 0
         for _ in 0..<sampleCount {
             let s = version == 1 ? Int64(clamping: try r.varint("sample stack")) : previousStack &+ (try r.signed("sample stack"))
-            guard s >= 0 && s < Int64(stacks.count) else { throw RecordDecodingError("sample stack \(s) is out of the stack table (\(stacks.count) entries)") }
+            guard s >= 0 && s < Int64(stacks.count) else {
+                throw RecordDecodingError("sample stack \(s) is out of the stack table (\(stacks.count) entries)")
+            }
             sampleStacks.append(UInt32(s))
             previousStack = s
         }
@@ -348,10 +371,11 @@ public enum BatchCodec {
             spans.append(try r.varint("sample span flag") == 0 ? 0 : try r.fixed64("sample span"))
         }
         guard r.remaining == 0 else { throw RecordDecodingError("\(r.remaining) unexpected bytes after the samples") }
-        return SampleBatch(tenant: tenant, provenance: Provenance(topic: topic, partition: partition32, offset: offset),
-                           series: series, symbols: SymbolTable(strings: strings, functions: functions, frames: frames),
-                           stacks: stacks, sampleSeries: sampleSeries, sampleStacks: sampleStacks, sampleValues: values,
-                           sampleTimes: times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
+        return SampleBatch(
+            tenant: tenant, provenance: Provenance(topic: topic, partition: partition32, offset: offset),
+            series: series, symbols: SymbolTable(strings: strings, functions: functions, frames: frames),
+            stacks: stacks, sampleSeries: sampleSeries, sampleStacks: sampleStacks, sampleValues: values,
+            sampleTimes: times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
     }
 }
 

@@ -1,5 +1,5 @@
-import ProfileModel
 import KilnFoundation
+import ProfileModel
 
 /// Little helpers for Kiln's record encodings: LEB128 varints, zigzag, length-prefixed bytes.
 /// The reader checks every bound and throws a `RecordDecodingError` naming the field.
@@ -82,7 +82,7 @@ struct ByteReader {
         }
         let n = Int(length)
         defer { position += n }
-        return bytes[position ..< position + n]
+        return bytes[position..<position + n]
     }
 
     mutating func string(_ field: StaticString) throws -> String {

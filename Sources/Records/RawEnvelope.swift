@@ -37,9 +37,11 @@ public struct RawEnvelope: Sendable, Equatable {
     public var attributes: [String: String]
     public var payload: [UInt8]
 
-    public init(tenant: String, labels: LabelSet, source: ProfileSource, format: PayloadFormat,
-                startNanos: Int64, endNanos: Int64, cumulative: Bool, attributes: [String: String] = [:],
-                payload: [UInt8]) {
+    public init(
+        tenant: String, labels: LabelSet, source: ProfileSource, format: PayloadFormat,
+        startNanos: Int64, endNanos: Int64, cumulative: Bool, attributes: [String: String] = [:],
+        payload: [UInt8]
+    ) {
         self.tenant = tenant
         self.labels = labels
         self.source = source

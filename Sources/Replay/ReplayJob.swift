@@ -1,7 +1,7 @@
 import Blocks
 import Foundation
-import KilnFoundation
 import KafkaClient
+import KilnFoundation
 import Logging
 import Normalization
 import ProfileModel
@@ -25,8 +25,10 @@ public final class ReplayJob: Sendable {
         /// Reads at most this many records per second (nil: as fast as it goes), to spare a busy cluster.
         public var maxRecordsPerSecond: Double?
 
-        public init(kafka: KafkaConfig, checkpointInterval: Duration = .seconds(30), maxPollRecords: Int = 32,
-                    maxDeltaSeries: Int = 100_000, maxRecordsPerSecond: Double? = nil) {
+        public init(
+            kafka: KafkaConfig, checkpointInterval: Duration = .seconds(30), maxPollRecords: Int = 32,
+            maxDeltaSeries: Int = 100_000, maxRecordsPerSecond: Double? = nil
+        ) {
             self.kafka = kafka
             self.checkpointInterval = checkpointInterval
             self.maxPollRecords = maxPollRecords
@@ -57,8 +59,10 @@ public final class ReplayJob: Sendable {
     private let logger: Logger
     private let worker = BlockingWork(label: "kiln.replay.normalize")
 
-    public init(plan: ReplayPlan, options: Options, sink: any ReplaySink, checkpoints: ReplayCheckpointStore,
-                progress: any ReplayProgress = SilentProgress(), logger: Logger = Logger(label: "kiln.replay")) {
+    public init(
+        plan: ReplayPlan, options: Options, sink: any ReplaySink, checkpoints: ReplayCheckpointStore,
+        progress: any ReplayProgress = SilentProgress(), logger: Logger = Logger(label: "kiln.replay")
+    ) {
         self.plan = plan
         self.options = options
         self.sink = sink
@@ -73,8 +77,9 @@ public final class ReplayJob: Sendable {
         var checkpoint: ReplayCheckpoint
         if let saved = try await checkpoints.load() {
             guard saved.plan == plan else {
-                throw ReplayError("checkpoint \(checkpoints.store.location)/\(checkpoints.key) belongs to a replay with other arguments "
-                                  + "(\(Self.describe(saved.plan))); pass another --name, or --restart to discard it")
+                throw ReplayError(
+                    "checkpoint \(checkpoints.store.location)/\(checkpoints.key) belongs to a replay with other arguments "
+                        + "(\(Self.describe(saved.plan))); pass another --name, or --restart to discard it")
             }
             if saved.finished {
                 progress.finish(saved, elapsed: .zero)
@@ -82,7 +87,9 @@ public final class ReplayJob: Sendable {
             }
             checkpoint = saved
             checkpoint.counts.resumes += 1
-            logger.info("resuming replay", metadata: ["name": "\(checkpoints.name)", "done": "\(saved.recordsDone)", "of": "\(saved.recordsToRead)"])
+            logger.info(
+                "resuming replay",
+                metadata: ["name": "\(checkpoints.name)", "done": "\(saved.recordsDone)", "of": "\(saved.recordsToRead)"])
         } else {
             checkpoint = try await firstCheckpoint()
             try await checkpoints.save(checkpoint)
@@ -92,9 +99,11 @@ public final class ReplayJob: Sendable {
         do { try normalizer.restoreDeltaState(Array(checkpoint.deltaState)) } catch {
             throw ReplayError("checkpoint \(checkpoints.key): \(error.description)")
         }
-        let state = SharedState(State(normalizer: normalizer, counts: checkpoint.counts,
-                                partitions: Dictionary(uniqueKeysWithValues: checkpoint.partitions.map { ($0.partition, $0) }),
-                                held: try await sink.heldProvenance()))
+        let state = SharedState(
+            State(
+                normalizer: normalizer, counts: checkpoint.counts,
+                partitions: Dictionary(uniqueKeysWithValues: checkpoint.partitions.map { ($0.partition, $0) }),
+                held: try await sink.heldProvenance()))
 
         var consumerConfig = ConsumerConfig(kafka: options.kafka, groupID: nil)
         consumerConfig.reportPartitionEOF = true
@@ -115,10 +124,14 @@ public final class ReplayJob: Sendable {
                     progress.checkpointSaved(checkpoint)
                 }
                 let snapshot = state.withLock { s in
-                    (s.counts, s.partitions.values.reduce(Int64(0)) { $0 + $1.total - $1.remaining }, s.partitions.values.reduce(Int64(0)) { $0 + $1.total })
+                    (
+                        s.counts, s.partitions.values.reduce(Int64(0)) { $0 + $1.total - $1.remaining },
+                        s.partitions.values.reduce(Int64(0)) { $0 + $1.total }
+                    )
                 }
-                progress.update(done: snapshot.1, total: snapshot.2, doneThisRun: snapshot.1 - doneAtStart,
-                                counts: snapshot.0, elapsed: .now - started)
+                progress.update(
+                    done: snapshot.1, total: snapshot.2, doneThisRun: snapshot.1 - doneAtStart,
+                    counts: snapshot.0, elapsed: .now - started)
                 if let rate = options.maxRecordsPerSecond, rate > 0 {
                     // Throttle: not before the time this many records take at the allowed rate.
                     let due = started + .milliseconds(Int64(Double(snapshot.1 - doneAtStart) / rate * 1000))
@@ -159,9 +172,11 @@ public final class ReplayJob: Sendable {
             // The broker's time index only lets reading start later; records before the time are still
             // skipped one by one (some brokers answer the first offset for any time).
             let consumer = try KafkaConsumer(config: ConsumerConfig(kafka: options.kafka, groupID: nil), logger: logger)
-            let found = try await consumer.offsetsForTimes(Dictionary(uniqueKeysWithValues: watermarks.keys.map {
-                (TopicPartition(plan.sourceTopic, $0), millis)
-            }))
+            let found = try await consumer.offsetsForTimes(
+                Dictionary(
+                    uniqueKeysWithValues: watermarks.keys.map {
+                        (TopicPartition(plan.sourceTopic, $0), millis)
+                    }))
             try await consumer.close()
             for (p, w) in watermarks { starts[p] = (found[TopicPartition(plan.sourceTopic, p)] ?? nil) ?? w.high }
         }
@@ -177,21 +192,25 @@ public final class ReplayJob: Sendable {
             partitions.append(.init(partition: p, start: start, position: start, end: max(end, start), endIsFinal: final))
         }
         let fresh = Normalizer(options: NormalizerOptions(limits: plan.limits.pprofLimits, maxDeltaSeries: options.maxDeltaSeries))
-        return ReplayCheckpoint(plan: plan, partitions: partitions, counts: ReplayCounts(), deltaState: Data(fresh.deltaState),
-                                finished: false, updated: Date())
+        return ReplayCheckpoint(
+            plan: plan, partitions: partitions, counts: ReplayCounts(), deltaState: Data(fresh.deltaState),
+            finished: false, updated: Date())
     }
 
     /// Normalises the polled records in order on the worker thread and appends the batches to the sink.
     func process(_ events: [ConsumerEvent], state: SharedState) async throws {
         guard !events.isEmpty else { return }
-        let plan = self.plan, sink = self.sink, logger = self.logger
+        let plan = self.plan
+        let sink = self.sink
+        let logger = self.logger
         try await worker.run {
             state.withLock { s in
                 for event in events {
                     switch event {
                     case .record(let record):
                         guard var p = s.partitions[record.partition], !p.isDone, record.offset >= p.position,
-                              record.offset < p.end || !p.endIsFinal else { continue }
+                            record.offset < p.end || !p.endIsFinal
+                        else { continue }
                         p.position = record.offset + 1
                         p.end = max(p.end, p.position)
                         s.partitions[record.partition] = p
@@ -202,8 +221,11 @@ public final class ReplayJob: Sendable {
                         // below a final end are gone (retention or truncation), and waiting for them
                         // would never end.
                         if p.endIsFinal && next < p.end {
-                            logger.warning("partition ended before the replay's end offset", metadata: [
-                                "partition": "\(tp)", "end_offset": "\(p.end)", "last_offset": "\(next)"])
+                            logger.warning(
+                                "partition ended before the replay's end offset",
+                                metadata: [
+                                    "partition": "\(tp)", "end_offset": "\(p.end)", "last_offset": "\(next)",
+                                ])
                         }
                         if !p.endIsFinal { p.end = max(next, p.position) }
                         p.endIsFinal = true
@@ -263,7 +285,8 @@ public final class ReplayJob: Sendable {
     static func provenance(of record: ConsumerRecord) -> Provenance {
         func header(_ name: String) -> String? { record.header(name).map { String(decoding: $0, as: UTF8.self) } }
         if let topic = header(DLQHeader.sourceTopic), let partition = header(DLQHeader.sourcePartition).flatMap({ Int32($0) }),
-           let offset = header(DLQHeader.sourceOffset).flatMap({ Int64($0) }) {
+            let offset = header(DLQHeader.sourceOffset).flatMap({ Int64($0) })
+        {
             return Provenance(topic: topic, partition: partition, offset: offset)
         }
         return Provenance(topic: record.topic, partition: record.partition, offset: record.offset)
@@ -278,8 +301,9 @@ public final class ReplayJob: Sendable {
         counts.outputsWritten += written.outputs
         counts.outputBytes += written.bytes
         state.withLock { $0.counts = counts }
-        let checkpoint = ReplayCheckpoint(plan: plan, partitions: snapshot.1.values.sorted { $0.partition < $1.partition },
-                                          counts: counts, deltaState: snapshot.2, finished: finished, updated: Date())
+        let checkpoint = ReplayCheckpoint(
+            plan: plan, partitions: snapshot.1.values.sorted { $0.partition < $1.partition },
+            counts: counts, deltaState: snapshot.2, finished: finished, updated: Date())
         try await checkpoints.save(checkpoint)
         return checkpoint
     }

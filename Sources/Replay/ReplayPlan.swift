@@ -42,8 +42,10 @@ public struct ReplayPlan: Sendable, Codable, Equatable {
     public var output: Output
     public var limits: Limits
 
-    public init(sourceTopic: String, start: Start = .earliest, end: End = .latest, tenants: [String] = [], services: [String] = [],
-                output: Output, limits: Limits = Limits(PprofLimits.default)) {
+    public init(
+        sourceTopic: String, start: Start = .earliest, end: End = .latest, tenants: [String] = [], services: [String] = [],
+        output: Output, limits: Limits = Limits(PprofLimits.default)
+    ) {
         self.sourceTopic = sourceTopic
         self.start = start
         self.end = end
@@ -70,8 +72,9 @@ public struct ReplayPlan: Sendable, Codable, Equatable {
         }
 
         public var pprofLimits: PprofLimits {
-            PprofLimits(maxDecompressedBytes: maxDecompressedBytes, maxSamples: maxSamples, maxStackDepth: maxStackDepth,
-                        maxLabelsPerSample: maxLabelsPerSample, maxSymbolLength: maxSymbolLength)
+            PprofLimits(
+                maxDecompressedBytes: maxDecompressedBytes, maxSamples: maxSamples, maxStackDepth: maxStackDepth,
+                maxLabelsPerSample: maxLabelsPerSample, maxSymbolLength: maxSymbolLength)
         }
     }
 

@@ -73,8 +73,9 @@ public final class TerminalProgressBar: ReplayProgress {
         let f = ProgressFigures(done: done, total: total, doneThisRun: doneThisRun, bytes: counts.bytesRead - base, elapsed: elapsed)
         let filled = total > 0 ? Int(Double(width) * Double(done) / Double(total)) : width
         let bar = String(repeating: "█", count: min(width, filled)) + String(repeating: "░", count: max(0, width - filled))
-        let line = String(format: "\r%@ %5.1f%% %lld/%lld records  %.0f rec/s  %.1f MB/s  ETA %@  rejected %d ",
-                          bar, f.percent, done, total, f.recordsPerSecond, f.megabytesPerSecond, f.eta, counts.rejected)
+        let line = String(
+            format: "\r%@ %5.1f%% %lld/%lld records  %.0f rec/s  %.1f MB/s  ETA %@  rejected %d ",
+            bar, f.percent, done, total, f.recordsPerSecond, f.megabytesPerSecond, f.eta, counts.rejected)
         FileHandle.standardError.write(Data(line.utf8))
     }
 
@@ -92,9 +93,12 @@ public final class ProgressLines: ReplayProgress {
     private let bytesAtStart = Mutex<Int?>(nil)
     private let write: @Sendable (String) -> Void
 
-    public init(interval: Duration = .seconds(5), write: @escaping @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data((line + "\n").utf8))
-    }) {
+    public init(
+        interval: Duration = .seconds(5),
+        write: @escaping @Sendable (String) -> Void = { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    ) {
         self.interval = interval
         self.write = write
     }
@@ -106,20 +110,26 @@ public final class ProgressLines: ReplayProgress {
         }
         let now = ContinuousClock.now
         let due = lastLine.withLock { last -> Bool in
-            guard let l = last else { last = now; return false }
+            guard let l = last else {
+                last = now
+                return false
+            }
             if now - l < interval { return false }
             last = now
             return true
         }
         guard due else { return }
         let f = ProgressFigures(done: done, total: total, doneThisRun: doneThisRun, bytes: counts.bytesRead - base, elapsed: elapsed)
-        write(String(format: "replay: %lld/%lld records (%.1f%%), %.0f rec/s, %.1f MB/s, ETA %@, batches %d, rejected %d",
-                     done, total, f.percent, f.recordsPerSecond, f.megabytesPerSecond, f.eta, counts.batchesWritten, counts.rejected))
+        write(
+            String(
+                format: "replay: %lld/%lld records (%.1f%%), %.0f rec/s, %.1f MB/s, ETA %@, batches %d, rejected %d",
+                done, total, f.percent, f.recordsPerSecond, f.megabytesPerSecond, f.eta, counts.batchesWritten, counts.rejected))
     }
 
     public func checkpointSaved(_ checkpoint: ReplayCheckpoint) {
-        write("replay: checkpoint saved at \(checkpoint.recordsDone)/\(checkpoint.recordsToRead) records, "
-              + "\(checkpoint.counts.batchesWritten) batches in \(checkpoint.counts.outputsWritten) outputs")
+        write(
+            "replay: checkpoint saved at \(checkpoint.recordsDone)/\(checkpoint.recordsToRead) records, "
+                + "\(checkpoint.counts.batchesWritten) batches in \(checkpoint.counts.outputsWritten) outputs")
     }
 
     public func finish(_ checkpoint: ReplayCheckpoint, elapsed: Duration) {}

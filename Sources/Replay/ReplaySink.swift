@@ -1,7 +1,7 @@
 import Blocks
 import Foundation
-import KilnFoundation
 import KafkaClient
+import KilnFoundation
 import ObjectStore
 import ProfileModel
 import Records
@@ -59,12 +59,15 @@ public final class BlockReplaySink: ReplaySink {
             defer { h = [:] }
             return h
         }
-        var outputs = 0, bytes = 0
+        var outputs = 0
+        var bytes = 0
         for (_, head) in taken.sorted(by: { $0.key < $1.key }) where head.sampleCount > 0 {
             // A fresh ULID: a resumed replay never rewrites a folder; it skips the batches already held.
             let ulid = ULID.make()
             let writer = self.writer
-            let block = try await worker.run { try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])) }
+            let block = try await worker.run {
+                try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: []))
+            }
             try await BlockWriter.upload(block, to: store)
             outputs += 1
             bytes += block.totalBytes
@@ -93,8 +96,9 @@ public final class TopicReplaySink: ReplaySink {
 
     public func append(_ batch: SampleBatch) {
         let service = batch.series.first?.labels[LabelName.serviceName] ?? "unknown_service"
-        let record = ProducerRecord(topic: topic, key: RecordKeys.normalized(tenant: batch.tenant, serviceName: service),
-                                    value: BatchCodec.encode(batch))
+        let record = ProducerRecord(
+            topic: topic, key: RecordKeys.normalized(tenant: batch.tenant, serviceName: service),
+            value: BatchCodec.encode(batch))
         pending.withLock { $0.append(record) }
     }
 

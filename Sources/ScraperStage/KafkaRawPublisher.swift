@@ -37,9 +37,10 @@ public final class KafkaRawPublisher: RawProfilePublisher, ProfileSink, Sendable
     }
 
     public static func envelope(_ scraped: ScrapedProfile) -> RawEnvelope {
-        RawEnvelope(tenant: scraped.tenant, labels: ProfileModel.LabelSet(scraped.labels), source: .scrape, format: .pprof,
-                    startNanos: nanos(scraped.startTime), endNanos: nanos(scraped.endTime),
-                    cumulative: scraped.cumulative, attributes: ["url": scraped.url], payload: scraped.body)
+        RawEnvelope(
+            tenant: scraped.tenant, labels: ProfileModel.LabelSet(scraped.labels), source: .scrape, format: .pprof,
+            startNanos: nanos(scraped.startTime), endNanos: nanos(scraped.endTime),
+            cumulative: scraped.cumulative, attributes: ["url": scraped.url], payload: scraped.body)
     }
 
     /// Waits until everything handed to the producer is delivered (or the timeout passes).

@@ -17,7 +17,8 @@ public struct RawTopicProducerService: Service {
     let readiness: Readiness
     let logger: Logger
 
-    public init(producer: KafkaProducer, topics: TopicOptions, rawTopic: String, config: KafkaConfig, readiness: Readiness, logger: Logger) {
+    public init(producer: KafkaProducer, topics: TopicOptions, rawTopic: String, config: KafkaConfig, readiness: Readiness, logger: Logger)
+    {
         self.producer = producer
         self.topics = topics
         self.rawTopic = rawTopic
@@ -98,11 +99,13 @@ public final class WriterRouter: ProfileSink {
             }
             if !writer.endpoints.isEmpty {
                 w.sinks.append(PushForwarder(endpoints: writer.endpoints, logger: logger))
-                logger.info("pyroscope.write forwards over HTTP", metadata: ["writer": "\(label)", "endpoints": "\(writer.endpoints.map(\.url))"])
+                logger.info(
+                    "pyroscope.write forwards over HTTP", metadata: ["writer": "\(label)", "endpoints": "\(writer.endpoints.map(\.url))"])
             }
             if w.sinks.isEmpty {
-                logger.info("pyroscope.write has neither kafka nor endpoint; its profiles go to the raw topic of --kafka-brokers",
-                            metadata: ["writer": "\(label)", "topic": "\(defaultPublisher.topic)"])
+                logger.info(
+                    "pyroscope.write has neither kafka nor endpoint; its profiles go to the raw topic of --kafka-brokers",
+                    metadata: ["writer": "\(label)", "topic": "\(defaultPublisher.topic)"])
                 w.sinks.append(defaultPublisher)
             }
             writers[label] = w
@@ -138,8 +141,9 @@ extension ScrapeService {
         let manager = scraper?.manager
         router.get("targets") { _, _ -> Response in
             let data = (try? manager?.status.jsonData()) ?? Data(#"{"discoveryErrors":{},"shard":"-","stats":{},"targets":[]}"#.utf8)
-            return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
     }
 }

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Blocks
+import CompactorService
 import KafkaService
 import KilnService
 import ObjectStore
 import ServiceLifecycle
-import CompactorService
 
 @main
 struct Command: AsyncParsableCommand {
@@ -17,13 +17,19 @@ struct Command: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var topics: TopicOptions
 
-    @Option(help: "Object store URL: file:///path or s3://bucket/prefix?endpoint=...&region=... [env: KILN_STORE] (default: file://./data/blocks)")
+    @Option(
+        help:
+            "Object store URL: file:///path or s3://bucket/prefix?endpoint=...&region=... [env: KILN_STORE] (default: file://./data/blocks)"
+    )
     var store: String?
 
     @Option(help: "Consumer group of the compactors. [env: KILN_COMPACTOR_GROUP] (default: kiln-compactor)")
     var group: String?
 
-    @Option(help: "Cut a head once its first batch is this old (e.g. 90s, 5m; Go durations plus d, w, y). [env: KILN_MAX_BLOCK_AGE] (default: 5m)")
+    @Option(
+        help:
+            "Cut a head once its first batch is this old (e.g. 90s, 5m; Go durations plus d, w, y). [env: KILN_MAX_BLOCK_AGE] (default: 5m)"
+    )
     var maxBlockAge: String?
 
     @Option(help: "Cut a head once it holds about this many bytes in memory. [env: KILN_MAX_BLOCK_BYTES] (default: 268435456)")
@@ -41,57 +47,77 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Time between maintenance passes. [env: KILN_COMPACTION_INTERVAL] (default: 1m)")
     var compactionInterval: String?
 
-    @Option(help: "Delete blocks whose newest sample is older than this (e.g. 30d); off keeps everything. [env: KILN_RETENTION] (default: off)")
+    @Option(
+        help: "Delete blocks whose newest sample is older than this (e.g. 30d); off keeps everything. [env: KILN_RETENTION] (default: off)")
     var retention: String?
 
     @Option(help: "Keep superseded blocks this long after marking them. [env: KILN_DELETION_DELAY] (default: 2h)")
     var deletionDelay: String?
 
-    @Option(help: "How long a compactor's lease on a tenant's maintenance lasts unless renewed; a crashed replica's tenants move to another after this. [env: KILN_COMPACTION_LEASE] (default: 5m)")
+    @Option(
+        help:
+            "How long a compactor's lease on a tenant's maintenance lasts unless renewed; a crashed replica's tenants move to another after this. [env: KILN_COMPACTION_LEASE] (default: 5m)"
+    )
     var compactionLease: String?
 
     func run() async throws {
-        let process = try ServiceBootstrap.start(name: "kiln-compactor", options: service,
-                                                 pending: ["kafka": "connecting to Kafka", "store": "checking the block store"],
-                                                 defaultListen: "127.0.0.1:4102")
-        let logger = process.logger, readiness = process.readiness
+        let process = try ServiceBootstrap.start(
+            name: "kiln-compactor", options: service,
+            pending: ["kafka": "connecting to Kafka", "store": "checking the block store"],
+            defaultListen: "127.0.0.1:4102")
+        let logger = process.logger
+        let readiness = process.readiness
         let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-compactor")
         try await topics.ensure([topics.normalized], config: kafkaConfig, logger: logger)
         let objectStore = try makeObjectStore(url: StoreURLOption.resolve(store), logger: logger)
 
         var cut = CutPolicy()
         cut.maxAge = try EnvironmentFallback.duration(maxBlockAge, env: "KILN_MAX_BLOCK_AGE", default: "5m", setting: "--max-block-age")
-        cut.maxBytes = try EnvironmentFallback.integer(maxBlockBytes, env: "KILN_MAX_BLOCK_BYTES", default: cut.maxBytes, setting: "--max-block-bytes")
-        cut.maxSamples = try EnvironmentFallback.integer(maxBlockSamples, env: "KILN_MAX_BLOCK_SAMPLES", default: cut.maxSamples,
-                                                         setting: "--max-block-samples")
+        cut.maxBytes = try EnvironmentFallback.integer(
+            maxBlockBytes, env: "KILN_MAX_BLOCK_BYTES", default: cut.maxBytes, setting: "--max-block-bytes")
+        cut.maxSamples = try EnvironmentFallback.integer(
+            maxBlockSamples, env: "KILN_MAX_BLOCK_SAMPLES", default: cut.maxSamples,
+            setting: "--max-block-samples")
         let horizon = try EnvironmentFallback.duration(dedupHorizon, env: "KILN_DEDUP_HORIZON", default: "6h", setting: "--dedup-horizon")
 
         let stage = try CompactorStage(
-            configuration: .init(normalizedTopic: topics.normalized,
-                                 groupID: EnvironmentFallback.resolve(group, env: "KILN_COMPACTOR_GROUP", default: "kiln-compactor"),
-                                 cut: cut, dedupHorizon: horizon),
+            configuration: .init(
+                normalizedTopic: topics.normalized,
+                groupID: EnvironmentFallback.resolve(group, env: "KILN_COMPACTOR_GROUP", default: "kiln-compactor"),
+                cut: cut, dedupHorizon: horizon),
             kafka: kafkaConfig, store: objectStore, logger: logger,
-            onReady: { readiness.markReady("kafka"); readiness.markReady("store") },
+            onReady: {
+                readiness.markReady("kafka")
+                readiness.markReady("store")
+            },
             onStoreProblem: { problem in
                 if let problem { readiness.markNotReady("store", reason: problem) } else { readiness.markReady("store") }
             })
-        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [topics.normalized], topicOptions: topics, readiness: readiness, logger: logger)
+        let probe = KafkaHealthProbe(
+            config: kafkaConfig, topics: [topics.normalized], topicOptions: topics, readiness: readiness, logger: logger)
         var services: [any Service] = [probe, stage]
 
         let compactionSwitch = EnvironmentFallback.resolve(compaction, env: "KILN_COMPACTION", default: "on")
-        guard ["on", "off"].contains(compactionSwitch) else { throw ServiceConfigurationError("--compaction must be on or off, not \(compactionSwitch)") }
+        guard ["on", "off"].contains(compactionSwitch) else {
+            throw ServiceConfigurationError("--compaction must be on or off, not \(compactionSwitch)")
+        }
         if compactionSwitch == "on" {
             var config = CompactionConfig()
             // A merge holds at most what an ingest head may hold.
             config.maxHeadBytes = cut.maxBytes
             let retentionText = EnvironmentFallback.resolve(retention, env: "KILN_RETENTION", default: "off")
-            config.retention = retentionText == "off" ? nil
+            config.retention =
+                retentionText == "off"
+                ? nil
                 : try EnvironmentFallback.duration(retentionText, env: "KILN_RETENTION", default: "off", setting: "--retention")
-            config.deletionDelay = try EnvironmentFallback.duration(deletionDelay, env: "KILN_DELETION_DELAY", default: "2h", setting: "--deletion-delay")
-            config.leaseDuration = try EnvironmentFallback.duration(compactionLease, env: "KILN_COMPACTION_LEASE", default: "5m",
-                                                                    setting: "--compaction-lease")
-            let interval = try EnvironmentFallback.duration(compactionInterval, env: "KILN_COMPACTION_INTERVAL", default: "1m",
-                                                            setting: "--compaction-interval")
+            config.deletionDelay = try EnvironmentFallback.duration(
+                deletionDelay, env: "KILN_DELETION_DELAY", default: "2h", setting: "--deletion-delay")
+            config.leaseDuration = try EnvironmentFallback.duration(
+                compactionLease, env: "KILN_COMPACTION_LEASE", default: "5m",
+                setting: "--compaction-lease")
+            let interval = try EnvironmentFallback.duration(
+                compactionInterval, env: "KILN_COMPACTION_INTERVAL", default: "1m",
+                setting: "--compaction-interval")
             services.append(CompactionService(compactor: Compactor(store: objectStore, config: config, logger: logger), interval: interval))
         }
         logger.info("block store", metadata: ["store": "\(objectStore.location)", "compaction": "\(compactionSwitch)"])

@@ -2,8 +2,8 @@ import ArgumentParser
 import KafkaService
 import KilnService
 import Normalization
-import PprofCodec
 import NormalizerService
+import PprofCodec
 
 @main
 struct Command: AsyncParsableCommand {
@@ -24,22 +24,26 @@ struct Command: AsyncParsableCommand {
 
     func run() async throws {
         MemoryTuning.keepFreedMemoryForReuse()
-        let process = try ServiceBootstrap.start(name: "kiln-normalizer", options: service, pending: ["kafka": "connecting to Kafka"],
-                                                 defaultListen: "127.0.0.1:4101")
+        let process = try ServiceBootstrap.start(
+            name: "kiln-normalizer", options: service, pending: ["kafka": "connecting to Kafka"],
+            defaultListen: "127.0.0.1:4101")
         let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-normalizer")
         let usedTopics = [topics.raw, topics.normalized, topics.dlq]
         try await topics.ensure(usedTopics, config: kafkaConfig, logger: process.logger)
 
         var limits = PprofLimits.default
-        limits.maxDecompressedBytes = try EnvironmentFallback.integer(maxProfileBytes, env: "KILN_MAX_PROFILE_BYTES",
-                                                                      default: limits.maxDecompressedBytes, setting: "--max-profile-bytes")
+        limits.maxDecompressedBytes = try EnvironmentFallback.integer(
+            maxProfileBytes, env: "KILN_MAX_PROFILE_BYTES",
+            default: limits.maxDecompressedBytes, setting: "--max-profile-bytes")
         let stage = try NormalizerStage(
-            configuration: .init(rawTopic: topics.raw, normalizedTopic: topics.normalized, dlqTopic: topics.dlq,
-                                 groupID: EnvironmentFallback.resolve(group, env: "KILN_NORMALIZER_GROUP", default: "kiln-normalizer"),
-                                 normalizer: NormalizerOptions(limits: limits)),
+            configuration: .init(
+                rawTopic: topics.raw, normalizedTopic: topics.normalized, dlqTopic: topics.dlq,
+                groupID: EnvironmentFallback.resolve(group, env: "KILN_NORMALIZER_GROUP", default: "kiln-normalizer"),
+                normalizer: NormalizerOptions(limits: limits)),
             kafka: kafkaConfig, logger: process.logger, onReady: { [readiness = process.readiness] in readiness.markReady("kafka") })
-        let probe = KafkaHealthProbe(config: kafkaConfig, topics: usedTopics, topicOptions: topics, readiness: process.readiness,
-                                     logger: process.logger, resetProducer: stage.resetProducer(reason:))
+        let probe = KafkaHealthProbe(
+            config: kafkaConfig, topics: usedTopics, topicOptions: topics, readiness: process.readiness,
+            logger: process.logger, resetProducer: stage.resetProducer(reason:))
         try await process.run([probe, stage])
     }
 }

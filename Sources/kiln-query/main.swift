@@ -1,6 +1,6 @@
+import APICommon
 import ArgumentParser
 import Foundation
-import APICommon
 import KilnService
 import ObjectStore
 import Query
@@ -12,16 +12,19 @@ struct Command: AsyncParsableCommand {
         commandName: "kiln-query",
         abstract: "Serves the Pyroscope-compatible query API and the web UI from the blocks in the object store.",
         discussion: """
-        One HTTP server (--listen) serves the web UI at /, POST /querier.v1.QuerierService/<Method> (Connect, \
-        application/proto or application/json), GET /pyroscope/render and /pyroscope/render-diff, /metrics and \
-        /ready. Point Grafana's Pyroscope data source at http://<listen>/.
-        """
+            One HTTP server (--listen) serves the web UI at /, POST /querier.v1.QuerierService/<Method> (Connect, \
+            application/proto or application/json), GET /pyroscope/render and /pyroscope/render-diff, /metrics and \
+            /ready. Point Grafana's Pyroscope data source at http://<listen>/.
+            """
     )
 
     @OptionGroup var service: ServiceOptions
     @OptionGroup var access: AccessOptions
 
-    @Option(help: "Object store URL: file:///path or s3://bucket/prefix?endpoint=...&region=... [env: KILN_STORE] (default: \(StoreURLOption.defaultURL))")
+    @Option(
+        help:
+            "Object store URL: file:///path or s3://bucket/prefix?endpoint=...&region=... [env: KILN_STORE] (default: \(StoreURLOption.defaultURL))"
+    )
     var store: String?
 
     @Option(help: "host:port serving the query API, the UI, /metrics and /ready. [env: KILN_LISTEN] (default: 127.0.0.1:4103)")
@@ -36,37 +39,49 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Longest time range of one query, in hours; 0 = unlimited. [env: KILN_QUERY_MAX_LENGTH_HOURS] (default: 744)")
     var maxQueryLengthHours: Double?
 
-    @Option(help: "Largest flame graph (nodes) a request may ask for; larger requests are clamped. [env: KILN_QUERY_MAX_NODES] (default: 1048576)")
+    @Option(
+        help:
+            "Largest flame graph (nodes) a request may ask for; larger requests are clamped. [env: KILN_QUERY_MAX_NODES] (default: 1048576)"
+    )
     var maxNodes: Int?
 
     func run() async throws {
-        let process = try ServiceBootstrap.start(name: "kiln-query", options: service, role: .servesRequests, listenFlag: listen,
-                                                 defaultListen: "127.0.0.1:4103")
+        let process = try ServiceBootstrap.start(
+            name: "kiln-query", options: service, role: .servesRequests, listenFlag: listen,
+            defaultListen: "127.0.0.1:4103")
         let logger = process.logger
 
         var options = QueryEngineOptions()
         if let seconds = try EnvironmentFallback.nonNegative(listingTtl, env: "KILN_QUERY_LISTING_TTL", setting: "--listing-ttl") {
             options.listingTTL = .milliseconds(Int64(seconds * 1000))
         }
-        options.openBlocks = try EnvironmentFallback.integer(openBlocks, env: "KILN_QUERY_OPEN_BLOCKS", default: options.openBlocks, setting: "--open-blocks")
+        options.openBlocks = try EnvironmentFallback.integer(
+            openBlocks, env: "KILN_QUERY_OPEN_BLOCKS", default: options.openBlocks, setting: "--open-blocks")
         let storeURL = StoreURLOption.resolve(store)
         let engine = QueryEngine(store: try makeObjectStore(url: storeURL, logger: logger), options: options, logger: logger)
 
         var queryOptions = QueryOptions()
-        if let hours = try EnvironmentFallback.nonNegative(maxQueryLengthHours, env: "KILN_QUERY_MAX_LENGTH_HOURS", setting: "--max-query-length-hours") {
+        if let hours = try EnvironmentFallback.nonNegative(
+            maxQueryLengthHours, env: "KILN_QUERY_MAX_LENGTH_HOURS", setting: "--max-query-length-hours")
+        {
             guard hours < 1e9 else { throw ServiceConfigurationError("--max-query-length-hours: \(hours) is not a number of hours") }
             queryOptions.maxQueryLength = .seconds(Int64(hours * 3600))
         }
-        queryOptions.maxFlameGraphNodes = try EnvironmentFallback.integer(maxNodes, env: "KILN_QUERY_MAX_NODES", default: queryOptions.maxFlameGraphNodes,
-                                                                         setting: "--max-nodes")
+        queryOptions.maxFlameGraphNodes = try EnvironmentFallback.integer(
+            maxNodes, env: "KILN_QUERY_MAX_NODES", default: queryOptions.maxFlameGraphNodes,
+            setting: "--max-nodes")
         if let path = access.resolvedAuthFile {
             queryOptions.access = TenantAccess(credentials: try Credentials.load(contentsOf: URL(fileURLWithPath: path)))
         }
         if let path = access.resolvedLimitsFile { queryOptions.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
         QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
         UIRoutes.register(on: process.admin.router, access: queryOptions.access)
-        logger.info("query access", metadata: ["authentication": "\(queryOptions.access.credentials.map { "\($0.entries.count) credentials" } ?? "off")",
-                                               "tenant_overrides": "\(queryOptions.overrides.tenants.count)"])
+        logger.info(
+            "query access",
+            metadata: [
+                "authentication": "\(queryOptions.access.credentials.map { "\($0.entries.count) credentials" } ?? "off")",
+                "tenant_overrides": "\(queryOptions.overrides.tenants.count)",
+            ])
         logger.info("serving queries", metadata: ["store": "\(storeURL)", "listen": "\(process.listen)"])
         try await process.run([])
     }

@@ -14,9 +14,9 @@ struct Command: AsyncParsableCommand {
         commandName: "kiln-scraper",
         abstract: "Scrapes pprof endpoints, serves the push ingest APIs and publishes raw profiles to Kafka.",
         discussion: """
-        One HTTP server (--listen) serves POST /ingest, /pyroscope/ingest, /push.v1.PusherService/Push, \
-        GET /targets, /metrics and /ready. Without --config only push ingest runs.
-        """
+            One HTTP server (--listen) serves POST /ingest, /pyroscope/ingest, /push.v1.PusherService/Push, \
+            GET /targets, /metrics and /ready. Without --config only push ingest runs.
+            """
     )
 
     @OptionGroup var service: ServiceOptions
@@ -48,15 +48,19 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Seconds a push waits for Kafka's acknowledgement before 503. [env: KILN_INGEST_PUBLISH_TIMEOUT] (default: 15)")
     var ingestPublishTimeout: Double?
 
-    @Option(help: "Active series per tenant (label sets pushed within the last hour); 0 = unlimited. [env: KILN_INGEST_MAX_SERIES] (default: 5000)")
+    @Option(
+        help:
+            "Active series per tenant (label sets pushed within the last hour); 0 = unlimited. [env: KILN_INGEST_MAX_SERIES] (default: 5000)"
+    )
     var ingestMaxSeries: Int?
 
     @Option(help: "Label names per pushed series. [env: KILN_INGEST_MAX_LABEL_NAMES] (default: 30)")
     var ingestMaxLabelNames: Int?
 
     func run() async throws {
-        let process = try ServiceBootstrap.start(name: "kiln-scraper", options: service, pending: ["kafka": "connecting to Kafka"],
-                                                 role: .servesRequests, listenFlag: listen, defaultListen: "127.0.0.1:4100")
+        let process = try ServiceBootstrap.start(
+            name: "kiln-scraper", options: service, pending: ["kafka": "connecting to Kafka"],
+            role: .servesRequests, listenFlag: listen, defaultListen: "127.0.0.1:4100")
         let logger = process.logger
         let kafkaConfig = try kafka.kafkaConfig(clientID: "kiln-scraper")
 
@@ -65,8 +69,12 @@ struct Command: AsyncParsableCommand {
         let publisher = KafkaRawPublisher(producer: producer, topic: topics.raw, logger: logger)
         let options = try ingestOptions()
         IngestRoutes.register(on: process.admin.router, ingester: PushIngester(publisher: publisher, options: options, logger: logger))
-        logger.info("push ingest", metadata: ["authentication": "\(options.access.credentials.map { "\($0.entries.count) credentials" } ?? "off")",
-                                              "tenant_overrides": "\(options.overrides.tenants.count)"])
+        logger.info(
+            "push ingest",
+            metadata: [
+                "authentication": "\(options.access.credentials.map { "\($0.entries.count) credentials" } ?? "off")",
+                "tenant_overrides": "\(options.overrides.tenants.count)",
+            ])
 
         var scraper: ScrapeService?
         if let path = EnvironmentFallback.resolve(config, env: "KILN_SCRAPE_CONFIG") {
@@ -74,8 +82,9 @@ struct Command: AsyncParsableCommand {
             let selector = try ShardSelector(parsing: EnvironmentFallback.resolve(shard, env: "KILN_SCRAPE_SHARD", default: "0/1"))
             let sink = try WriterRouter(configuration: configuration, defaultPublisher: publisher, base: kafkaConfig, logger: logger)
             let fetcher = HTTPProfileFetcher()
-            let manager = ScrapeManager(configuration: configuration, sink: sink, fetcher: fetcher,
-                                        options: ScrapeManagerOptions(shard: selector), logger: logger)
+            let manager = ScrapeManager(
+                configuration: configuration, sink: sink, fetcher: fetcher,
+                options: ScrapeManagerOptions(shard: selector), logger: logger)
             scraper = ScrapeService(manager: manager, fetcher: fetcher, sink: sink, logger: logger)
             logger.info("scraping", metadata: ["config": "\(path)", "jobs": "\(configuration.scrapeJobs.count)", "shard": "\(selector)"])
         }
@@ -83,10 +92,12 @@ struct Command: AsyncParsableCommand {
 
         // Shutdown runs in reverse: the HTTP server stops taking pushes, the scraper drains its buffer
         // into the producer, then the producer flushes and closes.
-        let producerService = RawTopicProducerService(producer: producer, topics: topics, rawTopic: topics.raw, config: kafkaConfig,
-                                                      readiness: process.readiness, logger: logger)
-        let probe = KafkaHealthProbe(config: kafkaConfig, topics: [topics.raw], topicOptions: topics, readiness: process.readiness,
-                                     logger: logger, resetProducer: producer.reset(reason:))
+        let producerService = RawTopicProducerService(
+            producer: producer, topics: topics, rawTopic: topics.raw, config: kafkaConfig,
+            readiness: process.readiness, logger: logger)
+        let probe = KafkaHealthProbe(
+            config: kafkaConfig, topics: [topics.raw], topicOptions: topics, readiness: process.readiness,
+            logger: logger, resetProducer: producer.reset(reason:))
         try await process.run([producerService, probe] + (scraper.map { [$0] } ?? []))
     }
 
@@ -112,4 +123,3 @@ struct Command: AsyncParsableCommand {
         return o
     }
 }
-

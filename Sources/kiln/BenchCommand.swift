@@ -21,7 +21,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
     var brokers: String?
 
-    @Option(help: "The shared fixtures folder (holds pprof/). [env: KILN_FIXTURES_DIR] (default: ../shared/fixtures from the working directory)")
+    @Option(
+        help: "The shared fixtures folder (holds pprof/). [env: KILN_FIXTURES_DIR] (default: ../shared/fixtures from the working directory)"
+    )
     var fixtures: String?
 
     @Option(help: "Python with pyarrow for the parquet suite. [env: KILN_PYTHON] (default: .venv/bin/python from the working directory)")
@@ -45,9 +47,12 @@ struct BenchCommand: AsyncParsableCommand {
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
         }
-        let fixturesDir = URL(fileURLWithPath: EnvironmentFallback.resolve(fixtures, env: "KILN_FIXTURES_DIR", default: "../shared/fixtures"))
-        guard FileManager.default.fileExists(atPath: fixturesDir.appendingPathComponent("pprof").path)
-                || fixturesDir.lastPathComponent == "pprof" else {
+        let fixturesDir = URL(
+            fileURLWithPath: EnvironmentFallback.resolve(fixtures, env: "KILN_FIXTURES_DIR", default: "../shared/fixtures"))
+        guard
+            FileManager.default.fileExists(atPath: fixturesDir.appendingPathComponent("pprof").path)
+                || fixturesDir.lastPathComponent == "pprof"
+        else {
             throw ValidationError("fixtures not found at \(fixturesDir.path): pass --fixtures or set KILN_FIXTURES_DIR")
         }
         let selfURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -79,8 +84,10 @@ struct BenchCommand: AsyncParsableCommand {
             case "query":
                 report(try await QueryBenchmark.run(fixturesDir: fixturesDir))
             case "compaction":
-                report(try await CompactionBenchmark.run(fixturesDir: fixturesDir, services: services, minutes: minutes,
-                                                         maxHeadBytes: compactionHeadBytes))
+                report(
+                    try await CompactionBenchmark.run(
+                        fixturesDir: fixturesDir, services: services, minutes: minutes,
+                        maxHeadBytes: compactionHeadBytes))
             default:
                 break
             }

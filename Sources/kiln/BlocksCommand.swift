@@ -12,7 +12,10 @@ struct BlocksCommand: AsyncParsableCommand {
     )
 
     struct StoreOption: ParsableArguments {
-        @Option(help: "Object store URL: file:///path or s3://bucket/prefix?endpoint=...&region=... [env: KILN_STORE] (default: file://./data/blocks)")
+        @Option(
+            help:
+                "Object store URL: file:///path or s3://bucket/prefix?endpoint=...&region=... [env: KILN_STORE] (default: file://./data/blocks)"
+        )
         var store: String?
 
         func open() throws -> any ObjectStore {
@@ -46,7 +49,9 @@ struct BlocksCommand: AsyncParsableCommand {
                 for m in listing.metas.sorted(by: { $0.ulid < $1.ulid }) {
                     let state = live.contains(m.ulid) ? "live" : (listing.deletionMarks[m.ulid] != nil ? "marked" : "superseded")
                     guard all || state == "live" else { continue }
-                    print("\(t)\t\(m.ulid)\t\(m.compaction.level)\t\(time(m.minTime))\t\(time(m.maxTime))\t\(m.stats.samples)\t\(m.files.reduce(0) { $0 + $1.sizeBytes })\t\(state)")
+                    print(
+                        "\(t)\t\(m.ulid)\t\(m.compaction.level)\t\(time(m.minTime))\t\(time(m.maxTime))\t\(m.stats.samples)\t\(m.files.reduce(0) { $0 + $1.sizeBytes })\t\(state)"
+                    )
                 }
                 if all { for (u, _) in listing.partial.sorted(by: { $0.key < $1.key }) { print("\(t)\t\(u)\t-\t-\t-\t-\t-\tpartial") } }
             }

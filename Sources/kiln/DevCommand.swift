@@ -9,13 +9,13 @@ struct DevCommand: AsyncParsableCommand {
         commandName: "dev",
         abstract: "Runs the whole pipeline on this machine: Tansu, the three stages and kiln-query behind one address.",
         discussion: """
-        Starts a local Tansu broker, kiln-scraper, kiln-normalizer, kiln-compactor and kiln-query as separate \
-        processes, with a file:// block store under --data-dir, and serves push ingest (POST /ingest, \
-        /push.v1.PusherService/Push), the query API and the web UI on --listen, like Pyroscope's single binary. \
-        GET /ready answers 200 once every process is up. Logs go to DATA_DIR/logs/. Ctrl-C or SIGTERM stops \
-        everything; a second run on the same directory reuses its blocks (Tansu keeps Kafka data in memory only, \
-        so records still in Kafka at shutdown are not kept).
-        """
+            Starts a local Tansu broker, kiln-scraper, kiln-normalizer, kiln-compactor and kiln-query as separate \
+            processes, with a file:// block store under --data-dir, and serves push ingest (POST /ingest, \
+            /push.v1.PusherService/Push), the query API and the web UI on --listen, like Pyroscope's single binary. \
+            GET /ready answers 200 once every process is up. Logs go to DATA_DIR/logs/. Ctrl-C or SIGTERM stops \
+            everything; a second run on the same directory reuses its blocks (Tansu keeps Kafka data in memory only, \
+            so records still in Kafka at shutdown are not kept).
+            """
     )
 
     @Option(help: "Folder for blocks, logs and state; created if missing. [env: KILN_DEV_DATA_DIR] (default: ./data)")
@@ -36,7 +36,8 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Seconds each process may take to stop before SIGKILL. [env: KILN_DEV_STOP_TIMEOUT] (default: 20)")
     var stopTimeout: Double?
 
-    @Option(help: "Log level of kiln dev itself: trace, debug, info, notice, warning, error or critical. [env: KILN_LOG_LEVEL] (default: info)")
+    @Option(
+        help: "Log level of kiln dev itself: trace, debug, info, notice, warning, error or critical. [env: KILN_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
     func run() async throws {
@@ -46,7 +47,9 @@ struct DevCommand: AsyncParsableCommand {
         let listenAddress = try ListenAddress(parsing: EnvironmentFallback.resolve(listen, env: "KILN_LISTEN", default: "127.0.0.1:4040"))
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         let dir = URL(fileURLWithPath: EnvironmentFallback.resolve(dataDir, env: "KILN_DEV_DATA_DIR", default: "./data"), relativeTo: cwd)
-        let config = EnvironmentFallback.resolve(scrapeConfig, env: "KILN_SCRAPE_CONFIG").map { URL(fileURLWithPath: $0, relativeTo: cwd).absoluteURL.standardizedFileURL }
+        let config = EnvironmentFallback.resolve(scrapeConfig, env: "KILN_SCRAPE_CONFIG").map {
+            URL(fileURLWithPath: $0, relativeTo: cwd).absoluteURL.standardizedFileURL
+        }
         if let config, !FileManager.default.fileExists(atPath: config.path) {
             throw ServiceConfigurationError("--scrape-config: no file at \(config.path)")
         }
@@ -54,10 +57,11 @@ struct DevCommand: AsyncParsableCommand {
         guard let stopSeconds = Double(stopText), stopSeconds > 0 else {
             throw ServiceConfigurationError("--stop-timeout must be a positive number of seconds, not \"\(stopText)\"")
         }
-        let options = DevOptions(dataDir: dir.absoluteURL.standardizedFileURL, listenHost: listenAddress.host, listenPort: listenAddress.port,
-                                 scrapeConfig: config,
-                                 maxBlockAge: EnvironmentFallback.resolve(blockAge, env: "KILN_DEV_BLOCK_AGE", default: "10s"),
-                                 stopTimeout: .milliseconds(Int64(stopSeconds * 1000)))
+        let options = DevOptions(
+            dataDir: dir.absoluteURL.standardizedFileURL, listenHost: listenAddress.host, listenPort: listenAddress.port,
+            scrapeConfig: config,
+            maxBlockAge: EnvironmentFallback.resolve(blockAge, env: "KILN_DEV_BLOCK_AGE", default: "10s"),
+            stopTimeout: .milliseconds(Int64(stopSeconds * 1000)))
         try await DevStack.run(options: options, tansu: tansu, logger: logger)
     }
 }

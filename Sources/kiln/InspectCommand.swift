@@ -16,7 +16,10 @@ struct InspectCommand: AsyncParsableCommand {
     @Argument(help: "The pprof file.")
     var file: String
 
-    @Flag(help: "Print JSON (keys: sample_types, period_type, period, time_nanos, duration_nanos, default_sample_type, num_samples, num_locations, num_functions, num_mappings, totals, top).")
+    @Flag(
+        help:
+            "Print JSON (keys: sample_types, period_type, period, time_nanos, duration_nanos, default_sample_type, num_samples, num_locations, num_functions, num_mappings, totals, top)."
+    )
     var json = false
 
     @Option(help: "Rows in `top`.")

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import KilnFoundation
 import KafkaClient
 import KafkaService
+import KilnFoundation
 import KilnService
 import LoadGen
 import Logging
@@ -14,12 +14,12 @@ struct LoadGenCommand: AsyncParsableCommand {
         commandName: "loadgen",
         abstract: "Drive a running Kiln pipeline with a synthetic fleet and measure it (results as JSON).",
         discussion: """
-        Builds a pool of perturbed copies of the real pprof fixtures (random sample subsets, scaled values), then \
-        sends N services × M instances × kinds of profiles through POST /ingest (--mode http) or straight into the \
-        raw topic (--mode kafka) for --duration or --count. While it runs it records, per second, what it sent, and \
-        for each --watch process its CPU, RSS and /metrics counters, each --lag group's consumer lag, and with \
-        --query the ingest-to-query latency of probe profiles. Loopback only unless --allow-remote.
-        """
+            Builds a pool of perturbed copies of the real pprof fixtures (random sample subsets, scaled values), then \
+            sends N services × M instances × kinds of profiles through POST /ingest (--mode http) or straight into the \
+            raw topic (--mode kafka) for --duration or --count. While it runs it records, per second, what it sent, and \
+            for each --watch process its CPU, RSS and /metrics counters, each --lag group's consumer lag, and with \
+            --query the ingest-to-query latency of probe profiles. Loopback only unless --allow-remote.
+            """
     )
 
     @Option(help: "http: POST /ingest to --ingest-url; kafka: RawEnvelopes straight into --raw-topic.")
@@ -81,15 +81,17 @@ struct LoadGenCommand: AsyncParsableCommand {
         let kinds = try ProfileKind.parseList(self.kinds)
 
         let needsKafka = mode == "kafka" || !lags.isEmpty
-        try LoopbackGuard.check(urls: (mode == "http" ? [ingestURL] : []) + (query.map { [$0] } ?? []) + watches.compactMap(\.adminURL),
-                                brokers: needsKafka ? kafka.resolvedBrokers : nil, allowRemote: allowRemote)
+        try LoopbackGuard.check(
+            urls: (mode == "http" ? [ingestURL] : []) + (query.map { [$0] } ?? []) + watches.compactMap(\.adminURL),
+            brokers: needsKafka ? kafka.resolvedBrokers : nil, allowRemote: allowRemote)
 
         let fixturesDir = URL(fileURLWithPath: fixtures ?? ProcessInfo.processInfo.environment["KILN_FIXTURES_DIR"] ?? "../shared/fixtures")
         let built = ContinuousClock.now
         let pool = try PayloadFactory(variantsPerFixture: variants, seed: seed).makePool(kinds: kinds, fixturesDir: fixturesDir)
-        print("loadgen: \(pool.variants.count) payload variants (\(pool.totalBytes / 1024) KiB, mean \(pool.totalBytes / max(1, pool.variants.count)) B) "
-              + "from \(PayloadFactory.pprofDirectory(fixturesDir).path) in \(ContinuousClock.now - built)"
-              + (pool.missingFixtures.isEmpty ? "" : "; missing fixtures skipped: \(pool.missingFixtures.joined(separator: ", "))"))
+        print(
+            "loadgen: \(pool.variants.count) payload variants (\(pool.totalBytes / 1024) KiB, mean \(pool.totalBytes / max(1, pool.variants.count)) B) "
+                + "from \(PayloadFactory.pprofDirectory(fixturesDir).path) in \(ContinuousClock.now - built)"
+                + (pool.missingFixtures.isEmpty ? "" : "; missing fixtures skipped: \(pool.missingFixtures.joined(separator: ", "))"))
         let fleet = Fleet(services: services, instances: instances, kinds: kinds, pool: pool, seed: seed)
 
         var logger = Logger(label: "kiln.loadgen")
@@ -99,8 +101,9 @@ struct LoadGenCommand: AsyncParsableCommand {
         let sender: any ProfileSender
         let topic = EnvironmentFallback.resolve(rawTopic, env: "KILN_RAW_TOPIC", default: "kiln.profiles.raw")
         if mode == "kafka", let kafkaConfig {
-            sender = KafkaRawSender(producer: try KafkaProducer(config: ProducerConfig(kafka: kafkaConfig), logger: logger),
-                                    topic: topic, tenant: tenant)
+            sender = KafkaRawSender(
+                producer: try KafkaProducer(config: ProducerConfig(kafka: kafkaConfig), logger: logger),
+                topic: topic, tenant: tenant)
         } else {
             sender = HTTPIngestSender(baseURL: ingestURL, tenant: tenant == "anonymous" ? nil : tenant, connections: parallel)
         }
@@ -110,20 +113,24 @@ struct LoadGenCommand: AsyncParsableCommand {
         // loadgen's own cost is part of the picture on a shared machine.
         let watcher = ProcessWatcher(specs: watches + [WatchSpec(name: "loadgen", pid: getpid())])
 
-        var config = LoadRunConfig(phase: phase, mode: mode, target: mode == "kafka" ? "\(kafka.resolvedBrokers)/\(topic)" : ingestURL,
-                                   tenant: tenant == "anonymous" ? nil : tenant, rate: rate > 0 ? rate : nil, count: count,
-                                   duration: sendDuration, concurrency: parallel)
+        var config = LoadRunConfig(
+            phase: phase, mode: mode, target: mode == "kafka" ? "\(kafka.resolvedBrokers)/\(topic)" : ingestURL,
+            tenant: tenant == "anonymous" ? nil : tenant, rate: rate > 0 ? rate : nil, count: count,
+            duration: sendDuration, concurrency: parallel)
         config.sampleInterval = .milliseconds(Int64(max(0.1, sampleInterval) * 1000))
         config.probeInterval = query == nil ? nil : .milliseconds(Int64(max(0.05, probeInterval) * 1000))
         config.drainTimeout = drain
         config.maxLagRecords = maxLag > 0 ? maxLag : nil
-        config.settings = ["services": String(services), "instances": String(instances), "kinds": kinds.map(\.rawValue).joined(separator: ","),
-                           "variants_per_fixture": String(variants), "concurrency": String(parallel), "rate": rate > 0 ? String(rate) : "flat out",
-                           "duration": sendDuration.map { "\($0)" } ?? "-", "count": count.map(String.init) ?? "-",
-                           "targets": String(fleet.targets.count), "watch": watch.joined(separator: " "), "lag": lag.joined(separator: " "),
-                           "max_lag_records": maxLag > 0 ? String(maxLag) : "-"]
-        print("loadgen: phase \(phase): \(fleet.targets.count) profile streams (\(services) services × \(instances) instances × \(kinds.count) kinds), "
-              + "\(rate > 0 ? "\(rate) profiles/s" : "flat out"), \(parallel) concurrent, to \(config.target)")
+        config.settings = [
+            "services": String(services), "instances": String(instances), "kinds": kinds.map(\.rawValue).joined(separator: ","),
+            "variants_per_fixture": String(variants), "concurrency": String(parallel), "rate": rate > 0 ? String(rate) : "flat out",
+            "duration": sendDuration.map { "\($0)" } ?? "-", "count": count.map(String.init) ?? "-",
+            "targets": String(fleet.targets.count), "watch": watch.joined(separator: " "), "lag": lag.joined(separator: " "),
+            "max_lag_records": maxLag > 0 ? String(maxLag) : "-",
+        ]
+        print(
+            "loadgen: phase \(phase): \(fleet.targets.count) profile streams (\(services) services × \(instances) instances × \(kinds.count) kinds), "
+                + "\(rate > 0 ? "\(rate) profiles/s" : "flat out"), \(parallel) concurrent, to \(config.target)")
 
         let run = LoadRun(config: config, fleet: fleet, pool: pool, sender: sender, watcher: watcher, lag: lagMonitor, queryURL: query)
         let results = await run.run()
@@ -144,11 +151,14 @@ struct LoadGenCommand: AsyncParsableCommand {
 
     static func summary(_ r: LoadResults) -> String {
         func f(_ x: Double?, _ digits: Int = 1) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
-        var lines = ["loadgen: \(r.phase): accepted \(r.totals.accepted) of \(r.totals.attempted) in \(f(r.sendSeconds)) s = "
-                     + "\(f(r.achievedRate)) profiles/s, \(f(r.bytesPerSecond / 1e6, 2)) MB/s; send latency p50 \(f(r.sendLatencyP50Ms)) ms, p99 \(f(r.sendLatencyP99Ms)) ms"]
+        var lines = [
+            "loadgen: \(r.phase): accepted \(r.totals.accepted) of \(r.totals.attempted) in \(f(r.sendSeconds)) s = "
+                + "\(f(r.achievedRate)) profiles/s, \(f(r.bytesPerSecond / 1e6, 2)) MB/s; send latency p50 \(f(r.sendLatencyP50Ms)) ms, p99 \(f(r.sendLatencyP99Ms)) ms"
+        ]
         if !r.totals.errors.isEmpty {
-            lines.append("  errors: " + r.totals.errors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
-                         + (r.totals.lastError.map { " (last: \($0))" } ?? ""))
+            lines.append(
+                "  errors: " + r.totals.errors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+                    + (r.totals.lastError.map { " (last: \($0))" } ?? ""))
         }
         if let drained = r.drainedAfterSeconds {
             lines.append("  drained after \(f(drained)) s: end to end \(f(r.endToEndRate)) profiles/s")
@@ -158,14 +168,16 @@ struct LoadGenCommand: AsyncParsableCommand {
         if let first = r.samples.first, let last = r.samples.last, last.t > first.t {
             for name in last.processes.keys.sorted() {
                 guard let a = first.processes[name]?.usage, let b = last.processes[name]?.usage else { continue }
-                lines.append("  \(name): \(f((b.cpuSeconds - a.cpuSeconds) / (last.t - first.t) * 100, 0)) % CPU, "
-                             + "peak RSS \(b.peakRSSBytes / 1_048_576) MiB")
+                lines.append(
+                    "  \(name): \(f((b.cpuSeconds - a.cpuSeconds) / (last.t - first.t) * 100, 0)) % CPU, "
+                        + "peak RSS \(b.peakRSSBytes / 1_048_576) MiB")
             }
         }
         if let l = r.latency {
-            lines.append("  ingest-to-query latency: \(l.visible)/\(l.probesSent) probes visible, p50 \(f(l.p50, 2)) s, p99 \(f(l.p99, 2)) s, max \(f(l.max, 2)) s"
-                         + (l.queryErrors > 0 ? " (\(l.queryErrors) query errors, last: \(l.lastQueryError ?? ""))" : "")
-                         + (l.queryWarmUpSeconds.map { "; first query (before any probe) \(f($0, 2)) s" } ?? ""))
+            lines.append(
+                "  ingest-to-query latency: \(l.visible)/\(l.probesSent) probes visible, p50 \(f(l.p50, 2)) s, p99 \(f(l.p99, 2)) s, max \(f(l.max, 2)) s"
+                    + (l.queryErrors > 0 ? " (\(l.queryErrors) query errors, last: \(l.lastQueryError ?? ""))" : "")
+                    + (l.queryWarmUpSeconds.map { "; first query (before any probe) \(f($0, 2)) s" } ?? ""))
         }
         return lines.joined(separator: "\n")
     }

@@ -28,7 +28,9 @@ struct MergeCommand: AsyncParsableCommand {
         let (files, output, uncompressed, level) = (self.files, self.output, self.uncompressed, self.level)
         guard !files.isEmpty else { throw ValidationError("no input files") }
         let result: Result<Int, PprofCLIError> = await BlockingWork.shared.run {
-            do { return .success(try Self.merge(files: files, output: output, gzipLevel: uncompressed ? nil : level)) } catch let e as PprofCLIError {
+            do { return .success(try Self.merge(files: files, output: output, gzipLevel: uncompressed ? nil : level)) } catch let e
+                as PprofCLIError
+            {
                 return .failure(e)
             } catch {
                 return .failure(PprofCLIError("\(error)"))
@@ -49,7 +51,7 @@ struct MergeCommand: AsyncParsableCommand {
         let slots = DecodedSlots(count: files.count)
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, files.count))
         let next = AtomicCounter()
-        for _ in 0 ..< workers {
+        for _ in 0..<workers {
             Thread.detachNewThread {
                 while true {
                     let i = next.increment()
@@ -67,7 +69,7 @@ struct MergeCommand: AsyncParsableCommand {
             }
         }
         var merger = PprofMerger()
-        for i in 0 ..< files.count {
+        for i in 0..<files.count {
             let profile = try slots.take(i).get()
             do { try merger.add(profile) } catch { throw PprofCLIError("\(files[i]): \(error)") }
         }

@@ -16,11 +16,11 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Reprocess kiln.profiles.raw (or the DLQ) into a new block prefix or a new normalized topic.",
         discussion: """
-        The replay's bounds are fixed when it first starts and saved with its progress in a checkpoint \
-        (`_replay/<name>/checkpoint.json` in the output store, or in --checkpoint-store). Run the same command \
-        again after an interruption and it resumes; the counts printed at the end are exact across resumes. \
-        The blocks the pipeline already wrote are never touched: point kiln-query at the new prefix when it is done.
-        """
+            The replay's bounds are fixed when it first starts and saved with its progress in a checkpoint \
+            (`_replay/<name>/checkpoint.json` in the output store, or in --checkpoint-store). Run the same command \
+            again after an interruption and it resumes; the counts printed at the end are exact across resumes. \
+            The blocks the pipeline already wrote are never touched: point kiln-query at the new prefix when it is done.
+            """
     )
 
     @OptionGroup var kafka: KafkaOptions
@@ -136,9 +136,12 @@ struct ReplayCommand: AsyncParsableCommand {
         case "none": reporter = SilentProgress()
         default: reporter = isatty(STDERR_FILENO) == 1 ? TerminalProgressBar() : ProgressLines()
         }
-        let job = ReplayJob(plan: plan, options: .init(kafka: kafkaConfig, checkpointInterval: .milliseconds(Int64(checkpointInterval * 1000)),
-                                                                 maxPollRecords: maxPollRecords, maxRecordsPerSecond: maxRate),
-                            sink: sink, checkpoints: checkpoints, progress: reporter)
+        let job = ReplayJob(
+            plan: plan,
+            options: .init(
+                kafka: kafkaConfig, checkpointInterval: .milliseconds(Int64(checkpointInterval * 1000)),
+                maxPollRecords: maxPollRecords, maxRecordsPerSecond: maxRate),
+            sink: sink, checkpoints: checkpoints, progress: reporter)
         // SIGINT/SIGTERM end the replay after a checkpoint, so running the command again resumes it.
         let task = Task { try await job.run() }
         let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
@@ -153,9 +156,13 @@ struct ReplayCommand: AsyncParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(ReplaySummary(name: name, finished: result.finished,
-                                                                    recordsToRead: result.recordsToRead, recordsDone: result.recordsDone,
-                                                                    counts: result.counts)), as: UTF8.self))
+            print(
+                String(
+                    decoding: try encoder.encode(
+                        ReplaySummary(
+                            name: name, finished: result.finished,
+                            recordsToRead: result.recordsToRead, recordsDone: result.recordsDone,
+                            counts: result.counts)), as: UTF8.self))
         } else {
             print(Self.summary(result, name: name, checkpoint: "\(checkpointStoreURL)/\(checkpoints.key)"))
         }
@@ -169,18 +176,30 @@ struct ReplayCommand: AsyncParsableCommand {
         if let maxStackDepth { limits.maxStackDepth = maxStackDepth }
         let now = Date()
         let startBound: ReplayPlan.Start
-        if let start { startBound = .time(millis: try Self.parseTime(start, now: now)) }
-        else if let startOffsets { startBound = .offsets(try PartitionOffset.list(parsing: startOffsets)) }
-        else { startBound = .earliest }
+        if let start {
+            startBound = .time(millis: try Self.parseTime(start, now: now))
+        } else if let startOffsets {
+            startBound = .offsets(try PartitionOffset.list(parsing: startOffsets))
+        } else {
+            startBound = .earliest
+        }
         let endBound: ReplayPlan.End
-        if let end { endBound = .time(millis: try Self.parseTime(end, now: now)) }
-        else if let endOffsets { endBound = .offsets(try PartitionOffset.list(parsing: endOffsets)) }
-        else { endBound = .latest }
-        let source = fromTopic ?? (dlq ? EnvironmentFallback.resolve(nil, env: "KILN_DLQ_TOPIC", default: "kiln.profiles.dlq")
-                                       : EnvironmentFallback.resolve(nil, env: "KILN_RAW_TOPIC", default: "kiln.profiles.raw"))
+        if let end {
+            endBound = .time(millis: try Self.parseTime(end, now: now))
+        } else if let endOffsets {
+            endBound = .offsets(try PartitionOffset.list(parsing: endOffsets))
+        } else {
+            endBound = .latest
+        }
+        let source =
+            fromTopic
+            ?? (dlq
+                ? EnvironmentFallback.resolve(nil, env: "KILN_DLQ_TOPIC", default: "kiln.profiles.dlq")
+                : EnvironmentFallback.resolve(nil, env: "KILN_RAW_TOPIC", default: "kiln.profiles.raw"))
         let output: ReplayPlan.Output = toStore.map { .blocks(store: StoreURLOption.absolute($0)) } ?? .topic(toTopic!)
-        return ReplayPlan(sourceTopic: source, start: startBound, end: endBound, tenants: tenants, services: services,
-                          output: output, limits: .init(limits))
+        return ReplayPlan(
+            sourceTopic: source, start: startBound, end: endBound, tenants: tenants, services: services,
+            output: output, limits: .init(limits))
     }
 
     /// RFC 3339, `now`, `now-<n><unit>` or Unix milliseconds.
@@ -202,20 +221,26 @@ struct ReplayCommand: AsyncParsableCommand {
     static func summary(_ c: ReplayCheckpoint, name: String, checkpoint: String) -> String {
         let n = c.counts
         func row(_ label: String, _ value: Int, _ extra: String = "") -> String {
-            "  " + label.padding(toLength: 22, withPad: " ", startingAt: 0) + String(value).leftPadded(12) + (extra.isEmpty ? "" : "  " + extra)
+            "  " + label.padding(toLength: 22, withPad: " ", startingAt: 0) + String(value).leftPadded(12)
+                + (extra.isEmpty ? "" : "  " + extra)
         }
-        var lines = [c.finished ? "replay \"\(name)\" finished: \(c.plan.sourceTopic) → \(Self.outputName(c.plan.output))"
-                                : "replay \"\(name)\" interrupted at \(c.recordsDone)/\(c.recordsToRead) records; run the same command to resume",
-                     row("records read", n.recordsRead, String(format: "%.1f MB", Double(n.bytesRead) / 1e6)),
-                     row("skipped (selection)", n.skippedBySelection),
-                     row("rejected", n.rejected),
-                     row("without samples", n.profilesWithoutSamples, "cumulative baselines, or all samples zero"),
-                     row("already in output", n.alreadyInOutput, "written before an interruption"),
-                     row("batches written", n.batchesWritten),
-                     row("samples written", n.samplesWritten, "\(n.droppedSamples) zero-value or empty-stack samples dropped"),
-                     row(c.plan.output.isTopic ? "records produced" : "blocks written", n.outputsWritten, String(format: "%.1f MB", Double(n.outputBytes) / 1e6)),
-                     row("resumes", n.resumes),
-                     row("cumulative baselines", n.baselines, "first profile of a series, or a reset: no delta yet")]
+        var lines = [
+            c.finished
+                ? "replay \"\(name)\" finished: \(c.plan.sourceTopic) → \(Self.outputName(c.plan.output))"
+                : "replay \"\(name)\" interrupted at \(c.recordsDone)/\(c.recordsToRead) records; run the same command to resume",
+            row("records read", n.recordsRead, String(format: "%.1f MB", Double(n.bytesRead) / 1e6)),
+            row("skipped (selection)", n.skippedBySelection),
+            row("rejected", n.rejected),
+            row("without samples", n.profilesWithoutSamples, "cumulative baselines, or all samples zero"),
+            row("already in output", n.alreadyInOutput, "written before an interruption"),
+            row("batches written", n.batchesWritten),
+            row("samples written", n.samplesWritten, "\(n.droppedSamples) zero-value or empty-stack samples dropped"),
+            row(
+                c.plan.output.isTopic ? "records produced" : "blocks written", n.outputsWritten,
+                String(format: "%.1f MB", Double(n.outputBytes) / 1e6)),
+            row("resumes", n.resumes),
+            row("cumulative baselines", n.baselines, "first profile of a series, or a reset: no delta yet"),
+        ]
         for (reason, count) in n.rejectionReasons.sorted(by: { $0.value > $1.value }) { lines.append("  rejected ×\(count): \(reason)") }
         if !n.totalsByProfileType.isEmpty {
             lines.append("  totals by profile type:")

@@ -22,9 +22,10 @@ struct TopicsCommand: AsyncParsableCommand {
             let config = try kafka.kafkaConfig(clientID: "kiln-topics")
             let admin = try KafkaAdmin(config: config)
             for name in [topics.raw, topics.normalized, topics.dlq] {
-                let outcome = try await admin.createTopic(TopicSpec(
-                    name: name, partitions: try topics.partitions(), replicationFactor: try topics.replication(),
-                    configs: ["max.message.bytes": String(TopicOptions.maxMessageBytes)]))
+                let outcome = try await admin.createTopic(
+                    TopicSpec(
+                        name: name, partitions: try topics.partitions(), replicationFactor: try topics.replication(),
+                        configs: ["max.message.bytes": String(TopicOptions.maxMessageBytes)]))
                 print("\(name): \(outcome == .created ? "created with \(try topics.partitions()) partitions" : "already exists")")
             }
         }

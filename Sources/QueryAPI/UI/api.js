@@ -1,5 +1,6 @@
 // Kiln's query API, as the UI calls it: Pyroscope's Connect `querier.v1.QuerierService` in JSON.
 // Requests and responses follow the proto3 JSON mapping (lowerCamelCase names, int64 as strings).
+// Only `fetch` is used, so the answer-reading helpers below are testable outside a browser.
 
 const SERVICE = "/querier.v1.QuerierService/";
 
@@ -78,26 +79,23 @@ function mergeRequest(q) {
 /** The merged flame graph of `q` ({profileType, selector, start, end, maxNodes}). */
 export async function mergeStacktraces(q, signal) {
   const r = await call("SelectMergeStacktraces", mergeRequest(q), signal);
-  const fg = r.flamegraph || {};
-  return {
-    names: fg.names || [],
-    levels: (fg.levels || []).map((l) => (l.values || []).map(int)),
-    total: int(fg.total),
-    maxSelf: int(fg.maxSelf),
-  };
+  return flamegraphFromJSON(r.flamegraph);
 }
 
 /** The diff flame graph of two queries: left is the baseline, right the comparison. */
 export async function diff(left, right, signal) {
   const r = await call("Diff", { left: mergeRequest(left), right: mergeRequest(right) }, signal);
-  const fg = r.flamegraph || {};
+  return { ...flamegraphFromJSON(r.flamegraph), leftTicks: int(r.flamegraph?.leftTicks), rightTicks: int(r.flamegraph?.rightTicks) };
+}
+
+/** A proto3-JSON flame graph (int64 as strings, empty fields left out) with plain numbers and arrays. */
+export function flamegraphFromJSON(json) {
+  const fg = json || {};
   return {
     names: fg.names || [],
     levels: (fg.levels || []).map((l) => (l.values || []).map(int)),
     total: int(fg.total),
     maxSelf: int(fg.maxSelf),
-    leftTicks: int(fg.leftTicks),
-    rightTicks: int(fg.rightTicks),
   };
 }
 
@@ -112,9 +110,13 @@ export async function selectSeries(q, step, signal) {
     groupBy: [],
     aggregation: "TIME_SERIES_AGGREGATION_TYPE_SUM",
   }, signal);
-  // Sum every returned series point-wise, so a grouped answer still draws as one line.
+  return summedSeries(r.series);
+}
+
+/** Every series summed point-wise into [{t, v}] sorted by time, so a grouped answer draws as one line. */
+export function summedSeries(series) {
   const sums = new Map();
-  for (const s of r.series || []) {
+  for (const s of series || []) {
     for (const p of s.points || []) {
       const t = int(p.timestamp);
       sums.set(t, (sums.get(t) || 0) + (Number(p.value) || 0));

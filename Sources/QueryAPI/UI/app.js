@@ -2,123 +2,29 @@
 // Every piece of view state lives in the URL's query string, so reload and bookmarks restore the view.
 
 import * as api from "./api.js";
-import { decodeSingle, decodeDiff, functionTable, FlameGraph, shareChange } from "./flamegraph.js";
+import { decodeSingle, decodeDiff, functionTable, shareChange, searchSummary, describeFlameGraph } from "./flame-model.js";
+import { FlameGraph } from "./flamegraph.js";
 import { FunctionTable } from "./table.js";
 import { Timeline } from "./timeline.js";
-import { valueFormatter, dateTime, percent, change } from "./format.js";
+import { valueFormatter, dateTime } from "./format.js";
+import { parseViewState, viewStateQuery } from "./url-state.js";
+import { withService, serviceOf } from "./selector.js";
+import { timeParam, displayTime, seriesStepSeconds, resolveRange, comparisonRanges } from "./time-range.js";
+import { profileTypeLabel, defaultProfileType } from "./profile-types.js";
 
 const $ = (id) => document.getElementById(id);
 
 // ---- URL state ----------------------------------------------------------------------------------
 
-const DEFAULTS = { view: "single", from: "now-1h", until: "now", maxNodes: 8192 };
-
-/** The view as the URL describes it. */
 function readURL() {
-  const p = new URLSearchParams(location.search);
-  const { profileType, selector } = splitQuery(p.get("query") || "");
-  return {
-    view: p.get("view") === "diff" ? "diff" : "single",
-    profileType,
-    selector,
-    from: p.get("from") || DEFAULTS.from,
-    until: p.get("until") || DEFAULTS.until,
-    leftSelector: p.get("leftQuery") || "",
-    rightSelector: p.get("rightQuery") || "",
-    leftFrom: p.get("leftFrom") || "",
-    leftUntil: p.get("leftUntil") || "",
-    rightFrom: p.get("rightFrom") || "",
-    rightUntil: p.get("rightUntil") || "",
-    search: p.get("search") || "",
-    sort: p.get("sort") || "",
-    maxNodes: Math.max(16, Math.min(1 << 20, Number(p.get("maxNodes")) || DEFAULTS.maxNodes)),
-  };
+  return parseViewState(location.search);
 }
 
 function writeURL(push) {
-  const s = state;
-  const p = new URLSearchParams();
-  if (s.view !== "single") p.set("view", s.view);
-  if (s.profileType || s.selector) p.set("query", s.profileType + (s.selector || "{}"));
-  p.set("from", s.from);
-  p.set("until", s.until);
-  if (s.view === "diff") {
-    if (s.leftSelector && s.leftSelector !== s.selector) p.set("leftQuery", s.leftSelector);
-    if (s.rightSelector && s.rightSelector !== s.selector) p.set("rightQuery", s.rightSelector);
-    for (const k of ["leftFrom", "leftUntil", "rightFrom", "rightUntil"]) if (s[k]) p.set(k, s[k]);
-  }
-  if (s.search) p.set("search", s.search);
-  if (s.sort) p.set("sort", s.sort);
-  if (s.maxNodes !== DEFAULTS.maxNodes) p.set("maxNodes", String(s.maxNodes));
-  const url = `${location.pathname}?${p.toString()}`;
+  const url = `${location.pathname}?${viewStateQuery(state)}`;
   if (url === location.pathname + location.search) return;
   if (push) history.pushState(null, "", url);
   else history.replaceState(null, "", url);
-}
-
-/** `process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="a"}` → its type and its selector. */
-export function splitQuery(q) {
-  const brace = q.indexOf("{");
-  if (brace < 0) return { profileType: q.trim(), selector: "" };
-  return { profileType: q.slice(0, brace).trim(), selector: q.slice(brace).trim() };
-}
-
-/** The selector with its `service_name` matcher set to `service` (added when missing). */
-export function withService(selector, service) {
-  const inner = (selector || "{}").trim().replace(/^\{/, "").replace(/\}$/, "").trim();
-  const matchers = inner ? splitMatchers(inner).filter((m) => !/^service_name\s*(=|!=|=~|!~)/.test(m)) : [];
-  matchers.unshift(`service_name="${service.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`);
-  return `{${matchers.join(", ")}}`;
-}
-
-/** The value of an exact `service_name="…"` matcher, if the selector has one. */
-export function serviceOf(selector) {
-  const m = /service_name\s*=\s*"((?:[^"\\]|\\.)*)"/.exec(selector || "");
-  return m ? m[1].replace(/\\(.)/g, "$1") : "";
-}
-
-function splitMatchers(inner) {
-  const out = [];
-  let cur = "", quoted = false;
-  for (let i = 0; i < inner.length; i++) {
-    const c = inner[i];
-    if (c === "\\" && quoted) { cur += c + (inner[++i] ?? ""); continue; }
-    if (c === '"') quoted = !quoted;
-    if (c === "," && !quoted) { if (cur.trim()) out.push(cur.trim()); cur = ""; continue; }
-    cur += c;
-  }
-  if (cur.trim()) out.push(cur.trim());
-  return out;
-}
-
-// ---- Time ---------------------------------------------------------------------------------------
-
-const UNITS = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 };
-
-/** Epoch ms for `now`, `now-1h`, `now-30m`, epoch seconds or ms, or a local date like `2026-11-25 14:00`. */
-export function parseTime(text, now) {
-  const t = String(text).trim();
-  const rel = /^now(?:\s*([-+])\s*(\d+(?:\.\d+)?)\s*([smhdw]))?$/.exec(t);
-  if (rel) {
-    if (!rel[1]) return now;
-    const delta = Number(rel[2]) * UNITS[rel[3]];
-    return rel[1] === "-" ? now - delta : now + delta;
-  }
-  if (/^\d+$/.test(t)) {
-    const n = Number(t);
-    return n < 1e11 ? n * 1000 : n; // seconds, as Pyroscope accepts them, or milliseconds
-  }
-  const d = Date.parse(/^\d{4}-\d\d-\d\d \d/.test(t) ? t.replace(" ", "T") : t);
-  return Number.isNaN(d) ? null : d;
-}
-
-function showTime(text) {
-  return /^\d+$/.test(text) ? dateTime(parseTime(text, 0), true) : text;
-}
-
-/** A step that gives about 240 points across the range, never below 10 s (as Pyroscope's minimum). */
-function stepFor(start, end) {
-  return Math.max(10, Math.round((end - start) / 1000 / 240));
 }
 
 // ---- App ----------------------------------------------------------------------------------------
@@ -147,7 +53,7 @@ const flame = new FlameGraph($("flame"), {
     $("zoom-info").textContent = node ? `zoomed to ${node.name}` : "";
     $("zoom-info").title = node ? node.name : "";
   },
-  describe,
+  describe: (model, zoom) => describeFlameGraph(model, zoom, format),
 });
 
 const table = new FunctionTable($("functions"), {
@@ -186,7 +92,7 @@ function setSearch(text) {
 
 function showSearchInfo() {
   const info = flame.searchTotal();
-  $("search-info").textContent = info ? `${info.count} ${info.count === 1 ? "match" : "matches"} · ${(info.share * 100).toFixed(info.share < 0.1 ? 2 : 1)}% of the graph` : "";
+  $("search-info").textContent = info ? searchSummary(info) : "";
 }
 
 function showError(error) {
@@ -202,24 +108,7 @@ function showError(error) {
 function setStatus(s) { document.body.dataset.state = s; }
 
 function range() {
-  const start = parseTime(state.from, now);
-  const end = parseTime(state.until, now);
-  if (start === null || end === null) throw new Error(`cannot read the time range "${state.from}" to "${state.until}"`);
-  if (end <= start) throw new Error("the time range ends before it starts");
-  return { start, end };
-}
-
-/** Baseline and comparison ranges: chosen by dragging, else the first and second half of the range. */
-function diffRanges({ start, end }) {
-  const mid = Math.round((start + end) / 2);
-  const side = (from, until, a, b) => {
-    const f = from ? parseTime(from, now) : null, u = until ? parseTime(until, now) : null;
-    return f !== null && u !== null && u > f ? { start: f, end: u } : { start: a, end: b };
-  };
-  return {
-    left: side(state.leftFrom, state.leftUntil, start, mid),
-    right: side(state.rightFrom, state.rightUntil, mid, end),
-  };
+  return resolveRange(state.from, state.until, now);
 }
 
 function syncControls() {
@@ -231,8 +120,8 @@ function syncControls() {
   $("top-single").hidden = state.view !== "single";
   $("top-diff").hidden = state.view !== "diff";
   $("legend").hidden = state.view !== "diff";
-  $("from").value = showTime(state.from);
-  $("until").value = showTime(state.until);
+  $("from").value = displayTime(state.from);
+  $("until").value = displayTime(state.until);
   const preset = [...$("preset").options].find((o) => o.value === state.from && state.until === "now");
   $("preset").value = preset ? preset.value : "custom";
   $("selector").value = state.selector;
@@ -258,15 +147,6 @@ function fillSelect(select, items, selected) {
   }
 }
 
-function typeLabel(t) {
-  return `${t.name} · ${t.sampleType}` + (t.sampleUnit ? ` (${t.sampleUnit})` : "");
-}
-
-/** CPU first (the article's starting point), then the rest in the server's order. */
-function defaultType(types) {
-  return (types.find((t) => t.id.startsWith("process_cpu:cpu:")) || types.find((t) => /cpu/.test(t.id)) || types[0]).id;
-}
-
 async function load() {
   if (loadController) loadController.abort();
   const controller = new AbortController();
@@ -284,12 +164,12 @@ async function load() {
     profileTypes = types;
     services = [...names].sort();
     let changed = false;
-    if (types.length && !types.some((t) => t.id === state.profileType)) { state.profileType = defaultType(types); changed = true; }
+    if (types.length && !types.some((t) => t.id === state.profileType)) { state.profileType = defaultProfileType(types); changed = true; }
     const service = serviceOf(state.selector);
     if (services.length && !service) { state.selector = withService(state.selector, services[0]); changed = true; }
     if (changed) writeURL(false);
     syncControls();
-    fillSelect($("profile-type"), types.map((t) => ({ value: t.id, label: typeLabel(t) })), state.profileType);
+    fillSelect($("profile-type"), types.map((t) => ({ value: t.id, label: profileTypeLabel(t) })), state.profileType);
     const current = serviceOf(state.selector);
     const serviceItems = services.map((s) => ({ value: s, label: s }));
     if (current && !services.includes(current)) serviceItems.unshift({ value: current, label: `${current} (no data)` });
@@ -324,7 +204,7 @@ function query(selector, r) {
 
 function series(selector, r, signal) {
   const q = query(selector, r);
-  const step = stepFor(r.start, r.end);
+  const step = seriesStepSeconds(r.start, r.end);
   return cached(`series ${q.profileType} ${q.selector} ${r.start} ${r.end} ${step}`, () => api.selectSeries(q, step, signal));
 }
 
@@ -336,7 +216,7 @@ async function loadSingle(r, signal) {
     cached(`merge ${JSON.stringify(q)}`, () => api.mergeStacktraces(q, signal)),
   ]);
   if (signal.aborted) return;
-  timeline.setData(points, r.start, r.end, format);
+  timeline.setData(points, r.start, r.end, format, seriesStepSeconds(r.start, r.end) * 1000);
   timeline.setOverlays([]);
   showModel(decodeSingle(fg));
 }
@@ -344,7 +224,7 @@ async function loadSingle(r, signal) {
 async function loadDiff(r, signal) {
   const leftSel = state.leftSelector || state.selector;
   const rightSel = state.rightSelector || state.selector;
-  const { left, right } = diffRanges(r);
+  const { left, right } = comparisonRanges(r, state, now);
   $("left-range").textContent = `${dateTime(left.start, true)} – ${dateTime(left.end, true)} · drag on the chart to change`;
   $("right-range").textContent = `${dateTime(right.start, true)} – ${dateTime(right.end, true)} · drag on the chart to change`;
   const lq = query(leftSel, left), rq = query(rightSel, right);
@@ -354,8 +234,9 @@ async function loadDiff(r, signal) {
     cached(`diff ${JSON.stringify(lq)} ${JSON.stringify(rq)}`, () => api.diff(lq, rq, signal)),
   ]);
   if (signal.aborted) return;
-  leftTimeline.setData(lp, r.start, r.end, format);
-  rightTimeline.setData(rp, r.start, r.end, format);
+  const stepMillis = seriesStepSeconds(r.start, r.end) * 1000;
+  leftTimeline.setData(lp, r.start, r.end, format, stepMillis);
+  rightTimeline.setData(rp, r.start, r.end, format, stepMillis);
   leftTimeline.setOverlays([{ from: left.start, until: left.end, className: "baseline", label: "baseline" }]);
   rightTimeline.setOverlays([{ from: right.start, until: right.end, className: "comparison", label: "comparison" }]);
   showModel(decodeDiff(fg));
@@ -382,25 +263,6 @@ function showEmpty(message) {
   const blank = { levels: [], total: 0, width: 1, diff: state.view === "diff", leftTicks: 0, rightTicks: 0 };
   flame.setModel(blank, format);
   table.setData([], blank, format);
-}
-
-/** The canvas's text alternative: what it shows and its largest functions. */
-function describe(model, zoom) {
-  if (!model || !model.levels.length) return "Flame graph: no samples.";
-  const rows = functionTable(model);
-  const where = zoom ? ` zoomed to ${zoom.name}` : "";
-  if (model.diff) {
-    const share = (r, side) => (side === "left" ? (model.leftTicks ? r.leftSelf / model.leftTicks : 0) : (model.rightTicks ? r.rightSelf / model.rightTicks : 0));
-    const moved = rows.map((r) => ({ r, d: share(r, "right") - share(r, "left") }));
-    const grew = moved.filter((m) => m.d > 0).sort((a, b) => b.d - a.d).slice(0, 5)
-      .map((m) => `${m.r.name} (${change(share(m.r, "left"), share(m.r, "right"))})`);
-    const shrank = moved.filter((m) => m.d < 0).sort((a, b) => a.d - b.d).slice(0, 5)
-      .map((m) => `${m.r.name} (${change(share(m.r, "left"), share(m.r, "right"))})`);
-    return `Diff flame graph${where}: baseline ${format(model.leftTicks)}, comparison ${format(model.rightTicks)}, ${rows.length} functions. ` +
-      `Grew most: ${grew.join(", ") || "none"}. Shrank most: ${shrank.join(", ") || "none"}.`;
-  }
-  const top = rows.sort((a, b) => b.self - a.self).slice(0, 5).map((r) => `${r.name} (${percent(r.self, model.total)})`);
-  return `Flame graph${where}: ${format(model.total)} in ${rows.length} functions. Most self time: ${top.join(", ")}.`;
 }
 
 // ---- Controls -----------------------------------------------------------------------------------
@@ -432,9 +294,9 @@ $("preset").addEventListener("change", (e) => {
 for (const id of ["from", "until"]) {
   $(id).addEventListener("change", (e) => {
     const text = e.target.value.trim();
-    const t = parseTime(text, now);
-    if (t === null) { showError({ message: `cannot read the time "${text}" (try now-1h, 2026-11-25 14:00, or epoch ms)` }); return; }
-    update({ [id]: /^now/.test(text) ? text.replace(/\s+/g, "") : String(t) });
+    const value = timeParam(text, now);
+    if (value === null) { showError({ message: `cannot read the time "${text}" (try now-1h, 2026-11-25 14:00, or epoch ms)` }); return; }
+    update({ [id]: value });
   });
 }
 

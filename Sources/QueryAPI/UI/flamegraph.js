@@ -1,164 +1,8 @@
-// Flame graphs: decoding Pyroscope's level encoding into a tree, the per-function table, and a canvas
-// renderer with hover, click-to-zoom and search highlighting.
+// The flame graph canvas: draws a decoded model (flame-model.js) with hover, click-to-zoom and search
+// highlighting.
 
-import { percent, change } from "./format.js";
-
-/**
- * Decodes a single flame graph. Each level holds 4 numbers per node: x offset (relative to the end of
- * the previous node on the level), total, self, name index. Returns {names, levels, total, diff:false}
- * where levels[d] is an array of nodes {x, w, total, self, name, parent}; x and w are in ticks.
- */
-export function decodeSingle(fg) {
-  const levels = [];
-  for (const values of fg.levels) {
-    const nodes = [];
-    let end = 0;
-    for (let i = 0; i + 3 < values.length; i += 4) {
-      const x = end + values[i];
-      const total = values[i + 1];
-      nodes.push({ x, w: total, total, self: values[i + 2], name: fg.names[values[i + 3]] ?? "?", parent: null });
-      end = x + total;
-    }
-    levels.push(nodes);
-  }
-  const total = fg.total || (levels[0] || []).reduce((s, n) => s + n.total, 0);
-  link(levels, containsSingle);
-  return { levels, total, width: total, diff: false };
-}
-
-/**
- * Decodes a diff flame graph: 7 numbers per node, left (baseline) offset/total/self, right (comparison)
- * offset/total/self, name index. Each side is scaled to its own total, so a node's width is the mean
- * of its two shares: a comparison with more samples does not drown the baseline.
- */
-export function decodeDiff(fg) {
-  const leftTicks = fg.leftTicks || 0;
-  const rightTicks = fg.rightTicks || 0;
-  const ls = leftTicks > 0 ? 1 / leftTicks : 0;
-  const rs = rightTicks > 0 ? 1 / rightTicks : 0;
-  const levels = [];
-  for (const v of fg.levels) {
-    const nodes = [];
-    let endL = 0, endR = 0;
-    for (let i = 0; i + 6 < v.length; i += 7) {
-      const xl = endL + v[i], tl = v[i + 1], sl = v[i + 2];
-      const xr = endR + v[i + 3], tr = v[i + 4], sr = v[i + 5];
-      nodes.push({
-        x: xl * ls + xr * rs, w: tl * ls + tr * rs, xl, xr,
-        leftTotal: tl, leftSelf: sl, rightTotal: tr, rightSelf: sr,
-        total: tl + tr, self: sl + sr,
-        name: fg.names[v[i + 6]] ?? "?", parent: null,
-      });
-      endL = xl + tl;
-      endR = xr + tr;
-    }
-    levels.push(nodes);
-  }
-  link(levels, containsDiff);
-  const width = (leftTicks > 0 ? 1 : 0) + (rightTicks > 0 ? 1 : 0);
-  return { levels, total: leftTicks + rightTicks, width: width || 1, diff: true, leftTicks, rightTicks };
-}
-
-/**
- * Sets each node's parent: the node on the level above whose span holds it. Both levels are sorted by
- * x and siblings are contiguous, so one pointer walks the level above. Containment is checked on the
- * integer tick positions (both sides for a diff), never on scaled floats.
- */
-function link(levels, contains) {
-  for (let d = 1; d < levels.length; d++) {
-    const above = levels[d - 1];
-    let p = 0;
-    for (const n of levels[d]) {
-      while (p < above.length && !contains(above[p], n)) p++;
-      n.parent = p < above.length ? above[p] : null;
-      if (p === above.length) p = 0; // malformed input: do not let one orphan orphan the rest
-    }
-  }
-}
-
-const containsSingle = (p, c) => p.x <= c.x && c.x + c.w <= p.x + p.w;
-const containsDiff = (p, c) =>
-  p.xl <= c.xl && c.xl + c.leftTotal <= p.xl + p.leftTotal &&
-  p.xr <= c.xr && c.xr + c.rightTotal <= p.xr + p.rightTotal;
-
-/**
- * One row per function name: self summed over every node, total summed over the outermost occurrence
- * on each stack only (a recursive function is not counted twice).
- */
-export function functionTable(model) {
-  const rows = new Map();
-  const row = (name) => {
-    let r = rows.get(name);
-    if (!r) {
-      r = { name, self: 0, total: 0, leftSelf: 0, leftTotal: 0, rightSelf: 0, rightTotal: 0 };
-      rows.set(name, r);
-    }
-    return r;
-  };
-  for (let d = 1; d < model.levels.length; d++) {
-    for (const n of model.levels[d]) {
-      const r = row(n.name);
-      r.self += n.self;
-      if (model.diff) { r.leftSelf += n.leftSelf; r.rightSelf += n.rightSelf; }
-      let recursive = false;
-      for (let a = n.parent; a && a.parent; a = a.parent) {
-        if (a.name === n.name) { recursive = true; break; }
-      }
-      if (!recursive) {
-        r.total += n.total;
-        if (model.diff) { r.leftTotal += n.leftTotal; r.rightTotal += n.rightTotal; }
-      }
-    }
-  }
-  return [...rows.values()];
-}
-
-// Colours. Single graphs: a warm palette keyed by the function's package, so one library reads as one
-// colour. Diff graphs: grey when unchanged, towards red as a function's share grew, green as it shrank.
-const PALETTE = [
-  [244, 166, 90], [238, 130, 98], [250, 200, 88], [227, 152, 124], [245, 184, 120], [222, 118, 100],
-  [236, 196, 132], [248, 144, 74], [214, 170, 98], [240, 160, 140], [229, 189, 95], [252, 176, 110],
-];
-
-function hash(s) {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 16777619); }
-  return h >>> 0;
-}
-
-function packageOf(name) {
-  const paren = name.indexOf("(");
-  const head = paren > 0 ? name.slice(0, paren) : name;
-  const slash = head.lastIndexOf("/");
-  const dot = head.indexOf(".", slash + 1);
-  return dot > 0 ? head.slice(0, dot) : head;
-}
-
-function singleColour(name) {
-  const base = PALETTE[hash(packageOf(name)) % PALETTE.length];
-  const shade = ((hash(name) % 21) - 10) / 100; // ±10% so neighbours of one package stay apart
-  return `rgb(${base.map((c) => Math.max(0, Math.min(255, Math.round(c * (1 + shade))))).join(",")})`;
-}
-
-/** The relative change of a node's share of its side, from -1 (gone) to +∞ (new is +Infinity). */
-export function shareChange(n, model) {
-  const l = model.leftTicks ? n.leftTotal / model.leftTicks : 0;
-  const r = model.rightTicks ? n.rightTotal / model.rightTicks : 0;
-  if (l === 0) return r === 0 ? 0 : Infinity;
-  return (r - l) / l;
-}
-
-export function diffColour(delta) {
-  const neutral = [200, 200, 200];
-  const grew = [222, 46, 46];
-  const shrank = [46, 168, 72];
-  // Full colour at ±100%; below 1% it stays grey, since that is noise in most profiles.
-  const t = Math.abs(delta) < 0.01 ? 0 : Math.min(1, Math.abs(delta));
-  const target = delta > 0 ? grew : shrank;
-  const k = 0.25 + 0.75 * t;
-  const mix = t === 0 ? neutral : neutral.map((c, i) => Math.round(c + (target[i] - c) * k));
-  return `rgb(${mix.join(",")})`;
-}
+import { singleColour, diffColour, shareChange, searchTotal, zoomWindow, rootLabel, tooltipRows } from "./flame-model.js";
+import { elideFunctionName, elideEnd, searchMatcher } from "./function-names.js";
 
 const ROW = 18;
 const FONT = '12px ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace';
@@ -175,6 +19,7 @@ export class FlameGraph {
     this.model = null;
     this.zoom = null; // the node clicked, or null for the whole graph
     this.search = "";
+    this.matchesSearch = searchMatcher("");
     this.hover = null;
     this.canvas.addEventListener("mousemove", (e) => this.onMove(e));
     this.canvas.addEventListener("mouseleave", () => { this.hover = null; this.hideTooltip(); this.draw(); });
@@ -196,6 +41,7 @@ export class FlameGraph {
 
   setSearch(text) {
     this.search = (text || "").toLowerCase();
+    this.matchesSearch = searchMatcher(text);
     this.draw();
   }
 
@@ -206,31 +52,18 @@ export class FlameGraph {
   }
 
   matches(n) {
-    return this.search !== "" && n.name.toLowerCase().includes(this.search);
+    return this.matchesSearch(n.name);
   }
 
-  /** Totals of the outermost nodes matching the search, as [value, share of the graph]. */
+  /** The matching frames' count and the share of the graph they cover; null without a search. */
   searchTotal() {
     if (!this.model || !this.search) return null;
-    let sum = 0, count = 0;
-    for (let d = 1; d < this.model.levels.length; d++) {
-      for (const n of this.model.levels[d]) {
-        if (!this.matches(n)) continue;
-        count++;
-        let inner = false;
-        for (let a = n.parent; a; a = a.parent) if (this.matches(a)) { inner = true; break; }
-        if (!inner) sum += n.w;
-      }
-    }
-    return { count, share: this.model.width ? sum / this.model.width : 0 };
+    return searchTotal(this.model, this.matchesSearch);
   }
 
   // The visible window in model units: x0..x1, and the level the zoomed node sits on.
   view() {
-    if (!this.zoom) return { x0: 0, x1: this.model.width, depth: 0 };
-    let depth = 0;
-    for (let a = this.zoom.parent; a; a = a.parent) depth++;
-    return { x0: this.zoom.x, x1: this.zoom.x + this.zoom.w, depth };
+    return zoomWindow(this.model, this.zoom);
   }
 
   draw() {
@@ -288,9 +121,8 @@ export class FlameGraph {
           ctx.strokeRect(px + 0.5, y + 0.5, Math.max(pw - 1.5, 0.5), ROW - 2);
         }
         if (pw > charWidth * 3 + 6) {
-          const label = d === 0 ? this.rootLabel() : n.name;
           const room = Math.floor((pw - 6) / charWidth);
-          const text = label.length <= room ? label : label.slice(0, Math.max(room - 1, 1)) + "…";
+          const text = d === 0 ? elideEnd(rootLabel(this.model, this.format), room) : elideFunctionName(n.name, room);
           ctx.globalAlpha = dim ? 0.55 : 1;
           ctx.fillStyle = "rgb(24,24,28)";
           ctx.fillText(text, px + 3, y + ROW / 2 + 0.5);
@@ -299,12 +131,6 @@ export class FlameGraph {
     }
     ctx.globalAlpha = 1;
     this.updateSummary();
-  }
-
-  rootLabel() {
-    const m = this.model;
-    if (m.diff) return `total (baseline ${this.format(m.leftTicks)}, comparison ${this.format(m.rightTicks)})`;
-    return `total ${this.format(m.total)}`;
   }
 
   // Screen readers and tests read the same summary: what the graph shows, and the largest frames.
@@ -351,26 +177,11 @@ export class FlameGraph {
   }
 
   showTooltip(n, e) {
-    const m = this.model, f = this.format;
+    const m = this.model;
     const name = n.parent ? n.name : "total";
-    let rows;
-    if (m.diff) {
-      const delta = shareChange(n, m);
-      rows = [
-        ["", "Baseline", "Comparison"],
-        ["Total", `${f(n.leftTotal)} (${percent(n.leftTotal, m.leftTicks)})`, `${f(n.rightTotal)} (${percent(n.rightTotal, m.rightTicks)})`],
-        ["Self", `${f(n.leftSelf)} (${percent(n.leftSelf, m.leftTicks)})`, `${f(n.rightSelf)} (${percent(n.rightSelf, m.rightTicks)})`],
-      ];
-      const share = change(m.leftTicks ? n.leftTotal / m.leftTicks : 0, m.rightTicks ? n.rightTotal / m.rightTicks : 0);
-      rows.push(["Change", share ? `share of total ${share}` : "unchanged", ""]);
-      this.tooltip.dataset.change = delta > 0 ? "grew" : delta < 0 ? "shrank" : "same";
-    } else {
-      rows = [
-        ["Total", f(n.total), percent(n.total, m.total)],
-        ["Self", f(n.self), percent(n.self, m.total)],
-      ];
-      delete this.tooltip.dataset.change;
-    }
+    const { rows, change } = tooltipRows(n, m, this.format);
+    if (change) this.tooltip.dataset.change = change;
+    else delete this.tooltip.dataset.change;
     const tip = this.tooltip;
     tip.replaceChildren();
     const title = document.createElement("div");

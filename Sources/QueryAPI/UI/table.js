@@ -1,22 +1,10 @@
 // The Self/Total table beside a flame graph: one row per function, sortable by any column.
 
 import { percent, change } from "./format.js";
-import { diffColour } from "./flamegraph.js";
-
-const MAX_ROWS = 400;
-
-const SINGLE_COLUMNS = [
-  { key: "self", label: "Self", numeric: true },
-  { key: "total", label: "Total", numeric: true },
-  { key: "name", label: "Function" },
-];
-
-const DIFF_COLUMNS = [
-  { key: "name", label: "Function" },
-  { key: "leftSelf", label: "Baseline self", numeric: true },
-  { key: "rightSelf", label: "Comparison self", numeric: true },
-  { key: "delta", label: "Change", numeric: true },
-];
+import { splitFunctionName, searchMatcher } from "./function-names.js";
+import {
+  MAX_TABLE_ROWS, tableColumns, sortParam, parseSortParam, nextSort, addShareChanges, sortRows, changeColour,
+} from "./table-rows.js";
 
 export class FunctionTable {
   /** onPick(name) runs when a row is clicked (the app searches the flame graph for it). */
@@ -27,12 +15,11 @@ export class FunctionTable {
     this.rows = [];
     this.model = null;
     this.sort = { key: "self", desc: true };
-    this.search = "";
+    this.matches = searchMatcher("");
     table.addEventListener("click", (e) => {
       const th = e.target.closest("th[data-key]");
       if (th) {
-        const key = th.dataset.key;
-        this.sort = { key, desc: this.sort.key === key ? !this.sort.desc : key !== "name" };
+        this.sort = nextSort(this.sort, th.dataset.key);
         this.onSort(this.sortParam());
         this.render();
         return;
@@ -43,35 +30,23 @@ export class FunctionTable {
   }
 
   /** `self`, `-name`: the URL form of the sort (a leading minus means ascending). */
-  sortParam() { return (this.sort.desc ? "" : "-") + this.sort.key; }
+  sortParam() { return sortParam(this.sort); }
 
   setSortParam(value, diff) {
-    const columns = diff ? DIFF_COLUMNS : SINGLE_COLUMNS;
-    const key = (value || "").replace(/^-/, "");
-    if (columns.some((c) => c.key === key)) this.sort = { key, desc: !value.startsWith("-") };
-    else this.sort = { key: diff ? "delta" : "self", desc: true };
+    this.sort = parseSortParam(value, diff);
   }
 
   setData(rows, model, format) {
     this.model = model;
     this.format = format;
-    if (model.diff) {
-      for (const r of rows) {
-        const l = model.leftTicks ? r.leftSelf / model.leftTicks : 0;
-        const rr = model.rightTicks ? r.rightSelf / model.rightTicks : 0;
-        // Change of the function's share of its side, in percentage points; the sort key.
-        r.delta = rr - l;
-        r.relative = l === 0 ? (rr === 0 ? 0 : Infinity) : (rr - l) / l;
-      }
-    }
-    this.rows = rows;
+    this.rows = model.diff ? addShareChanges(rows, model) : rows;
     this.render();
   }
 
   setSearch(text) {
-    this.search = (text || "").toLowerCase();
+    this.matches = searchMatcher(text);
     for (const tr of this.table.tBodies[0]?.rows || []) {
-      tr.classList.toggle("match", this.search !== "" && tr.dataset.function.toLowerCase().includes(this.search));
+      tr.classList.toggle("match", this.matches(tr.dataset.function));
     }
   }
 
@@ -80,7 +55,7 @@ export class FunctionTable {
     t.replaceChildren();
     if (!this.model) return;
     const diff = this.model.diff;
-    const columns = diff ? DIFF_COLUMNS : SINGLE_COLUMNS;
+    const columns = tableColumns(diff);
     const head = t.createTHead().insertRow();
     for (const c of columns) {
       const th = document.createElement("th");
@@ -95,20 +70,12 @@ export class FunctionTable {
       th.title = "Sort by " + c.label.toLowerCase();
       head.append(th);
     }
-    const { key, desc } = this.sort;
-    const sorted = [...this.rows].filter((r) => !diff || r.leftSelf || r.rightSelf || r.leftTotal || r.rightTotal);
-    sorted.sort((a, b) => {
-      const av = key === "delta" && diff ? a.delta : a[key];
-      const bv = key === "delta" && diff ? b.delta : b[key];
-      let c = key === "name" ? String(av).localeCompare(String(bv)) : av - bv;
-      if (c === 0) c = b.self - a.self || a.name.localeCompare(b.name);
-      return desc ? -c : c;
-    });
+    const sorted = sortRows(this.rows, this.sort, diff);
     const body = t.createTBody();
     const f = this.format;
     const m = this.model;
     const maxSelf = Math.max(1, ...this.rows.map((r) => r.self));
-    for (const r of sorted.slice(0, MAX_ROWS)) {
+    for (const r of sorted.slice(0, MAX_TABLE_ROWS)) {
       const tr = body.insertRow();
       tr.dataset.function = r.name;
       tr.title = r.name;
@@ -120,7 +87,7 @@ export class FunctionTable {
         tr.append(valueCell(f(r.rightSelf), percent(r.rightSelf, m.rightTicks)));
         const c = valueCell(change(m.leftTicks ? r.leftSelf / m.leftTicks : 0, m.rightTicks ? r.rightSelf / m.rightTicks : 0), "");
         c.classList.add("change");
-        c.style.color = r.relative === 0 ? "" : diffColour(Math.max(-1, Math.min(1, r.relative)) || (r.relative > 0 ? 1 : -1));
+        c.style.color = changeColour(r.relative);
         tr.append(c);
       } else {
         tr.dataset.self = r.self;
@@ -130,22 +97,39 @@ export class FunctionTable {
         self.classList.add("selfbar");
         tr.append(self, valueCell(f(r.total), percent(r.total, m.total)), nameCell(r.name));
       }
-      if (this.search && r.name.toLowerCase().includes(this.search)) tr.classList.add("match");
+      if (this.matches(r.name)) tr.classList.add("match");
     }
-    if (sorted.length > MAX_ROWS) {
+    if (sorted.length > MAX_TABLE_ROWS) {
       const tr = body.insertRow();
       tr.className = "more";
       const td = tr.insertCell();
       td.colSpan = columns.length;
-      td.textContent = `${sorted.length - MAX_ROWS} more functions; search to find one`;
+      td.textContent = `${sorted.length - MAX_TABLE_ROWS} more functions; search to find one`;
     }
   }
 }
 
+// The package path and the function in separate spans: when the column is narrow the CSS elides the
+// path and keeps the function; the row's title has the full name.
 function nameCell(name) {
   const td = document.createElement("td");
   td.className = "name";
-  td.textContent = name;
+  const { path, func } = splitFunctionName(name);
+  const box = document.createElement("span");
+  box.className = "fn-name";
+  if (path) {
+    const p = document.createElement("span");
+    p.className = "fn-path";
+    const text = document.createElement("span"); // left-to-right inside the right-to-left box, see style.css
+    text.textContent = path;
+    p.append(text);
+    box.append(p);
+  }
+  const f = document.createElement("span");
+  f.className = "fn-func";
+  f.textContent = func;
+  box.append(f);
+  td.append(box);
   return td;
 }
 

@@ -1,6 +1,6 @@
 // The timeline: an SVG area chart of SelectSeries; dragging across it selects a time range.
 
-import { timeOfDay, shortDate } from "./format.js";
+import { timelineSegments, timelinePaths, tickStep, tickTimes, tickLabel } from "./timeline-data.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 112;
@@ -12,8 +12,6 @@ function el(name, attrs, parent) {
   if (parent) parent.append(e);
   return e;
 }
-
-const TICKS = [10e3, 30e3, 60e3, 300e3, 600e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 2 * 86400e3, 7 * 86400e3];
 
 export class Timeline {
   /**
@@ -28,6 +26,7 @@ export class Timeline {
     this.points = [];
     this.start = 0;
     this.end = 1;
+    this.stepMillis = 10e3;
     this.overlays = [];
     this.message = "";
     this.svg = el("svg", { class: "timeline-svg", role: "img", height: HEIGHT }, host);
@@ -39,10 +38,12 @@ export class Timeline {
     new ResizeObserver(() => this.draw()).observe(host);
   }
 
-  setData(points, start, end, format) {
+  /** points: [{t, v}] at the start of each step that has samples; stepMillis: SelectSeries' step. */
+  setData(points, start, end, format, stepMillis) {
     this.points = points;
     this.start = start;
     this.end = end;
+    if (stepMillis) this.stepMillis = stepMillis;
     if (format) this.format = format;
     this.message = points.length ? "" : "No samples in this time range";
     this.draw();
@@ -87,29 +88,19 @@ export class Timeline {
     }
     // X ticks at a round interval that gives about one label per 110 px.
     const span = this.end - this.start;
-    const want = span / Math.max(1, this.plotWidth() / 110);
-    const step = TICKS.find((s) => s >= want) || TICKS[TICKS.length - 1];
-    const offset = new Date().getTimezoneOffset() * 60e3;
-    const showSeconds = step < 60e3;
-    const showDate = span > 86400e3;
-    // No ticks before a range is known (an error before the first answer): 1970 is no help.
-    const ticks = this.end - this.start >= 1000 ? Math.ceil((this.start - offset) / step) * step + offset : Infinity;
-    for (let t = ticks; t <= this.end; t += step) {
+    const step = tickStep(span, this.plotWidth());
+    for (const t of tickTimes(this.start, this.end, step, new Date().getTimezoneOffset() * 60e3)) {
       const x = this.xOf(t);
       el("line", { x1: x, x2: x, y1: bottom, y2: bottom + 4, class: "tick" }, svg);
       const label = el("text", { x, y: HEIGHT - 5, class: "axis", "text-anchor": "middle" }, svg);
-      label.textContent = showDate && step >= 86400e3 ? shortDate(t) : (showDate ? `${shortDate(t)} ${timeOfDay(t)}` : timeOfDay(t, showSeconds));
+      label.textContent = tickLabel(t, step, span);
     }
 
-    if (this.points.length) {
-      const pts = this.points.filter((p) => p.t >= this.start - 1 && p.t <= this.end + 1);
-      let line = "";
-      pts.forEach((p, i) => { line += `${i ? "L" : "M"}${this.xOf(p.t).toFixed(1)},${yOf(p.v).toFixed(1)}`; });
-      if (pts.length) {
-        const area = `${line}L${this.xOf(pts[pts.length - 1].t).toFixed(1)},${bottom}L${this.xOf(pts[0].t).toFixed(1)},${bottom}Z`;
-        el("path", { d: area, class: "area", fill: this.colour }, svg);
-        el("path", { d: line, class: "line", stroke: this.colour }, svg);
-      }
+    const segments = timelineSegments(this.points, this.stepMillis, this.start, this.end);
+    if (segments.length) {
+      const { area, line } = timelinePaths(segments, (t) => this.xOf(t), yOf, bottom);
+      el("path", { d: area, class: "area", fill: this.colour }, svg);
+      el("path", { d: line, class: "line", stroke: this.colour }, svg);
     }
     for (const o of this.overlays) {
       const x1 = Math.max(M.left, this.xOf(o.from));

@@ -1,5 +1,5 @@
-import KilnFoundation
 import Foundation
+import KilnFoundation
 
 /// Reads one block's body: rejects unknown and duplicate attributes or blocks, hands out typed values.
 struct BodyReader {
@@ -9,8 +9,10 @@ struct BodyReader {
     private(set) var blocks: [Block] = []
     let environment: [String: String]
 
-    init(_ statements: [Statement], owner: String, at position: SourcePosition, attributes allowed: Set<String>,
-         blocks allowedBlocks: Set<String>, environment: [String: String]) throws(ConfigError) {
+    init(
+        _ statements: [Statement], owner: String, at position: SourcePosition, attributes allowed: Set<String>,
+        blocks allowedBlocks: Set<String>, environment: [String: String]
+    ) throws(ConfigError) {
         self.owner = owner
         self.ownerPosition = position
         self.environment = environment
@@ -71,7 +73,8 @@ struct BodyReader {
         guard let a = attributes[name] else { return nil }
         let text = try Values.string(a.value, what: name, environment: environment)
         guard let d = DurationText.parse(text) else {
-            throw ConfigError("\"\(name)\" is not a valid duration: \"\(text)\" (write e.g. \"15s\", \"1m30s\", \"500ms\")", at: a.value.position)
+            throw ConfigError(
+                "\"\(name)\" is not a valid duration: \"\(text)\" (write e.g. \"15s\", \"1m30s\", \"500ms\")", at: a.value.position)
         }
         return d
     }
@@ -145,13 +148,15 @@ struct ConfigurationDecoder {
         for statement in statements {
             guard case .block(let block) = statement else {
                 if case .attribute(let a) = statement {
-                    throw ConfigError("attribute \"\(a.name)\" is not allowed at the top level; put it inside a component block", at: a.position)
+                    throw ConfigError(
+                        "attribute \"\(a.name)\" is not allowed at the top level; put it inside a component block", at: a.position)
                 }
                 continue
             }
             let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file"]
             guard known.contains(block.name) else {
-                throw ConfigError("unsupported component \"\(block.name)\" (Kiln supports \(known.joined(separator: ", ")))", at: block.position)
+                throw ConfigError(
+                    "unsupported component \"\(block.name)\" (Kiln supports \(known.joined(separator: ", ")))", at: block.position)
             }
             guard let label = block.label, !label.isEmpty else {
                 throw ConfigError("component \"\(block.name)\" needs a label, e.g. \(block.name) \"default\" { ... }", at: block.position)
@@ -174,8 +179,9 @@ struct ConfigurationDecoder {
 
         var relabelers: [String: RelabelComponent] = [:]
         for (label, block) in relabelBlocks {
-            let reader = try BodyReader(block.body, owner: block.displayName, at: block.position,
-                                        attributes: ["targets"], blocks: ["rule"], environment: environment)
+            let reader = try BodyReader(
+                block.body, owner: block.displayName, at: block.position,
+                attributes: ["targets"], blocks: ["rule"], environment: environment)
             let targets = try targetSource(try reader.required("targets").value, relabels: relabelBlocks, files: files)
             var rules: [RelabelRule] = []
             for ruleBlock in reader.blocks(named: "rule") { rules.append(try decodeRule(ruleBlock)) }
@@ -192,25 +198,34 @@ struct ConfigurationDecoder {
 
     // MARK: pyroscope.scrape
 
-    func decodeScrape(_ block: Block, writers: [String: WriteComponent], relabels: [String: Block],
-                      files: [String: FileDiscoveryComponent]) throws(ConfigError) -> ScrapeJob {
+    func decodeScrape(
+        _ block: Block, writers: [String: WriteComponent], relabels: [String: Block],
+        files: [String: FileDiscoveryComponent]
+    ) throws(ConfigError) -> ScrapeJob {
         let label = block.label!
-        let reader = try BodyReader(block.body, owner: block.displayName, at: block.position,
-                                    attributes: Self.scrapeAttributes,
-                                    blocks: ["basic_auth", "tls_config", "profiling_config"], environment: environment)
+        let reader = try BodyReader(
+            block.body, owner: block.displayName, at: block.position,
+            attributes: Self.scrapeAttributes,
+            blocks: ["basic_auth", "tls_config", "profiling_config"], environment: environment)
         let targets = try targetSource(try reader.required("targets").value, relabels: relabels, files: files)
 
         let forwardAttr = try reader.required("forward_to")
         guard case .list(let receivers, _) = forwardAttr.value else {
-            throw ConfigError("\"forward_to\" must be a list of receivers such as [pyroscope.write.default.receiver], found \(forwardAttr.value.kindName)", at: forwardAttr.value.position)
+            throw ConfigError(
+                "\"forward_to\" must be a list of receivers such as [pyroscope.write.default.receiver], found \(forwardAttr.value.kindName)",
+                at: forwardAttr.value.position)
         }
         var forwardTo: [String] = []
         for receiver in receivers {
             guard case .reference(let path, let p) = receiver else {
-                throw ConfigError("\"forward_to\" elements must be references like pyroscope.write.NAME.receiver, found \(receiver.kindName)", at: receiver.position)
+                throw ConfigError(
+                    "\"forward_to\" elements must be references like pyroscope.write.NAME.receiver, found \(receiver.kindName)",
+                    at: receiver.position)
             }
             guard path.count == 4, path[0] == "pyroscope", path[1] == "write", path[3] == "receiver" else {
-                throw ConfigError("\"forward_to\" element \(path.joined(separator: ".")) is not a pyroscope.write receiver (expected pyroscope.write.NAME.receiver)", at: p)
+                throw ConfigError(
+                    "\"forward_to\" element \(path.joined(separator: ".")) is not a pyroscope.write receiver (expected pyroscope.write.NAME.receiver)",
+                    at: p)
             }
             guard writers[path[2]] != nil else {
                 throw ConfigError("\"forward_to\" refers to pyroscope.write \"\(path[2])\", which is not defined", at: p)
@@ -220,7 +235,9 @@ struct ConfigurationDecoder {
 
         let interval = try reader.duration("scrape_interval") ?? ScrapeConfiguration.defaultScrapeInterval
         if interval < .seconds(2) {
-            throw ConfigError("scrape_interval must be at least 2s, got \(DurationText.format(interval))", at: reader.attribute("scrape_interval")!.value.position)
+            throw ConfigError(
+                "scrape_interval must be at least 2s, got \(DurationText.format(interval))",
+                at: reader.attribute("scrape_interval")!.value.position)
         }
         let timeout = try reader.duration("scrape_timeout") ?? ScrapeConfiguration.defaultScrapeTimeout
         if timeout <= .zero {
@@ -229,7 +246,9 @@ struct ConfigurationDecoder {
         let delta: Duration
         if let d = try reader.duration("delta_profiling_duration") {
             if !(d > .seconds(1) && d <= interval - .seconds(1)) {
-                throw ConfigError("delta_profiling_duration must be greater than 1s and at most scrape_interval - 1s (\(DurationText.format(interval - .seconds(1)))), got \(DurationText.format(d))", at: reader.attribute("delta_profiling_duration")!.value.position)
+                throw ConfigError(
+                    "delta_profiling_duration must be greater than 1s and at most scrape_interval - 1s (\(DurationText.format(interval - .seconds(1)))), got \(DurationText.format(d))",
+                    at: reader.attribute("delta_profiling_duration")!.value.position)
             }
             delta = d
         } else {
@@ -247,13 +266,15 @@ struct ConfigurationDecoder {
 
         var tls: TLSSettings?
         if let t = try reader.singleBlock("tls_config") {
-            let r = try BodyReader(t.body, owner: "tls_config", at: t.position,
-                                   attributes: ["ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name"],
-                                   blocks: [], environment: environment)
-            let settings = TLSSettings(caFile: try r.string("ca_file"), certFile: try r.string("cert_file"),
-                                       keyFile: try r.string("key_file"),
-                                       insecureSkipVerify: try r.bool("insecure_skip_verify") ?? false,
-                                       serverName: try r.string("server_name"))
+            let r = try BodyReader(
+                t.body, owner: "tls_config", at: t.position,
+                attributes: ["ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name"],
+                blocks: [], environment: environment)
+            let settings = TLSSettings(
+                caFile: try r.string("ca_file"), certFile: try r.string("cert_file"),
+                keyFile: try r.string("key_file"),
+                insecureSkipVerify: try r.bool("insecure_skip_verify") ?? false,
+                serverName: try r.string("server_name"))
             if (settings.certFile == nil) != (settings.keyFile == nil) {
                 throw ConfigError("tls_config needs both cert_file and key_file, or neither", at: t.position)
             }
@@ -261,13 +282,16 @@ struct ConfigurationDecoder {
         }
 
         let bodyLimit = try reader.integer("body_size_limit").map(Int.init) ?? ScrapeConfiguration.defaultBodySizeLimit
-        if bodyLimit <= 0 { throw ConfigError("body_size_limit must be a positive number of bytes", at: reader.attribute("body_size_limit")!.value.position) }
+        if bodyLimit <= 0 {
+            throw ConfigError("body_size_limit must be a positive number of bytes", at: reader.attribute("body_size_limit")!.value.position)
+        }
 
         let profiles = try decodeProfiles(try reader.singleBlock("profiling_config"))
-        return ScrapeJob(label: label, jobName: try reader.string("job_name") ?? "pyroscope.scrape.\(label)",
-                         tenant: tenant, targets: targets, forwardTo: forwardTo, scrapeInterval: interval,
-                         scrapeTimeout: timeout, deltaProfilingDuration: delta, scheme: scheme,
-                         credentials: credentials, tls: tls, bodySizeLimit: bodyLimit, profiles: profiles)
+        return ScrapeJob(
+            label: label, jobName: try reader.string("job_name") ?? "pyroscope.scrape.\(label)",
+            tenant: tenant, targets: targets, forwardTo: forwardTo, scrapeInterval: interval,
+            scrapeTimeout: timeout, deltaProfilingDuration: delta, scheme: scheme,
+            credentials: credentials, tls: tls, bodySizeLimit: bodyLimit, profiles: profiles)
     }
 
     func decodeProfiles(_ block: Block?) throws(ConfigError) -> [ProfileEndpoint] {
@@ -278,13 +302,15 @@ struct ConfigurationDecoder {
         var configured: [String: Block] = [:]
         var customBlocks: [Block] = []
         if let block {
-            let reader = try BodyReader(block.body, owner: "profiling_config", at: block.position,
-                                        attributes: ["path_prefix"], blocks: blockNames, environment: environment)
+            let reader = try BodyReader(
+                block.body, owner: "profiling_config", at: block.position,
+                attributes: ["path_prefix"], blocks: blockNames, environment: environment)
             prefix = try reader.string("path_prefix") ?? ""
             for b in reader.blocks {
                 if b.name == "profile.custom" {
                     guard let l = b.label, !l.isEmpty else {
-                        throw ConfigError("profile.custom needs a label naming the profile, e.g. profile.custom \"heap\" { ... }", at: b.position)
+                        throw ConfigError(
+                            "profile.custom needs a label naming the profile, e.g. profile.custom \"heap\" { ... }", at: b.position)
                     }
                     if customBlocks.contains(where: { $0.label == l }) {
                         throw ConfigError("profile.custom \"\(l)\" is defined twice", at: b.position)
@@ -301,11 +327,13 @@ struct ConfigurationDecoder {
         var out: [ProfileEndpoint] = []
         for kind in builtIns {
             let defaults = kind.alloyDefaults
-            var endpoint = ProfileEndpoint(kind: kind, name: kind.rawValue, path: defaults.path,
-                                           enabled: defaults.enabled, delta: defaults.delta)
+            var endpoint = ProfileEndpoint(
+                kind: kind, name: kind.rawValue, path: defaults.path,
+                enabled: defaults.enabled, delta: defaults.delta)
             if let b = configured["profile.\(kind.rawValue)"] {
-                let r = try BodyReader(b.body, owner: b.name, at: b.position, attributes: ["enabled", "path", "delta"],
-                                       blocks: [], environment: environment)
+                let r = try BodyReader(
+                    b.body, owner: b.name, at: b.position, attributes: ["enabled", "path", "delta"],
+                    blocks: [], environment: environment)
                 endpoint.enabled = try r.bool("enabled") ?? endpoint.enabled
                 endpoint.path = try r.string("path") ?? endpoint.path
                 endpoint.delta = try r.bool("delta") ?? endpoint.delta
@@ -317,29 +345,36 @@ struct ConfigurationDecoder {
             out.append(endpoint)
         }
         for b in customBlocks {
-            let r = try BodyReader(b.body, owner: b.displayName, at: b.position, attributes: ["enabled", "path", "delta"],
-                                   blocks: [], environment: environment)
+            let r = try BodyReader(
+                b.body, owner: b.displayName, at: b.position, attributes: ["enabled", "path", "delta"],
+                blocks: [], environment: environment)
             let pathAttr = try r.required("path")
             let path = try Values.string(pathAttr.value, what: "path", environment: environment)
             if !path.hasPrefix("/") { throw ConfigError("path must start with '/', got \"\(path)\"", at: pathAttr.value.position) }
             guard let enabled = try r.bool("enabled") else {
                 throw ConfigError("missing required attribute \"enabled\" in \(b.displayName)", at: b.position)
             }
-            out.append(ProfileEndpoint(kind: .custom, name: b.label!, path: prefix + path, enabled: enabled,
-                                       delta: try r.bool("delta") ?? false))
+            out.append(
+                ProfileEndpoint(
+                    kind: .custom, name: b.label!, path: prefix + path, enabled: enabled,
+                    delta: try r.bool("delta") ?? false))
         }
         return out
     }
 
     // MARK: targets and references
 
-    func targetSource(_ e: Expression, relabels: [String: Block], files: [String: FileDiscoveryComponent]) throws(ConfigError) -> TargetSource {
+    func targetSource(_ e: Expression, relabels: [String: Block], files: [String: FileDiscoveryComponent]) throws(ConfigError)
+        -> TargetSource
+    {
         switch e {
         case .list(let items, _):
             var targets: [LabelSet] = []
             for item in items {
                 guard case .object(let fields, _) = item else {
-                    throw ConfigError("each target must be an object such as {\"__address__\" = \"host:port\"}, found \(item.kindName)", at: item.position)
+                    throw ConfigError(
+                        "each target must be an object such as {\"__address__\" = \"host:port\"}, found \(item.kindName)", at: item.position
+                    )
                 }
                 var labels: LabelSet = [:]
                 for f in fields {
@@ -371,13 +406,16 @@ struct ConfigurationDecoder {
                 }
                 return .fileDiscovery(path[2])
             }
-            throw ConfigError("\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output or discovery.file.NAME.targets)", at: p)
+            throw ConfigError(
+                "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output or discovery.file.NAME.targets)",
+                at: p)
         case .call(let f, let args, _) where f == ["array", "concat"]:
             var parts: [TargetSource] = []
             for a in args { parts.append(try targetSource(a, relabels: relabels, files: files)) }
             return .concat(parts)
         default:
-            throw ConfigError("\"targets\" must be a list of objects or a reference to discovered targets, found \(e.kindName)", at: e.position)
+            throw ConfigError(
+                "\"targets\" must be a list of objects or a reference to discovered targets, found \(e.kindName)", at: e.position)
         }
     }
 
@@ -406,13 +444,16 @@ struct ConfigurationDecoder {
     // MARK: discovery.relabel rules
 
     func decodeRule(_ block: Block) throws(ConfigError) -> RelabelRule {
-        let r = try BodyReader(block.body, owner: "rule", at: block.position,
-                               attributes: ["source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action"],
-                               blocks: [], environment: environment)
+        let r = try BodyReader(
+            block.body, owner: "rule", at: block.position,
+            attributes: ["source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action"],
+            blocks: [], environment: environment)
         var action = RelabelAction.replace
         if let a = try r.string("action") {
             guard let parsed = RelabelAction(rawValue: a.lowercased()) else {
-                throw ConfigError("unknown relabel action \"\(a)\" (use one of \(RelabelAction.allCases.map(\.rawValue).joined(separator: ", ")))", at: r.attribute("action")!.value.position)
+                throw ConfigError(
+                    "unknown relabel action \"\(a)\" (use one of \(RelabelAction.allCases.map(\.rawValue).joined(separator: ", ")))",
+                    at: r.attribute("action")!.value.position)
             }
             action = parsed
         }
@@ -421,13 +462,15 @@ struct ConfigurationDecoder {
         if modulus < 0 { throw ConfigError("modulus must not be negative", at: r.attribute("modulus")!.value.position) }
         let rule: RelabelRule
         do {
-            rule = try RelabelRule(sourceLabels: try r.stringList("source_labels") ?? [], separator: try r.string("separator") ?? ";",
-                                   regex: pattern, modulus: UInt64(modulus), targetLabel: try r.string("target_label") ?? "",
-                                   replacement: try r.string("replacement") ?? "$1", action: action)
+            rule = try RelabelRule(
+                sourceLabels: try r.stringList("source_labels") ?? [], separator: try r.string("separator") ?? ";",
+                regex: pattern, modulus: UInt64(modulus), targetLabel: try r.string("target_label") ?? "",
+                replacement: try r.string("replacement") ?? "$1", action: action)
         } catch let e as ConfigError {
             throw e
         } catch {
-            throw ConfigError("invalid regex \"\(pattern)\": \(error.localizedDescription)", at: r.attribute("regex")?.value.position ?? block.position)
+            throw ConfigError(
+                "invalid regex \"\(pattern)\": \(error.localizedDescription)", at: r.attribute("regex")?.value.position ?? block.position)
         }
         if let problem = rule.validationProblem { throw ConfigError(problem, at: block.position) }
         return rule
@@ -440,16 +483,19 @@ struct ConfigurationDecoder {
         credentials.bearerToken = try reader.string("bearer_token")
         credentials.bearerTokenFile = try reader.string("bearer_token_file")
         if let auth = try reader.singleBlock("basic_auth") {
-            let r = try BodyReader(auth.body, owner: "basic_auth", at: auth.position,
-                                   attributes: ["username", "password", "password_file"], blocks: [], environment: environment)
+            let r = try BodyReader(
+                auth.body, owner: "basic_auth", at: auth.position,
+                attributes: ["username", "password", "password_file"], blocks: [], environment: environment)
             let username = try Values.string(try r.required("username").value, what: "username", environment: environment)
             if r.has("password") && r.has("password_file") {
                 throw ConfigError("basic_auth takes password or password_file, not both", at: r.attribute("password_file")!.position)
             }
-            credentials.basicAuth = BasicAuth(username: username, password: try r.string("password"),
-                                              passwordFile: try r.string("password_file"))
+            credentials.basicAuth = BasicAuth(
+                username: username, password: try r.string("password"),
+                passwordFile: try r.string("password_file"))
         }
-        let authCount = [credentials.basicAuth != nil, credentials.bearerToken != nil, credentials.bearerTokenFile != nil].filter { $0 }.count
+        let authCount = [credentials.basicAuth != nil, credentials.bearerToken != nil, credentials.bearerTokenFile != nil].filter { $0 }
+            .count
         if authCount > 1 {
             throw ConfigError("at most one of basic_auth, bearer_token and bearer_token_file may be set in \(owner)", at: position)
         }
@@ -459,27 +505,32 @@ struct ConfigurationDecoder {
     // MARK: pyroscope.write
 
     func decodeWrite(_ block: Block, label: String) throws(ConfigError) -> WriteComponent {
-        let reader = try BodyReader(block.body, owner: block.displayName, at: block.position,
-                                    attributes: ["external_labels"], blocks: ["endpoint", "kafka"], environment: environment)
+        let reader = try BodyReader(
+            block.body, owner: block.displayName, at: block.position,
+            attributes: ["external_labels"], blocks: ["endpoint", "kafka"], environment: environment)
         var endpoints: [WriteEndpoint] = []
         for e in reader.blocks(named: "endpoint") {
-            let r = try BodyReader(e.body, owner: "endpoint", at: e.position,
-                                   attributes: ["url", "name", "remote_timeout", "headers", "bearer_token", "bearer_token_file"],
-                                   blocks: ["basic_auth"], environment: environment)
+            let r = try BodyReader(
+                e.body, owner: "endpoint", at: e.position,
+                attributes: ["url", "name", "remote_timeout", "headers", "bearer_token", "bearer_token_file"],
+                blocks: ["basic_auth"], environment: environment)
             let urlAttr = try r.required("url")
             let url = try Values.string(urlAttr.value, what: "url", environment: environment)
             guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil else {
                 throw ConfigError("endpoint url must be an http(s) URL, got \"\(url)\"", at: urlAttr.value.position)
             }
-            endpoints.append(WriteEndpoint(url: url, name: try r.string("name"),
-                                           remoteTimeout: try r.duration("remote_timeout") ?? .seconds(10),
-                                           headers: try r.stringMap("headers") ?? [:],
-                                           credentials: try decodeCredentials(r, owner: "endpoint", at: e.position)))
+            endpoints.append(
+                WriteEndpoint(
+                    url: url, name: try r.string("name"),
+                    remoteTimeout: try r.duration("remote_timeout") ?? .seconds(10),
+                    headers: try r.stringMap("headers") ?? [:],
+                    credentials: try decodeCredentials(r, owner: "endpoint", at: e.position)))
         }
         var kafka: KafkaWrite?
         if let k = try reader.singleBlock("kafka") {
-            let r = try BodyReader(k.body, owner: "kafka", at: k.position, attributes: ["brokers", "topic", "options"],
-                                   blocks: [], environment: environment)
+            let r = try BodyReader(
+                k.body, owner: "kafka", at: k.position, attributes: ["brokers", "topic", "options"],
+                blocks: [], environment: environment)
             let brokersAttr = try r.required("brokers")
             let brokers: [String]
             if case .list = brokersAttr.value {
@@ -496,20 +547,24 @@ struct ConfigurationDecoder {
         if endpoints.isEmpty && kafka == nil {
             throw ConfigError("\(block.displayName) needs an endpoint { url = ... } or a kafka { brokers = ... } block", at: block.position)
         }
-        return WriteComponent(label: label, endpoints: endpoints, kafka: kafka,
-                              externalLabels: try reader.stringMap("external_labels") ?? [:])
+        return WriteComponent(
+            label: label, endpoints: endpoints, kafka: kafka,
+            externalLabels: try reader.stringMap("external_labels") ?? [:])
     }
 
     // MARK: discovery.file
 
     func decodeFile(_ block: Block, label: String) throws(ConfigError) -> FileDiscoveryComponent {
-        let r = try BodyReader(block.body, owner: block.displayName, at: block.position,
-                               attributes: ["files", "refresh_interval"], blocks: [], environment: environment)
+        let r = try BodyReader(
+            block.body, owner: block.displayName, at: block.position,
+            attributes: ["files", "refresh_interval"], blocks: [], environment: environment)
         _ = try r.required("files")
         let files = try r.stringList("files") ?? []
         if files.isEmpty { throw ConfigError("\"files\" must name at least one file", at: r.attribute("files")!.value.position) }
         let refresh = try r.duration("refresh_interval") ?? ScrapeConfiguration.defaultRefreshInterval
-        if refresh <= .zero { throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position) }
+        if refresh <= .zero {
+            throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position)
+        }
         let resolved = files.map { path -> String in
             if path.hasPrefix("/") || baseDirectory == nil { return path }
             return baseDirectory!.appendingPathComponent(path).path

@@ -4,7 +4,7 @@ enum TokenKind: Sendable, Equatable {
     case identifier(String)
     case string(String)
     case number(Double)
-    case punctuation(Character) // { } [ ] ( ) = , . : -
+    case punctuation(Character)  // { } [ ] ( ) = , . : -
     case endOfFile
 
     var display: String {
@@ -68,8 +68,8 @@ struct Lexer {
             }
             switch c {
             case UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: "["), UInt8(ascii: "]"),
-                 UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "="), UInt8(ascii: ","),
-                 UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-"):
+                UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "="), UInt8(ascii: ","),
+                UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-"):
                 advance()
                 tokens.append(Token(kind: .punctuation(Character(Unicode.Scalar(c))), position: start))
             case UInt8(ascii: "\""):
@@ -111,11 +111,13 @@ struct Lexer {
                 while let n = peek(), n != UInt8(ascii: "\n") { advance() }
             } else if c == UInt8(ascii: "/"), peek(1) == UInt8(ascii: "*") {
                 let start = position
-                advance(); advance()
+                advance()
+                advance()
                 while true {
                     guard let n = peek() else { throw ConfigError("unterminated block comment", at: start) }
                     if n == UInt8(ascii: "*"), peek(1) == UInt8(ascii: "/") {
-                        advance(); advance()
+                        advance()
+                        advance()
                         break
                     }
                     advance()
@@ -167,8 +169,15 @@ struct Lexer {
         while true {
             guard let c = peek() else { throw ConfigError("unterminated string", at: start) }
             if c == UInt8(ascii: "\n") { throw ConfigError("unterminated string (strings cannot span lines)", at: start) }
-            if c == UInt8(ascii: "\"") { advance(); break }
-            if c != UInt8(ascii: "\\") { out.append(c); advance(); continue }
+            if c == UInt8(ascii: "\"") {
+                advance()
+                break
+            }
+            if c != UInt8(ascii: "\\") {
+                out.append(c)
+                advance()
+                continue
+            }
             let escapePosition = position
             advance()
             guard let e = peek() else { throw ConfigError("unterminated string", at: start) }

@@ -54,7 +54,9 @@ private struct ParserState {
         while true {
             if case .endOfFile = current.kind {
                 if let opener {
-                    throw ConfigError("missing '}' to close the block opened at line \(opener.position.line), column \(opener.position.column)", at: current.position)
+                    throw ConfigError(
+                        "missing '}' to close the block opened at line \(opener.position.line), column \(opener.position.column)",
+                        at: current.position)
                 }
                 return statements
             }
@@ -66,7 +68,8 @@ private struct ParserState {
             statements.append(try parseStatement())
             // Alloy separates statements with line breaks; two on one line are an error.
             if !isPunctuation("}"), current.kind != .endOfFile, current.position.line == previous.position.line {
-                throw ConfigError("expected a line break or '}' after \(describe(statements.last!)), found \(current.kind.display)", at: current.position)
+                throw ConfigError(
+                    "expected a line break or '}' after \(describe(statements.last!)), found \(current.kind.display)", at: current.position)
             }
         }
     }
@@ -153,8 +156,12 @@ private struct ParserState {
                 var arguments: [Expression] = []
                 while !isPunctuation(")") {
                     arguments.append(try parseExpression())
-                    if isPunctuation(",") { _ = next() } else if !isPunctuation(")") {
-                        throw ConfigError("expected ',' or ')' in arguments of \(path.joined(separator: ".")), found \(current.kind.display)", at: current.position)
+                    if isPunctuation(",") {
+                        _ = next()
+                    } else if !isPunctuation(")") {
+                        throw ConfigError(
+                            "expected ',' or ')' in arguments of \(path.joined(separator: ".")), found \(current.kind.display)",
+                            at: current.position)
                     }
                 }
                 _ = next()
@@ -176,9 +183,14 @@ private struct ParserState {
         let open = next()
         var items: [Expression] = []
         while true {
-            if isPunctuation("]") { _ = next(); break }
+            if isPunctuation("]") {
+                _ = next()
+                break
+            }
             if case .endOfFile = current.kind {
-                throw ConfigError("missing ']' to close the list opened at line \(open.position.line), column \(open.position.column)", at: current.position)
+                throw ConfigError(
+                    "missing ']' to close the list opened at line \(open.position.line), column \(open.position.column)",
+                    at: current.position)
             }
             items.append(try parseExpression())
             if isPunctuation(",") {
@@ -195,13 +207,18 @@ private struct ParserState {
         var fields: [ObjectField] = []
         var seen = Set<String>()
         while true {
-            if isPunctuation("}") { _ = next(); break }
+            if isPunctuation("}") {
+                _ = next()
+                break
+            }
             let keyToken = current
             let key: String
             switch keyToken.kind {
             case .identifier(let k), .string(let k): key = k
             case .endOfFile:
-                throw ConfigError("missing '}' to close the object opened at line \(open.position.line), column \(open.position.column)", at: keyToken.position)
+                throw ConfigError(
+                    "missing '}' to close the object opened at line \(open.position.line), column \(open.position.column)",
+                    at: keyToken.position)
             default:
                 throw ConfigError("expected an object key (identifier or string), found \(keyToken.kind.display)", at: keyToken.position)
             }

@@ -149,8 +149,10 @@ public struct WriteEndpoint: Sendable, Equatable {
     /// `basic_auth` or `bearer_token(_file)` sent as `Authorization` (files are read at every push).
     public var credentials: ScrapeCredentials
 
-    public init(url: String, name: String? = nil, remoteTimeout: Duration = .seconds(10), headers: [String: String] = [:],
-                credentials: ScrapeCredentials = .none) {
+    public init(
+        url: String, name: String? = nil, remoteTimeout: Duration = .seconds(10), headers: [String: String] = [:],
+        credentials: ScrapeCredentials = .none
+    ) {
         self.url = url
         self.name = name
         self.remoteTimeout = remoteTimeout
@@ -206,18 +208,23 @@ public struct ScrapeConfiguration: Sendable {
 
     /// Parses and validates `text`. `file` names the file in error messages; relative paths in
     /// `discovery.file` resolve against `baseDirectory` (the config file's folder when loaded from disk).
-    public static func parse(_ text: String, file: String, baseDirectory: URL? = nil,
-                             environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ScrapeConfiguration {
+    public static func parse(
+        _ text: String, file: String, baseDirectory: URL? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> ScrapeConfiguration {
         let statements = try AlloyParser.parse(text, file: file)
         var decoder = ConfigurationDecoder(baseDirectory: baseDirectory, environment: environment)
         return try decoder.decode(statements, file: file)
     }
 
     /// Reads and parses a configuration file; errors name the file by its last path component.
-    public static func load(contentsOf url: URL,
-                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ScrapeConfiguration {
+    public static func load(
+        contentsOf url: URL,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ScrapeConfiguration {
         let text = try String(contentsOf: url, encoding: .utf8)
-        return try parse(text, file: url.lastPathComponent, baseDirectory: url.deletingLastPathComponent(),
-                         environment: environment)
+        return try parse(
+            text, file: url.lastPathComponent, baseDirectory: url.deletingLastPathComponent(),
+            environment: environment)
     }
 }

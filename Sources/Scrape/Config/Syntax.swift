@@ -44,7 +44,7 @@ public indirect enum Expression: Sendable, Equatable {
     public var position: SourcePosition {
         switch self {
         case .string(_, let p), .number(_, let p), .bool(_, let p), .null(let p), .list(_, let p),
-             .object(_, let p), .reference(_, let p), .call(_, _, let p):
+            .object(_, let p), .reference(_, let p), .call(_, _, let p):
             return p
         }
     }

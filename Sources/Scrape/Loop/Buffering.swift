@@ -13,12 +13,18 @@ final class ConcurrencyLimiter: Sendable {
     init(limit: Int) { state = Mutex(State(available: max(1, limit))) }
 
     func acquire() async throws {
-        let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resumeNow: Bool? = state.withLock { s in
                     if Task.isCancelled { return false }
-                    if s.available > 0 { s.available -= 1; return true }
+                    if s.available > 0 {
+                        s.available -= 1
+                        return true
+                    }
                     s.waiters.append((id, continuation))
                     return nil
                 }
@@ -39,7 +45,10 @@ final class ConcurrencyLimiter: Sendable {
 
     func release() {
         let next = state.withLock { s -> CheckedContinuation<Void, any Error>? in
-            if s.waiters.isEmpty { s.available += 1; return nil }
+            if s.waiters.isEmpty {
+                s.available += 1
+                return nil
+            }
             return s.waiters.removeFirst().continuation
         }
         next?.resume()
@@ -66,7 +75,10 @@ final class ProfileBuffer: Sendable {
         self.maxBytes = max(1, maxBytes)
     }
 
-    enum OfferResult: Equatable { case accepted, dropped(reason: String) }
+    enum OfferResult: Equatable {
+        case accepted
+        case dropped(reason: String)
+    }
 
     func offer(_ profile: ScrapedProfile) -> OfferResult {
         let (result, waiting) = state.withLock { s -> (OfferResult, CheckedContinuation<ScrapedProfile?, Never>?) in
@@ -94,7 +106,10 @@ final class ProfileBuffer: Sendable {
                 if s.count > 0 {
                     let p = s.items[s.head]
                     s.head += 1
-                    if s.head > 64 && s.head * 2 > s.items.count { s.items.removeFirst(s.head); s.head = 0 }
+                    if s.head > 64 && s.head * 2 > s.items.count {
+                        s.items.removeFirst(s.head)
+                        s.head = 0
+                    }
                     return .some(p)
                 }
                 if s.finished { return .some(nil) }

@@ -66,7 +66,8 @@ public struct ScrapeStatus: Sendable, Codable, Equatable {
         out += "# TYPE kiln_scrape_target_up gauge\n"
         var durations = "# HELP kiln_scrape_duration_seconds Duration of the last scrape.\n# TYPE kiln_scrape_duration_seconds gauge\n"
         for t in targets {
-            let labels = "job=\"\(esc(t.job))\",instance=\"\(esc(t.labels["instance"] ?? ""))\",profile=\"\(esc(t.profile))\",tenant=\"\(esc(t.tenant))\""
+            let labels =
+                "job=\"\(esc(t.job))\",instance=\"\(esc(t.labels["instance"] ?? ""))\",profile=\"\(esc(t.profile))\",tenant=\"\(esc(t.tenant))\""
             out += "kiln_scrape_target_up{\(labels)} \(t.up ? 1 : 0)\n"
             if let d = t.lastScrapeDurationSeconds { durations += "kiln_scrape_duration_seconds{\(labels)} \(d)\n" }
         }
@@ -81,12 +82,15 @@ public struct ScrapeStatus: Sendable, Codable, Equatable {
         for (name, help, value) in counters {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
         }
-        out += "# HELP kiln_scrape_dropped_total Scraped profiles dropped before publishing, by reason.\n# TYPE kiln_scrape_dropped_total counter\n"
+        out +=
+            "# HELP kiln_scrape_dropped_total Scraped profiles dropped before publishing, by reason.\n# TYPE kiln_scrape_dropped_total counter\n"
         for (reason, value) in stats.droppedTotal.sorted(by: { $0.key < $1.key }) {
             out += "kiln_scrape_dropped_total{reason=\"\(esc(reason))\"} \(value)\n"
         }
-        out += "# HELP kiln_scrape_buffered_profiles Profiles waiting for the sink.\n# TYPE kiln_scrape_buffered_profiles gauge\nkiln_scrape_buffered_profiles \(stats.bufferedProfiles)\n"
-        out += "# HELP kiln_scrape_buffered_bytes Bytes waiting for the sink.\n# TYPE kiln_scrape_buffered_bytes gauge\nkiln_scrape_buffered_bytes \(stats.bufferedBytes)\n"
+        out +=
+            "# HELP kiln_scrape_buffered_profiles Profiles waiting for the sink.\n# TYPE kiln_scrape_buffered_profiles gauge\nkiln_scrape_buffered_profiles \(stats.bufferedProfiles)\n"
+        out +=
+            "# HELP kiln_scrape_buffered_bytes Bytes waiting for the sink.\n# TYPE kiln_scrape_buffered_bytes gauge\nkiln_scrape_buffered_bytes \(stats.bufferedBytes)\n"
         return out
     }
 }

@@ -1,6 +1,6 @@
-import KilnFoundation
 import AsyncHTTPClient
 import Foundation
+import KilnFoundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -72,7 +72,9 @@ public final class HTTPProfileFetcher: ProfileFetcher {
                 // Read a little of the body: pprof handlers explain errors there.
                 let text = (try? await response.body.collect(upTo: 512)).map { String(buffer: $0) } ?? ""
                 let detail = text.trimmingCharacters(in: .whitespacesAndNewlines)
-                throw ScrapeError("server returned HTTP status \(response.status.code) \(response.status.reasonPhrase)" + (detail.isEmpty ? "" : ": \(detail.prefix(200))"))
+                throw ScrapeError(
+                    "server returned HTTP status \(response.status.code) \(response.status.reasonPhrase)"
+                        + (detail.isEmpty ? "" : ": \(detail.prefix(200))"))
             }
             do {
                 var buffer = try await response.body.collect(upTo: limit)

@@ -20,8 +20,10 @@ public final class PushForwarder: ProfileSink {
         public var description: String
     }
 
-    public init(endpoints: [WriteEndpoint], attempts: Int = 4, firstBackoff: Duration = .milliseconds(500),
-                logger: Logger = Logger(label: "kiln.scrape.forward")) {
+    public init(
+        endpoints: [WriteEndpoint], attempts: Int = 4, firstBackoff: Duration = .milliseconds(500),
+        logger: Logger = Logger(label: "kiln.scrape.forward")
+    ) {
         self.endpoints = endpoints
         self.attempts = max(1, attempts)
         self.firstBackoff = firstBackoff
@@ -54,7 +56,8 @@ public final class PushForwarder: ProfileSink {
             request.body = .bytes(ByteBuffer(bytes: body))
             let retryable: String
             do {
-                let response = try await client.execute(request, timeout: .milliseconds(Int64(endpoint.remoteTimeout.components.seconds * 1000)))
+                let response = try await client.execute(
+                    request, timeout: .milliseconds(Int64(endpoint.remoteTimeout.components.seconds * 1000)))
                 let answer = String(buffer: try await response.body.collect(upTo: 64 << 10))
                 let code = Int(response.status.code)
                 if (200..<300).contains(code) { return }
@@ -70,7 +73,8 @@ public final class PushForwarder: ProfileSink {
             guard attempt < attempts else {
                 throw Failure(description: "\(endpoint.name ?? base): \(retryable) (gave up after \(attempts) attempts)")
             }
-            logger.warning("push forward failed; retrying", metadata: ["endpoint": "\(base)", "error": "\(retryable)", "attempt": "\(attempt)"])
+            logger.warning(
+                "push forward failed; retrying", metadata: ["endpoint": "\(base)", "error": "\(retryable)", "attempt": "\(attempt)"])
             try await Task.sleep(for: backoff)
             backoff *= 2
         }

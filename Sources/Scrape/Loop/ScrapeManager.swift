@@ -18,8 +18,10 @@ public struct ScrapeTarget: Sendable, Equatable {
 
 /// Evaluates target sources (literal lists, discovery.file, discovery.relabel) and builds scrape targets.
 public enum TargetResolver {
-    public static func evaluate(_ source: TargetSource, configuration: ScrapeConfiguration,
-                                fileTargets: [String: [LabelSet]]) -> [LabelSet] {
+    public static func evaluate(
+        _ source: TargetSource, configuration: ScrapeConfiguration,
+        fileTargets: [String: [LabelSet]]
+    ) -> [LabelSet] {
         switch source {
         case .literal(let targets):
             return targets
@@ -48,18 +50,24 @@ public enum TargetResolver {
     }
 
     /// All loops for `job` that `shard` owns; `skipped` counts targets owned by other shards.
-    public static func scrapeTargets(job: ScrapeJob, targets: [LabelSet], shard: ShardSelector,
-                                     skipped: inout Int) -> [ScrapeTarget] {
+    public static func scrapeTargets(
+        job: ScrapeJob, targets: [LabelSet], shard: ShardSelector,
+        skipped: inout Int
+    ) -> [ScrapeTarget] {
         var out: [ScrapeTarget] = []
         var seen = Set<String>()
         for target in targets {
             guard let address = target["__address__"], !address.isEmpty else { continue }
-            guard shard.owns(job: job.jobName, address: address) else { skipped += 1; continue }
+            guard shard.owns(job: job.jobName, address: address) else {
+                skipped += 1
+                continue
+            }
             let scheme = target["__scheme__"].flatMap { $0.isEmpty ? nil : $0 } ?? job.scheme
             for profile in job.enabledProfiles {
-                let t = ScrapeTarget(jobLabel: job.label, address: address, profile: profile,
-                                     url: "\(scheme)://\(address)\(job.requestPath(for: profile))",
-                                     labels: publishedLabels(target: target, job: job, profile: profile))
+                let t = ScrapeTarget(
+                    jobLabel: job.label, address: address, profile: profile,
+                    url: "\(scheme)://\(address)\(job.requestPath(for: profile))",
+                    labels: publishedLabels(target: target, job: job, profile: profile))
                 if seen.insert(t.key).inserted { out.append(t) }
             }
         }
@@ -96,8 +104,10 @@ public struct ScrapeManagerOptions: Sendable {
     /// Spread first scrapes over the interval (off only in tests that want an immediate first scrape).
     public var spreadStartOffsets: Bool = true
 
-    public init(shard: ShardSelector = .all, maxConcurrentScrapes: Int = 32, bufferCapacity: Int = 256,
-                bufferMaxBytes: Int = 256 << 20, spreadStartOffsets: Bool = true) {
+    public init(
+        shard: ShardSelector = .all, maxConcurrentScrapes: Int = 32, bufferCapacity: Int = 256,
+        bufferMaxBytes: Int = 256 << 20, spreadStartOffsets: Bool = true
+    ) {
         self.shard = shard
         self.maxConcurrentScrapes = maxConcurrentScrapes
         self.bufferCapacity = bufferCapacity
@@ -124,8 +134,10 @@ public final class ScrapeManager: Sendable {
     private let changes: AsyncStream<Void>
     private let changesContinuation: AsyncStream<Void>.Continuation
 
-    public init(configuration: ScrapeConfiguration, sink: any ProfileSink, fetcher: any ProfileFetcher,
-                options: ScrapeManagerOptions = ScrapeManagerOptions(), logger: Logger = Logger(label: "kiln.scrape")) {
+    public init(
+        configuration: ScrapeConfiguration, sink: any ProfileSink, fetcher: any ProfileFetcher,
+        options: ScrapeManagerOptions = ScrapeManagerOptions(), logger: Logger = Logger(label: "kiln.scrape")
+    ) {
         self.configuration = configuration
         self.options = options
         self.sink = sink
@@ -236,7 +248,7 @@ public final class ScrapeManager: Sendable {
             await scrapeOnce(target, job: job)
             next = next.advanced(by: job.scrapeInterval)
             let now = clock.now
-            while next < now { next = next.advanced(by: job.scrapeInterval) } // skip missed ticks
+            while next < now { next = next.advanced(by: job.scrapeInterval) }  // skip missed ticks
             do { try await clock.sleep(until: next) } catch { return }
         }
     }
@@ -248,8 +260,9 @@ public final class ScrapeManager: Sendable {
         let started = Date()
         let clock = ContinuousClock()
         let t0 = clock.now
-        let request = ProfileRequest(url: target.url, timeout: job.timeout(for: target.profile),
-                                     maxBodyBytes: job.bodySizeLimit, credentials: job.credentials, tls: job.tls)
+        let request = ProfileRequest(
+            url: target.url, timeout: job.timeout(for: target.profile),
+            maxBodyBytes: job.bodySizeLimit, credentials: job.credentials, tls: job.tls)
         let result: Result<[UInt8], any Error>
         do { result = .success(try await fetcher.fetch(request)) } catch { result = .failure(error) }
         if Task.isCancelled { return }
@@ -258,10 +271,14 @@ public final class ScrapeManager: Sendable {
         switch result {
         case .success(let body):
             updateHealth(target.key, at: started, duration: elapsed, error: nil, bytes: body.count)
-            counters.withLock { $0.scrapesTotal += 1; $0.bytesScrapedTotal += UInt64(body.count) }
-            let profile = ScrapedProfile(tenant: job.tenant, labels: target.labels, cumulative: target.profile.cumulative,
-                                         startTime: started, endTime: ended, body: body, url: target.url,
-                                         forwardTo: job.forwardTo)
+            counters.withLock {
+                $0.scrapesTotal += 1
+                $0.bytesScrapedTotal += UInt64(body.count)
+            }
+            let profile = ScrapedProfile(
+                tenant: job.tenant, labels: target.labels, cumulative: target.profile.cumulative,
+                startTime: started, endTime: ended, body: body, url: target.url,
+                forwardTo: job.forwardTo)
             if case .dropped(let reason) = buffer.offer(profile) {
                 counters.withLock { $0.droppedTotal[reason, default: 0] += 1 }
                 logger.warning("scraped profile dropped", metadata: ["reason": "\(reason)", "url": "\(target.url)"])
@@ -269,7 +286,10 @@ public final class ScrapeManager: Sendable {
         case .failure(let error):
             let message = (error as? ScrapeError)?.message ?? String(describing: error)
             updateHealth(target.key, at: started, duration: elapsed, error: message, bytes: nil)
-            counters.withLock { $0.scrapesTotal += 1; $0.scrapeFailuresTotal += 1 }
+            counters.withLock {
+                $0.scrapesTotal += 1
+                $0.scrapeFailuresTotal += 1
+            }
             logger.debug("scrape failed", metadata: ["url": "\(target.url)", "error": "\(message)"])
         }
     }

@@ -20,8 +20,10 @@ public struct ScrapedProfile: Sendable {
 
     public var profileName: String { labels["__name__"] ?? "" }
 
-    public init(tenant: String, labels: LabelSet, cumulative: Bool, startTime: Date, endTime: Date, body: [UInt8],
-                url: String, forwardTo: [String]) {
+    public init(
+        tenant: String, labels: LabelSet, cumulative: Bool, startTime: Date, endTime: Date, body: [UInt8],
+        url: String, forwardTo: [String]
+    ) {
         self.tenant = tenant
         self.labels = labels
         self.cumulative = cumulative

@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Prometheus `file_sd` target files: `[{"targets": ["host:port"], "labels": {"k": "v"}}]` in JSON,
@@ -132,7 +133,11 @@ public enum FileTargets {
         var quote: Character?
         var previous: Character = " "
         for (i, c) in zip(line.indices, line) {
-            if let q = quote { if c == q { quote = nil } } else if c == "\"" || c == "'" { quote = c } else if c == "#", previous == " " || i == line.startIndex {
+            if let q = quote {
+                if c == q { quote = nil }
+            } else if c == "\"" || c == "'" {
+                quote = c
+            } else if c == "#", previous == " " || i == line.startIndex {
                 return String(line[..<i])
             }
             previous = c
@@ -163,9 +168,21 @@ public enum FileTargets {
         var current = ""
         var quote: Character?
         for c in inner {
-            if let q = quote { if c == q { quote = nil }; current.append(c); continue }
-            if c == "\"" || c == "'" { quote = c; current.append(c); continue }
-            if c == "," { parts.append(current); current = ""; continue }
+            if let q = quote {
+                if c == q { quote = nil }
+                current.append(c)
+                continue
+            }
+            if c == "\"" || c == "'" {
+                quote = c
+                current.append(c)
+                continue
+            }
+            if c == "," {
+                parts.append(current)
+                current = ""
+                continue
+            }
             current.append(c)
         }
         if !current.trimmingCharacters(in: .whitespaces).isEmpty { parts.append(current) }
@@ -197,7 +214,10 @@ public enum FileTargets {
         for pattern in patterns {
             let url = URL(fileURLWithPath: pattern)
             let name = url.lastPathComponent
-            guard name.contains(where: { "*?[".contains($0) }) else { out.append(pattern); continue }
+            guard name.contains(where: { "*?[".contains($0) }) else {
+                out.append(pattern)
+                continue
+            }
             let dir = url.deletingLastPathComponent().path
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             for entry in entries.sorted() where fnmatch(name, entry, 0) == 0 {
@@ -212,7 +232,11 @@ public enum FileTargets {
 /// modification time changes. A file that fails to parse keeps its last good targets.
 public final class FileTargetWatcher: Sendable {
     public let component: FileDiscoveryComponent
-    private struct FileState: Sendable { var mtime: Date?; var size: Int; var targets: [LabelSet] }
+    private struct FileState: Sendable {
+        var mtime: Date?
+        var size: Int
+        var targets: [LabelSet]
+    }
     private struct State: Sendable {
         var files: [String: FileState] = [:]
         var lastErrors: [String: String] = [:]
@@ -249,7 +273,7 @@ public final class FileTargetWatcher: Sendable {
                 updates[path] = FileState(mtime: mtime, size: size, targets: try FileTargets.parse(data, path: path))
             } catch {
                 errors[path] = "\(error)"
-                if let old = previous[path] { updates[path] = old } // keep the last good targets
+                if let old = previous[path] { updates[path] = old }  // keep the last good targets
             }
         }
         return state.withLock { s in

@@ -49,25 +49,44 @@ public struct RelabelRegex: Sendable, CustomStringConvertible {
         }
         while i < chars.count {
             let c = chars[i]
-            guard c == "$", i + 1 < chars.count else { out.append(c); i += 1; continue }
+            guard c == "$", i + 1 < chars.count else {
+                out.append(c)
+                i += 1
+                continue
+            }
             let n = chars[i + 1]
-            if n == "$" { out.append("$"); i += 2; continue }
+            if n == "$" {
+                out.append("$")
+                i += 2
+                continue
+            }
             if n == "{" {
                 var j = i + 2
                 var name = ""
-                while j < chars.count, isNameChar(chars[j]) { name.unicodeScalars.append(chars[j]); j += 1 }
+                while j < chars.count, isNameChar(chars[j]) {
+                    name.unicodeScalars.append(chars[j])
+                    j += 1
+                }
                 if j < chars.count, chars[j] == "}", !name.isEmpty {
                     out.append(contentsOf: group(name).unicodeScalars)
                     i = j + 1
                 } else {
-                    out.append(c); i += 1 // malformed: keep the '$' literally, as Go does
+                    out.append(c)
+                    i += 1  // malformed: keep the '$' literally, as Go does
                 }
                 continue
             }
             var j = i + 1
             var name = ""
-            while j < chars.count, isNameChar(chars[j]) { name.unicodeScalars.append(chars[j]); j += 1 }
-            if name.isEmpty { out.append(c); i += 1; continue }
+            while j < chars.count, isNameChar(chars[j]) {
+                name.unicodeScalars.append(chars[j])
+                j += 1
+            }
+            if name.isEmpty {
+                out.append(c)
+                i += 1
+                continue
+            }
             out.append(contentsOf: group(name).unicodeScalars)
             i = j
         }
@@ -85,8 +104,10 @@ public struct RelabelRule: Sendable {
     public var replacement: String = "$1"
     public var action: RelabelAction = .replace
 
-    public init(sourceLabels: [String] = [], separator: String = ";", regex: String = "(.*)", modulus: UInt64 = 0,
-                targetLabel: String = "", replacement: String = "$1", action: RelabelAction = .replace) throws {
+    public init(
+        sourceLabels: [String] = [], separator: String = ";", regex: String = "(.*)", modulus: UInt64 = 0,
+        targetLabel: String = "", replacement: String = "$1", action: RelabelAction = .replace
+    ) throws {
         self.sourceLabels = sourceLabels
         self.separator = separator
         self.regex = try RelabelRegex(regex)
@@ -113,7 +134,8 @@ public struct RelabelRule: Sendable {
             }
         }
         if [.replace, .lowercase, .uppercase, .hashmod].contains(action), !targetLabel.contains("$"),
-           !Relabeling.isValidLabelName(targetLabel) {
+            !Relabeling.isValidLabelName(targetLabel)
+        {
             return "\"\(targetLabel)\" is not a valid label name"
         }
         return nil
@@ -124,9 +146,10 @@ public enum Relabeling {
     public static func isValidLabelName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first else { return false }
         let isStart = (first >= "a" && first <= "z") || (first >= "A" && first <= "Z") || first == "_"
-        return isStart && name.unicodeScalars.allSatisfy {
-            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_"
-        }
+        return isStart
+            && name.unicodeScalars.allSatisfy {
+                ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_"
+            }
     }
 
     /// Applies `rules` in order; nil means the target was dropped.
