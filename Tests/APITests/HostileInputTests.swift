@@ -157,7 +157,7 @@ import TestSupport
         ]
     }
 
-    @Test func hostileRequestsGetClearRefusalsAndOthersAreServed() async throws {
+    @Test(.requires(.fixtures)) func hostileRequestsGetClearRefusalsAndOthersAreServed() async throws {
         let profile = try fixture("go_heap_pyroscope.pb.gz")
         let pushBody = try Self.validPush(profile)
         let queryBody = try QueryAPITests.stacksRequest().serializedBytes() as [UInt8]

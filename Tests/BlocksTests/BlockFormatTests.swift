@@ -143,7 +143,7 @@ struct HeadAndBlockTests {
     }
 }
 
-@Suite(.enabled(if: Python.available || TestEnvironment.integrationRequired, "needs .venv/bin/python with pyarrow and duckdb"))
+@Suite(.requires(.python("pyarrow", "duckdb")))
 struct InteropTests {
     @Test func duckDBAndPyarrowReadEveryTable() async throws {
         try await withStore(.file, "duckdb") { store, dir in

@@ -26,6 +26,13 @@ func withHTTPClient<T>(_ body: (HTTPClient) async throws -> T) async throws -> T
     }
 }
 
+extension Requirement {
+    /// What `kiln dev` runs: the built kiln and stage executables, and tansu.
+    static let kilnDev = Requirement("kiln dev's executables and tansu") {
+        do { return try await KilnDevHarness.missingPrerequisite() } catch { return "\(error)" }
+    }
+}
+
 struct KilnDevHarness {
     let process: ChildProcess
     let dataDir: URL
@@ -156,18 +163,9 @@ struct KilnDevHarness {
 }
 
 @Suite(.serialized) struct KilnDevIntegrationTests {
-    @Test func readyIngestStopAndSecondRunOnTheSameDir() async throws {
-        if let missing = try await KilnDevHarness.missingPrerequisite() {
-            if TestEnvironment.integrationRequired { Issue.record("kiln dev integration test cannot run: \(missing)") }
-            print("skipped: kiln dev integration test: \(missing)")
-            return
-        }
-        let fixture = TestEnvironment.fixturesDir.appendingPathComponent("pprof/go_cpu_ap-query_2026.pb.gz")
-        guard let profile = FileManager.default.contents(atPath: fixture.path) else {
-            if TestEnvironment.integrationRequired { Issue.record("fixture missing: \(fixture.path)") }
-            print("skipped: fixture missing at \(fixture.path) (set KILN_FIXTURES_DIR)")
-            return
-        }
+    @Test(.requires(.kilnDev, .fixture("pprof/go_cpu_ap-query_2026.pb.gz")))
+    func readyIngestStopAndSecondRunOnTheSameDir() async throws {
+        let profile = try Data(contentsOf: TestEnvironment.fixturesDir.appendingPathComponent("pprof/go_cpu_ap-query_2026.pb.gz"))
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-dev-test-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dataDir) }
         try await withHTTPClient { client in try await firstAndSecondRun(dataDir: dataDir, client: client, profile: [UInt8](profile)) }
@@ -271,19 +269,12 @@ struct DecodedFlameGraph {
     /// Real Go CPU profiles pushed through kiln dev's one address — one by POST /ingest, one by Connect
     /// Push — come back from SelectMergeStacktraces with go tool pprof's total and top function
     /// (EXPECTED.json in the fixtures holds pprof's numbers for each file).
-    @Test func queryTotalsThroughKilnDevMatchGoToolPprof() async throws {
-        if let missing = try await KilnDevHarness.missingPrerequisite() {
-            if TestEnvironment.integrationRequired { Issue.record("kiln dev end-to-end test cannot run: \(missing)") }
-            print("skipped: kiln dev end-to-end test: \(missing)")
-            return
-        }
+    @Test(.requires(.kilnDev, .fixtures))
+    func queryTotalsThroughKilnDevMatchGoToolPprof() async throws {
         let pprofDir = TestEnvironment.fixturesDir.appendingPathComponent("pprof")
-        guard let expectedData = FileManager.default.contents(atPath: pprofDir.appendingPathComponent("EXPECTED.json").path),
-              let expected = (try JSONSerialization.jsonObject(with: expectedData) as? [String: Any])?["files"] as? [String: Any] else {
-            if TestEnvironment.integrationRequired { Issue.record("fixtures missing at \(pprofDir.path)") }
-            print("skipped: fixtures missing at \(pprofDir.path) (set KILN_FIXTURES_DIR)")
-            return
-        }
+        let expectedData = try Data(contentsOf: pprofDir.appendingPathComponent("EXPECTED.json"))
+        let root = try JSONSerialization.jsonObject(with: expectedData) as? [String: Any]
+        let expected = try #require(root?["files"] as? [String: Any], "\(pprofDir.path)/EXPECTED.json has no files object")
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-dev-e2e-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dataDir) }
         try await withHTTPClient { client in try await pushAndQuery(dataDir: dataDir, client: client, expected: expected, pprofDir: pprofDir) }

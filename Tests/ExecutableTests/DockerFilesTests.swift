@@ -9,21 +9,19 @@ import TestSupport
     static let docker = TestEnvironment.repoRoot.appendingPathComponent("docker")
     static let executables = ["kiln", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query"]
 
-    /// A YAML file as JSON, parsed by PyYAML from the project's venv.
-    static func yaml(_ file: URL) async throws -> [String: Any]? {
-        let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
-        guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            if TestEnvironment.integrationRequired { Issue.record(".venv/bin/python is missing (run scripts/setup.sh)") }
-            return nil
-        }
-        let result = try await runToCompletion(python, ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file.path])
-        #expect(result.status == 0, "\(file.lastPathComponent) does not parse: \(result.output)")
-        return try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+    /// A YAML mapping as JSON, parsed by PyYAML from the project's venv (tests that use it are marked
+    /// `.requires(.python("yaml"))`).
+    static func yaml(_ file: URL) async throws -> [String: Any] {
+        let result = try await runToCompletion(TestEnvironment.venvPython,
+                                               ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file.path])
+        try #require(result.status == 0, "\(file.lastPathComponent) does not parse: \(result.output)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8))
+        return try #require(object as? [String: Any], "\(file.lastPathComponent) is not a YAML mapping")
     }
 
-    @Test func composeRunsKilnCommandsWithFlagsTheyHave() async throws {
-        guard let compose = try await Self.yaml(Self.docker.appendingPathComponent("compose.yaml")),
-              let services = compose["services"] as? [String: Any] else { return }
+    @Test(.requires(.python("yaml"))) func composeRunsKilnCommandsWithFlagsTheyHave() async throws {
+        let compose = try await Self.yaml(Self.docker.appendingPathComponent("compose.yaml"))
+        let services = try #require(compose["services"] as? [String: Any], "compose.yaml has no services")
         for needed in ["kafka", "minio", "go-demo", "grafana", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query"] {
             #expect(services[needed] != nil, "compose has no \(needed) service")
         }
@@ -56,9 +54,9 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: TestEnvironment.repoRoot.appendingPathComponent("demo/go-target/main.go").path))
     }
 
-    @Test func grafanaDataSourcePointsAtKilnQuery() async throws {
-        guard let file = try await Self.yaml(Self.docker.appendingPathComponent("grafana/datasource.yaml")),
-              let sources = file["datasources"] as? [[String: Any]] else { return }
+    @Test(.requires(.python("yaml"))) func grafanaDataSourcePointsAtKilnQuery() async throws {
+        let file = try await Self.yaml(Self.docker.appendingPathComponent("grafana/datasource.yaml"))
+        let sources = try #require(file["datasources"] as? [[String: Any]], "datasource.yaml has no datasources list")
         #expect(sources.count == 1)
         #expect(sources.first?["type"] as? String == "grafana-pyroscope-datasource")
         #expect(sources.first?["url"] as? String == "http://kiln-query:4040")

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 @testable import KafkaClient
 
-@Suite(.enabled(if: kafkaAvailable, kafkaSkipReason), .timeLimit(.minutes(2)))
+@Suite(.requires(.kafka), .timeLimit(.minutes(2)))
 struct AdminAndErrorTests {
     @Test func createIsIdempotentAndListed() async throws {
         let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: try brokers()))

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 @testable import KafkaClient
 
-@Suite(.enabled(if: kafkaAvailable, kafkaSkipReason), .timeLimit(.minutes(3)))
+@Suite(.requires(.kafka), .timeLimit(.minutes(3)))
 struct ConsumerTests {
     @Test func groupResumesAfterLastDurableRecord() async throws {
         let topic = try await makeTopic("commit")

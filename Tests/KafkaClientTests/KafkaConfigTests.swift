@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import KafkaClient
 
 @Suite struct KafkaRuntimeTests {
@@ -23,7 +24,7 @@ import Testing
         try KafkaRuntime.check(version: 0x0300_0000, versionString: "3.0.0-RC1")
     }
 
-    @Test(.enabled(if: kafkaAvailable, kafkaSkipReason))
+    @Test(.requires(.librdkafka))
     func loadedRuntimeIsRecentEnough() throws {
         try KafkaRuntime.checkVersion()
         #expect(KafkaRuntime.versionString.hasPrefix("2."))
@@ -78,7 +79,7 @@ import Testing
         #expect(props.contains(KafkaOption("partitioner", "murmur2_random")))
     }
 
-    @Test(.enabled(if: runtimeSupported, "needs librdkafka >= 2.2 on LD_LIBRARY_PATH"))
+    @Test(.requires(.librdkafka))
     func unknownPropertyIsNamed() {
         let config = ProducerConfig(kafka: KafkaConfig(bootstrapServers: "127.0.0.1:1",
                                                        options: [KafkaOption("no.such.property", "1")]))

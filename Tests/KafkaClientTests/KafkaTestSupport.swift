@@ -3,14 +3,17 @@ import Testing
 import TestSupport
 @testable import KafkaClient
 
-/// Integration tests run when scripts/test-env.sh exported a broker, and must run under `make test`.
-let kafkaAvailable = TestEnvironment.kafkaBrokers != nil || TestEnvironment.integrationRequired
-let kafkaSkipReason: Comment = "needs a Kafka broker: scripts/test-env.sh start && . run/test-env.sh"
-/// Creating any client needs librdkafka >= 2.2 loaded (LD_LIBRARY_PATH=.venv/kiln-lib).
-let runtimeSupported = KafkaRuntime.version >> 8 >= KafkaRuntime.minimumVersion >> 8 || TestEnvironment.integrationRequired
+extension Requirement {
+    /// Creating any client needs librdkafka >= 2.2 loaded (LD_LIBRARY_PATH=.venv/kiln-lib, as run/test-env.sh sets).
+    static let librdkafka = Requirement("librdkafka >= 2.2") {
+        KafkaRuntime.version >> 8 >= KafkaRuntime.minimumVersion >> 8 ? nil
+            : "librdkafka \(KafkaRuntime.versionString) is loaded (scripts/setup.sh, then LD_LIBRARY_PATH=.venv/kiln-lib)"
+    }
+}
 
+/// The test broker; the integration tests are marked `.requires(.kafka)`.
 func brokers() throws -> String {
-    try #require(TestEnvironment.kafkaBrokers, "KILN_TEST_KAFKA_BROKERS is not set (run scripts/test-env.sh start)")
+    try TestEnvironment.requireKafkaBrokers()
 }
 
 func uniqueTopic(_ name: String) -> String {

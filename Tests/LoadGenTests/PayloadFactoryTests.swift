@@ -14,7 +14,7 @@ import TestSupport
         return try PayloadFactory(variantsPerFixture: variants, seed: seed).makePool(kinds: kinds, fixturesDir: dir)
     }
 
-    @Test func everyVariantDecodesWithTheTotalsItClaims() throws {
+    @Test(.requires(.fixtures)) func everyVariantDecodesWithTheTotalsItClaims() throws {
         let pool = try Self.pool()
         #expect(pool.missingFixtures.isEmpty, "fixtures named by ProfileKind are missing: \(pool.missingFixtures)")
         for kind in ProfileKind.allCases { #expect(pool.byKindAndFixture[kind]?.isEmpty == false, "no variants for \(kind)") }
@@ -35,7 +35,7 @@ import TestSupport
         }
     }
 
-    @Test func variantsOfOneFixtureDiffer() throws {
+    @Test(.requires(.fixtures)) func variantsOfOneFixtureDiffer() throws {
         let pool = try Self.pool(kinds: [.cpu, .heap], variants: 6)
         for fixtures in pool.byKindAndFixture.values {
             for indices in fixtures {
@@ -52,7 +52,7 @@ import TestSupport
         }
     }
 
-    @Test func theSameSeedBuildsTheSamePool() throws {
+    @Test(.requires(.fixtures)) func theSameSeedBuildsTheSamePool() throws {
         let a = try Self.pool(kinds: [.mutex], seed: 3), b = try Self.pool(kinds: [.mutex], seed: 3), c = try Self.pool(kinds: [.mutex], seed: 4)
         #expect(a.variants.map(\.bytes) == b.variants.map(\.bytes))
         #expect(a.variants.map(\.bytes) != c.variants.map(\.bytes))
@@ -65,7 +65,7 @@ import TestSupport
         }
     }
 
-    @Test func theFleetSpreadsLabelsAndVisitsEveryTarget() throws {
+    @Test(.requires(.fixtures)) func theFleetSpreadsLabelsAndVisitsEveryTarget() throws {
         let pool = try Self.pool(kinds: [.cpu, .goroutine], variants: 2)
         let fleet = Fleet(services: 5, instances: 3, kinds: [.cpu, .goroutine], pool: pool)
         #expect(fleet.targets.count == 30)

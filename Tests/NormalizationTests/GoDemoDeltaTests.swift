@@ -11,7 +11,7 @@ import FoundationNetworking
 #endif
 
 /// Deltas on successive scrapes of a real Go program's cumulative endpoints.
-@Suite(.serialized) struct GoDemoDeltaTests {
+@Suite(.serialized, .requires(.go)) struct GoDemoDeltaTests {
     /// Sum per sample type name, straight from the decoded profile.
     static func totals(_ bytes: [UInt8]) throws -> [String: Int64] {
         let p = try PprofDecoder().decode(bytes)
@@ -26,7 +26,7 @@ import FoundationNetworking
                       ("/debug/pprof/mutex", "mutex", ["contentions", "delay"]),
                       ("/debug/pprof/block", "block", ["contentions", "delay"])])
     func successiveScrapesBecomeExactDeltas(path: String, name: String, cumulativeTypes: [String]) async throws {
-        guard let demo = try await GoDemo.start() else { return }
+        let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
         let labels = LabelSet(["service_name": "go-demo", "__name__": name, "instance": demo.address])
         func envelope(_ payload: [UInt8]) -> RawEnvelope {

@@ -50,11 +50,11 @@ struct FaultProxy {
     }
 }
 
-@Suite struct FaultProxyTests {
+@Suite(.requires(.s3)) struct FaultProxyTests {
     /// Runs `body` with a proxy in front of moto and a bucket created directly on moto.
-    func withProxy(_ plan: [String], configure: (inout S3Configuration) -> Void = { _ in }, test: String = #function,
+    func withProxy(_ plan: [String], configure: (inout S3Configuration) -> Void = { _ in },
                    _ body: (S3ObjectStore, FaultProxy, String) async throws -> Void) async throws {
-        guard let moto = s3EndpointOrSkip(test) else { return }
+        let moto = try s3Endpoint()
         let bucket = uniqueBucket("fault")
         try await withStore(s3Config(endpoint: moto, bucket: bucket)) { try await $0.createBucket() }
         let proxy = try await FaultProxy.start(upstream: moto, plan)

@@ -1,6 +1,7 @@
 import Foundation
 import ObjectStore
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -138,8 +139,8 @@ import Glibc
 
     /// A real full disk: a 64 KiB tmpfs. The failed write names the path and cause, leaves no temporary file,
     /// and the previous version of the object stays whole.
-    @Test func fullDiskLeavesNoPartialObject() async throws {
-        guard let mount = try await TmpfsMount(sizeKiB: 64) else { return }
+    @Test(.requires(.tmpfsMount)) func fullDiskLeavesNoPartialObject() async throws {
+        let mount = try await TmpfsMount(sizeKiB: 64)
         defer { mount.unmount() }
         let store = FileObjectStore(root: URL(fileURLWithPath: mount.path))
         let old = patternBytes(8 << 10, seed: 7)
@@ -162,8 +163,8 @@ import Glibc
     }
 
     /// A read-only file system (root ignores permission bits, so a read-only mount is the real refusal here).
-    @Test func readOnlyFileSystemIsAClearError() async throws {
-        guard let mount = try await TmpfsMount(sizeKiB: 64) else { return }
+    @Test(.requires(.tmpfsMount)) func readOnlyFileSystemIsAClearError() async throws {
+        let mount = try await TmpfsMount(sizeKiB: 64)
         defer { mount.unmount() }
         let store = FileObjectStore(root: URL(fileURLWithPath: mount.path))
         try await store.put("existing", [9])
@@ -198,20 +199,18 @@ func runCommand(_ executable: String, _ arguments: [String]) async throws -> Int
     }
 }
 
-/// A small tmpfs mounted for one test (needs root); nil, after saying so, when mounting is not possible.
+/// A small tmpfs mounted for one test (needs root: the test is marked `.requires(.tmpfsMount)`); throws
+/// when it cannot be mounted.
 struct TmpfsMount {
     let dir: ScratchDir
     var path: String { dir.path }
 
-    init?(sizeKiB: Int, test: String = #function) async throws {
+    init(sizeKiB: Int) async throws {
         dir = try ScratchDir("tmpfs")
-        let status = geteuid() == 0
-            ? try await runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=\(sizeKiB)k,mode=0755", "tmpfs", dir.path])
-            : -1
+        let status = try await runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=\(sizeKiB)k,mode=0755", "tmpfs", dir.path])
         if status != 0 {
             dir.remove()
-            print("skipped \(test): cannot mount a tmpfs here (needs root and mount permission)")
-            return nil
+            throw TestFailure("mount -t tmpfs on \(dir.path) failed with status \(status)")
         }
     }
 

@@ -20,13 +20,9 @@ import TestSupport
         let denied: AWSCredentials
     }
 
-    static func startAuthMoto(test: String = #function) async throws -> AuthMoto? {
-        guard s3EndpointOrSkip(test) != nil else { return nil }  // integration tests only where moto is installed
+    /// The test is marked `.requires(.venvTool("moto_server"))`.
+    static func startAuthMoto() async throws -> AuthMoto {
         let motoServer = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/moto_server").path
-        guard FileManager.default.isExecutableFile(atPath: motoServer) else {
-            if TestEnvironment.integrationRequired { Issue.record("moto_server not found at \(motoServer)") }
-            return nil
-        }
         let dir = try ScratchDir("authmoto")
         let port = closedLocalPort()
         let process = try HelperProcess(python, pythonScriptArguments(motoServer, ["-H", "127.0.0.1", "-p", String(port)]),
@@ -99,8 +95,8 @@ import TestSupport
     }
 
     /// One server for every case below (starting moto takes seconds); each case uses its own bucket.
-    @Test func signaturesAreCheckedForReal() async throws {
-        guard let moto = try await Self.startAuthMoto() else { return }
+    @Test(.requires(.venvTool("moto_server"))) func signaturesAreCheckedForReal() async throws {
+        let moto = try await Self.startAuthMoto()
         do {
             try await checkValidCredentialsWork(moto)
             try await checkWrongSecret(moto)

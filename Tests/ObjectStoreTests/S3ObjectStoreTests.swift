@@ -2,11 +2,12 @@ import Crypto
 import Foundation
 import ObjectStore
 import Testing
+import TestSupport
 
 /// Against the real moto S3 server from scripts/test-env.sh (KILN_TEST_S3_ENDPOINT).
 @Suite struct S3ObjectStoreTests {
-    @Test func roundTripRangesHeadDelete() async throws {
-        guard let endpoint = s3EndpointOrSkip() else { return }
+    @Test(.requires(.s3)) func roundTripRangesHeadDelete() async throws {
+        let endpoint = try s3Endpoint()
         let bucket = uniqueBucket("basic")
         try await withStore(s3Config(endpoint: endpoint, bucket: bucket, prefix: "blocks/dev")) { store in
             try await store.createBucket()
@@ -46,8 +47,8 @@ import Testing
         }
     }
 
-    @Test func listFollowsEveryPage() async throws {
-        guard let endpoint = s3EndpointOrSkip() else { return }
+    @Test(.requires(.s3)) func listFollowsEveryPage() async throws {
+        let endpoint = try s3Endpoint()
         var config = s3Config(endpoint: endpoint, bucket: uniqueBucket("list"), prefix: "p")
         config.listPageSize = 7  // 40 keys -> 6 pages; the server stops at max-keys, so all must be followed
         try await withStore(config) { store in
@@ -80,8 +81,8 @@ import Testing
         }
     }
 
-    @Test func multipartUploadRoundTrips() async throws {
-        guard let endpoint = s3EndpointOrSkip() else { return }
+    @Test(.requires(.s3)) func multipartUploadRoundTrips() async throws {
+        let endpoint = try s3Endpoint()
         var config = s3Config(endpoint: endpoint, bucket: uniqueBucket("multipart"))
         config.multipartThreshold = 6 << 20
         config.partSize = 5 << 20
@@ -110,8 +111,8 @@ import Testing
         }
     }
 
-    @Test func putIfAbsent() async throws {
-        guard let endpoint = s3EndpointOrSkip() else { return }
+    @Test(.requires(.s3)) func putIfAbsent() async throws {
+        let endpoint = try s3Endpoint()
         try await withStore(s3Config(endpoint: endpoint, bucket: uniqueBucket("ifabsent"))) { store in
             try await store.createBucket()
             #expect(try await store.putIfAbsent("t/b/meta.json", [1, 2]) == true)
@@ -122,8 +123,8 @@ import Testing
         }
     }
 
-    @Test func missingBucketIsNamed() async throws {
-        guard let endpoint = s3EndpointOrSkip() else { return }
+    @Test(.requires(.s3)) func missingBucketIsNamed() async throws {
+        let endpoint = try s3Endpoint()
         let bucket = uniqueBucket("missing")
         try await withStore(s3Config(endpoint: endpoint, bucket: bucket)) { store in
             for call in [

@@ -6,16 +6,10 @@ import TestSupport
 import Glibc
 #endif
 
-/// The moto endpoint from scripts/test-env.sh, or nil after saying why the test is skipped (a failure under
-/// KILN_REQUIRE_INTEGRATION=1).
-func s3EndpointOrSkip(_ test: String = #function) -> String? {
-    if let endpoint = TestEnvironment.s3Endpoint { return endpoint }
-    if TestEnvironment.integrationRequired {
-        Issue.record("KILN_TEST_S3_ENDPOINT is not set but KILN_REQUIRE_INTEGRATION=1 (run scripts/test-env.sh start)")
-    } else {
-        print("skipped \(test): KILN_TEST_S3_ENDPOINT not set (scripts/test-env.sh start && . run/test-env.sh)")
-    }
-    return nil
+/// The moto endpoint from scripts/test-env.sh. Tests that call this are marked `.requires(.s3)`, so without
+/// it they are skipped (or fail under `make test`) before they get here.
+func s3Endpoint() throws -> String {
+    try TestEnvironment.requireS3Endpoint()
 }
 
 /// A bucket name no other test uses.

@@ -4,7 +4,7 @@ import TestSupport
 @testable import Parquet
 
 /// Files Kiln writes, read by the real pyarrow and DuckDB; files pyarrow writes, read by Kiln.
-@Suite(.enabled(if: PythonTools.shouldRun, "needs .venv/bin/python with pyarrow and duckdb"))
+@Suite(.requires(.python("pyarrow", "duckdb")))
 struct InteropTests {
     /// Every kind × encoding × optional, as one wide table of several row groups.
     static func wideTable(rows: Int) -> (ParquetSchema, [ColumnData]) {

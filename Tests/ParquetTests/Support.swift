@@ -17,17 +17,11 @@ struct SeededRandom {
     mutating func chance(_ p: Double) -> Bool { Double(next() % 1_000_000) / 1_000_000 < p }
 }
 
-/// The project's Python (with pyarrow and duckdb) from scripts/setup.sh.
+/// The project's Python (with pyarrow and duckdb) from scripts/setup.sh; tests that use it are marked
+/// `.requires(.python("pyarrow", "duckdb"))`.
 enum PythonTools {
-    static var python: URL { TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python") }
+    static var python: URL { TestEnvironment.venvPython }
     static var available: Bool { FileManager.default.isExecutableFile(atPath: python.path) }
-    /// Run the interop tests when the tools exist, or when integration is required (then they fail loudly).
-    static var shouldRun: Bool {
-        if !available && !TestEnvironment.integrationRequired {
-            print("SKIP: \(python.path) missing; run scripts/setup.sh to test against pyarrow and DuckDB")
-        }
-        return available || TestEnvironment.integrationRequired
-    }
 
     struct Failure: Error, CustomStringConvertible {
         var description: String

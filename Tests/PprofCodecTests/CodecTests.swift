@@ -1,6 +1,7 @@
 import Foundation
 import PprofCodec
 import Testing
+import TestSupport
 
 @Suite struct DecoderTests {
     @Test func decodesHandBuiltProfile() throws {
@@ -101,7 +102,7 @@ import Testing
     }
 }
 
-@Suite(.enabled(if: Fixtures.available))
+@Suite(.requires(.fixtures))
 struct FixtureCodecTests {
     static func accepted() -> [String] {
         let files = (try? Fixtures.expected()) ?? [:]
@@ -151,7 +152,7 @@ struct FixtureCodecTests {
 
     /// Rejected fixtures name the fault in one line; dotnet's function id 0 in pprof's words.
     @Test func rejectionsNameTheFault() throws {
-        guard Fixtures.names().contains("dotnet_3_function_id0.pb") else { return }
+        try #require(Fixtures.names().contains("dotnet_3_function_id0.pb"), "dotnet_3_function_id0.pb is not in \(Fixtures.dir.path)")
         #expect {
             _ = try PprofDecoder().decode(Fixtures.bytes("dotnet_3_function_id0.pb"))
         } throws: { ($0 as? PprofError)?.message == "found function with reserved id 0" }

@@ -1,9 +1,10 @@
 import Foundation
 import PprofCodec
 import Testing
+import TestSupport
 
 /// Every file in fixtures/pprof against the facts `go tool pprof` (and its parser) gave for it.
-@Suite(.enabled(if: Fixtures.available))
+@Suite(.requires(.fixtures))
 struct FixtureTests {
     @Test(arguments: Fixtures.names())
     func matchesOracle(name: String) throws {

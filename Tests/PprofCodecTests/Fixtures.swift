@@ -1,15 +1,10 @@
 import Foundation
 import TestSupport
 
-/// The shared pprof corpus, read in place (never copied into the repo).
+/// The shared pprof corpus, read in place (never copied into the repo). Suites that read it are marked
+/// `.requires(.fixtures)`.
 enum Fixtures {
     static var dir: URL { TestEnvironment.fixturesDir.appendingPathComponent("pprof") }
-
-    static var available: Bool {
-        let ok = FileManager.default.fileExists(atPath: dir.appendingPathComponent("EXPECTED.json").path)
-        if !ok { print("pprof fixtures not found at \(dir.path) (set KILN_FIXTURES_DIR): fixture tests skipped") }
-        return ok
-    }
 
     /// Every profile file in the corpus directory (so a new file is tested without a code change).
     static func names() -> [String] {

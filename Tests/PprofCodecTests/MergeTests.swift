@@ -3,7 +3,7 @@ import PprofCodec
 import TestSupport
 import Testing
 
-@Suite(.enabled(if: Fixtures.available))
+@Suite(.requires(.fixtures))
 struct MergeTests {
     /// Go CPU fixtures sharing sample types samples/count + cpu/nanoseconds.
     static let cpuInputs = ["go_cpu_report_sample.pb.gz", "go_cpu_labels_pyroscope.pb.gz",
@@ -36,12 +36,8 @@ struct MergeTests {
     }
 
     /// go tool pprof reads the merged file, and its own merge of the same inputs has the same shape.
-    @Test func goToolPprofAgrees() throws {
-        guard let go = Self.which("go") else {
-            #expect(!TestEnvironment.integrationRequired, "go is not installed, but KILN_REQUIRE_INTEGRATION=1")
-            print("MergeTests.goToolPprofAgrees skipped: `go` not found on PATH")
-            return
-        }
+    @Test(.requires(.go)) func goToolPprofAgrees() throws {
+        let go = try TestEnvironment.requireGo()
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-merge-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -65,14 +61,6 @@ struct MergeTests {
         #expect(a.numMappings == b.numMappings)
         #expect(a.top == b.top)
         #expect(a.durationNanos == b.durationNanos && a.period == b.period)
-    }
-
-    static func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-            let path = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
     }
 
     static func run(_ exe: String, _ args: [String]) throws -> (status: Int32, stderr: String) {

@@ -63,13 +63,11 @@ extension ReliabilitySuite {
     /// line, /ready 503 naming Kafka, `kiln_kafka_up 0`) and a push gets a clear 503 instead of hanging;
     /// once it is back, the processes re-create their topics, turn ready again, and profiles pushed after
     /// the restart flow end to end into the store exactly once — without restarting any Kiln process.
-    @Test func brokerRestartIsReportedAndThePipelineRecovers() async throws {
+    @Test(.requires(.fixtures, .venvTool("tansu")))
+    func brokerRestartIsReportedAndThePipelineRecovers() async throws {
         guard let scraperBinary = Integration.binary("kiln-scraper"), let normalizerBinary = Integration.binary("kiln-normalizer"),
-              let compactorBinary = Integration.binary("kiln-compactor"), let source = FixtureProfiles.load() else { return }
-        guard FileManager.default.isExecutableFile(atPath: TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/tansu").path) else {
-            Integration.skipOrFail("no .venv/bin/tansu (scripts/setup.sh installs it)")
-            return
-        }
+              let compactorBinary = Integration.binary("kiln-compactor") else { return }
+        let source = try FixtureProfiles.load()
         let started = ContinuousClock.now
         let broker = try OwnBroker()
         try await broker.start()

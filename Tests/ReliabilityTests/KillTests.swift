@@ -10,10 +10,12 @@ extension ReliabilitySuite {
     /// moments and restarted. Afterwards the store holds every profile's samples exactly once: totals per
     /// tenant and profile type equal what the profiles sent contain, every raw record is in exactly one
     /// live block.
-    @Test func stagesKilledAtRandomLoseAndDuplicateNothing() async throws {
-        guard let kafka = Integration.kafka(), let brokers = TestEnvironment.kafkaBrokers,
-              let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor"),
-              let source = FixtureProfiles.load() else { return }
+    @Test(.requires(.kafka, .fixtures))
+    func stagesKilledAtRandomLoseAndDuplicateNothing() async throws {
+        let kafka = try Integration.kafka()
+        let brokers = kafka.bootstrapServers
+        let source = try FixtureProfiles.load()
+        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor") else { return }
         let started = ContinuousClock.now
         let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
         try await Integration.createTopics([raw, normalized, dlq], partitions: 3, config: kafka)

@@ -73,22 +73,14 @@ enum ReliabilitySummary {
 // MARK: - Services
 
 enum Integration {
-    /// The shared test broker, or nil (skip, or a failure under `make test`).
-    static func kafka() -> KafkaConfig? {
-        guard let brokers = TestEnvironment.kafkaBrokers else {
-            skipOrFail("KILN_TEST_KAFKA_BROKERS is not set")
-            return nil
-        }
-        return config(brokers)
+    /// The shared test broker (scenarios that use it are marked `.requires(.kafka)`).
+    static func kafka() throws -> KafkaConfig {
+        config(try TestEnvironment.requireKafkaBrokers())
     }
 
     static func config(_ brokers: String) -> KafkaConfig {
         // Tansu answers a group join after about half the session timeout; 6 s keeps tests quick.
         KafkaConfig(bootstrapServers: brokers, clientID: "kiln-reliability", options: [KafkaOption("session.timeout.ms", "6000")])
-    }
-
-    static func skipOrFail(_ why: String) {
-        if TestEnvironment.integrationRequired { Issue.record(Comment(rawValue: why)) } else { print("skipped: \(why)") }
     }
 
     /// The built executable, or nil after recording why.
@@ -186,17 +178,20 @@ struct FixtureProfiles: Sendable {
 
     let profiles: [PprofProfile]
 
-    /// Nil (after saying why) when the fixtures are absent.
-    static func load() -> FixtureProfiles? {
+    /// Scenarios that use them are marked `.requires(.fixtures)`; a named fixture that is absent or does
+    /// not decode is an error.
+    static func load() throws -> FixtureProfiles {
         let dir = TestEnvironment.fixturesDir.appendingPathComponent("pprof")
         var profiles: [PprofProfile] = []
         for name in fixtureNames {
-            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path),
-                  let p = try? PprofDecoder().decode([UInt8](data)) else {
-                Integration.skipOrFail("fixture \(name) missing or unreadable in \(dir.path)")
-                return nil
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else {
+                throw ReliabilityFailure("fixture \(name) is missing in \(dir.path)")
             }
-            profiles.append(p)
+            do {
+                profiles.append(try PprofDecoder().decode([UInt8](data)))
+            } catch {
+                throw ReliabilityFailure("fixture \(name) in \(dir.path) does not decode: \(error)")
+            }
         }
         return FixtureProfiles(profiles: profiles)
     }

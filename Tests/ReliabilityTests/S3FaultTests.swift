@@ -57,11 +57,13 @@ extension ReliabilitySuite {
     /// some of the requests, while profiles flow): uploads are retried and succeed. Then S3 fails every
     /// request for a while: the compactor stops consuming, says so in its log, on /ready and in
     /// /metrics, and resumes once S3 answers again. The store ends with every sample exactly once.
-    @Test func s3FaultsUnderTheCompactorLoseAndDuplicateNothing() async throws {
-        guard let kafka = Integration.kafka(), let brokers = TestEnvironment.kafkaBrokers else { return }
-        guard let moto = TestEnvironment.s3Endpoint else { Integration.skipOrFail("KILN_TEST_S3_ENDPOINT is not set"); return }
-        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor"),
-              let source = FixtureProfiles.load() else { return }
+    @Test(.requires(.kafka, .s3, .fixtures))
+    func s3FaultsUnderTheCompactorLoseAndDuplicateNothing() async throws {
+        let kafka = try Integration.kafka()
+        let brokers = kafka.bootstrapServers
+        let moto = try TestEnvironment.requireS3Endpoint()
+        let source = try FixtureProfiles.load()
+        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor") else { return }
         let started = ContinuousClock.now
         let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
         try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)

@@ -70,12 +70,9 @@ struct ReplayFleet {
     }
 }
 
-func testBroker() -> KafkaConfig? {
-    guard let brokers = TestEnvironment.kafkaBrokers else {
-        if TestEnvironment.integrationRequired { Issue.record("KILN_TEST_KAFKA_BROKERS is not set") }
-        else { print("skipped: no test broker (run scripts/test-env.sh start && . run/test-env.sh)") }
-        return nil
-    }
+/// The test broker (tests that call this are marked `.requires(.kafka)`).
+func testBroker() throws -> KafkaConfig {
+    let brokers = try TestEnvironment.requireKafkaBrokers()
     return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-replay-tests", options: [KafkaOption("session.timeout.ms", "6000")])
 }
 
@@ -99,12 +96,9 @@ func temporaryStore() throws -> (any ObjectStore, String, URL) {
     return (try makeObjectStore(url: url), url, dir)
 }
 
-func s3Store() async throws -> (any ObjectStore, String)? {
-    guard let endpoint = TestEnvironment.s3Endpoint else {
-        if TestEnvironment.integrationRequired { Issue.record("KILN_TEST_S3_ENDPOINT is not set") }
-        else { print("skipped: no KILN_TEST_S3_ENDPOINT") }
-        return nil
-    }
+/// A new bucket on the test S3 server (tests that call this are marked `.requires(.s3)`).
+func s3Store() async throws -> (any ObjectStore, String) {
+    let endpoint = try TestEnvironment.requireS3Endpoint()
     let url = "s3://\(uniqueName("kiln-replay"))/replayed?endpoint=\(endpoint)&region=us-east-1"
     let store = try makeObjectStore(url: url, environment: ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"])
     try await (store as! S3ObjectStore).createBucket()
@@ -129,8 +123,10 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
     /// values arrive), replay the DLQ into a third prefix (exactly the rejected ones), a tenant/service
     /// selection into a fourth, and everything into a new topic that a compactor writes into a fifth.
     /// The original blocks are untouched.
-    @Test func replayWithAChangedSettingIntoNewPrefixes() async throws {
-        guard let kafka = testBroker(), let demo = try await GoDemo.start() else { return }
+    @Test(.requires(.kafka, .s3, .go))
+    func replayWithAChangedSettingIntoNewPrefixes() async throws {
+        let kafka = try testBroker()
+        let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
         let fleet = try await ReplayFleet.make(demo: demo, instances: 4, rounds: 3)
         // A limit on the decompressed size just below the largest profile's rejects some profiles.
@@ -173,7 +169,7 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         let originalBlocks = try await Self.blockIDs(original)
 
         // Replay the raw topic with the default limit into a new prefix on S3.
-        guard let (replayed, replayedURL) = try await s3Store() else { return }
+        let (replayed, replayedURL) = try await s3Store()
         let job = ReplayJob(plan: ReplayPlan(sourceTopic: raw, output: .blocks(store: replayedURL)),
                             options: .init(kafka: kafka), sink: BlockReplaySink(store: replayed),
                             checkpoints: try ReplayCheckpointStore(store: replayed, name: "limits-fix"))
@@ -253,8 +249,11 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
 
     /// `kiln replay` SIGKILLed after its first checkpoint, then interrupted with SIGINT, then run to the
     /// end: the prefix holds exactly the values of an uninterrupted normalisation, deltas included.
-    @Test func interruptedReplayResumesWithExactTotals() async throws {
-        guard let kafka = testBroker(), let brokers = TestEnvironment.kafkaBrokers, let demo = try await GoDemo.start() else { return }
+    @Test(.requires(.kafka, .go))
+    func interruptedReplayResumesWithExactTotals() async throws {
+        let kafka = try testBroker()
+        let brokers = kafka.bootstrapServers
+        let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
         let binary = TestEnvironment.binDir.appendingPathComponent("kiln")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {

@@ -8,12 +8,8 @@ import TestSupport
 struct ConfigParsingTests {
     static var seedURL: URL { TestEnvironment.fixturesDir.appendingPathComponent("alloy/seed.alloy") }
 
-    @Test("the article's seed config parses with Alloy's defaults and its enabled profiles")
+    @Test("the article's seed config parses with Alloy's defaults and its enabled profiles", .requires(.fixture("alloy/seed.alloy")))
     func seedConfig() throws {
-        guard FileManager.default.fileExists(atPath: Self.seedURL.path) else {
-            Issue.record("fixture missing: \(Self.seedURL.path) (set KILN_FIXTURES_DIR)")
-            return
-        }
         let text = try String(contentsOf: Self.seedURL, encoding: .utf8)
             .replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: "127.0.0.1:6060")
             .replacingOccurrences(of: "Your_Apps_Name", with: "checkout")

@@ -6,7 +6,7 @@ import TestSupport
 
 /// The Go demo's godeltaprof-compatible endpoints (demo/go-target/deltaprof.go), read with Kiln's own
 /// decoder and compared with the plain cumulative endpoints of the same process.
-@Suite("godeltaprof endpoints of the Go demo", .serialized)
+@Suite("godeltaprof endpoints of the Go demo", .serialized, .requires(.go))
 struct GoDemoDeltaEndpointTests {
     /// What a comparison needs from one profile.
     struct Summary {
@@ -42,7 +42,7 @@ struct GoDemoDeltaEndpointTests {
                       ("/debug/pprof/delta_block", "/debug/pprof/block", ["contentions", "delay"], "main.blockOnChannel"),
                       ("/debug/pprof/delta_mutex", "/debug/pprof/mutex", ["contentions", "delay"], "main.contendMutex")])
     func servesDeltas(delta: String, plain: String, cumulativeTypes: [String], hotFunction: String) async throws {
-        guard let demo = try await GoDemo.start() else { return }
+        let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
 
         // Wait until the process has done some of each kind of work (P1), so that a body repeating
@@ -87,7 +87,7 @@ struct GoDemoDeltaEndpointTests {
 
     @Test("the article's godeltaprof blocks scrape the demo as non-cumulative memory, block and mutex")
     func scrapesDeltaEndpoints() async throws {
-        guard let demo = try await GoDemo.start() else { return }
+        let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
         let config = try ScrapeConfiguration.parse(writerPrefix() + """
             pyroscope.scrape "demo" {

@@ -5,17 +5,12 @@ import TestSupport
 @testable import Scrape
 
 /// Scrapes the real Go demo program (demo/go-target) over HTTP.
-@Suite("Scraping the Go demo target", .serialized)
+@Suite("Scraping the Go demo target", .serialized, .requires(.go))
 struct GoDemoIntegrationTests {
-    /// Builds the demo with scripts/build-demo.sh; nil (with a recorded reason) when Go is missing.
+    /// Builds the demo with scripts/build-demo.sh; nil (with a recorded reason) when the build fails.
     static func demoBinary() throws -> URL? {
         let root = TestEnvironment.repoRoot
-        let go = ["/usr/bin/go", "/usr/local/go/bin/go"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard go != nil else {
-            if TestEnvironment.integrationRequired { Issue.record("go is not installed (KILN_REQUIRE_INTEGRATION=1)") }
-            else { print("SKIP: go is not installed; the Go demo integration tests need Debian's golang-go") }
-            return nil
-        }
+        _ = try TestEnvironment.requireGo()
         let p = Process()
         p.executableURL = root.appendingPathComponent("scripts/build-demo.sh")
         p.currentDirectoryURL = root

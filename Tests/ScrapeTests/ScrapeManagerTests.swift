@@ -62,18 +62,38 @@ struct ScrapeManagerTests {
     @Test("concurrency is bounded across targets")
     func boundedConcurrency() async throws {
         let config = try Self.config(targets: (1...12).map { "127.0.0.1:\($0)" })
+        // Every fetch waits at the gate until the test lets it through: the overlap is certain, not timed.
+        let gate = FetchGate()
         let fetcher = RecordingFetcher { _ in
-            try await Task.sleep(for: .milliseconds(100)) // simulated network time
+            await gate.pass()
             return [1]
         }
         let manager = ScrapeManager(configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
                                     options: ScrapeManagerOptions(maxConcurrentScrapes: 3))
         let job = try #require(config.scrapeJobs.first)
         let targets = manager.currentTargets().filter { $0.profile.kind == .goroutine }
-        #expect(targets.count == 12)
-        await withTaskGroup(of: Void.self) { group in
-            for t in targets { group.addTask { await manager.scrapeOnce(t, job: job) } }
+        try #require(targets.count == 12)
+        let scrapes = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for t in targets { group.addTask { await manager.scrapeOnce(t, job: job) } }
+            }
         }
+        // Three fetches are held at the gate; the other nine scrapes wait for a slot.
+        let full = await waitUntil(timeout: .seconds(30)) { gate.held == 3 }
+        #expect(full, "fetches held at the gate: \(gate.held)")
+        // Let one through at a time: its slot goes to exactly one waiting scrape, never to more.
+        var released = 0
+        while full, released < targets.count {
+            gate.release(1)
+            released += 1
+            let expected = min(3, targets.count - released)
+            let settled = await waitUntil(timeout: .seconds(30)) { gate.held == expected }
+            #expect(settled, "after \(released) released: \(gate.held) fetches held, expected \(expected)")
+            if !settled { break }
+        }
+        // After a failure above, let the rest through so every scrape ends.
+        gate.release(targets.count - released)
+        await scrapes.value
         #expect(fetcher.urls.count == 12)
         #expect(fetcher.maxInFlight == 3)
     }
@@ -165,4 +185,44 @@ final class GatedSink: ProfileSink {
     }
 
     var count: Int { state.withLock { $0.count } }
+}
+
+/// Holds every fetch that calls `pass()` until the test lets it through with `release`, so a test makes
+/// fetches overlap for certain instead of hoping a sleep is long enough.
+final class FetchGate: Sendable {
+    private struct State {
+        var held: [CheckedContinuation<Void, Never>] = []
+        /// Fetches let through ahead of their arrival.
+        var permits = 0
+    }
+    private let state = Mutex(State())
+
+    /// Waits at the gate until `release` lets this fetch through.
+    func pass() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let proceed = state.withLock { s -> Bool in
+                if s.permits > 0 {
+                    s.permits -= 1
+                    return true
+                }
+                s.held.append(c)
+                return false
+            }
+            if proceed { c.resume() }
+        }
+    }
+
+    /// Lets `count` fetches through: those held first (in arrival order), then ones still to arrive.
+    func release(_ count: Int) {
+        let released = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            let now = Array(s.held.prefix(count))
+            s.held.removeFirst(now.count)
+            s.permits += count - now.count
+            return now
+        }
+        for c in released { c.resume() }
+    }
+
+    /// Fetches waiting at the gate now.
+    var held: Int { state.withLock { $0.held.count } }
 }

@@ -3,13 +3,10 @@ import KafkaClient
 import Testing
 import TestSupport
 
-/// The Tansu broker that `make test` started, or nil (the test then skips, or fails under `make test`).
-func testBroker() throws -> KafkaConfig? {
-    guard let brokers = TestEnvironment.kafkaBrokers else {
-        if TestEnvironment.integrationRequired { Issue.record("KILN_TEST_KAFKA_BROKERS is not set") }
-        else { print("skipped: no test broker (run scripts/test-env.sh start && . run/test-env.sh)") }
-        return nil
-    }
+/// The Tansu broker that `make test` started. Tests that call this are marked `.requires(.kafka)`, so
+/// without a broker they are skipped (or fail under `make test`) before they get here.
+func testBroker() throws -> KafkaConfig {
+    let brokers = try TestEnvironment.requireKafkaBrokers()
     // Tansu answers a group join after about half the session timeout; 6 s keeps tests quick.
     return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-tests", options: [KafkaOption("session.timeout.ms", "6000")])
 }

@@ -18,7 +18,7 @@ struct E2EFailure: Error, CustomStringConvertible {
 
 /// The kiln-scraper binary against the real Tansu broker: pushes (Connect and /ingest) and scrapes of the
 /// Go demo program land in the raw topic as envelopes with the right labels and tenant.
-@Suite("kiln-scraper end to end", .serialized)
+@Suite("kiln-scraper end to end", .serialized, .requires(.kafka))
 struct ScraperIngestTests {
     /// A running kiln-scraper and its HTTP address.
     struct Scraper {
@@ -71,8 +71,8 @@ struct ScraperIngestTests {
         return [UInt8](data)
     }
 
-    @Test func pushesLandInTheRawTopic() async throws {
-        guard let kafka = try testBroker() else { return }
+    @Test(.requires(.fixtures)) func pushesLandInTheRawTopic() async throws {
+        let kafka = try testBroker()
         let topic = uniqueName("e2e-push-raw")
         let scraper = try await Scraper.start(topic: topic, brokers: kafka.bootstrapServers)
         let cpu = try Self.fixture("go_cpu_ap-query_2026.pb.gz")
@@ -113,8 +113,8 @@ struct ScraperIngestTests {
         #expect(legacy.payload == folded)
     }
 
-    @Test func scrapesEveryEnabledProfileOfTheGoDemo() async throws {
-        guard let kafka = try testBroker() else { return }
+    @Test(.requires(.go)) func scrapesEveryEnabledProfileOfTheGoDemo() async throws {
+        let kafka = try testBroker()
         guard let demoBinary = try Self.demoBinary() else { return }
         let demo = try ChildProcess(demoBinary, ["-addr", "127.0.0.1:0"])
         defer { demo.signal(SIGTERM) }
@@ -172,14 +172,10 @@ struct ScraperIngestTests {
         }
     }
 
-    /// Builds demo/go-target with scripts/build-demo.sh; nil (skip, or an issue under
-    /// KILN_REQUIRE_INTEGRATION=1) when Go is missing.
+    /// Builds demo/go-target with scripts/build-demo.sh (the test is marked `.requires(.go)`); nil after
+    /// recording why when the build fails.
     static func demoBinary() throws -> URL? {
-        guard ["/usr/bin/go", "/usr/local/go/bin/go"].contains(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            if TestEnvironment.integrationRequired { Issue.record("go is not installed (KILN_REQUIRE_INTEGRATION=1)") }
-            else { print("SKIP: go is not installed; the Go demo scrape test needs Debian's golang-go") }
-            return nil
-        }
+        _ = try TestEnvironment.requireGo()
         let root = TestEnvironment.repoRoot
         let p = Process()
         p.executableURL = root.appendingPathComponent("scripts/build-demo.sh")

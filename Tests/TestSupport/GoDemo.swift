@@ -9,15 +9,11 @@ public final class GoDemo: Sendable {
     public let address: String
     private let child: ChildProcess
 
-    /// Starts the program (built by scripts/build-demo.sh) on a free port.
-    /// Returns nil when Go is not installed and integration is not required.
-    public static func start() async throws -> GoDemo? {
+    /// Starts the program (built by scripts/build-demo.sh) on a free port. A test that calls this is
+    /// marked `.requires(.go)`; without Go this throws.
+    public static func start() async throws -> GoDemo {
         let root = TestEnvironment.repoRoot
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/go") else {
-            if TestEnvironment.integrationRequired { throw ChildProcess.Failure(description: "go is not installed (Debian's golang-go)") }
-            print("skipped: go is not installed, so the Go demo program cannot be built")
-            return nil
-        }
+        _ = try TestEnvironment.requireGo()
         let binary = root.appendingPathComponent(".build-demo/go-target")
         // `make test` builds it before the tests; build here only when run by hand.
         if !FileManager.default.isExecutableFile(atPath: binary.path) {

@@ -6,8 +6,56 @@ public enum TestEnvironment {
     public static var kafkaBrokers: String? { value("KILN_TEST_KAFKA_BROKERS") }
     /// Endpoint of the moto S3 server started by scripts/test-env.sh, e.g. `http://127.0.0.1:19000`.
     public static var s3Endpoint: String? { value("KILN_TEST_S3_ENDPOINT") }
-    /// True under `make test`: a missing broker or S3 server is then a failure, not a skip.
+    /// True under `make test`: a missing requirement (broker, S3 server, fixtures, Chromium, ...) is then a
+    /// failure, not a skip (see `Requirement`).
     public static var integrationRequired: Bool { value("KILN_REQUIRE_INTEGRATION") == "1" }
+
+    /// The broker's bootstrap servers, or an error naming the variable (for tests marked `.requires(.kafka)`).
+    public static func requireKafkaBrokers() throws -> String {
+        guard let brokers = kafkaBrokers else {
+            throw RequirementMissing("KILN_TEST_KAFKA_BROKERS is not set (scripts/test-env.sh start && . run/test-env.sh)")
+        }
+        return brokers
+    }
+
+    /// The S3 endpoint, or an error naming the variable (for tests marked `.requires(.s3)`).
+    public static func requireS3Endpoint() throws -> String {
+        guard let endpoint = s3Endpoint else {
+            throw RequirementMissing("KILN_TEST_S3_ENDPOINT is not set (scripts/test-env.sh start && . run/test-env.sh)")
+        }
+        return endpoint
+    }
+
+    /// The repo's Python (scripts/setup.sh creates it); it may not exist, see `Requirement.python`.
+    public static var venvPython: URL { repoRoot.appendingPathComponent(".venv/bin/python") }
+
+    /// Headless Chromium: `KILN_CHROMIUM`, else chromium, chromium-browser or google-chrome on PATH.
+    public static var chromiumPath: String? {
+        if let path = value("KILN_CHROMIUM") { return path }
+        return searchPath(["chromium", "chromium-browser", "google-chrome"])
+    }
+
+    /// The `go` command: /usr/bin/go, /usr/local/go/bin/go, else on PATH.
+    public static var goPath: String? {
+        if let found = ["/usr/bin/go", "/usr/local/go/bin/go"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            return found
+        }
+        return searchPath(["go"])
+    }
+
+    /// The go command, or an error saying it is missing (for tests marked `.requires(.go)`).
+    public static func requireGo() throws -> String {
+        guard let go = goPath else { throw RequirementMissing("go is not installed (apt-get install golang-go)") }
+        return go
+    }
+
+    private static func searchPath(_ names: [String]) -> String? {
+        let dirs = (value("PATH") ?? "/usr/bin").split(separator: ":")
+        for name in names {
+            for dir in dirs where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") { return "\(dir)/\(name)" }
+        }
+        return nil
+    }
 
     /// The repo's root folder (holds Package.swift).
     public static var repoRoot: URL {
