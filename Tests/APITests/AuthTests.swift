@@ -98,7 +98,7 @@ import TestSupport
         }
     }
 
-    @Test func ingestEndpointsAuthenticate() async throws {
+    @Test(.requires(.fixtures)) func ingestEndpointsAuthenticate() async throws {
         let publisher = GatedPublisher()
         publisher.open()
         var options = IngestOptions()
@@ -178,7 +178,7 @@ import TestSupport
         #expect(try open.tenant(authorization: "Bearer whatever", scopeOrgID: nil, endpoint: "t").get() == "anonymous")
     }
 
-    @Test func forwarderPushesToAnAuthenticatedKiln() async throws {
+    @Test(.requires(.fixtures)) func forwarderPushesToAnAuthenticatedKiln() async throws {
         let publisher = GatedPublisher()
         publisher.open()
         var options = IngestOptions()

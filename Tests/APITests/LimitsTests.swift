@@ -21,7 +21,7 @@ import TestSupport
         return try await post(url + IngestRoutes.connectPushPath, body: request, headers: Self.headers + [("X-Scope-OrgID", tenant)])
     }
 
-    @Test func labelLimitsNameTheLimit() async throws {
+    @Test(.requires(.fixtures)) func labelLimitsNameTheLimit() async throws {
         let body = try fixture("go_heap_pyroscope.pb.gz")
         var options = IngestOptions()
         options.maxLabelNames = 4
@@ -42,7 +42,7 @@ import TestSupport
         }
     }
 
-    @Test func activeSeriesPerTenant() async throws {
+    @Test(.requires(.fixtures)) func activeSeriesPerTenant() async throws {
         let body = try fixture("go_heap_pyroscope.pb.gz")
         var options = IngestOptions()
         options.maxSeriesPerTenant = 3
@@ -70,7 +70,7 @@ import TestSupport
         #expect(expiring.count(tenant: "a") == 1)
     }
 
-    @Test func overridesChangeOneTenant() async throws {
+    @Test(.requires(.fixtures)) func overridesChangeOneTenant() async throws {
         let body = try fixture("go_heap_pyroscope.pb.gz")
         let overrides = try LimitOverrides(json: Array(#"{"tenants": {"big": {"max_series": 3, "max_label_names_per_series": 8}}}"#.utf8))
         var options = IngestOptions()

@@ -17,7 +17,7 @@ import TestSupport
                        url: "http://10.0.0.7:6060/debug/pprof/allocs", forwardTo: ["remote"])
     }
 
-    @Test func forwardsWhatWasScraped() async throws {
+    @Test(.requires(.fixtures)) func forwardsWhatWasScraped() async throws {
         let body = try fixture("go_heap_pyroscope.pb.gz")
         let publisher = GatedPublisher()
         publisher.open()
@@ -34,7 +34,7 @@ import TestSupport
         #expect(got.first?.labels[LabelName.delta] == nil)
     }
 
-    @Test func retriesUnavailableAndGivesUpWithTheReason() async throws {
+    @Test(.requires(.fixtures)) func retriesUnavailableAndGivesUpWithTheReason() async throws {
         try await withIngestServer(publisher: FailingPublisher()) { url in
             let forwarder = PushForwarder(endpoints: [WriteEndpoint(url: url)], attempts: 2, firstBackoff: .milliseconds(10))
             await #expect {
@@ -45,7 +45,7 @@ import TestSupport
         }
     }
 
-    @Test func aRefusedProfileFailsAtOnce() async throws {
+    @Test(.requires(.fixtures)) func aRefusedProfileFailsAtOnce() async throws {
         let publisher = GatedPublisher()
         publisher.open()
         try await withIngestServer(publisher: publisher) { url in

@@ -7,6 +7,7 @@ import PprofCodec
 import ProfileModel
 import Records
 import Testing
+import TestSupport
 
 /// Push ingest through a real HTTP server and a real HTTP client, with what Pyroscope clients send.
 @Suite struct PushIngestTests {
@@ -34,7 +35,7 @@ import Testing
 
     // MARK: Connect
 
-    @Test func connectProtobufPush() async throws {
+    @Test(.requires(.fixtures)) func connectProtobufPush() async throws {
         let cpu = try fixture(Self.cpu), heap = try fixture(Self.heap)
         let message = pushRequest([cpu, heap], labels: [("__name__", "process_cpu"), ("service_name", "checkout"),
                                                         ("env", "prod"), ("__delta__", "false"), ("k8s.pod", "p-1")])
@@ -60,7 +61,7 @@ import Testing
         }
     }
 
-    @Test func connectJSONPushAsSDKsSendIt() async throws {
+    @Test(.requires(.fixtures)) func connectJSONPushAsSDKsSendIt() async throws {
         let heap = try fixture(Self.heap)
         // The shape Pyroscope documents for JSON pushes: camelCase fields, base64 bytes.
         let json = """
@@ -85,7 +86,7 @@ import Testing
         #expect(e.attributes["profile_id"] == "734FD599-6865-419E-9475-932762D8F469")
     }
 
-    @Test func connectGzipBodyAndMissingServiceName() async throws {
+    @Test(.requires(.fixtures)) func connectGzipBodyAndMissingServiceName() async throws {
         let cpu = try fixture(Self.cpu)
         let message = pushRequest([cpu], labels: [("__name__", "process_cpu")])
         let publisher = InMemoryRawPublisher()
@@ -98,7 +99,7 @@ import Testing
         #expect(publisher.envelopes.first?.labels["service_name"] == "unknown_service")
     }
 
-    @Test func connectRejectsBadInput() async throws {
+    @Test(.requires(.fixtures)) func connectRejectsBadInput() async throws {
         let publisher = InMemoryRawPublisher()
         try await withIngestServer(publisher: publisher) { base in
             let url = base + "/push.v1.PusherService/Push"
@@ -137,7 +138,7 @@ import Testing
 
     // MARK: /ingest
 
-    @Test func ingestRawPprof() async throws {
+    @Test(.requires(.fixtures)) func ingestRawPprof() async throws {
         let cpu = try fixture(Self.cpu)
         let publisher = InMemoryRawPublisher()
         let result = try await withIngestServer(publisher: publisher) { base in
@@ -158,7 +159,7 @@ import Testing
     }
 
     /// The multipart form pyroscope-go sends: `profile` (gzip pprof) and `sample_type_config` JSON.
-    @Test func ingestMultipartForm() async throws {
+    @Test(.requires(.fixtures)) func ingestMultipartForm() async throws {
         let heap = try fixture(Self.heap)
         let config = #"{"alloc_objects":{"units":"objects","cumulative":true},"alloc_space":{"units":"bytes","cumulative":true},"inuse_objects":{"units":"objects","aggregation":"average"},"inuse_space":{"units":"bytes","aggregation":"average"}}"#
         let boundary = "8a2f0c1e4b7d"
@@ -210,7 +211,7 @@ import Testing
         #expect(e.attributes["units"] == "samples")
     }
 
-    @Test func ingestRejectsBadInput() async throws {
+    @Test(.requires(.fixtures)) func ingestRejectsBadInput() async throws {
         let publisher = InMemoryRawPublisher()
         try await withIngestServer(publisher: publisher) { base in
             let noName = try await post(base + "/ingest?format=pprof", body: try fixture(Self.cpu))
@@ -230,7 +231,7 @@ import Testing
 
     // MARK: limits
 
-    @Test func bodyAndProfileSizeLimits() async throws {
+    @Test(.requires(.fixtures)) func bodyAndProfileSizeLimits() async throws {
         let cpu = try fixture(Self.cpu)
         var options = IngestOptions()
         options.maxBodyBytes = cpu.count + 200
@@ -268,7 +269,7 @@ import Testing
         #expect(publisher.envelopes.count == 1)
     }
 
-    @Test func perTenantRateLimit() async throws {
+    @Test(.requires(.fixtures)) func perTenantRateLimit() async throws {
         let cpu = try fixture(Self.cpu)
         var options = IngestOptions()
         // The burst holds one profile; refilling it takes about an hour.
@@ -293,7 +294,7 @@ import Testing
 
     // MARK: durability and back-pressure
 
-    @Test func publisherDownIs503() async throws {
+    @Test(.requires(.fixtures)) func publisherDownIs503() async throws {
         let cpu = try fixture(Self.cpu)
         try await withIngestServer(publisher: FailingPublisher()) { base in
             let ingest = try await post(base + "/ingest?name=svc&format=pprof", body: cpu)
@@ -307,7 +308,7 @@ import Testing
 
     /// 200 only once the publisher is done; a stalled publisher turns into a bounded 503, and while the
     /// stalled bytes fill the backlog, further pushes are refused rather than queued.
-    @Test func acknowledgesOnlyAfterPublishAndBoundsStalls() async throws {
+    @Test(.requires(.fixtures)) func acknowledgesOnlyAfterPublishAndBoundsStalls() async throws {
         let cpu = try fixture(Self.cpu)
         var options = IngestOptions()
         // The second push must meet the held first one: it has the first's whole publish timeout to arrive,

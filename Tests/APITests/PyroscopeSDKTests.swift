@@ -9,26 +9,17 @@ import Testing
 import TestSupport
 
 /// The real Pyroscope Python SDK (PyPI `pyroscope-io`, pyroscope-rs inside) pushing to Kiln. It sends
-/// Connect `application/proto` with `Content-Encoding: gzip`. The interpreter comes from
-/// KILN_PYROSCOPE_PYTHON, else the repo's .venv when it has the package; otherwise the test is skipped
-/// with a message (or fails under KILN_REQUIRE_INTEGRATION=1).
+/// Connect `application/proto` with `Content-Encoding: gzip`. The interpreter is KILN_PYROSCOPE_PYTHON,
+/// else the repo's .venv (scripts/setup.sh installs pyroscope-io there).
 @Suite struct PyroscopeSDKTests {
-    static func python() async -> URL? {
-        var candidates: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["KILN_PYROSCOPE_PYTHON"], !env.isEmpty { candidates.append(URL(fileURLWithPath: env)) }
-        candidates.append(TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python"))
-        for c in candidates where FileManager.default.isExecutableFile(atPath: c.path) {
-            if let r = try? await runToCompletion(c, ["-c", "import pyroscope"], timeout: .seconds(30)), r.status == 0 { return c }
-        }
-        return nil
+    static var python: URL {
+        if let env = ProcessInfo.processInfo.environment["KILN_PYROSCOPE_PYTHON"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        return TestEnvironment.venvPython
     }
 
-    @Test func pythonSDKPushLandsAsEnvelopes() async throws {
-        guard let python = await Self.python() else {
-            let message = "PyroscopeSDKTests: no Python with pyroscope-io (pip install pyroscope-io into .venv or set KILN_PYROSCOPE_PYTHON); skipped"
-            if TestEnvironment.integrationRequired { Issue.record(Comment(rawValue: message)) } else { print(message) }
-            return
-        }
+    @Test(.requires(.python("pyroscope", interpreter: PyroscopeSDKTests.python)))
+    func pythonSDKPushLandsAsEnvelopes() async throws {
+        let python = Self.python
         let app = "kiln-sdk-\(UInt32.random(in: 0 ... .max))"
         let publisher = InMemoryRawPublisher()
         try await withIngestServer(publisher: publisher) { base in

@@ -187,16 +187,9 @@ final class FakeQuerier: Sendable {
     }
 }
 
-/// Debian's headless Chromium, or `KILN_CHROMIUM`.
+/// Debian's headless Chromium, or `KILN_CHROMIUM`; tests that use it are marked `.requires(.chromium)`.
 enum Chromium {
-    static var path: String? {
-        if let p = ProcessInfo.processInfo.environment["KILN_CHROMIUM"], !p.isEmpty { return p }
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
-        for name in ["chromium", "chromium-browser", "google-chrome"] {
-            for dir in dirs where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") { return "\(dir)/\(name)" }
-        }
-        return nil
-    }
+    static var path: String? { TestEnvironment.chromiumPath }
 
     /// Where screenshots and DOM dumps go: `.build/ui-screenshots/`.
     static var outputDir: URL {
@@ -286,13 +279,8 @@ let comparisonStacks: [Stack] = [
     Stack(frames: ["runtime.gcBgMarkWorker", "runtime.scanobject"], value: 260 * ms),
 ]
 
-@Suite(.enabled(if: Chromium.path != nil || TestEnvironment.integrationRequired,
-                "needs a chromium binary (apt-get install chromium) or KILN_CHROMIUM"))
+@Suite(.requires(.chromium))
 struct UIBrowserTests {
-    init() {
-        if Chromium.path == nil { Issue.record("KILN_REQUIRE_INTEGRATION=1 but no chromium binary (apt-get install chromium)") }
-    }
-
     @Test func singleViewTableShowsEachFunctionsSelfAndTotal() async throws {
         let fake = try FakeQuerier(single: baselineStacks, left: baselineStacks, right: comparisonStacks)
         let dom = try await withServer({ UIRoutes.register(on: $0, assets: .bundled); fake.register(on: $0) }) { base in

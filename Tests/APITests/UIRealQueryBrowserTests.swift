@@ -11,13 +11,8 @@ import TestSupport
 
 /// The UI in headless Chromium against the real query routes and engine over blocks Kiln wrote: the table
 /// must show each function's self value as the stored samples give it, in the single and the diff view.
-@Suite(.enabled(if: Chromium.path != nil || TestEnvironment.integrationRequired,
-                "needs a chromium binary (apt-get install chromium) or KILN_CHROMIUM"))
+@Suite(.requires(.chromium))
 struct UIRealQueryBrowserTests {
-    init() {
-        if Chromium.path == nil { Issue.record("KILN_REQUIRE_INTEGRATION=1 but no chromium binary (apt-get install chromium)") }
-    }
-
     static let from = SyntheticBlocks.everything.lowerBound / 1_000_000
     static let until = SyntheticBlocks.everything.upperBound / 1_000_000
 
