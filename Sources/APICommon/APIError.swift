@@ -25,6 +25,11 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case missingCredentials
         /// The credentials are valid but may not act for the tenant the request names (403, permission_denied).
         case forbidden
+        /// A method Kiln does not serve (501, unimplemented).
+        case unimplemented
+        /// A request field or value Kiln does not honour (400, unimplemented): refused rather than answered
+        /// as if it had not been asked. A 4xx, as the fault is in what the request asks of this server.
+        case unsupportedField
     }
 
     public var kind: Kind
@@ -60,6 +65,8 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedEncoding: .unsupportedMediaType
         case .missingCredentials: .unauthorized
         case .forbidden: .forbidden
+        case .unimplemented: .notImplemented
+        case .unsupportedField: .badRequest
         }
     }
 
@@ -76,7 +83,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unavailable: "unavailable"
         case .unauthenticated, .missingCredentials: "unauthenticated"
         case .forbidden: "permission_denied"
-        case .unsupportedMediaType, .unsupportedEncoding: "unimplemented"
+        case .unsupportedMediaType, .unsupportedEncoding, .unimplemented, .unsupportedField: "unimplemented"
         }
     }
 
@@ -93,6 +100,8 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedEncoding: .unsupportedMediaType
         case .missingCredentials: .unauthorized
         case .forbidden: .forbidden
+        case .unimplemented: .notImplemented
+        case .unsupportedField: .badRequest
         }
     }
 }

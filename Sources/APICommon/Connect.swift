@@ -11,6 +11,14 @@ import SwiftProtobuf
 public enum Connect {
     public enum Codec: Sendable { case proto, json }
 
+    /// What to do with fields the request's message type does not define.
+    public enum UnknownFields: Sendable {
+        /// Skip them (push ingest: SDKs newer than Kiln may add metadata Pyroscope also drops).
+        case ignore
+        /// Refuse the request naming them (queries: an answer must not ignore part of its question).
+        case refuse
+    }
+
     /// The codec the request's `Content-Type` names, or 415.
     public static func codec(_ contentType: String?) throws(APIError) -> Codec {
         let type = (contentType ?? "").split(separator: ";").first.map { String($0).trimmingSpaces.lowercased() } ?? ""
@@ -25,29 +33,68 @@ public enum Connect {
     }
 
     /// The request's message: its body read (at most `limit` bytes, also after decompression) and decoded.
-    /// Inflating and decoding a large body runs off the cooperative pool. JSON's unknown fields are
-    /// ignored (clients newer than Kiln may send them); the caller refuses known fields it cannot honour.
-    public static func message<M: SwiftProtobuf.Message>(_ request: Request, limit: Int, as type: M.Type = M.self) async throws(APIError)
-        -> (M, Codec)
-    {
+    /// Inflating and decoding a large body runs off the cooperative pool. Fields the message type does not
+    /// define are skipped or refused as `unknownFields` says.
+    public static func message<M: SwiftProtobuf.Message>(
+        _ request: Request, limit: Int, as type: M.Type = M.self, unknownFields: UnknownFields = .ignore
+    ) async throws(APIError) -> (M, Codec) {
         let codec = try codec(request.headers[.contentType])
         let body = try await readBody(request, limit: limit)
         let encoding = (request.headers[.contentEncoding] ?? header(request, "connect-content-encoding") ?? "identity")
         let message: M = try await BlockingWork.shared.run(bytes: body.count) { () throws(APIError) -> M in
             let decompressed = try decodeContentEncoding(body, encoding: encoding, limit: limit)
+            let message: M
             do {
                 switch codec {
-                case .proto: return try M(serializedBytes: decompressed)
+                case .proto: message = try M(serializedBytes: decompressed)
                 case .json:
                     var options = JSONDecodingOptions()
-                    options.ignoreUnknownFields = true
-                    return try M(jsonUTF8Bytes: decompressed.isEmpty ? Array("{}".utf8) : decompressed, options: options)
+                    options.ignoreUnknownFields = unknownFields == .ignore
+                    message = try M(jsonUTF8Bytes: decompressed.isEmpty ? Array("{}".utf8) : decompressed, options: options)
                 }
+            } catch JSONDecodingError.unknownField(let name) {
+                throw APIError(.unsupportedField, "\(M.protoMessageName) field \"\(name)\" is not known to Kiln, so it cannot be honoured")
             } catch {
                 throw APIError(.invalidArgument, "cannot decode \(M.protoMessageName) (\(codec == .proto ? "protobuf" : "JSON")): \(error)")
             }
+            if codec == .proto, unknownFields == .refuse { try refuseUnknownFields(message, bytes: decompressed) }
+            return message
         }
         return (message, codec)
+    }
+
+    /// Refuses a binary message that carried fields its type does not define, at any depth, naming the
+    /// top-level ones by number (SwiftProtobuf keeps such fields as bytes; re-encoding without them shows
+    /// whether any nested message had some).
+    static func refuseUnknownFields<M: SwiftProtobuf.Message>(_ message: M, bytes: [UInt8]) throws(APIError) {
+        var discarding = BinaryDecodingOptions()
+        discarding.discardUnknownFields = true
+        let kept = (try? message.serializedBytes() as [UInt8])?.count
+        let known = (try? M(serializedBytes: bytes, options: discarding).serializedBytes() as [UInt8])?.count
+        guard let kept, let known, kept != known else { return }
+        let numbers = fieldNumbers(Array(message.unknownFields.data))
+        let which = numbers.isEmpty ? "a nested message carries fields" : "fields \(numbers.map(String.init).joined(separator: ", "))"
+        throw APIError(.unsupportedField, "\(M.protoMessageName): \(which) not known to Kiln, so they cannot be honoured")
+    }
+
+    /// The field numbers of protobuf wire data, in order, each once.
+    static func fieldNumbers(_ data: [UInt8]) -> [Int] {
+        var numbers: [Int] = [], position = 0
+        while position < data.count {
+            guard let tag = try? Varint.read(data, at: &position) else { break }
+            let number = Int(tag >> 3)
+            if !numbers.contains(number) { numbers.append(number) }
+            switch tag & 7 {
+            case 0: guard (try? Varint.read(data, at: &position)) != nil else { return numbers }
+            case 1: position += 8
+            case 2:
+                guard let length = try? Varint.read(data, at: &position), length <= UInt64(data.count) else { return numbers }
+                position += Int(length)
+            case 5: position += 4
+            default: return numbers
+            }
+        }
+        return numbers
     }
 
     /// A 200 answer carrying `message` in `codec`.

@@ -285,9 +285,17 @@ public actor QueryEngine {
     /// Values per step (ms) for each group of series. `sum` adds every sample in a step; `average` divides
     /// by the number of profiles (series × timestamp) that step holds. `limit` keeps the series with the
     /// largest totals.
+    /// Which instant a point stands for.
+    public enum PointAlignment: Sendable {
+        /// The point at T holds (T−step, T], the first at the range's start (Pyroscope's SelectSeries).
+        case stepEnd
+        /// The point at T holds [T, T+step) (the legacy render timeline's buckets).
+        case stepStart
+    }
+
     public func timeSeries(
         _ selection: Selection, stepMillis: Int64, groupBy: [String], aggregation: Aggregation,
-        limit: Int?
+        limit: Int?, alignment: PointAlignment = .stepEnd
     ) async throws -> [Series] {
         guard stepMillis > 0 else { throw QueryError(.invalidArgument, "step must be positive") }
         let range = selection.time
@@ -321,7 +329,12 @@ public actor QueryEngine {
             for i in 0..<samples.count {
                 guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
                 let ms = samples.timeNanos[i] / 1_000_000
-                let bucket = startMillis + (ms - startMillis) / stepMillis * stepMillis
+                let steps =
+                    switch alignment {
+                    case .stepStart: (ms - startMillis) / stepMillis
+                    case .stepEnd: ms <= startMillis ? 0 : (ms - startMillis + stepMillis - 1) / stepMillis
+                    }
+                let bucket = startMillis + steps * stepMillis
                 let key = Key(group: g, bucket: bucket)
                 sums[key, default: 0] += Double(samples.values[i])
                 if aggregation == .average {

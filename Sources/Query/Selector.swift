@@ -149,8 +149,8 @@ public struct ProfileQuery: Sendable {
     }
 }
 
-/// A small hand-written parser: label names are `[a-zA-Z_][a-zA-Z0-9_.]*`, values double- or single-quoted
-/// or back-quoted strings with Go escapes.
+/// A small hand-written parser: label names are `[a-zA-Z_][a-zA-Z0-9_.]*` or quoted, values double- or
+/// single-quoted or back-quoted strings with Go escapes.
 struct SelectorParser {
     let bytes: [UInt8]
     var i = 0
@@ -203,7 +203,14 @@ struct SelectorParser {
         return QueryError(.invalidArgument, "label selector \(text.debugDescription): \(what) at position \(i + 1)")
     }
 
+    /// A bare name, or a quoted one as Prometheus 3 and Pyroscope take for names outside the bare
+    /// alphabet (`{"k8s.namespace"="x"}`, `{"service.name"="checkout"}`).
     mutating func parseName() throws(QueryError) -> String {
+        if let c = peek, c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") || c == UInt8(ascii: "`") {
+            let name = try parseString()
+            guard !name.isEmpty else { throw fault("a quoted label name is empty") }
+            return name
+        }
         let start = i
         func isStart(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c == 0x5f }
         guard let c = peek, isStart(c) else { throw fault("expected a label name") }

@@ -23,27 +23,31 @@ public enum QueryRoutes {
         options: QueryOptions = QueryOptions()
     ) {
         let api = QueryHandlers(engine: engine, logger: logger, options: options)
-        unary(router, "ProfileTypes", api, api.profileTypes)
-        unary(router, "LabelNames", api, api.labelNames)
-        unary(router, "LabelValues", api, api.labelValues)
-        unary(router, "Series", api, api.series)
-        unary(router, "SelectMergeStacktraces", api, api.selectMergeStacktraces)
-        unary(router, "SelectMergeProfile", api, api.selectMergeProfile)
-        unary(router, "SelectSeries", api, api.selectSeries)
-        unary(router, "Diff", api, api.diff)
-        unary(router, "GetProfileStats", api, api.profileStats)
+        unary(router, "ProfileTypes", api, .profileTypes, api.profileTypes)
+        unary(router, "LabelNames", api, .labelNames, api.labelNames)
+        unary(router, "LabelValues", api, .labelValues, api.labelValues)
+        unary(router, "Series", api, .series, api.series)
+        unary(router, "SelectMergeStacktraces", api, .selectMergeStacktraces, api.selectMergeStacktraces)
+        unary(router, "SelectMergeProfile", api, .selectMergeProfile, api.selectMergeProfile)
+        unary(router, "SelectSeries", api, .selectSeries, api.selectSeries)
+        unary(router, "Diff", api, .diff, api.diff)
+        unary(router, "GetProfileStats", api, .profileStats, api.profileStats)
         RenderRoutes.register(on: router, api: api)
+        // Any other Connect method (vcs.v1, a newer RPC): `unimplemented`, which connect clients read as
+        // "not offered", rather than a bare 404.
+        router.add(middleware: UnservedMethods<Context>())
     }
 
     static func unary<Context: RequestContext, Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
         _ router: Router<Context>, _ method: String,
-        _ api: QueryHandlers, _ handler: @escaping @Sendable (Req, String) async throws -> Resp
+        _ api: QueryHandlers, _ fields: RequestFields, _ handler: @escaping @Sendable (Req, String) async throws -> Resp
     ) {
         router.post(RouterPath(servicePath + method)) { request, _ -> Response in
             var tenant = TenantID.defaultTenant
             do {
                 tenant = try api.options.access.tenant(request, endpoint: "query").get()
-                let (message, codec) = try await Connect.message(request, limit: maxRequestBytes, as: Req.self)
+                let (message, codec) = try await Connect.message(request, limit: maxRequestBytes, as: Req.self, unknownFields: .refuse)
+                try fields.check(message)
                 return try Connect.response(try await handler(message, tenant), codec: codec)
             } catch let error as APIError {
                 return Connect.errorResponse(error)
@@ -53,6 +57,17 @@ public enum QueryRoutes {
             } catch {
                 return Connect.errorResponse(APIError(.unavailable, "\(method): \(error)"))
             }
+        }
+    }
+}
+
+/// Answers a POST to a path no route serves as Connect `unimplemented` naming the method.
+struct UnservedMethods<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound && request.method == .post {
+            return Connect.errorResponse(APIError(.unimplemented, "\(request.uri.path) is not served by Kiln"))
         }
     }
 }
@@ -245,7 +260,7 @@ struct QueryHandlers: Sendable {
                 start: r.start, end: r.end)
             out.pprof = p
         case .dot, .UNRECOGNIZED:
-            throw APIError(.invalidArgument, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE or PPROF)")
+            throw APIError(.unsupportedField, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE or PPROF)")
         }
         return out
     }
@@ -268,7 +283,8 @@ struct QueryHandlers: Sendable {
         let (tree, names) = try await engine.mergeStacks(selection)
         let narrowed = Self.narrowed(tree, names: names, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil)
         return PprofExport.profile(
-            narrowed, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, start: r.start, end: r.end)
+            narrowed, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, start: r.start, end: r.end,
+            maxStacks: r.hasMaxNodes ? maxNodes(r.maxNodes, tenant: tenant) : nil)
     }
 
     func diff(_ r: Querier_V1_DiffRequest, tenant: String) async throws -> Querier_V1_DiffResponse {
@@ -279,9 +295,14 @@ struct QueryHandlers: Sendable {
         }
         let (tree, names) = try await engine.diff(
             left: try selection(r.left, tenant: tenant), right: try selection(r.right, tenant: tenant))
-        let g = FlameGraphLevels(
-            tree: tree, nameTable: names,
-            maxNodes: maxNodes(r.left.hasMaxNodes ? r.left.maxNodes : nil, tenant: tenant))
+        for side in [r.left, r.right] where ![.unspecified, .flamegraph].contains(side.format) {
+            throw APIError(.unsupportedField, "Diff answers a flame graph; format \(side.format) is not supported")
+        }
+        if r.left.hasMaxNodes, r.right.hasMaxNodes, r.left.maxNodes != r.right.maxNodes {
+            throw QueryError(.invalidArgument, "Diff: the two sides ask for different max_nodes (\(r.left.maxNodes), \(r.right.maxNodes))")
+        }
+        let requested = r.left.hasMaxNodes ? r.left.maxNodes : (r.right.hasMaxNodes ? r.right.maxNodes : nil)
+        let g = FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes(requested, tenant: tenant))
         var f = Querier_V1_FlameGraphDiff()
         let merged = Self.flameGraph(g)
         (f.names, f.levels, f.total, f.maxSelf) = (merged.names, merged.levels, merged.total, merged.maxSelf)
@@ -296,6 +317,10 @@ struct QueryHandlers: Sendable {
         let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
         guard r.step.isFinite, r.step > 0 else {
             throw QueryError(.invalidArgument, "SelectSeries needs a positive step in seconds, got \(r.step)")
+        }
+        switch r.exemplarType {
+        case .unspecified, .none: break
+        default: throw APIError(.unsupportedField, "SelectSeries exemplar_type \(r.exemplarType) is not supported by Kiln yet")
         }
         let aggregation: QueryEngine.Aggregation = r.hasAggregation && r.aggregation == .average ? .average : .sum
         let series = try await engine.timeSeries(
@@ -360,7 +385,11 @@ enum TreeEncoding {
 /// A merged tree as a pprof profile (functions by name, one location per function), for
 /// `SelectMergeProfile` and the `PPROF` format.
 enum PprofExport {
-    static func profile(_ tree: StackTree, names: NameTable, profileType t: ProfileTypeID, start: Int64, end: Int64) -> Google_V1_Profile {
+    /// With `maxStacks`, only that many of the largest stacks are kept; the others are summed into one
+    /// sample whose only frame is `other`, so the totals stay the same.
+    static func profile(
+        _ tree: StackTree, names: NameTable, profileType t: ProfileTypeID, start: Int64, end: Int64, maxStacks: Int? = nil
+    ) -> Google_V1_Profile {
         var p = Google_V1_Profile()
         var strings = [""]
         var stringIndex: [String: Int64] = ["": 0]
@@ -380,8 +409,16 @@ enum PprofExport {
         p.periodType = period
         p.timeNanos = start * 1_000_000
         p.durationNanos = max(0, end - start) * 1_000_000
+        var stacks = tree.stacks()
+        var names = names
+        if let maxStacks, stacks.count > maxStacks {
+            stacks.sort { $0.value > $1.value }
+            let other = stacks[max(0, maxStacks - 1)...].reduce(Int64(0)) { $0 + $1.value }
+            stacks.removeLast(stacks.count - max(0, maxStacks - 1))
+            stacks.append((names: [names.intern("other")], value: other))
+        }
         var functionID: [Int32: UInt64] = [:]
-        for (path, value) in tree.stacks() {
+        for (path, value) in stacks {
             var sample = Google_V1_Sample()
             for name in path.reversed() {
                 if functionID[name] == nil {

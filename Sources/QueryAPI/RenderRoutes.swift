@@ -74,7 +74,7 @@ enum RenderRoutes {
         let aggregation: QueryEngine.Aggregation = params["aggregation"] == "avg" ? .average : .sum
         let series = try await api.engine.timeSeries(
             side.selection, stepMillis: stepSeconds * 1000, groupBy: [],
-            aggregation: aggregation, limit: nil)
+            aggregation: aggregation, limit: nil, alignment: .stepStart)
         let buckets = Int((untilMillis - fromMillis) / (stepSeconds * 1000)) + 1
         var samples = [Double](repeating: 0, count: buckets)
         for s in series { for (t, v) in s.points { samples[max(0, min(buckets - 1, Int((t - fromMillis) / (stepSeconds * 1000))))] += v } }

@@ -155,8 +155,9 @@ import TestSupport
                 let service = s.labels.first { $0.name == "service_name" }!.value
                 var want: [Int64: Double] = [:]
                 for x in blocks.samples(type: cpuType, services: [service]) {
-                    let ms = x.time / 1_000_000
-                    want[Self.startMillis + (ms - Self.startMillis) / 5000 * 5000, default: 0] += Double(x.value)
+                    // As Pyroscope: the point at T sums (T - step, T].
+                    let ms = x.time / 1_000_000, start = Self.startMillis
+                    want[start + (ms <= start ? 0 : (ms - start + 4999) / 5000) * 5000, default: 0] += Double(x.value)
                 }
                 #expect(s.points.map(\.timestamp) == want.keys.sorted())
                 #expect(s.points.map(\.value) == want.keys.sorted().map { want[$0]! })

@@ -88,8 +88,10 @@ import TestSupport
             for s in series {
                 var want: [Int64: Double] = [:]
                 for x in samples(f, type: cpuType, where: { $0.labels.contains("service_name=\"\(s.labels[LabelName.serviceName]!)\"") }) {
+                    // Pyroscope's alignment: the point at T holds (T - step, T].
                     let ms = x.time / 1_000_000
-                    want[start + (ms - start) / step * step, default: 0] += Double(x.value)
+                    let steps = ms <= start ? 0 : (ms - start + step - 1) / step
+                    want[start + steps * step, default: 0] += Double(x.value)
                 }
                 #expect(s.points.map(\.0) == want.keys.sorted())
                 #expect(s.points.map(\.1) == want.keys.sorted().map { want[$0]! })
@@ -103,7 +105,10 @@ import TestSupport
             // Average divides each step by its profiles (series × timestamp).
             let avg = try await engine.timeSeries(selection, stepMillis: step, groupBy: [], aggregation: .average, limit: nil)
             var profiles: [Int64: Set<String>] = [:]
-            for x in samples(f, type: cpuType) { profiles[start + (x.time / 1_000_000 - start) / step * step, default: []].insert("\(x.labels)@\(x.time)") }
+            for x in samples(f, type: cpuType) {
+                let ms = x.time / 1_000_000
+                profiles[start + (ms <= start ? 0 : (ms - start + step - 1) / step) * step, default: []].insert("\(x.labels)@\(x.time)")
+            }
             for (i, p) in avg[0].points.enumerated() { #expect(p.1 == one[0].points[i].1 / Double(profiles[p.0]!.count)) }
             await #expect(throws: QueryError.self) {
                 try await engine.timeSeries(selection, stepMillis: 0, groupBy: [], aggregation: .sum, limit: nil)

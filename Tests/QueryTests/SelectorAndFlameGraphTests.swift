@@ -21,6 +21,16 @@ import TestSupport
         #expect(try LabelSelector(parsing: #"{a="x\"y"}"#).matchers.first?.value == "x\"y")
     }
 
+    @Test("quoted label names, as Pyroscope and Prometheus 3 write names with dots or dashes")
+    func quotedLabelNames() throws {
+        let labels = LabelSet(["k8s.namespace": "shop", "service-tier": "gold", "service_name": "api"])
+        let selector = try LabelSelector(parsing: #"{"k8s.namespace"="shop", 'service-tier'=~"g.*", service_name="api"}"#)
+        #expect(selector.matchers.map(\.name) == ["k8s.namespace", "service-tier", "service_name"])
+        #expect(selector.matches(labels))
+        #expect(try !LabelSelector(parsing: #"{"k8s.namespace"="prod"}"#).matches(labels))
+        #expect(throws: QueryError.self) { try LabelSelector(parsing: #"{""="x"}"#) }
+    }
+
     @Test(arguments: [
         (#"{service_name="api""#, "expected \",\" or \"}\""),
         (#"{service_name}"#, "expected one of = != =~ !~"),

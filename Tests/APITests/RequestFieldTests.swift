@@ -1,0 +1,155 @@
+import APICommon
+import Foundation
+import Hummingbird
+import KilnProtos
+@testable import QueryAPI
+import ProfileModel
+import Query
+import SwiftProtobuf
+import Testing
+import TestSupport
+
+/// No request is answered as if part of it had not been asked: fields Kiln does not honour and fields its
+/// message types do not define are refused with Connect `unimplemented` (HTTP 400) naming them, and
+/// methods it does not serve with `unimplemented` (HTTP 501).
+@Suite struct RequestFieldTests {
+    typealias Q = QueryAPITests
+
+    static func postProto(_ url: String, _ method: String, _ body: [UInt8]) async throws -> HTTPResult {
+        try await post(url + "/querier.v1.QuerierService/" + method, body: body,
+                       headers: [("Content-Type", "application/proto"), ("Connect-Protocol-Version", "1"), ("X-Scope-OrgID", "t1")])
+    }
+
+    static func postJSON(_ url: String, _ path: String, _ json: String) async throws -> HTTPResult {
+        try await post(url + path, body: Array(json.utf8), headers: [("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")])
+    }
+
+    static func connectError(_ result: HTTPResult) -> (code: String, message: String)? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(result.body)) as? [String: Any],
+              let code = object["code"] as? String, let message = object["message"] as? String else { return nil }
+        return (code, message)
+    }
+
+    @Test("span_selector, profile_id_selector and trace_id_selector are refused, in binary and JSON, never ignored")
+    func selectorsNotYetHonouredAreRefused() async throws {
+        try await Q().withQueryServer { _, url in
+            var spans = Q.stacksRequest(#"{service_name="api"}"#)
+            spans.spanSelector = ["00000000deadbeef"]
+            let binary = try await Self.postProto(url, "SelectMergeStacktraces", try spans.serializedBytes())
+            #expect(binary.status == 400)
+            #expect(Self.connectError(binary)?.code == "unimplemented")
+            #expect(Self.connectError(binary)?.message.contains("span_selector") == true, "\(binary.text)")
+
+            var profiles = Q.stacksRequest()
+            profiles.profileIDSelector = ["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+            let json = try await Self.postJSON(url, "/querier.v1.QuerierService/SelectMergeStacktraces", try profiles.jsonString())
+            #expect(json.status == 400)
+            #expect(Self.connectError(json)?.message.contains("profile_id_selector") == true, "\(json.text)")
+
+            var merge = Querier_V1_SelectMergeProfileRequest()
+            merge.profileTypeID = Q.cpu
+            merge.traceIDSelector = ["4bf92f3577b34da6a3ce929d0e0e4736"]
+            let traced = try await Self.postProto(url, "SelectMergeProfile", try merge.serializedBytes())
+            #expect(Self.connectError(traced)?.message.contains("trace_id_selector") == true, "\(traced.text)")
+
+            // The same request without the selector is answered.
+            let plain = try await Self.postProto(url, "SelectMergeStacktraces", try Q.stacksRequest(#"{service_name="api"}"#).serializedBytes())
+            #expect(plain.status == 200)
+        }
+    }
+
+    @Test("a field nested in a request (a diff side's stack_trace_selector) is refused too")
+    func nestedFieldsAreChecked() async throws {
+        try await Q().withQueryServer { _, url in
+            var diff = Querier_V1_DiffRequest()
+            diff.left = Q.stacksRequest()
+            diff.right = Q.stacksRequest()
+            var location = Types_V1_Location()
+            location.name = "main"
+            diff.right.stackTraceSelector.callSite = [location]
+            let result = try await Self.postProto(url, "Diff", try diff.serializedBytes())
+            #expect(result.status == 400)
+            #expect(Self.connectError(result)?.message.contains("right.stack_trace_selector") == true, "\(result.text)")
+        }
+    }
+
+    @Test("fields the message types do not define are refused: binary by field number, JSON by name, nested too")
+    func unknownFieldsAreRefused() async throws {
+        try await Q().withQueryServer { _, url in
+            // Field 42 (varint 1) appended to a valid request.
+            let withUnknown = try Q.stacksRequest().serializedBytes() + [0xD0, 0x02, 0x01]
+            let binary = try await Self.postProto(url, "SelectMergeStacktraces", withUnknown)
+            #expect(binary.status == 400)
+            #expect(Self.connectError(binary)?.message.contains("fields 42") == true, "\(binary.text)")
+
+            // stack_trace_selector (7) holding an unknown field 3 (frame_filter in newer Pyroscope).
+            var nested: [UInt8] = try Q.stacksRequest().serializedBytes()
+            nested += [0x3A, 0x03, 0x1A, 0x01, 0x78]
+            let inner = try await Self.postProto(url, "SelectMergeStacktraces", nested)
+            #expect(inner.status == 400, "\(inner.text)")
+            #expect(Self.connectError(inner)?.message.contains("nested message") == true, "\(inner.text)")
+
+            let json = try await Self.postJSON(url, "/querier.v1.QuerierService/LabelNames", #"{"matchers":["{}"],"frameFilter":{}}"#)
+            #expect(json.status == 400)
+            #expect(Self.connectError(json)?.message.contains("frameFilter") == true, "\(json.text)")
+        }
+    }
+
+    @Test("methods Kiln does not serve answer Connect unimplemented, not a bare 404")
+    func unknownMethods() async throws {
+        try await Q().withQueryServer { _, url in
+            for path in ["/vcs.v1.VCSService/GetFile", "/querier.v1.QuerierService/NoSuchMethod"] {
+                let result = try await Self.postJSON(url, path, "{}")
+                #expect(result.status == 501, "\(path)")
+                #expect(Self.connectError(result)?.code == "unimplemented", "\(path): \(result.text)")
+            }
+            // Served methods still answer.
+            #expect(try await Self.postJSON(url, "/querier.v1.QuerierService/ProfileTypes", "{}").status == 200)
+        }
+    }
+
+    @Test("exemplars and the DOT format are refused until served; SelectSeries without exemplars answers")
+    func unservedValues() async throws {
+        try await Q().withQueryServer { _, url in
+            var series = Querier_V1_SelectSeriesRequest()
+            series.profileTypeID = Q.cpu
+            series.labelSelector = "{}"
+            series.start = Q.startMillis
+            series.end = Q.endMillis
+            series.step = 15
+            series.exemplarType = .none
+            #expect(try await Self.postProto(url, "SelectSeries", try series.serializedBytes()).status == 200)
+            series.exemplarType = .individual
+            let refused = try await Self.postProto(url, "SelectSeries", try series.serializedBytes())
+            #expect(Self.connectError(refused)?.code == "unimplemented", "\(refused.text)")
+            var dot = Q.stacksRequest()
+            dot.format = .dot
+            #expect(Self.connectError(try await Self.postProto(url, "SelectMergeStacktraces", try dot.serializedBytes()))?.code == "unimplemented")
+        }
+    }
+
+    @Test("JSON names become proto names in messages")
+    func protoNames() {
+        #expect(RequestFields.protoName("spanSelector") == "span_selector")
+        #expect(RequestFields.protoName("right.stackTraceSelector.callSite") == "right.stack_trace_selector.call_site")
+        #expect(RequestFields.protoName("profileIdSelector") == "profile_id_selector")
+    }
+}
+
+@Suite struct PprofExportTests {
+    @Test("max_nodes keeps the largest stacks and sums the rest into one 'other' sample with the same total")
+    func maxStacks() throws {
+        var names = NameTable(), tree = StackTree()
+        for i in 0 ..< 20 { tree.add(rootFirst: [names.intern("main"), names.intern("f\(i)")], value: Int64(i + 1)) }
+        let type = try #require(ProfileTypeID(parsing: QueryAPITests.cpu))
+        let full = PprofExport.profile(tree, names: names, profileType: type, start: 0, end: 1000)
+        let cut = PprofExport.profile(tree, names: names, profileType: type, start: 0, end: 1000, maxStacks: 5)
+        func total(_ p: Google_V1_Profile) -> Int64 { p.sample.reduce(0) { $0 + $1.value[0] } }
+        #expect(full.sample.count == 20)
+        #expect(cut.sample.count == 5)
+        #expect(total(cut) == total(full))
+        let leafNames = cut.sample.map { s in cut.stringTable[Int(cut.function[Int(s.locationID[0]) - 1].name)] }
+        #expect(Set(leafNames) == ["f19", "f18", "f17", "f16", "other"])
+        #expect(cut.sample.first { cut.stringTable[Int(cut.function[Int($0.locationID[0]) - 1].name)] == "other" }?.value == [(1 ... 16).reduce(0, +)])
+    }
+}
