@@ -79,7 +79,8 @@ public enum Connect {
 
     /// The field numbers of protobuf wire data, in order, each once.
     static func fieldNumbers(_ data: [UInt8]) -> [Int] {
-        var numbers: [Int] = [], position = 0
+        var numbers: [Int] = []
+        var position = 0
         while position < data.count {
             guard let tag = try? Varint.read(data, at: &position) else { break }
             let number = Int(tag >> 3)

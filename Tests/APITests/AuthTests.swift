@@ -1,17 +1,17 @@
+import APICommon
 import AsyncHTTPClient
 import Foundation
-import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import Logging
 import ProfileModel
 import Query
+import QueryAPI
 import Scrape
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 
 /// Authentication of the ingest and query endpoints with a credentials file: who gets in, which tenant
 /// they act for, what a refusal looks like, and that secrets never appear in answers.
@@ -21,12 +21,12 @@ import TestSupport
 
     /// One bearer token for tenant shop, one basic-auth user for shop and ads (hashed), one for any tenant.
     static let file = """
-    {"credentials": [
-      {"name": "shop-push", "bearer_token": "\(pushToken)", "tenants": ["shop"]},
-      {"name": "grafana", "username": "grafana", "password_sha256": "\(sha256Hex(grafanaPassword))", "tenants": ["shop", "ads"]},
-      {"username": "ops", "password": "ops-secret", "tenants": ["*"]}
-    ]}
-    """
+        {"credentials": [
+          {"name": "shop-push", "bearer_token": "\(pushToken)", "tenants": ["shop"]},
+          {"name": "grafana", "username": "grafana", "password_sha256": "\(sha256Hex(grafanaPassword))", "tenants": ["shop", "ads"]},
+          {"username": "ops", "password": "ops-secret", "tenants": ["*"]}
+        ]}
+        """
 
     static var access: TenantAccess { TenantAccess(credentials: try! Credentials(json: Array(file.utf8))) }
 
@@ -56,7 +56,10 @@ import TestSupport
             (#"{"credentials": [{"bearer_token": "s3cr3t-D", "tenants": ["a/b"]}]}"#, "not allowed"),
             (#"{"credentials": [{"bearer_token": "s3cr3t-E", "tenant": ["a"]}]}"#, "unknown field \"tenant\""),
             (#"{"credentials": [{"username": "u", "tenants": ["a"]}]}"#, "either a bearer token or a username"),
-            (#"{"credentials": [{"bearer_token": "s3cr3t-F", "tenants": ["a"]}, {"bearer_token": "s3cr3t-F", "tenants": ["b"]}]}"#, "twice"),
+            (
+                #"{"credentials": [{"bearer_token": "s3cr3t-F", "tenants": ["a"]}, {"bearer_token": "s3cr3t-F", "tenants": ["b"]}]}"#,
+                "twice"
+            ),
             (#"{"users": []}"#, "credentials"),
         ]
         for (text, expected) in bad {
@@ -114,7 +117,8 @@ import TestSupport
             #expect(!wrong.text.contains(Self.pushToken))
             let ok = try await post(ingest, body: body, headers: [("Authorization", "Bearer \(Self.pushToken)")])
             #expect(ok.status == 200, "\(ok.text)")
-            let foreign = try await post(ingest, body: body, headers: [("Authorization", "Bearer \(Self.pushToken)"), ("X-Scope-OrgID", "ads")])
+            let foreign = try await post(
+                ingest, body: body, headers: [("Authorization", "Bearer \(Self.pushToken)"), ("X-Scope-OrgID", "ads")])
             #expect(foreign.status == 403)
 
             let push = url + IngestRoutes.connectPushPath
@@ -122,11 +126,19 @@ import TestSupport
             let connectMissing = try await post(push, body: request, headers: [("Content-Type", "application/proto")])
             #expect(connectMissing.status == 401)
             #expect(connectMissing.connectCode == "unauthenticated")
-            let connectOK = try await post(push, body: request, headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "ads"),
-                                                                          ("Authorization", Self.basic("grafana", Self.grafanaPassword))])
+            let connectOK = try await post(
+                push, body: request,
+                headers: [
+                    ("Content-Type", "application/proto"), ("X-Scope-OrgID", "ads"),
+                    ("Authorization", Self.basic("grafana", Self.grafanaPassword)),
+                ])
             #expect(connectOK.status == 200, "\(connectOK.text)")
-            let connectForeign = try await post(push, body: request, headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "x"),
-                                                                               ("Authorization", Self.basic("grafana", Self.grafanaPassword))])
+            let connectForeign = try await post(
+                push, body: request,
+                headers: [
+                    ("Content-Type", "application/proto"), ("X-Scope-OrgID", "x"),
+                    ("Authorization", Self.basic("grafana", Self.grafanaPassword)),
+                ])
             #expect(connectForeign.status == 403)
             #expect(connectForeign.connectCode == "permission_denied")
         }
@@ -152,23 +164,26 @@ import TestSupport
         queryOptions.access = Self.access
         let options = queryOptions
         try await SyntheticBlocks.with { blocks in
-        let router = Router()
-        QueryRoutes.register(on: router, engine: QueryEngine(store: blocks.store), logger: Logger(label: "test"), options: options)
-        UIRoutes.register(on: router, access: options.access)
-        try await withServer(router) { url in
-            let types = url + QueryRoutes.servicePath + "ProfileTypes"
-            let json = [("Content-Type", "application/json")]
-            #expect(try await post(types, body: Array("{}".utf8), headers: json).status == 401)
-            let ok = try await post(types, body: Array("{}".utf8), headers: json + [("Authorization", Self.basic("grafana", Self.grafanaPassword))])
-            #expect(ok.status == 200, "\(ok.text)")
-            let foreign = try await post(types, body: Array("{}".utf8), headers: json + [("Authorization", "Bearer \(Self.pushToken)"), ("X-Scope-OrgID", "ads")])
-            #expect(foreign.status == 403)
-            let render = url + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7B%7D&from=now-1h&until=now"
-            #expect(try await get(render).status == 401)
-            #expect(try await get(render, headers: [("Authorization", "Bearer \(Self.pushToken)")]).status == 200)
-            #expect(try await get(url + "/").status == 401)
-            #expect(try await get(url + "/", headers: [("Authorization", Self.basic("ops", "ops-secret"))]).status != 401)
-        }
+            let router = Router()
+            QueryRoutes.register(on: router, engine: QueryEngine(store: blocks.store), logger: Logger(label: "test"), options: options)
+            UIRoutes.register(on: router, access: options.access)
+            try await withServer(router) { url in
+                let types = url + QueryRoutes.servicePath + "ProfileTypes"
+                let json = [("Content-Type", "application/json")]
+                #expect(try await post(types, body: Array("{}".utf8), headers: json).status == 401)
+                let ok = try await post(
+                    types, body: Array("{}".utf8), headers: json + [("Authorization", Self.basic("grafana", Self.grafanaPassword))])
+                #expect(ok.status == 200, "\(ok.text)")
+                let foreign = try await post(
+                    types, body: Array("{}".utf8),
+                    headers: json + [("Authorization", "Bearer \(Self.pushToken)"), ("X-Scope-OrgID", "ads")])
+                #expect(foreign.status == 403)
+                let render = url + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7B%7D&from=now-1h&until=now"
+                #expect(try await get(render).status == 401)
+                #expect(try await get(render, headers: [("Authorization", "Bearer \(Self.pushToken)")]).status == 200)
+                #expect(try await get(url + "/").status == 401)
+                #expect(try await get(url + "/", headers: [("Authorization", Self.basic("ops", "ops-secret"))]).status != 401)
+            }
         }
     }
 
@@ -202,37 +217,39 @@ import TestSupport
     }
 
     @Test func writeEndpointAuthParsesFromAlloyConfig() throws {
-        let config = try ScrapeConfiguration.parse("""
-        pyroscope.write "kiln" {
-          endpoint {
-            url = "http://kiln:4100"
-            basic_auth {
-              username = "ops"
-              password = "ops-secret"
+        let config = try ScrapeConfiguration.parse(
+            """
+            pyroscope.write "kiln" {
+              endpoint {
+                url = "http://kiln:4100"
+                basic_auth {
+                  username = "ops"
+                  password = "ops-secret"
+                }
+              }
+              endpoint {
+                url = "http://other:4100"
+                bearer_token = "tok"
+              }
             }
-          }
-          endpoint {
-            url = "http://other:4100"
-            bearer_token = "tok"
-          }
-        }
-        """, file: "t.alloy")
+            """, file: "t.alloy")
         let endpoints = try #require(config.writers["kiln"]).endpoints
         #expect(endpoints[0].credentials.basicAuth?.username == "ops")
         #expect(endpoints[1].credentials.bearerToken == "tok")
         #expect {
-            try ScrapeConfiguration.parse("""
-            pyroscope.write "kiln" {
-              endpoint {
-                url = "http://kiln:4100"
-                bearer_token = "a"
-                basic_auth {
-                  username = "u"
-                  password = "p"
+            try ScrapeConfiguration.parse(
+                """
+                pyroscope.write "kiln" {
+                  endpoint {
+                    url = "http://kiln:4100"
+                    bearer_token = "a"
+                    basic_auth {
+                      username = "u"
+                      password = "p"
+                    }
+                  }
                 }
-              }
-            }
-            """, file: "t.alloy")
+                """, file: "t.alloy")
         } throws: { error in "\(error)".contains("at most one of basic_auth, bearer_token and bearer_token_file") }
     }
 
@@ -246,7 +263,8 @@ import TestSupport
             datasource.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(key + ":") }
                 .map { String($0.split(separator: ":", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces) }
         }
-        let user = try #require(value("basicAuthUser")), password = try #require(value("basicAuthPassword"))
+        let user = try #require(value("basicAuthUser"))
+        let password = try #require(value("basicAuthPassword"))
         let access = TenantAccess(credentials: credentials)
         #expect(try access.tenant(authorization: Self.basic(user, password), scopeOrgID: nil, endpoint: "t").get() == "anonymous")
         let compose = try String(contentsOf: docker.appendingPathComponent("compose.yaml"), encoding: .utf8)

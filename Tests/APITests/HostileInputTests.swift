@@ -1,15 +1,15 @@
-import Foundation
 import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
+import Foundation
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import Logging
 import PprofCodec
 import Query
+import QueryAPI
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 
 /// Hostile requests at every ingest and query endpoint of real in-process servers (loopback, a fixed seed,
 /// a bounded count): random and truncated protobuf, absurd length prefixes, deep nesting, wrong content
@@ -40,8 +40,10 @@ import TestSupport
         var what: String
     }
 
-    static let queryMethods = ["ProfileTypes", "LabelNames", "LabelValues", "Series", "SelectMergeStacktraces",
-                               "SelectMergeProfile", "SelectSeries", "Diff", "GetProfileStats"]
+    static let queryMethods = [
+        "ProfileTypes", "LabelNames", "LabelValues", "Series", "SelectMergeStacktraces",
+        "SelectMergeProfile", "SelectSeries", "Diff", "GetProfileStats",
+    ]
 
     static let absurdSelectors = [
         #"{service_name=~"(a+)+b"}"#, #"{service_name=~"(a|aa)*c"}"#, #"{service_name=~"(.*a){20}"}"#,
@@ -58,12 +60,16 @@ import TestSupport
 
     static func shots(seed: UInt64, count: Int, pushBody: [UInt8], queryBody: [UInt8]) -> [Shot] {
         var r = Random(state: seed)
-        let contentTypes = ["application/proto", "application/json", "application/x-protobuf", "text/plain", "", "application/proto; charset=x",
-                            "multipart/form-data; boundary=", "multipart/form-data; boundary=zz", "application/octet-stream"]
+        let contentTypes = [
+            "application/proto", "application/json", "application/x-protobuf", "text/plain", "", "application/proto; charset=x",
+            "multipart/form-data; boundary=", "multipart/form-data; boundary=zz", "application/octet-stream",
+        ]
         var out: [Shot] = []
         for i in 0..<count {
             let isQuery = i % 2 == 1
-            let path = isQuery ? QueryRoutes.servicePath + r.pick(queryMethods) : r.pick([IngestRoutes.connectPushPath, "/ingest", "/pyroscope/ingest"])
+            let path =
+                isQuery
+                ? QueryRoutes.servicePath + r.pick(queryMethods) : r.pick([IngestRoutes.connectPushPath, "/ingest", "/pyroscope/ingest"])
             let valid = isQuery ? queryBody : pushBody
             var headers = [("Content-Type", r.pick(contentTypes))]
             var body: [UInt8]
@@ -89,7 +95,9 @@ import TestSupport
                 if !body.isEmpty { body[flip] ^= UInt8(truncatingIfNeeded: r.next() | 1) }
                 what = "flipped byte"
             case 5:
-                body = Array(#"{"series":[{"labels":[{"name":"\#(String(repeating: "x", count: r.below(5000)))","value":1}],"samples":[{"rawProfile":"!!"}]}],"labelSelector":"{a=~\"(a+)+\"}","start":-9223372036854775808,"end":9223372036854775807,"step":1e308}"#.utf8)
+                body = Array(
+                    #"{"series":[{"labels":[{"name":"\#(String(repeating: "x", count: r.below(5000)))","value":1}],"samples":[{"rawProfile":"!!"}]}],"labelSelector":"{a=~\"(a+)+\"}","start":-9223372036854775808,"end":9223372036854775807,"step":1e308}"#
+                        .utf8)
                 headers = [("Content-Type", "application/json")]
                 what = "hostile JSON"
             case 6:
@@ -98,14 +106,20 @@ import TestSupport
                 what = "bad compression"
             default:
                 body = valid
-                headers = [("Content-Type", "application/proto"), ("X-Scope-OrgID", r.pick(["", "..", "a/b", String(repeating: "t", count: 200), "ok"]))]
+                headers = [
+                    ("Content-Type", "application/proto"),
+                    ("X-Scope-OrgID", r.pick(["", "..", "a/b", String(repeating: "t", count: 200), "ok"])),
+                ]
                 what = "bad tenant"
             }
             var target = path
             if path != IngestRoutes.connectPushPath && !isQuery {
-                let names = ["", "svc", "svc{", "svc{a=b", "svc.cpu{a=\"b\"}", String(repeating: "{", count: 3000), "%ZZ", "svc{__name__=x}"]
+                let names = [
+                    "", "svc", "svc{", "svc{a=b", "svc.cpu{a=\"b\"}", String(repeating: "{", count: 3000), "%ZZ", "svc{__name__=x}",
+                ]
                 let formats = ["pprof", "folded", "jfr", "trie", "", "lines", "%00"]
-                target += "?name=\(r.pick(names))&format=\(r.pick(formats))&from=\(r.pick(["-1", "99999999999999999999", "now", "abc"]))&until=\(r.pick(["0", "-9223372036854775808", "1e9"]))&sampleRate=\(r.pick(["0", "-1", "x", "1e400"]))"
+                target +=
+                    "?name=\(r.pick(names))&format=\(r.pick(formats))&from=\(r.pick(["-1", "99999999999999999999", "now", "abc"]))&until=\(r.pick(["0", "-9223372036854775808", "1e9"]))&sampleRate=\(r.pick(["0", "-1", "x", "1e400"]))"
                 target = target.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? path
             }
             out.append(Shot(method: "POST", path: target, headers: headers, body: body, what: what))
@@ -113,17 +127,24 @@ import TestSupport
         // Legacy render endpoints: absurd queries and times.
         for _ in 0..<count / 4 {
             let query = "process_cpu:cpu:nanoseconds:cpu:nanoseconds" + r.pick(absurdSelectors)
-            let from = r.pick(["now-1000000000w", "99999999999999999999", "-5", "now-1h", "2026-13-45T99:00:00Z", "now-9223372036854775807s"])
+            let from = r.pick([
+                "now-1000000000w", "99999999999999999999", "-5", "now-1h", "2026-13-45T99:00:00Z", "now-9223372036854775807s",
+            ])
             let until = r.pick(["now", "0", "now+1h", "18446744073709551616"])
             var q = URLComponents()
-            q.queryItems = [URLQueryItem(name: "query", value: r.pick([query, "", "x:y", String(repeating: ":", count: 10_000)])),
-                            URLQueryItem(name: "from", value: from), URLQueryItem(name: "until", value: until),
-                            URLQueryItem(name: "max-nodes", value: r.pick(["-1", "0", "99999999999999", "x"]))]
+            q.queryItems = [
+                URLQueryItem(name: "query", value: r.pick([query, "", "x:y", String(repeating: ":", count: 10_000)])),
+                URLQueryItem(name: "from", value: from), URLQueryItem(name: "until", value: until),
+                URLQueryItem(name: "max-nodes", value: r.pick(["-1", "0", "99999999999999", "x"])),
+            ]
             let diff = r.below(2) == 0
             var path = "/pyroscope/render?" + (q.percentEncodedQuery ?? "")
             if diff {
-                path = "/pyroscope/render-diff?" + (q.percentEncodedQuery ?? "").replacingOccurrences(of: "query=", with: "leftQuery=")
-                    .replacingOccurrences(of: "from=", with: "leftFrom=").replacingOccurrences(of: "until=", with: "leftUntil=") + "&rightQuery=x"
+                path =
+                    "/pyroscope/render-diff?"
+                    + (q.percentEncodedQuery ?? "").replacingOccurrences(of: "query=", with: "leftQuery=")
+                    .replacingOccurrences(of: "from=", with: "leftFrom=").replacingOccurrences(of: "until=", with: "leftUntil=")
+                    + "&rightQuery=x"
             }
             out.append(Shot(method: "GET", path: path, headers: [("X-Scope-OrgID", "t1")], body: [], what: "absurd render"))
         }
@@ -131,15 +152,20 @@ import TestSupport
         for selector in absurdSelectors {
             var request = QueryAPITests.stacksRequest(selector)
             request.maxNodes = Int64.max
-            out.append(Shot(method: "POST", path: QueryRoutes.servicePath + "SelectMergeStacktraces",
-                            headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "t1")],
-                            body: (try? request.serializedBytes()) ?? [], what: "absurd selector"))
+            out.append(
+                Shot(
+                    method: "POST", path: QueryRoutes.servicePath + "SelectMergeStacktraces",
+                    headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "t1")],
+                    body: (try? request.serializedBytes()) ?? [], what: "absurd selector"))
             var series = Querier_V1_SelectSeriesRequest()
             series.profileTypeID = QueryAPITests.cpu
             series.labelSelector = selector
             series.step = Double.leastNonzeroMagnitude
-            out.append(Shot(method: "POST", path: QueryRoutes.servicePath + "SelectSeries",
-                            headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "t1")], body: (try? series.serializedBytes()) ?? [], what: "absurd series"))
+            out.append(
+                Shot(
+                    method: "POST", path: QueryRoutes.servicePath + "SelectSeries",
+                    headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "t1")], body: (try? series.serializedBytes()) ?? [],
+                    what: "absurd series"))
         }
         return out
     }
@@ -149,11 +175,17 @@ import TestSupport
         let bomb = Gzip.compress([UInt8](repeating: 0, count: 24 << 20), level: 9)
         let gz = [("Content-Encoding", "gzip")]
         return [
-            Shot(method: "POST", path: IngestRoutes.connectPushPath, headers: [("Content-Type", "application/proto")] + gz, body: bomb, what: "gzip bomb push"),
-            Shot(method: "POST", path: QueryRoutes.servicePath + "SelectMergeStacktraces", headers: [("Content-Type", "application/proto")] + gz,
-                 body: bomb, what: "gzip bomb query"),
-            Shot(method: "POST", path: QueryRoutes.servicePath + "LabelNames", headers: [("Content-Type", "application/json"), ("Connect-Content-Encoding", "gzip")],
-                 body: bomb, what: "gzip bomb query (connect header)"),
+            Shot(
+                method: "POST", path: IngestRoutes.connectPushPath, headers: [("Content-Type", "application/proto")] + gz, body: bomb,
+                what: "gzip bomb push"),
+            Shot(
+                method: "POST", path: QueryRoutes.servicePath + "SelectMergeStacktraces",
+                headers: [("Content-Type", "application/proto")] + gz,
+                body: bomb, what: "gzip bomb query"),
+            Shot(
+                method: "POST", path: QueryRoutes.servicePath + "LabelNames",
+                headers: [("Content-Type", "application/json"), ("Connect-Content-Encoding", "gzip")],
+                body: bomb, what: "gzip bomb query (connect header)"),
         ]
     }
 
@@ -171,34 +203,43 @@ import TestSupport
             logger.logLevel = .critical
             IngestRoutes.register(on: router, ingester: PushIngester(publisher: publisher, options: options, logger: logger))
             QueryRoutes.register(on: router, engine: QueryEngine(store: blocks.store), logger: logger)
-            let shots = Self.shots(seed: 0x4B494C4E, count: 240, pushBody: pushBody, queryBody: queryBody) + Self.bombs()
+            let shots = Self.shots(seed: 0x4B49_4C4E, count: 240, pushBody: pushBody, queryBody: queryBody) + Self.bombs()
             try await withServer(router) { url in
-                var refusals = 0, accepted = 0
+                var refusals = 0
+                var accepted = 0
                 let started = ContinuousClock.now
                 for (i, shot) in shots.enumerated() {
-                    let result = shot.method == "GET"
+                    let result =
+                        shot.method == "GET"
                         ? try await get(url + shot.path, headers: shot.headers)
                         : try await post(url + shot.path, body: shot.body, headers: shot.headers)
-                    #expect(result.status < 500, "\(shot.what) at \(shot.path.prefix(120)): HTTP \(result.status) \(result.text.prefix(300))")
+                    #expect(
+                        result.status < 500, "\(shot.what) at \(shot.path.prefix(120)): HTTP \(result.status) \(result.text.prefix(300))")
                     if result.status != 200 {
                         refusals += 1
                         #expect((400..<500).contains(result.status), "\(shot.what): HTTP \(result.status)")
-                        #expect(!result.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(shot.what): a refusal without a message")
+                        #expect(
+                            !result.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+                            "\(shot.what): a refusal without a message")
                     } else {
                         accepted += 1
                     }
                     if i % 20 == 0 {
                         // Another tenant's well-formed traffic is still served.
-                        let push = try await post(url + IngestRoutes.connectPushPath, body: pushBody,
-                                                  headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "good")])
+                        let push = try await post(
+                            url + IngestRoutes.connectPushPath, body: pushBody,
+                            headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "good")])
                         #expect(push.status == 200, "\(push.text)")
-                        let flame = try await QueryAPITests.call(url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(),
-                                                                 as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
+                        let flame = try await QueryAPITests.call(
+                            url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(),
+                            as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
                         #expect(flame.flamegraph.total > 0)
                     }
                 }
                 let elapsed = ContinuousClock.now - started
-                print("hostile input: \(shots.count) requests, \(refusals) refused with 4xx, \(accepted) accepted, 0 5xx expected; \(elapsed)")
+                print(
+                    "hostile input: \(shots.count) requests, \(refusals) refused with 4xx, \(accepted) accepted, 0 5xx expected; \(elapsed)"
+                )
                 // `/ingest` and Connect forward a payload without decoding the pprof (the normaliser does, and
                 // sends bad ones to the DLQ), so a mutation that keeps the request's form is accepted.
                 #expect(refusals > shots.count / 2)

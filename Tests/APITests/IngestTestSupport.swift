@@ -1,20 +1,22 @@
+import APICommon
 import AsyncHTTPClient
 import Foundation
-import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import Logging
 import NIOCore
+import QueryAPI
 import Records
 import Synchronization
 import TestSupport
 
 /// A real Hummingbird server on 127.0.0.1 (port chosen by the OS) with the ingest routes, for the duration
 /// of `body`.
-func withIngestServer<T: Sendable>(publisher: any RawProfilePublisher, options: IngestOptions = IngestOptions(),
-                                   _ body: @Sendable (String) async throws -> T) async throws -> T {
+func withIngestServer<T: Sendable>(
+    publisher: any RawProfilePublisher, options: IngestOptions = IngestOptions(),
+    _ body: @Sendable (String) async throws -> T
+) async throws -> T {
     let router = Router()
     IngestRoutes.register(on: router, ingester: PushIngester(publisher: publisher, options: options))
     return try await withServer(router, body)
@@ -26,11 +28,12 @@ func withServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @Sen
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     var logger = Logger(label: "test.server")
     logger.logLevel = .warning
-    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                          onServerRunning: { channel in
-                              continuation.yield(channel.localAddress?.port ?? 0)
-                              continuation.finish()
-                          }, logger: logger)
+    let app = Application(
+        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        onServerRunning: { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        }, logger: logger)
     let server = Task { try await app.run() }
     defer { server.cancel() }
     var iterator = ports.makeAsyncIterator()
@@ -62,8 +65,9 @@ func post(_ url: String, body: [UInt8], headers: [(String, String)] = []) async 
     request.body = .bytes(ByteBuffer(bytes: body))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
     let bytes = try await response.body.collect(upTo: 16 << 20)
-    return HTTPResult(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
-                      body: Array(bytes.readableBytesView))
+    return HTTPResult(
+        status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
+        body: Array(bytes.readableBytesView))
 }
 
 /// A real profile from the shared fixtures (never copied into the repo).
@@ -119,6 +123,7 @@ func get(_ url: String, headers: [(String, String)] = []) async throws -> HTTPRe
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
     let bytes = try await response.body.collect(upTo: 16 << 20)
-    return HTTPResult(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
-                      body: Array(bytes.readableBytesView))
+    return HTTPResult(
+        status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
+        body: Array(bytes.readableBytesView))
 }

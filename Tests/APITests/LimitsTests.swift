@@ -1,15 +1,15 @@
-import Foundation
 import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
+import Foundation
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import Logging
 import ProfileModel
 import Query
+import QueryAPI
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 
 /// Per-tenant limits: each refusal has its documented status and names the limit; overrides from a limits
 /// file change one tenant only.
@@ -36,7 +36,8 @@ import TestSupport
             let longValue = try await push(url, tenant: "a", labels: [("service_name", String(repeating: "v", count: 5000))], body: body)
             #expect(longValue.status == 400 && longValue.text.contains("max_label_value_length = 32"), "\(longValue.text)")
             #expect(longValue.body.count < 1000, "the refusal does not echo the whole value")
-            let legacy = try await post(url + "/ingest?name=svc%7B" + (0..<5).map { "k\($0)=v" }.joined(separator: ",") + "%7D&format=pprof", body: body)
+            let legacy = try await post(
+                url + "/ingest?name=svc%7B" + (0..<5).map { "k\($0)=v" }.joined(separator: ",") + "%7D&format=pprof", body: body)
             #expect(legacy.status == 400 && legacy.text.contains("max_label_names_per_series"), "\(legacy.text)")
             #expect(try await push(url, tenant: "a", labels: [("service_name", "ok")], body: body).status == 200)
         }
@@ -55,14 +56,17 @@ import TestSupport
             #expect(refused.status == 429)
             #expect(refused.connectCode == "resource_exhausted")
             #expect(refused.text.contains("max_series = 3"), "\(refused.text)")
-            #expect(try await push(url, tenant: "a", labels: [("service_name", "s1")], body: body).status == 200, "a known series still flows")
-            #expect(try await push(url, tenant: "b", labels: [("service_name", "s3")], body: body).status == 200, "tenants are counted apart")
+            #expect(
+                try await push(url, tenant: "a", labels: [("service_name", "s1")], body: body).status == 200, "a known series still flows")
+            #expect(
+                try await push(url, tenant: "b", labels: [("service_name", "s3")], body: body).status == 200, "tenants are counted apart")
         }
         #expect(publisher.envelopes.count == 5)
     }
 
     @Test func activeSeriesExpireAfterTheWindow() {
-        let expiring = ActiveSeries(window: .zero), lasting = ActiveSeries(window: .seconds(3600))
+        let expiring = ActiveSeries(window: .zero)
+        let lasting = ActiveSeries(window: .seconds(3600))
         for series in [expiring, lasting] { #expect(series.admit(tenant: "a", series: [1, 2], limit: 2).admitted) }
         #expect(lasting.admit(tenant: "a", series: [1], limit: 2).admitted, "known series are not new")
         #expect(!lasting.admit(tenant: "a", series: [3], limit: 2).admitted)
@@ -78,13 +82,17 @@ import TestSupport
         options.overrides = overrides
         try await withIngestServer(publisher: InMemoryRawPublisher(), options: options) { url in
             for i in 0..<3 {
-                #expect(try await push(url, tenant: "big", labels: [("service_name", "s\(i)"), ("a", "1"), ("b", "2")], body: body).status == 200)
+                #expect(
+                    try await push(url, tenant: "big", labels: [("service_name", "s\(i)"), ("a", "1"), ("b", "2")], body: body).status
+                        == 200)
             }
             #expect(try await push(url, tenant: "small", labels: [("service_name", "s0")], body: body).status == 200)
             let refused = try await push(url, tenant: "small", labels: [("service_name", "s1")], body: body)
             #expect(refused.status == 429 && refused.text.contains("max_series = 1"))
         }
-        for bad in [#"{"tenants": {"a": {"max_serie": 1}}}"#, #"{"tenants": {"a": {"max_series": -1}}}"#, #"{"tenants": {"a/b": {}}}"#, "[]"] {
+        for bad in [
+            #"{"tenants": {"a": {"max_serie": 1}}}"#, #"{"tenants": {"a": {"max_series": -1}}}"#, #"{"tenants": {"a/b": {}}}"#, "[]",
+        ] {
             #expect(throws: AuthFileError.self) { try LimitOverrides(json: Array(bad.utf8)) }
         }
     }
@@ -106,23 +114,29 @@ import TestSupport
         try await withQueryServer(options) { url in
             let end = QueryAPITests.endMillis
             let twoHours = QueryAPITests.stacksRequest(from: end - 2 * 3_600_000, to: end)
-            let refused = try await post(url + QueryRoutes.servicePath + "SelectMergeStacktraces", body: try twoHours.serializedBytes(),
-                                         headers: Self.headers + [("X-Scope-OrgID", "t1")])
+            let refused = try await post(
+                url + QueryRoutes.servicePath + "SelectMergeStacktraces", body: try twoHours.serializedBytes(),
+                headers: Self.headers + [("X-Scope-OrgID", "t1")])
             #expect(refused.status == 400)
             #expect(refused.connectCode == "invalid_argument")
             #expect(refused.text.contains("max_query_length_hours = 1"), "\(refused.text)")
-            _ = try await QueryAPITests.call(url, "SelectMergeStacktraces", twoHours, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "wide")
-            _ = try await QueryAPITests.call(url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(),
-                                             as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
+            _ = try await QueryAPITests.call(
+                url, "SelectMergeStacktraces", twoHours, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "wide")
+            _ = try await QueryAPITests.call(
+                url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(),
+                as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
             // Without a start the default look-back (7 days) shrinks to what the tenant may query.
-            _ = try await QueryAPITests.call(url, "ProfileTypes", Querier_V1_ProfileTypesRequest(),
-                                             as: Querier_V1_ProfileTypesResponse.self, tenant: "t1")
-            let render = try await get(url + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7B%7D&from=now-2h&until=now",
-                                       headers: [("X-Scope-OrgID", "t1")])
+            _ = try await QueryAPITests.call(
+                url, "ProfileTypes", Querier_V1_ProfileTypesRequest(),
+                as: Querier_V1_ProfileTypesResponse.self, tenant: "t1")
+            let render = try await get(
+                url + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7B%7D&from=now-2h&until=now",
+                headers: [("X-Scope-OrgID", "t1")])
             #expect(render.status == 400 && render.text.contains("max_query_length_hours"))
             // Times far outside Int64 nanoseconds are refused, not trapped on.
-            let absurd = try await get(url + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7B%7D&from=0&until=99999999999999",
-                                       headers: [("X-Scope-OrgID", "wide")])
+            let absurd = try await get(
+                url + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7B%7D&from=0&until=99999999999999",
+                headers: [("X-Scope-OrgID", "wide")])
             #expect(absurd.status == 400, "\(absurd.text)")
         }
     }
@@ -131,10 +145,14 @@ import TestSupport
         var options = QueryOptions()
         options.maxFlameGraphNodes = 6
         try await withQueryServer(options) { url in
-            let clamped = try await QueryAPITests.call(url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(maxNodes: 100_000),
-                                                       as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1").flamegraph
-            let six = try await QueryAPITests.call(url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(maxNodes: 6),
-                                                   as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1").flamegraph
+            let clamped = try await QueryAPITests.call(
+                url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(maxNodes: 100_000),
+                as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1"
+            ).flamegraph
+            let six = try await QueryAPITests.call(
+                url, "SelectMergeStacktraces", QueryAPITests.stacksRequest(maxNodes: 6),
+                as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1"
+            ).flamegraph
             #expect(clamped == six)
             #expect(clamped.names.contains("other"))
         }

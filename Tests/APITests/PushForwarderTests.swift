@@ -1,20 +1,21 @@
-import Foundation
 import APICommon
+import Foundation
 import IngestAPI
-import QueryAPI
 import KilnProtos
 import ProfileModel
+import QueryAPI
 import Scrape
-import Testing
 import TestSupport
+import Testing
 
 /// `pyroscope.write` endpoints: a scraped profile forwarded over Connect Push to a real Kiln ingest server
 /// arrives with its tenant, labels, body and cumulative flag; failures are retried or refused as they should.
 @Suite struct PushForwarderTests {
     static func scraped(body: [UInt8], cumulative: Bool) -> ScrapedProfile {
-        ScrapedProfile(tenant: "team-a", labels: ["service_name": "checkout", "__name__": "memory", "job": "apps", "instance": "10.0.0.7:6060"],
-                       cumulative: cumulative, startTime: Date(), endTime: Date(), body: body,
-                       url: "http://10.0.0.7:6060/debug/pprof/allocs", forwardTo: ["remote"])
+        ScrapedProfile(
+            tenant: "team-a", labels: ["service_name": "checkout", "__name__": "memory", "job": "apps", "instance": "10.0.0.7:6060"],
+            cumulative: cumulative, startTime: Date(), endTime: Date(), body: body,
+            url: "http://10.0.0.7:6060/debug/pprof/allocs", forwardTo: ["remote"])
     }
 
     @Test(.requires(.fixtures)) func forwardsWhatWasScraped() async throws {

@@ -1,13 +1,13 @@
-import Foundation
 import APICommon
+import Foundation
 import IngestAPI
-import QueryAPI
 import KilnProtos
 import PprofCodec
 import ProfileModel
+import QueryAPI
 import Records
-import Testing
 import TestSupport
+import Testing
 
 /// Push ingest through a real HTTP server and a real HTTP client, with what Pyroscope clients send.
 @Suite struct PushIngestTests {
@@ -36,14 +36,20 @@ import TestSupport
     // MARK: Connect
 
     @Test(.requires(.fixtures)) func connectProtobufPush() async throws {
-        let cpu = try fixture(Self.cpu), heap = try fixture(Self.heap)
-        let message = pushRequest([cpu, heap], labels: [("__name__", "process_cpu"), ("service_name", "checkout"),
-                                                        ("env", "prod"), ("__delta__", "false"), ("k8s.pod", "p-1")])
+        let cpu = try fixture(Self.cpu)
+        let heap = try fixture(Self.heap)
+        let message = pushRequest(
+            [cpu, heap],
+            labels: [
+                ("__name__", "process_cpu"), ("service_name", "checkout"),
+                ("env", "prod"), ("__delta__", "false"), ("k8s.pod", "p-1"),
+            ])
         let publisher = InMemoryRawPublisher()
         let before = PyroscopeTime.nanos(Date())
         let result = try await withIngestServer(publisher: publisher) { base in
-            try await post(base + "/push.v1.PusherService/Push", body: try message.serializedBytes(),
-                           headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "team-a")])
+            try await post(
+                base + "/push.v1.PusherService/Push", body: try message.serializedBytes(),
+                headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "team-a")])
         }
         #expect(result.status == 200, "\(result.text)")
         #expect(result.contentType == "application/proto")
@@ -65,14 +71,15 @@ import TestSupport
         let heap = try fixture(Self.heap)
         // The shape Pyroscope documents for JSON pushes: camelCase fields, base64 bytes.
         let json = """
-        {"series":[{"labels":[{"name":"__name__","value":"memory"},{"name":"service_name","value":"svc"},
-          {"name":"__delta__","value":"true"}],
-          "samples":[{"ID":"734FD599-6865-419E-9475-932762D8F469","rawProfile":"\(Data(heap).base64EncodedString())"}]}]}
-        """
+            {"series":[{"labels":[{"name":"__name__","value":"memory"},{"name":"service_name","value":"svc"},
+              {"name":"__delta__","value":"true"}],
+              "samples":[{"ID":"734FD599-6865-419E-9475-932762D8F469","rawProfile":"\(Data(heap).base64EncodedString())"}]}]}
+            """
         let publisher = InMemoryRawPublisher()
         let result = try await withIngestServer(publisher: publisher) { base in
-            try await post(base + "/push.v1.PusherService/Push", body: Array(json.utf8),
-                           headers: [("Content-Type", "application/json")])
+            try await post(
+                base + "/push.v1.PusherService/Push", body: Array(json.utf8),
+                headers: [("Content-Type", "application/json")])
         }
         #expect(result.status == 200, "\(result.text)")
         #expect(result.contentType == "application/json")
@@ -91,8 +98,9 @@ import TestSupport
         let message = pushRequest([cpu], labels: [("__name__", "process_cpu")])
         let publisher = InMemoryRawPublisher()
         let result = try await withIngestServer(publisher: publisher) { base in
-            try await post(base + "/push.v1.PusherService/Push", body: Gzip.compress(try message.serializedBytes()),
-                           headers: [("Content-Type", "application/proto"), ("Content-Encoding", "gzip")])
+            try await post(
+                base + "/push.v1.PusherService/Push", body: Gzip.compress(try message.serializedBytes()),
+                headers: [("Content-Type", "application/proto"), ("Content-Encoding", "gzip")])
         }
         #expect(result.status == 200, "\(result.text)")
         #expect(publisher.envelopes.map(\.payload) == [cpu])
@@ -119,17 +127,20 @@ import TestSupport
             let media = try await post(url, body: [], headers: [("Content-Type", "application/grpc")])
             #expect(media.status == 415)
 
-            let badGzip = try await post(url, body: [1, 2, 3], headers: [("Content-Type", "application/proto"), ("Content-Encoding", "gzip")])
+            let badGzip = try await post(
+                url, body: [1, 2, 3], headers: [("Content-Type", "application/proto"), ("Content-Encoding", "gzip")])
             #expect(badGzip.status == 400)
             #expect(badGzip.connectCode == "invalid_argument")
 
-            let badLabel = try await post(url, body: try pushRequest([try fixture(Self.cpu)], labels: [("service_name", "a"), ("bad-name", "x")]).serializedBytes(),
-                                          headers: [("Content-Type", "application/proto")])
+            let badLabel = try await post(
+                url, body: try pushRequest([try fixture(Self.cpu)], labels: [("service_name", "a"), ("bad-name", "x")]).serializedBytes(),
+                headers: [("Content-Type", "application/proto")])
             #expect(badLabel.status == 400)
             #expect(badLabel.text.contains("invalid label name"))
 
-            let tenant = try await post(url, body: try pushRequest([try fixture(Self.cpu)], labels: [("service_name", "a")]).serializedBytes(),
-                                        headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "bad/tenant")])
+            let tenant = try await post(
+                url, body: try pushRequest([try fixture(Self.cpu)], labels: [("service_name", "a")]).serializedBytes(),
+                headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "bad/tenant")])
             #expect(tenant.status == 401)
             #expect(tenant.connectCode == "unauthenticated")
         }
@@ -142,8 +153,10 @@ import TestSupport
         let cpu = try fixture(Self.cpu)
         let publisher = InMemoryRawPublisher()
         let result = try await withIngestServer(publisher: publisher) { base in
-            try await post(base + "/ingest?name=my.app%7Benv%3Dstaging%2Cregion%3Dus-west-1%7D&from=1700000000&until=1700000010&format=pprof&spyName=gospy&sampleRate=100",
-                           body: cpu, headers: [("X-Scope-OrgID", "acme")])
+            try await post(
+                base
+                    + "/ingest?name=my.app%7Benv%3Dstaging%2Cregion%3Dus-west-1%7D&from=1700000000&until=1700000010&format=pprof&spyName=gospy&sampleRate=100",
+                body: cpu, headers: [("X-Scope-OrgID", "acme")])
         }
         #expect(result.status == 200, "\(result.text)")
         let e = try #require(publisher.envelopes.first)
@@ -161,12 +174,15 @@ import TestSupport
     /// The multipart form pyroscope-go sends: `profile` (gzip pprof) and `sample_type_config` JSON.
     @Test(.requires(.fixtures)) func ingestMultipartForm() async throws {
         let heap = try fixture(Self.heap)
-        let config = #"{"alloc_objects":{"units":"objects","cumulative":true},"alloc_space":{"units":"bytes","cumulative":true},"inuse_objects":{"units":"objects","aggregation":"average"},"inuse_space":{"units":"bytes","aggregation":"average"}}"#
+        let config =
+            #"{"alloc_objects":{"units":"objects","cumulative":true},"alloc_space":{"units":"bytes","cumulative":true},"inuse_objects":{"units":"objects","aggregation":"average"},"inuse_space":{"units":"bytes","aggregation":"average"}}"#
         let boundary = "8a2f0c1e4b7d"
         @Sendable func form(_ fields: [(String, [UInt8])]) -> [UInt8] {
             var out: [UInt8] = []
             for (name, bytes) in fields {
-                out += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"; filename=\"\(name)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+                out += Array(
+                    "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"; filename=\"\(name)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                        .utf8)
                 out += bytes
                 out += Array("\r\n".utf8)
             }
@@ -174,13 +190,15 @@ import TestSupport
         }
         let publisher = InMemoryRawPublisher()
         try await withIngestServer(publisher: publisher) { base in
-            let ok = try await post(base + "/pyroscope/ingest?name=shop%7Bservice_name%3Dcart%7D&from=1700000000&until=1700000015&spyName=gospy",
-                                    body: form([("profile", heap), ("sample_type_config", Array(config.utf8))]),
-                                    headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
+            let ok = try await post(
+                base + "/pyroscope/ingest?name=shop%7Bservice_name%3Dcart%7D&from=1700000000&until=1700000015&spyName=gospy",
+                body: form([("profile", heap), ("sample_type_config", Array(config.utf8))]),
+                headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
             #expect(ok.status == 200, "\(ok.text)")
-            let prev = try await post(base + "/ingest?name=shop",
-                                      body: form([("profile", heap), ("prev_profile", heap)]),
-                                      headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
+            let prev = try await post(
+                base + "/ingest?name=shop",
+                body: form([("profile", heap), ("prev_profile", heap)]),
+                headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
             #expect(prev.status == 400)
             #expect(prev.text.contains("unsupported client version"))
         }
@@ -197,8 +215,9 @@ import TestSupport
         let folded = Array("main;work;compute 120\nmain;idle 30\n".utf8)
         let publisher = InMemoryRawPublisher()
         let result = try await withIngestServer(publisher: publisher) { base in
-            try await post(base + "/ingest?name=my.app.cpu%7Benv%3Dstaging%7D&sampleRate=97&spyName=pyspy&units=samples&aggregationType=sum",
-                           body: folded, headers: [("Content-Type", "text/plain")])
+            try await post(
+                base + "/ingest?name=my.app.cpu%7Benv%3Dstaging%7D&sampleRate=97&spyName=pyspy&units=samples&aggregationType=sum",
+                body: folded, headers: [("Content-Type", "text/plain")])
         }
         #expect(result.status == 200, "\(result.text)")
         let e = try #require(publisher.envelopes.first)
@@ -240,14 +259,16 @@ import TestSupport
         try await withIngestServer(publisher: publisher, options: options) { base in
             let ingest = try await post(base + "/ingest?name=svc&format=pprof", body: big)
             #expect(ingest.status == 413)
-            let connect = try await post(base + "/push.v1.PusherService/Push", body: try pushRequest([big], labels: [("service_name", "s")]).serializedBytes(),
-                                         headers: [("Content-Type", "application/proto")])
+            let connect = try await post(
+                base + "/push.v1.PusherService/Push", body: try pushRequest([big], labels: [("service_name", "s")]).serializedBytes(),
+                headers: [("Content-Type", "application/proto")])
             #expect(connect.status == 413)
             #expect(connect.connectCode == "resource_exhausted")
             // A gzip body that inflates past the limit.
             let bomb = Gzip.compress([UInt8](repeating: 0, count: 4 << 20))
-            let inflated = try await post(base + "/push.v1.PusherService/Push", body: bomb,
-                                          headers: [("Content-Type", "application/proto"), ("Content-Encoding", "gzip")])
+            let inflated = try await post(
+                base + "/push.v1.PusherService/Push", body: bomb,
+                headers: [("Content-Type", "application/proto"), ("Content-Encoding", "gzip")])
             #expect(inflated.status == 413)
             let fits = try await post(base + "/ingest?name=svc&format=pprof", body: cpu)
             #expect(fits.status == 200)
@@ -261,8 +282,9 @@ import TestSupport
         try await withIngestServer(publisher: publisher, options: small) { base in
             let ingest = try await post(base + "/ingest?name=svc&format=pprof", body: cpu)
             #expect(ingest.status == 413)
-            let connect = try await post(base + "/push.v1.PusherService/Push", body: try pushRequest([cpu], labels: [("service_name", "s")]).serializedBytes(),
-                                         headers: [("Content-Type", "application/proto")])
+            let connect = try await post(
+                base + "/push.v1.PusherService/Push", body: try pushRequest([cpu], labels: [("service_name", "s")]).serializedBytes(),
+                headers: [("Content-Type", "application/proto")])
             #expect(connect.status == 400)
             #expect(connect.text.contains("uncompressed profile payload size exceeds limit"))
         }
@@ -282,8 +304,9 @@ import TestSupport
             let limited = try await post(url, body: cpu, headers: [("X-Scope-OrgID", "a")])
             #expect(limited.status == 429)
             #expect(limited.text.contains("rate limit"))
-            let connect = try await post(base + "/push.v1.PusherService/Push", body: try pushRequest([cpu], labels: [("service_name", "s")]).serializedBytes(),
-                                         headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "a")])
+            let connect = try await post(
+                base + "/push.v1.PusherService/Push", body: try pushRequest([cpu], labels: [("service_name", "s")]).serializedBytes(),
+                headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "a")])
             #expect(connect.status == 429)
             #expect(connect.connectCode == "resource_exhausted")
             // Another tenant has its own bucket.
@@ -299,8 +322,9 @@ import TestSupport
         try await withIngestServer(publisher: FailingPublisher()) { base in
             let ingest = try await post(base + "/ingest?name=svc&format=pprof", body: cpu)
             #expect(ingest.status == 503)
-            let connect = try await post(base + "/push.v1.PusherService/Push", body: try pushRequest([cpu], labels: [("service_name", "s")]).serializedBytes(),
-                                         headers: [("Content-Type", "application/proto")])
+            let connect = try await post(
+                base + "/push.v1.PusherService/Push", body: try pushRequest([cpu], labels: [("service_name", "s")]).serializedBytes(),
+                headers: [("Content-Type", "application/proto")])
             #expect(connect.status == 503)
             #expect(connect.connectCode == "unavailable")
         }

@@ -1,8 +1,8 @@
-import Foundation
 import APICommon
+import Foundation
 import IngestAPI
-import QueryAPI
 import KilnProtos
+import QueryAPI
 import Testing
 
 @Suite struct PyroscopeParsingTests {

@@ -1,12 +1,12 @@
-import Foundation
 import APICommon
+import Foundation
 import IngestAPI
-import QueryAPI
 import KilnProtos
 import ProfileModel
+import QueryAPI
 import Records
-import Testing
 import TestSupport
+import Testing
 
 /// The real Pyroscope Python SDK (PyPI `pyroscope-io`, pyroscope-rs inside) pushing to Kiln. It sends
 /// Connect `application/proto` with `Content-Encoding: gzip`. The interpreter is KILN_PYROSCOPE_PYTHON,
@@ -24,17 +24,17 @@ import TestSupport
         let publisher = InMemoryRawPublisher()
         try await withIngestServer(publisher: publisher) { base in
             let script = """
-            import pyroscope, time
-            pyroscope.configure(application_name="\(app)", server_address="\(base)", tags={"env": "sdk-test"},
-                                sample_rate=100, tenant_id="sdk-tenant")
-            def burn():
-                x = 0
-                for i in range(100000): x += i * i
-                return x
-            t = time.time()
-            while time.time() - t < 3: burn()
-            pyroscope.shutdown()
-            """
+                import pyroscope, time
+                pyroscope.configure(application_name="\(app)", server_address="\(base)", tags={"env": "sdk-test"},
+                                    sample_rate=100, tenant_id="sdk-tenant")
+                def burn():
+                    x = 0
+                    for i in range(100000): x += i * i
+                    return x
+                t = time.time()
+                while time.time() - t < 3: burn()
+                pyroscope.shutdown()
+                """
             let result = try await runToCompletion(python, ["-c", script], timeout: .seconds(60))
             #expect(result.status == 0, "\(result.output)")
         }

@@ -1,16 +1,16 @@
-import Foundation
 import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
+import Foundation
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import Logging
 import PprofCodec
 import ProfileModel
 import Query
+import QueryAPI
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 
 /// The query API over real HTTP, spoken as Grafana's Pyroscope data source speaks it: Connect unary,
 /// binary protobuf, times in ms. Expected values come from the batches written into the blocks.
@@ -30,8 +30,10 @@ import TestSupport
     }
 
     /// One Connect unary call in binary protobuf, headers as connect-go sends them.
-    static func call<Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(_ url: String, _ method: String, _ request: Req,
-                                                                              as: Resp.Type, tenant: String? = nil) async throws -> Resp {
+    static func call<Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
+        _ url: String, _ method: String, _ request: Req,
+        as: Resp.Type, tenant: String? = nil
+    ) async throws -> Resp {
         var headers = [("Content-Type", "application/proto"), ("Connect-Protocol-Version", "1"), ("Accept-Encoding", "gzip")]
         if let tenant { headers.append(("X-Scope-OrgID", tenant)) }
         let result = try await post(url + "/querier.v1.QuerierService/" + method, body: try request.serializedBytes(), headers: headers)
@@ -40,7 +42,9 @@ import TestSupport
         return try Resp(serializedBytes: result.body)
     }
 
-    static func stacksRequest(_ selector: String = "{}", maxNodes: Int64? = nil, from: Int64 = startMillis, to: Int64 = endMillis) -> Querier_V1_SelectMergeStacktracesRequest {
+    static func stacksRequest(_ selector: String = "{}", maxNodes: Int64? = nil, from: Int64 = startMillis, to: Int64 = endMillis)
+        -> Querier_V1_SelectMergeStacktracesRequest
+    {
         var r = Querier_V1_SelectMergeStacktracesRequest()
         r.profileTypeID = cpu
         r.labelSelector = selector
@@ -60,7 +64,10 @@ import TestSupport
             var here: [(x: Int64, total: Int64, path: String)] = []
             var prev: Int64 = 0
             for i in stride(from: 0, to: values.count, by: 4) {
-                let x = prev + values[i], total = values[i + 1], selfValue = values[i + 2], name = g.names[Int(values[i + 3])]
+                let x = prev + values[i]
+                let total = values[i + 1]
+                let selfValue = values[i + 2]
+                let name = g.names[Int(values[i + 3])]
                 prev = x + total
                 let parent = above.last { $0.x <= x && x < $0.x + $0.total }
                 let path = depth == 0 ? "" : (parent.map { $0.path.isEmpty ? name : $0.path + ";" + name } ?? "?" + name)
@@ -74,25 +81,31 @@ import TestSupport
 
     @Test func flameGraphDecodesToTheMergedStacks() async throws {
         try await withQueryServer { blocks, url in
-            let response = try await Self.call(url, "SelectMergeStacktraces", Self.stacksRequest(#"{service_name="api"}"#),
-                                               as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
+            let response = try await Self.call(
+                url, "SelectMergeStacktraces", Self.stacksRequest(#"{service_name="api"}"#),
+                as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
             let want = blocks.samples(type: cpuType, services: ["api"])
             #expect(response.flamegraph.total == want.reduce(0) { $0 + $1.value })
             #expect(response.flamegraph.names.first == "total")
             #expect(Self.selfPaths(response.flamegraph) == SyntheticBlocks.paths(want))
             // Without the tenant header the request is the default tenant's, which holds nothing.
-            let anonymous = try await Self.call(url, "SelectMergeStacktraces", Self.stacksRequest(),
-                                                as: Querier_V1_SelectMergeStacktracesResponse.self)
+            let anonymous = try await Self.call(
+                url, "SelectMergeStacktraces", Self.stacksRequest(),
+                as: Querier_V1_SelectMergeStacktracesResponse.self)
             #expect(anonymous.flamegraph.total == 0)
         }
     }
 
     @Test func maxNodesTruncatesAndKeepsTotals() async throws {
         try await withQueryServer { blocks, url in
-            let full = try await Self.call(url, "SelectMergeStacktraces", Self.stacksRequest(),
-                                           as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1").flamegraph
-            let small = try await Self.call(url, "SelectMergeStacktraces", Self.stacksRequest(maxNodes: 8),
-                                            as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1").flamegraph
+            let full = try await Self.call(
+                url, "SelectMergeStacktraces", Self.stacksRequest(),
+                as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1"
+            ).flamegraph
+            let small = try await Self.call(
+                url, "SelectMergeStacktraces", Self.stacksRequest(maxNodes: 8),
+                as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1"
+            ).flamegraph
             let fullNodes = full.levels.reduce(0) { $0 + $1.values.count / 4 }
             let smallNodes = small.levels.reduce(0) { $0 + $1.values.count / 4 }
             #expect(smallNodes < fullNodes && small.names.contains("other"))
@@ -133,9 +146,12 @@ import TestSupport
             #expect(seriesResponse.labelsSet.count == 6)
             #expect(seriesResponse.labelsSet.allSatisfy { $0.labels.map(\.name) == ["__profile_type__", "service_name"] })
 
-            let stats = try await Self.call(url, "GetProfileStats", Types_V1_GetProfileStatsRequest(), as: Types_V1_GetProfileStatsResponse.self, tenant: "t1")
+            let stats = try await Self.call(
+                url, "GetProfileStats", Types_V1_GetProfileStatsRequest(), as: Types_V1_GetProfileStatsResponse.self, tenant: "t1")
             let times = blocks.batches.flatMap(\.sampleTimes)
-            #expect(stats.dataIngested && stats.oldestProfileTime == times.min()! / 1_000_000 && stats.newestProfileTime == times.max()! / 1_000_000)
+            #expect(
+                stats.dataIngested && stats.oldestProfileTime == times.min()! / 1_000_000
+                    && stats.newestProfileTime == times.max()! / 1_000_000)
         }
     }
 
@@ -156,7 +172,8 @@ import TestSupport
                 var want: [Int64: Double] = [:]
                 for x in blocks.samples(type: cpuType, services: [service]) {
                     // As Pyroscope: the point at T sums (T - step, T].
-                    let ms = x.time / 1_000_000, start = Self.startMillis
+                    let ms = x.time / 1_000_000
+                    let start = Self.startMillis
                     want[start + (ms <= start ? 0 : (ms - start + 4999) / 5000) * 5000, default: 0] += Double(x.value)
                 }
                 #expect(s.points.map(\.timestamp) == want.keys.sorted())
@@ -172,8 +189,12 @@ import TestSupport
             diff.left = Self.stacksRequest(to: split - 1)
             diff.right = Self.stacksRequest(from: split)
             let d = try await Self.call(url, "Diff", diff, as: Querier_V1_DiffResponse.self, tenant: "t1").flamegraph
-            let left = blocks.samples(type: cpuType, time: SyntheticBlocks.everything.lowerBound ... split * 1_000_000 - 1).reduce(0) { $0 + $1.value }
-            let right = blocks.samples(type: cpuType, time: split * 1_000_000 ... SyntheticBlocks.everything.upperBound).reduce(0) { $0 + $1.value }
+            let left = blocks.samples(type: cpuType, time: SyntheticBlocks.everything.lowerBound...split * 1_000_000 - 1).reduce(0) {
+                $0 + $1.value
+            }
+            let right = blocks.samples(type: cpuType, time: split * 1_000_000...SyntheticBlocks.everything.upperBound).reduce(0) {
+                $0 + $1.value
+            }
             #expect(d.leftTicks == left && d.rightTicks == right && d.total == left + right && left > 0 && right > 0)
             #expect(d.levels.allSatisfy { $0.values.count % 7 == 0 })
 
@@ -197,28 +218,34 @@ import TestSupport
 
     @Test func jsonAndErrorsSpeakConnect() async throws {
         try await withQueryServer { blocks, url in
-            let body = #"{"profileTypeID":"\#(Self.cpu)","labelSelector":"{service_name=\"db\"}","start":"\#(Self.startMillis)","end":"\#(Self.endMillis)"}"#
-            let ok = try await post(url + "/querier.v1.QuerierService/SelectMergeStacktraces", body: Array(body.utf8),
-                                    headers: [("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")])
+            let body =
+                #"{"profileTypeID":"\#(Self.cpu)","labelSelector":"{service_name=\"db\"}","start":"\#(Self.startMillis)","end":"\#(Self.endMillis)"}"#
+            let ok = try await post(
+                url + "/querier.v1.QuerierService/SelectMergeStacktraces", body: Array(body.utf8),
+                headers: [("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")])
             #expect(ok.status == 200 && ok.contentType == "application/json")
             let json = try JSONSerialization.jsonObject(with: Data(ok.body)) as? [String: Any]
             let total = ((json?["flamegraph"] as? [String: Any])?["total"] as? String).flatMap { Int64($0) }
             #expect(total == blocks.samples(type: cpuType, services: ["db"]).reduce(0) { $0 + $1.value })
 
             let badSelector = #"{"profileTypeID":"\#(Self.cpu)","labelSelector":"{service_name=}"}"#
-            let bad = try await post(url + "/querier.v1.QuerierService/SelectMergeStacktraces", body: Array(badSelector.utf8),
-                                     headers: [("Content-Type", "application/json")])
+            let bad = try await post(
+                url + "/querier.v1.QuerierService/SelectMergeStacktraces", body: Array(badSelector.utf8),
+                headers: [("Content-Type", "application/json")])
             #expect(bad.status == 400 && bad.connectCode == "invalid_argument" && bad.text.contains("expected a quoted value"))
 
-            let badType = try await post(url + "/querier.v1.QuerierService/SelectMergeStacktraces", body: Array(#"{"profileTypeID":"cpu"}"#.utf8),
-                                         headers: [("Content-Type", "application/json")])
+            let badType = try await post(
+                url + "/querier.v1.QuerierService/SelectMergeStacktraces", body: Array(#"{"profileTypeID":"cpu"}"#.utf8),
+                headers: [("Content-Type", "application/json")])
             #expect(badType.status == 400 && badType.text.contains("profile_typeID"))
 
-            let garbage = try await post(url + "/querier.v1.QuerierService/LabelNames", body: [0xff, 0xff, 0xff],
-                                         headers: [("Content-Type", "application/proto")])
+            let garbage = try await post(
+                url + "/querier.v1.QuerierService/LabelNames", body: [0xff, 0xff, 0xff],
+                headers: [("Content-Type", "application/proto")])
             #expect(garbage.status == 400 && garbage.connectCode == "invalid_argument")
 
-            let wrongType = try await post(url + "/querier.v1.QuerierService/LabelNames", body: [], headers: [("Content-Type", "text/plain")])
+            let wrongType = try await post(
+                url + "/querier.v1.QuerierService/LabelNames", body: [], headers: [("Content-Type", "text/plain")])
             #expect(wrongType.status == 415 && wrongType.connectCode == "unimplemented")
         }
     }
@@ -226,8 +253,9 @@ import TestSupport
     @Test func legacyRenderAndRenderDiff() async throws {
         try await withQueryServer { blocks, url in
             let query = "\(Self.cpu){service_name=\"api\"}".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-            let render = try await get(url + "/pyroscope/render?query=\(query)&from=\(Self.startMillis)&until=\(Self.endMillis)&format=json",
-                                       headers: [("X-Scope-OrgID", "t1")])
+            let render = try await get(
+                url + "/pyroscope/render?query=\(query)&from=\(Self.startMillis)&until=\(Self.endMillis)&format=json",
+                headers: [("X-Scope-OrgID", "t1")])
             #expect(render.status == 200)
             let object = try JSONSerialization.jsonObject(with: Data(render.body)) as? [String: Any]
             let flamebearer = object?["flamebearer"] as? [String: Any]
@@ -237,8 +265,9 @@ import TestSupport
             let timeline = object?["timeline"] as? [String: Any]
             #expect(((timeline?["samples"] as? [NSNumber]) ?? []).reduce(0) { $0 + $1.int64Value } == want)
 
-            let diff = try await get(url + "/pyroscope/render-diff?leftQuery=\(query)&leftFrom=\(Self.startMillis)&leftUntil=\(Self.endMillis)"
-                                     + "&rightQuery=\(query)&rightFrom=\(Self.startMillis)&rightUntil=\(Self.endMillis)", headers: [("X-Scope-OrgID", "t1")])
+            let diff = try await get(
+                url + "/pyroscope/render-diff?leftQuery=\(query)&leftFrom=\(Self.startMillis)&leftUntil=\(Self.endMillis)"
+                    + "&rightQuery=\(query)&rightFrom=\(Self.startMillis)&rightUntil=\(Self.endMillis)", headers: [("X-Scope-OrgID", "t1")])
             let d = try JSONSerialization.jsonObject(with: Data(diff.body)) as? [String: Any]
             #expect((d?["leftTicks"] as? NSNumber)?.int64Value == want && (d?["rightTicks"] as? NSNumber)?.int64Value == want)
             #expect((d?["metadata"] as? [String: Any])?["format"] as? String == "double")

@@ -2,12 +2,13 @@ import APICommon
 import Foundation
 import Hummingbird
 import KilnProtos
-@testable import QueryAPI
 import ProfileModel
 import Query
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
+
+@testable import QueryAPI
 
 /// No request is answered as if part of it had not been asked: fields Kiln does not honour and fields its
 /// message types do not define are refused with Connect `unimplemented` (HTTP 400) naming them, and
@@ -16,8 +17,9 @@ import TestSupport
     typealias Q = QueryAPITests
 
     static func postProto(_ url: String, _ method: String, _ body: [UInt8]) async throws -> HTTPResult {
-        try await post(url + "/querier.v1.QuerierService/" + method, body: body,
-                       headers: [("Content-Type", "application/proto"), ("Connect-Protocol-Version", "1"), ("X-Scope-OrgID", "t1")])
+        try await post(
+            url + "/querier.v1.QuerierService/" + method, body: body,
+            headers: [("Content-Type", "application/proto"), ("Connect-Protocol-Version", "1"), ("X-Scope-OrgID", "t1")])
     }
 
     static func postJSON(_ url: String, _ path: String, _ json: String) async throws -> HTTPResult {
@@ -26,7 +28,8 @@ import TestSupport
 
     static func connectError(_ result: HTTPResult) -> (code: String, message: String)? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(result.body)) as? [String: Any],
-              let code = object["code"] as? String, let message = object["message"] as? String else { return nil }
+            let code = object["code"] as? String, let message = object["message"] as? String
+        else { return nil }
         return (code, message)
     }
 
@@ -53,7 +56,8 @@ import TestSupport
             #expect(Self.connectError(traced)?.message.contains("trace_id_selector") == true, "\(traced.text)")
 
             // The same request without the selector is answered.
-            let plain = try await Self.postProto(url, "SelectMergeStacktraces", try Q.stacksRequest(#"{service_name="api"}"#).serializedBytes())
+            let plain = try await Self.postProto(
+                url, "SelectMergeStacktraces", try Q.stacksRequest(#"{service_name="api"}"#).serializedBytes())
             #expect(plain.status == 200)
         }
     }
@@ -124,7 +128,9 @@ import TestSupport
             #expect(Self.connectError(refused)?.code == "unimplemented", "\(refused.text)")
             var dot = Q.stacksRequest()
             dot.format = .dot
-            #expect(Self.connectError(try await Self.postProto(url, "SelectMergeStacktraces", try dot.serializedBytes()))?.code == "unimplemented")
+            #expect(
+                Self.connectError(try await Self.postProto(url, "SelectMergeStacktraces", try dot.serializedBytes()))?.code
+                    == "unimplemented")
         }
     }
 
@@ -139,8 +145,9 @@ import TestSupport
 @Suite struct PprofExportTests {
     @Test("max_nodes keeps the largest stacks and sums the rest into one 'other' sample with the same total")
     func maxStacks() throws {
-        var names = NameTable(), tree = StackTree()
-        for i in 0 ..< 20 { tree.add(rootFirst: [names.intern("main"), names.intern("f\(i)")], value: Int64(i + 1)) }
+        var names = NameTable()
+        var tree = StackTree()
+        for i in 0..<20 { tree.add(rootFirst: [names.intern("main"), names.intern("f\(i)")], value: Int64(i + 1)) }
         let type = try #require(ProfileTypeID(parsing: QueryAPITests.cpu))
         let full = PprofExport.profile(tree, names: names, profileType: type, start: 0, end: 1000)
         let cut = PprofExport.profile(tree, names: names, profileType: type, start: 0, end: 1000, maxStacks: 5)
@@ -150,6 +157,9 @@ import TestSupport
         #expect(total(cut) == total(full))
         let leafNames = cut.sample.map { s in cut.stringTable[Int(cut.function[Int(s.locationID[0]) - 1].name)] }
         #expect(Set(leafNames) == ["f19", "f18", "f17", "f16", "other"])
-        #expect(cut.sample.first { cut.stringTable[Int(cut.function[Int($0.locationID[0]) - 1].name)] == "other" }?.value == [(1 ... 16).reduce(0, +)])
+        #expect(
+            cut.sample.first { cut.stringTable[Int(cut.function[Int($0.locationID[0]) - 1].name)] == "other" }?.value == [
+                (1...16).reduce(0, +)
+            ])
     }
 }

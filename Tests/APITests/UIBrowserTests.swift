@@ -1,13 +1,13 @@
-import Foundation
 import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
+import Foundation
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import NIOCore
+import QueryAPI
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 // The web UI in a real browser: headless Chromium loads the page from a Hummingbird server with UIRoutes
 // and a fake of the querier's JSON routes that answers flame graphs encoded here from known stacks. The
@@ -49,7 +49,9 @@ final class CallTree {
         for s in stacks {
             var node = self
             for f in s.frames {
-                if let c = node.children[f] { node = c } else {
+                if let c = node.children[f] {
+                    node = c
+                } else {
                     let c = CallTree(f)
                     node.children[f] = c
                     node = c
@@ -66,7 +68,8 @@ final class CallTree {
     /// `{names, levels:[{values}], total, maxSelf}`: 4 numbers per node (x offset from the previous node's
     /// end on the level, total, self, name index); a node's children start after its self.
     static func flameGraph(_ root: CallTree) -> [String: Any] {
-        var names: [String] = [], index: [String: Int] = [:]
+        var names: [String] = []
+        var index: [String: Int] = [:]
         func nameIndex(_ n: String) -> Int {
             if let i = index[n] { return i }
             index[n] = names.count
@@ -76,12 +79,17 @@ final class CallTree {
         var levels: [[String: Any]] = []
         var level: [(CallTree, Int64)] = [(root, 0)]
         while !level.isEmpty {
-            var values: [String] = [], next: [(CallTree, Int64)] = [], end: Int64 = 0
+            var values: [String] = []
+            var next: [(CallTree, Int64)] = []
+            var end: Int64 = 0
             for (node, x) in level {
                 values += [x - end, node.total, node.selfValue, Int64(nameIndex(node.name))].map(String.init)
                 end = x + node.total
                 var cx = x + node.selfValue
-                for c in node.sortedChildren { next.append((c, cx)); cx += c.total }
+                for c in node.sortedChildren {
+                    next.append((c, cx))
+                    cx += c.total
+                }
             }
             levels.append(["values": values])
             level = next
@@ -91,7 +99,8 @@ final class CallTree {
 
     /// The diff encoding: 7 numbers per node over the union of both trees, each side laid out on its own.
     static func diffFlameGraph(_ left: CallTree, _ right: CallTree) -> [String: Any] {
-        var names: [String] = [], index: [String: Int] = [:]
+        var names: [String] = []
+        var index: [String: Int] = [:]
         func nameIndex(_ n: String) -> Int {
             if let i = index[n] { return i }
             index[n] = names.count
@@ -101,16 +110,20 @@ final class CallTree {
         var levels: [[String: Any]] = []
         var level: [(CallTree, CallTree, Int64, Int64)] = [(left, right, 0, 0)]
         while !level.isEmpty {
-            var values: [String] = [], next: [(CallTree, CallTree, Int64, Int64)] = []
-            var endL: Int64 = 0, endR: Int64 = 0
+            var values: [String] = []
+            var next: [(CallTree, CallTree, Int64, Int64)] = []
+            var endL: Int64 = 0
+            var endR: Int64 = 0
             for (l, r, xl, xr) in level {
                 values += [xl - endL, l.total, l.selfValue, xr - endR, r.total, r.selfValue, Int64(nameIndex(l.name))]
                     .map(String.init)
                 endL = xl + l.total
                 endR = xr + r.total
-                var cl = xl + l.selfValue, cr = xr + r.selfValue
+                var cl = xl + l.selfValue
+                var cr = xr + r.selfValue
                 for name in Set(l.children.keys).union(r.children.keys).sorted() {
-                    let a = l.children[name] ?? CallTree(name), b = r.children[name] ?? CallTree(name)
+                    let a = l.children[name] ?? CallTree(name)
+                    let b = r.children[name] ?? CallTree(name)
                     next.append((a, b, cl, cr))
                     cl += a.total
                     cr += b.total
@@ -119,9 +132,11 @@ final class CallTree {
             levels.append(["values": values])
             level = next
         }
-        return ["names": names, "levels": levels, "total": String(left.total + right.total),
-                "maxSelf": String(max(left.maxSelf, right.maxSelf)),
-                "leftTicks": String(left.total), "rightTicks": String(right.total)]
+        return [
+            "names": names, "levels": levels, "total": String(left.total + right.total),
+            "maxSelf": String(max(left.maxSelf, right.maxSelf)),
+            "leftTicks": String(left.total), "rightTicks": String(right.total),
+        ]
     }
 }
 
@@ -155,10 +170,14 @@ final class FakeQuerier: Sendable {
         let json: Data
         switch method {
         case "ProfileTypes":
-            json = try JSONSerialization.data(withJSONObject: ["profileTypes": [[
-                "ID": Self.profileType, "name": "process_cpu", "sampleType": "cpu", "sampleUnit": "nanoseconds",
-                "periodType": "cpu", "periodUnit": "nanoseconds",
-            ]]])
+            json = try JSONSerialization.data(withJSONObject: [
+                "profileTypes": [
+                    [
+                        "ID": Self.profileType, "name": "process_cpu", "sampleType": "cpu", "sampleUnit": "nanoseconds",
+                        "periodType": "cpu", "periodUnit": "nanoseconds",
+                    ]
+                ]
+            ])
         case "LabelValues":
             json = Data(#"{"names":["\#(Self.service)"]}"#.utf8)
         case "LabelNames":
@@ -175,13 +194,18 @@ final class FakeQuerier: Sendable {
             let points = stride(from: start, through: end, by: Int(step)).enumerated().map { i, t in
                 ["value": Double(1_000_000_000 + (i % 7) * 150_000_000), "timestamp": String(t)] as [String: Any]
             }
-            json = try JSONSerialization.data(withJSONObject: ["series": [[
-                "labels": [["name": "service_name", "value": Self.service]], "points": points,
-            ]]])
+            json = try JSONSerialization.data(withJSONObject: [
+                "series": [
+                    [
+                        "labels": [["name": "service_name", "value": Self.service]], "points": points,
+                    ]
+                ]
+            ])
         default:
             json = Data(#"{"code":"unimplemented","message":"not in the fake"}"#.utf8)
-            return Response(status: .notFound, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: json)))
+            return Response(
+                status: .notFound, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: json)))
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: json)))
     }
@@ -201,18 +225,22 @@ enum Chromium {
     static func render(_ url: String, name: String) async throws -> String {
         guard let chromium = path else { throw TestFailure("no chromium binary") }
         try FileManager.default.createDirectory(at: outputDir, withIntermediateDirectories: true)
-        let png = outputDir.appendingPathComponent("\(name).png"), html = outputDir.appendingPathComponent("\(name).html")
+        let png = outputDir.appendingPathComponent("\(name).png")
+        let html = outputDir.appendingPathComponent("\(name).html")
         try? FileManager.default.removeItem(at: png)
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-chromium-\(UInt32.random(in: 0 ... .max))")
         defer { try? FileManager.default.removeItem(at: profile) }
         // Virtual time stands still while requests are in flight, so the budget is spent only once the
         // page is idle: the dump shows the page after every answer arrived.
-        let args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
-                    "--window-size=1400,900", "--virtual-time-budget=5000", "--screenshot=\(png.path)", "--dump-dom", url]
+        let args = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
+            "--window-size=1400,900", "--virtual-time-budget=5000", "--screenshot=\(png.path)", "--dump-dom", url,
+        ]
         // The DOM goes to stdout; a shell sends it to a file so Chromium's own chatter on stderr stays out.
-        let child = try ChildProcess(URL(fileURLWithPath: "/bin/sh"),
-                                     ["-c", #"exec "$0" "$@" > "$KILN_DOM_OUT" 2>/dev/null"#, chromium] + args,
-                                     environment: ["KILN_DOM_OUT": html.path])
+        let child = try ChildProcess(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", #"exec "$0" "$@" > "$KILN_DOM_OUT" 2>/dev/null"#, chromium] + args,
+            environment: ["KILN_DOM_OUT": html.path])
         let status = try await child.waitForExit(timeout: .seconds(90))
         guard status == 0, let dom = FileManager.default.contents(atPath: html.path) else {
             throw TestFailure("chromium exited with \(status) for \(url)")
@@ -256,7 +284,7 @@ func bodyState(_ dom: String) -> String? {
     return String(dom[Range(m.range(at: 1), in: dom)!])
 }
 
-let ms: Int64 = 1_000_000 // nanoseconds per millisecond: values are CPU time
+let ms: Int64 = 1_000_000  // nanoseconds per millisecond: values are CPU time
 
 /// A small service: request handling with a recursive parser, JSON encoding, compression, GC.
 let baselineStacks: [Stack] = [
@@ -283,7 +311,10 @@ let comparisonStacks: [Stack] = [
 struct UIBrowserTests {
     @Test func singleViewTableShowsEachFunctionsSelfAndTotal() async throws {
         let fake = try FakeQuerier(single: baselineStacks, left: baselineStacks, right: comparisonStacks)
-        let dom = try await withServer({ UIRoutes.register(on: $0, assets: .bundled); fake.register(on: $0) }) { base in
+        let dom = try await withServer({
+            UIRoutes.register(on: $0, assets: .bundled)
+            fake.register(on: $0)
+        }) { base in
             try await Chromium.render(base + "/", name: "single")
         }
         #expect(bodyState(dom) == "ready", "page state; error box: \(attribute("hidden", ofElementWithID: "error", in: dom) ?? "shown")")
@@ -297,7 +328,9 @@ struct UIBrowserTests {
             #expect(Int64(row["data-total"] ?? "") == expected[name]?.total, "total of \(name) (recursion counted once)")
         }
         // Sorted by self, largest first, as the table opens.
-        let bySelf = expected.sorted { $0.value.selfValue != $1.value.selfValue ? $0.value.selfValue > $1.value.selfValue : $0.key < $1.key }
+        let bySelf = expected.sorted {
+            $0.value.selfValue != $1.value.selfValue ? $0.value.selfValue > $1.value.selfValue : $0.key < $1.key
+        }
         #expect(rows.prefix(3).compactMap { $0["data-function"] } == bySelf.prefix(3).map(\.key))
 
         // The canvas's text alternative names the top function.
@@ -315,12 +348,16 @@ struct UIBrowserTests {
 
     @Test func diffViewTableShowsBothSidesAndPutsTheLargestGrowthFirst() async throws {
         let fake = try FakeQuerier(single: baselineStacks, left: baselineStacks, right: comparisonStacks)
-        let dom = try await withServer({ UIRoutes.register(on: $0, assets: .bundled); fake.register(on: $0) }) { base in
+        let dom = try await withServer({
+            UIRoutes.register(on: $0, assets: .bundled)
+            fake.register(on: $0)
+        }) { base in
             try await Chromium.render(base + "/?view=diff&from=now-2h&until=now", name: "diff")
         }
         #expect(bodyState(dom) == "ready")
 
-        let left = expectedSelfAndTotal(baselineStacks), right = expectedSelfAndTotal(comparisonStacks)
+        let left = expectedSelfAndTotal(baselineStacks)
+        let right = expectedSelfAndTotal(comparisonStacks)
         let rows = tableRows(dom)
         #expect(Set(rows.compactMap { $0["data-function"] }) == Set(left.keys).union(right.keys))
         for row in rows {
@@ -344,7 +381,8 @@ struct UIBrowserTests {
         // Baseline is the first half of the two hours, comparison the second, both for the service.
         let diff = fake.bodies("Diff")
         #expect(diff.count == 1)
-        let l = diff.first?["left"] as? [String: Any] ?? [:], r = diff.first?["right"] as? [String: Any] ?? [:]
+        let l = diff.first?["left"] as? [String: Any] ?? [:]
+        let r = diff.first?["right"] as? [String: Any] ?? [:]
         let n = { (d: [String: Any], k: String) in Int64(d[k] as? String ?? "") ?? -1 }
         #expect(n(l, "end") == n(r, "start") && n(l, "end") - n(l, "start") == 3_600_000 && n(r, "end") - n(r, "start") == 3_600_000)
         #expect(l["labelSelector"] as? String == #"{service_name="\#(FakeQuerier.service)"}"#)

@@ -1,13 +1,13 @@
-import Foundation
 import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
+import Foundation
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import Logging
 import Query
-import Testing
+import QueryAPI
 import TestSupport
+import Testing
 
 /// The UI in headless Chromium against the real query routes and engine over blocks Kiln wrote: the table
 /// must show each function's self value as the stored samples give it, in the single and the diff view.
@@ -35,7 +35,8 @@ struct UIRealQueryBrowserTests {
     }
 
     @Test func flameGraphOfStoredBlocks() async throws {
-        let query = #"process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="api"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let query = #"process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="api"}"#.addingPercentEncoding(
+            withAllowedCharacters: .alphanumerics)!
         let (blocks, dom) = try await render("/?query=\(query)&from=\(Self.from)&until=\(Self.until)", name: "real-single")
         #expect(bodyState(dom) == "ready")
         let want = Self.selfByFunction(blocks.samples(type: cpuType, services: ["api"]))
@@ -49,14 +50,18 @@ struct UIRealQueryBrowserTests {
     }
 
     @Test func diffOfTwoStoredRanges() async throws {
-        let query = #"process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="db"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let query = #"process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="db"}"#.addingPercentEncoding(
+            withAllowedCharacters: .alphanumerics)!
         let split = (SyntheticBlocks.base + 6_000_000_000) / 1_000_000
-        let path = "/?view=diff&query=\(query)&from=\(Self.from)&until=\(Self.until)&leftFrom=\(Self.from)&leftUntil=\(split - 1)"
+        let path =
+            "/?view=diff&query=\(query)&from=\(Self.from)&until=\(Self.until)&leftFrom=\(Self.from)&leftUntil=\(split - 1)"
             + "&rightFrom=\(split)&rightUntil=\(Self.until)"
         let (blocks, dom) = try await render(path, name: "real-diff")
         #expect(bodyState(dom) == "ready")
-        let left = Self.selfByFunction(blocks.samples(type: cpuType, services: ["db"], time: SyntheticBlocks.everything.lowerBound ... split * 1_000_000 - 1))
-        let right = Self.selfByFunction(blocks.samples(type: cpuType, services: ["db"], time: split * 1_000_000 ... SyntheticBlocks.everything.upperBound))
+        let left = Self.selfByFunction(
+            blocks.samples(type: cpuType, services: ["db"], time: SyntheticBlocks.everything.lowerBound...split * 1_000_000 - 1))
+        let right = Self.selfByFunction(
+            blocks.samples(type: cpuType, services: ["db"], time: split * 1_000_000...SyntheticBlocks.everything.upperBound))
         let rows = tableRows(dom)
         // Every function with self time on either side has a row (callers without self time have rows too).
         let withSelf = rows.filter { Int64($0["data-left-self"] ?? "") ?? 0 > 0 || Int64($0["data-right-self"] ?? "") ?? 0 > 0 }

@@ -1,27 +1,30 @@
+import APICommon
 import AsyncHTTPClient
 import Foundation
-import APICommon
-import IngestAPI
-import QueryAPI
-import KilnProtos
 import Hummingbird
+import IngestAPI
+import KilnProtos
 import Logging
 import NIOCore
+import QueryAPI
 import Testing
 
 /// A real Hummingbird server on 127.0.0.1 (port chosen by the OS) with the routes `configure` adds.
-func withServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> Void,
-                             _ body: @Sendable (String) async throws -> T) async throws -> T {
+func withServer<T: Sendable>(
+    _ configure: (Router<BasicRequestContext>) -> Void,
+    _ body: @Sendable (String) async throws -> T
+) async throws -> T {
     let router = Router()
     configure(router)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     var logger = Logger(label: "test.ui")
     logger.logLevel = .warning
-    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                          onServerRunning: { channel in
-                              continuation.yield(channel.localAddress?.port ?? 0)
-                              continuation.finish()
-                          }, logger: logger)
+    let app = Application(
+        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        onServerRunning: { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        }, logger: logger)
     let server = Task { try await app.run() }
     defer { server.cancel() }
     var iterator = ports.makeAsyncIterator()
@@ -32,8 +35,9 @@ func withServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> Void,
 func get(_ url: String) async throws -> HTTPResult {
     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
     let bytes = try await response.body.collect(upTo: 16 << 20)
-    return HTTPResult(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
-                      body: Array(bytes.readableBytesView))
+    return HTTPResult(
+        status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
+        body: Array(bytes.readableBytesView))
 }
 
 /// Every `/ui/<file>` that a document names in `src="…"` or `href="…"`, and every `./x.js` a module imports.
@@ -65,12 +69,13 @@ func referencedAssets(in text: String) -> [String] {
                 guard seen.insert(name).inserted else { continue }
                 let asset = try await get(base + "/ui/" + name)
                 #expect(asset.status == 200, "index.html or a module references \(name), which is not served")
-                let expected: String = switch (name as NSString).pathExtension {
-                case "js": "text/javascript; charset=utf-8"
-                case "css": "text/css; charset=utf-8"
-                case "svg": "image/svg+xml"
-                default: "unexpected extension"
-                }
+                let expected: String =
+                    switch (name as NSString).pathExtension {
+                    case "js": "text/javascript; charset=utf-8"
+                    case "css": "text/css; charset=utf-8"
+                    case "svg": "image/svg+xml"
+                    default: "unexpected extension"
+                    }
                 #expect(asset.contentType == expected, "\(name)")
                 if name.hasSuffix(".js") { pending += referencedAssets(in: asset.text) }
             }

@@ -4,8 +4,8 @@ import Logging
 import ObjectStore
 import Parquet
 import ProfileModel
-import Testing
 import TestSupport
+import Testing
 
 struct ULIDTests {
     @Test func roundTripsAndSortsByTime() throws {
@@ -22,7 +22,8 @@ struct ULIDTests {
         // 01ARZ3NDEK read as a base-32 number (Crockford alphabet), computed independently with Python.
         #expect(ULID(string: "01ARZ3NDEKTSV4RRFFQ69G5FAV")?.timestampMillis == 1_469_922_850_259)
         #expect(ULID(string: "01ARZ3NDEKTSV4RRFFQ69G5FAV")?.string == "01ARZ3NDEKTSV4RRFFQ69G5FAV")
-        let d1 = ULID.deterministic(timestampMillis: 5, seed: "x"), d2 = ULID.deterministic(timestampMillis: 5, seed: "x")
+        let d1 = ULID.deterministic(timestampMillis: 5, seed: "x")
+        let d2 = ULID.deterministic(timestampMillis: 5, seed: "x")
         #expect(d1 == d2 && d1 != ULID.deterministic(timestampMillis: 5, seed: "y"))
     }
 }
@@ -101,7 +102,7 @@ struct HeadAndBlockTests {
             #expect(await reader.verify() == [])
             // Time-range reads: only overlapping row groups are decoded, and the result is exact.
             let all = try await reader.samples()
-            let range = all.timeNanos.min()! + 3_000_000_000 ... all.timeNanos.min()! + 5_000_000_000
+            let range = all.timeNanos.min()! + 3_000_000_000...all.timeNanos.min()! + 5_000_000_000
             let groupCount = reader.meta.files.first { $0.name == BlockFile.samples }!.rowGroups!
             #expect(try await reader.sampleRowGroups(time: range).count < groupCount)
             let inRange = try await reader.samples(time: range)
@@ -109,7 +110,8 @@ struct HeadAndBlockTests {
             // Series filters prune by the series_id statistics.
             #expect(try await reader.sampleRowGroups(time: nil, series: [2]).count < groupCount / 2)
             let s2 = try await reader.samples(time: range, series: [2])
-            #expect(s2.count == (0..<all.count).filter { all.seriesIDs[$0] == 2 && range.contains(all.timeNanos[$0]) }.count && s2.count > 0)
+            #expect(
+                s2.count == (0..<all.count).filter { all.seriesIDs[$0] == 2 && range.contains(all.timeNanos[$0]) }.count && s2.count > 0)
             // Rows are sorted by (profile type, series, time).
             for i in 1..<all.count {
                 let a = (all.profileTypes[Int(all.profileTypeIndex[i - 1])], all.seriesIDs[i - 1], all.timeNanos[i - 1])
@@ -156,30 +158,31 @@ struct InteropTests {
                     sent.append(b)
                 }
                 let ulid = ULID.make()
-                try await BlockWriter.upload(try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
+                try await BlockWriter.upload(
+                    try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
             }
             let script = """
-            import sys, json, glob, duckdb, pyarrow.parquet as pq
-            root = sys.argv[1]
-            rows = {}
-            for f in sorted(glob.glob(root + '/t1/*/*.parquet')):
-                rows[f.split('/')[-1]] = rows.get(f.split('/')[-1], 0) + pq.read_table(f).num_rows
-            con = duckdb.connect()
-            totals = dict(con.execute(f"SELECT profile_type, sum(value)::BIGINT FROM '{root}/t1/*/samples.parquet' GROUP BY 1").fetchall())
-            # Per block: samples of service 'api', and the leaf function of every stack via the recursive tree.
-            api = 0
-            leaf_ok = True
-            for d in sorted(glob.glob(root + '/t1/*/')):
-                api += con.execute(f\"\"\"SELECT coalesce(sum(s.value),0)::BIGINT FROM '{d}samples.parquet' s
-                    WHERE s.series_id IN (SELECT series_id FROM '{d}series.parquet' WHERE name='service_name' AND value='api')\"\"\").fetchone()[0]
-                n = con.execute(f\"\"\"SELECT count(*) FROM '{d}samples.parquet' s
-                    JOIN '{d}stacks.parquet' n ON n.node_id = s.stack_id
-                    JOIN '{d}frames.parquet' fr ON fr.frame_id = n.frame_id
-                    JOIN '{d}functions.parquet' fn ON fn.function_id = fr.function_id\"\"\").fetchone()[0]
-                total = con.execute(f"SELECT count(*) FROM '{d}samples.parquet'").fetchone()[0]
-                leaf_ok = leaf_ok and n == total
-            print(json.dumps({"rows": rows, "totals": totals, "api": api, "leaf_ok": leaf_ok}))
-            """
+                import sys, json, glob, duckdb, pyarrow.parquet as pq
+                root = sys.argv[1]
+                rows = {}
+                for f in sorted(glob.glob(root + '/t1/*/*.parquet')):
+                    rows[f.split('/')[-1]] = rows.get(f.split('/')[-1], 0) + pq.read_table(f).num_rows
+                con = duckdb.connect()
+                totals = dict(con.execute(f"SELECT profile_type, sum(value)::BIGINT FROM '{root}/t1/*/samples.parquet' GROUP BY 1").fetchall())
+                # Per block: samples of service 'api', and the leaf function of every stack via the recursive tree.
+                api = 0
+                leaf_ok = True
+                for d in sorted(glob.glob(root + '/t1/*/')):
+                    api += con.execute(f\"\"\"SELECT coalesce(sum(s.value),0)::BIGINT FROM '{d}samples.parquet' s
+                        WHERE s.series_id IN (SELECT series_id FROM '{d}series.parquet' WHERE name='service_name' AND value='api')\"\"\").fetchone()[0]
+                    n = con.execute(f\"\"\"SELECT count(*) FROM '{d}samples.parquet' s
+                        JOIN '{d}stacks.parquet' n ON n.node_id = s.stack_id
+                        JOIN '{d}frames.parquet' fr ON fr.frame_id = n.frame_id
+                        JOIN '{d}functions.parquet' fn ON fn.function_id = fr.function_id\"\"\").fetchone()[0]
+                    total = con.execute(f"SELECT count(*) FROM '{d}samples.parquet'").fetchone()[0]
+                    leaf_ok = leaf_ok and n == total
+                print(json.dumps({"rows": rows, "totals": totals, "api": api, "leaf_ok": leaf_ok}))
+                """
             let result = try #require(try Python.json(script, [dir!.path]) as? [String: Any])
             let duckTotals = (result["totals"] as? [String: Any] ?? [:]).mapValues { ($0 as? NSNumber)?.int64Value ?? -1 }
             #expect(duckTotals == totals(sent))
@@ -187,7 +190,11 @@ struct InteropTests {
             #expect(rows["samples.parquet"] == sent.reduce(0) { $0 + $1.sampleCount })
             #expect(Set(rows.keys) == Set(BlockFile.tables))
             var apiTotal: Int64 = 0
-            for b in sent { for i in 0..<b.sampleCount where b.series[Int(b.sampleSeries[i])].labels["service_name"] == "api" { apiTotal += b.sampleValues[i] } }
+            for b in sent {
+                for i in 0..<b.sampleCount where b.series[Int(b.sampleSeries[i])].labels["service_name"] == "api" {
+                    apiTotal += b.sampleValues[i]
+                }
+            }
             #expect((result["api"] as? NSNumber)?.int64Value == apiTotal)
             #expect(result["leaf_ok"] as? Bool == true)
         }

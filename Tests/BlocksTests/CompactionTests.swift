@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import ObjectStore
 import ProfileModel
-import Testing
 import TestSupport
+import Testing
 
 /// Cuts `batches` into one level-0 block per element.
 func uploadL0(_ groups: [[SampleBatch]], tenant: String = "t1", to store: any ObjectStore) async throws -> [BlockMeta] {
@@ -42,7 +42,8 @@ struct CompactionTests {
             for hour in 0..<2 {
                 for blockIndex in 0..<3 {
                     let g = (0..<4).map { k in
-                        makeBatch(offset: Int64(hour * 100 + blockIndex * 4 + k), samples: 150, baseTimeNanos: baseHour + Int64(hour) * hourNanos)
+                        makeBatch(
+                            offset: Int64(hour * 100 + blockIndex * 4 + k), samples: 150, baseTimeNanos: baseHour + Int64(hour) * hourNanos)
                     }
                     sent += g
                     groups.append(g)
@@ -147,7 +148,8 @@ struct CompactionTests {
             var head = Head(tenant: "t1")
             for b in batches { head.append(b) }
             let merged = ULID.make()
-            let block = try BlockWriter().encode(head, ulid: merged, compaction: .init(level: 1, sources: l0.map(\.ulid), parents: l0.map(\.ulid)))
+            let block = try BlockWriter().encode(
+                head, ulid: merged, compaction: .init(level: 1, sources: l0.map(\.ulid), parents: l0.map(\.ulid)))
             try await BlockWriter.upload(block, to: store)
             #expect(try await BlockIndex.liveBlocks(store, tenant: "t1").map(\.ulid) == [merged])
             var config = CompactionConfig()
@@ -163,17 +165,25 @@ struct CompactionTests {
 
     @Test func liveListingHidesSupersededBlocksEvenWithoutMarks() throws {
         func meta(_ u: ULID, level: Int, sources: [ULID]) -> BlockMeta {
-            BlockMeta(ulid: u, tenant: "t", minTime: 0, maxTime: 0, createdAt: 0, compaction: .init(level: level, sources: sources, parents: []),
-                      kafka: KafkaProvenance(), stats: .init(samples: 1, series: 1, stacks: 1, frames: 1, functions: 1, profileTypes: [:]), files: [])
+            BlockMeta(
+                ulid: u, tenant: "t", minTime: 0, maxTime: 0, createdAt: 0, compaction: .init(level: level, sources: sources, parents: []),
+                kafka: KafkaProvenance(), stats: .init(samples: 1, series: 1, stacks: 1, frames: 1, functions: 1, profileTypes: [:]),
+                files: [])
         }
-        let a = ULID.make(timestampMillis: 1), b = ULID.make(timestampMillis: 2), c = ULID.make(timestampMillis: 3)
-        let merged1 = ULID.make(timestampMillis: 4), merged2 = ULID.make(timestampMillis: 5)
-        let metas = [meta(a, level: 0, sources: [a]), meta(b, level: 0, sources: [b]), meta(c, level: 0, sources: [c]),
-                     meta(merged1, level: 1, sources: [a, b]), meta(merged2, level: 1, sources: [a, b])]
+        let a = ULID.make(timestampMillis: 1)
+        let b = ULID.make(timestampMillis: 2)
+        let c = ULID.make(timestampMillis: 3)
+        let merged1 = ULID.make(timestampMillis: 4)
+        let merged2 = ULID.make(timestampMillis: 5)
+        let metas = [
+            meta(a, level: 0, sources: [a]), meta(b, level: 0, sources: [b]), meta(c, level: 0, sources: [c]),
+            meta(merged1, level: 1, sources: [a, b]), meta(merged2, level: 1, sources: [a, b]),
+        ]
         let live = BlockIndex.live(metas, deletionMarks: [:]).map(\.ulid)
         // A and B are inside merged1; merged2 duplicates merged1 (a raced job) and loses to the smaller ULID.
         #expect(live == [c, merged1])
-        let marked = BlockIndex.live(metas, deletionMarks: [c: DeletionMark(ulid: c, deletionTime: 0, reason: "retention", supersededBy: nil)])
+        let marked = BlockIndex.live(
+            metas, deletionMarks: [c: DeletionMark(ulid: c, deletionTime: 0, reason: "retention", supersededBy: nil)])
         #expect(marked.map(\.ulid) == [merged1])
     }
 
@@ -209,7 +219,9 @@ struct CompactionTests {
             config.deletionDelay = .seconds(0)
             let now = Date(timeIntervalSince1970: Double(baseHour + 49 * hourNanos) / 1e9)
             // Off by default: nothing expires.
-            #expect(try await Compactor(store: store, config: CompactionConfig(), logger: Logger(label: "t")).pass(tenant: "t1", now: now).expired == 0)
+            #expect(
+                try await Compactor(store: store, config: CompactionConfig(), logger: Logger(label: "t")).pass(tenant: "t1", now: now)
+                    .expired == 0)
             let r = try await Compactor(store: store, config: config, logger: Logger(label: "t")).pass(tenant: "t1", now: now)
             #expect(r.expired == 1 && r.deleted == 1)
             let listing = try await BlockIndex.list(store, tenant: "t1")
@@ -224,7 +236,8 @@ struct CompactionTests {
             let a1 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "a", duration: .seconds(60), now: now)
             let b1 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "b", duration: .seconds(60), now: now)
             let a2 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "a", duration: .seconds(60), now: now)
-            let b2 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "b", duration: .seconds(60), now: now.addingTimeInterval(61))
+            let b2 = try await TenantLease.acquire(
+                store: store, tenant: "t1", holder: "b", duration: .seconds(60), now: now.addingTimeInterval(61))
             #expect(a1 && !b1 && a2 && b2)
             #expect(try await BlockIndex.tenants(in: store).isEmpty)  // leases are not tenants
         }

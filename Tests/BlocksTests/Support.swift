@@ -2,8 +2,8 @@ import Blocks
 import Foundation
 import ObjectStore
 import ProfileModel
-import Testing
 import TestSupport
+import Testing
 
 func flatten(_ reader: BlockReader) async throws -> [FlatSample] {
     let series = Dictionary(uniqueKeysWithValues: try await reader.series().map { ($0.id, $0) })
@@ -11,8 +11,9 @@ func flatten(_ reader: BlockReader) async throws -> [FlatSample] {
     let symbols = try await reader.symbols()
     return try (0..<samples.count).map { i in
         let s = series[samples.seriesIDs[i]]!
-        return FlatSample(labels: s.labels.description, profileType: s.profileType.id, time: samples.timeNanos[i],
-                          value: samples.values[i], span: samples.spanIDs[i], stack: try symbols.functionNames(ofStack: samples.stackIDs[i]))
+        return FlatSample(
+            labels: s.labels.description, profileType: s.profileType.id, time: samples.timeNanos[i],
+            value: samples.values[i], span: samples.spanIDs[i], stack: try symbols.functionNames(ofStack: samples.stackIDs[i]))
     }
 }
 
@@ -42,17 +43,24 @@ func withStore(_ backend: Backend, _ name: String, _ body: (any ObjectStore, URL
     case .file:
         let dir = try scratchDir(name)
         let store = try makeObjectStore(url: "file://" + dir.path)
-        do { try await body(store, dir) } catch { try? await store.shutdown(); throw error }
+        do { try await body(store, dir) } catch {
+            try? await store.shutdown()
+            throw error
+        }
         try await store.shutdown()
         try? FileManager.default.removeItem(at: dir)
     case .s3:
         try await Requirement.s3.check()
         let endpoint = try TestEnvironment.requireS3Endpoint()
         let bucket = "kiln-blocks-\(name.lowercased())-\(UInt32.random(in: 0 ... .max))"
-        let store = try makeObjectStore(url: "s3://\(bucket)/pre?endpoint=\(endpoint)&region=us-east-1",
-                                        environment: ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"])
+        let store = try makeObjectStore(
+            url: "s3://\(bucket)/pre?endpoint=\(endpoint)&region=us-east-1",
+            environment: ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"])
         try await (store as! S3ObjectStore).createBucket()
-        do { try await body(store, nil) } catch { try? await store.shutdown(); throw error }
+        do { try await body(store, nil) } catch {
+            try? await store.shutdown()
+            throw error
+        }
         try await store.shutdown()
     }
 }
@@ -67,7 +75,9 @@ enum Python {
     static func json(_ script: String, _ args: [String]) throws -> Any {
         let dir = try scratchDir("py")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let scriptURL = dir.appendingPathComponent("s.py"), outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
+        let scriptURL = dir.appendingPathComponent("s.py")
+        let outURL = dir.appendingPathComponent("out")
+        let errURL = dir.appendingPathComponent("err")
         try script.write(to: scriptURL, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)

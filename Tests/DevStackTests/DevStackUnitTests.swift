@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import DevStack
 
 @Suite struct FrontRouteTests {
@@ -32,14 +33,17 @@ import Testing
 }
 
 @Suite struct DevStackPlanTests {
-    let executables = DevExecutables(binDir: URL(fileURLWithPath: "/opt/kiln/bin"), tansu: URL(fileURLWithPath: "/opt/tansu"),
-                                     kafkaLibDir: URL(fileURLWithPath: "/opt/kiln-lib"))
-    let options = DevOptions(dataDir: URL(fileURLWithPath: "/data/dev"), scrapeConfig: URL(fileURLWithPath: "/etc/demo.alloy"),
-                             maxBlockAge: "3s")
+    let executables = DevExecutables(
+        binDir: URL(fileURLWithPath: "/opt/kiln/bin"), tansu: URL(fileURLWithPath: "/opt/tansu"),
+        kafkaLibDir: URL(fileURLWithPath: "/opt/kiln-lib"))
+    let options = DevOptions(
+        dataDir: URL(fileURLWithPath: "/data/dev"), scrapeConfig: URL(fileURLWithPath: "/etc/demo.alloy"),
+        maxBlockAge: "3s")
 
     func plan(generation: Int = 1, environment: [String: String] = [:]) -> DevStackPlan {
-        DevStackPlan.make(options: options, executables: executables, ports: [9001, 9002, 9003, 9004, 9005],
-                          generation: generation, environment: environment)
+        DevStackPlan.make(
+            options: options, executables: executables, ports: [9001, 9002, 9003, 9004, 9005],
+            generation: generation, environment: environment)
     }
 
     func value(_ flag: String, in args: [String]) -> String? {
@@ -52,8 +56,10 @@ import Testing
         #expect(p.broker.arguments.contains("tcp://127.0.0.1:9001"))
         #expect(p.broker.probe == .tcp(host: "127.0.0.1", port: 9001))
         let byName = Dictionary(uniqueKeysWithValues: p.stages.map { ($0.name, $0) })
-        let scraper = try #require(byName["kiln-scraper"]), normalizer = try #require(byName["kiln-normalizer"])
-        let compactor = try #require(byName["kiln-compactor"]), query = try #require(byName["kiln-query"])
+        let scraper = try #require(byName["kiln-scraper"])
+        let normalizer = try #require(byName["kiln-normalizer"])
+        let compactor = try #require(byName["kiln-compactor"])
+        let query = try #require(byName["kiln-query"])
         for stage in [scraper, normalizer, compactor] {
             #expect(value("--kafka-brokers", in: stage.arguments) == "127.0.0.1:9001", "\(stage.name)")
             #expect(value("--raw-topic", in: stage.arguments) == p.topics.raw, "\(stage.name)")
@@ -74,15 +80,18 @@ import Testing
     }
 
     @Test func eachRunHasItsOwnTopics() {
-        let first = plan(generation: 1), second = plan(generation: 2)
+        let first = plan(generation: 1)
+        let second = plan(generation: 2)
         #expect(first.topics.raw != second.topics.raw)
         #expect(first.topics.normalized != second.topics.normalized)
         #expect(first.topics.raw.hasPrefix("kiln.profiles.raw"))
     }
 
     @Test func callerVariablesThatWouldOverrideTheWiringAreDropped() {
-        let p = plan(environment: ["KILN_STORE": "s3://elsewhere", "KILN_LISTEN": "0.0.0.0:1", "KILN_LOG_LEVEL": "debug",
-                                   "LD_LIBRARY_PATH": "/usr/local/lib", "HOME": "/root"])
+        let p = plan(environment: [
+            "KILN_STORE": "s3://elsewhere", "KILN_LISTEN": "0.0.0.0:1", "KILN_LOG_LEVEL": "debug",
+            "LD_LIBRARY_PATH": "/usr/local/lib", "HOME": "/root",
+        ])
         for child in [p.broker] + p.stages {
             #expect(child.environment["KILN_STORE"] == nil)
             #expect(child.environment["KILN_LISTEN"] == nil)
@@ -101,8 +110,9 @@ import Testing
 
     @Test func exitCodeOutputAndProcessGroup() async throws {
         let log = logDir.appendingPathComponent("sh.log")
-        let p = try SpawnedProcess.spawn(executable: "/bin/sh", arguments: ["-c", "echo out; echo err >&2; echo $MARK; read x; exit 3"],
-                                         environment: ["MARK": "marked"], logPath: log.path)
+        let p = try SpawnedProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "echo out; echo err >&2; echo $MARK; read x; exit 3"],
+            environment: ["MARK": "marked"], logPath: log.path)
         // stdin is /dev/null, so `read` returns at once.
         let status = await p.waitForExit(timeout: .seconds(10))
         #expect(status == .exited(3))
@@ -112,8 +122,9 @@ import Testing
 
     /// Its own process group, so the terminal's Ctrl-C reaches only kiln dev, which stops children in order.
     @Test func ownProcessGroupAndSignals() async throws {
-        let p = try SpawnedProcess.spawn(executable: "/bin/sleep", arguments: ["30"], environment: [:],
-                                         logPath: logDir.appendingPathComponent("sleep.log").path)
+        let p = try SpawnedProcess.spawn(
+            executable: "/bin/sleep", arguments: ["30"], environment: [:],
+            logPath: logDir.appendingPathComponent("sleep.log").path)
         #expect(getpgid(p.pid) == p.pid)
         #expect(await p.waitForExit(timeout: .milliseconds(200)) == nil)
         p.signal(SIGTERM)
@@ -122,8 +133,9 @@ import Testing
 
     @Test func missingExecutableIsAnError() {
         #expect(throws: SpawnError.self) {
-            try SpawnedProcess.spawn(executable: "/no/such/program", arguments: [], environment: [:],
-                                     logPath: logDir.appendingPathComponent("none.log").path)
+            try SpawnedProcess.spawn(
+                executable: "/no/such/program", arguments: [], environment: [:],
+                logPath: logDir.appendingPathComponent("none.log").path)
         }
     }
 }
@@ -132,7 +144,8 @@ import Testing
     /// A fake checkout: Package.swift, .build/debug with the four services and kiln, .venv/bin/tansu.
     func checkout() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-devexe-\(UUID().uuidString)")
-        let bin = root.appendingPathComponent(".build/debug"), venv = root.appendingPathComponent(".venv/bin")
+        let bin = root.appendingPathComponent(".build/debug")
+        let venv = root.appendingPathComponent(".venv/bin")
         for dir in [bin, venv, root.appendingPathComponent(".venv/kiln-lib"), root.appendingPathComponent("elsewhere")] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         }
@@ -152,20 +165,25 @@ import Testing
     @Test func tansuFromFlagThenEnvThenCheckoutThenPath() throws {
         let root = try checkout()
         defer { try? FileManager.default.removeItem(at: root) }
-        let kiln = root.appendingPathComponent(".build/debug/kiln"), elsewhere = root.appendingPathComponent("elsewhere/tansu").path
+        let kiln = root.appendingPathComponent(".build/debug/kiln")
+        let elsewhere = root.appendingPathComponent("elsewhere/tansu").path
         let fromFlag = try DevExecutables.locate(runningBinary: kiln, tansuFlag: elsewhere, environment: ["KILN_TANSU": "/nope"])
         #expect(fromFlag.tansu.path == elsewhere)
         let fromEnv = try DevExecutables.locate(runningBinary: kiln, tansuFlag: nil, environment: ["KILN_TANSU": elsewhere])
         #expect(fromEnv.tansu.path == elsewhere)
-        let fromCheckout = try DevExecutables.locate(runningBinary: kiln, tansuFlag: nil, environment: ["PATH": root.appendingPathComponent("elsewhere").path])
+        let fromCheckout = try DevExecutables.locate(
+            runningBinary: kiln, tansuFlag: nil, environment: ["PATH": root.appendingPathComponent("elsewhere").path])
         #expect(fromCheckout.tansu.path == root.appendingPathComponent(".venv/bin/tansu").path)
         #expect(fromCheckout.kafkaLibDir?.path == root.appendingPathComponent(".venv/kiln-lib").path)
         #expect(fromCheckout.stage("kiln-query").path == root.appendingPathComponent(".build/debug/kiln-query").path)
 
         try FileManager.default.removeItem(at: root.appendingPathComponent(".venv/bin/tansu"))
-        let fromPath = try DevExecutables.locate(runningBinary: kiln, tansuFlag: nil, environment: ["PATH": "/nonexistent:" + root.appendingPathComponent("elsewhere").path])
+        let fromPath = try DevExecutables.locate(
+            runningBinary: kiln, tansuFlag: nil, environment: ["PATH": "/nonexistent:" + root.appendingPathComponent("elsewhere").path])
         #expect(fromPath.tansu.path == elsewhere)
-        #expect(throws: SpawnError.self) { try DevExecutables.locate(runningBinary: kiln, tansuFlag: nil, environment: ["PATH": "/nonexistent"]) }
+        #expect(throws: SpawnError.self) {
+            try DevExecutables.locate(runningBinary: kiln, tansuFlag: nil, environment: ["PATH": "/nonexistent"])
+        }
     }
 
     @Test func aMissingServiceIsNamed() throws {
@@ -190,8 +208,10 @@ import Testing
         try FileManager.default.createDirectory(at: pids, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let log = dir.appendingPathComponent("log").path
-        let ours = try SpawnedProcess.spawn(executable: "/bin/sleep", arguments: ["30"], environment: ["KILN_DEV_DATA_DIR": dir.path], logPath: log)
-        let stranger = try SpawnedProcess.spawn(executable: "/bin/sleep", arguments: ["30"], environment: ["KILN_DEV_DATA_DIR": dir.path + "-other"], logPath: log)
+        let ours = try SpawnedProcess.spawn(
+            executable: "/bin/sleep", arguments: ["30"], environment: ["KILN_DEV_DATA_DIR": dir.path], logPath: log)
+        let stranger = try SpawnedProcess.spawn(
+            executable: "/bin/sleep", arguments: ["30"], environment: ["KILN_DEV_DATA_DIR": dir.path + "-other"], logPath: log)
         defer { stranger.signal(SIGKILL) }
         try "\(ours.pid)\n".write(to: pids.appendingPathComponent("kiln-scraper.pid"), atomically: true, encoding: .utf8)
         try "\(stranger.pid)\n".write(to: pids.appendingPathComponent("kiln-query.pid"), atomically: true, encoding: .utf8)

@@ -1,8 +1,9 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
-import Testing
 import TestSupport
+import Testing
+
 @testable import DevStack
 
 /// A running `kiln dev` (the real binary from the build folder) on a data dir, driven over its front
@@ -42,10 +43,12 @@ struct KilnDevHarness {
     /// What a run needs, or why it cannot run here (nil: everything is present).
     static func missingPrerequisite() async throws -> String? {
         let bin = TestEnvironment.binDir
-        for name in ["kiln"] + DevExecutables.stageNames where !FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent(name).path) {
+        for name in ["kiln"] + DevExecutables.stageNames
+        where !FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent(name).path) {
             return "\(name) is not built in \(bin.path)"
         }
-        let tansu = ProcessInfo.processInfo.environment["KILN_TANSU"] ?? TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/tansu").path
+        let tansu =
+            ProcessInfo.processInfo.environment["KILN_TANSU"] ?? TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/tansu").path
         if !FileManager.default.isExecutableFile(atPath: tansu) { return "tansu is not at \(tansu)" }
         // kiln dev passes kiln-query --store and --listen; the early stub took neither.
         let help = try await runToCompletion(bin.appendingPathComponent("kiln-query"), ["--help"])
@@ -55,9 +58,12 @@ struct KilnDevHarness {
 
     static func start(dataDir: URL, client: HTTPClient, extraArguments: [String] = []) throws -> KilnDevHarness {
         let port = try LoopbackPorts.free(1)[0]
-        let process = try ChildProcess(TestEnvironment.binDir.appendingPathComponent("kiln"),
-                                       ["dev", "--data-dir", dataDir.path, "--listen", "127.0.0.1:\(port)",
-                                        "--block-age", "1s", "--stop-timeout", "15"] + extraArguments)
+        let process = try ChildProcess(
+            TestEnvironment.binDir.appendingPathComponent("kiln"),
+            [
+                "dev", "--data-dir", dataDir.path, "--listen", "127.0.0.1:\(port)",
+                "--block-age", "1s", "--stop-timeout", "15",
+            ] + extraArguments)
         return KilnDevHarness(process: process, dataDir: dataDir, baseURL: "http://127.0.0.1:\(port)", client: client)
     }
 
@@ -91,8 +97,9 @@ struct KilnDevHarness {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw HarnessFailure("kiln dev not ready within \(timeout); last /ready: \(before.last.map { "\($0.0) \($0.1)" } ?? "none")\n"
-            + process.lines.suffix(30).joined(separator: "\n"))
+        throw HarnessFailure(
+            "kiln dev not ready within \(timeout); last /ready: \(before.last.map { "\($0.0) \($0.1)" } ?? "none")\n"
+                + process.lines.suffix(30).joined(separator: "\n"))
     }
 
     /// Polls /ready until it answers `status`; returns the body.
@@ -128,7 +135,9 @@ struct KilnDevHarness {
         let dir = dataDir.appendingPathComponent("pids")
         var pids: [String: Int32] = [:]
         for file in (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? [] {
-            if let text = try? String(contentsOf: file, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            if let text = try? String(contentsOf: file, encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
                 pids[file.deletingPathExtension().lastPathComponent] = pid
             }
         }
@@ -151,8 +160,9 @@ struct KilnDevHarness {
             if !Set(found).subtracting(known).isEmpty { return found }
             try await Task.sleep(for: .milliseconds(200))
         }
-        throw HarnessFailure("no new block for \(tenant) within \(timeout) (had \(known.count))\n"
-            + process.lines.suffix(20).joined(separator: "\n"))
+        throw HarnessFailure(
+            "no new block for \(tenant) within \(timeout) (had \(known.count))\n"
+                + process.lines.suffix(20).joined(separator: "\n"))
     }
 
     /// SIGTERM, then the exit status (fails past the deadline).
@@ -199,8 +209,10 @@ struct KilnDevHarness {
                 notReady = try await first.waitForReady(status: 503, timeout: .seconds(10))
             } catch {
                 let log = (try? String(contentsOf: dataDir.appendingPathComponent("logs/kiln-normalizer.log"), encoding: .utf8)) ?? ""
-                throw HarnessFailure("\(error)\nrestarts before: \(restartsBefore.split(separator: "\n").filter { $0.contains("normalizer") })\n"
-                    + first.process.lines.suffix(15).joined(separator: "\n") + "\nnormalizer log:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n"))
+                throw HarnessFailure(
+                    "\(error)\nrestarts before: \(restartsBefore.split(separator: "\n").filter { $0.contains("normalizer") })\n"
+                        + first.process.lines.suffix(15).joined(separator: "\n") + "\nnormalizer log:\n"
+                        + log.split(separator: "\n").suffix(15).joined(separator: "\n"))
             }
             #expect(notReady.contains("kiln-normalizer"), "\(notReady)")
             _ = try await first.waitUntilReady(timeout: .seconds(30))
@@ -254,7 +266,8 @@ struct DecodedFlameGraph {
 
     init(_ json: [String: Any]) {
         guard let graph = json["flamegraph"] as? [String: Any], let names = graph["names"] as? [String],
-              let levels = graph["levels"] as? [[String: Any]] else { return }
+            let levels = graph["levels"] as? [[String: Any]]
+        else { return }
         total = (graph["total"] as? String).flatMap { Int64($0) } ?? 0
         for level in levels {
             let values = (level["values"] as? [String] ?? []).compactMap { Int64($0) }
@@ -277,11 +290,15 @@ struct DecodedFlameGraph {
         let expected = try #require(root?["files"] as? [String: Any], "\(pprofDir.path)/EXPECTED.json has no files object")
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-dev-e2e-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dataDir) }
-        try await withHTTPClient { client in try await pushAndQuery(dataDir: dataDir, client: client, expected: expected, pprofDir: pprofDir) }
+        try await withHTTPClient { client in
+            try await pushAndQuery(dataDir: dataDir, client: client, expected: expected, pprofDir: pprofDir)
+        }
     }
 
     func pushAndQuery(dataDir: URL, client: HTTPClient, expected: [String: Any], pprofDir: URL) async throws {
-        try await KilnDevHarness.with(dataDir: dataDir, client: client) { dev in try await pushAndQuery(dev, expected: expected, pprofDir: pprofDir) }
+        try await KilnDevHarness.with(dataDir: dataDir, client: client) { dev in
+            try await pushAndQuery(dev, expected: expected, pprofDir: pprofDir)
+        }
     }
 
     func pushAndQuery(_ dev: KilnDevHarness, expected: [String: Any], pprofDir: URL) async throws {
@@ -295,7 +312,8 @@ struct DecodedFlameGraph {
         for c in cases {
             let bytes = try [UInt8](Data(contentsOf: pprofDir.appendingPathComponent(c.file)))
             if c.viaPush {
-                let json = #"{"series":[{"labels":[{"name":"__name__","value":"process_cpu"},{"name":"service_name","value":"e2e"}],"#
+                let json =
+                    #"{"series":[{"labels":[{"name":"__name__","value":"process_cpu"},{"name":"service_name","value":"e2e"}],"#
                     + #""samples":[{"ID":"\#(UUID().uuidString)","rawProfile":"\#(Data(bytes).base64EncodedString())"}]}]}"#
                 let pushed = try await dev.connect("push.v1.PusherService/Push", json: json, tenant: c.tenant)
                 #expect(pushed.status == 200, "\(c.file): \(pushed.body)")
@@ -313,12 +331,14 @@ struct DecodedFlameGraph {
             let cpuIndex = try #require(types.firstIndex { $0["type"] == "cpu" })
             let top = try #require((facts["top5_flat"] as? [[String: Any]])?.first)
             let timeMillis = try #require(fileLevel["time_nanos"] as? Int64) / 1_000_000
-            let query = #"{"profileTypeID":"\#(cpu)","labelSelector":"{}","start":"\#(timeMillis - 3_600_000)","end":"\#(timeMillis + 3_600_000)"}"#
+            let query =
+                #"{"profileTypeID":"\#(cpu)","labelSelector":"{}","start":"\#(timeMillis - 3_600_000)","end":"\#(timeMillis + 3_600_000)"}"#
             let answer = try await dev.connect("querier.v1.QuerierService/SelectMergeStacktraces", json: query, tenant: c.tenant)
             #expect(answer.status == 200, "\(answer.body)")
             let graph = DecodedFlameGraph(answer.body)
             #expect(graph.total == totals[cpuIndex], "\(c.file): total")
-            let topName = try #require(top["name"] as? String), topFlat = try #require(top["flat"] as? Int64)
+            let topName = try #require(top["name"] as? String)
+            let topFlat = try #require(top["flat"] as? Int64)
             #expect(graph.selfByName[topName] == topFlat, "\(c.file): self of \(topName)")
             #expect(graph.selfByName.max { $0.value < $1.value }?.key == topName, "\(c.file): top function")
         }

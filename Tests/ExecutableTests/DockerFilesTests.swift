@@ -1,7 +1,7 @@
 import Foundation
 import Scrape
-import Testing
 import TestSupport
+import Testing
 
 /// docker/ cannot be run here (no Docker engine), so these tests check that what its files name exists:
 /// executables, their flags, the products built, the provisioned data source and the Alloy config.
@@ -12,8 +12,9 @@ import TestSupport
     /// A YAML mapping as JSON, parsed by PyYAML from the project's venv (tests that use it are marked
     /// `.requires(.python("yaml"))`).
     static func yaml(_ file: URL) async throws -> [String: Any] {
-        let result = try await runToCompletion(TestEnvironment.venvPython,
-                                               ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file.path])
+        let result = try await runToCompletion(
+            TestEnvironment.venvPython,
+            ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file.path])
         try #require(result.status == 0, "\(file.lastPathComponent) does not parse: \(result.output)")
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8))
         return try #require(object as? [String: Any], "\(file.lastPathComponent) is not a YAML mapping")
@@ -28,14 +29,17 @@ import TestSupport
         var checked = 0
         for (name, value) in services {
             guard let service = value as? [String: Any], let command = service["command"] as? [String],
-                  let executable = command.first, Self.executables.contains(executable) else { continue }
+                let executable = command.first, Self.executables.contains(executable)
+            else { continue }
             let help = try await runToCompletion(TestEnvironment.binDir.appendingPathComponent(executable), ["--help"]).output
             for flag in command where flag.hasPrefix("--") {
                 #expect(help.contains(flag), "\(name): \(executable) has no \(flag)")
             }
             for mount in service["volumes"] as? [String] ?? [] {
                 let source = mount.split(separator: ":")[0]
-                #expect(FileManager.default.fileExists(atPath: Self.docker.appendingPathComponent(String(source)).path), "\(name) mounts missing \(source)")
+                #expect(
+                    FileManager.default.fileExists(atPath: Self.docker.appendingPathComponent(String(source)).path),
+                    "\(name) mounts missing \(source)")
             }
             checked += 1
         }
@@ -46,7 +50,8 @@ import TestSupport
         let dockerfile = try String(contentsOf: Self.docker.appendingPathComponent("Dockerfile"), encoding: .utf8)
         let package = try String(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("Package.swift"), encoding: .utf8)
         for executable in Self.executables {
-            #expect(dockerfile.contains(" \(executable) ") || dockerfile.contains(" \(executable);"), "Dockerfile does not build \(executable)")
+            #expect(
+                dockerfile.contains(" \(executable) ") || dockerfile.contains(" \(executable);"), "Dockerfile does not build \(executable)")
             #expect(package.contains(".executable(name: \"\(executable)\""))
         }
         let demo = try String(contentsOf: Self.docker.appendingPathComponent("go-demo.Dockerfile"), encoding: .utf8)

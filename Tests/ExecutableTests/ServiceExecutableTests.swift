@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The executables as a user runs them: `--help`, the admin endpoints, and a clean stop on SIGTERM.
 @Suite struct ServiceExecutableTests {

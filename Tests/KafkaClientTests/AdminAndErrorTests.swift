@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import KafkaClient
 
 @Suite(.requires(.kafka), .timeLimit(.minutes(2)))

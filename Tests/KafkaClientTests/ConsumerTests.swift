@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
 @testable import KafkaClient
 
 @Suite(.requires(.kafka), .timeLimit(.minutes(3)))
@@ -88,12 +89,14 @@ struct ConsumerTests {
 
         let count = 200
         let producer = try producer()
-        _ = try await producer.sendBatch((0..<count).map {
-            ProducerRecord(topic: topic, key: bytes("key-\($0)"), value: bytes("value-\($0)"))
-        })
+        _ = try await producer.sendBatch(
+            (0..<count).map {
+                ProducerRecord(topic: topic, key: bytes("key-\($0)"), value: bytes("value-\($0)"))
+            })
         try await producer.close()
 
-        var gotA: [ConsumerRecord] = [], gotB: [ConsumerRecord] = []
+        var gotA: [ConsumerRecord] = []
+        var gotB: [ConsumerRecord] = []
         while gotA.count + gotB.count < count {
             guard clock.now < end else { throw DeadlineExceeded(description: "got \(gotA.count + gotB.count) of \(count)") }
             async let fromA = a.poll(timeout: .milliseconds(300))
@@ -158,24 +161,30 @@ struct ConsumerTests {
     @Test func pauseAndResume() async throws {
         let topic = try await makeTopic("pause", partitions: 2)
         let producer = try producer()
-        _ = try await producer.sendBatch((0..<10).map {
-            ProducerRecord(topic: topic, value: bytes("p\($0 % 2)-\($0)"), partition: Int32($0 % 2))
-        })
+        _ = try await producer.sendBatch(
+            (0..<10).map {
+                ProducerRecord(topic: topic, value: bytes("p\($0 % 2)-\($0)"), partition: Int32($0 % 2))
+            })
         try await producer.close()
 
         let consumer = try consumer(group: nil)
-        let p0 = TopicPartition(topic, 0), p1 = TopicPartition(topic, 1)
-        try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning),
-                             TopicPartitionOffset(topic, 1, offset: KafkaOffset.beginning)])
+        let p0 = TopicPartition(topic, 0)
+        let p1 = TopicPartition(topic, 1)
+        try consumer.assign([
+            TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning),
+            TopicPartitionOffset(topic, 1, offset: KafkaOffset.beginning),
+        ])
         try consumer.pause([p0])
-        let whilePaused = records(try await pollUntil(consumer, what: "partition 1") { ev in
-            records(ev).filter { $0.partition == 1 }.count >= 5
-        })
+        let whilePaused = records(
+            try await pollUntil(consumer, what: "partition 1") { ev in
+                records(ev).filter { $0.partition == 1 }.count >= 5
+            })
         #expect(whilePaused.filter { $0.partition == 0 }.isEmpty, "paused partition delivered records")
         try consumer.resume([p0])
-        let afterResume = records(try await pollUntil(consumer, what: "partition 0 after resume") { ev in
-            records(ev).filter { $0.partition == 0 }.count >= 5
-        })
+        let afterResume = records(
+            try await pollUntil(consumer, what: "partition 0 after resume") { ev in
+                records(ev).filter { $0.partition == 0 }.count >= 5
+            })
         #expect(afterResume.filter { $0.partition == 0 }.map(\.offset) == [0, 1, 2, 3, 4])
         _ = p1
         try await consumer.close()

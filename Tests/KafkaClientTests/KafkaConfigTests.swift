@@ -1,5 +1,6 @@
-import Testing
 import TestSupport
+import Testing
+
 @testable import KafkaClient
 
 @Suite struct KafkaRuntimeTests {
@@ -59,8 +60,9 @@ import TestSupport
     }
 
     @Test func flagsWinOverEnvironment() throws {
-        let options = try KafkaOption.collect(flags: ["linger.ms=5"],
-                                              environment: ["KILN_KAFKA_OPTIONS": "linger.ms=50,acks=1"])
+        let options = try KafkaOption.collect(
+            flags: ["linger.ms=5"],
+            environment: ["KILN_KAFKA_OPTIONS": "linger.ms=50,acks=1"])
         #expect(options == [KafkaOption("linger.ms", "5"), KafkaOption("acks", "1")])
     }
 
@@ -81,14 +83,18 @@ import TestSupport
 
     @Test(.requires(.librdkafka))
     func unknownPropertyIsNamed() {
-        let config = ProducerConfig(kafka: KafkaConfig(bootstrapServers: "127.0.0.1:1",
-                                                       options: [KafkaOption("no.such.property", "1")]))
+        let config = ProducerConfig(
+            kafka: KafkaConfig(
+                bootstrapServers: "127.0.0.1:1",
+                options: [KafkaOption("no.such.property", "1")]))
         let error = #expect(throws: KafkaError.self) { try KafkaProducer(config: config) }
         #expect(error?.kind == .invalidConfiguration)
         #expect(error?.message.contains("no.such.property") == true, "\(error?.message ?? "")")
 
-        let bad = ConsumerConfig(kafka: KafkaConfig(bootstrapServers: "127.0.0.1:1",
-                                                    options: [KafkaOption("fetch.wait.max.ms", "soon")]), groupID: "g")
+        let bad = ConsumerConfig(
+            kafka: KafkaConfig(
+                bootstrapServers: "127.0.0.1:1",
+                options: [KafkaOption("fetch.wait.max.ms", "soon")]), groupID: "g")
         let valueError = #expect(throws: KafkaError.self) { try KafkaConsumer(config: bad) }
         #expect(valueError?.message.contains("fetch.wait.max.ms") == true, "\(valueError?.message ?? "")")
     }

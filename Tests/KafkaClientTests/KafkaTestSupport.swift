@@ -1,12 +1,14 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import KafkaClient
 
 extension Requirement {
     /// Creating any client needs librdkafka >= 2.2 loaded (LD_LIBRARY_PATH=.venv/kiln-lib, as run/test-env.sh sets).
     static let librdkafka = Requirement("librdkafka >= 2.2") {
-        KafkaRuntime.version >> 8 >= KafkaRuntime.minimumVersion >> 8 ? nil
+        KafkaRuntime.version >> 8 >= KafkaRuntime.minimumVersion >> 8
+            ? nil
             : "librdkafka \(KafkaRuntime.versionString) is loaded (scripts/setup.sh, then LD_LIBRARY_PATH=.venv/kiln-lib)"
     }
 }
@@ -36,8 +38,10 @@ func producer(_ configure: (inout ProducerConfig) -> Void = { _ in }) throws -> 
 
 func consumer(group: String?, _ configure: (inout ConsumerConfig) -> Void = { _ in }) throws -> KafkaConsumer {
     // Short session and heartbeat so group joins and rebalances settle quickly in tests.
-    var config = ConsumerConfig(kafka: KafkaConfig(bootstrapServers: try brokers(),
-                                                   options: [KafkaOption("heartbeat.interval.ms", "500")]), groupID: group)
+    var config = ConsumerConfig(
+        kafka: KafkaConfig(
+            bootstrapServers: try brokers(),
+            options: [KafkaOption("heartbeat.interval.ms", "500")]), groupID: group)
     config.sessionTimeout = .seconds(6)
     configure(&config)
     return try KafkaConsumer(config: config)
@@ -48,14 +52,17 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
 }
 
 /// Polls until `done` holds for everything received so far, or fails after `deadline`.
-func pollUntil(_ consumer: KafkaConsumer, deadline: Duration = .seconds(60), what: String,
-               _ done: ([ConsumerEvent]) -> Bool) async throws -> [ConsumerEvent] {
+func pollUntil(
+    _ consumer: KafkaConsumer, deadline: Duration = .seconds(60), what: String,
+    _ done: ([ConsumerEvent]) -> Bool
+) async throws -> [ConsumerEvent] {
     var events: [ConsumerEvent] = []
     let clock = ContinuousClock()
     let end = clock.now + deadline
     while !done(events) {
         guard clock.now < end else {
-            throw DeadlineExceeded(description: "timed out after \(deadline) waiting for \(what); got \(events.count) events: \(events.prefix(10))")
+            throw DeadlineExceeded(
+                description: "timed out after \(deadline) waiting for \(what); got \(events.count) events: \(events.prefix(10))")
         }
         events += try await consumer.poll(max: 500, timeout: .milliseconds(500))
     }

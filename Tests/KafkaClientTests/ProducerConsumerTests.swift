@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
 @testable import KafkaClient
 
 @Suite(.requires(.kafka), .timeLimit(.minutes(3)))
@@ -11,9 +12,12 @@ struct ProducerConsumerTests {
         let producer = try producer()
         var sent: [(ProducerRecord, DeliveryReport)] = []
         for i in 0..<20 {
-            let record = ProducerRecord(topic: topic, key: bytes("tenant-\(i % 4)"), value: bytes("profile \(i)"),
-                                        headers: [KafkaHeader("stage", "scraper"), KafkaHeader("seq", bytes("\(i)")),
-                                                  KafkaHeader("empty", nil)])
+            let record = ProducerRecord(
+                topic: topic, key: bytes("tenant-\(i % 4)"), value: bytes("profile \(i)"),
+                headers: [
+                    KafkaHeader("stage", "scraper"), KafkaHeader("seq", bytes("\(i)")),
+                    KafkaHeader("empty", nil),
+                ])
             sent.append((record, try await producer.send(record)))
         }
         try await producer.close()
@@ -68,7 +72,10 @@ struct ProducerConsumerTests {
 
     @Test func queueFullIsBackPressureNotLoss() async throws {
         let topic = try await makeTopic("backpressure", partitions: 2)
-        let producer = try producer { $0.maxBufferedMessages = 4; $0.linger = .milliseconds(5) }
+        let producer = try producer {
+            $0.maxBufferedMessages = 4
+            $0.linger = .milliseconds(5)
+        }
         let count = 400
         let reports = try await withThrowingTaskGroup(of: DeliveryReport.self) { group in
             for i in 0..<count {
@@ -85,8 +92,10 @@ struct ProducerConsumerTests {
         try await producer.close()
 
         let consumer = try consumer(group: nil)
-        try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning),
-                             TopicPartitionOffset(topic, 1, offset: KafkaOffset.beginning)])
+        try consumer.assign([
+            TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning),
+            TopicPartitionOffset(topic, 1, offset: KafkaOffset.beginning),
+        ])
         let got = records(try await pollUntil(consumer, what: "\(count) records") { records($0).count >= count })
         #expect(got.count == count)
         #expect(Set(got.map(\.value)) == Set((0..<count).map { bytes("value-\($0)") }))
@@ -115,7 +124,10 @@ struct ProducerConsumerTests {
         let producer = try producer()
         var big = [UInt8](repeating: 0, count: 5 * 1024 * 1024)
         var x: UInt32 = 12345
-        for i in big.indices { x = x &* 1_103_515_245 &+ 12345; big[i] = UInt8(truncatingIfNeeded: x >> 16) }
+        for i in big.indices {
+            x = x &* 1_103_515_245 &+ 12345
+            big[i] = UInt8(truncatingIfNeeded: x >> 16)
+        }
         let report = try await producer.send(ProducerRecord(topic: topic, value: big))
         _ = try await producer.send(ProducerRecord(topic: topic, value: Array(big.reversed())))
         try await producer.close()

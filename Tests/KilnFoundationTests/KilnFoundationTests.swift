@@ -1,12 +1,15 @@
 import Dispatch
 import Foundation
-@testable import KilnFoundation
 import Testing
+
+@testable import KilnFoundation
 
 @Suite("Varint")
 struct VarintTests {
-    static let edges: [UInt64] = [0, 1, 127, 128, 255, 16_383, 16_384, 2_097_151, 2_097_152, UInt64(UInt32.max),
-                                  1 << 35, 1 << 49, 1 << 56, 1 << 63, UInt64.max - 1, UInt64.max]
+    static let edges: [UInt64] = [
+        0, 1, 127, 128, 255, 16_383, 16_384, 2_097_151, 2_097_152, UInt64(UInt32.max),
+        1 << 35, 1 << 49, 1 << 56, 1 << 63, UInt64.max - 1, UInt64.max,
+    ]
 
     @Test("append, write and read agree with the LEB128 bytes protobuf and Parquet use")
     func knownBytes() throws {
@@ -118,9 +121,10 @@ struct BlockingWorkTests {
     func doesNotStarveThePool() async throws {
         let pieces = ProcessInfo.processInfo.activeProcessorCount + 2
         let work = BlockingWork(label: "kiln.test.concurrent", concurrent: true)
-        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
         let results = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0 ..< pieces {
+            for _ in 0..<pieces {
                 group.addTask {
                     (try? await work.run { () -> Bool in
                         started.signal()
@@ -131,8 +135,8 @@ struct BlockingWorkTests {
             // Every piece must start while the others still block; on the cooperative pool (one thread a
             // core) the extra pieces could not.
             var allStarted = true
-            for _ in 0 ..< pieces where started.wait(timeout: .now() + 10) != .success { allStarted = false }
-            for _ in 0 ..< pieces { release.signal() }
+            for _ in 0..<pieces where started.wait(timeout: .now() + 10) != .success { allStarted = false }
+            for _ in 0..<pieces { release.signal() }
             var outcomes: [Bool] = []
             for await r in group { outcomes.append(r) }
             return (allStarted, outcomes)

@@ -27,7 +27,8 @@ struct ServiceBootstrapTests {
     static func status(port: Int, path: String) async -> (code: UInt, body: String)? {
         guard port > 0 else { return nil }
         do {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(path)"), timeout: .seconds(5))
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(path)"), timeout: .seconds(5))
             let body = try await response.body.collect(upTo: 1 << 20)
             return (response.status.code, String(buffer: body))
         } catch {
@@ -35,11 +36,14 @@ struct ServiceBootstrapTests {
         }
     }
 
-    static func bootstrap(role: ServiceBootstrap.ServerRole, pending: [String: String] = [:], registry: PrometheusCollectorRegistry = .init()) -> ServiceBootstrap {
+    static func bootstrap(
+        role: ServiceBootstrap.ServerRole, pending: [String: String] = [:], registry: PrometheusCollectorRegistry = .init()
+    ) -> ServiceBootstrap {
         var logger = Logger(label: "test.bootstrap")
         logger.logLevel = .warning
-        return ServiceBootstrap(name: "test", logger: logger, registry: registry, pending: pending, role: role,
-                                listen: ListenAddress(host: "127.0.0.1", port: 0))
+        return ServiceBootstrap(
+            name: "test", logger: logger, registry: registry, pending: pending, role: role,
+            listen: ListenAddress(host: "127.0.0.1", port: 0))
     }
 
     /// Runs the bootstrap's group with two recorders, shuts it down gracefully once the server is up, and
@@ -50,10 +54,12 @@ struct ServiceBootstrapTests {
         let (bound, boundContinuation) = AsyncStream.makeStream(of: Int.self)
         let log = Locked<[String]>([])
         let services: [any Service] = ["A", "B"].map { Recorder(name: $0, port: { port.value.withLock { $0 } }, log: log) }
-        let group = process.serviceGroup(services, onBound: { p in
-            port.value.withLock { $0 = p }
-            boundContinuation.yield(p)
-        })
+        let group = process.serviceGroup(
+            services,
+            onBound: { p in
+                port.value.withLock { $0 = p }
+                boundContinuation.yield(p)
+            })
         let running = Task { try await group.run() }
         var ports = bound.makeAsyncIterator()
         let p = await ports.next() ?? 0
@@ -77,8 +83,9 @@ struct ServiceBootstrapTests {
     @Test("/ready lists what is pending with its reason until each component is ready; /metrics renders the registry")
     func readyAndMetrics() async throws {
         let registry = PrometheusCollectorRegistry()
-        let process = Self.bootstrap(role: .adminOnly, pending: ["kafka": "connecting to Kafka", "store": "checking the store"],
-                                     registry: registry)
+        let process = Self.bootstrap(
+            role: .adminOnly, pending: ["kafka": "connecting to Kafka", "store": "checking the store"],
+            registry: registry)
         registry.makeCounter(name: "kiln_test_events_total").increment(by: Int64(3))
         let (bound, continuation) = AsyncStream.makeStream(of: Int.self)
         let group = process.serviceGroup([], onBound: { continuation.yield($0) })
@@ -110,7 +117,8 @@ struct ServiceBootstrapTests {
 struct ServiceFlagTests {
     @Test("listen addresses: the service's own flag, then --admin-listen, then the default; host:port, [v6]:port")
     func listenAddresses() throws {
-        #expect(try ServiceBootstrap.listenAddress(flag: "127.0.0.1:4040", adminFlag: "127.0.0.1:1", default: "127.0.0.1:2")
+        #expect(
+            try ServiceBootstrap.listenAddress(flag: "127.0.0.1:4040", adminFlag: "127.0.0.1:1", default: "127.0.0.1:2")
                 == ListenAddress(host: "127.0.0.1", port: 4040))
         #expect(try ServiceBootstrap.listenAddress(flag: nil, adminFlag: "127.0.0.1:1", default: "127.0.0.1:2").port == 1)
         #expect(try ListenAddress(parsing: "[::1]:9000") == ListenAddress(host: "::1", port: 9000))
@@ -129,10 +137,14 @@ struct ServiceFlagTests {
         }
         #expect(error?.description.contains("--max-block-age: \"90\" is not a duration") == true)
         #expect(try EnvironmentFallback.integer(nil, env: "KILN_TEST_UNSET_2", default: 512, setting: "--n") == 512)
-        #expect(throws: ServiceConfigurationError.self) { try EnvironmentFallback.integer(0, env: "KILN_TEST_UNSET_2", default: 1, setting: "--n") }
+        #expect(throws: ServiceConfigurationError.self) {
+            try EnvironmentFallback.integer(0, env: "KILN_TEST_UNSET_2", default: 1, setting: "--n")
+        }
         #expect(try EnvironmentFallback.nonNegative(nil, env: "KILN_TEST_UNSET_3", setting: "--r") == nil)
         #expect(try EnvironmentFallback.nonNegative(2.5, env: "KILN_TEST_UNSET_3", setting: "--r") == 2.5)
-        #expect(throws: ServiceConfigurationError.self) { try EnvironmentFallback.nonNegative(-1, env: "KILN_TEST_UNSET_3", setting: "--r") }
+        #expect(throws: ServiceConfigurationError.self) {
+            try EnvironmentFallback.nonNegative(-1, env: "KILN_TEST_UNSET_3", setting: "--r")
+        }
     }
 }
 

@@ -4,14 +4,17 @@ import Testing
 
 @Suite struct LoopbackGuardTests {
     @Test func loopbackAddressesPass() throws {
-        try LoopbackGuard.check(urls: ["http://127.0.0.1:4100", "http://localhost:4103/", "http://[::1]:9/x", "http://127.8.9.10"],
-                                brokers: "127.0.0.1:9092,localhost:19092,[::1]:9093", allowRemote: false)
+        try LoopbackGuard.check(
+            urls: ["http://127.0.0.1:4100", "http://localhost:4103/", "http://[::1]:9/x", "http://127.8.9.10"],
+            brokers: "127.0.0.1:9092,localhost:19092,[::1]:9093", allowRemote: false)
     }
 
     @Test func remoteTargetsAreRefusedUnlessAllowed() throws {
-        for (urls, brokers) in [(["http://10.0.0.5:4100"], nil), (["http://pyroscope.example.com"], nil),
-                                (["http://127.0.0.1:4100"], "kafka-1.prod:9092"), ([], "127.0.0.1:9092,192.168.1.2:9092"),
-                                (["http://128.0.0.1"], nil)] as [([String], String?)] {
+        for (urls, brokers) in [
+            (["http://10.0.0.5:4100"], nil), (["http://pyroscope.example.com"], nil),
+            (["http://127.0.0.1:4100"], "kafka-1.prod:9092"), ([], "127.0.0.1:9092,192.168.1.2:9092"),
+            (["http://128.0.0.1"], nil),
+        ] as [([String], String?)] {
             #expect(throws: LoadGenError.self, "\(urls) \(brokers ?? "")") {
                 try LoopbackGuard.check(urls: urls, brokers: brokers, allowRemote: false)
             }
@@ -40,13 +43,13 @@ import Testing
 
     @Test func prometheusCountersAreSummedPerMetric() {
         let text = """
-        # TYPE kiln_ingest_requests_total counter
-        kiln_ingest_requests_total{endpoint="ingest",status="200"} 10
-        kiln_ingest_requests_total{endpoint="ingest",status="503"} 2
-        kiln_normalizer_records_total 1234
-        kiln_normalizer_poll_batch_seconds_bucket{le="0.1"} 3
-        process_cpu_seconds_total 9
-        """
+            # TYPE kiln_ingest_requests_total counter
+            kiln_ingest_requests_total{endpoint="ingest",status="200"} 10
+            kiln_ingest_requests_total{endpoint="ingest",status="503"} 2
+            kiln_normalizer_records_total 1234
+            kiln_normalizer_poll_batch_seconds_bucket{le="0.1"} 3
+            process_cpu_seconds_total 9
+            """
         let m = PrometheusText.parse(text)
         #expect(m["kiln_normalizer_records_total"] == 1234)
         #expect(m["process_cpu_seconds_total"] == nil && m.keys.allSatisfy { !$0.contains("_bucket") })
@@ -70,7 +73,9 @@ import Testing
     }
 
     @Test func watchAndLagSpecsParse() throws {
-        #expect(try WatchSpec(parsing: "normalizer.1=123@http://127.0.0.1:4101") == WatchSpec(name: "normalizer.1", pid: 123, adminURL: "http://127.0.0.1:4101"))
+        #expect(
+            try WatchSpec(parsing: "normalizer.1=123@http://127.0.0.1:4101")
+                == WatchSpec(name: "normalizer.1", pid: 123, adminURL: "http://127.0.0.1:4101"))
         #expect(try WatchSpec(parsing: "tansu=77") == WatchSpec(name: "tansu", pid: 77))
         #expect(throws: LoadGenError.self) { try WatchSpec(parsing: "tansu") }
         #expect(try LagSpec(parsing: "kiln-normalizer=kiln.profiles.raw") == LagSpec(group: "kiln-normalizer", topic: "kiln.profiles.raw"))

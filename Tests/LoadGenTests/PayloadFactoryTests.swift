@@ -1,8 +1,8 @@
 import Foundation
 import LoadGen
 import PprofCodec
-import Testing
 import TestSupport
+import Testing
 
 /// The pool every run sends from: real fixtures, perturbed, still valid pprof with the totals it claims.
 @Suite struct PayloadFactoryTests {
@@ -40,8 +40,11 @@ import TestSupport
         for fixtures in pool.byKindAndFixture.values {
             for indices in fixtures {
                 let variants = indices.map { pool.variants[$0] }
-                let original = try PprofDecoder().decode([UInt8](FileManager.default.contents(
-                    atPath: PayloadFactory.pprofDirectory(TestEnvironment.fixturesDir).appendingPathComponent(variants[0].fixture).path)!))
+                let original = try PprofDecoder().decode(
+                    [UInt8](
+                        FileManager.default.contents(
+                            atPath: PayloadFactory.pprofDirectory(TestEnvironment.fixturesDir).appendingPathComponent(variants[0].fixture)
+                                .path)!))
                 #expect(variants.allSatisfy { $0.sampleCount <= original.sampleCount })
                 #expect(Set(variants.map(\.bytes)).count == variants.count, "\(variants[0].fixture): identical variants")
                 if original.sampleCount >= 20 {
@@ -53,7 +56,9 @@ import TestSupport
     }
 
     @Test(.requires(.fixtures)) func theSameSeedBuildsTheSamePool() throws {
-        let a = try Self.pool(kinds: [.mutex], seed: 3), b = try Self.pool(kinds: [.mutex], seed: 3), c = try Self.pool(kinds: [.mutex], seed: 4)
+        let a = try Self.pool(kinds: [.mutex], seed: 3)
+        let b = try Self.pool(kinds: [.mutex], seed: 3)
+        let c = try Self.pool(kinds: [.mutex], seed: 4)
         #expect(a.variants.map(\.bytes) == b.variants.map(\.bytes))
         #expect(a.variants.map(\.bytes) != c.variants.map(\.bytes))
     }

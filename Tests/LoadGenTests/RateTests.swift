@@ -3,8 +3,8 @@ import Hummingbird
 import LoadGen
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// The sender and pacer against a real loopback HTTP server that counts what arrives.
 @Suite struct RateTests {
@@ -23,11 +23,12 @@ import TestSupport
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "test.loadgen.server")
         logger.logLevel = .warning
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in
-                                  continuation.yield(channel.localAddress?.port ?? 0)
-                                  continuation.finish()
-                              }, logger: logger)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            }, logger: logger)
         let server = Task { try await app.run() }
         defer { server.cancel() }
         var iterator = ports.makeAsyncIterator()
@@ -39,17 +40,21 @@ import TestSupport
         let pool = try PayloadFactoryTests.pool(kinds: [.goroutine, .mutex], variants: 2)
         let fleet = Fleet(services: 3, instances: 2, kinds: [.goroutine, .mutex], pool: pool)
         let sender = HTTPIngestSender(baseURL: url, tenant: nil, connections: concurrency)
-        let config = LoadRunConfig(phase: "test", mode: "http", target: url, tenant: nil, rate: rate, count: count,
-                                   duration: .seconds(20), concurrency: concurrency)
-        let results = await LoadRun(config: config, fleet: fleet, pool: pool, sender: sender, watcher: nil, lag: nil,
-                                    queryURL: nil, progress: { _ in }).run()
+        let config = LoadRunConfig(
+            phase: "test", mode: "http", target: url, tenant: nil, rate: rate, count: count,
+            duration: .seconds(20), concurrency: concurrency)
+        let results = await LoadRun(
+            config: config, fleet: fleet, pool: pool, sender: sender, watcher: nil, lag: nil,
+            queryURL: nil, progress: { _ in }
+        ).run()
         await sender.shutdown()
         return (results, pool)
     }
 
     @Test func theRateHoldsAndTheCountBounds() async throws {
         try await withCountingServer { url, arrivals in
-            let rate = 100.0, count = 60
+            let rate = 100.0
+            let count = 60
             let before = ContinuousClock.now
             let (results, pool) = try await run(url: url, rate: rate, count: count, concurrency: 4)
             let times = arrivals.times.withLock { $0 }
@@ -84,8 +89,12 @@ import TestSupport
         let router = Router()
         router.post("/ingest") { _, _ -> Response in Response(status: .serviceUnavailable) }
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0); continuation.finish() })
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: {
+                continuation.yield($0.localAddress?.port ?? 0)
+                continuation.finish()
+            })
         let server = Task { try await app.run() }
         defer { server.cancel() }
         var iterator = ports.makeAsyncIterator()

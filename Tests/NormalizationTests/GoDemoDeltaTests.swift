@@ -3,11 +3,11 @@ import Normalization
 import PprofCodec
 import ProfileModel
 import Records
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Deltas on successive scrapes of a real Go program's cumulative endpoints.
@@ -22,16 +22,19 @@ import FoundationNetworking
         return out
     }
 
-    @Test(arguments: [("/debug/pprof/allocs", "memory", ["alloc_objects", "alloc_space"]),
-                      ("/debug/pprof/mutex", "mutex", ["contentions", "delay"]),
-                      ("/debug/pprof/block", "block", ["contentions", "delay"])])
+    @Test(arguments: [
+        ("/debug/pprof/allocs", "memory", ["alloc_objects", "alloc_space"]),
+        ("/debug/pprof/mutex", "mutex", ["contentions", "delay"]),
+        ("/debug/pprof/block", "block", ["contentions", "delay"]),
+    ])
     func successiveScrapesBecomeExactDeltas(path: String, name: String, cumulativeTypes: [String]) async throws {
         let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
         let labels = LabelSet(["service_name": "go-demo", "__name__": name, "instance": demo.address])
         func envelope(_ payload: [UInt8]) -> RawEnvelope {
-            RawEnvelope(tenant: "t", labels: labels, source: .scrape, format: .pprof, startNanos: 0, endNanos: 0,
-                        cumulative: true, payload: payload)
+            RawEnvelope(
+                tenant: "t", labels: labels, source: .scrape, format: .pprof, startNanos: 0, endNanos: 0,
+                cumulative: true, payload: payload)
         }
         var normalizer = Normalizer()
         let first = try await demo.fetch(path)

@@ -3,8 +3,8 @@ import Normalization
 import PprofCodec
 import ProfileModel
 import Records
-import Testing
 import TestSupport
+import Testing
 
 /// Real profiles with bytes flipped, overwritten or cut: the normaliser (its interning works on raw
 /// pointers) must either name the fault or produce a batch that conserves the decoded profile's values and
@@ -26,7 +26,7 @@ import TestSupport
         var bytes = raw
         switch r.below(4) {
         case 0:
-            for _ in 0 ..< 1 + r.below(4) { bytes[r.below(bytes.count)] ^= UInt8(truncatingIfNeeded: r.next() | 1) }
+            for _ in 0..<1 + r.below(4) { bytes[r.below(bytes.count)] ^= UInt8(truncatingIfNeeded: r.next() | 1) }
             return (bytes, "flipped bytes")
         case 1:
             // A small varint (an id, an index, a length) where one was.
@@ -36,8 +36,10 @@ import TestSupport
             return (Array(bytes.prefix(r.below(bytes.count))), "truncated")
         default:
             // A run copied over another place: duplicates ids, strings and stacks.
-            let from = r.below(bytes.count), to = r.below(bytes.count), n = min(1 + r.below(64), bytes.count - max(from, to))
-            bytes.replaceSubrange(to ..< to + n, with: raw[from ..< from + n])
+            let from = r.below(bytes.count)
+            let to = r.below(bytes.count)
+            let n = min(1 + r.below(64), bytes.count - max(from, to))
+            bytes.replaceSubrange(to..<to + n, with: raw[from..<from + n])
             return (bytes, "copied run")
         }
     }
@@ -47,17 +49,20 @@ import TestSupport
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".pb.gz") }.sorted()
         try #require(!names.isEmpty, "no .pb.gz fixtures in \(dir.path)")
         var r = XorShift(state: 0x5EED_CAFE_F00D_1234)
-        var accepted = 0, rejected = 0
+        var accepted = 0
+        var rejected = 0
         for name in names {
             guard let gz = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path),
-                  let raw = try? [UInt8](gz).withUnsafeBytes({ try Gzip.decompress($0, limit: 64 << 20) }),
-                  raw.count <= 400_000, !raw.isEmpty else { continue }  // small ones: many mutants, bounded time
-            for k in 0 ..< 30 {
+                let raw = try? [UInt8](gz).withUnsafeBytes({ try Gzip.decompress($0, limit: 64 << 20) }),
+                raw.count <= 400_000, !raw.isEmpty
+            else { continue }  // small ones: many mutants, bounded time
+            for k in 0..<30 {
                 let (bytes, what) = Self.mutate(raw, &r)
                 let label = "\(name) mutant \(k) (\(what))"
                 var normalizer = Normalizer()
-                let envelope = RawEnvelope(tenant: "t", labels: LabelSet(["service_name": "s"]), source: .push, format: .pprof,
-                                           startNanos: 0, endNanos: 0, cumulative: false, payload: bytes)
+                let envelope = RawEnvelope(
+                    tenant: "t", labels: LabelSet(["service_name": "s"]), source: .push, format: .pprof,
+                    startNanos: 0, endNanos: 0, cumulative: false, payload: bytes)
                 let result: NormalizationResult
                 do {
                     result = try normalizer.normalize(envelope, provenance: Provenance(topic: "raw", partition: 0, offset: Int64(k)))
@@ -69,7 +74,7 @@ import TestSupport
                 accepted += 1
                 let profile = try PprofDecoder().decode(bytes)
                 var want: [String: Int64] = [:]
-                for s in 0 ..< profile.sampleCount where !profile.stack(s).isEmpty {
+                for s in 0..<profile.sampleCount where !profile.stack(s).isEmpty {
                     for (t, v) in profile.values(s).enumerated() where v != 0 {
                         want[profile.string(profile.sampleTypes[t].type), default: 0] &+= v
                     }
@@ -91,16 +96,26 @@ import TestSupport
         let symbols = batch.symbols
         for f in symbols.functions {
             let ok = [f.name, f.systemName, f.filename].allSatisfy { Int($0) < symbols.strings.count }
-            if !ok { Issue.record("\(label): function with a string outside the table"); return }
+            if !ok {
+                Issue.record("\(label): function with a string outside the table")
+                return
+            }
         }
         for frame in symbols.frames where Int(frame.function) >= symbols.functions.count {
-            Issue.record("\(label): frame with an unknown function"); return
+            Issue.record("\(label): frame with an unknown function")
+            return
         }
         var seen = Set<ArraySlice<UInt32>>()
-        for i in 0 ..< batch.stacks.count {
+        for i in 0..<batch.stacks.count {
             let stack = batch.stacks.stack(i)
-            if stack.contains(where: { Int($0) >= symbols.frames.count }) { Issue.record("\(label): stack \(i) has an unknown frame"); return }
-            if !seen.insert(stack).inserted { Issue.record("\(label): stack \(i) stored twice"); return }
+            if stack.contains(where: { Int($0) >= symbols.frames.count }) {
+                Issue.record("\(label): stack \(i) has an unknown frame")
+                return
+            }
+            if !seen.insert(stack).inserted {
+                Issue.record("\(label): stack \(i) stored twice")
+                return
+            }
         }
         if batch.sampleStacks.contains(where: { Int($0) >= batch.stacks.count }) { Issue.record("\(label): sample with an unknown stack") }
     }

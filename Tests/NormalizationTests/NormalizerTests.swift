@@ -3,16 +3,19 @@ import Normalization
 import PprofCodec
 import ProfileModel
 import Records
-import Testing
 import TestSupport
+import Testing
 
-private func envelope(_ payload: [UInt8], name: String = "memory", cumulative: Bool, format: PayloadFormat = .pprof,
-                      attributes: [String: String] = [:], extraLabels: [String: String] = [:]) -> RawEnvelope {
+private func envelope(
+    _ payload: [UInt8], name: String = "memory", cumulative: Bool, format: PayloadFormat = .pprof,
+    attributes: [String: String] = [:], extraLabels: [String: String] = [:]
+) -> RawEnvelope {
     var labels = ["service_name": "checkout", "__name__": name, "instance": "127.0.0.1:6060", "__delta__": "false"]
     labels.merge(extraLabels) { _, new in new }
-    return RawEnvelope(tenant: "anonymous", labels: LabelSet(labels), source: .scrape, format: format,
-                       startNanos: 1_700_000_000_000_000_000, endNanos: 1_700_000_015_000_000_000,
-                       cumulative: cumulative, attributes: attributes, payload: payload)
+    return RawEnvelope(
+        tenant: "anonymous", labels: LabelSet(labels), source: .scrape, format: format,
+        startNanos: 1_700_000_000_000_000_000, endNanos: 1_700_000_015_000_000_000,
+        cumulative: cumulative, attributes: attributes, payload: payload)
 }
 
 private let provenance = Provenance(topic: "kiln.profiles.raw", partition: 0, offset: 7)
@@ -38,10 +41,13 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
     static let heapTypes = [("alloc_objects", "count"), ("alloc_space", "bytes"), ("inuse_objects", "count"), ("inuse_space", "bytes")]
 
     static func heap(_ allocA: Int64, _ allocB: Int64, inuse: Int64 = 5) -> [UInt8] {
-        SyntheticProfile(sampleTypes: heapTypes, periodType: ("space", "bytes"), samples: [
-            .init(stack: ["main.allocA", "main.main"], values: [allocA, allocA * 100, inuse, inuse * 100]),
-            .init(stack: ["main.allocB", "main.main"], values: [allocB, allocB * 100, 0, 0]),
-        ]).encoded()
+        SyntheticProfile(
+            sampleTypes: heapTypes, periodType: ("space", "bytes"),
+            samples: [
+                .init(stack: ["main.allocA", "main.main"], values: [allocA, allocA * 100, inuse, inuse * 100]),
+                .init(stack: ["main.allocB", "main.main"], values: [allocB, allocB * 100, 0, 0]),
+            ]
+        ).encoded()
     }
 
     @Test func cumulativeProfilesBecomeDeltasAfterABaseline() throws {
@@ -70,7 +76,8 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
     @Test func deltasAreKeptPerTarget() throws {
         var normalizer = Normalizer()
         _ = try normalizer.normalize(envelope(Self.heap(10, 4), cumulative: true), provenance: provenance)
-        let other = try normalizer.normalize(envelope(Self.heap(50, 50), cumulative: true, extraLabels: ["instance": "127.0.0.2:6060"]), provenance: provenance)
+        let other = try normalizer.normalize(
+            envelope(Self.heap(50, 50), cumulative: true, extraLabels: ["instance": "127.0.0.2:6060"]), provenance: provenance)
         #expect(other.deltaOutcome == .baseline)
         let again = try normalizer.normalize(envelope(Self.heap(11, 4), cumulative: true), provenance: provenance)
         #expect(totals(again.batch)["alloc_objects"] == 1)
@@ -86,14 +93,18 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
     }
 
     @Test func seriesLabelsComeFromEnvelopeAndSampleLabelsButSpansStayPerSample() throws {
-        let profile = SyntheticProfile(sampleTypes: [("cpu", "nanoseconds")], periodType: ("cpu", "nanoseconds"), samples: [
-            .init(stack: ["main.work"], values: [100], labels: [("endpoint", "/a"), ("span_id", "00000000000000ff")]),
-            .init(stack: ["main.work"], values: [200], labels: [("endpoint", "/b")]),
-            .init(stack: ["main.idle"], values: [300]),
-            .init(stack: [], values: [400]),
-        ]).encoded()
+        let profile = SyntheticProfile(
+            sampleTypes: [("cpu", "nanoseconds")], periodType: ("cpu", "nanoseconds"),
+            samples: [
+                .init(stack: ["main.work"], values: [100], labels: [("endpoint", "/a"), ("span_id", "00000000000000ff")]),
+                .init(stack: ["main.work"], values: [200], labels: [("endpoint", "/b")]),
+                .init(stack: ["main.idle"], values: [300]),
+                .init(stack: [], values: [400]),
+            ]
+        ).encoded()
         var normalizer = Normalizer()
-        let batch = try #require(try normalizer.normalize(envelope(profile, name: "process_cpu", cumulative: false), provenance: provenance).batch)
+        let batch = try #require(
+            try normalizer.normalize(envelope(profile, name: "process_cpu", cumulative: false), provenance: provenance).batch)
         let labelSets = Set(batch.series.map(\.labels))
         #expect(labelSets.count == 3)
         for labels in labelSets {
@@ -110,13 +121,17 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
     }
 
     @Test func stacksAndSymbolsAreDeduplicated() throws {
-        let profile = SyntheticProfile(sampleTypes: [("samples", "count")], periodType: ("cpu", "nanoseconds"), samples: [
-            .init(stack: ["a", "b", "main"], values: [1], labels: [("k", "1")]),
-            .init(stack: ["a", "b", "main"], values: [2], labels: [("k", "2")]),
-            .init(stack: ["b", "main"], values: [3]),
-        ]).encoded()
+        let profile = SyntheticProfile(
+            sampleTypes: [("samples", "count")], periodType: ("cpu", "nanoseconds"),
+            samples: [
+                .init(stack: ["a", "b", "main"], values: [1], labels: [("k", "1")]),
+                .init(stack: ["a", "b", "main"], values: [2], labels: [("k", "2")]),
+                .init(stack: ["b", "main"], values: [3]),
+            ]
+        ).encoded()
         var normalizer = Normalizer()
-        let batch = try #require(try normalizer.normalize(envelope(profile, name: "process_cpu", cumulative: false), provenance: provenance).batch)
+        let batch = try #require(
+            try normalizer.normalize(envelope(profile, name: "process_cpu", cumulative: false), provenance: provenance).batch)
         #expect(batch.stacks.count == 2)
         #expect(batch.symbols.functions.count == 3)
         #expect(batch.symbols.strings.filter { $0 == "main" }.count == 1)
@@ -133,8 +148,10 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
     @Test func foldedTextBecomesCPUNanoseconds() throws {
         let text = Array("main;work;compute 3\nmain;idle 1\n".utf8)
         var normalizer = Normalizer()
-        let result = try normalizer.normalize(envelope(text, name: "process_cpu", cumulative: false, format: .folded,
-                                                       attributes: ["name": "process_cpu", "sampleRate": "100"]), provenance: provenance)
+        let result = try normalizer.normalize(
+            envelope(
+                text, name: "process_cpu", cumulative: false, format: .folded,
+                attributes: ["name": "process_cpu", "sampleRate": "100"]), provenance: provenance)
         let batch = try #require(result.batch)
         #expect(batch.series.first?.profileType.id == "process_cpu:cpu:nanoseconds:cpu:nanoseconds")
         #expect(valueOf(batch, leaf: "compute", type: "cpu") == 30_000_000)
@@ -144,9 +161,11 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
     @Test func foldedSampleTypeFromTheNameSuffixIsKept() throws {
         let text = Array("main;alloc 512\nmain;grow 128\n".utf8)
         var normalizer = Normalizer()
-        let result = try normalizer.normalize(envelope(text, name: "memory", cumulative: false, format: .folded,
-                                                       attributes: ["name": "memory", "sampleType": "alloc_space", "sampleUnit": "bytes", "units": "bytes"]),
-                                              provenance: provenance)
+        let result = try normalizer.normalize(
+            envelope(
+                text, name: "memory", cumulative: false, format: .folded,
+                attributes: ["name": "memory", "sampleType": "alloc_space", "sampleUnit": "bytes", "units": "bytes"]),
+            provenance: provenance)
         let batch = try #require(result.batch)
         #expect(batch.series.first?.profileType.id == "memory:alloc_space:bytes:alloc_space:bytes")
         #expect(totals(batch)["alloc_space"] == 640)
@@ -170,12 +189,23 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
 @Suite(.requires(.fixtures)) struct FixtureConservationTests {
     struct Expected: Decodable {
         struct FileLevel: Decodable {
-            struct ValueType: Decodable { var type: String; var unit: String }
-            var sample_types: [ValueType]?
+            struct ValueType: Decodable {
+                var type: String
+                var unit: String
+            }
+            var sampleTypes: [ValueType]?
             var totals: [Int64]?
+            enum CodingKeys: String, CodingKey {
+                case sampleTypes = "sample_types"
+                case totals
+            }
         }
         var accepted: Bool
-        var file_level: FileLevel?
+        var fileLevel: FileLevel?
+        enum CodingKeys: String, CodingKey {
+            case accepted
+            case fileLevel = "file_level"
+        }
     }
 
     static func fixtures() throws -> [(String, Expected)] {
@@ -193,7 +223,7 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
         let dir = TestEnvironment.fixturesDir.appendingPathComponent("pprof")
         var checked = 0
         for (file, expected) in try Self.fixtures() where expected.accepted {
-            guard let level = expected.file_level, let types = level.sample_types, let expectedTotals = level.totals else {
+            guard let level = expected.fileLevel, let types = level.sampleTypes, let expectedTotals = level.totals else {
                 Issue.record("\(file): accepted, but EXPECTED.json has no file_level sample types and totals")
                 continue
             }
@@ -211,7 +241,9 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
             var normalizer = Normalizer(options: NormalizerOptions(limits: .unbounded()))
             let result = try normalizer.normalize(envelope(Array(bytes), name: "fixture", cumulative: false), provenance: provenance)
             var got: [String: Int64] = [:]
-            for (type, total) in result.batch?.totalsByProfileType ?? [:] { got["\(type.sampleType)/\(type.sampleUnit)", default: 0] += total }
+            for (type, total) in result.batch?.totalsByProfileType ?? [:] {
+                got["\(type.sampleType)/\(type.sampleUnit)", default: 0] += total
+            }
             var want: [String: Int64] = [:]
             for (t, type) in types.enumerated() {
                 let remaining = expectedTotals[t] - emptyStackValue[t]
@@ -235,7 +267,9 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
             let bytes = try Data(contentsOf: dir.appendingPathComponent(file))
             let profile = try PprofDecoder(limits: .unbounded()).decode(Array(bytes))
             var normalizer = Normalizer(options: NormalizerOptions(limits: .unbounded()))
-            guard let batch = try normalizer.normalize(envelope(Array(bytes), name: "fixture", cumulative: false), provenance: provenance).batch
+            guard
+                let batch = try normalizer.normalize(envelope(Array(bytes), name: "fixture", cumulative: false), provenance: provenance)
+                    .batch
             else { continue }
             let symbols = batch.symbols
             // Each side's functions as numbers, equal when name and file are: frames then compare as
@@ -257,7 +291,7 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
             // Every sample of the smaller profiles; every fifth of the merged ones with 60,000 and more
             // (debug builds are slow), the batch samples in between skipped by their count.
             let step = profile.sampleCount >= 60_000 ? 5 : 1
-            for s in 0 ..< profile.sampleCount where !profile.stack(s).isEmpty {
+            for s in 0..<profile.sampleCount where !profile.stack(s).isEmpty {
                 guard s % step == 0 else {
                     k += profile.values(s).filter { $0 != 0 }.count
                     continue
@@ -282,12 +316,14 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
                         got.append(batchFunctions[Int(f.function)])
                         got.append(f.line)
                     }
-                    let same = got.count == want.count && stride(from: 0, to: want.count, by: 2).allSatisfy { i in
-                        guard want[i] < 0 else { return got[i] == want[i] && got[i + 1] == want[i + 1] }
-                        let address = profile.locations[Int(-1 - want[i])].address
-                        let name = symbols.strings[Int(symbols.functions[Int(batchFunctionIndex(got[i]))].name)]
-                        return name.hasSuffix("+0x\(String(address, radix: 16))") && got[i + 1] == 0
-                    }
+                    let same =
+                        got.count == want.count
+                        && stride(from: 0, to: want.count, by: 2).allSatisfy { i in
+                            guard want[i] < 0 else { return got[i] == want[i] && got[i + 1] == want[i + 1] }
+                            let address = profile.locations[Int(-1 - want[i])].address
+                            let name = symbols.strings[Int(symbols.functions[Int(batchFunctionIndex(got[i]))].name)]
+                            return name.hasSuffix("+0x\(String(address, radix: 16))") && got[i + 1] == 0
+                        }
                     if !same { mismatches += 1 }
                     k += 1
                 }
@@ -295,7 +331,7 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
             #expect(k == batch.sampleCount, "\(file)")
             #expect(mismatches == 0, "\(file): \(mismatches) of \(k) samples have another stack")
             // And no stack is stored twice (a hash resumed from the stack before must equal the whole one's).
-            let distinct = Set((0 ..< batch.stacks.count).map { Array(batch.stacks.stack($0)) })
+            let distinct = Set((0..<batch.stacks.count).map { Array(batch.stacks.stack($0)) })
             #expect(distinct.count == batch.stacks.count, "\(file)")
             // Nor any string, function or frame (each table looked up with a hash computed ahead of it).
             #expect(Set(symbols.strings).count == symbols.strings.count, "\(file): a string stored twice")

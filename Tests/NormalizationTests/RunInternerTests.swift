@@ -1,5 +1,6 @@
-@testable import Normalization
 import Testing
+
+@testable import Normalization
 
 /// The interner against a plain dictionary: same ids in first-seen order, and the stored runs spell the
 /// distinct runs. Duplicates are placed both inside and beyond the interner's look-ahead window, since a
@@ -15,15 +16,15 @@ import Testing
             return state
         }
         var out: [[UInt32]] = []
-        for _ in 0 ..< count {
+        for _ in 0..<count {
             let pick = next() % 10
             if pick < 4, !out.isEmpty {
                 // Repeat a recent run (often inside the window) or any earlier one.
                 let back = pick < 2 ? Int(next() % UInt64(min(out.count, 9))) : Int(next() % UInt64(out.count))
                 out.append(out[out.count - 1 - back])
             } else {
-                let length = Int(next() % 40)   // empty runs included
-                out.append((0 ..< length).map { _ in UInt32(truncatingIfNeeded: next() % 50) })
+                let length = Int(next() % 40)  // empty runs included
+                out.append((0..<length).map { _ in UInt32(truncatingIfNeeded: next() % 50) })
             }
         }
         return out
@@ -34,7 +35,7 @@ import Testing
             let expected = reference[run] ?? UInt32(reference.count)
             reference[run] = expected
             #expect(id == expected)
-            let stored = Array(interner.elements[Int(interner.starts[Int(id)]) ..< Int(interner.starts[Int(id) + 1])])
+            let stored = Array(interner.elements[Int(interner.starts[Int(id)])..<Int(interner.starts[Int(id) + 1])])
             #expect(stored == run)
         }
         #expect(interner.count == reference.count)

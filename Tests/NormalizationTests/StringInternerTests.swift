@@ -1,6 +1,7 @@
-@testable import Normalization
 import ProfileModel
 import Testing
+
+@testable import Normalization
 
 /// The batch string interner against `String`: ids in first-seen order, one id per distinct string
 /// (including after the table grows), and invalid UTF-8 stored as `String(decoding:as:)` reads it.
@@ -14,7 +15,7 @@ import Testing
     @Test func theEmptyStringIsIDZeroWithOrWithoutABaseAddress() {
         var interner = StringInterner(capacity: 4)
         let payload: [UInt8] = [0x61, 0x62]
-        let withBase = payload.withUnsafeBufferPointer { interner.intern(UnsafeBufferPointer(rebasing: $0[1 ..< 1])) }
+        let withBase = payload.withUnsafeBufferPointer { interner.intern(UnsafeBufferPointer(rebasing: $0[1..<1])) }
         #expect(withBase == 0)
         #expect(interner.intern(UnsafeBufferPointer(start: nil, count: 0)) == 0)
         #expect(interner.intern("") == 0)
@@ -26,7 +27,7 @@ import Testing
         var expected: [String: UInt32] = ["": 0]
         var order = [""]
         // Several times the starting capacity, with repeats and non-ASCII names.
-        for i in 0 ..< 3_000 {
+        for i in 0..<3_000 {
             let text = i % 3 == 0 ? "pkg/käse.Func\(i % 700)" : "github.com/acme/service/internal.handler\(i % 1_100)"
             let id = Self.intern(&interner, Array(text.utf8))
             if let known = expected[text] {
@@ -67,10 +68,12 @@ import Testing
     }
 
     @Test func namesMatchTheStringRule() {
-        let paths = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "libfoo.so", "dir/", "/", "//", "a//b//", "/opt/app/bin/server (deleted)",
-                     "/usr/lib/ünïcode.so", ""]
+        let paths = [
+            "/usr/lib/x86_64-linux-gnu/libc.so.6", "libfoo.so", "dir/", "/", "//", "a//b//", "/opt/app/bin/server (deleted)",
+            "/usr/lib/ünïcode.so", "",
+        ]
         var addresses: [UInt64] = [0, UInt64.max, 0x1f2e3]
-        for bits in 0 ..< 64 { addresses += [UInt64(1) << bits, (UInt64(1) << bits) - 1] }
+        for bits in 0..<64 { addresses += [UInt64(1) << bits, (UInt64(1) << bits) - 1] }
         for path in paths {
             let file = path.isEmpty ? Array("unknown".utf8) : BatchBuilder.lastPathComponent(Array(path.utf8))
             for address in addresses {

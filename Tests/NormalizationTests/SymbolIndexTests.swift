@@ -1,6 +1,7 @@
-@testable import Normalization
 import ProfileModel
 import Testing
+
+@testable import Normalization
 
 /// The symbol index against a plain dictionary: equal symbols share an id, ids are dense in first-seen
 /// order, and the stored symbols are the distinct ones in that order, across table growth.
@@ -20,12 +21,13 @@ import Testing
         functions.reserve(count / 3)
         var functionIDs: [FunctionSymbol: UInt32] = [:]
         var frameIDs: [FrameSymbol: UInt32] = [:]
-        for _ in 0 ..< count {
+        for _ in 0..<count {
             // Few distinct values per field, so repeats and near misses (one field apart) are common;
             // lines past 32 bits and negative ones check the 64-bit fields whole.
             let line = Int64(bitPattern: next(4) << 32 | next(6)) * (next(2) == 0 ? 1 : -1)
-            let function = FunctionSymbol(name: UInt32(next(20)), systemName: UInt32(next(3)), filename: UInt32(next(4)),
-                                          startLine: line)
+            let function = FunctionSymbol(
+                name: UInt32(next(20)), systemName: UInt32(next(3)), filename: UInt32(next(4)),
+                startLine: line)
             let expectedFunction = functionIDs[function] ?? UInt32(functionIDs.count)
             functionIDs[function] = expectedFunction
             #expect(functions.intern(function) == expectedFunction)

@@ -1,7 +1,7 @@
 import Foundation
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
 
 /// scripts/s3-fault-proxy.py in front of the shared moto server: real HTTP over 127.0.0.1 that answers
 /// 500/503/429/403, resets connections or hangs for chosen requests.
@@ -15,14 +15,19 @@ struct FaultProxy {
         let dir = try ScratchDir("proxy")
         let script = TestEnvironment.repoRoot.appendingPathComponent("scripts/s3-fault-proxy.py").path
         let portFile = dir.url.appendingPathComponent("port").path
-        let process = try HelperProcess(python, [script, "--upstream", String(upstream.dropFirst("http://".count)),
-                                                 "--port-file", portFile, "--log", dir.url.appendingPathComponent("requests.log").path,
-                                                 "--max-lifetime", "120"] + plan,
-                                        log: dir.url.appendingPathComponent("proxy.log"), name: "s3-fault-proxy")
+        let process = try HelperProcess(
+            python,
+            [
+                script, "--upstream", String(upstream.dropFirst("http://".count)),
+                "--port-file", portFile, "--log", dir.url.appendingPathComponent("requests.log").path,
+                "--max-lifetime", "120",
+            ] + plan,
+            log: dir.url.appendingPathComponent("proxy.log"), name: "s3-fault-proxy")
         do {
             try await waitUntil("the fault proxy's port file", timeout: .seconds(15)) {
                 guard process.process.isRunning else {
-                    throw TestFailure("fault proxy exited: \((try? String(contentsOfFile: dir.path + "/proxy.log", encoding: .utf8)) ?? "")")
+                    throw TestFailure(
+                        "fault proxy exited: \((try? String(contentsOfFile: dir.path + "/proxy.log", encoding: .utf8)) ?? "")")
                 }
                 return FileManager.default.fileExists(atPath: portFile)
             }
@@ -52,8 +57,10 @@ struct FaultProxy {
 
 @Suite(.requires(.s3)) struct FaultProxyTests {
     /// Runs `body` with a proxy in front of moto and a bucket created directly on moto.
-    func withProxy(_ plan: [String], configure: (inout S3Configuration) -> Void = { _ in },
-                   _ body: (S3ObjectStore, FaultProxy, String) async throws -> Void) async throws {
+    func withProxy(
+        _ plan: [String], configure: (inout S3Configuration) -> Void = { _ in },
+        _ body: (S3ObjectStore, FaultProxy, String) async throws -> Void
+    ) async throws {
         let moto = try s3Endpoint()
         let bucket = uniqueBucket("fault")
         try await withStore(s3Config(endpoint: moto, bucket: bucket)) { try await $0.createBucket() }
@@ -82,7 +89,7 @@ struct FaultProxy {
 
     @Test func throttlingIsRetriedForReadsToo() async throws {
         try await withProxy(["--every", "2:429"]) { store, proxy, _ in
-            try await store.put("k", [1, 2, 3])        // request 1 passes
+            try await store.put("k", [1, 2, 3])  // request 1 passes
             #expect(try await store.get("k") == [1, 2, 3])  // 2 throttled, 3 passes
             #expect(try await store.list(prefix: "").keys == ["k"])  // 4 throttled, 5 passes
             let actions = try proxy.requests().map(\.action)
@@ -92,11 +99,14 @@ struct FaultProxy {
 
     /// Every other request fails; with one part at a time each step needs exactly two attempts.
     @Test func multipartRetriesEachStep() async throws {
-        try await withProxy(["--every", "2:503"], configure: {
-            $0.multipartThreshold = 6 << 20
-            $0.partSize = 5 << 20
-            $0.partConcurrency = 1
-        }) { store, proxy, _ in
+        try await withProxy(
+            ["--every", "2:503"],
+            configure: {
+                $0.multipartThreshold = 6 << 20
+                $0.partSize = 5 << 20
+                $0.partConcurrency = 1
+            }
+        ) { store, proxy, _ in
             let bytes = patternBytes((11 << 20) + 7, seed: 42)  // 3 parts
             // Request 1 (create) passes, then every part and the completion fails once before passing.
             try await store.put("big", bytes)
@@ -111,13 +121,16 @@ struct FaultProxy {
     }
 
     @Test func permanentFailureIsClearAndBounded() async throws {
-        try await withProxy(["--always", "503"], configure: {
-            $0.retry = RetryPolicy(maxAttempts: 4, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200))
-        }) { store, proxy, bucket in
+        try await withProxy(
+            ["--always", "503"],
+            configure: {
+                $0.retry = RetryPolicy(maxAttempts: 4, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200))
+            }
+        ) { store, proxy, bucket in
             let started = ContinuousClock.now
             let error = await expectStoreError(.unavailable) { try await store.put("t/k", [1]) }
             // Three backoffs of at most 200 ms each, plus four quick answers.
-            #expect(ContinuousClock.now - started < .seconds(30)) // bounded: 4 short backoffs, not a hang
+            #expect(ContinuousClock.now - started < .seconds(30))  // bounded: 4 short backoffs, not a hang
             #expect(error?.message.contains("s3://\(bucket)/t/k") == true, "\(error?.message ?? "")")
             #expect(error?.message.contains("HTTP 503 SlowDown") == true, "\(error?.message ?? "")")
             #expect(error?.message.contains("4 attempt(s)") == true, "\(error?.message ?? "")")
@@ -137,10 +150,13 @@ struct FaultProxy {
     }
 
     @Test func aHungServerTimesOut() async throws {
-        try await withProxy(["--always", "hang", "--hang-seconds", "20"], configure: {
-            $0.requestTimeout = .seconds(1)
-            $0.retry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50))
-        }) { store, proxy, _ in
+        try await withProxy(
+            ["--always", "hang", "--hang-seconds", "20"],
+            configure: {
+                $0.requestTimeout = .seconds(1)
+                $0.retry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50))
+            }
+        ) { store, proxy, _ in
             let started = ContinuousClock.now
             let error = await expectStoreError(.timeout) { _ = try await store.get("t/k") }
             // Two 1-second attempts and one short backoff; the proxy would hold each for 20 s.

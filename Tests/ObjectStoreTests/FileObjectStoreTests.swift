@@ -1,9 +1,10 @@
 import Foundation
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct FileObjectStoreTests {
@@ -60,7 +61,10 @@ import Glibc
 
         #expect(try await store.list(prefix: "").keys == keys.sorted())
         #expect(try await store.list(prefix: "t1/").keys == ["t1/A/meta.json", "t1/A/samples.parquet", "t1/B/meta.json", "t1/B/sub/x"])
-        #expect(try await store.list(prefix: "t1").keys == ["t1/A/meta.json", "t1/A/samples.parquet", "t1/B/meta.json", "t1/B/sub/x", "t10/D/meta.json"])
+        #expect(
+            try await store.list(prefix: "t1").keys == [
+                "t1/A/meta.json", "t1/A/samples.parquet", "t1/B/meta.json", "t1/B/sub/x", "t10/D/meta.json",
+            ])
 
         let top = try await store.list(prefix: "", delimiter: "/")
         #expect(top.keys == ["top"])

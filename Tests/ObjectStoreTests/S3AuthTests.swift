@@ -3,8 +3,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
 
 /// moto accepts any credentials by default. With authentication switched on (its /moto-api/reset-auth
 /// switch, the server-mode form of INITIAL_NO_AUTH_ACTION_COUNT) it recomputes every request's SigV4
@@ -25,8 +25,9 @@ import TestSupport
         let motoServer = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/moto_server").path
         let dir = try ScratchDir("authmoto")
         let port = closedLocalPort()
-        let process = try HelperProcess(python, pythonScriptArguments(motoServer, ["-H", "127.0.0.1", "-p", String(port)]),
-                                        log: dir.url.appendingPathComponent("moto.log"), name: "moto_server (auth)")
+        let process = try HelperProcess(
+            python, pythonScriptArguments(motoServer, ["-H", "127.0.0.1", "-p", String(port)]),
+            log: dir.url.appendingPathComponent("moto.log"), name: "moto_server (auth)")
         do {
             try await waitUntil("moto_server on port \(port)", timeout: .seconds(60)) {
                 guard process.process.isRunning else { throw TestFailure("moto_server exited; log in \(dir.path)") }
@@ -56,8 +57,9 @@ import TestSupport
         }
         if policy {
             let document = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#
-            _ = try await iam(["Action": "PutUserPolicy", "UserName": name, "PolicyName": "s3-all", "PolicyDocument": document],
-                              endpoint: endpoint, credentials: signer)
+            _ = try await iam(
+                ["Action": "PutUserPolicy", "UserName": name, "PolicyName": "s3-all", "PolicyDocument": document],
+                endpoint: endpoint, credentials: signer)
         }
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret)
     }
@@ -70,16 +72,18 @@ import TestSupport
         let body = Array(form.utf8)
         let host = String(endpoint.dropFirst("http://".count))
         let signed = SigV4Signer(credentials: credentials, region: "us-east-1", service: "iam")
-            .sign(method: "POST", path: "/", query: [],
-                  headers: [("Host", host), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
-                  payloadHash: SigV4Signer.sha256Hex(body), date: Date())
+            .sign(
+                method: "POST", path: "/", query: [],
+                headers: [("Host", host), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+                payloadHash: SigV4Signer.sha256Hex(body), date: Date())
         let (status, answer) = try await rawRequest(method: .POST, url: endpoint + "/", headers: signed.headers, body: body)
         let text = String(decoding: answer, as: UTF8.self)
         guard status == 200 else { throw TestFailure("IAM \(params["Action"] ?? "") answered \(status): \(text)") }
         return text
     }
 
-    static func rawRequest(method: HTTPMethod, url: String, headers: [(String, String)] = [], body: [UInt8]) async throws -> (Int, [UInt8]) {
+    static func rawRequest(method: HTTPMethod, url: String, headers: [(String, String)] = [], body: [UInt8]) async throws -> (Int, [UInt8])
+    {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -90,7 +94,9 @@ import TestSupport
     }
 
     static func xmlValue(_ tag: String, in xml: String) -> String? {
-        guard let start = xml.range(of: "<\(tag)>"), let end = xml.range(of: "</\(tag)>", range: start.upperBound..<xml.endIndex) else { return nil }
+        guard let start = xml.range(of: "<\(tag)>"), let end = xml.range(of: "</\(tag)>", range: start.upperBound..<xml.endIndex) else {
+            return nil
+        }
         return String(xml[start.upperBound..<end.lowerBound])
     }
 

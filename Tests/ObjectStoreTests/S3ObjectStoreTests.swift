@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
 
 /// Against the real moto S3 server from scripts/test-env.sh (KILN_TEST_S3_ENDPOINT).
 @Suite struct S3ObjectStoreTests {
@@ -97,7 +97,9 @@ import TestSupport
             #expect(try await store.get("big/object") == bytes)
             // A range across the first part boundary.
             let boundary = 5 << 20
-            #expect(try await store.get("big/object", range: .bounded(boundary - 100..<boundary + 100)) == Array(bytes[boundary - 100..<boundary + 100]))
+            #expect(
+                try await store.get("big/object", range: .bounded(boundary - 100..<boundary + 100))
+                    == Array(bytes[boundary - 100..<boundary + 100]))
 
             // Below the threshold: a single PUT (plain MD5 ETag).
             let small = patternBytes(5 << 20, seed: 22)
@@ -148,7 +150,7 @@ import TestSupport
             let started = ContinuousClock.now
             let error = await expectStoreError(.connectionFailed) { try await store.put("k", [1]) }
             // Refused connects fail at once; only the two backoffs (≤ 100 ms each) take time.
-            #expect(ContinuousClock.now - started < .seconds(30)) // refused, not retried until a long timeout
+            #expect(ContinuousClock.now - started < .seconds(30))  // refused, not retried until a long timeout
             #expect(error?.message.contains(endpoint) == true, "\(error?.message ?? "")")
             #expect(error?.message.contains("connection refused") == true, "\(error?.message ?? "")")
             #expect(error?.message.contains("3 attempt") == true, "\(error?.message ?? "")")

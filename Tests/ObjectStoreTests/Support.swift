@@ -1,9 +1,10 @@
 import Foundation
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The moto endpoint from scripts/test-env.sh. Tests that call this are marked `.requires(.s3)`, so without
@@ -45,7 +46,7 @@ func patternBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     var state = seed &+ 0x9E37_79B9_7F4A_7C15
     var out = [UInt8](repeating: 0, count: count)
     for i in 0..<count {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         out[i] = UInt8(truncatingIfNeeded: state >> 33)
     }
     return out
@@ -106,8 +107,11 @@ func portAccepts(_ port: Int) -> Bool {
 /// Runs a Python script with SIGTERM unblocked: a child inherits the signal mask of the test runner's thread,
 /// which may block SIGTERM, and Python does not unblock it itself.
 func pythonScriptArguments(_ script: String, _ arguments: [String]) -> [String] {
-    ["-c", "import runpy, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT}); "
-        + "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')", script] + arguments
+    [
+        "-c",
+        "import runpy, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT}); "
+            + "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')", script,
+    ] + arguments
 }
 
 /// The Python interpreter for helper scripts: the repo's .venv, else the system's.
@@ -161,8 +165,10 @@ struct ScratchDir {
 
 /// Expects `body` to throw an `ObjectStoreError` of `kind`, and returns it.
 @discardableResult
-func expectStoreError(_ kind: ObjectStoreError.Kind, sourceLocation: SourceLocation = #_sourceLocation,
-                      _ body: () async throws -> Void) async -> ObjectStoreError? {
+func expectStoreError(
+    _ kind: ObjectStoreError.Kind, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async -> ObjectStoreError? {
     do {
         try await body()
         Issue.record("expected an ObjectStoreError of kind \(kind), but the call succeeded", sourceLocation: sourceLocation)

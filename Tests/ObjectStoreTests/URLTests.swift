@@ -7,18 +7,24 @@ import Testing
 
     @Test func fileURL() throws {
         guard case .file(let root) = try ObjectStoreURL.parse("file:///var/lib/kiln%20data", environment: [:]) else {
-            Issue.record("not a file store"); return
+            Issue.record("not a file store")
+            return
         }
         #expect(root.path == "/var/lib/kiln data")
         guard case .file(let local) = try ObjectStoreURL.parse("file://localhost/tmp/x", environment: [:]) else {
-            Issue.record("not a file store"); return
+            Issue.record("not a file store")
+            return
         }
         #expect(local.path == "/tmp/x")
     }
 
     @Test func s3URLWithEverything() throws {
-        let url = "s3://my-bucket/blocks/prod/?endpoint=http://127.0.0.1:9000&region=eu-west-1&part_size=8MiB&multipart_threshold=32MiB&max_attempts=7&timeout=2.5&verify_checksums=false"
-        guard case .s3(let c) = try ObjectStoreURL.parse(url, environment: env) else { Issue.record("not s3"); return }
+        let url =
+            "s3://my-bucket/blocks/prod/?endpoint=http://127.0.0.1:9000&region=eu-west-1&part_size=8MiB&multipart_threshold=32MiB&max_attempts=7&timeout=2.5&verify_checksums=false"
+        guard case .s3(let c) = try ObjectStoreURL.parse(url, environment: env) else {
+            Issue.record("not s3")
+            return
+        }
         #expect(c.bucket == "my-bucket")
         #expect(c.prefix == "blocks/prod")
         #expect(c.endpoint == "http://127.0.0.1:9000")
@@ -32,20 +38,28 @@ import Testing
     }
 
     @Test func s3DefaultsToAWSEndpointForRegion() throws {
-        guard case .s3(let c) = try ObjectStoreURL.parse("s3://bucket.one", environment: env.merging(["AWS_REGION": "ap-south-1"]) { a, _ in a }) else {
-            Issue.record("not s3"); return
+        guard
+            case .s3(let c) = try ObjectStoreURL.parse(
+                "s3://bucket.one", environment: env.merging(["AWS_REGION": "ap-south-1"]) { a, _ in a })
+        else {
+            Issue.record("not s3")
+            return
         }
         #expect(c.prefix == "")
         #expect(c.region == "ap-south-1")
         #expect(c.endpoint == "https://s3.ap-south-1.amazonaws.com")
-        guard case .s3(let d) = try ObjectStoreURL.parse("s3://bucket", environment: env) else { Issue.record("not s3"); return }
+        guard case .s3(let d) = try ObjectStoreURL.parse("s3://bucket", environment: env) else {
+            Issue.record("not s3")
+            return
+        }
         #expect(d.region == "us-east-1")
     }
 
     @Test func explicitCredentialsWin() throws {
         let explicit = AWSCredentials(accessKeyID: "X", secretAccessKey: "Y")
         guard case .s3(let c) = try ObjectStoreURL.parse("s3://bucket", credentials: explicit, environment: env) else {
-            Issue.record("not s3"); return
+            Issue.record("not s3")
+            return
         }
         #expect(c.credentials == explicit)
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Parquet
 
 @Suite struct EncodingTests {
@@ -90,7 +91,7 @@ import Testing
         w.i64(20, 1 << 40)  // delta 19 > 15: long form
         w.endStruct()
         #expect(w.bytes[0] == 0x15 && w.bytes[1] == 0x05)  // delta 1, i32; zigzag(-3) = 5
-        #expect(w.bytes[2] == 0x06 && w.bytes[3] == 40)    // type i64, zigzag field id 20 = 40
+        #expect(w.bytes[2] == 0x06 && w.bytes[3] == 40)  // type i64, zigzag field id 20 = 40
         try w.bytes.withUnsafeBytes { raw in
             var r = ThriftReader(raw, from: 0, to: raw.count)
             try r.beginStruct()

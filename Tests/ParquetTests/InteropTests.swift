@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import Parquet
 
 /// Files Kiln writes, read by the real pyarrow and DuckDB; files pyarrow writes, read by Kiln.
@@ -40,35 +41,36 @@ struct InteropTests {
         try Data(file).write(to: path)
         defer { try? FileManager.default.removeItem(at: path) }
 
-        let script = canonicalPython + """
+        let script =
+            canonicalPython + """
 
-        import sys, json
-        import pyarrow.parquet as pq
-        f = pq.ParquetFile(sys.argv[1])
-        t = f.read()
-        md = f.metadata
-        out = {"num_rows": md.num_rows, "row_groups": md.num_row_groups, "created_by": md.created_by,
-               "kv": {k.decode(): v.decode() for k, v in (md.metadata or {}).items()},
-               "columns": {}, "stats": []}
-        for name in t.column_names:
-            out["columns"][name] = canon(t.column(name).combine_chunks())
-        for i in range(md.num_row_groups):
-            rg = []
-            for j in range(md.num_columns):
-                c = md.row_group(i).column(j)
-                s = c.statistics
-                if s is None or not s.has_min_max:
-                    rg.append({"codec": c.compression, "null_count": None if s is None else s.null_count})
-                    continue
-                def enc(v):
-                    if isinstance(v, bool): return "true" if v else "false"
-                    if isinstance(v, (bytes, bytearray)): return v.hex()
-                    if isinstance(v, str): return v.encode().hex()
-                    return str(v)
-                rg.append({"codec": c.compression, "min": enc(s.min_raw), "max": enc(s.max_raw), "null_count": s.null_count})
-            out["stats"].append(rg)
-        print(json.dumps(out))
-        """
+                import sys, json
+                import pyarrow.parquet as pq
+                f = pq.ParquetFile(sys.argv[1])
+                t = f.read()
+                md = f.metadata
+                out = {"num_rows": md.num_rows, "row_groups": md.num_row_groups, "created_by": md.created_by,
+                       "kv": {k.decode(): v.decode() for k, v in (md.metadata or {}).items()},
+                       "columns": {}, "stats": []}
+                for name in t.column_names:
+                    out["columns"][name] = canon(t.column(name).combine_chunks())
+                for i in range(md.num_row_groups):
+                    rg = []
+                    for j in range(md.num_columns):
+                        c = md.row_group(i).column(j)
+                        s = c.statistics
+                        if s is None or not s.has_min_max:
+                            rg.append({"codec": c.compression, "null_count": None if s is None else s.null_count})
+                            continue
+                        def enc(v):
+                            if isinstance(v, bool): return "true" if v else "false"
+                            if isinstance(v, (bytes, bytearray)): return v.hex()
+                            if isinstance(v, str): return v.encode().hex()
+                            return str(v)
+                        rg.append({"codec": c.compression, "min": enc(s.min_raw), "max": enc(s.max_raw), "null_count": s.null_count})
+                    out["stats"].append(rg)
+                print(json.dumps(out))
+                """
         let result = try #require(try PythonTools.json(script, [path.path]) as? [String: Any])
         #expect(result["num_rows"] as? Int == rows)
         #expect(result["row_groups"] as? Int == 3)
@@ -110,7 +112,10 @@ struct InteropTests {
         let rows = 5000
         var r = SeededRandom(77)
         var t: Int64 = 1_700_000_000_000_000_000
-        let time = (0..<rows).map { _ -> Int64 in t += Int64(r.int(1..<1_000_000)); return t }
+        let time = (0..<rows).map { _ -> Int64 in
+            t += Int64(r.int(1..<1_000_000))
+            return t
+        }
         let series = (0..<rows).map { _ in Int64(r.int(0..<8)) }
         let value = (0..<rows).map { _ -> Int64? in r.chance(0.1) ? nil : Int64(r.int(-1000..<100_000)) }
         let small = (0..<rows).map { _ in Int32(r.int(-50..<50)) }
@@ -132,17 +137,17 @@ struct InteropTests {
         defer { try? FileManager.default.removeItem(at: path) }
 
         let script = """
-        import sys, json, duckdb
-        p = sys.argv[1]
-        con = duckdb.connect()
-        agg = con.execute(f"select count(*), epoch_ns(min(time_nanos)), epoch_ns(max(time_nanos)), sum(series_id), "
-                          f"sum(value), min(value), max(value), count(value), sum(small), min(small), max(small), "
-                          f"min(name), max(name), count(name) from read_parquet('{p}')").fetchone()
-        meta = con.execute(f"select row_group_id, path_in_schema, stats_min_value, stats_max_value, stats_null_count "
-                           f"from parquet_metadata('{p}') order by row_group_id, column_id").fetchall()
-        print(json.dumps({"agg": [None if v is None else str(v) for v in agg],
-                          "meta": [[str(x) if x is not None else None for x in row] for row in meta]}))
-        """
+            import sys, json, duckdb
+            p = sys.argv[1]
+            con = duckdb.connect()
+            agg = con.execute(f"select count(*), epoch_ns(min(time_nanos)), epoch_ns(max(time_nanos)), sum(series_id), "
+                              f"sum(value), min(value), max(value), count(value), sum(small), min(small), max(small), "
+                              f"min(name), max(name), count(name) from read_parquet('{p}')").fetchone()
+            meta = con.execute(f"select row_group_id, path_in_schema, stats_min_value, stats_max_value, stats_null_count "
+                               f"from parquet_metadata('{p}') order by row_group_id, column_id").fetchall()
+            print(json.dumps({"agg": [None if v is None else str(v) for v in agg],
+                              "meta": [[str(x) if x is not None else None for x in row] for row in meta]}))
+            """
         let result = try #require(try PythonTools.json(script, [path.path]) as? [String: Any])
         let agg = try #require(result["agg"] as? [String?])
         let present = value.compactMap { $0 }
@@ -175,32 +180,35 @@ struct InteropTests {
     func kilnReadsPyarrowFiles(compression: String, pageVersion: String) throws {
         let path = temporaryFile("pyarrow.parquet")
         defer { try? FileManager.default.removeItem(at: path) }
-        let script = canonicalPython + """
+        let script =
+            canonicalPython + """
 
-        import sys, json, random
-        import pyarrow.parquet as pq
-        random.seed(9)
-        n = 20000
-        def maybe(v): return None if random.random() < 0.1 else v
-        t = pa.table({
-            "series_id": pa.array([random.randrange(5) for _ in range(n)], pa.int64()),
-            "time_nanos": pa.array(sorted(random.randrange(1 << 60) for _ in range(n)), pa.timestamp("ns", tz="UTC")),
-            "value": pa.array([maybe(random.randrange(-100, 1 << 40)) for _ in range(n)], pa.int64()),
-            "small": pa.array([random.randrange(-(1 << 31), 1 << 31) for _ in range(n)], pa.int32()),
-            "flag": pa.array([maybe(random.random() < 0.5) for _ in range(n)], pa.bool_()),
-            "name": pa.array([maybe("name-%d" % random.randrange(100)) for _ in range(n)], pa.string()),
-            "blob": pa.array([maybe(bytes(random.randrange(256) for _ in range(random.randrange(9)))) for _ in range(n)], pa.binary()),
-            "stack": pa.array([maybe([random.randrange(1000) for _ in range(random.randrange(6))]) for _ in range(n)], pa.list_(pa.int64())),
-        })
-        pq.write_table(t, sys.argv[1], compression=sys.argv[2], data_page_version=sys.argv[3], row_group_size=7000)
-        print(json.dumps({name: canon(t.column(name).combine_chunks()) for name in t.column_names}))
-        """
+                import sys, json, random
+                import pyarrow.parquet as pq
+                random.seed(9)
+                n = 20000
+                def maybe(v): return None if random.random() < 0.1 else v
+                t = pa.table({
+                    "series_id": pa.array([random.randrange(5) for _ in range(n)], pa.int64()),
+                    "time_nanos": pa.array(sorted(random.randrange(1 << 60) for _ in range(n)), pa.timestamp("ns", tz="UTC")),
+                    "value": pa.array([maybe(random.randrange(-100, 1 << 40)) for _ in range(n)], pa.int64()),
+                    "small": pa.array([random.randrange(-(1 << 31), 1 << 31) for _ in range(n)], pa.int32()),
+                    "flag": pa.array([maybe(random.random() < 0.5) for _ in range(n)], pa.bool_()),
+                    "name": pa.array([maybe("name-%d" % random.randrange(100)) for _ in range(n)], pa.string()),
+                    "blob": pa.array([maybe(bytes(random.randrange(256) for _ in range(random.randrange(9)))) for _ in range(n)], pa.binary()),
+                    "stack": pa.array([maybe([random.randrange(1000) for _ in range(random.randrange(6))]) for _ in range(n)], pa.list_(pa.int64())),
+                })
+                pq.write_table(t, sys.argv[1], compression=sys.argv[2], data_page_version=sys.argv[3], row_group_size=7000)
+                print(json.dumps({name: canon(t.column(name).combine_chunks()) for name in t.column_names}))
+                """
         let expected = try #require(try PythonTools.json(script, [path.path, compression, pageVersion]) as? [String: [Any]])
         let reader = try ParquetFileReader(bytes: Array(try Data(contentsOf: path)))
         #expect(reader.rowGroupCount == 3)
-        let kinds: [String: ColumnSchema.Kind] = ["series_id": .int64, "time_nanos": .timestampNanos, "value": .int64,
-                                                  "small": .int32, "flag": .boolean, "name": .string, "blob": .bytes,
-                                                  "stack": .int64List]
+        let kinds: [String: ColumnSchema.Kind] = [
+            "series_id": .int64, "time_nanos": .timestampNanos, "value": .int64,
+            "small": .int32, "flag": .boolean, "name": .string, "blob": .bytes,
+            "stack": .int64List,
+        ]
         var snappyRefusals = 0
         for (name, kind) in kinds {
             #expect(reader.schema.columns.first { $0.name == name }?.kind == kind, "schema of \(name)")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Parquet
 
 /// Sample data for a column kind: repetitive enough for dictionaries, with extremes that stress
@@ -8,7 +9,8 @@ func sampleColumn(_ kind: ColumnSchema.Kind, rows: Int, optional: Bool, seed: UI
     var r = SeededRandom(seed)
     let int64Pool: [Int64] = [Int64.min, Int64.max, -1, 0, 1, 42, -7_000_000_000] + (0..<40).map { _ in Int64(bitPattern: r.next()) }
     let int32Pool: [Int32] = [Int32.min, Int32.max, -1, 0, 1, 42] + (0..<40).map { _ in Int32(truncatingIfNeeded: r.next()) }
-    let stringPool = ["", "a", "b", "ab", "über", "日本語", String(repeating: "x", count: 100), "\u{0}nul"]
+    let stringPool =
+        ["", "a", "b", "ab", "über", "日本語", String(repeating: "x", count: 100), "\u{0}nul"]
         + (0..<30).map { "svc-\($0)" }
     func isNull() -> Bool { optional && r.chance(0.2) }
     switch kind {
@@ -16,7 +18,11 @@ func sampleColumn(_ kind: ColumnSchema.Kind, rows: Int, optional: Bool, seed: UI
         return .int64((0..<rows).map { _ in isNull() ? nil : int64Pool[r.int(0..<int64Pool.count)] })
     case .timestampNanos:
         var t: Int64 = 1_700_000_000_000_000_000
-        return .int64((0..<rows).map { _ in t += Int64(r.int(0..<10_000_000)); return isNull() ? nil : t })
+        return .int64(
+            (0..<rows).map { _ in
+                t += Int64(r.int(0..<10_000_000))
+                return isNull() ? nil : t
+            })
     case .int32:
         return .int32((0..<rows).map { _ in isNull() ? nil : int32Pool[r.int(0..<int32Pool.count)] })
     case .boolean:
@@ -24,21 +30,25 @@ func sampleColumn(_ kind: ColumnSchema.Kind, rows: Int, optional: Bool, seed: UI
     case .string:
         return .strings((0..<rows).map { _ in isNull() ? nil : stringPool[r.int(0..<stringPool.count)] })
     case .bytes:
-        return .bytes((0..<rows).map { _ -> [UInt8]? in
-            isNull() ? nil : (0..<r.int(0..<12)).map { _ in UInt8(truncatingIfNeeded: r.next() % 4 == 0 ? 0xFF : r.next()) }
-        })
+        return .bytes(
+            (0..<rows).map { _ -> [UInt8]? in
+                isNull() ? nil : (0..<r.int(0..<12)).map { _ in UInt8(truncatingIfNeeded: r.next() % 4 == 0 ? 0xFF : r.next()) }
+            })
     case .fixedBytes(let n):
-        return .bytes((0..<rows).map { _ -> [UInt8]? in
-            isNull() ? nil : (0..<n).map { _ in UInt8(truncatingIfNeeded: r.next() % 3) }
-        })
+        return .bytes(
+            (0..<rows).map { _ -> [UInt8]? in
+                isNull() ? nil : (0..<n).map { _ in UInt8(truncatingIfNeeded: r.next() % 3) }
+            })
     case .int64List:
-        return .int64Lists((0..<rows).map { _ -> [Int64]? in
-            isNull() ? nil : (0..<r.int(0..<5)).map { _ in int64Pool[r.int(0..<int64Pool.count)] }
-        })
+        return .int64Lists(
+            (0..<rows).map { _ -> [Int64]? in
+                isNull() ? nil : (0..<r.int(0..<5)).map { _ in int64Pool[r.int(0..<int64Pool.count)] }
+            })
     case .int32List:
-        return .int32Lists((0..<rows).map { _ -> [Int32]? in
-            isNull() ? nil : (0..<r.int(0..<5)).map { _ in int32Pool[r.int(0..<int32Pool.count)] }
-        })
+        return .int32Lists(
+            (0..<rows).map { _ -> [Int32]? in
+                isNull() ? nil : (0..<r.int(0..<5)).map { _ in int32Pool[r.int(0..<int32Pool.count)] }
+            })
     }
 }
 
@@ -50,8 +60,10 @@ func encodings(for kind: ColumnSchema.Kind) -> [ColumnEncoding] {
     }
 }
 
-let allKinds: [ColumnSchema.Kind] = [.int64, .timestampNanos, .int32, .boolean, .string, .bytes,
-                                     .fixedBytes(length: 16), .int64List, .int32List]
+let allKinds: [ColumnSchema.Kind] = [
+    .int64, .timestampNanos, .int32, .boolean, .string, .bytes,
+    .fixedBytes(length: 16), .int64List, .int32List,
+]
 let writtenCodecs: [CompressionCodec] = [.uncompressed, .lz4Raw, .zstd]
 
 struct RoundTripCase: Sendable, CustomStringConvertible {
@@ -87,7 +99,8 @@ func expectedStatistics(_ data: ColumnData, kind: ColumnSchema.Kind) -> (min: St
         return (v.isEmpty ? nil : .boolean(!v.contains(false)), v.isEmpty ? nil : .boolean(v.contains(true)), data.nullCount)
     case .byteArrays(let b):
         let all = b.arrays
-        let lo = all.min { $0.lexicographicallyPrecedes($1) }, hi = all.max { $0.lexicographicallyPrecedes($1) }
+        let lo = all.min { $0.lexicographicallyPrecedes($1) }
+        let hi = all.max { $0.lexicographicallyPrecedes($1) }
         return (lo.map { .bytes($0) }, hi.map { .bytes($0) }, data.nullCount)
     case .int64Lists(let o, let v):
         let empties = (0..<(o.count - 1)).filter { o[$0] == o[$0 + 1] }.count
@@ -167,7 +180,8 @@ func expectedStatistics(_ data: ColumnData, kind: ColumnSchema.Kind) -> (min: St
         let stats = try #require(reader.statistics(rowGroup: 0, column: 0))
         // Truncated bounds must still enclose every value.
         guard case .bytes(let lo)? = stats.min, case .bytes(let hi)? = stats.max else {
-            Issue.record("no byte statistics"); return
+            Issue.record("no byte statistics")
+            return
         }
         #expect(lo.count <= 64 && hi.count <= 64)
         #expect(!stats.isMinExact && !stats.isMaxExact)
@@ -181,8 +195,9 @@ func expectedStatistics(_ data: ColumnData, kind: ColumnSchema.Kind) -> (min: St
         var options = ParquetWriterOptions()
         options.dictionaryPageSizeLimit = 1024
         let values = (0..<5000).map { Int64($0 * 7919 % 5003) }
-        let writer = try ParquetWriter(schema: ParquetSchema([ColumnSchema("v", .int64, encoding: .dictionary)]),
-                                       options: options)
+        let writer = try ParquetWriter(
+            schema: ParquetSchema([ColumnSchema("v", .int64, encoding: .dictionary)]),
+            options: options)
         try writer.writeRowGroup([.int64(values)])
         let reader = try ParquetFileReader(bytes: try writer.finish())
         let meta = try #require(reader.columnMetaData(rowGroup: 0, column: 0))
@@ -197,8 +212,10 @@ func expectedStatistics(_ data: ColumnData, kind: ColumnSchema.Kind) -> (min: St
         let lowCardinality = (0..<rows).map { Int64($0 % 7) }
         let names = (0..<rows).map { "series-\($0 % 5)" }
         let unique = (0..<rows).map { "unique-\($0 * 7919)" }
-        let schema = ParquetSchema([ColumnSchema("t", .timestampNanos), ColumnSchema("v", .int64),
-                                    ColumnSchema("n", .string), ColumnSchema("u", .string)])
+        let schema = ParquetSchema([
+            ColumnSchema("t", .timestampNanos), ColumnSchema("v", .int64),
+            ColumnSchema("n", .string), ColumnSchema("u", .string),
+        ])
         let writer = try ParquetWriter(schema: schema)
         try writer.writeRowGroup([.int64(sorted), .int64(lowCardinality), .strings(names), .strings(unique)])
         let reader = try ParquetFileReader(bytes: try writer.finish())

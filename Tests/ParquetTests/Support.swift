@@ -33,7 +33,8 @@ enum PythonTools {
         let p = Process()
         p.executableURL = python
         p.arguments = ["-c", script] + args
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -42,7 +43,10 @@ enum PythonTools {
         nonisolated(unsafe) var stderrBytes = Data()
         let group = DispatchGroup()
         group.enter()
-        errData.async { stderrBytes = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        errData.async {
+            stderrBytes = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
         let stdoutBytes = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
@@ -82,17 +86,17 @@ func canonical(_ data: ColumnData, kind: ColumnSchema.Kind) -> [String?] {
 
 /// Python: `canon(column)` turns a pyarrow column into the same strings as `canonical` above.
 let canonicalPython = """
-import pyarrow as pa
-def canon_value(v):
-    if v is None: return None
-    if isinstance(v, bool): return "true" if v else "false"
-    if isinstance(v, int): return str(v)
-    if isinstance(v, str): return "s:" + v
-    if isinstance(v, (bytes, bytearray)): return v.hex()
-    if isinstance(v, list): return "[" + ",".join(str(x) for x in v) + "]"
-    raise Exception("unexpected value %r" % (v,))
-def canon(col):
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.int64())
-    return [canon_value(v) for v in col.to_pylist()]
-"""
+    import pyarrow as pa
+    def canon_value(v):
+        if v is None: return None
+        if isinstance(v, bool): return "true" if v else "false"
+        if isinstance(v, int): return str(v)
+        if isinstance(v, str): return "s:" + v
+        if isinstance(v, (bytes, bytearray)): return v.hex()
+        if isinstance(v, list): return "[" + ",".join(str(x) for x in v) + "]"
+        raise Exception("unexpected value %r" % (v,))
+    def canon(col):
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.int64())
+        return [canon_value(v) for v in col.to_pylist()]
+    """

@@ -1,7 +1,7 @@
 import Foundation
 import PprofCodec
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct DecoderTests {
     @Test func decodesHandBuiltProfile() throws {
@@ -18,7 +18,10 @@ import TestSupport
 
     @Test func namesEachFault() throws {
         func error(_ bytes: [UInt8], _ limits: PprofLimits = .default) -> PprofError? {
-            do { _ = try PprofDecoder(limits: limits).decode(bytes); return nil } catch { return error }
+            do {
+                _ = try PprofDecoder(limits: limits).decode(bytes)
+                return nil
+            } catch { return error }
         }
         #expect(error(ProtoBytes.profile(lineFunctionID: 0))?.message == "location 7: line 2 references function 0 (reserved)")
         #expect(error(ProtoBytes.profile(lineFunctionID: 9))?.message == "location 7: line 2 references unknown function 9")
@@ -35,10 +38,18 @@ import TestSupport
         #expect(error(badString)?.message.contains("string 99") == true)
         // A location that names a mapping the profile does not have.
         var badMapping = ProtoBytes.profile()
-        badMapping += ProtoBytes.build { $0.message(4, ProtoBytes.build { $0.field(1, 8); $0.field(2, 3) }) }.bytes
+        badMapping +=
+            ProtoBytes.build {
+                $0.message(
+                    4,
+                    ProtoBytes.build {
+                        $0.field(1, 8)
+                        $0.field(2, 3)
+                    })
+            }.bytes
         #expect(error(badMapping)?.message == "location 8 references unknown mapping 3")
         // Unknown wire types, absurd lengths, over-long and truncated varints.
-        #expect(error([0xa3, 0x01])?.message.contains("unknown wire type 3") == true)   // field 20
+        #expect(error([0xa3, 0x01])?.message.contains("unknown wire type 3") == true)  // field 20
         #expect(error([0xa7, 0x01])?.message.contains("unknown wire type 7") == true)
         #expect(error([0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f])?.message.contains("exceeds the remaining") == true)
         #expect(error([0x48] + Array(repeating: 0xff, count: 10) + [0x01])?.message.contains("longer than 10 bytes") == true)
@@ -59,8 +70,8 @@ import TestSupport
     @Test func truncatesDeepStacksAndLongSymbols() throws {
         var limits = PprofLimits.default
         limits.maxStackDepth = 4
-        limits.maxSymbolLength = 11   // "nanoseconds" fits exactly
-        let long = String(repeating: "é", count: 20)     // 40 bytes of 2-byte characters
+        limits.maxSymbolLength = 11  // "nanoseconds" fits exactly
+        let long = String(repeating: "é", count: 20)  // 40 bytes of 2-byte characters
         let p = try PprofDecoder(limits: limits).decode(ProtoBytes.profile(sampleCount: 2, depth: 9, functionName: long))
         #expect(p.truncatedStacks == 2)
         #expect(p.stack(0).count == 4 && p.stack(1).count == 4)
@@ -80,7 +91,7 @@ import TestSupport
         // 1 GiB of zeros, compressed in 1 MiB steps so the test never holds it.
         let zeros = [UInt8](repeating: 0, count: 1 << 20)
         let gz = GzipStream(level: 9)
-        zeros.withUnsafeBytes { for _ in 0 ..< 1024 { gz.write($0) } }
+        zeros.withUnsafeBytes { for _ in 0..<1024 { gz.write($0) } }
         let bomb = gz.finish()
         #expect(bomb.count < 4 << 20)
         let start = ContinuousClock.now
@@ -120,8 +131,9 @@ struct FixtureCodecTests {
             #expect(p.locations == q.locations && p.lines == q.lines, "\(name) locations")
             #expect(p.functions == q.functions && p.mappings == q.mappings, "\(name) functions/mappings")
             #expect(p.stringCount == q.stringCount)
-            #expect((0 ..< p.stringCount).allSatisfy { p.stringBytes(Int32($0)).elementsEqual(q.stringBytes(Int32($0))) }, "\(name) strings")
-            #expect(p.timeNanos == q.timeNanos && p.durationNanos == q.durationNanos && p.period == q.period && p.periodType == q.periodType)
+            #expect((0..<p.stringCount).allSatisfy { p.stringBytes(Int32($0)).elementsEqual(q.stringBytes(Int32($0))) }, "\(name) strings")
+            #expect(
+                p.timeNanos == q.timeNanos && p.durationNanos == q.durationNanos && p.period == q.period && p.periodType == q.periodType)
             #expect(p.comments == q.comments && p.defaultSampleType == q.defaultSampleType && p.dropFrames == q.dropFrames)
         }
     }
@@ -133,7 +145,7 @@ struct FixtureCodecTests {
         let full = try PprofDecoder().decode(Fixtures.bytes(name))
         let raw = PprofEncoder.encode(full)
         var decodedPrefixes = 0
-        for n in 0 ..< raw.count {
+        for n in 0..<raw.count {
             do {
                 let p = try PprofDecoder().decode(Array(raw[..<n]))
                 decodedPrefixes += 1

@@ -1,7 +1,7 @@
 import Foundation
 import PprofCodec
-import Testing
 import TestSupport
+import Testing
 
 /// Every file in fixtures/pprof against the facts `go tool pprof` (and its parser) gave for it.
 @Suite(.requires(.fixtures))
@@ -51,8 +51,9 @@ struct FixtureTests {
         #expect(facts.defaultSampleIndex == entry["default_sample_index"] as? Int, "\(name) default sample index")
 
         let want = (entry["top5_flat"] as? [[String: Any]] ?? []).map {
-            ProfileFacts.TopRow(name: $0["name"] as! String, flat: ($0["flat"] as Any?).int64 ?? .min,
-                                cum: ($0["cum"] as Any?).int64 ?? .min)
+            ProfileFacts.TopRow(
+                name: $0["name"] as! String, flat: ($0["flat"] as Any?).int64 ?? .min,
+                cum: ($0["cum"] as Any?).int64 ?? .min)
         }
         #expect(facts.top == want, "\(name) top rows")
         if let nodes = entry["function_nodes"] as? Int {

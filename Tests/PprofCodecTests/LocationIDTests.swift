@@ -1,5 +1,6 @@
-@testable import PprofCodec
 import Testing
+
+@testable import PprofCodec
 
 /// Location ids take two readers: a vector one (four ids a step, ids of one to three bytes) and the
 /// scalar one for everything it leaves. These profiles mix what sends an id to either, and the decoded
@@ -35,14 +36,31 @@ import Testing
     /// written in five bytes.
     static func profile(locationCount: Int, stacks: [[UInt64]], padded: Set<Int> = []) -> [UInt8] {
         var p = ProtoBytes()
-        p.message(1, ProtoBytes.build { $0.field(1, 1); $0.field(2, 2) })
-        for id in 1 ... UInt64(locationCount) {
-            p.message(4, ProtoBytes.build { l in
-                l.field(1, id)
-                l.message(4, ProtoBytes.build { $0.field(1, 1); $0.field(2, id) })
+        p.message(
+            1,
+            ProtoBytes.build {
+                $0.field(1, 1)
+                $0.field(2, 2)
             })
+        for id in 1...UInt64(locationCount) {
+            p.message(
+                4,
+                ProtoBytes.build { l in
+                    l.field(1, id)
+                    l.message(
+                        4,
+                        ProtoBytes.build {
+                            $0.field(1, 1)
+                            $0.field(2, id)
+                        })
+                })
         }
-        p.message(5, ProtoBytes.build { $0.field(1, 1); $0.field(2, 3) })
+        p.message(
+            5,
+            ProtoBytes.build {
+                $0.field(1, 1)
+                $0.field(2, 3)
+            })
         for s in ["", "cpu", "nanoseconds", "main"] { p.string(6, s) }
         var position = 0
         for stack in stacks {
@@ -51,37 +69,40 @@ import Testing
                 if padded.contains(position) { paddedVarint(id, length: 5, into: &ids) } else { ids.varint(id) }
                 position += 1
             }
-            p.message(2, ProtoBytes.build { s in
-                s.varint(1 << 3 | 2)
-                s.varint(UInt64(ids.bytes.count))
-                s.bytes += ids.bytes
-                s.field(2, 1)
-            })
+            p.message(
+                2,
+                ProtoBytes.build { s in
+                    s.varint(1 << 3 | 2)
+                    s.varint(UInt64(ids.bytes.count))
+                    s.bytes += ids.bytes
+                    s.field(2, 1)
+                })
         }
         return p.bytes
     }
 
     static func randomStacks(count: Int, locationCount: Int, using rng: inout Seeded) -> [[UInt64]] {
-        (0 ..< count).map { _ in
+        (0..<count).map { _ in
             // Depths past 64 bytes of ids make the vector reader take its mask more than once per stack.
-            let depth = Int.random(in: 1 ... 90, using: &rng)
-            return (0 ..< depth).map { _ in
+            let depth = Int.random(in: 1...90, using: &rng)
+            return (0..<depth).map { _ in
                 // Mostly short ids, with runs of long ones, as merged profiles have.
-                Bool.random(using: &rng) ? UInt64.random(in: 1 ... 127, using: &rng)
-                                         : UInt64.random(in: 1 ... UInt64(locationCount), using: &rng)
+                Bool.random(using: &rng)
+                    ? UInt64.random(in: 1...127, using: &rng)
+                    : UInt64.random(in: 1...UInt64(locationCount), using: &rng)
             }
         }
     }
 
     @Test func idsOfOneToThreeBytesAndPaddedIdsDecodeExactly() throws {
         #if arch(x86_64)
-        #expect(SmallVarints.tables != nil, "the vector reader should run on this CPU")
+            #expect(SmallVarints.tables != nil, "the vector reader should run on this CPU")
         #endif
         var rng = Seeded(state: 42)
         let locationCount = 20_000  // ids from 16,384 on take three bytes
         let stacks = Self.randomStacks(count: 400, locationCount: locationCount, using: &rng)
         let total = stacks.reduce(0) { $0 + $1.count }
-        let padded = Set((0 ..< total / 50).map { _ in Int.random(in: 0 ..< total, using: &rng) })
+        let padded = Set((0..<total / 50).map { _ in Int.random(in: 0..<total, using: &rng) })
         let p = try PprofDecoder().decode(Self.profile(locationCount: locationCount, stacks: stacks, padded: padded))
         #expect(p.sampleCount == stacks.count)
         for (s, stack) in stacks.enumerated() {
@@ -92,11 +113,13 @@ import Testing
     @Test func anUnknownOrReservedIdInsideALongStackIsNamed() throws {
         var rng = Seeded(state: 7)
         let locationCount = 300
-        for (bad, message) in [(UInt64(301), "references unknown location 301"), (0, "references location 0 (reserved)"),
-                               (20_000, "references unknown location 20000")] {
+        for (bad, message) in [
+            (UInt64(301), "references unknown location 301"), (0, "references location 0 (reserved)"),
+            (20_000, "references unknown location 20000"),
+        ] {
             var stacks = Self.randomStacks(count: 30, locationCount: locationCount, using: &rng)
             let s = 17
-            stacks[s][Int.random(in: 0 ..< stacks[s].count, using: &rng)] = bad
+            stacks[s][Int.random(in: 0..<stacks[s].count, using: &rng)] = bad
             let error = #expect(throws: PprofError.self) {
                 try PprofDecoder().decode(Self.profile(locationCount: locationCount, stacks: stacks))
             }

@@ -6,8 +6,10 @@ import Testing
 @Suite(.requires(.fixtures))
 struct MergeTests {
     /// Go CPU fixtures sharing sample types samples/count + cpu/nanoseconds.
-    static let cpuInputs = ["go_cpu_report_sample.pb.gz", "go_cpu_labels_pyroscope.pb.gz",
-                            "go_cpu_span_id_labels.pb.gz", "go_cpu_ap-query_2026.pb.gz", "go_cpu_report_sample.pb.gz"]
+    static let cpuInputs = [
+        "go_cpu_report_sample.pb.gz", "go_cpu_labels_pyroscope.pb.gz",
+        "go_cpu_span_id_labels.pb.gz", "go_cpu_ap-query_2026.pb.gz", "go_cpu_report_sample.pb.gz",
+    ]
 
     @Test func totalsAreTheSumAndDuplicatesMerge() throws {
         let inputs = try Self.cpuInputs.map { try PprofDecoder().decode(Fixtures.bytes($0)) }
@@ -15,7 +17,7 @@ struct MergeTests {
         for p in inputs { try merger.add(p) }
         let merged = try PprofDecoder().decode(PprofEncoder.encodeGzip(merger.finish()))
         let facts = ProfileFacts(merged)
-        for t in 0 ..< 2 {
+        for t in 0..<2 {
             #expect(facts.totals[t].total == inputs.reduce(0) { $0 + ProfileFacts($1).totals[t].total })
         }
         // The same file twice adds no new stacks, locations or functions.

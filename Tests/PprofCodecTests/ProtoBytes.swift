@@ -36,23 +36,51 @@ struct ProtoBytes {
 
     /// A small valid profile: strings "", "cpu", "nanoseconds", "k", "v", <function name>, "caller"; one function, one
     /// location, one sample. `edit` may append or replace parts.
-    static func profile(sampleCount: Int = 1, depth: Int = 1, labels: Int = 0, functionName: String = "main",
-                        lineFunctionID: UInt64 = 1, locationID: UInt64 = 7, values: Int = 1) -> [UInt8] {
+    static func profile(
+        sampleCount: Int = 1, depth: Int = 1, labels: Int = 0, functionName: String = "main",
+        lineFunctionID: UInt64 = 1, locationID: UInt64 = 7, values: Int = 1
+    ) -> [UInt8] {
         var p = ProtoBytes()
-        p.message(1, build { $0.field(1, 1); $0.field(2, 2) })
-        for _ in 0 ..< sampleCount {
-            p.message(2, build { s in
-                for _ in 0 ..< depth { s.field(1, locationID) }
-                for v in 0 ..< values { s.field(2, UInt64(10 + v)) }
-                for _ in 0 ..< labels { s.message(3, build { $0.field(1, 3); $0.field(2, 4) }) }
+        p.message(
+            1,
+            build {
+                $0.field(1, 1)
+                $0.field(2, 2)
             })
+        for _ in 0..<sampleCount {
+            p.message(
+                2,
+                build { s in
+                    for _ in 0..<depth { s.field(1, locationID) }
+                    for v in 0..<values { s.field(2, UInt64(10 + v)) }
+                    for _ in 0..<labels {
+                        s.message(
+                            3,
+                            build {
+                                $0.field(1, 3)
+                                $0.field(2, 4)
+                            })
+                    }
+                })
         }
-        p.message(4, build { l in
-            l.field(1, locationID)
-            l.message(4, build { $0.field(1, 1) })                       // inlined frame
-            l.message(4, build { $0.field(1, lineFunctionID); $0.field(2, 3) })
-        })
-        p.message(5, build { $0.field(1, 1); $0.field(2, 5) })
+        p.message(
+            4,
+            build { l in
+                l.field(1, locationID)
+                l.message(4, build { $0.field(1, 1) })  // inlined frame
+                l.message(
+                    4,
+                    build {
+                        $0.field(1, lineFunctionID)
+                        $0.field(2, 3)
+                    })
+            })
+        p.message(
+            5,
+            build {
+                $0.field(1, 1)
+                $0.field(2, 5)
+            })
         for s in ["", "cpu", "nanoseconds", "k", "v", functionName, "caller"] { p.string(6, s) }
         p.field(9, 1_700_000_000_000_000_000)
         return p.bytes

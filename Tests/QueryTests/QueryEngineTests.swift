@@ -3,8 +3,8 @@ import Foundation
 import ObjectStore
 import ProfileModel
 import Query
-import Testing
 import TestSupport
+import Testing
 
 /// Blocks written by Kiln's own writer into a real file:// store, then queried; expected values come from
 /// the batches that went in, computed here without the engine.
@@ -41,7 +41,8 @@ import TestSupport
             ("{}", ["api", "db", "worker"]),
         ]
         for (selectorText, services) in cases {
-            let selection = Selection(tenant: "t1", profileType: cpuType.id, selector: try LabelSelector(parsing: selectorText), time: everything)
+            let selection = Selection(
+                tenant: "t1", profileType: cpuType.id, selector: try LabelSelector(parsing: selectorText), time: everything)
             let (tree, names) = try await engine.mergeStacks(selection)
             let want = samples(f, type: cpuType) { s in services.contains { s.labels.contains("service_name=\"\($0)\"") } }
             #expect(tree.total() == want.reduce(0) { $0 + $1.value }, "\(selectorText)")
@@ -54,12 +55,14 @@ import TestSupport
             #expect(gotPaths == wantPaths, "\(selectorText)")
         }
         // A time range inside the data reads only what lies in it.
-        let range = SyntheticBlocks.base + 3_000_000_000 ... SyntheticBlocks.base + 7_999_999_999
-        let (tree, _) = try await engine.mergeStacks(Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: range))
+        let range = SyntheticBlocks.base + 3_000_000_000...SyntheticBlocks.base + 7_999_999_999
+        let (tree, _) = try await engine.mergeStacks(
+            Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: range))
         let want = samples(f, type: cpuType) { range.contains($0.time) }
         #expect(tree.total() == want.reduce(0) { $0 + $1.value } && !want.isEmpty)
         // Another tenant sees nothing.
-        let (other, _) = try await engine.mergeStacks(Selection(tenant: "t2", profileType: cpuType.id, selector: LabelSelector(), time: everything))
+        let (other, _) = try await engine.mergeStacks(
+            Selection(tenant: "t2", profileType: cpuType.id, selector: LabelSelector(), time: everything))
         #expect(other.total() == 0)
     }
 
@@ -69,10 +72,12 @@ import TestSupport
             var head = Head(tenant: "t1")
             for b in f.batches { head.append(b) }
             let ulid = ULID.make()
-            try await BlockWriter.upload(try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 1, sources: f.l0, parents: f.l0)), to: f.store)
+            try await BlockWriter.upload(
+                try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 1, sources: f.l0, parents: f.l0)), to: f.store)
             let engine = QueryEngine(store: f.store)
             #expect(try await engine.liveBlocks(tenant: "t1").map(\.ulid) == [ulid])
-            let (tree, _) = try await engine.mergeStacks(Selection(tenant: "t1", profileType: allocType.id, selector: LabelSelector(), time: everything))
+            let (tree, _) = try await engine.mergeStacks(
+                Selection(tenant: "t1", profileType: allocType.id, selector: LabelSelector(), time: everything))
             #expect(tree.total() == samples(f, type: allocType).reduce(0) { $0 + $1.value })
         }
     }
@@ -98,7 +103,8 @@ import TestSupport
             }
             // No grouping: one series; limit keeps the largest groups.
             let one = try await engine.timeSeries(selection, stepMillis: step, groupBy: [], aggregation: .sum, limit: nil)
-            #expect(one.count == 1 && one[0].points.reduce(0) { $0 + $1.1 } == Double(samples(f, type: cpuType).reduce(0) { $0 + $1.value }))
+            #expect(
+                one.count == 1 && one[0].points.reduce(0) { $0 + $1.1 } == Double(samples(f, type: cpuType).reduce(0) { $0 + $1.value }))
             let top = try await engine.timeSeries(selection, stepMillis: step, groupBy: ["service_name"], aggregation: .sum, limit: 1)
             let biggest = series.max { $0.points.reduce(0) { $0 + $1.1 } < $1.points.reduce(0) { $0 + $1.1 } }!
             #expect(top == [biggest])
@@ -121,10 +127,16 @@ import TestSupport
             let engine = QueryEngine(store: f.store)
             #expect(try await engine.profileTypes(tenant: "t1", time: everything) == [allocType, cpuType].sorted())
             #expect(try await engine.profileTypes(tenant: "t1", time: 0...1) == [])
-            #expect(try await engine.labelValues(tenant: "t1", name: "service_name", selectors: [], time: everything) == ["api", "db", "worker"])
+            #expect(
+                try await engine.labelValues(tenant: "t1", name: "service_name", selectors: [], time: everything) == [
+                    "api", "db", "worker",
+                ])
             let onlyAPI = try LabelSelector(parsing: #"{service_name="api"}"#)
             #expect(try await engine.labelValues(tenant: "t1", name: "service_name", selectors: [onlyAPI], time: everything) == ["api"])
-            #expect(try await engine.labelNames(tenant: "t1", selectors: [], time: everything) == ["__name__", "__profile_type__", "env", "service_name"])
+            #expect(
+                try await engine.labelNames(tenant: "t1", selectors: [], time: everything) == [
+                    "__name__", "__profile_type__", "env", "service_name",
+                ])
             #expect(try await engine.seriesLabels(tenant: "t1", selectors: [onlyAPI], time: everything).count == 2)
             let stats = try await engine.stats(tenant: "t1")
             let times = f.batches.flatMap(\.sampleTimes)
@@ -136,7 +148,8 @@ import TestSupport
     @Test func diffHoldsBothSelections() async throws {
         try await SyntheticBlocks.with { f in
             let engine = QueryEngine(store: f.store)
-            let early = SyntheticBlocks.base ... SyntheticBlocks.base + 5_999_999_999, late = SyntheticBlocks.base + 6_000_000_000 ... SyntheticBlocks.base + 11_999_999_999
+            let early = SyntheticBlocks.base...SyntheticBlocks.base + 5_999_999_999
+            let late = SyntheticBlocks.base + 6_000_000_000...SyntheticBlocks.base + 11_999_999_999
             let (tree, names) = try await engine.diff(
                 left: Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: early),
                 right: Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: late))
@@ -151,7 +164,8 @@ import TestSupport
         try await SyntheticBlocks.with { f in
             let engine = QueryEngine(store: f.store)
             await #expect(throws: QueryError.self) {
-                try await engine.mergeStacks(Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: 0 ... Int64.max / 2))
+                try await engine.mergeStacks(
+                    Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: 0...Int64.max / 2))
             }
         }
     }

@@ -1,16 +1,20 @@
 import Foundation
-import Query
 import ProfileModel
+import Query
 import Testing
 
 /// Selector regular expressions run in time linear in the value (LinearRegex), agree with a backtracking
 /// engine on ordinary patterns, and refuse what RE2 refuses.
 @Suite struct RegexBoundTests {
-    static let patterns = ["abc", "a.c", "a*", "a+b?", "(ab|cd)+", "[a-c]+x", "[^a-c]*", "\\d{2,3}", "x{2}", "x{2,}", "(?i)abc",
-                           "foo|bar|", "a(?:b|c)*d", "\\w+-\\d", "a{0}", ".*", "", "(a|ab)(c|bcd)(d*)", "[\\d.]+",
-                           "\\.", "[a\\-z]+", "ü+", "(?i:AB)c", "x(?i)b|c", "(?<n>a)+", "a{1,2}?b", "\\x41\\x{42}"]
-    static let inputs = ["", "abc", "aBc", "ac", "aaa", "abab", "cd", "ababcd", "bbx", "12", "1234", "xx", "xxx", "foo", "bar", "abcd",
-                         "abbbcd", "hello-1", "a.c", "ü", "üü", "AB c", "ABc", "abcbcdd", "1.2.3", "-", "a-z", "xB", "c", "C", "aab", "]a", "AB"]
+    static let patterns = [
+        "abc", "a.c", "a*", "a+b?", "(ab|cd)+", "[a-c]+x", "[^a-c]*", "\\d{2,3}", "x{2}", "x{2,}", "(?i)abc",
+        "foo|bar|", "a(?:b|c)*d", "\\w+-\\d", "a{0}", ".*", "", "(a|ab)(c|bcd)(d*)", "[\\d.]+",
+        "\\.", "[a\\-z]+", "ü+", "(?i:AB)c", "x(?i)b|c", "(?<n>a)+", "a{1,2}?b", "\\x41\\x{42}",
+    ]
+    static let inputs = [
+        "", "abc", "aBc", "ac", "aaa", "abab", "cd", "ababcd", "bbx", "12", "1234", "xx", "xxx", "foo", "bar", "abcd",
+        "abbbcd", "hello-1", "a.c", "ü", "üü", "AB c", "ABc", "abcbcdd", "1.2.3", "-", "a-z", "xB", "c", "C", "aab", "]a", "AB",
+    ]
 
     @Test func agreesWithABacktrackingEngine() throws {
         var compared = 0
@@ -52,9 +56,11 @@ import Testing
     }
 
     @Test func refusesWhatRE2Refuses() {
-        let bad: [(String, String)] = [("\\1", "backreferences"), ("(?=a)", "look-around"), ("a{1001}", "larger than 1000"),
-                                       ("(a{1000}){10}", "too large"), ("(", "missing"), (")", "unmatched"), ("*a", "missing argument"),
-                                       ("a**", "nested repetition"), ("[z-a]", "range"), ("[a", "missing"), ("(?x)a", "flag")]
+        let bad: [(String, String)] = [
+            ("\\1", "backreferences"), ("(?=a)", "look-around"), ("a{1001}", "larger than 1000"),
+            ("(a{1000}){10}", "too large"), ("(", "missing"), (")", "unmatched"), ("*a", "missing argument"),
+            ("a**", "nested repetition"), ("[z-a]", "range"), ("[a", "missing"), ("(?x)a", "flag"),
+        ]
         for (pattern, expected) in bad {
             #expect { try LinearRegex(pattern) } throws: { error in "\(error)".contains(expected) }
         }

@@ -1,7 +1,7 @@
 import ProfileModel
 import Query
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct SelectorTests {
     @Test func everyOperatorMatchesAsPrometheusDoes() throws {
@@ -147,12 +147,14 @@ func paths(of graph: FlameGraphLevels, side: Int = 0) -> [String: (total: Int64,
 
     @Test func diffCarriesBothSides() {
         var names = NameTable()
-        let left = randomStacks(count: 200, seed: 1), right = randomStacks(count: 200, seed: 2)
+        let left = randomStacks(count: 200, seed: 1)
+        let right = randomStacks(count: 200, seed: 2)
         var both = tree(left, names: &names, sides: 2, side: 0)
         let r = tree(right, names: &names)
         both.merge(r, into: 1)
         let graph = FlameGraphLevels(tree: both, nameTable: names, maxNodes: 100_000)
-        let leftTotal = left.reduce(0) { $0 + $1.1 }, rightTotal = right.reduce(0) { $0 + $1.1 }
+        let leftTotal = left.reduce(0) { $0 + $1.1 }
+        let rightTotal = right.reduce(0) { $0 + $1.1 }
         #expect(graph.isDiff && graph.leftTicks == leftTotal && graph.rightTicks == rightTotal)
         #expect(graph.total == leftTotal + rightTotal)
         #expect(graph.levels.allSatisfy { $0.count % 7 == 0 })

@@ -1,6 +1,7 @@
 import ProfileModel
-@testable import Records
 import Testing
+
+@testable import Records
 
 @Suite struct RawEnvelopeTests {
     let envelope = RawEnvelope(
@@ -50,10 +51,13 @@ import Testing
             tenant: "anonymous",
             provenance: Provenance(topic: "kiln.profiles.raw", partition: 3, offset: 41),
             series: [BatchSeries(labels: LabelSet(["service_name": "api", "__profile_type__": cpu.id]), profileType: cpu)],
-            symbols: SymbolTable(strings: ["", "main.work", "main.main", "main.go"],
-                                 functions: [FunctionSymbol(name: 1, systemName: 1, filename: 3, startLine: 10),
-                                             FunctionSymbol(name: 2, systemName: 2, filename: 3, startLine: 3)],
-                                 frames: [FrameSymbol(function: 0, line: 12), FrameSymbol(function: 1, line: -1)]),
+            symbols: SymbolTable(
+                strings: ["", "main.work", "main.main", "main.go"],
+                functions: [
+                    FunctionSymbol(name: 1, systemName: 1, filename: 3, startLine: 10),
+                    FunctionSymbol(name: 2, systemName: 2, filename: 3, startLine: 3),
+                ],
+                frames: [FrameSymbol(function: 0, line: 12), FrameSymbol(function: 1, line: -1)]),
             stacks: stacks,
             sampleSeries: [0, 0, 0], sampleStacks: [0, 1, 0], sampleValues: [10_000_000, -5, Int64.max / 4],
             sampleTimes: [1_700_000_000_000_000_000, 1_700_000_000_000_000_000, 5], sampleSpans: [0, 0xdead_beef_0000_0001, 0],
@@ -82,7 +86,7 @@ import Testing
         let frameCount = Int(edges32.filter { $0 < 0x20_0000 }.max()!) + 1
         var batch = Self.sampleBatch()
         // One frame per index up to the largest small edge, so every edge below it is a valid frame id.
-        batch.symbols.frames = (0 ..< frameCount).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0) - 5) }
+        batch.symbols.frames = (0..<frameCount).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0) - 5) }
         var stacks = StackTable()
         stacks.append(edges32.filter { Int($0) < frameCount })
         stacks.append(edges32.filter { Int($0) < frameCount }.reversed())
@@ -108,9 +112,11 @@ import Testing
     /// stacks that share their callers takes far fewer bytes than its frames.
     @Test func stacksSharingCallersRoundTrip() throws {
         var batch = Self.sampleBatch()
-        batch.symbols.frames = (0 ..< 300).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0)) }
-        let shapes: [[UInt32]] = [[5, 4, 3, 2, 1], [9, 3, 2, 1], [1], [7, 8, 1], [7, 8, 1], [], [2, 1], [0, 299, 200, 1],
-                                  [6, 200, 1], [2, 1]]
+        batch.symbols.frames = (0..<300).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0)) }
+        let shapes: [[UInt32]] = [
+            [5, 4, 3, 2, 1], [9, 3, 2, 1], [1], [7, 8, 1], [7, 8, 1], [], [2, 1], [0, 299, 200, 1],
+            [6, 200, 1], [2, 1],
+        ]
         var stacks = StackTable()
         for shape in shapes { stacks.append(shape) }
         batch.stacks = stacks
@@ -119,8 +125,8 @@ import Testing
 
         // 200 stacks 100 frames deep (frame ids of two bytes) that differ only in their leaf.
         var deep = StackTable()
-        let callers = (0 ..< 99).map { UInt32(200 - $0) }
-        for leaf in 0 ..< 200 { deep.append([UInt32(leaf % 100 + 200)] + callers) }
+        let callers = (0..<99).map { UInt32(200 - $0) }
+        for leaf in 0..<200 { deep.append([UInt32(leaf % 100 + 200)] + callers) }
         batch.stacks = deep
         let bytes = BatchCodec.encode(batch)
         // Written whole they would take two bytes a frame; shared, the whole record takes under one.
@@ -133,7 +139,7 @@ import Testing
     /// so the record's size against a one-stack table counts exactly the frames written.
     @Test func sharedCallersAreCountedExactly() throws {
         var batch = Self.sampleBatch()
-        batch.symbols.frames = (0 ..< 120).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0)) }
+        batch.symbols.frames = (0..<120).map { FrameSymbol(function: UInt32($0 % 2), line: Int64($0)) }
         batch.sampleStacks = [0, 0, 0]
         var single = StackTable()
         single.append([1])
@@ -142,8 +148,8 @@ import Testing
 
         var stacks = StackTable()
         var rows: [[UInt32]] = [[3], [4, 3]]
-        for tail in 0 ... 13 {
-            let callers = (0 ..< tail).map { UInt32(40 - $0) }
+        for tail in 0...13 {
+            let callers = (0..<tail).map { UInt32(40 - $0) }
             rows += [[UInt32(50 + tail)] + callers, [UInt32(70 + tail), 90] + callers]
             if tail > 0 { rows.append(callers) }
         }
@@ -218,12 +224,12 @@ import Testing
             w.bytes = [0x4B, 0x42, BatchCodec.currentVersion]
             w.string("acme")
             w.string("raw")
-            for _ in 0 ..< 4 { w.signed(0) }
+            for _ in 0..<4 { w.signed(0) }
             w.varint(2)
             w.string("")
             w.string("f")
             w.varint(1)
-            for _ in 0 ..< 4 { w.varint(0) }
+            for _ in 0..<4 { w.varint(0) }
             w.varint(1)
             w.varint(0)
             w.signed(0)
@@ -241,8 +247,8 @@ import Testing
             w.varint(stackCount)
             w.varint(depth)
             w.varint(0)
-            for _ in 0 ..< depth { w.varint(0) }
-            for _ in 1 ..< stackCount {
+            for _ in 0..<depth { w.varint(0) }
+            for _ in 1..<stackCount {
                 w.varint(depth)
                 w.varint(depth)
             }

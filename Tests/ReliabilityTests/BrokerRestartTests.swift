@@ -5,10 +5,11 @@ import ObjectStore
 import PprofCodec
 import Records
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// A Tansu broker of this test's own on a fixed loopback port, so it can be killed and started again at
@@ -26,8 +27,12 @@ private final class OwnBroker: Sendable {
 
     func start() async throws {
         let tansu = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/tansu")
-        let process = try ChildProcess(tansu, ["broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
-                                               "--storage-engine", "memory://tansu/"])
+        let process = try ChildProcess(
+            tansu,
+            [
+                "broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
+                "--storage-engine", "memory://tansu/",
+            ])
         child.withLock { $0 = process }
         let admin = try KafkaAdmin(config: Integration.config(brokers))
         let up = await eventually(timeout: .seconds(30)) { (try? await admin.listTopics(timeout: .seconds(1))) != nil }
@@ -66,25 +71,35 @@ extension ReliabilitySuite {
     @Test(.requires(.fixtures, .venvTool("tansu")))
     func brokerRestartIsReportedAndThePipelineRecovers() async throws {
         guard let scraperBinary = Integration.binary("kiln-scraper"), let normalizerBinary = Integration.binary("kiln-normalizer"),
-              let compactorBinary = Integration.binary("kiln-compactor") else { return }
+            let compactorBinary = Integration.binary("kiln-compactor")
+        else { return }
         let source = try FixtureProfiles.load()
         let started = ContinuousClock.now
         let broker = try OwnBroker()
         try await broker.start()
         let kafka = Integration.config(broker.brokers)
-        let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
+        let raw = Integration.unique("raw")
+        let normalized = Integration.unique("normalized")
+        let dlq = Integration.unique("dlq")
         try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)
         let (url, dir, store) = try temporaryFileStore("broker-restart")
         defer { try? FileManager.default.removeItem(at: dir) }
 
         // Topic creation stays on (the default), with the partitions the test uses: that is how the
         // processes bring back the topics an empty broker lost.
-        let common = ["--kafka-brokers", broker.brokers, "--kafka-option", "session.timeout.ms=6000", "--topic-partitions", "2",
-                      "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq]
+        let common = [
+            "--kafka-brokers", broker.brokers, "--kafka-option", "session.timeout.ms=6000", "--topic-partitions", "2",
+            "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq,
+        ]
         let scraper = try await KilnProcess(scraperBinary, common + ["--listen", "127.0.0.1:0", "--ingest-publish-timeout", "3"])
-        let normalizer = try await KilnProcess(normalizerBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("normalizer")])
-        let compactor = try await KilnProcess(compactorBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("compactor"),
-                                                                        "--store", url, "--max-block-age", "300ms", "--compaction", "off"])
+        let normalizer = try await KilnProcess(
+            normalizerBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("normalizer")])
+        let compactor = try await KilnProcess(
+            compactorBinary,
+            common + [
+                "--admin-listen", "127.0.0.1:0", "--group", Integration.unique("compactor"),
+                "--store", url, "--max-block-age", "300ms", "--compaction", "off",
+            ])
         let processes = [("kiln-scraper", scraper), ("kiln-normalizer", normalizer), ("kiln-compactor", compactor)]
         func allReady() async -> Bool {
             for (_, p) in processes {
@@ -151,19 +166,25 @@ extension ReliabilitySuite {
         let pushDeadline = ContinuousClock.now + .seconds(45)
         for i in 200..<210 {
             while ContinuousClock.now < pushDeadline {
-                if await push(i, tenant: "after") == 200 { accepted += 1; break }
+                if await push(i, tenant: "after") == 200 {
+                    accepted += 1
+                    break
+                }
             }
         }
-        #expect(accepted == 10, "pushes after the restart were refused; kiln-scraper said:\n\(scraper.lines.suffix(8).joined(separator: "\n"))")
+        #expect(
+            accepted == 10, "pushes after the restart were refused; kiln-scraper said:\n\(scraper.lines.suffix(8).joined(separator: "\n"))")
         // What the recreated raw topic holds (any push the producer delivered, also the one refused during
         // the outage if librdkafka delivered it afterwards) is what the store must hold.
         let after = try await Self.ledger(of: raw, kafka: kafka, tenants: ["after", "during"], count: accepted)
         let contents = try await waitForStore(store, after, tenants: ["after", "during"], timeout: .seconds(90))
         let lost = contents.lost(after)
-        ReliabilitySummary.record(ReliabilityRow(scenario: "broker killed and restarted (empty)", faults: 1, sent: after.count,
-                                                 stored: contents.storedCount, lost: lost, duplicated: contents.duplicated,
-                                                 totalsExact: contents.totals == after.expected,
-                                                 seconds: (ContinuousClock.now - started).seconds))
+        ReliabilitySummary.record(
+            ReliabilityRow(
+                scenario: "broker killed and restarted (empty)", faults: 1, sent: after.count,
+                stored: contents.storedCount, lost: lost, duplicated: contents.duplicated,
+                totalsExact: contents.totals == after.expected,
+                seconds: (ContinuousClock.now - started).seconds))
         #expect(contents.totals == after.expected)
         #expect(lost == 0)
         #expect(contents.duplicated == 0)

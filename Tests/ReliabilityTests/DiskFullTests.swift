@@ -2,8 +2,8 @@ import Blocks
 import Foundation
 import KafkaClient
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
 
 /// A 4 MiB tmpfs of our own (needs root, as in CI here: the scenario is marked `.requires(.tmpfsMount)`).
 private struct SmallDisk {
@@ -12,7 +12,8 @@ private struct SmallDisk {
     static func mount() async throws -> SmallDisk {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-small-disk-\(UInt32.random(in: 0 ... .max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let result = try await runToCompletion(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], timeout: .seconds(10))
+        let result = try await runToCompletion(
+            URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], timeout: .seconds(10))
         guard result.status == 0 else {
             try? FileManager.default.removeItem(atPath: dir)
             throw ReliabilityFailure("cannot mount a tmpfs on \(dir): \(result.output)")
@@ -46,24 +47,32 @@ extension ReliabilitySuite {
         let kafka = try Integration.kafka()
         let brokers = kafka.bootstrapServers
         let source = try FixtureProfiles.load()
-        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor") else { return }
+        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor")
+        else { return }
         let disk = try await SmallDisk.mount()
         let started = ContinuousClock.now
         do {
-            let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
+            let raw = Integration.unique("raw")
+            let normalized = Integration.unique("normalized")
+            let dlq = Integration.unique("dlq")
             try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)
             let url = "file://" + disk.path + "/blocks"
             let store = try makeObjectStore(url: url)
             let common = stageArguments(brokers: brokers) + ["--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq]
             let normalizer = try await KilnProcess(normalizerBinary, common + ["--group", Integration.unique("normalizer")])
-            let compactor = try await KilnProcess(compactorBinary, common + ["--group", Integration.unique("compactor"), "--store", url,
-                                                                            "--max-block-age", "300ms", "--compaction", "off"])
+            let compactor = try await KilnProcess(
+                compactorBinary,
+                common + [
+                    "--group", Integration.unique("compactor"), "--store", url,
+                    "--max-block-age", "300ms", "--compaction", "off",
+                ])
             let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
             var ledger = Ledger()
             var next = 0
             func send(_ n: Int) async throws {
-                try await ledger.send((next..<next + n).map { source.envelope($0, tenant: $0 % 2 == 0 ? "acme" : "globex") },
-                                      topic: raw, producer: producer)
+                try await ledger.send(
+                    (next..<next + n).map { source.envelope($0, tenant: $0 % 2 == 0 ? "acme" : "globex") },
+                    topic: raw, producer: producer)
                 next += n
             }
 
@@ -104,10 +113,12 @@ extension ReliabilitySuite {
             let compactorStatus = try await compactor.stop()
             let final = try await StoreContents.read(store)
             let lost = final.lost(ledger)
-            ReliabilitySummary.record(ReliabilityRow(scenario: "file:// disk full, then freed", faults: compactor.lines(containing: "block store failed").count,
-                                                     sent: ledger.count, stored: final.storedCount, lost: lost, duplicated: final.duplicated,
-                                                     totalsExact: final.totals == ledger.expected,
-                                                     seconds: (ContinuousClock.now - started).seconds))
+            ReliabilitySummary.record(
+                ReliabilityRow(
+                    scenario: "file:// disk full, then freed", faults: compactor.lines(containing: "block store failed").count,
+                    sent: ledger.count, stored: final.storedCount, lost: lost, duplicated: final.duplicated,
+                    totalsExact: final.totals == ledger.expected,
+                    seconds: (ContinuousClock.now - started).seconds))
             #expect(resumed)
             #expect(contents.totals == ledger.expected)
             #expect(final.totals == ledger.expected)

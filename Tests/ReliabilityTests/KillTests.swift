@@ -2,8 +2,8 @@ import Blocks
 import Foundation
 import KafkaClient
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
 
 extension ReliabilitySuite {
     /// Scenario 3: while real profiles flow, the normaliser and the compactor are SIGKILLed at random
@@ -15,16 +15,20 @@ extension ReliabilitySuite {
         let kafka = try Integration.kafka()
         let brokers = kafka.bootstrapServers
         let source = try FixtureProfiles.load()
-        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor") else { return }
+        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor")
+        else { return }
         let started = ContinuousClock.now
-        let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
+        let raw = Integration.unique("raw")
+        let normalized = Integration.unique("normalized")
+        let dlq = Integration.unique("dlq")
         try await Integration.createTopics([raw, normalized, dlq], partitions: 3, config: kafka)
         let (url, dir, store) = try temporaryFileStore("kill")
         defer { try? FileManager.default.removeItem(at: dir) }
 
         let common = stageArguments(brokers: brokers) + ["--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq]
         let normalizerArgs = common + ["--group", Integration.unique("normalizer")]
-        let compactorArgs = common + ["--group", Integration.unique("compactor"), "--store", url, "--max-block-age", "300ms", "--compaction", "off"]
+        let compactorArgs =
+            common + ["--group", Integration.unique("compactor"), "--store", url, "--max-block-age", "300ms", "--compaction", "off"]
         var normalizer = try await KilnProcess(normalizerBinary, normalizerArgs)
         var compactor = try await KilnProcess(compactorBinary, compactorArgs)
 
@@ -34,8 +38,9 @@ extension ReliabilitySuite {
             var ledger = Ledger()
             var i = 0
             while !Task.isCancelled {
-                try await ledger.send((i..<i + 4).map { source.envelope($0, tenant: $0 % 3 == 0 ? "acme" : "globex") },
-                                      topic: raw, producer: producer)
+                try await ledger.send(
+                    (i..<i + 4).map { source.envelope($0, tenant: $0 % 3 == 0 ? "acme" : "globex") },
+                    topic: raw, producer: producer)
                 i += 4
                 try? await Task.sleep(for: .milliseconds(100))
             }
@@ -52,7 +57,10 @@ extension ReliabilitySuite {
             let working = try await eventually(timeout: .seconds(45)) {
                 compactor.lines(containing: "block written").count > blocksBefore
             }
-            #expect(working, "round \(round): no block written before the kill; kiln-compactor said:\n\(compactor.child.lines.suffix(12).joined(separator: "\n"))")
+            #expect(
+                working,
+                "round \(round): no block written before the kill; kiln-compactor said:\n\(compactor.child.lines.suffix(12).joined(separator: "\n"))"
+            )
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...700, using: &rng)))
             try await victim.kill()
             kills += 1
@@ -72,10 +80,12 @@ extension ReliabilitySuite {
         let compactorStatus = try await compactor.stop()
         let final = try await StoreContents.read(store)
         let lost = final.lost(ledger)
-        ReliabilitySummary.record(ReliabilityRow(scenario: "stages SIGKILLed at random", faults: kills, sent: ledger.count,
-                                                 stored: final.storedCount, lost: lost, duplicated: final.duplicated,
-                                                 totalsExact: final.totals == ledger.expected,
-                                                 seconds: (ContinuousClock.now - started).seconds))
+        ReliabilitySummary.record(
+            ReliabilityRow(
+                scenario: "stages SIGKILLed at random", faults: kills, sent: ledger.count,
+                stored: final.storedCount, lost: lost, duplicated: final.duplicated,
+                totalsExact: final.totals == ledger.expected,
+                seconds: (ContinuousClock.now - started).seconds))
         #expect(contents.totals == ledger.expected)
         #expect(final.totals == ledger.expected)
         #expect(lost == 0)

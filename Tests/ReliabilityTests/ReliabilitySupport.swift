@@ -7,10 +7,11 @@ import PprofCodec
 import ProfileModel
 import Records
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 struct ReliabilityFailure: Error, CustomStringConvertible {
@@ -52,20 +53,36 @@ enum ReliabilitySummary {
     static func render(_ rows: [ReliabilityRow]) -> String {
         let header = ["scenario", "faults injected", "records sent", "records stored", "lost", "duplicated", "totals exact", "seconds"]
         let body = rows.map { r in
-            [r.scenario, "\(r.faults)", "\(r.sent)", "\(r.stored)", "\(r.lost)", "\(r.duplicated)", r.totalsExact ? "yes" : "NO",
-             String(format: "%.1f", r.seconds)]
+            [
+                r.scenario, "\(r.faults)", "\(r.sent)", "\(r.stored)", "\(r.lost)", "\(r.duplicated)", r.totalsExact ? "yes" : "NO",
+                String(format: "%.1f", r.seconds),
+            ]
         }
         let all = [header] + body
         let widths = header.indices.map { i in all.map { $0[i].count }.max()! }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-                : String(repeating: " ", count: widths[i] - c.count) + c }.joined(separator: "  ")
+            cells.enumerated().map { i, c in
+                i == 0
+                    ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[i] - c.count) + c
+            }.joined(separator: "  ")
         }
         let rule = String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1))
-        let total = rows.reduce(into: (0, 0, 0, 0, 0)) { t, r in t.0 += r.faults; t.1 += r.sent; t.2 += r.stored; t.3 += r.lost; t.4 += r.duplicated }
-        return (["Kiln reliability suite", rule, line(header), rule] + body.map(line) + [rule,
-                line(["all", "\(total.0)", "\(total.1)", "\(total.2)", "\(total.3)", "\(total.4)",
-                      rows.allSatisfy(\.totalsExact) ? "yes" : "NO", String(format: "%.1f", rows.reduce(0) { $0 + $1.seconds })])])
+        let total = rows.reduce(into: (0, 0, 0, 0, 0)) { t, r in
+            t.0 += r.faults
+            t.1 += r.sent
+            t.2 += r.stored
+            t.3 += r.lost
+            t.4 += r.duplicated
+        }
+        return
+            (["Kiln reliability suite", rule, line(header), rule] + body.map(line) + [
+                rule,
+                line([
+                    "all", "\(total.0)", "\(total.1)", "\(total.2)", "\(total.3)", "\(total.4)",
+                    rows.allSatisfy(\.totalsExact) ? "yes" : "NO", String(format: "%.1f", rows.reduce(0) { $0 + $1.seconds }),
+                ]),
+            ])
             .joined(separator: "\n") + "\n"
     }
 }
@@ -98,8 +115,10 @@ enum Integration {
     static func createTopics(_ names: [String], partitions: Int32, config: KafkaConfig) async throws {
         let admin = try KafkaAdmin(config: config)
         for name in names {
-            _ = try await admin.createTopic(TopicSpec(name: name, partitions: partitions,
-                                                      configs: ["max.message.bytes": String(16 * 1024 * 1024)]))
+            _ = try await admin.createTopic(
+                TopicSpec(
+                    name: name, partitions: partitions,
+                    configs: ["max.message.bytes": String(16 * 1024 * 1024)]))
         }
     }
 }
@@ -201,10 +220,11 @@ struct FixtureProfiles: Sendable {
     func envelope(_ i: Int, tenant: String, timeNanos: Int64 = Int64(Date().timeIntervalSince1970 * 1e9)) -> RawEnvelope {
         var p = profiles[i % profiles.count]
         p.timeNanos = timeNanos
-        return RawEnvelope(tenant: tenant,
-                           labels: LabelSet(["service_name": "svc-\(i % 4)", "__name__": "process_cpu", "instance": "host-\(i % 7)"]),
-                           source: .push, format: .pprof, startNanos: timeNanos, endNanos: timeNanos, cumulative: false,
-                           payload: PprofEncoder.encodeGzip(p))
+        return RawEnvelope(
+            tenant: tenant,
+            labels: LabelSet(["service_name": "svc-\(i % 4)", "__name__": "process_cpu", "instance": "host-\(i % 7)"]),
+            source: .push, format: .pprof, startNanos: timeNanos, endNanos: timeNanos, cumulative: false,
+            payload: PprofEncoder.encodeGzip(p))
     }
 }
 
@@ -244,7 +264,9 @@ struct Ledger: Sendable {
     /// The profile's totals per tenant and profile type, by Kiln's normaliser run here on the same bytes.
     static func totals(_ envelope: RawEnvelope) -> [String: Int64] {
         var normalizer = Normalizer()
-        guard let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "-", partition: 0, offset: 0)).batch else { return [:] }
+        guard let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "-", partition: 0, offset: 0)).batch else {
+            return [:]
+        }
         var out: [String: Int64] = [:]
         for (type, v) in batch.totalsByProfileType { out["\(envelope.tenant) \(type.id)", default: 0] += v }
         return out
@@ -289,7 +311,8 @@ struct StoreContents: Sendable {
 }
 
 /// Polls the store until its totals equal the ledger's, or the deadline passes; returns the last contents.
-func waitForStore(_ store: any ObjectStore, _ ledger: Ledger, tenants: Set<String>? = nil, timeout: Duration) async throws -> StoreContents {
+func waitForStore(_ store: any ObjectStore, _ ledger: Ledger, tenants: Set<String>? = nil, timeout: Duration) async throws -> StoreContents
+{
     var last = StoreContents()
     _ = try await eventually(timeout: timeout) {
         last = try await StoreContents.read(store, tenants: tenants)

@@ -2,8 +2,8 @@ import Blocks
 import Foundation
 import KafkaClient
 import ObjectStore
-import Testing
 import TestSupport
+import Testing
 
 /// scripts/s3-fault-proxy.py between the compactor and moto, with a plan the test changes while the
 /// compactor runs.
@@ -18,10 +18,14 @@ struct S3FaultProxy {
         let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
         let script = TestEnvironment.repoRoot.appendingPathComponent("scripts/s3-fault-proxy.py").path
         let portFile = dir.appendingPathComponent("port").path
-        let child = try ChildProcess(python, [script, "--upstream", String(upstream.dropFirst("http://".count)),
-                                              "--port-file", portFile, "--log", dir.appendingPathComponent("requests.log").path,
-                                              "--plan-file", dir.appendingPathComponent("plan").path,
-                                              "--slow-seconds", "2", "--hang-seconds", "5", "--max-lifetime", "300"])
+        let child = try ChildProcess(
+            python,
+            [
+                script, "--upstream", String(upstream.dropFirst("http://".count)),
+                "--port-file", portFile, "--log", dir.appendingPathComponent("requests.log").path,
+                "--plan-file", dir.appendingPathComponent("plan").path,
+                "--slow-seconds", "2", "--hang-seconds", "5", "--max-lifetime", "300",
+            ])
         let listening = await eventually(timeout: .seconds(15)) { FileManager.default.fileExists(atPath: portFile) || !child.isRunning }
         guard listening, child.isRunning else {
             throw ReliabilityFailure("s3-fault-proxy did not start: \(child.lines.suffix(20).joined(separator: "\n"))")
@@ -63,9 +67,12 @@ extension ReliabilitySuite {
         let brokers = kafka.bootstrapServers
         let moto = try TestEnvironment.requireS3Endpoint()
         let source = try FixtureProfiles.load()
-        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor") else { return }
+        guard let normalizerBinary = Integration.binary("kiln-normalizer"), let compactorBinary = Integration.binary("kiln-compactor")
+        else { return }
         let started = ContinuousClock.now
-        let raw = Integration.unique("raw"), normalized = Integration.unique("normalized"), dlq = Integration.unique("dlq")
+        let raw = Integration.unique("raw")
+        let normalized = Integration.unique("normalized")
+        let dlq = Integration.unique("dlq")
         try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)
         let bucket = Integration.unique("kiln-s3-faults")
         let credentials = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
@@ -77,16 +84,21 @@ extension ReliabilitySuite {
 
         let common = stageArguments(brokers: brokers) + ["--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq]
         let normalizer = try await KilnProcess(normalizerBinary, common + ["--group", Integration.unique("normalizer")])
-        let compactor = try await KilnProcess(compactorBinary, common + ["--group", Integration.unique("compactor"), "--store", compactorStore,
-                                                                        "--max-block-age", "300ms", "--compaction", "off"],
-                                              environment: credentials)
+        let compactor = try await KilnProcess(
+            compactorBinary,
+            common + [
+                "--group", Integration.unique("compactor"), "--store", compactorStore,
+                "--max-block-age", "300ms", "--compaction", "off",
+            ],
+            environment: credentials)
         let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
         let stream = Task { () -> Ledger in
             var ledger = Ledger()
             var i = 0
             while !Task.isCancelled {
-                try await ledger.send((i..<i + 3).map { source.envelope($0, tenant: $0 % 2 == 0 ? "acme" : "globex") },
-                                      topic: raw, producer: producer)
+                try await ledger.send(
+                    (i..<i + 3).map { source.envelope($0, tenant: $0 % 2 == 0 ? "acme" : "globex") },
+                    topic: raw, producer: producer)
                 i += 3
                 try? await Task.sleep(for: .milliseconds(150))
             }
@@ -127,10 +139,12 @@ extension ReliabilitySuite {
         await proxy.stop()
         let final = try await StoreContents.read(store)
         let lost = final.lost(ledger)
-        ReliabilitySummary.record(ReliabilityRow(scenario: "S3 500/503/reset/slow + outage", faults: faults, sent: ledger.count,
-                                                 stored: final.storedCount, lost: lost, duplicated: final.duplicated,
-                                                 totalsExact: final.totals == ledger.expected,
-                                                 seconds: (ContinuousClock.now - started).seconds))
+        ReliabilitySummary.record(
+            ReliabilityRow(
+                scenario: "S3 500/503/reset/slow + outage", faults: faults, sent: ledger.count,
+                stored: final.storedCount, lost: lost, duplicated: final.duplicated,
+                totalsExact: final.totals == ledger.expected,
+                seconds: (ContinuousClock.now - started).seconds))
         #expect(contents.totals == ledger.expected)
         #expect(final.totals == ledger.expected)
         #expect(lost == 0)

@@ -1,17 +1,17 @@
 import Blocks
+import CompactorService
 import Foundation
 import KafkaClient
 import Logging
 import Normalization
+import NormalizerService
 import ObjectStore
 import PprofCodec
 import ProfileModel
 import Records
 import Replay
-import CompactorService
-import NormalizerService
-import Testing
 import TestSupport
+import Testing
 
 /// Profiles of the repo's Go demo, as a fleet of series on a raw topic.
 struct ReplayFleet {
@@ -33,12 +33,16 @@ struct ReplayFleet {
                 for i in 0..<instances {
                     let labels = ["service_name": "svc-\(i % 3)", "instance": "10.0.0.\(i):6060"]
                     let time = base + Int64(round) * 15_000_000_000
-                    envelopes.append(RawEnvelope(tenant: tenant, labels: LabelSet(labels.merging(["__name__": "goroutine"]) { a, _ in a }),
-                                                 source: .scrape, format: .pprof, startNanos: time, endNanos: time,
-                                                 cumulative: false, payload: goroutines[round]))
-                    envelopes.append(RawEnvelope(tenant: tenant, labels: LabelSet(labels.merging(["__name__": "memory"]) { a, _ in a }),
-                                                 source: .scrape, format: .pprof, startNanos: time, endNanos: time,
-                                                 cumulative: true, payload: allocs[round]))
+                    envelopes.append(
+                        RawEnvelope(
+                            tenant: tenant, labels: LabelSet(labels.merging(["__name__": "goroutine"]) { a, _ in a }),
+                            source: .scrape, format: .pprof, startNanos: time, endNanos: time,
+                            cumulative: false, payload: goroutines[round]))
+                    envelopes.append(
+                        RawEnvelope(
+                            tenant: tenant, labels: LabelSet(labels.merging(["__name__": "memory"]) { a, _ in a }),
+                            source: .scrape, format: .pprof, startNanos: time, endNanos: time,
+                            cumulative: true, payload: allocs[round]))
                 }
             }
         }
@@ -48,7 +52,8 @@ struct ReplayFleet {
     /// What a normaliser with `limits` makes of the fleet, per profile type, and how many it rejects.
     /// Series stay in order (one series is one Kafka key), so one pass in send order is the reference.
     func expected(limits: PprofLimits = .default, where include: (Int, RawEnvelope) -> Bool = { _, _ in true })
-        -> (totals: [String: Int64], rejected: Set<Int>) {
+        -> (totals: [String: Int64], rejected: Set<Int>)
+    {
         var normalizer = Normalizer(options: NormalizerOptions(limits: limits))
         var totals: [String: Int64] = [:]
         var rejected = Set<Int>()
@@ -146,7 +151,9 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         }
         #expect(full.totals[goroutineType] == decodedGoroutines)
 
-        let raw = uniqueName("raw"), normalized = uniqueName("normalized"), dlq = uniqueName("dlq")
+        let raw = uniqueName("raw")
+        let normalized = uniqueName("normalized")
+        let dlq = uniqueName("dlq")
         let admin = try KafkaAdmin(config: kafka)
         for t in [raw, normalized, dlq] { _ = try await admin.createTopic(TopicSpec(name: t, partitions: 3)) }
         try await fleet.produce(to: raw, kafka: kafka)
@@ -155,8 +162,9 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         let (original, _, originalDir) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: originalDir) }
         let normalizerStage = try NormalizerStage(
-            configuration: .init(rawTopic: raw, normalizedTopic: normalized, dlqTopic: dlq, groupID: uniqueName("n"),
-                                 normalizer: NormalizerOptions(limits: tight)),
+            configuration: .init(
+                rawTopic: raw, normalizedTopic: normalized, dlqTopic: dlq, groupID: uniqueName("n"),
+                normalizer: NormalizerOptions(limits: tight)),
             kafka: kafka, logger: Logger(label: "test"))
         let compactorStage = try CompactorStage(
             configuration: .init(normalizedTopic: normalized, groupID: uniqueName("c"), cut: CutPolicy(maxAge: .milliseconds(300))),
@@ -170,9 +178,10 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
 
         // Replay the raw topic with the default limit into a new prefix on S3.
         let (replayed, replayedURL) = try await s3Store()
-        let job = ReplayJob(plan: ReplayPlan(sourceTopic: raw, output: .blocks(store: replayedURL)),
-                            options: .init(kafka: kafka), sink: BlockReplaySink(store: replayed),
-                            checkpoints: try ReplayCheckpointStore(store: replayed, name: "limits-fix"))
+        let job = ReplayJob(
+            plan: ReplayPlan(sourceTopic: raw, output: .blocks(store: replayedURL)),
+            options: .init(kafka: kafka), sink: BlockReplaySink(store: replayed),
+            checkpoints: try ReplayCheckpointStore(store: replayed, name: "limits-fix"))
         let result = try await job.run()
         #expect(result.finished)
         #expect(result.counts.recordsRead == fleet.envelopes.count)
@@ -181,11 +190,15 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         #expect(result.counts.totalsByProfileType == full.totals)
         #expect(try await storeTotals(replayed) == full.totals)
         for t in try await BlockIndex.tenants(in: replayed) {
-            for m in try await BlockIndex.liveBlocks(replayed, tenant: t) { #expect(await BlockReader(store: replayed, meta: m).verify() == []) }
+            for m in try await BlockIndex.liveBlocks(replayed, tenant: t) {
+                #expect(await BlockReader(store: replayed, meta: m).verify() == [])
+            }
         }
         // Run again: the checkpoint says it is done; nothing is written twice.
-        let again = try await ReplayJob(plan: job.plan, options: .init(kafka: kafka), sink: BlockReplaySink(store: replayed),
-                                        checkpoints: try ReplayCheckpointStore(store: replayed, name: "limits-fix")).run()
+        let again = try await ReplayJob(
+            plan: job.plan, options: .init(kafka: kafka), sink: BlockReplaySink(store: replayed),
+            checkpoints: try ReplayCheckpointStore(store: replayed, name: "limits-fix")
+        ).run()
         #expect(again.counts == result.counts && again.partitions == result.partitions && again.finished)
         #expect(try await storeTotals(replayed) == full.totals)
         // The original prefix is as it was.
@@ -196,9 +209,11 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         // its own delta series there (the original covered its increment with the next profile's delta).
         let (recovered, recoveredURL, recoveredDir) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: recoveredDir) }
-        let fromDLQ = try await ReplayJob(plan: ReplayPlan(sourceTopic: dlq, output: .blocks(store: recoveredURL)),
-                                          options: .init(kafka: kafka), sink: BlockReplaySink(store: recovered),
-                                          checkpoints: try ReplayCheckpointStore(store: recovered, name: "dlq")).run()
+        let fromDLQ = try await ReplayJob(
+            plan: ReplayPlan(sourceTopic: dlq, output: .blocks(store: recoveredURL)),
+            options: .init(kafka: kafka), sink: BlockReplaySink(store: recovered),
+            checkpoints: try ReplayCheckpointStore(store: recovered, name: "dlq")
+        ).run()
         #expect(fromDLQ.counts.recordsRead == restricted.rejected.count)
         #expect(try await storeTotals(recovered) == fleet.expected(where: { i, _ in restricted.rejected.contains(i) }).totals)
         // Dead-lettered batches keep their raw provenance.
@@ -210,10 +225,13 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         let (selected, selectedURL, selectedDir) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: selectedDir) }
         let chosen: Set<String> = ["svc-0", "svc-2"]
-        let subset = try await ReplayJob(plan: ReplayPlan(sourceTopic: raw, tenants: ["globex"], services: Array(chosen),
-                                                          output: .blocks(store: selectedURL)),
-                                         options: .init(kafka: kafka), sink: BlockReplaySink(store: selected),
-                                         checkpoints: try ReplayCheckpointStore(store: selected, name: "globex")).run()
+        let subset = try await ReplayJob(
+            plan: ReplayPlan(
+                sourceTopic: raw, tenants: ["globex"], services: Array(chosen),
+                output: .blocks(store: selectedURL)),
+            options: .init(kafka: kafka), sink: BlockReplaySink(store: selected),
+            checkpoints: try ReplayCheckpointStore(store: selected, name: "globex")
+        ).run()
         let include: (Int, RawEnvelope) -> Bool = { _, e in e.tenant == "globex" && chosen.contains(e.labels["service_name"] ?? "") }
         #expect(subset.counts.skippedBySelection == fleet.envelopes.enumerated().filter { !include($0.offset, $0.element) }.count)
         #expect(try await storeTotals(selected) == fleet.expected(where: include).totals)
@@ -223,9 +241,11 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         _ = try await admin.createTopic(TopicSpec(name: renormalized, partitions: 2))
         let (viaTopic, viaTopicURL, viaTopicDir) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: viaTopicDir) }
-        let toTopic = try await ReplayJob(plan: ReplayPlan(sourceTopic: raw, output: .topic(renormalized)),
-                                          options: .init(kafka: kafka), sink: try TopicReplaySink(topic: renormalized, kafka: kafka),
-                                          checkpoints: try ReplayCheckpointStore(store: viaTopic, name: "to-topic")).run()
+        let toTopic = try await ReplayJob(
+            plan: ReplayPlan(sourceTopic: raw, output: .topic(renormalized)),
+            options: .init(kafka: kafka), sink: try TopicReplaySink(topic: renormalized, kafka: kafka),
+            checkpoints: try ReplayCheckpointStore(store: viaTopic, name: "to-topic")
+        ).run()
         #expect(toTopic.counts.outputsWritten == toTopic.counts.batchesWritten)
         #expect(viaTopicURL.hasPrefix("file://"))
         let (rewritten, _, rewrittenDir) = try temporaryStore()
@@ -268,8 +288,10 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
         let (store, url, dir) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: dir) }
         // Slow enough (40 records/s) to be stopped in the middle, with a checkpoint every 0.2 s.
-        let arguments = ["replay", "--kafka-brokers", brokers, "--from-topic", raw, "--to-store", url, "--name", "resume",
-                         "--max-rate", "40", "--max-poll-records", "4", "--checkpoint-interval", "0.2", "--progress", "lines", "--json"]
+        let arguments = [
+            "replay", "--kafka-brokers", brokers, "--from-topic", raw, "--to-store", url, "--name", "resume",
+            "--max-rate", "40", "--max-poll-records", "4", "--checkpoint-interval", "0.2", "--progress", "lines", "--json",
+        ]
 
         let killed = try ChildProcess(binary, arguments)
         _ = try await killed.waitForLine { $0.contains("checkpoint saved at") && !$0.contains("saved at 0/") }
@@ -319,7 +341,9 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
 
     static func blockIDs(_ store: any ObjectStore) async throws -> [String] {
         var out: [String] = []
-        for t in try await BlockIndex.tenants(in: store) { out += try await BlockIndex.list(store, tenant: t).metas.map { "\(t)/\($0.ulid)" } }
+        for t in try await BlockIndex.tenants(in: store) {
+            out += try await BlockIndex.list(store, tenant: t).metas.map { "\(t)/\($0.ulid)" }
+        }
         return out.sorted()
     }
 
@@ -343,7 +367,8 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
 struct ReplayUnitTests {
     @Test func deltaStateSurvivesASnapshot() throws {
         var tracker = DeltaTracker()
-        let a = DeltaTracker.StackKey(hash: 1, check: 2), b = DeltaTracker.StackKey(hash: 3, check: 4)
+        let a = DeltaTracker.StackKey(hash: 1, check: 2)
+        let b = DeltaTracker.StackKey(hash: 3, check: 4)
         #expect(tracker.apply(seriesKey: 7, entries: [(a, 10), (b, 5)]) == .baseline)
         #expect(tracker.apply(seriesKey: 9, entries: [(a, 1)]) == .baseline)
         var restored = try DeltaTracker(snapshot: tracker.snapshot())
@@ -367,7 +392,10 @@ struct ReplayUnitTests {
     }
 
     @Test func partitionOffsetsParseOrSayWhy() throws {
-        #expect(try PartitionOffset.list(parsing: "0:10,3:7") == [PartitionOffset(partition: 0, offset: 10), PartitionOffset(partition: 3, offset: 7)])
+        #expect(
+            try PartitionOffset.list(parsing: "0:10,3:7") == [
+                PartitionOffset(partition: 0, offset: 10), PartitionOffset(partition: 3, offset: 7),
+            ])
         #expect(throws: ReplayError("'0-10' is not partition:offset (e.g. 0:1500)")) { try PartitionOffset.list(parsing: "0-10") }
         #expect(throws: ReplayError("'1:2,1:3' names a partition twice")) { try PartitionOffset.list(parsing: "1:2,1:3") }
     }
@@ -376,15 +404,17 @@ struct ReplayUnitTests {
         let (store, url, dir) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: dir) }
         let checkpoints = try ReplayCheckpointStore(store: store, name: "one")
-        let saved = ReplayCheckpoint(plan: ReplayPlan(sourceTopic: "raw", output: .blocks(store: url)),
-                                     partitions: [.init(partition: 0, start: 0, position: 5, end: 10)], counts: ReplayCounts(),
-                                     deltaState: Data(DeltaTracker().snapshot()), finished: false,
-                                     updated: Date(timeIntervalSince1970: 1_780_000_000))
+        let saved = ReplayCheckpoint(
+            plan: ReplayPlan(sourceTopic: "raw", output: .blocks(store: url)),
+            partitions: [.init(partition: 0, start: 0, position: 5, end: 10)], counts: ReplayCounts(),
+            deltaState: Data(DeltaTracker().snapshot()), finished: false,
+            updated: Date(timeIntervalSince1970: 1_780_000_000))
         try await checkpoints.save(saved)
         #expect(try await checkpoints.load() == saved)
-        let other = ReplayJob(plan: ReplayPlan(sourceTopic: "raw", tenants: ["acme"], output: .blocks(store: url)),
-                              options: .init(kafka: KafkaConfig(bootstrapServers: "127.0.0.1:1", clientID: "t")),
-                              sink: BlockReplaySink(store: store), checkpoints: checkpoints)
+        let other = ReplayJob(
+            plan: ReplayPlan(sourceTopic: "raw", tenants: ["acme"], output: .blocks(store: url)),
+            options: .init(kafka: KafkaConfig(bootstrapServers: "127.0.0.1:1", clientID: "t")),
+            sink: BlockReplaySink(store: store), checkpoints: checkpoints)
         await #expect(throws: ReplayError.self) { _ = try await other.run() }
         #expect(throws: ReplayError.self) { try ReplayCheckpointStore(store: store, name: "../escape") }
         try await store.shutdown()

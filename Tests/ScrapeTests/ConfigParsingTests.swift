@@ -1,7 +1,8 @@
-import KilnFoundation
 import Foundation
-import Testing
+import KilnFoundation
 import TestSupport
+import Testing
+
 @testable import Scrape
 
 @Suite("Alloy configuration")
@@ -40,15 +41,19 @@ struct ConfigParsingTests {
         let targets = TargetResolver.scrapeTargets(
             job: job, targets: TargetResolver.evaluate(job.targets, configuration: config, fileTargets: [:]),
             shard: .all, skipped: &skipped)
-        #expect(Set(targets.map(\.url)) == [
-            "http://127.0.0.1:6060/debug/pprof/profile?seconds=14",
-            "http://127.0.0.1:6060/debug/pprof/delta_heap",
-            "http://127.0.0.1:6060/debug/pprof/delta_block",
-            "http://127.0.0.1:6060/debug/pprof/goroutine",
-        ])
+        #expect(
+            Set(targets.map(\.url)) == [
+                "http://127.0.0.1:6060/debug/pprof/profile?seconds=14",
+                "http://127.0.0.1:6060/debug/pprof/delta_heap",
+                "http://127.0.0.1:6060/debug/pprof/delta_block",
+                "http://127.0.0.1:6060/debug/pprof/goroutine",
+            ])
         let heap = try #require(targets.first { $0.profile.kind == .godeltaprofMemory })
-        #expect(heap.labels == ["service_name": "checkout", "job": "pyroscope.scrape.scrape_job_name",
-                                "instance": "127.0.0.1:6060", "__name__": "memory"])
+        #expect(
+            heap.labels == [
+                "service_name": "checkout", "job": "pyroscope.scrape.scrape_job_name",
+                "instance": "127.0.0.1:6060", "__name__": "memory",
+            ])
         #expect(heap.profile.cumulative == false)
 
         let writer = try #require(config.writers["write_job_name"])
@@ -58,7 +63,8 @@ struct ConfigParsingTests {
 
     @Test("Alloy's defaults when profiling_config is absent: memory, block, goroutine, mutex, process_cpu")
     func defaultsWithoutProfilingConfig() throws {
-        let config = try ScrapeConfiguration.parse("""
+        let config = try ScrapeConfiguration.parse(
+            """
             pyroscope.write "w" {
               kafka {
                 brokers = "127.0.0.1:9092, 127.0.0.1:9093"
@@ -85,7 +91,8 @@ struct ConfigParsingTests {
 
     @Test("syntax: comments, escapes, raw strings, numbers, objects, custom profiles, path_prefix, auth, tls")
     func richSyntax() throws {
-        let config = try ScrapeConfiguration.parse(#"""
+        let config = try ScrapeConfiguration.parse(
+            #"""
             /* block comment
                over lines */
             pyroscope.write "w" { // trailing comment
@@ -133,7 +140,10 @@ struct ConfigParsingTests {
             }
             """#, file: "rich.alloy")
         let job = try #require(config.scrapeJobs.first)
-        guard case .literal(let targets) = job.targets else { Issue.record("expected literal targets"); return }
+        guard case .literal(let targets) = job.targets else {
+            Issue.record("expected literal targets")
+            return
+        }
         #expect(targets[0]["env"] == "tab\there \"q\" é")
         #expect(targets[1]["__address__"] == "raw\\n")
         #expect(job.jobName == "checkout")
@@ -155,7 +165,8 @@ struct ConfigParsingTests {
 
     @Test("sys.env supplies secrets")
     func environmentFunction() throws {
-        let config = try ScrapeConfiguration.parse("""
+        let config = try ScrapeConfiguration.parse(
+            """
             pyroscope.write "w" {
               endpoint { url = "http://127.0.0.1:1" }
             }
@@ -188,50 +199,92 @@ struct ConfigParsingTests {
 
     /// (config text, expected error) — positions counted by hand from the text.
     static let brokenConfigs: [(String, String)] = [
-        (prefix + "  profiling_config {\n    profile.mutex {\n      enabled true\n    }\n  }\n}\n",
-         #"bad.alloy:11:15: expected '=' or '{' after identifier "enabled", found identifier "true""#),
-        (prefix + "  scrape_interval = \"1s\"\n}\n",
-         "bad.alloy:9:21: scrape_interval must be at least 2s, got 1s"),
-        (prefix + "  scrape_interval = \"15x\"\n}\n",
-         #"bad.alloy:9:21: "scrape_interval" is not a valid duration: "15x" (write e.g. "15s", "1m30s", "500ms")"#),
-        (prefix + "  delta_profiling_duration = \"15s\"\n}\n",
-         "bad.alloy:9:30: delta_profiling_duration must be greater than 1s and at most scrape_interval - 1s (14s), got 15s"),
-        (prefix + "  unknown_thing = 1\n}\n",
-         #"bad.alloy:9:3: unknown attribute "unknown_thing" in pyroscope.scrape "s""#),
-        (prefix + "  profiling_config {\n    profile.cpu {\n      enabled = true\n    }\n  }\n}\n",
-         #"bad.alloy:10:5: unknown block "profile.cpu" in profiling_config"#),
-        (prefix + "  job_name = \"abc\n}\n",
-         "bad.alloy:9:14: unterminated string (strings cannot span lines)"),
-        (prefix + "  job_name = \"a\\qb\"\n}\n",
-         #"bad.alloy:9:16: unknown escape sequence \q"#),
-        (prefix + "  job_name = \"a\" scheme = \"http\"\n}\n",
-         #"bad.alloy:9:18: expected a line break or '}' after attribute "job_name", found identifier "scheme""#),
-        (prefix + "  scheme = \"ftp\"\n}\n",
-         #"bad.alloy:9:12: scheme must be "http" or "https", got "ftp""#),
-        (prefix + "  profiling_config {\n    profile.block {\n      enabled = \"yes\"\n    }\n  }\n}\n",
-         #"bad.alloy:11:17: "enabled" must be a bool, found string"#),
+        (
+            prefix + "  profiling_config {\n    profile.mutex {\n      enabled true\n    }\n  }\n}\n",
+            #"bad.alloy:11:15: expected '=' or '{' after identifier "enabled", found identifier "true""#
+        ),
+        (
+            prefix + "  scrape_interval = \"1s\"\n}\n",
+            "bad.alloy:9:21: scrape_interval must be at least 2s, got 1s"
+        ),
+        (
+            prefix + "  scrape_interval = \"15x\"\n}\n",
+            #"bad.alloy:9:21: "scrape_interval" is not a valid duration: "15x" (write e.g. "15s", "1m30s", "500ms")"#
+        ),
+        (
+            prefix + "  delta_profiling_duration = \"15s\"\n}\n",
+            "bad.alloy:9:30: delta_profiling_duration must be greater than 1s and at most scrape_interval - 1s (14s), got 15s"
+        ),
+        (
+            prefix + "  unknown_thing = 1\n}\n",
+            #"bad.alloy:9:3: unknown attribute "unknown_thing" in pyroscope.scrape "s""#
+        ),
+        (
+            prefix + "  profiling_config {\n    profile.cpu {\n      enabled = true\n    }\n  }\n}\n",
+            #"bad.alloy:10:5: unknown block "profile.cpu" in profiling_config"#
+        ),
+        (
+            prefix + "  job_name = \"abc\n}\n",
+            "bad.alloy:9:14: unterminated string (strings cannot span lines)"
+        ),
+        (
+            prefix + "  job_name = \"a\\qb\"\n}\n",
+            #"bad.alloy:9:16: unknown escape sequence \q"#
+        ),
+        (
+            prefix + "  job_name = \"a\" scheme = \"http\"\n}\n",
+            #"bad.alloy:9:18: expected a line break or '}' after attribute "job_name", found identifier "scheme""#
+        ),
+        (
+            prefix + "  scheme = \"ftp\"\n}\n",
+            #"bad.alloy:9:12: scheme must be "http" or "https", got "ftp""#
+        ),
+        (
+            prefix + "  profiling_config {\n    profile.block {\n      enabled = \"yes\"\n    }\n  }\n}\n",
+            #"bad.alloy:11:17: "enabled" must be a bool, found string"#
+        ),
         (prefix, "bad.alloy:9:1: missing '}' to close the block opened at line 6, column 22"),
         (prefix + "}\n/* never closed\n", "bad.alloy:10:1: unterminated block comment"),
-        ("prometheus.scrape \"x\" {\n}\n",
-         #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file)"#),
-        ("pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  forward_to = [pyroscope.write.nope.receiver]\n}\n",
-         #"bad.alloy:6:17: "forward_to" refers to pyroscope.write "nope", which is not defined"#),
-        ("pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = [{\"service_name\" = \"a\"}]\n  forward_to = [pyroscope.write.w.receiver]\n}\n",
-         #"bad.alloy:5:14: target has no "__address__" label"#),
-        ("pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = discovery.relabel.missing.output\n  forward_to = [pyroscope.write.w.receiver]\n}\n",
-         #"bad.alloy:5:13: reference to undefined component discovery.relabel "missing""#),
-        ("discovery.relabel \"r\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  rule {\n    action = \"explode\"\n  }\n}\n",
-         #"bad.alloy:4:14: unknown relabel action "explode" (use one of replace, keep, drop, hashmod, labelmap, labeldrop, labelkeep, keepequal, dropequal, lowercase, uppercase)"#),
-        ("discovery.relabel \"r\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  rule {\n    action = \"hashmod\"\n    target_label = \"shard\"\n  }\n}\n",
-         #"bad.alloy:3:3: relabel action "hashmod" requires a modulus greater than 0"#),
-        ("pyroscope.write \"w\" {\n}\n",
-         #"bad.alloy:1:1: pyroscope.write "w" needs an endpoint { url = ... } or a kafka { brokers = ... } block"#),
-        ("discovery.relabel \"a\" {\n  targets = discovery.relabel.b.output\n}\ndiscovery.relabel \"b\" {\n  targets = discovery.relabel.a.output\n}\n",
-         #"bad.alloy:1:1: discovery.relabel "a" depends on its own output"#),
-        ("pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.write \"w\" {\n  endpoint { url = \"http://h:2\" }\n}\n",
-         #"bad.alloy:4:1: component pyroscope.write "w" is defined twice (first at line 1)"#),
-        ("pyroscope.write \"w\" {\n  endpoint { url = [1, 2 }\n}\n",
-         "bad.alloy:2:26: expected ',' or ']' in list, found '}'"),
+        (
+            "prometheus.scrape \"x\" {\n}\n",
+            #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file)"#
+        ),
+        (
+            "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  forward_to = [pyroscope.write.nope.receiver]\n}\n",
+            #"bad.alloy:6:17: "forward_to" refers to pyroscope.write "nope", which is not defined"#
+        ),
+        (
+            "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = [{\"service_name\" = \"a\"}]\n  forward_to = [pyroscope.write.w.receiver]\n}\n",
+            #"bad.alloy:5:14: target has no "__address__" label"#
+        ),
+        (
+            "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = discovery.relabel.missing.output\n  forward_to = [pyroscope.write.w.receiver]\n}\n",
+            #"bad.alloy:5:13: reference to undefined component discovery.relabel "missing""#
+        ),
+        (
+            "discovery.relabel \"r\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  rule {\n    action = \"explode\"\n  }\n}\n",
+            #"bad.alloy:4:14: unknown relabel action "explode" (use one of replace, keep, drop, hashmod, labelmap, labeldrop, labelkeep, keepequal, dropequal, lowercase, uppercase)"#
+        ),
+        (
+            "discovery.relabel \"r\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  rule {\n    action = \"hashmod\"\n    target_label = \"shard\"\n  }\n}\n",
+            #"bad.alloy:3:3: relabel action "hashmod" requires a modulus greater than 0"#
+        ),
+        (
+            "pyroscope.write \"w\" {\n}\n",
+            #"bad.alloy:1:1: pyroscope.write "w" needs an endpoint { url = ... } or a kafka { brokers = ... } block"#
+        ),
+        (
+            "discovery.relabel \"a\" {\n  targets = discovery.relabel.b.output\n}\ndiscovery.relabel \"b\" {\n  targets = discovery.relabel.a.output\n}\n",
+            #"bad.alloy:1:1: discovery.relabel "a" depends on its own output"#
+        ),
+        (
+            "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.write \"w\" {\n  endpoint { url = \"http://h:2\" }\n}\n",
+            #"bad.alloy:4:1: component pyroscope.write "w" is defined twice (first at line 1)"#
+        ),
+        (
+            "pyroscope.write \"w\" {\n  endpoint { url = [1, 2 }\n}\n",
+            "bad.alloy:2:26: expected ',' or ']' in list, found '}'"
+        ),
     ]
 
     @Test("broken configs name file, line, column and the problem", arguments: brokenConfigs.indices)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Scrape
 
 @Suite("discovery.file")
@@ -8,11 +9,12 @@ struct FileDiscoveryTests {
     func json() throws {
         let data = Data(#"[{"targets": ["a:1", "b:2"], "labels": {"service_name": "cart"}}, {"targets": ["c:3"]}]"#.utf8)
         let targets = try FileTargets.parse(data, path: "/x/t.json")
-        #expect(targets == [
-            ["__address__": "a:1", "service_name": "cart", "__meta_filepath": "/x/t.json"],
-            ["__address__": "b:2", "service_name": "cart", "__meta_filepath": "/x/t.json"],
-            ["__address__": "c:3", "__meta_filepath": "/x/t.json"],
-        ])
+        #expect(
+            targets == [
+                ["__address__": "a:1", "service_name": "cart", "__meta_filepath": "/x/t.json"],
+                ["__address__": "b:2", "service_name": "cart", "__meta_filepath": "/x/t.json"],
+                ["__address__": "c:3", "__meta_filepath": "/x/t.json"],
+            ])
         #expect(throws: FileTargets.FormatError.self) { try FileTargets.parse(Data(#"{"targets": []}"#.utf8), path: "t.json") }
         #expect(throws: FileTargets.FormatError.self) { try FileTargets.parse(Data(#"[{"targets": [1]}]"#.utf8), path: "t.json") }
     }
@@ -48,29 +50,31 @@ struct FileDiscoveryTests {
         defer { dir.remove() }
         let file = dir.url.appendingPathComponent("targets.json")
         try Data(#"[{"targets": ["127.0.0.1:1"], "labels": {"service_name": "first"}}]"#.utf8).write(to: file)
-        let text = writerPrefix() + """
-            discovery.file "fleet" {
-              files = ["*.json"]
-              refresh_interval = "100ms"
-            }
-            pyroscope.scrape "s" {
-              targets = discovery.file.fleet.targets
-              forward_to = [pyroscope.write.w.receiver]
-              scrape_interval = "2s"
-              profiling_config {
-                profile.process_cpu { enabled = false }
-                profile.memory { enabled = false }
-                profile.mutex { enabled = false }
-                profile.block { enabled = false }
-              }
-            }
-            """
+        let text =
+            writerPrefix() + """
+                discovery.file "fleet" {
+                  files = ["*.json"]
+                  refresh_interval = "100ms"
+                }
+                pyroscope.scrape "s" {
+                  targets = discovery.file.fleet.targets
+                  forward_to = [pyroscope.write.w.receiver]
+                  scrape_interval = "2s"
+                  profiling_config {
+                    profile.process_cpu { enabled = false }
+                    profile.memory { enabled = false }
+                    profile.mutex { enabled = false }
+                    profile.block { enabled = false }
+                  }
+                }
+                """
         let config = try ScrapeConfiguration.parse(text, file: "files.alloy", baseDirectory: dir.url)
         #expect(config.fileDiscoveries["fleet"]?.files == [dir.url.appendingPathComponent("*.json").path])
         let fetcher = RecordingFetcher { _ in [0x1f, 0x8b] }
         let sink = InMemoryProfileSink()
-        let manager = ScrapeManager(configuration: config, sink: sink, fetcher: fetcher,
-                                    options: ScrapeManagerOptions(spreadStartOffsets: false))
+        let manager = ScrapeManager(
+            configuration: config, sink: sink, fetcher: fetcher,
+            options: ScrapeManagerOptions(spreadStartOffsets: false))
         let running = Task { await manager.run() }
         defer { running.cancel() }
 
@@ -88,7 +92,8 @@ struct FileDiscoveryTests {
         }
         #expect(switched, "health: \(manager.targetHealth.map(\.labels))")
         let scrapedNew = await waitUntil(timeout: .seconds(30)) {
-            fetcher.urls.contains("http://127.0.0.1:2/debug/pprof/goroutine") && fetcher.urls.contains("http://127.0.0.1:3/debug/pprof/goroutine")
+            fetcher.urls.contains("http://127.0.0.1:2/debug/pprof/goroutine")
+                && fetcher.urls.contains("http://127.0.0.1:3/debug/pprof/goroutine")
         }
         #expect(scrapedNew)
 

@@ -1,7 +1,8 @@
 import Foundation
 import PprofCodec
-import Testing
 import TestSupport
+import Testing
+
 @testable import Scrape
 
 /// The Go demo's godeltaprof-compatible endpoints (demo/go-target/deltaprof.go), read with Kiln's own
@@ -10,7 +11,7 @@ import TestSupport
 struct GoDemoDeltaEndpointTests {
     /// What a comparison needs from one profile.
     struct Summary {
-        var sampleTypes: [String] // "type/unit"
+        var sampleTypes: [String]  // "type/unit"
         var periodType: String
         var period: Int64
         var totals: [String: Int64]
@@ -32,15 +33,19 @@ struct GoDemoDeltaEndpointTests {
                 for line in p.lines(of: Int(location)) { functions.insert(p.string(p.functions[Int(line.functionIndex)].name)) }
             }
         }
-        return Summary(sampleTypes: p.sampleTypes.map { p.string($0.type) + "/" + p.string($0.unit) },
-                       periodType: p.periodType.map { p.string($0.type) + "/" + p.string($0.unit) } ?? "",
-                       period: p.period, totals: totals, sampleCount: p.sampleCount, functions: functions)
+        return Summary(
+            sampleTypes: p.sampleTypes.map { p.string($0.type) + "/" + p.string($0.unit) },
+            periodType: p.periodType.map { p.string($0.type) + "/" + p.string($0.unit) } ?? "",
+            period: p.period, totals: totals, sampleCount: p.sampleCount, functions: functions)
     }
 
-    @Test("each delta endpoint serves the plain profile's types with the increase since its previous request",
-          arguments: [("/debug/pprof/delta_heap", "/debug/pprof/allocs", ["alloc_objects", "alloc_space"], "main.allocateBuffers"),
-                      ("/debug/pprof/delta_block", "/debug/pprof/block", ["contentions", "delay"], "main.blockOnChannel"),
-                      ("/debug/pprof/delta_mutex", "/debug/pprof/mutex", ["contentions", "delay"], "main.contendMutex")])
+    @Test(
+        "each delta endpoint serves the plain profile's types with the increase since its previous request",
+        arguments: [
+            ("/debug/pprof/delta_heap", "/debug/pprof/allocs", ["alloc_objects", "alloc_space"], "main.allocateBuffers"),
+            ("/debug/pprof/delta_block", "/debug/pprof/block", ["contentions", "delay"], "main.blockOnChannel"),
+            ("/debug/pprof/delta_mutex", "/debug/pprof/mutex", ["contentions", "delay"], "main.contendMutex"),
+        ])
     func servesDeltas(delta: String, plain: String, cumulativeTypes: [String], hotFunction: String) async throws {
         let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
@@ -71,8 +76,10 @@ struct GoDemoDeltaEndpointTests {
         // Values are scaled and converted per stack with integer truncation; allow one unit per sample.
         let slack = Int64(second.sampleCount + first.sampleCount)
         for type in cumulativeTypes {
-            let p1 = before.totals[type, default: 0], p2 = after.totals[type, default: 0]
-            let f1 = first.totals[type, default: 0], f2 = second.totals[type, default: 0]
+            let p1 = before.totals[type, default: 0]
+            let p2 = after.totals[type, default: 0]
+            let f1 = first.totals[type, default: 0]
+            let f2 = second.totals[type, default: 0]
             // Request order P1, F1, F2, P2: F1 covers everything since start, F2 only [F1, F2] ⊆ [P1, P2].
             #expect(f1 + slack >= p1, "\(delta) \(type): first \(f1) < cumulative before it \(p1)")
             #expect(f2 < p2, "\(delta) \(type): second \(f2) not below cumulative \(p2)")
@@ -89,34 +96,37 @@ struct GoDemoDeltaEndpointTests {
     func scrapesDeltaEndpoints() async throws {
         let demo = try await GoDemo.start()
         defer { Task { try? await demo.stop() } }
-        let config = try ScrapeConfiguration.parse(writerPrefix() + """
-            pyroscope.scrape "demo" {
-              targets = [{"__address__" = "\(demo.address)", "service_name" = "go-demo"}]
-              forward_to = [pyroscope.write.w.receiver]
-              scrape_interval = "2s"
-              profiling_config {
-                profile.process_cpu { enabled = false }
-                profile.goroutine { enabled = false }
-                profile.memory { enabled = false }
-                profile.mutex { enabled = false }
-                profile.block { enabled = false }
-                profile.godeltaprof_memory { enabled = true }
-                profile.godeltaprof_mutex { enabled = true }
-                profile.godeltaprof_block { enabled = true }
-              }
-            }
-            """, file: "delta.alloy")
+        let config = try ScrapeConfiguration.parse(
+            writerPrefix() + """
+                pyroscope.scrape "demo" {
+                  targets = [{"__address__" = "\(demo.address)", "service_name" = "go-demo"}]
+                  forward_to = [pyroscope.write.w.receiver]
+                  scrape_interval = "2s"
+                  profiling_config {
+                    profile.process_cpu { enabled = false }
+                    profile.goroutine { enabled = false }
+                    profile.memory { enabled = false }
+                    profile.mutex { enabled = false }
+                    profile.block { enabled = false }
+                    profile.godeltaprof_memory { enabled = true }
+                    profile.godeltaprof_mutex { enabled = true }
+                    profile.godeltaprof_block { enabled = true }
+                  }
+                }
+                """, file: "delta.alloy")
         let sink = InMemoryProfileSink()
         let fetcher = HTTPProfileFetcher()
-        let manager = ScrapeManager(configuration: config, sink: sink, fetcher: fetcher,
-                                    options: ScrapeManagerOptions(spreadStartOffsets: false))
+        let manager = ScrapeManager(
+            configuration: config, sink: sink, fetcher: fetcher,
+            options: ScrapeManagerOptions(spreadStartOffsets: false))
         let runner = Task { await manager.run() }
         let expected: Set<String> = ["memory", "mutex", "block"]
         let all = await waitUntil(timeout: .seconds(15)) { Set(sink.profiles.map(\.profileName)) == expected }
         runner.cancel()
         await runner.value
         try await fetcher.shutdown()
-        #expect(all, "scraped: \(Set(sink.profiles.map(\.profileName))); health: \(manager.targetHealth.map { ($0.profile, $0.lastError) })")
+        #expect(
+            all, "scraped: \(Set(sink.profiles.map(\.profileName))); health: \(manager.targetHealth.map { ($0.profile, $0.lastError) })")
         #expect(manager.targetHealth.allSatisfy { $0.lastError == nil }, "\(manager.targetHealth)")
         let paths = ["memory": "/debug/pprof/delta_heap", "mutex": "/debug/pprof/delta_mutex", "block": "/debug/pprof/delta_block"]
         for profile in sink.profiles {

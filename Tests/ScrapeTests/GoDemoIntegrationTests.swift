@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
 @testable import Scrape
 
 /// Scrapes the real Go demo program (demo/go-target) over HTTP.
@@ -42,7 +43,7 @@ struct GoDemoIntegrationTests {
             try p.run()
             var line = [UInt8]()
             let handle = out.fileHandleForReading
-            while true { // blocking read of the first line; the demo prints it right after listen()
+            while true {  // blocking read of the first line; the demo prints it right after listen()
                 let byte = handle.readData(ofLength: 1)
                 if byte.isEmpty || byte.first == UInt8(ascii: "\n") { break }
                 line.append(contentsOf: byte)
@@ -63,14 +64,15 @@ struct GoDemoIntegrationTests {
     }
 
     static func config(address: String, interval: String = "3s") throws -> ScrapeConfiguration {
-        try ScrapeConfiguration.parse(writerPrefix() + """
-            pyroscope.scrape "demo" {
-              targets = [{"__address__" = "\(address)", "service_name" = "go-demo", "env" = "test"}]
-              forward_to = [pyroscope.write.w.receiver]
-              scrape_interval = "\(interval)"
-              tenant = "demo-tenant"
-            }
-            """, file: "demo.alloy")
+        try ScrapeConfiguration.parse(
+            writerPrefix() + """
+                pyroscope.scrape "demo" {
+                  targets = [{"__address__" = "\(address)", "service_name" = "go-demo", "env" = "test"}]
+                  forward_to = [pyroscope.write.w.receiver]
+                  scrape_interval = "\(interval)"
+                  tenant = "demo-tenant"
+                }
+                """, file: "demo.alloy")
     }
 
     /// `go tool pprof -top` over a profile body; the reference parser names the hot functions.
@@ -111,12 +113,16 @@ struct GoDemoIntegrationTests {
         runner.cancel()
         await runner.value
         try await fetcher.shutdown()
-        #expect(all, "scraped: \(Set(sink.profiles.map(\.profileName))); health: \(manager.targetHealth.map { ($0.profile, $0.lastError) })")
+        #expect(
+            all, "scraped: \(Set(sink.profiles.map(\.profileName))); health: \(manager.targetHealth.map { ($0.profile, $0.lastError) })")
 
         for profile in sink.profiles {
             #expect(profile.tenant == "demo-tenant")
-            #expect(profile.labels == ["__name__": profile.profileName, "service_name": "go-demo", "env": "test",
-                                       "job": "pyroscope.scrape.demo", "instance": demo.address])
+            #expect(
+                profile.labels == [
+                    "__name__": profile.profileName, "service_name": "go-demo", "env": "test",
+                    "job": "pyroscope.scrape.demo", "instance": demo.address,
+                ])
             #expect(Array(profile.body.prefix(2)) == [0x1f, 0x8b], "\(profile.profileName) body is not gzip")
             #expect(profile.cumulative == ["memory", "mutex", "block"].contains(profile.profileName))
         }
@@ -127,9 +133,11 @@ struct GoDemoIntegrationTests {
         #expect((cpuHealth.lastScrapeDurationSeconds ?? 0) >= 2.0)
 
         // The bodies are real profiles of the demo's named work, as Go's own pprof reads them.
-        let hot: [String: String] = ["process_cpu": "main.computePrimes", "memory": "main.allocateBuffers",
-                                     "mutex": "main.contendMutex", "block": "main.blockOnChannel",
-                                     "goroutine": "main.mutexWorkers"]
+        let hot: [String: String] = [
+            "process_cpu": "main.computePrimes", "memory": "main.allocateBuffers",
+            "mutex": "main.contendMutex", "block": "main.blockOnChannel",
+            "goroutine": "main.mutexWorkers",
+        ]
         for (name, function) in hot {
             let profile = try #require(sink.profiles.first { $0.profileName == name })
             let top = try Self.topFunctions(profile.body)
@@ -145,23 +153,25 @@ struct GoDemoIntegrationTests {
         let address = probe.address
         probe.stop()
 
-        let config = try ScrapeConfiguration.parse(writerPrefix() + """
-            pyroscope.scrape "down" {
-              targets = [{"__address__" = "\(address)"}]
-              forward_to = [pyroscope.write.w.receiver]
-              scrape_interval = "2s"
-              profiling_config {
-                profile.process_cpu { enabled = false }
-                profile.memory { enabled = false }
-                profile.mutex { enabled = false }
-                profile.block { enabled = false }
-              }
-            }
-            """, file: "down.alloy")
+        let config = try ScrapeConfiguration.parse(
+            writerPrefix() + """
+                pyroscope.scrape "down" {
+                  targets = [{"__address__" = "\(address)"}]
+                  forward_to = [pyroscope.write.w.receiver]
+                  scrape_interval = "2s"
+                  profiling_config {
+                    profile.process_cpu { enabled = false }
+                    profile.memory { enabled = false }
+                    profile.mutex { enabled = false }
+                    profile.block { enabled = false }
+                  }
+                }
+                """, file: "down.alloy")
         let sink = InMemoryProfileSink()
         let fetcher = HTTPProfileFetcher()
-        let manager = ScrapeManager(configuration: config, sink: sink, fetcher: fetcher,
-                                    options: ScrapeManagerOptions(spreadStartOffsets: false))
+        let manager = ScrapeManager(
+            configuration: config, sink: sink, fetcher: fetcher,
+            options: ScrapeManagerOptions(spreadStartOffsets: false))
         let runner = Task { await manager.run() }
         let down = await waitUntil(timeout: .seconds(10)) { manager.targetHealth.first?.health == .down }
         #expect(down)
@@ -189,8 +199,10 @@ struct GoDemoIntegrationTests {
         defer { demo.stop() }
         let fetcher = HTTPProfileFetcher()
         do {
-            _ = try await fetcher.fetch(ProfileRequest(url: "http://\(demo.address)/debug/pprof/goroutine", timeout: .seconds(5),
-                                                       maxBodyBytes: 16, credentials: .none, tls: nil))
+            _ = try await fetcher.fetch(
+                ProfileRequest(
+                    url: "http://\(demo.address)/debug/pprof/goroutine", timeout: .seconds(5),
+                    maxBodyBytes: 16, credentials: .none, tls: nil))
             Issue.record("a body over the limit was accepted")
         } catch {
             #expect("\(error)" == "response body exceeds body_size_limit of 16 bytes")
@@ -199,8 +211,10 @@ struct GoDemoIntegrationTests {
         let clock = ContinuousClock()
         let start = clock.now
         do {
-            _ = try await fetcher.fetch(ProfileRequest(url: "http://\(demo.address)/debug/pprof/profile?seconds=3",
-                                                       timeout: .seconds(1), maxBodyBytes: 1 << 20, credentials: .none, tls: nil))
+            _ = try await fetcher.fetch(
+                ProfileRequest(
+                    url: "http://\(demo.address)/debug/pprof/profile?seconds=3",
+                    timeout: .seconds(1), maxBodyBytes: 1 << 20, credentials: .none, tls: nil))
             Issue.record("a 3 s profile finished inside a 1 s timeout")
         } catch {
             let elapsed = clock.now - start
@@ -208,8 +222,10 @@ struct GoDemoIntegrationTests {
             #expect("\(error)".contains("timed out") || "\(error)".lowercased().contains("deadline"), "error: \(error)")
         }
         do {
-            _ = try await fetcher.fetch(ProfileRequest(url: "http://\(demo.address)/debug/pprof/no_such_profile", timeout: .seconds(5),
-                                                       maxBodyBytes: 1 << 20, credentials: .none, tls: nil))
+            _ = try await fetcher.fetch(
+                ProfileRequest(
+                    url: "http://\(demo.address)/debug/pprof/no_such_profile", timeout: .seconds(5),
+                    maxBodyBytes: 1 << 20, credentials: .none, tls: nil))
             Issue.record("an unknown profile was served")
         } catch {
             #expect("\(error)".hasPrefix("server returned HTTP status 404"), "error: \(error)")

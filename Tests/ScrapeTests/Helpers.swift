@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+
 @testable import Scrape
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
@@ -33,7 +34,10 @@ final class RecordingFetcher: ProfileFetcher {
 
     func fetch(_ request: ProfileRequest) async throws -> [UInt8] {
         requests.withLock { $0.append(request) }
-        inFlight.withLock { $0.now += 1; $0.max = max($0.max, $0.now) }
+        inFlight.withLock {
+            $0.now += 1
+            $0.max = max($0.max, $0.now)
+        }
         defer { inFlight.withLock { $0.now -= 1 } }
         return try await respond(request)
     }

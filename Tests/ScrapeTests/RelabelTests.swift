@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Scrape
 
 @Suite("Relabeling")
@@ -23,8 +24,9 @@ struct RelabelTests {
         let goStyle = try RelabelRule(sourceLabels: ["__address__"], regex: "(.*):(\\d+)", targetLabel: "service_name", replacement: "$1x")
         #expect(Relabeling.apply(goStyle, to: target)?["service_name"] == nil)
         // Several source labels joined by the separator; no match leaves the labels alone.
-        let joined = try RelabelRule(sourceLabels: ["service_name", "__meta_kubernetes_namespace"], separator: "/",
-                                     regex: "(.+)/(.+)", targetLabel: "service_name", replacement: "$2/$1")
+        let joined = try RelabelRule(
+            sourceLabels: ["service_name", "__meta_kubernetes_namespace"], separator: "/",
+            regex: "(.+)/(.+)", targetLabel: "service_name", replacement: "$2/$1")
         #expect(Relabeling.apply(joined, to: target)?["service_name"] == "Prod/checkout")
         let noMatch = try RelabelRule(sourceLabels: ["service_name"], regex: "web-.*", targetLabel: "x", replacement: "y")
         #expect(Relabeling.apply(noMatch, to: target) == target)
@@ -37,7 +39,7 @@ struct RelabelTests {
     @Test("keep and drop match the whole value (regexes are anchored)")
     func keepDrop() throws {
         let keep = try RelabelRule(sourceLabels: ["service_name"], regex: "check", action: .keep)
-        #expect(Relabeling.apply(keep, to: target) == nil) // "check" does not match all of "checkout"
+        #expect(Relabeling.apply(keep, to: target) == nil)  // "check" does not match all of "checkout"
         let keepAll = try RelabelRule(sourceLabels: ["service_name"], regex: "check.*", action: .keep)
         #expect(Relabeling.apply(keepAll, to: target) == target)
         let drop = try RelabelRule(sourceLabels: ["__meta_kubernetes_namespace"], regex: "Prod|Staging", action: .drop)
@@ -100,7 +102,8 @@ struct RelabelTests {
 
     @Test("discovery.relabel output feeds a scrape job")
     func relabelComponent() throws {
-        let config = try ScrapeConfiguration.parse("""
+        let config = try ScrapeConfiguration.parse(
+            """
             discovery.relabel "pods" {
               targets = [
                 {"__address__" = "10.0.0.1:6060", "__meta_app" = "cart", "__meta_env" = "prod"},
@@ -131,7 +134,10 @@ struct RelabelTests {
         var skipped = 0
         let loops = TargetResolver.scrapeTargets(job: job, targets: targets, shard: .all, skipped: &skipped)
         let cpu = try #require(loops.first { $0.profile.kind == .processCPU })
-        #expect(cpu.labels == ["service_name": "cart", "job": "pyroscope.scrape.s", "instance": "10.0.0.1:6060",
-                               "__name__": "process_cpu"])
+        #expect(
+            cpu.labels == [
+                "service_name": "cart", "job": "pyroscope.scrape.s", "instance": "10.0.0.1:6060",
+                "__name__": "process_cpu",
+            ])
     }
 }

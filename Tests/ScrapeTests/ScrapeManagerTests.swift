@@ -1,28 +1,31 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import Scrape
 
 @Suite("Scrape manager")
 struct ScrapeManagerTests {
     static func config(targets: [String], extra: String = "") throws -> ScrapeConfiguration {
         let list = targets.map { "{\"__address__\" = \"\($0)\", \"service_name\" = \"svc\"}" }.joined(separator: ", ")
-        return try ScrapeConfiguration.parse(writerPrefix() + """
-            pyroscope.scrape "s" {
-              targets = [\(list)]
-              forward_to = [pyroscope.write.w.receiver]
-              tenant = "t1"
-            \(extra)
-            }
-            """, file: "m.alloy")
+        return try ScrapeConfiguration.parse(
+            writerPrefix() + """
+                pyroscope.scrape "s" {
+                  targets = [\(list)]
+                  forward_to = [pyroscope.write.w.receiver]
+                  tenant = "t1"
+                \(extra)
+                }
+                """, file: "m.alloy")
     }
 
     @Test("a full buffer drops new profiles with a counted reason; memory stays bounded")
     func backPressure() async throws {
         let config = try Self.config(targets: ["127.0.0.1:1"])
         let fetcher = RecordingFetcher { _ in [UInt8](repeating: 7, count: 1000) }
-        let manager = ScrapeManager(configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
-                                    options: ScrapeManagerOptions(bufferCapacity: 3, bufferMaxBytes: 1_000_000))
+        let manager = ScrapeManager(
+            configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
+            options: ScrapeManagerOptions(bufferCapacity: 3, bufferMaxBytes: 1_000_000))
         let target = try #require(manager.currentTargets().first { $0.profile.kind == .goroutine })
         let job = try #require(config.scrapeJobs.first)
         // Nothing drains the buffer (run() is not started): the 4th and later profiles must be dropped.
@@ -33,8 +36,9 @@ struct ScrapeManagerTests {
         #expect(stats.droppedTotal == ["buffer_full": 7])
         #expect(stats.scrapesTotal == 10)
 
-        let byBytes = ScrapeManager(configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
-                                    options: ScrapeManagerOptions(bufferCapacity: 100, bufferMaxBytes: 2500))
+        let byBytes = ScrapeManager(
+            configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
+            options: ScrapeManagerOptions(bufferCapacity: 100, bufferMaxBytes: 2500))
         for _ in 0..<4 { await byBytes.scrapeOnce(target, job: job) }
         #expect(byBytes.stats.droppedTotal == ["buffer_bytes_full": 2])
         #expect(byBytes.stats.bufferedBytes == 2000)
@@ -45,8 +49,9 @@ struct ScrapeManagerTests {
         let config = try Self.config(targets: ["127.0.0.1:1"], extra: "  scrape_interval = \"2s\"")
         let sink = GatedSink()
         let fetcher = RecordingFetcher { _ in [1, 2, 3] }
-        let manager = ScrapeManager(configuration: config, sink: sink, fetcher: fetcher,
-                                    options: ScrapeManagerOptions(bufferCapacity: 100, spreadStartOffsets: false))
+        let manager = ScrapeManager(
+            configuration: config, sink: sink, fetcher: fetcher,
+            options: ScrapeManagerOptions(bufferCapacity: 100, spreadStartOffsets: false))
         let running = Task { await manager.run() }
         // Five loops (default profiles); the first publish blocks, the rest queue up.
         let queued = await waitUntil(timeout: .seconds(30)) { manager.stats.bufferedProfiles >= 4 }
@@ -68,8 +73,9 @@ struct ScrapeManagerTests {
             await gate.pass()
             return [1]
         }
-        let manager = ScrapeManager(configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
-                                    options: ScrapeManagerOptions(maxConcurrentScrapes: 3))
+        let manager = ScrapeManager(
+            configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
+            options: ScrapeManagerOptions(maxConcurrentScrapes: 3))
         let job = try #require(config.scrapeJobs.first)
         let targets = manager.currentTargets().filter { $0.profile.kind == .goroutine }
         try #require(targets.count == 12)
@@ -103,8 +109,9 @@ struct ScrapeManagerTests {
         let config = try Self.config(targets: ["127.0.0.1:9"])
         let body: [UInt8] = [0x1f, 0x8b, 8, 0, 42]
         let fetcher = RecordingFetcher { _ in body }
-        let manager = ScrapeManager(configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
-                                    options: ScrapeManagerOptions(bufferCapacity: 10))
+        let manager = ScrapeManager(
+            configuration: config, sink: InMemoryProfileSink(), fetcher: fetcher,
+            options: ScrapeManagerOptions(bufferCapacity: 10))
         let job = try #require(config.scrapeJobs.first)
         for t in manager.currentTargets() { await manager.scrapeOnce(t, job: job) }
         let sink = InMemoryProfileSink()
@@ -154,7 +161,9 @@ struct ScrapeManagerTests {
         let json = String(decoding: try manager.status.jsonData(), as: UTF8.self)
         #expect(json.contains("\"health\" : \"up\""))
         let metrics = manager.status.prometheusText()
-        #expect(metrics.contains("kiln_scrape_target_up{job=\"pyroscope.scrape.s\",instance=\"127.0.0.1:9\",profile=\"goroutine\",tenant=\"t1\"} 1"))
+        #expect(
+            metrics.contains(
+                "kiln_scrape_target_up{job=\"pyroscope.scrape.s\",instance=\"127.0.0.1:9\",profile=\"goroutine\",tenant=\"t1\"} 1"))
         #expect(metrics.contains("kiln_scrape_failures_total 1"))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Scrape
 
 @Suite("Sharding")
@@ -20,8 +21,9 @@ struct ShardingTests {
         let config = try ScrapeConfiguration.parse(text, file: "fleet.alloy")
         var owners: [String: [Int]] = [:]
         for i in 0..<3 {
-            let manager = ScrapeManager(configuration: config, sink: InMemoryProfileSink(), fetcher: NeverFetcher(),
-                                        options: ScrapeManagerOptions(shard: try ShardSelector(index: i, count: 3)))
+            let manager = ScrapeManager(
+                configuration: config, sink: InMemoryProfileSink(), fetcher: NeverFetcher(),
+                options: ScrapeManagerOptions(shard: try ShardSelector(index: i, count: 3)))
             let addresses = Set(manager.currentTargets().map(\.address))
             #expect(!addresses.isEmpty, "shard \(i) owns nothing")
             #expect(manager.stats.targetsSkippedByShard == 30 - addresses.count)
@@ -51,8 +53,9 @@ struct ShardingTests {
             #expect(d >= .zero && d < interval)
             delays.insert(d.components.seconds)
             // One interval later the same target lands on the same phase.
-            let later = ScrapeSchedule.initialDelay(key: "job|http://10.0.0.\(i):6060/x", interval: interval,
-                                                    now: now.addingTimeInterval(15))
+            let later = ScrapeSchedule.initialDelay(
+                key: "job|http://10.0.0.\(i):6060/x", interval: interval,
+                now: now.addingTimeInterval(15))
             #expect(later == d)
         }
         #expect(delays.count >= 10, "50 targets fell into only \(delays.count) distinct seconds")

@@ -4,8 +4,8 @@ import Normalization
 import Parquet
 import ProfileModel
 import Records
-import Testing
 import TestSupport
+import Testing
 
 /// Measures block size per sample on the real pprof fixtures (normalised as the pipeline would), per codec,
 /// and checks that every codec's block holds the same totals. Prints the table docs/block-format.md quotes.
@@ -39,9 +39,10 @@ struct BlockSizeTests {
             let payload = try Data(contentsOf: dir.appendingPathComponent(name))
             for scrape in 0..<10 {
                 let start = base + Int64(scrape) * 15_000_000_000
-                let env = RawEnvelope(tenant: "t1", labels: LabelSet([Label("service_name", name), Label("job", "bench")]),
-                                      source: .scrape, format: .pprof, startNanos: start, endNanos: start + 15_000_000_000,
-                                      cumulative: false, payload: Array(payload))
+                let env = RawEnvelope(
+                    tenant: "t1", labels: LabelSet([Label("service_name", name), Label("job", "bench")]),
+                    source: .scrape, format: .pprof, startNanos: start, endNanos: start + 15_000_000_000,
+                    cumulative: false, payload: Array(payload))
                 let result: NormalizationResult
                 do {
                     result = try normalizer.normalize(env, provenance: Provenance(topic: "raw", partition: 0, offset: offset))
@@ -50,7 +51,9 @@ struct BlockSizeTests {
                     if facts.accepted {
                         Issue.record("\(name): go tool pprof accepts it, but the normaliser rejects it: \(error)")
                     } else {
-                        print("BlockSizeTests: \(name) left out: go tool pprof rejects it too (\((facts.error ?? []).joined(separator: "; "))); normaliser: \(error)")
+                        print(
+                            "BlockSizeTests: \(name) left out: go tool pprof rejects it too (\((facts.error ?? []).joined(separator: "; "))); normaliser: \(error)"
+                        )
                     }
                     break
                 }
@@ -73,11 +76,15 @@ struct BlockSizeTests {
             writer.options.codec = codec
             let clock = ContinuousClock()
             var block: EncodedBlock?
-            let elapsed = try clock.measure { block = try writer.encode(head, ulid: ULID.make(), compaction: .init(level: 0, sources: [], parents: [])) }
+            let elapsed = try clock.measure {
+                block = try writer.encode(head, ulid: ULID.make(), compaction: .init(level: 0, sources: [], parents: []))
+            }
             let b = block!
             blockTotals.append(b.meta.totalsByProfileType)
             let perFile = b.files.map { "\($0.name)=\($0.bytes.count)" }.joined(separator: " ")
-            lines.append("\(label) | \(b.totalBytes) | \(String(format: "%.2f", Double(b.totalBytes) / Double(head.sampleCount))) | \(head.sampleCount) | \(head.stackNodeCount) | \(b.meta.stats.functions) | \(rawBytes) | encode \(elapsed) | \(perFile)")
+            lines.append(
+                "\(label) | \(b.totalBytes) | \(String(format: "%.2f", Double(b.totalBytes) / Double(head.sampleCount))) | \(head.sampleCount) | \(head.stackNodeCount) | \(b.meta.stats.functions) | \(rawBytes) | encode \(elapsed) | \(perFile)"
+            )
         }
         print(lines.joined(separator: "\n"))
         #expect(blockTotals.allSatisfy { $0 == head.totalsByProfileType })

@@ -1,24 +1,29 @@
 import Blocks
+import CompactorService
 import Foundation
 import KafkaClient
 import Logging
 import ObjectStore
 import ProfileModel
 import Records
-import CompactorService
-import Testing
 import TestSupport
+import Testing
 
 /// A normalized batch with a few series, stacks and samples; its values derive from the provenance.
 private func batch(tenant: String, rawPartition: Int32, rawOffset: Int64, samples: Int = 40) -> SampleBatch {
     let cpu = ProfileTypeID(parsing: "process_cpu:cpu:nanoseconds:cpu:nanoseconds")!
     var b = SampleBatch(tenant: tenant, provenance: Provenance(topic: "kiln.profiles.raw", partition: rawPartition, offset: rawOffset))
-    b.series = [BatchSeries(labels: LabelSet([Label("service_name", "svc\(rawOffset % 3)"), Label("__profile_type__", cpu.id)]), profileType: cpu)]
-    b.symbols = SymbolTable(strings: ["", "main", "work", "leaf\(rawOffset % 5)"],
-                            functions: [FunctionSymbol(name: 1, systemName: 1, filename: 0, startLine: 1),
-                                        FunctionSymbol(name: 2, systemName: 2, filename: 0, startLine: 2),
-                                        FunctionSymbol(name: 3, systemName: 3, filename: 0, startLine: 3)],
-                            frames: [FrameSymbol(function: 0, line: 1), FrameSymbol(function: 1, line: 2), FrameSymbol(function: 2, line: 3)])
+    b.series = [
+        BatchSeries(labels: LabelSet([Label("service_name", "svc\(rawOffset % 3)"), Label("__profile_type__", cpu.id)]), profileType: cpu)
+    ]
+    b.symbols = SymbolTable(
+        strings: ["", "main", "work", "leaf\(rawOffset % 5)"],
+        functions: [
+            FunctionSymbol(name: 1, systemName: 1, filename: 0, startLine: 1),
+            FunctionSymbol(name: 2, systemName: 2, filename: 0, startLine: 2),
+            FunctionSymbol(name: 3, systemName: 3, filename: 0, startLine: 3),
+        ],
+        frames: [FrameSymbol(function: 0, line: 1), FrameSymbol(function: 1, line: 2), FrameSymbol(function: 2, line: 3)])
     b.stacks.append([2, 1, 0])
     b.stacks.append([1, 0])
     let now = Int64(Date().timeIntervalSince1970 * 1e9)
@@ -33,7 +38,9 @@ private func batch(tenant: String, rawPartition: Int32, rawOffset: Int64, sample
 }
 
 private func records(_ batches: [SampleBatch], topic: String) -> [ProducerRecord] {
-    batches.map { ProducerRecord(topic: topic, key: RecordKeys.normalized(tenant: $0.tenant, serviceName: "svc"), value: BatchCodec.encode($0)) }
+    batches.map {
+        ProducerRecord(topic: topic, key: RecordKeys.normalized(tenant: $0.tenant, serviceName: "svc"), value: BatchCodec.encode($0))
+    }
 }
 
 /// Sum of values per tenant over the live blocks of the store.
@@ -53,7 +60,9 @@ private func expectedTotals(_ batches: [SampleBatch]) -> [String: Int64] {
 }
 
 /// Polls the store until its totals equal `expected` or the deadline passes; returns the last totals.
-private func waitForTotals(_ store: any ObjectStore, _ expected: [String: Int64], timeout: Duration = .seconds(60)) async throws -> [String: Int64] {
+private func waitForTotals(_ store: any ObjectStore, _ expected: [String: Int64], timeout: Duration = .seconds(60)) async throws -> [String:
+    Int64]
+{
     let deadline = ContinuousClock.now + timeout
     var last: [String: Int64] = [:]
     while ContinuousClock.now < deadline {
@@ -64,7 +73,10 @@ private func waitForTotals(_ store: any ObjectStore, _ expected: [String: Int64]
     return last
 }
 
-enum CompactorStoreKind: String, CaseIterable, CustomStringConvertible { case file, s3; var description: String { rawValue } }
+enum CompactorStoreKind: String, CaseIterable, CustomStringConvertible {
+    case file, s3
+    var description: String { rawValue }
+}
 
 private func withCompactorStore(_ kind: CompactorStoreKind, _ body: (any ObjectStore, String) async throws -> Void) async throws {
     switch kind {
@@ -73,7 +85,10 @@ private func withCompactorStore(_ kind: CompactorStoreKind, _ body: (any ObjectS
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = "file://" + dir.path
         let store = try makeObjectStore(url: url)
-        do { try await body(store, url) } catch { try? await store.shutdown(); throw error }
+        do { try await body(store, url) } catch {
+            try? await store.shutdown()
+            throw error
+        }
         try await store.shutdown()
         try? FileManager.default.removeItem(at: dir)
     case .s3:
@@ -85,7 +100,10 @@ private func withCompactorStore(_ kind: CompactorStoreKind, _ body: (any ObjectS
         do {
             try await (store as! S3ObjectStore).createBucket()
             try await body(store, url)
-        } catch { try? await store.shutdown(); throw error }
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
         try await store.shutdown()
     }
 }
@@ -108,8 +126,9 @@ struct CompactorStageTests {
             try await producer.close()
             let expected = expectedTotals(sent)
 
-            let config = CompactorStage.Configuration(normalizedTopic: topic, groupID: uniqueName("compactor"),
-                                                      cut: CutPolicy(maxAge: .milliseconds(500)))
+            let config = CompactorStage.Configuration(
+                normalizedTopic: topic, groupID: uniqueName("compactor"),
+                cut: CutPolicy(maxAge: .milliseconds(500)))
             let stage = try CompactorStage(configuration: config, kafka: kafka, store: store, logger: Logger(label: "test"))
             let run = Task { try await stage.run() }
             let totals = try await waitForTotals(store, expected)
@@ -125,7 +144,9 @@ struct CompactorStageTests {
             let second = try CompactorStage(configuration: replay, kafka: kafka, store: store, logger: Logger(label: "test"))
             let run2 = Task { try await second.run() }
             let deadline = ContinuousClock.now + .seconds(60)
-            while second.currentStats.recordsIn < sent.count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            while second.currentStats.recordsIn < sent.count, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             run2.cancel()
             try await run2.value
             #expect(second.currentStats.recordsIn == sent.count)
@@ -136,7 +157,9 @@ struct CompactorStageTests {
             #expect(second.currentStats.blocksWritten == 0)
             #expect(try await storeTotals(store) == expected)
             for t in try await BlockIndex.tenants(in: store) {
-                for m in try await BlockIndex.liveBlocks(store, tenant: t) { #expect(await BlockReader(store: store, meta: m).verify() == []) }
+                for m in try await BlockIndex.liveBlocks(store, tenant: t) {
+                    #expect(await BlockReader(store: store, meta: m).verify() == [])
+                }
             }
         }
     }
@@ -151,14 +174,17 @@ struct CompactorStageTests {
             let topic = uniqueName("normalized-crash")
             _ = try await KafkaAdmin(config: kafka).createTopic(TopicSpec(name: topic, partitions: 1))
             // The partition's first record is globex's; acme's block sorts (and uploads) first.
-            var sent = [batch(tenant: "globex", rawPartition: 0, rawOffset: 0), batch(tenant: "acme", rawPartition: 0, rawOffset: 1),
-                        batch(tenant: "acme", rawPartition: 0, rawOffset: 2), batch(tenant: "globex", rawPartition: 0, rawOffset: 3)]
+            var sent = [
+                batch(tenant: "globex", rawPartition: 0, rawOffset: 0), batch(tenant: "acme", rawPartition: 0, rawOffset: 1),
+                batch(tenant: "acme", rawPartition: 0, rawOffset: 2), batch(tenant: "globex", rawPartition: 0, rawOffset: 3),
+            ]
             let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
             _ = try await producer.sendBatch(records(sent, topic: topic))
 
             let crashing = FailingMetaStore(inner: store, failingTenant: "globex")
-            let config = CompactorStage.Configuration(normalizedTopic: topic, groupID: uniqueName("compactor"),
-                                                      cut: CutPolicy(maxAge: .milliseconds(300)))
+            let config = CompactorStage.Configuration(
+                normalizedTopic: topic, groupID: uniqueName("compactor"),
+                cut: CutPolicy(maxAge: .milliseconds(300)))
             let first = try CompactorStage(configuration: config, kafka: kafka, store: crashing, logger: Logger(label: "test"))
             await #expect(throws: SimulatedCrash.self) { try await first.run() }
             let committed = try await BlockIndex.liveBlocks(store, tenant: "acme")
@@ -179,7 +205,9 @@ struct CompactorStageTests {
             #expect(totals == expectedTotals(sent))
             #expect(second.currentStats.duplicateRecords == 2, "acme's committed records are recognised")
             for t in ["acme", "globex"] {
-                for m in try await BlockIndex.liveBlocks(store, tenant: t) { #expect(await BlockReader(store: store, meta: m).verify() == []) }
+                for m in try await BlockIndex.liveBlocks(store, tenant: t) {
+                    #expect(await BlockReader(store: store, meta: m).verify() == [])
+                }
             }
             #expect(try await BlockIndex.liveBlocks(store, tenant: "acme").map(\.ulid).contains(committed[0].ulid))
         }
@@ -206,7 +234,10 @@ struct CompactorStageTests {
             func produce(_ n: Int) async throws {
                 var chunk: [SampleBatch] = []
                 for _ in 0..<n {
-                    chunk.append(batch(tenant: nextOffset % 2 == 0 ? "acme" : "globex", rawPartition: Int32(nextOffset % 4), rawOffset: nextOffset, samples: 200))
+                    chunk.append(
+                        batch(
+                            tenant: nextOffset % 2 == 0 ? "acme" : "globex", rawPartition: Int32(nextOffset % 4), rawOffset: nextOffset,
+                            samples: 200))
                     nextOffset += 1
                 }
                 // Some of every chunk again, as a replaying normaliser would send it.
@@ -214,9 +245,11 @@ struct CompactorStageTests {
                 sent += chunk
                 _ = try await producer.sendBatch(records(chunk, topic: topic))
             }
-            let arguments = ["--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000",
-                             "--normalized-topic", topic, "--group", group, "--store", url, "--max-block-age", "300ms",
-                             "--compaction", "off", "--admin-listen", "127.0.0.1:0"]
+            let arguments = [
+                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000",
+                "--normalized-topic", topic, "--group", group, "--store", url, "--max-block-age", "300ms",
+                "--compaction", "off", "--admin-listen", "127.0.0.1:0",
+            ]
             let environment = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
             var rng = SystemRandomNumberGenerator()
             for round in 0..<3 {
@@ -286,13 +319,16 @@ struct CompactorStageTests {
                         offset += 1
                     }
                     let ulid = ULID.make()
-                    try await BlockWriter.upload(try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
+                    try await BlockWriter.upload(
+                        try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
                     l0Count += 1
                 }
             }
             func typeTotals() async throws -> [String: Int64] {
                 var out: [String: Int64] = [:]
-                for m in try await BlockIndex.liveBlocks(store, tenant: "acme") { for (k, v) in m.totalsByProfileType { out[k, default: 0] &+= v } }
+                for m in try await BlockIndex.liveBlocks(store, tenant: "acme") {
+                    for (k, v) in m.totalsByProfileType { out[k, default: 0] &+= v }
+                }
                 return out
             }
             func checkConsistent(_ when: String) async throws {
@@ -304,10 +340,12 @@ struct CompactorStageTests {
             }
             try await checkConsistent("before")
 
-            let arguments = ["--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000",
-                             "--normalized-topic", uniqueName("normalized-compaction-kill"), "--group", uniqueName("compaction-kill"),
-                             "--store", url, "--compaction", "on", "--compaction-interval", "100ms", "--deletion-delay", "0s",
-                             "--compaction-lease", "1s", "--admin-listen", "127.0.0.1:0"]
+            let arguments = [
+                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000",
+                "--normalized-topic", uniqueName("normalized-compaction-kill"), "--group", uniqueName("compaction-kill"),
+                "--store", url, "--compaction", "on", "--compaction-interval", "100ms", "--deletion-delay", "0s",
+                "--compaction-lease", "1s", "--admin-listen", "127.0.0.1:0",
+            ]
             let environment = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
             var rng = SystemRandomNumberGenerator()
             func finished() async throws -> Bool {
@@ -331,7 +369,9 @@ struct CompactorStageTests {
                 _ = try await child.waitForExit()
                 let done = try await finished()
                 if !done { killsWithWorkLeft += 1 }
-                print("round \(round): killed, \(done ? "all merged" : "work left"): \(child.lines.filter { $0.contains("compacted") }.count) log lines of merges")
+                print(
+                    "round \(round): killed, \(done ? "all merged" : "work left"): \(child.lines.filter { $0.contains("compacted") }.count) log lines of merges"
+                )
                 try await checkConsistent("after kill \(round)")
             }
             #expect(killsWithWorkLeft >= 1)
@@ -367,7 +407,8 @@ struct CompactorStageTests {
     @Test func recordsOfRecreatedTopicsAllLand() async throws {
         let kafka = try testBroker()
         try await withCompactorStore(.file) { store, _ in
-            let topic = uniqueName("normalized-recreate"), rawTopic = uniqueName("raw-recreate")
+            let topic = uniqueName("normalized-recreate")
+            let rawTopic = uniqueName("raw-recreate")
             let admin = try KafkaAdmin(config: kafka)
             func create() async throws -> [String: String] {
                 _ = try await admin.createTopic(TopicSpec(name: topic, partitions: 1))
@@ -376,16 +417,20 @@ struct CompactorStageTests {
             }
             func send(seed: UInt64) async throws -> [SampleBatch] {
                 // Raw offsets 0..<10 in each incarnation, as a normaliser reading the new raw topic would number them.
-                let batches = (0..<10).map { makeBatch(tenant: "acme", rawTopic: rawTopic, offset: Int64($0), samples: 50,
-                                                       baseTimeNanos: Int64(Date().timeIntervalSince1970 * 1e9), seed: seed &+ UInt64($0)) }
+                let batches = (0..<10).map {
+                    makeBatch(
+                        tenant: "acme", rawTopic: rawTopic, offset: Int64($0), samples: 50,
+                        baseTimeNanos: Int64(Date().timeIntervalSince1970 * 1e9), seed: seed &+ UInt64($0))
+                }
                 let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
                 _ = try await producer.sendBatch(records(batches, topic: topic))
                 try await producer.close()
                 return batches
             }
             func compact(_ expected: [String: Int64]) async throws -> CompactorStage.Stats {
-                let config = CompactorStage.Configuration(normalizedTopic: topic, groupID: uniqueName("compactor-recreate"),
-                                                          cut: CutPolicy(maxAge: .milliseconds(300)))
+                let config = CompactorStage.Configuration(
+                    normalizedTopic: topic, groupID: uniqueName("compactor-recreate"),
+                    cut: CutPolicy(maxAge: .milliseconds(300)))
                 let stage = try CompactorStage(configuration: config, kafka: kafka, store: store, logger: Logger(label: "test"))
                 let run = Task { try await stage.run() }
                 let totals = try await waitForTotals(store, expected, timeout: .seconds(30))

@@ -1,7 +1,7 @@
 import Foundation
 import KafkaClient
-import Testing
 import TestSupport
+import Testing
 
 /// The Tansu broker that `make test` started. Tests that call this are marked `.requires(.kafka)`, so
 /// without a broker they are skipped (or fail under `make test`) before they get here.
@@ -16,7 +16,9 @@ func uniqueName(_ prefix: String) -> String {
 }
 
 /// Reads a topic from the start until `count` records arrived or the deadline passed.
-func readTopic(_ topic: String, config: KafkaConfig, expecting count: Int, timeout: Duration = .seconds(30)) async throws -> [ConsumerRecord] {
+func readTopic(_ topic: String, config: KafkaConfig, expecting count: Int, timeout: Duration = .seconds(30)) async throws
+    -> [ConsumerRecord]
+{
     // No group: assign every partition from the beginning.
     let metadata = try await KafkaAdmin(config: config).describeTopic(topic)
     let consumer = try KafkaConsumer(config: ConsumerConfig(kafka: config, groupID: nil))

@@ -1,16 +1,18 @@
 import Foundation
 import KafkaClient
+import NormalizerService
 import PprofCodec
 import ProfileModel
 import Records
-import NormalizerService
-import Testing
 import TestSupport
+import Testing
 
 /// A tiny real pprof profile: `values` on stacks main.a and main.b under main.main.
 private func cpuProfile(_ a: Int64, _ b: Int64) -> [UInt8] {
     let strings = ["", "cpu", "nanoseconds", "main.a", "main.b", "main.main"]
-    var data: [UInt8] = [], offsets: [UInt32] = [], lengths: [UInt32] = []
+    var data: [UInt8] = []
+    var offsets: [UInt32] = []
+    var lengths: [UInt32] = []
     for s in strings {
         offsets.append(UInt32(data.count))
         lengths.append(UInt32(s.utf8.count))
@@ -21,18 +23,24 @@ private func cpuProfile(_ a: Int64, _ b: Int64) -> [UInt8] {
         sampleTypes: [PprofValueType(type: 1, unit: 2)], periodType: PprofValueType(type: 1, unit: 2), period: 10_000_000,
         timeNanos: 1_700_000_000_000_000_000,
         sampleLocationStarts: [0, 2, 4], sampleLocations: [0, 2, 1, 2], values: [a, b], sampleLabelStarts: [0, 0, 0],
-        locations: [PprofLocation(id: 1, lineStart: 0, lineCount: 1), PprofLocation(id: 2, lineStart: 1, lineCount: 1),
-                    PprofLocation(id: 3, lineStart: 2, lineCount: 1)],
+        locations: [
+            PprofLocation(id: 1, lineStart: 0, lineCount: 1), PprofLocation(id: 2, lineStart: 1, lineCount: 1),
+            PprofLocation(id: 3, lineStart: 2, lineCount: 1),
+        ],
         lines: [PprofLine(functionIndex: 0), PprofLine(functionIndex: 1), PprofLine(functionIndex: 2)],
-        functions: [PprofFunction(id: 1, name: 3, systemName: 3), PprofFunction(id: 2, name: 4, systemName: 4),
-                    PprofFunction(id: 3, name: 5, systemName: 5)])
+        functions: [
+            PprofFunction(id: 1, name: 3, systemName: 3), PprofFunction(id: 2, name: 4, systemName: 4),
+            PprofFunction(id: 3, name: 5, systemName: 5),
+        ])
     return PprofEncoder.encodeGzip(profile)
 }
 
 @Suite(.requires(.kafka)) struct NormalizerStageTests {
     @Test func normalisesPublishesDeadLettersAndStoresOffsetsAfterwards() async throws {
         let kafka = try testBroker()
-        let raw = uniqueName("raw"), normalized = uniqueName("normalized"), dlq = uniqueName("dlq")
+        let raw = uniqueName("raw")
+        let normalized = uniqueName("normalized")
+        let dlq = uniqueName("dlq")
         let admin = try KafkaAdmin(config: kafka)
         for topic in [raw, normalized, dlq] { _ = try await admin.createTopic(TopicSpec(name: topic, partitions: 2)) }
 
@@ -40,23 +48,27 @@ private func cpuProfile(_ a: Int64, _ b: Int64) -> [UInt8] {
         var expectedTotal: Int64 = 0
         var records: [ProducerRecord] = []
         for i in 0..<20 {
-            let envelope = RawEnvelope(tenant: i % 2 == 0 ? "team-a" : "team-b",
-                                       labels: LabelSet(["service_name": "svc\(i % 3)", "__name__": "process_cpu", "instance": "host\(i % 4)"]),
-                                       source: .push, format: .pprof, startNanos: 0, endNanos: 0, cumulative: false,
-                                       payload: cpuProfile(Int64(i + 1) * 10_000_000, 5_000_000))
+            let envelope = RawEnvelope(
+                tenant: i % 2 == 0 ? "team-a" : "team-b",
+                labels: LabelSet(["service_name": "svc\(i % 3)", "__name__": "process_cpu", "instance": "host\(i % 4)"]),
+                source: .push, format: .pprof, startNanos: 0, endNanos: 0, cumulative: false,
+                payload: cpuProfile(Int64(i + 1) * 10_000_000, 5_000_000))
             expectedTotal += Int64(i + 1) * 10_000_000 + 5_000_000
             records.append(ProducerRecord(topic: raw, key: envelope.key, value: envelope.encoded()))
         }
         // Two bad records: not an envelope at all, and an envelope around a corrupt profile.
         records.append(ProducerRecord(topic: raw, key: Array("bad".utf8), value: Array("hello".utf8)))
-        let corrupt = RawEnvelope(tenant: "team-a", labels: LabelSet(["service_name": "svc0"]), source: .push, format: .pprof,
-                                  startNanos: 0, endNanos: 0, cumulative: false, payload: [0x0a, 0x05, 0x01])
+        let corrupt = RawEnvelope(
+            tenant: "team-a", labels: LabelSet(["service_name": "svc0"]), source: .push, format: .pprof,
+            startNanos: 0, endNanos: 0, cumulative: false, payload: [0x0a, 0x05, 0x01])
         records.append(ProducerRecord(topic: raw, key: corrupt.key, value: corrupt.encoded()))
         _ = try await producer.sendBatch(records)
         try await producer.close()
 
         let group = uniqueName("normalizer")
-        let stage = try NormalizerStage(configuration: .init(rawTopic: raw, normalizedTopic: normalized, dlqTopic: dlq, groupID: group), kafka: kafka, logger: .init(label: "test"))
+        let stage = try NormalizerStage(
+            configuration: .init(rawTopic: raw, normalizedTopic: normalized, dlqTopic: dlq, groupID: group), kafka: kafka,
+            logger: .init(label: "test"))
         let run = Task { try await stage.run() }
         let batches = try await readTopic(normalized, config: kafka, expecting: 20)
         let dead = try await readTopic(dlq, config: kafka, expecting: 2)

@@ -1,15 +1,15 @@
+import APICommon
 import AsyncHTTPClient
 import Foundation
-import APICommon
 import IngestAPI
-import QueryAPI
-import KilnProtos
 import KafkaClient
+import KilnProtos
 import NIOCore
 import ProfileModel
+import QueryAPI
 import Records
-import Testing
 import TestSupport
+import Testing
 
 struct E2EFailure: Error, CustomStringConvertible {
     var description: String
@@ -27,8 +27,12 @@ struct ScraperIngestTests {
 
         static func start(topic: String, brokers: String, extra: [String] = []) async throws -> Scraper {
             let binary = TestEnvironment.binDir.appendingPathComponent("kiln-scraper")
-            let process = try ChildProcess(binary, ["--kafka-brokers", brokers, "--raw-topic", topic, "--topic-partitions", "2",
-                                                    "--listen", "127.0.0.1:0"] + extra)
+            let process = try ChildProcess(
+                binary,
+                [
+                    "--kafka-brokers", brokers, "--raw-topic", topic, "--topic-partitions", "2",
+                    "--listen", "127.0.0.1:0",
+                ] + extra)
             let line = try await process.waitForLine(timeout: .seconds(30)) { $0.contains("msg=listening") }
             guard let port = line.split(separator: ":").last.flatMap({ Int($0.prefix(while: { $0.isNumber })) }) else {
                 throw E2EFailure("no port in \(line)")
@@ -89,12 +93,14 @@ struct ScraperIngestTests {
         series.samples = [sample]
         var message = Push_V1_PushRequest()
         message.series = [series]
-        let connect = try await scraper.post("/push.v1.PusherService/Push", body: try message.serializedBytes(),
-                                             headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "team-e2e")])
+        let connect = try await scraper.post(
+            "/push.v1.PusherService/Push", body: try message.serializedBytes(),
+            headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "team-e2e")])
         #expect(connect.status == 200, "\(connect.body)")
         let folded = Array("main;serve;parse 7\nmain;gc 3\n".utf8)
-        let ingest = try await scraper.post("/ingest?name=legacy.app.cpu%7Benv%3Dci%7D&sampleRate=100", body: folded,
-                                            headers: [("X-Scope-OrgID", "team-legacy")])
+        let ingest = try await scraper.post(
+            "/ingest?name=legacy.app.cpu%7Benv%3Dci%7D&sampleRate=100", body: folded,
+            headers: [("X-Scope-OrgID", "team-legacy")])
         #expect(ingest.status == 200, "\(ingest.body)")
         #expect(try await scraper.stop() == 0)
 
@@ -108,7 +114,8 @@ struct ScraperIngestTests {
         #expect(pushed.payload == cpu)
         #expect(pushed.format == .pprof && pushed.source == .push)
         let legacy = try #require(envelopes.first { $0.tenant == "team-legacy" })
-        #expect(legacy.labels == LabelSet(["__name__": "process_cpu", "service_name": "legacy.app", "env": "ci", "pyroscope_spy": "unknown"]))
+        #expect(
+            legacy.labels == LabelSet(["__name__": "process_cpu", "service_name": "legacy.app", "env": "ci", "pyroscope_spy": "unknown"]))
         #expect(legacy.format == .folded)
         #expect(legacy.payload == folded)
     }

@@ -37,7 +37,8 @@ public final class ChildProcess: Sendable {
         env["SWIFT_BACKTRACE"] = env["SWIFT_BACKTRACE"] ?? "enable=yes,interactive=no,threads=crashed,registers=none,images=none,limit=30"
         env.merge(environment) { _, new in new }
         process.environment = env
-        let outPipe = Pipe(), errPipe = Pipe()
+        let outPipe = Pipe()
+        let errPipe = Pipe()
         process.standardOutput = outPipe
         process.standardError = errPipe
         let box = self.box
@@ -153,8 +154,10 @@ public final class ChildProcess: Sendable {
 }
 
 /// Runs a command to completion and returns its exit status and combined output.
-public func runToCompletion(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
-                            timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
+public func runToCompletion(
+    _ executable: URL, _ arguments: [String], environment: [String: String] = [:],
+    timeout: Duration = .seconds(120)
+) async throws -> (status: Int32, output: String) {
     let child = try ChildProcess(executable, arguments, environment: environment)
     let status = try await child.waitForExit(timeout: timeout)
     return (status, child.lines.joined(separator: "\n"))

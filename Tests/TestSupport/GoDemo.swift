@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// The repo's Go demo program (demo/go-target): serves net/http/pprof and keeps doing CPU work,

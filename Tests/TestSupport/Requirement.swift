@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Something a test needs from outside the repo: a broker, an S3 server, the shared fixtures, Chromium,
@@ -117,7 +118,8 @@ extension Requirement {
     public static func venvTool(_ name: String) -> Requirement {
         Requirement(".venv/bin/\(name)") {
             let url = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/\(name)")
-            return FileManager.default.isExecutableFile(atPath: url.path) ? nil : "\(url.path) does not exist (scripts/setup.sh installs it)"
+            return FileManager.default.isExecutableFile(atPath: url.path)
+                ? nil : "\(url.path) does not exist (scripts/setup.sh installs it)"
         }
     }
 
@@ -138,8 +140,9 @@ extension Requirement {
             do {
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                 defer { try? FileManager.default.removeItem(at: dir) }
-                let mount = try await runToCompletion(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir.path],
-                                                      timeout: .seconds(10))
+                let mount = try await runToCompletion(
+                    URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir.path],
+                    timeout: .seconds(10))
                 guard mount.status == 0 else { return "mount -t tmpfs failed (\(mount.status)): \(mount.output)" }
                 _ = try await runToCompletion(URL(fileURLWithPath: "/bin/umount"), [dir.path], timeout: .seconds(10))
                 return nil

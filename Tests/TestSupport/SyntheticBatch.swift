@@ -19,32 +19,43 @@ public let allocType = ProfileTypeID(parsing: "memory:alloc_space:bytes:space:by
 
 /// A batch like the normaliser's: a few series of two profile types, stacks drawn from a shared function
 /// pool (so batches overlap in symbols and stack prefixes), each batch numbering its symbols its own way.
-public func makeBatch(tenant: String = "t1", rawTopic: String = "raw", partition: Int32 = 0, offset: Int64, samples: Int = 200,
-               baseTimeNanos: Int64 = 1_700_000_000_000_000_000, seed: UInt64? = nil) -> SampleBatch {
+public func makeBatch(
+    tenant: String = "t1", rawTopic: String = "raw", partition: Int32 = 0, offset: Int64, samples: Int = 200,
+    baseTimeNanos: Int64 = 1_700_000_000_000_000_000, seed: UInt64? = nil
+) -> SampleBatch {
     var rng = SplitMix(state: seed ?? UInt64(bitPattern: offset) &* 31 &+ UInt64(partition))
     var batch = SampleBatch(tenant: tenant, provenance: Provenance(topic: rawTopic, partition: partition, offset: offset))
     let services = ["api", "worker", "db"]
     for s in services {
         for pt in [cpuType, allocType] {
-            batch.series.append(BatchSeries(labels: LabelSet([Label("service_name", s), Label("__name__", pt.name),
-                                                              Label("__profile_type__", pt.id), Label("env", "prod")]), profileType: pt))
+            batch.series.append(
+                BatchSeries(
+                    labels: LabelSet([
+                        Label("service_name", s), Label("__name__", pt.name),
+                        Label("__profile_type__", pt.id), Label("env", "prod"),
+                    ]), profileType: pt))
         }
     }
     var strings: StringTable = [""]
     var stringIndex: [String: UInt32] = ["": 0]
     func intern(_ s: String) -> UInt32 {
         if let i = stringIndex[s] { return i }
-        strings.append(s); stringIndex[s] = UInt32(strings.count - 1); return UInt32(strings.count - 1)
+        strings.append(s)
+        stringIndex[s] = UInt32(strings.count - 1)
+        return UInt32(strings.count - 1)
     }
-    var functions: [FunctionSymbol] = [], frames: [FrameSymbol] = []
+    var functions: [FunctionSymbol] = []
+    var frames: [FrameSymbol] = []
     var frameOf: [Int: UInt32] = [:]
     // Visit the pool in a batch-specific order so local ids differ between batches.
     let pool = 60
     let shift = rng.below(pool)
     for k in 0..<pool {
         let f = (k + shift) % pool
-        functions.append(FunctionSymbol(name: intern("pkg\(f % 7).fn\(f)"), systemName: intern("pkg\(f % 7).fn\(f)"),
-                                        filename: intern("src/pkg\(f % 7).go"), startLine: Int64(f * 10)))
+        functions.append(
+            FunctionSymbol(
+                name: intern("pkg\(f % 7).fn\(f)"), systemName: intern("pkg\(f % 7).fn\(f)"),
+                filename: intern("src/pkg\(f % 7).go"), startLine: Int64(f * 10)))
         frames.append(FrameSymbol(function: UInt32(functions.count - 1), line: Int64(f * 10 + 3)))
         frameOf[f] = UInt32(frames.count - 1)
     }
@@ -96,8 +107,8 @@ public func flatten(_ batch: SampleBatch) -> [FlatSample] {
     (0..<batch.sampleCount).map { i in
         let s = batch.series[Int(batch.sampleSeries[i])]
         let stack = batch.stacks.stack(Int(batch.sampleStacks[i])).map { batch.symbols.functionName(ofFrame: Int($0)) }
-        return FlatSample(labels: s.labels.description, profileType: s.profileType.id, time: batch.sampleTimes[i],
-                          value: batch.sampleValues[i], span: batch.sampleSpans[i], stack: stack)
+        return FlatSample(
+            labels: s.labels.description, profileType: s.profileType.id, time: batch.sampleTimes[i],
+            value: batch.sampleValues[i], span: batch.sampleSpans[i], stack: stack)
     }
 }
-

@@ -8,7 +8,7 @@ import ProfileModel
 public struct SyntheticBlocks: Sendable {
     public static let base: Int64 = 1_700_000_000_000_000_000
     /// Covers every sample.
-    public static let everything = base - 1_000_000_000 ... base + 60_000_000_000
+    public static let everything = base - 1_000_000_000...base + 60_000_000_000
 
     public let store: any ObjectStore
     public let dir: URL
@@ -16,8 +16,10 @@ public struct SyntheticBlocks: Sendable {
     public let l0: [ULID]
 
     /// Writes `blocks` blocks of `batchesPerBlock` batches each, runs `body`, removes the store.
-    public static func with<T>(tenant: String = "t1", blocks: Int = 2, batchesPerBlock: Int = 6,
-                               _ body: (SyntheticBlocks) async throws -> T) async throws -> T {
+    public static func with<T>(
+        tenant: String = "t1", blocks: Int = 2, batchesPerBlock: Int = 6,
+        _ body: (SyntheticBlocks) async throws -> T
+    ) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-synthetic-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -32,7 +34,8 @@ public struct SyntheticBlocks: Sendable {
             let ulid = ULID.make()
             var writer = BlockWriter()
             writer.options.samplesPerRowGroup = 500
-            try await BlockWriter.upload(try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
+            try await BlockWriter.upload(
+                try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
             l0.append(ulid)
         }
         let fixture = SyntheticBlocks(store: store, dir: dir, batches: batches, l0: l0)
