@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "QueryAPI",
             dependencies: [
-                "APICommon", "KilnProtos", "Query", "ProfileModel", "KilnFoundation",
+                "APICommon", "KilnProtos", "Query", "ObjectStore", "ProfileModel", "KilnFoundation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
@@ -290,6 +290,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query",
+                "ObjectStore",
                 "Blocks", "Scrape",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

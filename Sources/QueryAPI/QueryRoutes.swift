@@ -42,10 +42,19 @@ public enum QueryRoutes {
         _ router: Router<Context>, _ method: String,
         _ api: QueryHandlers, _ fields: RequestFields, _ handler: @escaping @Sendable (Req, String) async throws -> Resp
     ) {
-        router.post(RouterPath(servicePath + method)) { request, _ -> Response in
+        unary(router, path: servicePath + method, access: api.options.access, fields: fields, handler)
+    }
+
+    /// A Connect unary method of the query side at `path`: the tenant authenticated, the request decoded
+    /// with unknown and unhonoured fields refused, the handler's answer or error encoded.
+    static func unary<Context: RequestContext, Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
+        _ router: Router<Context>, path: String, access: TenantAccess, fields: RequestFields,
+        _ handler: @escaping @Sendable (Req, String) async throws -> Resp
+    ) {
+        router.post(RouterPath(path)) { request, _ -> Response in
             var tenant = TenantID.defaultTenant
             do {
-                tenant = try api.options.access.tenant(request, endpoint: "query").get()
+                tenant = try access.tenant(request, endpoint: "query").get()
                 let (message, codec) = try await Connect.message(request, limit: maxRequestBytes, as: Req.self, unknownFields: .refuse)
                 try fields.check(message)
                 return try Connect.response(try await handler(message, tenant), codec: codec)
@@ -55,7 +64,7 @@ public enum QueryRoutes {
                 if let limit = error.limit { LimitMetrics.queryRefused(limit, tenant: tenant) }
                 return Connect.errorResponse(error.apiError)
             } catch {
-                return Connect.errorResponse(APIError(.unavailable, "\(method): \(error)"))
+                return Connect.errorResponse(APIError(.unavailable, "\(path): \(error)"))
             }
         }
     }

@@ -58,7 +58,8 @@ struct Command: AsyncParsableCommand {
         options.openBlocks = try EnvironmentFallback.integer(
             openBlocks, env: "KILN_QUERY_OPEN_BLOCKS", default: options.openBlocks, setting: "--open-blocks")
         let storeURL = StoreURLOption.resolve(store)
-        let engine = QueryEngine(store: try makeObjectStore(url: storeURL, logger: logger), options: options, logger: logger)
+        let objectStore = try makeObjectStore(url: storeURL, logger: logger)
+        let engine = QueryEngine(store: objectStore, options: options, logger: logger)
 
         var queryOptions = QueryOptions()
         if let hours = try EnvironmentFallback.nonNegative(
@@ -75,6 +76,7 @@ struct Command: AsyncParsableCommand {
         }
         if let path = access.resolvedLimitsFile { queryOptions.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
         QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
+        SettingsRoutes.register(on: process.admin.router, settings: TenantSettings(store: objectStore), access: queryOptions.access)
         UIRoutes.register(on: process.admin.router, access: queryOptions.access)
         logger.info(
             "query access",
