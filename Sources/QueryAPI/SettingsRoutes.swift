@@ -37,7 +37,8 @@ public struct TenantSettings: Sendable {
                 (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x2D || b == 0x5F
             }), name != ".", name != ".."
         else {
-            throw APIError(.invalidArgument, "setting name \"\(name.prefix(200))\" must be 1-\(maxNameBytes) letters, digits, '.', '-' or '_'")
+            throw APIError(
+                .invalidArgument, "setting name \"\(name.prefix(200))\" must be 1-\(maxNameBytes) letters, digits, '.', '-' or '_'")
         }
     }
 
@@ -57,8 +58,9 @@ public struct TenantSettings: Sendable {
     public func set(_ setting: Settings_V1_Setting, tenant: String) async throws -> Settings_V1_Setting {
         try Self.validate(name: setting.name)
         guard setting.value.utf8.count <= Self.maxValueBytes else {
-            throw APIError.exceeding(.invalidArgument, "settings_max_value_bytes", Self.maxValueBytes,
-                                     "setting \(setting.name) has a value of \(setting.value.utf8.count) bytes")
+            throw APIError.exceeding(
+                .invalidArgument, "settings_max_value_bytes", Self.maxValueBytes,
+                "setting \(setting.name) has a value of \(setting.value.utf8.count) bytes")
         }
         let key = Self.key(tenant, setting.name)
         let existing = try? await JSONDecoder().decode(Stored.self, from: Data(store.get(key)))

@@ -5,8 +5,8 @@ import KilnProtos
 import ObjectStore
 import QueryAPI
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 
 /// `settings.v1.SettingsService` as Drilldown calls it: JSON from the browser, binary from connect-go.
 @Suite struct SettingsTests {
@@ -16,9 +16,12 @@ import TestSupport
         try await withServer(router, body)
     }
 
-    static func call<Resp: SwiftProtobuf.Message>(_ url: String, _ method: String, json: String, tenant: String, as: Resp.Type) async throws -> Resp {
-        let result = try await post(url + SettingsRoutes.servicePath + method, body: Array(json.utf8),
-                                    headers: [("Content-Type", "application/json"), ("X-Scope-OrgID", tenant)])
+    static func call<Resp: SwiftProtobuf.Message>(_ url: String, _ method: String, json: String, tenant: String, as: Resp.Type) async throws
+        -> Resp
+    {
+        let result = try await post(
+            url + SettingsRoutes.servicePath + method, body: Array(json.utf8),
+            headers: [("Content-Type", "application/json"), ("X-Scope-OrgID", tenant)])
         guard result.status == 200 else { throw TestFailure("\(method): HTTP \(result.status) \(result.text)") }
         return try Resp(jsonUTF8Bytes: result.body)
     }
@@ -31,23 +34,26 @@ import TestSupport
         try await Self.withSettingsServer(store: store) { url in
             let empty = try await Self.call(url, "Get", json: "{}", tenant: "t1", as: Settings_V1_GetSettingsResponse.self)
             #expect(empty.settings.isEmpty)
-            let set = try await Self.call(url, "Set", json: #"{"setting":{"name":"pluginSettings","value":"{\"maxNodes\":16384}"}}"#,
-                                          tenant: "t1", as: Settings_V1_SetSettingsResponse.self)
+            let set = try await Self.call(
+                url, "Set", json: #"{"setting":{"name":"pluginSettings","value":"{\"maxNodes\":16384}"}}"#,
+                tenant: "t1", as: Settings_V1_SetSettingsResponse.self)
             #expect(set.setting.name == "pluginSettings")
             #expect(set.setting.modifiedAt > 0, "an unset modifiedAt becomes the time of the write")
         }
         // A second server on the same store: another kiln-query replica, or this one after a restart.
         try await Self.withSettingsServer(store: store) { url in
             let request = Settings_V1_GetSettingsRequest()
-            let binary = try await post(url + SettingsRoutes.servicePath + "Get", body: try request.serializedBytes(),
-                                        headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "t1")])
+            let binary = try await post(
+                url + SettingsRoutes.servicePath + "Get", body: try request.serializedBytes(),
+                headers: [("Content-Type", "application/proto"), ("X-Scope-OrgID", "t1")])
             #expect(binary.status == 200)
             let got = try Settings_V1_GetSettingsResponse(serializedBytes: binary.body)
             #expect(got.settings.map(\.name) == ["pluginSettings"])
             #expect(got.settings.first?.value == #"{"maxNodes":16384}"#)
             let other = try await Self.call(url, "Get", json: "{}", tenant: "t2", as: Settings_V1_GetSettingsResponse.self)
             #expect(other.settings.isEmpty, "settings are per tenant")
-            _ = try await Self.call(url, "Delete", json: #"{"name":"pluginSettings"}"#, tenant: "t1", as: Settings_V1_DeleteSettingsResponse.self)
+            _ = try await Self.call(
+                url, "Delete", json: #"{"name":"pluginSettings"}"#, tenant: "t1", as: Settings_V1_DeleteSettingsResponse.self)
             #expect(try await Self.call(url, "Get", json: "{}", tenant: "t1", as: Settings_V1_GetSettingsResponse.self).settings.isEmpty)
         }
     }
@@ -75,11 +81,14 @@ import TestSupport
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-settings-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         try await Self.withSettingsServer(store: FileObjectStore(root: folder)) { url in
-            for (json, reason) in [(#"{"setting":{"name":"../x","value":"v"}}"#, "setting name"),
-                                   (#"{"setting":{"name":"big","value":"\#(String(repeating: "x", count: 70_000))"}}"#, "settings_max_value_bytes"),
-                                   (#"{"setting":{"name":"a","value":"v","owner":"x"}}"#, "owner")] {
-                let result = try await post(url + SettingsRoutes.servicePath + "Set", body: Array(json.utf8),
-                                            headers: [("Content-Type", "application/json")])
+            for (json, reason) in [
+                (#"{"setting":{"name":"../x","value":"v"}}"#, "setting name"),
+                (#"{"setting":{"name":"big","value":"\#(String(repeating: "x", count: 70_000))"}}"#, "settings_max_value_bytes"),
+                (#"{"setting":{"name":"a","value":"v","owner":"x"}}"#, "owner"),
+            ] {
+                let result = try await post(
+                    url + SettingsRoutes.servicePath + "Set", body: Array(json.utf8),
+                    headers: [("Content-Type", "application/json")])
                 #expect(result.status == 400, "\(reason): \(result.text.prefix(200))")
                 #expect(result.text.contains(reason), "\(result.text.prefix(300))")
             }
