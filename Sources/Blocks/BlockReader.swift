@@ -245,21 +245,38 @@ public actor BlockReader {
 
     /// What a stack query needs of the samples — series, time, stack and value, without the profile-type
     /// strings and span ids — for the series in `series` within `range`.
-    public func stackSamples(time range: ClosedRange<Int64>, series: Set<Int32>) async throws -> StackSamples {
+    /// With `spans`, only the samples whose span id is one of them (span profiles).
+    public func stackSamples(time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil) async throws -> StackSamples {
         let t = try await table(BlockFile.samples)
         let groups = try await sampleRowGroups(time: range, series: series)
         return try await BlockingWork.shared.run(bytes: t.byteCount) {
-            try Self.decodeStackSamples(t, groups: groups, time: range, series: series)
+            try Self.decodeStackSamples(t, groups: groups, time: range, series: series, spans: spans)
         }
     }
 
-    static func decodeStackSamples(_ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>, series: Set<Int32>) throws
-        -> StackSamples
-    {
+    static func decodeStackSamples(
+        _ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil
+    ) throws -> StackSamples {
         let ids = try Self.int32s(t, "series_id", groups)
         let times = try Self.int64s(t, "time_nanos", groups)
         let stacks = try Self.int32s(t, "stack_id", groups)
         let values = try Self.int64s(t, "value", groups)
+        if let spans {
+            // A sample without a span (null or 0) belongs to no span selection.
+            let spanIDs = try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? []
+            guard spanIDs.count == ids.count else { throw BlockError("column span_id: \(spanIDs.count) rows, series_id \(ids.count)") }
+            var out = StackSamples()
+            for i in ids.indices
+            where range.contains(times[i]) && series.contains(ids[i])
+                && spanIDs[i].map({ $0 != 0 && spans.contains(UInt64(bitPattern: $0)) }) == true
+            {
+                out.seriesIDs.append(ids[i])
+                out.timeNanos.append(times[i])
+                out.stackIDs.append(stacks[i])
+                out.values.append(values[i])
+            }
+            return out
+        }
         var out = StackSamples()
         out.reserve(ids.count)
         for i in ids.indices where range.contains(times[i]) && series.contains(ids[i]) {

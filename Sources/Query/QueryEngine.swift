@@ -11,12 +11,15 @@ public struct Selection: Sendable {
     public var profileType: String
     public var selector: LabelSelector
     public var time: ClosedRange<Int64>
+    /// Only the samples of these spans (span profiles); nil selects every sample.
+    public var spans: Set<UInt64>?
 
-    public init(tenant: String, profileType: String, selector: LabelSelector, time: ClosedRange<Int64>) {
+    public init(tenant: String, profileType: String, selector: LabelSelector, time: ClosedRange<Int64>, spans: Set<UInt64>? = nil) {
         self.tenant = tenant
         self.profileType = profileType
         self.selector = selector
         self.time = time
+        self.spans = spans
     }
 }
 
@@ -188,6 +191,7 @@ public actor QueryEngine {
             var block: LoadedBlock
             var series: Set<Int32>
             var time: ClosedRange<Int64>
+            var spans: Set<UInt64>?
             var nodes: BlockNodeNames
             var cacheKey: BlockTreeKey?
         }
@@ -195,7 +199,9 @@ public actor QueryEngine {
         var jobs: [Job] = []
         for (side, selection) in selections.enumerated() {
             for (block, series) in try await plan(selection) {
-                let covered = selection.time.contains(block.meta.minTime) && selection.time.contains(block.meta.maxTime)
+                // A whole block's tree is reused only for the whole block's samples, not a span selection.
+                let covered =
+                    selection.spans == nil && selection.time.contains(block.meta.minTime) && selection.time.contains(block.meta.maxTime)
                 let key = covered ? BlockTreeKey(block: block.meta.ulid, profileType: selection.profileType, series: series) : nil
                 if let key, let cached = blockTrees[key] {
                     useClock += 1
@@ -204,7 +210,9 @@ public actor QueryEngine {
                     continue
                 }
                 jobs.append(
-                    Job(side: side, block: block, series: series, time: selection.time, nodes: try await nodeNames(block), cacheKey: key))
+                    Job(
+                        side: side, block: block, series: series, time: selection.time, spans: selection.spans,
+                        nodes: try await nodeNames(block), cacheKey: key))
             }
         }
         let parallelism = options.parallelism
@@ -216,7 +224,7 @@ public actor QueryEngine {
                 let job = jobs[next]
                 next += 1
                 group.addTask {
-                    let samples = try await job.block.reader.stackSamples(time: job.time, series: job.series)
+                    let samples = try await job.block.reader.stackSamples(time: job.time, series: job.series, spans: job.spans)
                     return (job, try Self.tree(of: samples, nodes: job.nodes, blockID: job.block.meta.ulid))
                 }
             }
@@ -325,7 +333,7 @@ public actor QueryEngine {
                     groups.append(labels)
                 }
             }
-            let samples = try await block.reader.stackSamples(time: range, series: ids)
+            let samples = try await block.reader.stackSamples(time: range, series: ids, spans: selection.spans)
             for i in 0..<samples.count {
                 guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
                 let ms = samples.timeNanos[i] / 1_000_000

@@ -29,6 +29,7 @@ public enum QueryRoutes {
         unary(router, "Series", api, .series, api.series)
         unary(router, "SelectMergeStacktraces", api, .selectMergeStacktraces, api.selectMergeStacktraces)
         unary(router, "SelectMergeProfile", api, .selectMergeProfile, api.selectMergeProfile)
+        unary(router, "SelectMergeSpanProfile", api, .selectMergeSpanProfile, api.selectMergeSpanProfile)
         unary(router, "SelectSeries", api, .selectSeries, api.selectSeries)
         unary(router, "Diff", api, .diff, api.diff)
         unary(router, "GetProfileStats", api, .profileStats, api.profileStats)
@@ -168,7 +169,23 @@ struct QueryHandlers: Sendable {
     }
 
     func selection(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) throws(QueryError) -> Selection {
-        try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        var s = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        s.spans = try Self.spans(r.spanSelector)
+        return s
+    }
+
+    /// Span IDs as Pyroscope and the OpenTelemetry SDKs write them: 16 hex digits (a `span_id` sample
+    /// label). An empty list selects every sample.
+    static func spans(_ texts: [String]) throws(QueryError) -> Set<UInt64>? {
+        guard !texts.isEmpty else { return nil }
+        var out = Set<UInt64>()
+        for text in texts {
+            guard (1...16).contains(text.utf8.count), let id = UInt64(text, radix: 16) else {
+                throw QueryError(.invalidArgument, "span_selector \"\(text.prefix(64))\" is not a span ID (16 hex digits)")
+            }
+            out.insert(id)
+        }
+        return out
     }
 
     func selection(type: String, selector: String, start: Int64, end: Int64, tenant: String) throws(QueryError) -> Selection {
@@ -285,6 +302,25 @@ struct QueryHandlers: Sendable {
         f.total = g.total
         f.maxSelf = g.maxSelf
         return f
+    }
+
+    /// The span profile of `span_selector`: only the samples those spans carried, merged as a flame graph
+    /// (or tree).
+    func selectMergeSpanProfile(_ r: Querier_V1_SelectMergeSpanProfileRequest, tenant: String) async throws
+        -> Querier_V1_SelectMergeSpanProfileResponse
+    {
+        guard !r.spanSelector.isEmpty else { throw QueryError(.invalidArgument, "SelectMergeSpanProfile needs a span_selector") }
+        var selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        selection.spans = try Self.spans(r.spanSelector)
+        let (tree, names) = try await engine.mergeStacks(selection)
+        let maxNodes = maxNodes(r.hasMaxNodes ? r.maxNodes : nil, tenant: tenant)
+        var out = Querier_V1_SelectMergeSpanProfileResponse()
+        switch r.format {
+        case .unspecified, .flamegraph: out.flamegraph = Self.flameGraph(FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes))
+        case .tree: out.tree = TreeEncoding.encode(tree, names: names, maxNodes: maxNodes)
+        default: throw APIError(.unsupportedField, "SelectMergeSpanProfile format \(r.format) is not supported (use FLAMEGRAPH or TREE)")
+        }
+        return out
     }
 
     func selectMergeProfile(_ r: Querier_V1_SelectMergeProfileRequest, tenant: String) async throws -> Google_V1_Profile {

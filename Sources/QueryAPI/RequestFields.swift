@@ -68,10 +68,12 @@ struct RequestFields: Sendable {
     static let labelNames = RequestFields(range.union(["matchers"]))
     static let labelValues = RequestFields(range.union(["matchers", "name"]))
     static let series = RequestFields(range.union(["matchers", "labelNames"]))
-    static let selectMergeStacktraces = RequestFields(selection.union(["maxNodes", "format", "stackTraceSelector.callSite"]))
+    static let selectMergeStacktraces = RequestFields(
+        selection.union(["maxNodes", "format", "stackTraceSelector.callSite", "spanSelector"]))
+    static let selectMergeSpanProfile = RequestFields(selection.union(["maxNodes", "format", "spanSelector"]))
     static let selectMergeProfile = RequestFields(selection.union(["maxNodes", "stackTraceSelector.callSite"]))
     static let selectSeries = RequestFields(selection.union(["groupBy", "step", "aggregation", "limit", "exemplarType"]))
     static let diff = RequestFields(
-        Set(["left", "right"].flatMap { side in selection.union(["maxNodes", "format"]).map { "\(side).\($0)" } }))
+        Set(["left", "right"].flatMap { side in selection.union(["maxNodes", "format", "spanSelector"]).map { "\(side).\($0)" } }))
     static let profileStats = RequestFields([])
 }

@@ -33,18 +33,15 @@ import Testing
         return (code, message)
     }
 
-    @Test("span_selector, profile_id_selector and trace_id_selector are refused, in binary and JSON, never ignored")
+    @Test("profile_id_selector and trace_id_selector are refused, in binary and JSON, never ignored")
     func selectorsNotYetHonouredAreRefused() async throws {
         try await Q().withQueryServer { _, url in
-            var spans = Q.stacksRequest(#"{service_name="api"}"#)
-            spans.spanSelector = ["00000000deadbeef"]
-            let binary = try await Self.postProto(url, "SelectMergeStacktraces", try spans.serializedBytes())
-            #expect(binary.status == 400)
-            #expect(Self.connectError(binary)?.code == "unimplemented")
-            #expect(Self.connectError(binary)?.message.contains("span_selector") == true, "\(binary.text)")
-
             var profiles = Q.stacksRequest()
             profiles.profileIDSelector = ["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+            let binary = try await Self.postProto(url, "SelectMergeStacktraces", try profiles.serializedBytes())
+            #expect(binary.status == 400)
+            #expect(Self.connectError(binary)?.code == "unimplemented")
+            #expect(Self.connectError(binary)?.message.contains("profile_id_selector") == true, "\(binary.text)")
             let json = try await Self.postJSON(url, "/querier.v1.QuerierService/SelectMergeStacktraces", try profiles.jsonString())
             #expect(json.status == 400)
             #expect(Self.connectError(json)?.message.contains("profile_id_selector") == true, "\(json.text)")

@@ -57,14 +57,14 @@ export function addShareChanges(rows, model) {
 
 /**
  * The rows in display order; a comparison drops functions with nothing on either side. Ties go to the
- * larger self, then the name.
+ * larger self, then the name A to Z, in either direction (the browser tests expect that order).
  */
 export function sortRows(rows, { key, desc }, diff) {
   const sorted = rows.filter((r) => !diff || r.leftSelf || r.rightSelf || r.leftTotal || r.rightTotal);
   sorted.sort((a, b) => {
-    let c = key === "name" ? String(a[key]).localeCompare(String(b[key])) : a[key] - b[key];
-    if (c === 0) c = b.self - a.self || a.name.localeCompare(b.name);
-    return desc ? -c : c;
+    const c = key === "name" ? String(a[key]).localeCompare(String(b[key])) : a[key] - b[key];
+    if (c !== 0) return desc ? -c : c;
+    return b.self - a.self || a.name.localeCompare(b.name);
   });
   return sorted;
 }

@@ -1,5 +1,6 @@
-// The timeline's data, shaped for drawing: SelectSeries points (one per step that has samples, at the
-// step's start) into runs to draw as areas, the x-axis ticks and their labels.
+// The timeline's data, shaped for drawing: SelectSeries points into runs to draw as areas, the x-axis
+// ticks and their labels. A point at T holds the samples of the step (T − step, T], as Pyroscope's
+// SelectSeries answers; steps without samples have no point.
 
 import { timeOfDay, shortDate } from "./format.js";
 
@@ -7,13 +8,13 @@ import { timeOfDay, shortDate } from "./format.js";
 export const MAX_GAP_STEPS = 2;
 
 /**
- * The points within [start, end] split into runs to draw as separate areas. A run ends where the next
+ * The points of [start, end] split into runs to draw as separate areas. A run ends where the next
  * point is more than MAX_GAP_STEPS steps away, so profiles minutes apart are not joined across the gaps.
- * A run of one point (a single profile) spans its step, [t, t + step], so it is visible rather than a
- * zero-width area.
+ * A run of one point (a single profile) spans its step, [T − step, T], so it is visible rather than a
+ * zero-width area. Times stay within [start, end]: the last step may end after `end`.
  */
 export function timelineSegments(points, stepMillis, start, end) {
-  const inRange = points.filter((p) => p.t >= start - 1 && p.t <= end + 1);
+  const inRange = points.filter((p) => p.t >= start && p.t < end + stepMillis);
   const segments = [];
   let current = [];
   for (const p of inRange) {
@@ -26,9 +27,12 @@ export function timelineSegments(points, stepMillis, start, end) {
   }
   if (current.length) segments.push(current);
   return segments.map((run) => {
-    if (run.length > 1) return run;
+    if (run.length > 1) return run.map((p) => (p.t > end ? { t: end, v: p.v } : p));
     const { t, v } = run[0];
-    return [{ t, v }, { t: t < end ? Math.min(t + stepMillis, end) : t + stepMillis, v }];
+    const from = Math.max(start, t - stepMillis), until = Math.min(end, t);
+    // The point at `start` holds only samples at that instant: draw it over the first step instead.
+    if (until <= from) return [{ t: start, v }, { t: Math.min(end, start + stepMillis), v }];
+    return [{ t: from, v }, { t: until, v }];
   });
 }
 

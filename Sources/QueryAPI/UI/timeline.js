@@ -38,7 +38,7 @@ export class Timeline {
     new ResizeObserver(() => this.draw()).observe(host);
   }
 
-  /** points: [{t, v}] at the start of each step that has samples; stepMillis: SelectSeries' step. */
+  /** points: [{t, v}], one per step with samples, at the step's end; stepMillis: SelectSeries' step. */
   setData(points, start, end, format, stepMillis) {
     this.points = points;
     this.start = start;
