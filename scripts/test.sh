@@ -15,6 +15,8 @@ rm -f "$KILN_RUN_DIR/reliability-summary.txt"
 # One test at a time: the suite shares 2 cores with real brokers, S3 servers and Go programs, and
 # CPU-heavy tests running beside time-bounded ones would starve them.
 status=0
+# The web UI's pure modules (and the page in headless Chromium) under Node's test runner.
+scripts/ui-test.sh || status=$?
 swift test --skip-build --no-parallel "$@" || status=$?
 if [ -f "$KILN_RUN_DIR/reliability-summary.txt" ]; then
   echo

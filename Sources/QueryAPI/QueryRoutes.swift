@@ -285,8 +285,11 @@ struct QueryHandlers: Sendable {
                 tree, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!,
                 start: r.start, end: r.end)
             out.pprof = p
-        case .dot, .UNRECOGNIZED:
-            throw APIError(.unsupportedField, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE or PPROF)")
+        case .dot:
+            out.dot = DotGraph.encode(tree, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, maxNodes: maxNodes)
+        case .UNRECOGNIZED:
+            throw APIError(
+                .unsupportedField, "SelectMergeStacktraces format \(r.format) is not supported (use FLAMEGRAPH, TREE, DOT or PPROF)")
         }
         return out
     }

@@ -17,13 +17,25 @@ enum RenderRoutes {
         }
     }
 
-    static func respond(_ request: Request, api: QueryHandlers, _ body: (String) async throws -> [String: Any]) async -> Response {
+    /// What a render answers: flamebearer JSON, or a Graphviz graph for `format=dot`.
+    enum Answer {
+        case json([String: Any])
+        case dot(String)
+    }
+
+    static func respond(_ request: Request, api: QueryHandlers, _ body: (String) async throws -> Answer) async -> Response {
         var tenant = TenantID.defaultTenant
         do {
             tenant = try api.options.access.tenant(request, endpoint: "render").get()
-            let object = try await body(tenant)
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            switch try await body(tenant) {
+            case .json(let object):
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            case .dot(let graph):
+                return Response(
+                    status: .ok, headers: [.contentType: "text/vnd.graphviz; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: graph)))
+            }
         } catch let error as QueryError {
             if let limit = error.limit { LimitMetrics.queryRefused(limit, tenant: tenant) }
             return Connect.errorResponse(error.apiError)
@@ -57,14 +69,18 @@ enum RenderRoutes {
             selection: Selection(tenant: tenant, profileType: query.profileType.id, selector: query.selector, time: range))
     }
 
-    static func render(_ request: Request, api: QueryHandlers, tenant: String) async throws -> [String: Any] {
+    static func render(_ request: Request, api: QueryHandlers, tenant: String) async throws -> Answer {
         let params = FormQuery.parse(request.uri.query)
         let side = try side(params, query: "query", from: "from", until: "until", tenant: tenant, api: api)
-        if let format = params["format"], format != "json" {
-            throw QueryError(.invalidArgument, "format \(format) is not supported (use json)")
+        let format = params["format"] ?? "json"
+        guard format == "json" || format == "dot" else {
+            throw QueryError(.invalidArgument, "format \(format) is not supported (use json or dot)")
         }
         let maxNodes = api.maxNodes(Int64(params["max-nodes"] ?? params["maxNodes"] ?? ""), tenant: tenant)
         let (tree, names) = try await api.engine.mergeStacks(side.selection)
+        if format == "dot" {
+            return .dot(DotGraph.encode(tree, names: names, profileType: side.query.profileType, maxNodes: maxNodes))
+        }
         let graph = FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes)
 
         // The timeline: one value per step from `from`, 10 s at least, about a thousand points at most.
@@ -79,15 +95,15 @@ enum RenderRoutes {
         var samples = [Double](repeating: 0, count: buckets)
         for s in series { for (t, v) in s.points { samples[max(0, min(buckets - 1, Int((t - fromMillis) / (stepSeconds * 1000))))] += v } }
 
-        return [
+        return .json([
             "version": 1,
             "flamebearer": ["names": graph.names, "levels": graph.levels, "numTicks": graph.total, "maxSelf": graph.maxSelf],
             "metadata": metadata(side.query.profileType, format: "single"),
             "timeline": ["startTime": fromMillis / 1000, "samples": samples.map { Int64($0) }, "durationDelta": stepSeconds],
-        ]
+        ])
     }
 
-    static func renderDiff(_ request: Request, api: QueryHandlers, tenant: String) async throws -> [String: Any] {
+    static func renderDiff(_ request: Request, api: QueryHandlers, tenant: String) async throws -> Answer {
         let params = FormQuery.parse(request.uri.query)
         let left = try side(params, query: "leftQuery", from: "leftFrom", until: "leftUntil", tenant: tenant, api: api)
         let right = try side(params, query: "rightQuery", from: "rightFrom", until: "rightUntil", tenant: tenant, api: api)
@@ -97,13 +113,13 @@ enum RenderRoutes {
         let maxNodes = api.maxNodes(Int64(params["max-nodes"] ?? params["maxNodes"] ?? ""), tenant: tenant)
         let (tree, names) = try await api.engine.diff(left: left.selection, right: right.selection)
         let graph = FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes)
-        return [
+        return .json([
             "version": 1,
             "flamebearer": ["names": graph.names, "levels": graph.levels, "numTicks": graph.total, "maxSelf": graph.maxSelf],
             "metadata": metadata(left.query.profileType, format: "double"),
             "leftTicks": graph.leftTicks,
             "rightTicks": graph.rightTicks,
-        ]
+        ])
     }
 
     /// Flamebearer metadata: units as Pyroscope names them; CPU time is in nanoseconds (sample rate 1e9).

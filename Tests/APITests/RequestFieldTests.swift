@@ -109,7 +109,7 @@ import Testing
         }
     }
 
-    @Test("exemplars and the DOT format are refused until served; SelectSeries without exemplars answers")
+    @Test("exemplars and unknown formats are refused; SelectSeries without exemplars answers")
     func unservedValues() async throws {
         try await Q().withQueryServer { _, url in
             var series = Querier_V1_SelectSeriesRequest()
@@ -123,11 +123,10 @@ import Testing
             series.exemplarType = .individual
             let refused = try await Self.postProto(url, "SelectSeries", try series.serializedBytes())
             #expect(Self.connectError(refused)?.code == "unimplemented", "\(refused.text)")
-            var dot = Q.stacksRequest()
-            dot.format = .dot
-            #expect(
-                Self.connectError(try await Self.postProto(url, "SelectMergeStacktraces", try dot.serializedBytes()))?.code
-                    == "unimplemented")
+            var unknownFormat = Q.stacksRequest()
+            unknownFormat.format = .UNRECOGNIZED(99)
+            let refusedFormat = try await Self.postProto(url, "SelectMergeStacktraces", try unknownFormat.serializedBytes())
+            #expect(Self.connectError(refusedFormat)?.code == "unimplemented", "\(refusedFormat.text)")
         }
     }
 

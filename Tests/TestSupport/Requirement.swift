@@ -91,6 +91,12 @@ extension Requirement {
         TestEnvironment.goPath == nil ? "no go in /usr/bin, /usr/local/go/bin or on PATH (apt-get install golang-go)" : nil
     }
 
+    /// Graphviz's `dot`, which renders the DOT graphs Kiln answers.
+    public static let graphviz = Requirement("Graphviz's dot") {
+        ["/usr/bin/dot", "/usr/local/bin/dot"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+            ? nil : "no dot in /usr/bin or /usr/local/bin (apt-get install graphviz)"
+    }
+
     /// A Python that can import `modules`: `interpreter`, else the repo's .venv (scripts/setup.sh).
     public static func python(_ modules: String..., interpreter: URL? = nil) -> Requirement {
         let executable = interpreter ?? TestEnvironment.venvPython

@@ -1,0 +1,196 @@
+// Browser-test support (not a test file itself): a stand-in for kiln-query that serves the UI folder as
+// UIRoutes does and answers the page's Connect JSON calls from fixed stacks and series points, and a
+// headless Chromium runner that returns the page's DOM.
+
+import { createServer } from "node:http";
+import { existsSync } from "node:fs";
+import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+
+export const UI_DIR = fileURLToPath(new URL("../../Sources/QueryAPI/UI/", import.meta.url));
+
+export const CPU_TYPE = {
+  ID: "process_cpu:cpu:nanoseconds:cpu:nanoseconds", name: "process_cpu", sampleType: "cpu",
+  sampleUnit: "nanoseconds", periodType: "cpu", periodUnit: "nanoseconds",
+};
+
+const CONTENT_TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
+
+/** Pyroscope's flame graph encoding of `stacks` ([{frames: [root…leaf], value}]): 4 numbers per node. */
+export function encodeFlamegraph(stacks) {
+  const root = { name: "total", total: 0, self: 0, children: new Map() };
+  for (const { frames, value } of stacks) {
+    root.total += value;
+    let node = root;
+    for (const name of frames) {
+      let child = node.children.get(name);
+      if (!child) { child = { name, total: 0, self: 0, children: new Map() }; node.children.set(name, child); }
+      child.total += value;
+      node = child;
+    }
+    node.self += value;
+  }
+  const names = [], index = new Map();
+  const nameIndex = (n) => { if (!index.has(n)) { index.set(n, names.length); names.push(n); } return index.get(n); };
+  const levels = [];
+  // Children start after their parent's self, in name order; x offsets are from the previous node's end.
+  const place = (node, x, depth, ends) => {
+    levels[depth] ??= [];
+    levels[depth].push(x - (ends[depth] ?? 0), node.total, node.self, nameIndex(node.name));
+    ends[depth] = x + node.total;
+    let cx = x + node.self;
+    for (const child of [...node.children.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+      place(child, cx, depth + 1, ends);
+      cx += child.total;
+    }
+  };
+  place(root, 0, 0, []);
+  return { names, levels: levels.map((values) => ({ values: values.map(String) })), total: String(root.total), maxSelf: "0" };
+}
+
+/** The diff encoding of two stack sets: 7 numbers per node, baseline x/total/self, comparison x/total/self, name. */
+export function encodeDiffFlamegraph(leftStacks, rightStacks) {
+  const tree = (stacks) => {
+    const root = { total: 0, self: 0, children: new Map() };
+    for (const { frames, value } of stacks) {
+      root.total += value;
+      let node = root;
+      for (const name of frames) {
+        if (!node.children.has(name)) node.children.set(name, { total: 0, self: 0, children: new Map() });
+        node = node.children.get(name);
+        node.total += value;
+      }
+      node.self += value;
+    }
+    return root;
+  };
+  const empty = { total: 0, self: 0, children: new Map() };
+  const names = [], index = new Map();
+  const nameIndex = (n) => { if (!index.has(n)) { index.set(n, names.length); names.push(n); } return index.get(n); };
+  const levels = [];
+  const place = (name, l, r, xl, xr, depth, ends) => {
+    levels[depth] ??= [];
+    const [endL, endR] = ends[depth] ?? [0, 0];
+    levels[depth].push(xl - endL, l.total, l.self, xr - endR, r.total, r.self, nameIndex(name));
+    ends[depth] = [xl + l.total, xr + r.total];
+    let cl = xl + l.self, cr = xr + r.self;
+    for (const child of [...new Set([...l.children.keys(), ...r.children.keys()])].sort()) {
+      const a = l.children.get(child) ?? empty, b = r.children.get(child) ?? empty;
+      place(child, a, b, cl, cr, depth + 1, ends);
+      cl += a.total;
+      cr += b.total;
+    }
+  };
+  const left = tree(leftStacks), right = tree(rightStacks);
+  place("total", left, right, 0, 0, 0, []);
+  return {
+    names, levels: levels.map((values) => ({ values: values.map(String) })), total: String(left.total + right.total),
+    maxSelf: "0", leftTicks: String(left.total), rightTicks: String(right.total),
+  };
+}
+
+/**
+ * Starts the server on a free port. `stacks`: the flame graph every merge answers (and a diff's baseline,
+ * against `comparisonStacks`); `seriesPoints(start,
+ * end, stepMillis)`: the SelectSeries points ([{timestamp, value}]); `pageScript`: JS added to index.html;
+ * `uiDir`: the folder served under /ui/.
+ */
+export async function startFakeQueryServer({ stacks, comparisonStacks = stacks, seriesPoints = () => [], pageScript = "", services = ["gopher"], uiDir = UI_DIR }) {
+  const server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, "http://localhost");
+      if (req.method === "GET" && url.pathname === "/") {
+        let html = await readFile(join(uiDir, "index.html"), "utf8");
+        if (pageScript) html = html.replace("</body>", `<script type="module">${pageScript}</script>\n</body>`);
+        return send(res, 200, "text/html", html);
+      }
+      const asset = /^\/ui\/([A-Za-z0-9_-][A-Za-z0-9._-]*)$/.exec(url.pathname);
+      if (req.method === "GET" && asset) {
+        const body = await readFile(join(uiDir, asset[1]));
+        return send(res, 200, CONTENT_TYPES[extname(asset[1])] || "application/octet-stream", body);
+      }
+      const rpc = /^\/querier\.v1\.QuerierService\/(\w+)$/.exec(url.pathname);
+      if (req.method === "POST" && rpc) {
+        const body = JSON.parse(await readBody(req) || "{}");
+        return send(res, 200, "application/json", JSON.stringify(answer(rpc[1], body)));
+      }
+      send(res, 404, "text/plain", "not found");
+    } catch (e) {
+      send(res, 500, "application/json", JSON.stringify({ code: "internal", message: String(e) }));
+    }
+  });
+
+  function answer(method, body) {
+    switch (method) {
+      case "ProfileTypes": return { profileTypes: [CPU_TYPE] };
+      case "LabelValues": return { names: services };
+      case "LabelNames": return { names: ["service_name"] };
+      case "SelectMergeStacktraces": return { flamegraph: encodeFlamegraph(stacks) };
+      case "Diff": return { flamegraph: encodeDiffFlamegraph(stacks, comparisonStacks) };
+      case "SelectSeries": {
+        const points = seriesPoints(Number(body.start), Number(body.end), Number(body.step) * 1000);
+        return { series: points.length ? [{ labels: [{ name: "service_name", value: services[0] }], points }] : [] };
+      }
+      default: throw new Error(`the fake server does not answer ${method}`);
+    }
+  }
+
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+function send(res, status, type, body) {
+  res.writeHead(status, { "Content-Type": type, "Cache-Control": "no-cache" });
+  res.end(body);
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let data = "";
+    req.setEncoding("utf8");
+    req.on("data", (c) => { data += c; });
+    req.on("end", () => resolve(data));
+    req.on("error", reject);
+  });
+}
+
+/** Debian's headless Chromium, or `KILN_CHROMIUM`; null when there is none. */
+export function findChromium() {
+  if (process.env.KILN_CHROMIUM) return process.env.KILN_CHROMIUM;
+  for (const dir of (process.env.PATH || "/usr/bin").split(":")) {
+    for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
+      const path = join(dir, name);
+      if (existsSync(path)) return path;
+    }
+  }
+  return null;
+}
+
+/**
+ * Loads `url` in headless Chromium at `width`x`height` and returns the DOM once the page is idle (virtual
+ * time only runs while no request is in flight, so the budget is spent after every answer arrived).
+ */
+export async function renderDOM(chromium, url, { width = 1280, height = 800 } = {}) {
+  const profile = await mkdtemp(join(tmpdir(), "kiln-ui-chromium-"));
+  try {
+    const args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", `--user-data-dir=${profile}`,
+      `--window-size=${width},${height}`, "--virtual-time-budget=5000", "--dump-dom", url];
+    const { stdout } = await execFileAsync(chromium, args, { timeout: 90_000, maxBuffer: 64 << 20 });
+    return stdout;
+  } finally {
+    await rm(profile, { recursive: true, force: true });
+  }
+}
+
+/** The value of `data-<name>` on `<body>` in a DOM dump, unescaped. */
+export function bodyData(dom, name) {
+  const m = new RegExp(`<body [^>]*data-${name}="([^"]*)"`).exec(dom);
+  if (!m) return null;
+  return m[1].replace(/&quot;/g, '"').replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&#39;/g, "'").replace(/&amp;/g, "&");
+}

@@ -1,0 +1,60 @@
+import test from "node:test";
+import assert from "node:assert/strict";
+import { parseViewState, viewStateQuery, DEFAULTS } from "../../Sources/QueryAPI/UI/url-state.js";
+
+const CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+
+test("an empty query string gives the defaults", () => {
+  assert.deepEqual(parseViewState(""), {
+    view: "single", profileType: "", selector: "", from: "now-1h", until: "now",
+    leftSelector: "", rightSelector: "", leftFrom: "", leftUntil: "", rightFrom: "", rightUntil: "",
+    search: "", sort: "", maxNodes: DEFAULTS.maxNodes,
+  });
+});
+
+test("every parameter is read", () => {
+  const q = "?view=diff&query=" + encodeURIComponent(`${CPU}{service_name="shop"}`) +
+    "&from=now-6h&until=now&leftQuery=%7Bversion%3D%221.4%22%7D&rightQuery=%7Bversion%3D%221.5%22%7D" +
+    "&leftFrom=1764090000000&leftUntil=1764093600000&rightFrom=now-1h&rightUntil=now&search=json&sort=-name&maxNodes=1024";
+  assert.deepEqual(parseViewState(q), {
+    view: "diff", profileType: CPU, selector: '{service_name="shop"}', from: "now-6h", until: "now",
+    leftSelector: '{version="1.4"}', rightSelector: '{version="1.5"}',
+    leftFrom: "1764090000000", leftUntil: "1764093600000", rightFrom: "now-1h", rightUntil: "now",
+    search: "json", sort: "-name", maxNodes: 1024,
+  });
+});
+
+test("an unknown view is the single view; maxNodes is kept within 16 and 2^20", () => {
+  assert.equal(parseViewState("view=flame").view, "single");
+  assert.equal(parseViewState("maxNodes=3").maxNodes, 16);
+  assert.equal(parseViewState("maxNodes=99999999").maxNodes, 1 << 20);
+  assert.equal(parseViewState("maxNodes=lots").maxNodes, DEFAULTS.maxNodes);
+});
+
+test("search text with spaces and symbols survives the round trip", () => {
+  const state = { ...parseViewState(""), profileType: CPU, selector: "{}", search: 'encoding/json.(*encodeState) "x" & y' };
+  assert.equal(parseViewState(viewStateQuery(state)).search, 'encoding/json.(*encodeState) "x" & y');
+});
+
+test("viewStateQuery leaves out defaults and, in the single view, the comparison's fields", () => {
+  const single = { ...parseViewState(""), profileType: CPU, selector: '{service_name="shop"}',
+    leftFrom: "1", leftUntil: "2", leftSelector: '{a="b"}' };
+  const params = new URLSearchParams(viewStateQuery(single));
+  assert.deepEqual([...params.keys()], ["query", "from", "until"]);
+  assert.equal(params.get("query"), `${CPU}{service_name="shop"}`);
+});
+
+test("viewStateQuery keeps a side's selector only when it differs from the main one", () => {
+  const diff = { ...parseViewState(""), view: "diff", profileType: CPU, selector: '{service_name="shop"}',
+    leftSelector: '{service_name="shop"}', rightSelector: '{service_name="shop", version="2"}',
+    rightFrom: "now-30m", rightUntil: "now", sort: "delta", maxNodes: 512 };
+  const params = new URLSearchParams(viewStateQuery(diff));
+  assert.equal(params.get("view"), "diff");
+  assert.equal(params.has("leftQuery"), false);
+  assert.equal(params.get("rightQuery"), '{service_name="shop", version="2"}');
+  assert.equal(params.get("rightFrom"), "now-30m");
+  assert.equal(params.has("leftFrom"), false);
+  assert.equal(params.get("sort"), "delta");
+  assert.equal(params.get("maxNodes"), "512");
+  assert.deepEqual(parseViewState(viewStateQuery(diff)), { ...diff, leftSelector: "" });
+});
