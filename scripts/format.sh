@@ -4,7 +4,7 @@
 # lint` only checks them, strictly (warnings fail), as .ci/run does before the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.swift' | grep -v '^Sources/KilnProtos/.*\.pb\.swift$')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.swift' | grep -v '^Sources/KilnProtos/.*\.pb\.swift$')
 if [ "${1:-format}" = lint ]; then
   swift format lint --strict --parallel "${files[@]}"
   echo "format: ${#files[@]} Swift files pass swift format lint --strict"

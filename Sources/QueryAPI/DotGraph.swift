@@ -27,7 +27,8 @@ enum DotGraph {
             total += value
             if let leaf = path.last { nodes[leaf, default: Node()].flat += value }
             // A recursive function counts once per stack, and so does each edge.
-            var seen = Set<Int32>(), seenEdges = Set<Edge>()
+            var seen = Set<Int32>()
+            var seenEdges = Set<Edge>()
             for (i, name) in path.enumerated() {
                 if seen.insert(name).inserted { nodes[name, default: Node()].cum += value }
                 if i > 0 {
@@ -36,7 +37,8 @@ enum DotGraph {
                 }
             }
         }
-        let nodeFloor = total / 200, edgeFloor = total / 1000
+        let nodeFloor = total / 200
+        let edgeFloor = total / 1000
         let kept = nodes.filter { $0.value.cum > 0 && $0.value.cum >= nodeFloor }
             .sorted { ($0.value.cum, $0.value.flat, $1.key) > ($1.value.cum, $1.value.flat, $0.key) }.prefix(max(1, maxNodes))
         var ids: [Int32: Int] = [:]
@@ -53,10 +55,12 @@ enum DotGraph {
         ]
         out += "subgraph cluster_L { \"legend\" [shape=box fontsize=16 label=\"\(legend.map(escape).joined(separator: "\\l"))\\l\"] }\n"
         for (name, node) in kept {
-            let label = "\(escape(names[name]))\\n\(node.flat) (\(percent(node.flat, total)))\\nof \(node.cum) (\(percent(node.cum, total)))"
+            let label =
+                "\(escape(names[name]))\\n\(node.flat) (\(percent(node.flat, total)))\\nof \(node.cum) (\(percent(node.cum, total)))"
             // Larger flat values get larger type, as pprof draws them.
             let fontSize = 8 + Int((32 * Double(node.flat) / Double(maxFlat)).rounded())
-            out += "N\(ids[name]!) [label=\"\(label)\" shape=box fontsize=\(fontSize) tooltip=\"\(escape(names[name])) (\(node.cum) \(unit))\"]\n"
+            out +=
+                "N\(ids[name]!) [label=\"\(label)\" shape=box fontsize=\(fontSize) tooltip=\"\(escape(names[name])) (\(node.cum) \(unit))\"]\n"
         }
         var drawnEdges = 0
         for (edge, value) in edges.sorted(by: { ($0.value, $1.key.caller, $1.key.callee) > ($1.value, $0.key.caller, $0.key.callee) }) {

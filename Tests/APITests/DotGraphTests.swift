@@ -2,9 +2,10 @@ import Foundation
 import KilnProtos
 import ProfileModel
 import Query
-@testable import QueryAPI
-import Testing
 import TestSupport
+import Testing
+
+@testable import QueryAPI
 
 /// The DOT call graph ("Explain flame graph" in Drilldown, `format=dot`): Graphviz renders it, and its
 /// numbers are the merged tree's.
@@ -25,9 +26,12 @@ import TestSupport
 
     @Test("every function's flat value is its leaf total; with every node drawn they add up to the total")
     func numbers() throws {
-        var names = NameTable(), tree = StackTree()
-        let stacks: [([String], Int64)] = [(["main", "work", "sort"], 70), (["main", "work", "hash"], 20), (["main", "gc"], 9), (["main"], 1),
-                                           (["main", "rec", "rec", "rec"], 5)]
+        var names = NameTable()
+        var tree = StackTree()
+        let stacks: [([String], Int64)] = [
+            (["main", "work", "sort"], 70), (["main", "work", "hash"], 20), (["main", "gc"], 9), (["main"], 1),
+            (["main", "rec", "rec", "rec"], 5),
+        ]
         for (frames, v) in stacks { tree.add(rootFirst: frames.map { names.intern($0) }, value: v) }
         let type = try #require(ProfileTypeID(parsing: Q.cpu))
         let dot = DotGraph.encode(tree, names: names, profileType: type, maxNodes: 100)
@@ -44,8 +48,9 @@ import TestSupport
     func rendersWithGraphviz() async throws {
         try await Q().withQueryServer { blocks, url in
             let query = "\(Q.cpu){service_name=\"api\"}".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-            let render = try await get(url + "/pyroscope/render?query=\(query)&from=\(Q.startMillis)&until=\(Q.endMillis)&format=dot&max-nodes=100",
-                                       headers: [("X-Scope-OrgID", "t1")])
+            let render = try await get(
+                url + "/pyroscope/render?query=\(query)&from=\(Q.startMillis)&until=\(Q.endMillis)&format=dot&max-nodes=100",
+                headers: [("X-Scope-OrgID", "t1")])
             #expect(render.status == 200, "\(render.text.prefix(300))")
             #expect(render.contentType?.hasPrefix("text/vnd.graphviz") == true)
             let total = blocks.samples(type: cpuType, services: ["api"]).reduce(0) { $0 + $1.value }
@@ -55,7 +60,8 @@ import TestSupport
             var request = Q.stacksRequest()
             request.format = .dot
             request.maxNodes = 10
-            let answer = try await Q.call(url, "SelectMergeStacktraces", request, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
+            let answer = try await Q.call(
+                url, "SelectMergeStacktraces", request, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
             #expect(answer.dot.contains("Showing 10 of"))
             try Self.renderSVG(answer.dot)
         }
@@ -65,7 +71,9 @@ import TestSupport
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/dot")
         process.arguments = ["-Tsvg"]
-        let input = Pipe(), output = Pipe(), errors = Pipe()
+        let input = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors
