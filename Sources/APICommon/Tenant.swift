@@ -5,11 +5,13 @@ public enum TenantID {
     public static let maxLength = 150
 
     /// nil when valid; else why not. Allowed: letters, digits and `! - _ . * ' ( )`, at most 150
-    /// characters, not `.` or `..` (tenants name folders in the object store).
+    /// characters, not `.` or `..` (tenants name folders in the object store), and not starting with `_`:
+    /// those top-level folders are Kiln's own state (maintenance leases), which no tenant may write into.
     public static func validationError(_ tenant: String) -> String? {
         if tenant.isEmpty { return "tenant ID is empty" }
         if tenant.utf8.count > maxLength { return "tenant ID is longer than \(maxLength) characters" }
         if tenant == "." || tenant == ".." { return "tenant ID \"\(tenant)\" is not allowed" }
+        if tenant.hasPrefix("_") { return "tenant ID \"\(tenant.prefix(40))\" starts with \"_\", which is reserved for Kiln's own state" }
         for b in tenant.utf8 {
             switch b {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):

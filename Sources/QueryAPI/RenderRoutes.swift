@@ -1,6 +1,7 @@
 import APICommon
 import Foundation
 import Hummingbird
+import KilnFoundation
 import KilnProtos
 import ProfileModel
 import Query
@@ -143,24 +144,15 @@ enum RenderRoutes {
     }
 }
 
-/// Pyroscope's `attime` forms: `now`, `now-1h` (s, m, h, d, w), Unix seconds, milliseconds or nanoseconds
+/// Pyroscope's `attime` forms: `now`, `now-1h` (any `DurationText`), Unix seconds, milliseconds or nanoseconds
 /// (by magnitude), or RFC 3339. Returns Unix milliseconds.
 enum AtTime {
     static func parse(_ text: String, now: Date, name: String) throws(QueryError) -> Int64 {
         let t = text.trimmingCharacters(in: .whitespaces)
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         if t == "now" { return nowMillis }
-        if t.hasPrefix("now-"), let unit = t.last, let n = Int64(t.dropFirst(4).dropLast()), n >= 0 {
-            let seconds: Int64? =
-                switch unit {
-                case "s": 1
-                case "m": 60
-                case "h": 3600
-                case "d": 86400
-                case "w": 604_800
-                default: nil
-                }
-            if let seconds, n < Int64.max / 1000 / seconds { return nowMillis - n * seconds * 1000 }
+        if t.hasPrefix("now-"), let ago = DurationText.parse(String(t.dropFirst(4))), ago.components.seconds < Int64.max / 1000 {
+            return nowMillis - ago.components.seconds * 1000 - ago.components.attoseconds / 1_000_000_000_000_000
         }
         if let n = Int64(t), n >= 0 {
             switch n {

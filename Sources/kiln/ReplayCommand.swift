@@ -3,6 +3,7 @@ import Blocks
 import Foundation
 import KafkaClient
 import KafkaService
+import KilnFoundation
 import KilnService
 import Logging
 import ObjectStore
@@ -31,7 +32,8 @@ struct ReplayCommand: AsyncParsableCommand {
     @Flag(help: "Read the dead-letter topic (records keep the raw provenance they had before rejection).")
     var dlq = false
 
-    @Option(help: "First record time: RFC 3339 (2026-11-26T10:00:00Z), now-<n>{s,m,h,d}, or Unix milliseconds. (default: earliest)")
+    @Option(
+        help: "First record time: RFC 3339 (2026-11-26T10:00:00Z), now-<duration> (1h, 30m, 2d), or Unix milliseconds. (default: earliest)")
     var start: String?
 
     @Option(help: "Records before this time (same forms as --start). (default: the topic's end when the replay starts)")
@@ -206,16 +208,16 @@ struct ReplayCommand: AsyncParsableCommand {
     static func parseTime(_ text: String, now: Date) throws -> Int64 {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         if text == "now" { return nowMillis }
-        if text.hasPrefix("now-"), let unit = text.last, let n = Int64(text.dropFirst(4).dropLast()), n >= 0 {
-            let seconds: Int64? = ["s": 1, "m": 60, "h": 3600, "d": 86400][unit]
-            if let seconds { return nowMillis - n * seconds * 1000 }
+        if text.hasPrefix("now-"), let ago = DurationText.parse(String(text.dropFirst(4))) {
+            return nowMillis - ago.components.seconds * 1000 - ago.components.attoseconds / 1_000_000_000_000_000
         }
         if let millis = Int64(text), millis >= 0 { return millis }
         let formatter = ISO8601DateFormatter()
         if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
-        throw ValidationError("'\(text)' is not a time: use RFC 3339 (2026-11-26T10:00:00Z), now-<n>{s,m,h,d} or Unix milliseconds")
+        throw ValidationError(
+            "'\(text)' is not a time: use RFC 3339 (2026-11-26T10:00:00Z), now-<duration> (1h, 30m, 2d) or Unix milliseconds")
     }
 
     static func summary(_ c: ReplayCheckpoint, name: String, checkpoint: String) -> String {

@@ -61,6 +61,11 @@ import Testing
         #expect(TenantID.validationError("team-a_1.(prod)*!'") == nil)
         #expect(TenantID.validationError("a/b") != nil)
         #expect(TenantID.validationError("..") != nil)
+        // Top-level folders starting with "_" hold Kiln's own state (leases): no tenant may write there.
+        #expect(TenantID.validationError("_kiln")?.contains("reserved") == true)
+        #expect(TenantID.validationError("_x") != nil)
+        #expect(TenantID.validationError("a_") == nil)
+        #expect(throws: APIError.self) { try TenantID.resolve("_kiln").get() }
         #expect(TenantID.validationError(String(repeating: "x", count: 151)) != nil)
         #expect(TenantID.validationError(String(repeating: "x", count: 150)) == nil)
         #expect((try? TenantID.resolve(nil).get()) == "anonymous")
