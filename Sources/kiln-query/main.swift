@@ -77,6 +77,7 @@ struct Command: AsyncParsableCommand {
         if let path = access.resolvedLimitsFile { queryOptions.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
         QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
         SettingsRoutes.register(on: process.admin.router, settings: TenantSettings(store: objectStore), access: queryOptions.access)
+        FeatureFlagRoutes.register(on: process.admin.router, access: queryOptions.access)
         UIRoutes.register(on: process.admin.router, access: queryOptions.access)
         logger.info(
             "query access",

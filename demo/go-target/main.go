@@ -9,7 +9,11 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -17,6 +21,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -31,6 +36,7 @@ func main() {
 	runtime.SetMutexProfileFraction(1)
 	runtime.SetBlockProfileRate(1)
 	registerDeltaProfiles(http.DefaultServeMux)
+	http.HandleFunc("/debug/spans", serveSpans)
 
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -42,6 +48,7 @@ func main() {
 
 	go exitWithParent()
 	go cpuWorker()
+	go spanWorker()
 	go allocationWorker(*leakLimit)
 	go mutexWorkers()
 	go blockingWorkers()
@@ -100,6 +107,77 @@ func hashLoop(rounds int) {
 		sum = sha256.Sum256(sum[:])
 	}
 	hashSink = sum
+}
+
+// spanWorker handles made-up "checkout" requests, each one a root span whose work carries the span's
+// ID as the goroutine labels span_id and span_name, the way grafana/otel-profiling-go labels a span's
+// work: the CPU profile's samples then name the span they ran in. /debug/spans lists the recent spans.
+func spanWorker() {
+	for {
+		id := newSpanID()
+		labels := pprof.Labels("span_id", id, "span_name", "checkout")
+		pprof.Do(context.Background(), labels, func(context.Context) {
+			// About a tenth of a core: the demo's other workers stay what tests look for.
+			end := time.Now().Add(5 * time.Millisecond)
+			for time.Now().Before(end) {
+				checkoutSpanWork(200)
+			}
+		})
+		recordSpan(id)
+		time.Sleep(45 * time.Millisecond)
+	}
+}
+
+var spanSink [32]byte
+
+//go:noinline
+func checkoutSpanWork(rounds int) {
+	sum := sha256.Sum256([]byte("checkout"))
+	for i := 0; i < rounds; i++ {
+		sum = sha256.Sum256(sum[:])
+	}
+	spanSink = sum
+}
+
+func newSpanID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+var (
+	spansMu sync.Mutex
+	spans   []spanRecord
+)
+
+type spanRecord struct {
+	ID   string `json:"span_id"`
+	Name string `json:"span_name"`
+	End  int64  `json:"end_unix_ms"`
+}
+
+// recordSpan keeps the last 10,000 spans (a few minutes' worth).
+func recordSpan(id string) {
+	spansMu.Lock()
+	defer spansMu.Unlock()
+	spans = append(spans, spanRecord{ID: id, Name: "checkout", End: time.Now().UnixMilli()})
+	if len(spans) > 10000 {
+		spans = spans[len(spans)-10000:]
+	}
+}
+
+func serveSpans(w http.ResponseWriter, _ *http.Request) {
+	spansMu.Lock()
+	out, err := json.Marshal(spans)
+	spansMu.Unlock()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
 }
 
 var (

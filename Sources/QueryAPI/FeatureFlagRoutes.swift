@@ -1,0 +1,31 @@
+import APICommon
+import Hummingbird
+import KilnProtos
+
+/// `capabilities.v1.FeatureFlagsService/GetFeatureFlags`: the optional features Grafana's Profiles
+/// Drilldown app asks about, each with whether Kiln offers it. Pyroscope's names; every one is listed,
+/// enabled or not, as Pyroscope does.
+public enum FeatureFlagRoutes {
+    public static let path = "/capabilities.v1.FeatureFlagsService/GetFeatureFlags"
+
+    static let flags: [(name: String, enabled: Bool, description: String)] = [
+        ("v2StorageLayer", false, "Pyroscope's v2 storage layer (Kiln has its own block store)"),
+        ("pyroscopeRuler", false, "Recording rules exporting Prometheus metrics from profiles (not offered yet)"),
+        ("pyroscopeRulerFunctions", false, "Per-function recording rules (not offered yet)"),
+        ("utf8LabelNames", false, "Label names beyond [a-zA-Z0-9_.] at ingest (quoted names are accepted in selectors)"),
+    ]
+
+    public static func register<Context: RequestContext>(on router: Router<Context>, access: TenantAccess) {
+        QueryRoutes.unary(router, path: path, access: access, fields: RequestFields([])) { (_: Capabilities_V1_GetFeatureFlagsRequest, _) in
+            var out = Capabilities_V1_GetFeatureFlagsResponse()
+            out.featureFlags = flags.map { flag in
+                var f = Capabilities_V1_FeatureFlag()
+                f.name = flag.name
+                f.enabled = flag.enabled
+                f.description_p = flag.description
+                return f
+            }
+            return out
+        }
+    }
+}
