@@ -10,7 +10,10 @@ import Testing
 /// config by `kiln dev`, the span profile of its spans is that work and nothing else.
 @Suite(.serialized) struct GoDemoSpanTests {
     struct Span: Decodable {
-        var span_id: String
+        var spanID: String
+        enum CodingKeys: String, CodingKey {
+            case spanID = "span_id"
+        }
     }
 
     @Test(.requires(.kilnDev, .go, .fixture("alloy/seed.alloy")))
@@ -59,7 +62,7 @@ import Testing
                 try await Task.sleep(for: .seconds(1))
             }
             #expect(whole.selfByName.keys.contains { $0.contains("computePrimes") }, "\(whole.selfByName.keys.sorted().prefix(20))")
-            let spans = try JSONDecoder().decode([Span].self, from: Data(try await demo.fetch("/debug/spans"))).map(\.span_id)
+            let spans = try JSONDecoder().decode([Span].self, from: Data(try await demo.fetch("/debug/spans"))).map(\.spanID)
             try #require(!spans.isEmpty)
             let spanProfile = try await select("SelectMergeSpanProfile", spans: spans)
             #expect(spanProfile.total > 0, "no samples for \(spans.count) spans")
