@@ -16,20 +16,7 @@ func withServer<T: Sendable>(
 ) async throws -> T {
     let router = Router()
     configure(router)
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    var logger = Logger(label: "test.ui")
-    logger.logLevel = .warning
-    let app = Application(
-        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in
-            continuation.yield(channel.localAddress?.port ?? 0)
-            continuation.finish()
-        }, logger: logger)
-    let server = Task { try await app.run() }
-    defer { server.cancel() }
-    var iterator = ports.makeAsyncIterator()
-    guard let port = await iterator.next(), port > 0 else { throw TestFailure("server did not start") }
-    return try await body("http://127.0.0.1:\(port)")
+    return try await withServer(router, body)
 }
 
 func get(_ url: String) async throws -> HTTPResult {
