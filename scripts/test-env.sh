@@ -3,6 +3,9 @@
 # server, each on a free loopback port. `start` writes run/test-env.sh with the variables the tests
 # read; `stop` ends what `start` began. Used by `make test`; handy by hand:
 #   scripts/test-env.sh start && . run/test-env.sh && swift test --filter KafkaClientTests
+# KILN_TEST_BROKER_STORAGE=s3 starts Tansu with its log in a bucket of the moto server (records survive a
+# broker restart); the default is Tansu's memory storage. The reliability suite's durable-restart scenario
+# runs a durable broker of its own on the same moto server either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,17 +34,23 @@ stop() {
 
 start() {
   stop
-  local kport sport
-  kport=$(free_port)
-  "$ROOT/.venv/bin/tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
-      --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine memory://tansu/ \
-      >"$RUN/tansu.log" 2>&1 &
-  echo $! > "$RUN/tansu.pid"
+  local kport sport storage=memory://tansu/
   sport=$(free_port)
   "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$sport" >"$RUN/moto.log" 2>&1 &
   echo $! > "$RUN/moto.pid"
-  wait_port 127.0.0.1 "$kport" 30 tansu
   wait_port 127.0.0.1 "$sport" 60 moto
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+  if [ "${KILN_TEST_BROKER_STORAGE:-memory}" = s3 ]; then
+    curl -fsS -X PUT "http://127.0.0.1:$sport/tansu-log" >/dev/null
+    storage=s3://tansu-log/
+  fi
+  kport=$(free_port)
+  AWS_ENDPOINT="http://127.0.0.1:$sport" AWS_ALLOW_HTTP=true \
+    "$ROOT/.venv/bin/tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
+      --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine "$storage" \
+      >"$RUN/tansu.log" 2>&1 &
+  echo $! > "$RUN/tansu.pid"
+  wait_port 127.0.0.1 "$kport" 30 tansu
   cat > "$RUN/test-env.sh" <<ENV
 export KILN_TEST_KAFKA_BROKERS=127.0.0.1:$kport
 export KILN_TEST_S3_ENDPOINT=http://127.0.0.1:$sport
@@ -49,7 +58,7 @@ export KILN_REQUIRE_INTEGRATION=1
 export LD_LIBRARY_PATH=$ROOT/.venv/kiln-lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 ENV
-  echo "test-env: Tansu on 127.0.0.1:$kport, moto S3 on 127.0.0.1:$sport ($RUN/test-env.sh)"
+  echo "test-env: Tansu ($storage) on 127.0.0.1:$kport, moto S3 on 127.0.0.1:$sport ($RUN/test-env.sh)"
 }
 
 case "${1:-}" in

@@ -13,26 +13,37 @@ import Testing
 #endif
 
 /// A Tansu broker of this test's own on a fixed loopback port, so it can be killed and started again at
-/// the same address. Its memory storage keeps nothing across a restart.
+/// the same address. Its memory storage keeps nothing across a restart; with `durableIn`, it keeps its log
+/// in that bucket of the moto S3 server (Tansu's S3 storage engine), and a restart finds it again.
 private final class OwnBroker: Sendable {
     let port: Int
     private let child: Mutex<ChildProcess?>
+    private let durable: (bucket: String, endpoint: String)?
 
-    init() throws {
+    init(durableIn bucket: String? = nil, endpoint: String? = nil) throws {
         port = try Self.freePort()
         child = Mutex(nil)
+        durable = bucket.flatMap { b in endpoint.map { (b, $0) } }
     }
 
     var brokers: String { "127.0.0.1:\(port)" }
 
     func start() async throws {
         let tansu = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/tansu")
+        let storage = durable.map { "s3://\($0.bucket)/" } ?? "memory://tansu/"
+        let environment: [String: String] =
+            durable.map {
+                [
+                    "AWS_ENDPOINT": $0.endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                ]
+            } ?? [:]
         let process = try ChildProcess(
             tansu,
             [
                 "broker", "--listener-url", "tcp://\(brokers)", "--advertised-listener-url", "tcp://\(brokers)",
-                "--storage-engine", "memory://tansu/",
-            ])
+                "--storage-engine", storage,
+            ], environment: environment)
         child.withLock { $0 = process }
         let admin = try KafkaAdmin(config: Integration.config(brokers))
         let up = await eventually(timeout: .seconds(30)) { (try? await admin.listTopics(timeout: .seconds(1))) != nil }
@@ -189,6 +200,106 @@ extension ReliabilitySuite {
         #expect(lost == 0)
         #expect(contents.duplicated == 0)
         #expect(after.count >= 10)
+        for (name, p) in processes { #expect(try await p.stop() == 0, "\(name) exit status") }
+        #expect(try await verifyBlocks(store) == [])
+        try await broker.kill()
+        try await store.shutdown()
+    }
+
+    /// Scenario 1b: the broker keeps its log (Tansu's S3 storage engine on the moto server) and is killed and
+    /// started again under a running pipeline. Every push acknowledged before and after the restart comes out
+    /// of the pipeline exactly once: the log, the consumer groups' offsets and the producers' sessions survive.
+    @Test(.requires(.fixtures, .venvTool("tansu"), .s3))
+    func durableBrokerRestartLosesAndDuplicatesNothing() async throws {
+        guard let scraperBinary = Integration.binary("kiln-scraper"), let normalizerBinary = Integration.binary("kiln-normalizer"),
+            let compactorBinary = Integration.binary("kiln-compactor")
+        else { return }
+        let endpoint = try TestEnvironment.requireS3Endpoint()
+        let bucket = "tansu-\(UInt32.random(in: 0 ... .max))"
+        var create = URLRequest(url: URL(string: "\(endpoint)/\(bucket)")!)
+        create.httpMethod = "PUT"
+        let created = try await URLSession.shared.data(for: create)
+        try #require((created.1 as? HTTPURLResponse)?.statusCode == 200, "moto did not create bucket \(bucket)")
+
+        let source = try FixtureProfiles.load()
+        let started = ContinuousClock.now
+        let broker = try OwnBroker(durableIn: bucket, endpoint: endpoint)
+        try await broker.start()
+        let kafka = Integration.config(broker.brokers)
+        let raw = Integration.unique("raw")
+        let normalized = Integration.unique("normalized")
+        let dlq = Integration.unique("dlq")
+        try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)
+        let (url, dir, store) = try temporaryFileStore("durable-broker")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let common = [
+            "--kafka-brokers", broker.brokers, "--kafka-option", "session.timeout.ms=6000", "--topic-partitions", "2",
+            "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq,
+        ]
+        let scraper = try await KilnProcess(scraperBinary, common + ["--listen", "127.0.0.1:0", "--ingest-publish-timeout", "3"])
+        let normalizer = try await KilnProcess(
+            normalizerBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("normalizer")])
+        let compactor = try await KilnProcess(
+            compactorBinary,
+            common + [
+                "--admin-listen", "127.0.0.1:0", "--group", Integration.unique("compactor"),
+                "--store", url, "--max-block-age", "300ms", "--compaction", "off",
+            ])
+        let processes = [("kiln-scraper", scraper), ("kiln-normalizer", normalizer), ("kiln-compactor", compactor)]
+        func allReady() async -> Bool {
+            for (_, p) in processes where (try? await p.get("/ready"))?.status != 200 { return false }
+            return true
+        }
+        #expect(await eventually(timeout: .seconds(30)) { await allReady() }, "the pipeline never became ready")
+
+        func push(_ i: Int, tenant: String) async -> Int {
+            let envelope = source.envelope(i, tenant: tenant)
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(scraper.port)/ingest?name=svc-\(i % 3)&format=pprof")!)
+            request.httpMethod = "POST"
+            request.httpBody = Data(envelope.payload)
+            request.setValue(tenant, forHTTPHeaderField: "X-Scope-OrgID")
+            request.timeoutInterval = 20
+            guard let answer = try? await URLSession.shared.data(for: request) else { return 0 }
+            return (answer.1 as? HTTPURLResponse)?.statusCode ?? 0
+        }
+        /// Pushes `range`, retrying each refused push (as SDKs do) until one deadline; how many were acknowledged.
+        func pushAll(_ range: Range<Int>, tenant: String, within limit: Duration) async -> Int {
+            var acknowledged = 0
+            let deadline = ContinuousClock.now + limit
+            for i in range {
+                while ContinuousClock.now < deadline {
+                    if await push(i, tenant: tenant) == 200 {
+                        acknowledged += 1
+                        break
+                    }
+                }
+            }
+            return acknowledged
+        }
+
+        let half = 300
+        let before = await pushAll(0..<half, tenant: "durable", within: .seconds(90))
+        #expect(before == half)
+        try await broker.kill()
+        try await broker.start()
+        let recovered = await eventually(timeout: .seconds(60)) { await allReady() }
+        #expect(recovered, "the pipeline did not turn ready after the broker came back")
+        let after = await pushAll(half..<2 * half, tenant: "durable", within: .seconds(90))
+        #expect(after == half, "pushes after the restart: \(scraper.lines.suffix(8).joined(separator: "\n"))")
+
+        // The raw topic kept what was acknowledged before the restart: the ledger holds both halves.
+        let ledger = try await Self.ledger(of: raw, kafka: kafka, tenants: ["durable"], count: before + after)
+        #expect(ledger.count >= before + after, "the raw topic holds \(ledger.count) of \(before + after) acknowledged pushes")
+        let contents = try await waitForStore(store, ledger, tenants: ["durable"], timeout: .seconds(90))
+        let lost = contents.lost(ledger)
+        ReliabilitySummary.record(
+            ReliabilityRow(
+                scenario: "broker killed and restarted (durable log)", faults: 1, sent: ledger.count,
+                stored: contents.storedCount, lost: lost, duplicated: contents.duplicated,
+                totalsExact: contents.totals == ledger.expected, seconds: (ContinuousClock.now - started).seconds))
+        #expect(contents.totals == ledger.expected)
+        #expect(lost == 0)
+        #expect(contents.duplicated == 0)
         for (name, p) in processes { #expect(try await p.stop() == 0, "\(name) exit status") }
         #expect(try await verifyBlocks(store) == [])
         try await broker.kill()
