@@ -46,10 +46,8 @@ public struct TenantSettings: Sendable {
         let listing = try await store.list(prefix: Self.prefix(tenant), delimiter: nil)
         var out: [Settings_V1_Setting] = []
         for object in listing.objects where object.key.hasSuffix(".json") {
-            guard let bytes = try? await store.get(object.key),
-                let stored = try? JSONDecoder().decode(Stored.self, from: Data(bytes))
-            else { continue }  // deleted between the listing and the read
-            out.append(Self.message(stored))
+            // None: deleted between the listing and the read.
+            if let stored = try await stored(object.key) { out.append(Self.message(stored)) }
         }
         return out.sorted { $0.name < $1.name }
     }
@@ -63,7 +61,7 @@ public struct TenantSettings: Sendable {
                 "setting \(setting.name) has a value of \(setting.value.utf8.count) bytes")
         }
         let key = Self.key(tenant, setting.name)
-        let existing = try? await JSONDecoder().decode(Stored.self, from: Data(store.get(key)))
+        let existing = try await stored(key)
         if existing == nil {
             let count = try await store.list(prefix: Self.prefix(tenant), delimiter: nil).objects.count
             guard count < Self.maxSettings else {
@@ -75,6 +73,18 @@ public struct TenantSettings: Sendable {
         let stored = Stored(name: setting.name, value: setting.value, modifiedAt: modifiedAt)
         try await store.put(key, Array(try JSONEncoder().encode(stored)))
         return Self.message(stored)
+    }
+
+    /// The setting stored at `key`, or nil when there is none. Any other failure of the store is an error:
+    /// taking it for "none" could let an older write replace a newer one.
+    func stored(_ key: String) async throws -> Stored? {
+        let bytes: [UInt8]
+        do {
+            bytes = try await store.get(key)
+        } catch let error as ObjectStoreError where error.kind == .notFound {
+            return nil
+        }
+        return try JSONDecoder().decode(Stored.self, from: Data(bytes))
     }
 
     public func delete(name: String, tenant: String) async throws {
