@@ -64,14 +64,12 @@ public enum Connect {
     }
 
     /// Refuses a binary message that carried fields its type does not define, at any depth, naming the
-    /// top-level ones by number (SwiftProtobuf keeps such fields as bytes; re-encoding without them shows
-    /// whether any nested message had some).
+    /// top-level ones by number (SwiftProtobuf keeps such fields as bytes, and they take part in equality:
+    /// decoded again without them, a message that had some is no longer equal).
     static func refuseUnknownFields<M: SwiftProtobuf.Message>(_ message: M, bytes: [UInt8]) throws(APIError) {
         var discarding = BinaryDecodingOptions()
         discarding.discardUnknownFields = true
-        let kept = (try? message.serializedBytes() as [UInt8])?.count
-        let known = (try? M(serializedBytes: bytes, options: discarding).serializedBytes() as [UInt8])?.count
-        guard let kept, let known, kept != known else { return }
+        guard let known = try? M(serializedBytes: bytes, options: discarding), !known.isEqualTo(message: message) else { return }
         let numbers = fieldNumbers(Array(message.unknownFields.data))
         let which = numbers.isEmpty ? "a nested message carries fields" : "fields \(numbers.map(String.init).joined(separator: ", "))"
         throw APIError(.unsupportedField, "\(M.protoMessageName): \(which) not known to Kiln, so they cannot be honoured")

@@ -261,25 +261,15 @@ public actor BlockReader {
         let times = try Self.int64s(t, "time_nanos", groups)
         let stacks = try Self.int32s(t, "stack_id", groups)
         let values = try Self.int64s(t, "value", groups)
-        if let spans {
-            // A sample without a span (null or 0) belongs to no span selection.
-            let spanIDs = try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? []
-            guard spanIDs.count == ids.count else { throw BlockError("column span_id: \(spanIDs.count) rows, series_id \(ids.count)") }
-            var out = StackSamples()
-            for i in ids.indices
-            where range.contains(times[i]) && series.contains(ids[i])
-                && spanIDs[i].map({ $0 != 0 && spans.contains(UInt64(bitPattern: $0)) }) == true
-            {
-                out.seriesIDs.append(ids[i])
-                out.timeNanos.append(times[i])
-                out.stackIDs.append(stacks[i])
-                out.values.append(values[i])
-            }
-            return out
-        }
+        // Read only for span queries. A sample without a span (null or 0) belongs to no span selection.
+        let spanIDs = try spans.map { _ in try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? [] }
+        if let spanIDs, spanIDs.count != ids.count { throw BlockError("column span_id: \(spanIDs.count) rows, series_id \(ids.count)") }
         var out = StackSamples()
-        out.reserve(ids.count)
+        if spans == nil { out.reserve(ids.count) }
         for i in ids.indices where range.contains(times[i]) && series.contains(ids[i]) {
+            if let spans, let spanIDs {
+                guard let span = spanIDs[i], span != 0, spans.contains(UInt64(bitPattern: span)) else { continue }
+            }
             out.seriesIDs.append(ids[i])
             out.timeNanos.append(times[i])
             out.stackIDs.append(stacks[i])

@@ -313,16 +313,18 @@ struct QueryHandlers: Sendable {
         -> Querier_V1_SelectMergeSpanProfileResponse
     {
         guard !r.spanSelector.isEmpty else { throw QueryError(.invalidArgument, "SelectMergeSpanProfile needs a span_selector") }
-        var selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
-        selection.spans = try Self.spans(r.spanSelector)
-        let (tree, names) = try await engine.mergeStacks(selection)
-        let maxNodes = maxNodes(r.hasMaxNodes ? r.maxNodes : nil, tenant: tenant)
-        var out = Querier_V1_SelectMergeSpanProfileResponse()
-        switch r.format {
-        case .unspecified, .flamegraph: out.flamegraph = Self.flameGraph(FlameGraphLevels(tree: tree, nameTable: names, maxNodes: maxNodes))
-        case .tree: out.tree = TreeEncoding.encode(tree, names: names, maxNodes: maxNodes)
-        default: throw APIError(.unsupportedField, "SelectMergeSpanProfile format \(r.format) is not supported (use FLAMEGRAPH or TREE)")
+        guard [.unspecified, .flamegraph, .tree].contains(r.format) else {
+            throw APIError(.unsupportedField, "SelectMergeSpanProfile format \(r.format) is not supported (use FLAMEGRAPH or TREE)")
         }
+        // The same question as SelectMergeStacktraces with a span selector (what newer Grafana sends instead).
+        var stacks = Querier_V1_SelectMergeStacktracesRequest()
+        (stacks.profileTypeID, stacks.labelSelector, stacks.start, stacks.end) = (r.profileTypeID, r.labelSelector, r.start, r.end)
+        (stacks.spanSelector, stacks.format) = (r.spanSelector, r.format)
+        if r.hasMaxNodes { stacks.maxNodes = r.maxNodes }
+        let merged = try await selectMergeStacktraces(stacks, tenant: tenant)
+        var out = Querier_V1_SelectMergeSpanProfileResponse()
+        if merged.hasFlamegraph { out.flamegraph = merged.flamegraph }
+        out.tree = merged.tree
         return out
     }
 
