@@ -34,6 +34,7 @@ public enum QueryRoutes {
         unary(router, "Diff", api, .diff, api.diff)
         unary(router, "GetProfileStats", api, .profileStats, api.profileStats)
         RenderRoutes.register(on: router, api: api)
+        RegressionRoutes.register(on: router, api: api)
         // Any other Connect method (vcs.v1, a newer RPC): `unimplemented`, which connect clients read as
         // "not offered", rather than a bare 404.
         router.add(middleware: UnservedMethods<Context>())

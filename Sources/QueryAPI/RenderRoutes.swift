@@ -21,6 +21,8 @@ enum RenderRoutes {
     /// What a render answers: flamebearer JSON, or a Graphviz graph for `format=dot`.
     enum Answer {
         case json([String: Any])
+        /// JSON already encoded (a `Codable` answer).
+        case encoded(Data)
         case dot(String)
     }
 
@@ -31,6 +33,8 @@ enum RenderRoutes {
             switch try await body(tenant) {
             case .json(let object):
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            case .encoded(let data):
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
             case .dot(let graph):
                 return Response(

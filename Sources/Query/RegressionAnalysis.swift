@@ -1,0 +1,338 @@
+import Blocks
+import Foundation
+
+public struct RegressionOptions: Sendable {
+    /// The false discovery rate a change must pass.
+    public var alpha = 0.05
+    /// The smallest change of a function's total share reported (0.001 = 0.1 percentage points).
+    public var minShareChange = 0.001
+    /// Rows per list of the report.
+    public var limit = 20
+    /// Functions tested: those whose total share changed most. The rest count as p = 1 in the correction,
+    /// which keeps it valid; it bounds the per-profile data kept to profiles × candidates.
+    public var candidates = 200
+    /// Call paths listed per function.
+    public var paths = 3
+    /// Regressions that carry a focused diff flame graph, and its largest size in nodes.
+    public var focusTrees = 5
+    public var focusNodes = 300
+
+    public init() {}
+}
+
+extension QueryEngine {
+    /// Ranks functions by the change of their total share between `baseline` and `comparison`, testing each
+    /// change across the individual profiles of both sides (Mann–Whitney U, Benjamini–Hochberg). Two passes:
+    /// the merged diff tree (shared with the diff view's cache) gives every function's aggregate shares and
+    /// picks the candidates; one read of the samples then gives each candidate's share in every profile.
+    public func regressions(
+        baseline: Selection, comparison: Selection, queries: (baseline: String, comparison: String), unit: String,
+        options: RegressionOptions = RegressionOptions()
+    ) async throws -> RegressionReport {
+        let (tree, names) = try await diff(left: baseline, right: comparison)
+        let aggregate = FunctionTotals(tree, nameCount: names.names.count)
+        let sums = (before: Double(tree.total(side: 0)), after: Double(tree.total(side: 1)))
+        func share(_ v: Int64, _ side: Int) -> Double {
+            let sum = side == 0 ? sums.before : sums.after
+            return sum > 0 ? Double(v) / sum : 0
+        }
+        let seen = aggregate.functions.filter { aggregate.total(of: $0, side: 0) != 0 || aggregate.total(of: $0, side: 1) != 0 }
+        func totalShareChange(_ f: Int32) -> Double {
+            share(aggregate.total(of: f, side: 1), 1) - share(aggregate.total(of: f, side: 0), 0)
+        }
+        let candidates = Array(seen.sorted { abs(totalShareChange($0)) > abs(totalShareChange($1)) }.prefix(options.candidates))
+
+        let before = try await profileShares(baseline, functions: candidates)
+        let after = try await profileShares(comparison, functions: candidates)
+        var tests: [RankSumTest.Result] = []
+        for c in candidates.indices {
+            let result =
+                RankSumTest.test(
+                    before: before.shares[c], beforeZeros: before.profiles - before.shares[c].count,
+                    after: after.shares[c], afterZeros: after.profiles - after.shares[c].count)
+                ?? RankSumTest.Result(p: 1, superiority: 0.5)
+            tests.append(result)
+        }
+        let q = RankSumTest.adjusted(tests.map(\.p), total: seen.count)
+
+        let seconds = (
+            before: Double(baseline.time.upperBound - baseline.time.lowerBound + 1) / 1e9,
+            after: Double(comparison.time.upperBound - comparison.time.lowerBound + 1) / 1e9
+        )
+        func change(_ c: Int) -> RegressionReport.FunctionChange {
+            let f = candidates[c]
+            let (t0, t1) = (aggregate.total(of: f, side: 0), aggregate.total(of: f, side: 1))
+            let (s0, s1) = (aggregate.selfValue(of: f, side: 0), aggregate.selfValue(of: f, side: 1))
+            let significant = q[c] < options.alpha && abs(share(t1, 1) - share(t0, 0)) >= options.minShareChange
+            return RegressionReport.FunctionChange(
+                function: names[f],
+                totalShare: .init(before: share(t0, 0), after: share(t1, 1)),
+                selfShare: .init(before: share(s0, 0), after: share(s1, 1)),
+                totalPerProfile: .init(
+                    before: before.profiles > 0 ? Double(t0) / Double(before.profiles) : 0,
+                    after: after.profiles > 0 ? Double(t1) / Double(after.profiles) : 0),
+                totalPerSecond: .init(before: Double(t0) / seconds.before, after: Double(t1) / seconds.after),
+                p: tests[c].p, q: q[c], superiority: tests[c].superiority, significant: significant,
+                paths: [], focus: nil)
+        }
+        var changes = candidates.indices.map(change)
+        // A regression: more share on aggregate and in the typical profile; an improvement: less in both.
+        func isRegression(_ c: RegressionReport.FunctionChange) -> Bool { c.significant && c.totalShare.change > 0 && c.superiority > 0.5 }
+        func isImprovement(_ c: RegressionReport.FunctionChange) -> Bool { c.significant && c.totalShare.change < 0 && c.superiority < 0.5 }
+        changes.sort { abs($0.totalShare.change) > abs($1.totalShare.change) }
+        var regressions = Array(changes.filter(isRegression).prefix(options.limit))
+        var improvements = Array(changes.filter(isImprovement).prefix(options.limit))
+        let insignificant = Array(changes.filter { !isRegression($0) && !isImprovement($0) }.prefix(options.limit))
+
+        let index = Dictionary(uniqueKeysWithValues: names.names.enumerated().map { ($1, Int32($0)) })
+        for i in regressions.indices {
+            guard let f = index[regressions[i].function] else { continue }
+            regressions[i].paths = aggregate.paths(of: f, tree: tree, names: names, sums: sums, largestIncrease: true, limit: options.paths)
+            if i < options.focusTrees {
+                regressions[i].focus = aggregate.focus(on: f, tree: tree, names: names, maxNodes: options.focusNodes)
+            }
+        }
+        for i in improvements.indices {
+            guard let f = index[improvements[i].function] else { continue }
+            improvements[i].paths = aggregate.paths(
+                of: f, tree: tree, names: names, sums: sums, largestIncrease: false, limit: options.paths)
+        }
+
+        func presence(onlyOn side: Int) -> [RegressionReport.FunctionPresence] {
+            seen.filter { aggregate.total(of: $0, side: 1 - side) == 0 }
+                .map {
+                    RegressionReport.FunctionPresence(
+                        function: names[$0], totalShare: share(aggregate.total(of: $0, side: side), side),
+                        selfShare: share(aggregate.selfValue(of: $0, side: side), side))
+                }
+                .sorted { ($0.totalShare, $1.function) > ($1.totalShare, $0.function) }
+                .prefix(options.limit).map { $0 }
+        }
+        func side(_ s: Selection, _ query: String, _ shares: ProfileShares, _ sum: Double) -> RegressionReport.Side {
+            .init(
+                query: query, fromMillis: s.time.lowerBound / 1_000_000, untilMillis: s.time.upperBound / 1_000_000,
+                profiles: shares.profiles, total: Int64(sum))
+        }
+        return RegressionReport(
+            unit: unit,
+            baseline: side(baseline, queries.baseline, before, sums.before),
+            comparison: side(comparison, queries.comparison, after, sums.after),
+            method: .init(
+                test: "Mann–Whitney U (two-sided) on each profile's total share of the function",
+                correction: "Benjamini–Hochberg", alpha: options.alpha, minShareChange: options.minShareChange,
+                functionsSeen: seen.count, functionsTested: candidates.count),
+            regressions: regressions, improvements: improvements, insignificant: insignificant,
+            newFunctions: presence(onlyOn: 1), vanishedFunctions: presence(onlyOn: 0))
+    }
+
+    /// Each profile's inclusive share of each function, kept only where non-zero: `shares[i]` for
+    /// `functions[i]`; profiles without the function hold share 0.
+    struct ProfileShares: Sendable {
+        var profiles = 0
+        var shares: [[Double]]
+    }
+
+    func profileShares(_ selection: Selection, functions: [Int32]) async throws -> ProfileShares {
+        struct Job: Sendable {
+            var block: LoadedBlock
+            var series: Set<Int32>
+            var nodes: BlockNodeNames
+        }
+        var jobs: [Job] = []
+        for (block, series) in try await plan(selection) {
+            jobs.append(Job(block: block, series: series, nodes: try await nodeNames(block)))
+        }
+        var out = ProfileShares(shares: Array(repeating: [], count: functions.count))
+        let candidateIndex = Dictionary(uniqueKeysWithValues: functions.enumerated().map { ($1, Int32($0)) })
+        let (time, spans, parallelism) = (selection.time, selection.spans, options.parallelism)
+        try await withThrowingTaskGroup(of: ProfileShares.self) { group in
+            var next = 0
+            func start() {
+                guard next < jobs.count else { return }
+                let job = jobs[next]
+                next += 1
+                group.addTask {
+                    let samples = try await job.block.reader.stackSamples(time: time, series: job.series, spans: spans)
+                    return try Self.profileShares(
+                        of: samples, nodes: job.nodes, candidates: candidateIndex, count: functions.count, blockID: job.block.meta.ulid)
+                }
+            }
+            for _ in 0..<parallelism { start() }
+            while let partial = try await group.next() {
+                out.profiles += partial.profiles
+                for c in partial.shares.indices { out.shares[c].append(contentsOf: partial.shares[c]) }
+                start()
+            }
+        }
+        return out
+    }
+
+    /// One block's profiles (a series at a timestamp) and each candidate's inclusive share of each. A
+    /// function counts once per stack however often it recurs on it.
+    static func profileShares(
+        of samples: StackSamples, nodes: BlockNodeNames, candidates: [Int32: Int32], count: Int, blockID: ULID
+    ) throws -> ProfileShares {
+        // Candidates on the path from the root to each node, computed once per node reached.
+        var pathStart = [Int32](repeating: -1, count: nodes.parents.count)
+        var pathCount = [Int32](repeating: 0, count: nodes.parents.count)
+        var pathItems: [Int32] = []
+        var pending: [Int32] = []
+        func resolve(_ node: Int32) throws -> Range<Int> {
+            guard node >= 0, Int(node) < nodes.parents.count else {
+                throw QueryError(.unavailable, "block \(blockID): a sample references missing stack \(node)")
+            }
+            var n = node
+            while n >= 0 && pathStart[Int(n)] < 0 {
+                pending.append(n)
+                n = nodes.parents[Int(n)]
+            }
+            while let m = pending.popLast() {
+                let parent = nodes.parents[Int(m)]
+                let start = pathItems.count
+                if parent >= 0 {
+                    let p = Int(pathStart[Int(parent)])
+                    // Element by element: appending a slice of the array to itself would copy the whole array.
+                    for k in p..<p + Int(pathCount[Int(parent)]) { pathItems.append(pathItems[k]) }
+                }
+                if let own = candidates[nodes.names[Int(m)]], !pathItems[start...].contains(own) { pathItems.append(own) }
+                pathStart[Int(m)] = Int32(start)
+                pathCount[Int(m)] = Int32(pathItems.count - start)
+            }
+            let s = Int(pathStart[Int(node)])
+            return s..<s + Int(pathCount[Int(node)])
+        }
+
+        struct ProfileKey: Hashable {
+            var series: Int32
+            var time: Int64
+        }
+        var profileIndex: [ProfileKey: Int] = [:]
+        var totals: [Int64] = []
+        var inclusive: [Int: Int64] = [:]  // profile * count + candidate
+        for i in 0..<samples.count {
+            let key = ProfileKey(series: samples.seriesIDs[i], time: samples.timeNanos[i])
+            let p: Int
+            if let known = profileIndex[key] {
+                p = known
+            } else {
+                p = totals.count
+                profileIndex[key] = p
+                totals.append(0)
+            }
+            let value = samples.values[i]
+            totals[p] += value
+            for c in try resolve(samples.stackIDs[i]) { inclusive[p * count + Int(pathItems[c]), default: 0] += value }
+        }
+        var out = ProfileShares(profiles: totals.filter { $0 != 0 }.count, shares: Array(repeating: [], count: count))
+        for (slot, value) in inclusive where value != 0 && totals[slot / count] != 0 {
+            out.shares[slot % count].append(Double(value) / Double(totals[slot / count]))
+        }
+        return out
+    }
+}
+
+/// Every function's inclusive and self value per side of a diff tree. Inclusive counts a function once per
+/// stack: a node adds to it only when no ancestor has the same name (recursion is not double-counted).
+struct FunctionTotals {
+    private var totals: [Int64]
+    private var selves: [Int64]
+    /// Per tree node: whether it is its name's topmost occurrence on its path.
+    private(set) var topmost: [Bool]
+    private let nodeTotals: [Int64]
+    private(set) var functions: [Int32] = []
+
+    init(_ tree: StackTree, nameCount: Int) {
+        nodeTotals = tree.totals()
+        totals = Array(repeating: 0, count: nameCount * 2)
+        selves = Array(repeating: 0, count: nameCount * 2)
+        topmost = Array(repeating: false, count: tree.nodeCount)
+        var children = [[Int32]](repeating: [], count: tree.nodeCount)
+        for n in 1..<max(tree.nodeCount, 1) { children[Int(tree.parents[n])].append(Int32(n)) }
+        var onPath = [Int32](repeating: 0, count: nameCount)
+        var present = [Bool](repeating: false, count: nameCount)
+        // Depth-first with an explicit stack; a negative entry leaves the node.
+        var stack: [Int32] = children[0].reversed()
+        while let entry = stack.popLast() {
+            if entry < 0 {
+                onPath[Int(tree.names[Int(-entry)])] -= 1
+                continue
+            }
+            let n = Int(entry)
+            let name = Int(tree.names[n])
+            if !present[name] {
+                present[name] = true
+                functions.append(Int32(name))
+            }
+            for s in 0..<2 { selves[name * 2 + s] += tree.selfValues[n * 2 + s] }
+            if onPath[name] == 0 {
+                topmost[n] = true
+                for s in 0..<2 { totals[name * 2 + s] += nodeTotals[n * 2 + s] }
+            }
+            onPath[name] += 1
+            stack.append(-entry)
+            stack.append(contentsOf: children[n].reversed())
+        }
+    }
+
+    func total(of f: Int32, side: Int) -> Int64 { totals[Int(f) * 2 + side] }
+    func selfValue(of f: Int32, side: Int) -> Int64 { selves[Int(f) * 2 + side] }
+
+    /// The call paths (root first, ending at the function's topmost occurrences) whose share changed most in
+    /// the given direction.
+    func paths(
+        of f: Int32, tree: StackTree, names: NameTable, sums: (before: Double, after: Double), largestIncrease: Bool, limit: Int
+    ) -> [RegressionReport.CallPath] {
+        var found: [(node: Int, share: RegressionReport.Pair)] = []
+        for n in 1..<max(tree.nodeCount, 1) where topmost[n] && tree.names[n] == f {
+            let share = RegressionReport.Pair(
+                before: sums.before > 0 ? Double(nodeTotals[n * 2]) / sums.before : 0,
+                after: sums.after > 0 ? Double(nodeTotals[n * 2 + 1]) / sums.after : 0)
+            found.append((n, share))
+        }
+        found.sort { largestIncrease ? $0.share.change > $1.share.change : $0.share.change < $1.share.change }
+        return found.prefix(limit).map { entry in
+            var frames: [String] = []
+            var c = Int32(entry.node)
+            while c > 0 {
+                frames.append(names[tree.names[Int(c)]])
+                c = tree.parents[Int(c)]
+            }
+            return RegressionReport.CallPath(frames: frames.reversed(), share: entry.share)
+        }
+    }
+
+    /// The function's subtrees merged at every topmost occurrence, pruned to the `maxNodes` largest nodes.
+    func focus(on f: Int32, tree: StackTree, names: NameTable, maxNodes: Int) -> RegressionReport.FocusTree {
+        var merged = StackTree(sides: 2)
+        let root = merged.child(of: 0, name: f)
+        var children = [[Int32]](repeating: [], count: tree.nodeCount)
+        for n in 1..<max(tree.nodeCount, 1) { children[Int(tree.parents[n])].append(Int32(n)) }
+        for n in 1..<max(tree.nodeCount, 1) where topmost[n] && tree.names[n] == f {
+            var stack: [(Int32, Int32)] = [(Int32(n), root)]
+            while let (source, target) = stack.popLast() {
+                for s in 0..<2 where tree.selfValues[Int(source) * 2 + s] != 0 {
+                    merged.addSelf(tree.selfValues[Int(source) * 2 + s], to: target, side: s)
+                }
+                for c in children[Int(source)] { stack.append((c, merged.child(of: target, name: tree.names[Int(c)]))) }
+            }
+        }
+        let mergedTotals = merged.totals()
+        // Keep the largest nodes (by either side); a kept node's parent is larger, so it is kept too.
+        let order = (1..<merged.nodeCount).sorted {
+            max(mergedTotals[$0 * 2], mergedTotals[$0 * 2 + 1]) > max(mergedTotals[$1 * 2], mergedTotals[$1 * 2 + 1])
+        }
+        let kept = Set(order.prefix(maxNodes))
+        var out = RegressionReport.FocusTree()
+        var mapped = [Int](repeating: -1, count: merged.nodeCount)
+        for n in 1..<merged.nodeCount where kept.contains(n) {
+            let parent = Int(merged.parents[n])
+            if parent != 0 && mapped[parent] < 0 { continue }
+            mapped[n] = out.names.count
+            out.names.append(names[merged.names[n]])
+            out.parents.append(parent == 0 ? -1 : mapped[parent])
+            out.before.append(mergedTotals[n * 2])
+            out.after.append(mergedTotals[n * 2 + 1])
+        }
+        return out
+    }
+}
