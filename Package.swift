@@ -211,6 +211,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
+        // `kiln report`: reports kiln-query computes, fetched and rendered as Markdown, JSON or HTML.
+        .target(
+            name: "Reports",
+            dependencies: [
+                "Query",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+
         // `kiln bench`: each benchmark runs Kiln beside a baseline in the same run and reports the ratio.
         .target(
             name: "KilnBench",
@@ -235,7 +245,7 @@ let package = Package(
             name: "kiln",
             dependencies: [
                 "KilnService", "KafkaService", "KilnFoundation", "PprofCodec", "KafkaClient",
-                "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay", "LoadGen",
+                "ObjectStore", "KilnBench", "Blocks", "DevStack", "Replay", "LoadGen", "Reports",
             ]),
         .executableTarget(
             name: "kiln-scraper",
@@ -309,7 +319,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         .testTarget(
-            name: "QueryTests", dependencies: ["Query", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
+            name: "QueryTests",
+            dependencies: ["Query", "Reports", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
         .testTarget(
             name: "LoadGenTests",
             dependencies: [

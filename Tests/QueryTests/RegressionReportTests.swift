@@ -2,9 +2,11 @@ import Blocks
 import Foundation
 import ObjectStore
 import ProfileModel
-import Query
+import Reports
 import TestSupport
 import Testing
+
+@testable import Query
 
 /// The rank test and the correction on synthetic shares with known answers.
 @Suite struct RankSumTestTests {
@@ -180,6 +182,7 @@ import Testing
             #expect(focus.names.first == "hashLoop" && focus.names.contains("sha") && focus.parents.first == -1)
             #expect(Double(focus.after[0]) / Double(focus.before[0]) == ratio)
             #expect(report.newFunctions.map(\.function) == ["newPath"] && report.vanishedFunctions.map(\.function) == ["oldPath"])
+            try checkRenderings(report)
             // Shares add up: main is every stack's root.
             #expect(abs(change["main"]!.totalShare.before - 1) < 1e-12 && abs(change["main"]!.totalShare.after - 1) < 1e-12)
         }
@@ -204,5 +207,41 @@ import Testing
         }
         print("regression report: \(pairsReporting) of \(pairs) pairs of unchanged windows reported a significant change")
         #expect(Double(pairsReporting) / Double(pairs) <= 0.075, "\(pairsReporting) of \(pairs) pairs")
+    }
+
+    func checkRenderings(_ report: RegressionReport) throws {
+        let json = try RegressionReportJSON.render(report)
+        #expect(try JSONDecoder().decode(RegressionReport.self, from: Data(json.utf8)) == report)
+        let markdown = RegressionReportMarkdown.render(report)
+        let regressionsTable = try #require(markdown.components(separatedBy: "## Regressions").last)
+        let firstRow = try #require(regressionsTable.split(separator: "\n").first { $0.hasPrefix("| 1 |") })
+        #expect(firstRow.contains("`hashLoop`"), "\(firstRow)")
+        #expect(markdown.contains("`main › cpuWorker › hashLoop`"))
+        let html = RegressionReportHTML.render(report)
+        // One focused flame graph per regression that carries one, each box titled with its shares.
+        #expect(html.components(separatedBy: "<svg").count - 1 == report.regressions.filter { $0.focus != nil }.count)
+        #expect(html.contains("<title>hashLoop: "))
+        #expect(!html.contains("<script"))
+    }
+
+    @Test func renderingsEscapeNames() throws {
+        let odd = "operator<<(ostream&, \"x\")|`y`"
+        let change = RegressionReport.FunctionChange(
+            function: odd, totalShare: .init(before: 0.1, after: 0.3), selfShare: .init(before: 0.1, after: 0.3),
+            totalPerProfile: .init(before: 1e6, after: 3e6), totalPerSecond: .init(before: 1e6, after: 3e6),
+            p: 1e-9, q: 1e-8, superiority: 1, significant: true,
+            paths: [.init(frames: ["main", odd], share: .init(before: 0.1, after: 0.3))],
+            focus: .init(names: [odd, "leaf<T>"], parents: [-1, 0], before: [10, 5], after: [30, 20]))
+        let report = RegressionReport(
+            unit: "nanoseconds", baseline: .init(query: "q{a=\"<b>\"}", fromMillis: 0, untilMillis: 1000, profiles: 2, total: 100),
+            comparison: .init(query: "q", fromMillis: 0, untilMillis: 1000, profiles: 2, total: 100),
+            method: .init(test: "t", correction: "c", alpha: 0.05, minShareChange: 0.001, functionsSeen: 2, functionsTested: 2),
+            regressions: [change], improvements: [], insignificant: [], newFunctions: [], vanishedFunctions: [])
+        let html = RegressionReportHTML.render(report)
+        #expect(html.contains("operator&lt;&lt;(ostream&amp;, &quot;x&quot;)|`y`") && !html.contains("operator<<"))
+        #expect(html.contains("leaf&lt;T&gt;") && html.contains("q{a=&quot;&lt;b&gt;&quot;}"))
+        let markdown = RegressionReportMarkdown.render(report)
+        // A `|` would split the table row and a backtick would end the code span.
+        #expect(markdown.contains("`operator<<(ostream&, \"x\")\\|'y'`"))
     }
 }

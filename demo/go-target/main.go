@@ -22,7 +22,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +39,7 @@ func main() {
 	runtime.SetBlockProfileRate(1)
 	registerDeltaProfiles(http.DefaultServeMux)
 	http.HandleFunc("/debug/spans", serveSpans)
+	http.HandleFunc("/debug/hot", serveHot)
 
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -47,6 +50,7 @@ func main() {
 	fmt.Printf("listening on %s\n", listener.Addr().String())
 
 	go exitWithParent()
+	hashLoopFactor.Store(1)
 	go cpuWorker()
 	go spanWorker()
 	go allocationWorker(*leakLimit)
@@ -71,13 +75,31 @@ func exitWithParent() {
 	}
 }
 
+// hashLoopFactor multiplies hashLoop's work: a "release" that makes one named function slower, for
+// regression reports to find (set through /debug/hot).
+var hashLoopFactor atomic.Int32
+
 // cpuWorker burns CPU in two named hot functions.
 func cpuWorker() {
 	for {
 		computePrimes(20000)
-		hashLoop(2000)
+		hashLoop(2000 * int(hashLoopFactor.Load()))
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// serveHot sets hashLoop's work factor: POST /debug/hot?factor=3 makes it about three times hotter,
+// factor=1 restores it. It answers with the factor in force.
+func serveHot(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		factor, err := strconv.Atoi(r.URL.Query().Get("factor"))
+		if err != nil || factor < 1 || factor > 100 {
+			http.Error(w, "factor must be an integer from 1 to 100", http.StatusBadRequest)
+			return
+		}
+		hashLoopFactor.Store(int32(factor))
+	}
+	fmt.Fprintf(w, "hashLoop factor %d\n", hashLoopFactor.Load())
 }
 
 //go:noinline
