@@ -132,6 +132,17 @@ extension QueryEngine {
         var shares: [[Double]]
     }
 
+    /// One block's profiles: per timestamp the total, and the candidates' inclusive values
+    /// (`values[profile * candidates + candidate]`).
+    struct ProfileValues: Sendable {
+        var times: [Int64] = []
+        var totals: [Int64] = []
+        var values: [Int: Int64] = [:]
+    }
+
+    /// A profile is every sample of the selection at one timestamp: one scrape or push of one process,
+    /// whose pprof labels (a span name, say) may have split it into several series. Blocks are read in
+    /// parallel; a timestamp found in more than one block is one profile.
     func profileShares(_ selection: Selection, functions: [Int32]) async throws -> ProfileShares {
         struct Job: Sendable {
             var block: LoadedBlock
@@ -142,10 +153,13 @@ extension QueryEngine {
         for (block, series) in try await plan(selection) {
             jobs.append(Job(block: block, series: series, nodes: try await nodeNames(block)))
         }
-        var out = ProfileShares(shares: Array(repeating: [], count: functions.count))
+        let count = functions.count
         let candidateIndex = Dictionary(uniqueKeysWithValues: functions.enumerated().map { ($1, Int32($0)) })
         let (time, spans, parallelism) = (selection.time, selection.spans, options.parallelism)
-        try await withThrowingTaskGroup(of: ProfileShares.self) { group in
+        var profileIndex: [Int64: Int] = [:]
+        var totals: [Int64] = []
+        var values: [Int: Int64] = [:]
+        try await withThrowingTaskGroup(of: ProfileValues.self) { group in
             var next = 0
             func start() {
                 guard next < jobs.count else { return }
@@ -153,25 +167,38 @@ extension QueryEngine {
                 next += 1
                 group.addTask {
                     let samples = try await job.block.reader.stackSamples(time: time, series: job.series, spans: spans)
-                    return try Self.profileShares(
-                        of: samples, nodes: job.nodes, candidates: candidateIndex, count: functions.count, blockID: job.block.meta.ulid)
+                    return try Self.profileValues(
+                        of: samples, nodes: job.nodes, candidates: candidateIndex, count: count, blockID: job.block.meta.ulid)
                 }
             }
             for _ in 0..<parallelism { start() }
             while let partial = try await group.next() {
-                out.profiles += partial.profiles
-                for c in partial.shares.indices { out.shares[c].append(contentsOf: partial.shares[c]) }
+                var mapped: [Int] = []
+                for (t, total) in zip(partial.times, partial.totals) {
+                    let p = profileIndex[t] ?? totals.count
+                    if p == totals.count {
+                        profileIndex[t] = p
+                        totals.append(0)
+                    }
+                    totals[p] += total
+                    mapped.append(p)
+                }
+                for (slot, value) in partial.values { values[mapped[slot / count] * count + slot % count, default: 0] += value }
                 start()
             }
+        }
+        var out = ProfileShares(profiles: totals.filter { $0 != 0 }.count, shares: Array(repeating: [], count: count))
+        for (slot, value) in values where value != 0 && totals[slot / count] != 0 {
+            out.shares[slot % count].append(Double(value) / Double(totals[slot / count]))
         }
         return out
     }
 
-    /// One block's profiles (a series at a timestamp) and each candidate's inclusive share of each. A
-    /// function counts once per stack however often it recurs on it.
-    static func profileShares(
+    /// One block's profiles and each candidate's inclusive value in each. A function counts once per
+    /// stack however often it recurs on it.
+    static func profileValues(
         of samples: StackSamples, nodes: BlockNodeNames, candidates: [Int32: Int32], count: Int, blockID: ULID
-    ) throws -> ProfileShares {
+    ) throws -> ProfileValues {
         // Candidates on the path from the root to each node, computed once per node reached.
         var pathStart = [Int32](repeating: -1, count: nodes.parents.count)
         var pathCount = [Int32](repeating: 0, count: nodes.parents.count)
@@ -202,30 +229,22 @@ extension QueryEngine {
             return s..<s + Int(pathCount[Int(node)])
         }
 
-        struct ProfileKey: Hashable {
-            var series: Int32
-            var time: Int64
-        }
-        var profileIndex: [ProfileKey: Int] = [:]
-        var totals: [Int64] = []
-        var inclusive: [Int: Int64] = [:]  // profile * count + candidate
+        var out = ProfileValues()
+        var profileIndex: [Int64: Int] = [:]
         for i in 0..<samples.count {
-            let key = ProfileKey(series: samples.seriesIDs[i], time: samples.timeNanos[i])
+            let t = samples.timeNanos[i]
             let p: Int
-            if let known = profileIndex[key] {
+            if let known = profileIndex[t] {
                 p = known
             } else {
-                p = totals.count
-                profileIndex[key] = p
-                totals.append(0)
+                p = out.times.count
+                profileIndex[t] = p
+                out.times.append(t)
+                out.totals.append(0)
             }
             let value = samples.values[i]
-            totals[p] += value
-            for c in try resolve(samples.stackIDs[i]) { inclusive[p * count + Int(pathItems[c]), default: 0] += value }
-        }
-        var out = ProfileShares(profiles: totals.filter { $0 != 0 }.count, shares: Array(repeating: [], count: count))
-        for (slot, value) in inclusive where value != 0 && totals[slot / count] != 0 {
-            out.shares[slot % count].append(Double(value) / Double(totals[slot / count]))
+            out.totals[p] += value
+            for c in try resolve(samples.stackIDs[i]) { out.values[p * count + Int(pathItems[c]), default: 0] += value }
         }
         return out
     }

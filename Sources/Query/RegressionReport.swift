@@ -7,7 +7,8 @@ public struct RegressionReport: Codable, Sendable, Equatable {
         public var query: String
         public var fromMillis: Int64
         public var untilMillis: Int64
-        /// Profiles (one series at one timestamp) that held samples.
+        /// Profiles that held samples: every sample of the selection at one timestamp (one scrape or push,
+        /// whose pprof labels may have split it into several series).
         public var profiles: Int
         /// Sum of every sample's value.
         public var total: Int64

@@ -79,13 +79,14 @@ import Testing
     static let base: Int64 = 1_800_000_000_000_000_000
     static let second: Int64 = 1_000_000_000
 
-    /// A batch with one profile (one series, one timestamp) of `values` per root-first stack.
+    /// A batch with one profile (one timestamp) of `values` per root-first stack. The `checkout` stacks
+    /// carry a `span_name` pprof label, so the profile is split into two series, as the normaliser splits one.
     static func profile(at time: Int64, offset: Int64, stacks: [([String], Int64)]) -> SampleBatch {
         var batch = SampleBatch(tenant: "t1", provenance: Provenance(topic: "raw", partition: 0, offset: offset))
+        let labels = [Label("service_name", "shop"), Label("__name__", cpuType.name), Label("__profile_type__", cpuType.id)]
         batch.series = [
-            BatchSeries(
-                labels: LabelSet([Label("service_name", "shop"), Label("__name__", cpuType.name), Label("__profile_type__", cpuType.id)]),
-                profileType: cpuType)
+            BatchSeries(labels: LabelSet(labels), profileType: cpuType),
+            BatchSeries(labels: LabelSet(labels + [Label("span_name", "checkout")]), profileType: cpuType),
         ]
         var strings: StringTable = [""]
         var frames: [String: UInt32] = [:]
@@ -102,7 +103,7 @@ import Testing
         }
         for (i, (names, value)) in stacks.enumerated() {
             batch.stacks.append(names.map(frame).reversed())
-            batch.sampleSeries.append(0)
+            batch.sampleSeries.append(names.contains("checkout") ? 1 : 0)
             batch.sampleStacks.append(UInt32(i))
             batch.sampleValues.append(value)
             batch.sampleTimes.append(time)

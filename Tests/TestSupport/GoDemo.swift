@@ -12,7 +12,7 @@ public final class GoDemo: Sendable {
 
     /// Starts the program (built by scripts/build-demo.sh) on a free port. A test that calls this is
     /// marked `.requires(.go)`; without Go this throws.
-    public static func start() async throws -> GoDemo {
+    public static func start(arguments: [String] = []) async throws -> GoDemo {
         let root = TestEnvironment.repoRoot
         _ = try TestEnvironment.requireGo()
         let binary = root.appendingPathComponent(".build-demo/go-target")
@@ -21,7 +21,7 @@ public final class GoDemo: Sendable {
             let build = try await runToCompletion(root.appendingPathComponent("scripts/build-demo.sh"), [], timeout: .seconds(600))
             guard build.status == 0 else { throw ChildProcess.Failure(description: "scripts/build-demo.sh failed:\n\(build.output)") }
         }
-        let child = try ChildProcess(binary, ["-addr", "127.0.0.1:0"])
+        let child = try ChildProcess(binary, ["-addr", "127.0.0.1:0"] + arguments)
         let line = try await child.waitForLine { $0.hasPrefix("listening on ") }
         return GoDemo(address: String(line.dropFirst("listening on ".count)), child: child)
     }
@@ -39,6 +39,17 @@ public final class GoDemo: Sendable {
             throw ChildProcess.Failure(description: "GET \(url) failed: \(response)")
         }
         return [UInt8](data)
+    }
+
+    /// POST http://address/path (the demo's switches) and return the body.
+    public func post(_ path: String) async throws -> String {
+        var request = URLRequest(url: URL(string: "http://\(address)\(path)")!)
+        request.httpMethod = "POST"
+        let (data, response) = try await URLSession.shared.data(for: request)
+        guard let http = response as? HTTPURLResponse, http.statusCode == 200 else {
+            throw ChildProcess.Failure(description: "POST \(path) failed: \(String(decoding: data, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     public func stop() async throws {

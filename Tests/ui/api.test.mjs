@@ -1,6 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { flamegraphFromJSON, summedSeries } from "../../Sources/QueryAPI/UI/api.js";
+import { flamegraphFromJSON, summedSeries, regressions, QueryError } from "../../Sources/QueryAPI/UI/api.js";
 
 test("flamegraphFromJSON turns proto3 JSON int64 strings into numbers", () => {
   const fg = flamegraphFromJSON({
@@ -26,4 +26,53 @@ test("summedSeries adds the series point by point, in time order", () => {
   ]);
   assert.deepEqual(points, [{ t: 1000, v: 2 }, { t: 2000, v: 4.5 }, { t: 3000, v: 0 }]);
   assert.deepEqual(summedSeries(undefined), []);
+});
+
+const COMPARISON = {
+  baselineQuery: 'process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="api", env="prod"}',
+  baselineFrom: 1000, baselineUntil: 2000,
+  comparisonQuery: "process_cpu:cpu:nanoseconds:cpu:nanoseconds{}",
+  comparisonFrom: 2000, comparisonUntil: 3000,
+};
+
+/** Runs `body` with fetch answering `respond(url, init)`; returns the requests made. */
+async function withFetch(respond, body) {
+  const original = globalThis.fetch;
+  const requests = [];
+  globalThis.fetch = async (url, init) => { requests.push({ url, init }); return respond(url, init); };
+  try { await body(); } finally { globalThis.fetch = original; }
+  return requests;
+}
+
+test("regressions GETs /kiln/v1/regressions with both sides' queries and times", async () => {
+  const report = { regressions: [], improvements: [] };
+  let answer;
+  const requests = await withFetch(() => new Response(JSON.stringify(report), { status: 200 }), async () => {
+    answer = await regressions(COMPARISON);
+  });
+  assert.deepEqual(answer, report);
+  assert.equal(requests.length, 1);
+  const { url, init } = requests[0];
+  assert.equal(init.method, "GET");
+  assert.equal(init.body, undefined);
+  const parsed = new URL(url, "http://kiln");
+  assert.equal(parsed.pathname, "/kiln/v1/regressions");
+  assert.deepEqual(Object.fromEntries(parsed.searchParams), Object.fromEntries(Object.entries(COMPARISON).map(([k, v]) => [k, String(v)])));
+});
+
+test("regressions reports the server's {code, message} as a QueryError", async () => {
+  const body = JSON.stringify({ code: "invalid_argument", message: "baselineFrom must be before baselineUntil" });
+  await withFetch(() => new Response(body, { status: 400 }), async () => {
+    await assert.rejects(regressions(COMPARISON), (e) => {
+      assert.ok(e instanceof QueryError);
+      assert.deepEqual([e.method, e.code, e.message], ["Regressions", "invalid_argument", "baselineFrom must be before baselineUntil"]);
+      return true;
+    });
+  });
+  await withFetch(() => new Response("upstream timed out", { status: 504, statusText: "Gateway Timeout" }), async () => {
+    await assert.rejects(regressions(COMPARISON), { code: "http 504", message: "upstream timed out" });
+  });
+  await withFetch(() => { throw new TypeError("Failed to fetch"); }, async () => {
+    await assert.rejects(regressions(COMPARISON), { code: "unavailable", message: "cannot reach the query service (Failed to fetch)" });
+  });
 });

@@ -3,7 +3,7 @@
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startFakeQueryServer, findChromium, renderDOM, bodyData } from "./fake-query-server.mjs";
+import { startFakeQueryServer, findChromium, renderDOM, bodyData, CPU_TYPE } from "./fake-query-server.mjs";
 
 const chromium = findChromium();
 const required = process.env.KILN_REQUIRE_INTEGRATION === "1";
@@ -45,10 +45,24 @@ document.body.dataset.probe = JSON.stringify({
   funcFullyShown: !!func && func.scrollWidth <= func.clientWidth && rect(func).right <= rect(firstName).right + 0.5,
   pathElided: !!path && path.scrollWidth > path.clientWidth,
   nameTitle: firstName?.closest("tr").title,
+  explainShown: document.getElementById("explain").offsetParent !== null,
 });`;
 
+/** Opens `query` on a fake server started with `options`; the probe's findings and the server's requests. */
+async function renderWith(query, options) {
+  const server = await startFakeQueryServer(options);
+  try {
+    const dom = await renderDOM(chromium, `${server.url}/${query}`, { width: 1280, height: 800 });
+    const probe = bodyData(dom, "probe");
+    assert.ok(probe, "the page's probe did not run");
+    return { page: JSON.parse(probe), regressionRequests: server.regressionRequests };
+  } finally {
+    await server.close();
+  }
+}
+
 async function render(query, seriesOffsets) {
-  const server = await startFakeQueryServer({
+  const { page } = await renderWith(query, {
     stacks: STACKS,
     pageScript: PROBE,
     // A profile `s` seconds into the range, as SelectSeries answers it: a point at the end of its step.
@@ -56,14 +70,7 @@ async function render(query, seriesOffsets) {
       timestamp: String(start + Math.ceil((s * 1000) / step) * step), value: 2e9,
     })),
   });
-  try {
-    const dom = await renderDOM(chromium, `${server.url}/${query}`, { width: 1280, height: 800 });
-    const probe = bodyData(dom, "probe");
-    assert.ok(probe, "the page's probe did not run");
-    return JSON.parse(probe);
-  } finally {
-    await server.close();
-  }
+  return page;
 }
 
 describe("at 1280 px, opened with ?search= and a single profile", { skip, timeout: 120_000 }, () => {
@@ -83,6 +90,10 @@ describe("at 1280 px, opened with ?search= and a single profile", { skip, timeou
   it("draws the single profile as an area one step wide", () => {
     assert.equal(page.runWidths.length, 1);
     assert.ok(page.runWidths[0] >= 3, `width ${page.runWidths[0]} px`); // 15 s of an hour on ~1200 px
+  });
+
+  it("offers no explanation outside the comparison view", () => {
+    assert.equal(page.explainShown, false);
   });
 
   it("keeps the header in one row inside the window", () => {
@@ -108,6 +119,152 @@ describe("profiles ten minutes apart", { skip, timeout: 120_000 }, () => {
     const [a, b, c, run] = page.runWidths;
     assert.ok(Math.min(a, b, c) >= 3, `lone profiles are a step wide: ${page.runWidths}`);
     assert.ok(run > 3 * Math.max(a, b, c), `runs ${page.runWidths}`);
+  });
+});
+
+// The comparison: hashLoop's share grew from 30% to 55%, all of it under cpuWorker (20% → 45%; under
+// ioWorker it stayed at 10%); parse shrank, compress vanished, encode is new.
+const BASELINE_STACKS = [
+  { frames: ["runtime.goexit", "main.cpuWorker", "main.hashLoop"], value: 20e9 },
+  { frames: ["runtime.goexit", "main.cpuWorker", "main.parse"], value: 50e9 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.hashLoop"], value: 10e9 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.compress"], value: 20e9 },
+];
+const COMPARISON_STACKS = [
+  { frames: ["runtime.goexit", "main.cpuWorker", "main.hashLoop"], value: 45e9 },
+  { frames: ["runtime.goexit", "main.cpuWorker", "main.parse"], value: 35e9 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.hashLoop"], value: 10e9 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.encode"], value: 10e9 },
+];
+
+// Runs in the page: clicks "Explain this difference", reads the list, clicks its first row and reads
+// what the flame graph and the function table then show.
+const EXPLAIN_PROBE = `
+const until = (done) => new Promise((r) => { const check = () => done() ? r() : setTimeout(check, 20); check(); });
+const pause = () => new Promise((r) => setTimeout(r, 50));
+const $ = (id) => document.getElementById(id);
+const graph = () => ({
+  zoomInfo: $("zoom-info").textContent,
+  zoomedFrames: window.kiln.zoomedFrames(),
+  canvasLabel: $("flame-canvas").getAttribute("aria-label"),
+  search: $("search").value,
+  resetZoomDisabled: $("reset-zoom").disabled,
+  matchedTableRows: [...document.querySelectorAll("#functions tbody tr.match")].map((tr) => tr.dataset.function),
+});
+await until(() => document.body.dataset.state !== "loading");
+const header = [...document.querySelector("header.bar").children].map((e) => e.getBoundingClientRect());
+const opened = { explainShown: $("explain").offsetParent !== null, panelHidden: $("explain-panel").hidden, ...graph() };
+$("explain").click();
+await until(() => !["closed", "loading"].includes($("explain-panel").dataset.state));
+const rows = [...document.querySelectorAll("#explain-table tr[data-index]")];
+const listed = {
+  state: $("explain-panel").dataset.state,
+  summary: $("explain-summary").textContent,
+  message: $("explain-message").hidden ? "" : $("explain-message").textContent,
+  sections: [...document.querySelectorAll("#explain-table tr.section")].map((tr) => tr.textContent),
+  rows: rows.map((tr) => [tr.dataset.kind, tr.dataset.function, ...[...tr.cells].slice(1).map((td) => td.textContent)]),
+};
+rows[0]?.click();
+await pause();
+document.body.dataset.probe = JSON.stringify({
+  state: document.body.dataset.state,
+  error: $("error").hidden ? "" : $("error").textContent,
+  headerInOneRow: header.every((a) => header.every((b) => a.top < b.bottom && b.top < a.bottom)),
+  opened, listed,
+  focused: {
+    ...graph(),
+    selected: document.querySelector('#explain-table tr[aria-current="true"]')?.dataset.function ?? "",
+    url: location.search,
+  },
+});`;
+
+// The baseline's labels hold a space and a plus, which form decoding would confuse if left unescaped.
+const BASELINE_SELECTOR = '{service_name="gopher", version="1.2+b"}';
+const DIFF_PAGE = `?view=diff&leftQuery=${encodeURIComponent(BASELINE_SELECTOR)}`;
+
+describe("explaining a comparison at 1280 px", { skip, timeout: 120_000 }, () => {
+  let page, requests;
+  before(async () => {
+    ({ page, regressionRequests: requests } = await renderWith(DIFF_PAGE, {
+      stacks: BASELINE_STACKS, comparisonStacks: COMPARISON_STACKS, pageScript: EXPLAIN_PROBE,
+    }));
+  });
+
+  it("shows the button in the comparison view, with the header still in one row", () => {
+    assert.equal(page.error, "");
+    assert.equal(page.state, "ready");
+    assert.equal(page.opened.explainShown, true);
+    assert.equal(page.opened.panelHidden, true, "the list waits for the click");
+    assert.equal(page.headerInOneRow, true);
+  });
+
+  it("asks for the report of the sides the diff view compares", () => {
+    assert.equal(requests.length, 1);
+    const [r] = requests;
+    assert.equal(r.baselineQuery, CPU_TYPE.ID + BASELINE_SELECTOR);
+    assert.equal(r.comparisonQuery, `${CPU_TYPE.ID}{service_name="gopher"}`);
+    // No side ranges in the URL: the baseline is the first half of the last hour, the comparison the second.
+    const [bf, bu, cf, cu] = [r.baselineFrom, r.baselineUntil, r.comparisonFrom, r.comparisonUntil].map(Number);
+    assert.ok(bf < bu && bu === cf && cf < cu, JSON.stringify(r));
+    assert.ok(Math.abs(cu - bf - 3600e3) <= 1, `the two sides span ${cu - bf} ms`);
+  });
+
+  it("lists the regressions ranked, then new, improved and vanished functions, with a summary", () => {
+    const { listed } = page;
+    assert.equal(listed.state, "ready");
+    assert.equal(listed.message, "");
+    assert.match(listed.summary, /^40 profiles in the baseline, 38 in the comparison · Mann–Whitney U[^·]*, α = 0\.05 · 5 functions tested$/);
+    assert.deepEqual(listed.rows[0], ["regression", "main.hashLoop", "30.0%", "55.0%", "+25.0 pp", "3.2e-8"]);
+    assert.deepEqual(listed.rows[4], ["improvement", "main.ioWorker", "30.0%", "20.0%", "-10.0 pp", "3.2e-8"]);
+    assert.deepEqual(listed.rows[5], ["vanished", "main.compress", "20.0%", "0%", "-20.0 pp", ""]);
+    assert.deepEqual(listed.rows.map((r) => r.slice(0, 2)), [
+      ["regression", "main.hashLoop"], ["regression", "main.cpuWorker"], ["new", "main.encode"],
+      ["improvement", "main.parse"], ["improvement", "main.ioWorker"], ["vanished", "main.compress"],
+    ]);
+    assert.deepEqual(listed.sections, [
+      "Grew significantly (2)", "New in the comparison (1)", "Shrank significantly (2)", "Gone from the comparison (1)",
+    ]);
+  });
+
+  it("focuses the diff flame graph on the clicked function, where it grew", () => {
+    const { opened, focused } = page;
+    assert.deepEqual([opened.zoomInfo, opened.zoomedFrames, opened.search], ["", [], ""], "not focused before the click");
+    assert.deepEqual(focused.zoomedFrames, ["runtime.goexit", "main.cpuWorker", "main.hashLoop"]);
+    assert.equal(focused.zoomInfo, "zoomed to main.hashLoop");
+    assert.match(focused.canvasLabel, /^Diff flame graph zoomed to main\.hashLoop:/);
+    assert.equal(focused.resetZoomDisabled, false);
+    assert.equal(focused.selected, "main.hashLoop");
+  });
+
+  it("highlights the function in the graph and the table, and keeps that in the URL", () => {
+    const { focused } = page;
+    assert.equal(focused.search, "main.hashLoop");
+    assert.deepEqual(focused.matchedTableRows, ["main.hashLoop"]);
+    assert.match(focused.url, /[?&]search=main\.hashLoop(&|$)/);
+  });
+});
+
+describe("explaining a comparison without a significant change", { skip, timeout: 120_000 }, () => {
+  it("says so, and names the largest change judged noise", async () => {
+    const { page } = await renderWith("?view=diff", { stacks: BASELINE_STACKS, pageScript: EXPLAIN_PROBE });
+    assert.equal(page.listed.state, "empty");
+    assert.deepEqual(page.listed.rows, []);
+    assert.match(page.listed.message, /^No significant change\./);
+    assert.deepEqual(page.focused.zoomedFrames, []);
+  });
+});
+
+describe("explaining a comparison the server cannot", { skip, timeout: 120_000 }, () => {
+  it("shows the server's message in the panel and leaves the graph alone", async () => {
+    const { page } = await renderWith("?view=diff", {
+      stacks: BASELINE_STACKS, comparisonStacks: COMPARISON_STACKS, pageScript: EXPLAIN_PROBE,
+      regressionsError: { status: 503, code: "unavailable", message: "the profile store is not reachable" },
+    });
+    assert.equal(page.listed.state, "error");
+    assert.equal(page.listed.message, "Explaining the difference failed (unavailable): the profile store is not reachable");
+    assert.deepEqual(page.listed.rows, []);
+    assert.equal(page.error, "", "the page's own error box stays for the graph's errors");
+    assert.equal(page.state, "ready");
   });
 });
 

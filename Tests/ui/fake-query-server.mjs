@@ -1,6 +1,6 @@
 // Browser-test support (not a test file itself): a stand-in for kiln-query that serves the UI folder as
-// UIRoutes does and answers the page's Connect JSON calls from fixed stacks and series points, and a
-// headless Chromium runner that returns the page's DOM.
+// UIRoutes does and answers the page's Connect JSON calls and `/kiln/v1/regressions` from fixed stacks
+// and series points, and a headless Chromium runner that returns the page's DOM.
 
 import { createServer } from "node:http";
 import { existsSync } from "node:fs";
@@ -95,13 +95,94 @@ export function encodeDiffFlamegraph(leftStacks, rightStacks) {
   };
 }
 
+const REGRESSION_PARAMS = ["baselineQuery", "baselineFrom", "baselineUntil", "comparisonQuery", "comparisonFrom", "comparisonUntil"];
+
+/**
+ * A regression report (the shape of `GET /kiln/v1/regressions`) for two stack sets. The fake has one
+ * merged profile per side, nothing to run a rank-sum test on, so it calls a change of total share of
+ * at least `minShareChange` significant and gives it a made-up small q; smaller changes are noise.
+ */
+export function regressionReport(baselineStacks, comparisonStacks, params, { minShareChange = 0.01, profiles = [40, 38] } = {}) {
+  const side = (stacks) => {
+    const total = stacks.reduce((sum, s) => sum + s.value, 0);
+    const totals = new Map(), selves = new Map(), paths = new Map();
+    for (const { frames, value } of stacks) {
+      frames.forEach((name, i) => {
+        if (frames.indexOf(name) !== i) return; // a recursive call counts once per stack
+        totals.set(name, (totals.get(name) ?? 0) + value);
+        const path = frames.slice(0, i + 1);
+        const key = JSON.stringify(path);
+        const byPath = paths.get(name) ?? new Map();
+        byPath.set(key, (byPath.get(key) ?? 0) + value);
+        paths.set(name, byPath);
+      });
+      const leaf = frames[frames.length - 1];
+      selves.set(leaf, (selves.get(leaf) ?? 0) + value);
+    }
+    const share = (map, name) => (total ? (map.get(name) ?? 0) / total : 0);
+    return { total, totals, selves, paths, share };
+  };
+  const before = side(baselineStacks), after = side(comparisonStacks);
+  const changes = [], newFunctions = [], vanishedFunctions = [];
+  for (const name of new Set([...before.totals.keys(), ...after.totals.keys()])) {
+    const presence = (counts) => ({ function: name, totalShare: counts.share(counts.totals, name), selfShare: counts.share(counts.selves, name) });
+    if (!before.totals.has(name)) { newFunctions.push(presence(after)); continue; }
+    if (!after.totals.has(name)) { vanishedFunctions.push(presence(before)); continue; }
+    const pair = (field) => ({ before: before.share(before[field], name), after: after.share(after[field], name) });
+    const totalShare = pair("totals");
+    const significant = Math.abs(totalShare.after - totalShare.before) >= minShareChange;
+    const pathKeys = new Set([...before.paths.get(name).keys(), ...after.paths.get(name).keys()]);
+    const pathShare = (counts, key) => (counts.paths.get(name).get(key) ?? 0) / counts.total;
+    const pathShares = [...pathKeys].map((key) => ({
+      frames: JSON.parse(key), share: { before: pathShare(before, key), after: pathShare(after, key) },
+    }));
+    const grew = totalShare.after > totalShare.before;
+    pathShares.sort((a, b) => (grew ? -1 : 1) * ((a.share.after - a.share.before) - (b.share.after - b.share.before)));
+    changes.push({
+      function: name, totalShare, selfShare: pair("selves"),
+      totalPerProfile: { before: before.totals.get(name) / profiles[0], after: after.totals.get(name) / profiles[1] },
+      totalPerSecond: { before: before.totals.get(name) / 1800, after: after.totals.get(name) / 1800 },
+      p: significant ? 1e-9 : 0.4, q: significant ? 3.2e-8 : 0.62, superiority: significant ? (grew ? 0.97 : 0.03) : 0.5,
+      significant, paths: pathShares.slice(0, 3),
+    });
+  }
+  const change = (c) => c.totalShare.after - c.totalShare.before;
+  const bySize = (a, b) => b.totalShare - a.totalShare;
+  return {
+    unit: "nanoseconds",
+    baseline: {
+      query: params.baselineQuery, fromMillis: Number(params.baselineFrom), untilMillis: Number(params.baselineUntil),
+      profiles: profiles[0], total: before.total,
+    },
+    comparison: {
+      query: params.comparisonQuery, fromMillis: Number(params.comparisonFrom), untilMillis: Number(params.comparisonUntil),
+      profiles: profiles[1], total: after.total,
+    },
+    method: {
+      test: "Mann–Whitney U on per-profile shares", correction: "Benjamini–Hochberg", alpha: 0.05, minShareChange,
+      functionsSeen: changes.length + newFunctions.length + vanishedFunctions.length, functionsTested: changes.length,
+    },
+    regressions: changes.filter((c) => c.significant && change(c) > 0).sort((a, b) => change(b) - change(a)),
+    improvements: changes.filter((c) => c.significant && change(c) < 0).sort((a, b) => change(a) - change(b)),
+    insignificant: changes.filter((c) => !c.significant).sort((a, b) => Math.abs(change(b)) - Math.abs(change(a))),
+    newFunctions: newFunctions.sort(bySize),
+    vanishedFunctions: vanishedFunctions.sort(bySize),
+  };
+}
+
 /**
  * Starts the server on a free port. `stacks`: the flame graph every merge answers (and a diff's baseline,
  * against `comparisonStacks`); `seriesPoints(start,
  * end, stepMillis)`: the SelectSeries points ([{timestamp, value}]); `pageScript`: JS added to index.html;
- * `uiDir`: the folder served under /ui/.
+ * `uiDir`: the folder served under /ui/; `regressionsError` ({status, code, message}): what
+ * `/kiln/v1/regressions` fails with instead of answering. The returned `regressionRequests` collects
+ * the parameters of every regressions request.
  */
-export async function startFakeQueryServer({ stacks, comparisonStacks = stacks, seriesPoints = () => [], pageScript = "", services = ["gopher"], uiDir = UI_DIR }) {
+export async function startFakeQueryServer({
+  stacks, comparisonStacks = stacks, seriesPoints = () => [], pageScript = "", services = ["gopher"], uiDir = UI_DIR,
+  regressionsError = null,
+}) {
+  const regressionRequests = [];
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
@@ -119,6 +200,19 @@ export async function startFakeQueryServer({ stacks, comparisonStacks = stacks, 
       if (req.method === "POST" && rpc) {
         const body = JSON.parse(await readBody(req) || "{}");
         return send(res, 200, "application/json", JSON.stringify(answer(rpc[1], body)));
+      }
+      if (req.method === "GET" && url.pathname === "/kiln/v1/regressions") {
+        const params = Object.fromEntries(url.searchParams); // form decoding, as kiln-query's FormQuery
+        regressionRequests.push(params);
+        const missing = REGRESSION_PARAMS.find((k) => !params[k]);
+        if (missing) {
+          return send(res, 400, "application/json", JSON.stringify({ code: "invalid_argument", message: `${missing} is required` }));
+        }
+        if (regressionsError) {
+          const { status, code, message } = regressionsError;
+          return send(res, status, "application/json", JSON.stringify({ code, message }));
+        }
+        return send(res, 200, "application/json", JSON.stringify(regressionReport(stacks, comparisonStacks, params)));
       }
       send(res, 404, "text/plain", "not found");
     } catch (e) {
@@ -142,7 +236,7 @@ export async function startFakeQueryServer({ stacks, comparisonStacks = stacks, 
   }
 
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+  return { url: `http://127.0.0.1:${server.address().port}`, regressionRequests, close: () => new Promise((r) => server.close(r)) };
 }
 
 function send(res, status, type, body) {

@@ -2,8 +2,10 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import {
   decodeSingle, decodeDiff, functionTable, shareChange, diffColour, searchTotal, searchSummary, depthOf,
-  zoomWindow, rootLabel, tooltipRows, describeFlameGraph,
+  zoomWindow, rootLabel, tooltipRows, describeFlameGraph, nodeAtPath, nodeForFunction,
 } from "../../Sources/QueryAPI/UI/flame-model.js";
+import { flamegraphFromJSON } from "../../Sources/QueryAPI/UI/api.js";
+import { encodeDiffFlamegraph } from "./fake-query-server.mjs";
 
 const plain = (v) => String(v);
 
@@ -136,4 +138,64 @@ test("describeFlameGraph names the largest functions (browser tests read this te
   assert.equal(describeFlameGraph(decodeDiff(DIFF), null, plain),
     "Diff flame graph: baseline 10, comparison 20, 3 functions. Grew most: b (+75%). Shrank most: a (-50%).");
   assert.equal(describeFlameGraph({ levels: [] }, null, plain), "Flame graph: no samples.");
+});
+
+// hashLoop runs under two workers; its share grew under cpuWorker only (20% → 36%; ioWorker's 30% →
+// 24%). The recursive walk's inner frame changed more (10% → 40%) than the outer one (50% → 40%), but
+// the outer frame is where the function's total is.
+const WORKERS_BEFORE = [
+  { frames: ["runtime.goexit", "main.cpuWorker", "main.hashLoop"], value: 20 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.hashLoop"], value: 30 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.walk"], value: 40 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.walk", "main.walk"], value: 10 },
+];
+const WORKERS_AFTER = [
+  { frames: ["runtime.goexit", "main.cpuWorker", "main.hashLoop"], value: 45 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.hashLoop"], value: 30 },
+  { frames: ["runtime.goexit", "main.ioWorker", "main.walk", "main.walk"], value: 50 },
+];
+const workersDiff = () => {
+  const json = encodeDiffFlamegraph(WORKERS_BEFORE, WORKERS_AFTER);
+  return decodeDiff({ ...flamegraphFromJSON(json), leftTicks: Number(json.leftTicks), rightTicks: Number(json.rightTicks) });
+};
+const framesOf = (node) => {
+  const frames = [];
+  for (let n = node; n && n.parent; n = n.parent) frames.unshift(n.name);
+  return frames;
+};
+
+test("nodeAtPath follows the frames down from the root, or finds nothing", () => {
+  const model = workersDiff();
+  const node = nodeAtPath(model, ["runtime.goexit", "main.ioWorker", "main.hashLoop"]);
+  assert.deepEqual(framesOf(node), ["runtime.goexit", "main.ioWorker", "main.hashLoop"]);
+  assert.equal(node.leftTotal, 30);
+  assert.equal(nodeAtPath(model, ["runtime.goexit", "main.cpuWorker", "main.walk"]), null);
+  assert.equal(nodeAtPath(model, ["main.hashLoop"]), null, "paths start at the root's child");
+  assert.equal(nodeAtPath(model, []), model.levels[0][0]);
+});
+
+test("nodeForFunction takes the first of the report's paths that the graph holds", () => {
+  const model = workersDiff();
+  const paths = [
+    { frames: ["runtime.goexit", "main.gone", "main.hashLoop"] }, // cut from the graph (maxNodes): skipped
+    { frames: ["runtime.goexit", "main.ioWorker", "main.hashLoop"] },
+  ];
+  assert.deepEqual(framesOf(nodeForFunction(model, "main.hashLoop", paths)), ["runtime.goexit", "main.ioWorker", "main.hashLoop"]);
+  // A path to another function does not count as found.
+  assert.deepEqual(framesOf(nodeForFunction(model, "main.hashLoop", [{ frames: ["runtime.goexit", "main.ioWorker"] }])),
+    ["runtime.goexit", "main.cpuWorker", "main.hashLoop"]);
+});
+
+test("nodeForFunction without paths: the outermost frame whose share changed most", () => {
+  const model = workersDiff();
+  // cpuWorker's hashLoop changed most; ioWorker's is about as wide.
+  assert.deepEqual(framesOf(nodeForFunction(model, "main.hashLoop")), ["runtime.goexit", "main.cpuWorker", "main.hashLoop"]);
+  assert.deepEqual(framesOf(nodeForFunction(model, "main.walk", [])), ["runtime.goexit", "main.ioWorker", "main.walk"]);
+  assert.equal(nodeForFunction(model, "main.absent", []), null);
+});
+
+test("nodeForFunction in a single graph takes the widest outermost frame", () => {
+  const model = decodeSingle(SINGLE);
+  const a = nodeForFunction(model, "a");
+  assert.deepEqual([a.name, a.w, a.parent.name], ["a", 5, "main"]);
 });

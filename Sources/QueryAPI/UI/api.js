@@ -1,5 +1,6 @@
-// Kiln's query API, as the UI calls it: Pyroscope's Connect `querier.v1.QuerierService` in JSON.
-// Requests and responses follow the proto3 JSON mapping (lowerCamelCase names, int64 as strings).
+// Kiln's query API, as the UI calls it: Pyroscope's Connect `querier.v1.QuerierService` in JSON, and
+// Kiln's own `/kiln/v1/regressions`. Connect requests and responses follow the proto3 JSON mapping
+// (lowerCamelCase names, int64 as strings).
 // Only `fetch` is used, so the answer-reading helpers below are testable outside a browser.
 
 const SERVICE = "/querier.v1.QuerierService/";
@@ -13,18 +14,14 @@ export class QueryError extends Error {
   }
 }
 
-async function call(method, body, signal) {
+/** Sends one request and reads its JSON answer; `label` names the call in a QueryError. */
+async function request(label, url, init, signal) {
   let response;
   try {
-    response = await fetch(SERVICE + method, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
-      body: JSON.stringify(body),
-      signal,
-    });
+    response = await fetch(url, { ...init, signal });
   } catch (e) {
     if (e.name === "AbortError") throw e;
-    throw new QueryError(method, "unavailable", `cannot reach the query service (${e.message})`);
+    throw new QueryError(label, "unavailable", `cannot reach the query service (${e.message})`);
   }
   const text = await response.text();
   let json = null;
@@ -32,10 +29,18 @@ async function call(method, body, signal) {
   if (!response.ok) {
     const code = json && json.code ? json.code : `http ${response.status}`;
     const message = json && json.message ? json.message : (text.trim().slice(0, 300) || response.statusText);
-    throw new QueryError(method, code, message);
+    throw new QueryError(label, code, message);
   }
-  if (json === null) throw new QueryError(method, "internal", "the server answered with something that is not JSON");
+  if (json === null) throw new QueryError(label, "internal", "the server answered with something that is not JSON");
   return json;
+}
+
+function call(method, body, signal) {
+  return request(method, SERVICE + method, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
+    body: JSON.stringify(body),
+  }, signal);
 }
 
 const int = (v) => (v === undefined || v === null ? 0 : Number(v));
@@ -123,4 +128,16 @@ export function summedSeries(series) {
     }
   }
   return [...sums.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ t, v }));
+}
+
+/**
+ * Kiln's regression report: which functions' share of the profile changed significantly between the
+ * baseline and the comparison. Queries are `<profile type>{<selector>}`, times epoch ms.
+ */
+export function regressions({ baselineQuery, baselineFrom, baselineUntil, comparisonQuery, comparisonFrom, comparisonUntil }, signal) {
+  const query = new URLSearchParams({
+    baselineQuery, baselineFrom: String(baselineFrom), baselineUntil: String(baselineUntil),
+    comparisonQuery, comparisonFrom: String(comparisonFrom), comparisonUntil: String(comparisonUntil),
+  });
+  return request("Regressions", `/kiln/v1/regressions?${query}`, { method: "GET" }, signal);
 }

@@ -1,14 +1,18 @@
-// Kiln's web UI: pickers, time range, timeline, flame graph with its table, and the comparison view.
+// Kiln's web UI: pickers, time range, timeline, flame graph with its table, and the comparison view with
+// its "Explain this difference" report.
 // Every piece of view state lives in the URL's query string, so reload and bookmarks restore the view.
 
 import * as api from "./api.js";
-import { decodeSingle, decodeDiff, functionTable, shareChange, searchSummary, describeFlameGraph } from "./flame-model.js";
+import {
+  decodeSingle, decodeDiff, functionTable, shareChange, searchSummary, describeFlameGraph, nodeForFunction,
+} from "./flame-model.js";
 import { FlameGraph } from "./flamegraph.js";
 import { FunctionTable } from "./table.js";
+import { RegressionPanel } from "./regression-panel.js";
 import { Timeline } from "./timeline.js";
 import { valueFormatter, dateTime } from "./format.js";
 import { parseViewState, viewStateQuery } from "./url-state.js";
-import { withService, serviceOf } from "./selector.js";
+import { withService, serviceOf, joinQuery } from "./selector.js";
 import { timeParam, displayTime, seriesStepSeconds, resolveRange, comparisonRanges } from "./time-range.js";
 import { profileTypeLabel, defaultProfileType } from "./profile-types.js";
 
@@ -60,6 +64,13 @@ const table = new FunctionTable($("functions"), {
   onPick: (name) => setSearch(state.search === name ? "" : name),
   onSort: (sort) => { state.sort = sort; writeURL(false); },
 });
+
+const explanation = new RegressionPanel({
+  button: $("explain"), summary: $("explain-summary"), close: $("explain-close"),
+  panel: $("explain-panel"), message: $("explain-message"), table: $("explain-table"),
+}, { onPick: (row) => focusFunction(row) });
+let explainController = null;
+let explainedRequest = ""; // the comparison the panel explains (JSON), so a changed comparison closes it
 
 const timeline = new Timeline($("timeline"), {
   onSelect: (from, until) => update({ from: String(from), until: String(until) }),
@@ -221,10 +232,25 @@ async function loadSingle(r, signal) {
   showModel(decodeSingle(fg));
 }
 
-async function loadDiff(r, signal) {
-  const leftSel = state.leftSelector || state.selector;
-  const rightSel = state.rightSelector || state.selector;
+/** The diff view's two sides: each one's selector and time range within the view's range `r`. */
+function comparison(r) {
   const { left, right } = comparisonRanges(r, state, now);
+  return { leftSel: state.leftSelector || state.selector, rightSel: state.rightSelector || state.selector, left, right };
+}
+
+/** The regression report's request for the comparison the diff view shows. */
+function regressionRequest({ leftSel, rightSel, left, right }) {
+  return {
+    baselineQuery: joinQuery(state.profileType, leftSel), baselineFrom: left.start, baselineUntil: left.end,
+    comparisonQuery: joinQuery(state.profileType, rightSel), comparisonFrom: right.start, comparisonUntil: right.end,
+  };
+}
+
+async function loadDiff(r, signal) {
+  const sides = comparison(r);
+  const { leftSel, rightSel, left, right } = sides;
+  // A report about another comparison would explain the wrong graph.
+  if (explainedRequest && explainedRequest !== JSON.stringify(regressionRequest(sides))) closeExplanation();
   $("left-range").textContent = `${dateTime(left.start, true)} – ${dateTime(left.end, true)} · drag on the chart to change`;
   $("right-range").textContent = `${dateTime(right.start, true)} – ${dateTime(right.end, true)} · drag on the chart to change`;
   const lq = query(leftSel, left), rq = query(rightSel, right);
@@ -264,6 +290,53 @@ function showEmpty(message) {
   flame.setModel(blank, format);
   table.setData([], blank, format);
 }
+
+// ---- Explain this difference -----------------------------------------------------------------------
+
+async function explainDifference() {
+  if (explainController) explainController.abort();
+  const controller = new AbortController();
+  explainController = controller;
+  let request;
+  try {
+    request = regressionRequest(comparison(range()));
+  } catch (e) {
+    explanation.showError(e);
+    return;
+  }
+  explainedRequest = JSON.stringify(request);
+  explanation.showLoading();
+  try {
+    const report = await cached(`regressions ${explainedRequest}`, () => api.regressions(request, controller.signal));
+    if (controller.signal.aborted) return;
+    explanation.showReport(report);
+  } catch (e) {
+    if (e.name === "AbortError" || controller.signal.aborted) return;
+    explanation.showError(e);
+  }
+}
+
+function closeExplanation() {
+  if (explainController) explainController.abort();
+  explainController = null;
+  explainedRequest = "";
+  explanation.hide();
+}
+
+/**
+ * Shows a reported function in the graph: highlights all its frames (the search, which also marks its
+ * table row) and zooms to the frame the report says changed most, or its most changed frame.
+ */
+function focusFunction(row) {
+  setSearch(row.function);
+  table.reveal(row.function);
+  const node = flame.model ? nodeForFunction(flame.model, row.function, row.paths) : null;
+  flame.focusOn(node);
+  if (!node) $("zoom-info").textContent = `${row.function} is not in this graph`;
+}
+
+$("explain").addEventListener("click", explainDifference);
+$("explain-close").addEventListener("click", closeExplanation);
 
 // ---- Controls -----------------------------------------------------------------------------------
 
@@ -334,5 +407,11 @@ window.addEventListener("popstate", () => { state = readURL(); load(); });
 
 load();
 
-// Exposed for the console and tests: the decoded model's share change of a node.
-window.kiln = { state: () => state, shareChange };
+// Exposed for the console and tests: the decoded model's share change of a node, and the frames from
+// the root's child down to the node the flame graph is zoomed to ([] when not zoomed).
+const zoomedFrames = () => {
+  const frames = [];
+  for (let n = flame.zoom; n && n.parent; n = n.parent) frames.unshift(n.name);
+  return frames;
+};
+window.kiln = { state: () => state, shareChange, zoomedFrames };

@@ -188,6 +188,42 @@ export function zoomWindow(model, zoom) {
   return { x0: zoom.x, x1: zoom.x + zoom.w, depth: depthOf(zoom) };
 }
 
+/** The node reached from the root through `frames` (names, the root's child first), or null. */
+export function nodeAtPath(model, frames) {
+  let node = model.levels[0]?.[0] ?? null;
+  for (let d = 0; node && d < frames.length; d++) {
+    const parent = node;
+    node = (model.levels[d + 1] || []).find((n) => n.parent === parent && n.name === frames[d]) ?? null;
+  }
+  return node;
+}
+
+/**
+ * Where to focus the graph for a function: the end of the first of `paths` ({frames}, as the regression
+ * report lists the paths that changed most) found in the graph, else the function's outermost frame
+ * whose share changed most (covers most, in a single graph). Null when the graph does not hold it.
+ */
+export function nodeForFunction(model, name, paths = []) {
+  for (const { frames } of paths) {
+    const node = frames && frames.length ? nodeAtPath(model, frames) : null;
+    if (node && node.name === name) return node;
+  }
+  const weight = (n) => (model.diff
+    ? Math.abs((model.rightTicks ? n.rightTotal / model.rightTicks : 0) - (model.leftTicks ? n.leftTotal / model.leftTicks : 0))
+    : n.w);
+  let best = null;
+  for (let d = 1; d < model.levels.length; d++) {
+    for (const n of model.levels[d]) {
+      if (n.name !== name) continue;
+      let inner = false;
+      for (let a = n.parent; a; a = a.parent) if (a.name === name) { inner = true; break; }
+      if (inner) continue;
+      if (!best || weight(n) > weight(best) || (weight(n) === weight(best) && n.w > best.w)) best = n;
+    }
+  }
+  return best;
+}
+
 /** The root frame's label: the graph's total, or both sides' totals. */
 export function rootLabel(model, format) {
   if (model.diff) return `total (baseline ${format(model.leftTicks)}, comparison ${format(model.rightTicks)})`;

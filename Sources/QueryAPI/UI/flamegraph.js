@@ -1,7 +1,7 @@
 // The flame graph canvas: draws a decoded model (flame-model.js) with hover, click-to-zoom and search
 // highlighting.
 
-import { singleColour, diffColour, shareChange, searchTotal, zoomWindow, rootLabel, tooltipRows } from "./flame-model.js";
+import { singleColour, diffColour, shareChange, searchTotal, zoomWindow, rootLabel, tooltipRows, depthOf } from "./flame-model.js";
 import { elideFunctionName, elideEnd, searchMatcher } from "./function-names.js";
 
 const ROW = 18;
@@ -49,6 +49,20 @@ export class FlameGraph {
     this.zoom = node;
     this.draw();
     this.onZoom(node);
+  }
+
+  /**
+   * Zooms to `node` and scrolls its row into view: picked from outside the graph (not clicked), a
+   * deep frame may sit below the visible part.
+   */
+  focusOn(node) {
+    this.zoomTo(node);
+    if (!node) return;
+    const top = depthOf(node) * ROW;
+    const host = this.host;
+    if (top < host.scrollTop || top + ROW > host.scrollTop + host.clientHeight) {
+      host.scrollTop = Math.max(0, top - 2 * ROW); // two callers' rows above it for context
+    }
   }
 
   matches(n) {

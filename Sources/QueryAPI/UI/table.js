@@ -50,6 +50,12 @@ export class FunctionTable {
     }
   }
 
+  /** Scrolls the row of the function `name` into view, if it is one of the rows shown. */
+  reveal(name) {
+    const tr = [...(this.table.tBodies[0]?.rows || [])].find((r) => r.dataset.function === name);
+    if (tr) tr.scrollIntoView({ block: "nearest" });
+  }
+
   render() {
     const t = this.table;
     t.replaceChildren();
@@ -111,7 +117,7 @@ export class FunctionTable {
 
 // The package path and the function in separate spans: when the column is narrow the CSS elides the
 // path and keeps the function; the row's title has the full name.
-function nameCell(name) {
+export function nameCell(name) {
   const td = document.createElement("td");
   td.className = "name";
   const { path, func } = splitFunctionName(name);
