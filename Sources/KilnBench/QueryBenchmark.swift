@@ -8,11 +8,13 @@ import Records
 
 /// SelectMergeStacktraces latency over 1 hour and 24 hours of one service profiled every 15 s, stored as
 /// Kiln stores it after level-1 compaction (one block per hour) in a file:// store. The floor is the time to
-/// just read the same blocks' files and decompress their tables, measured in the same run.
+/// just read the same blocks' files and decompress their tables, measured in the same run. Two days are
+/// stored so that a regression report can compare the last day with the day before (and the last hour
+/// with the hour before), beside a plain diff of the same selections.
 public enum QueryBenchmark {
     public static let profileInterval: Int64 = 15_000_000_000
 
-    public static func run(fixturesDir: URL, fixture: String = "go_cpu_truncated_stacks.pb.gz", hours: Int = 24) async throws
+    public static func run(fixturesDir: URL, fixture: String = "go_cpu_truncated_stacks.pb.gz", hours: Int = 48) async throws
         -> [BenchMeasurement]
     {
         let dir = fixturesDir.lastPathComponent == "pprof" ? fixturesDir : fixturesDir.appendingPathComponent("pprof")
@@ -80,7 +82,7 @@ public enum QueryBenchmark {
             return rows
         }
         var results: [BenchMeasurement] = []
-        for (label, span, runs, target) in [("1 hour", 1, 40, 50.0), ("24 hours", hours, 10, 500.0)] {
+        for (label, span, runs, target) in [("1 hour", 1, 40, 50.0), ("24 hours", 24, 10, 500.0)] {
             // The last hour or day; the range covers whole blocks, as "last 24 h" does after an hour boundary.
             let range = end - Int64(span) * 3_600_000_000_000...end - 1
             let total = try await query(engine, range)
@@ -105,17 +107,52 @@ public enum QueryBenchmark {
                     name: "SelectMergeStacktraces p50, \(label), samples decompressed every query", unit: "ms",
                     kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50, higherIsBetter: false))
         }
+        let day = end - 24 * 3_600_000_000_000...end
         let cold = try await latencies(3) {
             let fresh = QueryEngine(store: store)
-            _ = try await fresh.mergeStacks(Selection(tenant: "bench", profileType: cpu.id, selector: LabelSelector(), time: start...end))
+            _ = try await fresh.mergeStacks(Selection(tenant: "bench", profileType: cpu.id, selector: LabelSelector(), time: day))
         }
-        let base = try await latencies(3) { _ = try await floor(metas[...]) }
+        let base = try await latencies(3) { _ = try await floor(metas.suffix(24)) }
         results.append(
             BenchMeasurement(
-                name: "first query of 24 hours (cold engine, \(samples) samples stored)", unit: "ms",
+                name: "first query of 24 hours (cold engine, \(samples / (hours / 24)) samples stored per day)", unit: "ms",
                 kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50,
                 higherIsBetter: false))
+        results += try await regressionReports(engine: engine, uncached: uncached, type: cpu.id, end: end, perHour: perHour)
         try await store.shutdown()
+        return results
+    }
+
+    /// A regression report of the last hour against the hour before, and of the last day against the day
+    /// before, beside the diff of the same two selections: cold (both read the samples every time) and on a
+    /// warm server (the diff's whole-block trees cached; the report reads each profile's samples again).
+    static func regressionReports(engine: QueryEngine, uncached: QueryEngine, type: String, end: Int64, perHour: Int) async throws
+        -> [BenchMeasurement]
+    {
+        let hour: Int64 = 3_600_000_000_000
+        var results: [BenchMeasurement] = []
+        for (label, span, runs) in [("1 h against 1 h", Int64(1), 10), ("24 h against 24 h", Int64(24), 3)] {
+            let selector = try LabelSelector(parsing: #"{service_name="checkout"}"#)
+            let comparison = Selection(tenant: "bench", profileType: type, selector: selector, time: end - span * hour...end - 1)
+            let baseline = Selection(
+                tenant: "bench", profileType: type, selector: selector, time: end - 2 * span * hour...end - span * hour - 1)
+            func report(_ engine: QueryEngine) async throws {
+                let r = try await engine.regressions(baseline: baseline, comparison: comparison, queries: ("", ""), unit: "nanoseconds")
+                guard r.baseline.profiles == Int(span) * perHour, r.comparison.profiles == Int(span) * perHour else {
+                    throw BenchError("the report saw \(r.baseline.profiles) and \(r.comparison.profiles) profiles")
+                }
+            }
+            for (server, e) in [("samples decompressed every query", uncached), ("warm server", engine)] {
+                _ = try await e.diff(left: baseline, right: comparison)
+                let diff = try await latencies(runs) { _ = try await e.diff(left: baseline, right: comparison) }
+                let reported = try await latencies(runs) { try await report(e) }
+                results.append(
+                    BenchMeasurement(
+                        name: "regression report p50, \(label) of one service (\(Int(span) * perHour) profiles a side), \(server)",
+                        unit: "ms", kiln: reported.p50, baselineName: "Diff of the same selections", baseline: diff.p50,
+                        higherIsBetter: false, targetRatio: server == "warm server" ? nil : 1.0 / 3))
+            }
+        }
         return results
     }
 

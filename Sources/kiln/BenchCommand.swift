@@ -11,7 +11,8 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: "Suites: producer (Kafka producer vs kcat -P; needs --brokers), pprof (kiln merge vs go tool pprof -proto, "
             + "decode vs gzip -dc), normalizer (MB/s per core vs inflate alone), ingest (push ingest vs a 200-OK handler on the "
             + "same server), parquet (block table writes vs pyarrow), query (SelectMergeStacktraces over 1 h and 24 h vs reading "
-            + "and decompressing the same blocks), compaction (stored bytes per raw pprof byte for an hour of 50 services, "
+            + "and decompressing the same blocks; regression reports of 1 h and 24 h against the period before vs the Diff of "
+            + "the same selections), compaction (stored bytes per raw pprof byte for an hour of 50 services, "
             + "compaction throughput, peak memory)."
     )
 
