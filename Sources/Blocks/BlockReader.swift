@@ -266,7 +266,10 @@ public actor BlockReader {
         if let spanIDs, spanIDs.count != ids.count { throw BlockError("column span_id: \(spanIDs.count) rows, series_id \(ids.count)") }
         var out = StackSamples()
         if spans == nil { out.reserve(ids.count) }
-        for i in ids.indices where range.contains(times[i]) && series.contains(ids[i]) {
+        // Series ids are small block-local integers: a table lookup per sample instead of a hash.
+        var selected = [Bool](repeating: false, count: Int(series.max() ?? -1) + 1)
+        for id in series where id >= 0 { selected[Int(id)] = true }
+        for i in ids.indices where range.contains(times[i]) && ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
             if let spans, let spanIDs {
                 guard let span = spanIDs[i], span != 0, spans.contains(UInt64(bitPattern: span)) else { continue }
             }

@@ -19,25 +19,31 @@ public enum RankSumTest {
         let n1 = before.count + beforeZeros
         let n2 = after.count + afterZeros
         guard n1 > 0, n2 > 0 else { return nil }
-        // Rank the pooled values; zeros are one tie group below every positive value.
-        var pooled: [(value: Double, isAfter: Bool)] = []
-        pooled.reserveCapacity(before.count + after.count)
-        for v in before { pooled.append((v, false)) }
-        for v in after { pooled.append((v, true)) }
-        pooled.sort { $0.value < $1.value }
+        // Rank the pooled values, walking both sorted sides at once; zeros are one tie group below every
+        // positive value.
+        let sortedBefore = before.sorted()
+        let sortedAfter = after.sorted()
         let zeros = beforeZeros + afterZeros
         var rankSumAfter = Double(afterZeros) * (Double(zeros) + 1) / 2
         var tieTerm = Double(zeros * zeros * zeros - zeros)
-        var i = 0
-        while i < pooled.count {
-            var j = i
-            while j + 1 < pooled.count && pooled[j + 1].value == pooled[i].value { j += 1 }
-            // Ranks zeros+i+1 … zeros+j+1 share their mean.
-            let rank = Double(zeros) + Double(i + j + 2) / 2
-            for k in i...j where pooled[k].isAfter { rankSumAfter += rank }
-            let t = Double(j - i + 1)
-            tieTerm += t * t * t - t
-            i = j + 1
+        var (i, j) = (0, 0)
+        var ranked = zeros
+        while i < sortedBefore.count || j < sortedAfter.count {
+            let value = min(i < sortedBefore.count ? sortedBefore[i] : .infinity, j < sortedAfter.count ? sortedAfter[j] : .infinity)
+            var (tiedBefore, tiedAfter) = (0, 0)
+            while i < sortedBefore.count && sortedBefore[i] == value {
+                tiedBefore += 1
+                i += 1
+            }
+            while j < sortedAfter.count && sortedAfter[j] == value {
+                tiedAfter += 1
+                j += 1
+            }
+            // The tie group holds ranks ranked+1 … ranked+t, each given their mean.
+            let t = tiedBefore + tiedAfter
+            rankSumAfter += Double(tiedAfter) * (Double(ranked) + Double(t + 1) / 2)
+            tieTerm += Double(t * t * t - t)
+            ranked += t
         }
         let (a, b) = (Double(n1), Double(n2))
         let u = rankSumAfter - b * (b + 1) / 2

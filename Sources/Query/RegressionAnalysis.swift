@@ -42,8 +42,10 @@ extension QueryEngine {
         }
         let candidates = Array(seen.sorted { abs(totalShareChange($0)) > abs(totalShareChange($1)) }.prefix(options.candidates))
 
-        let before = try await profileShares(baseline, functions: candidates)
-        let after = try await profileShares(comparison, functions: candidates)
+        // Both sides at once: their blocks are read and resolved off the actor, in parallel.
+        async let baselineShares = profileShares(baseline, functions: candidates)
+        async let comparisonShares = profileShares(comparison, functions: candidates)
+        let (before, after) = try await (baselineShares, comparisonShares)
         var tests: [RankSumTest.Result] = []
         for c in candidates.indices {
             let result =
@@ -132,17 +134,17 @@ extension QueryEngine {
         var shares: [[Double]]
     }
 
-    /// One block's profiles: per timestamp the total, and the candidates' inclusive values
+    /// One block's profiles: per timestamp the total, and the candidates' inclusive values, dense
     /// (`values[profile * candidates + candidate]`).
     struct ProfileValues: Sendable {
         var times: [Int64] = []
         var totals: [Int64] = []
-        var values: [Int: Int64] = [:]
+        var values: [Int64] = []
     }
 
     /// A profile is every sample of the selection at one timestamp: one scrape or push of one process,
     /// whose pprof labels (a span name, say) may have split it into several series. Blocks are read in
-    /// parallel; a timestamp found in more than one block is one profile.
+    /// parallel; a timestamp found in more than one block is one profile. Memory: profiles × candidates.
     func profileShares(_ selection: Selection, functions: [Int32]) async throws -> ProfileShares {
         struct Job: Sendable {
             var block: LoadedBlock
@@ -158,7 +160,7 @@ extension QueryEngine {
         let (time, spans, parallelism) = (selection.time, selection.spans, options.parallelism)
         var profileIndex: [Int64: Int] = [:]
         var totals: [Int64] = []
-        var values: [Int: Int64] = [:]
+        var values: [Int64] = []
         try await withThrowingTaskGroup(of: ProfileValues.self) { group in
             var next = 0
             func start() {
@@ -173,23 +175,24 @@ extension QueryEngine {
             }
             for _ in 0..<parallelism { start() }
             while let partial = try await group.next() {
-                var mapped: [Int] = []
-                for (t, total) in zip(partial.times, partial.totals) {
+                for (local, t) in partial.times.enumerated() {
                     let p = profileIndex[t] ?? totals.count
                     if p == totals.count {
                         profileIndex[t] = p
                         totals.append(0)
+                        values.append(contentsOf: repeatElement(0, count: count))
                     }
-                    totals[p] += total
-                    mapped.append(p)
+                    totals[p] += partial.totals[local]
+                    for c in 0..<count { values[p * count + c] += partial.values[local * count + c] }
                 }
-                for (slot, value) in partial.values { values[mapped[slot / count] * count + slot % count, default: 0] += value }
                 start()
             }
         }
-        var out = ProfileShares(profiles: totals.filter { $0 != 0 }.count, shares: Array(repeating: [], count: count))
-        for (slot, value) in values where value != 0 && totals[slot / count] != 0 {
-            out.shares[slot % count].append(Double(value) / Double(totals[slot / count]))
+        var out = ProfileShares(profiles: 0, shares: Array(repeating: [], count: count))
+        for p in totals.indices where totals[p] != 0 {
+            out.profiles += 1
+            let total = Double(totals[p])
+            for c in 0..<count where values[p * count + c] != 0 { out.shares[c].append(Double(values[p * count + c]) / total) }
         }
         return out
     }
@@ -199,54 +202,78 @@ extension QueryEngine {
     static func profileValues(
         of samples: StackSamples, nodes: BlockNodeNames, candidates: [Int32: Int32], count: Int, blockID: ULID
     ) throws -> ProfileValues {
-        // Candidates on the path from the root to each node, computed once per node reached.
-        var pathStart = [Int32](repeating: -1, count: nodes.parents.count)
-        var pathCount = [Int32](repeating: 0, count: nodes.parents.count)
-        var pathItems: [Int32] = []
-        var pending: [Int32] = []
-        func resolve(_ node: Int32) throws -> Range<Int> {
-            guard node >= 0, Int(node) < nodes.parents.count else {
-                throw QueryError(.unavailable, "block \(blockID): a sample references missing stack \(node)")
-            }
-            var n = node
-            while n >= 0 && pathStart[Int(n)] < 0 {
-                pending.append(n)
-                n = nodes.parents[Int(n)]
-            }
-            while let m = pending.popLast() {
-                let parent = nodes.parents[Int(m)]
-                let start = pathItems.count
-                if parent >= 0 {
-                    let p = Int(pathStart[Int(parent)])
-                    // Element by element: appending a slice of the array to itself would copy the whole array.
-                    for k in p..<p + Int(pathCount[Int(parent)]) { pathItems.append(pathItems[k]) }
-                }
-                if let own = candidates[nodes.names[Int(m)]], !pathItems[start...].contains(own) { pathItems.append(own) }
-                pathStart[Int(m)] = Int32(start)
-                pathCount[Int(m)] = Int32(pathItems.count - start)
-            }
-            let s = Int(pathStart[Int(node)])
-            return s..<s + Int(pathCount[Int(node)])
-        }
-
+        var paths = CandidatePaths(nodes: nodes, candidates: candidates)
         var out = ProfileValues()
         var profileIndex: [Int64: Int] = [:]
+        // Samples come ordered by series, then time: a profile's samples of one series are a run, so the
+        // previous sample's profile is nearly always this one's.
+        var lastTime = Int64.min
+        var p = -1
         for i in 0..<samples.count {
             let t = samples.timeNanos[i]
-            let p: Int
-            if let known = profileIndex[t] {
-                p = known
-            } else {
-                p = out.times.count
-                profileIndex[t] = p
-                out.times.append(t)
-                out.totals.append(0)
+            if t != lastTime {
+                lastTime = t
+                if let known = profileIndex[t] {
+                    p = known
+                } else {
+                    p = out.times.count
+                    profileIndex[t] = p
+                    out.times.append(t)
+                    out.totals.append(0)
+                    out.values.append(contentsOf: repeatElement(0, count: count))
+                }
             }
             let value = samples.values[i]
             out.totals[p] += value
-            for c in try resolve(samples.stackIDs[i]) { out.values[p * count + Int(pathItems[c]), default: 0] += value }
+            let stack = samples.stackIDs[i]
+            guard stack >= 0, Int(stack) < nodes.parents.count else {
+                throw QueryError(.unavailable, "block \(blockID): a sample references missing stack \(stack)")
+            }
+            let row = p * count
+            for c in paths.resolve(stack) { out.values[row + Int(paths.items[c])] += value }
         }
         return out
+    }
+}
+
+/// The candidates on the path from the root to each stack node of one block, each listed once, computed
+/// once per node reached and shared with the nodes below it.
+struct CandidatePaths {
+    let nodes: BlockNodeNames
+    let candidates: [Int32: Int32]
+    private var start: [Int32]
+    private var count: [Int32]
+    private(set) var items: [Int32] = []
+    private var pending: [Int32] = []
+
+    init(nodes: BlockNodeNames, candidates: [Int32: Int32]) {
+        self.nodes = nodes
+        self.candidates = candidates
+        start = Array(repeating: -1, count: nodes.parents.count)
+        count = Array(repeating: 0, count: nodes.parents.count)
+    }
+
+    /// Indexes into `items` of the candidates on `node`'s path (`node` must be a valid node).
+    mutating func resolve(_ node: Int32) -> Range<Int> {
+        var n = node
+        while n >= 0 && start[Int(n)] < 0 {
+            pending.append(n)
+            n = nodes.parents[Int(n)]
+        }
+        while let m = pending.popLast() {
+            let parent = nodes.parents[Int(m)]
+            let first = items.count
+            if parent >= 0 {
+                let p = Int(start[Int(parent)])
+                // Element by element: appending a slice of the array to itself would copy the whole array.
+                for k in p..<p + Int(count[Int(parent)]) { items.append(items[k]) }
+            }
+            if let own = candidates[nodes.names[Int(m)]], !items[first...].contains(own) { items.append(own) }
+            start[Int(m)] = Int32(first)
+            count[Int(m)] = Int32(items.count - first)
+        }
+        let s = Int(start[Int(node)])
+        return s..<s + Int(count[Int(node)])
     }
 }
 
@@ -308,6 +335,9 @@ struct FunctionTotals {
                 after: sums.after > 0 ? Double(nodeTotals[n * 2 + 1]) / sums.after : 0)
             found.append((n, share))
         }
+        // Only the paths that moved the way the function did: a regression's paths that shrank are not
+        // what carries it.
+        found.removeAll { largestIncrease ? $0.share.change <= 0 : $0.share.change >= 0 }
         found.sort { largestIncrease ? $0.share.change > $1.share.change : $0.share.change < $1.share.change }
         return found.prefix(limit).map { entry in
             var frames: [String] = []

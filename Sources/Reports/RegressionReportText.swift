@@ -3,6 +3,9 @@ import Query
 
 /// A regression report as Markdown: what a person pastes into a pull request or an incident note.
 public enum RegressionReportMarkdown {
+    /// Regressions whose call paths are listed (the JSON has them for every row).
+    static let pathRows = 5
+
     public static func render(_ report: RegressionReport) -> String {
         var out = "# Regression report\n\n"
         out += "| | query | range | profiles | total |\n|---|---|---|---:|---:|\n"
@@ -32,7 +35,8 @@ public enum RegressionReportMarkdown {
         guard !rows.isEmpty else { return out + "None significant.\n" }
         out += table(rows, report: report)
         if paths {
-            for row in rows where !row.paths.isEmpty {
+            // The top rows' paths: further down they mostly repeat the paths above (callers and callees).
+            for row in rows.prefix(pathRows) where !row.paths.isEmpty {
                 out += "\n**`\(cell(row.function))`** — the call paths that carry it:\n\n"
                 for path in row.paths {
                     out +=

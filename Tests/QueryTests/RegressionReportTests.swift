@@ -47,6 +47,7 @@ import Testing
         }
         // The test keeps its level: about 5 % of true nulls rejected (binomial sd ≈ 0.5 %).
         let rate = Double(rejected) / Double(trials)
+        print("rank test: \(rejected) of \(trials) samples without an effect rejected at p < 0.05")
         #expect(rate > 0.03 && rate < 0.065, "false-positive rate \(rate)")
     }
 
