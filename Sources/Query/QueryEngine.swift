@@ -215,25 +215,13 @@ public actor QueryEngine {
                         nodes: try await nodeNames(block), cacheKey: key))
             }
         }
-        let parallelism = options.parallelism
         var finished: [(BlockTreeKey, StackTree)] = []
-        try await withThrowingTaskGroup(of: (Job, StackTree).self) { group in
-            var next = 0
-            func start() {
-                guard next < jobs.count else { return }
-                let job = jobs[next]
-                next += 1
-                group.addTask {
-                    let samples = try await job.block.reader.stackSamples(time: job.time, series: job.series, spans: job.spans)
-                    return (job, try Self.tree(of: samples, nodes: job.nodes, blockID: job.block.meta.ulid))
-                }
-            }
-            for _ in 0..<parallelism { start() }
-            while let (job, partial) = try await group.next() {
-                tree.merge(partial, into: job.side)
-                if let key = job.cacheKey { finished.append((key, partial)) }
-                start()
-            }
+        try await Self.concurrently(jobs, parallelism: options.parallelism) { job in
+            let samples = try await job.block.reader.stackSamples(time: job.time, series: job.series, spans: job.spans)
+            return try Self.tree(of: samples, nodes: job.nodes, blockID: job.block.meta.ulid)
+        } merge: { job, partial in
+            tree.merge(partial, into: job.side)
+            if let key = job.cacheKey { finished.append((key, partial)) }
         }
         for (key, partial) in finished {
             useClock += 1
@@ -245,6 +233,28 @@ public actor QueryEngine {
             blockTrees[oldest] = nil
         }
         return tree
+    }
+
+    /// Runs `work` on every job, at most `parallelism` at once, off the actor; `merge` takes each result
+    /// as it arrives, on the caller's isolation, so partial results need no lock.
+    static func concurrently<Job: Sendable, Partial: Sendable>(
+        _ jobs: [Job], parallelism: Int, _ work: @escaping @Sendable (Job) async throws -> Partial,
+        merge: (Job, Partial) throws -> Void
+    ) async throws {
+        try await withThrowingTaskGroup(of: (Job, Partial).self) { group in
+            var next = 0
+            func start() {
+                guard next < jobs.count else { return }
+                let job = jobs[next]
+                next += 1
+                group.addTask { (job, try await work(job)) }
+            }
+            for _ in 0..<max(1, parallelism) { start() }
+            while let (job, partial) = try await group.next() {
+                try merge(job, partial)
+                start()
+            }
+        }
     }
 
     /// One block's samples as a name tree: values summed per stack node first, then each distinct stack

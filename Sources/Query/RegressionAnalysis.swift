@@ -157,35 +157,24 @@ extension QueryEngine {
         }
         let count = functions.count
         let candidateIndex = Dictionary(uniqueKeysWithValues: functions.enumerated().map { ($1, Int32($0)) })
-        let (time, spans, parallelism) = (selection.time, selection.spans, options.parallelism)
+        let (time, spans) = (selection.time, selection.spans)
         var profileIndex: [Int64: Int] = [:]
         var totals: [Int64] = []
         var values: [Int64] = []
-        try await withThrowingTaskGroup(of: ProfileValues.self) { group in
-            var next = 0
-            func start() {
-                guard next < jobs.count else { return }
-                let job = jobs[next]
-                next += 1
-                group.addTask {
-                    let samples = try await job.block.reader.stackSamples(time: time, series: job.series, spans: spans)
-                    return try Self.profileValues(
-                        of: samples, nodes: job.nodes, candidates: candidateIndex, count: count, blockID: job.block.meta.ulid)
+        try await Self.concurrently(jobs, parallelism: options.parallelism) { job in
+            let samples = try await job.block.reader.stackSamples(time: time, series: job.series, spans: spans)
+            return try Self.profileValues(
+                of: samples, nodes: job.nodes, candidates: candidateIndex, count: count, blockID: job.block.meta.ulid)
+        } merge: { _, partial in
+            for (local, t) in partial.times.enumerated() {
+                let p = profileIndex[t] ?? totals.count
+                if p == totals.count {
+                    profileIndex[t] = p
+                    totals.append(0)
+                    values.append(contentsOf: repeatElement(0, count: count))
                 }
-            }
-            for _ in 0..<parallelism { start() }
-            while let partial = try await group.next() {
-                for (local, t) in partial.times.enumerated() {
-                    let p = profileIndex[t] ?? totals.count
-                    if p == totals.count {
-                        profileIndex[t] = p
-                        totals.append(0)
-                        values.append(contentsOf: repeatElement(0, count: count))
-                    }
-                    totals[p] += partial.totals[local]
-                    for c in 0..<count { values[p * count + c] += partial.values[local * count + c] }
-                }
-                start()
+                totals[p] += partial.totals[local]
+                for c in 0..<count { values[p * count + c] += partial.values[local * count + c] }
             }
         }
         var out = ProfileShares(profiles: 0, shares: Array(repeating: [], count: count))

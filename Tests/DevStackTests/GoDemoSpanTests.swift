@@ -22,24 +22,15 @@ import Testing
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-go-spans-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dataDir) }
-        let port = try LoopbackPorts.free(1)[0]
         // The article's config with its placeholders filled in, as make demo does.
         let seed = try String(contentsOf: TestEnvironment.fixturesDir.appendingPathComponent("alloy/seed.alloy"), encoding: .utf8)
-        let config = seed.replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
-            .replacingOccurrences(of: "Your_Apps_Name", with: "go-demo")
-            .replacingOccurrences(of: "http://Your_Pyroscope_ip_address:Your_Pyroscope_Port", with: "http://127.0.0.1:\(port)")
-        let configFile = dataDir.appendingPathComponent("demo.alloy")
-        try config.write(to: configFile, atomically: true, encoding: .utf8)
-
         try await withHTTPClient { client in
-            let process = try ChildProcess(
-                TestEnvironment.binDir.appendingPathComponent("kiln"),
-                [
-                    "dev", "--data-dir", dataDir.appendingPathComponent("dev").path, "--listen", "127.0.0.1:\(port)",
-                    "--block-age", "1s", "--stop-timeout", "15", "--scrape-config", configFile.path,
-                ])
-            let dev = KilnDevHarness(
-                process: process, dataDir: dataDir.appendingPathComponent("dev"), baseURL: "http://127.0.0.1:\(port)", client: client)
+            let dev = try KilnDevHarness.start(in: dataDir, client: client) { port in
+                seed.replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
+                    .replacingOccurrences(of: "Your_Apps_Name", with: "go-demo")
+                    .replacingOccurrences(of: "http://Your_Pyroscope_ip_address:Your_Pyroscope_Port", with: "http://127.0.0.1:\(port)")
+            }
+            let process = dev.process
             defer { process.signal(SIGTERM) }
             _ = try await dev.waitUntilReady()
             let type = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"

@@ -56,8 +56,8 @@ struct KilnDevHarness {
         return nil
     }
 
-    static func start(dataDir: URL, client: HTTPClient, extraArguments: [String] = []) throws -> KilnDevHarness {
-        let port = try LoopbackPorts.free(1)[0]
+    static func start(dataDir: URL, client: HTTPClient, port: Int? = nil, extraArguments: [String] = []) throws -> KilnDevHarness {
+        let port = try port ?? LoopbackPorts.free(1)[0]
         let process = try ChildProcess(
             TestEnvironment.binDir.appendingPathComponent("kiln"),
             [
@@ -65,6 +65,16 @@ struct KilnDevHarness {
                 "--block-age", "1s", "--stop-timeout", "15",
             ] + extraArguments)
         return KilnDevHarness(process: process, dataDir: dataDir, baseURL: "http://127.0.0.1:\(port)", client: client)
+    }
+
+    /// kiln dev (data in `dir`/dev) scraping with the Alloy configuration `config` makes for the port kiln dev
+    /// listens on (its `pyroscope.write` points there).
+    static func start(in dir: URL, client: HTTPClient, scrapeConfig config: (Int) -> String) throws -> KilnDevHarness {
+        let port = try LoopbackPorts.free(1)[0]
+        let file = dir.appendingPathComponent("scrape.alloy")
+        try config(port).write(to: file, atomically: true, encoding: .utf8)
+        return try start(
+            dataDir: dir.appendingPathComponent("dev"), client: client, port: port, extraArguments: ["--scrape-config", file.path])
     }
 
     /// Starts kiln dev and runs `body`; if `body` throws, kiln dev is stopped (SIGTERM, so it stops its

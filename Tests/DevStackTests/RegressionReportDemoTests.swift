@@ -20,36 +20,27 @@ import Testing
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-regressions-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dataDir) }
-        let port = try LoopbackPorts.free(1)[0]
-        let config = """
-            pyroscope.scrape "demo" {
-              targets         = [{"__address__" = "\(demo.address)", "service_name" = "go-demo"}]
-              forward_to      = [pyroscope.write.local.receiver]
-              scrape_interval = "2s"
-              profiling_config {
-                profile.process_cpu { enabled = true }
-                profile.memory { enabled = false }
-                profile.goroutine { enabled = false }
-                profile.mutex { enabled = false }
-                profile.block { enabled = false }
-              }
-            }
-            pyroscope.write "local" {
-              endpoint { url = "http://127.0.0.1:\(port)" }
-            }
-            """
-        let configFile = dataDir.appendingPathComponent("demo.alloy")
-        try config.write(to: configFile, atomically: true, encoding: .utf8)
-
         try await withHTTPClient { client in
-            let process = try ChildProcess(
-                TestEnvironment.binDir.appendingPathComponent("kiln"),
-                [
-                    "dev", "--data-dir", dataDir.appendingPathComponent("dev").path, "--listen", "127.0.0.1:\(port)",
-                    "--block-age", "1s", "--stop-timeout", "15", "--scrape-config", configFile.path,
-                ])
-            let dev = KilnDevHarness(
-                process: process, dataDir: dataDir.appendingPathComponent("dev"), baseURL: "http://127.0.0.1:\(port)", client: client)
+            let dev = try KilnDevHarness.start(in: dataDir, client: client) { port in
+                """
+                pyroscope.scrape "demo" {
+                  targets         = [{"__address__" = "\(demo.address)", "service_name" = "go-demo"}]
+                  forward_to      = [pyroscope.write.local.receiver]
+                  scrape_interval = "2s"
+                  profiling_config {
+                    profile.process_cpu { enabled = true }
+                    profile.memory { enabled = false }
+                    profile.goroutine { enabled = false }
+                    profile.mutex { enabled = false }
+                    profile.block { enabled = false }
+                  }
+                }
+                pyroscope.write "local" {
+                  endpoint { url = "http://127.0.0.1:\(port)" }
+                }
+                """
+            }
+            let process = dev.process
             defer { process.signal(SIGTERM) }
             _ = try await dev.waitUntilReady()
             func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
