@@ -300,8 +300,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query",
-                "ObjectStore",
-                "Blocks", "Scrape",
+                "ObjectStore", "Blocks", "Scrape", "Normalization",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),

@@ -15,7 +15,8 @@ public enum ProfileNaming {
         if types.contains("contentions") || types.contains("delay") { return periodType == "contentions" ? "mutex" : "block" }
         if types.contains("wall") { return "wall" }
         if types.contains("cpu") || types.contains("samples") || periodType == "cpu" { return "process_cpu" }
-        return sampleTypes.last ?? "unknown"
+        // Never empty: a profile type ID needs a name, and a block with an unnamed type cannot be read.
+        return sampleTypes.last { !$0.isEmpty } ?? "unknown"
     }
 
     /// Sample types whose values accumulate since process start in Go's plain endpoints

@@ -51,6 +51,7 @@ public actor QueryEngine {
     private var open: [ULID: OpenBlock] = [:]
     private var useClock: UInt64 = 0
     private var names = NameTable()
+    private var frameTable = FrameTable()
     /// Merged trees of whole blocks, by (block, profile type, series ids): a query whose range covers a block
     /// reuses its tree instead of decompressing its samples again (dashboards re-ask overlapping ranges).
     private var blockTrees: [BlockTreeKey: (tree: StackTree, lastUse: UInt64)] = [:]
@@ -59,6 +60,15 @@ public actor QueryEngine {
         var block: ULID
         var profileType: String
         var series: Set<Int32>
+        var labels: StackLabels
+    }
+
+    /// What the nodes of a merged tree stand for.
+    enum StackLabels: Hashable, Sendable {
+        /// Function names (`nameTable`): what flame graphs, tables and diffs show.
+        case functions
+        /// Frames, a function and a line (`frames`): what pprof output carries.
+        case frames
     }
 
     struct CachedListing {
@@ -100,6 +110,7 @@ public actor QueryEngine {
         var block: LoadedBlock
         var lastUse: UInt64
         var nodeNames: BlockNodeNames?
+        var nodeFrames: BlockNodeNames?
     }
 
     func loaded(_ meta: BlockMeta) async throws -> LoadedBlock {
@@ -113,7 +124,7 @@ public actor QueryEngine {
         let series = try await reader.series()
         let block = LoadedBlock(meta: meta, reader: reader, series: series)
         if open[meta.ulid] == nil {
-            open[meta.ulid] = OpenBlock(block: block, lastUse: useClock, nodeNames: nil)
+            open[meta.ulid] = OpenBlock(block: block, lastUse: useClock, nodeNames: nil, nodeFrames: nil)
             if open.count > options.openBlocks, let oldest = open.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
                 open[oldest] = nil
             }
@@ -140,6 +151,35 @@ public actor QueryEngine {
         }
         let result = BlockNodeNames(parents: symbols.nodeParents, names: nodeNames)
         open[block.meta.ulid]?.nodeNames = result
+        return result
+    }
+
+    /// Frame ids (`frames`) of every stack node of a block, loaded once per block.
+    func nodeFrames(_ block: LoadedBlock) async throws -> BlockNodeNames {
+        if let cached = open[block.meta.ulid]?.nodeFrames { return cached }
+        let symbols = try await block.reader.symbols()
+        var frameIDs = [Int32](repeating: -1, count: symbols.frameFunctions.count)
+        var nodeFrames = [Int32](repeating: 0, count: symbols.nodeParents.count)
+        for n in nodeFrames.indices {
+            let frame = Int(symbols.nodeFrames[n])
+            guard frame >= 0, frame < frameIDs.count else {
+                throw QueryError(.unavailable, "block \(block.meta.ulid): stack node \(n) references missing frame \(frame)")
+            }
+            if frameIDs[frame] < 0 {
+                let function = Int(symbols.frameFunctions[frame])
+                guard function >= 0, function < symbols.functions.count else {
+                    throw QueryError(.unavailable, "block \(block.meta.ulid): frame \(frame) references missing function \(function)")
+                }
+                let f = symbols.functions[function]
+                frameIDs[frame] = frameTable.intern(
+                    StackFrame(
+                        function: .init(name: f.name, systemName: f.systemName, filename: f.filename, startLine: f.startLine),
+                        line: symbols.frameLines[frame]))
+            }
+            nodeFrames[n] = frameIDs[frame]
+        }
+        let result = BlockNodeNames(parents: symbols.nodeParents, names: nodeFrames)
+        open[block.meta.ulid]?.nodeFrames = result
         return result
     }
 
@@ -175,17 +215,24 @@ public actor QueryEngine {
 
     /// Stacks of the selection merged by function name. The tree's name ids index `nameTable`.
     public func mergeStacks(_ selection: Selection) async throws -> (StackTree, NameTable) {
-        let tree = try await mergeStacks([selection], sides: 1)
+        let tree = try await mergeStacks([selection], sides: 1, labels: .functions)
         return (tree, names)
+    }
+
+    /// Stacks of the selection merged frame by frame (function and line), for pprof output: the tree's
+    /// labels index the returned `FrameTable`.
+    public func mergeFrames(_ selection: Selection) async throws -> (StackTree, FrameTable) {
+        let tree = try await mergeStacks([selection], sides: 1, labels: .frames)
+        return (tree, frameTable)
     }
 
     /// Two selections merged into one tree with a left and a right side, for a diff.
     public func diff(left: Selection, right: Selection) async throws -> (StackTree, NameTable) {
-        let tree = try await mergeStacks([left, right], sides: 2)
+        let tree = try await mergeStacks([left, right], sides: 2, labels: .functions)
         return (tree, names)
     }
 
-    private func mergeStacks(_ selections: [Selection], sides: Int) async throws -> StackTree {
+    private func mergeStacks(_ selections: [Selection], sides: Int, labels: StackLabels) async throws -> StackTree {
         struct Job: Sendable {
             var side: Int
             var block: LoadedBlock
@@ -202,7 +249,8 @@ public actor QueryEngine {
                 // A whole block's tree is reused only for the whole block's samples, not a span selection.
                 let covered =
                     selection.spans == nil && selection.time.contains(block.meta.minTime) && selection.time.contains(block.meta.maxTime)
-                let key = covered ? BlockTreeKey(block: block.meta.ulid, profileType: selection.profileType, series: series) : nil
+                let key =
+                    covered ? BlockTreeKey(block: block.meta.ulid, profileType: selection.profileType, series: series, labels: labels) : nil
                 if let key, let cached = blockTrees[key] {
                     useClock += 1
                     blockTrees[key]?.lastUse = useClock
@@ -212,7 +260,7 @@ public actor QueryEngine {
                 jobs.append(
                     Job(
                         side: side, block: block, series: series, time: selection.time, spans: selection.spans,
-                        nodes: try await nodeNames(block), cacheKey: key))
+                        nodes: labels == .functions ? try await nodeNames(block) : try await nodeFrames(block), cacheKey: key))
             }
         }
         var finished: [(BlockTreeKey, StackTree)] = []

@@ -17,6 +17,50 @@ public struct NameTable: Sendable {
     public subscript(_ id: Int32) -> String { names[Int(id)] }
 }
 
+/// One frame of a stack as stored: a function and the line in it. Frames label the nodes of a tree merged
+/// for pprof output (`QueryEngine.mergeFrames`), so file names and lines survive.
+public struct StackFrame: Hashable, Sendable {
+    public struct Function: Hashable, Sendable {
+        public var name: String
+        public var systemName: String
+        public var filename: String
+        public var startLine: Int64
+
+        public init(name: String, systemName: String, filename: String, startLine: Int64) {
+            self.name = name
+            self.systemName = systemName
+            self.filename = filename
+            self.startLine = startLine
+        }
+    }
+
+    public var function: Function
+    public var line: Int64
+
+    public init(function: Function, line: Int64) {
+        self.function = function
+        self.line = line
+    }
+}
+
+/// Interned frames shared by every frame-labelled tree of an engine.
+public struct FrameTable: Sendable {
+    public private(set) var frames: [StackFrame] = []
+    private var index: [StackFrame: Int32] = [:]
+
+    public init() {}
+
+    public mutating func intern(_ frame: StackFrame) -> Int32 {
+        if let i = index[frame] { return i }
+        let i = Int32(frames.count)
+        frames.append(frame)
+        index[frame] = i
+        return i
+    }
+
+    public subscript(_ id: Int32) -> StackFrame { frames[Int(id)] }
+}
+
 /// Stacks merged by function name into a call tree, root first: what a flame graph draws. Node 0 is the
 /// synthetic root ("total"); a node's parent always has a smaller index, so totals are one backward pass.
 /// Each node carries `sides` values (1 for a flame graph, 2 for a diff's left and right).
@@ -116,29 +160,47 @@ public struct StackTree: Sendable {
     /// Only the stacks that start with `prefix` (root first), as Pyroscope's call-site stack-trace selector
     /// keeps them; the prefix's nodes stay so the graph still shows where they sit.
     public func keeping(prefix: [Int32]) -> StackTree {
-        var node: Int32 = 0
-        var byName: [UInt64: Int32] = [:]
-        for n in 1..<max(nodeCount, 1) {
-            byName[UInt64(UInt32(bitPattern: parents[n])) << 32 | UInt64(UInt32(bitPattern: names[n]))] = Int32(n)
-        }
-        for name in prefix {
-            guard let c = byName[UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))] else {
-                return StackTree(sides: sides)
-            }
-            node = c
-        }
+        keeping(prefixLength: prefix.count) { depth, label in label == prefix[depth] }
+    }
+
+    /// Only the stacks whose first `prefixLength` nodes (root first) satisfy `matches(depth, label)`, depth
+    /// counted from 0. The matching nodes above the last one stay, without their self values, so the graph
+    /// still shows where the kept stacks sit. Several nodes may match at a depth (a frame-labelled tree has
+    /// one node per line of a function).
+    public func keeping(prefixLength: Int, where matches: (_ depth: Int, _ label: Int32) -> Bool) -> StackTree {
         var out = StackTree(sides: sides)
-        var mapped = [Int32](repeating: -1, count: nodeCount)
-        var anchor: Int32 = 0
-        for name in prefix { anchor = out.child(of: anchor, name: name) }
-        mapped[Int(node)] = anchor
-        // Nodes are created after their parents, so one forward pass copies the subtree.
-        for n in Int(node)..<nodeCount {
-            if n != Int(node) {
-                let p = mapped[Int(parents[n])]
-                guard p >= 0 else { continue }
-                mapped[n] = out.child(of: p, name: names[n])
+        guard prefixLength > 0 else {
+            out.merge(self)
+            return out
+        }
+        var depth = [Int](repeating: 0, count: nodeCount)
+        // onPath: the node and its ancestors match the prefix; under: at or below a node ending the prefix.
+        var onPath = [Bool](repeating: false, count: nodeCount)
+        var under = [Bool](repeating: false, count: nodeCount)
+        onPath[0] = true
+        // Nodes are created after their parents, so one forward pass sees every parent first.
+        for n in 1..<max(nodeCount, 1) {
+            let p = Int(parents[n])
+            depth[n] = depth[p] + 1
+            under[n] = under[p]
+            if !under[n] && onPath[p] && depth[n] <= prefixLength && matches(depth[n] - 1, names[n]) {
+                onPath[n] = true
+                under[n] = depth[n] == prefixLength
             }
+        }
+        // A node of the prefix stays only if the whole prefix continues below it.
+        var reachesEnd = [Bool](repeating: false, count: nodeCount)
+        for n in stride(from: nodeCount - 1, to: 0, by: -1) where onPath[n] && (depth[n] == prefixLength || reachesEnd[n]) {
+            reachesEnd[n] = true
+            reachesEnd[Int(parents[n])] = true
+        }
+        var mapped = [Int32](repeating: -1, count: nodeCount)
+        mapped[0] = 0
+        for n in 1..<max(nodeCount, 1) where under[n] || reachesEnd[n] {
+            let p = Int(parents[n])
+            guard mapped[p] >= 0 else { continue }
+            mapped[n] = out.child(of: mapped[p], name: names[n])
+            guard under[n] else { continue }
             for s in 0..<sides where selfValues[n * sides + s] != 0 { out.addSelf(selfValues[n * sides + s], to: mapped[n], side: s) }
         }
         return out

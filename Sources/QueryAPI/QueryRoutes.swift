@@ -269,11 +269,36 @@ struct QueryHandlers: Sendable {
         return tree.keeping(prefix: callSite.map { table.intern($0.name) })
     }
 
+    /// The same for a frame-labelled tree: a call-site entry matches every line of its function.
+    static func narrowed(_ tree: StackTree, frames: FrameTable, selector: Types_V1_StackTraceSelector?) -> StackTree {
+        guard let callSite = selector?.callSite, !callSite.isEmpty else { return tree }
+        return tree.keeping(prefixLength: callSite.count) { depth, label in frames[label].function.name == callSite[depth].name }
+    }
+
+    /// The selection merged frame by frame as a pprof profile: locations with file names and lines.
+    func pprof(
+        _ selection: Selection, profileType: String, selector: Types_V1_StackTraceSelector?, start: Int64, end: Int64, maxStacks: Int?
+    ) async throws -> Google_V1_Profile {
+        let (tree, frames) = try await engine.mergeFrames(selection)
+        return PprofExport.profile(
+            Self.narrowed(tree, frames: frames, selector: selector), frames: frames, profileType: ProfileTypeID(parsing: profileType)!,
+            start: start, end: end, maxStacks: maxStacks)
+    }
+
     func selectMergeStacktraces(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) async throws
         -> Querier_V1_SelectMergeStacktracesResponse
     {
-        let (tree, names) = try await tree(r, tenant: tenant)
         var out = Querier_V1_SelectMergeStacktracesResponse()
+        if r.format == .pprof {
+            var p = Querier_V1_PprofProfile()
+            p.profile = try await pprof(
+                try selection(r, tenant: tenant), profileType: r.profileTypeID,
+                selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil,
+                start: r.start, end: r.end, maxStacks: nil)
+            out.pprof = p
+            return out
+        }
+        let (tree, names) = try await tree(r, tenant: tenant)
         let maxNodes = maxNodes(r.hasMaxNodes ? r.maxNodes : nil, tenant: tenant)
         switch r.format {
         case .unspecified, .flamegraph:
@@ -281,11 +306,7 @@ struct QueryHandlers: Sendable {
         case .tree:
             out.tree = TreeEncoding.encode(tree, names: names, maxNodes: maxNodes)
         case .pprof:
-            var p = Querier_V1_PprofProfile()
-            p.profile = PprofExport.profile(
-                tree, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!,
-                start: r.start, end: r.end)
-            out.pprof = p
+            break  // answered above, frame by frame
         case .dot:
             out.dot = DotGraph.encode(tree, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, maxNodes: maxNodes)
         case .UNRECOGNIZED:
@@ -331,11 +352,9 @@ struct QueryHandlers: Sendable {
 
     func selectMergeProfile(_ r: Querier_V1_SelectMergeProfileRequest, tenant: String) async throws -> Google_V1_Profile {
         let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
-        let (tree, names) = try await engine.mergeStacks(selection)
-        let narrowed = Self.narrowed(tree, names: names, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil)
-        return PprofExport.profile(
-            narrowed, names: names, profileType: ProfileTypeID(parsing: r.profileTypeID)!, start: r.start, end: r.end,
-            maxStacks: r.hasMaxNodes ? maxNodes(r.maxNodes, tenant: tenant) : nil)
+        return try await pprof(
+            selection, profileType: r.profileTypeID, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil,
+            start: r.start, end: r.end, maxStacks: r.hasMaxNodes ? maxNodes(r.maxNodes, tenant: tenant) : nil)
     }
 
     func diff(_ r: Querier_V1_DiffRequest, tenant: String) async throws -> Querier_V1_DiffResponse {
@@ -436,10 +455,13 @@ enum TreeEncoding {
 /// A merged tree as a pprof profile (functions by name, one location per function), for
 /// `SelectMergeProfile` and the `PPROF` format.
 enum PprofExport {
-    /// With `maxStacks`, only that many of the largest stacks are kept; the others are summed into one
-    /// sample whose only frame is `other`, so the totals stay the same.
+    /// A frame-labelled tree as a pprof profile: one function per distinct function (name, system name, file,
+    /// start line), one location per frame with its line, a sample per stack. With `maxStacks`, only that
+    /// many of the largest stacks are kept; the others are summed into one sample whose only frame is
+    /// `other`, so the totals stay the same. A location stored without lines comes back as its address in a
+    /// mapping of its file; build IDs and the addresses of symbolized locations are not stored.
     static func profile(
-        _ tree: StackTree, names: NameTable, profileType t: ProfileTypeID, start: Int64, end: Int64, maxStacks: Int? = nil
+        _ tree: StackTree, frames: FrameTable, profileType t: ProfileTypeID, start: Int64, end: Int64, maxStacks: Int? = nil
     ) -> Google_V1_Profile {
         var p = Google_V1_Profile()
         var strings = [""]
@@ -461,38 +483,81 @@ enum PprofExport {
         p.timeNanos = start * 1_000_000
         p.durationNanos = max(0, end - start) * 1_000_000
         var stacks = tree.stacks()
-        var names = names
+        var frames = frames
         if let maxStacks, stacks.count > maxStacks {
             stacks.sort { $0.value > $1.value }
             let other = stacks[max(0, maxStacks - 1)...].reduce(Int64(0)) { $0 + $1.value }
             stacks.removeLast(stacks.count - max(0, maxStacks - 1))
-            stacks.append((names: [names.intern("other")], value: other))
+            let otherFrame = StackFrame(function: .init(name: "other", systemName: "other", filename: "", startLine: 0), line: 0)
+            stacks.append((names: [frames.intern(otherFrame)], value: other))
         }
-        var functionID: [Int32: UInt64] = [:]
+        var functionID: [StackFrame.Function: UInt64] = [:]
+        var locationID: [Int32: UInt64] = [:]
+        var mappingID: [String: UInt64] = [:]
         for (path, value) in stacks {
             var sample = Google_V1_Sample()
-            for name in path.reversed() {
-                if functionID[name] == nil {
-                    let id = UInt64(p.function.count + 1)
-                    functionID[name] = id
-                    var f = Google_V1_Function()
-                    f.id = id
-                    f.name = intern(names[name])
-                    f.systemName = f.name
-                    p.function.append(f)
+            for frameID in path.reversed() {
+                if locationID[frameID] == nil, let (file, address) = unsymbolized(frames[frameID]) {
+                    // Kiln stored the location as `file+0xaddress`: write it back as an address in its
+                    // mapping, without lines, so pprof shows it as the original did.
                     var l = Google_V1_Location()
-                    l.id = id
+                    l.id = UInt64(p.location.count + 1)
+                    l.address = address
+                    if !file.isEmpty {
+                        if mappingID[file] == nil {
+                            var m = Google_V1_Mapping()
+                            m.id = UInt64(p.mapping.count + 1)
+                            m.filename = intern(file)
+                            p.mapping.append(m)
+                            mappingID[file] = m.id
+                        }
+                        l.mappingID = mappingID[file]!
+                        let m = Int(l.mappingID) - 1
+                        p.mapping[m].memoryLimit = max(p.mapping[m].memoryLimit, address + 1)
+                    }
+                    p.location.append(l)
+                    locationID[frameID] = l.id
+                }
+                if locationID[frameID] == nil {
+                    let frame = frames[frameID]
+                    if functionID[frame.function] == nil {
+                        var f = Google_V1_Function()
+                        f.id = UInt64(p.function.count + 1)
+                        f.name = intern(frame.function.name)
+                        f.systemName = intern(frame.function.systemName)
+                        f.filename = intern(frame.function.filename)
+                        f.startLine = frame.function.startLine
+                        p.function.append(f)
+                        functionID[frame.function] = f.id
+                    }
+                    var l = Google_V1_Location()
+                    l.id = UInt64(p.location.count + 1)
                     var line = Google_V1_Line()
-                    line.functionID = id
+                    line.functionID = functionID[frame.function]!
+                    line.line = frame.line
                     l.line = [line]
                     p.location.append(l)
+                    locationID[frameID] = l.id
                 }
-                sample.locationID.append(functionID[name]!)
+                sample.locationID.append(locationID[frameID]!)
             }
             sample.value = [value]
             p.sample.append(sample)
         }
         p.stringTable = strings
         return p
+    }
+
+    /// The mapping file and address of a frame the normaliser made from a location without lines: named
+    /// `<file's last path component, or "unknown">+0x<hex address>`, filename the mapping's path, no line.
+    static func unsymbolized(_ frame: StackFrame) -> (file: String, address: UInt64)? {
+        let f = frame.function
+        guard frame.line == 0, f.startLine == 0, f.name == f.systemName, let plus = f.name.range(of: "+0x", options: .backwards),
+            let address = UInt64(f.name[plus.upperBound...], radix: 16)
+        else { return nil }
+        let base = f.name[..<plus.lowerBound]
+        let lastComponent = f.filename.split(separator: "/").last.map(String.init) ?? f.filename
+        guard f.filename.isEmpty ? base == "unknown" : base == lastComponent else { return nil }
+        return (f.filename, address)
     }
 }

@@ -141,21 +141,32 @@ import Testing
 @Suite struct PprofExportTests {
     @Test("max_nodes keeps the largest stacks and sums the rest into one 'other' sample with the same total")
     func maxStacks() throws {
-        var names = NameTable()
+        var frames = FrameTable()
+        func frame(_ name: String, line: Int64) -> Int32 {
+            frames.intern(StackFrame(function: .init(name: name, systemName: name, filename: "src/\(name).go", startLine: 1), line: line))
+        }
         var tree = StackTree()
-        for i in 0..<20 { tree.add(rootFirst: [names.intern("main"), names.intern("f\(i)")], value: Int64(i + 1)) }
+        // f0 … f19, each called from two lines of main (so two locations of main, one function).
+        for i in 0..<20 { tree.add(rootFirst: [frame("main", line: Int64(10 + i % 2)), frame("f\(i)", line: 3)], value: Int64(i + 1)) }
         let type = try #require(ProfileTypeID(parsing: QueryAPITests.cpu))
-        let full = PprofExport.profile(tree, names: names, profileType: type, start: 0, end: 1000)
-        let cut = PprofExport.profile(tree, names: names, profileType: type, start: 0, end: 1000, maxStacks: 5)
+        let full = PprofExport.profile(tree, frames: frames, profileType: type, start: 0, end: 1000)
+        let cut = PprofExport.profile(tree, frames: frames, profileType: type, start: 0, end: 1000, maxStacks: 5)
         func total(_ p: Google_V1_Profile) -> Int64 { p.sample.reduce(0) { $0 + $1.value[0] } }
         #expect(full.sample.count == 20)
+        #expect(full.function.count == 21 && full.location.count == 22, "main is one function at two lines")
+        func leaf(_ p: Google_V1_Profile, _ s: Google_V1_Sample) -> (name: String, file: String, line: Int64) {
+            let location = p.location.first { $0.id == s.locationID[0] }!
+            let function = p.function.first { $0.id == location.line[0].functionID }!
+            return (p.stringTable[Int(function.name)], p.stringTable[Int(function.filename)], location.line[0].line)
+        }
+        #expect(
+            full.sample.allSatisfy { s in
+                let l = leaf(full, s)
+                return l.file == "src/\(l.name).go" && l.line == 3
+            })
         #expect(cut.sample.count == 5)
         #expect(total(cut) == total(full))
-        let leafNames = cut.sample.map { s in cut.stringTable[Int(cut.function[Int(s.locationID[0]) - 1].name)] }
-        #expect(Set(leafNames) == ["f19", "f18", "f17", "f16", "other"])
-        #expect(
-            cut.sample.first { cut.stringTable[Int(cut.function[Int($0.locationID[0]) - 1].name)] == "other" }?.value == [
-                (1...16).reduce(0, +)
-            ])
+        #expect(Set(cut.sample.map { leaf(cut, $0).name }) == ["f19", "f18", "f17", "f16", "other"])
+        #expect(cut.sample.first { leaf(cut, $0).name == "other" }?.value == [(1...16).reduce(0, +)])
     }
 }

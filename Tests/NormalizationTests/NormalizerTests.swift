@@ -50,6 +50,24 @@ private func valueOf(_ batch: SampleBatch?, leaf: String, type: String) -> Int64
         ).encoded()
     }
 
+    @Test func profilesWithoutANameGetOneEvenWithUnnamedSampleTypes() throws {
+        // A push without __name__ whose sample type has no name (real fixtures do this): the profile type
+        // ID must still parse, or the block holding it could not be read.
+        let payload = SyntheticProfile(
+            sampleTypes: [("", "count")], periodType: ("", ""), samples: [.init(stack: ["main.work", "main.main"], values: [3])]
+        ).encoded()
+        var labels = envelope(payload, cumulative: false)
+        labels.labels = LabelSet(labels.labels.labels.filter { $0.name != "__name__" })
+        var normalizer = Normalizer()
+        let batch = try #require(try normalizer.normalize(labels, provenance: provenance).batch)
+        for series in batch.series {
+            #expect(ProfileTypeID(parsing: series.profileType.id) != nil, "\(series.profileType.id)")
+            #expect(series.profileType.name == "unknown")
+        }
+        #expect(ProfileNaming.inferName(sampleTypes: ["", "cpu"], periodType: "cpu") == "process_cpu")
+        #expect(ProfileNaming.inferName(sampleTypes: ["", ""], periodType: "") == "unknown")
+    }
+
     @Test func cumulativeProfilesBecomeDeltasAfterABaseline() throws {
         var normalizer = Normalizer()
         let first = try normalizer.normalize(envelope(Self.heap(10, 4), cumulative: true), provenance: provenance)
