@@ -426,6 +426,49 @@ public actor QueryEngine {
         return out
     }
 
+    // MARK: query cost
+
+    /// What a query would read, from block metadata and series tables alone (no sample is read).
+    public struct QueryCost: Sendable, Equatable {
+        /// Live blocks in the range holding a matching series, and the distinct matching series.
+        public var blocks = 0
+        public var series = 0
+        /// Samples of the profile type (every type when none is given) in those blocks: exact when every
+        /// series of the type matches, at most that otherwise (block metadata counts per type, not series).
+        public var samples: Int64 = 0
+        /// Sizes of those blocks' series table, sample table, and symbol tables (stacks, frames, functions).
+        public var indexBytes: Int64 = 0
+        public var profileBytes: Int64 = 0
+        public var symbolBytes: Int64 = 0
+        /// Every file of every live block overlapping the range, matching or not.
+        public var bytesInRange: Int64 = 0
+
+        public init() {}
+    }
+
+    public func cost(tenant: String, profileType: String?, selector: LabelSelector, time: ClosedRange<Int64>) async throws -> QueryCost {
+        try checkRange(time)
+        var cost = QueryCost()
+        var series = Set<LabelSet>()
+        for meta in try await liveBlocks(tenant: tenant, time: time) {
+            let sizes = Dictionary(meta.files.map { ($0.name, Int64($0.sizeBytes)) }, uniquingKeysWith: +)
+            cost.bytesInRange += sizes.values.reduce(0, +)
+            if let profileType, meta.stats.profileTypes[profileType] == nil { continue }
+            let matching = try await loaded(meta).series.filter {
+                (profileType == nil || $0.profileType.id == profileType) && selector.matches($0.labels)
+            }
+            guard !matching.isEmpty else { continue }
+            cost.blocks += 1
+            for s in matching { series.insert(s.labels) }
+            cost.samples += profileType.map { meta.stats.profileTypes[$0]?.samples ?? 0 } ?? meta.stats.samples
+            cost.indexBytes += sizes[BlockFile.series] ?? 0
+            cost.profileBytes += sizes[BlockFile.samples] ?? 0
+            cost.symbolBytes += [BlockFile.stacks, BlockFile.frames, BlockFile.functions].reduce(0) { $0 + (sizes[$1] ?? 0) }
+        }
+        cost.series = series.count
+        return cost
+    }
+
     // MARK: labels, series, profile types, stats
 
     /// Series of the tenant in the time range matching any of the selectors (all when none), across the live

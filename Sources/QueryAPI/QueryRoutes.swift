@@ -33,6 +33,7 @@ public enum QueryRoutes {
         unary(router, "SelectSeries", api, .selectSeries, api.selectSeries)
         unary(router, "Diff", api, .diff, api.diff)
         unary(router, "GetProfileStats", api, .profileStats, api.profileStats)
+        unary(router, "AnalyzeQuery", api, .analyzeQuery, api.analyzeQuery)
         RenderRoutes.register(on: router, api: api)
         RegressionRoutes.register(on: router, api: api)
         // Any other Connect method (vcs.v1, a newer RPC): `unimplemented`, which connect clients read as
@@ -355,6 +356,40 @@ struct QueryHandlers: Sendable {
         return try await pprof(
             selection, profileType: r.profileTypeID, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil,
             start: r.start, end: r.end, maxStacks: r.hasMaxNodes ? maxNodes(r.maxNodes, tenant: tenant) : nil)
+    }
+
+    /// What a query would read (Drilldown's query-cost hint), from block metadata and series tables. `query`
+    /// is `<profile type>{selector}` or a bare selector (every profile type).
+    func analyzeQuery(_ r: Querier_V1_AnalyzeQueryRequest, tenant: String) async throws -> Querier_V1_AnalyzeQueryResponse {
+        let text = r.query.trimmingCharacters(in: .whitespaces)
+        let (type, selector): (String?, LabelSelector) =
+            if text.isEmpty || text.hasPrefix("{") {
+                (nil, try LabelSelector(parsing: text))
+            } else {
+                try {
+                    let q = try ProfileQuery(parsing: text)
+                    return (q.profileType.id, q.selector)
+                }()
+            }
+        let cost = try await engine.cost(
+            tenant: tenant, profileType: type, selector: selector, time: try range(startMillis: r.start, endMillis: r.end, tenant: tenant))
+        var scope = Querier_V1_QueryScope()
+        scope.componentType = "Object storage blocks"
+        // One kiln-query reads every block itself; there are no ingesters to ask.
+        scope.componentCount = 1
+        scope.blockCount = UInt64(cost.blocks)
+        scope.seriesCount = UInt64(cost.series)
+        scope.sampleCount = UInt64(cost.samples)
+        scope.indexBytes = UInt64(cost.indexBytes)
+        scope.profileBytes = UInt64(cost.profileBytes)
+        scope.symbolBytes = UInt64(cost.symbolBytes)
+        var out = Querier_V1_AnalyzeQueryResponse()
+        out.queryScopes = [scope]
+        out.queryImpact.totalBytesInTimeRange = UInt64(cost.bytesInRange)
+        out.queryImpact.totalQueriedSeries = UInt64(cost.series)
+        // Compaction removed duplicates when it wrote the blocks; a query never merges copies.
+        out.queryImpact.deduplicationNeeded = false
+        return out
     }
 
     func diff(_ r: Querier_V1_DiffRequest, tenant: String) async throws -> Querier_V1_DiffResponse {

@@ -76,4 +76,5 @@ struct RequestFields: Sendable {
     static let diff = RequestFields(
         Set(["left", "right"].flatMap { side in selection.union(["maxNodes", "format", "spanSelector"]).map { "\(side).\($0)" } }))
     static let profileStats = RequestFields([])
+    static let analyzeQuery = RequestFields(range.union(["query"]))
 }

@@ -125,6 +125,7 @@ import Testing
             ("SelectSeries", "SelectSeriesRequest", .selectSeries, selection.merging(["step": 15]) { $1 }),
             ("Diff", "DiffRequest", .diff, ["left": selection, "right": selection]),
             ("GetProfileStats", "GetProfileStatsRequest", .profileStats, [:]),
+            ("AnalyzeQuery", "AnalyzeQueryRequest", .analyzeQuery, ["query": Q.cpu + "{}", "start": Q.startMillis, "end": Q.endMillis]),
         ]
         // As JSON text: the server closure is Sendable, [String: Any] is not.
         let rpcs = table.map { (method: $0.method, message: $0.message, fields: $0.fields, base: Self.json($0.base)) }

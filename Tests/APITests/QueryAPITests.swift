@@ -1,4 +1,5 @@
 import APICommon
+import Blocks
 import Foundation
 import Hummingbird
 import IngestAPI
@@ -152,6 +153,39 @@ import Testing
             #expect(
                 stats.dataIngested && stats.oldestProfileTime == times.min()! / 1_000_000
                     && stats.newestProfileTime == times.max()! / 1_000_000)
+        }
+    }
+
+    @Test func analyzeQueryCountsWhatTheQueryWouldRead() async throws {
+        try await withQueryServer { blocks, url in
+            let metas = try await BlockIndex.list(blocks.store, tenant: "t1").metas
+            func analyze(_ query: String) async throws -> Querier_V1_AnalyzeQueryResponse {
+                var r = Querier_V1_AnalyzeQueryRequest()
+                r.query = query
+                r.start = Self.startMillis
+                r.end = Self.endMillis
+                return try await Self.call(url, "AnalyzeQuery", r, as: Querier_V1_AnalyzeQueryResponse.self, tenant: "t1")
+            }
+            let allBytes = UInt64(metas.flatMap(\.files).reduce(0) { $0 + $1.sizeBytes })
+            // Every CPU series: the sample count is exact.
+            let cpuAll = try await analyze(Self.cpu + "{}")
+            let scope = try #require(cpuAll.queryScopes.first)
+            #expect(scope.blockCount == UInt64(metas.count))
+            #expect(scope.seriesCount == 3, "api, worker and db")
+            #expect(scope.sampleCount == UInt64(blocks.samples(type: cpuType).count))
+            #expect(
+                scope.profileBytes == UInt64(metas.flatMap(\.files).filter { $0.name == BlockFile.samples }.reduce(0) { $0 + $1.sizeBytes })
+            )
+            #expect(cpuAll.queryImpact.totalBytesInTimeRange == allBytes && cpuAll.queryImpact.totalQueriedSeries == 3)
+            // One service: fewer series, the same blocks; a bare selector counts every profile type.
+            #expect(try await analyze(Self.cpu + #"{service_name="api"}"#).queryScopes.first?.seriesCount == 1)
+            let everyType = try await analyze(#"{service_name="api"}"#)
+            #expect(
+                everyType.queryScopes.first?.seriesCount == 2
+                    && everyType.queryScopes.first?.sampleCount == UInt64(metas.reduce(0) { $0 + $1.stats.samples }))
+            // No match: nothing to read, though the range still holds every block's bytes.
+            let none = try await analyze(Self.cpu + #"{service_name="nope"}"#)
+            #expect(none.queryScopes.first?.blockCount == 0 && none.queryImpact.totalBytesInTimeRange == allBytes)
         }
     }
 

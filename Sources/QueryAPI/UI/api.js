@@ -71,17 +71,20 @@ export async function labelNames(start, end, matchers, signal) {
   return r.names || [];
 }
 
-function mergeRequest(q) {
-  return {
+/** A flame graph request (SelectMergeStacktraces, or one side of a Diff) for `q`. */
+export function mergeRequest(q) {
+  const body = {
     profileTypeID: q.profileType,
     labelSelector: q.selector,
     start: String(q.start),
     end: String(q.end),
     maxNodes: String(q.maxNodes),
   };
+  if (q.spans && q.spans.length) body.spanSelector = q.spans;
+  return body;
 }
 
-/** The merged flame graph of `q` ({profileType, selector, start, end, maxNodes}). */
+/** The merged flame graph of `q` ({profileType, selector, start, end, maxNodes}, and `spans` to keep only those spans' samples). */
 export async function mergeStacktraces(q, signal) {
   const r = await call("SelectMergeStacktraces", mergeRequest(q), signal);
   return flamegraphFromJSON(r.flamegraph);
@@ -104,7 +107,10 @@ export function flamegraphFromJSON(json) {
   };
 }
 
-/** One summed time series for the query, `step` seconds per point. */
+/**
+ * One summed time series for the query, `step` seconds per point. Never filtered by span: the server
+ * refuses `spanSelector` on SelectSeries, so `q.spans` is left out.
+ */
 export async function selectSeries(q, step, signal) {
   const r = await call("SelectSeries", {
     profileTypeID: q.profileType,

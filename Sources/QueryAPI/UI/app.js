@@ -12,6 +12,7 @@ import { RegressionPanel } from "./regression-panel.js";
 import { Timeline } from "./timeline.js";
 import { valueFormatter, dateTime } from "./format.js";
 import { parseViewState, viewStateQuery } from "./url-state.js";
+import { spanChipText, spanListProblem } from "./span-selector.js";
 import { withService, serviceOf, joinQuery } from "./selector.js";
 import { timeParam, displayTime, seriesStepSeconds, resolveRange, comparisonRanges } from "./time-range.js";
 import { profileTypeLabel, defaultProfileType } from "./profile-types.js";
@@ -139,6 +140,24 @@ function syncControls() {
   $("left-selector").value = state.leftSelector || state.selector;
   $("right-selector").value = state.rightSelector || state.selector;
   if ($("search").value !== state.search) $("search").value = state.search;
+  syncSpanFilter();
+}
+
+/** The span filter's chip, and the timelines' hints that they are not filtered (SelectSeries cannot be). */
+function syncSpanFilter() {
+  const spans = state.spans;
+  const chip = $("span-filter");
+  chip.hidden = !spans.length;
+  chip.classList.toggle("invalid", spans.length > 0 && spanListProblem(spans) !== "");
+  $("span-filter-text").textContent = spanChipText(spans);
+  const others = state.view === "diff" ? "The timelines and Explain this difference use" : "The timeline shows";
+  chip.title = spans.length
+    ? `The flame graph and the table show only the samples of ${spans.length === 1 ? "span" : "spans"} ${spans.join(", ")}. ${others} all samples.`
+    : "";
+  for (const t of [$("timeline"), $("left-timeline"), $("right-timeline")]) {
+    t.dataset.title ??= t.title; // index.html's hint, kept to restore when the filter goes
+    t.title = spans.length ? `${t.dataset.title}. All samples: the span filter applies to the flame graph only` : t.dataset.title;
+  }
 }
 
 function fillSelect(select, items, selected) {
@@ -187,6 +206,15 @@ async function load() {
     fillSelect($("service"), serviceItems, current);
     const type = types.find((t) => t.id === state.profileType);
     format = valueFormatter(type ? type.sampleUnit : "");
+    const spanProblem = spanListProblem(state.spans);
+    if (spanProblem) {
+      // The server would refuse the request; say what is wrong instead of querying.
+      showError({ message: spanProblem });
+      showEmpty("No flame graph until the span filter holds only span IDs.");
+      for (const t of [timeline, leftTimeline, rightTimeline]) t.setMessage("");
+      setStatus("error");
+      return;
+    }
     if (!types.length) {
       showError(null);
       showEmpty("No profiles in this time range. Push or scrape some, or choose a wider range.");
@@ -210,7 +238,10 @@ async function load() {
 }
 
 function query(selector, r) {
-  return { profileType: state.profileType, selector: selector || "{}", start: r.start, end: r.end, maxNodes: state.maxNodes };
+  return {
+    profileType: state.profileType, selector: selector || "{}", start: r.start, end: r.end, maxNodes: state.maxNodes,
+    spans: state.spans,
+  };
 }
 
 function series(selector, r, signal) {
@@ -270,7 +301,8 @@ async function loadDiff(r, signal) {
 
 function showModel(model) {
   const empty = model.diff ? model.leftTicks === 0 && model.rightTicks === 0 : model.total === 0;
-  if (empty) showEmpty("No samples match these labels in this time range.");
+  if (empty) showEmpty(state.spans.length ? "No samples of these spans match these labels in this time range."
+    : "No samples match these labels in this time range.");
   else $("flame-empty").hidden = true;
   flame.setModel(model, format);
   table.setSortParam(state.sort, model.diff);
@@ -388,6 +420,7 @@ selectorInput("selector", "selector");
 selectorInput("left-selector", "leftSelector");
 selectorInput("right-selector", "rightSelector");
 
+$("span-filter-clear").addEventListener("click", () => update({ spans: [] }));
 $("search").addEventListener("input", (e) => setSearch(e.target.value));
 $("reset-zoom").addEventListener("click", () => flame.zoomTo(null));
 

@@ -2,6 +2,7 @@
 // back/forward and bookmarks restore the view (the parameters are listed in docs/ui.md).
 
 import { splitQuery, joinQuery } from "./selector.js";
+import { splitSpanList } from "./span-selector.js";
 
 export const DEFAULTS = { view: "single", from: "now-1h", until: "now", maxNodes: 8192 };
 const MIN_MAX_NODES = 16;
@@ -17,6 +18,7 @@ export function parseViewState(search) {
     selector,
     from: p.get("from") || DEFAULTS.from,
     until: p.get("until") || DEFAULTS.until,
+    spans: splitSpanList(p.getAll("spanSelector")),
     leftSelector: p.get("leftQuery") || "",
     rightSelector: p.get("rightQuery") || "",
     leftFrom: p.get("leftFrom") || "",
@@ -36,6 +38,7 @@ export function viewStateQuery(state) {
   if (state.profileType || state.selector) p.set("query", joinQuery(state.profileType, state.selector));
   p.set("from", state.from);
   p.set("until", state.until);
+  if (state.spans && state.spans.length) p.set("spanSelector", state.spans.join(","));
   if (state.view === "diff") {
     if (state.leftSelector && state.leftSelector !== state.selector) p.set("leftQuery", state.leftSelector);
     if (state.rightSelector && state.rightSelector !== state.selector) p.set("rightQuery", state.rightSelector);

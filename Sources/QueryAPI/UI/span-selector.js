@@ -1,0 +1,44 @@
+// The span filter (`spanSelector` in the URL): span IDs, as a trace view links them, that the flame graph
+// requests pass on so the server merges only those spans' samples (their `span_id` sample label).
+
+// What the server accepts: a 64-bit span ID in hex. OpenTelemetry writes all 16 digits; shorter ones
+// are the same number with its leading zeros left out.
+const SPAN_ID = /^[0-9a-fA-F]{1,16}$/;
+const MAX_SHOWN_LENGTH = 40;
+
+/**
+ * The entries of `spanSelector` values, in order: each value is comma-separated and the parameter may
+ * repeat. Blanks around entries, empty entries and repeats are dropped; nothing else is, so a bad entry
+ * stays visible to be reported.
+ */
+export function splitSpanList(values) {
+  const spans = [];
+  for (const value of values || []) {
+    for (const part of String(value).split(",")) {
+      const span = part.trim();
+      if (span && !spans.includes(span)) spans.push(span);
+    }
+  }
+  return spans;
+}
+
+/** Whether `text` is a span ID: 1 to 16 hex digits. */
+export function isSpanID(text) {
+  return SPAN_ID.test(text);
+}
+
+/** Why the span list cannot be sent to the server, or "" when every entry is a span ID. */
+export function spanListProblem(spans) {
+  const bad = (spans || []).filter((s) => !isSpanID(s));
+  if (!bad.length) return "";
+  const quoted = bad.map((s) => `"${s.length > MAX_SHOWN_LENGTH ? s.slice(0, MAX_SHOWN_LENGTH) + "…" : s}"`).join(", ");
+  const verb = bad.length === 1 ? "is not a span ID" : "are not span IDs";
+  return `spanSelector ${quoted} ${verb} (1 to 16 hex digits). Correct the URL, or remove the span filter with its ×.`;
+}
+
+/** The span filter chip's text: the first span and how many more. */
+export function spanChipText(spans) {
+  if (!spans || !spans.length) return "";
+  if (spans.length === 1) return `Span: ${spans[0]}`;
+  return `Spans: ${spans[0]}, +${spans.length - 1} more`;
+}
