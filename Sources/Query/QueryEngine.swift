@@ -379,18 +379,7 @@ public actor QueryEngine {
         var profiles: [Key: Set<Int64>] = [:]
         let startMillis = range.lowerBound / 1_000_000
         for (block, ids) in try await plan(selection) {
-            var seriesGroup: [Int32: Int] = [:]
-            for s in block.series where ids.contains(s.id) {
-                var labels = LabelSet()
-                for name in groupBy { if let v = s.labels[name] { labels[name] = v } }
-                if let g = groupIndex[labels] {
-                    seriesGroup[s.id] = g
-                } else {
-                    groupIndex[labels] = groups.count
-                    seriesGroup[s.id] = groups.count
-                    groups.append(labels)
-                }
-            }
+            let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
             let samples = try await block.reader.stackSamples(time: range, series: ids, spans: selection.spans)
             for i in 0..<samples.count {
                 guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
@@ -424,6 +413,99 @@ public actor QueryEngine {
         }
         out.sort { $0.labels.description < $1.labels.description }
         return out
+    }
+
+    /// The group (by the `groupBy` labels' values) of each selected series of a block, new groups appended.
+    static func groups(
+        of block: LoadedBlock, series ids: Set<Int32>, by groupBy: [String], groups: inout [LabelSet], index: inout [LabelSet: Int]
+    ) -> [Int32: Int] {
+        var seriesGroup: [Int32: Int] = [:]
+        for s in block.series where ids.contains(s.id) {
+            var labels = LabelSet()
+            for name in groupBy { if let v = s.labels[name] { labels[name] = v } }
+            if let g = index[labels] {
+                seriesGroup[s.id] = g
+            } else {
+                index[labels] = groups.count
+                seriesGroup[s.id] = groups.count
+                groups.append(labels)
+            }
+        }
+        return seriesGroup
+    }
+
+    // MARK: heatmap
+
+    public struct Heatmap: Sendable, Equatable {
+        public struct Slot: Sendable, Equatable {
+            /// The slot's right edge (ms): it holds profiles in (timestamp − step, timestamp].
+            public var timestamp: Int64
+            /// Profiles per value bucket, bucket i starting at `Heatmap.bucketStarts[i]`.
+            public var counts: [Int32]
+        }
+
+        public struct Series: Sendable, Equatable {
+            public var labels: LabelSet
+            public var slots: [Slot]
+        }
+
+        /// Lower bounds of the value buckets, evenly spaced from the smallest to the largest profile total
+        /// over every series, so every series is drawn on the same axis.
+        public var bucketStarts: [Double]
+        public var series: [Series]
+    }
+
+    /// Each profile's total (every sample of a group at one timestamp) counted into a time slot and a value
+    /// bucket: how the cost of individual profiles spreads over time. `limit` keeps the series with the
+    /// largest totals.
+    public func heatmap(_ selection: Selection, stepMillis: Int64, groupBy: [String], buckets: Int = 20, limit: Int?) async throws
+        -> Heatmap
+    {
+        guard stepMillis > 0 else { throw QueryError(.invalidArgument, "step must be positive") }
+        let range = selection.time
+        let slots = (range.upperBound - range.lowerBound) / 1_000_000 / stepMillis
+        guard slots <= 11_000 else {
+            throw QueryError(.invalidArgument, "step of \(stepMillis) ms over this range gives \(slots) slots; the limit is 11000")
+        }
+        struct Profile: Hashable {
+            var group: Int
+            var time: Int64
+        }
+        var groups: [LabelSet] = []
+        var groupIndex: [LabelSet: Int] = [:]
+        var totals: [Profile: Int64] = [:]
+        for (block, ids) in try await plan(selection) {
+            let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
+            let samples = try await block.reader.stackSamples(time: range, series: ids, spans: selection.spans)
+            for i in 0..<samples.count {
+                guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
+                totals[Profile(group: g, time: samples.timeNanos[i]), default: 0] += samples.values[i]
+            }
+        }
+        let values = totals.values.filter { $0 > 0 }
+        guard let low = values.min(), let high = values.max() else { return Heatmap(bucketStarts: [], series: []) }
+        let width = Double(max(high - low, 1)) / Double(buckets)
+        let bucketStarts = (0..<buckets).map { Double(low) + Double($0) * width }
+        let startMillis = range.lowerBound / 1_000_000
+        var cells: [Int: [Int64: [Int32]]] = [:]
+        var groupTotals = [Int64](repeating: 0, count: groups.count)
+        for (profile, value) in totals where value > 0 {
+            let ms = profile.time / 1_000_000
+            let slot = startMillis + (ms <= startMillis ? 0 : (ms - startMillis + stepMillis - 1) / stepMillis) * stepMillis
+            let bucket = min(buckets - 1, Int(Double(value - low) / width))
+            cells[profile.group, default: [:]][slot, default: [Int32](repeating: 0, count: buckets)][bucket] += 1
+            groupTotals[profile.group] += value
+        }
+        var kept = Array(cells.keys)
+        if let limit, limit > 0, kept.count > limit {
+            kept = Array(kept.sorted { groupTotals[$0] > groupTotals[$1] }.prefix(limit))
+        }
+        let series = kept.map { g in
+            Heatmap.Series(
+                labels: groups[g],
+                slots: cells[g]!.map { Heatmap.Slot(timestamp: $0.key, counts: $0.value) }.sorted { $0.timestamp < $1.timestamp })
+        }.sorted { $0.labels.description < $1.labels.description }
+        return Heatmap(bucketStarts: bucketStarts, series: series)
     }
 
     // MARK: query cost

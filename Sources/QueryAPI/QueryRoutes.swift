@@ -34,6 +34,7 @@ public enum QueryRoutes {
         unary(router, "Diff", api, .diff, api.diff)
         unary(router, "GetProfileStats", api, .profileStats, api.profileStats)
         unary(router, "AnalyzeQuery", api, .analyzeQuery, api.analyzeQuery)
+        unary(router, "SelectHeatmap", api, .selectHeatmap, api.selectHeatmap)
         RenderRoutes.register(on: router, api: api)
         RegressionRoutes.register(on: router, api: api)
         // Any other Connect method (vcs.v1, a newer RPC): `unimplemented`, which connect clients read as
@@ -442,6 +443,38 @@ struct QueryHandlers: Sendable {
                 return point
             }
             return t
+        }
+        return out
+    }
+
+    /// Individual profiles' totals over time and value (Grafana's heatmap): span heatmaps and exemplars need
+    /// what Kiln does not store per profile yet, so they are refused by name.
+    func selectHeatmap(_ r: Querier_V1_SelectHeatmapRequest, tenant: String) async throws -> Querier_V1_SelectHeatmapResponse {
+        let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        guard r.step.isFinite, r.step > 0 else {
+            throw QueryError(.invalidArgument, "SelectHeatmap needs a positive step in seconds, got \(r.step)")
+        }
+        guard [.unspecified, .individual].contains(r.queryType) else {
+            throw APIError(.unsupportedField, "SelectHeatmap query_type \(r.queryType) is not supported by Kiln yet (INDIVIDUAL is)")
+        }
+        guard [.unspecified, .none].contains(r.exemplarType) else {
+            throw APIError(.unsupportedField, "SelectHeatmap exemplar_type \(r.exemplarType) is not supported by Kiln yet")
+        }
+        let heatmap = try await engine.heatmap(
+            selection, stepMillis: max(1, Int64((r.step * 1000).rounded())), groupBy: r.groupBy,
+            limit: r.hasLimit ? Int(clamping: r.limit) : nil)
+        var out = Querier_V1_SelectHeatmapResponse()
+        out.series = heatmap.series.map { s in
+            var series = Types_V1_HeatmapSeries()
+            series.labels = Self.pairs(s.labels)
+            series.slots = s.slots.map { slot in
+                var out = Types_V1_HeatmapSlot()
+                out.timestamp = slot.timestamp
+                out.yMin = heatmap.bucketStarts
+                out.counts = slot.counts
+                return out
+            }
+            return series
         }
         return out
     }

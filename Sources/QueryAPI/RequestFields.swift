@@ -77,4 +77,5 @@ struct RequestFields: Sendable {
         Set(["left", "right"].flatMap { side in selection.union(["maxNodes", "format", "spanSelector"]).map { "\(side).\($0)" } }))
     static let profileStats = RequestFields([])
     static let analyzeQuery = RequestFields(range.union(["query"]))
+    static let selectHeatmap = RequestFields(selection.union(["step", "groupBy", "queryType", "exemplarType", "limit"]))
 }

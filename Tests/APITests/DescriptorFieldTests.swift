@@ -125,6 +125,7 @@ import Testing
             ("SelectSeries", "SelectSeriesRequest", .selectSeries, selection.merging(["step": 15]) { $1 }),
             ("Diff", "DiffRequest", .diff, ["left": selection, "right": selection]),
             ("GetProfileStats", "GetProfileStatsRequest", .profileStats, [:]),
+            ("SelectHeatmap", "SelectHeatmapRequest", .selectHeatmap, selection.merging(["step": 15]) { $1 }),
             ("AnalyzeQuery", "AnalyzeQueryRequest", .analyzeQuery, ["query": Q.cpu + "{}", "start": Q.startMillis, "end": Q.endMillis]),
         ]
         // As JSON text: the server closure is Sendable, [String: Any] is not.

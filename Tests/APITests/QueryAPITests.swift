@@ -156,6 +156,48 @@ import Testing
         }
     }
 
+    @Test func heatmapCountsEachProfileOnce() async throws {
+        try await withQueryServer { blocks, url in
+            var r = Querier_V1_SelectHeatmapRequest()
+            r.profileTypeID = Self.cpu
+            r.labelSelector = "{}"
+            r.start = Self.startMillis
+            r.end = Self.endMillis
+            r.step = 5
+            r.groupBy = ["service_name"]
+            let answer = try await Self.call(url, "SelectHeatmap", r, as: Querier_V1_SelectHeatmapResponse.self, tenant: "t1")
+            // Expected from the stored samples: a profile is a service's samples at one timestamp.
+            var totals: [String: [Int64: Int64]] = [:]
+            for sample in blocks.samples(type: cpuType) {
+                let service = try #require(
+                    sample.labels.split(separator: ",").first { $0.contains("service_name=") }?.split(separator: "\"")[1])
+                totals[String(service), default: [:]][sample.time, default: 0] += sample.value
+            }
+            let all = totals.values.flatMap(\.values)
+            let (low, high) = (all.min()!, all.max()!)
+            #expect(answer.series.map { $0.labels.first { $0.name == "service_name" }!.value } == ["api", "db", "worker"])
+            for series in answer.series {
+                let service = series.labels.first { $0.name == "service_name" }!.value
+                let profiles = try #require(totals[service])
+                #expect(series.slots.reduce(0) { $0 + $1.counts.reduce(0, +) } == Int32(profiles.count), "\(service): every profile once")
+                for slot in series.slots {
+                    #expect(slot.yMin.count == 20 && slot.yMin.first == Double(low) && slot.yMin.last! < Double(high))
+                    #expect(slot.timestamp % 5000 == Self.startMillis % 5000, "slots are step-aligned from start")
+                }
+                // The largest profile of the largest service sits in the top bucket of the slot ending after it.
+                if let (time, value) = profiles.max(by: { $0.value < $1.value }), value == high {
+                    let slot = try #require(
+                        series.slots.first { $0.timestamp >= time / 1_000_000 && $0.timestamp - 5000 < time / 1_000_000 })
+                    #expect(slot.counts.last! >= 1)
+                }
+            }
+            r.queryType = .span
+            await #expect(throws: (any Error).self) {
+                _ = try await Self.call(url, "SelectHeatmap", r, as: Querier_V1_SelectHeatmapResponse.self, tenant: "t1")
+            }
+        }
+    }
+
     @Test func analyzeQueryCountsWhatTheQueryWouldRead() async throws {
         try await withQueryServer { blocks, url in
             let metas = try await BlockIndex.list(blocks.store, tenant: "t1").metas

@@ -1,6 +1,8 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { flamegraphFromJSON, summedSeries, regressions, QueryError } from "../../Sources/QueryAPI/UI/api.js";
+import {
+  flamegraphFromJSON, summedSeries, regressions, QueryError, mergeRequest, mergeStacktraces, diff, selectSeries,
+} from "../../Sources/QueryAPI/UI/api.js";
 
 test("flamegraphFromJSON turns proto3 JSON int64 strings into numbers", () => {
   const fg = flamegraphFromJSON({
@@ -75,4 +77,33 @@ test("regressions reports the server's {code, message} as a QueryError", async (
   await withFetch(() => { throw new TypeError("Failed to fetch"); }, async () => {
     await assert.rejects(regressions(COMPARISON), { code: "unavailable", message: "cannot reach the query service (Failed to fetch)" });
   });
+});
+
+const CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+const SPANS = ["9a517183f26a089d", "5a4fe264a9c987fe"];
+const QUERY = { profileType: CPU, selector: '{service_name="shop"}', start: 1000, end: 2000, maxNodes: 8192 };
+const jsonAnswer = (body) => () => new Response(JSON.stringify(body), { status: 200 });
+
+test("mergeRequest carries spanSelector only when there is a span filter", () => {
+  assert.deepEqual(mergeRequest(QUERY), {
+    profileTypeID: CPU, labelSelector: '{service_name="shop"}', start: "1000", end: "2000", maxNodes: "8192",
+  });
+  assert.equal("spanSelector" in mergeRequest({ ...QUERY, spans: [] }), false);
+  assert.deepEqual(mergeRequest({ ...QUERY, spans: SPANS }).spanSelector, SPANS);
+});
+
+test("the flame graph and both sides of a diff are filtered by span, the series never", async () => {
+  const q = { ...QUERY, spans: SPANS };
+  const requests = await withFetch((url) => {
+    if (url.endsWith("/SelectSeries")) return jsonAnswer({ series: [] })();
+    return jsonAnswer({ flamegraph: {} })();
+  }, async () => {
+    await mergeStacktraces(q);
+    await diff(q, { ...q, start: 2000, end: 3000 });
+    await selectSeries(q, 15);
+  });
+  const bodies = Object.fromEntries(requests.map(({ url, init }) => [url.split("/").pop(), JSON.parse(init.body)]));
+  assert.deepEqual(bodies.SelectMergeStacktraces.spanSelector, SPANS);
+  assert.deepEqual([bodies.Diff.left.spanSelector, bodies.Diff.right.spanSelector], [SPANS, SPANS]);
+  assert.equal("spanSelector" in bodies.SelectSeries, false);
 });

@@ -55,7 +55,7 @@ async function renderWith(query, options) {
     const dom = await renderDOM(chromium, `${server.url}/${query}`, { width: 1280, height: 800 });
     const probe = bodyData(dom, "probe");
     assert.ok(probe, "the page's probe did not run");
-    return { page: JSON.parse(probe), regressionRequests: server.regressionRequests };
+    return { page: JSON.parse(probe), regressionRequests: server.regressionRequests, rpcRequests: server.rpcRequests };
   } finally {
     await server.close();
   }
@@ -265,6 +265,126 @@ describe("explaining a comparison the server cannot", { skip, timeout: 120_000 }
     assert.deepEqual(page.listed.rows, []);
     assert.equal(page.error, "", "the page's own error box stays for the graph's errors");
     assert.equal(page.state, "ready");
+  });
+});
+
+// A trace view's link: two spans' samples among others'. 9a51… ran checkout, 5a4f… search; the
+// background work belongs to no span.
+const SPAN_STACKS = [
+  { frames: ["runtime.main", "main.handleCheckout", "main.chargeCard"], value: 3e9, spanID: "9a517183f26a089d" },
+  { frames: ["runtime.main", "main.handleSearch", "main.queryIndex"], value: 5e9, spanID: "5a4fe264a9c987fe" },
+  { frames: ["runtime.main", "main.backgroundFlush"], value: 7e9 },
+];
+const ALL_SPAN_STACK_FUNCTIONS = [
+  "main.backgroundFlush", "main.chargeCard", "main.handleCheckout", "main.handleSearch", "main.queryIndex", "runtime.main",
+];
+
+// Runs in the page: reads the span filter's chip, the table and the error, then (with `clear`) clicks
+// the chip's × and reads them again.
+const spanProbe = ({ clear }) => `
+const until = (done) => new Promise((r) => { const check = () => done() ? r() : setTimeout(check, 20); check(); });
+const idle = () => until(() => document.body.dataset.state !== "loading");
+const $ = (id) => document.getElementById(id);
+const look = () => {
+  const header = [...document.querySelector("header.bar").children].map((e) => e.getBoundingClientRect());
+  const chip = $("span-filter").getBoundingClientRect(), toolbar = $("span-filter").parentElement.getBoundingClientRect();
+  return {
+    state: document.body.dataset.state,
+    error: $("error").hidden ? "" : $("error").textContent,
+    url: location.search,
+    chipShown: !$("span-filter").hidden && chip.width > 0,
+    chipInToolbar: chip.right <= toolbar.right && chip.top >= toolbar.top && chip.bottom <= toolbar.bottom,
+    chipText: $("span-filter-text").textContent,
+    chipTitle: $("span-filter").title,
+    timelineTitle: $("timeline").title,
+    functions: [...document.querySelectorAll("#functions tbody tr[data-function]")].map((tr) => tr.dataset.function).sort(),
+    headerInOneRow: header.every((a) => header.every((b) => a.top < b.bottom && b.top < a.bottom)),
+  };
+};
+await idle();
+const opened = look();
+let cleared = null;
+if (${clear}) {
+  $("span-filter-clear").click();
+  await idle();
+  cleared = look();
+}
+document.body.dataset.probe = JSON.stringify({ opened, cleared });`;
+
+const SPAN_LINK = `?query=${encodeURIComponent(`${CPU_TYPE.ID}{service_name="gopher"}`)}&from=now-1h&until=now` +
+  "&spanSelector=9a517183f26a089d,00000000deadbeef";
+
+describe("opened from a trace view with ?spanSelector=", { skip, timeout: 120_000 }, () => {
+  let page, requests;
+  const calls = (method) => requests.filter((r) => r.method === method).map((r) => r.body);
+  before(async () => {
+    ({ page, rpcRequests: requests } = await renderWith(SPAN_LINK, { stacks: SPAN_STACKS, pageScript: spanProbe({ clear: true }) }));
+  });
+
+  it("asks for the flame graph of those spans only, and the timeline of all samples", () => {
+    const [first] = calls("SelectMergeStacktraces");
+    assert.deepEqual(first.spanSelector, ["9a517183f26a089d", "00000000deadbeef"]);
+    assert.ok(calls("SelectSeries").length > 0);
+    assert.ok(calls("SelectSeries").every((body) => !("spanSelector" in body)), "SelectSeries refuses spanSelector");
+  });
+
+  it("shows the spans' samples, and the filter as a chip that says the timeline is not filtered", () => {
+    const { opened } = page;
+    assert.equal(opened.error, "");
+    assert.equal(opened.state, "ready");
+    assert.deepEqual(opened.functions, ["main.chargeCard", "main.handleCheckout", "runtime.main"]);
+    assert.equal(opened.chipShown, true);
+    assert.equal(opened.chipInToolbar, true);
+    assert.equal(opened.chipText, "Spans: 9a517183f26a089d, +1 more");
+    assert.match(opened.chipTitle, /only the samples of spans 9a517183f26a089d, 00000000deadbeef\. The timeline shows all samples\./);
+    assert.match(opened.timelineTitle, /All samples/);
+    assert.equal(opened.headerInOneRow, true);
+  });
+
+  it("drops the filter from the URL and the next request when the chip's × is clicked", () => {
+    const { opened, cleared } = page;
+    assert.match(opened.url, /[?&]spanSelector=9a517183f26a089d(,|%2C)00000000deadbeef(&|$)/);
+    assert.doesNotMatch(cleared.url, /spanSelector/);
+    assert.match(cleared.url, /[?&]query=/, "the rest of the view stays");
+    const merges = calls("SelectMergeStacktraces");
+    assert.equal(merges.length, 2);
+    assert.equal("spanSelector" in merges[1], false);
+    assert.equal(cleared.state, "ready");
+    assert.equal(cleared.chipShown, false);
+    assert.deepEqual(cleared.functions, ALL_SPAN_STACK_FUNCTIONS);
+    assert.doesNotMatch(cleared.timelineTitle, /All samples/);
+  });
+});
+
+describe("comparing with ?spanSelector=", { skip, timeout: 120_000 }, () => {
+  it("filters both sides of the diff to the spans", async () => {
+    const { page, rpcRequests } = await renderWith("?view=diff&spanSelector=5a4fe264a9c987fe", {
+      stacks: SPAN_STACKS, pageScript: spanProbe({ clear: false }),
+    });
+    const [diff] = rpcRequests.filter((r) => r.method === "Diff").map((r) => r.body);
+    assert.deepEqual([diff.left.spanSelector, diff.right.spanSelector], [["5a4fe264a9c987fe"], ["5a4fe264a9c987fe"]]);
+    assert.equal(page.opened.error, "");
+    assert.equal(page.opened.chipText, "Span: 5a4fe264a9c987fe");
+    assert.match(page.opened.chipTitle, /The timelines and Explain this difference use all samples\./);
+    assert.deepEqual(page.opened.functions, ["main.handleSearch", "main.queryIndex", "runtime.main"]);
+  });
+});
+
+describe("a spanSelector that is not span IDs", { skip, timeout: 120_000 }, () => {
+  it("is reported in the error bar and not sent; × clears it", async () => {
+    const { page, rpcRequests } = await renderWith("?spanSelector=9a517183f26a089d,trace-42", {
+      stacks: SPAN_STACKS, pageScript: spanProbe({ clear: true }),
+    });
+    const { opened, cleared } = page;
+    assert.equal(opened.state, "error");
+    assert.equal(opened.error, 'Error: spanSelector "trace-42" is not a span ID (1 to 16 hex digits). Correct the URL, or remove the span filter with its ×.');
+    assert.equal(opened.chipShown, true);
+    assert.equal(opened.chipText, "Spans: 9a517183f26a089d, +1 more");
+    const sent = rpcRequests.filter((r) => "spanSelector" in r.body);
+    assert.deepEqual(sent, [], "nothing carried the bad list");
+    assert.equal(cleared.state, "ready");
+    assert.equal(cleared.error, "");
+    assert.deepEqual(cleared.functions, ALL_SPAN_STACK_FUNCTIONS);
   });
 });
 

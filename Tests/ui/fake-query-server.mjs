@@ -170,19 +170,46 @@ export function regressionReport(baselineStacks, comparisonStacks, params, { min
   };
 }
 
+/** A Connect error answer: `status`, with `{code, message}`. */
+class ConnectError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * The stacks a flame graph request selects: with a `spanSelector`, only those whose `spanID` is listed
+ * (as kiln-query keeps only the samples whose `span_id` label is one of them). Span IDs are numbers in
+ * hex, so `ff` selects `00000000000000ff`; anything else is refused as the server does.
+ */
+export function stacksOfSpans(stacks, spanSelector) {
+  if (!spanSelector || !spanSelector.length) return stacks;
+  const wanted = new Set(spanSelector.map((text) => {
+    if (!/^[0-9a-fA-F]{1,16}$/.test(text)) {
+      throw new ConnectError(400, "invalid_argument", `span_selector "${text.slice(0, 64)}" is not a span ID (16 hex digits)`);
+    }
+    return BigInt(`0x${text}`);
+  }));
+  return stacks.filter((s) => s.spanID !== undefined && wanted.has(BigInt(`0x${s.spanID}`)));
+}
+
 /**
  * Starts the server on a free port. `stacks`: the flame graph every merge answers (and a diff's baseline,
- * against `comparisonStacks`); `seriesPoints(start,
+ * against `comparisonStacks`); a stack with a `spanID` is a span's sample, and a request's `spanSelector`
+ * keeps only the listed spans' stacks; `seriesPoints(start,
  * end, stepMillis)`: the SelectSeries points ([{timestamp, value}]); `pageScript`: JS added to index.html;
  * `uiDir`: the folder served under /ui/; `regressionsError` ({status, code, message}): what
  * `/kiln/v1/regressions` fails with instead of answering. The returned `regressionRequests` collects
- * the parameters of every regressions request.
+ * the parameters of every regressions request, `rpcRequests` every Connect call as {method, body}.
  */
 export async function startFakeQueryServer({
   stacks, comparisonStacks = stacks, seriesPoints = () => [], pageScript = "", services = ["gopher"], uiDir = UI_DIR,
   regressionsError = null,
 }) {
   const regressionRequests = [];
+  const rpcRequests = [];
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
@@ -199,6 +226,7 @@ export async function startFakeQueryServer({
       const rpc = /^\/querier\.v1\.QuerierService\/(\w+)$/.exec(url.pathname);
       if (req.method === "POST" && rpc) {
         const body = JSON.parse(await readBody(req) || "{}");
+        rpcRequests.push({ method: rpc[1], body });
         return send(res, 200, "application/json", JSON.stringify(answer(rpc[1], body)));
       }
       if (req.method === "GET" && url.pathname === "/kiln/v1/regressions") {
@@ -216,6 +244,7 @@ export async function startFakeQueryServer({
       }
       send(res, 404, "text/plain", "not found");
     } catch (e) {
+      if (e instanceof ConnectError) return send(res, e.status, "application/json", JSON.stringify({ code: e.code, message: e.message }));
       send(res, 500, "application/json", JSON.stringify({ code: "internal", message: String(e) }));
     }
   });
@@ -225,9 +254,16 @@ export async function startFakeQueryServer({
       case "ProfileTypes": return { profileTypes: [CPU_TYPE] };
       case "LabelValues": return { names: services };
       case "LabelNames": return { names: ["service_name"] };
-      case "SelectMergeStacktraces": return { flamegraph: encodeFlamegraph(stacks) };
-      case "Diff": return { flamegraph: encodeDiffFlamegraph(stacks, comparisonStacks) };
+      case "SelectMergeStacktraces": return { flamegraph: encodeFlamegraph(stacksOfSpans(stacks, body.spanSelector)) };
+      case "Diff": {
+        const left = stacksOfSpans(stacks, body.left?.spanSelector);
+        return { flamegraph: encodeDiffFlamegraph(left, stacksOfSpans(comparisonStacks, body.right?.spanSelector)) };
+      }
       case "SelectSeries": {
+        if (body.spanSelector !== undefined) {
+          // kiln-query refuses a field it does not honour rather than answer as if it were not set.
+          throw new ConnectError(400, "unimplemented", "SelectSeriesRequest field span_selector is not supported by Kiln yet");
+        }
         const points = seriesPoints(Number(body.start), Number(body.end), Number(body.step) * 1000);
         return { series: points.length ? [{ labels: [{ name: "service_name", value: services[0] }], points }] : [] };
       }
@@ -236,7 +272,10 @@ export async function startFakeQueryServer({
   }
 
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${server.address().port}`, regressionRequests, close: () => new Promise((r) => server.close(r)) };
+  return {
+    url: `http://127.0.0.1:${server.address().port}`, regressionRequests, rpcRequests,
+    close: () => new Promise((r) => server.close(r)),
+  };
 }
 
 function send(res, status, type, body) {

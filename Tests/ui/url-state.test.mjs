@@ -6,7 +6,7 @@ const CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 
 test("an empty query string gives the defaults", () => {
   assert.deepEqual(parseViewState(""), {
-    view: "single", profileType: "", selector: "", from: "now-1h", until: "now",
+    view: "single", profileType: "", selector: "", from: "now-1h", until: "now", spans: [],
     leftSelector: "", rightSelector: "", leftFrom: "", leftUntil: "", rightFrom: "", rightUntil: "",
     search: "", sort: "", maxNodes: DEFAULTS.maxNodes,
   });
@@ -14,11 +14,11 @@ test("an empty query string gives the defaults", () => {
 
 test("every parameter is read", () => {
   const q = "?view=diff&query=" + encodeURIComponent(`${CPU}{service_name="shop"}`) +
-    "&from=now-6h&until=now&leftQuery=%7Bversion%3D%221.4%22%7D&rightQuery=%7Bversion%3D%221.5%22%7D" +
+    "&from=now-6h&until=now&spanSelector=9a517183f26a089d,5a4fe264a9c987fe&leftQuery=%7Bversion%3D%221.4%22%7D&rightQuery=%7Bversion%3D%221.5%22%7D" +
     "&leftFrom=1764090000000&leftUntil=1764093600000&rightFrom=now-1h&rightUntil=now&search=json&sort=-name&maxNodes=1024";
   assert.deepEqual(parseViewState(q), {
     view: "diff", profileType: CPU, selector: '{service_name="shop"}', from: "now-6h", until: "now",
-    leftSelector: '{version="1.4"}', rightSelector: '{version="1.5"}',
+    spans: ["9a517183f26a089d", "5a4fe264a9c987fe"], leftSelector: '{version="1.4"}', rightSelector: '{version="1.5"}',
     leftFrom: "1764090000000", leftUntil: "1764093600000", rightFrom: "now-1h", rightUntil: "now",
     search: "json", sort: "-name", maxNodes: 1024,
   });
@@ -57,4 +57,30 @@ test("viewStateQuery keeps a side's selector only when it differs from the main 
   assert.equal(params.get("sort"), "delta");
   assert.equal(params.get("maxNodes"), "512");
   assert.deepEqual(parseViewState(viewStateQuery(diff)), { ...diff, leftSelector: "" });
+});
+
+test("spanSelector is read comma-separated or repeated, and written back as one comma-separated value", () => {
+  const spans = ["9a517183f26a089d", "5a4fe264a9c987fe"];
+  assert.deepEqual(parseViewState("spanSelector=9a517183f26a089d,5a4fe264a9c987fe").spans, spans);
+  assert.deepEqual(parseViewState("spanSelector=9a517183f26a089d&spanSelector=5a4fe264a9c987fe").spans, spans);
+  assert.deepEqual(parseViewState("spanSelector=9a517183f26a089d%2C5a4fe264a9c987fe").spans, spans);
+  const state = { ...parseViewState(""), profileType: CPU, selector: "{}", spans };
+  const params = new URLSearchParams(viewStateQuery(state));
+  assert.deepEqual(params.getAll("spanSelector"), ["9a517183f26a089d,5a4fe264a9c987fe"]);
+  assert.deepEqual(parseViewState(viewStateQuery(state)), state);
+});
+
+test("a trace view's link round-trips, and no span filter writes no spanSelector", () => {
+  const link = `query=${encodeURIComponent(`${CPU}{service_name="shop"}`)}&from=1764090000000&until=1764093600000` +
+    "&spanSelector=9a517183f26a089d";
+  const state = parseViewState(link);
+  assert.deepEqual(state.spans, ["9a517183f26a089d"]);
+  assert.equal(viewStateQuery(state), link);
+  assert.equal(new URLSearchParams(viewStateQuery({ ...state, spans: [] })).has("spanSelector"), false);
+});
+
+test("entries that are not span IDs are kept in the state and the URL, to be reported", () => {
+  const state = parseViewState("spanSelector=9a517183f26a089d,not-a-span");
+  assert.deepEqual(state.spans, ["9a517183f26a089d", "not-a-span"]);
+  assert.equal(new URLSearchParams(viewStateQuery(state)).get("spanSelector"), "9a517183f26a089d,not-a-span");
 });

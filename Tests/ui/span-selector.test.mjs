@@ -1,0 +1,38 @@
+import test from "node:test";
+import assert from "node:assert/strict";
+import { splitSpanList, isSpanID, spanListProblem, spanChipText } from "../../Sources/QueryAPI/UI/span-selector.js";
+
+test("splitSpanList reads comma-separated and repeated values, in order, without blanks or repeats", () => {
+  assert.deepEqual(splitSpanList(["9a517183f26a089d,5a4fe264a9c987fe"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
+  assert.deepEqual(splitSpanList(["9a517183f26a089d", "5a4fe264a9c987fe"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
+  assert.deepEqual(splitSpanList([" 9a517183f26a089d , ,5a4fe264a9c987fe,", "9a517183f26a089d"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
+  assert.deepEqual(splitSpanList([]), []);
+  assert.deepEqual(splitSpanList([""]), []);
+  assert.deepEqual(splitSpanList(undefined), []);
+});
+
+test("splitSpanList keeps entries that are not span IDs, so they can be reported", () => {
+  assert.deepEqual(splitSpanList(["not-a-span,ff"]), ["not-a-span", "ff"]);
+});
+
+test("a span ID is 1 to 16 hex digits, either case", () => {
+  for (const id of ["9a517183f26a089d", "9A517183F26A089D", "ff", "0", "ffffffffffffffff"]) assert.equal(isSpanID(id), true, id);
+  for (const id of ["", "9a517183f26a089d0", "0x9a51", "9a51-7183", "ghij", " ff", "+ff"]) assert.equal(isSpanID(id), false, id);
+});
+
+test("spanListProblem names every entry that is not a span ID, and nothing when all are", () => {
+  assert.equal(spanListProblem([]), "");
+  assert.equal(spanListProblem(["9a517183f26a089d", "ff"]), "");
+  assert.equal(spanListProblem(["9a517183f26a089d", "trace-1"]),
+    'spanSelector "trace-1" is not a span ID (1 to 16 hex digits). Correct the URL, or remove the span filter with its ×.');
+  assert.match(spanListProblem(["x", "9a517183f26a089d00"]), /^spanSelector "x", "9a517183f26a089d00" are not span IDs /);
+  const long = "z".repeat(100);
+  assert.match(spanListProblem([long]), new RegExp(`^spanSelector "${"z".repeat(40)}…" is not`));
+});
+
+test("spanChipText shows the first span and how many more", () => {
+  assert.equal(spanChipText([]), "");
+  assert.equal(spanChipText(["9a517183f26a089d"]), "Span: 9a517183f26a089d");
+  assert.equal(spanChipText(["9a517183f26a089d", "5a4fe264a9c987fe"]), "Spans: 9a517183f26a089d, +1 more");
+  assert.equal(spanChipText(["a", "b", "c"]), "Spans: a, +2 more");
+});
