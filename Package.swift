@@ -314,8 +314,9 @@ let package = Package(
         .testTarget(
             name: "DevStackTests",
             dependencies: [
-                "DevStack", "Query", "TestSupport",
+                "DevStack", "Query", "KilnProtos", "PprofCodec", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
         .testTarget(
             name: "QueryTests",
