@@ -77,28 +77,24 @@ extension QueryEngine {
                 p: tests[c].p, q: q[c], superiority: tests[c].superiority, significant: significant,
                 paths: [], focus: nil)
         }
-        var changes = candidates.indices.map(change)
+        // Each change with its function's name id, largest change of total share first.
+        let changes = candidates.indices.map { (id: candidates[$0], change: change($0)) }
+            .sorted { abs($0.change.totalShare.change) > abs($1.change.totalShare.change) }
         // A regression: more share on aggregate and in the typical profile; an improvement: less in both.
         func isRegression(_ c: RegressionReport.FunctionChange) -> Bool { c.significant && c.totalShare.change > 0 && c.superiority > 0.5 }
         func isImprovement(_ c: RegressionReport.FunctionChange) -> Bool { c.significant && c.totalShare.change < 0 && c.superiority < 0.5 }
-        changes.sort { abs($0.totalShare.change) > abs($1.totalShare.change) }
-        var regressions = Array(changes.filter(isRegression).prefix(options.limit))
-        var improvements = Array(changes.filter(isImprovement).prefix(options.limit))
-        let insignificant = Array(changes.filter { !isRegression($0) && !isImprovement($0) }.prefix(options.limit))
-
-        let index = Dictionary(uniqueKeysWithValues: names.names.enumerated().map { ($1, Int32($0)) })
-        for i in regressions.indices {
-            guard let f = index[regressions[i].function] else { continue }
-            regressions[i].paths = aggregate.paths(of: f, tree: tree, names: names, sums: sums, largestIncrease: true, limit: options.paths)
-            if i < options.focusTrees {
-                regressions[i].focus = aggregate.focus(on: f, tree: tree, names: names, maxNodes: options.focusNodes)
-            }
+        let regressions = changes.filter { isRegression($0.change) }.prefix(options.limit).enumerated().map { rank, entry in
+            var c = entry.change
+            c.paths = aggregate.paths(of: entry.id, tree: tree, names: names, sums: sums, largestIncrease: true, limit: options.paths)
+            if rank < options.focusTrees { c.focus = aggregate.focus(on: entry.id, tree: tree, names: names, maxNodes: options.focusNodes) }
+            return c
         }
-        for i in improvements.indices {
-            guard let f = index[improvements[i].function] else { continue }
-            improvements[i].paths = aggregate.paths(
-                of: f, tree: tree, names: names, sums: sums, largestIncrease: false, limit: options.paths)
+        let improvements = changes.filter { isImprovement($0.change) }.prefix(options.limit).map { entry in
+            var c = entry.change
+            c.paths = aggregate.paths(of: entry.id, tree: tree, names: names, sums: sums, largestIncrease: false, limit: options.paths)
+            return c
         }
+        let insignificant = changes.map(\.change).filter { !isRegression($0) && !isImprovement($0) }.prefix(options.limit).map { $0 }
 
         func presence(onlyOn side: Int) -> [RegressionReport.FunctionPresence] {
             seen.filter { aggregate.total(of: $0, side: 1 - side) == 0 }
@@ -274,6 +270,8 @@ struct FunctionTotals {
     /// Per tree node: whether it is its name's topmost occurrence on its path.
     private(set) var topmost: [Bool]
     private let nodeTotals: [Int64]
+    /// Children of every tree node.
+    private let children: [[Int32]]
     private(set) var functions: [Int32] = []
 
     init(_ tree: StackTree, nameCount: Int) {
@@ -283,6 +281,7 @@ struct FunctionTotals {
         topmost = Array(repeating: false, count: tree.nodeCount)
         var children = [[Int32]](repeating: [], count: tree.nodeCount)
         for n in 1..<max(tree.nodeCount, 1) { children[Int(tree.parents[n])].append(Int32(n)) }
+        self.children = children
         var onPath = [Int32](repeating: 0, count: nameCount)
         var present = [Bool](repeating: false, count: nameCount)
         // Depth-first with an explicit stack; a negative entry leaves the node.
@@ -343,8 +342,6 @@ struct FunctionTotals {
     func focus(on f: Int32, tree: StackTree, names: NameTable, maxNodes: Int) -> RegressionReport.FocusTree {
         var merged = StackTree(sides: 2)
         let root = merged.child(of: 0, name: f)
-        var children = [[Int32]](repeating: [], count: tree.nodeCount)
-        for n in 1..<max(tree.nodeCount, 1) { children[Int(tree.parents[n])].append(Int32(n)) }
         for n in 1..<max(tree.nodeCount, 1) where topmost[n] && tree.names[n] == f {
             var stack: [(Int32, Int32)] = [(Int32(n), root)]
             while let (source, target) = stack.popLast() {
