@@ -355,7 +355,9 @@ import Testing
             let stalled = try await first.value
             #expect(stalled.status == 503)
             #expect(stalled.text.contains("did not acknowledge"))
-            #expect(clock.now - start < .seconds(10))
+            // Bounded, not fast: a stall ends in an answer (3 s publish timeout) rather than hanging; the
+            // margin is for a loaded 2-core machine (16 s seen with the whole suite running beside it).
+            #expect(clock.now - start < .seconds(60))
 
             // Held, then released: the answer comes only after the publisher finished.
             publisher.open()
