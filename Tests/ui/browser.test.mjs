@@ -287,7 +287,8 @@ const idle = () => until(() => document.body.dataset.state !== "loading");
 const $ = (id) => document.getElementById(id);
 const look = () => {
   const header = [...document.querySelector("header.bar").children].map((e) => e.getBoundingClientRect());
-  const chip = $("span-filter").getBoundingClientRect(), toolbar = $("span-filter").parentElement.getBoundingClientRect();
+  const toolbarBox = $("span-filter").parentElement;
+  const chip = $("span-filter").getBoundingClientRect(), toolbar = toolbarBox.getBoundingClientRect();
   return {
     state: document.body.dataset.state,
     error: $("error").hidden ? "" : $("error").textContent,
@@ -295,6 +296,9 @@ const look = () => {
     chipShown: !$("span-filter").hidden && chip.width > 0,
     chipInToolbar: chip.right <= toolbar.right && chip.top >= toolbar.top && chip.bottom <= toolbar.bottom,
     chipText: $("span-filter-text").textContent,
+    chipCountShown: $("span-filter-more").scrollWidth <= $("span-filter-more").getBoundingClientRect().width + 0.5 &&
+      $("span-filter-more").getBoundingClientRect().right <= $("span-filter-text").getBoundingClientRect().right + 0.5,
+    toolbarFits: toolbarBox.scrollWidth <= toolbarBox.clientWidth,
     chipTitle: $("span-filter").title,
     timelineTitle: $("timeline").title,
     functions: [...document.querySelectorAll("#functions tbody tr[data-function]")].map((tr) => tr.dataset.function).sort(),
@@ -336,6 +340,8 @@ describe("opened from a trace view with ?spanSelector=", { skip, timeout: 120_00
     assert.equal(opened.chipShown, true);
     assert.equal(opened.chipInToolbar, true);
     assert.equal(opened.chipText, "Spans: 9a517183f26a089d, +1 more");
+    assert.equal(opened.chipCountShown, true);
+    assert.equal(opened.toolbarFits, true);
     assert.match(opened.chipTitle, /only the samples of spans 9a517183f26a089d, 00000000deadbeef\. The timeline shows all samples\./);
     assert.match(opened.timelineTitle, /All samples/);
     assert.equal(opened.headerInOneRow, true);
@@ -357,14 +363,18 @@ describe("opened from a trace view with ?spanSelector=", { skip, timeout: 120_00
 });
 
 describe("comparing with ?spanSelector=", { skip, timeout: 120_000 }, () => {
-  it("filters both sides of the diff to the spans", async () => {
-    const { page, rpcRequests } = await renderWith("?view=diff&spanSelector=5a4fe264a9c987fe", {
+  it("filters both sides of the diff to the spans, with the chip's count shown in the diff toolbar", async () => {
+    const { page, rpcRequests } = await renderWith("?view=diff&spanSelector=5a4fe264a9c987fe,00000000deadbeef", {
       stacks: SPAN_STACKS, pageScript: spanProbe({ clear: false }),
     });
+    const spans = ["5a4fe264a9c987fe", "00000000deadbeef"];
     const [diff] = rpcRequests.filter((r) => r.method === "Diff").map((r) => r.body);
-    assert.deepEqual([diff.left.spanSelector, diff.right.spanSelector], [["5a4fe264a9c987fe"], ["5a4fe264a9c987fe"]]);
+    assert.deepEqual([diff.left.spanSelector, diff.right.spanSelector], [spans, spans]);
     assert.equal(page.opened.error, "");
-    assert.equal(page.opened.chipText, "Span: 5a4fe264a9c987fe");
+    assert.equal(page.opened.chipText, "Spans: 5a4fe264a9c987fe, +1 more");
+    assert.equal(page.opened.chipCountShown, true);
+    assert.equal(page.opened.toolbarFits, true);
+    assert.equal(page.opened.headerInOneRow, true);
     assert.match(page.opened.chipTitle, /The timelines and Explain this difference use all samples\./);
     assert.deepEqual(page.opened.functions, ["main.handleSearch", "main.queryIndex", "runtime.main"]);
   });

@@ -1,6 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { splitSpanList, isSpanID, spanListProblem, spanChipText } from "../../Sources/QueryAPI/UI/span-selector.js";
+import { splitSpanList, isSpanID, spanListProblem, spanChipParts } from "../../Sources/QueryAPI/UI/span-selector.js";
 
 test("splitSpanList reads comma-separated and repeated values, in order, without blanks or repeats", () => {
   assert.deepEqual(splitSpanList(["9a517183f26a089d,5a4fe264a9c987fe"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
@@ -30,9 +30,9 @@ test("spanListProblem names every entry that is not a span ID, and nothing when 
   assert.match(spanListProblem([long]), new RegExp(`^spanSelector "${"z".repeat(40)}…" is not`));
 });
 
-test("spanChipText shows the first span and how many more", () => {
-  assert.equal(spanChipText([]), "");
-  assert.equal(spanChipText(["9a517183f26a089d"]), "Span: 9a517183f26a089d");
-  assert.equal(spanChipText(["9a517183f26a089d", "5a4fe264a9c987fe"]), "Spans: 9a517183f26a089d, +1 more");
-  assert.equal(spanChipText(["a", "b", "c"]), "Spans: a, +2 more");
+test("spanChipParts shows the first span and how many more", () => {
+  assert.deepEqual(spanChipParts([]), ["", "", ""]);
+  assert.deepEqual(spanChipParts(["9a517183f26a089d"]), ["Span: ", "9a517183f26a089d", ""]);
+  assert.equal(spanChipParts(["9a517183f26a089d", "5a4fe264a9c987fe"]).join(""), "Spans: 9a517183f26a089d, +1 more");
+  assert.deepEqual(spanChipParts(["a", "b", "c"]), ["Spans: ", "a", ", +2 more"]);
 });

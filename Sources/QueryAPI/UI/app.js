@@ -12,7 +12,7 @@ import { RegressionPanel } from "./regression-panel.js";
 import { Timeline } from "./timeline.js";
 import { valueFormatter, dateTime } from "./format.js";
 import { parseViewState, viewStateQuery } from "./url-state.js";
-import { spanChipText, spanListProblem } from "./span-selector.js";
+import { spanChipParts, spanListProblem } from "./span-selector.js";
 import { withService, serviceOf, joinQuery } from "./selector.js";
 import { timeParam, displayTime, seriesStepSeconds, resolveRange, comparisonRanges } from "./time-range.js";
 import { profileTypeLabel, defaultProfileType } from "./profile-types.js";
@@ -149,7 +149,10 @@ function syncSpanFilter() {
   const chip = $("span-filter");
   chip.hidden = !spans.length;
   chip.classList.toggle("invalid", spans.length > 0 && spanListProblem(spans) !== "");
-  $("span-filter-text").textContent = spanChipText(spans);
+  const [label, first, more] = spanChipParts(spans);
+  $("span-filter-label").textContent = label;
+  $("span-filter-first").textContent = first;
+  $("span-filter-more").textContent = more;
   const others = state.view === "diff" ? "The timelines and Explain this difference use" : "The timeline shows";
   chip.title = spans.length
     ? `The flame graph and the table show only the samples of ${spans.length === 1 ? "span" : "spans"} ${spans.join(", ")}. ${others} all samples.`

@@ -36,9 +36,12 @@ export function spanListProblem(spans) {
   return `spanSelector ${quoted} ${verb} (1 to 16 hex digits). Correct the URL, or remove the span filter with its ×.`;
 }
 
-/** The span filter chip's text: the first span and how many more. */
-export function spanChipText(spans) {
-  if (!spans || !spans.length) return "";
-  if (spans.length === 1) return `Span: ${spans[0]}`;
-  return `Spans: ${spans[0]}, +${spans.length - 1} more`;
+/**
+ * The span filter chip's text in three parts, label, first span and how many more (joined:
+ * "Spans: 9a517183f26a089d, +1 more"), so a narrow chip can elide the span ID and keep the count.
+ */
+export function spanChipParts(spans) {
+  if (!spans || !spans.length) return ["", "", ""];
+  if (spans.length === 1) return ["Span: ", spans[0], ""];
+  return ["Spans: ", spans[0], `, +${spans.length - 1} more`];
 }
