@@ -363,12 +363,8 @@ public actor QueryEngine {
         _ selection: Selection, stepMillis: Int64, groupBy: [String], aggregation: Aggregation,
         limit: Int?, alignment: PointAlignment = .stepEnd
     ) async throws -> [Series] {
-        guard stepMillis > 0 else { throw QueryError(.invalidArgument, "step must be positive") }
         let range = selection.time
-        let buckets = (range.upperBound - range.lowerBound) / 1_000_000 / stepMillis
-        guard buckets <= 11_000 else {
-            throw QueryError(.invalidArgument, "step of \(stepMillis) ms over this range gives \(buckets) points; the limit is 11000")
-        }
+        let steps = try TimeSteps(range: range, stepMillis: stepMillis, alignment: alignment)
         struct Key: Hashable {
             var group: Int
             var bucket: Int64
@@ -377,20 +373,12 @@ public actor QueryEngine {
         var groupIndex: [LabelSet: Int] = [:]
         var sums: [Key: Double] = [:]
         var profiles: [Key: Set<Int64>] = [:]
-        let startMillis = range.lowerBound / 1_000_000
         for (block, ids) in try await plan(selection) {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
             let samples = try await block.reader.stackSamples(time: range, series: ids, spans: selection.spans)
             for i in 0..<samples.count {
                 guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
-                let ms = samples.timeNanos[i] / 1_000_000
-                let steps =
-                    switch alignment {
-                    case .stepStart: (ms - startMillis) / stepMillis
-                    case .stepEnd: ms <= startMillis ? 0 : (ms - startMillis + stepMillis - 1) / stepMillis
-                    }
-                let bucket = startMillis + steps * stepMillis
-                let key = Key(group: g, bucket: bucket)
+                let key = Key(group: g, bucket: steps.point(ofNanos: samples.timeNanos[i]))
                 sums[key, default: 0] += Double(samples.values[i])
                 if aggregation == .average {
                     // A profile is one (series, timestamp); the series id is block-local, so pair it with the block.
@@ -461,12 +449,8 @@ public actor QueryEngine {
     public func heatmap(_ selection: Selection, stepMillis: Int64, groupBy: [String], buckets: Int = 20, limit: Int?) async throws
         -> Heatmap
     {
-        guard stepMillis > 0 else { throw QueryError(.invalidArgument, "step must be positive") }
         let range = selection.time
-        let slots = (range.upperBound - range.lowerBound) / 1_000_000 / stepMillis
-        guard slots <= 11_000 else {
-            throw QueryError(.invalidArgument, "step of \(stepMillis) ms over this range gives \(slots) slots; the limit is 11000")
-        }
+        let steps = try TimeSteps(range: range, stepMillis: stepMillis, alignment: .stepEnd)
         struct Profile: Hashable {
             var group: Int
             var time: Int64
@@ -486,12 +470,10 @@ public actor QueryEngine {
         guard let low = values.min(), let high = values.max() else { return Heatmap(bucketStarts: [], series: []) }
         let width = Double(max(high - low, 1)) / Double(buckets)
         let bucketStarts = (0..<buckets).map { Double(low) + Double($0) * width }
-        let startMillis = range.lowerBound / 1_000_000
         var cells: [Int: [Int64: [Int32]]] = [:]
         var groupTotals = [Int64](repeating: 0, count: groups.count)
         for (profile, value) in totals where value > 0 {
-            let ms = profile.time / 1_000_000
-            let slot = startMillis + (ms <= startMillis ? 0 : (ms - startMillis + stepMillis - 1) / stepMillis) * stepMillis
+            let slot = steps.point(ofNanos: profile.time)
             let bucket = min(buckets - 1, Int(Double(value - low) / width))
             cells[profile.group, default: [:]][slot, default: [Int32](repeating: 0, count: buckets)][bucket] += 1
             groupTotals[profile.group] += value
@@ -620,4 +602,34 @@ struct LoadedBlock: Sendable {
 struct BlockNodeNames: Sendable {
     var parents: [Int32]
     var names: [Int32]
+}
+
+/// The points of a time series or the slots of a heatmap: `stepMillis` apart from the range's start, at most
+/// 11,000 of them, each standing for the step before it (`.stepEnd`) or after it (`.stepStart`).
+struct TimeSteps {
+    let startMillis: Int64
+    let stepMillis: Int64
+    let alignment: QueryEngine.PointAlignment
+
+    init(range: ClosedRange<Int64>, stepMillis: Int64, alignment: QueryEngine.PointAlignment) throws(QueryError) {
+        guard stepMillis > 0 else { throw QueryError(.invalidArgument, "step must be positive") }
+        let count = (range.upperBound - range.lowerBound) / 1_000_000 / stepMillis
+        guard count <= 11_000 else {
+            throw QueryError(.invalidArgument, "step of \(stepMillis) ms over this range gives \(count) points; the limit is 11000")
+        }
+        self.startMillis = range.lowerBound / 1_000_000
+        self.stepMillis = stepMillis
+        self.alignment = alignment
+    }
+
+    /// The point (ms) a sample at `nanos` counts toward.
+    func point(ofNanos nanos: Int64) -> Int64 {
+        let ms = nanos / 1_000_000
+        let steps =
+            switch alignment {
+            case .stepStart: (ms - startMillis) / stepMillis
+            case .stepEnd: ms <= startMillis ? 0 : (ms - startMillis + stepMillis - 1) / stepMillis
+            }
+        return startMillis + steps * stepMillis
+    }
 }
