@@ -115,21 +115,10 @@ struct PprofFidelityTests {
     /// `(inline)` and `(partial-inline)` marks are dropped: Kiln keeps each inlined call as a frame of its
     /// own, not which location held it.
     static func topLines(_ file: URL, sampleIndex: Int) throws -> [String] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try TestEnvironment.requireGo())
-        p.arguments = [
-            "tool", "pprof", "-top", "-lines", "-nodefraction=0", "-nodecount=1000000", "-sample_index=\(sampleIndex)", file.path,
-        ]
-        var env = ProcessInfo.processInfo.environment
-        env["GOCACHE"] = TestEnvironment.repoRoot.appendingPathComponent(".build-demo/gocache").path
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = Pipe()
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        let output = try TestEnvironment.goToolPprof([
+            "-top", "-lines", "-nodefraction=0", "-nodecount=1000000", "-sample_index=\(sampleIndex)", file.path,
+        ])
+        let lines = output.split(separator: "\n")
         guard let header = lines.firstIndex(where: { $0.contains("flat%") && $0.contains("cum%") }) else { return [] }
         return lines[(header + 1)...].map { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)

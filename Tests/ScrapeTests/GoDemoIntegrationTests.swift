@@ -80,19 +80,8 @@ struct GoDemoIntegrationTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).pb.gz")
         try Data(body).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/go")
-        p.arguments = ["tool", "pprof", "-top", "-nodecount=40"] + (sampleIndex.map { ["-sample_index=\($0)"] } ?? []) + [file.path]
-        var env = ProcessInfo.processInfo.environment
-        env["GOCACHE"] = TestEnvironment.repoRoot.appendingPathComponent(".build-demo/gocache").path
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = Pipe()
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return try TestEnvironment.goToolPprof(
+            ["-top", "-nodecount=40"] + (sampleIndex.map { ["-sample_index=\($0)"] } ?? []) + [file.path])
     }
 
     @Test("every enabled profile type is scraped with the right labels, gzip bodies and seconds=2 for CPU")

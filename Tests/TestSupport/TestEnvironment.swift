@@ -49,6 +49,23 @@ public enum TestEnvironment {
         return go
     }
 
+    /// `go tool pprof <arguments>`'s standard output (its build cache in the repo's `.build-demo`).
+    public static func goToolPprof(_ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try requireGo())
+        p.arguments = ["tool", "pprof"] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["GOCACHE"] = repoRoot.appendingPathComponent(".build-demo/gocache").path
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = Pipe()
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     private static func searchPath(_ names: [String]) -> String? {
         let dirs = (value("PATH") ?? "/usr/bin").split(separator: ":")
         for name in names {
