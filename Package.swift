@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "QueryAPI",
             dependencies: [
-                "APICommon", "KilnProtos", "Query", "ObjectStore", "ProfileModel", "KilnFoundation",
+                "APICommon", "KilnProtos", "Query", "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),

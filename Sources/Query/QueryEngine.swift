@@ -170,11 +170,7 @@ public actor QueryEngine {
                 guard function >= 0, function < symbols.functions.count else {
                     throw QueryError(.unavailable, "block \(block.meta.ulid): frame \(frame) references missing function \(function)")
                 }
-                let f = symbols.functions[function]
-                frameIDs[frame] = frameTable.intern(
-                    StackFrame(
-                        function: .init(name: f.name, systemName: f.systemName, filename: f.filename, startLine: f.startLine),
-                        line: symbols.frameLines[frame]))
+                frameIDs[frame] = frameTable.intern(StackFrame(function: symbols.functions[function], line: symbols.frameLines[frame]))
             }
             nodeFrames[n] = frameIDs[frame]
         }

@@ -1,3 +1,5 @@
+import Blocks
+
 /// Interned function names shared by every tree of one query (and by a diff's two sides), so names are
 /// compared as integers while merging.
 public struct NameTable: Sendable {
@@ -20,24 +22,10 @@ public struct NameTable: Sendable {
 /// One frame of a stack as stored: a function and the line in it. Frames label the nodes of a tree merged
 /// for pprof output (`QueryEngine.mergeFrames`), so file names and lines survive.
 public struct StackFrame: Hashable, Sendable {
-    public struct Function: Hashable, Sendable {
-        public var name: String
-        public var systemName: String
-        public var filename: String
-        public var startLine: Int64
-
-        public init(name: String, systemName: String, filename: String, startLine: Int64) {
-            self.name = name
-            self.systemName = systemName
-            self.filename = filename
-            self.startLine = startLine
-        }
-    }
-
-    public var function: Function
+    public var function: FunctionKey
     public var line: Int64
 
-    public init(function: Function, line: Int64) {
+    public init(function: FunctionKey, line: Int64) {
         self.function = function
         self.line = line
     }

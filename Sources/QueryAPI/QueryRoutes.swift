@@ -1,4 +1,5 @@
 import APICommon
+import Blocks
 import Foundation
 import Hummingbird
 import KilnFoundation
@@ -556,10 +557,10 @@ enum PprofExport {
             stacks.sort { $0.value > $1.value }
             let other = stacks[max(0, maxStacks - 1)...].reduce(Int64(0)) { $0 + $1.value }
             stacks.removeLast(stacks.count - max(0, maxStacks - 1))
-            let otherFrame = StackFrame(function: .init(name: "other", systemName: "other", filename: "", startLine: 0), line: 0)
+            let otherFrame = StackFrame(function: FunctionKey(name: "other", systemName: "other", filename: "", startLine: 0), line: 0)
             stacks.append((names: [frames.intern(otherFrame)], value: other))
         }
-        var functionID: [StackFrame.Function: UInt64] = [:]
+        var functionID: [FunctionKey: UInt64] = [:]
         var locationID: [Int32: UInt64] = [:]
         var mappingID: [String: UInt64] = [:]
         for (path, value) in stacks {
