@@ -83,8 +83,17 @@ import Testing
                         "\($0.function) \($0.totalShare.before) → \($0.totalShare.after) p \($0.p) q \($0.q) sup \($0.superiority)"
                     }
                     .joined(separator: "; "))
-            let top = try #require(changed.regressions.first, "nothing reported: \(changed.insignificant.prefix(5).map(\.function))")
-            #expect(top.function == "main.hashLoop")
+            // The report ranks by the change of inclusive share, so a caller holding hashLoop (main.cpuWorker) can
+            // rank beside it or just above it when its other work grows too on a loaded machine (seen once in CI:
+            // +19.3 pp against hashLoop's +19.0 pp). Set hashLoop's callers aside — its own call paths name
+            // them — and it must come first: no other function regressed more.
+            let top = try #require(
+                changed.regressions.first { $0.function == "main.hashLoop" },
+                "hashLoop not reported: \(changed.regressions.prefix(5).map(\.function)), noise: \(changed.insignificant.prefix(5).map(\.function))"
+            )
+            let callers = Set(top.paths.flatMap { $0.frames.dropLast() })
+            #expect(changed.regressions.first { !callers.contains($0.function) }?.function == "main.hashLoop")
+            #expect(callers.contains("main.cpuWorker"))
             #expect(top.significant && top.superiority > 0.9)
             // About three times the work per profile (the CPU it gets also depends on the machine's load).
             let ratio = top.totalPerProfile.after / top.totalPerProfile.before
@@ -92,7 +101,8 @@ import Testing
             #expect(top.paths.first?.frames.last == "main.hashLoop" && top.paths.first?.frames.contains("main.cpuWorker") == true)
 
             let markdown = try await report(normal, hot, format: "markdown")
-            #expect(markdown.contains("| 1 | `main.hashLoop` |"), "\(markdown.prefix(2000))")
+            let rank = changed.regressions.firstIndex { $0.function == "main.hashLoop" }! + 1
+            #expect(markdown.contains("| \(rank) | `main.hashLoop` |"), "\(markdown.prefix(2000))")
             let html = try await report(normal, hot, format: "html")
             #expect(html.contains("<svg") && html.contains("<title>main.hashLoop: "))
 
