@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian, through pkg-config.
@@ -152,6 +155,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]),
+        // OTLP profiles ingest: the OTLP → pprof mapping, `POST /v1development/profiles` and the gRPC
+        // ProfilesService server, all ending in IngestAPI's `PushIngester`.
+        .target(
+            name: "OTLPIngest",
+            dependencies: [
+                "APICommon", "IngestAPI", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "KilnFoundation",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ]),
         .target(
             name: "QueryAPI",
             dependencies: [
@@ -250,8 +267,9 @@ let package = Package(
         .executableTarget(
             name: "kiln-scraper",
             dependencies: [
-                "KilnService", "KafkaService", "ScraperStage", "Scrape", "IngestAPI",
+                "KilnService", "KafkaService", "ScraperStage", "Scrape", "IngestAPI", "OTLPIngest",
                 "APICommon", "KafkaClient",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         .executableTarget(
             name: "kiln-normalizer", dependencies: ["KilnService", "KafkaService", "NormalizerService", "PprofCodec", "Normalization"]),
@@ -300,7 +318,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "APICommon", "IngestAPI", "QueryAPI", "KilnProtos", "Records", "ProfileModel", "PprofCodec", "TestSupport", "Query",
-                "ObjectStore", "Blocks", "Scrape", "Normalization",
+                "ObjectStore", "Blocks", "Scrape", "Normalization", "OTLPIngest",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),

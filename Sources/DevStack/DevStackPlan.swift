@@ -23,14 +23,17 @@ public struct DevOptions: Sendable {
     public var listenHost: String
     public var listenPort: Int
     public var scrapeConfig: URL?
+    /// host:port of kiln-scraper's OTLP gRPC listener; nil: none.
+    public var otlpGRPCListen: String?
     /// Compactor cut age: small, so a profile shows up in the UI within seconds.
     public var maxBlockAge: String
     public var stopTimeout: Duration
 
     public init(
         dataDir: URL, listenHost: String = "127.0.0.1", listenPort: Int = 4040, scrapeConfig: URL? = nil,
-        maxBlockAge: String = "10s", stopTimeout: Duration = .seconds(20)
+        otlpGRPCListen: String? = nil, maxBlockAge: String = "10s", stopTimeout: Duration = .seconds(20)
     ) {
+        self.otlpGRPCListen = otlpGRPCListen
         self.dataDir = dataDir
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -61,7 +64,7 @@ public struct DevStackPlan: Sendable {
     static let strippedVariables: Set<String> = [
         "KILN_LISTEN", "KILN_ADMIN_LISTEN", "KILN_STORE", "KILN_SCRAPE_CONFIG", "KILN_KAFKA_BROKERS",
         "KILN_RAW_TOPIC", "KILN_NORMALIZED_TOPIC", "KILN_DLQ_TOPIC", "KILN_TOPIC_PARTITIONS", "KILN_MAX_BLOCK_AGE",
-        "KILN_DEV_DATA_DIR", "KILN_TANSU", "KILN_AUTH_FILE",
+        "KILN_DEV_DATA_DIR", "KILN_TANSU", "KILN_AUTH_FILE", "KILN_OTLP_GRPC_LISTEN",
     ]
 
     /// - Parameters:
@@ -107,6 +110,7 @@ public struct DevStackPlan: Sendable {
         let queryAddress = "\(host):\(ports[4])"
         var scraperArgs = kafka + ["--listen", scraperAddress]
         if let config = options.scrapeConfig { scraperArgs += ["--config", config.path] }
+        if let otlp = options.otlpGRPCListen { scraperArgs += ["--otlp-grpc-listen", otlp] }
         let stages = [
             ChildSpec(
                 name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,

@@ -12,7 +12,7 @@ public enum FrontRoute: Sendable, Equatable {
     case supervisorMetrics
 
     /// Paths that kiln-scraper serves; every prefix ends with `/`, so `/ingestx` is not ingest.
-    static let scraperPaths: Set<String> = ["/ingest", "/pyroscope/ingest", "/targets"]
+    static let scraperPaths: Set<String> = ["/ingest", "/pyroscope/ingest", "/targets", "/v1development/profiles"]
     static let scraperPrefixes = ["/push.v1.PusherService/"]
 
     /// The route for a request path (without the query string). Everything that is not ingest, scrape

@@ -39,7 +39,8 @@ public enum ConnectPushDecoder {
         return out
     }
 
-    static func seriesLabels(_ pairs: [Types_V1_LabelPair], options: IngestOptions) throws(APIError) -> (LabelSet, Bool) {
+    /// Series labels of a push (Pyroscope's `ValidateLabels`) and whether `__delta__="true"` marked it cumulative.
+    public static func seriesLabels(_ pairs: [Types_V1_LabelPair], options: IngestOptions) throws(APIError) -> (LabelSet, Bool) {
         guard !pairs.isEmpty else { throw APIError(.invalidArgument, "error at least one label pair is required per profile") }
         guard pairs.count <= options.maxLabelNames else {
             throw APIError.exceeding(
@@ -127,13 +128,8 @@ public enum LabelRules {
     }
 }
 
-/// Text from a request, shortened for an error message: a hostile request must not make its own refusal huge.
-func clip(_ text: String, _ limit: Int = 120) -> String {
-    text.utf8.count <= limit ? text : String(decoding: Array(text.utf8.prefix(limit)), as: UTF8.self) + "…"
-}
-
 /// Size checks on one profile (as received, and decompressed per its gzip trailer).
-func checkProfileSize(_ payload: [UInt8], labels: LabelSet, options: IngestOptions, tooLarge: APIError.Kind) throws(APIError) {
+public func checkProfileSize(_ payload: [UInt8], labels: LabelSet, options: IngestOptions, tooLarge: APIError.Kind) throws(APIError) {
     guard !payload.isEmpty else { throw APIError(.invalidArgument, "empty profile for \(labels)") }
     guard payload.count <= options.maxPayloadBytes else {
         throw APIError.exceeding(

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KilnFoundation
 
 /// AWS access key, secret and optional session token.
 public struct AWSCredentials: Sendable, Hashable {
@@ -158,15 +159,7 @@ public struct SigV4Signer: Sendable {
             .joined(separator: "&")
     }
 
-    public static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { Hex.string(digest) }
 
     public static func hex(_ key: SymmetricKey) -> String { key.withUnsafeBytes { hex($0) } }
 

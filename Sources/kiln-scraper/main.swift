@@ -5,8 +5,10 @@ import IngestAPI
 import KafkaClient
 import KafkaService
 import KilnService
+import OTLPIngest
 import Scrape
 import ScraperStage
+import ServiceLifecycle
 
 @main
 struct Command: AsyncParsableCommand {
@@ -15,7 +17,8 @@ struct Command: AsyncParsableCommand {
         abstract: "Scrapes pprof endpoints, serves the push ingest APIs and publishes raw profiles to Kafka.",
         discussion: """
             One HTTP server (--listen) serves POST /ingest, /pyroscope/ingest, /push.v1.PusherService/Push, \
-            GET /targets, /metrics and /ready. Without --config only push ingest runs.
+            /v1development/profiles (OTLP/HTTP), GET /targets, /metrics and /ready. With --otlp-grpc-listen, a gRPC \
+            server takes OTLP profiles too. Without --config only push ingest runs.
             """
     )
 
@@ -29,6 +32,21 @@ struct Command: AsyncParsableCommand {
 
     @Option(help: "host:port serving push ingest, /targets, /metrics and /ready. [env: KILN_LISTEN] (default: 127.0.0.1:4100)")
     var listen: String?
+
+    @Option(
+        help:
+            "host:port of the OTLP profiles gRPC listener (OTLP clients expect port 4317). [env: KILN_OTLP_GRPC_LISTEN] (default: none, OTLP over HTTP only)"
+    )
+    var otlpGrpcListen: String?
+
+    @Option(help: "Largest OTLP profiles request in bytes, compressed or not. [env: KILN_OTLP_MAX_REQUEST_BYTES] (default: 33554432)")
+    var otlpMaxRequestBytes: Int?
+
+    @Option(help: "Profiles in one OTLP request. [env: KILN_OTLP_MAX_PROFILES_PER_REQUEST] (default: 10000)")
+    var otlpMaxProfilesPerRequest: Int?
+
+    @Option(help: "Samples in one OTLP profile; a larger profile is rejected. [env: KILN_OTLP_MAX_SAMPLES_PER_PROFILE] (default: 1000000)")
+    var otlpMaxSamplesPerProfile: Int?
 
     @Option(help: "Scrape only the targets of shard i of n (i/n, 0-based). [env: KILN_SCRAPE_SHARD] (default: 0/1)")
     var shard: String?
@@ -68,7 +86,15 @@ struct Command: AsyncParsableCommand {
         let producer = try KafkaProducer(config: ProducerConfig(kafka: kafkaConfig), logger: logger)
         let publisher = KafkaRawPublisher(producer: producer, topic: topics.raw, logger: logger)
         let options = try ingestOptions()
-        IngestRoutes.register(on: process.admin.router, ingester: PushIngester(publisher: publisher, options: options, logger: logger))
+        let pushIngester = PushIngester(publisher: publisher, options: options, logger: logger)
+        IngestRoutes.register(on: process.admin.router, ingester: pushIngester)
+        let otlp = OTLPIngester(ingester: pushIngester, limits: try otlpLimits())
+        OTLPRoutes.register(on: process.admin.router, ingester: otlp)
+        var otlpServer: OTLPGRPCServer?
+        if let text = EnvironmentFallback.resolve(otlpGrpcListen, env: "KILN_OTLP_GRPC_LISTEN") {
+            let address = try ListenAddress(parsing: text)
+            otlpServer = OTLPGRPCServer(host: address.host, port: address.port, ingester: otlp, logger: logger)
+        }
         logger.info(
             "push ingest",
             metadata: [
@@ -90,15 +116,27 @@ struct Command: AsyncParsableCommand {
         }
         ScrapeService.registerTargetsRoute(on: process.admin.router, scraper: scraper)
 
-        // Shutdown runs in reverse: the HTTP server stops taking pushes, the scraper drains its buffer
-        // into the producer, then the producer flushes and closes.
+        // Shutdown runs in reverse: the HTTP and gRPC servers stop taking pushes, the scraper drains its
+        // buffer into the producer, then the producer flushes and closes.
         let producerService = RawTopicProducerService(
             producer: producer, topics: topics, rawTopic: topics.raw, config: kafkaConfig,
             readiness: process.readiness, logger: logger)
         let probe = KafkaHealthProbe(
             config: kafkaConfig, topics: [topics.raw], topicOptions: topics, readiness: process.readiness,
             logger: logger, resetProducer: producer.reset(reason:))
-        try await process.run([producerService, probe] + (scraper.map { [$0] } ?? []))
+        let services: [any Service] = [producerService, probe] + (scraper.map { [$0] } ?? []) + (otlpServer.map { [$0] } ?? [])
+        try await process.run(services)
+    }
+
+    func otlpLimits() throws -> OTLPLimits {
+        var limits = OTLPLimits()
+        func number(_ flag: Int?, _ env: String) throws -> Int? {
+            try EnvironmentFallback.nonNegative(flag.map { Double($0) }, env: env, setting: env).map { Int($0) }
+        }
+        if let v = try number(otlpMaxRequestBytes, "KILN_OTLP_MAX_REQUEST_BYTES") { limits.maxRequestBytes = v }
+        if let v = try number(otlpMaxProfilesPerRequest, "KILN_OTLP_MAX_PROFILES_PER_REQUEST") { limits.maxProfilesPerRequest = v }
+        if let v = try number(otlpMaxSamplesPerProfile, "KILN_OTLP_MAX_SAMPLES_PER_PROFILE") { limits.maxSamplesPerProfile = v }
+        return limits
     }
 
     func ingestOptions() throws -> IngestOptions {

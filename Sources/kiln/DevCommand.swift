@@ -11,7 +11,8 @@ struct DevCommand: AsyncParsableCommand {
         discussion: """
             Starts a local Tansu broker, kiln-scraper, kiln-normalizer, kiln-compactor and kiln-query as separate \
             processes, with a file:// block store under --data-dir, and serves push ingest (POST /ingest, \
-            /push.v1.PusherService/Push), the query API and the web UI on --listen, like Pyroscope's single binary. \
+            /push.v1.PusherService/Push, OTLP's /v1development/profiles), the query API and the web UI on --listen, \
+            like Pyroscope's single binary, and OTLP profiles over gRPC on --otlp-grpc-listen. \
             GET /ready answers 200 once every process is up. Logs go to DATA_DIR/logs/. Ctrl-C or SIGTERM stops \
             everything; a second run on the same directory reuses its blocks (Tansu keeps Kafka data in memory only, \
             so records still in Kafka at shutdown are not kept).
@@ -23,6 +24,9 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(help: "host:port serving ingest, query and the UI. [env: KILN_LISTEN] (default: 127.0.0.1:4040)")
     var listen: String?
+
+    @Option(help: "host:port of the OTLP profiles gRPC listener, or \"off\". [env: KILN_OTLP_GRPC_LISTEN] (default: 127.0.0.1:4317)")
+    var otlpGrpcListen: String?
 
     @Option(help: "Alloy configuration for kiln-scraper (pyroscope.scrape targets). [env: KILN_SCRAPE_CONFIG] (default: push ingest only)")
     var scrapeConfig: String?
@@ -53,13 +57,15 @@ struct DevCommand: AsyncParsableCommand {
         if let config, !FileManager.default.fileExists(atPath: config.path) {
             throw ServiceConfigurationError("--scrape-config: no file at \(config.path)")
         }
+        let otlpText = EnvironmentFallback.resolve(otlpGrpcListen, env: "KILN_OTLP_GRPC_LISTEN", default: "127.0.0.1:4317")
+        let otlpListen = otlpText == "off" ? nil : try ListenAddress(parsing: otlpText).description
         let stopText = EnvironmentFallback.resolve(stopTimeout.map { String($0) }, env: "KILN_DEV_STOP_TIMEOUT", default: "20")
         guard let stopSeconds = Double(stopText), stopSeconds > 0 else {
             throw ServiceConfigurationError("--stop-timeout must be a positive number of seconds, not \"\(stopText)\"")
         }
         let options = DevOptions(
             dataDir: dir.absoluteURL.standardizedFileURL, listenHost: listenAddress.host, listenPort: listenAddress.port,
-            scrapeConfig: config,
+            scrapeConfig: config, otlpGRPCListen: otlpListen,
             maxBlockAge: EnvironmentFallback.resolve(blockAge, env: "KILN_DEV_BLOCK_AGE", default: "10s"),
             stopTimeout: .milliseconds(Int64(stopSeconds * 1000)))
         try await DevStack.run(options: options, tansu: tansu, logger: logger)

@@ -39,6 +39,8 @@ struct KilnDevHarness {
     let dataDir: URL
     let baseURL: String
     let client: HTTPClient
+    /// kiln dev's OTLP gRPC listener (a free port of its own, not 4317, so runs side by side do not clash).
+    let otlpGRPCAddress: String
 
     /// What a run needs, or why it cannot run here (nil: everything is present).
     static func missingPrerequisite() async throws -> String? {
@@ -57,14 +59,17 @@ struct KilnDevHarness {
     }
 
     static func start(dataDir: URL, client: HTTPClient, port: Int? = nil, extraArguments: [String] = []) throws -> KilnDevHarness {
-        let port = try port ?? LoopbackPorts.free(1)[0]
+        let ports = try LoopbackPorts.free(2)
+        let port = port ?? ports[0]
+        let otlp = "127.0.0.1:\(ports[1])"
         let process = try ChildProcess(
             TestEnvironment.binDir.appendingPathComponent("kiln"),
             [
                 "dev", "--data-dir", dataDir.path, "--listen", "127.0.0.1:\(port)",
-                "--block-age", "1s", "--stop-timeout", "15",
+                "--block-age", "1s", "--stop-timeout", "15", "--otlp-grpc-listen", otlp,
             ] + extraArguments)
-        return KilnDevHarness(process: process, dataDir: dataDir, baseURL: "http://127.0.0.1:\(port)", client: client)
+        return KilnDevHarness(
+            process: process, dataDir: dataDir, baseURL: "http://127.0.0.1:\(port)", client: client, otlpGRPCAddress: otlp)
     }
 
     /// kiln dev (data in `dir`/dev) scraping with the Alloy configuration `config` makes for the port kiln dev
