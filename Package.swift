@@ -243,7 +243,7 @@ let package = Package(
             name: "KilnBench",
             dependencies: [
                 "KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records",
-                "IngestAPI", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel",
+                "IngestAPI", "OTLPIngest", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel",
             ]),
 
         // `kiln loadgen`: a synthetic fleet built from real pprof, pushed at a rate, with the pipeline measured.

@@ -30,8 +30,8 @@ public final class OTLPIngester: Sendable {
         let options = ingester.options.forTenant(tenant)
         let limits = self.limits
         let conversion = try await BlockingWork.shared.run(bytes: body.count) { () throws(APIError) -> OTLPConversion in
-            let request = try Self.decode(body, encoding: encoding)
-            return try OTLPProfilesDecoder.convert(request, tenant: tenant, now: Date(), options: options, limits: limits)
+            let bytes = try Self.protobufBytes(body, encoding: encoding)
+            return try OTLPProfilesDecoder.convert(bytes, tenant: tenant, now: Date(), options: options, limits: limits)
         }
         if conversion.rejectedProfiles > 0 {
             Counter(label: "kiln_otlp_profiles_rejected_total", dimensions: [("endpoint", endpoint)]).increment(
@@ -52,15 +52,12 @@ public final class OTLPIngester: Sendable {
         return response
     }
 
-    /// A request body in `encoding` (OTLP/JSON with hex IDs).
-    public static func decode(_ body: [UInt8], encoding: Encoding) throws(APIError) -> OTLPExportRequest {
+    /// A request body as protobuf bytes: as it is, or read from OTLP/JSON (hex IDs) and written as protobuf.
+    public static func protobufBytes(_ body: [UInt8], encoding: Encoding) throws(APIError) -> [UInt8] {
+        guard encoding == .json else { return body }
+        let request: OTLPExportRequest
         do {
-            switch encoding {
-            case .protobuf:
-                return try OTLPExportRequest(serializedBytes: body)
-            case .json:
-                return try OTLPExportRequest(jsonUTF8Bytes: try OTLPJSON.hexIDsAsBase64(body))
-            }
+            request = try OTLPExportRequest(jsonUTF8Bytes: try OTLPJSON.hexIDsAsBase64(body))
         } catch let error as APIError {
             throw error
         } catch JSONDecodingError.unknownField(let name) {
@@ -68,8 +65,12 @@ public final class OTLPIngester: Sendable {
                 .unsupportedField,
                 "ExportProfilesServiceRequest field \"\(name)\" is not known to Kiln (OTLP profiles 1.10), so it cannot be honoured")
         } catch {
-            throw APIError(
-                .invalidArgument, "cannot decode ExportProfilesServiceRequest (\(encoding == .json ? "JSON" : "protobuf")): \(error)")
+            throw APIError(.invalidArgument, "cannot decode ExportProfilesServiceRequest (JSON): \(error)")
+        }
+        do {
+            return try request.serializedBytes()
+        } catch {
+            throw APIError(.invalidArgument, "cannot re-encode the JSON request: \(error)")
         }
     }
 }

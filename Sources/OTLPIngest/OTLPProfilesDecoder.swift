@@ -9,10 +9,6 @@ import SwiftProtobuf
 
 public typealias OTLPExportRequest = Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceRequest
 public typealias OTLPExportResponse = Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceResponse
-typealias OTLPProfile = Opentelemetry_Proto_Profiles_V1development_Profile
-typealias OTLPDictionary = Opentelemetry_Proto_Profiles_V1development_ProfilesDictionary
-typealias OTLPAnyValue = Opentelemetry_Proto_Common_V1_AnyValue
-typealias OTLPKeyValue = Opentelemetry_Proto_Common_V1_KeyValue
 
 /// Limits of OTLP profile requests beyond those every ingest route shares (`IngestOptions`).
 public struct OTLPLimits: Sendable {
@@ -46,54 +42,111 @@ public struct OTLPConversion: Sendable {
 /// pprof sample labels and a sample's link its `span_id` and `trace_id` labels. docs/ingest.md maps
 /// every field.
 public enum OTLPProfilesDecoder {
+    /// Converts a request given as protobuf bytes (decoded here, on raw buffers).
     public static func convert(
-        _ request: OTLPExportRequest, tenant: String, now: Date, options: IngestOptions, limits: OTLPLimits
+        _ bytes: [UInt8], tenant: String, now: Date, options: IngestOptions, limits: OTLPLimits
     ) throws(APIError) -> OTLPConversion {
-        let dictionary = request.dictionary
-        for problem in [
-            unknownFieldsProblem(request, "ExportProfilesServiceRequest"), unknownFieldsProblem(dictionary, "ProfilesDictionary"),
-        ] {
-            if let problem { throw APIError(.unsupportedField, problem) }
+        guard bytes.count < Int(Int32.max) else { throw APIError(.bodyTooLarge, "the request is larger than 2 GiB") }
+        let wire: OTLPWireRequest
+        do {
+            wire = try OTLPWireRequest(bytes)
+        } catch {
+            throw APIError(.invalidArgument, "cannot decode ExportProfilesServiceRequest (protobuf): \(error.message)")
         }
-        if let first = dictionary.stringTable.first, !first.isEmpty {
-            throw APIError(.invalidArgument, "dictionary.string_table[0] must be the empty string, not \"\(clip(first))\"")
+        return try convert(wire, tenant: tenant, now: now, options: options, limits: limits)
+    }
+
+    static func convert(
+        _ wire: OTLPWireRequest, tenant: String, now: Date, options: IngestOptions, limits: OTLPLimits
+    ) throws(APIError) -> OTLPConversion {
+        if let problem = wire.requestProblem { throw APIError(.unsupportedField, problem) }
+        if let first = wire.strings.first, first.count != 0 {
+            throw APIError(
+                .invalidArgument,
+                "dictionary.string_table[0] must be the empty string, not \"\(clip(String(decoding: wire.bytes(first), as: UTF8.self)))\"")
         }
-        var total = 0
-        for resource in request.resourceProfiles {
-            for scope in resource.scopeProfiles { total += scope.profiles.count }
-        }
-        guard total <= limits.maxProfilesPerRequest else {
+        guard wire.profiles.count <= limits.maxProfilesPerRequest else {
             throw APIError.exceeding(
                 .bodyTooLarge, "otlp_max_profiles_per_request", limits.maxProfilesPerRequest,
-                "the request holds \(total) profiles; send fewer per request")
+                "the request holds \(wire.profiles.count) profiles; send fewer per request")
         }
         let nowNanos = Int64(now.timeIntervalSince1970 * 1e9)
-        var assembler = PprofAssembler(dictionary: dictionary)
+        var check = DictionaryCheck(wire)
         var out = OTLPConversion()
-        for (r, resourceProfiles) in request.resourceProfiles.enumerated() {
-            for (s, scopeProfiles) in resourceProfiles.scopeProfiles.enumerated() {
-                for (p, profile) in scopeProfiles.profiles.enumerated() {
+        var problems: [Int: String] = [:]
+        var units: [ProfileUnit] = []
+        var paths = [String](repeating: "", count: wire.profiles.count)
+        for (r, resource) in wire.resources.enumerated() {
+            for (s, scope) in wire.scopes[resource.scopes.range].enumerated() {
+                var unitIndex: [ProfileUnit.Key: Int] = [:]
+                for (i, p) in scope.profiles.range.enumerated() {
+                    let profile = wire.profiles[p]
+                    paths[p] = "resource_profiles[\(r)].scope_profiles[\(s)].profiles[\(i)]"
                     do throws(OTLPProblem) {
-                        try refuseUnknownFields(resourceProfiles, "ResourceProfiles")
-                        try refuseUnknownFields(scopeProfiles, "ScopeProfiles")
-                        var attributes: [(String, String)] = []
-                        for kv in resourceProfiles.resource.attributes { attributes.append(try assembler.keyValue(kv)) }
-                        for kv in scopeProfiles.scope.attributes { attributes.append(try assembler.keyValue(kv)) }
-                        for index in profile.attributeIndices { attributes.append(try assembler.attribute(index)) }
-                        let labels = try seriesLabels(attributes, options: options)
-                        out.envelopes += try envelopes(
-                            of: profile, labels: labels, tenant: tenant, nowNanos: nowNanos, options: options, limits: limits,
-                            assembler: &assembler)
-                        out.acceptedProfiles += 1
-                    } catch {
-                        out.rejectedProfiles += 1
-                        if out.firstProblem == nil {
-                            out.firstProblem = "resource_profiles[\(r)].scope_profiles[\(s)].profiles[\(p)]: \(error.message)"
+                        if let problem = profile.problem { throw OTLPProblem(problem) }
+                        guard profile.samples.count <= limits.maxSamplesPerProfile else {
+                            throw OTLPProblem(
+                                "the profile has \(profile.samples.count) samples (limit otlp_max_samples_per_profile = \(limits.maxSamplesPerProfile))"
+                            )
                         }
+                        var attributes: [(String, String)] = []
+                        for kv in resource.attributes { attributes.append(try check.keyValue(kv)) }
+                        for kv in scope.attributes { attributes.append(try check.keyValue(kv)) }
+                        for index in wire.attributeIndices[profile.attributes.range] { attributes.append(try check.attribute(index)) }
+                        let labels = try seriesLabels(attributes, options: options)
+                        try check.check(profile: p)
+                        let profileTime = profile.timeUnixNano == 0 ? nowNanos : Int64(clamping: profile.timeUnixNano)
+                        let groups = try TimeGroups(wire, profile, profileTime: profileTime)
+                        let type = profile.sampleType!
+                        for group in groups.groups {
+                            let duration = group.untimed ? Int64(clamping: profile.durationNano) : TimeGroups.resolution
+                            guard !group.start.addingReportingOverflow(duration).overflow else {
+                                throw OTLPProblem("time \(group.start) plus duration \(duration) ns is beyond the year 2262")
+                            }
+                            let key = ProfileUnit.Key(
+                                labels: labels, start: group.start, duration: duration, periodType: profile.periodType,
+                                period: profile.period)
+                            let u: Int
+                            if let known = unitIndex[key] {
+                                u = known
+                            } else {
+                                u = units.count
+                                unitIndex[key] = u
+                                units.append(ProfileUnit(key: key))
+                            }
+                            // The same sample type twice (two profiles, same labels and time) adds up in one column.
+                            let column = units[u].columns.firstIndex(of: type) ?? units[u].columns.count
+                            if column == units[u].columns.count { units[u].columns.append(type) }
+                            units[u].members.append(ProfileUnit.Member(profile: p, column: column, events: group.events))
+                        }
+                    } catch {
+                        problems[p] = "\(paths[p]): \(error.message)"
                     }
                 }
             }
         }
+        var assembler = PprofAssembler(check: check)
+        for unit in units {
+            do throws(OTLPProblem) {
+                let payload = try assembler.build(unit)
+                do {
+                    try checkProfileSize(payload, labels: unit.key.labels, options: options, tooLarge: .invalidArgument)
+                } catch {
+                    throw OTLPProblem(error.message)
+                }
+                out.envelopes.append(
+                    RawEnvelope(
+                        tenant: tenant, labels: unit.key.labels, source: .push, format: .pprof, startNanos: unit.key.start,
+                        endNanos: unit.key.start + unit.key.duration, cumulative: false, payload: payload))
+            } catch {
+                for member in unit.members where problems[member.profile] == nil {
+                    problems[member.profile] = "\(paths[member.profile]): \(error.message)"
+                }
+            }
+        }
+        out.rejectedProfiles = problems.count
+        out.acceptedProfiles = wire.profiles.count - problems.count
+        out.firstProblem = problems.min { $0.key < $1.key }?.value
         return out
     }
 
@@ -126,53 +179,6 @@ public enum OTLPProfilesDecoder {
             throw OTLPProblem(error.message)
         }
     }
-
-    /// One profile's envelopes: one per second its samples fall in.
-    static func envelopes(
-        of profile: OTLPProfile, labels: LabelSet, tenant: String, nowNanos: Int64, options: IngestOptions,
-        limits: OTLPLimits, assembler: inout PprofAssembler
-    ) throws(OTLPProblem) -> [RawEnvelope] {
-        try refuseUnknownFields(profile, "Profile")
-        guard profile.samples.count <= limits.maxSamplesPerProfile else {
-            throw OTLPProblem(
-                "the profile has \(profile.samples.count) samples (limit otlp_max_samples_per_profile = \(limits.maxSamplesPerProfile))")
-        }
-        guard profile.hasSampleType else { throw OTLPProblem("the profile has no sample_type") }
-        let profileTime = profile.timeUnixNano == 0 ? nowNanos : Int64(clamping: profile.timeUnixNano)
-        let groups = try TimeGroups(profile, profileTime: profileTime)
-        var out: [RawEnvelope] = []
-        for group in groups.groups {
-            let duration = group.untimed ? Int64(clamping: profile.durationNano) : TimeGroups.resolution
-            assembler.begin()
-            for (sample, value) in group.events {
-                try assembler.addSample(profile.samples[Int(sample)], value: value)
-            }
-            let payload = try assembler.finish(profile: profile, timeNanos: group.start, durationNanos: duration)
-            do {
-                try checkProfileSize(payload, labels: labels, options: options, tooLarge: .invalidArgument)
-            } catch {
-                throw OTLPProblem(error.message)
-            }
-            let (end, overflow) = group.start.addingReportingOverflow(duration)
-            guard !overflow else { throw OTLPProblem("time \(group.start) plus duration \(duration) ns is beyond the year 2262") }
-            out.append(
-                RawEnvelope(
-                    tenant: tenant, labels: labels, source: .push, format: .pprof, startNanos: group.start,
-                    endNanos: end, cumulative: false, payload: payload))
-        }
-        return out
-    }
-
-    /// Refuses fields Kiln's copy of the protos does not define: they may change what the profile means.
-    static func refuseUnknownFields(_ message: some SwiftProtobuf.Message, _ name: String) throws(OTLPProblem) {
-        if let problem = unknownFieldsProblem(message, name) { throw OTLPProblem(problem) }
-    }
-
-    static func unknownFieldsProblem(_ message: some SwiftProtobuf.Message, _ name: String) -> String? {
-        guard !message.unknownFields.data.isEmpty else { return nil }
-        let numbers = Connect.fieldNumbers(Array(message.unknownFields.data)).map(String.init).joined(separator: ", ")
-        return "\(name) fields \(numbers) are not known to Kiln (OTLP profiles 1.10), so they cannot be honoured"
-    }
 }
 
 /// Why one profile of a request was rejected.
@@ -195,7 +201,7 @@ struct TimeGroups {
 
     var groups: [Group] = []
 
-    init(_ profile: OTLPProfile, profileTime: Int64) throws(OTLPProblem) {
+    init(_ wire: OTLPWireRequest, _ profile: OTLPWireRequest.Profile, profileTime: Int64) throws(OTLPProblem) {
         var byStart: [Int64: Int] = [:]
         func add(_ start: Int64, _ sample: Int, _ value: Int64, untimed: Bool, into groups: inout [Group]) {
             guard value != 0 else { return }
@@ -214,25 +220,31 @@ struct TimeGroups {
             }
         }
         var groups: [Group] = []
-        for (s, sample) in profile.samples.enumerated() {
-            let values = sample.values
-            let stamps = sample.timestampsUnixNano
+        for s in profile.samples.range {
+            let sample = wire.samples[s]
+            let values = wire.values[sample.values.range]
+            let stamps = wire.timestamps[sample.timestamps.range]
             if stamps.isEmpty {
                 var sum: Int64 = 0
                 for v in values {
                     let (next, overflow) = sum.addingReportingOverflow(v)
-                    guard !overflow else { throw OTLPProblem("samples[\(s)]: the sum of its values overflows") }
+                    guard !overflow else {
+                        throw OTLPProblem("samples[\(s - profile.samples.range.lowerBound)]: the sum of its values overflows")
+                    }
                     sum = next
                 }
                 add(profileTime, s, sum, untimed: true, into: &groups)
             } else if values.isEmpty || values.count == stamps.count {
                 // Timestamps alone are events of one occurrence each.
-                for (i, stamp) in stamps.enumerated() {
+                for (i, stamp) in zip(stamps.indices, stamps) {
                     let t = Int64(clamping: stamp)
-                    add(t - t % Self.resolution, s, values.isEmpty ? 1 : values[i], untimed: false, into: &groups)
+                    let value = values.isEmpty ? 1 : values[values.startIndex + (i - stamps.startIndex)]
+                    add(t - t % Self.resolution, s, value, untimed: false, into: &groups)
                 }
             } else {
-                throw OTLPProblem("samples[\(s)] has \(values.count) values but \(stamps.count) timestamps (must be equal, or no values)")
+                throw OTLPProblem(
+                    "samples[\(s - profile.samples.range.lowerBound)] has \(values.count) values but \(stamps.count) timestamps (must be equal, or no values)"
+                )
             }
         }
         self.groups = groups.sorted { $0.start < $1.start }

@@ -1,20 +1,20 @@
 /// Protobuf wire-format reader over a raw buffer. Every read is bounds-checked against `end`; faults are
-/// reported with their byte offset in the (decompressed) payload.
-@usableFromInline
-struct WireReader {
+/// reported with their byte offset in the (decompressed) payload. Public for the other raw-buffer decoder
+/// (OTLP profiles).
+public struct WireReader {
     @usableFromInline let base: UnsafePointer<UInt8>
-    @usableFromInline var pos: Int
-    @usableFromInline let end: Int
+    public var pos: Int
+    public let end: Int
 
-    @inlinable init(base: UnsafePointer<UInt8>, pos: Int, end: Int) {
+    @inlinable public init(base: UnsafePointer<UInt8>, pos: Int, end: Int) {
         self.base = base
         self.pos = pos
         self.end = end
     }
 
-    @inlinable var atEnd: Bool { pos >= end }
+    @inlinable public var atEnd: Bool { pos >= end }
 
-    @inlinable @inline(__always) mutating func varint() throws(PprofError) -> UInt64 {
+    @inlinable @inline(__always) public mutating func varint() throws(PprofError) -> UInt64 {
         if pos < end {
             let b = base[pos]
             if b < 0x80 {
@@ -70,13 +70,13 @@ struct WireReader {
     }
 
     /// Reads a field key; returns (field number, wire type).
-    @inlinable @inline(__always) mutating func key() throws(PprofError) -> (field: UInt64, wire: UInt8) {
+    @inlinable @inline(__always) public mutating func key() throws(PprofError) -> (field: UInt64, wire: UInt8) {
         let k = try varint()
         return (k >> 3, UInt8(truncatingIfNeeded: k & 7))
     }
 
     /// Reads the length of a length-delimited field and returns its byte range, advancing past it.
-    @inlinable @inline(__always) mutating func lengthDelimited() throws(PprofError) -> Range<Int> {
+    @inlinable @inline(__always) public mutating func lengthDelimited() throws(PprofError) -> Range<Int> {
         let at = pos
         let n = try varint()
         guard n <= UInt64(end - pos) else {
@@ -90,7 +90,7 @@ struct WireReader {
     }
 
     /// Skips a field of an unknown number.
-    @inlinable mutating func skip(wire: UInt8) throws(PprofError) {
+    @inlinable public mutating func skip(wire: UInt8) throws(PprofError) {
         switch wire {
         case 0: _ = try varint()
         case 1: try advance(8)
@@ -101,20 +101,29 @@ struct WireReader {
         }
     }
 
-    @inlinable mutating func advance(_ n: Int) throws(PprofError) {
+    @inlinable public mutating func advance(_ n: Int) throws(PprofError) {
         guard end - pos >= n else {
             throw PprofError(.malformed, "malformed protobuf: fixed-width field at offset \(pos) is truncated")
         }
         pos += n
     }
 
+    /// A little-endian 8-byte field (`fixed64`, `double`).
+    @inlinable public mutating func fixed64() throws(PprofError) -> UInt64 {
+        guard end - pos >= 8 else {
+            throw PprofError(.malformed, "malformed protobuf: fixed-width field at offset \(pos) is truncated")
+        }
+        let v = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
+        pos += 8
+        return UInt64(littleEndian: v)
+    }
+
     /// A sub-reader over `range`.
-    @inlinable func sub(_ range: Range<Int>) -> WireReader {
+    @inlinable public func sub(_ range: Range<Int>) -> WireReader {
         WireReader(base: base, pos: range.lowerBound, end: range.upperBound)
     }
 }
 
-@usableFromInline
-func wireMismatch(_ field: String, _ number: UInt64, got: UInt8, want: UInt8) -> PprofError {
+public func wireMismatch(_ field: String, _ number: UInt64, got: UInt8, want: UInt8) -> PprofError {
     PprofError(.malformed, "malformed protobuf: \(field) (field \(number)) has wire type \(got), expected \(want)")
 }

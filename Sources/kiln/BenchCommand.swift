@@ -43,7 +43,7 @@ struct BenchCommand: AsyncParsableCommand {
     var compactionHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "ingest", "parquet", "query", "compaction"]
+        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "parquet", "query", "compaction"]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -79,6 +79,10 @@ struct BenchCommand: AsyncParsableCommand {
                 report(try NormalizerBenchmark.run(fixturesDir: fixturesDir))
             case "ingest":
                 report(try await IngestBenchmark.run(fixturesDir: fixturesDir))
+            case "otlp":
+                MemoryTuning.keepFreedMemoryForReuse()
+                defer { MemoryTuning.restoreDefaults() }
+                report(try OTLPBenchmark.run(fixturesDir: fixturesDir))
             case "parquet":
                 let python = URL(fileURLWithPath: EnvironmentFallback.resolve(self.python, env: "KILN_PYTHON", default: ".venv/bin/python"))
                 report(try ParquetBenchmark.run(python: python))

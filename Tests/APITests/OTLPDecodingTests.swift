@@ -127,7 +127,11 @@ struct OTLPRequestBuilder {
     static let now = Date(timeIntervalSince1970: 1_700_000_100)
 
     static func convert(_ request: OTLPExportRequest, limits: OTLPLimits = OTLPLimits()) throws -> OTLPConversion {
-        try OTLPProfilesDecoder.convert(request, tenant: "t", now: now, options: IngestOptions(), limits: limits)
+        try convert(bytes: request.serializedBytes(), limits: limits)
+    }
+
+    static func convert(bytes: [UInt8], limits: OTLPLimits = OTLPLimits()) throws -> OTLPConversion {
+        try OTLPProfilesDecoder.convert(bytes, tenant: "t", now: now, options: IngestOptions(), limits: limits)
     }
 
     static func pprof(_ envelope: RawEnvelope) throws -> PprofProfile {
@@ -172,6 +176,28 @@ struct OTLPRequestBuilder {
         }
         #expect(labels(0) == ["thread_name": "worker-1", "span_id": "deadbeef00112233", "trace_id": "000102030405060708090a0b0c0d0e0f"])
         #expect(labels(1) == ["thread_name": "worker-1"])
+    }
+
+    /// The per-type profiles an exporter makes of one multi-type pprof (same labels, time and period) come
+    /// back as that one pprof: one column per type, samples merged by stack, attributes and link.
+    @Test func profilesOfOneCollectionMergeIntoOnePprof() throws {
+        let builder = OTLPRequestBuilder()
+        var counts = builder.profile
+        counts.sampleType.typeStrindex = 11  // samples/count
+        counts.sampleType.unitStrindex = 12
+        for i in counts.samples.indices { counts.samples[i].values = [Int64(i + 1)] }
+        counts.samples.reverse()  // the same samples in another order still meet their rows
+        let result = try Self.convert(builder.adding(counts))
+        #expect(result.acceptedProfiles == 2)
+        try #require(result.envelopes.count == 1)
+        let p = try Self.pprof(result.envelopes[0])
+        #expect(p.sampleTypes.map { "\(p.string($0.type))/\(p.string($0.unit))" } == ["cpu/nanoseconds", "samples/count"])
+        #expect(p.sampleCount == 2 && Array(p.values) == [100, 1, 200, 2])
+
+        // A different period keeps them apart.
+        var other = counts
+        other.period = 1
+        #expect(try Self.convert(builder.adding(other)).envelopes.count == 2)
     }
 
     @Test func samplesWithTimestampsSplitBySecond() throws {
@@ -302,7 +328,7 @@ struct OTLPRequestBuilder {
         let profileBytes: [UInt8] = try builder.profile.serializedBytes() + [0x78, 0x01]  // field 15, varint 1
         unknown.resourceProfiles[0].scopeProfiles[0].profiles[0] = try OTLPProfileMessage(serializedBytes: profileBytes)
         let result = try Self.convert(unknown)
-        #expect(result.rejectedProfiles == 1 && result.firstProblem?.contains("Profile fields 15 are not known") == true)
+        #expect(result.rejectedProfiles == 1 && result.firstProblem?.contains("Profile field 15 is not known") == true)
     }
 
     /// Random damage to a valid request's bytes never crashes the decoder: each damaged request is either
@@ -324,12 +350,8 @@ struct OTLPRequestBuilder {
                 let at = Int(rng.next() % UInt64(bytes.count))
                 bytes.insert(contentsOf: (0..<8).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: at)
             }
-            guard let request = try? OTLPExportRequest(serializedBytes: bytes) else {
-                refused += 1
-                continue
-            }
             do {
-                let result = try Self.convert(request)
+                let result = try Self.convert(bytes: bytes)
                 for envelope in result.envelopes { _ = try PprofDecoder().decode(envelope.payload) }
                 converted += 1
             } catch is APIError {
@@ -348,7 +370,7 @@ struct OTLPRequestBuilder {
         json = json.replacingOccurrences(
             of: Data([0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33]).base64EncodedString(), with: "deadbeef00112233")
         #expect(json.contains("deadbeef00112233"))
-        let decoded = try OTLPIngester.decode(Array(json.utf8), encoding: .json)
+        let decoded = try OTLPExportRequest(serializedBytes: try OTLPIngester.protobufBytes(Array(json.utf8), encoding: .json))
         #expect(decoded == builder.request)
     }
 }
