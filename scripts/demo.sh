@@ -37,6 +37,7 @@ cat <<MSG
 Kiln demo: open http://$LISTEN/ once "kiln dev: ready" is printed below (flame graphs within a minute).
   scraping       the Go demo program at http://$TARGET/debug/pprof/ (config: $DATA/demo.alloy)
   push ingest    http://$LISTEN/ingest and http://$LISTEN/push.v1.PusherService/Push
+  OTLP profiles  http://$LISTEN/v1development/profiles and gRPC 127.0.0.1:4317
   Grafana        Pyroscope data source URL http://$LISTEN
   blocks         $DATA/blocks  (.build/debug/kiln blocks ls --store file://$DATA/blocks)
   logs           $DATA/logs/

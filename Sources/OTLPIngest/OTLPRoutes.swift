@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCProtobuf
 import Hummingbird
 import IngestAPI
+import KilnFoundation
 import NIOCore
 
 /// `POST /v1development/profiles` (OTLP/HTTP): `application/x-protobuf` or `application/json`, optionally

@@ -1,5 +1,3 @@
-import APICommon
-import IngestAPI
 import KilnFoundation
 import PprofCodec
 import ProfileModel
