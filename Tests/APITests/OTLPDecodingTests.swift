@@ -7,6 +7,7 @@ import PprofCodec
 import ProfileModel
 import Records
 import SwiftProtobuf
+import TestSupport
 import Testing
 
 typealias OTLPDictionaryMessage = Opentelemetry_Proto_Profiles_V1development_ProfilesDictionary
@@ -335,7 +336,7 @@ struct OTLPRequestBuilder {
     /// refused or converted into profiles that decode as pprof.
     @Test func damagedRequestsNeverCrash() throws {
         let valid: [UInt8] = try OTLPRequestBuilder(sampleCount: 6).request.serializedBytes()
-        var rng = SeededRandom(seed: 0x6B69_6C6E)
+        var rng = SplitMix(state: 0x6B69_6C6E)
         var converted = 0
         var refused = 0
         for round in 0..<3000 {
@@ -372,18 +373,5 @@ struct OTLPRequestBuilder {
         #expect(json.contains("deadbeef00112233"))
         let decoded = try OTLPExportRequest(serializedBytes: try OTLPIngester.protobufBytes(Array(json.utf8), encoding: .json))
         #expect(decoded == builder.request)
-    }
-}
-
-/// A small deterministic generator (splitmix64), so a failure repeats.
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
