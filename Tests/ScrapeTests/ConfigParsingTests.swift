@@ -247,7 +247,7 @@ struct ConfigParsingTests {
         (prefix + "}\n/* never closed\n", "bad.alloy:10:1: unterminated block comment"),
         (
             "prometheus.scrape \"x\" {\n}\n",
-            #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file)"#
+            #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file, discovery.http)"#
         ),
         (
             "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  forward_to = [pyroscope.write.nope.receiver]\n}\n",
@@ -284,6 +284,18 @@ struct ConfigParsingTests {
         (
             "pyroscope.write \"w\" {\n  endpoint { url = [1, 2 }\n}\n",
             "bad.alloy:2:26: expected ',' or ']' in list, found '}'"
+        ),
+        (
+            "discovery.http \"sd\" {\n  url = \"ftp://h/targets\"\n}\n",
+            #"bad.alloy:2:9: url must be an http:// or https:// URL, got "ftp://h/targets""#
+        ),
+        (
+            "discovery.http \"sd\" {\n  url = \"http://h/targets\"\n  proxy_url = \"http://p:1\"\n}\n",
+            #"bad.alloy:3:3: unknown attribute "proxy_url" in discovery.http "sd""#
+        ),
+        (
+            "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = discovery.http.sd.output\n  forward_to = [pyroscope.write.w.receiver]\n}\ndiscovery.http \"sd\" {\n  url = \"http://h/t\"\n}\n",
+            #"bad.alloy:5:13: discovery.http exports "targets", not "output""#
         ),
     ]
 

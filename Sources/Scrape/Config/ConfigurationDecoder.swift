@@ -132,6 +132,8 @@ enum Values {
 struct ConfigurationDecoder {
     let baseDirectory: URL?
     let environment: [String: String]
+    /// The `discovery.http` components, known before any `targets` reference is resolved.
+    var httpDiscoveries: [String: HTTPDiscoveryComponent] = [:]
 
     static let scrapeAttributes: Set<String> = [
         "targets", "forward_to", "job_name", "scrape_interval", "scrape_timeout", "delta_profiling_duration",
@@ -153,7 +155,7 @@ struct ConfigurationDecoder {
                 }
                 continue
             }
-            let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file"]
+            let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file", "discovery.http"]
             guard known.contains(block.name) else {
                 throw ConfigError(
                     "unsupported component \"\(block.name)\" (Kiln supports \(known.joined(separator: ", ")))", at: block.position)
@@ -173,6 +175,7 @@ struct ConfigurationDecoder {
             case "pyroscope.scrape": scrapeBlocks.append(block)
             case "pyroscope.write": writers[label] = try decodeWrite(block, label: label)
             case "discovery.relabel": relabelBlocks[label] = block
+            case "discovery.http": httpDiscoveries[label] = try decodeHTTP(block, label: label)
             default: files[label] = try decodeFile(block, label: label)
             }
         }
@@ -193,7 +196,8 @@ struct ConfigurationDecoder {
         for block in scrapeBlocks {
             jobs.append(try decodeScrape(block, writers: writers, relabels: relabelBlocks, files: files))
         }
-        return ScrapeConfiguration(scrapeJobs: jobs, writers: writers, relabelers: relabelers, fileDiscoveries: files)
+        return ScrapeConfiguration(
+            scrapeJobs: jobs, writers: writers, relabelers: relabelers, fileDiscoveries: files, httpDiscoveries: httpDiscoveries)
     }
 
     // MARK: pyroscope.scrape
@@ -264,22 +268,7 @@ struct ConfigurationDecoder {
 
         let credentials = try decodeCredentials(reader, owner: block.displayName, at: block.position)
 
-        var tls: TLSSettings?
-        if let t = try reader.singleBlock("tls_config") {
-            let r = try BodyReader(
-                t.body, owner: "tls_config", at: t.position,
-                attributes: ["ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name"],
-                blocks: [], environment: environment)
-            let settings = TLSSettings(
-                caFile: try r.string("ca_file"), certFile: try r.string("cert_file"),
-                keyFile: try r.string("key_file"),
-                insecureSkipVerify: try r.bool("insecure_skip_verify") ?? false,
-                serverName: try r.string("server_name"))
-            if (settings.certFile == nil) != (settings.keyFile == nil) {
-                throw ConfigError("tls_config needs both cert_file and key_file, or neither", at: t.position)
-            }
-            tls = settings
-        }
+        let tls = try decodeTLS(reader)
 
         let bodyLimit = try reader.integer("body_size_limit").map(Int.init) ?? ScrapeConfiguration.defaultBodySizeLimit
         if bodyLimit <= 0 {
@@ -406,8 +395,17 @@ struct ConfigurationDecoder {
                 }
                 return .fileDiscovery(path[2])
             }
+            if path.count == 4, path[0] == "discovery", path[1] == "http" {
+                guard httpDiscoveries[path[2]] != nil else {
+                    throw ConfigError("reference to undefined component discovery.http \"\(path[2])\"", at: p)
+                }
+                guard path[3] == "targets" else {
+                    throw ConfigError("discovery.http exports \"targets\", not \"\(path[3])\"", at: p)
+                }
+                return .httpDiscovery(path[2])
+            }
             throw ConfigError(
-                "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output or discovery.file.NAME.targets)",
+                "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output, discovery.file.NAME.targets or discovery.http.NAME.targets)",
                 at: p)
         case .call(let f, let args, _) where f == ["array", "concat"]:
             var parts: [TargetSource] = []
@@ -424,7 +422,7 @@ struct ConfigurationDecoder {
             switch s {
             case .relabel(let n): return [n]
             case .concat(let parts): return parts.flatMap(references)
-            case .literal, .fileDiscovery: return []
+            case .literal, .fileDiscovery, .httpDiscovery: return []
             }
         }
         for start in relabelers.keys.sorted() {
@@ -550,6 +548,45 @@ struct ConfigurationDecoder {
         return WriteComponent(
             label: label, endpoints: endpoints, kafka: kafka,
             externalLabels: try reader.stringMap("external_labels") ?? [:])
+    }
+
+    /// A `tls_config { ca_file, cert_file, key_file, insecure_skip_verify, server_name }` block, if any.
+    func decodeTLS(_ reader: BodyReader) throws(ConfigError) -> TLSSettings? {
+        guard let t = try reader.singleBlock("tls_config") else { return nil }
+        let r = try BodyReader(
+            t.body, owner: "tls_config", at: t.position,
+            attributes: ["ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name"],
+            blocks: [], environment: environment)
+        let settings = TLSSettings(
+            caFile: try r.string("ca_file"), certFile: try r.string("cert_file"),
+            keyFile: try r.string("key_file"),
+            insecureSkipVerify: try r.bool("insecure_skip_verify") ?? false,
+            serverName: try r.string("server_name"))
+        if (settings.certFile == nil) != (settings.keyFile == nil) {
+            throw ConfigError("tls_config needs both cert_file and key_file, or neither", at: t.position)
+        }
+        return settings
+    }
+
+    // MARK: discovery.http
+
+    func decodeHTTP(_ block: Block, label: String) throws(ConfigError) -> HTTPDiscoveryComponent {
+        let r = try BodyReader(
+            block.body, owner: block.displayName, at: block.position,
+            attributes: ["url", "refresh_interval", "bearer_token", "bearer_token_file"], blocks: ["basic_auth", "tls_config"],
+            environment: environment)
+        let urlAttribute = try r.required("url")
+        let url = try r.string("url") ?? ""
+        guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil else {
+            throw ConfigError("url must be an http:// or https:// URL, got \"\(url)\"", at: urlAttribute.value.position)
+        }
+        let refresh = try r.duration("refresh_interval") ?? ScrapeConfiguration.defaultHTTPRefreshInterval
+        if refresh <= .zero {
+            throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position)
+        }
+        return HTTPDiscoveryComponent(
+            label: label, url: url, refreshInterval: refresh,
+            credentials: try decodeCredentials(r, owner: block.displayName, at: block.position), tls: try decodeTLS(r))
     }
 
     // MARK: discovery.file

@@ -100,6 +100,7 @@ public struct ScrapeCredentials: Sendable, Equatable {
 public indirect enum TargetSource: Sendable {
     case literal([LabelSet])
     case fileDiscovery(String)
+    case httpDiscovery(String)
     case relabel(String)
     case concat([TargetSource])
 }
@@ -192,18 +193,30 @@ public struct FileDiscoveryComponent: Sendable, Equatable {
     public var refreshInterval: Duration
 }
 
+/// A `discovery.http "label"` block (Prometheus HTTP service discovery); exports `targets`.
+public struct HTTPDiscoveryComponent: Sendable, Equatable {
+    public var label: String
+    public var url: String
+    public var refreshInterval: Duration
+    public var credentials: ScrapeCredentials
+    public var tls: TLSSettings?
+}
+
 /// The validated contents of an Alloy configuration file (the subset Kiln supports).
 public struct ScrapeConfiguration: Sendable {
     public var scrapeJobs: [ScrapeJob]
     public var writers: [String: WriteComponent]
     public var relabelers: [String: RelabelComponent]
     public var fileDiscoveries: [String: FileDiscoveryComponent]
+    public var httpDiscoveries: [String: HTTPDiscoveryComponent] = [:]
 
     public static let defaultScrapeInterval: Duration = .seconds(15)
     public static let defaultScrapeTimeout: Duration = .seconds(10)
     public static let defaultTenant = "anonymous"
     public static let defaultBodySizeLimit = 64 << 20
     public static let defaultRefreshInterval: Duration = .seconds(300)
+    /// Alloy's `discovery.http` default.
+    public static let defaultHTTPRefreshInterval: Duration = .seconds(60)
     public static let defaultKafkaTopic = "kiln.profiles.raw"
 
     /// Parses and validates `text`. `file` names the file in error messages; relative paths in

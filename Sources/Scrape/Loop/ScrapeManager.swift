@@ -16,23 +16,26 @@ public struct ScrapeTarget: Sendable, Equatable {
     }
 }
 
-/// Evaluates target sources (literal lists, discovery.file, discovery.relabel) and builds scrape targets.
+/// Evaluates target sources (literal lists, discovery.file, discovery.http, discovery.relabel) and builds
+/// scrape targets.
 public enum TargetResolver {
     public static func evaluate(
         _ source: TargetSource, configuration: ScrapeConfiguration,
-        fileTargets: [String: [LabelSet]]
+        fileTargets: [String: [LabelSet]], httpTargets: [String: [LabelSet]] = [:]
     ) -> [LabelSet] {
         switch source {
         case .literal(let targets):
             return targets
         case .fileDiscovery(let name):
             return fileTargets[name] ?? []
+        case .httpDiscovery(let name):
+            return httpTargets[name] ?? []
         case .relabel(let name):
             guard let component = configuration.relabelers[name] else { return [] }
-            let input = evaluate(component.targets, configuration: configuration, fileTargets: fileTargets)
+            let input = evaluate(component.targets, configuration: configuration, fileTargets: fileTargets, httpTargets: httpTargets)
             return input.compactMap { Relabeling.apply(component.rules, to: $0) }
         case .concat(let parts):
-            return parts.flatMap { evaluate($0, configuration: configuration, fileTargets: fileTargets) }
+            return parts.flatMap { evaluate($0, configuration: configuration, fileTargets: fileTargets, httpTargets: httpTargets) }
         }
     }
 
@@ -127,6 +130,7 @@ public final class ScrapeManager: Sendable {
     private let fetcher: any ProfileFetcher
     private let logger: Logger
     private let watchers: [String: FileTargetWatcher]
+    private let httpWatchers: [String: HTTPTargetWatcher]
     private let limiter: ConcurrencyLimiter
     private let buffer: ProfileBuffer
     private let healthByKey = Mutex<[String: TargetHealth]>([:])
@@ -144,6 +148,7 @@ public final class ScrapeManager: Sendable {
         self.fetcher = fetcher
         self.logger = logger
         self.watchers = configuration.fileDiscoveries.mapValues { FileTargetWatcher(component: $0) }
+        self.httpWatchers = configuration.httpDiscoveries.mapValues { HTTPTargetWatcher(component: $0) }
         self.limiter = ConcurrencyLimiter(limit: options.maxConcurrentScrapes)
         self.buffer = ProfileBuffer(maxProfiles: options.bufferCapacity, maxBytes: options.bufferMaxBytes)
         (changes, changesContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -171,16 +176,21 @@ public final class ScrapeManager: Sendable {
         for (name, w) in watchers {
             for (file, e) in w.errors { errors["discovery.file.\(name): \(file)"] = e }
         }
+        for (name, w) in httpWatchers {
+            if let e = w.error { errors["discovery.http.\(name): \(w.component.url)"] = e }
+        }
         return ScrapeStatus(shard: options.shard.description, targets: targetHealth, stats: stats, discoveryErrors: errors)
     }
 
-    /// The loops the current configuration and discovered files ask for, on this shard.
+    /// The loops the current configuration and discovered targets ask for, on this shard.
     public func currentTargets() -> [ScrapeTarget] {
         let fileTargets = watchers.mapValues(\.targets)
+        let httpTargets = httpWatchers.mapValues(\.targets)
         var skipped = 0
         var out: [ScrapeTarget] = []
         for job in configuration.scrapeJobs {
-            let labels = TargetResolver.evaluate(job.targets, configuration: configuration, fileTargets: fileTargets)
+            let labels = TargetResolver.evaluate(
+                job.targets, configuration: configuration, fileTargets: fileTargets, httpTargets: httpTargets)
             out += TargetResolver.scrapeTargets(job: job, targets: labels, shard: options.shard, skipped: &skipped)
         }
         counters.withLock { $0.targetsSkippedByShard = skipped }
@@ -192,13 +202,24 @@ public final class ScrapeManager: Sendable {
     public func run() async {
         let publisher = Task { await self.publishLoop() }
         for w in watchers.values { w.refresh() }
-        let watcherTasks = watchers.values.map { w in
+        var watcherTasks = watchers.values.map { w in
             Task {
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: w.component.refreshInterval) } catch { return }
                     if w.refresh() { self.changesContinuation.yield() }
                 }
             }
+        }
+        // HTTP discovery: the first fetch right away (targets change as it lands), then every interval.
+        for w in httpWatchers.values {
+            let fetcher = self.fetcher
+            watcherTasks.append(
+                Task {
+                    while !Task.isCancelled {
+                        if await w.refresh(with: fetcher) { self.changesContinuation.yield() }
+                        do { try await Task.sleep(for: w.component.refreshInterval) } catch { return }
+                    }
+                })
         }
         var running: [String: Task<Void, Never>] = [:]
         reconcile(&running)
