@@ -247,7 +247,7 @@ struct ConfigParsingTests {
         (prefix + "}\n/* never closed\n", "bad.alloy:10:1: unterminated block comment"),
         (
             "prometheus.scrape \"x\" {\n}\n",
-            #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file, discovery.http)"#
+            #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file, discovery.http, discovery.dns)"#
         ),
         (
             "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  forward_to = [pyroscope.write.nope.receiver]\n}\n",
@@ -296,6 +296,14 @@ struct ConfigParsingTests {
         (
             "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = discovery.http.sd.output\n  forward_to = [pyroscope.write.w.receiver]\n}\ndiscovery.http \"sd\" {\n  url = \"http://h/t\"\n}\n",
             #"bad.alloy:5:13: discovery.http exports "targets", not "output""#
+        ),
+        (
+            "discovery.dns \"d\" {\n  names = [\"example.com\"]\n  type = \"MX\"\n}\n",
+            #"bad.alloy:3:10: type must be SRV, A or AAAA, got "MX" (MX and NS are not supported yet)"#
+        ),
+        (
+            "discovery.dns \"d\" {\n  names = [\"web.example.com\"]\n  type = \"A\"\n}\n",
+            #"bad.alloy:1:1: discovery.dns of type A needs a port (1-65535)"#
         ),
     ]
 

@@ -97,6 +97,11 @@ extension Requirement {
             ? nil : "no dot in /usr/bin or /usr/local/bin (apt-get install graphviz)"
     }
 
+    /// Debian's dnsmasq (package dnsmasq-base), a real DNS server for `discovery.dns`.
+    public static let dnsmasq = Requirement("dnsmasq") {
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq") ? nil : "no /usr/sbin/dnsmasq (apt-get install dnsmasq-base)"
+    }
+
     /// A Python that can import `modules`: `interpreter`, else the repo's .venv (scripts/setup.sh).
     public static func python(_ modules: String..., interpreter: URL? = nil) -> Requirement {
         let executable = interpreter ?? TestEnvironment.venvPython

@@ -134,6 +134,7 @@ struct ConfigurationDecoder {
     let environment: [String: String]
     /// The `discovery.http` components, known before any `targets` reference is resolved.
     var httpDiscoveries: [String: HTTPDiscoveryComponent] = [:]
+    var dnsDiscoveries: [String: DNSDiscoveryComponent] = [:]
 
     static let scrapeAttributes: Set<String> = [
         "targets", "forward_to", "job_name", "scrape_interval", "scrape_timeout", "delta_profiling_duration",
@@ -155,7 +156,7 @@ struct ConfigurationDecoder {
                 }
                 continue
             }
-            let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file", "discovery.http"]
+            let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file", "discovery.http", "discovery.dns"]
             guard known.contains(block.name) else {
                 throw ConfigError(
                     "unsupported component \"\(block.name)\" (Kiln supports \(known.joined(separator: ", ")))", at: block.position)
@@ -176,6 +177,7 @@ struct ConfigurationDecoder {
             case "pyroscope.write": writers[label] = try decodeWrite(block, label: label)
             case "discovery.relabel": relabelBlocks[label] = block
             case "discovery.http": httpDiscoveries[label] = try decodeHTTP(block, label: label)
+            case "discovery.dns": dnsDiscoveries[label] = try decodeDNS(block, label: label)
             default: files[label] = try decodeFile(block, label: label)
             }
         }
@@ -197,7 +199,8 @@ struct ConfigurationDecoder {
             jobs.append(try decodeScrape(block, writers: writers, relabels: relabelBlocks, files: files))
         }
         return ScrapeConfiguration(
-            scrapeJobs: jobs, writers: writers, relabelers: relabelers, fileDiscoveries: files, httpDiscoveries: httpDiscoveries)
+            scrapeJobs: jobs, writers: writers, relabelers: relabelers, fileDiscoveries: files, httpDiscoveries: httpDiscoveries,
+            dnsDiscoveries: dnsDiscoveries)
     }
 
     // MARK: pyroscope.scrape
@@ -404,8 +407,17 @@ struct ConfigurationDecoder {
                 }
                 return .httpDiscovery(path[2])
             }
+            if path.count == 4, path[0] == "discovery", path[1] == "dns" {
+                guard dnsDiscoveries[path[2]] != nil else {
+                    throw ConfigError("reference to undefined component discovery.dns \"\(path[2])\"", at: p)
+                }
+                guard path[3] == "targets" else {
+                    throw ConfigError("discovery.dns exports \"targets\", not \"\(path[3])\"", at: p)
+                }
+                return .dnsDiscovery(path[2])
+            }
             throw ConfigError(
-                "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output, discovery.file.NAME.targets or discovery.http.NAME.targets)",
+                "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output or discovery.file|http|dns.NAME.targets)",
                 at: p)
         case .call(let f, let args, _) where f == ["array", "concat"]:
             var parts: [TargetSource] = []
@@ -422,7 +434,7 @@ struct ConfigurationDecoder {
             switch s {
             case .relabel(let n): return [n]
             case .concat(let parts): return parts.flatMap(references)
-            case .literal, .fileDiscovery, .httpDiscovery: return []
+            case .literal, .fileDiscovery, .httpDiscovery, .dnsDiscovery: return []
             }
         }
         for start in relabelers.keys.sorted() {
@@ -587,6 +599,38 @@ struct ConfigurationDecoder {
         return HTTPDiscoveryComponent(
             label: label, url: url, refreshInterval: refresh,
             credentials: try decodeCredentials(r, owner: block.displayName, at: block.position), tls: try decodeTLS(r))
+    }
+
+    // MARK: discovery.dns
+
+    func decodeDNS(_ block: Block, label: String) throws(ConfigError) -> DNSDiscoveryComponent {
+        let r = try BodyReader(
+            block.body, owner: block.displayName, at: block.position,
+            attributes: ["names", "refresh_interval", "type", "port"], blocks: [], environment: environment)
+        let namesAttribute = try r.required("names")
+        let names = try r.stringList("names") ?? []
+        if names.isEmpty { throw ConfigError("\"names\" must name at least one DNS name", at: namesAttribute.value.position) }
+        let typeText = (try r.string("type") ?? "SRV").uppercased()
+        let type: DNSResolver.RecordType
+        switch typeText {
+        case "SRV": type = .srv
+        case "A": type = .a
+        case "AAAA": type = .aaaa
+        default:
+            throw ConfigError(
+                "type must be SRV, A or AAAA, got \"\(typeText)\" (MX and NS are not supported yet)",
+                at: r.attribute("type")!.value.position)
+        }
+        let port = try r.integer("port").map(Int.init) ?? 0
+        if type != .srv, !(1...65535).contains(port) {
+            throw ConfigError(
+                "discovery.dns of type \(typeText) needs a port (1-65535)", at: r.attribute("port")?.value.position ?? block.position)
+        }
+        let refresh = try r.duration("refresh_interval") ?? ScrapeConfiguration.defaultDNSRefreshInterval
+        if refresh <= .zero {
+            throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position)
+        }
+        return DNSDiscoveryComponent(label: label, names: names, type: type, port: port, refreshInterval: refresh)
     }
 
     // MARK: discovery.file

@@ -101,6 +101,7 @@ public indirect enum TargetSource: Sendable {
     case literal([LabelSet])
     case fileDiscovery(String)
     case httpDiscovery(String)
+    case dnsDiscovery(String)
     case relabel(String)
     case concat([TargetSource])
 }
@@ -202,6 +203,16 @@ public struct HTTPDiscoveryComponent: Sendable, Equatable {
     public var tls: TLSSettings?
 }
 
+/// A `discovery.dns "label"` block; exports `targets`.
+public struct DNSDiscoveryComponent: Sendable, Equatable {
+    public var label: String
+    public var names: [String]
+    public var type: DNSResolver.RecordType
+    /// The port of A and AAAA targets (SRV records carry their own).
+    public var port: Int
+    public var refreshInterval: Duration
+}
+
 /// The validated contents of an Alloy configuration file (the subset Kiln supports).
 public struct ScrapeConfiguration: Sendable {
     public var scrapeJobs: [ScrapeJob]
@@ -209,6 +220,7 @@ public struct ScrapeConfiguration: Sendable {
     public var relabelers: [String: RelabelComponent]
     public var fileDiscoveries: [String: FileDiscoveryComponent]
     public var httpDiscoveries: [String: HTTPDiscoveryComponent] = [:]
+    public var dnsDiscoveries: [String: DNSDiscoveryComponent] = [:]
 
     public static let defaultScrapeInterval: Duration = .seconds(15)
     public static let defaultScrapeTimeout: Duration = .seconds(10)
@@ -217,6 +229,8 @@ public struct ScrapeConfiguration: Sendable {
     public static let defaultRefreshInterval: Duration = .seconds(300)
     /// Alloy's `discovery.http` default.
     public static let defaultHTTPRefreshInterval: Duration = .seconds(60)
+    /// Alloy's `discovery.dns` default.
+    public static let defaultDNSRefreshInterval: Duration = .seconds(30)
     public static let defaultKafkaTopic = "kiln.profiles.raw"
 
     /// Parses and validates `text`. `file` names the file in error messages; relative paths in

@@ -21,7 +21,7 @@ public struct ScrapeTarget: Sendable, Equatable {
 public enum TargetResolver {
     public static func evaluate(
         _ source: TargetSource, configuration: ScrapeConfiguration,
-        fileTargets: [String: [LabelSet]], httpTargets: [String: [LabelSet]] = [:]
+        fileTargets: [String: [LabelSet]], discovered: [String: [LabelSet]] = [:]
     ) -> [LabelSet] {
         switch source {
         case .literal(let targets):
@@ -29,13 +29,15 @@ public enum TargetResolver {
         case .fileDiscovery(let name):
             return fileTargets[name] ?? []
         case .httpDiscovery(let name):
-            return httpTargets[name] ?? []
+            return discovered["discovery.http.\(name)"] ?? []
+        case .dnsDiscovery(let name):
+            return discovered["discovery.dns.\(name)"] ?? []
         case .relabel(let name):
             guard let component = configuration.relabelers[name] else { return [] }
-            let input = evaluate(component.targets, configuration: configuration, fileTargets: fileTargets, httpTargets: httpTargets)
+            let input = evaluate(component.targets, configuration: configuration, fileTargets: fileTargets, discovered: discovered)
             return input.compactMap { Relabeling.apply(component.rules, to: $0) }
         case .concat(let parts):
-            return parts.flatMap { evaluate($0, configuration: configuration, fileTargets: fileTargets, httpTargets: httpTargets) }
+            return parts.flatMap { evaluate($0, configuration: configuration, fileTargets: fileTargets, discovered: discovered) }
         }
     }
 
@@ -106,6 +108,8 @@ public struct ScrapeManagerOptions: Sendable {
     public var bufferMaxBytes: Int = 256 << 20
     /// Spread first scrapes over the interval (off only in tests that want an immediate first scrape).
     public var spreadStartOffsets: Bool = true
+    /// Where `discovery.dns` asks (`KILN_DNS_SERVERS`, else /etc/resolv.conf).
+    public var dnsResolver: DNSResolver = .system()
 
     public init(
         shard: ShardSelector = .all, maxConcurrentScrapes: Int = 32, bufferCapacity: Int = 256,
@@ -131,6 +135,7 @@ public final class ScrapeManager: Sendable {
     private let logger: Logger
     private let watchers: [String: FileTargetWatcher]
     private let httpWatchers: [String: HTTPTargetWatcher]
+    private let dnsWatchers: [String: DNSTargetWatcher]
     private let limiter: ConcurrencyLimiter
     private let buffer: ProfileBuffer
     private let healthByKey = Mutex<[String: TargetHealth]>([:])
@@ -149,6 +154,7 @@ public final class ScrapeManager: Sendable {
         self.logger = logger
         self.watchers = configuration.fileDiscoveries.mapValues { FileTargetWatcher(component: $0) }
         self.httpWatchers = configuration.httpDiscoveries.mapValues { HTTPTargetWatcher(component: $0) }
+        self.dnsWatchers = configuration.dnsDiscoveries.mapValues { DNSTargetWatcher(component: $0, resolver: options.dnsResolver) }
         self.limiter = ConcurrencyLimiter(limit: options.maxConcurrentScrapes)
         self.buffer = ProfileBuffer(maxProfiles: options.bufferCapacity, maxBytes: options.bufferMaxBytes)
         (changes, changesContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -179,18 +185,23 @@ public final class ScrapeManager: Sendable {
         for (name, w) in httpWatchers {
             if let e = w.error { errors["discovery.http.\(name): \(w.component.url)"] = e }
         }
+        for (name, w) in dnsWatchers {
+            for (dnsName, e) in w.errors { errors["discovery.dns.\(name): \(dnsName)"] = e }
+        }
         return ScrapeStatus(shard: options.shard.description, targets: targetHealth, stats: stats, discoveryErrors: errors)
     }
 
     /// The loops the current configuration and discovered targets ask for, on this shard.
     public func currentTargets() -> [ScrapeTarget] {
         let fileTargets = watchers.mapValues(\.targets)
-        let httpTargets = httpWatchers.mapValues(\.targets)
+        var discovered: [String: [LabelSet]] = [:]
+        for (name, w) in httpWatchers { discovered["discovery.http.\(name)"] = w.targets }
+        for (name, w) in dnsWatchers { discovered["discovery.dns.\(name)"] = w.targets }
         var skipped = 0
         var out: [ScrapeTarget] = []
         for job in configuration.scrapeJobs {
             let labels = TargetResolver.evaluate(
-                job.targets, configuration: configuration, fileTargets: fileTargets, httpTargets: httpTargets)
+                job.targets, configuration: configuration, fileTargets: fileTargets, discovered: discovered)
             out += TargetResolver.scrapeTargets(job: job, targets: labels, shard: options.shard, skipped: &skipped)
         }
         counters.withLock { $0.targetsSkippedByShard = skipped }
@@ -210,14 +221,17 @@ public final class ScrapeManager: Sendable {
                 }
             }
         }
-        // HTTP discovery: the first fetch right away (targets change as it lands), then every interval.
-        for w in httpWatchers.values {
-            let fetcher = self.fetcher
+        // HTTP and DNS discovery: the first refresh right away (targets change as it lands), then every interval.
+        let fetcher = self.fetcher
+        let polled: [(interval: Duration, refresh: @Sendable () async -> Bool)] =
+            httpWatchers.values.map { w in (w.component.refreshInterval, { await w.refresh(with: fetcher) }) }
+            + dnsWatchers.values.map { w in (w.component.refreshInterval, { await w.refresh() }) }
+        for (interval, refresh) in polled {
             watcherTasks.append(
                 Task {
                     while !Task.isCancelled {
-                        if await w.refresh(with: fetcher) { self.changesContinuation.yield() }
-                        do { try await Task.sleep(for: w.component.refreshInterval) } catch { return }
+                        if await refresh() { self.changesContinuation.yield() }
+                        do { try await Task.sleep(for: interval) } catch { return }
                     }
                 })
         }
