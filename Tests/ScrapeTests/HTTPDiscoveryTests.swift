@@ -118,4 +118,79 @@ struct HTTPDiscoveryTests {
         await running.value
         try await fetcher.discovery.shutdown()
     }
+
+    /// Alloy's way to shard a fleet over scraper replicas: each replica keeps the targets whose `hashmod`
+    /// of the address is its own number. Three replicas over 60 targets discovered from one HTTP list
+    /// scrape every target, each exactly once.
+    @Test("3 replicas with hashmod over 60 discovered targets scrape each target exactly once", .requires(.python()))
+    func hashmodShardsDiscoveredTargets() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let addresses = (0..<60).map { "10.1.\($0 / 10).\($0 % 10):6060" }
+        let list = #"[{"targets": ["# + addresses.map { "\"\($0)\"" }.joined(separator: ", ") + #"], "labels": {"service_name": "fleet"}}]"#
+        try Data(list.utf8).write(to: dir.url.appendingPathComponent("targets.json"))
+        let server = try ChildProcess(
+            TestEnvironment.venvPython, ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", dir.url.path])
+        defer { server.signal(SIGKILL) }
+        let banner = try await server.waitForLine { $0.contains("Serving HTTP on") }
+        let port = try #require(banner.split(separator: " ").firstIndex(of: "port").map { banner.split(separator: " ")[$0 + 1] })
+        let url = "http://127.0.0.1:\(port)/targets.json"
+
+        var replicas: [(ScrapeManager, DiscoveryThenRecord, Task<Void, Never>)] = []
+        for replica in 0..<3 {
+            let text =
+                writerPrefix() + """
+                    discovery.http "fleet" {
+                      url = "\(url)"
+                    }
+                    discovery.relabel "shard" {
+                      targets = discovery.http.fleet.targets
+                      rule {
+                        source_labels = ["__address__"]
+                        modulus = 3
+                        target_label = "__tmp_hash"
+                        action = "hashmod"
+                      }
+                      rule {
+                        source_labels = ["__tmp_hash"]
+                        regex = "\(replica)"
+                        action = "keep"
+                      }
+                    }
+                    pyroscope.scrape "s" {
+                      targets = discovery.relabel.shard.output
+                      forward_to = [pyroscope.write.w.receiver]
+                      profiling_config {
+                        profile.process_cpu { enabled = false }
+                        profile.memory { enabled = false }
+                        profile.mutex { enabled = false }
+                        profile.block { enabled = false }
+                      }
+                    }
+                    """
+            let fetcher = DiscoveryThenRecord(discoveryURL: url)
+            let manager = ScrapeManager(
+                configuration: try ScrapeConfiguration.parse(text, file: "replica\(replica).alloy"), sink: InMemoryProfileSink(),
+                fetcher: fetcher, options: ScrapeManagerOptions(spreadStartOffsets: false))
+            replicas.append((manager, fetcher, Task { await manager.run() }))
+        }
+        func scrapedBy() -> [String: [Int]] {
+            var owners: [String: [Int]] = [:]
+            for (i, (_, fetcher, _)) in replicas.enumerated() {
+                for scraped in Set(fetcher.scrapes.urls) { owners[scraped, default: []].append(i) }
+            }
+            return owners
+        }
+        let all = await waitUntil(timeout: .seconds(30)) { scrapedBy().count == 60 }
+        #expect(all, "\(scrapedBy().count) of 60 targets scraped")
+        let owners = scrapedBy()
+        #expect(Set(owners.keys) == Set(addresses.map { "http://\($0)/debug/pprof/goroutine" }))
+        #expect(owners.values.allSatisfy { $0.count == 1 }, "\(owners.filter { $0.value.count != 1 })")
+        #expect(replicas.allSatisfy { !$0.1.scrapes.urls.isEmpty }, "a replica owns nothing")
+        for (_, fetcher, task) in replicas {
+            task.cancel()
+            await task.value
+            try await fetcher.discovery.shutdown()
+        }
+    }
 }
