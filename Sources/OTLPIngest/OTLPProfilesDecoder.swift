@@ -6,7 +6,6 @@ import KilnProtos
 import PprofCodec
 import ProfileModel
 import Records
-import SwiftProtobuf
 
 public typealias OTLPExportRequest = Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceRequest
 public typealias OTLPExportResponse = Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceResponse
@@ -36,9 +35,10 @@ public struct OTLPConversion: Sendable {
 /// OTLP profiles (`opentelemetry.proto.profiles.v1development`, proto 1.10) into pprof raw envelopes, the
 /// payload the normaliser already reads, so that OTLP profiles take the same path as pushes.
 ///
-/// Each OTLP profile has one sample type and becomes one pprof profile of that type per second in which
-/// its samples were taken (a sample's `timestamps_unix_nano`; samples without them belong to the
-/// profile's `time_unix_nano`). Series labels are the resource's, the scope's and the profile's
+/// Each OTLP profile has one sample type; the profiles of one scope with the same series labels, time,
+/// duration and period become one pprof profile with a sample type for each (`ProfileUnit`), one per
+/// second in which timed samples were taken (a sample's `timestamps_unix_nano`; samples without them
+/// belong to the profile's `time_unix_nano`). Series labels are the resource's, the scope's and the profile's
 /// attributes (dots in names become `_`, so `service.name` is `service_name`); sample attributes become
 /// pprof sample labels and a sample's link its `span_id` and `trace_id` labels. docs/ingest.md maps
 /// every field.
