@@ -80,20 +80,26 @@ public enum IngestBenchmark {
             guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path),
                 data.count <= 2 << 20, data.count >= 1024
             else { continue }
-            var label = Types_V1_LabelPair()
-            label.name = "service_name"
-            label.value = "bench-\(name)"
-            var sample = Push_V1_RawSample()
-            sample.rawProfile = data
-            var series = Push_V1_RawProfileSeries()
-            series.labels = [label]
-            series.samples = [sample]
-            var request = Push_V1_PushRequest()
-            request.series = [series]
+            let request = pushRequest(data, service: "bench-\(name)")
             bodies.append(Body(bytes: try request.serializedBytes(), profileBytes: data.count))
         }
         guard !bodies.isEmpty else { throw BenchError("no .pb.gz fixtures in \(dir.path)") }
         return bodies
+    }
+
+    /// A Connect push of one pprof profile for `service`.
+    static func pushRequest(_ payload: Data, service: String) -> Push_V1_PushRequest {
+        var label = Types_V1_LabelPair()
+        label.name = "service_name"
+        label.value = service
+        var sample = Push_V1_RawSample()
+        sample.rawProfile = payload
+        var series = Push_V1_RawProfileSeries()
+        series.labels = [label]
+        series.samples = [sample]
+        var request = Push_V1_PushRequest()
+        request.series = [series]
+        return request
     }
 
     struct LoadResult {

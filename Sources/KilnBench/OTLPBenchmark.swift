@@ -23,7 +23,7 @@ public enum OTLPBenchmark {
         for (i, payload) in payloads.enumerated() {
             let profile = try decoder.decode(payload)
             let service = "bench-\(i)"
-            pushBodies.append(try pushRequest(payload, service: service).serializedBytes())
+            pushBodies.append(try IngestBenchmark.pushRequest(Data(payload), service: service).serializedBytes())
             otlpBodies.append(Gzip.compress(try OTLPRequestEncoder.request(profile, service: service).serializedBytes(), level: 6))
         }
         var options = IngestOptions()
@@ -70,20 +70,6 @@ public enum OTLPBenchmark {
                 unit: "profiles/s", kiln: otlp, baselineName: "Connect Push of the same profiles", baseline: push,
                 higherIsBetter: true, targetRatio: targetRatio)
         ]
-    }
-
-    static func pushRequest(_ payload: [UInt8], service: String) -> Push_V1_PushRequest {
-        var label = Types_V1_LabelPair()
-        label.name = LabelName.serviceName
-        label.value = service
-        var sample = Push_V1_RawSample()
-        sample.rawProfile = Data(payload)
-        var series = Push_V1_RawProfileSeries()
-        series.labels = [label]
-        series.samples = [sample]
-        var request = Push_V1_PushRequest()
-        request.series = [series]
-        return request
     }
 }
 

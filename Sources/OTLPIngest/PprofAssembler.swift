@@ -34,15 +34,17 @@ struct DictionaryCheck {
     /// Per entry: 0 unchecked, 1 valid, 2 invalid (the problem is found again when asked).
     private var stackState: [UInt8]
     private var locationState: [UInt8]
-    private var attributeState: [UInt8]
-    private var linkState: [UInt8]
+    /// Sample attributes and links as labels, resolved once when first checked (nil: not checked yet), so
+    /// building pprof reads them instead of resolving them again for every sample.
+    private(set) var sampleLabels: [Label?]
+    private(set) var linkLabels: [(span: String, trace: String)?]
 
     init(_ wire: OTLPWireRequest) {
         self.wire = wire
         stackState = [UInt8](repeating: 0, count: wire.stackCount)
         locationState = [UInt8](repeating: 0, count: wire.locations.count)
-        attributeState = [UInt8](repeating: 0, count: wire.attributes.count)
-        linkState = [UInt8](repeating: 0, count: wire.links.count)
+        sampleLabels = [Label?](repeating: nil, count: wire.attributes.count)
+        linkLabels = [(span: String, trace: String)?](repeating: nil, count: wire.links.count)
     }
 
     func string(_ index: Int32, _ what: @autoclosure () -> String) throws(OTLPProblem) -> String {
@@ -147,15 +149,14 @@ struct DictionaryCheck {
                 }
                 stackState[Int(sample.stack)] = 1
             }
-            for a in wire.attributeIndices[sample.attributes.range] {
-                guard a < 0 || Int(a) >= attributeState.count || attributeState[Int(a)] != 1 else { continue }
-                _ = try sampleLabel(a)
-                attributeState[Int(a)] = 1
+            for a in wire.attributeIndices[sample.attributes.range]
+            where a < 0 || Int(a) >= sampleLabels.count || sampleLabels[Int(a)] == nil {
+                let label = try sampleLabel(a)
+                sampleLabels[Int(a)] = label
             }
-            if sample.link != 0 {
-                if sample.link > 0, Int(sample.link) < linkState.count, linkState[Int(sample.link)] == 1 { continue }
-                _ = try link(sample.link)
-                linkState[Int(sample.link)] = 1
+            if sample.link != 0, sample.link < 0 || Int(sample.link) >= linkLabels.count || linkLabels[Int(sample.link)] == nil {
+                let ids = try link(sample.link)
+                linkLabels[Int(sample.link)] = ids
             }
         }
     }
@@ -287,7 +288,7 @@ struct PprofAssembler {
                     }
                     rows[key] = profile.sampleCount
                 }
-                try addRow(sample)
+                addRow(sample)
                 let at = profile.values.count
                 profile.values.append(contentsOf: repeatElement(0, count: width))
                 profile.values[at + member.column] = value
@@ -296,13 +297,14 @@ struct PprofAssembler {
         return PprofEncoder.encode(profile)
     }
 
-    private mutating func addRow(_ sample: OTLPWireRequest.Sample) throws(OTLPProblem) {
+    /// Adds one sample of a checked profile: its attributes and link are in `check`'s label caches.
+    private mutating func addRow(_ sample: OTLPWireRequest.Sample) {
         if Int(sample.stack) < wire.stackCount {
             for index in wire.stack(Int(sample.stack)) { profile.sampleLocations.append(location(index)) }
         }
         profile.sampleLocationStarts.append(Int32(profile.sampleLocations.count))
         for a in wire.attributeIndices[sample.attributes.range] {
-            switch try check.sampleLabel(a) {
+            switch check.sampleLabels[Int(a)]! {
             case .text(let key, let value): profile.labels.append(PprofLabel(key: string(key), str: string(value)))
             case .number(let key, let value, let unit):
                 profile.labels.append(PprofLabel(key: string(key), str: 0, num: value, numUnit: string(unit)))
@@ -310,7 +312,7 @@ struct PprofAssembler {
             }
         }
         if sample.link != 0 {
-            let (span, trace) = try check.link(sample.link)
+            let (span, trace) = check.linkLabels[Int(sample.link)]!
             if !span.isEmpty { profile.labels.append(PprofLabel(key: string(LabelName.spanID), str: string(span))) }
             if !trace.isEmpty { profile.labels.append(PprofLabel(key: string(LabelName.traceID), str: string(trace))) }
         }

@@ -23,13 +23,11 @@ public enum PprofEncoder {
     }
 }
 
-@inline(__always) func varintSize(_ v: UInt64) -> Int { Varint.length(v) }
-
 /// Size of an optional varint field (omitted when zero, as the encoder omits it), key included; field < 16.
-@inline(__always) func fieldSize(_ v: UInt64) -> Int { v == 0 ? 0 : 1 + varintSize(v) }
+@inline(__always) func fieldSize(_ v: UInt64) -> Int { v == 0 ? 0 : 1 + Varint.length(v) }
 
 /// Size of a length-delimited field with `body` bytes, key included; field < 16.
-@inline(__always) func delimitedSize(_ body: Int) -> Int { 1 + varintSize(UInt64(body)) + body }
+@inline(__always) func delimitedSize(_ body: Int) -> Int { 1 + Varint.length(UInt64(body)) + body }
 
 /// The body sizes of the messages `PprofEncoder` writes, measured in the order they are written.
 struct MessageSizes {
@@ -55,11 +53,11 @@ struct MessageSizes {
                         var size = 0
                         var ids = 0
                         for i in Int(p.sampleLocationStarts[s])..<Int(p.sampleLocationStarts[s + 1]) {
-                            ids += varintSize(locations[Int(stacks[i])].id)
+                            ids += Varint.length(locations[Int(stacks[i])].id)
                         }
                         if ids > 0 { size += delimitedSize(ids) }
                         var body = 0
-                        for v in values[s * n..<(s + 1) * n] { body += varintSize(UInt64(bitPattern: v)) }
+                        for v in values[s * n..<(s + 1) * n] { body += Varint.length(UInt64(bitPattern: v)) }
                         if body > 0 { size += delimitedSize(body) }
                         for label in p.labels(s) { size += delimitedSize(Self.labelSize(label)) }
                         locationStacks.append(ids)
@@ -92,7 +90,7 @@ struct MessageSizes {
         }
         total += fieldSize(UInt64(bitPattern: p.period))
         var comments = 0
-        for c in p.comments { comments += varintSize(UInt64(bitPattern: Int64(c))) }
+        for c in p.comments { comments += Varint.length(UInt64(bitPattern: Int64(c))) }
         if comments > 0 { total += delimitedSize(comments) }
         total += fieldSize(UInt64(bitPattern: Int64(p.defaultSampleType)))
         return total
@@ -230,7 +228,7 @@ struct PointerWriter {
         }
         int64(12, p.period)
         var comments = 0
-        for c in p.comments { comments += varintSize(UInt64(bitPattern: Int64(c))) }
+        for c in p.comments { comments += Varint.length(UInt64(bitPattern: Int64(c))) }
         if comments > 0 {
             header(13, comments)
             for c in p.comments { varint(UInt64(bitPattern: Int64(c))) }

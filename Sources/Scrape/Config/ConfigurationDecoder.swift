@@ -389,32 +389,25 @@ struct ConfigurationDecoder {
                 }
                 return .relabel(path[2])
             }
-            if path.count == 4, path[0] == "discovery", path[1] == "file" {
-                guard files[path[2]] != nil else {
-                    throw ConfigError("reference to undefined component discovery.file \"\(path[2])\"", at: p)
+            // Discovery components export `targets`: (is the label defined, the source it names).
+            if path.count == 4, path[0] == "discovery" {
+                let name = path[2]
+                let discovered: (defined: Bool, source: TargetSource)? =
+                    switch path[1] {
+                    case "file": (files[name] != nil, .fileDiscovery(name))
+                    case "http": (httpDiscoveries[name] != nil, .httpDiscovery(name))
+                    case "dns": (dnsDiscoveries[name] != nil, .dnsDiscovery(name))
+                    default: nil
+                    }
+                if let discovered {
+                    guard discovered.defined else {
+                        throw ConfigError("reference to undefined component discovery.\(path[1]) \"\(name)\"", at: p)
+                    }
+                    guard path[3] == "targets" else {
+                        throw ConfigError("discovery.\(path[1]) exports \"targets\", not \"\(path[3])\"", at: p)
+                    }
+                    return discovered.source
                 }
-                guard path[3] == "targets" else {
-                    throw ConfigError("discovery.file exports \"targets\", not \"\(path[3])\"", at: p)
-                }
-                return .fileDiscovery(path[2])
-            }
-            if path.count == 4, path[0] == "discovery", path[1] == "http" {
-                guard httpDiscoveries[path[2]] != nil else {
-                    throw ConfigError("reference to undefined component discovery.http \"\(path[2])\"", at: p)
-                }
-                guard path[3] == "targets" else {
-                    throw ConfigError("discovery.http exports \"targets\", not \"\(path[3])\"", at: p)
-                }
-                return .httpDiscovery(path[2])
-            }
-            if path.count == 4, path[0] == "discovery", path[1] == "dns" {
-                guard dnsDiscoveries[path[2]] != nil else {
-                    throw ConfigError("reference to undefined component discovery.dns \"\(path[2])\"", at: p)
-                }
-                guard path[3] == "targets" else {
-                    throw ConfigError("discovery.dns exports \"targets\", not \"\(path[3])\"", at: p)
-                }
-                return .dnsDiscovery(path[2])
             }
             throw ConfigError(
                 "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output or discovery.file|http|dns.NAME.targets)",
@@ -580,6 +573,15 @@ struct ConfigurationDecoder {
         return settings
     }
 
+    /// A discovery component's `refresh_interval` (its `default` when absent); it must be positive.
+    func refreshInterval(_ r: BodyReader, default defaultInterval: Duration) throws(ConfigError) -> Duration {
+        let refresh = try r.duration("refresh_interval") ?? defaultInterval
+        if refresh <= .zero {
+            throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position)
+        }
+        return refresh
+    }
+
     // MARK: discovery.http
 
     func decodeHTTP(_ block: Block, label: String) throws(ConfigError) -> HTTPDiscoveryComponent {
@@ -592,10 +594,7 @@ struct ConfigurationDecoder {
         guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil else {
             throw ConfigError("url must be an http:// or https:// URL, got \"\(url)\"", at: urlAttribute.value.position)
         }
-        let refresh = try r.duration("refresh_interval") ?? ScrapeConfiguration.defaultHTTPRefreshInterval
-        if refresh <= .zero {
-            throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position)
-        }
+        let refresh = try refreshInterval(r, default: ScrapeConfiguration.defaultHTTPRefreshInterval)
         return HTTPDiscoveryComponent(
             label: label, url: url, refreshInterval: refresh,
             credentials: try decodeCredentials(r, owner: block.displayName, at: block.position), tls: try decodeTLS(r))
@@ -626,10 +625,7 @@ struct ConfigurationDecoder {
             throw ConfigError(
                 "discovery.dns of type \(typeText) needs a port (1-65535)", at: r.attribute("port")?.value.position ?? block.position)
         }
-        let refresh = try r.duration("refresh_interval") ?? ScrapeConfiguration.defaultDNSRefreshInterval
-        if refresh <= .zero {
-            throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position)
-        }
+        let refresh = try refreshInterval(r, default: ScrapeConfiguration.defaultDNSRefreshInterval)
         return DNSDiscoveryComponent(label: label, names: names, type: type, port: port, refreshInterval: refresh)
     }
 
@@ -642,10 +638,7 @@ struct ConfigurationDecoder {
         _ = try r.required("files")
         let files = try r.stringList("files") ?? []
         if files.isEmpty { throw ConfigError("\"files\" must name at least one file", at: r.attribute("files")!.value.position) }
-        let refresh = try r.duration("refresh_interval") ?? ScrapeConfiguration.defaultRefreshInterval
-        if refresh <= .zero {
-            throw ConfigError("refresh_interval must be greater than 0", at: r.attribute("refresh_interval")!.value.position)
-        }
+        let refresh = try refreshInterval(r, default: ScrapeConfiguration.defaultRefreshInterval)
         let resolved = files.map { path -> String in
             if path.hasPrefix("/") || baseDirectory == nil { return path }
             return baseDirectory!.appendingPathComponent(path).path

@@ -108,8 +108,9 @@ public struct ScrapeManagerOptions: Sendable {
     public var bufferMaxBytes: Int = 256 << 20
     /// Spread first scrapes over the interval (off only in tests that want an immediate first scrape).
     public var spreadStartOffsets: Bool = true
-    /// Where `discovery.dns` asks (`KILN_DNS_SERVERS`, else /etc/resolv.conf).
-    public var dnsResolver: DNSResolver = .system()
+    /// Where `discovery.dns` asks; nil: `KILN_DNS_SERVERS`, else /etc/resolv.conf (read only when a
+    /// configuration has a `discovery.dns` component).
+    public var dnsResolver: DNSResolver?
 
     public init(
         shard: ShardSelector = .all, maxConcurrentScrapes: Int = 32, bufferCapacity: Int = 256,
@@ -154,7 +155,12 @@ public final class ScrapeManager: Sendable {
         self.logger = logger
         self.watchers = configuration.fileDiscoveries.mapValues { FileTargetWatcher(component: $0) }
         self.httpWatchers = configuration.httpDiscoveries.mapValues { HTTPTargetWatcher(component: $0) }
-        self.dnsWatchers = configuration.dnsDiscoveries.mapValues { DNSTargetWatcher(component: $0, resolver: options.dnsResolver) }
+        if configuration.dnsDiscoveries.isEmpty {
+            self.dnsWatchers = [:]
+        } else {
+            let resolver = options.dnsResolver ?? .system()
+            self.dnsWatchers = configuration.dnsDiscoveries.mapValues { DNSTargetWatcher(component: $0, resolver: resolver) }
+        }
         self.limiter = ConcurrencyLimiter(limit: options.maxConcurrentScrapes)
         self.buffer = ProfileBuffer(maxProfiles: options.bufferCapacity, maxBytes: options.bufferMaxBytes)
         (changes, changesContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))

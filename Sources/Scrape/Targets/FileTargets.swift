@@ -23,12 +23,18 @@ public enum FileTargets {
         } else {
             groups = try parseJSON(data, path: path)
         }
+        return targets(groups, meta: "__meta_filepath", value: path)
+    }
+
+    /// One label set per target of each group: the group's labels, `__address__`, and `meta` = `value`
+    /// (where the targets came from).
+    static func targets(_ groups: [(targets: [String], labels: [String: String])], meta: String, value: String) -> [LabelSet] {
         var out: [LabelSet] = []
         for group in groups {
             for target in group.targets {
                 var labels = group.labels
                 labels["__address__"] = target
-                labels["__meta_filepath"] = path
+                labels[meta] = value
                 out.append(labels)
             }
         }

@@ -48,15 +48,6 @@ public final class HTTPTargetWatcher: Sendable {
     }
 
     static func parse(_ data: Data, url: String) throws -> [LabelSet] {
-        var out: [LabelSet] = []
-        for group in try FileTargets.parseJSON(data, path: url) {
-            for target in group.targets {
-                var labels = group.labels
-                labels["__address__"] = target
-                labels["__meta_url"] = url
-                out.append(labels)
-            }
-        }
-        return out
+        FileTargets.targets(try FileTargets.parseJSON(data, path: url), meta: "__meta_url", value: url)
     }
 }
