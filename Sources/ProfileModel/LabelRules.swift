@@ -23,6 +23,19 @@ public enum LabelRules {
         return out
     }
 
+    /// Prometheus's label-name sanitising (discovery's `__meta_*_label_<name>`): every character other
+    /// than ASCII letters, digits and `_` becomes `_`.
+    public static func underscored(_ name: String) -> String {
+        var out = String.UnicodeScalarView()
+        for c in name.unicodeScalars {
+            switch c {
+            case "a"..."z", "A"..."Z", "0"..."9", "_": out.append(c)
+            default: out.append("_")  // per character, as Prometheus's regexp replaces runes
+            }
+        }
+        return String(out)
+    }
+
     public static func isValidMetricName(_ name: String) -> Bool {
         guard !name.isEmpty else { return false }
         for (i, c) in name.unicodeScalars.enumerated() {

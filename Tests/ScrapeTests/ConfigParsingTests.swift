@@ -39,7 +39,7 @@ struct ConfigParsingTests {
 
         var skipped = 0
         let targets = TargetResolver.scrapeTargets(
-            job: job, targets: TargetResolver.evaluate(job.targets, configuration: config, fileTargets: [:]),
+            job: job, targets: TargetResolver.evaluate(job.targets, configuration: config),
             shard: .all, skipped: &skipped)
         #expect(
             Set(targets.map(\.url)) == [
@@ -123,7 +123,6 @@ struct ConfigParsingTests {
               tls_config {
                 ca_file = "/etc/ca.pem"
                 insecure_skip_verify = true
-                server_name = "pyro"
               }
               profiling_config {
                 path_prefix = "/app"
@@ -151,7 +150,7 @@ struct ConfigParsingTests {
         #expect(job.deltaProfilingDuration == .seconds(20))
         #expect(job.bodySizeLimit == 1_048_576)
         #expect(job.credentials.bearerTokenFile == "/run/token")
-        #expect(job.tls == TLSSettings(caFile: "/etc/ca.pem", insecureSkipVerify: true, serverName: "pyro"))
+        #expect(job.tls == TLSSettings(caFile: "/etc/ca.pem", insecureSkipVerify: true))
         #expect(job.requestPath(for: try #require(job.profile(.fgprof))) == "/app/debug/fgprof?seconds=20")
         #expect(job.profile(.memory)?.path == "/app/debug/pprof/heap")
         let wall = try #require(job.profiles.first { $0.kind == .custom })
@@ -247,7 +246,7 @@ struct ConfigParsingTests {
         (prefix + "}\n/* never closed\n", "bad.alloy:10:1: unterminated block comment"),
         (
             "prometheus.scrape \"x\" {\n}\n",
-            #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file, discovery.http, discovery.dns)"#
+            #"bad.alloy:1:1: unsupported component "prometheus.scrape" (Kiln supports pyroscope.scrape, pyroscope.write, discovery.relabel, discovery.file, discovery.http, discovery.dns, discovery.kubernetes)"#
         ),
         (
             "pyroscope.write \"w\" {\n  endpoint { url = \"http://h:1\" }\n}\npyroscope.scrape \"s\" {\n  targets = [{\"__address__\" = \"a:1\"}]\n  forward_to = [pyroscope.write.nope.receiver]\n}\n",

@@ -128,7 +128,7 @@ struct RelabelTests {
             }
             """, file: "relabel.alloy")
         let job = try #require(config.scrapeJobs.first)
-        let targets = TargetResolver.evaluate(job.targets, configuration: config, fileTargets: [:])
+        let targets = TargetResolver.evaluate(job.targets, configuration: config)
         #expect(targets.count == 1)
         #expect(targets.first?["service_name"] == "cart")
         var skipped = 0

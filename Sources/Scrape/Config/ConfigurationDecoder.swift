@@ -135,6 +135,7 @@ struct ConfigurationDecoder {
     /// The `discovery.http` components, known before any `targets` reference is resolved.
     var httpDiscoveries: [String: HTTPDiscoveryComponent] = [:]
     var dnsDiscoveries: [String: DNSDiscoveryComponent] = [:]
+    var kubernetesDiscoveries: [String: KubernetesDiscoveryComponent] = [:]
 
     static let scrapeAttributes: Set<String> = [
         "targets", "forward_to", "job_name", "scrape_interval", "scrape_timeout", "delta_profiling_duration",
@@ -156,7 +157,9 @@ struct ConfigurationDecoder {
                 }
                 continue
             }
-            let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file", "discovery.http", "discovery.dns"]
+            let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file", "discovery.http", "discovery.dns",
+                "discovery.kubernetes",
+            ]
             guard known.contains(block.name) else {
                 throw ConfigError(
                     "unsupported component \"\(block.name)\" (Kiln supports \(known.joined(separator: ", ")))", at: block.position)
@@ -178,6 +181,7 @@ struct ConfigurationDecoder {
             case "discovery.relabel": relabelBlocks[label] = block
             case "discovery.http": httpDiscoveries[label] = try decodeHTTP(block, label: label)
             case "discovery.dns": dnsDiscoveries[label] = try decodeDNS(block, label: label)
+            case "discovery.kubernetes": kubernetesDiscoveries[label] = try decodeKubernetes(block, label: label)
             default: files[label] = try decodeFile(block, label: label)
             }
         }
@@ -200,7 +204,7 @@ struct ConfigurationDecoder {
         }
         return ScrapeConfiguration(
             scrapeJobs: jobs, writers: writers, relabelers: relabelers, fileDiscoveries: files, httpDiscoveries: httpDiscoveries,
-            dnsDiscoveries: dnsDiscoveries)
+            dnsDiscoveries: dnsDiscoveries, kubernetesDiscoveries: kubernetesDiscoveries)
     }
 
     // MARK: pyroscope.scrape
@@ -392,25 +396,26 @@ struct ConfigurationDecoder {
             // Discovery components export `targets`: (is the label defined, the source it names).
             if path.count == 4, path[0] == "discovery" {
                 let name = path[2]
-                let discovered: (defined: Bool, source: TargetSource)? =
+                let defined: Bool? =
                     switch path[1] {
-                    case "file": (files[name] != nil, .fileDiscovery(name))
-                    case "http": (httpDiscoveries[name] != nil, .httpDiscovery(name))
-                    case "dns": (dnsDiscoveries[name] != nil, .dnsDiscovery(name))
+                    case "file": files[name] != nil
+                    case "http": httpDiscoveries[name] != nil
+                    case "dns": dnsDiscoveries[name] != nil
+                    case "kubernetes": kubernetesDiscoveries[name] != nil
                     default: nil
                     }
-                if let discovered {
-                    guard discovered.defined else {
+                if let defined {
+                    guard defined else {
                         throw ConfigError("reference to undefined component discovery.\(path[1]) \"\(name)\"", at: p)
                     }
                     guard path[3] == "targets" else {
                         throw ConfigError("discovery.\(path[1]) exports \"targets\", not \"\(path[3])\"", at: p)
                     }
-                    return discovered.source
+                    return .discovered("discovery.\(path[1]).\(name)")
                 }
             }
             throw ConfigError(
-                "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output or discovery.file|http|dns.NAME.targets)",
+                "\(dotted) is not a target list (use a list of objects, discovery.relabel.NAME.output or discovery.file|http|dns|kubernetes.NAME.targets)",
                 at: p)
         case .call(let f, let args, _) where f == ["array", "concat"]:
             var parts: [TargetSource] = []
@@ -427,7 +432,7 @@ struct ConfigurationDecoder {
             switch s {
             case .relabel(let n): return [n]
             case .concat(let parts): return parts.flatMap(references)
-            case .literal, .fileDiscovery, .httpDiscovery, .dnsDiscovery: return []
+            case .literal, .discovered: return []
             }
         }
         for start in relabelers.keys.sorted() {
@@ -555,18 +560,23 @@ struct ConfigurationDecoder {
             externalLabels: try reader.stringMap("external_labels") ?? [:])
     }
 
-    /// A `tls_config { ca_file, cert_file, key_file, insecure_skip_verify, server_name }` block, if any.
+    /// A `tls_config { ca_file, cert_file, key_file, insecure_skip_verify }` block, if any. `server_name` is
+    /// refused by name: the HTTP client cannot send another name than the URL's host yet.
     func decodeTLS(_ reader: BodyReader) throws(ConfigError) -> TLSSettings? {
         guard let t = try reader.singleBlock("tls_config") else { return nil }
         let r = try BodyReader(
             t.body, owner: "tls_config", at: t.position,
             attributes: ["ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name"],
             blocks: [], environment: environment)
+        if let serverName = r.attribute("server_name") {
+            throw ConfigError(
+                "tls_config server_name is not supported yet (Kiln checks the certificate against the URL's host); connect by that name instead",
+                at: serverName.position)
+        }
         let settings = TLSSettings(
             caFile: try r.string("ca_file"), certFile: try r.string("cert_file"),
             keyFile: try r.string("key_file"),
-            insecureSkipVerify: try r.bool("insecure_skip_verify") ?? false,
-            serverName: try r.string("server_name"))
+            insecureSkipVerify: try r.bool("insecure_skip_verify") ?? false)
         if (settings.certFile == nil) != (settings.keyFile == nil) {
             throw ConfigError("tls_config needs both cert_file and key_file, or neither", at: t.position)
         }
@@ -627,6 +637,107 @@ struct ConfigurationDecoder {
         }
         let refresh = try refreshInterval(r, default: ScrapeConfiguration.defaultDNSRefreshInterval)
         return DNSDiscoveryComponent(label: label, names: names, type: type, port: port, refreshInterval: refresh)
+    }
+
+    // MARK: discovery.kubernetes
+
+    func decodeKubernetes(_ block: Block, label: String) throws(ConfigError) -> KubernetesDiscoveryComponent {
+        typealias Role = KubernetesDiscoveryComponent.Role
+        let r = try BodyReader(
+            block.body, owner: block.displayName, at: block.position,
+            attributes: ["role", "api_server", "kubeconfig_file", "bearer_token", "bearer_token_file"],
+            blocks: ["namespaces", "selectors", "attach_metadata", "basic_auth", "tls_config"], environment: environment)
+        let roleAttribute = try r.required("role")
+        let roleText = try r.string("role") ?? ""
+        guard let role = Role(rawValue: roleText) else {
+            throw ConfigError(
+                "role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(roleText)\"",
+                at: roleAttribute.value.position)
+        }
+        var component = KubernetesDiscoveryComponent(label: label, role: role)
+        component.apiServer = try r.string("api_server").flatMap { $0.isEmpty ? nil : $0 }
+        component.kubeconfigFile = try r.string("kubeconfig_file").flatMap { $0.isEmpty ? nil : $0 }
+        if let server = component.apiServer {
+            guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw ConfigError(
+                    "api_server must be an http:// or https:// URL, got \"\(server)\"", at: r.attribute("api_server")!.value.position)
+            }
+            if component.kubeconfigFile != nil {
+                throw ConfigError(
+                    "api_server and kubeconfig_file are mutually exclusive", at: r.attribute("kubeconfig_file")!.position)
+            }
+        }
+        component.credentials = try decodeCredentials(r, owner: block.displayName, at: block.position)
+        component.tls = try decodeTLS(r)
+        if component.apiServer == nil, component.credentials != .none || component.tls != nil {
+            // As Prometheus: in-cluster and kubeconfig connections bring their own credentials.
+            throw ConfigError(
+                "bearer_token, bearer_token_file, basic_auth and tls_config need api_server (in-cluster and kubeconfig connections bring their own credentials)",
+                at: block.position)
+        }
+        if let n = try r.singleBlock("namespaces") {
+            let nr = try BodyReader(
+                n.body, owner: "namespaces", at: n.position, attributes: ["own_namespace", "names"], blocks: [],
+                environment: environment)
+            component.ownNamespace = try nr.bool("own_namespace") ?? false
+            component.namespaces = try nr.stringList("names") ?? []
+            if component.ownNamespace, component.apiServer != nil || component.kubeconfigFile != nil {
+                // As Prometheus: only a pod knows its own namespace (its service account's namespace file).
+                throw ConfigError(
+                    "own_namespace works only in-cluster, not with api_server or kubeconfig_file: name the namespace in names",
+                    at: nr.attribute("own_namespace")!.position)
+            }
+        }
+        let allowedSelectorRoles: [Role: Set<Role>] = [
+            .pod: [.pod, .node], .service: [.service], .node: [.node], .endpoints: [.pod, .service, .endpoints],
+            .endpointslice: [.pod, .service, .endpointslice],
+        ]
+        for s in r.blocks(named: "selectors") {
+            let sr = try BodyReader(
+                s.body, owner: "selectors", at: s.position, attributes: ["role", "label", "field"], blocks: [],
+                environment: environment)
+            let text = try sr.string("role") ?? ""
+            guard let selectorRole = Role(rawValue: text) else {
+                throw ConfigError(
+                    "selectors role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"",
+                    at: sr.attribute("role")?.value.position ?? s.position)
+            }
+            guard allowedSelectorRoles[role, default: []].contains(selectorRole) else {
+                throw ConfigError(
+                    "selectors for role \"\(selectorRole.rawValue)\" are not allowed with role \"\(role.rawValue)\" (allowed: \(allowedSelectorRoles[role, default: []].map(\.rawValue).sorted().joined(separator: ", ")))",
+                    at: s.position)
+            }
+            if component.selectors.contains(where: { $0.role == selectorRole }) {
+                throw ConfigError("selectors for role \"\(selectorRole.rawValue)\" are given twice", at: s.position)
+            }
+            let selector = KubernetesDiscoveryComponent.Selector(
+                role: selectorRole, label: try sr.string("label").flatMap { $0.isEmpty ? nil : $0 },
+                field: try sr.string("field").flatMap { $0.isEmpty ? nil : $0 })
+            if let label = selector.label, let problem = KubernetesSelectors.labelSelectorProblem(label) {
+                throw ConfigError("label selector \"\(label)\": \(problem)", at: sr.attribute("label")!.value.position)
+            }
+            if let field = selector.field, let problem = KubernetesSelectors.fieldSelectorProblem(field) {
+                throw ConfigError("field selector \"\(field)\": \(problem)", at: sr.attribute("field")!.value.position)
+            }
+            component.selectors.append(selector)
+        }
+        if let a = try r.singleBlock("attach_metadata") {
+            let ar = try BodyReader(
+                a.body, owner: "attach_metadata", at: a.position, attributes: ["node", "namespace"], blocks: [],
+                environment: environment)
+            component.attachNodeMetadata = try ar.bool("node") ?? false
+            component.attachNamespaceMetadata = try ar.bool("namespace") ?? false
+            if component.attachNodeMetadata, ![.pod, .endpoints, .endpointslice].contains(role) {
+                throw ConfigError(
+                    "attach_metadata node works with roles pod, endpoints and endpointslice, not \"\(role.rawValue)\"",
+                    at: ar.attribute("node")!.position)
+            }
+            if component.attachNamespaceMetadata, role == .node {
+                throw ConfigError("attach_metadata namespace does not apply to role \"node\" (nodes have no namespace)",
+                    at: ar.attribute("namespace")!.position)
+            }
+        }
+        return component
     }
 
     // MARK: discovery.file

@@ -79,7 +79,6 @@ public struct TLSSettings: Sendable, Hashable {
     public var certFile: String?
     public var keyFile: String?
     public var insecureSkipVerify: Bool = false
-    public var serverName: String?
 }
 
 /// How requests of a job authenticate. Files are read at every scrape, so rotated secrets are picked up.
@@ -99,9 +98,8 @@ public struct ScrapeCredentials: Sendable, Equatable {
 /// Where a job's (or a relabel component's) targets come from.
 public indirect enum TargetSource: Sendable {
     case literal([LabelSet])
-    case fileDiscovery(String)
-    case httpDiscovery(String)
-    case dnsDiscovery(String)
+    /// The targets a discovery component exports, by its id ("discovery.KIND.LABEL").
+    case discovered(String)
     case relabel(String)
     case concat([TargetSource])
 }
@@ -213,6 +211,32 @@ public struct DNSDiscoveryComponent: Sendable, Equatable {
     public var refreshInterval: Duration
 }
 
+/// A `discovery.kubernetes "label"` block; exports `targets`.
+public struct KubernetesDiscoveryComponent: Sendable, Equatable {
+    public enum Role: String, Sendable, CaseIterable {
+        case pod, service, endpoints, endpointslice, node
+    }
+    /// A `selectors` block: label and field selectors the API server applies to one role's objects.
+    public struct Selector: Sendable, Equatable {
+        public var role: Role
+        public var label: String?
+        public var field: String?
+    }
+    public var label: String
+    public var role: Role
+    /// Where the API server is: explicit, from a kubeconfig file, or (neither given) in-cluster.
+    public var apiServer: String?
+    public var kubeconfigFile: String?
+    /// Namespaces to watch; empty with `ownNamespace` false: all.
+    public var namespaces: [String] = []
+    public var ownNamespace = false
+    public var selectors: [Selector] = []
+    public var attachNodeMetadata = false
+    public var attachNamespaceMetadata = false
+    public var credentials = ScrapeCredentials()
+    public var tls: TLSSettings?
+}
+
 /// The validated contents of an Alloy configuration file (the subset Kiln supports).
 public struct ScrapeConfiguration: Sendable {
     public var scrapeJobs: [ScrapeJob]
@@ -221,6 +245,7 @@ public struct ScrapeConfiguration: Sendable {
     public var fileDiscoveries: [String: FileDiscoveryComponent]
     public var httpDiscoveries: [String: HTTPDiscoveryComponent] = [:]
     public var dnsDiscoveries: [String: DNSDiscoveryComponent] = [:]
+    public var kubernetesDiscoveries: [String: KubernetesDiscoveryComponent] = [:]
 
     public static let defaultScrapeInterval: Duration = .seconds(15)
     public static let defaultScrapeTimeout: Duration = .seconds(10)

@@ -16,28 +16,24 @@ public struct ScrapeTarget: Sendable, Equatable {
     }
 }
 
-/// Evaluates target sources (literal lists, discovery.file, discovery.http, discovery.relabel) and builds
-/// scrape targets.
+/// Evaluates target sources (literal lists, discovery components' targets, discovery.relabel) and
+/// builds scrape targets.
 public enum TargetResolver {
+    /// `discovered`: each discovery component's current targets, by its id ("discovery.KIND.LABEL").
     public static func evaluate(
-        _ source: TargetSource, configuration: ScrapeConfiguration,
-        fileTargets: [String: [LabelSet]], discovered: [String: [LabelSet]] = [:]
+        _ source: TargetSource, configuration: ScrapeConfiguration, discovered: [String: [LabelSet]] = [:]
     ) -> [LabelSet] {
         switch source {
         case .literal(let targets):
             return targets
-        case .fileDiscovery(let name):
-            return fileTargets[name] ?? []
-        case .httpDiscovery(let name):
-            return discovered["discovery.http.\(name)"] ?? []
-        case .dnsDiscovery(let name):
-            return discovered["discovery.dns.\(name)"] ?? []
+        case .discovered(let id):
+            return discovered[id] ?? []
         case .relabel(let name):
             guard let component = configuration.relabelers[name] else { return [] }
-            let input = evaluate(component.targets, configuration: configuration, fileTargets: fileTargets, discovered: discovered)
+            let input = evaluate(component.targets, configuration: configuration, discovered: discovered)
             return input.compactMap { Relabeling.apply(component.rules, to: $0) }
         case .concat(let parts):
-            return parts.flatMap { evaluate($0, configuration: configuration, fileTargets: fileTargets, discovered: discovered) }
+            return parts.flatMap { evaluate($0, configuration: configuration, discovered: discovered) }
         }
     }
 
@@ -111,6 +107,8 @@ public struct ScrapeManagerOptions: Sendable {
     /// Where `discovery.dns` asks; nil: `KILN_DNS_SERVERS`, else /etc/resolv.conf (read only when a
     /// configuration has a `discovery.dns` component).
     public var dnsResolver: DNSResolver?
+    /// Where in-cluster `discovery.kubernetes` finds its service account's token, CA and namespace.
+    public var kubernetesServiceAccountDirectory = KubernetesTargetWatcher.defaultServiceAccountDirectory
 
     public init(
         shard: ShardSelector = .all, maxConcurrentScrapes: Int = 32, bufferCapacity: Int = 256,
@@ -134,9 +132,8 @@ public final class ScrapeManager: Sendable {
     private let sink: any ProfileSink
     private let fetcher: any ProfileFetcher
     private let logger: Logger
-    private let watchers: [String: FileTargetWatcher]
-    private let httpWatchers: [String: HTTPTargetWatcher]
-    private let dnsWatchers: [String: DNSTargetWatcher]
+    /// Every discovery component of the configuration.
+    public let discoveries: [any TargetDiscovery]
     private let limiter: ConcurrencyLimiter
     private let buffer: ProfileBuffer
     private let healthByKey = Mutex<[String: TargetHealth]>([:])
@@ -153,14 +150,16 @@ public final class ScrapeManager: Sendable {
         self.sink = sink
         self.fetcher = fetcher
         self.logger = logger
-        self.watchers = configuration.fileDiscoveries.mapValues { FileTargetWatcher(component: $0) }
-        self.httpWatchers = configuration.httpDiscoveries.mapValues { HTTPTargetWatcher(component: $0) }
-        if configuration.dnsDiscoveries.isEmpty {
-            self.dnsWatchers = [:]
-        } else {
+        var discoveries: [any TargetDiscovery] = configuration.fileDiscoveries.values.map { FileTargetWatcher(component: $0) }
+        discoveries += configuration.httpDiscoveries.values.map { HTTPTargetWatcher(component: $0, fetcher: fetcher) }
+        if !configuration.dnsDiscoveries.isEmpty {
             let resolver = options.dnsResolver ?? .system()
-            self.dnsWatchers = configuration.dnsDiscoveries.mapValues { DNSTargetWatcher(component: $0, resolver: resolver) }
+            discoveries += configuration.dnsDiscoveries.values.map { DNSTargetWatcher(component: $0, resolver: resolver) }
         }
+        discoveries += configuration.kubernetesDiscoveries.values.map {
+            KubernetesTargetWatcher(component: $0, serviceAccountDirectory: options.kubernetesServiceAccountDirectory)
+        }
+        self.discoveries = discoveries
         self.limiter = ConcurrencyLimiter(limit: options.maxConcurrentScrapes)
         self.buffer = ProfileBuffer(maxProfiles: options.bufferCapacity, maxBytes: options.bufferMaxBytes)
         (changes, changesContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -185,29 +184,20 @@ public final class ScrapeManager: Sendable {
 
     public var status: ScrapeStatus {
         var errors: [String: String] = [:]
-        for (name, w) in watchers {
-            for (file, e) in w.errors { errors["discovery.file.\(name): \(file)"] = e }
-        }
-        for (name, w) in httpWatchers {
-            if let e = w.error { errors["discovery.http.\(name): \(w.component.url)"] = e }
-        }
-        for (name, w) in dnsWatchers {
-            for (dnsName, e) in w.errors { errors["discovery.dns.\(name): \(dnsName)"] = e }
+        for d in discoveries {
+            for (subject, e) in d.errors { errors["\(d.id): \(subject)"] = e }
         }
         return ScrapeStatus(shard: options.shard.description, targets: targetHealth, stats: stats, discoveryErrors: errors)
     }
 
     /// The loops the current configuration and discovered targets ask for, on this shard.
     public func currentTargets() -> [ScrapeTarget] {
-        let fileTargets = watchers.mapValues(\.targets)
         var discovered: [String: [LabelSet]] = [:]
-        for (name, w) in httpWatchers { discovered["discovery.http.\(name)"] = w.targets }
-        for (name, w) in dnsWatchers { discovered["discovery.dns.\(name)"] = w.targets }
+        for d in discoveries { discovered[d.id] = d.targets }
         var skipped = 0
         var out: [ScrapeTarget] = []
         for job in configuration.scrapeJobs {
-            let labels = TargetResolver.evaluate(
-                job.targets, configuration: configuration, fileTargets: fileTargets, discovered: discovered)
+            let labels = TargetResolver.evaluate(job.targets, configuration: configuration, discovered: discovered)
             out += TargetResolver.scrapeTargets(job: job, targets: labels, shard: options.shard, skipped: &skipped)
         }
         counters.withLock { $0.targetsSkippedByShard = skipped }
@@ -218,36 +208,15 @@ public final class ScrapeManager: Sendable {
 
     public func run() async {
         let publisher = Task { await self.publishLoop() }
-        for w in watchers.values { w.refresh() }
-        var watcherTasks = watchers.values.map { w in
-            Task {
-                while !Task.isCancelled {
-                    do { try await Task.sleep(for: w.component.refreshInterval) } catch { return }
-                    if w.refresh() { self.changesContinuation.yield() }
-                }
-            }
-        }
-        // HTTP and DNS discovery: the first refresh right away (targets change as it lands), then every interval.
-        let fetcher = self.fetcher
-        let polled: [(interval: Duration, refresh: @Sendable () async -> Bool)] =
-            httpWatchers.values.map { w in (w.component.refreshInterval, { await w.refresh(with: fetcher) }) }
-            + dnsWatchers.values.map { w in (w.component.refreshInterval, { await w.refresh() }) }
-        for (interval, refresh) in polled {
-            watcherTasks.append(
-                Task {
-                    while !Task.isCancelled {
-                        if await refresh() { self.changesContinuation.yield() }
-                        do { try await Task.sleep(for: interval) } catch { return }
-                    }
-                })
-        }
+        let signal = self.changesContinuation
+        let discoveryTasks = discoveries.map { d in Task { await d.run { signal.yield() } } }
         var running: [String: Task<Void, Never>] = [:]
         reconcile(&running)
         for await _ in changes {
             if Task.isCancelled { break }
             reconcile(&running)
         }
-        for t in watcherTasks { t.cancel() }
+        for t in discoveryTasks { t.cancel() }
         for t in running.values { t.cancel() }
         for t in running.values { await t.value }
         buffer.finish()

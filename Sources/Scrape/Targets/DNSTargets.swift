@@ -195,7 +195,7 @@ public struct DNSResolver: Sendable {
 /// `target:port`; A and AAAA records the address with the component's `port`. Each target gets
 /// `__meta_dns_name` and, for SRV, `__meta_dns_srv_record_target` and `__meta_dns_srv_record_port`. A
 /// failed lookup keeps that name's last good targets and is reported on `/targets`.
-public final class DNSTargetWatcher: Sendable {
+public final class DNSTargetWatcher: TargetDiscovery {
     public let component: DNSDiscoveryComponent
     let resolver: DNSResolver
 
@@ -208,6 +208,12 @@ public final class DNSTargetWatcher: Sendable {
     public init(component: DNSDiscoveryComponent, resolver: DNSResolver = .system()) {
         self.component = component
         self.resolver = resolver
+    }
+
+    public var id: String { "discovery.dns.\(component.label)" }
+
+    public func run(changed: @escaping @Sendable () -> Void) async {
+        await poll(every: component.refreshInterval, changed: changed) { await refresh() }
     }
 
     public var targets: [LabelSet] { state.withLock { s in component.names.flatMap { s.targets[$0] ?? [] } } }

@@ -236,7 +236,7 @@ public enum FileTargets {
 
 /// Watches the files of one `discovery.file` component: re-reads them when their set, size or
 /// modification time changes. A file that fails to parse keeps its last good targets.
-public final class FileTargetWatcher: Sendable {
+public final class FileTargetWatcher: TargetDiscovery {
     public let component: FileDiscoveryComponent
     private struct FileState: Sendable {
         var mtime: Date?
@@ -250,6 +250,12 @@ public final class FileTargetWatcher: Sendable {
     private let state = Mutex(State())
 
     public init(component: FileDiscoveryComponent) { self.component = component }
+
+    public var id: String { "discovery.file.\(component.label)" }
+
+    public func run(changed: @escaping @Sendable () -> Void) async {
+        await poll(every: component.refreshInterval, changed: changed) { refresh() }
+    }
 
     /// Current targets of all files, in file order.
     public var targets: [LabelSet] {

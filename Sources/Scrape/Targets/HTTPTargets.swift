@@ -5,8 +5,9 @@ import Synchronization
 /// refresh interval. The answer is the `file_sd` JSON format — `[{"targets": [...], "labels": {...}}]`;
 /// every target gets `__address__` and `__meta_url`. A failed fetch or a bad answer keeps the last good
 /// targets (as Prometheus does) and is reported on `/targets`.
-public final class HTTPTargetWatcher: Sendable {
+public final class HTTPTargetWatcher: TargetDiscovery {
     public let component: HTTPDiscoveryComponent
+    let fetcher: any ProfileFetcher
     /// Prometheus's limits for an HTTP SD answer and request.
     static let maxBodyBytes = 10 << 20
     static let timeout: Duration = .seconds(30)
@@ -17,16 +18,25 @@ public final class HTTPTargetWatcher: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(component: HTTPDiscoveryComponent) { self.component = component }
+    public init(component: HTTPDiscoveryComponent, fetcher: any ProfileFetcher) {
+        self.component = component
+        self.fetcher = fetcher
+    }
+
+    public var id: String { "discovery.http.\(component.label)" }
 
     public var targets: [LabelSet] { state.withLock { $0.targets } }
 
-    /// Why the last refresh failed, if it did.
-    public var error: String? { state.withLock { $0.lastError } }
+    /// Why the last refresh failed, if it did, by URL.
+    public var errors: [String: String] { state.withLock { s in s.lastError.map { [component.url: $0] } ?? [:] } }
+
+    public func run(changed: @escaping @Sendable () -> Void) async {
+        await poll(every: component.refreshInterval, changed: changed) { await refresh() }
+    }
 
     /// Fetches the list; returns true when the targets changed.
     @discardableResult
-    public func refresh(with fetcher: any ProfileFetcher) async -> Bool {
+    public func refresh() async -> Bool {
         let request = ProfileRequest(
             url: component.url, timeout: Self.timeout, maxBodyBytes: Self.maxBodyBytes, credentials: component.credentials,
             tls: component.tls)
