@@ -307,7 +307,14 @@ let package = Package(
         .testTarget(name: "NormalizationTests", dependencies: ["Normalization", "PprofCodec", "Records", "TestSupport"]),
         .testTarget(name: "BlocksTests", dependencies: ["Blocks", "ObjectStore", "Parquet", "ProfileModel", "TestSupport"]),
         .testTarget(name: "ParquetTests", dependencies: ["Parquet", "TestSupport"]),
-        .testTarget(name: "ScrapeTests", dependencies: ["Scrape", "KilnFoundation", "PprofCodec", "TestSupport"]),
+        .testTarget(
+            name: "ScrapeTests",
+            dependencies: [
+                "Scrape", "KilnFoundation", "PprofCodec", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         .testTarget(
             name: "StagesTests",
             dependencies: [

@@ -141,6 +141,7 @@ class State:
         self.history = []                   # (rv, res, type, obj, old obj or None), rv ascending
         self.history_start = 0              # watches from an rv below this get 410
         self.epoch = 0                      # bumped by compact: ends every open watch
+        self.paused = False                 # set by /_admin/pause: open watches fall behind until compact
         self.bookmark_seq = 0               # bumped by /_admin/bookmark
         self.snapshots = {}                 # continue token -> (items, rv, offset)
         self.snap_seq = 0
@@ -353,11 +354,14 @@ class Handler(BaseHTTPRequestHandler):
         st = self.state
         while True:
             with st.cond:
-                if cursor == len(st.history) and seen_bm == st.bookmark_seq and epoch == st.epoch:
+                if (st.paused or cursor == len(st.history)) and seen_bm == st.bookmark_seq and epoch == st.epoch:
                     st.cond.wait(max(0.0, min(WAIT_S, deadline - time.monotonic())))
                 if st.stopping or epoch != st.epoch:
                     return  # compacted (or shutting down): client must reconnect
-                batch, cursor = st.history[cursor:], len(st.history)
+                if st.paused:
+                    batch = []  # a client that fell behind: its events wait (and compaction drops them)
+                else:
+                    batch, cursor = st.history[cursor:], len(st.history)
                 bookmark_rv = st.rv if bookmarks and seen_bm != st.bookmark_seq else None
                 seen_bm = st.bookmark_seq
             for _, ev_res, etype, obj, old in batch:
@@ -390,8 +394,13 @@ class Handler(BaseHTTPRequestHandler):
                 st.history_start = st.rv
                 st.snapshots.clear()  # continue tokens expire with compaction, as in etcd
                 st.epoch += 1
+                st.paused = False
                 st.cond.notify_all()
                 return self.send_json(200, {"resourceVersion": str(st.rv)})
+        if cmd == "POST" and parts == ["pause"]:
+            with st.cond:
+                st.paused = True
+            return self.send_json(200, {"resourceVersion": str(st.rv)})
         if cmd == "POST" and parts == ["bookmark"]:
             with st.cond:
                 st.bookmark_seq += 1

@@ -157,7 +157,8 @@ struct ConfigurationDecoder {
                 }
                 continue
             }
-            let known = ["pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file", "discovery.http", "discovery.dns",
+            let known = [
+                "pyroscope.scrape", "pyroscope.write", "discovery.relabel", "discovery.file", "discovery.http", "discovery.dns",
                 "discovery.kubernetes",
             ]
             guard known.contains(block.name) else {
@@ -733,7 +734,8 @@ struct ConfigurationDecoder {
                     at: ar.attribute("node")!.position)
             }
             if component.attachNamespaceMetadata, role == .node {
-                throw ConfigError("attach_metadata namespace does not apply to role \"node\" (nodes have no namespace)",
+                throw ConfigError(
+                    "attach_metadata namespace does not apply to role \"node\" (nodes have no namespace)",
                     at: ar.attribute("namespace")!.position)
             }
         }

@@ -64,7 +64,10 @@ public enum TargetResolver {
                 continue
             }
             let scheme = target["__scheme__"].flatMap { $0.isEmpty ? nil : $0 } ?? job.scheme
-            for profile in job.enabledProfiles {
+            let pathOverride = target["__profile_path__"].flatMap { $0.isEmpty ? nil : $0 }
+            for var profile in job.enabledProfiles {
+                // Alloy's `__profile_path__` (the `profiles.grafana.com/<type>.path` annotation) replaces the path.
+                if let pathOverride { profile.path = pathOverride }
                 let t = ScrapeTarget(
                     jobLabel: job.label, address: address, profile: profile,
                     url: "\(scheme)://\(address)\(job.requestPath(for: profile))",

@@ -176,7 +176,8 @@ final class KubernetesClient: Sendable {
             let type = try decoder.decode(RawEvent.self, from: line).type
             let version = try decoder.decode(ObjectEvent<VersionOnly>.self, from: line).object.metadata?.resourceVersion
             switch type {
-            case "ADDED", "MODIFIED": return .upsert(try decoder.decode(ObjectEvent<Item>.self, from: line).object, resourceVersion: version)
+            case "ADDED", "MODIFIED":
+                return .upsert(try decoder.decode(ObjectEvent<Item>.self, from: line).object, resourceVersion: version)
             case "DELETED": return .delete(try decoder.decode(ObjectEvent<Item>.self, from: line).object, resourceVersion: version)
             case "BOOKMARK": return .bookmark(resourceVersion: version)
             case "ERROR":

@@ -82,7 +82,8 @@ public final class KubernetesTargetWatcher: TargetDiscovery {
         }
         let client = KubernetesClient(connection: connection)
         let namespaces: [String?] =
-            component.ownNamespace ? [connection.ownNamespace] + component.namespaces : (component.namespaces.isEmpty ? [nil] : component.namespaces)
+            component.ownNamespace
+            ? [connection.ownNamespace] + component.namespaces : (component.namespaces.isEmpty ? [nil] : component.namespaces)
         let informers = plan(namespaces: namespaces)
         state.withLock { $0.informerCount = informers.count }
         await withTaskGroup(of: Void.self) { group in
