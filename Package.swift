@@ -245,7 +245,8 @@ let package = Package(
             name: "KilnBench",
             dependencies: [
                 "KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records",
-                "IngestAPI", "OTLPIngest", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel",
+                "IngestAPI", "OTLPIngest", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel", "Scrape",
+                "CMalloc",
             ]),
 
         // `kiln loadgen`: a synthetic fleet built from real pprof, pushed at a rate, with the pipeline measured.

@@ -13,10 +13,11 @@ struct BenchCommand: AsyncParsableCommand {
             + "same server), parquet (block table writes vs pyarrow), query (SelectMergeStacktraces over 1 h and 24 h vs reading "
             + "and decompressing the same blocks; regression reports of 1 h and 24 h against the period before vs the Diff of "
             + "the same selections), compaction (stored bytes per raw pprof byte for an hour of 50 services, "
-            + "compaction throughput, peak memory)."
+            + "compaction throughput, peak memory), discovery (discovery.kubernetes of a 10,000-pod cluster through the annotation "
+            + "recipe vs discovery.file of the same targets)."
     )
 
-    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, parquet, query, compaction or all.")
+    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, otlp, parquet, query, compaction, discovery or all.")
     var suites: [String] = ["all"]
 
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
@@ -43,7 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
     var compactionHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "parquet", "query", "compaction"]
+        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "parquet", "query", "compaction", "discovery"]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -93,6 +94,8 @@ struct BenchCommand: AsyncParsableCommand {
                     try await CompactionBenchmark.run(
                         fixturesDir: fixturesDir, services: services, minutes: minutes,
                         maxHeadBytes: compactionHeadBytes))
+            case "discovery":
+                report(try await DiscoveryBenchmark.run())
             default:
                 break
             }

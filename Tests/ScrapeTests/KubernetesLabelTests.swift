@@ -67,7 +67,8 @@ struct KubernetesLabelTests {
         let node = try Self.decode(
             #"{"metadata": {"name": "node-a", "labels": {"topology.kubernetes.io/zone": "eu-1a"}}}"#, as: Kubernetes.Node.self)
         let namespace = try Self.decode(
-            #"{"metadata": {"name": "shop", "labels": {"team": "payments"}, "annotations": {"owner": "ana"}}}"#, as: Kubernetes.Namespace.self)
+            #"{"metadata": {"name": "shop", "labels": {"team": "payments"}, "annotations": {"owner": "ana"}}}"#,
+            as: Kubernetes.Namespace.self)
         let lookups = KubernetesLabels.Lookups(
             node: { $0 == "node-a" ? node : nil }, namespace: { $0 == "shop" ? namespace : nil })
         let target = try #require(KubernetesLabels.pod(pod, lookups: lookups).first)
@@ -133,7 +134,8 @@ struct KubernetesLabelTests {
            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}, {"name": "pprof", "containerPort": 6060, "protocol": "TCP"}]}]},
          "status": {"phase": "Running", "podIP": "10.1.0.7", "conditions": [{"type": "Ready", "status": "True"}]}}
         """
-    static let service = #"{"metadata": {"name": "web", "namespace": "shop", "labels": {"tier": "front"}}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}"#
+    static let service =
+        #"{"metadata": {"name": "web", "namespace": "shop", "labels": {"tier": "front"}}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}"#
 
     @Test("endpoints: ready and not-ready addresses, the service's and pod's labels, and the pod's other ports")
     func endpointsRole() throws {
