@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import KilnFoundation
-import Logging
 import Scrape
 import Synchronization
 
@@ -39,22 +38,11 @@ public enum DiscoveryBenchmark {
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: .init(string: pages[page])))
         }
-        var logger = Logger(label: "kiln.bench.discovery")
-        logger.logLevel = .error
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let server = Task { try await app.run() }
+        let (port, server) = try await LoopbackServer.start(router, label: "kiln.bench.discovery")
         defer {
             stop.set()
             server.cancel()
         }
-        var it = ports.makeAsyncIterator()
-        guard let port = await it.next(), port > 0 else { throw BenchError("discovery benchmark server did not start") }
 
         let clock = ContinuousClock()
         // Kubernetes: list all pages, build the targets, relabel.

@@ -4,7 +4,6 @@ import Foundation
 import Hummingbird
 import IngestAPI
 import KilnProtos
-import Logging
 import NIOCore
 
 /// Push-ingest throughput through the real routes (Connect `PusherService/Push`, binary protobuf) into an
@@ -26,19 +25,8 @@ public enum IngestBenchmark {
             _ = try await request.body.collect(upTo: 64 << 20)
             return Response(status: .ok)
         }
-        var logger = Logger(label: "kiln.bench.ingest")
-        logger.logLevel = .error
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let server = Task { try await app.run() }
+        let (port, server) = try await LoopbackServer.start(router, label: "kiln.bench.ingest")
         defer { server.cancel() }
-        var it = ports.makeAsyncIterator()
-        guard let port = await it.next(), port > 0 else { throw BenchError("ingest benchmark server did not start") }
         let base = "http://127.0.0.1:\(port)"
 
         // Warm up both paths, then measure each for `seconds`.

@@ -40,16 +40,7 @@ public final class HTTPProfileFetcher: ProfileFetcher {
             configuration.timeout = .init(connect: .seconds(5))
             configuration.decompression = .disabled
             configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
-            if let tls {
-                var t = TLSConfiguration.makeClientConfiguration()
-                if tls.insecureSkipVerify { t.certificateVerification = .none }
-                if let ca = tls.caFile { t.trustRoots = .file(ca) }
-                if let cert = tls.certFile, let key = tls.keyFile {
-                    t.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-                    t.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-                }
-                configuration.tlsConfiguration = t
-            }
+            if let tls { configuration.tlsConfiguration = try tls.clientConfiguration() }
             let c = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             clients[tls] = c
             return c
@@ -106,6 +97,20 @@ public final class HTTPProfileFetcher: ProfileFetcher {
             return Array(c.values)
         }
         for c in all { try await c.shutdown() }
+    }
+}
+
+extension TLSSettings {
+    /// NIOSSL's client configuration for a `tls_config` block.
+    func clientConfiguration() throws -> TLSConfiguration {
+        var t = TLSConfiguration.makeClientConfiguration()
+        if insecureSkipVerify { t.certificateVerification = .none }
+        if let caFile { t.trustRoots = .file(caFile) }
+        if let certFile, let keyFile {
+            t.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
+            t.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+        }
+        return t
     }
 }
 

@@ -44,7 +44,7 @@ struct KubernetesConnection: Sendable {
                 credential = .bearerFile(file)
             }
             return KubernetesConnection(
-                server: server, credential: credential, tls: try component.tls.map(tlsConfiguration))
+                server: server, credential: credential, tls: try component.tls?.clientConfiguration())
         }
         if let kubeconfig = component.kubeconfigFile { return try fromKubeconfig(kubeconfig) }
         guard let host = environment["KUBERNETES_SERVICE_HOST"], let port = environment["KUBERNETES_SERVICE_PORT"],
@@ -68,17 +68,6 @@ struct KubernetesConnection: Sendable {
 
     static func readTrimmed(_ path: String) throws -> String {
         try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    static func tlsConfiguration(_ settings: TLSSettings) throws -> TLSConfiguration {
-        var t = TLSConfiguration.makeClientConfiguration()
-        if settings.insecureSkipVerify { t.certificateVerification = .none }
-        if let ca = settings.caFile { t.trustRoots = .file(ca) }
-        if let cert = settings.certFile, let key = settings.keyFile {
-            t.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-            t.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-        }
-        return t
     }
 
     /// The `Authorization` header value, if the connection has credentials.
