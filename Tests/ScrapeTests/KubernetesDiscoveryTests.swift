@@ -309,6 +309,71 @@ struct KubernetesDiscoveryTests {
         await running.value
     }
 
+    /// The endpoints role reads three resources per namespace (endpoints, services, pods) and joins them;
+    /// selectors reach the API server as `labelSelector`, and only the listed namespaces are read.
+    @Test("endpoints role: per-namespace lists and watches, selectors, the service's and pod's labels joined")
+    func endpointsRole() async throws {
+        try await KubeAPIStandIn.with { api in try await Self.endpoints(api) }
+    }
+
+    static func endpoints(_ api: KubeAPIStandIn) async throws {
+        try await api.put("pods", podJSON("web-0", ip: "10.1.0.7", port: 8080, labels: ["app": "web"]))
+        try await api.put(
+            "services",
+            #"{"metadata": {"name": "web", "namespace": "shop", "labels": {"tier": "front"}}, "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "ports": [{"port": 80}]}}"#
+        )
+        let endpoints = """
+            {"metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+             "subsets": [{"addresses": [{"ip": "10.1.0.7", "targetRef": {"kind": "Pod", "name": "web-0", "namespace": "shop"}}],
+               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}
+            """
+        try await api.put("endpoints", endpoints)
+        try await api.put(
+            "endpoints",
+            #"{"metadata": {"name": "db", "namespace": "shop", "labels": {"app": "db"}}, "subsets": [{"addresses": [{"ip": "10.1.0.9"}], "ports": [{"port": 5432}]}]}"#
+        )
+        try await api.put(
+            "endpoints",
+            #"{"metadata": {"name": "web", "namespace": "other", "labels": {"app": "web"}}, "subsets": [{"addresses": [{"ip": "10.2.0.1"}], "ports": [{"port": 8080}]}]}"#
+        )
+        let config = try ScrapeConfiguration.parse(
+            """
+            discovery.kubernetes "ep" {
+              role = "endpoints"
+              api_server = "http://\(api.address)"
+              namespaces {
+                names = ["shop"]
+              }
+              selectors {
+                role = "endpoints"
+                label = "app=web"
+              }
+            }
+            """, file: "k8s.alloy")
+        let watcher = KubernetesTargetWatcher(component: try #require(config.kubernetesDiscoveries["ep"]))
+        let running = Task { await watcher.run {} }
+        #expect(await waitUntil(timeout: .seconds(20)) { watcher.synced && !watcher.targets.isEmpty }, "\(watcher.errors)")
+        let targets = watcher.targets
+        #expect(targets.map { $0["__address__"] } == ["10.1.0.7:8080"], "only shop's endpoints with app=web")
+        #expect(targets.first?["__meta_kubernetes_service_label_tier"] == "front")
+        #expect(targets.first?["__meta_kubernetes_pod_name"] == "web-0")
+        #expect(targets.first?["__meta_kubernetes_pod_container_port_name"] == "http")
+        let requests = try await api.requests()
+        let paths = Set(requests.map(\.path))
+        #expect(paths == ["/api/v1/namespaces/shop/endpoints", "/api/v1/namespaces/shop/services", "/api/v1/namespaces/shop/pods"])
+        #expect(requests.filter { $0.path.hasSuffix("/endpoints") }.allSatisfy { $0.query["labelSelector"] == "app=web" })
+        #expect(requests.filter { !$0.path.hasSuffix("/endpoints") }.allSatisfy { $0.query["labelSelector"] == nil })
+
+        // A change to the service (not the endpoints) reaches the targets too.
+        try await api.put(
+            "services",
+            #"{"metadata": {"name": "web", "namespace": "shop", "labels": {"tier": "edge"}}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}"#
+        )
+        #expect(await waitUntil(timeout: .seconds(20)) { watcher.targets.first?["__meta_kubernetes_service_label_tier"] == "edge" })
+        running.cancel()
+        await running.value
+    }
+
     /// In-cluster credentials: the service account's token (re-read at each request: it rotates), its CA
     /// to verify the API server's certificate, and its namespace for `own_namespace`.
     @Test("in-cluster: service-account token, CA-verified TLS, own namespace")

@@ -140,4 +140,33 @@ struct RelabelTests {
                 "__name__": "process_cpu",
             ])
     }
+
+    /// The shortcuts (whole literals, `(.*)`, literal prefixes) answer exactly as the regex engine does.
+    @Test("regex shortcuts agree with the regex engine on matches and captures")
+    func shortcutsAgreeWithTheEngine() throws {
+        let patterns = [
+            "", "true", "(.*)", "__meta_kubernetes_pod_label_(.+)", "ab*c", "a{2}b", "abc|abd", "(?i)Web", "web.", "a\\.b",
+            "10\\.0\\..*", "x(y)?z", "[ab]c", "prod", "(.+?)(?::\\d+)?;(\\d+)",
+        ]
+        let inputs = [
+            "", "true", "True", "__meta_kubernetes_pod_label_app", "__meta_kubernetes_pod_label_", "__meta_kubernetes_pod_name", "ac",
+            "abbbc", "aab", "ab", "abd", "web", "WEB", "webx", "a.b", "axb", "10.0.0.1", "xz", "xyz", "bc", "prod", "line\nbreak",
+            "10.1.2.3:8080;6060", "e\u{301}", "caf\u{e9}",
+        ]
+        for pattern in patterns {
+            let regex = try RelabelRegex(pattern)
+            let engine = try NSRegularExpression(pattern: "^(?:" + pattern + ")$")
+            for input in inputs {
+                let reference = engine.firstMatch(in: input, range: NSRange(input.startIndex..., in: input))
+                let match = regex.firstMatch(input)
+                #expect((match != nil) == (reference != nil), "\(pattern) on \(input.debugDescription)")
+                guard let match, let reference else { continue }
+                for n in 0..<reference.numberOfRanges {
+                    let range = reference.range(at: n)
+                    let expected = range.location == NSNotFound ? "" : String(input[Range(range, in: input)!])
+                    #expect(match.group(String(n)) == expected, "\(pattern) on \(input.debugDescription), group \(n)")
+                }
+            }
+        }
+    }
 }

@@ -9,41 +9,109 @@ public enum RelabelAction: String, Sendable, CaseIterable {
 
 /// A regular expression anchored at both ends, as Prometheus relabeling requires.
 /// Go's `(?P<name>...)` named groups are accepted and translated for ICU.
+///
+/// Relabeling runs every rule over every label of every discovered target (a 10,000-pod cluster is
+/// hundreds of thousands of matches), so the common shapes skip the regex engine: a pattern without
+/// metacharacters is compared as a string, `(.*)` captures the whole value, and a literal prefix
+/// (`__meta_kubernetes_pod_label_(.+)`) rejects non-matching names before the engine runs.
 public struct RelabelRegex: Sendable, CustomStringConvertible {
     public let pattern: String
     let compiled: NSRegularExpression
+    /// The whole pattern, when it has no metacharacters.
+    let literal: String?
+    /// `(.*)`: every value without a line break matches, whole.
+    let capturesAll: Bool
+    /// Bytes every match starts with.
+    let requiredPrefix: [UInt8]
 
     public init(_ pattern: String) throws {
         self.pattern = pattern
         let icu = pattern.replacingOccurrences(of: "(?P<", with: "(?<")
         self.compiled = try NSRegularExpression(pattern: "^(?:" + icu + ")$", options: [])
+        let (prefix, isLiteral) = Self.literalPrefix(pattern)
+        literal = isLiteral ? pattern : nil
+        requiredPrefix = Array(prefix.utf8)
+        capturesAll = pattern == "(.*)"
     }
 
     public var description: String { pattern }
 
-    func firstMatch(_ s: String) -> NSTextCheckingResult? {
-        compiled.firstMatch(in: s, options: [], range: NSRange(s.startIndex..., in: s))
+    static let metacharacters: Set<Character> = ["\\", ".", "^", "$", "|", "?", "*", "+", "(", ")", "[", "]", "{", "}"]
+
+    /// The literal characters a pattern starts with (none if it has a top-level alternation), and
+    /// whether that is the whole pattern.
+    static func literalPrefix(_ pattern: String) -> (prefix: String, whole: Bool) {
+        var depth = 0
+        var escaped = false
+        var inClass = false
+        for c in pattern {
+            if escaped {
+                escaped = false
+                continue
+            }
+            switch c {
+            case "\\": escaped = true
+            case "[": inClass = true
+            case "]": inClass = false
+            case "(" where !inClass: depth += 1
+            case ")" where !inClass: depth -= 1
+            case "|" where !inClass && depth == 0: return ("", false)
+            default: break
+            }
+        }
+        var prefix: [Character] = []
+        var rest = Substring(pattern)
+        while let c = rest.first, !metacharacters.contains(c) {
+            prefix.append(c)
+            rest = rest.dropFirst()
+        }
+        if let next = rest.first, "?*+{".contains(next), !prefix.isEmpty {
+            prefix.removeLast()  // the last literal is quantified: it may be absent or repeated
+        }
+        return (String(prefix), rest.isEmpty)
+    }
+
+    /// What a match captured: groups by number or name.
+    struct Match {
+        let group: (String) -> String
+    }
+
+    func firstMatch(_ s: String) -> Match? {
+        if capturesAll, !s.unicodeScalars.contains(where: Self.isLineTerminator) {
+            return Match { $0 == "0" || $0 == "1" ? s : "" }
+        }
+        if let literal {
+            return s.utf8.elementsEqual(literal.utf8) ? Match { $0 == "0" ? s : "" } : nil
+        }
+        if !s.utf8.starts(with: requiredPrefix) { return nil }
+        guard let result = compiled.firstMatch(in: s, options: [], range: NSRange(s.startIndex..., in: s)) else { return nil }
+        return Match { name in
+            let range: NSRange
+            if let n = Int(name) {
+                guard n < result.numberOfRanges else { return "" }
+                range = result.range(at: n)
+            } else {
+                range = result.range(withName: name)
+            }
+            guard range.location != NSNotFound, let r = Range(range, in: s) else { return "" }
+            return String(s[r])
+        }
+    }
+
+    /// ICU's `.` does not match these.
+    static func isLineTerminator(_ c: Unicode.Scalar) -> Bool {
+        c == "\n" || c == "\r" || c == "\u{85}" || c == "\u{2028}" || c == "\u{2029}"
     }
 
     public func matches(_ s: String) -> Bool { firstMatch(s) != nil }
 
     /// Expands `$1`, `${1}`, `$name`, `${name}` and `$$` in `template` like Go's `Regexp.Expand`:
     /// a name runs as far as letters, digits and `_` go, and an unknown group expands to "".
-    func expand(_ template: String, match: NSTextCheckingResult, in source: String) -> String {
+    func expand(_ template: String, match: Match) -> String {
         let chars = Array(template.unicodeScalars)
         var out = String.UnicodeScalarView()
         var i = 0
-        func group(_ name: String) -> String {
-            let range: NSRange
-            if let n = Int(name) {
-                guard n < match.numberOfRanges else { return "" }
-                range = match.range(at: n)
-            } else {
-                range = match.range(withName: name)
-            }
-            guard range.location != NSNotFound, let r = Range(range, in: source) else { return "" }
-            return String(source[r])
-        }
+        let group = match.group
         func isNameChar(_ c: Unicode.Scalar) -> Bool {
             (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "_"
         }
@@ -176,9 +244,9 @@ public enum Relabeling {
             return value == (labels[rule.targetLabel] ?? "") ? nil : labels
         case .replace:
             guard let match = rule.regex.firstMatch(value) else { return labels }
-            let target = rule.regex.expand(rule.targetLabel, match: match, in: value)
+            let target = rule.regex.expand(rule.targetLabel, match: match)
             guard isValidLabelName(target) else { return labels }
-            let result = rule.regex.expand(rule.replacement, match: match, in: value)
+            let result = rule.regex.expand(rule.replacement, match: match)
             if result.isEmpty { labels.removeValue(forKey: target) } else { labels[target] = result }
             return labels
         case .lowercase:
@@ -194,7 +262,7 @@ public enum Relabeling {
             var out = labels
             for (name, v) in labels {
                 guard let match = rule.regex.firstMatch(name) else { continue }
-                let newName = rule.regex.expand(rule.replacement, match: match, in: name)
+                let newName = rule.regex.expand(rule.replacement, match: match)
                 guard isValidLabelName(newName) else { continue }
                 out[newName] = v
             }
