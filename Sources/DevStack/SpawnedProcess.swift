@@ -23,13 +23,19 @@ public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-public struct SpawnError: Error, CustomStringConvertible {
+public struct SpawnError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
 
 /// A child process started with `posix_spawn` in a process group of its own, so a Ctrl-C in the terminal
 /// reaches only `kiln dev`, which then stops the children in its own order. Its stdout and stderr go to a
-/// log file; a dedicated thread blocks in `waitpid` (never on the cooperative pool) and reaps it.
+/// log file; a dedicated thread starts it and then blocks in `waitpid` (never on the cooperative pool)
+/// until it is reaped.
+///
+/// A child must not outlive `kiln dev` even when `kiln dev` is SIGKILLed: it is started through util-linux's
+/// `setpriv --pdeathsig TERM`, so the kernel sends it SIGTERM when its parent goes. Linux sends that signal
+/// when the *thread* that started the child ends, which is why each child is started by its own reaper
+/// thread, which lives exactly as long as the child.
 public final class SpawnedProcess: Sendable {
     private struct State {
         var status: ExitStatus?
@@ -44,12 +50,48 @@ public final class SpawnedProcess: Sendable {
         self.pid = pid
     }
 
+    /// util-linux's `setpriv` (Debian's essential util-linux package), when present.
+    static let setpriv = FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") ? "/usr/bin/setpriv" : nil
+
     /// Starts `executable` with exactly `arguments` and `environment`, stdin from /dev/null and stdout and
-    /// stderr appended to `logPath`.
+    /// stderr appended to `logPath`; it gets SIGTERM if this process dies.
     public static func spawn(
         executable: String, arguments: [String], environment: [String: String],
         logPath: String
     ) throws -> SpawnedProcess {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw SpawnError(description: "cannot start \(executable): no executable file there")
+        }
+        let (program, argumentsWithWrapper) =
+            if let setpriv { (setpriv, ["--pdeathsig", "TERM", "--", executable] + arguments) } else { (executable, arguments) }
+        // The reaper thread spawns, reports the pid (or the error) through `started`, then waits.
+        let started = Mutex<Result<SpawnedProcess, SpawnError>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let reaper = Thread {
+            let result = Result { () throws(SpawnError) -> SpawnedProcess in
+                try SpawnedProcess(pid: posixSpawn(program, argumentsWithWrapper, environment: environment, logPath: logPath))
+            }
+            started.withLock { $0 = result }
+            ready.signal()
+            guard case .success(let process) = result else { return }
+            var status: Int32 = 0
+            while waitpid(process.pid, &status, 0) < 0 {
+                if errno != EINTR {
+                    status = 0x7f00
+                    break
+                }  // unknowable; report as exit 127
+            }
+            process.finish(ExitStatus(waitStatus: status))
+        }
+        reaper.name = "kiln-dev-child"
+        reaper.start()
+        ready.wait()  // as long as posix_spawn takes: the same blocking the call always had
+        return try started.withLock { $0! }.get()
+    }
+
+    private static func posixSpawn(
+        _ executable: String, _ arguments: [String], environment: [String: String], logPath: String
+    ) throws(SpawnError) -> pid_t {
         let logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard logFD >= 0 else { throw SpawnError(description: "cannot open \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(logFD) }
@@ -87,21 +129,7 @@ public final class SpawnedProcess: Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard rc == 0 else { throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(rc)))") }
-
-        let process = SpawnedProcess(pid: pid)
-        let reaper = Thread { [process] in
-            var status: Int32 = 0
-            while waitpid(process.pid, &status, 0) < 0 {
-                if errno != EINTR {
-                    status = 0x7f00
-                    break
-                }  // unknowable; report as exit 127
-            }
-            process.finish(ExitStatus(waitStatus: status))
-        }
-        reaper.name = "kiln-dev-reaper-\(pid)"
-        reaper.start()
-        return process
+        return pid
     }
 
     private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
