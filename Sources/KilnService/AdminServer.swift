@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import Metrics
 import NIOCore
@@ -43,11 +44,12 @@ public struct AdminServer {
     /// The server as a `Service` for the process's ServiceGroup. Logs the bound address (port 0 picks one).
     /// `onBound` gets the port the server listens on (port 0 picks one).
     public func application(
-        listen: ListenAddress, logger: Logger,
+        listen: ListenAddress, tls: ServerTLS? = nil, logger: Logger,
         onBound: @escaping @Sendable (Int) -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         Application(
             router: router,
+            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration()) } ?? .http1(),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
             onServerRunning: { channel in
                 logger.info("listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])

@@ -22,6 +22,8 @@ public struct ServiceBootstrap {
     public let admin: AdminServer
     public let listen: ListenAddress
     public let role: ServerRole
+    /// HTTPS for the server when set (`--tls-cert-file`).
+    public let tls: ServerTLS?
 
     /// Bootstraps logging and metrics for the process `name`. `pending` names the readiness components
     /// (with the reason each is not ready yet). The server listens on `listenFlag` (its `KILN_LISTEN`
@@ -34,13 +36,15 @@ public struct ServiceBootstrap {
     ) throws -> ServiceBootstrap {
         let listen = try listenAddress(flag: listenFlag, adminFlag: options.adminListen, default: defaultListen)
         let logger = try KilnLogging.bootstrap(service: name, options: options)
-        return ServiceBootstrap(name: name, logger: logger, registry: KilnMetrics.bootstrap(), pending: pending, role: role, listen: listen)
+        return ServiceBootstrap(
+            name: name, logger: logger, registry: KilnMetrics.bootstrap(), pending: pending, role: role, listen: listen,
+            tls: try options.resolvedTLS())
     }
 
     /// A bootstrap around a logger and registry the caller made (tests; `start` makes them process-wide).
     public init(
         name: String, logger: Logger, registry: PrometheusCollectorRegistry, pending: [String: String] = [:],
-        role: ServerRole = .adminOnly, listen: ListenAddress
+        role: ServerRole = .adminOnly, listen: ListenAddress, tls: ServerTLS? = nil
     ) {
         self.name = name
         self.logger = logger
@@ -48,6 +52,7 @@ public struct ServiceBootstrap {
         self.admin = AdminServer(registry: registry, readiness: readiness)
         self.listen = listen
         self.role = role
+        self.tls = tls
     }
 
     /// The service's own listen flag (or `KILN_LISTEN`), else `--admin-listen` (or `KILN_ADMIN_LISTEN`),
@@ -68,8 +73,8 @@ public struct ServiceBootstrap {
 
     /// The process's service group: the HTTP server placed by its role among `services`, shut down in
     /// reverse order on SIGTERM or SIGINT.
-    public func serviceGroup(_ services: [any Service], onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> ServiceGroup {
-        let server: any Service = admin.application(listen: listen, logger: logger, onBound: onBound)
+    public func serviceGroup(_ services: [any Service], onBound: @escaping @Sendable (Int) -> Void = { _ in }) throws -> ServiceGroup {
+        let server: any Service = try admin.application(listen: listen, tls: tls, logger: logger, onBound: onBound)
         let ordered = role == .servesRequests ? services + [server] : [server] + services
         return ServiceGroup(
             configuration: .init(

@@ -12,7 +12,38 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "host:port serving /metrics and /ready. [env: KILN_ADMIN_LISTEN]")
     public var adminListen: String?
 
+    @Option(
+        help:
+            "PEM certificate chain: serve HTTPS instead of HTTP (read again when the file changes). [env: KILN_TLS_CERT_FILE] (default: none, plain HTTP)"
+    )
+    public var tlsCertFile: String?
+
+    @Option(help: "PEM private key of --tls-cert-file. [env: KILN_TLS_KEY_FILE]")
+    public var tlsKeyFile: String?
+
+    @Option(
+        help: "PEM CA certificates: require clients to present a certificate they signed. [env: KILN_TLS_CLIENT_CA_FILE] (default: none)")
+    public var tlsClientCaFile: String?
+
     public init() {}
+
+    /// The listener's TLS, or nil for plain HTTP; half a configuration is refused by name.
+    public func resolvedTLS() throws -> ServerTLS? {
+        let certificate = EnvironmentFallback.resolve(tlsCertFile, env: "KILN_TLS_CERT_FILE")
+        let key = EnvironmentFallback.resolve(tlsKeyFile, env: "KILN_TLS_KEY_FILE")
+        let clientCA = EnvironmentFallback.resolve(tlsClientCaFile, env: "KILN_TLS_CLIENT_CA_FILE")
+        switch (certificate, key) {
+        case (nil, nil):
+            if clientCA != nil { throw ServiceConfigurationError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file") }
+            return nil
+        case (let certificate?, let key?):
+            return try ServerTLS(certificateFile: certificate, keyFile: key, clientCAFile: clientCA)
+        case (nil, _):
+            throw ServiceConfigurationError("--tls-key-file needs --tls-cert-file")
+        case (_, nil):
+            throw ServiceConfigurationError("--tls-cert-file needs --tls-key-file")
+        }
+    }
 
     public func resolvedLogLevel() throws -> Logger.Level {
         let text = EnvironmentFallback.resolve(logLevel, env: "KILN_LOG_LEVEL", default: "info")

@@ -54,7 +54,7 @@ struct ServiceBootstrapTests {
         let (bound, boundContinuation) = AsyncStream.makeStream(of: Int.self)
         let log = Locked<[String]>([])
         let services: [any Service] = ["A", "B"].map { Recorder(name: $0, port: { port.value.withLock { $0 } }, log: log) }
-        let group = process.serviceGroup(
+        let group = try process.serviceGroup(
             services,
             onBound: { p in
                 port.value.withLock { $0 = p }
@@ -88,7 +88,7 @@ struct ServiceBootstrapTests {
             registry: registry)
         registry.makeCounter(name: "kiln_test_events_total").increment(by: Int64(3))
         let (bound, continuation) = AsyncStream.makeStream(of: Int.self)
-        let group = process.serviceGroup([], onBound: { continuation.yield($0) })
+        let group = try process.serviceGroup([], onBound: { continuation.yield($0) })
         let running = Task { try await group.run() }
         var ports = bound.makeAsyncIterator()
         let port = await ports.next() ?? 0

@@ -204,19 +204,13 @@ struct KubernetesDiscoveryTests {
 
     /// In-cluster credentials: the service account's token (re-read at each request: it rotates), its CA
     /// to verify the API server's certificate, and its namespace for `own_namespace`.
-    @Test("in-cluster: service-account token, CA-verified TLS, own namespace")
+    @Test("in-cluster: service-account token, CA-verified TLS, own namespace", .requires(.openssl))
     func inCluster() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let key = dir.url.appendingPathComponent("tls.key").path
-        let certificate = dir.url.appendingPathComponent("ca.crt").path
-        let openssl = try await runToCompletion(
-            URL(fileURLWithPath: "/usr/bin/openssl"),
-            [
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1",
-                "-subj", "/CN=kube-apiserver", "-addext", "subjectAltName=IP:127.0.0.1",
-            ], timeout: .seconds(60))
-        #expect(openssl.status == 0, "\(openssl.output)")
+        let ca = try await TestCertificateAuthority.make(in: dir.url.appendingPathComponent("ca"))
+        let (certificate, key) = try await ca.issue("kube-apiserver")
+        try FileManager.default.copyItem(atPath: ca.certificateFile, toPath: dir.url.appendingPathComponent("ca.crt").path)
         try "token-1\n".write(to: dir.url.appendingPathComponent("token"), atomically: true, encoding: .utf8)
         try "shop".write(to: dir.url.appendingPathComponent("namespace"), atomically: true, encoding: .utf8)
         try await KubeAPIStandIn.with(arguments: ["--token", "token-1", "--tls-cert", certificate, "--tls-key", key]) { api in

@@ -102,6 +102,11 @@ extension Requirement {
         FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq") ? nil : "no /usr/sbin/dnsmasq (apt-get install dnsmasq-base)"
     }
 
+    /// Debian's openssl command, for certificates made per test.
+    public static let openssl = Requirement("openssl") {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") ? nil : "no /usr/bin/openssl (apt-get install openssl)"
+    }
+
     /// A Python that can import `modules`: `interpreter`, else the repo's .venv (scripts/setup.sh).
     public static func python(_ modules: String..., interpreter: URL? = nil) -> Requirement {
         let executable = interpreter ?? TestEnvironment.venvPython
