@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import HummingbirdTLS
+import KilnService
 import Logging
 import ServiceLifecycle
 
@@ -31,6 +33,7 @@ public enum DevStack {
         let supervisor = DevSupervisor(plan: plan, options: options, client: client, logger: logger, announce: status)
         let front = Application(
             responder: FrontProxy(supervisor: supervisor, client: client, logger: logger),
+            server: try options.tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration()) } ?? .http1(),
             configuration: .init(address: .hostname(options.listenHost, port: options.listenPort), serverName: nil),
             onServerRunning: { channel in
                 logger.info("front listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
@@ -38,7 +41,7 @@ public enum DevStack {
             logger: logger)
         status(
             "data in \(options.dataDir.path) (run \(lock.generation); logs in \(options.logsDir.path)); "
-                + "serving http://\(options.listenHost):\(options.listenPort)/ once ready")
+                + "serving \(options.tls == nil ? "http" : "https")://\(options.listenHost):\(options.listenPort)/ once ready")
         // Graceful shutdown runs in reverse: the front server stops taking requests, then the supervisor
         // stops the children.
         let group = ServiceGroup(

@@ -1,4 +1,5 @@
 import Foundation
+import KilnService
 
 /// One process `kiln dev` runs, and how to tell that it is up.
 public struct ChildSpec: Sendable, Equatable {
@@ -28,11 +29,15 @@ public struct DevOptions: Sendable {
     /// Compactor cut age: small, so a profile shows up in the UI within seconds.
     public var maxBlockAge: String
     public var stopTimeout: Duration
+    /// HTTPS on the front address and TLS on the OTLP gRPC listener (the children's own HTTP listeners
+    /// stay plain: they answer on loopback only, to kiln dev).
+    public var tls: ServerTLS?
 
     public init(
         dataDir: URL, listenHost: String = "127.0.0.1", listenPort: Int = 4040, scrapeConfig: URL? = nil,
-        otlpGRPCListen: String? = nil, maxBlockAge: String = "10s", stopTimeout: Duration = .seconds(20)
+        otlpGRPCListen: String? = nil, maxBlockAge: String = "10s", stopTimeout: Duration = .seconds(20), tls: ServerTLS? = nil
     ) {
+        self.tls = tls
         self.otlpGRPCListen = otlpGRPCListen
         self.dataDir = dataDir
         self.listenHost = listenHost
@@ -110,7 +115,13 @@ public struct DevStackPlan: Sendable {
         let queryAddress = "\(host):\(ports[4])"
         var scraperArgs = kafka + ["--listen", scraperAddress]
         if let config = options.scrapeConfig { scraperArgs += ["--config", config.path] }
-        if let otlp = options.otlpGRPCListen { scraperArgs += ["--otlp-grpc-listen", otlp] }
+        if let otlp = options.otlpGRPCListen {
+            scraperArgs += ["--otlp-grpc-listen", otlp]
+            if let tls = options.tls {
+                scraperArgs += ["--otlp-grpc-tls-cert-file", tls.certificateFile, "--otlp-grpc-tls-key-file", tls.keyFile]
+                if let ca = tls.clientCAFile { scraperArgs += ["--otlp-grpc-tls-client-ca-file", ca] }
+            }
+        }
         let stages = [
             ChildSpec(
                 name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,

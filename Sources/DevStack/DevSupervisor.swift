@@ -77,7 +77,9 @@ public final class DevSupervisor: Service, Sendable {
     private func announceWhenReady() async {
         while !Task.isCancelled {
             if await notReady().isEmpty {
-                announce("ready: http://\(options.listenHost):\(options.listenPort)/ (UI, query API, push and OTLP ingest)")
+                announce(
+                    "ready: \(options.tls == nil ? "http" : "https")://\(options.listenHost):\(options.listenPort)/ (UI, query API, push and OTLP ingest)"
+                )
                 return
             }
             try? await Task.sleep(for: .milliseconds(500))

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCertificateReloading
 import NIOCore
 import NIOSSL
 import Synchronization
@@ -6,7 +7,7 @@ import Synchronization
 /// TLS for a Kiln listener: a certificate chain and key from PEM files, picked up again when the files
 /// change (so a renewed certificate needs no restart), and optionally client certificates signed by a CA
 /// (`--tls-client-ca-file`): a client without one is refused at the handshake.
-public final class ServerTLS: Sendable {
+public final class ServerTLS: CertificateReloader {
     public let certificateFile: String
     public let keyFile: String
     public let clientCAFile: String?
@@ -75,6 +76,15 @@ public final class ServerTLS: Sendable {
         }
     }
 
+    /// What a handshake presents now (gRPC's transport asks through this).
+    public var sslContextConfigurationOverride: NIOSSLContextConfigurationOverride {
+        let (chain, key) = current()
+        var change = NIOSSLContextConfigurationOverride()
+        change.certificateChain = chain
+        change.privateKey = key
+        return change
+    }
+
     /// NIOSSL's server configuration: every handshake asks `current()` for the certificate to present.
     public func configuration() throws -> TLSConfiguration {
         let (chain, key) = current()
@@ -83,13 +93,7 @@ public final class ServerTLS: Sendable {
             configuration.trustRoots = .file(clientCAFile)
             configuration.certificateVerification = .noHostnameVerification
         }
-        configuration.sslContextCallback = { [self] _, promise in
-            let (chain, key) = current()
-            var change = NIOSSLContextConfigurationOverride()
-            change.certificateChain = chain
-            change.privateKey = key
-            promise.succeed(change)
-        }
+        configuration.sslContextCallback = { [self] _, promise in promise.succeed(sslContextConfigurationOverride) }
         return configuration
     }
 }

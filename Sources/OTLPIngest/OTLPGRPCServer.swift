@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import GRPCProtobuf
 import Logging
+import NIOCertificateReloading
 import ServiceLifecycle
 
 /// `opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export` over gRPC. The request
@@ -59,9 +60,23 @@ public struct OTLPGRPCServer: Service {
 
     /// - Parameters:
     ///   - host, port: where to listen (port 0: any free port, see `boundPort`).
-    public init(host: String, port: Int, ingester: OTLPIngester, logger: Logger) {
+    ///   - certificates: TLS with the certificate these give at each handshake, else plaintext;
+    ///     `clientCAFile` then requires client certificates that CA signed.
+    public init(
+        host: String, port: Int, certificates: (any CertificateReloader)? = nil, clientCAFile: String? = nil, ingester: OTLPIngester,
+        logger: Logger
+    ) throws {
+        var security = HTTP2ServerTransport.Posix.TransportSecurity.plaintext
+        if let certificates {
+            security = try .tls(certificateReloader: certificates) { config in
+                if let ca = clientCAFile {
+                    config.trustRoots = .certificates([.file(path: ca, format: .pem)])
+                    config.clientCertificateVerification = .noHostnameVerification
+                }
+            }
+        }
         transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: host, port: port), transportSecurity: .plaintext,
+            address: .ipv4(host: host, port: port), transportSecurity: security,
             config: .defaults { config in
                 config.rpc.maxRequestPayloadSize = ingester.maxRequestBytes
                 config.compression.enabledAlgorithms = .all

@@ -75,6 +75,27 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Label names per pushed series. [env: KILN_INGEST_MAX_LABEL_NAMES] (default: 30)")
     var ingestMaxLabelNames: Int?
 
+    @Option(help: "PEM certificate chain of the OTLP gRPC listener. [env: KILN_OTLP_GRPC_TLS_CERT_FILE] (default: --tls-cert-file)")
+    var otlpGrpcTlsCertFile: String?
+
+    @Option(help: "PEM private key of --otlp-grpc-tls-cert-file. [env: KILN_OTLP_GRPC_TLS_KEY_FILE] (default: --tls-key-file)")
+    var otlpGrpcTlsKeyFile: String?
+
+    @Option(
+        help:
+            "PEM CA: the OTLP gRPC listener requires client certificates it signed. [env: KILN_OTLP_GRPC_TLS_CLIENT_CA_FILE] (default: --tls-client-ca-file)"
+    )
+    var otlpGrpcTlsClientCaFile: String?
+
+    /// The gRPC listener's own TLS flags, when given (kiln dev sets them: its children's HTTP stays plain on loopback).
+    func otlpGRPCTLS() throws -> ServerTLS? {
+        var options = ServiceOptions()
+        options.tlsCertFile = EnvironmentFallback.resolve(otlpGrpcTlsCertFile, env: "KILN_OTLP_GRPC_TLS_CERT_FILE")
+        options.tlsKeyFile = EnvironmentFallback.resolve(otlpGrpcTlsKeyFile, env: "KILN_OTLP_GRPC_TLS_KEY_FILE")
+        options.tlsClientCaFile = EnvironmentFallback.resolve(otlpGrpcTlsClientCaFile, env: "KILN_OTLP_GRPC_TLS_CLIENT_CA_FILE")
+        return try options.resolvedTLS()
+    }
+
     func run() async throws {
         let process = try ServiceBootstrap.start(
             name: "kiln-scraper", options: service, pending: ["kafka": "connecting to Kafka"],
@@ -93,7 +114,9 @@ struct Command: AsyncParsableCommand {
         var otlpServer: OTLPGRPCServer?
         if let text = EnvironmentFallback.resolve(otlpGrpcListen, env: "KILN_OTLP_GRPC_LISTEN") {
             let address = try ListenAddress(parsing: text)
-            otlpServer = OTLPGRPCServer(host: address.host, port: address.port, ingester: otlp, logger: logger)
+            let tls = try otlpGRPCTLS() ?? process.tls
+            otlpServer = try OTLPGRPCServer(
+                host: address.host, port: address.port, certificates: tls, clientCAFile: tls?.clientCAFile, ingester: otlp, logger: logger)
         }
         logger.info(
             "push ingest",

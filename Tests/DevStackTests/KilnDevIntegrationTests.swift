@@ -68,8 +68,9 @@ struct KilnDevHarness {
                 "dev", "--data-dir", dataDir.path, "--listen", "127.0.0.1:\(port)",
                 "--block-age", "1s", "--stop-timeout", "15", "--otlp-grpc-listen", otlp,
             ] + extraArguments)
+        let scheme = extraArguments.contains("--tls-cert-file") ? "https" : "http"
         return KilnDevHarness(
-            process: process, dataDir: dataDir, baseURL: "http://127.0.0.1:\(port)", client: client, otlpGRPCAddress: otlp)
+            process: process, dataDir: dataDir, baseURL: "\(scheme)://127.0.0.1:\(port)", client: client, otlpGRPCAddress: otlp)
     }
 
     /// kiln dev (data in `dir`/dev) scraping with the Alloy configuration `config` makes for the port kiln dev

@@ -3,6 +3,7 @@
 v1development) and send it over HTTP (protobuf or JSON) or gRPC. Prints one JSON object.
 Exit status: 0 = HTTP 200 / gRPC OK / --dry-run, 1 = call failed, 2 = undecodable pprof."""
 import argparse
+import ssl
 import base64
 import gzip
 import json
@@ -277,7 +278,10 @@ def send_http(args, req, result):
     if args.gzip:
         body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
     url = args.url.rstrip("/") + "/v1development/profiles"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignore *_proxy env
+    handlers = [urllib.request.ProxyHandler({})]  # ignore *_proxy env
+    if args.ca:
+        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=args.ca)))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(urllib.request.Request(url, body, headers), timeout=TIMEOUT_S) as r:
             status, data, enc = r.status, r.read(), r.headers.get("Content-Encoding", "")
@@ -305,7 +309,12 @@ def send_grpc(args, req, result):
     import grpc
     from opentelemetry.proto.collector.profiles.v1development import profiles_service_pb2_grpc as rpc
     options = [("grpc.enable_http_proxy", 0), ("grpc.max_receive_message_length", 64 << 20)]
-    with grpc.insecure_channel(args.grpc, options=options) as channel:
+    if args.ca:
+        with open(args.ca, "rb") as f:
+            channel = grpc.secure_channel(args.grpc, grpc.ssl_channel_credentials(root_certificates=f.read()), options=options)
+    else:
+        channel = grpc.insecure_channel(args.grpc, options=options)
+    with channel:
         try:
             resp = rpc.ProfilesServiceStub(channel).Export(
                 req, timeout=TIMEOUT_S,
@@ -333,6 +342,7 @@ def parse_args(argv):
     ap.add_argument("--url", default="http://127.0.0.1:4040", help="HTTP base URL")
     ap.add_argument("--grpc", default="127.0.0.1:4317", metavar="HOST:PORT", help="gRPC target")
     ap.add_argument("--tenant", help="X-Scope-OrgID header / x-scope-orgid metadata")
+    ap.add_argument("--ca", metavar="FILE", help="PEM CA to trust: TLS for gRPC (and HTTPS URLs)")
     ap.add_argument("--gzip", action="store_true", help="gzip the request")
     ap.add_argument("--link-spans", type=int, default=0, metavar="N", help="link sample i to span i%%N")
     ap.add_argument("--strip-labels", action="store_true", help="drop pprof sample labels")
