@@ -30,6 +30,9 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         /// A request field or value Kiln does not honour (400, unimplemented): refused rather than answered
         /// as if it had not been asked. A 4xx, as the fault is in what the request asks of this server.
         case unsupportedField
+        /// The client did not send its whole body in time (408, deadline_exceeded): a slow or stalled client
+        /// must not hold a connection and a slot for ever.
+        case requestTimeout
     }
 
     public var kind: Kind
@@ -67,6 +70,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .forbidden: .forbidden
         case .unimplemented: .notImplemented
         case .unsupportedField: .badRequest
+        case .requestTimeout: .requestTimeout
         }
     }
 
@@ -84,6 +88,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unauthenticated, .missingCredentials: "unauthenticated"
         case .forbidden: "permission_denied"
         case .unsupportedMediaType, .unsupportedEncoding, .unimplemented, .unsupportedField: "unimplemented"
+        case .requestTimeout: "deadline_exceeded"
         }
     }
 
@@ -102,6 +107,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .forbidden: .forbidden
         case .unimplemented: .notImplemented
         case .unsupportedField: .badRequest
+        case .requestTimeout: .requestTimeout
         }
     }
 }

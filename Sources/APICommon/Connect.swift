@@ -36,10 +36,11 @@ public enum Connect {
     /// Inflating and decoding a large body runs off the cooperative pool. Fields the message type does not
     /// define are skipped or refused as `unknownFields` says.
     public static func message<M: SwiftProtobuf.Message>(
-        _ request: Request, limit: Int, as type: M.Type = M.self, unknownFields: UnknownFields = .ignore
+        _ request: Request, limit: Int, timeout: Duration = bodyReadTimeout, as type: M.Type = M.self,
+        unknownFields: UnknownFields = .ignore
     ) async throws(APIError) -> (M, Codec) {
         let codec = try codec(request.headers[.contentType])
-        let body = try await readBody(request, limit: limit)
+        let body = try await readBody(request, limit: limit, timeout: timeout)
         let encoding = (request.headers[.contentEncoding] ?? header(request, "connect-content-encoding") ?? "identity")
         let message: M = try await BlockingWork.shared.run(bytes: body.count) { () throws(APIError) -> M in
             let decompressed = try decodeContentEncoding(body, encoding: encoding, limit: limit)
@@ -142,14 +143,23 @@ public enum Connect {
         request.headers.first { $0.name.canonicalName == lowercasedName }?.value
     }
 
-    /// The whole body, refusing (413) a declared or actual size over `limit` without reading further.
-    public static func readBody(_ request: Request, limit: Int) async throws(APIError) -> [UInt8] {
+    /// How long a client may take to send its whole body (408 after that).
+    public static let bodyReadTimeout: Duration = .seconds(30)
+
+    /// The whole body, refusing (413) a declared or actual size over `limit` without reading further, and
+    /// (408) a body not complete within `timeout`: a trickling client holds a connection, not the server.
+    public static func readBody(_ request: Request, limit: Int, timeout: Duration = bodyReadTimeout) async throws(APIError) -> [UInt8] {
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw APIError(.bodyTooLarge, "request body of \(declared) bytes exceeds the limit of \(limit) bytes")
         }
+        let body = request.body
         do {
-            let buffer = try await request.body.collect(upTo: limit)
+            let buffer = try await withDeadline(
+                timeout, timeout: { APIError(.requestTimeout, "the request body was not complete within \(DurationText.format(timeout))") }
+            ) { try await body.collect(upTo: limit) }
             return Array(buffer.readableBytesView)
+        } catch let error as APIError {
+            throw error
         } catch is NIOTooManyBytesError {
             throw APIError(.bodyTooLarge, "request body exceeds the limit of \(limit) bytes")
         } catch {

@@ -33,7 +33,7 @@ public enum DevStack {
         let supervisor = DevSupervisor(plan: plan, options: options, client: client, logger: logger, announce: status)
         let front = Application(
             responder: FrontProxy(supervisor: supervisor, client: client, logger: logger),
-            server: try options.tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration()) } ?? .http1(),
+            server: try AdminServer.serverBuilder(tls: options.tls),
             configuration: .init(address: .hostname(options.listenHost, port: options.listenPort), serverName: nil),
             onServerRunning: { channel in
                 logger.info("front listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])

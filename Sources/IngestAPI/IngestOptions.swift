@@ -7,6 +7,8 @@ public struct IngestOptions: Sendable {
     /// Pyroscope's default is 256 MB; Kiln's records are at most 16 MiB, so a body much larger than a
     /// few profiles cannot be stored anyway.
     public var maxBodyBytes: Int = 64 << 20
+    /// How long a client may take to send its whole body: a slower one gets 408 and loses the connection.
+    public var bodyReadTimeout: Duration = Connect.bodyReadTimeout
     /// Largest single profile after decompression, read from the gzip trailer (ISIZE) without inflating;
     /// the normaliser enforces its own limit while inflating. Pyroscope's default is 4 MiB.
     public var maxProfileBytes: Int = 16 << 20

@@ -37,7 +37,7 @@ public enum IngestRoutes {
         var tenant = TenantID.defaultTenant
         do throws(APIError) {
             tenant = try ingester.options.access.tenant(request, endpoint: "ingest").get()
-            let body = try await Connect.readBody(request, limit: ingester.options.maxBodyBytes)
+            let body = try await Connect.readBody(request, limit: ingester.options.maxBodyBytes, timeout: ingester.options.bodyReadTimeout)
             let envelope = try LegacyIngestDecoder.envelope(
                 query: FormQuery.parse(request.uri.query), contentType: request.headers[.contentType],
                 body: body, tenant: tenant, now: Date(), options: ingester.options.forTenant(tenant))
@@ -59,7 +59,8 @@ public enum IngestRoutes {
         var tenant = TenantID.defaultTenant
         do throws(APIError) {
             tenant = try ingester.options.access.tenant(request, endpoint: "connect").get()
-            let (message, codec) = try await Connect.message(request, limit: ingester.options.maxBodyBytes, as: Push_V1_PushRequest.self)
+            let (message, codec) = try await Connect.message(
+                request, limit: ingester.options.maxBodyBytes, timeout: ingester.options.bodyReadTimeout, as: Push_V1_PushRequest.self)
             let envelopes = try ConnectPushDecoder.envelopes(
                 message, tenant: tenant, now: Date(), options: ingester.options.forTenant(tenant))
             try await ingester.submit(envelopes, tenant: tenant, endpoint: "connect")

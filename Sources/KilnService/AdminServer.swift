@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import Metrics
@@ -41,6 +42,18 @@ public struct AdminServer {
         self.router = router
     }
 
+    /// A connection that sends no complete request head within this long (a new one, or one idle after its
+    /// last answer) is closed: clients trickling headers cannot hold connections open. Longer than the
+    /// idle time of common HTTP client pools (Go 90 s, AsyncHTTPClient 60 s), so a pooled connection is
+    /// closed by its client first.
+    public static let idleTimeout: TimeAmount = .seconds(120)
+
+    /// HTTP/1.1, with TLS when given, and the idle timeout.
+    public static func serverBuilder(tls: ServerTLS?) throws -> HTTPServerBuilder {
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: idleTimeout))
+        return try tls.map { try .tls(http1, tlsConfiguration: $0.configuration()) } ?? http1
+    }
+
     /// The server as a `Service` for the process's ServiceGroup. Logs the bound address (port 0 picks one).
     /// `onBound` gets the port the server listens on (port 0 picks one).
     public func application(
@@ -49,7 +62,7 @@ public struct AdminServer {
     ) throws -> some ApplicationProtocol {
         Application(
             router: router,
-            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration()) } ?? .http1(),
+            server: try Self.serverBuilder(tls: tls),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
             onServerRunning: { channel in
                 logger.info("listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])

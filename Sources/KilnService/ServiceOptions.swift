@@ -79,7 +79,29 @@ public struct AccessOptions: ParsableArguments, Sendable {
     @Option(help: "JSON file of per-tenant limit overrides (docs/security.md). [env: KILN_LIMITS_FILE] (default: none)")
     public var limitsFile: String?
 
+    @Option(
+        help: "Requests worked on at once; more get 503 with Retry-After (0: no bound). [env: KILN_MAX_CONCURRENT_REQUESTS] (default: 256)")
+    public var maxConcurrentRequests: Int?
+
+    @Option(
+        help:
+            "Requests of one tenant (X-Scope-OrgID) worked on at once; more get 503 with Retry-After (0: no bound). [env: KILN_MAX_CONCURRENT_REQUESTS_PER_TENANT] (default: 64)"
+    )
+    public var maxConcurrentRequestsPerTenant: Int?
+
     public init() {}
+
+    /// The bounds on requests in flight (total, per tenant).
+    public func resolvedConcurrency() throws -> (total: Int, perTenant: Int) {
+        let total =
+            try EnvironmentFallback.nonNegative(
+                maxConcurrentRequests.map(Double.init), env: "KILN_MAX_CONCURRENT_REQUESTS", setting: "--max-concurrent-requests") ?? 256
+        let perTenant =
+            try EnvironmentFallback.nonNegative(
+                maxConcurrentRequestsPerTenant.map(Double.init), env: "KILN_MAX_CONCURRENT_REQUESTS_PER_TENANT",
+                setting: "--max-concurrent-requests-per-tenant") ?? 64
+        return (Int(total), Int(perTenant))
+    }
 
     public var resolvedAuthFile: String? { EnvironmentFallback.resolve(authFile, env: "KILN_AUTH_FILE") }
     public var resolvedLimitsFile: String? { EnvironmentFallback.resolve(limitsFile, env: "KILN_LIMITS_FILE") }

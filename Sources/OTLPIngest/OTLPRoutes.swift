@@ -27,7 +27,7 @@ public enum OTLPRoutes {
             encoding = try Self.encoding(request.headers[.contentType])
             tenant = try ingester.ingester.options.access.tenant(request, endpoint: "otlp").get()
             let limit = ingester.maxRequestBytes
-            let body = try await Connect.readBody(request, limit: limit)
+            let body = try await Connect.readBody(request, limit: limit, timeout: ingester.ingester.options.bodyReadTimeout)
             let decompressed = try Connect.decodeContentEncoding(
                 body, encoding: request.headers[.contentEncoding] ?? "identity", limit: limit)
             let response = try await ingester.export(decompressed, encoding: encoding, tenant: tenant, endpoint: "otlp_http")
@@ -91,6 +91,7 @@ enum OTLPStatus {
         case .unauthenticated, .missingCredentials: .unauthenticated
         case .forbidden: .permissionDenied
         case .unsupportedMediaType, .unsupportedEncoding, .unimplemented: .unimplemented
+        case .requestTimeout: .deadlineExceeded
         }
     }
 

@@ -87,6 +87,12 @@ public enum UIRoutes {
         }
     }
 
+    /// The UI runs only its own files: no inline scripts or styles, no other origins, no framing, so an
+    /// injected label value or function name can never run as code.
+    public static let contentSecurityPolicy =
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        + "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
     static func guarded(_ request: Request, access: TenantAccess, _ body: () -> Response) -> Response {
         guard access.isAuthenticating else { return body() }
         switch access.tenant(request, endpoint: "ui") {
@@ -112,6 +118,9 @@ public enum UIRoutes {
             headers: [
                 .contentType: UIAssets.contentType(for: name), .cacheControl: "no-cache",
                 .init("X-Content-Type-Options")!: "nosniff",
+                .init("Content-Security-Policy")!: contentSecurityPolicy,
+                .init("X-Frame-Options")!: "DENY",
+                .init("Referrer-Policy")!: "same-origin",
             ],
             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }

@@ -75,6 +75,8 @@ struct Command: AsyncParsableCommand {
             queryOptions.access = TenantAccess(credentials: try Credentials.load(contentsOf: URL(fileURLWithPath: path)))
         }
         if let path = access.resolvedLimitsFile { queryOptions.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
+        let concurrency = try access.resolvedConcurrency()
+        process.admin.router.add(middleware: RequestAdmission(limits: .init(total: concurrency.total, perTenant: concurrency.perTenant)))
         QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
         SettingsRoutes.register(on: process.admin.router, settings: TenantSettings(store: objectStore), access: queryOptions.access)
         FeatureFlagRoutes.register(on: process.admin.router, access: queryOptions.access)

@@ -51,6 +51,9 @@ struct Command: AsyncParsableCommand {
     @Option(help: "Scrape only the targets of shard i of n (i/n, 0-based). [env: KILN_SCRAPE_SHARD] (default: 0/1)")
     var shard: String?
 
+    @Option(help: "Seconds a client may take to send a whole request body (408 after). [env: KILN_INGEST_BODY_TIMEOUT] (default: 30)")
+    var ingestBodyTimeout: Double?
+
     @Option(help: "Largest request body in bytes. [env: KILN_INGEST_MAX_BODY_BYTES] (default: 67108864)")
     var ingestMaxBodyBytes: Int?
 
@@ -108,6 +111,8 @@ struct Command: AsyncParsableCommand {
         let publisher = KafkaRawPublisher(producer: producer, topic: topics.raw, logger: logger)
         let options = try ingestOptions()
         let pushIngester = PushIngester(publisher: publisher, options: options, logger: logger)
+        let concurrency = try access.resolvedConcurrency()
+        process.admin.router.add(middleware: RequestAdmission(limits: .init(total: concurrency.total, perTenant: concurrency.perTenant)))
         IngestRoutes.register(on: process.admin.router, ingester: pushIngester)
         let otlp = OTLPIngester(ingester: pushIngester, limits: try otlpLimits())
         OTLPRoutes.register(on: process.admin.router, ingester: otlp)
@@ -171,6 +176,7 @@ struct Command: AsyncParsableCommand {
             try EnvironmentFallback.nonNegative(flag, env: env, setting: env)
         }
         if let v = try number(ingestMaxBodyBytes, "KILN_INGEST_MAX_BODY_BYTES") { o.maxBodyBytes = Int(v) }
+        if let v = try number(ingestBodyTimeout, "KILN_INGEST_BODY_TIMEOUT"), v > 0 { o.bodyReadTimeout = .milliseconds(Int64(v * 1000)) }
         if let v = try number(ingestMaxProfileBytes, "KILN_INGEST_MAX_PROFILE_BYTES") { o.maxProfileBytes = Int(v) }
         if let v = try number(ingestRateMb, "KILN_INGEST_RATE_MB") { o.rateBytesPerSecond = v * 1_048_576 }
         if let v = try number(ingestBurstMb, "KILN_INGEST_BURST_MB") { o.burstBytes = v * 1_048_576 }

@@ -57,7 +57,9 @@ public final class HTTPProfileFetcher: ProfileFetcher {
         }
         let limit = request.maxBodyBytes
         let prepared = http
-        return try await withDeadline(request.timeout) {
+        return try await withDeadline(
+            request.timeout, timeout: { ScrapeError("scrape timed out after \(DurationText.format(request.timeout))") }
+        ) {
             let response = try await client.execute(prepared, timeout: .nanoseconds(Int64(request.timeout.secondsDouble * 1e9)))
             guard response.status == .ok else {
                 // Read a little of the body: pprof handlers explain errors there.
@@ -111,18 +113,5 @@ extension TLSSettings {
             t.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
         }
         return t
-    }
-}
-
-/// Runs `body`, failing with a timeout error if it has not finished within `limit`.
-func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw ScrapeError("scrape timed out after \(DurationText.format(limit))")
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
     }
 }
