@@ -269,6 +269,7 @@ struct KubernetesConfigTests {
         #expect(problem("role = \"pod\"\nselectors {\n role = \"pod\"\n label = \"a=b=c\"\n}").contains("label selector"))
         #expect(problem("role = \"pod\"\nselectors {\n role = \"pod\"\n field = \"nonsense\"\n}").contains("field selector"))
         #expect(problem("role = \"service\"\nattach_metadata {\n node = true\n}").contains("attach_metadata node works with roles"))
+        #expect(problem("role = \"pod\"\nselectors {\n role = \"node\"\n label = \"a=b\"\n}").contains("only with attach_metadata"))
         #expect(
             problem("role = \"pod\"\napi_server = \"http://a:1\"\nnamespaces {\n own_namespace = true\n}").contains("only in-cluster"))
         #expect(problem("role = \"pod\"\nproxy_url = \"http://p\"").contains("unknown attribute \"proxy_url\""))

@@ -739,6 +739,11 @@ struct ConfigurationDecoder {
                     at: ar.attribute("namespace")!.position)
             }
         }
+        if component.role == .pod, !component.attachNodeMetadata, component.selectors.contains(where: { $0.role == .node }) {
+            // Role pod reads nodes only for their metadata: without it, a node selector would select nothing.
+            throw ConfigError(
+                "selectors for role \"node\" apply to role \"pod\" only with attach_metadata { node = true }", at: block.position)
+        }
         return component
     }
 
