@@ -81,9 +81,10 @@ public final class KubernetesTargetWatcher: TargetDiscovery {
             return
         }
         let client = KubernetesClient(connection: connection)
+        let named = (component.ownNamespace ? [connection.ownNamespace ?? ""] : []) + component.namespaces
+        // Each namespace once (own_namespace may also be named), or all of them.
         let namespaces: [String?] =
-            component.ownNamespace
-            ? [connection.ownNamespace] + component.namespaces : (component.namespaces.isEmpty ? [nil] : component.namespaces)
+            named.isEmpty ? [nil] : named.enumerated().filter { named.firstIndex(of: $0.element) == $0.offset }.map(\.element)
         let informers = plan(namespaces: namespaces)
         state.withLock { $0.informerCount = informers.count }
         await withTaskGroup(of: Void.self) { group in
