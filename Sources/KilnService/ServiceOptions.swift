@@ -12,38 +12,12 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "host:port serving /metrics and /ready. [env: KILN_ADMIN_LISTEN]")
     public var adminListen: String?
 
-    @Option(
-        help:
-            "PEM certificate chain: serve HTTPS instead of HTTP (read again when the file changes). [env: KILN_TLS_CERT_FILE] (default: none, plain HTTP)"
-    )
-    public var tlsCertFile: String?
-
-    @Option(help: "PEM private key of --tls-cert-file. [env: KILN_TLS_KEY_FILE]")
-    public var tlsKeyFile: String?
-
-    @Option(
-        help: "PEM CA certificates: require clients to present a certificate they signed. [env: KILN_TLS_CLIENT_CA_FILE] (default: none)")
-    public var tlsClientCaFile: String?
+    @OptionGroup public var tls: TLSOptions
 
     public init() {}
 
-    /// The listener's TLS, or nil for plain HTTP; half a configuration is refused by name.
-    public func resolvedTLS() throws -> ServerTLS? {
-        let certificate = EnvironmentFallback.resolve(tlsCertFile, env: "KILN_TLS_CERT_FILE")
-        let key = EnvironmentFallback.resolve(tlsKeyFile, env: "KILN_TLS_KEY_FILE")
-        let clientCA = EnvironmentFallback.resolve(tlsClientCaFile, env: "KILN_TLS_CLIENT_CA_FILE")
-        switch (certificate, key) {
-        case (nil, nil):
-            if clientCA != nil { throw ServiceConfigurationError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file") }
-            return nil
-        case (let certificate?, let key?):
-            return try ServerTLS(certificateFile: certificate, keyFile: key, clientCAFile: clientCA)
-        case (nil, _):
-            throw ServiceConfigurationError("--tls-key-file needs --tls-cert-file")
-        case (_, nil):
-            throw ServiceConfigurationError("--tls-cert-file needs --tls-key-file")
-        }
-    }
+    /// The listener's TLS, or nil for plain HTTP.
+    public func resolvedTLS() throws -> ServerTLS? { try tls.resolved() }
 
     public func resolvedLogLevel() throws -> Logger.Level {
         let text = EnvironmentFallback.resolve(logLevel, env: "KILN_LOG_LEVEL", default: "info")
@@ -105,4 +79,45 @@ public struct AccessOptions: ParsableArguments, Sendable {
 
     public var resolvedAuthFile: String? { EnvironmentFallback.resolve(authFile, env: "KILN_AUTH_FILE") }
     public var resolvedLimitsFile: String? { EnvironmentFallback.resolve(limitsFile, env: "KILN_LIMITS_FILE") }
+}
+
+/// TLS of a listener: a certificate and key, optionally a CA its clients must present certificates of.
+public struct TLSOptions: ParsableArguments, Sendable {
+    @Option(
+        help:
+            "PEM certificate chain: serve HTTPS (and TLS on OTLP gRPC) instead of plain; read again when the file changes. [env: KILN_TLS_CERT_FILE] (default: none)"
+    )
+    public var tlsCertFile: String?
+
+    @Option(help: "PEM private key of --tls-cert-file. [env: KILN_TLS_KEY_FILE]")
+    public var tlsKeyFile: String?
+
+    @Option(
+        help: "PEM CA certificates: require clients to present a certificate they signed. [env: KILN_TLS_CLIENT_CA_FILE] (default: none)")
+    public var tlsClientCaFile: String?
+
+    public init() {}
+
+    public func resolved() throws -> ServerTLS? {
+        try Self.serverTLS(
+            certificate: EnvironmentFallback.resolve(tlsCertFile, env: "KILN_TLS_CERT_FILE"),
+            key: EnvironmentFallback.resolve(tlsKeyFile, env: "KILN_TLS_KEY_FILE"),
+            clientCA: EnvironmentFallback.resolve(tlsClientCaFile, env: "KILN_TLS_CLIENT_CA_FILE"), flag: "--tls")
+    }
+
+    /// TLS from resolved paths, or nil for none; half a configuration is refused naming the flags
+    /// (`flag` is their common prefix, e.g. `--tls` or `--otlp-grpc-tls`).
+    public static func serverTLS(certificate: String?, key: String?, clientCA: String?, flag: String) throws -> ServerTLS? {
+        switch (certificate, key) {
+        case (nil, nil):
+            if clientCA != nil { throw ServiceConfigurationError("\(flag)-client-ca-file needs \(flag)-cert-file and \(flag)-key-file") }
+            return nil
+        case (let certificate?, let key?):
+            return try ServerTLS(certificateFile: certificate, keyFile: key, clientCAFile: clientCA)
+        case (nil, _):
+            throw ServiceConfigurationError("\(flag)-key-file needs \(flag)-cert-file")
+        case (_, nil):
+            throw ServiceConfigurationError("\(flag)-cert-file needs \(flag)-key-file")
+        }
+    }
 }

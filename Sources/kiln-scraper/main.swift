@@ -92,11 +92,11 @@ struct Command: AsyncParsableCommand {
 
     /// The gRPC listener's own TLS flags, when given (kiln dev sets them: its children's HTTP stays plain on loopback).
     func otlpGRPCTLS() throws -> ServerTLS? {
-        var options = ServiceOptions()
-        options.tlsCertFile = EnvironmentFallback.resolve(otlpGrpcTlsCertFile, env: "KILN_OTLP_GRPC_TLS_CERT_FILE")
-        options.tlsKeyFile = EnvironmentFallback.resolve(otlpGrpcTlsKeyFile, env: "KILN_OTLP_GRPC_TLS_KEY_FILE")
-        options.tlsClientCaFile = EnvironmentFallback.resolve(otlpGrpcTlsClientCaFile, env: "KILN_OTLP_GRPC_TLS_CLIENT_CA_FILE")
-        return try options.resolvedTLS()
+        try TLSOptions.serverTLS(
+            certificate: EnvironmentFallback.resolve(otlpGrpcTlsCertFile, env: "KILN_OTLP_GRPC_TLS_CERT_FILE"),
+            key: EnvironmentFallback.resolve(otlpGrpcTlsKeyFile, env: "KILN_OTLP_GRPC_TLS_KEY_FILE"),
+            clientCA: EnvironmentFallback.resolve(otlpGrpcTlsClientCaFile, env: "KILN_OTLP_GRPC_TLS_CLIENT_CA_FILE"),
+            flag: "--otlp-grpc-tls")
     }
 
     func run() async throws {

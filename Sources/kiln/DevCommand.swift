@@ -44,24 +44,11 @@ struct DevCommand: AsyncParsableCommand {
         help: "Log level of kiln dev itself: trace, debug, info, notice, warning, error or critical. [env: KILN_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
-    @Option(
-        help:
-            "PEM certificate chain: HTTPS on --listen and TLS on the OTLP gRPC listener (read again when it changes). [env: KILN_TLS_CERT_FILE] (default: none)"
-    )
-    var tlsCertFile: String?
-
-    @Option(help: "PEM private key of --tls-cert-file. [env: KILN_TLS_KEY_FILE]")
-    var tlsKeyFile: String?
-
-    @Option(help: "PEM CA: require client certificates it signed. [env: KILN_TLS_CLIENT_CA_FILE] (default: none)")
-    var tlsClientCaFile: String?
+    @OptionGroup var tls: TLSOptions
 
     func run() async throws {
         // ServiceOptions is a flag group; parsing is the way to fill it (its --admin-listen means nothing here).
-        var service = try ServiceOptions.parse(logLevel.map { ["--log-level", $0] } ?? [])
-        service.tlsCertFile = tlsCertFile
-        service.tlsKeyFile = tlsKeyFile
-        service.tlsClientCaFile = tlsClientCaFile
+        let service = try ServiceOptions.parse(logLevel.map { ["--log-level", $0] } ?? [])
         let logger = try KilnLogging.bootstrap(service: "kiln-dev", options: service)
         let listenAddress = try ListenAddress(parsing: EnvironmentFallback.resolve(listen, env: "KILN_LISTEN", default: "127.0.0.1:4040"))
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
@@ -82,7 +69,7 @@ struct DevCommand: AsyncParsableCommand {
             dataDir: dir.absoluteURL.standardizedFileURL, listenHost: listenAddress.host, listenPort: listenAddress.port,
             scrapeConfig: config, otlpGRPCListen: otlpListen,
             maxBlockAge: EnvironmentFallback.resolve(blockAge, env: "KILN_DEV_BLOCK_AGE", default: "10s"),
-            stopTimeout: .milliseconds(Int64(stopSeconds * 1000)), tls: try service.resolvedTLS())
+            stopTimeout: .milliseconds(Int64(stopSeconds * 1000)), tls: try tls.resolved())
         try await DevStack.run(options: options, tansu: tansu, logger: logger)
     }
 }
