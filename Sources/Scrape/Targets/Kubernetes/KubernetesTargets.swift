@@ -160,6 +160,7 @@ public final class KubernetesTargetWatcher: TargetDiscovery {
                     changed()
                     resourceVersion = version
                 }
+                let watchStarted = ContinuousClock.now
                 resourceVersion = try await client.watch(
                     resource, namespace: namespace, selector: selector, from: resourceVersion!,
                     timeoutSeconds: Int.random(in: 300...600), as: T.self
@@ -177,6 +178,10 @@ public final class KubernetesTargetWatcher: TargetDiscovery {
                     if isChange { changed() }
                 }
                 failures = 0
+                // A watch the server (or a proxy) ends at once must not turn into a busy loop of requests.
+                if ContinuousClock.now - watchStarted < .seconds(1) {
+                    do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                }
             } catch KubernetesAPIError.expired {
                 resourceVersion = nil  // the server forgot our version: list again, right away
             } catch {
