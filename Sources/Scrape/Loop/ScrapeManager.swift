@@ -110,8 +110,6 @@ public struct ScrapeManagerOptions: Sendable {
     /// Where `discovery.dns` asks; nil: `KILN_DNS_SERVERS`, else /etc/resolv.conf (read only when a
     /// configuration has a `discovery.dns` component).
     public var dnsResolver: DNSResolver?
-    /// Where in-cluster `discovery.kubernetes` finds its service account's token, CA and namespace.
-    public var kubernetesServiceAccountDirectory = KubernetesTargetWatcher.defaultServiceAccountDirectory
 
     public init(
         shard: ShardSelector = .all, maxConcurrentScrapes: Int = 32, bufferCapacity: Int = 256,
@@ -159,9 +157,7 @@ public final class ScrapeManager: Sendable {
             let resolver = options.dnsResolver ?? .system()
             discoveries += configuration.dnsDiscoveries.values.map { DNSTargetWatcher(component: $0, resolver: resolver) }
         }
-        discoveries += configuration.kubernetesDiscoveries.values.map {
-            KubernetesTargetWatcher(component: $0, serviceAccountDirectory: options.kubernetesServiceAccountDirectory)
-        }
+        discoveries += configuration.kubernetesDiscoveries.values.map { KubernetesTargetWatcher(component: $0) }
         self.discoveries = discoveries
         self.limiter = ConcurrencyLimiter(limit: options.maxConcurrentScrapes)
         self.buffer = ProfileBuffer(maxProfiles: options.bufferCapacity, maxBytes: options.bufferMaxBytes)
