@@ -247,51 +247,32 @@ public struct Compactor: Sendable {
         return result
     }
 
-    /// A maintenance pass over every tenant whose lease this instance holds or can take.
+    /// A maintenance pass over every tenant whose lease this instance holds or can take. Each tenant's pass
+    /// writes through its lease (`FencedObjectStore`): a pass whose lease ran out or moved stops at its next
+    /// write, and the other tenants' passes go on.
     public func passAll(now: Date = Date()) async throws -> PassResult {
         var total = PassResult()
         for tenant in try await BlockIndex.tenants(in: store) {
-            guard try await TenantLease.acquire(store: store, tenant: tenant, holder: instanceID, duration: config.leaseDuration, now: now)
+            guard
+                let lease = try await TenantLease.acquire(
+                    store: store, tenant: tenant, holder: instanceID, duration: config.leaseDuration, now: now)
             else {
                 continue
             }
-            let r = try await pass(tenant: tenant, now: now)
+            let fenced = Compactor(
+                store: FencedObjectStore(store, lease: lease), config: config, writer: writer, logger: logger, instanceID: instanceID)
+            let r: PassResult
+            do {
+                r = try await fenced.pass(tenant: tenant, now: now)
+            } catch let lost as LeaseLost {
+                logger.warning("maintenance stopped before its next write", metadata: ["tenant": "\(tenant)", "reason": "\(lost)"])
+                continue
+            }
             total.compacted += r.compacted
             total.deleted += r.deleted
             total.partialRemoved += r.partialRemoved
             total.expired += r.expired
         }
         return total
-    }
-}
-
-/// One owner per tenant's maintenance across replicas: an object `_kiln/leases/<tenant>.json` created only
-/// if absent, naming the holder and an expiry. It is advisory (the store offers no compare-and-swap on
-/// replace); a rare double owner is harmless because compacted block IDs are derived from their sources
-/// (both write the same block) and the listing hides a block whose sources another block holds.
-public struct TenantLease: Codable, Sendable {
-    public var holder: String
-    public var expiresAt: Int64
-
-    static func key(_ tenant: String) -> String { "_kiln/leases/\(tenant).json" }
-
-    public static func acquire(store: any ObjectStore, tenant: String, holder: String, duration: Duration, now: Date = Date()) async throws
-        -> Bool
-    {
-        let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
-        let mine = TenantLease(holder: holder, expiresAt: nowMillis + duration.nanos / 1_000_000)
-        let bytes = Array(try JSONEncoder().encode(mine))
-        if try await store.putIfAbsent(key(tenant), bytes) { return true }
-        guard let current = try? JSONDecoder().decode(TenantLease.self, from: Data(try await store.get(key(tenant)))) else {
-            try await store.delete(key(tenant))
-            return try await store.putIfAbsent(key(tenant), bytes)
-        }
-        if current.holder == holder {
-            try await store.put(key(tenant), bytes)
-            return true
-        }
-        guard current.expiresAt < nowMillis else { return false }
-        try await store.delete(key(tenant))
-        return try await store.putIfAbsent(key(tenant), bytes)
     }
 }

@@ -29,7 +29,19 @@ public struct FileObjectStore: ObjectStore {
     public func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool {
         try ObjectKey.validate(key)
         let path = self.path(for: key)
-        return try await BlockingWork.shared.run { try Self.write(bytes, to: path, exclusive: true) }
+        return try await BlockingWork.shared.run { try Self.write(bytes, to: path, exclusive: true) } != nil
+    }
+
+    public func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
+        try ObjectKey.validate(key)
+        let path = self.path(for: key)
+        let written = try await BlockingWork.shared.run { () throws -> stat? in
+            switch condition {
+            case .absent: return try Self.write(bytes, to: path, exclusive: true)
+            case .matches(let etag): return try Self.replace(bytes, at: path, key: key, ifMatching: etag)
+            }
+        }
+        return written.flatMap { Self.info(key: key, $0).etag }
     }
 
     public func get(_ key: String, range: ByteRange?) async throws -> [UInt8] {
@@ -85,14 +97,16 @@ public struct FileObjectStore: ObjectStore {
 
     // MARK: - Blocking helpers (run on `Blocking`'s threads only)
 
-    /// Returns false when `exclusive` and the key already exists.
-    static func write(_ bytes: [UInt8], to path: String, exclusive: Bool) throws -> Bool {
+    /// The new file's status (its entity tag's source), or nil when `exclusive` and the key already exists.
+    @discardableResult
+    static func write(_ bytes: [UInt8], to path: String, exclusive: Bool) throws -> stat? {
         let dir = (path as NSString).deletingLastPathComponent
         try makeDirectories(dir)
         let temp = dir + "/" + ObjectKey.temporaryMarker + UUID().uuidString
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         if fd < 0 { throw error(errno, "cannot create temporary file for", path) }
         var committed = false
+        var written = stat()
         defer { if !committed { unlink(temp) } }
         do {
             defer { close(fd) }
@@ -108,11 +122,12 @@ public struct FileObjectStore: ObjectStore {
                 }
             }
             if fsync(fd) != 0 { throw error(errno, "cannot fsync", path) }
+            if fstat(fd, &written) != 0 { throw error(errno, "cannot stat", temp) }
         }
         if exclusive {
             // link() fails with EEXIST instead of replacing: an atomic create-only commit.
             if link(temp, path) != 0 {
-                if errno == EEXIST { return false }
+                if errno == EEXIST { return nil }
                 throw error(errno, "cannot commit (link)", path)
             }
         } else if rename(temp, path) != 0 {
@@ -121,7 +136,35 @@ public struct FileObjectStore: ObjectStore {
         if exclusive { unlink(temp) }
         committed = true
         try fsyncDirectory(dir, for: path)
-        return true
+        return written
+    }
+
+    /// Replaces the file only while its entity tag is `etag`. The old file is locked (flock) for the check
+    /// and the rename, and a writer that locked a file already renamed over finds the path's inode changed,
+    /// so two racing replacements of one version cannot both succeed.
+    static func replace(_ bytes: [UInt8], at path: String, key: String, ifMatching etag: String) throws -> stat? {
+        while true {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 {
+                if errno == ENOENT || errno == ENOTDIR { return nil }
+                throw error(errno, "cannot open", path)
+            }
+            defer { close(fd) }
+            while flock(fd, LOCK_EX) != 0 {
+                if errno != EINTR { throw error(errno, "cannot lock", path) }
+            }
+            var locked = stat()
+            var current = stat()
+            if fstat(fd, &locked) != 0 { throw error(errno, "cannot stat", path) }
+            if stat(path, &current) != 0 {
+                if errno == ENOENT || errno == ENOTDIR { return nil }
+                throw error(errno, "cannot stat", path)
+            }
+            // Renamed over while this writer waited for the lock: look at the new file.
+            if locked.st_ino != current.st_ino || locked.st_dev != current.st_dev { continue }
+            guard info(key: key, locked).etag == etag else { return nil }
+            return try write(bytes, to: path, exclusive: false)
+        }
     }
 
     static func read(path: String, key: String, range: ByteRange?) throws -> [UInt8] {

@@ -21,6 +21,12 @@ public protocol ObjectStore: Sendable {
     /// earlier attempt and counts as success.
     func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool
 
+    /// Writes the object only if `condition` holds at that moment, atomically: no other write lands between
+    /// the check and the write. Returns the new object's entity tag (what `head` reports), or nil (and writes
+    /// nothing) when the condition does not hold. Made for small coordination objects such as leases: a
+    /// compare-and-swap on one key, never across keys.
+    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String?
+
     /// Reads the object, or the part of it that `range` selects. Throws `ObjectStoreError` of kind
     /// `.notFound` when there is no object and `.invalidRange` when the range starts past its end.
     func get(_ key: String, range: ByteRange?) async throws -> [UInt8]
@@ -46,6 +52,14 @@ extension ObjectStore {
 
     /// Every object under `prefix`, recursively.
     public func list(prefix: String) async throws -> ListResult { try await list(prefix: prefix, delimiter: nil) }
+}
+
+/// When a conditional `put` may write.
+public enum WriteCondition: Sendable, Hashable {
+    /// No object exists under the key (S3's `If-None-Match: *`).
+    case absent
+    /// The object under the key still has this entity tag (S3's `If-Match`).
+    case matches(etag: String)
 }
 
 /// Part of an object to read.

@@ -128,7 +128,7 @@ public final class S3ObjectStore: ObjectStore {
         if bytes.count >= configuration.multipartThreshold && bytes.count > configuration.partSize {
             _ = try await multipartUpload(key, bytes, ifAbsent: false)
         } else {
-            _ = try await singlePut(key, bytes, ifAbsent: false)
+            _ = try await singlePut(key, bytes, if: nil)
         }
     }
 
@@ -137,7 +137,16 @@ public final class S3ObjectStore: ObjectStore {
         if bytes.count >= configuration.multipartThreshold && bytes.count > configuration.partSize {
             return try await multipartUpload(key, bytes, ifAbsent: true)
         }
-        return try await singlePut(key, bytes, ifAbsent: true)
+        return try await singlePut(key, bytes, if: .absent) != nil
+    }
+
+    public func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
+        try ObjectKey.validate(key)
+        guard bytes.count < configuration.multipartThreshold || bytes.count <= configuration.partSize else {
+            throw ObjectStoreError(
+                .invalidArgument, "conditional PUT \(describe(key)): \(bytes.count) bytes; conditional writes are for small objects")
+        }
+        return try await singlePut(key, bytes, if: condition)
     }
 
     public func get(_ key: String, range: ByteRange?) async throws -> [UInt8] {
@@ -281,22 +290,29 @@ public final class S3ObjectStore: ObjectStore {
 
     // MARK: - Uploads
 
-    /// PUT Object. Returns false when `ifAbsent` and another object already holds the key.
-    private func singlePut(_ key: String, _ bytes: [UInt8], ifAbsent: Bool) async throws -> Bool {
+    /// PUT Object. Returns the new ETag, or nil when `condition` did not hold.
+    private func singlePut(_ key: String, _ bytes: [UInt8], if condition: WriteCondition?) async throws -> String? {
         let op = "PUT \(describe(key)) (\(bytes.count) bytes)"
         let md5 = Array(Insecure.MD5.hash(data: bytes))
         var headers: [(String, String)] = [
             ("Content-MD5", Data(md5).base64EncodedString()),
             ("Content-Type", "application/octet-stream"),
         ]
-        if ifAbsent { headers.append(("If-None-Match", "*")) }
+        switch condition {
+        case .absent: headers.append(("If-None-Match", "*"))
+        case .matches(let etag): headers.append(("If-Match", "\"\(etag)\""))
+        case nil: break
+        }
         let response = try await send(op, .PUT, key: key, headers: headers, body: bytes)
+        let etag = SigV4Signer.hex(md5)
         switch response.status {
         case 200:
-            try verifyETag(response, expected: SigV4Signer.hex(md5), op: op)
-            return true
-        case 412 where ifAbsent:
-            return try await isOwnEarlierWrite(key, etag: SigV4Signer.hex(md5))
+            try verifyETag(response, expected: etag, op: op)
+            return response.headers.first(name: "ETag").map(S3Format.unquoteETag) ?? etag
+        case 412 where condition != nil:
+            return try await isOwnEarlierWrite(key, etag: etag) ? etag : nil
+        case 404 where condition != .absent && condition != nil:
+            return nil  // If-Match on a key that holds no object
         default:
             throw mapError(response, op: op, key: key)
         }

@@ -230,16 +230,80 @@ struct CompactionTests {
         }
     }
 
-    @Test func leaseHasOneOwnerUntilItExpires() async throws {
+    @Test func leaseHasOneOwnerUntilItExpiresAndEachNewOwnerGetsTheNextToken() async throws {
         try await withStore(.file, "lease") { store, _ in
             let now = Date()
-            let a1 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "a", duration: .seconds(60), now: now)
-            let b1 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "b", duration: .seconds(60), now: now)
-            let a2 = try await TenantLease.acquire(store: store, tenant: "t1", holder: "a", duration: .seconds(60), now: now)
-            let b2 = try await TenantLease.acquire(
-                store: store, tenant: "t1", holder: "b", duration: .seconds(60), now: now.addingTimeInterval(61))
-            #expect(a1 && !b1 && a2 && b2)
+            func acquire(_ holder: String, at: Date) async throws -> HeldLease? {
+                try await TenantLease.acquire(store: store, tenant: "t1", holder: holder, duration: .seconds(60), now: at)
+            }
+            let a1 = try await acquire("a", at: now)
+            let b1 = try await acquire("b", at: now)
+            let a2 = try await acquire("a", at: now)
+            let b2 = try await acquire("b", at: now.addingTimeInterval(61))
+            #expect(a1?.token == 1 && b1 == nil && a2?.token == 1 && b2?.token == 2)
+            #expect(try await acquire("a", at: now.addingTimeInterval(62)) == nil)
             #expect(try await BlockIndex.tenants(in: store).isEmpty)  // leases are not tenants
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aLeaseTakenOverOrRunOutFencesEveryWrite(kind: Backend) async throws {
+        try await withStore(kind, "fence") { store, _ in
+            let duration = Duration.seconds(10)
+            let a = try #require(try await TenantLease.acquire(store: store, tenant: "t1", holder: "a", duration: duration))
+            let fenced = FencedObjectStore(store, lease: a)
+            // Fresh: writes pass without touching the lease.
+            try await fenced.put("t1/x", [1])
+            // Past half its time the next write renews it by compare-and-swap: the token stays, the expiry moves.
+            let before = try JSONDecoder().decode(TenantLease.self, from: Data(try await store.get("_kiln/leases/t1.json")))
+            try await a.check(now: .now + .seconds(6))
+            let renewed = try JSONDecoder().decode(TenantLease.self, from: Data(try await store.get("_kiln/leases/t1.json")))
+            #expect(renewed.token == 1 && renewed.holder == "a" && renewed.expiresAt >= before.expiresAt)
+
+            // Another replica judges it expired (its clock says so) and takes it: token 2. The next renewal of
+            // the old holder fails its swap, and from then on every write through the old lease is refused.
+            let b = try #require(
+                try await TenantLease.acquire(
+                    store: store, tenant: "t1", holder: "b", duration: duration, now: Date().addingTimeInterval(30)))
+            #expect(b.token == 2)
+            // (The renewal above moved the local deadline to about 14 s from now: 12 s is past its half.)
+            await #expect(throws: LeaseLost.self) { try await a.check(now: .now + .seconds(12)) }
+            await #expect(throws: LeaseLost.self) { try await fenced.put("t1/y", [2]) }
+            await #expect(throws: LeaseLost.self) { try await fenced.delete("t1/x") }
+            #expect(try await store.head("t1/y") == nil)
+            #expect(try await store.get("t1/x") == [1])
+            let held = try JSONDecoder().decode(TenantLease.self, from: Data(try await store.get("_kiln/leases/t1.json")))
+            #expect(held.holder == "b" && held.token == 2)
+
+            // A holder paused past its deadline goes on only if nobody took the lease meanwhile.
+            try await b.check(now: .now + .seconds(11))
+            let c = try #require(
+                try await TenantLease.acquire(
+                    store: store, tenant: "t1", holder: "c", duration: duration, now: Date().addingTimeInterval(60)))
+            #expect(c.token == 3)
+            await #expect(throws: LeaseLost.self) { try await b.check(now: .now + .seconds(30)) }
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func conditionalPutsSwapOnlyTheVersionTheyRead(kind: Backend) async throws {
+        try await withStore(kind, "cas") { store, _ in
+            let first = try #require(try await store.put("k/lease", [1], if: .absent))
+            #expect(try await store.put("k/lease", [9], if: .absent) == nil)
+            #expect(try await store.head("k/lease")?.etag == first)
+            let second = try #require(try await store.put("k/lease", [2], if: .matches(etag: first)))
+            #expect(second != first)
+            // The old version's tag no longer matches: the second swap from it loses, and writes nothing.
+            #expect(try await store.put("k/lease", [3], if: .matches(etag: first)) == nil)
+            #expect(try await store.get("k/lease") == [2])
+            #expect(try await store.put("k/none", [4], if: .matches(etag: first)) == nil)
+            #expect(try await store.head("k/none") == nil)
+            // Many swaps racing from one version: exactly one wins.
+            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<8 { group.addTask { try await store.put("k/lease", [UInt8(10 + i)], if: .matches(etag: second)) != nil } }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(wins == 1)
         }
     }
 }

@@ -49,6 +49,15 @@ struct S3FaultProxy {
 
     func faults() -> Int { actions().filter { $0 != "pass" }.count }
 
+    /// Every request so far, in the order the proxy read them.
+    func requests() -> [(method: String, path: String)] {
+        let text = (try? String(contentsOfFile: dir.appendingPathComponent("requests.log").path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            return fields.count >= 3 ? (String(fields[1]), String(fields[2])) : nil
+        }
+    }
+
     func stop() async {
         child.signal(SIGTERM)
         _ = try? await child.waitForExit()

@@ -476,6 +476,9 @@ private struct FailingMetaStore: ObjectStore {
         if key.hasPrefix(failingTenant + "/"), key.hasSuffix("/" + BlockFile.meta) { throw SimulatedCrash() }
         return try await inner.putIfAbsent(key, bytes)
     }
+    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
+        try await inner.put(key, bytes, if: condition)
+    }
     func get(_ key: String, range: ByteRange?) async throws -> [UInt8] { try await inner.get(key, range: range) }
     func head(_ key: String) async throws -> ObjectInfo? { try await inner.head(key) }
     func list(prefix: String, delimiter: String?) async throws -> ListResult { try await inner.list(prefix: prefix, delimiter: delimiter) }
