@@ -378,3 +378,17 @@ let package = Package(
             dependencies: ["TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore"]),
     ]
 )
+
+// `make fuzz` only (scripts/fuzz.sh sets KILN_FUZZ=1 and builds with -sanitize=fuzzer): a libFuzzer target over
+// the HTTP request decoders. It needs libFuzzer's driver, so a normal build could not link it.
+if Context.environment["KILN_FUZZ"] == "1" {
+    package.products.append(.executable(name: "request-decoder-fuzz", targets: ["RequestDecoderFuzz"]))
+    package.targets.append(
+        .executableTarget(
+            name: "RequestDecoderFuzz",
+            dependencies: [
+                "APICommon", "IngestAPI", "KilnProtos", "ProfileModel", "Query", "QueryAPI",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Fuzz/RequestDecoderFuzz"))
+}

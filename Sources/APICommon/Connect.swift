@@ -43,25 +43,32 @@ public enum Connect {
         let body = try await readBody(request, limit: limit, timeout: timeout)
         let encoding = (request.headers[.contentEncoding] ?? header(request, "connect-content-encoding") ?? "identity")
         let message: M = try await BlockingWork.shared.run(bytes: body.count) { () throws(APIError) -> M in
-            let decompressed = try decodeContentEncoding(body, encoding: encoding, limit: limit)
-            let message: M
-            do {
-                switch codec {
-                case .proto: message = try M(serializedBytes: decompressed)
-                case .json:
-                    var options = JSONDecodingOptions()
-                    options.ignoreUnknownFields = unknownFields == .ignore
-                    message = try M(jsonUTF8Bytes: decompressed.isEmpty ? Array("{}".utf8) : decompressed, options: options)
-                }
-            } catch JSONDecodingError.unknownField(let name) {
-                throw APIError(.unsupportedField, "\(M.protoMessageName) field \"\(name)\" is not known to Kiln, so it cannot be honoured")
-            } catch {
-                throw APIError(.invalidArgument, "cannot decode \(M.protoMessageName) (\(codec == .proto ? "protobuf" : "JSON")): \(error)")
-            }
-            if codec == .proto, unknownFields == .refuse { try refuseUnknownFields(message, bytes: decompressed) }
-            return message
+            try decode(body, codec: codec, encoding: encoding, limit: limit, unknownFields: unknownFields)
         }
         return (message, codec)
+    }
+
+    /// A request body (compressed as `encoding` names) decoded as `M`: what `message` does once the body is read.
+    public static func decode<M: SwiftProtobuf.Message>(
+        _ body: [UInt8], codec: Codec, encoding: String, limit: Int, as type: M.Type = M.self, unknownFields: UnknownFields
+    ) throws(APIError) -> M {
+        let decompressed = try decodeContentEncoding(body, encoding: encoding, limit: limit)
+        let message: M
+        do {
+            switch codec {
+            case .proto: message = try M(serializedBytes: decompressed)
+            case .json:
+                var options = JSONDecodingOptions()
+                options.ignoreUnknownFields = unknownFields == .ignore
+                message = try M(jsonUTF8Bytes: decompressed.isEmpty ? Array("{}".utf8) : decompressed, options: options)
+            }
+        } catch JSONDecodingError.unknownField(let name) {
+            throw APIError(.unsupportedField, "\(M.protoMessageName) field \"\(name)\" is not known to Kiln, so it cannot be honoured")
+        } catch {
+            throw APIError(.invalidArgument, "cannot decode \(M.protoMessageName) (\(codec == .proto ? "protobuf" : "JSON")): \(error)")
+        }
+        if codec == .proto, unknownFields == .refuse { try refuseUnknownFields(message, bytes: decompressed) }
+        return message
     }
 
     /// Refuses a binary message that carried fields its type does not define, at any depth, naming the

@@ -23,6 +23,22 @@ public struct Selection: Sendable {
     }
 }
 
+extension Selection {
+    /// Span IDs as Pyroscope and the OpenTelemetry SDKs write them (a `span_id` sample label): 16 hex
+    /// digits. An empty list selects every sample (nil).
+    public static func spanIDs(_ texts: [String]) throws(QueryError) -> Set<UInt64>? {
+        guard !texts.isEmpty else { return nil }
+        var out = Set<UInt64>()
+        for text in texts {
+            guard (1...16).contains(text.utf8.count), let id = UInt64(text, radix: 16) else {
+                throw QueryError(.invalidArgument, "span_selector \"\(text.prefix(64))\" is not a span ID (16 hex digits)")
+            }
+            out.insert(id)
+        }
+        return out
+    }
+}
+
 public struct QueryEngineOptions: Sendable {
     /// How long a tenant's block listing is reused before the store is listed again.
     public var listingTTL: Duration = .seconds(2)

@@ -174,22 +174,8 @@ struct QueryHandlers: Sendable {
 
     func selection(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) throws(QueryError) -> Selection {
         var s = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
-        s.spans = try Self.spans(r.spanSelector)
+        s.spans = try Selection.spanIDs(r.spanSelector)
         return s
-    }
-
-    /// Span IDs as Pyroscope and the OpenTelemetry SDKs write them: 16 hex digits (a `span_id` sample
-    /// label). An empty list selects every sample.
-    static func spans(_ texts: [String]) throws(QueryError) -> Set<UInt64>? {
-        guard !texts.isEmpty else { return nil }
-        var out = Set<UInt64>()
-        for text in texts {
-            guard (1...16).contains(text.utf8.count), let id = UInt64(text, radix: 16) else {
-                throw QueryError(.invalidArgument, "span_selector \"\(text.prefix(64))\" is not a span ID (16 hex digits)")
-            }
-            out.insert(id)
-        }
-        return out
     }
 
     func selection(type: String, selector: String, start: Int64, end: Int64, tenant: String) throws(QueryError) -> Selection {

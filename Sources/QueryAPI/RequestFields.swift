@@ -8,10 +8,10 @@ import SwiftProtobuf
 ///
 /// Fields are named by their JSON names; a nested field as `parent.child`. A message field listed whole
 /// honours everything in it.
-struct RequestFields: Sendable {
+public struct RequestFields: Sendable {
     let honoured: Set<String>
 
-    init(_ honoured: Set<String>) { self.honoured = honoured }
+    public init(_ honoured: Set<String>) { self.honoured = honoured }
 
     /// The first field path `message` sets that is not honoured, or nil.
     func unhonoured(in message: some SwiftProtobuf.Message) -> String? {
@@ -39,7 +39,7 @@ struct RequestFields: Sendable {
     }
 
     /// Refuses `message` when it sets a field not honoured.
-    func check<M: SwiftProtobuf.Message>(_ message: M) throws(APIError) {
+    public func check<M: SwiftProtobuf.Message>(_ message: M) throws(APIError) {
         guard let path = unhonoured(in: message) else { return }
         throw APIError(
             .unsupportedField,
@@ -64,18 +64,18 @@ struct RequestFields: Sendable {
     static let range: Set<String> = ["start", "end"]
     static let selection: Set<String> = range.union(["profileTypeID", "labelSelector"])
 
-    static let profileTypes = RequestFields(range)
-    static let labelNames = RequestFields(range.union(["matchers"]))
-    static let labelValues = RequestFields(range.union(["matchers", "name"]))
-    static let series = RequestFields(range.union(["matchers", "labelNames"]))
-    static let selectMergeStacktraces = RequestFields(
+    public static let profileTypes = RequestFields(range)
+    public static let labelNames = RequestFields(range.union(["matchers"]))
+    public static let labelValues = RequestFields(range.union(["matchers", "name"]))
+    public static let series = RequestFields(range.union(["matchers", "labelNames"]))
+    public static let selectMergeStacktraces = RequestFields(
         selection.union(["maxNodes", "format", "stackTraceSelector.callSite", "spanSelector"]))
-    static let selectMergeSpanProfile = RequestFields(selection.union(["maxNodes", "format", "spanSelector"]))
-    static let selectMergeProfile = RequestFields(selection.union(["maxNodes", "stackTraceSelector.callSite"]))
-    static let selectSeries = RequestFields(selection.union(["groupBy", "step", "aggregation", "limit", "exemplarType"]))
-    static let diff = RequestFields(
+    public static let selectMergeSpanProfile = RequestFields(selection.union(["maxNodes", "format", "spanSelector"]))
+    public static let selectMergeProfile = RequestFields(selection.union(["maxNodes", "stackTraceSelector.callSite"]))
+    public static let selectSeries = RequestFields(selection.union(["groupBy", "step", "aggregation", "limit", "exemplarType"]))
+    public static let diff = RequestFields(
         Set(["left", "right"].flatMap { side in selection.union(["maxNodes", "format", "spanSelector"]).map { "\(side).\($0)" } }))
-    static let profileStats = RequestFields([])
-    static let analyzeQuery = RequestFields(range.union(["query"]))
-    static let selectHeatmap = RequestFields(selection.union(["step", "groupBy", "queryType", "exemplarType", "limit"]))
+    public static let profileStats = RequestFields([])
+    public static let analyzeQuery = RequestFields(range.union(["query"]))
+    public static let selectHeatmap = RequestFields(selection.union(["step", "groupBy", "queryType", "exemplarType", "limit"]))
 }
