@@ -3,43 +3,63 @@ import KilnFoundation
 import Metrics
 import Synchronization
 
-/// How many requests a server works on at once, in all and per tenant (`X-Scope-OrgID`, or none). Past
-/// either bound a request is answered 503 with `Retry-After: 1` at once, so a flood from one tenant (or
-/// clients that open connections faster than the server finishes them) cannot take every slot, and the
-/// memory the requests in flight hold stays bounded. `/metrics` and `/ready` are never refused.
+/// How many requests a server works on at once, in all and per tenant (`X-Scope-OrgID`, or none), and how
+/// many request bytes (by `Content-Length`) they bring. Past any bound a request is answered 503 with
+/// `Retry-After: 1` at once, before its body is read, so a flood from one tenant (or clients that open
+/// connections faster than the server finishes them, or many large pushes at once) cannot take every slot,
+/// and the memory the requests in flight hold stays bounded. `/metrics` and `/ready` are never refused.
 public struct RequestAdmission<Context: RequestContext>: RouterMiddleware {
     public struct Limits: Sendable, Equatable {
         /// 0: no bound.
         public var total: Int
         public var perTenant: Int
-        public init(total: Int = 256, perTenant: Int = 64) {
+        /// Body bytes of the requests in flight; 0: no bound. One request larger than this is admitted
+        /// while no other body is in flight, so no request is refused for ever.
+        public var bodyBytes: Int
+        /// What a body sent without `Content-Length` (chunked) counts as.
+        public static var unknownLengthBytes: Int { 16 << 20 }
+
+        public init(total: Int = 256, perTenant: Int = 64, bodyBytes: Int = 256 << 20) {
             self.total = total
             self.perTenant = perTenant
+            self.bodyBytes = bodyBytes
         }
     }
 
     final class Gate: Sendable {
         let limits: Limits
-        private let inFlight = Mutex<(total: Int, byTenant: [String: Int])>((0, [:]))
+        private let inFlight = Mutex<(total: Int, bytes: Int, byTenant: [String: Int])>((0, 0, [:]))
         init(limits: Limits) { self.limits = limits }
 
-        /// Takes a slot, or says which bound is full.
-        func enter(_ tenant: String) -> String? {
+        /// Takes a slot and `bytes`, or says which bound is full.
+        func enter(_ tenant: String, bytes: Int) -> String? {
             inFlight.withLock { s in
                 if limits.total > 0, s.total >= limits.total { return "max_concurrent_requests" }
                 let mine = s.byTenant[tenant, default: 0]
                 if limits.perTenant > 0, mine >= limits.perTenant { return "max_concurrent_requests_per_tenant" }
+                if limits.bodyBytes > 0, s.bytes > 0, s.bytes + bytes > limits.bodyBytes { return "max_request_bytes_in_flight" }
                 s.total += 1
+                s.bytes += bytes
                 s.byTenant[tenant] = mine + 1
                 return nil
             }
         }
 
-        func leave(_ tenant: String) {
+        func leave(_ tenant: String, bytes: Int) {
             inFlight.withLock { s in
                 s.total -= 1
+                s.bytes -= bytes
                 let left = s.byTenant[tenant, default: 1] - 1
                 s.byTenant[tenant] = left == 0 ? nil : left
+            }
+        }
+
+        /// The bound `reason` names, for the refusal's message.
+        func value(of reason: String) -> Int {
+            switch reason {
+            case "max_concurrent_requests": limits.total
+            case "max_concurrent_requests_per_tenant": limits.perTenant
+            default: limits.bodyBytes
             }
         }
     }
@@ -54,9 +74,12 @@ public struct RequestAdmission<Context: RequestContext>: RouterMiddleware {
         let path = request.uri.path
         if path == "/metrics" || path == "/ready" { return try await next(request, context) }
         let tenant = Connect.header(request, "x-scope-orgid") ?? ""
-        if let full = gate.enter(tenant) {
+        let bytes =
+            request.headers[.contentLength].flatMap { Int($0) }
+            ?? (request.headers[.transferEncoding] == nil ? 0 : Limits.unknownLengthBytes)
+        if let full = gate.enter(tenant, bytes: bytes) {
             Counter(label: "kiln_requests_refused_total", dimensions: [("reason", full)]).increment()
-            let value = full == "max_concurrent_requests" ? gate.limits.total : gate.limits.perTenant
+            let value = gate.value(of: full)
             // Stop reading the body: the refusal is written and the connection closed at once, rather than
             // after the server has drained whatever the client still sends (a trickling client: never).
             let body = request.body
@@ -66,7 +89,7 @@ public struct RequestAdmission<Context: RequestContext>: RouterMiddleware {
             response.headers[.retryAfter] = "1"
             return response
         }
-        defer { gate.leave(tenant) }
+        defer { gate.leave(tenant, bytes: bytes) }
         return try await next(request, context)
     }
 }

@@ -63,10 +63,16 @@ public struct AccessOptions: ParsableArguments, Sendable {
     )
     public var maxConcurrentRequestsPerTenant: Int?
 
+    @Option(
+        help:
+            "Request body bytes (by Content-Length; a chunked body counts as 16 MiB) worked on at once; past it a request gets 503 with Retry-After before its body is read (0: no bound). [env: KILN_MAX_REQUEST_BYTES_IN_FLIGHT] (default: 268435456)"
+    )
+    public var maxRequestBytesInFlight: Int?
+
     public init() {}
 
-    /// The bounds on requests in flight (total, per tenant).
-    public func resolvedConcurrency() throws -> (total: Int, perTenant: Int) {
+    /// The bounds on requests in flight (total, per tenant, body bytes).
+    public func resolvedConcurrency() throws -> (total: Int, perTenant: Int, bodyBytes: Int) {
         let total =
             try EnvironmentFallback.nonNegative(
                 maxConcurrentRequests.map(Double.init), env: "KILN_MAX_CONCURRENT_REQUESTS", setting: "--max-concurrent-requests") ?? 256
@@ -74,7 +80,11 @@ public struct AccessOptions: ParsableArguments, Sendable {
             try EnvironmentFallback.nonNegative(
                 maxConcurrentRequestsPerTenant.map(Double.init), env: "KILN_MAX_CONCURRENT_REQUESTS_PER_TENANT",
                 setting: "--max-concurrent-requests-per-tenant") ?? 64
-        return (Int(total), Int(perTenant))
+        let bodyBytes =
+            try EnvironmentFallback.nonNegative(
+                maxRequestBytesInFlight.map(Double.init), env: "KILN_MAX_REQUEST_BYTES_IN_FLIGHT", setting: "--max-request-bytes-in-flight")
+            ?? Double(256 << 20)
+        return (Int(total), Int(perTenant), Int(bodyBytes))
     }
 
     public var resolvedAuthFile: String? { EnvironmentFallback.resolve(authFile, env: "KILN_AUTH_FILE") }

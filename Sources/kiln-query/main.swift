@@ -76,7 +76,9 @@ struct Command: AsyncParsableCommand {
         }
         if let path = access.resolvedLimitsFile { queryOptions.overrides = try LimitOverrides.load(contentsOf: URL(fileURLWithPath: path)) }
         let concurrency = try access.resolvedConcurrency()
-        process.admin.router.add(middleware: RequestAdmission(limits: .init(total: concurrency.total, perTenant: concurrency.perTenant)))
+        process.admin.router.add(
+            middleware: RequestAdmission(
+                limits: .init(total: concurrency.total, perTenant: concurrency.perTenant, bodyBytes: concurrency.bodyBytes)))
         QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
         SettingsRoutes.register(on: process.admin.router, settings: TenantSettings(store: objectStore), access: queryOptions.access)
         FeatureFlagRoutes.register(on: process.admin.router, access: queryOptions.access)

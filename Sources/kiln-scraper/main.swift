@@ -112,7 +112,9 @@ struct Command: AsyncParsableCommand {
         let options = try ingestOptions()
         let pushIngester = PushIngester(publisher: publisher, options: options, logger: logger)
         let concurrency = try access.resolvedConcurrency()
-        process.admin.router.add(middleware: RequestAdmission(limits: .init(total: concurrency.total, perTenant: concurrency.perTenant)))
+        process.admin.router.add(
+            middleware: RequestAdmission(
+                limits: .init(total: concurrency.total, perTenant: concurrency.perTenant, bodyBytes: concurrency.bodyBytes)))
         IngestRoutes.register(on: process.admin.router, ingester: pushIngester)
         let otlp = OTLPIngester(ingester: pushIngester, limits: try otlpLimits())
         OTLPRoutes.register(on: process.admin.router, ingester: otlp)
