@@ -360,6 +360,7 @@ let package = Package(
             dependencies: [
                 "DevStack", "Query", "KilnProtos", "PprofCodec", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
         .testTarget(

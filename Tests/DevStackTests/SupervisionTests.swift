@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import TestSupport
 import Testing
 
@@ -35,6 +36,59 @@ import Testing
             }
             let survivors = children.filter { Self.isRunning($0.value) }
             #expect(survivors.isEmpty, "still running after kiln dev was killed: \(survivors)")
+            for pid in survivors.values { kill(pid, SIGKILL) }
+        }
+    }
+
+    /// Held past its capacity (64 connections pushing flat out for 20 s, one tenant), the stack still
+    /// answers a query at once when the load stops, and SIGTERM stops kiln dev and every child within its
+    /// stop timeout (15 s in the harness).
+    @Test(.requires(.kilnDev, .fixtures))
+    func overloadedStackAnswersAndStopsWithinItsTimeout() async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-overload-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        try await withHTTPClient { client in
+            let dev = try KilnDevHarness.start(dataDir: dataDir.appendingPathComponent("dev"), client: client)
+            _ = try await dev.waitUntilReady()
+            let children = dev.childPids()
+            let load = try await runToCompletion(
+                TestEnvironment.binDir.appendingPathComponent("kiln"),
+                [
+                    "loadgen", "--ingest-url", dev.baseURL, "--tenant", "overload", "--concurrency", "64", "--rate", "0",
+                    "--duration", "20s", "--services", "20", "--instances", "10", "--variants", "2",
+                    "--fixtures", TestEnvironment.fixturesDir.path, "--out", dataDir.appendingPathComponent("loadgen").path,
+                ], timeout: .seconds(90))
+            let results = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: dataDir.appendingPathComponent("loadgen/loadgen.json")))
+                    as? [String: Any], "kiln loadgen: \(load.output.suffix(2000))")
+            let totals = results["totals"] as? [String: Any] ?? [:]
+            print(
+                "overload: \(totals["attempted"] ?? 0) pushes in 20 s, \(totals["accepted"] ?? 0) accepted, refused \(totals["errors"] ?? [:])"
+            )
+            #expect((totals["accepted"] as? Int ?? 0) > 0, "no push was accepted: \(totals)")
+
+            // A query answers at once, whatever the backlog behind it.
+            let start = ContinuousClock.now
+            var request = HTTPClientRequest(url: dev.baseURL + "/querier.v1.QuerierService/LabelValues")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "X-Scope-OrgID", value: "overload")
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            request.body = .bytes(ByteBuffer(string: #"{"name":"service_name","start":"\#(now - 3_600_000)","end":"\#(now)"}"#))
+            let response = try await client.execute(request, timeout: .seconds(10))
+            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            let waited = ContinuousClock.now - start
+            print("overload: LabelValues answered \(response.status.code) after \(waited): \(body.prefix(200))")
+            #expect(response.status.code == 200, "\(body)")
+            #expect(body.contains("names"), "no service is queryable after the load: \(body)")
+
+            let stopping = ContinuousClock.now
+            let status = try await dev.stop(timeout: .seconds(25))
+            print("overload: kiln dev stopped with status \(status) after \(ContinuousClock.now - stopping)")
+            #expect(status == 0)
+            let survivors = children.filter { Self.isRunning($0.value) }
+            #expect(survivors.isEmpty, "still running after kiln dev stopped: \(survivors)")
             for pid in survivors.values { kill(pid, SIGKILL) }
         }
     }
