@@ -180,7 +180,7 @@ let package = Package(
         .target(
             name: "QueryAPI",
             dependencies: [
-                "APICommon", "KilnProtos", "Query", "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation",
+                "APICommon", "KilnProtos", "Query", "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation", "PprofCodec",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),

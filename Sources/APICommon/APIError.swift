@@ -33,6 +33,8 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The client did not send its whole body in time (408, deadline_exceeded): a slow or stalled client
         /// must not hold a connection and a slot for ever.
         case requestTimeout
+        /// What the request names does not exist (404, not_found), e.g. an ad hoc profile ID.
+        case notFound
     }
 
     public var kind: Kind
@@ -71,6 +73,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unimplemented: .notImplemented
         case .unsupportedField: .badRequest
         case .requestTimeout: .requestTimeout
+        case .notFound: .notFound
         }
     }
 
@@ -89,6 +92,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .forbidden: "permission_denied"
         case .unsupportedMediaType, .unsupportedEncoding, .unimplemented, .unsupportedField: "unimplemented"
         case .requestTimeout: "deadline_exceeded"
+        case .notFound: "not_found"
         }
     }
 
@@ -108,6 +112,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unimplemented: .notImplemented
         case .unsupportedField: .badRequest
         case .requestTimeout: .requestTimeout
+        case .notFound: .notFound
         }
     }
 }

@@ -77,7 +77,7 @@ struct BatchBuilder {
             let loc = profile.locations[location]
             let (file, filename) = mappingFile(Int(loc.mappingIndex))
             nameScratch.removeAll(keepingCapacity: true)
-            Self.appendUnsymbolizedName(file: file, address: loc.address, to: &nameScratch)
+            UnsymbolizedFrame.appendName(file: file, address: loc.address, to: &nameScratch)
             let name = nameScratch.withUnsafeBufferPointer { strings.intern($0) }
             let function = functions.intern(FunctionSymbol(name: name, systemName: name, filename: filename, startLine: 0))
             locationFrameBuffer.append(frames.intern(FrameSymbol(function: function, line: 0)))
@@ -92,35 +92,13 @@ struct BatchBuilder {
     /// A mapping's file name as unsymbolized frames are named after it (the path's last component, or
     /// "unknown") and its path's string id (0 without one); worked out once per mapping.
     private mutating func mappingFile(_ mappingIndex: Int) -> (file: [UInt8], filename: UInt32) {
-        guard mappingIndex >= 0 else { return (Self.unknownFile, 0) }
+        guard mappingIndex >= 0 else { return (UnsymbolizedFrame.unknownFile, 0) }
         if let known = mappingFiles[mappingIndex] { return known }
         let pathIndex = profile.mappings[mappingIndex].filename
         let path = Array(profile.string(pathIndex).utf8)
-        let known = path.isEmpty ? (Self.unknownFile, UInt32(0)) : (Self.lastPathComponent(path), string(pathIndex))
+        let known = path.isEmpty ? (UnsymbolizedFrame.unknownFile, UInt32(0)) : (UnsymbolizedFrame.file(path), string(pathIndex))
         mappingFiles[mappingIndex] = known
         return known
-    }
-
-    private static let unknownFile = Array("unknown".utf8)
-
-    /// The last non-empty `/`-separated component of `path`, or `path` itself when it has none ("/").
-    static func lastPathComponent(_ path: [UInt8]) -> [UInt8] {
-        let slash = UInt8(ascii: "/")
-        guard let end = path.lastIndex(where: { $0 != slash }) else { return path }
-        let start = path[..<end].lastIndex(of: slash).map { $0 + 1 } ?? 0
-        return Array(path[start...end])
-    }
-
-    /// Appends `file+0x<address in lower-case hex>`, e.g. `libc.so.6+0x1f2e3`, without making Strings:
-    /// an unsymbolized profile (eBPF, perf) names every location this way.
-    static func appendUnsymbolizedName(file: [UInt8], address: UInt64, to out: inout [UInt8]) {
-        out.append(contentsOf: file)
-        out.append(contentsOf: "+0x".utf8)
-        let digits = max(1, (67 - address.leadingZeroBitCount) / 4)
-        for k in stride(from: digits - 1, through: 0, by: -1) {
-            let nibble = UInt8(truncatingIfNeeded: address >> UInt64(4 * k)) & 0xF
-            out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble)
-        }
     }
 
     /// Expands `pending` locations (in location order) into frames. Each line goes through three tables

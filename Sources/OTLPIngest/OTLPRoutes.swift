@@ -92,6 +92,7 @@ enum OTLPStatus {
         case .forbidden: .permissionDenied
         case .unsupportedMediaType, .unsupportedEncoding, .unimplemented: .unimplemented
         case .requestTimeout: .deadlineExceeded
+        case .notFound: .notFound
         }
     }
 

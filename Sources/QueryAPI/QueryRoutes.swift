@@ -53,7 +53,7 @@ public enum QueryRoutes {
     /// A Connect unary method of the query side at `path`: the tenant authenticated, the request decoded
     /// with unknown and unhonoured fields refused, the handler's answer or error encoded.
     static func unary<Context: RequestContext, Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
-        _ router: Router<Context>, path: String, access: TenantAccess, fields: RequestFields,
+        _ router: Router<Context>, path: String, access: TenantAccess, fields: RequestFields, maxRequestBytes: Int = maxRequestBytes,
         _ handler: @escaping @Sendable (Req, String) async throws -> Resp
     ) {
         router.post(RouterPath(path)) { request, _ -> Response in
@@ -102,6 +102,12 @@ public struct QueryOptions: Sendable {
     func maxQueryLengthMillis(tenant: String) -> Int64 {
         if let hours = overrides.value(.maxQueryLengthHours, tenant: tenant) { return Int64(min(hours, 1e9) * 3_600_000) }
         return maxQueryLength.components.seconds * 1000
+    }
+
+    /// The nodes a flame graph may have: what the request asks (Kiln's default when nothing), within the
+    /// tenant's bound.
+    func maxNodes(_ requested: Int64?, tenant: String) -> Int {
+        min(FlameGraphLevels.resolveMaxNodes(requested), maxFlameGraphNodes(tenant: tenant))
     }
 
     func maxFlameGraphNodes(tenant: String) -> Int {
@@ -162,9 +168,7 @@ struct QueryHandlers: Sendable {
     static func hours(_ millis: Int64) -> String { String(format: "%.1fh", Double(millis) / 3_600_000) }
 
     /// The flame graph's node budget: the request's (default 8192), at most the tenant's `max_flamegraph_nodes`.
-    func maxNodes(_ requested: Int64?, tenant: String) -> Int {
-        min(FlameGraphLevels.resolveMaxNodes(requested), options.maxFlameGraphNodes(tenant: tenant))
-    }
+    func maxNodes(_ requested: Int64?, tenant: String) -> Int { options.maxNodes(requested, tenant: tenant) }
 
     static func selectors(_ texts: [String]) throws(QueryError) -> [LabelSelector] {
         var out: [LabelSelector] = []

@@ -81,6 +81,8 @@ struct Command: AsyncParsableCommand {
                 limits: .init(total: concurrency.total, perTenant: concurrency.perTenant, bodyBytes: concurrency.bodyBytes)))
         QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
         SettingsRoutes.register(on: process.admin.router, settings: TenantSettings(store: objectStore), access: queryOptions.access)
+        AdHocRoutes.register(
+            on: process.admin.router, profiles: AdHocProfiles(store: objectStore), access: queryOptions.access, options: queryOptions)
         FeatureFlagRoutes.register(on: process.admin.router, access: queryOptions.access)
         UIRoutes.register(on: process.admin.router, access: queryOptions.access)
         logger.info(

@@ -1,3 +1,4 @@
+import PprofCodec
 import ProfileModel
 import Testing
 
@@ -75,10 +76,10 @@ import Testing
         var addresses: [UInt64] = [0, UInt64.max, 0x1f2e3]
         for bits in 0..<64 { addresses += [UInt64(1) << bits, (UInt64(1) << bits) - 1] }
         for path in paths {
-            let file = path.isEmpty ? Array("unknown".utf8) : BatchBuilder.lastPathComponent(Array(path.utf8))
+            let file = path.isEmpty ? Array("unknown".utf8) : UnsymbolizedFrame.file(Array(path.utf8))
             for address in addresses {
                 var bytes: [UInt8] = []
-                BatchBuilder.appendUnsymbolizedName(file: file, address: address, to: &bytes)
+                UnsymbolizedFrame.appendName(file: file, address: address, to: &bytes)
                 #expect(String(decoding: bytes, as: UTF8.self) == Self.reference(path: path, address: address), "\(path) \(address)")
             }
         }
