@@ -17,15 +17,24 @@ import Testing
         return state != "Z" && state != "X"
     }
 
-    @Test(.requires(.kilnDev))
-    func childrenDieWhenKilnDevIsKilled() async throws {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-supervision-\(UUID().uuidString)")
+    /// A ready `kiln dev` in a fresh data dir (`dataDir`/dev), its children's pids, and the client.
+    static func withReadyStack(
+        _ name: String,
+        _ body: (_ dev: KilnDevHarness, _ children: [String: Int32], _ dataDir: URL, _ client: HTTPClient) async throws -> Void
+    ) async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dataDir) }
         try await withHTTPClient { client in
             let dev = try KilnDevHarness.start(dataDir: dataDir.appendingPathComponent("dev"), client: client)
             _ = try await dev.waitUntilReady()
-            let children = dev.childPids()
+            try await body(dev, dev.childPids(), dataDir, client)
+        }
+    }
+
+    @Test(.requires(.kilnDev))
+    func childrenDieWhenKilnDevIsKilled() async throws {
+        try await Self.withReadyStack("supervision") { dev, children, _, _ in
             #expect(children.count >= 5, "tansu, moto or the file store, and the four stages: \(children)")
             #expect(children.values.allSatisfy(Self.isRunning))
             dev.process.signal(SIGKILL)
@@ -45,13 +54,7 @@ import Testing
     /// stop timeout (15 s in the harness).
     @Test(.requires(.kilnDev, .fixtures))
     func overloadedStackAnswersAndStopsWithinItsTimeout() async throws {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-overload-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dataDir) }
-        try await withHTTPClient { client in
-            let dev = try KilnDevHarness.start(dataDir: dataDir.appendingPathComponent("dev"), client: client)
-            _ = try await dev.waitUntilReady()
-            let children = dev.childPids()
+        try await Self.withReadyStack("overload") { dev, children, dataDir, client in
             let load = try await runToCompletion(
                 TestEnvironment.binDir.appendingPathComponent("kiln"),
                 [
