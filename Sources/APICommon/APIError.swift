@@ -35,6 +35,9 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case requestTimeout
         /// What the request names does not exist (404, not_found), e.g. an ad hoc profile ID.
         case notFound
+        /// The request was made from a state that changed meanwhile (409, already_exists), e.g. an update of a
+        /// recording rule from an older generation.
+        case conflict
     }
 
     public var kind: Kind
@@ -74,6 +77,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedField: .badRequest
         case .requestTimeout: .requestTimeout
         case .notFound: .notFound
+        case .conflict: .conflict
         }
     }
 
@@ -93,6 +97,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedMediaType, .unsupportedEncoding, .unimplemented, .unsupportedField: "unimplemented"
         case .requestTimeout: "deadline_exceeded"
         case .notFound: "not_found"
+        case .conflict: "already_exists"
         }
     }
 
@@ -113,6 +118,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedField: .badRequest
         case .requestTimeout: .requestTimeout
         case .notFound: .notFound
+        case .conflict: .conflict
         }
     }
 }

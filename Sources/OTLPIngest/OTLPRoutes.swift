@@ -93,6 +93,7 @@ enum OTLPStatus {
         case .unsupportedMediaType, .unsupportedEncoding, .unimplemented: .unimplemented
         case .requestTimeout: .deadlineExceeded
         case .notFound: .notFound
+        case .conflict: .alreadyExists
         }
     }
 

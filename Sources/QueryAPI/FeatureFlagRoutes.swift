@@ -10,7 +10,7 @@ public enum FeatureFlagRoutes {
 
     static let flags: [(name: String, enabled: Bool, description: String)] = [
         ("v2StorageLayer", false, "Pyroscope's v2 storage layer (Kiln has its own block store)"),
-        ("pyroscopeRuler", false, "Recording rules exporting Prometheus metrics from profiles (not offered yet)"),
+        ("pyroscopeRuler", false, "Recording rules exporting Prometheus metrics from profiles (rules are stored, not evaluated yet)"),
         ("pyroscopeRulerFunctions", false, "Per-function recording rules (not offered yet)"),
         ("utf8LabelNames", false, "Label names beyond [a-zA-Z0-9_.] at ingest (quoted names are accepted in selectors)"),
     ]

@@ -45,6 +45,12 @@ struct Command: AsyncParsableCommand {
     )
     var maxNodes: Int?
 
+    @Option(
+        help:
+            "JSON file of provisioned recording rules: tenant → list of rules in the API's JSON form; listed as provisioned, not editable through the API. [env: KILN_RECORDING_RULES_FILE] (default: none)"
+    )
+    var recordingRulesFile: String?
+
     func run() async throws {
         let process = try ServiceBootstrap.start(
             name: "kiln-query", options: service, role: .servesRequests, listenFlag: listen,
@@ -81,6 +87,12 @@ struct Command: AsyncParsableCommand {
                 limits: .init(total: concurrency.total, perTenant: concurrency.perTenant, bodyBytes: concurrency.bodyBytes)))
         QueryRoutes.register(on: process.admin.router, engine: engine, logger: logger, options: queryOptions)
         SettingsRoutes.register(on: process.admin.router, settings: TenantSettings(store: objectStore), access: queryOptions.access)
+        let provisionedRules = try EnvironmentFallback.resolve(recordingRulesFile, env: "KILN_RECORDING_RULES_FILE").map {
+            try RecordingRules.provisioned(file: $0)
+        }
+        RecordingRuleRoutes.register(
+            on: process.admin.router, rules: RecordingRules(store: objectStore, provisioned: provisionedRules ?? [:]),
+            access: queryOptions.access)
         AdHocRoutes.register(
             on: process.admin.router, profiles: AdHocProfiles(store: objectStore), access: queryOptions.access, options: queryOptions)
         FeatureFlagRoutes.register(on: process.admin.router, access: queryOptions.access)
