@@ -136,4 +136,23 @@ import Testing
             #expect(tooMany.status == 429 && tooMany.text.contains("recording_rules_max"), "\(tooMany)")
         }
     }
+
+    @Test func provisioningFileIsCheckedLikeTheAPI() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-rules-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let text =
+            #"{"acme":[{"metricName":"acme_cpu","matchers":["{__profile_type__=\"\#(Self.cpu)\"}"],"groupBy":["service_name"]},"#
+            + #"{"id":"named","metricName":"acme_json","matchers":["{__profile_type__=\"\#(Self.cpu)\"}"]}]}"#
+        try Data(text.utf8).write(to: file)
+        let rules = try RecordingRules.provisioned(file: file.path)
+        #expect(rules["acme"]?.map(\.id) == ["provisioneda", "named"])
+        #expect(rules["acme"]?.allSatisfy { $0.provisioned && $0.generation == 1 && $0.profileType == Self.cpu } == true)
+        try Data(#"{"acme":[{"metricName":"acme_cpu","matchers":["{service_name=\"a\"}"]}]}"#.utf8).write(to: file)
+        #expect(throws: APIError.self) { try RecordingRules.provisioned(file: file.path) }
+        do {
+            _ = try RecordingRules.provisioned(file: file.path)
+        } catch {
+            #expect("\(error)".contains("rule 1 of tenant acme") && "\(error)".contains("__profile_type__"), "\(error)")
+        }
+    }
 }
