@@ -74,9 +74,13 @@ public struct RequestAdmission<Context: RequestContext>: RouterMiddleware {
         let path = request.uri.path
         if path == "/metrics" || path == "/ready" { return try await next(request, context) }
         let tenant = Connect.header(request, "x-scope-orgid") ?? ""
-        let bytes =
-            request.headers[.contentLength].flatMap { Int($0) }
-            ?? (request.headers[.transferEncoding] == nil ? 0 : Limits.unknownLengthBytes)
+        // Clamped: a declared length is the client's word, and an absurd one must not overflow the sum.
+        let bytes = min(
+            max(
+                0,
+                request.headers[.contentLength].flatMap { Int($0) }
+                    ?? (request.headers[.transferEncoding] == nil ? 0 : Limits.unknownLengthBytes)),
+            1 << 48)
         if let full = gate.enter(tenant, bytes: bytes) {
             Counter(label: "kiln_requests_refused_total", dimensions: [("reason", full)]).increment()
             let value = gate.value(of: full)

@@ -68,9 +68,9 @@ import Testing
             let normal = start...nowMillis()
             #expect(try await demo.post("/debug/hot?factor=3").contains("factor 3"))
             let hotStart = nowMillis() + 3000
-            try await Task.sleep(for: .seconds(31))
+            try await Task.sleep(for: .seconds(38))
             let hot = hotStart...nowMillis()
-            // Wait until the last profiles reached a block: 2 s apart, about 14 in the hot window.
+            // Wait until the last profiles reached a block: 2 s apart, about 17 in the hot window (its thirds need 4 each).
             var changed = try await decoded(normal, hot)
             let deadline = ContinuousClock.now + .seconds(60)
             while changed.comparison.profiles < (hot.upperBound - hot.lowerBound) / 2000 - 2, ContinuousClock.now < deadline {
