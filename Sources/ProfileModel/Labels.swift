@@ -23,6 +23,16 @@ public enum LabelName {
     public static let traceID = "trace_id"
     /// The legacy name some SDKs use for the span id.
     public static let profileID = "profile_id"
+
+    /// Prometheus's label name rule, `[a-zA-Z_][a-zA-Z0-9_]*` (relabelling targets, recording rules).
+    public static func isValid(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first else { return false }
+        let isStart = (first >= "a" && first <= "z") || (first >= "A" && first <= "Z") || first == "_"
+        return isStart
+            && name.unicodeScalars.allSatisfy {
+                ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_"
+            }
+    }
 }
 
 /// A set of labels, sorted by name with one value per name: the identity of a series.

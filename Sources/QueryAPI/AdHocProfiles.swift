@@ -44,6 +44,7 @@ public struct AdHocProfiles: Sendable {
 
     static func prefix(_ tenant: String) -> String { "\(tenant)/adhoc/" }
 
+    /// `[a-zA-Z0-9._-]`: the bytes of a name kept in the store (ad hoc profile IDs, setting names).
     static func isNameByte(_ b: UInt8) -> Bool {
         (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x2D || b == 0x5F
     }

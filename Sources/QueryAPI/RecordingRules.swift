@@ -76,9 +76,9 @@ public struct RecordingRules: Sendable {
         return out
     }
 
-    static func isLabelName(_ s: String) -> Bool {
-        guard let first = s.utf8.first, first == 0x5F || (first | 0x20 >= 0x61 && first | 0x20 <= 0x7A) else { return false }
-        return s.utf8.allSatisfy { $0 == 0x5F || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
+    /// Rule IDs are letters only, as Pyroscope's.
+    static func isRuleID(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy { $0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A }
     }
 
     static func isMetricName(_ s: String) -> Bool {
@@ -92,7 +92,7 @@ public struct RecordingRules: Sendable {
     static func validate(_ r: Settings_V1_UpsertRecordingRuleRequest, newID: () -> String) throws(APIError) -> Settings_V1_RecordingRule {
         var problems: [String] = []
         let id = r.id.isEmpty ? newID() : r.id
-        if id.isEmpty || id.utf8.count > 64 || !id.utf8.allSatisfy({ $0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A }) {
+        if !isRuleID(id) {
             problems.append("id \"\(id.prefix(80))\" must be 1-64 letters")
         }
         let metricName = r.metricName.trimmingCharacters(in: .whitespaces)
@@ -119,10 +119,10 @@ public struct RecordingRules: Sendable {
         if profileTypes.count != 1 {
             problems.append("matchers must hold exactly one \(LabelName.profileType) matcher (found \(profileTypes.count))")
         }
-        for name in r.groupBy where !isLabelName(name) {
+        for name in r.groupBy where !LabelName.isValid(name) {
             problems.append("group_by label \"\(name.prefix(120))\" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")
         }
-        for label in r.externalLabels where !isLabelName(label.name) {
+        for label in r.externalLabels where !LabelName.isValid(label.name) {
             problems.append("external_labels name \"\(label.name.prefix(120))\" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")
         }
         if r.generation < 0 { problems.append("generation must not be negative") }
@@ -167,8 +167,7 @@ public struct RecordingRules: Sendable {
 
     public func get(id: String, tenant: String) async throws -> Settings_V1_RecordingRule {
         if let rule = provisioned[tenant]?.first(where: { $0.id == id }) { return rule }
-        guard !id.isEmpty, id.utf8.allSatisfy({ $0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A }),
-            let (rule, _) = try await stored(Self.key(tenant, id))
+        guard Self.isRuleID(id), let (rule, _) = try await stored(Self.key(tenant, id))
         else {
             throw APIError(.notFound, "no recording rule with id \"\(id.prefix(80))\"")
         }
@@ -212,7 +211,7 @@ public struct RecordingRules: Sendable {
         if provisioned[tenant]?.contains(where: { $0.id == id }) == true {
             throw APIError(.forbidden, "recording rule \(id) is provisioned from the rules file; remove it there")
         }
-        guard !id.isEmpty, id.utf8.allSatisfy({ $0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A }) else {
+        guard Self.isRuleID(id) else {
             throw APIError(.invalidArgument, "id \"\(id.prefix(80))\" must be 1-64 letters")
         }
         try await store.delete(Self.key(tenant, id))

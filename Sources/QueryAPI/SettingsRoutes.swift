@@ -33,9 +33,7 @@ public struct TenantSettings: Sendable {
 
     static func validate(name: String) throws(APIError) {
         guard !name.isEmpty, name.utf8.count <= maxNameBytes,
-            name.utf8.allSatisfy({ b in
-                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x2D || b == 0x5F
-            }), name != ".", name != ".."
+            name.utf8.allSatisfy(AdHocProfiles.isNameByte), name != ".", name != ".."
         else {
             throw APIError(
                 .invalidArgument, "setting name \"\(name.prefix(200))\" must be 1-\(maxNameBytes) letters, digits, '.', '-' or '_'")

@@ -1,4 +1,5 @@
 import Foundation
+import ProfileModel
 
 /// A target or series label set. Names starting with `__` are internal (e.g. `__address__`).
 public typealias LabelSet = [String: String]
@@ -211,14 +212,7 @@ public struct RelabelRule: Sendable {
 }
 
 public enum Relabeling {
-    public static func isValidLabelName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first else { return false }
-        let isStart = (first >= "a" && first <= "z") || (first >= "A" && first <= "Z") || first == "_"
-        return isStart
-            && name.unicodeScalars.allSatisfy {
-                ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_"
-            }
-    }
+    public static func isValidLabelName(_ name: String) -> Bool { LabelName.isValid(name) }
 
     /// Applies `rules` in order; nil means the target was dropped.
     public static func apply(_ rules: [RelabelRule], to labels: LabelSet) -> LabelSet? {
