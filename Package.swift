@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "kiln-normalizer", targets: ["kiln-normalizer"]),
         .executable(name: "kiln-compactor", targets: ["kiln-compactor"]),
         .executable(name: "kiln-query", targets: ["kiln-query"]),
+        .executable(name: "kiln-ruler", targets: ["kiln-ruler"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -177,10 +178,30 @@ let package = Package(
                 .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ]),
+        // Recording rules ("metrics from profiles"): the per-tenant rule store the API edits and the ruler reads,
+        // and their evaluation over sample batches. RemoteWrite: Prometheus remote write 1.0 (snappy, retries).
+        .target(
+            name: "Recording",
+            dependencies: [
+                "APICommon", "KilnProtos", "Query", "ObjectStore", "ProfileModel",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
+        .target(
+            name: "RemoteWrite",
+            dependencies: [
+                "KilnFoundation", "KilnProtos",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         .target(
             name: "QueryAPI",
             dependencies: [
-                "APICommon", "KilnProtos", "Query", "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation", "PprofCodec",
+                "APICommon", "KilnProtos", "Query", "Recording", "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation", "PprofCodec",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
@@ -202,6 +223,15 @@ let package = Package(
             name: "NormalizerService",
             dependencies: [
                 "KafkaClient", "KafkaService", "Records", "Normalization", "ProfileModel", "KilnFoundation",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .target(
+            name: "RulerService",
+            dependencies: [
+                "KafkaClient", "KafkaService", "Records", "ProfileModel", "Recording", "RemoteWrite", "ObjectStore", "KilnFoundation",
+                "KilnProtos",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -286,7 +316,10 @@ let package = Package(
             name: "kiln-normalizer", dependencies: ["KilnService", "KafkaService", "NormalizerService", "PprofCodec", "Normalization"]),
         .executableTarget(
             name: "kiln-compactor", dependencies: ["KilnService", "KafkaService", "CompactorService", "ObjectStore", "Blocks"]),
-        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "APICommon", "QueryAPI", "ObjectStore", "Query"]),
+        .executableTarget(name: "kiln-query", dependencies: ["KilnService", "APICommon", "QueryAPI", "ObjectStore", "Query", "Recording"]),
+        .executableTarget(
+            name: "kiln-ruler",
+            dependencies: ["KilnService", "KafkaService", "KilnFoundation", "RulerService", "Recording", "RemoteWrite", "ObjectStore"]),
 
         // Tests. Integration tests find their broker and S3 server through KILN_TEST_* variables
         // that `make test` sets after starting them (scripts/test-env.sh).

@@ -73,5 +73,7 @@ public struct DurationTextError: Error, Sendable, CustomStringConvertible {
 extension Duration {
     /// Whole seconds, rounding down.
     public var wholeSeconds: Int64 { components.seconds }
+    /// Whole milliseconds, rounding toward zero.
+    public var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
     public var secondsDouble: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -156,7 +156,7 @@ enum AtTime {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         if t == "now" { return nowMillis }
         if t.hasPrefix("now-"), let ago = DurationText.parse(String(t.dropFirst(4))), ago.components.seconds < Int64.max / 1000 {
-            return nowMillis - ago.components.seconds * 1000 - ago.components.attoseconds / 1_000_000_000_000_000
+            return nowMillis - ago.wholeMilliseconds
         }
         if let n = Int64(t), n >= 0 {
             switch n {

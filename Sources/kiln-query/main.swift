@@ -5,6 +5,7 @@ import KilnService
 import ObjectStore
 import Query
 import QueryAPI
+import Recording
 
 @main
 struct Command: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import Hummingbird
 import KilnProtos
 import ObjectStore
 import QueryAPI
+import Recording
 import SwiftProtobuf
 import TestSupport
 import Testing

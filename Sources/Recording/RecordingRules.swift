@@ -1,6 +1,5 @@
 import APICommon
 import Foundation
-import Hummingbird
 import KilnProtos
 import ObjectStore
 import ProfileModel
@@ -81,13 +80,6 @@ public struct RecordingRules: Sendable {
         !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy { $0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A }
     }
 
-    static func isMetricName(_ s: String) -> Bool {
-        guard let first = s.utf8.first, first == 0x3A || first == 0x5F || (first | 0x20 >= 0x61 && first | 0x20 <= 0x7A) else {
-            return false
-        }
-        return s.utf8.allSatisfy { $0 == 0x3A || $0 == 0x5F || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
-    }
-
     /// The rule an upsert describes, checked as Pyroscope checks it; every problem is named at once.
     static func validate(_ r: Settings_V1_UpsertRecordingRuleRequest, newID: () -> String) throws(APIError) -> Settings_V1_RecordingRule {
         var problems: [String] = []
@@ -98,7 +90,7 @@ public struct RecordingRules: Sendable {
         let metricName = r.metricName.trimmingCharacters(in: .whitespaces)
         if metricName.isEmpty {
             problems.append("metric_name is required")
-        } else if !isMetricName(metricName) {
+        } else if !LabelRules.isValidMetricName(metricName) {
             problems.append("metric_name \"\(metricName.prefix(120))\" is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
         }
         var profileTypes: [String] = []
@@ -215,38 +207,5 @@ public struct RecordingRules: Sendable {
             throw APIError(.invalidArgument, "id \"\(id.prefix(80))\" must be 1-64 letters")
         }
         try await store.delete(Self.key(tenant, id))
-    }
-}
-
-/// The routes of `settings.v1.RecordingRulesService` (Connect unary, binary and JSON).
-public enum RecordingRuleRoutes {
-    public static let servicePath = "/settings.v1.RecordingRulesService/"
-
-    public static func register<Context: RequestContext>(on router: Router<Context>, rules: RecordingRules, access: TenantAccess) {
-        QueryRoutes.unary(router, path: servicePath + "ListRecordingRules", access: access, fields: RequestFields([])) {
-            (_: Settings_V1_ListRecordingRulesRequest, tenant) in
-            var out = Settings_V1_ListRecordingRulesResponse()
-            out.rules = try await rules.list(tenant: tenant)
-            return out
-        }
-        QueryRoutes.unary(router, path: servicePath + "GetRecordingRule", access: access, fields: RequestFields(["id"])) {
-            (r: Settings_V1_GetRecordingRuleRequest, tenant) in
-            var out = Settings_V1_GetRecordingRuleResponse()
-            out.rule = try await rules.get(id: r.id.trimmingCharacters(in: .whitespaces), tenant: tenant)
-            return out
-        }
-        QueryRoutes.unary(
-            router, path: servicePath + "UpsertRecordingRule", access: access,
-            fields: RequestFields(["id", "metricName", "matchers", "groupBy", "externalLabels", "generation", "stacktraceFilter"])
-        ) { (r: Settings_V1_UpsertRecordingRuleRequest, tenant) in
-            var out = Settings_V1_UpsertRecordingRuleResponse()
-            out.rule = try await rules.upsert(r, tenant: tenant)
-            return out
-        }
-        QueryRoutes.unary(router, path: servicePath + "DeleteRecordingRule", access: access, fields: RequestFields(["id"])) {
-            (r: Settings_V1_DeleteRecordingRuleRequest, tenant) in
-            try await rules.delete(id: r.id.trimmingCharacters(in: .whitespaces), tenant: tenant)
-            return Settings_V1_DeleteRecordingRuleResponse()
-        }
     }
 }

@@ -1,0 +1,361 @@
+import Foundation
+import KafkaClient
+import KafkaService
+import KilnFoundation
+import KilnProtos
+import Logging
+import Metrics
+import ObjectStore
+import ProfileModel
+import Recording
+import Records
+import RemoteWrite
+import ServiceLifecycle
+import Synchronization
+
+/// The `kiln-ruler` loop: recording rules evaluated on `kiln.profiles.normalized` as it flows, each completed
+/// step written to Prometheus with remote write.
+///
+/// Offsets follow the samples: a record's offset is stored only once every step it fed was acknowledged
+/// by the receiver and the checkpoint (the last completed step, in the block store under `_kiln/ruler/`)
+/// says so. After a crash the ruler reads again from the stored offsets; samples of steps the checkpoint
+/// names as written are skipped, and steps after it are rebuilt from the same records, so they are re-sent
+/// with the same value (which Prometheus takes as a duplicate and ignores) and never with a partial one.
+///
+/// A step ending at T is complete when every partition of the topic has moved past T + lateness: by the
+/// sample times it carries, or, for a partition with nothing more to read, by the clock. One ruler owns
+/// every partition (a recorded series sums samples of many services, and services are spread over the
+/// partitions); while its group assigns it only part of the topic it completes nothing and says why.
+public final class RulerStage: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var normalizedTopic: String
+        public var groupID: String
+        public var stepMillis: Int64
+        /// How long after a step's end its samples may still arrive.
+        public var lateness: Duration
+        /// How often a tenant's rules are read again from the store.
+        public var rulesRefresh: Duration
+        public var maxPollRecords = 256
+        /// A partition that delivered nothing for this long counts as read to its end.
+        public var idleAfter: Duration = .seconds(1)
+
+        public init(
+            normalizedTopic: String, groupID: String = "kiln-ruler", stepMillis: Int64 = 15_000, lateness: Duration = .seconds(60),
+            rulesRefresh: Duration = .seconds(30)
+        ) {
+            self.normalizedTopic = normalizedTopic
+            self.groupID = groupID
+            self.stepMillis = stepMillis
+            self.lateness = lateness
+            self.rulesRefresh = rulesRefresh
+        }
+    }
+
+    public struct Stats: Sendable, Equatable {
+        public var records = 0
+        public var samplesRecorded = 0
+        public var samplesWritten = 0
+        public var samplesLate = 0
+        public var samplesRejected = 0
+        public var samplesOverLimit = 0
+        public var stepsCompleted = 0
+        /// Every step ending at or before this (ms) is written.
+        public var completedThrough: Int64 = 0
+    }
+
+    /// What the ruler knows of one partition of the topic.
+    struct PartitionState {
+        /// Offsets of records read and not yet stored, with the latest step each fed (nil: none).
+        var pending: [(offset: Int64, latestStep: Int64?)] = []
+        /// The next offset to read.
+        var position: Int64?
+        /// The latest sample time (ms) read from it.
+        var latestSampleMillis: Int64?
+        var lastDelivery = ContinuousClock.now
+        var atEnd = false
+    }
+
+    struct State {
+        var evaluation: RuleEvaluation
+        var partitions: [Int32: PartitionState] = [:]
+        var rules: [String: (rules: [CompiledRule], readAt: ContinuousClock.Instant)] = [:]
+    }
+
+    private let configuration: Configuration
+    private let consumer: KafkaConsumer
+    private let partitionCount: @Sendable () async throws -> Int
+    private let rules: RecordingRules
+    private let store: any ObjectStore
+    private let writer: RemoteWriteClient
+    private let logger: Logger
+    private let onReady: @Sendable () -> Void
+    private let worker = BlockingWork(label: "kiln.ruler.decode")
+    private let state: Mutex<State>
+    private let stats = Mutex(Stats())
+    private let lag: LagReporter
+
+    private let recordsCounter = Counter(label: "kiln_ruler_records_total")
+    private let writtenCounter = Counter(label: "kiln_ruler_samples_written_total")
+    private let lateCounter = Counter(label: "kiln_ruler_samples_dropped_total", dimensions: [("reason", "late")])
+    private let rejectedCounter = Counter(label: "kiln_ruler_samples_dropped_total", dimensions: [("reason", "rejected")])
+    private let overLimitCounter = Counter(label: "kiln_ruler_samples_dropped_total", dimensions: [("reason", "series_limit")])
+    private let completedGauge = Gauge(label: "kiln_ruler_flushed_through_seconds")
+    private let partialGauge = Gauge(label: "kiln_ruler_partial_assignment")
+
+    public init(
+        configuration: Configuration, kafka: KafkaConfig, rules: RecordingRules, store: any ObjectStore, writer: RemoteWriteClient,
+        logger: Logger, onReady: @escaping @Sendable () -> Void = {}
+    ) throws {
+        self.configuration = configuration
+        self.rules = rules
+        self.store = store
+        self.writer = writer
+        self.logger = logger
+        self.onReady = onReady
+        state = Mutex(State(evaluation: RuleEvaluation(stepMillis: configuration.stepMillis)))
+        var consumerConfig = ConsumerConfig(kafka: kafka, groupID: configuration.groupID)
+        consumerConfig.reportPartitionEOF = true
+        consumerConfig.onRebalance = { event in logger.info("rebalance", metadata: ["event": "\(event)"]) }
+        consumer = try KafkaConsumer(config: consumerConfig, logger: logger)
+        lag = LagReporter(consumer: consumer, group: configuration.groupID)
+        let admin = try KafkaAdmin(config: kafka)
+        let topic = configuration.normalizedTopic
+        partitionCount = { try await admin.describeTopic(topic).partitions.count }
+    }
+
+    public var currentStats: Stats { stats.withLock { $0 } }
+
+    var checkpointKey: String { "_kiln/ruler/\(configuration.groupID).json" }
+
+    struct Checkpoint: Codable {
+        /// Every step ending at or before this (ms since the epoch) was acknowledged by the receiver.
+        var completedThrough: Int64
+    }
+
+    public func run() async throws {
+        let completed = try await readCheckpoint()
+        state.withLock { $0.evaluation = RuleEvaluation(stepMillis: configuration.stepMillis, completedThrough: completed) }
+        stats.withLock { $0.completedThrough = completed }
+        completedGauge.record(Double(completed) / 1000)
+        try await consumer.subscribe([configuration.normalizedTopic])
+        logger.info(
+            "evaluating recording rules",
+            metadata: [
+                "topic": "\(configuration.normalizedTopic)", "group": "\(configuration.groupID)", "completed_through_ms": "\(completed)",
+            ])
+        onReady()
+        let firstCount = try await partitionCount()
+        do {
+            try await cancelWhenGracefulShutdown {
+                var total = firstCount
+                var lastTopicCheck = ContinuousClock.now
+                while !Task.isCancelled {
+                    let events = try await self.consumer.poll(max: self.configuration.maxPollRecords, timeout: .milliseconds(500))
+                    self.lag.reportIfDue()
+                    try await self.take(events)
+                    if ContinuousClock.now - lastTopicCheck > .seconds(30) {
+                        total = (try? await self.partitionCount()) ?? total
+                        lastTopicCheck = .now
+                    }
+                    try await self.completeSteps(partitionCount: total)
+                }
+            }
+        } catch is CancellationError {}
+        // Steps still open are not written: their records' offsets stay unstored, so the next ruler rebuilds
+        // them whole from the topic.
+        try? await consumer.commit()
+        try? await consumer.close()
+        try? await writer.shutdown()
+        logger.info("stopped", metadata: ["stats": "\(currentStats)"])
+    }
+
+    func readCheckpoint() async throws -> Int64 {
+        guard try await store.head(checkpointKey) != nil else { return 0 }
+        return try JSONDecoder().decode(Checkpoint.self, from: Data(try await store.get(checkpointKey))).completedThrough
+    }
+
+    /// Decodes the records (off the cooperative pool) and adds them to the open steps.
+    func take(_ events: [ConsumerEvent]) async throws {
+        let records = events.compactMap(\.record)
+        let batches: [Result<SampleBatch, any Error>] =
+            records.isEmpty ? [] : try await worker.run { records.map { r in Result { try BatchCodec.decode(r.value) } } }
+        var tenants = Set<String>()
+        for case .success(let batch) in batches { tenants.insert(batch.tenant) }
+        let rulesByTenant = try await currentRules(tenants)
+        let now = ContinuousClock.now
+        var delta = Stats()
+        state.withLock { state in
+            for event in events {
+                switch event {
+                case .partitionEOF(let tp, let next):
+                    state.partitions[tp.partition, default: PartitionState()].atEnd = true
+                    state.partitions[tp.partition]!.position = next
+                case .rebalance:
+                    break
+                case .record:
+                    break
+                }
+            }
+            for (record, decoded) in zip(records, batches) {
+                var partition = state.partitions[record.partition] ?? PartitionState()
+                partition.position = record.offset + 1
+                partition.lastDelivery = now
+                partition.atEnd = false
+                delta.records += 1
+                switch decoded {
+                case .success(let batch):
+                    let outcome = state.evaluation.add(batch, rules: rulesByTenant[batch.tenant] ?? [])
+                    delta.samplesRecorded += outcome.samplesRecorded
+                    delta.samplesLate += outcome.samplesLate
+                    delta.samplesOverLimit += outcome.samplesOverLimit
+                    partition.pending.append((record.offset, outcome.latestStep))
+                    if let latest = batch.sampleTimes.max() {
+                        partition.latestSampleMillis = max(partition.latestSampleMillis ?? .min, latest / 1_000_000)
+                    }
+                case .failure(let error):
+                    // The compactor sends such a record to the DLQ; the ruler has nothing to record from it.
+                    logger.warning(
+                        "unreadable normalized record skipped",
+                        metadata: ["partition": "\(record.partition)", "offset": "\(record.offset)", "error": "\(error)"])
+                    partition.pending.append((record.offset, nil))
+                }
+                state.partitions[record.partition] = partition
+            }
+        }
+        recordsCounter.increment(by: delta.records)
+        lateCounter.increment(by: delta.samplesLate)
+        overLimitCounter.increment(by: delta.samplesOverLimit)
+        stats.withLock {
+            $0.records += delta.records
+            $0.samplesRecorded += delta.samplesRecorded
+            $0.samplesLate += delta.samplesLate
+            $0.samplesOverLimit += delta.samplesOverLimit
+        }
+    }
+
+    /// The compiled rules of each tenant, read again when older than `rulesRefresh`.
+    func currentRules(_ tenants: Set<String>) async throws -> [String: [CompiledRule]] {
+        let now = ContinuousClock.now
+        let cached = state.withLock { $0.rules }
+        var out: [String: [CompiledRule]] = [:]
+        for tenant in tenants {
+            if let entry = cached[tenant], now - entry.readAt < configuration.rulesRefresh {
+                out[tenant] = entry.rules
+                continue
+            }
+            var compiled: [CompiledRule] = []
+            do {
+                for rule in try await rules.list(tenant: tenant) {
+                    do {
+                        compiled.append(try CompiledRule(rule))
+                    } catch {
+                        logger.error(
+                            "recording rule skipped", metadata: ["tenant": "\(tenant)", "rule": "\(rule.id)", "error": "\(error)"])
+                    }
+                }
+            } catch {
+                // Keep evaluating with the rules read last; the store may be back at the next refresh.
+                logger.warning("reading recording rules failed", metadata: ["tenant": "\(tenant)", "error": "\(error)"])
+                compiled = cached[tenant]?.rules ?? []
+            }
+            out[tenant] = compiled
+            state.withLock { $0.rules[tenant] = (compiled, now) }
+        }
+        return out
+    }
+
+    /// The latest step end (ms) every partition has moved past, lateness included; nil while the ruler does
+    /// not own the whole topic or a partition has not been heard from.
+    func completableThrough(partitionCount: Int, nowMillis: Int64) -> Int64? {
+        let lateness = configuration.lateness.wholeMilliseconds
+        let now = ContinuousClock.now
+        let assigned: Set<Int32>
+        do {
+            assigned = Set(try consumer.assignment().filter { $0.topic == configuration.normalizedTopic }.map(\.partition))
+        } catch {
+            return nil
+        }
+        guard assigned.count == partitionCount else {
+            partialGauge.record(1)
+            if !assigned.isEmpty {
+                logger.warning(
+                    "this ruler owns \(assigned.count) of \(partitionCount) partitions and completes no step meanwhile; run one kiln-ruler per group (recorded series sum over every partition)"
+                )
+            }
+            return nil
+        }
+        partialGauge.record(0)
+        return state.withLock { state -> Int64? in
+            var through = Int64.max
+            for p in assigned {
+                guard let partition = state.partitions[p] else { return nil }
+                var reached = partition.latestSampleMillis ?? .min
+                if partition.atEnd || now - partition.lastDelivery >= configuration.idleAfter { reached = max(reached, nowMillis) }
+                guard reached != .min else { return nil }
+                through = min(through, reached - lateness)
+            }
+            return through == .max
+                ? nil : through - ((through % configuration.stepMillis) + configuration.stepMillis) % configuration.stepMillis
+        }
+    }
+
+    /// Writes every step that is complete, then the checkpoint, then stores the offsets of the records whose
+    /// steps are all written.
+    func completeSteps(partitionCount: Int) async throws {
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        // Partitions just assigned start as heard from now, so an idle one counts as read after `idleAfter`.
+        if let assigned = try? consumer.assignment() {
+            state.withLock { state in
+                for tp in assigned where tp.topic == configuration.normalizedTopic && state.partitions[tp.partition] == nil {
+                    state.partitions[tp.partition] = PartitionState()
+                }
+            }
+        }
+        guard let through = completableThrough(partitionCount: partitionCount, nowMillis: nowMillis),
+            through > state.withLock({ $0.evaluation.completedThrough })
+        else { return }
+        let series = state.withLock { $0.evaluation.complete(through: through) }
+        var written = 0
+        var rejected = 0
+        for (tenant, list) in series.sorted(by: { $0.key < $1.key }) {
+            let result = try await writer.write(list, tenant: tenant)
+            written += result.samplesWritten
+            rejected += result.samplesRejected
+            if let refusal = result.firstRejection {
+                logger.error(
+                    "the remote write receiver refused recorded samples; they are dropped",
+                    metadata: ["tenant": "\(tenant)", "samples": "\(result.samplesRejected)", "answer": "\(refusal)"])
+            }
+        }
+        try await store.put(checkpointKey, Array(try JSONEncoder().encode(Checkpoint(completedThrough: through))))
+        let offsets = state.withLock { state -> [(Int32, Int64)] in
+            var out: [(Int32, Int64)] = []
+            for (p, var partition) in state.partitions {
+                partition.pending.removeAll { ($0.latestStep ?? .min) <= through }
+                if let first = partition.pending.first {
+                    out.append((p, first.offset))
+                } else if let position = partition.position {
+                    out.append((p, position))
+                }
+                state.partitions[p] = partition
+            }
+            return out
+        }
+        for (p, offset) in offsets {
+            do {
+                try consumer.storeOffset(topic: configuration.normalizedTopic, partition: p, offset: offset)
+            } catch {
+                logger.warning("storing an offset failed", metadata: ["partition": "\(p)", "offset": "\(offset)", "error": "\(error)"])
+            }
+        }
+        writtenCounter.increment(by: written)
+        rejectedCounter.increment(by: rejected)
+        completedGauge.record(Double(through) / 1000)
+        stats.withLock {
+            $0.samplesWritten += written
+            $0.samplesRejected += rejected
+            $0.stepsCompleted += series.isEmpty ? 0 : 1
+            $0.completedThrough = through
+        }
+    }
+}
