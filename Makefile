@@ -5,7 +5,7 @@ setup:
 	scripts/setup.sh
 
 build: setup
-	for product in kiln kiln-scraper kiln-normalizer kiln-compactor kiln-query; do swift build --product "$$product"; done
+	for product in kiln kiln-scraper kiln-normalizer kiln-compactor kiln-query kiln-ruler; do swift build --product "$$product"; done
 
 test:
 	scripts/test.sh

@@ -343,6 +343,7 @@ let package = Package(
             ]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records"]),
+        .testTarget(name: "RecordingTests", dependencies: ["Recording", "RemoteWrite", "KilnProtos", "ProfileModel"]),
         .testTarget(name: "KilnFoundationTests", dependencies: ["KilnFoundation"]),
         .testTarget(
             name: "KilnServiceTests",

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 scripts/setup.sh
-for product in kiln kiln-scraper kiln-normalizer kiln-compactor kiln-query; do swift build --product "$product"; done
+for product in kiln kiln-scraper kiln-normalizer kiln-compactor kiln-query kiln-ruler; do swift build --product "$product"; done
 scripts/build-demo.sh >/dev/null
 DATA=${KILN_DEMO_DIR:-$ROOT/run/demo}
 LISTEN=${KILN_DEMO_LISTEN:-127.0.0.1:4040}

@@ -36,7 +36,7 @@ if [ -n "${KILN_LOADTEST_BIN:-}" ]; then
   BIN=$KILN_LOADTEST_BIN # prebuilt binaries (e.g. a release build in another scratch path)
 else
   echo "loadtest: building $BUILD binaries"
-  for product in kiln kiln-scraper kiln-normalizer kiln-compactor kiln-query; do
+  for product in kiln kiln-scraper kiln-normalizer kiln-compactor kiln-query kiln-ruler; do
     swift build -c "$BUILD" --product "$product" || exit 1
   done
   BIN=$ROOT/.build/$BUILD

@@ -2,9 +2,9 @@ import Foundation
 
 /// The programs `kiln dev` runs: the Kiln services beside the running `kiln` binary, and a Tansu broker.
 public struct DevExecutables: Sendable {
-    public static let stageNames = ["kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query"]
+    public static let stageNames = ["kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query", "kiln-ruler"]
 
-    /// Folder holding `kiln-scraper`, `kiln-normalizer`, `kiln-compactor` and `kiln-query`.
+    /// Folder holding `kiln-scraper`, `kiln-normalizer`, `kiln-compactor`, `kiln-query` and `kiln-ruler`.
     public var binDir: URL
     public var tansu: URL
     /// A folder with librdkafka ≥ 2.2 (`.venv/kiln-lib` of the checkout) to put first on the children's

@@ -22,7 +22,7 @@ public enum DevStack {
             environment: environment)
         let lock = try DataDirLock(options: options)
         let plan = DevStackPlan.make(
-            options: options, executables: executables, ports: try LoopbackPorts.free(5),
+            options: options, executables: executables, ports: try LoopbackPorts.free(6),
             generation: lock.generation, environment: environment)
 
         var configuration = HTTPClient.Configuration()

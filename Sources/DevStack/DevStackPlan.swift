@@ -32,6 +32,10 @@ public struct DevOptions: Sendable {
     /// HTTPS on the front address and TLS on the OTLP gRPC listener (the children's own HTTP listeners
     /// stay plain: they answer on loopback only, to kiln dev).
     public var tls: ServerTLS?
+    /// Prometheus remote write URL: when set, kiln-ruler evaluates the recording rules and writes there.
+    public var remoteWriteURL: String?
+    /// Provisioned recording rules, for kiln-query (listed, read-only) and kiln-ruler.
+    public var recordingRulesFile: URL?
 
     public init(
         dataDir: URL, listenHost: String = "127.0.0.1", listenPort: Int = 4040, scrapeConfig: URL? = nil,
@@ -69,11 +73,12 @@ public struct DevStackPlan: Sendable {
     static let strippedVariables: Set<String> = [
         "KILN_LISTEN", "KILN_ADMIN_LISTEN", "KILN_STORE", "KILN_SCRAPE_CONFIG", "KILN_KAFKA_BROKERS",
         "KILN_RAW_TOPIC", "KILN_NORMALIZED_TOPIC", "KILN_DLQ_TOPIC", "KILN_TOPIC_PARTITIONS", "KILN_MAX_BLOCK_AGE",
-        "KILN_DEV_DATA_DIR", "KILN_TANSU", "KILN_AUTH_FILE", "KILN_OTLP_GRPC_LISTEN",
+        "KILN_DEV_DATA_DIR", "KILN_TANSU", "KILN_AUTH_FILE", "KILN_OTLP_GRPC_LISTEN", "KILN_REMOTE_WRITE_URL",
+        "KILN_RECORDING_RULES_FILE",
     ]
 
     /// - Parameters:
-    ///   - ports: free loopback ports for Tansu, kiln-scraper, kiln-normalizer, kiln-compactor, kiln-query.
+    ///   - ports: free loopback ports for Tansu, kiln-scraper, kiln-normalizer, kiln-compactor, kiln-query, kiln-ruler.
     ///   - generation: how many times kiln dev has started on this data dir. Tansu keeps its log in memory,
     ///     so each run starts with empty topics whose offsets begin at 0 again; blocks in the store remember
     ///     (topic, partition, offset) provenance for exactly-once, so reusing a topic name would make the
@@ -82,7 +87,7 @@ public struct DevStackPlan: Sendable {
         options: DevOptions, executables: DevExecutables, ports: [Int], generation: Int,
         environment: [String: String]
     ) -> DevStackPlan {
-        precondition(ports.count == 5, "five ports: tansu, scraper, normalizer, compactor, query")
+        precondition(ports.count == 6, "six ports: tansu, scraper, normalizer, compactor, query, ruler")
         let host = "127.0.0.1"
         let brokers = "\(host):\(ports[0])"
         let suffix = ".run\(generation)"
@@ -122,7 +127,8 @@ public struct DevStackPlan: Sendable {
                 if let ca = tls.clientCAFile { scraperArgs += ["--otlp-grpc-tls-client-ca-file", ca] }
             }
         }
-        let stages = [
+        let rules = options.recordingRulesFile.map { ["--recording-rules-file", $0.path] } ?? []
+        var stages = [
             ChildSpec(
                 name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,
                 environment: env, probe: .http("http://\(scraperAddress)/ready")),
@@ -139,9 +145,20 @@ public struct DevStackPlan: Sendable {
                 environment: env, probe: .http("http://\(host):\(ports[3])/ready")),
             ChildSpec(
                 name: "kiln-query", executable: executables.stage("kiln-query"),
-                arguments: ["--store", options.storeURL, "--listen", queryAddress],
+                arguments: ["--store", options.storeURL, "--listen", queryAddress] + rules,
                 environment: env, probe: .http("http://\(queryAddress)/ready")),
         ]
+        if let url = options.remoteWriteURL {
+            // Beside the compactor, reading the same batches; stopped before kiln-query like the other consumers.
+            stages.insert(
+                ChildSpec(
+                    name: "kiln-ruler", executable: executables.stage("kiln-ruler"),
+                    arguments: consumer + [
+                        "--admin-listen", "\(host):\(ports[5])", "--store", options.storeURL, "--remote-write-url", url,
+                    ] + rules,
+                    environment: env, probe: .http("http://\(host):\(ports[5])/ready")),
+                at: 3)
+        }
         return DevStackPlan(
             broker: broker, stages: stages, scraperAddress: scraperAddress, queryAddress: queryAddress,
             kafkaBrokers: brokers, topics: topics)

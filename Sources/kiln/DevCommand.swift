@@ -9,7 +9,8 @@ struct DevCommand: AsyncParsableCommand {
         commandName: "dev",
         abstract: "Runs the whole pipeline on this machine: Tansu, the three stages and kiln-query behind one address.",
         discussion: """
-            Starts a local Tansu broker, kiln-scraper, kiln-normalizer, kiln-compactor and kiln-query as separate \
+            Starts a local Tansu broker, kiln-scraper, kiln-normalizer, kiln-compactor and kiln-query (and kiln-ruler \
+            with --remote-write-url) as separate \
             processes, with a file:// block store under --data-dir, and serves push ingest (POST /ingest, \
             /push.v1.PusherService/Push, OTLP's /v1development/profiles), the query API and the web UI on --listen, \
             like Pyroscope's single binary, and OTLP profiles over gRPC on --otlp-grpc-listen. \
@@ -44,6 +45,15 @@ struct DevCommand: AsyncParsableCommand {
         help: "Log level of kiln dev itself: trace, debug, info, notice, warning, error or critical. [env: KILN_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
+    @Option(
+        help:
+            "Prometheus remote write URL: run kiln-ruler, which writes the recording rules' series there (e.g. http://127.0.0.1:9090/api/v1/write). [env: KILN_REMOTE_WRITE_URL] (default: no ruler)"
+    )
+    var remoteWriteURL: String?
+
+    @Option(help: "Provisioned recording rules (JSON: tenant → rules) for kiln-query and kiln-ruler. [env: KILN_RECORDING_RULES_FILE]")
+    var recordingRulesFile: String?
+
     @OptionGroup var tls: TLSOptions
 
     func run() async throws {
@@ -65,11 +75,19 @@ struct DevCommand: AsyncParsableCommand {
         guard let stopSeconds = Double(stopText), stopSeconds > 0 else {
             throw ServiceConfigurationError("--stop-timeout must be a positive number of seconds, not \"\(stopText)\"")
         }
-        let options = DevOptions(
+        let rulesFile = EnvironmentFallback.resolve(recordingRulesFile, env: "KILN_RECORDING_RULES_FILE").map {
+            URL(fileURLWithPath: $0, relativeTo: cwd).absoluteURL.standardizedFileURL
+        }
+        if let rulesFile, !FileManager.default.fileExists(atPath: rulesFile.path) {
+            throw ServiceConfigurationError("--recording-rules-file: no file at \(rulesFile.path)")
+        }
+        var options = DevOptions(
             dataDir: dir.absoluteURL.standardizedFileURL, listenHost: listenAddress.host, listenPort: listenAddress.port,
             scrapeConfig: config, otlpGRPCListen: otlpListen,
             maxBlockAge: EnvironmentFallback.resolve(blockAge, env: "KILN_DEV_BLOCK_AGE", default: "10s"),
             stopTimeout: .milliseconds(Int64(stopSeconds * 1000)), tls: try tls.resolved())
+        options.remoteWriteURL = EnvironmentFallback.resolve(remoteWriteURL, env: "KILN_REMOTE_WRITE_URL")
+        options.recordingRulesFile = rulesFile
         try await DevStack.run(options: options, tansu: tansu, logger: logger)
     }
 }

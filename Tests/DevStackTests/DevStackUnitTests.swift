@@ -42,7 +42,7 @@ import Testing
 
     func plan(generation: Int = 1, environment: [String: String] = [:]) -> DevStackPlan {
         DevStackPlan.make(
-            options: options, executables: executables, ports: [9001, 9002, 9003, 9004, 9005],
+            options: options, executables: executables, ports: [9001, 9002, 9003, 9004, 9005, 9006],
             generation: generation, environment: environment)
     }
 
@@ -77,6 +77,25 @@ import Testing
         #expect(query.probe == .http("http://127.0.0.1:9005/ready"))
         #expect(p.scraperAddress == "127.0.0.1:9002" && p.queryAddress == "127.0.0.1:9005")
         #expect(scraper.executable.path == "/opt/kiln/bin/kiln-scraper")
+    }
+
+    @Test func aRemoteWriteURLAddsTheRulerWithTheRulesFile() throws {
+        #expect(!plan().stages.contains { $0.name == "kiln-ruler" }, "no ruler without a remote write URL")
+        var withRuler = options
+        withRuler.remoteWriteURL = "http://127.0.0.1:9090/api/v1/write"
+        withRuler.recordingRulesFile = URL(fileURLWithPath: "/etc/rules.json")
+        let p = DevStackPlan.make(
+            options: withRuler, executables: executables, ports: [9001, 9002, 9003, 9004, 9005, 9006], generation: 1, environment: [:])
+        // Stopped after the compactor, before kiln-query.
+        #expect(p.stages.map(\.name) == ["kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-ruler", "kiln-query"])
+        let ruler = try #require(p.stages.first { $0.name == "kiln-ruler" })
+        #expect(value("--remote-write-url", in: ruler.arguments) == "http://127.0.0.1:9090/api/v1/write")
+        #expect(value("--normalized-topic", in: ruler.arguments) == p.topics.normalized)
+        #expect(value("--store", in: ruler.arguments) == "file:///data/dev/blocks")
+        #expect(value("--recording-rules-file", in: ruler.arguments) == "/etc/rules.json")
+        #expect(ruler.probe == .http("http://127.0.0.1:9006/ready"))
+        let query = try #require(p.stages.first { $0.name == "kiln-query" })
+        #expect(value("--recording-rules-file", in: query.arguments) == "/etc/rules.json")
     }
 
     @Test func eachRunHasItsOwnTopics() {
