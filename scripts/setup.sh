@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-APT_PACKAGES=(librdkafka-dev zlib1g-dev liblz4-dev libzstd-dev libdeflate-dev kcat golang-go pkg-config curl jq chromium graphviz dnsmasq-base openssl)
+APT_PACKAGES=(librdkafka-dev zlib1g-dev liblz4-dev libzstd-dev libdeflate-dev kcat golang-go pkg-config curl jq chromium graphviz dnsmasq-base openssl prometheus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

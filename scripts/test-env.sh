@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts (or stops) the real services Kiln's integration tests use: a Tansu Kafka broker and a moto S3
-# server, each on a free loopback port. `start` writes run/test-env.sh with the variables the tests
+# Starts (or stops) the real services Kiln's integration tests use: a Tansu Kafka broker, a moto S3
+# server and Debian's Prometheus (remote-write receiver on), each on a free loopback port. `start` writes run/test-env.sh with the variables the tests
 # read; `stop` ends what `start` began. Used by `make test`; handy by hand:
 #   scripts/test-env.sh start && . run/test-env.sh && swift test --filter KafkaClientTests
 # KILN_TEST_BROKER_STORAGE=s3 starts Tansu with its log in a bucket of the moto server (records survive a
@@ -23,7 +23,7 @@ wait_port() { # host port seconds name
 }
 
 stop() {
-  for name in tansu moto; do
+  for name in tansu moto prometheus; do
     if [ -f "$RUN/$name.pid" ]; then
       kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
       rm -f "$RUN/$name.pid"
@@ -44,6 +44,16 @@ start() {
     curl -fsS -X PUT "http://127.0.0.1:$sport/tansu-log" >/dev/null
     storage=s3://tansu-log/
   fi
+  # Prometheus: remote write in, PromQL out, its data in the run folder (fresh each start).
+  local pport
+  pport=$(free_port)
+  rm -rf "$RUN/prometheus-data"
+  printf 'global:\n  scrape_interval: 5s\n' > "$RUN/prometheus.yml"
+  prometheus --config.file="$RUN/prometheus.yml" --storage.tsdb.path="$RUN/prometheus-data" \
+    --web.listen-address="127.0.0.1:$pport" --web.enable-remote-write-receiver --log.level=warn \
+    >"$RUN/prometheus.log" 2>&1 &
+  echo $! > "$RUN/prometheus.pid"
+  wait_port 127.0.0.1 "$pport" 60 prometheus
   kport=$(free_port)
   AWS_ENDPOINT="http://127.0.0.1:$sport" AWS_ALLOW_HTTP=true \
     "$ROOT/.venv/bin/tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
@@ -54,11 +64,12 @@ start() {
   cat > "$RUN/test-env.sh" <<ENV
 export KILN_TEST_KAFKA_BROKERS=127.0.0.1:$kport
 export KILN_TEST_S3_ENDPOINT=http://127.0.0.1:$sport
+export KILN_TEST_PROMETHEUS_URL=http://127.0.0.1:$pport
 export KILN_REQUIRE_INTEGRATION=1
 export LD_LIBRARY_PATH=$ROOT/.venv/kiln-lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 ENV
-  echo "test-env: Tansu ($storage) on 127.0.0.1:$kport, moto S3 on 127.0.0.1:$sport ($RUN/test-env.sh)"
+  echo "test-env: Tansu ($storage) on 127.0.0.1:$kport, moto S3 on 127.0.0.1:$sport, Prometheus on 127.0.0.1:$pport ($RUN/test-env.sh)"
 }
 
 case "${1:-}" in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: set up, build, start a real Tansu broker and moto S3 server, run every test, stop them.
+# `make test`: set up, build, start a real Tansu broker, moto S3 server and Prometheus, run every test, stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,6 +17,8 @@ rm -f "$KILN_RUN_DIR/reliability-summary.txt"
 status=0
 # The web UI's pure modules (and the page in headless Chromium) under Node's test runner.
 scripts/ui-test.sh || status=$?
+# The alert rules (promtool check and unit tests), the dashboards and the Prometheus configuration of docker/.
+scripts/check-dashboards.sh || status=$?
 swift test --skip-build --no-parallel "$@" || status=$?
 if [ -f "$KILN_RUN_DIR/reliability-summary.txt" ]; then
   echo

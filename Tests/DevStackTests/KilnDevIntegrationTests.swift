@@ -58,7 +58,9 @@ struct KilnDevHarness {
         return nil
     }
 
-    static func start(dataDir: URL, client: HTTPClient, port: Int? = nil, extraArguments: [String] = []) throws -> KilnDevHarness {
+    static func start(
+        dataDir: URL, client: HTTPClient, port: Int? = nil, extraArguments: [String] = [], environment: [String: String] = [:]
+    ) throws -> KilnDevHarness {
         let ports = try LoopbackPorts.free(2)
         let port = port ?? ports[0]
         let otlp = "127.0.0.1:\(ports[1])"
@@ -67,7 +69,7 @@ struct KilnDevHarness {
             [
                 "dev", "--data-dir", dataDir.path, "--listen", "127.0.0.1:\(port)",
                 "--block-age", "1s", "--stop-timeout", "15", "--otlp-grpc-listen", otlp,
-            ] + extraArguments)
+            ] + extraArguments, environment: environment)
         let scheme = extraArguments.contains("--tls-cert-file") ? "https" : "http"
         return KilnDevHarness(
             process: process, dataDir: dataDir, baseURL: "\(scheme)://127.0.0.1:\(port)", client: client, otlpGRPCAddress: otlp)
@@ -75,12 +77,17 @@ struct KilnDevHarness {
 
     /// kiln dev (data in `dir`/dev) scraping with the Alloy configuration `config` makes for the port kiln dev
     /// listens on (its `pyroscope.write` points there).
-    static func start(in dir: URL, client: HTTPClient, scrapeConfig config: (Int) -> String) throws -> KilnDevHarness {
+    static func start(
+        in dir: URL, client: HTTPClient, extraArguments: [String] = [], environment: [String: String] = [:],
+        scrapeConfig config: (Int) -> String
+    ) throws -> KilnDevHarness {
         let port = try LoopbackPorts.free(1)[0]
         let file = dir.appendingPathComponent("scrape.alloy")
         try config(port).write(to: file, atomically: true, encoding: .utf8)
         return try start(
-            dataDir: dir.appendingPathComponent("dev"), client: client, port: port, extraArguments: ["--scrape-config", file.path])
+            dataDir: dir.appendingPathComponent("dev"), client: client, port: port,
+            extraArguments: ["--scrape-config", file.path] + extraArguments,
+            environment: environment)
     }
 
     /// Starts kiln dev and runs `body`; if `body` throws, kiln dev is stopped (SIGTERM, so it stops its
@@ -279,6 +286,8 @@ extension KilnDevHarness {
 struct DecodedFlameGraph {
     var total: Int64 = 0
     var selfByName: [String: Int64] = [:]
+    /// Each name's node totals added up (a function's total where it never calls itself).
+    var totalByName: [String: Int64] = [:]
 
     init(_ json: [String: Any]) {
         guard let graph = json["flamegraph"] as? [String: Any], let names = graph["names"] as? [String],
@@ -289,6 +298,7 @@ struct DecodedFlameGraph {
             let values = (level["values"] as? [String] ?? []).compactMap { Int64($0) }
             for node in stride(from: 0, to: values.count - 3, by: 4) {
                 selfByName[names[Int(values[node + 3])], default: 0] += values[node + 2]
+                totalByName[names[Int(values[node + 3])], default: 0] += values[node + 1]
             }
         }
     }

@@ -7,7 +7,7 @@ import Testing
 /// executables, their flags, the products built, the provisioned data source and the Alloy config.
 @Suite struct DockerFilesTests {
     static let docker = TestEnvironment.repoRoot.appendingPathComponent("docker")
-    static let executables = ["kiln", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query"]
+    static let executables = ["kiln", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query", "kiln-ruler"]
 
     /// A YAML mapping as JSON, parsed by PyYAML from the project's venv (tests that use it are marked
     /// `.requires(.python("yaml"))`).
@@ -23,7 +23,10 @@ import Testing
     @Test(.requires(.python("yaml"))) func composeRunsKilnCommandsWithFlagsTheyHave() async throws {
         let compose = try await Self.yaml(Self.docker.appendingPathComponent("compose.yaml"))
         let services = try #require(compose["services"] as? [String: Any], "compose.yaml has no services")
-        for needed in ["kafka", "minio", "go-demo", "grafana", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query"] {
+        for needed in [
+            "kafka", "minio", "go-demo", "grafana", "prometheus", "kiln-scraper", "kiln-normalizer", "kiln-compactor", "kiln-query",
+            "kiln-ruler",
+        ] {
             #expect(services[needed] != nil, "compose has no \(needed) service")
         }
         var checked = 0
@@ -43,7 +46,7 @@ import Testing
             }
             checked += 1
         }
-        #expect(checked == 4)
+        #expect(checked == 5)
     }
 
     @Test func imageBuildsEveryExecutable() throws {
@@ -62,9 +65,9 @@ import Testing
     @Test(.requires(.python("yaml"))) func grafanaDataSourcePointsAtKilnQuery() async throws {
         let file = try await Self.yaml(Self.docker.appendingPathComponent("grafana/datasource.yaml"))
         let sources = try #require(file["datasources"] as? [[String: Any]], "datasource.yaml has no datasources list")
-        #expect(sources.count == 1)
-        #expect(sources.first?["type"] as? String == "grafana-pyroscope-datasource")
-        #expect(sources.first?["url"] as? String == "http://kiln-query:4040")
+        #expect(sources.count == 2)
+        #expect(sources.first { $0["type"] as? String == "grafana-pyroscope-datasource" }?["url"] as? String == "http://kiln-query:4040")
+        #expect(sources.first { $0["type"] as? String == "prometheus" }?["url"] as? String == "http://prometheus:9090")
     }
 
     @Test func alloyConfigParses() throws {

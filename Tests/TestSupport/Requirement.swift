@@ -64,6 +64,11 @@ extension Requirement {
         TestEnvironment.s3Endpoint == nil ? "KILN_TEST_S3_ENDPOINT is not set (scripts/test-env.sh start && . run/test-env.sh)" : nil
     }
 
+    /// The Prometheus scripts/test-env.sh starts (KILN_TEST_PROMETHEUS_URL).
+    public static let prometheus = Requirement("a Prometheus server") {
+        TestEnvironment.prometheusURL == nil ? "KILN_TEST_PROMETHEUS_URL is not set (scripts/test-env.sh start && . run/test-env.sh)" : nil
+    }
+
     /// The shared pprof corpus (`<fixtures>/pprof` with its EXPECTED.json).
     public static let fixtures = Requirement("the shared pprof fixtures") {
         let expected = TestEnvironment.fixturesDir.appendingPathComponent("pprof/EXPECTED.json")

@@ -6,6 +6,8 @@ public enum TestEnvironment {
     public static var kafkaBrokers: String? { value("KILN_TEST_KAFKA_BROKERS") }
     /// Endpoint of the moto S3 server started by scripts/test-env.sh, e.g. `http://127.0.0.1:19000`.
     public static var s3Endpoint: String? { value("KILN_TEST_S3_ENDPOINT") }
+    /// Debian's Prometheus with its remote-write receiver on, started by scripts/test-env.sh.
+    public static var prometheusURL: String? { value("KILN_TEST_PROMETHEUS_URL") }
     /// True under `make test`: a missing requirement (broker, S3 server, fixtures, Chromium, ...) is then a
     /// failure, not a skip (see `Requirement`).
     public static var integrationRequired: Bool { value("KILN_REQUIRE_INTEGRATION") == "1" }
