@@ -12,10 +12,14 @@ import Testing
 /// `main.cpuWorker` — and writes them to Debian's Prometheus. Real fixture profiles are pushed and the Go
 /// demo is scraped; then every sample Prometheus holds must equal, step by step, what kiln-query answers
 /// from the blocks for the same data: `SelectSeries` for the first rule, the function's total in each
-/// step's flame graph for the second.
+/// step's flame graph for the second. Then kiln-ruler is SIGKILLed twice while a remote write is in flight
+/// (a proxy holds each request 1.5 s and still delivers it), and after its restarts Prometheus must hold
+/// the same: every step once, with its whole value, and no re-sent step refused as a conflicting value.
 @Suite(.serialized) struct RecordingRuleRemoteWriteTests {
     static let cpu = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
     static let stepMillis: Int64 = 5000
+    /// A scraped CPU profile is stamped with its start, 14 s before it arrives.
+    static let latenessMillis: Int64 = 20_000
 
     @Test(.requires(.kilnDev, .go, .prometheus, .fixtures, .fixture("alloy/seed.alloy")))
     func prometheusHoldsWhatSelectSeriesAnswers() async throws {
@@ -38,14 +42,15 @@ import Testing
             """
         let rulesFile = dir.appendingPathComponent("rules.json")
         try rules.write(to: rulesFile, atomically: true, encoding: .utf8)
+        let proxy = try await FaultProxy.start(upstream: prometheus, slowSeconds: 1.5)
+        defer { Task { await proxy.stop() } }
         let demo = try await GoDemo.start()
         let seed = try String(contentsOf: TestEnvironment.fixturesDir.appendingPathComponent("alloy/seed.alloy"), encoding: .utf8)
         try await withHTTPClient { client in
             let dev = try KilnDevHarness.start(
                 in: dir, client: client,
-                extraArguments: ["--remote-write-url", prometheus + "/api/v1/write", "--recording-rules-file", rulesFile.path],
-                // A scraped CPU profile is stamped with its start, 14 s before it arrives.
-                environment: ["KILN_RULER_STEP": "5s", "KILN_RULER_LATENESS": "20s"]
+                extraArguments: ["--remote-write-url", proxy.endpoint + "/api/v1/write", "--recording-rules-file", rulesFile.path],
+                environment: ["KILN_RULER_STEP": "5s", "KILN_RULER_LATENESS": "\(Self.latenessMillis / 1000)s"]
             ) { port in
                 seed.replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
                     .replacingOccurrences(of: "Your_Apps_Name", with: "go-demo")
@@ -93,28 +98,28 @@ import Testing
                 return out
             }
 
-            // Wait for the ruler to write the pushed steps and at least two scraped Go demo CPU profiles.
+            // Wait for the ruler to write the pushed steps and a scraped Go demo CPU profile.
             var byService: [String: [Int64: Double]] = [:]
             var throughWorker: [String: [Int64: Double]] = [:]
             let deadline = ContinuousClock.now + .seconds(120)
             while ContinuousClock.now < deadline {
                 byService = try await recorded("profiles_recorded_cpu_nanoseconds")
                 throughWorker = try await recorded("profiles_recorded_cpu_worker_nanoseconds")
-                if byService["fixture-a"]?.count == 2, byService["fixture-b"]?.count == 2, (throughWorker["go-demo"]?.count ?? 0) >= 2 {
+                if byService["fixture-a"]?.count == 2, byService["fixture-b"]?.count == 2, throughWorker["go-demo"]?.isEmpty == false {
                     break
                 }
                 try await Task.sleep(for: .milliseconds(500))
             }
             try #require(byService["fixture-a"]?.count == 2 && byService["fixture-b"]?.count == 2, "\(byService)")
             let tail = process.lines.suffix(20).joined(separator: "\n")
-            try #require((throughWorker["go-demo"]?.count ?? 0) >= 2, "\(throughWorker)\n\(tail)")
+            try #require(throughWorker["go-demo"]?.isEmpty == false, "\(throughWorker)\n\(tail)")
             #expect(Set(throughWorker.keys) == ["go-demo"], "the function filter keeps the fixtures' stacks out")
             let last = byService.values.flatMap(\.keys).max()!
             let start = (started - 120) * 1000 / Self.stepMillis * Self.stepMillis
 
             // SelectSeries over the same data, step and grouping; blocks may trail the ruler by a cut, so ask
             // until they hold the same steps (a wrong value never converges and fails at the deadline).
-            func selectSeries() async throws -> [String: [Int64: Double]] {
+            func selectSeries(through last: Int64) async throws -> [String: [Int64: Double]] {
                 let json =
                     #"{"profileTypeID":"\#(Self.cpu)","labelSelector":"{}","start":\#(start),"end":\#(last),"step":5,"groupBy":["service_name"]}"#
                 let answer = try await dev.connect("querier.v1.QuerierService/SelectSeries", json: json, tenant: "anonymous")
@@ -129,29 +134,59 @@ import Testing
                 }
                 return out
             }
-            var expected: [String: [Int64: Double]] = [:]
-            let converge = ContinuousClock.now + .seconds(30)
-            repeat {
-                expected = try await selectSeries()
-                byService = try await recorded("profiles_recorded_cpu_nanoseconds").mapValues { $0.filter { $0.key <= last } }
-                if expected == byService { break }
-                try await Task.sleep(for: .milliseconds(500))
-            } while ContinuousClock.now < converge
-            #expect(expected == byService, "SelectSeries \(expected)\nPrometheus \(byService)")
-            #expect(Set(byService.keys).isSuperset(of: ["fixture-a", "fixture-b", "go-demo"]))
+            func expectPrometheusEqualsKilnQuery(through last: Int64) async throws {
+                var expected: [String: [Int64: Double]] = [:]
+                var got: [String: [Int64: Double]] = [:]
+                let converge = ContinuousClock.now + .seconds(30)
+                repeat {
+                    expected = try await selectSeries(through: last)
+                    got = try await recorded("profiles_recorded_cpu_nanoseconds").mapValues { $0.filter { $0.key <= last } }
+                    if expected == got { break }
+                    try await Task.sleep(for: .milliseconds(500))
+                } while ContinuousClock.now < converge
+                #expect(expected == got, "SelectSeries \(expected)\nPrometheus \(got)")
+                #expect(Set(got.keys).isSuperset(of: ["fixture-a", "fixture-b", "go-demo"]))
 
-            // The function rule: each step's value is main.cpuWorker's total in that step's flame graph.
-            for (step, value) in throughWorker["go-demo"]! where step <= last {
-                let json =
-                    #"{"profileTypeID":"\#(Self.cpu)","labelSelector":"{service_name=\"go-demo\"}","start":\#(step - Self.stepMillis + 1),"end":\#(step),"maxNodes":100000}"#
-                let answer = try await dev.connect("querier.v1.QuerierService/SelectMergeStacktraces", json: json, tenant: "anonymous")
-                let graph = DecodedFlameGraph(answer.body)
-                #expect(Double(graph.totalByName["main.cpuWorker"] ?? -1) == value, "step \(step)")
-                #expect(value > 0 && value < (byService["go-demo"]?[step] ?? 0), "step \(step): the filter takes part of the CPU")
+                // The function rule: each step's value is main.cpuWorker's total in that step's flame graph.
+                for (step, value) in try await recorded("profiles_recorded_cpu_worker_nanoseconds")["go-demo"] ?? [:] where step <= last {
+                    let json =
+                        #"{"profileTypeID":"\#(Self.cpu)","labelSelector":"{service_name=\"go-demo\"}","start":\#(step - Self.stepMillis + 1),"end":\#(step),"maxNodes":100000}"#
+                    let answer = try await dev.connect("querier.v1.QuerierService/SelectMergeStacktraces", json: json, tenant: "anonymous")
+                    let graph = DecodedFlameGraph(answer.body)
+                    #expect(Double(graph.totalByName["main.cpuWorker"] ?? -1) == value, "step \(step)")
+                    #expect(value > 0 && value < (got["go-demo"]?[step] ?? 0), "step \(step): the filter takes part of the CPU")
+                }
             }
-            print(
-                "recording rules: \(byService.values.map(\.count).reduce(0, +)) samples by service, \(throughWorker["go-demo"]!.count) through main.cpuWorker, equal to kiln-query's"
-            )
+            try await expectPrometheusEqualsKilnQuery(through: last)
+
+            // SIGKILL the ruler twice with a remote write in flight; the proxy still delivers that write.
+            try proxy.plan("--always slow")
+            var killedAt: Int64 = 0
+            for _ in 0..<2 {
+                let pid = try #require(dev.childPids()["kiln-ruler"])
+                let before = proxy.requests().count
+                try #require(await eventually(timeout: .seconds(30)) { proxy.requests().count > before }, "no remote write to interrupt")
+                kill(pid, SIGKILL)
+                killedAt = Int64(Date().timeIntervalSince1970 * 1000)
+                try #require(
+                    await eventually(timeout: .seconds(30)) { (dev.childPids()["kiln-ruler"] ?? pid) != pid }, "kiln-ruler not restarted")
+            }
+            try proxy.plan("pass")
+            // Wait until the restarted ruler has written two steps past those the interrupted write held (steps
+            // end a lateness before the clock).
+            let checkpoint = dev.dataDir.appendingPathComponent("blocks/_kiln/ruler/kiln-ruler.json")
+            var through: Int64 = 0
+            try #require(
+                await eventually(timeout: .seconds(60)) {
+                    let text = (try? String(contentsOf: checkpoint, encoding: .utf8)) ?? ""
+                    through = (try? JSONDecoder().decode([String: Int64].self, from: Data(text.utf8)))?["completedThrough"] ?? 0
+                    return through >= killedAt - Self.latenessMillis + 2 * Self.stepMillis
+                }, "the ruler did not write past the kills (checkpoint \(through))")
+            try await expectPrometheusEqualsKilnQuery(through: through)
+            let log = try String(contentsOf: dev.dataDir.appendingPathComponent("logs/kiln-ruler.log"), encoding: .utf8)
+            #expect(!log.contains("refused recorded samples"), "a re-sent step conflicted with the one Prometheus holds")
+            #expect(proxy.actions().filter { $0 == "slow" }.count >= 2)
+            print("recording rules: Prometheus equals kiln-query before and after two SIGKILLs mid-write (through \(through))")
             _ = try await dev.stop()
         }
         try await demo.stop()

@@ -48,7 +48,7 @@ extension ReliabilitySuite {
             return live.count == 1 && live[0].compaction.level == 2
         }
 
-        let proxy = try await S3FaultProxy.start(upstream: moto)
+        let proxy = try await FaultProxy.start(upstream: moto)
         let normalized = Integration.unique("normalized-fence")
         try await Integration.createTopics([normalized], partitions: 1, config: kafka)
         func compactor(store url: String) async throws -> KilnProcess {

@@ -173,16 +173,6 @@ final class KilnProcess: Sendable {
     }
 }
 
-/// Waits until `condition` holds, polling every 200 ms; false at the deadline.
-func eventually(timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(200))
-    }
-    return try await condition()
-}
-
 // MARK: - Profiles
 
 /// Real pprof files from the shared fixtures, re-stamped with fresh times and labels so every record is

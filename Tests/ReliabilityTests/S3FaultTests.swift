@@ -5,66 +5,6 @@ import ObjectStore
 import TestSupport
 import Testing
 
-/// scripts/s3-fault-proxy.py between the compactor and moto, with a plan the test changes while the
-/// compactor runs.
-struct S3FaultProxy {
-    let child: ChildProcess
-    let dir: URL
-    let endpoint: String
-
-    static func start(upstream: String) async throws -> S3FaultProxy {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-s3-proxy-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
-        let script = TestEnvironment.repoRoot.appendingPathComponent("scripts/s3-fault-proxy.py").path
-        let portFile = dir.appendingPathComponent("port").path
-        let child = try ChildProcess(
-            python,
-            [
-                script, "--upstream", String(upstream.dropFirst("http://".count)),
-                "--port-file", portFile, "--log", dir.appendingPathComponent("requests.log").path,
-                "--plan-file", dir.appendingPathComponent("plan").path,
-                "--slow-seconds", "2", "--hang-seconds", "5", "--max-lifetime", "300",
-            ])
-        let listening = await eventually(timeout: .seconds(15)) { FileManager.default.fileExists(atPath: portFile) || !child.isRunning }
-        guard listening, child.isRunning else {
-            throw ReliabilityFailure("s3-fault-proxy did not start: \(child.lines.suffix(20).joined(separator: "\n"))")
-        }
-        let port = try String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        return S3FaultProxy(child: child, dir: dir, endpoint: "http://127.0.0.1:\(port)")
-    }
-
-    /// Replaces the plan, e.g. `--every 3:503`, `--always 503` or `pass`; the next request follows it.
-    func plan(_ line: String) throws {
-        let tmp = dir.appendingPathComponent("plan.tmp")
-        try Data((line + "\n").utf8).write(to: tmp)
-        _ = rename(tmp.path, dir.appendingPathComponent("plan").path)
-    }
-
-    /// The action taken for each request so far (`pass`, `503`, `reset`, `slow`, ...).
-    func actions() -> [String] {
-        let text = (try? String(contentsOfFile: dir.appendingPathComponent("requests.log").path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
-    }
-
-    func faults() -> Int { actions().filter { $0 != "pass" }.count }
-
-    /// Every request so far, in the order the proxy read them.
-    func requests() -> [(method: String, path: String)] {
-        let text = (try? String(contentsOfFile: dir.appendingPathComponent("requests.log").path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            return fields.count >= 3 ? (String(fields[1]), String(fields[2])) : nil
-        }
-    }
-
-    func stop() async {
-        child.signal(SIGTERM)
-        _ = try? await child.waitForExit()
-        try? FileManager.default.removeItem(at: dir)
-    }
-}
-
 extension ReliabilitySuite {
     /// Scenario 2: the compactor's S3 answers 503, 500, resets connections and answers too slowly (each for
     /// some of the requests, while profiles flow): uploads are retried and succeed. Then S3 fails every
@@ -88,7 +28,7 @@ extension ReliabilitySuite {
         // The test reads moto directly; the compactor goes through the proxy, one attempt limited to 1 s.
         let store = try makeObjectStore(url: "s3://\(bucket)/blocks?endpoint=\(moto)&region=us-east-1", environment: credentials)
         try await (store as! S3ObjectStore).createBucket()
-        let proxy = try await S3FaultProxy.start(upstream: moto)
+        let proxy = try await FaultProxy.start(upstream: moto)
         let compactorStore = "s3://\(bucket)/blocks?endpoint=\(proxy.endpoint)&region=us-east-1&timeout=1&max_attempts=4"
 
         let common = stageArguments(brokers: brokers) + ["--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq]
