@@ -49,6 +49,8 @@ public struct RuleEvaluation: Sendable {
     public struct SeriesKey: Hashable, Sendable {
         public var tenant: String
         public var labels: LabelSet
+        /// The rule that records it (a series is limited per rule).
+        var rule: String
     }
 
     public let stepMillis: Int64
@@ -56,8 +58,11 @@ public struct RuleEvaluation: Sendable {
     public let maxSeriesPerRule: Int
     /// Every step ending at or before this (ms) was handed out; samples for them arrive too late.
     public private(set) var completedThrough: Int64
-    /// Open steps by their end (ms).
-    private(set) var open: [Int64: [SeriesKey: Int64]] = [:]
+    /// Recorded series by a dense ID, so the per-sample work adds to integers keyed by integers.
+    private var seriesIDs: [SeriesKey: Int] = [:]
+    private var seriesKeys: [SeriesKey] = []
+    /// Open steps by their end (ms): the sum of each recorded series (by ID).
+    private(set) var open: [Int64: [Int: Int64]] = [:]
     /// Recorded series per rule ID in each open step.
     private var seriesPerRule: [Int64: [String: Int]] = [:]
 
@@ -85,61 +90,109 @@ public struct RuleEvaluation: Sendable {
         public var samplesOverLimit = 0
     }
 
+    /// One recorded series a batch series feeds, and for a function rule which stacks count.
+    private struct Feed {
+        var series: Int
+        var throughFunction: [Bool]?
+    }
+
+    private struct StepSeries: Hashable {
+        var step: Int64
+        var series: Int
+    }
+
     /// Adds the batch's samples to the open steps of the rules that select them.
     public mutating func add(_ batch: SampleBatch, rules: [CompiledRule]) -> Outcome {
         var outcome = Outcome()
         guard !rules.isEmpty, batch.sampleCount > 0 else { return outcome }
-        // Per batch series: the (rule, recorded series) pairs it feeds.
-        let targets: [[(rule: Int, key: SeriesKey)]] = batch.series.map { series in
-            rules.indices.compactMap { r in rules[r].output(for: series).map { (r, SeriesKey(tenant: batch.tenant, labels: $0)) } }
-        }
-        guard targets.contains(where: { !$0.isEmpty }) else { return outcome }
         let throughFunction = Self.stacksThroughFunctions(of: rules, in: batch)
-        for i in 0..<batch.sampleCount {
-            let feeds = targets[Int(batch.sampleSeries[i])]
-            if feeds.isEmpty { continue }
-            let step = stepEnd(ofNanos: batch.sampleTimes[i])
-            for (r, key) in feeds {
-                if let stacks = throughFunction[r], !stacks.contains(batch.sampleStacks[i]) { continue }
-                guard step > completedThrough else {
-                    outcome.samplesLate += 1
-                    continue
-                }
-                if let sum = open[step]?[key] {
-                    open[step]![key] = sum &+ batch.sampleValues[i]
-                } else if seriesPerRule[step]?[rules[r].id] ?? 0 >= maxSeriesPerRule {
-                    outcome.samplesOverLimit += 1
-                    continue
+        // Per batch series: the recorded series it feeds (a handful of label sets per batch, not per sample).
+        var feeds: [[Feed]] = []
+        feeds.reserveCapacity(batch.series.count)
+        for series in batch.series {
+            var list: [Feed] = []
+            for (r, rule) in rules.enumerated() {
+                guard let labels = rule.output(for: series) else { continue }
+                let key = SeriesKey(tenant: batch.tenant, labels: labels, rule: rule.id)
+                let id: Int
+                if let known = seriesIDs[key] {
+                    id = known
                 } else {
-                    open[step, default: [:]][key] = batch.sampleValues[i]
-                    seriesPerRule[step, default: [:]][rules[r].id, default: 0] += 1
+                    id = seriesKeys.count
+                    seriesIDs[key] = id
+                    seriesKeys.append(key)
                 }
-                outcome.samplesRecorded += 1
-                outcome.latestStep = max(outcome.latestStep ?? step, step)
+                list.append(Feed(series: id, throughFunction: throughFunction[r]))
             }
+            feeds.append(list)
+        }
+        guard feeds.contains(where: { !$0.isEmpty }) else { return outcome }
+        // Sums and sample counts of this batch, merged into the open steps below.
+        var local: [StepSeries: (sum: Int64, samples: Int)] = [:]
+        var lastTime = Int64.min
+        var step: Int64 = 0
+        batch.sampleSeries.withUnsafeBufferPointer { seriesOf in
+            batch.sampleTimes.withUnsafeBufferPointer { times in
+                for i in 0..<batch.sampleCount {
+                    let list = feeds[Int(seriesOf[i])]
+                    if list.isEmpty { continue }
+                    if times[i] != lastTime {
+                        lastTime = times[i]
+                        step = stepEnd(ofNanos: lastTime)
+                    }
+                    let stack = Int(batch.sampleStacks[i])
+                    let value = batch.sampleValues[i]
+                    for feed in list {
+                        if let through = feed.throughFunction, !through[stack] { continue }
+                        guard step > completedThrough else {
+                            outcome.samplesLate += 1
+                            continue
+                        }
+                        local[StepSeries(step: step, series: feed.series), default: (0, 0)].sum &+= value
+                        local[StepSeries(step: step, series: feed.series)]!.samples += 1
+                    }
+                }
+            }
+        }
+        for (key, (sum, samples)) in local {
+            if let current = open[key.step]?[key.series] {
+                open[key.step]![key.series] = current &+ sum
+            } else {
+                let rule = seriesKeys[key.series].rule
+                guard seriesPerRule[key.step]?[rule] ?? 0 < maxSeriesPerRule else {
+                    outcome.samplesOverLimit += samples
+                    continue
+                }
+                open[key.step, default: [:]][key.series] = sum
+                seriesPerRule[key.step, default: [:]][rule, default: 0] += 1
+            }
+            outcome.samplesRecorded += samples
+            outcome.latestStep = max(outcome.latestStep ?? key.step, key.step)
         }
         return outcome
     }
 
-    /// For each rule with a function filter: the batch's stacks holding a frame of that function.
-    static func stacksThroughFunctions(of rules: [CompiledRule], in batch: SampleBatch) -> [Int: Set<UInt32>] {
-        var out: [Int: Set<UInt32>] = [:]
-        var byName: [String: Set<UInt32>] = [:]
+    /// For each rule with a function filter: per stack of the batch, whether a frame of it is that function.
+    static func stacksThroughFunctions(of rules: [CompiledRule], in batch: SampleBatch) -> [Int: [Bool]] {
+        var out: [Int: [Bool]] = [:]
+        var byName: [String: [Bool]] = [:]
         for (r, rule) in rules.enumerated() {
             guard let name = rule.functionName else { continue }
             if let known = byName[name] {
                 out[r] = known
                 continue
             }
-            var frames = Set<UInt32>()
+            var frames = [Bool](repeating: false, count: batch.symbols.frames.count)
+            var any = false
             for (f, frame) in batch.symbols.frames.enumerated()
             where batch.symbols.strings[Int(batch.symbols.functions[Int(frame.function)].name)] == name {
-                frames.insert(UInt32(f))
+                frames[f] = true
+                any = true
             }
-            var stacks = Set<UInt32>()
-            if !frames.isEmpty {
-                for s in 0..<batch.stacks.count where batch.stacks.stack(s).contains(where: frames.contains) {
-                    stacks.insert(UInt32(s))
+            var stacks = [Bool](repeating: false, count: batch.stacks.count)
+            if any {
+                for s in 0..<batch.stacks.count where batch.stacks.stack(s).contains(where: { frames[Int($0)] }) {
+                    stacks[s] = true
                 }
             }
             byName[name] = stacks
@@ -152,15 +205,16 @@ public struct RuleEvaluation: Sendable {
     /// (labels sorted, samples in time order), and records them as complete.
     public mutating func complete(through: Int64) -> [String: [Prometheus_TimeSeries]] {
         guard through > completedThrough else { return [:] }
-        var points: [SeriesKey: [(Int64, Int64)]] = [:]
+        var points: [Int: [(Int64, Int64)]] = [:]
         for (step, sums) in open where step <= through {
-            for (key, value) in sums { points[key, default: []].append((step, value)) }
+            for (series, value) in sums { points[series, default: []].append((step, value)) }
             open[step] = nil
             seriesPerRule[step] = nil
         }
         completedThrough = through
         var out: [String: [Prometheus_TimeSeries]] = [:]
-        for (key, steps) in points.sorted(by: { $0.key.labels.description < $1.key.labels.description }) {
+        for (id, steps) in points.sorted(by: { seriesKeys[$0.key].labels.description < seriesKeys[$1.key].labels.description }) {
+            let key = seriesKeys[id]
             var series = Prometheus_TimeSeries()
             series.labels = key.labels.labels.map { label in
                 var l = Prometheus_Label()
@@ -174,7 +228,23 @@ public struct RuleEvaluation: Sendable {
             }
             out[key.tenant, default: []].append(series)
         }
+        forgetSeriesOfCompletedSteps()
         return out
+    }
+
+    /// Keeps only the IDs the open steps still use, so series that stopped do not pile up.
+    private mutating func forgetSeriesOfCompletedSteps() {
+        var remap: [Int: Int] = [:]
+        var keys: [SeriesKey] = []
+        for sums in open.values {
+            for id in sums.keys where remap[id] == nil {
+                remap[id] = keys.count
+                keys.append(seriesKeys[id])
+            }
+        }
+        open = open.mapValues { sums in Dictionary(uniqueKeysWithValues: sums.map { (remap[$0.key]!, $0.value) }) }
+        seriesKeys = keys
+        seriesIDs = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($0.element, $0.offset) })
     }
 
     /// The earliest open step's end, if any step is open.

@@ -17,7 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
             + "recipe vs discovery.file of the same targets)."
     )
 
-    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, otlp, parquet, query, compaction, discovery or all.")
+    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, otlp, rules, parquet, query, compaction, discovery or all.")
     var suites: [String] = ["all"]
 
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
@@ -44,7 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
     var compactionHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "parquet", "query", "compaction", "discovery"]
+        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "rules", "parquet", "query", "compaction", "discovery"]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -84,6 +84,10 @@ struct BenchCommand: AsyncParsableCommand {
                 MemoryTuning.keepFreedMemoryForReuse()
                 defer { MemoryTuning.restoreDefaults() }
                 report(try OTLPBenchmark.run(fixturesDir: fixturesDir))
+            case "rules":
+                MemoryTuning.keepFreedMemoryForReuse()
+                defer { MemoryTuning.restoreDefaults() }
+                report(try RuleBenchmark.run(fixturesDir: fixturesDir))
             case "parquet":
                 let python = URL(fileURLWithPath: EnvironmentFallback.resolve(self.python, env: "KILN_PYTHON", default: ".venv/bin/python"))
                 report(try ParquetBenchmark.run(python: python))

@@ -1,0 +1,87 @@
+import Foundation
+import KilnProtos
+import Normalization
+import ProfileModel
+import Recording
+import Records
+
+/// Recording-rule evaluation against the normaliser, on one core: the ruler's work per profile (decode the
+/// normalized batch from its record, add its samples to 10 rules' steps, hand out the steps) beside the
+/// normaliser's own work for the same profiles. The target: evaluation under 10 % of normalising.
+public enum RuleBenchmark {
+    public static func run(fixturesDir: URL, seconds: Double = 5) throws -> [BenchMeasurement] {
+        let payloads = try NormalizerBenchmark.gzipPayloads(fixturesDir)
+        guard !payloads.isEmpty else { throw BenchError("no gzipped pprof fixtures under \(fixturesDir.path)") }
+        let envelopes = payloads.enumerated().map { i, payload in
+            RawEnvelope(
+                tenant: "bench", labels: LabelSet(["service_name": "svc\(i % 5)", "instance": "bench:\(i)", "region": "r\(i % 3)"]),
+                source: .loadgen, format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: payload)
+        }
+        var normalizer = Normalizer()
+        let records: [[UInt8]] = envelopes.enumerated().compactMap { i, envelope in
+            (try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch)
+                .flatMap { $0 }.map(BatchCodec.encode)
+        }
+        let rules = try Self.rules(from: records)
+        var evaluation = RuleEvaluation(stepMillis: 15_000)
+        var sink = 0
+        let measured = NormalizerBenchmark.measureInTurn(
+            seconds: seconds,
+            [
+                {
+                    for (i, envelope) in envelopes.enumerated() {
+                        if let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch {
+                            sink &+= BatchCodec.encode(batch).count
+                        }
+                    }
+                },
+                {
+                    for record in records {
+                        guard let batch = try? BatchCodec.decode(record) else { continue }
+                        sink &+= evaluation.add(batch, rules: rules).samplesRecorded
+                    }
+                    sink &+= evaluation.complete(through: .max - 15_000).count
+                },
+            ])
+        let (normalize, evaluate) = (measured[0], measured[1])
+        let perThousand = { (m: (rounds: Int, seconds: Double), profiles: Int) in m.seconds / Double(m.rounds) / Double(profiles) * 1e6 }
+        let evaluateMs = perThousand(evaluate, records.count)
+        let normalizeMs = perThousand(normalize, envelopes.count)
+        precondition(sink != 42)
+        return [
+            BenchMeasurement(
+                name: "recording rules: 10 rules evaluated per 1,000 profiles (decode batch, add, hand out steps)", unit: "ms CPU",
+                kiln: evaluateMs, baselineName: "normalising the same profiles", baseline: normalizeMs, higherIsBetter: false,
+                targetRatio: 10)
+        ]
+    }
+
+    /// Ten rules as a fleet would write them: totals by service and by region, matchers on labels, and
+    /// function filters on functions the profiles hold.
+    static func rules(from records: [[UInt8]]) throws -> [CompiledRule] {
+        var functionCounts: [String: Int] = [:]
+        for record in records {
+            let batch = try BatchCodec.decode(record)
+            for f in batch.symbols.functions { functionCounts[batch.symbols.strings[Int(f.name)], default: 0] += 1 }
+        }
+        let functions = functionCounts.sorted { $0.value > $1.value }.prefix(4).map(\.key)
+        let cpu = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+        let alloc = "memory:alloc_space:bytes:space:bytes"
+        var specs: [(type: String, matchers: [String], groupBy: [String], function: String?)] = [
+            (cpu, [], ["service_name"], nil), (alloc, [], ["service_name"], nil), (cpu, [], ["region"], nil),
+            (cpu, ["{service_name=~\"svc[0-2]\"}"], ["service_name", "region"], nil),
+            (alloc, ["{region!=\"r1\"}"], [], nil), (cpu, ["{instance=~\"bench:1.*\"}"], ["instance"], nil),
+        ]
+        for (i, function) in functions.enumerated() { specs.append((i % 2 == 0 ? cpu : alloc, [], ["service_name"], function)) }
+        return try specs.prefix(10).enumerated().map { i, spec in
+            var rule = Settings_V1_RecordingRule()
+            rule.id = "rule" + String(UnicodeScalar(UInt8(97 + i)))
+            rule.metricName = "profiles_recorded_bench_\(i)"
+            rule.profileType = spec.type
+            rule.matchers = ["{__profile_type__=\"\(spec.type)\"}"] + spec.matchers
+            rule.groupBy = spec.groupBy
+            if let function = spec.function { rule.stacktraceFilter.functionName.functionName = function }
+            return try CompiledRule(rule)
+        }
+    }
+}
