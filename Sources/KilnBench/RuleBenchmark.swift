@@ -30,7 +30,9 @@ public enum RuleBenchmark {
             [
                 {
                     for (i, envelope) in envelopes.enumerated() {
-                        if let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch {
+                        if let batch = try? normalizer.normalize(
+                            envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))
+                        ).batch {
                             sink &+= BatchCodec.encode(batch).count
                         }
                     }

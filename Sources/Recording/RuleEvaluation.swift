@@ -105,30 +105,29 @@ public struct RuleEvaluation: Sendable {
     public mutating func add(_ batch: SampleBatch, rules: [CompiledRule]) -> Outcome {
         var outcome = Outcome()
         guard !rules.isEmpty, batch.sampleCount > 0 else { return outcome }
-        let throughFunction = Self.stacksThroughFunctions(of: rules, in: batch)
-        // Per batch series: the recorded series it feeds (a handful of label sets per batch, not per sample).
+        // Per batch series: the rules that select it (a handful of label sets per batch, not per sample).
+        let selected: [[(rule: Int, labels: LabelSet)]] = batch.series.map { series in
+            rules.indices.compactMap { r in rules[r].output(for: series).map { (r, $0) } }
+        }
+        guard selected.contains(where: { !$0.isEmpty }) else { return outcome }
+        let functionRules = Set(selected.joined().map(\.rule).filter { rules[$0].functionName != nil })
+        let throughFunction = Self.stacksThroughFunctions(of: functionRules.map { ($0, rules[$0].functionName!) }, in: batch)
         var feeds: [[Feed]] = []
         feeds.reserveCapacity(batch.series.count)
-        for series in batch.series {
-            var list: [Feed] = []
-            for (r, rule) in rules.enumerated() {
-                guard let labels = rule.output(for: series) else { continue }
-                let key = SeriesKey(tenant: batch.tenant, labels: labels, rule: rule.id)
-                let id: Int
-                if let known = seriesIDs[key] {
-                    id = known
-                } else {
-                    id = seriesKeys.count
-                    seriesIDs[key] = id
+        for list in selected {
+            feeds.append(
+                list.map { r, labels in
+                    let key = SeriesKey(tenant: batch.tenant, labels: labels, rule: rules[r].id)
+                    if let known = seriesIDs[key] { return Feed(series: known, throughFunction: throughFunction[r]) }
+                    seriesIDs[key] = seriesKeys.count
                     seriesKeys.append(key)
-                }
-                list.append(Feed(series: id, throughFunction: throughFunction[r]))
-            }
-            feeds.append(list)
+                    return Feed(series: seriesKeys.count - 1, throughFunction: throughFunction[r])
+                })
         }
-        guard feeds.contains(where: { !$0.isEmpty }) else { return outcome }
-        // Sums and sample counts of this batch, merged into the open steps below.
-        var local: [StepSeries: (sum: Int64, samples: Int)] = [:]
+        // Sums and sample counts of this batch in the order first seen (a rule's series limit admits the
+        // first groups), merged into the open steps below.
+        var localIndex: [StepSeries: Int] = [:]
+        var local: [(key: StepSeries, sum: Int64, samples: Int)] = []
         var lastTime = Int64.min
         var step: Int64 = 0
         batch.sampleSeries.withUnsafeBufferPointer { seriesOf in
@@ -148,13 +147,19 @@ public struct RuleEvaluation: Sendable {
                             outcome.samplesLate += 1
                             continue
                         }
-                        local[StepSeries(step: step, series: feed.series), default: (0, 0)].sum &+= value
-                        local[StepSeries(step: step, series: feed.series)]!.samples += 1
+                        let key = StepSeries(step: step, series: feed.series)
+                        if let j = localIndex[key] {
+                            local[j].sum &+= value
+                            local[j].samples += 1
+                        } else {
+                            localIndex[key] = local.count
+                            local.append((key, value, 1))
+                        }
                     }
                 }
             }
         }
-        for (key, (sum, samples)) in local {
+        for (key, sum, samples) in local {
             if let current = open[key.step]?[key.series] {
                 open[key.step]![key.series] = current &+ sum
             } else {
@@ -172,27 +177,33 @@ public struct RuleEvaluation: Sendable {
         return outcome
     }
 
-    /// For each rule with a function filter: per stack of the batch, whether a frame of it is that function.
-    static func stacksThroughFunctions(of rules: [CompiledRule], in batch: SampleBatch) -> [Int: [Bool]] {
+    /// For each (rule, function name): per stack of the batch, whether one of its frames is that function.
+    /// Names are compared as bytes, once per function (not per frame).
+    static func stacksThroughFunctions(of rules: [(rule: Int, name: String)], in batch: SampleBatch) -> [Int: [Bool]] {
         var out: [Int: [Bool]] = [:]
         var byName: [String: [Bool]] = [:]
-        for (r, rule) in rules.enumerated() {
-            guard let name = rule.functionName else { continue }
+        let symbols = batch.symbols
+        for (r, name) in rules {
             if let known = byName[name] {
                 out[r] = known
                 continue
             }
-            var frames = [Bool](repeating: false, count: batch.symbols.frames.count)
-            var any = false
-            for (f, frame) in batch.symbols.frames.enumerated()
-            where batch.symbols.strings[Int(batch.symbols.functions[Int(frame.function)].name)] == name {
-                frames[f] = true
-                any = true
+            let target = Array(name.utf8)
+            let functionMatches = symbols.functions.map { f in
+                symbols.strings.withUTF8(Int(f.name)) { $0.count == target.count && $0.elementsEqual(target) }
             }
             var stacks = [Bool](repeating: false, count: batch.stacks.count)
-            if any {
-                for s in 0..<batch.stacks.count where batch.stacks.stack(s).contains(where: { frames[Int($0)] }) {
-                    stacks[s] = true
+            if functionMatches.contains(true) {
+                let frameMatches = symbols.frames.map { functionMatches[Int($0.function)] }
+                batch.stacks.frames.withUnsafeBufferPointer { frames in
+                    batch.stacks.starts.withUnsafeBufferPointer { starts in
+                        for s in 0..<batch.stacks.count {
+                            var k = Int(starts[s])
+                            let end = Int(starts[s + 1])
+                            while k < end, !frameMatches[Int(frames[k])] { k += 1 }
+                            stacks[s] = k < end
+                        }
+                    }
                 }
             }
             byName[name] = stacks
@@ -245,6 +256,13 @@ public struct RuleEvaluation: Sendable {
         open = open.mapValues { sums in Dictionary(uniqueKeysWithValues: sums.map { (remap[$0.key]!, $0.value) }) }
         seriesKeys = keys
         seriesIDs = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($0.element, $0.offset) })
+    }
+
+    /// Forgets every open step, for a caller that will read their samples again (after a rebalance).
+    public mutating func discardOpenSteps() {
+        open.removeAll()
+        seriesPerRule.removeAll()
+        forgetSeriesOfCompletedSteps()
     }
 
     /// The earliest open step's end, if any step is open.

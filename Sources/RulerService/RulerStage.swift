@@ -176,6 +176,10 @@ public final class RulerStage: Service, Sendable {
 
     /// Decodes the records (off the cooperative pool) and adds them to the open steps.
     func take(_ events: [ConsumerEvent]) async throws {
+        if events.contains(where: { if case .rebalance(.revoked) = $0 { true } else { false } }) {
+            try await restartAfterRevoke()
+            return
+        }
         let records = events.compactMap(\.record)
         let batches: [Result<SampleBatch, any Error>] =
             records.isEmpty ? [] : try await worker.run { records.map { r in Result { try BatchCodec.decode(r.value) } } }
@@ -190,9 +194,7 @@ public final class RulerStage: Service, Sendable {
                 case .partitionEOF(let tp, let next):
                     state.partitions[tp.partition, default: PartitionState()].atEnd = true
                     state.partitions[tp.partition]!.position = next
-                case .rebalance:
-                    break
-                case .record:
+                case .rebalance, .record:
                     break
                 }
             }
@@ -230,6 +232,27 @@ public final class RulerStage: Service, Sendable {
             $0.samplesRecorded += delta.samplesRecorded
             $0.samplesLate += delta.samplesLate
             $0.samplesOverLimit += delta.samplesOverLimit
+        }
+    }
+
+    /// Partitions were taken away: the samples they fed into open steps cannot be told apart from the rest,
+    /// so every open step is dropped and each partition still owned is read again from the first record
+    /// that fed an open step (this poll's records too); partitions assigned later start from their
+    /// committed offsets. Steps already written stay written.
+    func restartAfterRevoke() async throws {
+        let assigned = Set((try? consumer.assignment())?.filter { $0.topic == configuration.normalizedTopic }.map(\.partition) ?? [])
+        let seeks = state.withLock { state -> [(Int32, Int64)] in
+            var out: [(Int32, Int64)] = []
+            for (p, partition) in state.partitions where assigned.contains(p) {
+                if let offset = partition.pending.first?.offset ?? partition.position { out.append((p, offset)) }
+            }
+            state.partitions = [:]
+            state.evaluation.discardOpenSteps()
+            return out
+        }
+        logger.info("partitions revoked: open steps are read again", metadata: ["from": "\(seeks)"])
+        for (p, offset) in seeks {
+            try await consumer.seek(topic: configuration.normalizedTopic, partition: p, offset: offset)
         }
     }
 

@@ -112,4 +112,22 @@ import Testing
         #expect(outcome.samplesRecorded == 2 && outcome.samplesOverLimit == 1)
         #expect(points(evaluation.complete(through: 1_700_000_010_000), "profiles_recorded_cpu").mapValues { $0.map(\.1) } == ["api": [5]])
     }
+
+    @Test func discardedStepsAreRebuiltFromTheSameSamplesWithTheSameValues() throws {
+        let rules = [try Self.rule("bysvc", metric: "profiles_recorded_cpu", groupBy: ["service_name"])]
+        let t: Int64 = 1_700_000_005_000 * 1_000_000
+        let b = Self.batch(times: [t, t + 1_000_000_000], values: [3, 4], series: [0, 1], stacks: [0, 2])
+        var once = RuleEvaluation(stepMillis: 15_000)
+        _ = once.add(b, rules: rules)
+        var again = RuleEvaluation(stepMillis: 15_000)
+        _ = again.add(b, rules: rules)
+        // A rebalance drops the open steps; the partition is read again from the first record that fed them.
+        again.discardOpenSteps()
+        #expect(again.earliestOpenStep == nil)
+        _ = again.add(b, rules: rules)
+        let first = points(once.complete(through: 1_700_000_010_000), "profiles_recorded_cpu")
+        let second = points(again.complete(through: 1_700_000_010_000), "profiles_recorded_cpu")
+        #expect(first.mapValues { $0.map(\.1) } == ["api": [3], "db": [4]])
+        #expect(second.mapValues { $0.map(\.1) } == first.mapValues { $0.map(\.1) })
+    }
 }
