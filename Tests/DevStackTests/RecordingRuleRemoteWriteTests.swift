@@ -40,8 +40,14 @@ import Testing
                "externalLabels": [{"name": "run", "value": "\(run)"}]}
             ]}
             """
+        // Beside them, the rules docker/ provisions, whose series the fleet dashboard reads.
+        let dockerRules =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("docker/recording-rules.json"))) as? [String: [Any]]
+        var allRules = try JSONSerialization.jsonObject(with: Data(rules.utf8)) as! [String: [Any]]
+        allRules["anonymous"]! += try #require(dockerRules?["anonymous"])
         let rulesFile = dir.appendingPathComponent("rules.json")
-        try rules.write(to: rulesFile, atomically: true, encoding: .utf8)
+        try JSONSerialization.data(withJSONObject: allRules).write(to: rulesFile)
         let proxy = try await FaultProxy.start(upstream: prometheus, slowSeconds: 1.5)
         defer { Task { await proxy.stop() } }
         let demo = try await GoDemo.start()
@@ -75,6 +81,19 @@ import Testing
                     let response = try await client.execute(request, timeout: .seconds(30))
                     #expect(response.status.code == 200, "\(file)")
                 }
+            }
+
+            func instant(_ query: String) async throws -> [[String: Any]] {
+                var request = HTTPClientRequest(url: prometheus + "/api/v1/query")
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+                let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
+                request.body = .bytes(ByteBuffer(string: "query=\(encoded)"))
+                let response = try await client.execute(request, timeout: .seconds(10))
+                let body =
+                    try JSONSerialization.jsonObject(with: Data(buffer: try await response.body.collect(upTo: 16 << 20))) as? [String: Any]
+                #expect(body?["status"] as? String == "success", "\(query): \(body ?? [:])")
+                return ((body?["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
             }
 
             func recorded(_ metric: String) async throws -> [String: [Int64: Double]] {
@@ -186,7 +205,43 @@ import Testing
             let log = try String(contentsOf: dev.dataDir.appendingPathComponent("logs/kiln-ruler.log"), encoding: .utf8)
             #expect(!log.contains("refused recorded samples"), "a re-sent step conflicted with the one Prometheus holds")
             #expect(proxy.actions().filter { $0 == "slow" }.count >= 2)
-            print("recording rules: Prometheus equals kiln-query before and after two SIGKILLs mid-write (through \(through))")
+
+            // Every query of the fleet dashboard over recorded series returns data from this Prometheus, and
+            // every Pyroscope panel's query is answered by kiln-query with a flame graph.
+            let listing = try await runToCompletion(
+                TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python"),
+                [TestEnvironment.repoRoot.appendingPathComponent("scripts/dashboard-queries.py").path])
+            try #require(listing.status == 0, "\(listing.output)")
+            var checked = 0
+            for line in listing.output.split(separator: "\n") {
+                let fields = line.split(separator: "\t", maxSplits: 2).map(String.init)
+                guard fields.count == 3, fields[0].hasPrefix("kiln-fleet-profiles.json") else { continue }
+                let (place, kind, query) = (fields[0], fields[1], fields[2])
+                if kind == "pyroscope" {
+                    let panel = try #require(try JSONSerialization.jsonObject(with: Data(query.utf8)) as? [String: Any])
+                    let body = try JSONSerialization.data(withJSONObject: [
+                        "profileTypeID": panel["profileTypeId"] as? String ?? "", "labelSelector": panel["labelSelector"] as? String ?? "",
+                        "start": start, "end": through,
+                    ])
+                    let answer = try await dev.connect(
+                        "querier.v1.QuerierService/SelectMergeStacktraces", json: String(decoding: body, as: UTF8.self), tenant: "anonymous"
+                    )
+                    #expect(answer.status == 200 && DecodedFlameGraph(answer.body).total > 0, "\(place): \(answer.body)")
+                } else if !query.contains("kiln_") {
+                    // Kiln's own metrics need Prometheus to scrape Kiln, which this one does not.
+                    var answer: [[String: Any]] = []
+                    _ = try await eventually(timeout: .seconds(20)) {
+                        answer = try await instant(query)
+                        return !answer.isEmpty
+                    }
+                    #expect(!answer.isEmpty, "\(place) shows nothing: \(query)")
+                }
+                checked += 1
+            }
+            #expect(checked >= 10, "\(listing.output)")
+            print(
+                "recording rules: Prometheus equals kiln-query before and after two SIGKILLs mid-write (through \(through)); \(checked) fleet dashboard queries answered"
+            )
             _ = try await dev.stop()
         }
         try await demo.stop()
