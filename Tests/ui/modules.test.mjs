@@ -11,7 +11,7 @@ const UI = fileURLToPath(new URL("../../Sources/QueryAPI/UI/", import.meta.url))
 
 const PURE_MODULES = [
   "format.js", "selector.js", "url-state.js", "time-range.js", "profile-types.js", "function-names.js",
-  "timeline-data.js", "flame-model.js", "table-rows.js", "regression-rows.js", "span-selector.js",
+  "timeline-data.js", "flame-model.js", "table-rows.js", "regression-rows.js", "span-selector.js", "rule-form.js",
 ];
 
 const read = (name) => readFileSync(join(UI, name), "utf8");
@@ -25,10 +25,13 @@ function relativeImports(source) {
   return found;
 }
 
-test("index.html loads every module in the folder through relative imports", () => {
-  const html = read("index.html");
-  const pending = [...html.matchAll(/<script[^>]*\ssrc="\/ui\/([^"]+\.js)"/g)].map((m) => m[1]);
-  assert.deepEqual(pending, ["app.js"]);
+test("the pages (index.html, rules.html) load every module in the folder through relative imports", () => {
+  const pending = [];
+  for (const [page, entry] of [["index.html", "app.js"], ["rules.html", "rules.js"]]) {
+    const scripts = [...read(page).matchAll(/<script[^>]*\ssrc="\/ui\/([^"]+\.js)"/g)].map((m) => m[1]);
+    assert.deepEqual(scripts, [entry], page);
+    pending.push(...scripts);
+  }
   const seen = new Set();
   while (pending.length) {
     const name = pending.pop();

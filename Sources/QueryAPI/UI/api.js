@@ -124,6 +124,47 @@ export async function selectSeries(q, step, signal) {
   return summedSeries(r.series);
 }
 
+/** SelectSeries grouped by `groupBy`: [{labels: {name: value}, points: [{t, v}]}], points in time order. */
+export async function groupedSeries(q, step, groupBy, signal) {
+  const r = await call("SelectSeries", {
+    profileTypeID: q.profileType,
+    labelSelector: q.selector,
+    start: String(q.start),
+    end: String(q.end),
+    step,
+    groupBy,
+    aggregation: "TIME_SERIES_AGGREGATION_TYPE_SUM",
+  }, signal);
+  return (r.series || []).map((s) => ({
+    labels: Object.fromEntries((s.labels || []).map((l) => [l.name, l.value])),
+    points: (s.points || []).map((p) => ({ t: int(p.timestamp), v: Number(p.value) || 0 })).sort((a, b) => a.t - b.t),
+  }));
+}
+
+const RULES = "/settings.v1.RecordingRulesService/";
+
+function rulesCall(method, body) {
+  return request(method, RULES + method, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The tenant's recording rules (Pyroscope's settings.v1 JSON: metricName, matchers, groupBy, …). */
+export async function listRecordingRules() {
+  return (await rulesCall("ListRecordingRules", {})).rules || [];
+}
+
+/** Creates or replaces a rule; the server answers 409 when `generation` is not the stored one. */
+export async function upsertRecordingRule(request) {
+  return (await rulesCall("UpsertRecordingRule", request)).rule;
+}
+
+export async function deleteRecordingRule(id) {
+  await rulesCall("DeleteRecordingRule", { id });
+}
+
 /** Every series summed point-wise into [{t, v}] sorted by time, so a grouped answer draws as one line. */
 export function summedSeries(series) {
   const sums = new Map();

@@ -125,7 +125,7 @@ function range() {
 
 function syncControls() {
   document.body.dataset.view = state.view;
-  for (const a of document.querySelectorAll(".tabs a")) {
+  for (const a of document.querySelectorAll(".tabs a[data-view]")) {
     a.classList.toggle("active", a.dataset.view === state.view);
     a.setAttribute("aria-current", a.dataset.view === state.view ? "page" : "false");
   }
@@ -375,7 +375,7 @@ $("explain-close").addEventListener("click", closeExplanation);
 
 // ---- Controls -----------------------------------------------------------------------------------
 
-for (const a of document.querySelectorAll(".tabs a")) {
+for (const a of document.querySelectorAll(".tabs a[data-view]")) {
   a.addEventListener("click", (e) => {
     e.preventDefault();
     if (state.view !== a.dataset.view) update({ view: a.dataset.view });
