@@ -36,8 +36,6 @@ public final class RulerStage: Service, Sendable {
         /// How often a tenant's rules are read again from the store.
         public var rulesRefresh: Duration
         public var maxPollRecords = 256
-        /// A partition that delivered nothing for this long counts as read to its end.
-        public var idleAfter: Duration = .seconds(1)
 
         public init(
             normalizedTopic: String, groupID: String = "kiln-ruler", stepMillis: Int64 = 15_000, lateness: Duration = .seconds(60),
@@ -71,7 +69,7 @@ public final class RulerStage: Service, Sendable {
         var position: Int64?
         /// The latest sample time (ms) read from it.
         var latestSampleMillis: Int64?
-        var lastDelivery = ContinuousClock.now
+        /// Kafka reported its end and no record came since.
         var atEnd = false
     }
 
@@ -186,42 +184,42 @@ public final class RulerStage: Service, Sendable {
         var tenants = Set<String>()
         for case .success(let batch) in batches { tenants.insert(batch.tenant) }
         let rulesByTenant = try await currentRules(tenants)
-        let now = ContinuousClock.now
         var delta = Stats()
         state.withLock { state in
+            // In the order Kafka reported them: an end reported after the last record stands.
+            var next = zip(records, batches).makeIterator()
             for event in events {
                 switch event {
-                case .partitionEOF(let tp, let next):
+                case .partitionEOF(let tp, let nextOffset):
                     state.partitions[tp.partition, default: PartitionState()].atEnd = true
-                    state.partitions[tp.partition]!.position = next
-                case .rebalance, .record:
+                    state.partitions[tp.partition]!.position = nextOffset
+                case .rebalance:
                     break
-                }
-            }
-            for (record, decoded) in zip(records, batches) {
-                var partition = state.partitions[record.partition] ?? PartitionState()
-                partition.position = record.offset + 1
-                partition.lastDelivery = now
-                partition.atEnd = false
-                delta.records += 1
-                switch decoded {
-                case .success(let batch):
-                    let outcome = state.evaluation.add(batch, rules: rulesByTenant[batch.tenant] ?? [])
-                    delta.samplesRecorded += outcome.samplesRecorded
-                    delta.samplesLate += outcome.samplesLate
-                    delta.samplesOverLimit += outcome.samplesOverLimit
-                    partition.pending.append((record.offset, outcome.latestStep))
-                    if let latest = batch.sampleTimes.max() {
-                        partition.latestSampleMillis = max(partition.latestSampleMillis ?? .min, latest / 1_000_000)
+                case .record:
+                    guard let (record, decoded) = next.next() else { continue }
+                    var partition = state.partitions[record.partition] ?? PartitionState()
+                    partition.position = record.offset + 1
+                    partition.atEnd = false
+                    delta.records += 1
+                    switch decoded {
+                    case .success(let batch):
+                        let outcome = state.evaluation.add(batch, rules: rulesByTenant[batch.tenant] ?? [])
+                        delta.samplesRecorded += outcome.samplesRecorded
+                        delta.samplesLate += outcome.samplesLate
+                        delta.samplesOverLimit += outcome.samplesOverLimit
+                        partition.pending.append((record.offset, outcome.latestStep))
+                        if let latest = batch.sampleTimes.max() {
+                            partition.latestSampleMillis = max(partition.latestSampleMillis ?? .min, latest / 1_000_000)
+                        }
+                    case .failure(let error):
+                        // The compactor sends such a record to the DLQ; the ruler has nothing to record from it.
+                        logger.warning(
+                            "unreadable normalized record skipped",
+                            metadata: ["partition": "\(record.partition)", "offset": "\(record.offset)", "error": "\(error)"])
+                        partition.pending.append((record.offset, nil))
                     }
-                case .failure(let error):
-                    // The compactor sends such a record to the DLQ; the ruler has nothing to record from it.
-                    logger.warning(
-                        "unreadable normalized record skipped",
-                        metadata: ["partition": "\(record.partition)", "offset": "\(record.offset)", "error": "\(error)"])
-                    partition.pending.append((record.offset, nil))
+                    state.partitions[record.partition] = partition
                 }
-                state.partitions[record.partition] = partition
             }
         }
         recordsCounter.increment(by: delta.records)
@@ -288,10 +286,12 @@ public final class RulerStage: Service, Sendable {
     }
 
     /// The latest step end (ms) every partition has moved past, lateness included; nil while the ruler does
-    /// not own the whole topic or a partition has not been heard from.
+    /// not own the whole topic or a partition has not been heard from. A partition moves by the sample
+    /// times it delivers, and by the clock once Kafka reports it read to its end (not sooner: a ruler that
+    /// restarts behind a backlog must not complete steps the backlog still feeds). Never past the clock, so a
+    /// client stamping profiles in the future cannot close the steps of everyone else.
     func completableThrough(partitionCount: Int, nowMillis: Int64) -> Int64? {
         let lateness = configuration.lateness.wholeMilliseconds
-        let now = ContinuousClock.now
         let assigned: Set<Int32>
         do {
             assigned = Set(try consumer.assignment().filter { $0.topic == configuration.normalizedTopic }.map(\.partition))
@@ -313,8 +313,9 @@ public final class RulerStage: Service, Sendable {
             for p in assigned {
                 guard let partition = state.partitions[p] else { return nil }
                 var reached = partition.latestSampleMillis ?? .min
-                if partition.atEnd || now - partition.lastDelivery >= configuration.idleAfter { reached = max(reached, nowMillis) }
+                if partition.atEnd { reached = nowMillis }
                 guard reached != .min else { return nil }
+                reached = min(reached, nowMillis)
                 through = min(through, reached - lateness)
             }
             return through == .max
@@ -326,7 +327,7 @@ public final class RulerStage: Service, Sendable {
     /// steps are all written.
     func completeSteps(partitionCount: Int) async throws {
         let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
-        // Partitions just assigned start as heard from now, so an idle one counts as read after `idleAfter`.
+        // A partition just assigned holds completion back until it delivers a record or reports its end.
         if let assigned = try? consumer.assignment() {
             state.withLock { state in
                 for tp in assigned where tp.topic == configuration.normalizedTopic && state.partitions[tp.partition] == nil {
