@@ -128,6 +128,7 @@ public struct DevStackPlan: Sendable {
             }
         }
         let rules = options.recordingRulesFile.map { ["--recording-rules-file", $0.path] } ?? []
+        let ruler = options.remoteWriteURL == nil ? [] : ["--ruler-running"]
         var stages = [
             ChildSpec(
                 name: "kiln-scraper", executable: executables.stage("kiln-scraper"), arguments: scraperArgs,
@@ -145,7 +146,7 @@ public struct DevStackPlan: Sendable {
                 environment: env, probe: .http("http://\(host):\(ports[3])/ready")),
             ChildSpec(
                 name: "kiln-query", executable: executables.stage("kiln-query"),
-                arguments: ["--store", options.storeURL, "--listen", queryAddress] + rules,
+                arguments: ["--store", options.storeURL, "--listen", queryAddress] + rules + ruler,
                 environment: env, probe: .http("http://\(queryAddress)/ready")),
         ]
         if let url = options.remoteWriteURL {

@@ -8,14 +8,20 @@ import KilnProtos
 public enum FeatureFlagRoutes {
     public static let path = "/capabilities.v1.FeatureFlagsService/GetFeatureFlags"
 
-    static let flags: [(name: String, enabled: Bool, description: String)] = [
-        ("v2StorageLayer", false, "Pyroscope's v2 storage layer (Kiln has its own block store)"),
-        ("pyroscopeRuler", false, "Recording rules exporting Prometheus metrics from profiles (rules are stored, not evaluated yet)"),
-        ("pyroscopeRulerFunctions", false, "Per-function recording rules (not offered yet)"),
-        ("utf8LabelNames", false, "Label names beyond [a-zA-Z0-9_.] at ingest (quoted names are accepted in selectors)"),
-    ]
+    /// `rulerRunning`: a kiln-ruler evaluates this store's recording rules (kiln-query's `--ruler-running`);
+    /// without one, rules are only stored, and Drilldown must not offer metrics from profiles.
+    public static func flags(rulerRunning: Bool) -> [(name: String, enabled: Bool, description: String)] {
+        let ruler = rulerRunning ? "evaluated by kiln-ruler and written with Prometheus remote write" : "stored only: no kiln-ruler runs"
+        return [
+            ("v2StorageLayer", false, "Pyroscope's v2 storage layer (Kiln has its own block store)"),
+            ("pyroscopeRuler", rulerRunning, "Recording rules exporting Prometheus metrics from profiles (\(ruler))"),
+            ("pyroscopeRulerFunctions", rulerRunning, "Recording rules with a function filter (\(ruler))"),
+            ("utf8LabelNames", false, "Label names beyond [a-zA-Z0-9_.] at ingest (quoted names are accepted in selectors)"),
+        ]
+    }
 
-    public static func register<Context: RequestContext>(on router: Router<Context>, access: TenantAccess) {
+    public static func register<Context: RequestContext>(on router: Router<Context>, access: TenantAccess, rulerRunning: Bool = false) {
+        let flags = flags(rulerRunning: rulerRunning)
         QueryRoutes.unary(router, path: path, access: access, fields: RequestFields([])) { (_: Capabilities_V1_GetFeatureFlagsRequest, _) in
             var out = Capabilities_V1_GetFeatureFlagsResponse()
             out.featureFlags = flags.map { flag in

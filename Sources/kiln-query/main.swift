@@ -52,6 +52,15 @@ struct Command: AsyncParsableCommand {
     )
     var recordingRulesFile: String?
 
+    @Flag(
+        name: .customLong("ruler-running"),
+        help:
+            "A kiln-ruler evaluates this store's recording rules: Grafana's Profiles Drilldown is told it may offer metrics from profiles. [env: KILN_RULER_RUNNING=1]"
+    )
+    var rulerRunningFlag = false
+
+    var rulerRunning: Bool { rulerRunningFlag || ProcessInfo.processInfo.environment["KILN_RULER_RUNNING"] == "1" }
+
     func run() async throws {
         let process = try ServiceBootstrap.start(
             name: "kiln-query", options: service, role: .servesRequests, listenFlag: listen,
@@ -96,7 +105,7 @@ struct Command: AsyncParsableCommand {
             access: queryOptions.access)
         AdHocRoutes.register(
             on: process.admin.router, profiles: AdHocProfiles(store: objectStore), access: queryOptions.access, options: queryOptions)
-        FeatureFlagRoutes.register(on: process.admin.router, access: queryOptions.access)
+        FeatureFlagRoutes.register(on: process.admin.router, access: queryOptions.access, rulerRunning: rulerRunning)
         UIRoutes.register(on: process.admin.router, access: queryOptions.access)
         logger.info(
             "query access",

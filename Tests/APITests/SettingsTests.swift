@@ -106,8 +106,10 @@ import Testing
             #expect(json.status == 200, "\(json.text)")
             let answer = try Capabilities_V1_GetFeatureFlagsResponse(jsonUTF8Bytes: json.body)
             let flags = Dictionary(uniqueKeysWithValues: answer.featureFlags.map { ($0.name, $0.enabled) })
-            #expect(flags["pyroscopeRuler"] == false, "no recording rules yet: Drilldown must not offer them")
+            #expect(flags["pyroscopeRuler"] == false, "no ruler evaluates the rules: Drilldown must not offer them")
             #expect(Set(flags.keys).isSuperset(of: ["v2StorageLayer", "pyroscopeRuler", "pyroscopeRulerFunctions", "utf8LabelNames"]))
+            let withRuler = Dictionary(uniqueKeysWithValues: FeatureFlagRoutes.flags(rulerRunning: true).map { ($0.name, $0.enabled) })
+            #expect(withRuler["pyroscopeRuler"] == true && withRuler["pyroscopeRulerFunctions"] == true)
             let binary = try await post(
                 url + FeatureFlagRoutes.path, body: try Capabilities_V1_GetFeatureFlagsRequest().serializedBytes(),
                 headers: [("Content-Type", "application/proto")])

@@ -96,6 +96,7 @@ import Testing
         #expect(ruler.probe == .http("http://127.0.0.1:9006/ready"))
         let query = try #require(p.stages.first { $0.name == "kiln-query" })
         #expect(value("--recording-rules-file", in: query.arguments) == "/etc/rules.json")
+        #expect(query.arguments.contains("--ruler-running"), "Drilldown may offer metrics from profiles")
     }
 
     @Test func eachRunHasItsOwnTopics() {
