@@ -22,14 +22,8 @@ import Testing
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-go-spans-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dataDir) }
-        // The article's config with its placeholders filled in, as make demo does.
-        let seed = try String(contentsOf: TestEnvironment.fixturesDir.appendingPathComponent("alloy/seed.alloy"), encoding: .utf8)
         try await withHTTPClient { client in
-            let dev = try KilnDevHarness.start(in: dataDir, client: client) { port in
-                seed.replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
-                    .replacingOccurrences(of: "Your_Apps_Name", with: "go-demo")
-                    .replacingOccurrences(of: "http://Your_Pyroscope_ip_address:Your_Pyroscope_Port", with: "http://127.0.0.1:\(port)")
-            }
+            let dev = try KilnDevHarness.scrapingGoDemo(demo, in: dataDir, client: client)
             let process = dev.process
             defer { process.signal(SIGTERM) }
             _ = try await dev.waitUntilReady()

@@ -90,6 +90,19 @@ struct KilnDevHarness {
             environment: environment)
     }
 
+    /// kiln dev scraping the Go demo (as service `go-demo`) with the article's Alloy configuration, its
+    /// placeholders filled in as `make demo` fills them.
+    static func scrapingGoDemo(
+        _ demo: GoDemo, in dir: URL, client: HTTPClient, extraArguments: [String] = [], environment: [String: String] = [:]
+    ) throws -> KilnDevHarness {
+        let seed = try String(contentsOf: TestEnvironment.fixturesDir.appendingPathComponent("alloy/seed.alloy"), encoding: .utf8)
+        return try start(in: dir, client: client, extraArguments: extraArguments, environment: environment) { port in
+            seed.replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
+                .replacingOccurrences(of: "Your_Apps_Name", with: "go-demo")
+                .replacingOccurrences(of: "http://Your_Pyroscope_ip_address:Your_Pyroscope_Port", with: "http://127.0.0.1:\(port)")
+        }
+    }
+
     /// Starts kiln dev and runs `body`; if `body` throws, kiln dev is stopped (SIGTERM, so it stops its
     /// children too) before the error goes on, so a failing test leaves no processes behind.
     static func with<T>(dataDir: URL, client: HTTPClient, _ body: (KilnDevHarness) async throws -> T) async throws -> T {

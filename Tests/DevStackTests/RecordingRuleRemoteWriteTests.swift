@@ -51,17 +51,11 @@ import Testing
         let proxy = try await FaultProxy.start(upstream: prometheus, slowSeconds: 1.5)
         defer { Task { await proxy.stop() } }
         let demo = try await GoDemo.start()
-        let seed = try String(contentsOf: TestEnvironment.fixturesDir.appendingPathComponent("alloy/seed.alloy"), encoding: .utf8)
         try await withHTTPClient { client in
-            let dev = try KilnDevHarness.start(
-                in: dir, client: client,
+            let dev = try KilnDevHarness.scrapingGoDemo(
+                demo, in: dir, client: client,
                 extraArguments: ["--remote-write-url", proxy.endpoint + "/api/v1/write", "--recording-rules-file", rulesFile.path],
-                environment: ["KILN_RULER_STEP": "5s", "KILN_RULER_LATENESS": "\(Self.latenessMillis / 1000)s"]
-            ) { port in
-                seed.replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
-                    .replacingOccurrences(of: "Your_Apps_Name", with: "go-demo")
-                    .replacingOccurrences(of: "http://Your_Pyroscope_ip_address:Your_Pyroscope_Port", with: "http://127.0.0.1:\(port)")
-            }
+                environment: ["KILN_RULER_STEP": "5s", "KILN_RULER_LATENESS": "\(Self.latenessMillis / 1000)s"])
             let process = dev.process
             defer { process.signal(SIGTERM) }
             _ = try await dev.waitUntilReady()

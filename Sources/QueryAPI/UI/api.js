@@ -1,6 +1,6 @@
-// Kiln's query API, as the UI calls it: Pyroscope's Connect `querier.v1.QuerierService` in JSON, and
-// Kiln's own `/kiln/v1/regressions`. Connect requests and responses follow the proto3 JSON mapping
-// (lowerCamelCase names, int64 as strings).
+// Kiln's query API, as the UI calls it: Pyroscope's Connect `querier.v1.QuerierService` and
+// `settings.v1.RecordingRulesService` in JSON, and Kiln's own `/kiln/v1/regressions`. Connect requests and
+// responses follow the proto3 JSON mapping (lowerCamelCase names, int64 as strings).
 // Only `fetch` is used, so the answer-reading helpers below are testable outside a browser.
 
 const SERVICE = "/querier.v1.QuerierService/";
@@ -35,8 +35,8 @@ async function request(label, url, init, signal) {
   return json;
 }
 
-function call(method, body, signal) {
-  return request(method, SERVICE + method, {
+function call(method, body, signal, service = SERVICE) {
+  return request(method, service + method, {
     method: "POST",
     headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
     body: JSON.stringify(body),
@@ -112,21 +112,11 @@ export function flamegraphFromJSON(json) {
  * refuses `spanSelector` on SelectSeries, so `q.spans` is left out.
  */
 export async function selectSeries(q, step, signal) {
-  const r = await call("SelectSeries", {
-    profileTypeID: q.profileType,
-    labelSelector: q.selector,
-    start: String(q.start),
-    end: String(q.end),
-    step,
-    groupBy: [],
-    aggregation: "TIME_SERIES_AGGREGATION_TYPE_SUM",
-  }, signal);
-  return summedSeries(r.series);
+  return summedSeries((await seriesCall(q, step, [], signal)).series);
 }
 
-/** SelectSeries grouped by `groupBy`: [{labels: {name: value}, points: [{t, v}]}], points in time order. */
-export async function groupedSeries(q, step, groupBy, signal) {
-  const r = await call("SelectSeries", {
+function seriesCall(q, step, groupBy, signal) {
+  return call("SelectSeries", {
     profileTypeID: q.profileType,
     labelSelector: q.selector,
     start: String(q.start),
@@ -135,6 +125,11 @@ export async function groupedSeries(q, step, groupBy, signal) {
     groupBy,
     aggregation: "TIME_SERIES_AGGREGATION_TYPE_SUM",
   }, signal);
+}
+
+/** SelectSeries grouped by `groupBy`: [{labels: {name: value}, points: [{t, v}]}], points in time order. */
+export async function groupedSeries(q, step, groupBy, signal) {
+  const r = await seriesCall(q, step, groupBy, signal);
   return (r.series || []).map((s) => ({
     labels: Object.fromEntries((s.labels || []).map((l) => [l.name, l.value])),
     points: (s.points || []).map((p) => ({ t: int(p.timestamp), v: Number(p.value) || 0 })).sort((a, b) => a.t - b.t),
@@ -142,14 +137,7 @@ export async function groupedSeries(q, step, groupBy, signal) {
 }
 
 const RULES = "/settings.v1.RecordingRulesService/";
-
-function rulesCall(method, body) {
-  return request(method, RULES + method, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
-    body: JSON.stringify(body),
-  });
-}
+const rulesCall = (method, body) => call(method, body, undefined, RULES);
 
 /** The tenant's recording rules (Pyroscope's settings.v1 JSON: metricName, matchers, groupBy, …). */
 export async function listRecordingRules() {
