@@ -343,7 +343,12 @@ let package = Package(
             ]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records"]),
-        .testTarget(name: "RecordingTests", dependencies: ["Recording", "RemoteWrite", "KilnProtos", "ProfileModel"]),
+        .testTarget(
+            name: "RecordingTests",
+            dependencies: [
+                "Recording", "RemoteWrite", "KilnProtos", "ProfileModel", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "KilnFoundationTests", dependencies: ["KilnFoundation"]),
         .testTarget(
             name: "KilnServiceTests",

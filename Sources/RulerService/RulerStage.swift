@@ -20,10 +20,11 @@ import Synchronization
 /// by the receiver and the checkpoint (the last completed step, in the block store under `_kiln/ruler/`)
 /// says so. After a crash the ruler reads again from the stored offsets; samples of steps the checkpoint
 /// names as written are skipped, and steps after it are rebuilt from the same records, so they are re-sent
-/// with the same value (which Prometheus takes as a duplicate and ignores) and never with a partial one.
+/// with the same value and never with a partial one; one request per step, so a step Prometheus already
+/// holds (refused as out of order) takes no later step down with it.
 ///
 /// A step ending at T is complete when every partition of the topic has moved past T + lateness: by the
-/// sample times it carries, or, for a partition with nothing more to read, by the clock. One ruler owns
+/// sample times it carries, or, once Kafka reports the partition's end, by the clock. One ruler owns
 /// every partition (a recorded series sums samples of many services, and services are spread over the
 /// partitions); while its group assigns it only part of the topic it completes nothing and says why.
 public final class RulerStage: Service, Sendable {
@@ -77,6 +78,11 @@ public final class RulerStage: Service, Sendable {
         var evaluation: RuleEvaluation
         var partitions: [Int32: PartitionState] = [:]
         var rules: [String: (rules: [CompiledRule], readAt: ContinuousClock.Instant)] = [:]
+        /// The ruler owns only part of the topic (said once per episode, not per poll).
+        var partial = false
+        /// Steps up to this may be in the receiver already (a write the previous ruler did not see
+        /// acknowledged); a refusal of one of them is that, not a lost sample.
+        var maybeWrittenThrough: Int64 = 0
     }
 
     private let configuration: Configuration
@@ -128,11 +134,18 @@ public final class RulerStage: Service, Sendable {
     struct Checkpoint: Codable {
         /// Every step ending at or before this (ms since the epoch) was acknowledged by the receiver.
         var completedThrough: Int64
+        /// Steps up to this were being sent when the checkpoint was written: after a crash, some of them
+        /// may be in the receiver already.
+        var writingThrough: Int64?
     }
 
     public func run() async throws {
-        let completed = try await readCheckpoint()
-        state.withLock { $0.evaluation = RuleEvaluation(stepMillis: configuration.stepMillis, completedThrough: completed) }
+        let checkpoint = try await readCheckpoint()
+        let completed = checkpoint.completedThrough
+        state.withLock {
+            $0.evaluation = RuleEvaluation(stepMillis: configuration.stepMillis, completedThrough: completed)
+            $0.maybeWrittenThrough = checkpoint.writingThrough ?? completed
+        }
         stats.withLock { $0.completedThrough = completed }
         completedGauge.record(Double(completed) / 1000)
         try await consumer.subscribe([configuration.normalizedTopic])
@@ -167,9 +180,13 @@ public final class RulerStage: Service, Sendable {
         logger.info("stopped", metadata: ["stats": "\(currentStats)"])
     }
 
-    func readCheckpoint() async throws -> Int64 {
-        guard try await store.head(checkpointKey) != nil else { return 0 }
-        return try JSONDecoder().decode(Checkpoint.self, from: Data(try await store.get(checkpointKey))).completedThrough
+    func readCheckpoint() async throws -> Checkpoint {
+        guard try await store.head(checkpointKey) != nil else { return Checkpoint(completedThrough: 0) }
+        return try JSONDecoder().decode(Checkpoint.self, from: Data(try await store.get(checkpointKey)))
+    }
+
+    func writeCheckpoint(_ checkpoint: Checkpoint) async throws {
+        try await store.put(checkpointKey, Array(try JSONEncoder().encode(checkpoint)))
     }
 
     /// Decodes the records (off the cooperative pool) and adds them to the open steps.
@@ -300,13 +317,20 @@ public final class RulerStage: Service, Sendable {
         }
         guard assigned.count == partitionCount else {
             partialGauge.record(1)
-            if !assigned.isEmpty {
+            let firstTime =
+                !assigned.isEmpty
+                && state.withLock { state in
+                    defer { state.partial = true }
+                    return !state.partial
+                }
+            if firstTime {
                 logger.warning(
                     "this ruler owns \(assigned.count) of \(partitionCount) partitions and completes no step meanwhile; run one kiln-ruler per group (recorded series sum over every partition)"
                 )
             }
             return nil
         }
+        state.withLock { $0.partial = false }
         partialGauge.record(0)
         return state.withLock { state -> Int64? in
             var through = Int64.max
@@ -321,6 +345,23 @@ public final class RulerStage: Service, Sendable {
             return through == .max
                 ? nil : through - ((through % configuration.stepMillis) + configuration.stepMillis) % configuration.stepMillis
         }
+    }
+
+    /// The series of completed steps split into one list per tenant and step, in time order.
+    static func perStep(_ series: [String: [Prometheus_TimeSeries]]) -> [(tenant: String, step: Int64, series: [Prometheus_TimeSeries])] {
+        var out: [(String, Int64, [Prometheus_TimeSeries])] = []
+        for (tenant, list) in series.sorted(by: { $0.key < $1.key }) {
+            var byStep: [Int64: [Prometheus_TimeSeries]] = [:]
+            for s in list {
+                for sample in s.samples {
+                    var one = s
+                    one.samples = [sample]
+                    byStep[sample.timestamp, default: []].append(one)
+                }
+            }
+            for step in byStep.keys.sorted() { out.append((tenant, step, byStep[step]!)) }
+        }
+        return out
     }
 
     /// Writes every step that is complete, then the checkpoint, then stores the offsets of the records whose
@@ -338,20 +379,31 @@ public final class RulerStage: Service, Sendable {
         guard let through = completableThrough(partitionCount: partitionCount, nowMillis: nowMillis),
             through > state.withLock({ $0.evaluation.completedThrough })
         else { return }
-        let series = state.withLock { $0.evaluation.complete(through: through) }
+        let (completedBefore, series, maybeWritten) = state.withLock { state in
+            (state.evaluation.completedThrough, state.evaluation.complete(through: through), state.maybeWrittenThrough)
+        }
+        try await writeCheckpoint(Checkpoint(completedThrough: completedBefore, writingThrough: through))
         var written = 0
         var rejected = 0
-        for (tenant, list) in series.sorted(by: { $0.key < $1.key }) {
+        // One request per step, oldest first: Prometheus refuses a whole request when one sample in it is
+        // older than its series' newest (even an identical one), so a step already there after a crash must
+        // not take the next steps down with it.
+        for (tenant, step, list) in Self.perStep(series) {
             let result = try await writer.write(list, tenant: tenant)
             written += result.samplesWritten
-            rejected += result.samplesRejected
-            if let refusal = result.firstRejection {
-                logger.error(
-                    "the remote write receiver refused recorded samples; they are dropped",
-                    metadata: ["tenant": "\(tenant)", "samples": "\(result.samplesRejected)", "answer": "\(refusal)"])
+            guard let refusal = result.firstRejection else { continue }
+            if step <= maybeWritten {
+                logger.info(
+                    "a step sent again after a restart was already written",
+                    metadata: ["tenant": "\(tenant)", "step_ms": "\(step)", "answer": "\(refusal)"])
+                continue
             }
+            rejected += result.samplesRejected
+            logger.error(
+                "the remote write receiver refused recorded samples; they are dropped",
+                metadata: ["tenant": "\(tenant)", "step_ms": "\(step)", "samples": "\(result.samplesRejected)", "answer": "\(refusal)"])
         }
-        try await store.put(checkpointKey, Array(try JSONEncoder().encode(Checkpoint(completedThrough: through))))
+        try await writeCheckpoint(Checkpoint(completedThrough: through))
         let offsets = state.withLock { state -> [(Int32, Int64)] in
             var out: [(Int32, Int64)] = []
             for (p, var partition) in state.partitions {

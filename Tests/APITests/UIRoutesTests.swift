@@ -61,12 +61,16 @@ func referencedAssets(in text: String) -> [String] {
                     case "js": "text/javascript; charset=utf-8"
                     case "css": "text/css; charset=utf-8"
                     case "svg": "image/svg+xml"
+                    case "html": "text/html; charset=utf-8"
                     default: "unexpected extension"
                     }
                 #expect(asset.contentType == expected, "\(name)")
-                if name.hasSuffix(".js") { pending += referencedAssets(in: asset.text) }
+                if name.hasSuffix(".js") || name.hasSuffix(".html") { pending += referencedAssets(in: asset.text) }
             }
-            #expect(seen.isSuperset(of: ["app.js", "api.js", "flamegraph.js", "table.js", "timeline.js", "format.js"]))
+            #expect(
+                seen.isSuperset(of: [
+                    "app.js", "api.js", "flamegraph.js", "table.js", "timeline.js", "format.js", "rules.html", "rules.js", "rule-form.js",
+                ]))
         }
     }
 

@@ -1,0 +1,66 @@
+import Foundation
+import KilnProtos
+import Logging
+import RemoteWrite
+import TestSupport
+import Testing
+
+/// The remote write client against Debian's Prometheus, through the fault proxy: answers that may succeed
+/// later (503, a reset connection, 429) are retried until Prometheus takes the samples; a sample Prometheus
+/// refuses for good (another value for a timestamp it holds) is counted and not retried. And what the
+/// ruler's one-request-per-step rests on: Prometheus takes the newest sample of a series sent again
+/// unchanged, but refuses a whole request holding a sample older than the series' newest, even one it
+/// already has.
+@Suite(.serialized) struct RemoteWriteClientTests {
+    static func series(_ run: String, _ samples: [(Int64, Double)]) -> Prometheus_TimeSeries {
+        var s = Prometheus_TimeSeries()
+        s.labels = [("__name__", "kiln_test_remote_write"), ("run", run)].map { name, value in
+            var l = Prometheus_Label()
+            (l.name, l.value) = (name, value)
+            return l
+        }
+        s.samples = samples.map { t, v in
+            var sample = Prometheus_Sample()
+            (sample.timestamp, sample.value) = (t, v)
+            return sample
+        }
+        return s
+    }
+
+    @Test(.requires(.prometheus)) func retriesWhatMaySucceedAndCountsWhatCannot() async throws {
+        let prometheus = try #require(TestEnvironment.prometheusURL)
+        let proxy = try await FaultProxy.start(upstream: prometheus)
+        let run = String((0..<8).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
+        try proxy.plan("--first 503,reset,429")
+        var options = RemoteWriteOptions(url: proxy.endpoint + "/api/v1/write")
+        options.maxBackoff = .milliseconds(200)
+        let client = try RemoteWriteClient(options: options, logger: Logger(label: "test"))
+        let now = Int64(Date().timeIntervalSince1970) * 1000
+        let written = Self.series(run, [(now - 10_000, 1.5), (now - 5_000, 2)])
+
+        let first = try await client.write([written], tenant: "t1")
+        #expect(first.samplesWritten == 2 && first.samplesRejected == 0 && first.firstRejection == nil, "\(first)")
+        #expect(Array(proxy.actions().prefix(4)) == ["503", "reset", "429", "pass"])
+
+        let conflicting = try await client.write([Self.series(run, [(now - 5_000, 3)])], tenant: "t1")
+        #expect(conflicting.samplesWritten == 0 && conflicting.samplesRejected == 1)
+        #expect(conflicting.firstRejection?.hasPrefix("HTTP 400") == true, "\(conflicting)")
+        let newestAgain = try await client.write([Self.series(run, [(now - 5_000, 2)])], tenant: "t1")
+        #expect(newestAgain.samplesWritten == 1 && newestAgain.samplesRejected == 0, "\(newestAgain)")
+        let bothAgain = try await client.write([written], tenant: "t1")
+        #expect(bothAgain.samplesRejected == 2 && bothAgain.firstRejection?.contains("out of order") == true, "\(bothAgain)")
+        #expect(proxy.actions().count == 7, "nothing refused for good was sent twice: \(proxy.actions())")
+
+        // Prometheus holds the first values, once each.
+        let query = "kiln_test_remote_write%7Brun%3D%22\(run)%22%7D%5B5m%5D"
+        let data = try Data(contentsOf: URL(string: prometheus + "/api/v1/query?query=\(query)&time=\(now / 1000)")!)
+        let body = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let result = try #require(((body?["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first)
+        let pairs = result["values"] as? [[Any]] ?? []
+        let times: [Int64] = pairs.map { Int64((($0[0] as? Double) ?? 0) * 1000 + 0.5) }
+        let values: [Double] = pairs.map { Double($0[1] as? String ?? "") ?? .nan }
+        #expect(times == [now - 10_000, now - 5_000] && values == [1.5, 2], "\(body ?? [:])")
+        try await client.shutdown()
+        await proxy.stop()
+    }
+}
