@@ -183,7 +183,7 @@ let package = Package(
         .target(
             name: "Recording",
             dependencies: [
-                "APICommon", "KilnProtos", "Query", "ObjectStore", "ProfileModel",
+                "APICommon", "KilnProtos", "Query", "ObjectStore", "ProfileModel", "KilnFoundation",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
         .target(

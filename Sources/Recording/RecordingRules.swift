@@ -1,5 +1,6 @@
 import APICommon
 import Foundation
+import KilnFoundation
 import KilnProtos
 import ObjectStore
 import ProfileModel
@@ -14,12 +15,26 @@ import SwiftProtobuf
 /// (`--recording-rules-file`) are listed with `provisioned: true` and cannot be changed through the API.
 public struct RecordingRules: Sendable {
     public static let maxRulesPerTenant = 100
+    /// The most series one rule may record in a step: a `group_by` that would make more over the tenant's
+    /// recent data is refused when the rule is written, and kiln-ruler drops (and counts) groups past it.
+    public static let maxSeriesPerRule = 10_000
+
+    /// How many distinct `groupBy` value combinations the series `selector` picks have in the tenant's
+    /// recent data (kiln-query answers it from the blocks).
+    public typealias GroupCount = @Sendable (_ tenant: String, _ selector: LabelSelector, _ groupBy: [String]) async throws -> Int
 
     let store: any ObjectStore
     /// Provisioned rules per tenant, by ID.
     let provisioned: [String: [Settings_V1_RecordingRule]]
+    let groupCount: GroupCount?
+    let seriesLimit: Int
 
-    public init(store: any ObjectStore, provisioned: [String: [Settings_V1_RecordingRule]] = [:]) {
+    public init(
+        store: any ObjectStore, provisioned: [String: [Settings_V1_RecordingRule]] = [:], groupCount: GroupCount? = nil,
+        seriesLimit: Int = RecordingRules.maxSeriesPerRule
+    ) {
+        self.groupCount = groupCount
+        self.seriesLimit = seriesLimit
         self.store = store
         self.provisioned = provisioned
     }
@@ -170,6 +185,7 @@ public struct RecordingRules: Sendable {
     /// stored generation (it then grows by one); 409 `already_exists` naming both generations otherwise.
     public func upsert(_ r: Settings_V1_UpsertRecordingRuleRequest, tenant: String) async throws -> Settings_V1_RecordingRule {
         var rule = try Self.validate(r, newID: Self.generatedID)
+        try await checkCardinality(rule, tenant: tenant)
         if provisioned[tenant]?.contains(where: { $0.id == rule.id }) == true {
             throw APIError(.forbidden, "recording rule \(rule.id) is provisioned from the rules file; change it there")
         }
@@ -197,6 +213,35 @@ public struct RecordingRules: Sendable {
             throw APIError(.conflict, "conflicting update of recording rule \(rule.id): it changed meanwhile; read it again")
         }
         return rule
+    }
+
+    /// Refuses a `group_by` that would record more than `maxSeriesPerRule` series on the tenant's recent
+    /// data, naming the labels and the count.
+    func checkCardinality(_ rule: Settings_V1_RecordingRule, tenant: String) async throws {
+        guard let groupCount, !rule.groupBy.isEmpty else { return }
+        var matchers: [LabelMatcher] = []
+        for text in rule.matchers { matchers += try LabelSelector(parsing: text).matchers }
+        let count = try await groupCount(tenant, LabelSelector(matchers), rule.groupBy)
+        guard count <= seriesLimit else {
+            throw APIError.exceeding(
+                .invalidArgument, "recording_rule_series_max", seriesLimit,
+                "group_by [\(rule.groupBy.joined(separator: ", "))] makes \(count) series over the tenant's last 24 hours; a rule may record at most \(seriesLimit) (group by fewer or coarser labels)"
+            )
+        }
+    }
+
+    /// kiln-query's count: the distinct `groupBy` values of the series the selector picks in the `window`
+    /// before `now()` (ms).
+    public static func groupCount(
+        engine: QueryEngine, window: Duration = .seconds(86_400),
+        now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    ) -> GroupCount {
+        { tenant, selector, groupBy in
+            let end = now()
+            let labels = try await engine.seriesLabels(
+                tenant: tenant, selectors: [selector], time: (end - window.wholeMilliseconds) * 1_000_000...end * 1_000_000)
+            return Set(labels.map { l in groupBy.map { l[$0] ?? "" } }).count
+        }
     }
 
     public func delete(id: String, tenant: String) async throws {

@@ -66,7 +66,7 @@ public struct RuleEvaluation: Sendable {
     /// Recorded series per rule ID in each open step.
     private var seriesPerRule: [Int64: [String: Int]] = [:]
 
-    public init(stepMillis: Int64, completedThrough: Int64 = 0, maxSeriesPerRule: Int = 10_000) {
+    public init(stepMillis: Int64, completedThrough: Int64 = 0, maxSeriesPerRule: Int = RecordingRules.maxSeriesPerRule) {
         precondition(stepMillis > 0)
         self.stepMillis = stepMillis
         self.completedThrough = completedThrough

@@ -100,8 +100,11 @@ struct Command: AsyncParsableCommand {
         let provisionedRules = try EnvironmentFallback.resolve(recordingRulesFile, env: "KILN_RECORDING_RULES_FILE").map {
             try RecordingRules.provisioned(file: $0)
         }
+        // A rule's group_by is measured on the tenant's last 24 hours of series when it is written.
         RecordingRuleRoutes.register(
-            on: process.admin.router, rules: RecordingRules(store: objectStore, provisioned: provisionedRules ?? [:]),
+            on: process.admin.router,
+            rules: RecordingRules(
+                store: objectStore, provisioned: provisionedRules ?? [:], groupCount: RecordingRules.groupCount(engine: engine)),
             access: queryOptions.access)
         AdHocRoutes.register(
             on: process.admin.router, profiles: AdHocProfiles(store: objectStore), access: queryOptions.access, options: queryOptions)

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import KilnProtos
 import ObjectStore
+import Query
 import QueryAPI
 import Recording
 import SwiftProtobuf
@@ -154,6 +155,43 @@ import Testing
             _ = try RecordingRules.provisioned(file: file.path)
         } catch {
             #expect("\(error)".contains("rule 1 of tenant acme") && "\(error)".contains("__profile_type__"), "\(error)")
+        }
+    }
+
+    /// A group-by that would record more series than a rule may is refused when the rule is written, with
+    /// the count measured on the tenant's blocks (three services in the synthetic blocks; limit two here).
+    @Test func aGroupByPastTheSeriesLimitIsRefusedWithItsCount() async throws {
+        try await SyntheticBlocks.with { blocks in
+            let engine = QueryEngine(store: blocks.store)
+            let rules = RecordingRules(
+                store: blocks.store,
+                groupCount: RecordingRules.groupCount(engine: engine, now: { SyntheticBlocks.base / 1_000_000 + 60_000 }),
+                seriesLimit: 2)
+            let router = Router()
+            RecordingRuleRoutes.register(on: router, rules: rules, access: .open)
+            try await withServer(router) { url in
+                func upsert(_ groupBy: String) async throws -> (status: Int, text: String) {
+                    try await Self.call(
+                        url, "UpsertRecordingRule",
+                        json:
+                            #"{"metricName":"profiles_recorded_cpu","matchers":["{__profile_type__=\"\#(Self.cpu)\"}"],"groupBy":[\#(groupBy)]}"#
+                    )
+                }
+                let refused = try await upsert(#""service_name""#)
+                #expect(refused.status == 400, "\(refused.text)")
+                #expect(
+                    refused.text.contains("group_by [service_name] makes 3 series")
+                        && refused.text.contains("recording_rule_series_max = 2"), "\(refused.text)")
+                let accepted = try await upsert(#""env""#)
+                #expect(accepted.status == 200, "\(accepted.text)")
+                // Narrowed by a matcher to one service, the same group-by fits.
+                let narrowed = try await Self.call(
+                    url, "UpsertRecordingRule",
+                    json:
+                        #"{"metricName":"profiles_recorded_cpu","matchers":["{__profile_type__=\"\#(Self.cpu)\", service_name=\"api\"}"],"groupBy":["service_name"]}"#
+                )
+                #expect(narrowed.status == 200, "\(narrowed.text)")
+            }
         }
     }
 }
