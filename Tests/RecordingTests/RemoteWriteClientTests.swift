@@ -64,3 +64,59 @@ import Testing
         await proxy.stop()
     }
 }
+
+/// Remote write over TLS with basic auth, to a Prometheus of the test's own started with a web config
+/// (Prometheus's TLS and bcrypt basic auth): the right password is taken; a wrong one is a 401 that is
+/// counted, not retried; a server whose certificate the CA did not sign is not trusted.
+@Suite(.serialized) struct RemoteWriteTLSTests {
+    /// bcrypt of "kiln-test-password" (a test credential, not a secret).
+    static let passwordHash = "$2b$12$EzXHaWqASm9SxrKek8yXHeuH/n8PvRYU6RZy6AWkKfgNVVlTl/gzC"
+
+    @Test(.requires(.prometheus, .openssl)) func basicAuthOverTLS() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-rw-tls-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ca = try await TestCertificateAuthority.make(in: dir.appendingPathComponent("ca"))
+        let server = try await ca.issue("prometheus")
+        let web = dir.appendingPathComponent("web.yml")
+        try """
+        tls_server_config:
+          cert_file: \(server.certificate)
+          key_file: \(server.key)
+        basic_auth_users:
+          kiln: \(Self.passwordHash)
+        """.write(to: web, atomically: true, encoding: .utf8)
+        try "global: {}\n".write(to: dir.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
+        let port = try freeLoopbackPort()
+        let prometheus = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/prometheus"),
+            [
+                "--config.file=\(dir.appendingPathComponent("prometheus.yml").path)", "--web.config.file=\(web.path)",
+                "--storage.tsdb.path=\(dir.appendingPathComponent("data").path)", "--web.listen-address=127.0.0.1:\(port)",
+                "--web.enable-remote-write-receiver",
+            ])
+        defer { prometheus.signal(SIGTERM) }
+        _ = try await prometheus.waitForLine(timeout: .seconds(60)) { $0.contains("Server is ready to receive web requests") }
+
+        func write(password: String, caFile: String) async throws -> RemoteWriteResult {
+            var options = RemoteWriteOptions(url: "https://127.0.0.1:\(port)/api/v1/write")
+            options.basicAuth = ("kiln", password)
+            options.caFile = caFile
+            options.maxBackoff = .milliseconds(100)
+            let client = try RemoteWriteClient(options: options, logger: Logger(label: "test"))
+            defer { Task { try? await client.shutdown() } }
+            let now = Int64(Date().timeIntervalSince1970) * 1000
+            return try await client.write([RemoteWriteClientTests.series("tls", [(now, 1)])], tenant: "t1")
+        }
+        let taken = try await write(password: "kiln-test-password", caFile: ca.certificateFile)
+        #expect(taken.samplesWritten == 1 && taken.firstRejection == nil, "\(taken)")
+        let refused = try await write(password: "wrong", caFile: ca.certificateFile)
+        #expect(refused.samplesRejected == 1 && refused.firstRejection?.hasPrefix("HTTP 401") == true, "\(refused)")
+        // Another CA does not vouch for this server: the client keeps retrying, so give it a deadline.
+        let other = try await TestCertificateAuthority.make(in: dir.appendingPathComponent("other-ca"), name: "other-ca")
+        let untrusted = Task { try await write(password: "kiln-test-password", caFile: other.certificateFile) }
+        try await Task.sleep(for: .seconds(2))
+        untrusted.cancel()
+        await #expect(throws: CancellationError.self) { try await untrusted.value }
+    }
+}

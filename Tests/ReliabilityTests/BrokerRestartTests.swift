@@ -21,7 +21,7 @@ private final class OwnBroker: Sendable {
     private let durable: (bucket: String, endpoint: String)?
 
     init(durableIn bucket: String? = nil, endpoint: String? = nil) throws {
-        port = try Self.freePort()
+        port = try freeLoopbackPort()
         child = Mutex(nil)
         durable = bucket.flatMap { b in endpoint.map { (b, $0) } }
     }
@@ -54,22 +54,6 @@ private final class OwnBroker: Sendable {
         guard let process = child.withLock({ $0 }) else { return }
         process.signal(SIGKILL)
         _ = try await process.waitForExit()
-    }
-
-    /// A port that was free a moment ago (the kernel hands out ephemeral ports in rotation, so it stays free).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok else { throw ReliabilityFailure("no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
 

@@ -69,3 +69,20 @@ public func eventually(timeout: Duration, _ condition: () async throws -> Bool) 
     }
     return try await condition()
 }
+
+/// A loopback port that was free a moment ago (the kernel hands out ephemeral ports in rotation, so it stays
+/// free for the process the test starts next).
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw ChildProcess.Failure(description: "no free loopback port") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
