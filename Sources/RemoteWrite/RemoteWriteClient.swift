@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KilnFoundation
 import KilnProtos
 import Logging
 import Metrics
@@ -47,6 +48,8 @@ public final class RemoteWriteClient: Sendable {
     let http: HTTPClient
     let logger: Logger
     let failures = Counter(label: "kiln_ruler_remote_write_failures_total")
+    /// Encoding and compressing a request is whole-buffer work: off the cooperative pool.
+    let encoder = BlockingWork(label: "kiln.remote-write.encode")
 
     public init(options: RemoteWriteOptions, logger: Logger) throws {
         guard let url = URL(string: options.url), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
@@ -78,9 +81,11 @@ public final class RemoteWriteClient: Sendable {
         var result = RemoteWriteResult()
         for chunk in Self.requests(series, maxSamples: options.maxSamplesPerRequest) {
             let samples = chunk.reduce(0) { $0 + $1.samples.count }
-            var request = Prometheus_WriteRequest()
-            request.timeseries = chunk
-            let body = Snappy.compress(try request.serializedBytes())
+            let body = try await encoder.run { () throws -> [UInt8] in
+                var request = Prometheus_WriteRequest()
+                request.timeseries = chunk
+                return Snappy.compress(try request.serializedBytes())
+            }
             if let refusal = try await send(body, tenant: tenant) {
                 result.samplesRejected += samples
                 if result.firstRejection == nil { result.firstRejection = refusal }

@@ -201,43 +201,47 @@ public final class RulerStage: Service, Sendable {
         var tenants = Set<String>()
         for case .success(let batch) in batches { tenants.insert(batch.tenant) }
         let rulesByTenant = try await currentRules(tenants)
-        var delta = Stats()
-        state.withLock { state in
-            // In the order Kafka reported them: an end reported after the last record stands.
-            var next = zip(records, batches).makeIterator()
-            for event in events {
-                switch event {
-                case .partitionEOF(let tp, let nextOffset):
-                    state.partitions[tp.partition, default: PartitionState()].atEnd = true
-                    state.partitions[tp.partition]!.position = nextOffset
-                case .rebalance:
-                    break
-                case .record:
-                    guard let (record, decoded) = next.next() else { continue }
-                    var partition = state.partitions[record.partition] ?? PartitionState()
-                    partition.position = record.offset + 1
-                    partition.atEnd = false
-                    delta.records += 1
-                    switch decoded {
-                    case .success(let batch):
-                        let outcome = state.evaluation.add(batch, rules: rulesByTenant[batch.tenant] ?? [])
-                        delta.samplesRecorded += outcome.samplesRecorded
-                        delta.samplesLate += outcome.samplesLate
-                        delta.samplesOverLimit += outcome.samplesOverLimit
-                        partition.pending.append((record.offset, outcome.latestStep))
-                        if let latest = batch.sampleTimes.max() {
-                            partition.latestSampleMillis = max(partition.latestSampleMillis ?? .min, latest / 1_000_000)
+        // Adding up samples is CPU work per sample: on the worker, as the decoding.
+        let delta = try await worker.run { [self] () -> Stats in
+            var delta = Stats()
+            state.withLock { state in
+                // In the order Kafka reported them: an end reported after the last record stands.
+                var next = zip(records, batches).makeIterator()
+                for event in events {
+                    switch event {
+                    case .partitionEOF(let tp, let nextOffset):
+                        state.partitions[tp.partition, default: PartitionState()].atEnd = true
+                        state.partitions[tp.partition]!.position = nextOffset
+                    case .rebalance:
+                        break
+                    case .record:
+                        guard let (record, decoded) = next.next() else { continue }
+                        var partition = state.partitions[record.partition] ?? PartitionState()
+                        partition.position = record.offset + 1
+                        partition.atEnd = false
+                        delta.records += 1
+                        switch decoded {
+                        case .success(let batch):
+                            let outcome = state.evaluation.add(batch, rules: rulesByTenant[batch.tenant] ?? [])
+                            delta.samplesRecorded += outcome.samplesRecorded
+                            delta.samplesLate += outcome.samplesLate
+                            delta.samplesOverLimit += outcome.samplesOverLimit
+                            partition.pending.append((record.offset, outcome.latestStep))
+                            if let latest = batch.sampleTimes.max() {
+                                partition.latestSampleMillis = max(partition.latestSampleMillis ?? .min, latest / 1_000_000)
+                            }
+                        case .failure(let error):
+                            // The compactor sends such a record to the DLQ; the ruler has nothing to record from it.
+                            logger.warning(
+                                "unreadable normalized record skipped",
+                                metadata: ["partition": "\(record.partition)", "offset": "\(record.offset)", "error": "\(error)"])
+                            partition.pending.append((record.offset, nil))
                         }
-                    case .failure(let error):
-                        // The compactor sends such a record to the DLQ; the ruler has nothing to record from it.
-                        logger.warning(
-                            "unreadable normalized record skipped",
-                            metadata: ["partition": "\(record.partition)", "offset": "\(record.offset)", "error": "\(error)"])
-                        partition.pending.append((record.offset, nil))
+                        state.partitions[record.partition] = partition
                     }
-                    state.partitions[record.partition] = partition
                 }
             }
+            return delta
         }
         recordsCounter.increment(by: delta.records)
         lateCounter.increment(by: delta.samplesLate)
