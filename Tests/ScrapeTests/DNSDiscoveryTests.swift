@@ -61,19 +61,31 @@ struct DNSDiscoveryTests {
         }
     }
 
-    /// A free UDP port on 127.0.0.1 (bound and released; dnsmasq takes it next).
+    /// A port on 127.0.0.1 free for UDP and for TCP (dnsmasq listens on both; a port free for UDP can be taken
+    /// by a TCP connection), bound and released; dnsmasq takes it next.
     static func freeUDPPort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        for _ in 0..<20 {
+            let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer {
+                close(udp)
+                close(tcp)
+            }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(udp, $0, length) == 0 && getsockname(udp, $0, &length) == 0 && bind(tcp, $0, length) == 0
+                }
+            }
+            if bound { return UInt16(bigEndian: address.sin_port) }
         }
-        try #require(bound)
-        return UInt16(bigEndian: address.sin_port)
+        struct NoFreePort: Error, CustomStringConvertible {
+            var description: String { "no port free for both UDP and TCP on 127.0.0.1" }
+        }
+        throw NoFreePort()
     }
 
     /// dnsmasq answering for `fleet.test` only: A records from the files in `hosts` (read again as files
