@@ -125,7 +125,7 @@ public final class RemoteWriteClient: Sendable {
             request.headers.add(name: "User-Agent", value: "kiln-ruler")
             request.headers.add(name: "X-Scope-OrgID", value: tenant)
             if let (user, password) = options.basicAuth {
-                request.headers.add(name: "Authorization", value: "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())
+                request.headers.add(name: "Authorization", value: HTTPCredential.basic(username: user, password: password))
             } else if let token = options.bearerToken {
                 request.headers.add(name: "Authorization", value: "Bearer " + token)
             }

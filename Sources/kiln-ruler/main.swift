@@ -57,14 +57,15 @@ struct Command: AsyncParsableCommand {
             throw ServiceConfigurationError("--remote-write-url is required: where the recorded series go")
         }
         var writeOptions = RemoteWriteOptions(url: url)
-        let password = try EnvironmentFallback.resolve(remoteWritePasswordFile, env: "KILN_REMOTE_WRITE_PASSWORD_FILE").map(Self.secret)
+        let password = try EnvironmentFallback.resolve(remoteWritePasswordFile, env: "KILN_REMOTE_WRITE_PASSWORD_FILE").map(
+            HTTPCredential.readSecretFile)
         switch (EnvironmentFallback.resolve(remoteWriteUsername, env: "KILN_REMOTE_WRITE_USERNAME"), password) {
         case (let user?, let password?): writeOptions.basicAuth = (user, password)
         case (nil, nil): break
         default: throw ServiceConfigurationError("--remote-write-username and --remote-write-password-file go together")
         }
         writeOptions.bearerToken = try EnvironmentFallback.resolve(remoteWriteBearerTokenFile, env: "KILN_REMOTE_WRITE_BEARER_TOKEN_FILE")
-            .map(Self.secret)
+            .map(HTTPCredential.readSecretFile)
         if writeOptions.basicAuth != nil, writeOptions.bearerToken != nil {
             throw ServiceConfigurationError("use either basic auth or a bearer token for remote write, not both")
         }
@@ -99,9 +100,5 @@ struct Command: AsyncParsableCommand {
         let probe = KafkaHealthProbe(
             config: kafkaConfig, topics: [topics.normalized], topicOptions: topics, readiness: process.readiness, logger: logger)
         try await process.run([probe, stage])
-    }
-
-    static func secret(_ path: String) throws -> String {
-        try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -82,13 +82,13 @@ public final class HTTPProfileFetcher: ProfileFetcher {
         if let basic = credentials.basicAuth {
             var password = basic.password ?? ""
             if let file = basic.passwordFile {
-                password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                password = try HTTPCredential.readSecretFile(file)
             }
-            return "Basic " + Data("\(basic.username):\(password)".utf8).base64EncodedString()
+            return HTTPCredential.basic(username: basic.username, password: password)
         }
         if let token = credentials.bearerToken { return "Bearer \(token)" }
         if let file = credentials.bearerTokenFile {
-            return "Bearer " + (try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+            return "Bearer " + (try HTTPCredential.readSecretFile(file))
         }
         return nil
     }

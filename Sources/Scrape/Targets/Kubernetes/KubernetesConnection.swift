@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KilnFoundation
 import NIOCore
 import NIOSSL
 import Yams
@@ -36,7 +37,7 @@ struct KubernetesConnection: Sendable {
             var credential = Credential.none
             if let basic = component.credentials.basicAuth {
                 var password = basic.password ?? ""
-                if let file = basic.passwordFile { password = try readTrimmed(file) }
+                if let file = basic.passwordFile { password = try HTTPCredential.readSecretFile(file) }
                 credential = .basic(username: basic.username, password: password)
             } else if let token = component.credentials.bearerToken {
                 credential = .bearer(token)
@@ -57,7 +58,7 @@ struct KubernetesConnection: Sendable {
         }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(serviceAccountDirectory + "/ca.crt")
-        let namespace = (try? readTrimmed(serviceAccountDirectory + "/namespace")) ?? ""
+        let namespace = (try? HTTPCredential.readSecretFile(serviceAccountDirectory + "/namespace")) ?? ""
         if component.ownNamespace, namespace.isEmpty {
             throw ConfigurationError(description: "own_namespace: \(serviceAccountDirectory)/namespace is missing or empty")
         }
@@ -66,17 +67,13 @@ struct KubernetesConnection: Sendable {
             credential: .bearerFile(serviceAccountDirectory + "/token"), tls: tls, ownNamespace: namespace)
     }
 
-    static func readTrimmed(_ path: String) throws -> String {
-        try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     /// The `Authorization` header value, if the connection has credentials.
     func authorization() throws -> String? {
         switch credential {
         case .none: return nil
         case .bearer(let token): return "Bearer \(token)"
-        case .bearerFile(let file): return "Bearer \(try Self.readTrimmed(file))"
-        case .basic(let username, let password): return "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
+        case .bearerFile(let file): return "Bearer \(try HTTPCredential.readSecretFile(file))"
+        case .basic(let username, let password): return HTTPCredential.basic(username: username, password: password)
         }
     }
 
