@@ -215,13 +215,18 @@ public struct RecordingRules: Sendable {
         return rule
     }
 
+    /// Every matcher of the rule's selectors in one selector: a series is the rule's when it matches all.
+    static func selector(_ rule: Settings_V1_RecordingRule) throws -> LabelSelector {
+        var matchers: [LabelMatcher] = []
+        for text in rule.matchers { matchers += try LabelSelector(parsing: text).matchers }
+        return LabelSelector(matchers)
+    }
+
     /// Refuses a `group_by` that would record more than `maxSeriesPerRule` series on the tenant's recent
     /// data, naming the labels and the count.
     func checkCardinality(_ rule: Settings_V1_RecordingRule, tenant: String) async throws {
         guard let groupCount, !rule.groupBy.isEmpty else { return }
-        var matchers: [LabelMatcher] = []
-        for text in rule.matchers { matchers += try LabelSelector(parsing: text).matchers }
-        let count = try await groupCount(tenant, LabelSelector(matchers), rule.groupBy)
+        let count = try await groupCount(tenant, try Self.selector(rule), rule.groupBy)
         guard count <= seriesLimit else {
             throw APIError.exceeding(
                 .invalidArgument, "recording_rule_series_max", seriesLimit,

@@ -16,9 +16,7 @@ public struct CompiledRule: Sendable {
     public init(_ rule: Settings_V1_RecordingRule) throws {
         id = rule.id
         profileType = rule.profileType
-        var matchers: [LabelMatcher] = []
-        for text in rule.matchers { matchers += try LabelSelector(parsing: text).matchers }
-        selector = LabelSelector(matchers)
+        selector = try RecordingRules.selector(rule)
         groupBy = rule.groupBy
         var labels = LabelSet(rule.externalLabels.map { Label($0.name, $0.value) })
         labels[LabelName.metricName] = rule.metricName
@@ -212,33 +210,41 @@ public struct RuleEvaluation: Sendable {
         return out
     }
 
-    /// Hands out every open step ending at or before `through` (ms), per tenant as remote-write series
-    /// (labels sorted, samples in time order), and records them as complete.
-    public mutating func complete(through: Int64) -> [String: [Prometheus_TimeSeries]] {
-        guard through > completedThrough else { return [:] }
-        var points: [Int: [(Int64, Int64)]] = [:]
-        for (step, sums) in open where step <= through {
-            for (series, value) in sums { points[series, default: []].append((step, value)) }
+    /// One completed step of one tenant: a sample per recorded series, labels sorted by name.
+    public struct CompletedStep: Sendable {
+        public var tenant: String
+        /// The step's end (ms), every sample's timestamp.
+        public var step: Int64
+        public var series: [Prometheus_TimeSeries]
+    }
+
+    /// Hands out every open step ending at or before `through` (ms), oldest first (remote write wants a
+    /// series' samples in time order), and records them as complete.
+    public mutating func complete(through: Int64) -> [CompletedStep] {
+        guard through > completedThrough else { return [] }
+        var out: [CompletedStep] = []
+        for step in open.keys.filter({ $0 <= through }).sorted() {
+            var byTenant: [String: [Prometheus_TimeSeries]] = [:]
+            for (id, value) in open[step]!.sorted(by: { seriesKeys[$0.key].labels.description < seriesKeys[$1.key].labels.description }) {
+                let key = seriesKeys[id]
+                var series = Prometheus_TimeSeries()
+                series.labels = key.labels.labels.map { label in
+                    var l = Prometheus_Label()
+                    (l.name, l.value) = (label.name, label.value)
+                    return l
+                }
+                var sample = Prometheus_Sample()
+                (sample.timestamp, sample.value) = (step, Double(value))
+                series.samples = [sample]
+                byTenant[key.tenant, default: []].append(series)
+            }
+            for (tenant, series) in byTenant.sorted(by: { $0.key < $1.key }) {
+                out.append(CompletedStep(tenant: tenant, step: step, series: series))
+            }
             open[step] = nil
             seriesPerRule[step] = nil
         }
         completedThrough = through
-        var out: [String: [Prometheus_TimeSeries]] = [:]
-        for (id, steps) in points.sorted(by: { seriesKeys[$0.key].labels.description < seriesKeys[$1.key].labels.description }) {
-            let key = seriesKeys[id]
-            var series = Prometheus_TimeSeries()
-            series.labels = key.labels.labels.map { label in
-                var l = Prometheus_Label()
-                (l.name, l.value) = (label.name, label.value)
-                return l
-            }
-            series.samples = steps.sorted { $0.0 < $1.0 }.map { step, value in
-                var sample = Prometheus_Sample()
-                (sample.timestamp, sample.value) = (step, Double(value))
-                return sample
-            }
-            out[key.tenant, default: []].append(series)
-        }
         forgetSeriesOfCompletedSteps()
         return out
     }

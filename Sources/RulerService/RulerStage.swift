@@ -57,7 +57,6 @@ public final class RulerStage: Service, Sendable {
         public var samplesLate = 0
         public var samplesRejected = 0
         public var samplesOverLimit = 0
-        public var stepsCompleted = 0
         /// Every step ending at or before this (ms) is written.
         public var completedThrough: Int64 = 0
     }
@@ -339,6 +338,7 @@ public final class RulerStage: Service, Sendable {
         return state.withLock { state -> Int64? in
             var through = Int64.max
             for p in assigned {
+                // A partition not heard from yet (no record, no end reported) holds completion back.
                 guard let partition = state.partitions[p] else { return nil }
                 var reached = partition.latestSampleMillis ?? .min
                 if partition.atEnd { reached = nowMillis }
@@ -351,39 +351,14 @@ public final class RulerStage: Service, Sendable {
         }
     }
 
-    /// The series of completed steps split into one list per tenant and step, in time order.
-    static func perStep(_ series: [String: [Prometheus_TimeSeries]]) -> [(tenant: String, step: Int64, series: [Prometheus_TimeSeries])] {
-        var out: [(String, Int64, [Prometheus_TimeSeries])] = []
-        for (tenant, list) in series.sorted(by: { $0.key < $1.key }) {
-            var byStep: [Int64: [Prometheus_TimeSeries]] = [:]
-            for s in list {
-                for sample in s.samples {
-                    var one = s
-                    one.samples = [sample]
-                    byStep[sample.timestamp, default: []].append(one)
-                }
-            }
-            for step in byStep.keys.sorted() { out.append((tenant, step, byStep[step]!)) }
-        }
-        return out
-    }
-
     /// Writes every step that is complete, then the checkpoint, then stores the offsets of the records whose
     /// steps are all written.
     func completeSteps(partitionCount: Int) async throws {
         let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
-        // A partition just assigned holds completion back until it delivers a record or reports its end.
-        if let assigned = try? consumer.assignment() {
-            state.withLock { state in
-                for tp in assigned where tp.topic == configuration.normalizedTopic && state.partitions[tp.partition] == nil {
-                    state.partitions[tp.partition] = PartitionState()
-                }
-            }
-        }
         guard let through = completableThrough(partitionCount: partitionCount, nowMillis: nowMillis),
             through > state.withLock({ $0.evaluation.completedThrough })
         else { return }
-        let (completedBefore, series, maybeWritten) = state.withLock { state in
+        let (completedBefore, steps, maybeWritten) = state.withLock { state in
             (state.evaluation.completedThrough, state.evaluation.complete(through: through), state.maybeWrittenThrough)
         }
         try await writeCheckpoint(Checkpoint(completedThrough: completedBefore, writingThrough: through))
@@ -392,8 +367,9 @@ public final class RulerStage: Service, Sendable {
         // One request per step, oldest first: Prometheus refuses a whole request when one sample in it is
         // older than its series' newest (even an identical one), so a step already there after a crash must
         // not take the next steps down with it.
-        for (tenant, step, list) in Self.perStep(series) {
-            let result = try await writer.write(list, tenant: tenant)
+        for completed in steps {
+            let (tenant, step) = (completed.tenant, completed.step)
+            let result = try await writer.write(completed.series, tenant: tenant)
             written += result.samplesWritten
             guard let refusal = result.firstRejection else { continue }
             if step <= maybeWritten {
@@ -434,7 +410,6 @@ public final class RulerStage: Service, Sendable {
         stats.withLock {
             $0.samplesWritten += written
             $0.samplesRejected += rejected
-            $0.stepsCompleted += series.isEmpty ? 0 : 1
             $0.completedThrough = through
         }
     }

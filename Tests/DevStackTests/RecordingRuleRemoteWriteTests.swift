@@ -90,17 +90,10 @@ import Testing
                 return ((body?["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
             }
 
+            /// The raw samples of this run's series of `metric`, by service, as Prometheus holds them.
             func recorded(_ metric: String) async throws -> [String: [Int64: Double]] {
-                var request = HTTPClientRequest(url: prometheus + "/api/v1/query")
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-                request.body = .bytes(ByteBuffer(string: "query=\(metric)%7Brun%3D%22\(run)%22%7D%5B30m%5D"))
-                let response = try await client.execute(request, timeout: .seconds(10))
-                let body =
-                    try JSONSerialization.jsonObject(with: Data(buffer: try await response.body.collect(upTo: 16 << 20))) as? [String: Any]
-                let result = ((body?["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
                 var out: [String: [Int64: Double]] = [:]
-                for series in result {
+                for series in try await instant("\(metric){run=\"\(run)\"}[30m]") {
                     let labels = series["metric"] as? [String: String] ?? [:]
                     #expect(labels["profiles_rule_id"] != nil && labels["run"] == run, "\(labels)")
                     for pair in series["values"] as? [[Any]] ?? [] {

@@ -49,11 +49,14 @@ import Testing
         return b
     }
 
-    func points(_ out: [String: [Prometheus_TimeSeries]], _ metric: String) -> [String: [(Int64, Double)]] {
+    func points(_ out: [RuleEvaluation.CompletedStep], _ metric: String) -> [String: [(Int64, Double)]] {
         var byGroup: [String: [(Int64, Double)]] = [:]
-        for s in out["t1"] ?? [] where s.labels.contains(where: { $0.name == "__name__" && $0.value == metric }) {
-            let group = s.labels.first { $0.name == "service_name" }?.value ?? ""
-            byGroup[group] = s.samples.map { ($0.timestamp, $0.value) }
+        for completed in out where completed.tenant == "t1" {
+            for s in completed.series where s.labels.contains(where: { $0.name == "__name__" && $0.value == metric }) {
+                #expect(s.samples.map(\.timestamp) == [completed.step])
+                let group = s.labels.first { $0.name == "service_name" }?.value ?? ""
+                byGroup[group, default: []] += s.samples.map { ($0.timestamp, $0.value) }
+            }
         }
         return byGroup
     }
@@ -76,7 +79,8 @@ import Testing
         #expect(got["api"]?.map(\.1) == [3, 4])
         #expect(got["db"]?.map(\.0) == [base + 15_000])
         #expect(got["db"]?.map(\.1) == [24])
-        let labels = try #require(out["t1"]?.first?.labels.map(\.name))
+        #expect(out.map(\.step) == out.map(\.step).sorted(), "oldest step first")
+        let labels = try #require(out.first?.series.first?.labels.map(\.name))
         #expect(labels == labels.sorted(), "remote write wants labels sorted by name")
         #expect(Set(labels) == ["__name__", "profiles_rule_id", "service_name", "source"])
         // A step handed out takes no more samples: they are counted as late.
