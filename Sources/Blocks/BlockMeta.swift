@@ -315,7 +315,12 @@ public enum BlockFile {
     public static let stacks = "stacks.parquet"
     public static let frames = "frames.parquet"
     public static let functions = "functions.parquet"
-    public static let tables = [samples, series, stacks, frames, functions]
+    /// One row per profile (series, time) with its total: what time series and heatmaps read. Absent from
+    /// blocks written before 2026-12-06; readers then sum samples.
+    public static let profiles = "profiles.parquet"
+    /// The tables a block holds, and those every block holds, however old.
+    public static let tables = [samples, profiles, series, stacks, frames, functions]
+    public static let requiredTables = [samples, series, stacks, frames, functions]
 
     /// `<tenant>/<ulid>/<file>`
     public static func key(tenant: String, ulid: ULID, _ file: String) -> String { "\(tenant)/\(ulid)/\(file)" }

@@ -70,6 +70,30 @@ public struct StackSamples: Sendable {
     }
 }
 
+/// One row per profile — a series at one time — with the sum of its samples, in (series, time) order:
+/// what time series, averages and heatmaps need, a row per profile instead of a row per stack.
+public struct ProfileTotals: Sendable, Equatable {
+    public var seriesIDs: [Int32] = []
+    public var timeNanos: [Int64] = []
+    public var totals: [Int64] = []
+
+    public init() {}
+
+    public var count: Int { totals.count }
+
+    /// Adds a sample's value to the last profile when it is the same (series, time), else starts a profile:
+    /// samples in (series, time) order become one row per profile.
+    public mutating func add(series: Int32, time: Int64, value: Int64) {
+        if let last = seriesIDs.last, last == series, timeNanos.last == time {
+            totals[totals.count - 1] &+= value
+        } else {
+            seriesIDs.append(series)
+            timeNanos.append(time)
+            totals.append(value)
+        }
+    }
+}
+
 public struct BlockSymbols: Sendable {
     /// Per stack node: parent node (-1 at a root) and frame.
     public var nodeParents: [Int32]
@@ -165,7 +189,12 @@ public actor BlockReader {
     /// Row groups of samples.parquet whose statistics overlap the time range and hold one of the series
     /// (all when both are nil). Rows are sorted by series, then time, so a series filter prunes well.
     public func sampleRowGroups(time range: ClosedRange<Int64>?, series: Set<Int32>? = nil) async throws -> [Int] {
-        let t = try await table(BlockFile.samples)
+        Self.rowGroups(of: try await table(BlockFile.samples), time: range, series: series)
+    }
+
+    /// Row groups of a table sorted by `series_id` then `time_nanos` (samples, profiles) whose statistics
+    /// overlap the time range and hold one of the series.
+    static func rowGroups(of t: ParquetFileReader, time range: ClosedRange<Int64>?, series: Set<Int32>?) -> [Int] {
         let timeCol = t.leafIndex(named: "time_nanos")
         let seriesCol = t.leafIndex(named: "series_id")
         let wanted = series.map { $0.sorted() }
@@ -266,9 +295,7 @@ public actor BlockReader {
         if let spanIDs, spanIDs.count != ids.count { throw BlockError("column span_id: \(spanIDs.count) rows, series_id \(ids.count)") }
         var out = StackSamples()
         if spans == nil { out.reserve(ids.count) }
-        // Series ids are small block-local integers: a table lookup per sample instead of a hash.
-        var selected = [Bool](repeating: false, count: Int(series.max() ?? -1) + 1)
-        for id in series where id >= 0 { selected[Int(id)] = true }
+        let selected = seriesMask(series)
         for i in ids.indices where range.contains(times[i]) && ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
             if let spans, let spanIDs {
                 guard let span = spanIDs[i], span != 0, spans.contains(UInt64(bitPattern: span)) else { continue }
@@ -279,6 +306,45 @@ public actor BlockReader {
             out.values.append(values[i])
         }
         return out
+    }
+
+    /// Each profile's total for the series in `series` within `range`, from profiles.parquet; in blocks
+    /// written before that table existed (or for a span selection, which needs the samples' span ids),
+    /// summed from samples.parquet.
+    public func profileTotals(time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil) async throws
+        -> ProfileTotals
+    {
+        guard spans == nil, meta.files.contains(where: { $0.name == BlockFile.profiles }) else {
+            let samples = try await stackSamples(time: range, series: series, spans: spans)
+            var out = ProfileTotals()
+            for i in 0..<samples.count { out.add(series: samples.seriesIDs[i], time: samples.timeNanos[i], value: samples.values[i]) }
+            return out
+        }
+        let t = try await table(BlockFile.profiles)
+        let groups = Self.rowGroups(of: t, time: range, series: series)
+        return try await BlockingWork.shared.run(bytes: t.byteCount) {
+            let ids = try Self.int32s(t, "series_id", groups)
+            let times = try Self.int64s(t, "time_nanos", groups)
+            let totals = try Self.int64s(t, "total", groups)
+            guard times.count == ids.count, totals.count == ids.count else {
+                throw BlockError("profiles.parquet: columns of \(ids.count), \(times.count) and \(totals.count) rows")
+            }
+            let selected = Self.seriesMask(series)
+            var out = ProfileTotals()
+            for i in ids.indices where range.contains(times[i]) && ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
+                out.seriesIDs.append(ids[i])
+                out.timeNanos.append(times[i])
+                out.totals.append(totals[i])
+            }
+            return out
+        }
+    }
+
+    /// A lookup table of the selected block-local series ids: an index per row instead of a hash.
+    static func seriesMask(_ series: Set<Int32>) -> [Bool] {
+        var selected = [Bool](repeating: false, count: Int(series.max() ?? -1) + 1)
+        for id in series where id >= 0 { selected[Int(id)] = true }
+        return selected
     }
 
     public func symbols() async throws -> BlockSymbols {
@@ -369,7 +435,7 @@ public actor BlockReader {
                 problems.append("\(f.name): \(error)")
             }
         }
-        for name in BlockFile.tables where !meta.files.contains(where: { $0.name == name }) {
+        for name in BlockFile.requiredTables where !meta.files.contains(where: { $0.name == name }) {
             problems.append("\(name) is missing from meta.json")
         }
         guard problems.isEmpty else { return problems }
@@ -415,6 +481,16 @@ public actor BlockReader {
             if totals != meta.stats.profileTypes { problems.append("per-profile-type totals differ from meta.json: \(totals)") }
             if Int64(samples.count) != meta.stats.samples {
                 problems.append("\(samples.count) samples, meta.json says \(meta.stats.samples)")
+            }
+            if meta.files.contains(where: { $0.name == BlockFile.profiles }) {
+                var expected = ProfileTotals()
+                for i in 0..<samples.count {
+                    expected.add(series: samples.seriesIDs[i], time: samples.timeNanos[i], value: samples.values[i])
+                }
+                let stored = try await profileTotals(time: Int64.min...Int64.max, series: seriesIDs)
+                if stored != expected {
+                    problems.append("profiles.parquet: \(stored.count) profiles differ from the \(expected.count) the samples sum to")
+                }
             }
         } catch {
             problems.append("\(error)")

@@ -97,6 +97,8 @@ public struct BlockWriter: Sendable {
         let longestTypeID = typeIDs.map(\.utf8.count).max() ?? 0
         let rowsPerGroup = max(1, options.samplesPerRowGroup)
         let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
+        // Samples arrive in (series, time) runs: each run is one profile, summed for profiles.parquet.
+        var profiles = ProfileTotals()
         for groupStart in stride(from: 0, to: n, by: rowsPerGroup) {
             let rows = order[groupStart..<min(n, groupStart + rowsPerGroup)]
             var seriesCol = [Int32]()
@@ -123,6 +125,7 @@ public struct BlockWriter: Sendable {
                 spanCol.append(span == 0 ? nil : Int64(bitPattern: span))
                 typeSamples[typeOfSeries[s]] += 1
                 typeTotals[typeOfSeries[s]] &+= head.sampleValues[i]
+                profiles.add(series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i])
             }
             try samplesWriter.writeRowGroup([
                 .int32(seriesCol), .byteArrays(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
@@ -134,6 +137,9 @@ public struct BlockWriter: Sendable {
         }
         let samplesBytes = try samplesWriter.finish()
         files.append((BlockFile.samples, samplesBytes, n, try ParquetFileReader(bytes: samplesBytes).rowGroupCount))
+        try table(
+            BlockFile.profiles, BlockSchemas.profiles, [.int32(profiles.seriesIDs), .int64(profiles.timeNanos), .int64(profiles.totals)],
+            rowsPerGroup: rowsPerGroup)
 
         // series.parquet: one row per (series, label).
         var sID = [Int32]()
@@ -226,6 +232,11 @@ public enum BlockSchemas {
         ColumnSchema("stack_id", .int32),
         ColumnSchema("value", .int64),
         ColumnSchema("span_id", .int64, optional: true),
+    ])
+    public static let profiles = ParquetSchema([
+        ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),
+        ColumnSchema("time_nanos", .int64, encoding: .deltaBinaryPacked),
+        ColumnSchema("total", .int64),
     ])
     public static let series = ParquetSchema([
         ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),

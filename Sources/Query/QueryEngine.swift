@@ -384,25 +384,21 @@ public actor QueryEngine {
         var groups: [LabelSet] = []
         var groupIndex: [LabelSet: Int] = [:]
         var sums: [Key: Double] = [:]
-        var profiles: [Key: Set<Int64>] = [:]
+        var profiles: [Key: Int] = [:]
         for (block, ids) in try await plan(selection) {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
-            let samples = try await block.reader.stackSamples(time: range, series: ids, spans: selection.spans)
-            for i in 0..<samples.count {
-                guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
-                let key = Key(group: g, bucket: steps.point(ofNanos: samples.timeNanos[i]))
-                sums[key, default: 0] += Double(samples.values[i])
-                if aggregation == .average {
-                    // A profile is one (series, timestamp); the series id is block-local, so pair it with the block.
-                    profiles[key, default: []].insert(
-                        Int64(samples.seriesIDs[i]) &* 0x1_0000_0001 ^ samples.timeNanos[i]
-                            ^ Int64(bitPattern: UInt64(block.meta.ulid.timestampMillis)))
-                }
+            // A row per profile (a series at one time); a profile lives in one block.
+            let totals = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
+            for i in 0..<totals.count {
+                guard let g = seriesGroup[totals.seriesIDs[i]] else { continue }
+                let key = Key(group: g, bucket: steps.point(ofNanos: totals.timeNanos[i]))
+                sums[key, default: 0] += Double(totals.totals[i])
+                if aggregation == .average { profiles[key, default: 0] += 1 }
             }
         }
         var out = groups.map { Series(labels: $0, points: []) }
         for (key, sum) in sums {
-            let value = aggregation == .average ? sum / Double(max(profiles[key]?.count ?? 1, 1)) : sum
+            let value = aggregation == .average ? sum / Double(max(profiles[key] ?? 1, 1)) : sum
             out[key.group].points.append((key.bucket, value))
         }
         for i in out.indices { out[i].points.sort { $0.0 < $1.0 } }
@@ -472,10 +468,10 @@ public actor QueryEngine {
         var totals: [Profile: Int64] = [:]
         for (block, ids) in try await plan(selection) {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
-            let samples = try await block.reader.stackSamples(time: range, series: ids, spans: selection.spans)
-            for i in 0..<samples.count {
-                guard let g = seriesGroup[samples.seriesIDs[i]] else { continue }
-                totals[Profile(group: g, time: samples.timeNanos[i]), default: 0] += samples.values[i]
+            let profiles = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
+            for i in 0..<profiles.count {
+                guard let g = seriesGroup[profiles.seriesIDs[i]] else { continue }
+                totals[Profile(group: g, time: profiles.timeNanos[i]), default: 0] += profiles.totals[i]
             }
         }
         let values = totals.values.filter { $0 > 0 }

@@ -172,6 +172,7 @@ struct InteropTests {
                 # Per block: samples of service 'api', and the leaf function of every stack via the recursive tree.
                 api = 0
                 leaf_ok = True
+                profiles_ok = True
                 for d in sorted(glob.glob(root + '/t1/*/')):
                     api += con.execute(f\"\"\"SELECT coalesce(sum(s.value),0)::BIGINT FROM '{d}samples.parquet' s
                         WHERE s.series_id IN (SELECT series_id FROM '{d}series.parquet' WHERE name='service_name' AND value='api')\"\"\").fetchone()[0]
@@ -181,7 +182,12 @@ struct InteropTests {
                         JOIN '{d}functions.parquet' fn ON fn.function_id = fr.function_id\"\"\").fetchone()[0]
                     total = con.execute(f"SELECT count(*) FROM '{d}samples.parquet'").fetchone()[0]
                     leaf_ok = leaf_ok and n == total
-                print(json.dumps({"rows": rows, "totals": totals, "api": api, "leaf_ok": leaf_ok}))
+                    # profiles.parquet: one row per (series, time) holding the sum of its samples.
+                    mismatched = con.execute(f\"\"\"SELECT count(*) FROM (SELECT series_id, time_nanos, sum(value)::BIGINT AS total
+                        FROM '{d}samples.parquet' GROUP BY 1, 2) s FULL JOIN '{d}profiles.parquet' p USING (series_id, time_nanos)
+                        WHERE s.total IS DISTINCT FROM p.total\"\"\").fetchone()[0]
+                    profiles_ok = profiles_ok and mismatched == 0
+                print(json.dumps({"rows": rows, "totals": totals, "api": api, "leaf_ok": leaf_ok, "profiles_ok": profiles_ok}))
                 """
             let result = try #require(try Python.json(script, [dir!.path]) as? [String: Any])
             let duckTotals = (result["totals"] as? [String: Any] ?? [:]).mapValues { ($0 as? NSNumber)?.int64Value ?? -1 }
@@ -197,6 +203,7 @@ struct InteropTests {
             }
             #expect((result["api"] as? NSNumber)?.int64Value == apiTotal)
             #expect(result["leaf_ok"] as? Bool == true)
+            #expect(result["profiles_ok"] as? Bool == true)
         }
     }
 }

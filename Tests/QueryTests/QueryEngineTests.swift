@@ -82,8 +82,15 @@ import Testing
         }
     }
 
-    @Test func timeSeriesSumsPerStepAndGroup() async throws {
+    /// Per-profile totals come from profiles.parquet — the samples are not read: they are deleted here —
+    /// or, in blocks written before that table, from the samples.
+    @Test(arguments: [true, false]) func timeSeriesSumsPerStepAndGroup(profileTable: Bool) async throws {
         try await SyntheticBlocks.with { f in
+            if profileTable {
+                for ulid in f.l0 { try await f.store.delete(BlockFile.key(tenant: "t1", ulid: ulid, BlockFile.samples)) }
+            } else {
+                try await f.removeProfileTables()
+            }
             let engine = QueryEngine(store: f.store)
             let selection = Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: everything)
             let step: Int64 = 2000

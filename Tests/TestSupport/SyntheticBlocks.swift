@@ -49,6 +49,18 @@ public struct SyntheticBlocks: Sendable {
         }
     }
 
+    /// Makes every level-0 block look as written before blocks held profiles.parquet (2026-12-06): the
+    /// table and its meta.json entry removed, so readers must sum samples instead.
+    public func removeProfileTables(tenant: String = "t1") async throws {
+        for ulid in l0 {
+            let metaKey = BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)
+            var meta = try BlockMeta.decode(try await store.get(metaKey))
+            meta.files.removeAll { $0.name == BlockFile.profiles }
+            try await store.delete(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.profiles))
+            try await store.put(metaKey, try meta.encoded())
+        }
+    }
+
     /// The batches' samples of one profile type, optionally only some services and a time range.
     public func samples(type: ProfileTypeID, services: Set<String>? = nil, time: ClosedRange<Int64>? = nil) -> [FlatSample] {
         batches.flatMap(flatten).filter { s in
