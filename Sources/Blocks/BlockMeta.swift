@@ -316,10 +316,13 @@ public enum BlockFile {
     public static let frames = "frames.parquet"
     public static let functions = "functions.parquet"
     /// One row per profile (series, time) with its total: what time series and heatmaps read. Absent from
-    /// blocks written before 2026-12-06; readers then sum samples.
+    /// blocks written before 2026-12-06; readers then sum the samples.
     public static let profiles = "profiles.parquet"
+    /// One row per (series, stack) with its sum over the whole block: what a query whose range covers the
+    /// block reads instead of its samples. Absent from blocks written before 2026-12-06.
+    public static let stackTotals = "stack_totals.parquet"
     /// The tables a block holds, and those every block holds, however old.
-    public static let tables = [samples, profiles, series, stacks, frames, functions]
+    public static let tables = [samples, profiles, stackTotals, series, stacks, frames, functions]
     public static let requiredTables = [samples, series, stacks, frames, functions]
 
     /// `<tenant>/<ulid>/<file>`

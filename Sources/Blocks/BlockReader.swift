@@ -340,6 +340,29 @@ public actor BlockReader {
         }
     }
 
+    /// Each stack's sum over the whole block for the series in `series`, from stack_totals.parquet — what a
+    /// query whose range covers the block needs of it; nil for blocks written before that table.
+    public func stackTotals(series: Set<Int32>) async throws -> (stackIDs: [Int32], values: [Int64])? {
+        guard meta.files.contains(where: { $0.name == BlockFile.stackTotals }) else { return nil }
+        let t = try await table(BlockFile.stackTotals)
+        let groups = Self.rowGroups(of: t, time: nil, series: series)
+        return try await BlockingWork.shared.run(bytes: t.byteCount) {
+            let ids = try Self.int32s(t, "series_id", groups)
+            let stacks = try Self.int32s(t, "stack_id", groups)
+            let totals = try Self.int64s(t, "total", groups)
+            guard stacks.count == ids.count, totals.count == ids.count else {
+                throw BlockError("stack_totals.parquet: columns of \(ids.count), \(stacks.count) and \(totals.count) rows")
+            }
+            let selected = Self.seriesMask(series)
+            var out = (stackIDs: [Int32](), values: [Int64]())
+            for i in ids.indices where ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
+                out.stackIDs.append(stacks[i])
+                out.values.append(totals[i])
+            }
+            return out
+        }
+    }
+
     /// A lookup table of the selected block-local series ids: an index per row instead of a hash.
     static func seriesMask(_ series: Set<Int32>) -> [Bool] {
         var selected = [Bool](repeating: false, count: Int(series.max() ?? -1) + 1)
@@ -481,6 +504,26 @@ public actor BlockReader {
             if totals != meta.stats.profileTypes { problems.append("per-profile-type totals differ from meta.json: \(totals)") }
             if Int64(samples.count) != meta.stats.samples {
                 problems.append("\(samples.count) samples, meta.json says \(meta.stats.samples)")
+            }
+            if meta.files.contains(where: { $0.name == BlockFile.stackTotals }) {
+                struct SeriesStack: Hashable {
+                    var series: Int32
+                    var stack: Int32
+                }
+                var expected: [SeriesStack: Int64] = [:]
+                for i in 0..<samples.count {
+                    expected[SeriesStack(series: samples.seriesIDs[i], stack: samples.stackIDs[i]), default: 0] &+= samples.values[i]
+                }
+                let t = try await table(BlockFile.stackTotals)
+                let ids = try Self.int32s(t, "series_id")
+                let stacks = try Self.int32s(t, "stack_id")
+                let totals = try Self.int64s(t, "total")
+                var stored: [SeriesStack: Int64] = [:]
+                for i in ids.indices { stored[SeriesStack(series: ids[i], stack: stacks[i]), default: 0] &+= totals[i] }
+                if ids.count != expected.count || stored != expected {
+                    problems.append(
+                        "stack_totals.parquet: \(ids.count) rows differ from the \(expected.count) (series, stack) sums of the samples")
+                }
             }
             if meta.files.contains(where: { $0.name == BlockFile.profiles }) {
                 var expected = ProfileTotals()

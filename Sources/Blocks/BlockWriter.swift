@@ -99,6 +99,22 @@ public struct BlockWriter: Sendable {
         let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
         // Samples arrive in (series, time) runs: each run is one profile, summed for profiles.parquet.
         var profiles = ProfileTotals()
+        // Per series, each stack's sum over the block (stack_totals.parquet): a dense sum per stack node, the
+        // series that last touched it, and the nodes touched, flushed in stack order when the series changes.
+        var stackTotals = (series: [Int32](), stacks: [Int32](), totals: [Int64]())
+        var stackSums = [Int64](repeating: 0, count: head.nodeParents.count)
+        var stackSeries = [Int32](repeating: -1, count: head.nodeParents.count)
+        var touched: [Int32] = []
+        var currentSeries: Int32 = -1
+        func flushStackSums() {
+            touched.sort()
+            for stack in touched {
+                stackTotals.series.append(currentSeries)
+                stackTotals.stacks.append(stack)
+                stackTotals.totals.append(stackSums[Int(stack)])
+            }
+            touched.removeAll(keepingCapacity: true)
+        }
         for groupStart in stride(from: 0, to: n, by: rowsPerGroup) {
             let rows = order[groupStart..<min(n, groupStart + rowsPerGroup)]
             var seriesCol = [Int32]()
@@ -126,6 +142,17 @@ public struct BlockWriter: Sendable {
                 typeSamples[typeOfSeries[s]] += 1
                 typeTotals[typeOfSeries[s]] &+= head.sampleValues[i]
                 profiles.add(series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i])
+                if newSeriesID[s] != currentSeries {
+                    flushStackSums()
+                    currentSeries = newSeriesID[s]
+                }
+                let stack = Int(head.sampleStacks[i])
+                if stackSeries[stack] != currentSeries {
+                    stackSeries[stack] = currentSeries
+                    stackSums[stack] = 0
+                    touched.append(Int32(stack))
+                }
+                stackSums[stack] &+= head.sampleValues[i]
             }
             try samplesWriter.writeRowGroup([
                 .int32(seriesCol), .byteArrays(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),
@@ -137,6 +164,10 @@ public struct BlockWriter: Sendable {
         }
         let samplesBytes = try samplesWriter.finish()
         files.append((BlockFile.samples, samplesBytes, n, try ParquetFileReader(bytes: samplesBytes).rowGroupCount))
+        flushStackSums()
+        try table(
+            BlockFile.stackTotals, BlockSchemas.stackTotals,
+            [.int32(stackTotals.series), .int32(stackTotals.stacks), .int64(stackTotals.totals)], rowsPerGroup: rowsPerGroup)
         try table(
             BlockFile.profiles, BlockSchemas.profiles, [.int32(profiles.seriesIDs), .int64(profiles.timeNanos), .int64(profiles.totals)],
             rowsPerGroup: rowsPerGroup)
@@ -236,6 +267,11 @@ public enum BlockSchemas {
     public static let profiles = ParquetSchema([
         ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),
         ColumnSchema("time_nanos", .int64, encoding: .deltaBinaryPacked),
+        ColumnSchema("total", .int64),
+    ])
+    public static let stackTotals = ParquetSchema([
+        ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),
+        ColumnSchema("stack_id", .int32),
         ColumnSchema("total", .int64),
     ])
     public static let series = ParquetSchema([

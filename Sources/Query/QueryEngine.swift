@@ -277,8 +277,12 @@ public actor QueryEngine {
         }
         var finished: [(BlockTreeKey, StackTree)] = []
         try await Self.concurrently(jobs, parallelism: options.parallelism) { job in
+            // A range covering the block reads its per-stack sums, a row per (series, stack), not its samples.
+            if job.cacheKey != nil, let totals = try await job.block.reader.stackTotals(series: job.series) {
+                return try Self.tree(stacks: totals.stackIDs, values: totals.values, nodes: job.nodes, blockID: job.block.meta.ulid)
+            }
             let samples = try await job.block.reader.stackSamples(time: job.time, series: job.series, spans: job.spans)
-            return try Self.tree(of: samples, nodes: job.nodes, blockID: job.block.meta.ulid)
+            return try Self.tree(stacks: samples.stackIDs, values: samples.values, nodes: job.nodes, blockID: job.block.meta.ulid)
         } merge: { job, partial in
             tree.merge(partial, into: job.side)
             if let key = job.cacheKey { finished.append((key, partial)) }
@@ -317,12 +321,12 @@ public actor QueryEngine {
         }
     }
 
-    /// One block's samples as a name tree: values summed per stack node first, then each distinct stack
-    /// resolved once, sharing the path above it with the stacks already resolved.
-    static func tree(of samples: StackSamples, nodes: BlockNodeNames, blockID: ULID) throws -> StackTree {
+    /// One block's (stack, value) pairs as a name tree: values summed per stack node first, then each
+    /// distinct stack resolved once, sharing the path above it with the stacks already resolved.
+    static func tree(stacks: [Int32], values: [Int64], nodes: BlockNodeNames, blockID: ULID) throws -> StackTree {
         var perStack: [Int32: Int64] = [:]
-        perStack.reserveCapacity(min(samples.count, nodes.parents.count))
-        for i in 0..<samples.count { perStack[samples.stackIDs[i], default: 0] += samples.values[i] }
+        perStack.reserveCapacity(min(stacks.count, nodes.parents.count))
+        for i in stacks.indices { perStack[stacks[i], default: 0] += values[i] }
         var tree = StackTree()
         var mapped = [Int32](repeating: -1, count: nodes.parents.count)
         var path: [Int32] = []

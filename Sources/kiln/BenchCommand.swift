@@ -12,12 +12,13 @@ struct BenchCommand: AsyncParsableCommand {
             + "decode vs gzip -dc), normalizer (MB/s per core vs inflate alone), ingest (push ingest vs a 200-OK handler on the "
             + "same server), parquet (block table writes vs pyarrow), query (SelectMergeStacktraces over 1 h and 24 h vs reading "
             + "and decompressing the same blocks; regression reports of 1 h and 24 h against the period before vs the Diff of "
-            + "the same selections), compaction (stored bytes per raw pprof byte for an hour of 50 services, "
+            + "the same selections), fleet (the service list with sparklines, SelectSeries by service and the merged flame graph "
+            + "over 100 services × 7 days, the first query after a restart, vs reading the same tables), compaction (stored bytes per raw pprof byte for an hour of 50 services, "
             + "compaction throughput, peak memory), discovery (discovery.kubernetes of a 10,000-pod cluster through the annotation "
             + "recipe vs discovery.file of the same targets)."
     )
 
-    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, otlp, rules, parquet, query, compaction, discovery or all.")
+    @Argument(help: "Suites to run: producer, pprof, normalizer, ingest, otlp, rules, parquet, query, fleet, compaction, discovery or all.")
     var suites: [String] = ["all"]
 
     @Option(help: "Kafka bootstrap servers for the producer suite. [env: KILN_KAFKA_BROKERS]")
@@ -34,6 +35,18 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Also write the measurements as JSON to this file.")
     var json: String?
 
+    @Option(help: "Fleet suite: services in the data set. (default: 100)")
+    var fleetServices: Int = 100
+
+    @Option(help: "Fleet suite: days of 15 s CPU profiles. (default: 7)")
+    var fleetDays: Int = 7
+
+    @Option(
+        help:
+            "Fleet suite: where the data set is generated and kept for later runs. [env: KILN_RUN_DIR/fleet] (default: run/bench/fleet)"
+    )
+    var fleetData: String?
+
     @Option(help: "Compaction suite: services in the stream. (default: 50)")
     var services: Int = 50
 
@@ -44,7 +57,7 @@ struct BenchCommand: AsyncParsableCommand {
     var compactionHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "rules", "parquet", "query", "compaction", "discovery"]
+        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "rules", "parquet", "query", "fleet", "compaction", "discovery"]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -93,6 +106,11 @@ struct BenchCommand: AsyncParsableCommand {
                 report(try ParquetBenchmark.run(python: python))
             case "query":
                 report(try await QueryBenchmark.run(fixturesDir: fixturesDir))
+            case "fleet":
+                let runDir = ProcessInfo.processInfo.environment["KILN_RUN_DIR"].map { $0 + "/fleet" }
+                let dataDir = URL(fileURLWithPath: fleetData ?? runDir ?? "run/bench/fleet")
+                report(
+                    try await FleetBenchmark.run(fixturesDir: fixturesDir, dataDir: dataDir, services: fleetServices, days: fleetDays))
             case "compaction":
                 report(
                     try await CompactionBenchmark.run(

@@ -187,6 +187,11 @@ struct InteropTests {
                         FROM '{d}samples.parquet' GROUP BY 1, 2) s FULL JOIN '{d}profiles.parquet' p USING (series_id, time_nanos)
                         WHERE s.total IS DISTINCT FROM p.total\"\"\").fetchone()[0]
                     profiles_ok = profiles_ok and mismatched == 0
+                    # stack_totals.parquet: one row per (series, stack) holding its sum over the block.
+                    mismatched = con.execute(f\"\"\"SELECT count(*) FROM (SELECT series_id, stack_id, sum(value)::BIGINT AS total
+                        FROM '{d}samples.parquet' GROUP BY 1, 2) s FULL JOIN '{d}stack_totals.parquet' p USING (series_id, stack_id)
+                        WHERE s.total IS DISTINCT FROM p.total\"\"\").fetchone()[0]
+                    profiles_ok = profiles_ok and mismatched == 0
                 print(json.dumps({"rows": rows, "totals": totals, "api": api, "leaf_ok": leaf_ok, "profiles_ok": profiles_ok}))
                 """
             let result = try #require(try Python.json(script, [dir!.path]) as? [String: Any])

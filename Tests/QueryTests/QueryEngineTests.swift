@@ -31,6 +31,33 @@ import Testing
         try await SyntheticBlocks.with { f in try await checkMergedStacks(f) }
     }
 
+    /// Blocks written before stack_totals.parquet: every range reads the samples.
+    @Test func mergedStacksOfOlderBlocksEqualWhatWentIn() async throws {
+        try await SyntheticBlocks.with { f in
+            try await f.removeDerivedTables()
+            try await checkMergedStacks(f)
+        }
+    }
+
+    /// A range covering whole blocks reads their per-(series, stack) sums: with the samples deleted, the
+    /// answer is still every stack that went in, per selector.
+    @Test func rangesCoveringWholeBlocksReadStackTotals() async throws {
+        try await SyntheticBlocks.with { f in
+            try await f.removeSamples()
+            var options = QueryEngineOptions()
+            options.cachedBlockTrees = 0
+            let engine = QueryEngine(store: f.store, options: options)
+            for (selectorText, services) in [(#"{service_name="api"}"#, ["api"]), ("{}", ["api", "db", "worker"])] {
+                let (tree, names) = try await engine.mergeStacks(
+                    Selection(tenant: "t1", profileType: cpuType.id, selector: try LabelSelector(parsing: selectorText), time: everything))
+                let want = samples(f, type: cpuType) { s in services.contains { s.labels.contains("service_name=\"\($0)\"") } }
+                var got: [String: Int64] = [:]
+                for (path, value) in tree.stacks() { got[path.map { names[$0] }.joined(separator: ";"), default: 0] += value }
+                #expect(got == SyntheticBlocks.paths(want) && !want.isEmpty, "\(selectorText)")
+            }
+        }
+    }
+
     func checkMergedStacks(_ f: SyntheticBlocks) async throws {
         let engine = QueryEngine(store: f.store)
         let cases: [(String, Set<String>)] = [
@@ -86,11 +113,7 @@ import Testing
     /// or, in blocks written before that table, from the samples.
     @Test(arguments: [true, false]) func timeSeriesSumsPerStepAndGroup(profileTable: Bool) async throws {
         try await SyntheticBlocks.with { f in
-            if profileTable {
-                for ulid in f.l0 { try await f.store.delete(BlockFile.key(tenant: "t1", ulid: ulid, BlockFile.samples)) }
-            } else {
-                try await f.removeProfileTables()
-            }
+            if profileTable { try await f.removeSamples() } else { try await f.removeDerivedTables() }
             let engine = QueryEngine(store: f.store)
             let selection = Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: everything)
             let step: Int64 = 2000

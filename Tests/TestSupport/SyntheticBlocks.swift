@@ -49,16 +49,23 @@ public struct SyntheticBlocks: Sendable {
         }
     }
 
-    /// Makes every level-0 block look as written before blocks held profiles.parquet (2026-12-06): the
-    /// table and its meta.json entry removed, so readers must sum samples instead.
-    public func removeProfileTables(tenant: String = "t1") async throws {
+    /// Makes every level-0 block look as written before blocks held profiles.parquet and
+    /// stack_totals.parquet (2026-12-06): the tables and their meta.json entries removed, so readers must
+    /// sum samples instead.
+    public func removeDerivedTables(tenant: String = "t1") async throws {
+        let derived = [BlockFile.profiles, BlockFile.stackTotals]
         for ulid in l0 {
             let metaKey = BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)
             var meta = try BlockMeta.decode(try await store.get(metaKey))
-            meta.files.removeAll { $0.name == BlockFile.profiles }
-            try await store.delete(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.profiles))
+            meta.files.removeAll { derived.contains($0.name) }
+            for name in derived { try await store.delete(BlockFile.key(tenant: tenant, ulid: ulid, name)) }
             try await store.put(metaKey, try meta.encoded())
         }
+    }
+
+    /// Deletes every level-0 block's samples.parquet: what is answered afterwards came from other tables.
+    public func removeSamples(tenant: String = "t1") async throws {
+        for ulid in l0 { try await store.delete(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.samples)) }
     }
 
     /// The batches' samples of one profile type, optionally only some services and a time range.
