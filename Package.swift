@@ -404,7 +404,10 @@ let package = Package(
             ]),
         .testTarget(
             name: "QueryTests",
-            dependencies: ["Query", "Reports", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "TestSupport"]),
+            dependencies: [
+                "Query", "Reports", "Blocks", "ObjectStore", "ProfileModel", "Normalization", "Records", "KilnBench", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "LoadGenTests",
             dependencies: [

@@ -258,11 +258,16 @@ public struct BlockMeta: Sendable, Equatable, Codable {
     public var kafka: KafkaProvenance
     public var stats: Stats
     public var files: [File]
+    /// Absent at full resolution (every profile at its own time). Otherwise the block is downsampled: its
+    /// samples are summed per (series, stack) into buckets of this many milliseconds, each stamped with its
+    /// end — a sample at T stands for (T − resolution, T] — and span ids are gone.
+    public var resolutionMillis: Int64?
 
     public init(
         version: Int = BlockMeta.currentVersion, ulid: ULID, tenant: String, minTime: Int64, maxTime: Int64, createdAt: Int64,
-        compaction: Compaction, kafka: KafkaProvenance, stats: Stats, files: [File]
+        compaction: Compaction, kafka: KafkaProvenance, stats: Stats, files: [File], resolutionMillis: Int64? = nil
     ) {
+        self.resolutionMillis = resolutionMillis
         self.version = version
         self.ulid = ulid
         self.tenant = tenant

@@ -76,20 +76,23 @@ public struct ProfileTotals: Sendable, Equatable {
     public var seriesIDs: [Int32] = []
     public var timeNanos: [Int64] = []
     public var totals: [Int64] = []
+    /// The profiles each row stands for: 1, except in a downsampled block, whose row is a bucket.
+    public var profiles: [Int32] = []
 
     public init() {}
 
     public var count: Int { totals.count }
 
-    /// Adds a sample's value to the last profile when it is the same (series, time), else starts a profile:
-    /// samples in (series, time) order become one row per profile.
-    public mutating func add(series: Int32, time: Int64, value: Int64) {
+    /// Adds a sample's value to the last profile when it is the same (series, time), else starts a profile
+    /// standing for `profiles` profiles: samples in (series, time) order become one row per profile.
+    public mutating func add(series: Int32, time: Int64, value: Int64, profiles: @autoclosure () -> Int32 = 1) {
         if let last = seriesIDs.last, last == series, timeNanos.last == time {
             totals[totals.count - 1] &+= value
         } else {
             seriesIDs.append(series)
             timeNanos.append(time)
             totals.append(value)
+            self.profiles.append(profiles())
         }
     }
 }
@@ -326,8 +329,9 @@ public actor BlockReader {
             let ids = try Self.int32s(t, "series_id", groups)
             let times = try Self.int64s(t, "time_nanos", groups)
             let totals = try Self.int64s(t, "total", groups)
-            guard times.count == ids.count, totals.count == ids.count else {
-                throw BlockError("profiles.parquet: columns of \(ids.count), \(times.count) and \(totals.count) rows")
+            let profiles = try Self.int32s(t, "profiles", groups)
+            guard times.count == ids.count, totals.count == ids.count, profiles.count == ids.count else {
+                throw BlockError("profiles.parquet: columns of \(ids.count), \(times.count), \(totals.count) and \(profiles.count) rows")
             }
             let selected = Self.seriesMask(series)
             var out = ProfileTotals()
@@ -335,6 +339,7 @@ public actor BlockReader {
                 out.seriesIDs.append(ids[i])
                 out.timeNanos.append(times[i])
                 out.totals.append(totals[i])
+                out.profiles.append(profiles[i])
             }
             return out
         }
@@ -405,9 +410,10 @@ public actor BlockReader {
         let samples = try await samples()
         let symbols = try await symbols()
         var batch = SampleBatch(tenant: meta.tenant, provenance: Provenance(topic: "", partition: -1, offset: -1))
-        var seriesIndex: [Int32: UInt32] = [:]
-        for s in series {
-            seriesIndex[s.id] = UInt32(batch.series.count)
+        // Series and stack ids are small block-local integers: tables, not hashes, map them per sample.
+        var seriesIndex = [UInt32](repeating: .max, count: Int(series.map(\.id).max() ?? -1) + 1)
+        for s in series where s.id >= 0 {
+            seriesIndex[Int(s.id)] = UInt32(batch.series.count)
             batch.series.append(BatchSeries(labels: s.labels, profileType: s.profileType))
         }
         var strings: StringTable = [""]
@@ -425,18 +431,25 @@ public actor BlockReader {
             FrameSymbol(function: UInt32(symbols.frameFunctions[$0]), line: symbols.frameLines[$0])
         }
         batch.symbols = SymbolTable(strings: strings, functions: fns, frames: frames)
-        var stackIndex: [Int32: UInt32] = [:]
+        var stackIndex = [UInt32](repeating: .max, count: symbols.nodeParents.count)
+        batch.sampleSeries.reserveCapacity(samples.count)
+        batch.sampleStacks.reserveCapacity(samples.count)
+        batch.sampleValues.reserveCapacity(samples.count)
+        batch.sampleTimes.reserveCapacity(samples.count)
+        batch.sampleSpans.reserveCapacity(samples.count)
         for i in 0..<samples.count {
             let sid = samples.stackIDs[i]
-            if stackIndex[sid] == nil {
-                stackIndex[sid] = UInt32(batch.stacks.count)
+            guard sid >= 0, Int(sid) < stackIndex.count else { throw BlockError("sample \(i): stack \(sid) out of range") }
+            if stackIndex[Int(sid)] == .max {
+                stackIndex[Int(sid)] = UInt32(batch.stacks.count)
                 batch.stacks.append(try symbols.frames(ofStack: sid).map { UInt32($0) })
             }
-            guard let s = seriesIndex[samples.seriesIDs[i]] else {
-                throw BlockError("sample references unknown series \(samples.seriesIDs[i])")
+            let id = samples.seriesIDs[i]
+            guard id >= 0, Int(id) < seriesIndex.count, seriesIndex[Int(id)] != .max else {
+                throw BlockError("sample references unknown series \(id)")
             }
-            batch.sampleSeries.append(s)
-            batch.sampleStacks.append(stackIndex[sid]!)
+            batch.sampleSeries.append(seriesIndex[Int(id)])
+            batch.sampleStacks.append(stackIndex[Int(sid)])
             batch.sampleValues.append(samples.values[i])
             batch.sampleTimes.append(samples.timeNanos[i])
             batch.sampleSpans.append(samples.spanIDs[i])
@@ -530,7 +543,8 @@ public actor BlockReader {
                 for i in 0..<samples.count {
                     expected.add(series: samples.seriesIDs[i], time: samples.timeNanos[i], value: samples.values[i])
                 }
-                let stored = try await profileTotals(time: Int64.min...Int64.max, series: seriesIDs)
+                var stored = try await profileTotals(time: Int64.min...Int64.max, series: seriesIDs)
+                if meta.resolutionMillis != nil { expected.profiles = stored.profiles }  // a bucket's profiles are not in its samples
                 if stored != expected {
                     problems.append("profiles.parquet: \(stored.count) profiles differ from the \(expected.count) the samples sum to")
                 }

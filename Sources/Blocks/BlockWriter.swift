@@ -39,7 +39,9 @@ public struct BlockWriter: Sendable {
 
     /// Encodes the head as block `ulid`. Samples are sorted by (profile type, series, time, stack); series
     /// ids are renumbered so that this order is also series-id order.
-    public func encode(_ head: Head, ulid: ULID, compaction: BlockMeta.Compaction, createdAt: Date = Date()) throws -> EncodedBlock {
+    public func encode(
+        _ head: Head, ulid: ULID, compaction: BlockMeta.Compaction, createdAt: Date = Date(), resolutionMillis: Int64? = nil
+    ) throws -> EncodedBlock {
         // Series order: profile type, then labels.
         let seriesOrder = head.series.indices.sorted {
             let a = head.series[$0]
@@ -141,7 +143,9 @@ public struct BlockWriter: Sendable {
                 spanCol.append(span == 0 ? nil : Int64(bitPattern: span))
                 typeSamples[typeOfSeries[s]] += 1
                 typeTotals[typeOfSeries[s]] &+= head.sampleValues[i]
-                profiles.add(series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i])
+                profiles.add(
+                    series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i],
+                    profiles: head.profileCounts[Head.ProfileKey(series: UInt32(s), time: head.sampleTimes[i])] ?? 1)
                 if newSeriesID[s] != currentSeries {
                     flushStackSums()
                     currentSeries = newSeriesID[s]
@@ -169,7 +173,8 @@ public struct BlockWriter: Sendable {
             BlockFile.stackTotals, BlockSchemas.stackTotals,
             [.int32(stackTotals.series), .int32(stackTotals.stacks), .int64(stackTotals.totals)], rowsPerGroup: rowsPerGroup)
         try table(
-            BlockFile.profiles, BlockSchemas.profiles, [.int32(profiles.seriesIDs), .int64(profiles.timeNanos), .int64(profiles.totals)],
+            BlockFile.profiles, BlockSchemas.profiles,
+            [.int32(profiles.seriesIDs), .int64(profiles.timeNanos), .int64(profiles.totals), .int32(profiles.profiles)],
             rowsPerGroup: rowsPerGroup)
 
         // series.parquet: one row per (series, label).
@@ -222,7 +227,8 @@ public struct BlockWriter: Sendable {
             stats: .init(
                 samples: Int64(n), series: Int64(head.series.count), stacks: Int64(nodes),
                 frames: Int64(head.frames.count), functions: Int64(head.functions.count), profileTypes: typeStats),
-            files: files.map { .init(name: $0.0, sizeBytes: $0.1.count, sha256: SigV4Signer.sha256Hex($0.1), rows: $0.2, rowGroups: $0.3) })
+            files: files.map { .init(name: $0.0, sizeBytes: $0.1.count, sha256: SigV4Signer.sha256Hex($0.1), rows: $0.2, rowGroups: $0.3) },
+            resolutionMillis: resolutionMillis)
         return EncodedBlock(meta: meta, files: files.map { ($0.0, $0.1) })
     }
 
@@ -268,6 +274,7 @@ public enum BlockSchemas {
         ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),
         ColumnSchema("time_nanos", .int64, encoding: .deltaBinaryPacked),
         ColumnSchema("total", .int64),
+        ColumnSchema("profiles", .int32),
     ])
     public static let stackTotals = ParquetSchema([
         ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),

@@ -18,6 +18,13 @@ public struct CompactionConfig: Sendable {
     public var partialGrace: Duration = .seconds(3600)
     /// Blocks whose newest sample is older than this are removed; nil keeps data forever.
     public var retention: Duration?
+    /// Blocks whose newest sample is older than this are rewritten per minute, then past `perHourAfter` per
+    /// hour (docs/block-format.md); nil keeps full resolution (the library's default; `kiln-compactor`'s is
+    /// 7 days and 30 days).
+    public var perMinuteAfter: Duration?
+    public var perHourAfter: Duration?
+    /// Per-tenant resolution ages and retention, instead of the three above.
+    public var tenantAges: [String: ResolutionAges] = [:]
     /// How long one compactor holds a tenant's lease.
     public var leaseDuration: Duration = .seconds(300)
     /// Memory budget of one merge: a job merges only as many whole source blocks as fit, by the head's own
@@ -28,6 +35,11 @@ public struct CompactionConfig: Sendable {
     public var maxHeadBytes: Int = CutPolicy().maxBytes
 
     public init() {}
+
+    /// The resolution ages and retention of `tenant`.
+    public func ages(tenant: String) -> ResolutionAges {
+        tenantAges[tenant] ?? ResolutionAges(perMinuteAfter: perMinuteAfter, perHourAfter: perHourAfter, retention: retention)
+    }
 }
 
 extension Duration {
@@ -59,7 +71,8 @@ public enum CompactionPlanner {
             let level = i + 1
             let w = window.nanos
             var groups: [Int64: [BlockMeta]] = [:]
-            for b in live where b.compaction.level <= level && b.stats.samples > 0 {
+            // Downsampled blocks are old and final: their windows were merged before they were rewritten.
+            for b in live where b.compaction.level <= level && b.stats.samples > 0 && b.resolutionMillis == nil {
                 let start = b.minTime >= 0 ? (b.minTime / w) * w : ((b.minTime - w + 1) / w) * w
                 groups[start, default: []].append(b)
             }
@@ -191,6 +204,7 @@ public struct Compactor: Sendable {
         public var deleted = 0
         public var partialRemoved = 0
         public var expired = 0
+        public var downsampled = 0
 
         public init() {}
     }
@@ -201,7 +215,8 @@ public struct Compactor: Sendable {
         var result = PassResult()
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var listing = try await BlockIndex.list(store, tenant: tenant)
-        if let retention = config.retention {
+        let ages = config.ages(tenant: tenant)
+        if let retention = ages.retention {
             let cutoff = Int64(now.timeIntervalSince1970 * 1e9) - retention.nanos
             for b in BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks) where b.maxTime < cutoff {
                 try await markForDeletion(tenant: tenant, ulid: b.ulid, reason: "retention", supersededBy: nil, now: now)
@@ -213,7 +228,7 @@ public struct Compactor: Sendable {
         // marks. The planner never sees them again (they are not live), so mark them here.
         let live = Set(BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks).map(\.ulid))
         var supersededBy: [ULID: ULID] = [:]
-        for m in listing.metas where m.compaction.level > 0 { for p in m.compaction.parents { supersededBy[p] = m.ulid } }
+        for m in listing.metas { for p in m.compaction.parents { supersededBy[p] = m.ulid } }
         var marked = 0
         for m in listing.metas where !live.contains(m.ulid) && listing.deletionMarks[m.ulid] == nil {
             try await markForDeletion(tenant: tenant, ulid: m.ulid, reason: "compacted", supersededBy: supersededBy[m.ulid], now: now)
@@ -233,6 +248,16 @@ public struct Compactor: Sendable {
             }
             listing = try await BlockIndex.list(store, tenant: tenant)
         }
+        // Old blocks to a coarser resolution, once their windows are merged (above).
+        let nowNanos = Int64(now.timeIntervalSince1970 * 1e9)
+        for b in BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks) where b.stats.samples > 0 {
+            guard let target = ages.resolutionMillis(maxTime: b.maxTime, nowNanos: nowNanos), target > b.resolutionMillis ?? 0 else {
+                continue
+            }
+            try await downsample(b, toMillis: target, now: now)
+            result.downsampled += 1
+        }
+        if result.downsampled > 0 { listing = try await BlockIndex.list(store, tenant: tenant) }
         for (ulid, mark) in listing.deletionMarks where mark.deletionTime + config.deletionDelay.nanos / 1_000_000 <= nowMillis {
             try await deleteBlock(tenant: tenant, ulid: ulid, keys: listing.keys[ulid] ?? [])
             result.deleted += 1
@@ -272,6 +297,7 @@ public struct Compactor: Sendable {
             total.deleted += r.deleted
             total.partialRemoved += r.partialRemoved
             total.expired += r.expired
+            total.downsampled += r.downsampled
         }
         return total
     }

@@ -81,6 +81,15 @@ public struct Head: Sendable {
     public private(set) var rawOffsets: [PartitionKey: OffsetRanges] = [:]
     public private(set) var normalizedOffsets: [PartitionKey: OffsetRanges] = [:]
 
+    /// Profiles a (series, time) of a downsampled head stands for, where more than one: a bucket of a
+    /// per-minute or per-hour block sums every profile within it (written to profiles.parquet's `profiles`).
+    private(set) var profileCounts: [ProfileKey: Int32] = [:]
+
+    struct ProfileKey: Hashable {
+        var series: UInt32
+        var time: Int64
+    }
+
     public private(set) var minTime: Int64 = .max
     public private(set) var maxTime: Int64 = .min
     public private(set) var batches = 0
@@ -243,6 +252,16 @@ public struct Head: Sendable {
             sampleSpans.append(i < batch.sampleSpans.count ? batch.sampleSpans[i] : 0)
             if t < minTime { minTime = t }
             if t > maxTime { maxTime = t }
+        }
+    }
+
+    /// Adds a downsampled batch: its samples, and how many profiles each of its (series index, bucket time)
+    /// stands for.
+    mutating func appendDownsampled(_ batch: SampleBatch, profileCounts: [(series: UInt32, time: Int64, profiles: Int32)]) {
+        appendSamples(batch)
+        for c in profileCounts where c.profiles != 1 {
+            guard let headSeries = seriesIndex[batch.series[Int(c.series)]] else { continue }
+            self.profileCounts[ProfileKey(series: headSeries, time: c.time), default: 0] += c.profiles
         }
     }
 

@@ -142,6 +142,8 @@ public struct DevStackPlan: Sendable {
                 arguments: consumer + [
                     "--admin-listen", "\(host):\(ports[3])", "--store", options.storeURL,
                     "--max-block-age", options.maxBlockAge,
+                    // A dev stack is where old profiles are replayed and looked at closely: it keeps them whole.
+                    "--downsample-after", "off",
                 ],
                 environment: env, probe: .http("http://\(host):\(ports[3])/ready")),
             ChildSpec(

@@ -301,7 +301,7 @@ enum DeltaBinaryPacked {
         if let e = expected, total != e { throw ParquetError.invalid("delta stream holds \(total) values, page has \(e)") }
         guard total >= 0, total <= 1 << 31, total <= cursor.remaining * 64 + 1 else { throw ParquetError.invalid("delta count \(total)") }
         let perMini = blockSize / miniblockCount
-        dest.reserveCapacity(dest.count + total)
+        dest.reserve(appending: total)
         if total == 0 { return }
         dest.append(current)
         var produced = 1
@@ -335,5 +335,14 @@ enum DeltaBinaryPacked {
                 m += 1
             }
         }
+    }
+}
+
+extension Array {
+    /// Room for `extra` more elements, growing at least twofold: `reserveCapacity` allocates exactly what it is
+    /// asked for, so asking for a little more once per page would copy the whole column once per page.
+    mutating func reserve(appending extra: Int) {
+        let needed = count + extra
+        if capacity < needed { reserveCapacity(Swift.max(needed, capacity * 2)) }
     }
 }

@@ -372,7 +372,7 @@ private struct ChunkDecoder {
             try RLEHybrid.decode(&sub, width: bitWidth(of: UInt64(max)), count: count, into: p.baseAddress!)
         }
         var full = 0
-        levels.reserveCapacity(levels.count + count)
+        levels.reserve(appending: count)
         let m = UInt32(max)
         for i in 0..<count {
             let l = levelScratch[i]
@@ -446,7 +446,7 @@ private struct ChunkDecoder {
             case .int32: try Self.plainFixed(&c, count: count, into: &int32s)
             case .boolean:
                 guard (count + 7) / 8 <= c.remaining else { throw ParquetError.truncated("booleans") }
-                bools.reserveCapacity(bools.count + count)
+                bools.reserve(appending: count)
                 for i in 0..<count { bools.append(c.base[c.position + i / 8] & (1 << (i % 8)) != 0) }
                 c.position += (count + 7) / 8
             case .byteArray, .fixedLenByteArray: try plainBytes(&c, count: count, into: &bytes)
@@ -521,7 +521,7 @@ private struct ChunkDecoder {
         switch leaf.physicalType {
         case .int64:
             let n = UInt32(dictInt64.count)
-            int64s.reserveCapacity(int64s.count + count)
+            int64s.reserve(appending: count)
             for i in 0..<count {
                 let k = indexScratch[i]
                 guard k < n else { throw ParquetError.invalid("dictionary index \(k) of \(n)") }
@@ -529,7 +529,7 @@ private struct ChunkDecoder {
             }
         case .int32:
             let n = UInt32(dictInt32.count)
-            int32s.reserveCapacity(int32s.count + count)
+            int32s.reserve(appending: count)
             for i in 0..<count {
                 let k = indexScratch[i]
                 guard k < n else { throw ParquetError.invalid("dictionary index \(k) of \(n)") }

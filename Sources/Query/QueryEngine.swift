@@ -215,6 +215,21 @@ public actor QueryEngine {
         return out
     }
 
+    /// The plan of a question about individual profiles (a heatmap, a span selection, a regression
+    /// report): refused when the range reaches downsampled blocks, which keep sums per bucket instead.
+    func plan(_ selection: Selection, individualProfiles feature: String) async throws -> [(LoadedBlock, Set<Int32>)] {
+        let planned = try await plan(selection)
+        let coarse = planned.map(\.0.meta).filter { $0.resolutionMillis != nil }
+        if let newest = coarse.map(\.maxTime).max(), let resolution = coarse.compactMap(\.resolutionMillis).min() {
+            let until = Date(timeIntervalSince1970: Double(newest) / 1e9).formatted(.iso8601)
+            throw QueryError(
+                .invalidArgument,
+                "\(feature) needs individual profiles; this range reaches data kept only as \(resolution / 60_000)-minute sums "
+                    + "(downsampled, up to \(until)): choose a range after that")
+        }
+        return planned
+    }
+
     func checkRange(_ time: ClosedRange<Int64>) throws(QueryError) {
         let limit = options.maxQueryRange.components.seconds * 1_000_000_000
         if time.upperBound - time.lowerBound > limit {
@@ -257,7 +272,9 @@ public actor QueryEngine {
         var tree = StackTree(sides: sides)
         var jobs: [Job] = []
         for (side, selection) in selections.enumerated() {
-            for (block, series) in try await plan(selection) {
+            let planned =
+                selection.spans == nil ? try await plan(selection) : try await plan(selection, individualProfiles: "span_selector")
+            for (block, series) in planned {
                 // A whole block's tree is reused only for the whole block's samples, not a span selection.
                 let covered =
                     selection.spans == nil && selection.time.contains(block.meta.minTime) && selection.time.contains(block.meta.maxTime)
@@ -389,7 +406,8 @@ public actor QueryEngine {
         var groupIndex: [LabelSet: Int] = [:]
         var sums: [Key: Double] = [:]
         var profiles: [Key: Int] = [:]
-        for (block, ids) in try await plan(selection) {
+        let planned = selection.spans == nil ? try await plan(selection) : try await plan(selection, individualProfiles: "span_selector")
+        for (block, ids) in planned {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
             // A row per profile (a series at one time); a profile lives in one block.
             let totals = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
@@ -397,7 +415,7 @@ public actor QueryEngine {
                 guard let g = seriesGroup[totals.seriesIDs[i]] else { continue }
                 let key = Key(group: g, bucket: steps.point(ofNanos: totals.timeNanos[i]))
                 sums[key, default: 0] += Double(totals.totals[i])
-                if aggregation == .average { profiles[key, default: 0] += 1 }
+                if aggregation == .average { profiles[key, default: 0] += Int(totals.profiles[i]) }
             }
         }
         var out = groups.map { Series(labels: $0, points: []) }
@@ -470,7 +488,7 @@ public actor QueryEngine {
         var groups: [LabelSet] = []
         var groupIndex: [LabelSet: Int] = [:]
         var totals: [Profile: Int64] = [:]
-        for (block, ids) in try await plan(selection) {
+        for (block, ids) in try await plan(selection, individualProfiles: "SelectHeatmap") {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
             let profiles = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
             for i in 0..<profiles.count {

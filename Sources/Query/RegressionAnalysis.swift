@@ -148,7 +148,7 @@ extension QueryEngine {
             var nodes: BlockNodeNames
         }
         var jobs: [Job] = []
-        for (block, series) in try await plan(selection) {
+        for (block, series) in try await plan(selection, individualProfiles: "a regression report") {
             jobs.append(Job(block: block, series: series, nodes: try await nodeNames(block)))
         }
         let count = functions.count

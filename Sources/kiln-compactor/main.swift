@@ -51,6 +51,24 @@ struct Command: AsyncParsableCommand {
         help: "Delete blocks whose newest sample is older than this (e.g. 30d); off keeps everything. [env: KILN_RETENTION] (default: off)")
     var retention: String?
 
+    @Option(
+        help:
+            "Rewrite blocks whose newest sample is older than this per minute; off keeps full resolution. [env: KILN_DOWNSAMPLE_AFTER] (default: 7d)"
+    )
+    var downsampleAfter: String?
+
+    @Option(
+        help:
+            "Rewrite blocks whose newest sample is older than this per hour; off stops at per minute. [env: KILN_PER_HOUR_AFTER] (default: 30d)"
+    )
+    var perHourAfter: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "One tenant's ages instead of the three above, as TENANT=PER_MINUTE_AFTER/PER_HOUR_AFTER/RETENTION, each a duration or off (repeatable; e.g. acme=3d/14d/90d).",
+            valueName: "tenant-ages"))
+    var tenantRetention: [String] = []
+
     @Option(help: "Keep superseded blocks this long after marking them. [env: KILN_DELETION_DELAY] (default: 2h)")
     var deletionDelay: String?
 
@@ -105,11 +123,17 @@ struct Command: AsyncParsableCommand {
             var config = CompactionConfig()
             // A merge holds at most what an ingest head may hold.
             config.maxHeadBytes = cut.maxBytes
-            let retentionText = EnvironmentFallback.resolve(retention, env: "KILN_RETENTION", default: "off")
-            config.retention =
-                retentionText == "off"
-                ? nil
-                : try EnvironmentFallback.duration(retentionText, env: "KILN_RETENTION", default: "off", setting: "--retention")
+            func age(_ flag: String?, env: String, default fallback: String, setting: String) throws -> Duration? {
+                let text = EnvironmentFallback.resolve(flag, env: env, default: fallback)
+                return text == "off" ? nil : try EnvironmentFallback.duration(text, env: env, default: fallback, setting: setting)
+            }
+            config.retention = try age(retention, env: "KILN_RETENTION", default: "off", setting: "--retention")
+            config.perMinuteAfter = try age(downsampleAfter, env: "KILN_DOWNSAMPLE_AFTER", default: "7d", setting: "--downsample-after")
+            config.perHourAfter = try age(perHourAfter, env: "KILN_PER_HOUR_AFTER", default: "30d", setting: "--per-hour-after")
+            for text in tenantRetention {
+                let (tenant, ages) = try ResolutionAges.parseTenantAges(text)
+                config.tenantAges[tenant] = ages
+            }
             config.deletionDelay = try EnvironmentFallback.duration(
                 deletionDelay, env: "KILN_DELETION_DELAY", default: "2h", setting: "--deletion-delay")
             config.leaseDuration = try EnvironmentFallback.duration(

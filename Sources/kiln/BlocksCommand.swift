@@ -42,18 +42,19 @@ struct BlocksCommand: AsyncParsableCommand {
             let store = try options.open()
             var tenants: [String] = []
             if let tenant { tenants = [tenant] } else { tenants = try await BlockIndex.tenants(in: store) }
-            print("TENANT\tULID\tLEVEL\tMIN_TIME\tMAX_TIME\tSAMPLES\tBYTES\tSTATE")
+            print("TENANT\tULID\tLEVEL\tRESOLUTION\tMIN_TIME\tMAX_TIME\tSAMPLES\tBYTES\tSTATE")
             for t in tenants {
                 let listing = try await BlockIndex.list(store, tenant: t)
                 let live = Set(BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks).map(\.ulid))
                 for m in listing.metas.sorted(by: { $0.ulid < $1.ulid }) {
                     let state = live.contains(m.ulid) ? "live" : (listing.deletionMarks[m.ulid] != nil ? "marked" : "superseded")
                     guard all || state == "live" else { continue }
+                    let resolution = m.resolutionMillis.map { $0 >= 3_600_000 ? "\($0 / 3_600_000)h" : "\($0 / 60_000)m" } ?? "full"
                     print(
-                        "\(t)\t\(m.ulid)\t\(m.compaction.level)\t\(time(m.minTime))\t\(time(m.maxTime))\t\(m.stats.samples)\t\(m.files.reduce(0) { $0 + $1.sizeBytes })\t\(state)"
+                        "\(t)\t\(m.ulid)\t\(m.compaction.level)\t\(resolution)\t\(time(m.minTime))\t\(time(m.maxTime))\t\(m.stats.samples)\t\(m.files.reduce(0) { $0 + $1.sizeBytes })\t\(state)"
                     )
                 }
-                if all { for (u, _) in listing.partial.sorted(by: { $0.key < $1.key }) { print("\(t)\t\(u)\t-\t-\t-\t-\t-\tpartial") } }
+                if all { for (u, _) in listing.partial.sorted(by: { $0.key < $1.key }) { print("\(t)\t\(u)\t-\t-\t-\t-\t-\t-\tpartial") } }
             }
         }
     }
