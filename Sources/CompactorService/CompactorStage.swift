@@ -465,8 +465,8 @@ public final class CompactorStage: Service, Sendable {
     }
 }
 
-/// Background maintenance: compaction, deletion of superseded blocks, partial-folder cleanup and
-/// retention, every `interval`, for the tenants whose lease this instance holds.
+/// Background maintenance: compaction, downsampling, deletion of superseded blocks, partial-folder cleanup
+/// and retention, every `interval`, for the tenants whose lease this instance holds.
 public struct CompactionService: Service {
     public let compactor: Compactor
     public let interval: Duration
@@ -488,6 +488,7 @@ public struct CompactionService: Service {
                                 metadata: [
                                     "compacted": "\(r.compacted)", "deleted": "\(r.deleted)",
                                     "partial_removed": "\(r.partialRemoved)", "expired": "\(r.expired)",
+                                    "downsampled": "\(r.downsampled)",
                                 ])
                         }
                     } catch is CancellationError {
