@@ -10,8 +10,8 @@ import Records
 
 /// Fleet-wide questions over a fleet data set: `services` services, each profiled for CPU every 15 s for
 /// `days` days from the real Go CPU fixtures (each service its own fixture, labels and varied values), stored
-/// as compaction leaves it: level-2 blocks of 2 hours of every service (an 8-hour window of this fleet is
-/// larger than the compactor's 256 MiB merge budget, so its merges end as blocks of about that size).
+/// as compaction leaves it with its default 256 MiB merge budget: level-1 blocks of one hour of every service
+/// (each about 5.7 million samples, 238 MiB by the head's estimate, so no two fit one level-2 merge).
 /// Every figure stands beside its floor — reading and decompressing what the query must read — and, where
 /// the issue sets one, its target.
 public enum FleetBenchmark {
@@ -21,7 +21,7 @@ public enum FleetBenchmark {
     ]
     static let interval: Int64 = 15_000_000_000
     static let hour: Int64 = 3_600_000_000_000
-    static let blockHours: Int64 = 2
+    static let blockHours: Int64 = 1
     /// The data set's last instant (Unix ns): fixed, so a data set generated earlier is reused as is.
     static let end: Int64 = 1_764_000_000_000_000_000
     static let tenant = "bench"
@@ -29,7 +29,7 @@ public enum FleetBenchmark {
     /// What generating the data set wrote, kept beside it so a later run in the same folder reuses it.
     struct DataSet: Codable, Equatable {
         /// Bumped when the blocks' tables change, so a data set of older blocks is generated again.
-        var generator = 3
+        var generator = 4
         var services: Int
         var days: Int
         var fixtures: [String]
@@ -367,7 +367,7 @@ public enum FleetBenchmark {
         // The ULID a compactor derives for a merged block: deterministic, time-ordered by the block's start.
         let ulid = ULID.deterministic(
             timestampMillis: UInt64((start + Int64(index) * blockHours * hour) / 1_000_000), seed: "fleet-\(index)")
-        let encoded = try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 2, sources: [ulid], parents: []))
+        let encoded = try BlockWriter().encode(head, ulid: ulid, compaction: .init(level: 1, sources: [ulid], parents: []))
         return (encoded, samples, profiles * templates.count)
     }
 }
