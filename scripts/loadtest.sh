@@ -13,7 +13,8 @@
 # Knobs (environment): KILN_LOADTEST_BUILD=release|debug (default release), KILN_LOADTEST_PHASE_SECONDS (40),
 # KILN_LOADTEST_MAX_LAG (6000), KILN_LOADTEST_SERVICES (50), KILN_LOADTEST_INSTANCES (20), KILN_LOADTEST_CONCURRENCY
 # (64 pushes in flight: a push is answered once Kafka acknowledged it, ~20-30 ms, so 8 would cap the rate near 300/s),
-# KILN_LOADTEST_LATENCY_RATE (default: half the best sustained rate), KILN_FIXTURES_DIR, KILN_LOADTEST_DIR,
+# KILN_LOADTEST_LATENCY_RATE (default: half the best sustained rate), KILN_LOADTEST_MAX_BLOCK_AGE (the compactors'
+# --max-block-age, 1s), KILN_LOADTEST_LISTING_TTL (kiln-query's --listing-ttl, 0.5), KILN_FIXTURES_DIR, KILN_LOADTEST_DIR,
 # KILN_LOADTEST_BIN (a folder of prebuilt binaries: skips the build; say which build it is in KILN_LOADTEST_BUILD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ MAX_LAG=${KILN_LOADTEST_MAX_LAG:-6000}
 SERVICES=${KILN_LOADTEST_SERVICES:-50}
 INSTANCES=${KILN_LOADTEST_INSTANCES:-20}
 CONCURRENCY=${KILN_LOADTEST_CONCURRENCY:-64}
+MAX_BLOCK_AGE=${KILN_LOADTEST_MAX_BLOCK_AGE:-1s}
+LISTING_TTL=${KILN_LOADTEST_LISTING_TTL:-0.5}
 FIXTURES=${KILN_FIXTURES_DIR:-$ROOT/../shared/fixtures}
 PARTITIONS=4
 PY=$ROOT/.venv/bin/python
@@ -96,13 +99,13 @@ KAFKA=(--kafka-brokers "$BROKERS" --kafka-option session.timeout.ms=6000 --creat
 SPORT=$(free_port)
 start scraper "$SPORT" "$BIN/kiln-scraper" "${KAFKA[@]}" --listen "127.0.0.1:$SPORT" --ingest-rate-mb 0
 QPORT=$(free_port)
-start query "$QPORT" "$BIN/kiln-query" --store "$STORE" --listen "127.0.0.1:$QPORT" --listing-ttl 0.5
+start query "$QPORT" "$BIN/kiln-query" --store "$STORE" --listen "127.0.0.1:$QPORT" --listing-ttl "$LISTING_TTL"
 # Consumers commit their stored offsets every second (librdkafka's default is 5 s): the end-to-end rate ends when
 # the groups' committed offsets reach the end, and a 5 s commit interval would stretch a 40 s phase by up to 12 %.
 CONSUMER=(--kafka-option auto.commit.interval.ms=1000)
 start_normalizer() { local p; p=$(free_port); start "normalizer.$1" "$p" "$BIN/kiln-normalizer" "${KAFKA[@]}" "${CONSUMER[@]}" --admin-listen "127.0.0.1:$p"; }
 start_compactor() { local p; p=$(free_port); start "compactor.$1" "$p" "$BIN/kiln-compactor" "${KAFKA[@]}" "${CONSUMER[@]}" --admin-listen "127.0.0.1:$p" \
-  --store "$STORE" --max-block-age 1s --compaction-interval 30s; }
+  --store "$STORE" --max-block-age "$MAX_BLOCK_AGE" --compaction-interval 30s; }
 start_normalizer 1
 start_compactor 1
 for name in scraper query normalizer.1 compactor.1; do wait_ready "${ADMIN[$name]}/ready" 60 "$name"; done

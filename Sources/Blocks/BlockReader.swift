@@ -409,7 +409,16 @@ public actor BlockReader {
         let series = try await series()
         let samples = try await samples()
         let symbols = try await symbols()
-        var batch = SampleBatch(tenant: meta.tenant, provenance: Provenance(topic: "", partition: -1, offset: -1))
+        let tenant = meta.tenant
+        // A pass over every sample of the block: off the cooperative pool, as its decoding is.
+        return try await BlockingWork.shared.run(bytes: samples.count * 32) {
+            try Self.batch(tenant: tenant, series: series, samples: samples, symbols: symbols)
+        }
+    }
+
+    /// The batch of `asBatch`, built from the decoded tables.
+    static func batch(tenant: String, series: [BlockSeries], samples: SampleColumns, symbols: BlockSymbols) throws -> SampleBatch {
+        var batch = SampleBatch(tenant: tenant, provenance: Provenance(topic: "", partition: -1, offset: -1))
         // Series and stack ids are small block-local integers: tables, not hashes, map them per sample.
         var seriesIndex = [UInt32](repeating: .max, count: Int(series.map(\.id).max() ?? -1) + 1)
         for s in series where s.id >= 0 {

@@ -4,7 +4,7 @@ import ProfileModel
 
 /// How long a tenant's data is kept at each resolution, by the age of a block's newest sample.
 public struct ResolutionAges: Sendable, Equatable {
-    /// Older data is kept per minute; nil keeps full resolution.
+    /// Older data is kept per minute; nil keeps full resolution (and makes `perHourAfter` moot).
     public var perMinuteAfter: Duration?
     /// Older data is kept per hour; nil never goes past per minute.
     public var perHourAfter: Duration?
@@ -35,11 +35,12 @@ public struct ResolutionAges: Sendable, Equatable {
         return (parts[0], ResolutionAges(perMinuteAfter: durations[0], perHourAfter: durations[1], retention: durations[2]))
     }
 
-    /// The resolution (ms) a block whose newest sample is at `maxTime` should have now; nil: full.
+    /// The resolution (ms) a block whose newest sample is at `maxTime` should have now; nil: full. Without a
+    /// per-minute age nothing is downsampled, whatever the per-hour age says.
     public func resolutionMillis(maxTime: Int64, nowNanos: Int64) -> Int64? {
+        guard let perMinuteAfter, maxTime < nowNanos - perMinuteAfter.nanos else { return nil }
         if let perHourAfter, maxTime < nowNanos - perHourAfter.nanos { return Downsampling.hourMillis }
-        if let perMinuteAfter, maxTime < nowNanos - perMinuteAfter.nanos { return Downsampling.minuteMillis }
-        return nil
+        return Downsampling.minuteMillis
     }
 }
 

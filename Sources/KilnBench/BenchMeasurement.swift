@@ -25,6 +25,18 @@ public struct BenchMeasurement: Sendable, Codable {
         self.targetRatio = targetRatio
     }
 
+    /// A latency beside the most its target allows.
+    static func latency(_ name: String, ms: Double, target: Double) -> BenchMeasurement {
+        BenchMeasurement(
+            name: name, unit: "ms", kiln: ms, baselineName: "target \(Int(target)) ms", baseline: target, higherIsBetter: false,
+            targetRatio: 1)
+    }
+
+    /// A latency beside a floor measured in the same run.
+    static func latency(_ name: String, ms: Double, floor: String, floorMs: Double) -> BenchMeasurement {
+        BenchMeasurement(name: name, unit: "ms", kiln: ms, baselineName: floor, baseline: floorMs, higherIsBetter: false)
+    }
+
     /// Kiln's advantage over the baseline: > 1 means Kiln is better.
     public var ratio: Double {
         guard kiln > 0, baseline > 0 else { return 0 }

@@ -113,9 +113,9 @@ public enum FleetBenchmark {
         let firstStep: Int64 = 3_600_000
         let first = try await QueryBenchmark.latencies(1) { _ = try await serviceList(QueryEngine(store: store), week, step: firstStep) }
         results.append(
-            BenchMeasurement(
-                name: "first query after a restart: service list with \(days)-day sparklines (fresh engine, \(metas.count) blocks)",
-                unit: "ms", kiln: first.p50, baselineName: "target 5000 ms", baseline: 5000, higherIsBetter: false, targetRatio: 1))
+            BenchMeasurement.latency(
+                "first query after a restart: service list with \(days)-day sparklines (fresh engine, \(metas.count) blocks)",
+                ms: first.p50, target: 5000))
 
         let engine = QueryEngine(store: store)
         for (name, range, step, runs) in [("24 h", day, Int64(300_000), 5), ("\(days) days", week, Int64(3_600_000), 3)] {
@@ -123,13 +123,12 @@ public enum FleetBenchmark {
             let query = try await QueryBenchmark.latencies(runs) { _ = try await serviceList(engine, range, step: step) }
             let floor = try await QueryBenchmark.latencies(runs) { try await profilesFloor(blocks(in: range)) }
             results.append(
-                BenchMeasurement(
-                    name: "service list with a sparkline per service, \(name) (step \(step / 1000) s), p50", unit: "ms",
-                    kiln: query.p50, baselineName: "target 1000 ms", baseline: 1000, higherIsBetter: false, targetRatio: 1))
+                BenchMeasurement.latency(
+                    "service list with a sparkline per service, \(name) (step \(step / 1000) s), p50", ms: query.p50, target: 1000))
             results.append(
-                BenchMeasurement(
-                    name: "service list with a sparkline per service, \(name), p50", unit: "ms", kiln: query.p50,
-                    baselineName: "read + decompress the series and profile tables (floor)", baseline: floor.p50, higherIsBetter: false))
+                BenchMeasurement.latency(
+                    "service list with a sparkline per service, \(name), p50", ms: query.p50,
+                    floor: "read + decompress the series and profile tables (floor)", floorMs: floor.p50))
         }
 
         let grouped = try await QueryBenchmark.latencies(3) {
@@ -139,14 +138,11 @@ public enum FleetBenchmark {
         }
         let groupedFloor = try await QueryBenchmark.latencies(3) { try await profilesFloor(blocks(in: week)) }
         results.append(
-            BenchMeasurement(
-                name: "SelectSeries grouped by service_name, \(days) days (step 600 s), p50", unit: "ms", kiln: grouped.p50,
-                baselineName: "target 1000 ms", baseline: 1000, higherIsBetter: false, targetRatio: 1))
+            BenchMeasurement.latency("SelectSeries grouped by service_name, \(days) days (step 600 s), p50", ms: grouped.p50, target: 1000))
         results.append(
-            BenchMeasurement(
-                name: "SelectSeries grouped by service_name, \(days) days, p50", unit: "ms", kiln: grouped.p50,
-                baselineName: "read + decompress the series and profile tables (floor)", baseline: groupedFloor.p50,
-                higherIsBetter: false))
+            BenchMeasurement.latency(
+                "SelectSeries grouped by service_name, \(days) days, p50", ms: grouped.p50,
+                floor: "read + decompress the series and profile tables (floor)", floorMs: groupedFloor.p50))
 
         // The merged flame graph of every service over the week, nothing cached between queries: over whole
         // blocks (the range starts at a block boundary) and over a range cut 17 minutes into its first and last
@@ -165,23 +161,22 @@ public enum FleetBenchmark {
         let samplesFloor = try await QueryBenchmark.latencies(1) { try await samplesFloor(blocks(in: week)) }
         for (name, latency) in [("whole blocks", whole), ("cut 17 min into its first block and 43 min into its last", partial)] {
             results.append(
-                BenchMeasurement(
-                    name: "merged flame graph of all services, \(days) days, \(name), nothing cached, p50", unit: "ms",
-                    kiln: latency.p50, baselineName: "target 2000 ms", baseline: 2000, higherIsBetter: false, targetRatio: 1))
+                BenchMeasurement.latency(
+                    "merged flame graph of all services, \(days) days, \(name), nothing cached, p50", ms: latency.p50, target: 2000))
         }
         results.append(
-            BenchMeasurement(
-                name: "merged flame graph of all services, \(days) days, whole blocks, nothing cached, p50", unit: "ms", kiln: whole.p50,
-                baselineName: "read + decompress the stack totals and symbols (floor)", baseline: totalsFloor.p50, higherIsBetter: false))
+            BenchMeasurement.latency(
+                "merged flame graph of all services, \(days) days, whole blocks, nothing cached, p50", ms: whole.p50,
+                floor: "read + decompress the stack totals and symbols (floor)", floorMs: totalsFloor.p50))
         results.append(
-            BenchMeasurement(
-                name: "merged flame graph of all services, \(days) days, whole blocks, nothing cached, p50", unit: "ms", kiln: whole.p50,
-                baselineName: "read + decompress every sample column and symbol (what it read before stack_totals.parquet)",
-                baseline: samplesFloor.p50, higherIsBetter: false))
+            BenchMeasurement.latency(
+                "merged flame graph of all services, \(days) days, whole blocks, nothing cached, p50", ms: whole.p50,
+                floor: "read + decompress every sample column and symbol (what it read before stack_totals.parquet)",
+                floorMs: samplesFloor.p50))
         results.append(
-            BenchMeasurement(
-                name: "merged flame graph of all services, \(days) days, warm server (whole-block trees cached), p50", unit: "ms",
-                kiln: warm.p50, baselineName: "target 2000 ms", baseline: 2000, higherIsBetter: false, targetRatio: 1))
+            BenchMeasurement.latency(
+                "merged flame graph of all services, \(days) days, warm server (whole-block trees cached), p50", ms: warm.p50, target: 2000)
+        )
         // (start, end]: whole hours, which every resolution answers alike.
         let aligned = week.lowerBound + 1...week.upperBound + 1
         let alignedTotal = try await flameGraph(engine, aligned)
@@ -253,11 +248,9 @@ public enum FleetBenchmark {
             }
         }
         results.append(
-            BenchMeasurement(
-                name:
-                    "merged flame graph of all services, a week of whole hours, from per-hour blocks (total equal to full resolution), nothing cached, p50",
-                unit: "ms",
-                kiln: flame.p50, baselineName: "target 2000 ms", baseline: 2000, higherIsBetter: false, targetRatio: 1))
+            BenchMeasurement.latency(
+                "merged flame graph of all services, a week of whole hours, from per-hour blocks (total equal to full resolution), nothing cached, p50",
+                ms: flame.p50, target: 2000))
         try await store.shutdown()
         return results
     }

@@ -53,7 +53,7 @@ struct Command: AsyncParsableCommand {
 
     @Option(
         help:
-            "Rewrite blocks whose newest sample is older than this per minute; off keeps full resolution. [env: KILN_DOWNSAMPLE_AFTER] (default: 7d)"
+            "Rewrite blocks whose newest sample is older than this per minute; off keeps full resolution (whatever --per-hour-after says). [env: KILN_DOWNSAMPLE_AFTER] (default: 7d)"
     )
     var downsampleAfter: String?
 
