@@ -552,7 +552,7 @@ public actor BlockReader {
                 for i in 0..<samples.count {
                     expected.add(series: samples.seriesIDs[i], time: samples.timeNanos[i], value: samples.values[i])
                 }
-                var stored = try await profileTotals(time: Int64.min...Int64.max, series: seriesIDs)
+                let stored = try await profileTotals(time: Int64.min...Int64.max, series: seriesIDs)
                 if meta.resolutionMillis != nil { expected.profiles = stored.profiles }  // a bucket's profiles are not in its samples
                 if stored != expected {
                     problems.append("profiles.parquet: \(stored.count) profiles differ from the \(expected.count) the samples sum to")

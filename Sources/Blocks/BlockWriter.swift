@@ -101,21 +101,16 @@ public struct BlockWriter: Sendable {
         let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
         // Samples arrive in (series, time) runs: each run is one profile, summed for profiles.parquet.
         var profiles = ProfileTotals()
-        // Per series, each stack's sum over the block (stack_totals.parquet): a dense sum per stack node, the
-        // series that last touched it, and the nodes touched, flushed in stack order when the series changes.
+        // Per series, each stack's sum over the block (stack_totals.parquet), written when the series changes.
         var stackTotals = (series: [Int32](), stacks: [Int32](), totals: [Int64]())
-        var stackSums = [Int64](repeating: 0, count: head.nodeParents.count)
-        var stackSeries = [Int32](repeating: -1, count: head.nodeParents.count)
-        var touched: [Int32] = []
+        var stackSums = StackRunSums(stacks: head.nodeParents.count)
         var currentSeries: Int32 = -1
         func flushStackSums() {
-            touched.sort()
-            for stack in touched {
+            stackSums.drain { stack, sum in
                 stackTotals.series.append(currentSeries)
                 stackTotals.stacks.append(stack)
-                stackTotals.totals.append(stackSums[Int(stack)])
+                stackTotals.totals.append(sum)
             }
-            touched.removeAll(keepingCapacity: true)
         }
         for groupStart in stride(from: 0, to: n, by: rowsPerGroup) {
             let rows = order[groupStart..<min(n, groupStart + rowsPerGroup)]
@@ -145,18 +140,12 @@ public struct BlockWriter: Sendable {
                 typeTotals[typeOfSeries[s]] &+= head.sampleValues[i]
                 profiles.add(
                     series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i],
-                    profiles: head.profileCounts[Head.ProfileKey(series: UInt32(s), time: head.sampleTimes[i])] ?? 1)
+                    profiles: head.profileCounts[Downsampling.SeriesTime(series: UInt32(s), time: head.sampleTimes[i])] ?? 1)
                 if newSeriesID[s] != currentSeries {
                     flushStackSums()
                     currentSeries = newSeriesID[s]
                 }
-                let stack = Int(head.sampleStacks[i])
-                if stackSeries[stack] != currentSeries {
-                    stackSeries[stack] = currentSeries
-                    stackSums[stack] = 0
-                    touched.append(Int32(stack))
-                }
-                stackSums[stack] &+= head.sampleValues[i]
+                stackSums.add(stack: Int(head.sampleStacks[i]), head.sampleValues[i])
             }
             try samplesWriter.writeRowGroup([
                 .int32(seriesCol), .byteArrays(typeCol), .int64(timeCol), .int32(stackCol), .int64(valueCol), .int64(spanCol),

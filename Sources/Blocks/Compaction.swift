@@ -214,10 +214,11 @@ public struct Compactor: Sendable {
     public func pass(tenant: String, now: Date = Date()) async throws -> PassResult {
         var result = PassResult()
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
+        let nowNanos = Int64(now.timeIntervalSince1970 * 1e9)
         var listing = try await BlockIndex.list(store, tenant: tenant)
         let ages = config.ages(tenant: tenant)
         if let retention = ages.retention {
-            let cutoff = Int64(now.timeIntervalSince1970 * 1e9) - retention.nanos
+            let cutoff = nowNanos - retention.nanos
             for b in BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks) where b.maxTime < cutoff {
                 try await markForDeletion(tenant: tenant, ulid: b.ulid, reason: "retention", supersededBy: nil, now: now)
                 result.expired += 1
@@ -249,7 +250,6 @@ public struct Compactor: Sendable {
             listing = try await BlockIndex.list(store, tenant: tenant)
         }
         // Old blocks to a coarser resolution, once their windows are merged (above).
-        let nowNanos = Int64(now.timeIntervalSince1970 * 1e9)
         for b in BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks) where b.stats.samples > 0 {
             guard let target = ages.resolutionMillis(maxTime: b.maxTime, nowNanos: nowNanos), target > b.resolutionMillis ?? 0 else {
                 continue

@@ -74,7 +74,7 @@ public enum Downsampling {
     /// stands for where more than one (an input already downsampled); the result says the same of each
     /// bucket, which holds every profile within it.
     public static func downsample(_ batch: SampleBatch, resolutionMillis: Int64, profiles: [SeriesTime: Int32] = [:]) -> (
-        batch: SampleBatch, profiles: [(series: UInt32, time: Int64, profiles: Int32)]
+        batch: SampleBatch, profiles: [SeriesTime: Int32]
     ) {
         let width = resolutionMillis * 1_000_000
         var out = batch
@@ -83,23 +83,20 @@ public enum Downsampling {
         out.sampleValues = []
         out.sampleTimes = []
         out.sampleSpans = []
-        // A block's samples come in (series, time) order, so each (series, bucket) is one run: its stacks are
-        // summed in a table indexed by stack and written out when the run ends. Input in another order still
-        // sums right; a bucket met in two runs becomes two rows of one stamp, which readers add up.
-        var sums = [Int64](repeating: 0, count: batch.stacks.count)
-        var runOfStack = [Int](repeating: -1, count: batch.stacks.count)
-        var touched: [UInt32] = []
-        var run = SeriesTime(series: 0, time: 0)
-        var runNumber = -1
+        // A block's samples come in (series, time) order, so each (series, bucket) is one run of stack sums.
+        // Input in another order still sums right; a bucket met in two runs becomes two rows of one stamp,
+        // which readers add up.
+        var sums = StackRunSums(stacks: batch.stacks.count)
+        var run: SeriesTime?
         func flush() {
-            for stack in touched {
+            guard let run else { return }
+            sums.drain { stack, sum in
                 out.sampleSeries.append(run.series)
-                out.sampleStacks.append(stack)
-                out.sampleValues.append(sums[Int(stack)])
+                out.sampleStacks.append(UInt32(stack))
+                out.sampleValues.append(sum)
                 out.sampleTimes.append(run.time)
                 out.sampleSpans.append(0)
             }
-            touched.removeAll(keepingCapacity: true)
         }
         var bucketProfiles: [SeriesTime: Int32] = [:]
         var seenProfiles = Set<SeriesTime>()
@@ -114,21 +111,45 @@ public enum Downsampling {
                 bucketProfiles[bucket, default: 0] += profiles[profile] ?? 1
             }
             previous = profile
-            if bucket != run || runNumber < 0 {
+            if bucket != run {
                 flush()
                 run = bucket
-                runNumber += 1
             }
-            let stack = Int(batch.sampleStacks[i])
-            if runOfStack[stack] != runNumber {
-                runOfStack[stack] = runNumber
-                sums[stack] = 0
-                touched.append(UInt32(stack))
-            }
-            sums[stack] &+= batch.sampleValues[i]
+            sums.add(stack: Int(batch.sampleStacks[i]), batch.sampleValues[i])
         }
         flush()
-        return (out, bucketProfiles.map { (series: $0.key.series, time: $0.key.time, profiles: $0.value) })
+        return (out, bucketProfiles)
+    }
+}
+
+/// Sums per stack within one run of samples (a series, or a series' bucket) without hashing: a dense sum per
+/// stack and the run that last touched it, so starting a run clears nothing.
+struct StackRunSums {
+    private var sums: [Int64]
+    private var runOfStack: [Int]
+    private var run = 0
+    private var touched: [Int32] = []
+
+    init(stacks: Int) {
+        sums = [Int64](repeating: 0, count: stacks)
+        runOfStack = [Int](repeating: -1, count: stacks)
+    }
+
+    mutating func add(stack: Int, _ value: Int64) {
+        if runOfStack[stack] != run {
+            runOfStack[stack] = run
+            sums[stack] = 0
+            touched.append(Int32(stack))
+        }
+        sums[stack] &+= value
+    }
+
+    /// Hands out the run's sums in stack order, then starts the next run.
+    mutating func drain(_ body: (Int32, Int64) -> Void) {
+        touched.sort()
+        for stack in touched { body(stack, sums[Int(stack)]) }
+        touched.removeAll(keepingCapacity: true)
+        run += 1
     }
 }
 

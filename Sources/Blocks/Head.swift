@@ -83,12 +83,7 @@ public struct Head: Sendable {
 
     /// Profiles a (series, time) of a downsampled head stands for, where more than one: a bucket of a
     /// per-minute or per-hour block sums every profile within it (written to profiles.parquet's `profiles`).
-    private(set) var profileCounts: [ProfileKey: Int32] = [:]
-
-    struct ProfileKey: Hashable {
-        var series: UInt32
-        var time: Int64
-    }
+    private(set) var profileCounts: [Downsampling.SeriesTime: Int32] = [:]
 
     public private(set) var minTime: Int64 = .max
     public private(set) var maxTime: Int64 = .min
@@ -257,11 +252,11 @@ public struct Head: Sendable {
 
     /// Adds a downsampled batch: its samples, and how many profiles each of its (series index, bucket time)
     /// stands for.
-    mutating func appendDownsampled(_ batch: SampleBatch, profileCounts: [(series: UInt32, time: Int64, profiles: Int32)]) {
+    mutating func appendDownsampled(_ batch: SampleBatch, profileCounts: [Downsampling.SeriesTime: Int32]) {
         appendSamples(batch)
-        for c in profileCounts where c.profiles != 1 {
-            guard let headSeries = seriesIndex[batch.series[Int(c.series)]] else { continue }
-            self.profileCounts[ProfileKey(series: headSeries, time: c.time), default: 0] += c.profiles
+        for (profile, count) in profileCounts where count != 1 {
+            guard let headSeries = seriesIndex[batch.series[Int(profile.series)]] else { continue }
+            self.profileCounts[Downsampling.SeriesTime(series: headSeries, time: profile.time), default: 0] += count
         }
     }
 

@@ -199,8 +199,10 @@ public actor QueryEngine {
 
     // MARK: selection
 
-    /// The blocks and series ids a selection reads.
-    func plan(_ selection: Selection) async throws -> [(LoadedBlock, Set<Int32>)] {
+    /// The blocks and series ids a selection reads. A question about individual profiles (`feature`: a
+    /// heatmap, a regression report; a span selection always is one) is refused when the range reaches
+    /// downsampled blocks, which keep sums per bucket instead.
+    func plan(_ selection: Selection, individualProfiles feature: String? = nil) async throws -> [(LoadedBlock, Set<Int32>)] {
         try checkRange(selection.time)
         var out: [(LoadedBlock, Set<Int32>)] = []
         for meta in try await liveBlocks(tenant: selection.tenant, time: selection.time)
@@ -212,14 +214,8 @@ public actor QueryEngine {
                 }.map(\.id))
             if !ids.isEmpty { out.append((block, ids)) }
         }
-        return out
-    }
-
-    /// The plan of a question about individual profiles (a heatmap, a span selection, a regression
-    /// report): refused when the range reaches downsampled blocks, which keep sums per bucket instead.
-    func plan(_ selection: Selection, individualProfiles feature: String) async throws -> [(LoadedBlock, Set<Int32>)] {
-        let planned = try await plan(selection)
-        let coarse = planned.map(\.0.meta).filter { $0.resolutionMillis != nil }
+        guard let feature = feature ?? (selection.spans == nil ? nil : "span_selector") else { return out }
+        let coarse = out.map(\.0.meta).filter { $0.resolutionMillis != nil }
         if let newest = coarse.map(\.maxTime).max(), let resolution = coarse.compactMap(\.resolutionMillis).min() {
             let until = Date(timeIntervalSince1970: Double(newest) / 1e9).formatted(.iso8601)
             throw QueryError(
@@ -227,7 +223,7 @@ public actor QueryEngine {
                 "\(feature) needs individual profiles; this range reaches data kept only as \(resolution / 60_000)-minute sums "
                     + "(downsampled, up to \(until)): choose a range after that")
         }
-        return planned
+        return out
     }
 
     func checkRange(_ time: ClosedRange<Int64>) throws(QueryError) {
@@ -272,9 +268,7 @@ public actor QueryEngine {
         var tree = StackTree(sides: sides)
         var jobs: [Job] = []
         for (side, selection) in selections.enumerated() {
-            let planned =
-                selection.spans == nil ? try await plan(selection) : try await plan(selection, individualProfiles: "span_selector")
-            for (block, series) in planned {
+            for (block, series) in try await plan(selection) {
                 // A whole block's tree is reused only for the whole block's samples, not a span selection.
                 let covered =
                     selection.spans == nil && selection.time.contains(block.meta.minTime) && selection.time.contains(block.meta.maxTime)
@@ -406,8 +400,7 @@ public actor QueryEngine {
         var groupIndex: [LabelSet: Int] = [:]
         var sums: [Key: Double] = [:]
         var profiles: [Key: Int] = [:]
-        let planned = selection.spans == nil ? try await plan(selection) : try await plan(selection, individualProfiles: "span_selector")
-        for (block, ids) in planned {
+        for (block, ids) in try await plan(selection) {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
             // A row per profile (a series at one time); a profile lives in one block.
             let totals = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
