@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "ProfileModel"),
         .target(name: "PprofCodec", dependencies: ["CZlib", "CDeflate", "CPrefetch", "CVarint", "KilnFoundation"]),
         .target(name: "Records", dependencies: ["ProfileModel", "KilnFoundation"]),
-        .target(name: "Normalization", dependencies: ["CPrefetch", "PprofCodec", "ProfileModel", "Records"]),
+        .target(name: "Normalization", dependencies: ["CPrefetch", "KilnFoundation", "PprofCodec", "ProfileModel", "Records"]),
         .target(
             name: "KafkaClient",
             dependencies: [

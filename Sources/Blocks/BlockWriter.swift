@@ -37,17 +37,57 @@ public struct BlockWriter: Sendable {
         return o
     }
 
+    /// The head's sample indices in block order: (series rank, time, stack). Samples arrive in runs of one
+    /// (series, time) — a profile's samples of one type, appended batch by batch — so the runs are sorted
+    /// and then each group of runs with the same (series, time) by stack: far fewer three-way comparisons
+    /// than sorting every sample, which was a tenth of the compactor's CPU.
+    static func sampleOrder(_ head: Head, newSeriesID: [Int32]) -> [Int32] {
+        let n = head.sampleCount
+        return head.sampleSeries.withUnsafeBufferPointer { ser in
+            head.sampleTimes.withUnsafeBufferPointer { times in
+                head.sampleStacks.withUnsafeBufferPointer { stacks in
+                    var runStarts: [Int32] = []
+                    var i = 0
+                    while i < n {
+                        runStarts.append(Int32(truncatingIfNeeded: i))
+                        let (series, time) = (ser[i], times[i])
+                        i += 1
+                        while i < n && ser[i] == series && times[i] == time { i += 1 }
+                    }
+                    runStarts.append(Int32(truncatingIfNeeded: n))
+                    func key(_ run: Int32) -> (Int32, Int64) {
+                        let start = Int(runStarts[Int(run)])
+                        return (newSeriesID[Int(ser[start])], times[start])
+                    }
+                    let runs = (0..<Int32(truncatingIfNeeded: runStarts.count - 1)).sorted { key($0) < key($1) }
+                    var order = [Int32]()
+                    order.reserveCapacity(n)
+                    var r = 0
+                    while r < runs.count {
+                        let groupKey = key(runs[r])
+                        let groupStart = order.count
+                        while r < runs.count && key(runs[r]) == groupKey {
+                            order.append(contentsOf: runStarts[Int(runs[r])]..<runStarts[Int(runs[r]) + 1])
+                            r += 1
+                        }
+                        order[groupStart...].sort { stacks[Int($0)] < stacks[Int($1)] }
+                    }
+                    return order
+                }
+            }
+        }
+    }
+
     /// Encodes the head as block `ulid`. Samples are sorted by (profile type, series, time, stack); series
     /// ids are renumbered so that this order is also series-id order.
     public func encode(
         _ head: Head, ulid: ULID, compaction: BlockMeta.Compaction, createdAt: Date = Date(), resolutionMillis: Int64? = nil
     ) throws -> EncodedBlock {
-        // Series order: profile type, then labels.
+        // Series order: profile type, then labels. A type's id is built from its parts, so once per series.
+        let typeIDs = head.series.map(\.profileType.id)
         let seriesOrder = head.series.indices.sorted {
-            let a = head.series[$0]
-            let b = head.series[$1]
-            if a.profileType.id != b.profileType.id { return a.profileType.id < b.profileType.id }
-            return a.labels.labels.lexicographicallyPrecedes(b.labels.labels)
+            if typeIDs[$0] != typeIDs[$1] { return typeIDs[$0] < typeIDs[$1] }
+            return head.series[$0].labels.labels.lexicographicallyPrecedes(head.series[$1].labels.labels)
         }
         var newSeriesID = [Int32](repeating: 0, count: head.series.count)
         for (rank, old) in seriesOrder.enumerated() { newSeriesID[old] = Int32(rank) }
@@ -56,22 +96,7 @@ public struct BlockWriter: Sendable {
         // Stack ids are 32-bit in the block, so a head is far smaller than 2^31 samples; the sort order is
         // kept in 32-bit row numbers.
         guard n <= Int(Int32.max) else { throw BlockError("a head of \(n) samples is over the \(Int32.max) a block can hold") }
-        var order = (0..<n).map { Int32(truncatingIfNeeded: $0) }
-        head.sampleSeries.withUnsafeBufferPointer { ser in
-            head.sampleTimes.withUnsafeBufferPointer { times in
-                head.sampleStacks.withUnsafeBufferPointer { stacks in
-                    order.sort { i, j in
-                        let i = Int(i)
-                        let j = Int(j)
-                        let si = newSeriesID[Int(ser[i])]
-                        let sj = newSeriesID[Int(ser[j])]
-                        if si != sj { return si < sj }
-                        if times[i] != times[j] { return times[i] < times[j] }
-                        return stacks[i] < stacks[j]
-                    }
-                }
-            }
-        }
+        let order = Self.sampleOrder(head, newSeriesID: newSeriesID)
 
         var files: [(String, [UInt8], Int, Int)] = []
         func table(_ name: String, _ schema: ParquetSchema, _ columns: [ColumnData], rowsPerGroup: Int = 1 << 20) throws {
@@ -84,7 +109,6 @@ public struct BlockWriter: Sendable {
 
         // samples.parquet, one row group at a time: the sorted columns exist for one group only, so
         // encoding a head costs little memory beyond the head itself (the sort order).
-        let typeIDs = head.series.map(\.profileType.id)
         // Per-type counts by a small index per series, not by hashing the type's name per sample.
         var typeNames: [String] = []
         var typeSlots: [String: Int] = [:]
@@ -138,9 +162,11 @@ public struct BlockWriter: Sendable {
                 spanCol.append(span == 0 ? nil : Int64(bitPattern: span))
                 typeSamples[typeOfSeries[s]] += 1
                 typeTotals[typeOfSeries[s]] &+= head.sampleValues[i]
-                profiles.add(
-                    series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i],
-                    profiles: head.profileCounts[Downsampling.SeriesTime(series: UInt32(s), time: head.sampleTimes[i])] ?? 1)
+                // Only downsampled heads count profiles; a live head's are one each.
+                let profileCount =
+                    head.profileCounts.isEmpty
+                    ? 1 : head.profileCounts[Downsampling.SeriesTime(series: UInt32(s), time: head.sampleTimes[i])] ?? 1
+                profiles.add(series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i], profiles: profileCount)
                 if newSeriesID[s] != currentSeries {
                     flushStackSums()
                     currentSeries = newSeriesID[s]

@@ -1,4 +1,5 @@
 import Foundation
+import KilnFoundation
 import ProfileModel
 
 /// A function's identity, with its strings resolved (batches number strings independently).
@@ -14,16 +15,6 @@ public struct FunctionKey: Hashable, Sendable {
         self.filename = filename
         self.startLine = startLine
     }
-}
-
-struct FrameKey: Hashable {
-    var function: UInt32
-    var line: Int64
-}
-
-struct NodeKey: Hashable {
-    var parent: Int32
-    var frame: UInt32
 }
 
 /// Where a batch came from on the normalized topic, when it came from Kafka.
@@ -57,14 +48,14 @@ public struct Head: Sendable {
 
     // Symbols.
     private(set) var functions: [FunctionKey] = []
-    private var functionIndex: [FunctionKey: UInt32] = [:]
+    private var functionIndex = DenseIDIndex()
     private(set) var frames: [(function: UInt32, line: Int64)] = []
-    private var frameIndex: [FrameKey: UInt32] = [:]
+    private var frameIndex = DenseIDIndex()
 
     // Stack tree.
     private(set) var nodeParents: [Int32] = []
     private(set) var nodeFrames: [UInt32] = []
-    private var nodeIndex: [NodeKey: UInt32] = [:]
+    private var nodeIndex = DenseIDIndex()
 
     // Series.
     private(set) var series: [BatchSeries] = []
@@ -165,28 +156,35 @@ public struct Head: Sendable {
         var frameMap = [UInt32](repeating: .max, count: symbols.frames.count)
         var stackMap = [UInt32](repeating: .max, count: batch.stacks.count)
         var seriesMap = [UInt32](repeating: .max, count: batch.series.count)
-        // Each symbol string becomes a `String` once, however many functions name it.
-        var stringCache = [String?](repeating: nil, count: symbols.strings.count)
+        let strings = symbols.strings
 
-        func string(_ i: UInt32) -> String {
-            if let cached = stringCache[Int(i)] { return cached }
-            let text = symbols.strings[Int(i)]
-            stringCache[Int(i)] = text
-            return text
+        func stringHash(_ i: UInt32) -> UInt64 { strings.withUTF8(Int(i)) { FastHash.bytes($0) } }
+        func same(_ text: String, _ i: UInt32) -> Bool {
+            strings.withUTF8(Int(i)) { bytes in
+                var text = text
+                return text.withUTF8 {
+                    $0.count == bytes.count && ($0.count == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0)
+                }
+            }
         }
+        // Known functions are found by their bytes in the batch; only a new one becomes `String`s.
         func function(_ i: UInt32) -> UInt32 {
             if functionMap[Int(i)] != .max { return functionMap[Int(i)] }
             let f = symbols.functions[Int(i)]
-            let key = FunctionKey(
-                name: string(f.name), systemName: string(f.systemName), filename: string(f.filename),
-                startLine: f.startLine)
-            let id: UInt32
-            if let existing = functionIndex[key] {
-                id = existing
-            } else {
-                id = UInt32(functions.count)
-                functions.append(key)
-                functionIndex[key] = id
+            var h = FastHash.combine(FastHash.processSeed, stringHash(f.name))
+            h = FastHash.combine(h, stringHash(f.systemName))
+            h = FastHash.combine(h, stringHash(f.filename))
+            let hash = FastHash.finish(FastHash.combine(h, UInt64(bitPattern: f.startLine)))
+            let (id, isNew) = functionIndex.lookUpOrAdd(hash: hash) { id in
+                let known = functions[Int(id)]
+                return known.startLine == f.startLine && same(known.name, f.name) && same(known.systemName, f.systemName)
+                    && same(known.filename, f.filename)
+            }
+            if isNew {
+                functions.append(
+                    FunctionKey(
+                        name: strings[Int(f.name)], systemName: strings[Int(f.systemName)], filename: strings[Int(f.filename)],
+                        startLine: f.startLine))
             }
             functionMap[Int(i)] = id
             return id
@@ -194,15 +192,11 @@ public struct Head: Sendable {
         func frame(_ i: UInt32) -> UInt32 {
             if frameMap[Int(i)] != .max { return frameMap[Int(i)] }
             let f = symbols.frames[Int(i)]
-            let key = FrameKey(function: function(f.function), line: f.line)
-            let id: UInt32
-            if let existing = frameIndex[key] {
-                id = existing
-            } else {
-                id = UInt32(frames.count)
-                frames.append((key.function, key.line))
-                frameIndex[key] = id
-            }
+            let function = function(f.function)
+            let hash = FastHash.finish(
+                FastHash.combine(FastHash.combine(FastHash.processSeed, UInt64(function)), UInt64(bitPattern: f.line)))
+            let (id, isNew) = frameIndex.lookUpOrAdd(hash: hash) { id in frames[Int(id)] == (function, f.line) }
+            if isNew { frames.append((function, f.line)) }
             frameMap[Int(i)] = id
             return id
         }
@@ -225,16 +219,17 @@ public struct Head: Sendable {
                 // pprof order is leaf first; the trie is walked from the root.
                 var parent: Int32 = -1
                 for f in batch.stacks.stack(st).reversed() {
-                    let key = NodeKey(parent: parent, frame: frame(f))
-                    if let existing = nodeIndex[key] {
-                        parent = Int32(existing)
-                    } else {
-                        let id = UInt32(nodeParents.count)
-                        nodeParents.append(key.parent)
-                        nodeFrames.append(key.frame)
-                        nodeIndex[key] = id
-                        parent = Int32(id)
+                    let frame = frame(f)
+                    let hash = FastHash.finish(
+                        FastHash.combine(FastHash.processSeed, UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)))
+                    let (id, isNew) = nodeIndex.lookUpOrAdd(hash: hash) { id in
+                        nodeParents[Int(id)] == parent && nodeFrames[Int(id)] == frame
                     }
+                    if isNew {
+                        nodeParents.append(parent)
+                        nodeFrames.append(frame)
+                    }
+                    parent = Int32(id)
                 }
                 precondition(parent >= 0, "empty stacks are dropped by the normaliser")
                 stackMap[st] = UInt32(parent)

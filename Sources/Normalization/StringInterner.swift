@@ -1,4 +1,5 @@
 import CPrefetch
+import KilnFoundation
 import ProfileModel
 
 /// A batch's strings, deduplicated by their UTF-8 bytes. A pprof string is hashed and compared where it
@@ -80,33 +81,9 @@ struct StringInterner {
         slots = table
     }
 
-    /// A multiply-xorshift step per 8 bytes and a finaliser; the table compares bytes anyway.
+    /// The table compares bytes on a hash match, so a fast hash will do.
     @inline(__always)
-    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
-        var tail: UInt64 = 0
-        // An empty buffer may come with or without a base address; both must hash alike, or "" is
-        // stored twice.
-        if let base = bytes.baseAddress {
-            let raw = UnsafeRawPointer(base)
-            var i = 0
-            while i &+ 8 <= bytes.count {
-                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
-                h ^= h >> 29
-                i &+= 8
-            }
-            var shift: UInt64 = 0
-            while i < bytes.count {
-                tail |= UInt64(bytes[i]) << shift
-                shift &+= 8
-                i &+= 1
-            }
-        }
-        h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 32
-        h = h &* 0x94D0_49BB_1331_11EB
-        return h ^ (h >> 31)
-    }
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 { FastHash.bytes(bytes) }
 
     private static func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard a.count == b.count else { return false }

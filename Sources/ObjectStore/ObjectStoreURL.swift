@@ -61,12 +61,9 @@ public enum ObjectStoreURL: Sendable {
             if let unknown = params.keys.sorted().first(where: { !known.contains($0) }) {
                 throw bad("unknown parameter \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
             }
-            let region =
-                params["region"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? environment["AWS_REGION"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? environment["AWS_DEFAULT_REGION"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? "us-east-1"
-            let endpoint = params["endpoint"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://s3.\(region).amazonaws.com"
+            // First non-empty of these; a plain loop, as a chain of `??` over closures takes seconds to type-check.
+            let region = firstNonEmpty([params["region"], environment["AWS_REGION"], environment["AWS_DEFAULT_REGION"]]) ?? "us-east-1"
+            let endpoint = firstNonEmpty([params["endpoint"]]) ?? "https://s3.\(region).amazonaws.com"
             guard let endpointURL = URL(string: endpoint), ["http", "https"].contains(endpointURL.scheme?.lowercased() ?? ""),
                 endpointURL.host?.isEmpty == false
             else {
@@ -103,11 +100,19 @@ public enum ObjectStoreURL: Sendable {
     /// S3's bucket naming rules (3-63 characters of a-z, 0-9, '.', '-'; starts and ends with a letter or digit).
     static func validateBucket(_ bucket: String, _ bad: (String) -> ObjectStoreError) throws {
         if bucket.isEmpty { throw bad("no bucket name (s3://bucket/prefix)") }
-        let allowed = bucket.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 45 }
-        let edges = [bucket.utf8.first!, bucket.utf8.last!].allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) }
+        func isLowercaseLetterOrDigit(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        let allowed = bucket.utf8.allSatisfy { isLowercaseLetterOrDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+        let edges = isLowercaseLetterOrDigit(bucket.utf8.first!) && isLowercaseLetterOrDigit(bucket.utf8.last!)
         if !(3...63).contains(bucket.count) || !allowed || !edges {
             throw bad("bucket name \"\(bucket)\" breaks S3's rules (3-63 characters: lowercase letters, digits, '.', '-')")
         }
+    }
+
+    private static func firstNonEmpty(_ candidates: [String?]) -> String? {
+        for case let value? in candidates where !value.isEmpty { return value }
+        return nil
     }
 
     static func byteCount(_ text: String, _ name: String, _ bad: (String) -> ObjectStoreError) throws -> Int {

@@ -112,10 +112,13 @@ struct HeadAndBlockTests {
             let s2 = try await reader.samples(time: range, series: [2])
             #expect(
                 s2.count == (0..<all.count).filter { all.seriesIDs[$0] == 2 && range.contains(all.timeNanos[$0]) }.count && s2.count > 0)
-            // Rows are sorted by (profile type, series, time).
+            // Rows are sorted by (profile type, series, time, stack); the batches' samples of one (series, time)
+            // are scattered, so the writer's sort of runs must gather them.
             for i in 1..<all.count {
-                let a = (all.profileTypes[Int(all.profileTypeIndex[i - 1])], all.seriesIDs[i - 1], all.timeNanos[i - 1])
-                let b = (all.profileTypes[Int(all.profileTypeIndex[i])], all.seriesIDs[i], all.timeNanos[i])
+                let a = (
+                    all.profileTypes[Int(all.profileTypeIndex[i - 1])], all.seriesIDs[i - 1], all.timeNanos[i - 1], all.stackIDs[i - 1]
+                )
+                let b = (all.profileTypes[Int(all.profileTypeIndex[i])], all.seriesIDs[i], all.timeNanos[i], all.stackIDs[i])
                 #expect(a <= b)
                 if a > b { break }
             }
