@@ -346,7 +346,7 @@ let package = Package(
         .testTarget(
             name: "RecordingTests",
             dependencies: [
-                "Recording", "RemoteWrite", "KilnProtos", "ProfileModel", "TestSupport",
+                "Recording", "RemoteWrite", "KilnFoundation", "KilnProtos", "ProfileModel", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "KilnFoundationTests", dependencies: ["KilnFoundation"]),

@@ -153,7 +153,23 @@ echo "loadtest: latency phase at $RATE profiles/s"
 loadgen latency --rate "$RATE" --duration 30s --query "${ADMIN[query]}" --probe-interval 1 --drain-timeout 30s
 
 # Totals in the store against what loadgen sent (all phases), then the report.
-"$PY" "$ROOT/load-tests/verify_totals.py" --query "${ADMIN[query]}" --results "$RUN/results" --out "$RUN/results/verify.json" --timeout 30 || true
+if ! "$PY" "$ROOT/load-tests/verify_totals.py" --query "${ADMIN[query]}" --results "$RUN/results" --out "$RUN/results/verify.json" --timeout 30; then
+  # Where the difference arose: batches the normalisers published (acknowledged by the broker) against
+  # records the compactors read, and any offsets the broker skipped.
+  metric_sum() { # metric process-name-prefix
+    local total=0 name value
+    for name in "${!ADMIN[@]}"; do
+      [[ $name == "$2"* ]] || continue
+      value=$(curl -fsS "${ADMIN[$name]}/metrics" | awk -v m="$1" '$1 == m { printf "%d", $2 }')
+      total=$((total + ${value:-0}))
+    done
+    echo "$total"
+  }
+  echo "loadtest: normalisers published $(metric_sum kiln_normalizer_batches_total normalizer) batches;" \
+    "compactors read $(metric_sum kiln_compactor_records_total compactor) records," \
+    "found $(metric_sum kiln_compactor_offset_gap_records_total compactor) skipped offsets"
+  grep -h "offset gap" "$RUN"/logs/compactor.*.log | head -n 5 || true
+fi
 echo "loadtest: stopping the pipeline after $((SECONDS - started)) s"
 cleanup
 PIDS=()

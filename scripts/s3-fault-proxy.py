@@ -12,6 +12,9 @@ Actions: pass, 500, 503 (S3 SlowDown), 429, 403 (AccessDenied), reset (TCP RST, 
 hang (read the request, never answer; the connection is closed after --hang-seconds),
 slow (wait --slow-seconds, then pass the request on; a client with a shorter timeout has given up by then,
 yet the upstream still performs the request).
+With --require-bearer TOKEN the proxy is also an authenticating gateway (as one in front of a Prometheus or
+Mimir): a request without `Authorization: Bearer TOKEN` is answered 401 (action `401`), and a passed one
+goes upstream without its Authorization header.
 Passed requests go to --upstream with `Connection: close`; the answer gets `Connection: close` too, so every
 request is one connection and the numbering is exact. One line per request goes to --log:
 `<n> <METHOD> <path> <action>`. The listening port is written to --port-file once the socket listens.
@@ -103,6 +106,14 @@ class Proxy:
                 self.count += 1
                 n = self.count
             action = self.plan(n)
+            if self.args.require_bearer is not None:
+                authorization = [l.partition(b":")[2].strip() for l in head.split(b"\r\n")[1:]
+                                 if l.partition(b":")[0].strip().lower() == b"authorization"]
+                if authorization != [b"Bearer " + self.args.require_bearer.encode()]:
+                    action = "401"
+                else:
+                    head = b"\r\n".join(l for l in head.split(b"\r\n")
+                                         if l.partition(b":")[0].strip().lower() != b"authorization")
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             if self.log:
                 self.log.write(f"{n} {request_line[0]} {request_line[1] if len(request_line) > 1 else '?'} {action}\n")
@@ -123,6 +134,10 @@ class Proxy:
                 conn.sendall(with_connection_close(rhead) + sep + rbody)
             elif action == "reset":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif action == "401":
+                text = b"bearer token missing or wrong"
+                conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nWWW-Authenticate: Bearer\r\n"
+                             + f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n".encode() + text)
             elif action == "hang":
                 conn.settimeout(self.args.hang_seconds)
                 try:
@@ -164,6 +179,7 @@ def main():
     p.add_argument("--always")
     p.add_argument("--every")
     p.add_argument("--plan-file")
+    p.add_argument("--require-bearer", help="answer 401 unless Authorization is `Bearer` and this token")
     p.add_argument("--hang-seconds", type=float, default=30)
     p.add_argument("--slow-seconds", type=float, default=3)
     p.add_argument("--max-lifetime", type=float, default=300, help="exit after this many seconds regardless")

@@ -55,19 +55,21 @@ public struct BlockWriter: Sendable {
                         while i < n && ser[i] == series && times[i] == time { i += 1 }
                     }
                     runStarts.append(Int32(truncatingIfNeeded: n))
-                    func key(_ run: Int32) -> (Int32, Int64) {
-                        let start = Int(runStarts[Int(run)])
-                        return (newSeriesID[Int(ser[start])], times[start])
+                    // Each run's key beside its number, so the sort compares contiguous values.
+                    var runs = (0..<runStarts.count - 1).map { run in
+                        let start = Int(runStarts[run])
+                        return (series: newSeriesID[Int(ser[start])], time: times[start], run: Int32(truncatingIfNeeded: run))
                     }
-                    let runs = (0..<Int32(truncatingIfNeeded: runStarts.count - 1)).sorted { key($0) < key($1) }
+                    runs.sort { ($0.series, $0.time) < ($1.series, $1.time) }
                     var order = [Int32]()
                     order.reserveCapacity(n)
                     var r = 0
                     while r < runs.count {
-                        let groupKey = key(runs[r])
+                        let (series, time) = (runs[r].series, runs[r].time)
                         let groupStart = order.count
-                        while r < runs.count && key(runs[r]) == groupKey {
-                            order.append(contentsOf: runStarts[Int(runs[r])]..<runStarts[Int(runs[r]) + 1])
+                        while r < runs.count && runs[r].series == series && runs[r].time == time {
+                            let run = Int(runs[r].run)
+                            order.append(contentsOf: runStarts[run]..<runStarts[run + 1])
                             r += 1
                         }
                         order[groupStart...].sort { stacks[Int($0)] < stacks[Int($1)] }

@@ -13,6 +13,20 @@ struct DenseIDIndex: Sendable {
 
     var count: Int { hashes.count }
 
+    /// The id of the key hashing to `hash` for which `matches` holds, if there is one.
+    func find(hash: UInt64, matches: (UInt32) -> Bool) -> UInt32? {
+        let tag = hash & 0xFFFF_FFFF_0000_0000
+        let mask = slots.count &- 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while slots[i] != 0 {
+            if slots[i] & 0xFFFF_FFFF_0000_0000 == tag, matches(UInt32(truncatingIfNeeded: slots[i] &- 1)) {
+                return UInt32(truncatingIfNeeded: slots[i] &- 1)
+            }
+            i = (i &+ 1) & mask
+        }
+        return nil
+    }
+
     /// The id of the key hashing to `hash` for which `matches` holds; else the key is added as id `count`
     /// (the caller appends it to its arrays) and `isNew` is true.
     @inline(__always)

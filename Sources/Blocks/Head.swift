@@ -59,7 +59,7 @@ public struct Head: Sendable {
 
     // Series.
     private(set) var series: [BatchSeries] = []
-    private var seriesIndex: [BatchSeries: UInt32] = [:]
+    private var seriesIndex = DenseIDIndex()
 
     // Samples, struct of arrays.
     private(set) var sampleSeries: [UInt32] = []
@@ -205,14 +205,9 @@ public struct Head: Sendable {
             let s = Int(batch.sampleSeries[i])
             if seriesMap[s] == .max {
                 let key = batch.series[s]
-                if let existing = seriesIndex[key] {
-                    seriesMap[s] = existing
-                } else {
-                    let id = UInt32(series.count)
-                    series.append(key)
-                    seriesIndex[key] = id
-                    seriesMap[s] = id
-                }
+                let (id, isNew) = seriesIndex.lookUpOrAdd(hash: Self.hash(key)) { series[Int($0)] == key }
+                if isNew { series.append(key) }
+                seriesMap[s] = id
             }
             let st = Int(batch.sampleStacks[i])
             if stackMap[st] == .max {
@@ -250,9 +245,21 @@ public struct Head: Sendable {
     mutating func appendDownsampled(_ batch: SampleBatch, profileCounts: [Downsampling.SeriesTime: Int32]) {
         appendSamples(batch)
         for (profile, count) in profileCounts where count != 1 {
-            guard let headSeries = seriesIndex[batch.series[Int(profile.series)]] else { continue }
+            let key = batch.series[Int(profile.series)]
+            guard let headSeries = seriesIndex.find(hash: Self.hash(key), matches: { series[Int($0)] == key }) else { continue }
             self.profileCounts[Downsampling.SeriesTime(series: headSeries, time: profile.time), default: 0] += count
         }
+    }
+
+    /// A series' labels through `FastHash` (its profile type is one of them).
+    private static func hash(_ series: BatchSeries) -> UInt64 {
+        var h = FastHash.processSeed
+        for label in series.labels.labels {
+            var (name, value) = (label.name, label.value)
+            h = FastHash.combine(h, name.withUTF8 { FastHash.bytes($0) })
+            h = FastHash.combine(h, value.withUTF8 { FastHash.bytes($0) })
+        }
+        return FastHash.finish(h)
     }
 
     /// Records provenance held by data merged in from elsewhere (compaction).

@@ -62,6 +62,9 @@ public final class CompactorStage: Service, Sendable {
         public var storeReloads = 0
         /// Partitions whose topic was found recreated (a new topic ID).
         public var incarnationChanges = 0
+        /// Offsets the broker skipped within a partition. The normalised topic is written without
+        /// transactions and never compacted, so a gap means records the broker acknowledged are gone.
+        public var offsetGapRecords = 0
     }
 
     /// The heads of one normalized partition and how far it was read.
@@ -130,6 +133,7 @@ public final class CompactorStage: Service, Sendable {
 
     private let recordsCounter = Counter(label: "kiln_compactor_records_total")
     private let duplicatesCounter = Counter(label: "kiln_compactor_duplicates_total")
+    private let offsetGapCounter = Counter(label: "kiln_compactor_offset_gap_records_total")
     private let blocksCounter = Counter(label: "kiln_compactor_blocks_written_total")
     private let blockBytesCounter = Counter(label: "kiln_compactor_block_bytes_total")
     private let flushTimer = Metrics.Timer(label: "kiln_compactor_flush_seconds")
@@ -244,6 +248,13 @@ public final class CompactorStage: Service, Sendable {
                 defer { s.partitions[key] = ps }
                 if ps.topicID == nil { ps.topicID = s.topicIDs[record.topic] }
                 let position = RecordPosition(topic: record.topic, partition: record.partition, offset: record.offset, topicID: ps.topicID)
+                if ps.lastOffset >= 0 && record.offset > ps.lastOffset + 1 {
+                    let missing = record.offset - ps.lastOffset - 1
+                    delta.offsetGapRecords += Int(missing)
+                    logger.error(
+                        "offset gap: the broker returned no records for offsets \(ps.lastOffset + 1)...\(record.offset - 1)",
+                        metadata: ["partition": "\(key)", "records": "\(missing)"])
+                }
                 ps.lastOffset = max(ps.lastOffset, record.offset)
                 if s.index.normalized.holds(position.key, offset: record.offset) {
                     delta.duplicateRecords += 1
@@ -278,8 +289,10 @@ public final class CompactorStage: Service, Sendable {
             s.duplicateRecords += delta.duplicateRecords
             s.duplicateBatches += delta.duplicateBatches
             s.undecodable += delta.undecodable
+            s.offsetGapRecords += delta.offsetGapRecords
         }
         recordsCounter.increment(by: delta.recordsIn)
+        offsetGapCounter.increment(by: delta.offsetGapRecords)
         duplicatesCounter.increment(by: delta.duplicateRecords + delta.duplicateBatches)
     }
 

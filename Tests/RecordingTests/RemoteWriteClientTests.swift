@@ -1,4 +1,5 @@
 import Foundation
+import KilnFoundation
 import KilnProtos
 import Logging
 import RemoteWrite
@@ -61,6 +62,43 @@ import Testing
         let values: [Double] = pairs.map { Double($0[1] as? String ?? "") ?? .nan }
         #expect(times == [now - 10_000, now - 5_000] && values == [1.5, 2], "\(body ?? [:])")
         try await client.shutdown()
+        await proxy.stop()
+    }
+
+    /// A bearer token read from a file as kiln-ruler reads it, against an authenticating gateway (the fault
+    /// proxy with `--require-bearer`) in front of Prometheus, whose own web config has no bearer auth: the
+    /// right token is taken, a wrong or missing one is a 401 counted once and not retried.
+    @Test(.requires(.prometheus)) func bearerTokenFromAFile() async throws {
+        let prometheus = try #require(TestEnvironment.prometheusURL)
+        let token = "kiln-bearer-\(UInt64.random(in: 0 ... .max))"
+        let proxy = try await FaultProxy.start(upstream: prometheus, requireBearer: token)
+        let tokenFile = proxy.dir.appendingPathComponent("token")
+        try Data((token + "\n").utf8).write(to: tokenFile)
+        let run = "bearer\(UInt32.random(in: 0 ... .max))"
+        let now = Int64(Date().timeIntervalSince1970) * 1000
+        func write(bearer: String?, at time: Int64) async throws -> RemoteWriteResult {
+            var options = RemoteWriteOptions(url: proxy.endpoint + "/api/v1/write")
+            options.bearerToken = bearer
+            options.maxBackoff = .milliseconds(100)
+            let client = try RemoteWriteClient(options: options, logger: Logger(label: "test"))
+            let result = try await client.write([Self.series(run, [(time, 7)])], tenant: "t1")
+            try await client.shutdown()
+            return result
+        }
+        let taken = try await write(bearer: try HTTPCredential.readSecretFile(tokenFile.path), at: now - 2_000)
+        #expect(taken.samplesWritten == 1 && taken.firstRejection == nil, "\(taken)")
+        let wrong = try await write(bearer: token + "x", at: now - 1_000)
+        #expect(wrong.samplesRejected == 1 && wrong.firstRejection?.hasPrefix("HTTP 401") == true, "\(wrong)")
+        let missing = try await write(bearer: nil, at: now)
+        #expect(missing.samplesRejected == 1 && missing.firstRejection?.hasPrefix("HTTP 401") == true, "\(missing)")
+        #expect(proxy.actions() == ["pass", "401", "401"], "each refusal is sent once, not retried")
+        // Only the sample sent with the right token reached Prometheus.
+        let query = "kiln_test_remote_write%7Brun%3D%22\(run)%22%7D%5B5m%5D"
+        let data = try Data(contentsOf: URL(string: prometheus + "/api/v1/query?query=\(query)&time=\(now / 1000 + 1)")!)
+        let body = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let result = try #require(((body?["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first)
+        let times = (result["values"] as? [[Any]] ?? []).map { Int64((($0[0] as? Double) ?? 0) * 1000 + 0.5) }
+        #expect(times == [now - 2_000], "\(body ?? [:])")
         await proxy.stop()
     }
 }

@@ -1,5 +1,4 @@
 import Blocks
-import CompactorService
 import Foundation
 import KafkaClient
 import Logging
@@ -8,6 +7,8 @@ import ProfileModel
 import Records
 import TestSupport
 import Testing
+
+@testable import CompactorService
 
 /// A normalized batch with a few series, stacks and samples; its values derive from the provenance.
 private func batch(tenant: String, rawPartition: Int32, rawOffset: Int64, samples: Int = 40) -> SampleBatch {
@@ -136,6 +137,7 @@ struct CompactorStageTests {
             try await run.value
             #expect(totals == expected)
             #expect(stage.currentStats.duplicateBatches == 5)
+            #expect(stage.currentStats.offsetGapRecords == 0)
 
             // A crash after the upload and before the commit: a consumer without the commits (a new group)
             // gets every record again. The store's provenance makes it skip all of them.
@@ -161,6 +163,27 @@ struct CompactorStageTests {
                     #expect(await BlockReader(store: store, meta: m).verify() == [])
                 }
             }
+        }
+    }
+
+    /// Offsets a broker skipped within a partition are counted and logged (the normalized topic has no
+    /// transactions and no compaction, so a hole means acknowledged records are gone); a seek back is not a gap.
+    @Test func offsetGapsAreCounted() async throws {
+        try await withCompactorStore(.file) { store, _ in
+            let topic = uniqueName("normalized")
+            let config = CompactorStage.Configuration(normalizedTopic: topic, groupID: uniqueName("compactor"))
+            let stage = try CompactorStage(configuration: config, kafka: try testBroker(), store: store, logger: Logger(label: "test"))
+            func record(_ offset: Int64, partition: Int32 = 0) -> ConsumerRecord {
+                let b = batch(tenant: "acme", rawPartition: partition, rawOffset: offset)
+                return ConsumerRecord(
+                    topic: topic, partition: partition, offset: offset, key: nil, value: BatchCodec.encode(b), headers: [],
+                    timestampMillis: nil)
+            }
+            try await stage.process([record(0), record(1), record(5), record(6), record(3, partition: 1), record(4, partition: 1)])
+            #expect(stage.currentStats.offsetGapRecords == 3)
+            try await stage.process([record(2), record(9)])  // back to 2 (a redelivery), then on past 6 to 9
+            #expect(stage.currentStats.offsetGapRecords == 5)
+            #expect(stage.currentStats.recordsIn == 8)
         }
     }
 

@@ -7,7 +7,8 @@ public struct FaultProxy: Sendable {
     public let dir: URL
     public let endpoint: String
 
-    public static func start(upstream: String, slowSeconds: Double = 2) async throws -> FaultProxy {
+    /// `requireBearer`: answer 401 to requests without `Authorization: Bearer <token>` (an authenticating gateway).
+    public static func start(upstream: String, slowSeconds: Double = 2, requireBearer: String? = nil) async throws -> FaultProxy {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-s3-proxy-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let python = TestEnvironment.repoRoot.appendingPathComponent(".venv/bin/python")
@@ -20,7 +21,7 @@ public struct FaultProxy: Sendable {
                 "--port-file", portFile, "--log", dir.appendingPathComponent("requests.log").path,
                 "--plan-file", dir.appendingPathComponent("plan").path,
                 "--slow-seconds", String(slowSeconds), "--hang-seconds", "5", "--max-lifetime", "300",
-            ])
+            ] + (requireBearer.map { ["--require-bearer", $0] } ?? []))
         let listening = await eventually(timeout: .seconds(15)) { FileManager.default.fileExists(atPath: portFile) || !child.isRunning }
         guard listening, child.isRunning else {
             throw ChildProcess.Failure(description: "s3-fault-proxy did not start: \(child.lines.suffix(20).joined(separator: "\n"))")
