@@ -284,7 +284,7 @@ let package = Package(
             dependencies: [
                 "KafkaClient", "PprofCodec", "ObjectStore", "Parquet", "Normalization", "Records",
                 "IngestAPI", "OTLPIngest", "APICommon", "KilnProtos", "Blocks", "Query", "KilnFoundation", "ProfileModel", "Scrape",
-                "Recording", "CMalloc",
+                "Recording", "LoadGen", "CMalloc",
             ]),
 
         // `kiln loadgen`: a synthetic fleet built from real pprof, pushed at a rate, with the pipeline measured.

@@ -156,6 +156,9 @@ public struct Head: Sendable {
         var frameMap = [UInt32](repeating: .max, count: symbols.frames.count)
         var stackMap = [UInt32](repeating: .max, count: batch.stacks.count)
         var seriesMap = [UInt32](repeating: .max, count: batch.series.count)
+        // The last stack resolved, root first: its batch frames and their trie nodes.
+        var pathFrames: [UInt32] = []
+        var pathNodes: [Int32] = []
         let strings = symbols.strings
 
         func stringHash(_ i: UInt32) -> UInt64 { strings.withUTF8(Int(i)) { FastHash.bytes($0) } }
@@ -211,10 +214,21 @@ public struct Head: Sendable {
             }
             let st = Int(batch.sampleStacks[i])
             if stackMap[st] == .max {
-                // pprof order is leaf first; the trie is walked from the root.
+                // pprof order is leaf first; the trie is walked from the root. The root-side frames a stack
+                // shares with the stack resolved before it reuse that stack's nodes: a profile's stacks share
+                // their callers, and the trie lookups below are the largest part of appending.
+                let frames = batch.stacks.stack(st)
                 var parent: Int32 = -1
-                for f in batch.stacks.stack(st).reversed() {
-                    let frame = frame(f)
+                var level = 0
+                while level < frames.count && level < pathFrames.count && pathFrames[level] == frames[frames.endIndex - 1 - level] {
+                    parent = pathNodes[level]
+                    level += 1
+                }
+                pathFrames.removeSubrange(level...)
+                pathNodes.removeSubrange(level...)
+                while level < frames.count {
+                    let batchFrame = frames[frames.endIndex - 1 - level]
+                    let frame = frame(batchFrame)
                     let hash = FastHash.finish(
                         FastHash.combine(FastHash.processSeed, UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)))
                     let (id, isNew) = nodeIndex.lookUpOrAdd(hash: hash) { id in
@@ -225,6 +239,9 @@ public struct Head: Sendable {
                         nodeFrames.append(frame)
                     }
                     parent = Int32(id)
+                    pathFrames.append(batchFrame)
+                    pathNodes.append(parent)
+                    level += 1
                 }
                 precondition(parent >= 0, "empty stacks are dropped by the normaliser")
                 stackMap[st] = UInt32(parent)

@@ -57,7 +57,10 @@ struct BenchCommand: AsyncParsableCommand {
     var compactionHeadBytes: Int = CompactionBenchmarkDefaults.maxHeadBytes
 
     func run() async throws {
-        let known = ["producer", "pprof", "normalizer", "ingest", "otlp", "rules", "parquet", "query", "fleet", "compaction", "discovery"]
+        let known = [
+            "producer", "pprof", "normalizer", "compactor", "ingest", "otlp", "rules", "parquet", "query", "fleet", "compaction",
+            "discovery",
+        ]
         let selected = suites.contains("all") ? known : suites
         if let unknown = selected.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown suite \"\(unknown)\" (use \(known.joined(separator: ", ")) or all)")
@@ -91,6 +94,10 @@ struct BenchCommand: AsyncParsableCommand {
                 MemoryTuning.keepFreedMemoryForReuse()
                 defer { MemoryTuning.restoreDefaults() }
                 report(try NormalizerBenchmark.run(fixturesDir: fixturesDir))
+            case "compactor":
+                MemoryTuning.keepFreedMemoryForReuse()
+                defer { MemoryTuning.restoreDefaults() }
+                report(try CompactorCPUBenchmark.run(fixturesDir: fixturesDir))
             case "ingest":
                 report(try await IngestBenchmark.run(fixturesDir: fixturesDir))
             case "otlp":

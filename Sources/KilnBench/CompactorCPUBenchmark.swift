@@ -1,0 +1,76 @@
+import Blocks
+import Foundation
+import LoadGen
+import Normalization
+import ProfileModel
+import Records
+
+/// The compactor's CPU per profile on one core — decode the normalized record, add it to its partition's
+/// head, cut the heads and encode them as blocks (the upload and Kafka left out) — beside the normaliser's
+/// own work for the same profiles: `make loadtest`'s payloads, 1,400 profiles over 4 partitions, each head
+/// cut after 350 profiles as its 1-second cuts are at its rate. `make loadtest` measures whole processes
+/// beside the broker; this measures the compactor's own code, repeatably.
+public enum CompactorCPUBenchmark {
+    static let partitions = 4
+    static let profilesPerHead = 350
+
+    public static func run(fixturesDir: URL, seconds: Double = 5) throws -> [BenchMeasurement] {
+        // `make loadtest`'s payloads (real fixtures, perturbed) from its fleet's services and instances.
+        let pool = try PayloadFactory().makePool(kinds: [.cpu, .heap, .goroutine, .mutex], fixturesDir: fixturesDir)
+        guard !pool.variants.isEmpty else { throw BenchError("no load-test payloads from the fixtures under \(fixturesDir.path)") }
+        let start = Int64(Date().timeIntervalSince1970) * 1_000_000_000
+        let envelopes = (0..<partitions * profilesPerHead).map { i in
+            RawEnvelope(
+                tenant: "bench", labels: LabelSet(["service_name": "svc\(i % 50)", "instance": "bench:\(i / 50 % 20)"]),
+                source: .loadgen, format: .pprof, startNanos: start + Int64(i) * 1_000_000, endNanos: 0, cumulative: false,
+                payload: pool.variants[i % pool.variants.count].bytes)
+        }
+        var normalizer = Normalizer()
+        let records: [[UInt8]] = envelopes.enumerated().compactMap { i, envelope in
+            (try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch)
+                .flatMap { $0 }.map(BatchCodec.encode)
+        }
+        let writer = BlockWriter()
+        var sink = 0
+        let measured = NormalizerBenchmark.measureInTurn(
+            seconds: seconds,
+            [
+                {
+                    for (i, envelope) in envelopes.enumerated() {
+                        if let batch = try? normalizer.normalize(
+                            envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))
+                        ).batch {
+                            sink &+= BatchCodec.encode(batch).count
+                        }
+                    }
+                },
+                {
+                    var heads = (0..<partitions).map { _ in Head(tenant: "bench") }
+                    func cut(_ p: Int) {
+                        guard heads[p].sampleCount > 0 else { return }
+                        let ulid = ULID.make()
+                        if let block = try? writer.encode(heads[p], ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])) {
+                            sink &+= block.totalBytes
+                        }
+                        heads[p] = Head(tenant: "bench")
+                    }
+                    for (i, record) in records.enumerated() {
+                        guard let batch = try? BatchCodec.decode(record) else { continue }
+                        let p = i % partitions
+                        heads[p].append(batch, from: RecordPosition(topic: "bench.normalized", partition: Int32(p), offset: Int64(i)))
+                        if heads[p].batches >= profilesPerHead { cut(p) }
+                    }
+                    for p in 0..<partitions { cut(p) }
+                },
+            ])
+        precondition(sink != 42)
+        let perThousand = { (m: (rounds: Int, seconds: Double), profiles: Int) in m.seconds / Double(m.rounds) / Double(profiles) * 1e6 }
+        return [
+            BenchMeasurement(
+                name:
+                    "compactor CPU per 1,000 profiles (decode, append to heads, cut every \(profilesPerHead) per partition, encode; \(records.count) profiles)",
+                unit: "ms CPU", kiln: perThousand(measured[1], records.count), baselineName: "normalising the same profiles",
+                baseline: perThousand(measured[0], envelopes.count), higherIsBetter: false)
+        ]
+    }
+}
