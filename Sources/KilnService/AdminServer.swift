@@ -6,6 +6,12 @@ import Logging
 import Metrics
 import NIOCore
 import Prometheus
+import Synchronization
+
+/// What `AdminServer.appendToMetrics` collected; a class, so the route and the server share it.
+final class MetricsAppendices: Sendable {
+    let renderers = Mutex<[@Sendable () -> String]>([])
+}
 
 public enum KilnMetrics {
     /// Routes swift-metrics into a Prometheus registry that `/metrics` renders.
@@ -20,12 +26,17 @@ public enum KilnMetrics {
 /// the reasons). Services that serve users (scraper, query) add their own routes to the same router.
 public struct AdminServer {
     public let router: Router<BasicRequestContext>
+    /// Text-format lines of metrics kept outside the registry (a snapshot a component renders itself, as
+    /// the scrape manager does), appended to `/metrics`.
+    private let appendices = MetricsAppendices()
 
     public init(registry: PrometheusCollectorRegistry, readiness: Readiness) {
         let router = Router()
+        let appendices = self.appendices
         router.get("metrics") { _, _ -> Response in
             var buffer = ByteBuffer()
             buffer.writeBytes(registry.emitToBuffer())
+            for render in appendices.renderers.withLock({ $0 }) { buffer.writeString(render()) }
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -40,6 +51,11 @@ public struct AdminServer {
                 body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         self.router = router
+    }
+
+    /// Appends `render()`'s Prometheus text-format lines to every `/metrics` answer.
+    public func appendToMetrics(_ render: @escaping @Sendable () -> String) {
+        appendices.renderers.withLock { $0.append(render) }
     }
 
     /// A connection that sends no complete request head within this long (a new one, or one idle after its

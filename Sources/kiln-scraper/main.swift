@@ -145,6 +145,7 @@ struct Command: AsyncParsableCommand {
             logger.info("scraping", metadata: ["config": "\(path)", "jobs": "\(configuration.scrapeJobs.count)", "shard": "\(selector)"])
         }
         ScrapeService.registerTargetsRoute(on: process.admin.router, scraper: scraper)
+        if let manager = scraper?.manager { process.admin.appendToMetrics { manager.status.prometheusText() } }
 
         // Shutdown runs in reverse: the HTTP and gRPC servers stop taking pushes, the scraper drains its
         // buffer into the producer, then the producer flushes and closes.

@@ -220,6 +220,11 @@ struct ScraperIngestTests {
         let targets = try await scraper.get("/targets")
         #expect(targets.status == 200)
         #expect(targets.body.contains("\"up\""), "\(targets.body)")
+        // The scrape manager's own metrics are part of /metrics (the dashboards and docs name them).
+        let metrics = try await scraper.get("/metrics").body
+        #expect(metrics.contains("kiln_scrape_target_up{job=\"") && metrics.contains("\"} 1\n"), "\(metrics)")
+        let scrapes = metrics.split(separator: "\n").first { $0.hasPrefix("kiln_scrapes_total ") }
+        #expect(scrapes.flatMap { Int($0.split(separator: " ")[1]) } ?? 0 >= 5, "\(metrics)")
         #expect(try await scraper.stop() == 0)
 
         #expect(Set(seen.keys) == Set(expected.keys))
