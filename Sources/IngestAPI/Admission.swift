@@ -200,7 +200,9 @@ public final class ActiveSeries: Sendable {
         let now = clock.now
         let window = self.window
         return state.withLock { tenants in
-            var t = tenants[tenant] ?? Tenant()
+            // Moved out and back, not copied: a copy would share `lastSeen` with the dictionary, so the first
+            // write below would copy every series of the tenant, on every push.
+            var t = tenants.removeValue(forKey: tenant) ?? Tenant()
             defer { tenants[tenant] = t }
             let new = Set(series.filter { t.lastSeen[$0] == nil })
             // Expired series are dropped only when they are in the way (at most `limit` entries to scan).
