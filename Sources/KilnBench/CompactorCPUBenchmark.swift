@@ -35,15 +35,7 @@ public enum CompactorCPUBenchmark {
         let measured = NormalizerBenchmark.measureInTurn(
             seconds: seconds,
             [
-                {
-                    for (i, envelope) in envelopes.enumerated() {
-                        if let batch = try? normalizer.normalize(
-                            envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))
-                        ).batch {
-                            sink &+= BatchCodec.encode(batch).count
-                        }
-                    }
-                },
+                { sink &+= NormalizerBenchmark.normalizeAll(envelopes, with: &normalizer) },
                 {
                     var heads = (0..<partitions).map { _ in Head(tenant: "bench") }
                     func cut(_ p: Int) {

@@ -28,15 +28,7 @@ public enum RuleBenchmark {
         let measured = NormalizerBenchmark.measureInTurn(
             seconds: seconds,
             [
-                {
-                    for (i, envelope) in envelopes.enumerated() {
-                        if let batch = try? normalizer.normalize(
-                            envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))
-                        ).batch {
-                            sink &+= BatchCodec.encode(batch).count
-                        }
-                    }
-                },
+                { sink &+= NormalizerBenchmark.normalizeAll(envelopes, with: &normalizer) },
                 {
                     for record in records {
                         guard let batch = try? BatchCodec.decode(record) else { continue }
