@@ -4,7 +4,6 @@ import Logging
 import Metrics
 import ProfileModel
 import Records
-import Synchronization
 
 /// The part of push ingest that does not depend on HTTP: admission (per-tenant rate, in-flight bytes) and
 /// publishing with a deadline. A push succeeds only when every one of its envelopes is published.
@@ -15,15 +14,6 @@ public final class PushIngester: Sendable {
     private let budget: InFlightBudget
     private let activeSeries: ActiveSeries
     private let logger: Logger
-    /// The counters of accepted pushes per endpoint, made once: making a swift-metrics counter looks it up
-    /// in the Prometheus registry under a lock, three times per push otherwise.
-    private let acceptedCounters = Mutex<[String: AcceptedCounters]>([:])
-
-    private struct AcceptedCounters {
-        var requests: Counter
-        var profiles: Counter
-        var bytes: Counter
-    }
 
     public init(
         publisher: any RawProfilePublisher, options: IngestOptions = IngestOptions(),
@@ -94,18 +84,9 @@ public final class PushIngester: Sendable {
         timer.cancel()
         switch result {
         case .success:
-            let counters = acceptedCounters.withLock { made in
-                if let counters = made[endpoint] { return counters }
-                let counters = AcceptedCounters(
-                    requests: Counter(label: "kiln_ingest_requests_total", dimensions: [("endpoint", endpoint), ("outcome", "accepted")]),
-                    profiles: Counter(label: "kiln_ingest_profiles_total", dimensions: [("endpoint", endpoint)]),
-                    bytes: Counter(label: "kiln_ingest_bytes_total", dimensions: [("endpoint", endpoint)]))
-                made[endpoint] = counters
-                return counters
-            }
-            counters.requests.increment()
-            counters.profiles.increment(by: envelopes.count)
-            counters.bytes.increment(by: bytes)
+            count("accepted", endpoint: endpoint, reason: "")
+            Counter(label: "kiln_ingest_profiles_total", dimensions: [("endpoint", endpoint)]).increment(by: envelopes.count)
+            Counter(label: "kiln_ingest_bytes_total", dimensions: [("endpoint", endpoint)]).increment(by: bytes)
         case .failure(is PublishTimeout):
             count("rejected", endpoint: endpoint, reason: "publish_timeout")
             throw APIError(.unavailable, "Kafka did not acknowledge the profiles within \(options.publishTimeout); retry later")
