@@ -26,10 +26,7 @@ public enum CompactorCPUBenchmark {
                 payload: pool.variants[i % pool.variants.count].bytes)
         }
         var normalizer = Normalizer()
-        let records: [[UInt8]] = envelopes.enumerated().compactMap { i, envelope in
-            (try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch)
-                .flatMap { $0 }.map(BatchCodec.encode)
-        }
+        let records = NormalizerBenchmark.normalizedRecords(envelopes, with: &normalizer)
         let writer = BlockWriter()
         var sink = 0
         let measured = NormalizerBenchmark.measureInTurn(
@@ -56,13 +53,13 @@ public enum CompactorCPUBenchmark {
                 },
             ])
         precondition(sink != 42)
-        let perThousand = { (m: (rounds: Int, seconds: Double), profiles: Int) in m.seconds / Double(m.rounds) / Double(profiles) * 1e6 }
         return [
             BenchMeasurement(
                 name:
                     "compactor CPU per 1,000 profiles (decode, append to heads, cut every \(profilesPerHead) per partition, encode; \(records.count) profiles)",
-                unit: "ms CPU", kiln: perThousand(measured[1], records.count), baselineName: "normalising the same profiles",
-                baseline: perThousand(measured[0], envelopes.count), higherIsBetter: false)
+                unit: "ms CPU", kiln: NormalizerBenchmark.millisPerThousand(measured[1], profiles: records.count),
+                baselineName: "normalising the same profiles",
+                baseline: NormalizerBenchmark.millisPerThousand(measured[0], profiles: envelopes.count), higherIsBetter: false)
         ]
     }
 }

@@ -18,10 +18,7 @@ public enum RuleBenchmark {
                 source: .loadgen, format: .pprof, startNanos: 0, endNanos: 0, cumulative: false, payload: payload)
         }
         var normalizer = Normalizer()
-        let records: [[UInt8]] = envelopes.enumerated().compactMap { i, envelope in
-            (try? normalizer.normalize(envelope, provenance: Provenance(topic: "bench", partition: 0, offset: Int64(i))).batch)
-                .flatMap { $0 }.map(BatchCodec.encode)
-        }
+        let records = NormalizerBenchmark.normalizedRecords(envelopes, with: &normalizer)
         let rules = try Self.rules(from: records)
         var evaluation = RuleEvaluation(stepMillis: 15_000)
         var sink = 0
@@ -38,9 +35,8 @@ public enum RuleBenchmark {
                 },
             ])
         let (normalize, evaluate) = (measured[0], measured[1])
-        let perThousand = { (m: (rounds: Int, seconds: Double), profiles: Int) in m.seconds / Double(m.rounds) / Double(profiles) * 1e6 }
-        let evaluateMs = perThousand(evaluate, records.count)
-        let normalizeMs = perThousand(normalize, envelopes.count)
+        let evaluateMs = NormalizerBenchmark.millisPerThousand(evaluate, profiles: records.count)
+        let normalizeMs = NormalizerBenchmark.millisPerThousand(normalize, profiles: envelopes.count)
         precondition(sink != 42)
         return [
             BenchMeasurement(
