@@ -95,9 +95,15 @@ import Testing
             #expect(changed.regressions.first { !callers.contains($0.function) }?.function == "main.hashLoop")
             #expect(callers.contains("main.cpuWorker"))
             #expect(top.significant && top.superiority > 0.9)
-            // About three times the work per profile (the CPU it gets also depends on the machine's load).
-            let ratio = top.totalPerProfile.after / top.totalPerProfile.before
-            #expect(ratio > 2 && ratio < 4, "hashLoop per profile: ×\(ratio)")
+            // About three times the work per round of cpuWorker. Measured against computePrimes, the round's
+            // other, unchanged half: hashLoop's CPU per profile alone also moves with how many rounds a busy
+            // machine lets the worker finish (×4.13 once in CI, a baseline window that fell behind).
+            let primes = try #require(
+                (changed.regressions + changed.improvements + changed.insignificant).first { $0.function == "main.computePrimes" },
+                "computePrimes not in the report")
+            let ratio =
+                (top.totalPerProfile.after / primes.totalPerProfile.after) / (top.totalPerProfile.before / primes.totalPerProfile.before)
+            #expect(ratio > 2 && ratio < 4, "hashLoop per computePrimes: ×\(ratio)")
             #expect(top.paths.first?.frames.last == "main.hashLoop" && top.paths.first?.frames.contains("main.cpuWorker") == true)
 
             let markdown = try await report(normal, hot, format: "markdown")
