@@ -11,6 +11,17 @@ public struct BlockSeries: Sendable, Equatable {
     public var profileType: ProfileTypeID
 }
 
+/// One profile of a block: a series (block-local id) at one time.
+public struct BlockProfileKey: Hashable, Sendable {
+    public var series: Int32
+    public var timeNanos: Int64
+
+    public init(series: Int32, timeNanos: Int64) {
+        self.series = series
+        self.timeNanos = timeNanos
+    }
+}
+
 /// Sample columns of a block (or of the row groups a time range selects), struct of arrays, in file order
 /// (profile type, series, time, stack).
 public struct SampleColumns: Sendable, Equatable {
@@ -277,17 +288,21 @@ public actor BlockReader {
 
     /// What a stack query needs of the samples — series, time, stack and value, without the profile-type
     /// strings and span ids — for the series in `series` within `range`.
-    /// With `spans`, only the samples whose span id is one of them (span profiles).
-    public func stackSamples(time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil) async throws -> StackSamples {
+    /// With `spans`, only the samples whose span id is one of them (span profiles); with `profiles`, only
+    /// the samples of those profiles.
+    public func stackSamples(
+        time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil, profiles: Set<BlockProfileKey>? = nil
+    ) async throws -> StackSamples {
         let t = try await table(BlockFile.samples)
         let groups = try await sampleRowGroups(time: range, series: series)
         return try await BlockingWork.shared.run(bytes: t.byteCount) {
-            try Self.decodeStackSamples(t, groups: groups, time: range, series: series, spans: spans)
+            try Self.decodeStackSamples(t, groups: groups, time: range, series: series, spans: spans, profiles: profiles)
         }
     }
 
     static func decodeStackSamples(
-        _ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil
+        _ t: ParquetFileReader, groups: [Int], time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil,
+        profiles: Set<BlockProfileKey>? = nil
     ) throws -> StackSamples {
         let ids = try Self.int32s(t, "series_id", groups)
         let times = try Self.int64s(t, "time_nanos", groups)
@@ -303,6 +318,7 @@ public actor BlockReader {
             if let spans, let spanIDs {
                 guard let span = spanIDs[i], span != 0, spans.contains(UInt64(bitPattern: span)) else { continue }
             }
+            if let profiles, !profiles.contains(BlockProfileKey(series: ids[i], timeNanos: times[i])) { continue }
             out.seriesIDs.append(ids[i])
             out.timeNanos.append(times[i])
             out.stackIDs.append(stacks[i])

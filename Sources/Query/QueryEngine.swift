@@ -13,13 +13,29 @@ public struct Selection: Sendable {
     public var time: ClosedRange<Int64>
     /// Only the samples of these spans (span profiles); nil selects every sample.
     public var spans: Set<UInt64>?
+    /// Only these profiles (`profile_id_selector`); nil selects every profile.
+    public var profiles: ProfileSelection?
 
-    public init(tenant: String, profileType: String, selector: LabelSelector, time: ClosedRange<Int64>, spans: Set<UInt64>? = nil) {
+    public init(
+        tenant: String, profileType: String, selector: LabelSelector, time: ClosedRange<Int64>, spans: Set<UInt64>? = nil,
+        profiles: ProfileSelection? = nil
+    ) {
         self.tenant = tenant
         self.profileType = profileType
         self.selector = selector
         self.time = time
         self.spans = spans
+        self.profiles = profiles
+    }
+
+    /// Selects some samples only (spans or profiles), so whole-block sums and trees do not answer it.
+    var selectsPartOfProfiles: Bool { spans != nil || profiles != nil }
+
+    /// The range to read: with profile IDs only the instants they name; nil when none of them is in range.
+    var readRange: ClosedRange<Int64>? {
+        guard let named = profiles?.timeRange else { return time }
+        guard named.overlaps(time) else { return nil }
+        return max(named.lowerBound, time.lowerBound)...min(named.upperBound, time.upperBound)
     }
 }
 
@@ -204,8 +220,9 @@ public actor QueryEngine {
     /// downsampled blocks, which keep sums per bucket instead.
     func plan(_ selection: Selection, individualProfiles feature: String? = nil) async throws -> [(LoadedBlock, Set<Int32>)] {
         try checkRange(selection.time)
+        guard let time = selection.readRange else { return [] }
         var out: [(LoadedBlock, Set<Int32>)] = []
-        for meta in try await liveBlocks(tenant: selection.tenant, time: selection.time)
+        for meta in try await liveBlocks(tenant: selection.tenant, time: time)
         where meta.stats.profileTypes[selection.profileType] != nil {
             let block = try await loaded(meta)
             let ids = Set(
@@ -214,7 +231,8 @@ public actor QueryEngine {
                 }.map(\.id))
             if !ids.isEmpty { out.append((block, ids)) }
         }
-        guard let feature = feature ?? (selection.spans == nil ? nil : "span_selector") else { return out }
+        let selector = selection.spans != nil ? "span_selector" : (selection.profiles != nil ? "profile_id_selector" : nil)
+        guard let feature = feature ?? selector else { return out }
         let coarse = out.map(\.0.meta).filter { $0.resolutionMillis != nil }
         if let newest = coarse.map(\.maxTime).max(), let resolution = coarse.compactMap(\.resolutionMillis).min() {
             let until = Date(timeIntervalSince1970: Double(newest) / 1e9).formatted(.iso8601)
@@ -262,16 +280,26 @@ public actor QueryEngine {
             var series: Set<Int32>
             var time: ClosedRange<Int64>
             var spans: Set<UInt64>?
+            var profiles: Set<BlockProfileKey>?
             var nodes: BlockNodeNames
             var cacheKey: BlockTreeKey?
         }
         var tree = StackTree(sides: sides)
         var jobs: [Job] = []
         for (side, selection) in selections.enumerated() {
-            for (block, series) in try await plan(selection) {
-                // A whole block's tree is reused only for the whole block's samples, not a span selection.
+            for (block, matching) in try await plan(selection) {
+                var series = matching
+                let profiles = selection.profiles.map { profiles in
+                    profiles.blockProfiles(series: block.series.filter { matching.contains($0.id) }.map { ($0.id, $0.labels) })
+                }
+                if let profiles {
+                    series = Set(profiles.map(\.series))
+                    if series.isEmpty { continue }
+                }
+                // A whole block's tree is reused only for the whole block's samples, not a span or profile selection.
                 let covered =
-                    selection.spans == nil && selection.time.contains(block.meta.minTime) && selection.time.contains(block.meta.maxTime)
+                    !selection.selectsPartOfProfiles && selection.time.contains(block.meta.minTime)
+                    && selection.time.contains(block.meta.maxTime)
                 let key =
                     covered ? BlockTreeKey(block: block.meta.ulid, profileType: selection.profileType, series: series, labels: labels) : nil
                 if let key, let cached = blockTrees[key] {
@@ -282,7 +310,8 @@ public actor QueryEngine {
                 }
                 jobs.append(
                     Job(
-                        side: side, block: block, series: series, time: selection.time, spans: selection.spans,
+                        side: side, block: block, series: series, time: selection.readRange ?? selection.time, spans: selection.spans,
+                        profiles: profiles,
                         nodes: labels == .functions ? try await nodeNames(block) : try await nodeFrames(block), cacheKey: key))
             }
         }
@@ -292,7 +321,8 @@ public actor QueryEngine {
             if job.cacheKey != nil, let totals = try await job.block.reader.stackTotals(series: job.series) {
                 return try Self.tree(stacks: totals.stackIDs, values: totals.values, nodes: job.nodes, blockID: job.block.meta.ulid)
             }
-            let samples = try await job.block.reader.stackSamples(time: job.time, series: job.series, spans: job.spans)
+            let samples = try await job.block.reader.stackSamples(
+                time: job.time, series: job.series, spans: job.spans, profiles: job.profiles)
             return try Self.tree(stacks: samples.stackIDs, values: samples.values, nodes: job.nodes, blockID: job.block.meta.ulid)
         } merge: { job, partial in
             tree.merge(partial, into: job.side)
@@ -369,10 +399,23 @@ public actor QueryEngine {
         public var labels: LabelSet
         /// (timestamp in ms, value), ascending.
         public var points: [(Int64, Double)]
+        /// The largest individual profile of a point, by the point's timestamp (when asked for).
+        public var exemplars: [Int64: Exemplar] = [:]
 
         public static func == (a: Series, b: Series) -> Bool {
-            a.labels == b.labels && a.points.elementsEqual(b.points, by: { $0 == $1 })
+            a.labels == b.labels && a.points.elementsEqual(b.points, by: { $0 == $1 }) && a.exemplars == b.exemplars
         }
+    }
+
+    /// One stored profile standing for a point (Pyroscope's `EXEMPLAR_TYPE_INDIVIDUAL`).
+    public struct Exemplar: Sendable, Equatable {
+        public var id: ProfileID
+        /// The profile's own time, ms.
+        public var timestampMillis: Int64
+        /// The profile's total.
+        public var value: Int64
+        /// The profile's series labels that the point's group does not already name.
+        public var labels: LabelSet
     }
 
     /// Values per step (ms) for each group of series. `sum` adds every sample in a step; `average` divides
@@ -386,9 +429,11 @@ public actor QueryEngine {
         case stepStart
     }
 
+    /// With `exemplars`, each point also names its largest individual profile (Pyroscope keeps one per
+    /// point too); downsampled blocks hold sums per bucket, not profiles, so their points have none.
     public func timeSeries(
         _ selection: Selection, stepMillis: Int64, groupBy: [String], aggregation: Aggregation,
-        limit: Int?, alignment: PointAlignment = .stepEnd
+        limit: Int?, alignment: PointAlignment = .stepEnd, exemplars: Bool = false
     ) async throws -> [Series] {
         let range = selection.time
         let steps = try TimeSteps(range: range, stepMillis: stepMillis, alignment: alignment)
@@ -400,8 +445,13 @@ public actor QueryEngine {
         var groupIndex: [LabelSet: Int] = [:]
         var sums: [Key: Double] = [:]
         var profiles: [Key: Int] = [:]
+        var largest: [Key: (value: Int64, labels: LabelSet, timeNanos: Int64)] = [:]
         for (block, ids) in try await plan(selection) {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
+            let seriesLabels =
+                exemplars && block.meta.resolutionMillis == nil
+                ? Dictionary(block.series.lazy.filter { ids.contains($0.id) }.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
+                : [:]
             // A row per profile (a series at one time); a profile lives in one block.
             let totals = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
             for i in 0..<totals.count {
@@ -409,12 +459,25 @@ public actor QueryEngine {
                 let key = Key(group: g, bucket: steps.point(ofNanos: totals.timeNanos[i]))
                 sums[key, default: 0] += Double(totals.totals[i])
                 if aggregation == .average { profiles[key, default: 0] += Int(totals.profiles[i]) }
+                // The largest profile; of equal ones the earliest, so the answer does not depend on block order.
+                if let labels = seriesLabels[totals.seriesIDs[i]] {
+                    let (value, time) = (totals.totals[i], totals.timeNanos[i])
+                    if let best = largest[key], best.value > value || (best.value == value && best.timeNanos <= time) { continue }
+                    largest[key] = (value, labels, time)
+                }
             }
         }
         var out = groups.map { Series(labels: $0, points: []) }
         for (key, sum) in sums {
             let value = aggregation == .average ? sum / Double(max(profiles[key] ?? 1, 1)) : sum
             out[key.group].points.append((key.bucket, value))
+        }
+        for (key, profile) in largest {
+            var labels = profile.labels
+            for name in groupBy { labels[name] = nil }
+            out[key.group].exemplars[key.bucket] = Exemplar(
+                id: ProfileID(timeNanos: profile.timeNanos, labels: profile.labels), timestampMillis: profile.timeNanos / 1_000_000,
+                value: profile.value, labels: labels)
         }
         for i in out.indices { out[i].points.sort { $0.0 < $1.0 } }
         out.removeAll { $0.points.isEmpty }

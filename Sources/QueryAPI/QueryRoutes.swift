@@ -179,6 +179,7 @@ struct QueryHandlers: Sendable {
     func selection(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) throws(QueryError) -> Selection {
         var s = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
         s.spans = try Selection.spanIDs(r.spanSelector)
+        s.profiles = try ProfileSelection.parse(r.profileIDSelector)
         return s
     }
 
@@ -344,7 +345,8 @@ struct QueryHandlers: Sendable {
     }
 
     func selectMergeProfile(_ r: Querier_V1_SelectMergeProfileRequest, tenant: String) async throws -> Google_V1_Profile {
-        let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        var selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
+        selection.profiles = try ProfileSelection.parse(r.profileIDSelector)
         return try await pprof(
             selection, profileType: r.profileTypeID, selector: r.hasStackTraceSelector ? r.stackTraceSelector : nil,
             start: r.start, end: r.end, maxStacks: r.hasMaxNodes ? maxNodes(r.maxNodes, tenant: tenant) : nil)
@@ -415,14 +417,18 @@ struct QueryHandlers: Sendable {
         guard r.step.isFinite, r.step > 0 else {
             throw QueryError(.invalidArgument, "SelectSeries needs a positive step in seconds, got \(r.step)")
         }
+        let exemplars: Bool
         switch r.exemplarType {
-        case .unspecified, .none: break
-        default: throw APIError(.unsupportedField, "SelectSeries exemplar_type \(r.exemplarType) is not supported by Kiln yet")
+        case .unspecified, .none: exemplars = false
+        case .individual: exemplars = true
+        default:
+            // As Pyroscope: span exemplars are not offered.
+            throw APIError(.unsupportedField, "SelectSeries exemplar_type \(r.exemplarType) is not supported (INDIVIDUAL is)")
         }
         let aggregation: QueryEngine.Aggregation = r.hasAggregation && r.aggregation == .average ? .average : .sum
         let series = try await engine.timeSeries(
             selection, stepMillis: max(1, Int64((r.step * 1000).rounded())), groupBy: r.groupBy,
-            aggregation: aggregation, limit: r.hasLimit ? Int(clamping: r.limit) : nil)
+            aggregation: aggregation, limit: r.hasLimit ? Int(clamping: r.limit) : nil, exemplars: exemplars)
         var out = Querier_V1_SelectSeriesResponse()
         out.series = series.map { s in
             var t = Types_V1_Series()
@@ -431,6 +437,14 @@ struct QueryHandlers: Sendable {
                 var point = Types_V1_Point()
                 point.timestamp = p.0
                 point.value = p.1
+                if let e = s.exemplars[p.0] {
+                    var exemplar = Types_V1_Exemplar()
+                    exemplar.profileID = e.id.description
+                    exemplar.timestamp = e.timestampMillis
+                    exemplar.value = e.value
+                    exemplar.labels = Self.pairs(e.labels)
+                    point.exemplars = [exemplar]
+                }
                 return point
             }
             return t

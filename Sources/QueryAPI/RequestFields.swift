@@ -69,12 +69,15 @@ public struct RequestFields: Sendable {
     public static let labelValues = RequestFields(range.union(["matchers", "name"]))
     public static let series = RequestFields(range.union(["matchers", "labelNames"]))
     public static let selectMergeStacktraces = RequestFields(
-        selection.union(["maxNodes", "format", "stackTraceSelector.callSite", "spanSelector"]))
+        selection.union(["maxNodes", "format", "stackTraceSelector.callSite", "spanSelector", "profileIdSelector"]))
     public static let selectMergeSpanProfile = RequestFields(selection.union(["maxNodes", "format", "spanSelector"]))
-    public static let selectMergeProfile = RequestFields(selection.union(["maxNodes", "stackTraceSelector.callSite"]))
+    public static let selectMergeProfile = RequestFields(selection.union(["maxNodes", "stackTraceSelector.callSite", "profileIdSelector"]))
     public static let selectSeries = RequestFields(selection.union(["groupBy", "step", "aggregation", "limit", "exemplarType"]))
     public static let diff = RequestFields(
-        Set(["left", "right"].flatMap { side in selection.union(["maxNodes", "format", "spanSelector"]).map { "\(side).\($0)" } }))
+        Set(
+            ["left", "right"].flatMap { side in
+                selection.union(["maxNodes", "format", "spanSelector", "profileIdSelector"]).map { "\(side).\($0)" }
+            }))
     public static let profileStats = RequestFields([])
     public static let analyzeQuery = RequestFields(range.union(["query"]))
     public static let selectHeatmap = RequestFields(selection.union(["step", "groupBy", "queryType", "exemplarType", "limit"]))

@@ -33,18 +33,18 @@ import Testing
         return (code, message)
     }
 
-    @Test("profile_id_selector and trace_id_selector are refused, in binary and JSON, never ignored")
+    @Test("trace_id_selector is refused, in binary and JSON, never ignored")
     func selectorsNotYetHonouredAreRefused() async throws {
         try await Q().withQueryServer { _, url in
-            var profiles = Q.stacksRequest()
-            profiles.profileIDSelector = ["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
-            let binary = try await Self.postProto(url, "SelectMergeStacktraces", try profiles.serializedBytes())
+            var traces = Q.stacksRequest()
+            traces.traceIDSelector = ["4bf92f3577b34da6a3ce929d0e0e4736"]
+            let binary = try await Self.postProto(url, "SelectMergeStacktraces", try traces.serializedBytes())
             #expect(binary.status == 400)
             #expect(Self.connectError(binary)?.code == "unimplemented")
-            #expect(Self.connectError(binary)?.message.contains("profile_id_selector") == true, "\(binary.text)")
-            let json = try await Self.postJSON(url, "/querier.v1.QuerierService/SelectMergeStacktraces", try profiles.jsonString())
+            #expect(Self.connectError(binary)?.message.contains("trace_id_selector") == true, "\(binary.text)")
+            let json = try await Self.postJSON(url, "/querier.v1.QuerierService/SelectMergeStacktraces", try traces.jsonString())
             #expect(json.status == 400)
-            #expect(Self.connectError(json)?.message.contains("profile_id_selector") == true, "\(json.text)")
+            #expect(Self.connectError(json)?.message.contains("trace_id_selector") == true, "\(json.text)")
 
             var merge = Querier_V1_SelectMergeProfileRequest()
             merge.profileTypeID = Q.cpu
@@ -109,7 +109,7 @@ import Testing
         }
     }
 
-    @Test("exemplars and unknown formats are refused; SelectSeries without exemplars answers")
+    @Test("span exemplars and unknown formats are refused; SelectSeries with and without individual exemplars answers")
     func unservedValues() async throws {
         try await Q().withQueryServer { _, url in
             var series = Querier_V1_SelectSeriesRequest()
@@ -121,6 +121,8 @@ import Testing
             series.exemplarType = .none
             #expect(try await Self.postProto(url, "SelectSeries", try series.serializedBytes()).status == 200)
             series.exemplarType = .individual
+            #expect(try await Self.postProto(url, "SelectSeries", try series.serializedBytes()).status == 200)
+            series.exemplarType = .span
             let refused = try await Self.postProto(url, "SelectSeries", try series.serializedBytes())
             #expect(Self.connectError(refused)?.code == "unimplemented", "\(refused.text)")
             var unknownFormat = Q.stacksRequest()
