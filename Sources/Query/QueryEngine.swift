@@ -416,6 +416,12 @@ public actor QueryEngine {
         public var value: Int64
         /// The profile's series labels that the point's group does not already name.
         public var labels: LabelSet
+
+        init(id: ProfileID, value: Int64, seriesLabels: LabelSet, groupBy: [String]) {
+            var labels = seriesLabels
+            for name in groupBy { labels[name] = nil }
+            (self.id, self.timestampMillis, self.value, self.labels) = (id, id.timeNanos / 1_000_000, value, labels)
+        }
     }
 
     /// Values per step (ms) for each group of series. `sum` adds every sample in a step; `average` divides
@@ -473,11 +479,9 @@ public actor QueryEngine {
             out[key.group].points.append((key.bucket, value))
         }
         for (key, profile) in largest {
-            var labels = profile.labels
-            for name in groupBy { labels[name] = nil }
             out[key.group].exemplars[key.bucket] = Exemplar(
-                id: ProfileID(timeNanos: profile.timeNanos, labels: profile.labels), timestampMillis: profile.timeNanos / 1_000_000,
-                value: profile.value, labels: labels)
+                id: ProfileID(timeNanos: profile.timeNanos, labels: profile.labels), value: profile.value, seriesLabels: profile.labels,
+                groupBy: groupBy)
         }
         for i in out.indices { out[i].points.sort { $0.0 < $1.0 } }
         out.removeAll { $0.points.isEmpty }
@@ -516,6 +520,8 @@ public actor QueryEngine {
             public var timestamp: Int64
             /// Profiles per value bucket, bucket i starting at `Heatmap.bucketStarts[i]`.
             public var counts: [Int32]
+            /// When asked for: the largest profile of each non-empty bucket, in bucket order.
+            public var exemplars: [Exemplar] = []
         }
 
         public struct Series: Sendable, Equatable {
@@ -529,49 +535,73 @@ public actor QueryEngine {
         public var series: [Series]
     }
 
-    /// Each profile's total (every sample of a group at one timestamp) counted into a time slot and a value
-    /// bucket: how the cost of individual profiles spreads over time. `limit` keeps the series with the
-    /// largest totals.
-    public func heatmap(_ selection: Selection, stepMillis: Int64, groupBy: [String], buckets: Int = 20, limit: Int?) async throws
-        -> Heatmap
-    {
+    /// Each individual profile's total (a series' samples at one time) counted into a time slot and a value
+    /// bucket of its group: how the cost of individual profiles spreads over time. `limit` keeps the groups
+    /// with the largest totals; `exemplars` names each cell's largest profile, as Pyroscope does.
+    public func heatmap(
+        _ selection: Selection, stepMillis: Int64, groupBy: [String], buckets: Int = 20, limit: Int?, exemplars: Bool = false
+    ) async throws -> Heatmap {
         let range = selection.time
         let steps = try TimeSteps(range: range, stepMillis: stepMillis, alignment: .stepEnd)
         struct Profile: Hashable {
             var group: Int
-            var time: Int64
+            var id: ProfileID
         }
         var groups: [LabelSet] = []
         var groupIndex: [LabelSet: Int] = [:]
-        var totals: [Profile: Int64] = [:]
+        var totals: [Profile: (value: Int64, labels: LabelSet)] = [:]
         for (block, ids) in try await plan(selection, individualProfiles: "SelectHeatmap") {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
+            let seriesLabels = Dictionary(
+                block.series.lazy.filter { ids.contains($0.id) }.map { ($0.id, ($0.labels, ProfileID.seriesHash($0.labels))) },
+                uniquingKeysWith: { a, _ in a })
             let profiles = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
             for i in 0..<profiles.count {
-                guard let g = seriesGroup[profiles.seriesIDs[i]] else { continue }
-                totals[Profile(group: g, time: profiles.timeNanos[i]), default: 0] += profiles.totals[i]
+                guard let g = seriesGroup[profiles.seriesIDs[i]], let (labels, hash) = seriesLabels[profiles.seriesIDs[i]] else { continue }
+                let key = Profile(group: g, id: ProfileID(timeNanos: profiles.timeNanos[i], seriesHash: hash))
+                totals[key, default: (0, labels)].value += profiles.totals[i]
             }
         }
-        let values = totals.values.filter { $0 > 0 }
+        let values = totals.values.map(\.value).filter { $0 > 0 }
         guard let low = values.min(), let high = values.max() else { return Heatmap(bucketStarts: [], series: []) }
         let width = Double(max(high - low, 1)) / Double(buckets)
         let bucketStarts = (0..<buckets).map { Double(low) + Double($0) * width }
-        var cells: [Int: [Int64: [Int32]]] = [:]
-        var groupTotals = [Int64](repeating: 0, count: groups.count)
-        for (profile, value) in totals where value > 0 {
-            let slot = steps.point(ofNanos: profile.time)
-            let bucket = min(buckets - 1, Int(Double(value - low) / width))
-            cells[profile.group, default: [:]][slot, default: [Int32](repeating: 0, count: buckets)][bucket] += 1
-            groupTotals[profile.group] += value
+        struct Cell: Hashable {
+            var slot: Int64
+            var bucket: Int
         }
-        var kept = Array(cells.keys)
+        var counts: [Int: [Int64: [Int32]]] = [:]
+        var largest: [Int: [Cell: (id: ProfileID, value: Int64, labels: LabelSet)]] = [:]
+        var groupTotals = [Int64](repeating: 0, count: groups.count)
+        for (profile, entry) in totals where entry.value > 0 {
+            let slot = steps.point(ofNanos: profile.id.timeNanos)
+            let bucket = min(buckets - 1, Int(Double(entry.value - low) / width))
+            counts[profile.group, default: [:]][slot, default: [Int32](repeating: 0, count: buckets)][bucket] += 1
+            groupTotals[profile.group] += entry.value
+            guard exemplars else { continue }
+            let cell = Cell(slot: slot, bucket: bucket)
+            // Of equal profiles the earliest, so the answer does not depend on hashing order.
+            if let best = largest[profile.group]?[cell],
+                best.value > entry.value || (best.value == entry.value && best.id.timeNanos <= profile.id.timeNanos)
+            {
+                continue
+            }
+            largest[profile.group, default: [:]][cell] = (profile.id, entry.value, entry.labels)
+        }
+        var kept = Array(counts.keys)
         if let limit, limit > 0, kept.count > limit {
             kept = Array(kept.sorted { groupTotals[$0] > groupTotals[$1] }.prefix(limit))
         }
         let series = kept.map { g in
-            Heatmap.Series(
-                labels: groups[g],
-                slots: cells[g]!.map { Heatmap.Slot(timestamp: $0.key, counts: $0.value) }.sorted { $0.timestamp < $1.timestamp })
+            let slots = counts[g]!.map { time, bucketCounts in
+                var slot = Heatmap.Slot(timestamp: time, counts: bucketCounts)
+                for bucket in bucketCounts.indices where bucketCounts[bucket] > 0 {
+                    guard let best = largest[g]?[Cell(slot: time, bucket: bucket)] else { continue }
+                    slot.exemplars.append(Exemplar(id: best.id, value: best.value, seriesLabels: best.labels, groupBy: groupBy))
+                }
+                return slot
+            }
+            return Heatmap.Series(labels: groups[g], slots: slots.sorted { $0.timestamp < $1.timestamp })
         }.sorted { $0.labels.description < $1.labels.description }
         return Heatmap(bucketStarts: bucketStarts, series: series)
     }

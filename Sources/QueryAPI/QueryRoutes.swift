@@ -437,14 +437,7 @@ struct QueryHandlers: Sendable {
                 var point = Types_V1_Point()
                 point.timestamp = p.0
                 point.value = p.1
-                if let e = s.exemplars[p.0] {
-                    var exemplar = Types_V1_Exemplar()
-                    exemplar.profileID = e.id.description
-                    exemplar.timestamp = e.timestampMillis
-                    exemplar.value = e.value
-                    exemplar.labels = Self.pairs(e.labels)
-                    point.exemplars = [exemplar]
-                }
+                if let e = s.exemplars[p.0] { point.exemplars = [Self.exemplar(e)] }
                 return point
             }
             return t
@@ -452,8 +445,17 @@ struct QueryHandlers: Sendable {
         return out
     }
 
-    /// Individual profiles' totals over time and value (Grafana's heatmap): span heatmaps and exemplars need
-    /// what Kiln does not store per profile yet, so they are refused by name.
+    static func exemplar(_ e: QueryEngine.Exemplar) -> Types_V1_Exemplar {
+        var out = Types_V1_Exemplar()
+        out.profileID = e.id.description
+        out.timestamp = e.timestampMillis
+        out.value = e.value
+        out.labels = pairs(e.labels)
+        return out
+    }
+
+    /// Individual profiles' totals over time and value (Grafana's heatmap), with each cell's largest profile
+    /// as an exemplar when asked; span heatmaps are refused by name.
     func selectHeatmap(_ r: Querier_V1_SelectHeatmapRequest, tenant: String) async throws -> Querier_V1_SelectHeatmapResponse {
         let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
         guard r.step.isFinite, r.step > 0 else {
@@ -462,12 +464,12 @@ struct QueryHandlers: Sendable {
         guard [.unspecified, .individual].contains(r.queryType) else {
             throw APIError(.unsupportedField, "SelectHeatmap query_type \(r.queryType) is not supported by Kiln yet (INDIVIDUAL is)")
         }
-        guard [.unspecified, .none].contains(r.exemplarType) else {
-            throw APIError(.unsupportedField, "SelectHeatmap exemplar_type \(r.exemplarType) is not supported by Kiln yet")
+        guard [.unspecified, .none, .individual].contains(r.exemplarType) else {
+            throw APIError(.unsupportedField, "SelectHeatmap exemplar_type \(r.exemplarType) is not supported (INDIVIDUAL is)")
         }
         let heatmap = try await engine.heatmap(
             selection, stepMillis: max(1, Int64((r.step * 1000).rounded())), groupBy: r.groupBy,
-            limit: r.hasLimit ? Int(clamping: r.limit) : nil)
+            limit: r.hasLimit ? Int(clamping: r.limit) : nil, exemplars: r.exemplarType == .individual)
         var out = Querier_V1_SelectHeatmapResponse()
         out.series = heatmap.series.map { s in
             var series = Types_V1_HeatmapSeries()
@@ -477,6 +479,7 @@ struct QueryHandlers: Sendable {
                 out.timestamp = slot.timestamp
                 out.yMin = heatmap.bucketStarts
                 out.counts = slot.counts
+                out.exemplars = slot.exemplars.map(Self.exemplar)
                 return out
             }
             return series

@@ -165,17 +165,20 @@ import Testing
             r.end = Self.endMillis
             r.step = 5
             r.groupBy = ["service_name"]
+            r.exemplarType = .individual
             let answer = try await Self.call(url, "SelectHeatmap", r, as: Querier_V1_SelectHeatmapResponse.self, tenant: "t1")
-            // Expected from the stored samples: a profile is a service's samples at one timestamp.
-            var totals: [String: [Int64: Int64]] = [:]
+            // Expected from the stored samples: a profile is a series' samples at one timestamp, counted in its
+            // service's heatmap.
+            var totals: [String: [String: Int64]] = [:]
             for sample in blocks.samples(type: cpuType) {
                 let service = try #require(
                     sample.labels.split(separator: ",").first { $0.contains("service_name=") }?.split(separator: "\"")[1])
-                totals[String(service), default: [:]][sample.time, default: 0] += sample.value
+                totals[String(service), default: [:]]["\(sample.labels) \(sample.time)", default: 0] += sample.value
             }
             let all = totals.values.flatMap(\.values)
             let (low, high) = (all.min()!, all.max()!)
             #expect(answer.series.map { $0.labels.first { $0.name == "service_name" }!.value } == ["api", "db", "worker"])
+            var opened = 0
             for series in answer.series {
                 let service = series.labels.first { $0.name == "service_name" }!.value
                 let profiles = try #require(totals[service])
@@ -183,14 +186,31 @@ import Testing
                 for slot in series.slots {
                     #expect(slot.yMin.count == 20 && slot.yMin.first == Double(low) && slot.yMin.last! < Double(high))
                     #expect(slot.timestamp % 5000 == Self.startMillis % 5000, "slots are step-aligned from start")
+                    // An exemplar per non-empty cell, inside its bucket; its ID opens a profile of exactly its value.
+                    #expect(slot.exemplars.count == slot.counts.filter { $0 > 0 }.count)
+                    for e in slot.exemplars {
+                        let bucket = slot.yMin.lastIndex { $0 <= Double(e.value) }!
+                        #expect(slot.counts[bucket] > 0 && profiles.values.contains(e.value))
+                        #expect(e.timestamp <= slot.timestamp && e.timestamp > slot.timestamp - 5000)
+                        if opened < 3 {
+                            var stacks = Self.stacksRequest()
+                            stacks.profileIDSelector = [e.profileID]
+                            let graph = try await Self.call(
+                                url, "SelectMergeStacktraces", stacks, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
+                            #expect(graph.flamegraph.total == e.value)
+                            opened += 1
+                        }
+                    }
                 }
                 // The largest profile of the largest service sits in the top bucket of the slot ending after it.
-                if let (time, value) = profiles.max(by: { $0.value < $1.value }), value == high {
+                if let (key, value) = profiles.max(by: { $0.value < $1.value }), value == high {
+                    let time = Int64(key.split(separator: " ").last!)!
                     let slot = try #require(
                         series.slots.first { $0.timestamp >= time / 1_000_000 && $0.timestamp - 5000 < time / 1_000_000 })
                     #expect(slot.counts.last! >= 1)
                 }
             }
+            #expect(opened == 3)
             r.queryType = .span
             await #expect(throws: (any Error).self) {
                 _ = try await Self.call(url, "SelectHeatmap", r, as: Querier_V1_SelectHeatmapResponse.self, tenant: "t1")

@@ -91,8 +91,17 @@ import Testing
                 var series = Querier_V1_SelectSeriesRequest()
                 (series.profileTypeID, series.labelSelector, series.start, series.end, series.step) = (Self.cpu, service, start, end, 15)
                 series.groupBy = []
+                series.exemplarType = .individual
                 let points = try await proto("SelectSeries", series, as: Querier_V1_SelectSeriesResponse.self).series.flatMap(\.points)
                 #expect(points.reduce(0) { $0 + $1.value } == Double(cpuTotal))
+                // The one profile pushed is the exemplar of its point, and its ID opens it.
+                let exemplars = points.flatMap(\.exemplars)
+                #expect(exemplars.count == 1 && exemplars.first?.value == cpuTotal)
+                var byID = stacks
+                byID.profileIDSelector = exemplars.map(\.profileID)
+                #expect(
+                    try await proto("SelectMergeStacktraces", byID, as: Querier_V1_SelectMergeStacktracesResponse.self).flamegraph.total
+                        == cpuTotal)
                 var spanStacks = stacks
                 spanStacks.spanSelector = [someSpan]
                 #expect(
