@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import {
-  flamegraphFromJSON, summedSeries, regressions, QueryError, mergeRequest, mergeStacktraces, diff, selectSeries,
+  flamegraphFromJSON, summedSeries, regressions, QueryError, mergeRequest, mergeStacktraces, diff, selectSeries, exemplarsOf,
 } from "../../Sources/QueryAPI/UI/api.js";
 
 test("flamegraphFromJSON turns proto3 JSON int64 strings into numbers", () => {
@@ -106,4 +106,37 @@ test("the flame graph and both sides of a diff are filtered by span, the series 
   assert.deepEqual(bodies.SelectMergeStacktraces.spanSelector, SPANS);
   assert.deepEqual([bodies.Diff.left.spanSelector, bodies.Diff.right.spanSelector], [SPANS, SPANS]);
   assert.equal("spanSelector" in bodies.SelectSeries, false);
+});
+
+const PROFILE = "018f0c2a-4b3d-7e21-8a4f-00000000abcd";
+
+test("mergeRequest carries profileIdSelector only when there is a profile filter", () => {
+  assert.equal("profileIdSelector" in mergeRequest({ ...QUERY, profiles: [] }), false);
+  assert.deepEqual(mergeRequest({ ...QUERY, profiles: [PROFILE] }).profileIdSelector, [PROFILE]);
+});
+
+test("selectSeries asks for individual exemplars only when told to, and reads them in time order", async () => {
+  const answer = {
+    series: [{
+      labels: [{ name: "service_name", value: "shop" }],
+      points: [
+        { timestamp: "2000", value: 7, exemplars: [{ profileId: PROFILE, timestamp: "1990", value: "5", labels: [{ name: "pod", value: "a" }] }] },
+        { timestamp: "1000", value: 3, exemplars: [{ profileId: "p-early", timestamp: "990", value: "3" }] },
+        { timestamp: "3000", value: 1 },
+      ],
+    }],
+  };
+  const requests = await withFetch(jsonAnswer(answer), async () => {
+    const { points, exemplars } = await selectSeries(QUERY, 15, undefined, { exemplars: true });
+    assert.deepEqual(points.map((p) => p.t), [1000, 2000, 3000]);
+    assert.deepEqual(exemplars, [
+      { t: 990, value: 3, profileId: "p-early", labels: {} },
+      { t: 1990, value: 5, profileId: PROFILE, labels: { pod: "a" } },
+    ]);
+    await selectSeries(QUERY, 15);
+  });
+  const bodies = requests.map(({ init }) => JSON.parse(init.body));
+  assert.equal(bodies[0].exemplarType, "EXEMPLAR_TYPE_INDIVIDUAL");
+  assert.equal("exemplarType" in bodies[1], false);
+  assert.deepEqual(exemplarsOf(undefined), []);
 });

@@ -398,4 +398,86 @@ describe("a spanSelector that is not span IDs", { skip, timeout: 120_000 }, () =
   });
 });
 
+// Two profiles of one service, 10 and 40 minutes into the last hour, each its own stacks.
+const PROFILE_A = "018f0c2a-4b3d-7e21-8a4f-00000000000a", PROFILE_B = "018f0c2a-4b3d-7e21-8a4f-00000000000b";
+const PROFILE_STACKS = [
+  { frames: ["runtime.main", "main.handleCheckout"], value: 3e9, profileId: PROFILE_A },
+  { frames: ["runtime.main", "main.handleSearch"], value: 5e9, profileId: PROFILE_B },
+];
+
+// Runs in the page: reads the timeline's exemplar dots, clicks the first, reads the flame graph's
+// functions and the chip, then clicks the chip's × and reads them again.
+const exemplarProbe = `
+const until = (done) => new Promise((r) => { const check = () => done() ? r() : setTimeout(check, 20); check(); });
+const idle = () => until(() => document.body.dataset.state !== "loading");
+const $ = (id) => document.getElementById(id);
+const dots = () => [...document.querySelectorAll("#timeline circle.exemplar")];
+const look = () => ({
+  state: document.body.dataset.state,
+  error: $("error").hidden ? "" : $("error").textContent,
+  url: location.search,
+  dots: dots().map((d) => ({ id: d.dataset.profileId, selected: d.classList.contains("selected"), title: d.querySelector("title")?.textContent || "" })),
+  chipShown: !$("profile-filter").hidden,
+  chipText: $("profile-filter-text").textContent,
+  functions: [...document.querySelectorAll("#functions tbody tr[data-function]")].map((tr) => tr.dataset.function).sort(),
+});
+await idle();
+await until(() => dots().length > 0 || document.body.dataset.state !== "ready");
+const opened = look();
+dots()[0]?.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+await until(() => location.search.includes("profileId"));
+await idle();
+const picked = look();
+$("profile-filter-clear").click();
+await until(() => !location.search.includes("profileId"));
+await idle();
+const cleared = look();
+document.body.dataset.probe = JSON.stringify({ opened, picked, cleared });`;
+
+describe("exemplars on the timeline", { skip, timeout: 120_000 }, () => {
+  let page, requests;
+  const calls = (method) => requests.filter((r) => r.method === method).map((r) => r.body);
+  before(async () => {
+    const query = `?query=${encodeURIComponent(`${CPU_TYPE.ID}{service_name="gopher"}`)}&from=now-1h&until=now`;
+    ({ page, rpcRequests: requests } = await renderWith(query, {
+      stacks: PROFILE_STACKS, pageScript: exemplarProbe,
+      seriesPoints: (start, end, step) => [600, 2400].map((s) => ({ timestamp: String(start + Math.ceil((s * 1000) / step) * step), value: 8e9 })),
+      exemplars: (start) => [
+        { profileId: PROFILE_A, timestamp: start + 600_000 - 1000, value: 3e9 },
+        { profileId: PROFILE_B, timestamp: start + 2_400_000 - 1000, value: 5e9 },
+      ],
+    }));
+  });
+
+  it("asks SelectSeries for individual exemplars and draws a dot per exemplar", () => {
+    assert.ok(calls("SelectSeries").every((b) => b.exemplarType === "EXEMPLAR_TYPE_INDIVIDUAL"));
+    assert.equal(page.opened.error, "");
+    assert.deepEqual(page.opened.dots.map((d) => d.id), [PROFILE_A, PROFILE_B]);
+    assert.match(page.opened.dots[0].title, /^Profile at .*Click to open it alone$/);
+    assert.equal(page.opened.chipShown, false);
+  });
+
+  it("opens the clicked profile alone: its ID in the URL and the request, a chip, its functions only", () => {
+    const { picked } = page;
+    assert.match(picked.url, new RegExp(`[?&]profileId=${PROFILE_A}(&|$)`));
+    const merges = calls("SelectMergeStacktraces");
+    assert.deepEqual(merges[1].profileIdSelector, [PROFILE_A]);
+    assert.equal(picked.state, "ready");
+    assert.deepEqual(picked.functions, ["main.handleCheckout", "runtime.main"]);
+    assert.equal(picked.chipShown, true);
+    assert.match(picked.chipText, /^Profile at /);
+    assert.deepEqual(picked.dots.map((d) => d.selected), [true, false]);
+  });
+
+  it("the chip's × shows every profile again", () => {
+    const { cleared } = page;
+    assert.doesNotMatch(cleared.url, /profileId/);
+    // The whole range's flame graph is the first answer again (the page reuses it rather than asking twice).
+    assert.equal(calls("SelectMergeStacktraces").length, 2);
+    assert.equal("profileIdSelector" in calls("SelectMergeStacktraces")[0], false);
+    assert.deepEqual(cleared.functions, ["main.handleCheckout", "main.handleSearch", "runtime.main"]);
+    assert.equal(cleared.chipShown, false);
+  });
+});
+
 before(() => { if (required && !chromium) throw new Error("KILN_REQUIRE_INTEGRATION=1 but no chromium binary"); });

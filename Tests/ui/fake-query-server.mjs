@@ -195,18 +195,25 @@ export function stacksOfSpans(stacks, spanSelector) {
   return stacks.filter((s) => s.spanID !== undefined && wanted.has(BigInt(`0x${s.spanID}`)));
 }
 
+/** The stacks a request's `profileIdSelector` keeps: those whose `profileId` is listed (all without one). */
+export function stacksOfProfiles(stacks, profileIdSelector) {
+  if (!profileIdSelector || !profileIdSelector.length) return stacks;
+  return stacks.filter((s) => profileIdSelector.includes(s.profileId));
+}
+
 /**
  * Starts the server on a free port. `stacks`: the flame graph every merge answers (and a diff's baseline,
  * against `comparisonStacks`); a stack with a `spanID` is a span's sample, and a request's `spanSelector`
  * keeps only the listed spans' stacks; `seriesPoints(start,
  * end, stepMillis)`: the SelectSeries points ([{timestamp, value}]); `pageScript`: JS added to index.html;
  * `uiDir`: the folder served under /ui/; `regressionsError` ({status, code, message}): what
- * `/kiln/v1/regressions` fails with instead of answering. The returned `regressionRequests` collects
+ * `/kiln/v1/regressions` fails with instead of answering; `exemplars(start, end)`: the individual profiles
+ * ([{profileId, timestamp, value}]) a SelectSeries asking for exemplars hands out, each point its largest. The returned `regressionRequests` collects
  * the parameters of every regressions request, `rpcRequests` every Connect call as {method, body}.
  */
 export async function startFakeQueryServer({
   stacks, comparisonStacks = stacks, seriesPoints = () => [], pageScript = "", services = ["gopher"], uiDir = UI_DIR,
-  regressionsError = null,
+  regressionsError = null, exemplars = () => [],
 }) {
   const regressionRequests = [];
   const rpcRequests = [];
@@ -254,7 +261,8 @@ export async function startFakeQueryServer({
       case "ProfileTypes": return { profileTypes: [CPU_TYPE] };
       case "LabelValues": return { names: services };
       case "LabelNames": return { names: ["service_name"] };
-      case "SelectMergeStacktraces": return { flamegraph: encodeFlamegraph(stacksOfSpans(stacks, body.spanSelector)) };
+      case "SelectMergeStacktraces":
+        return { flamegraph: encodeFlamegraph(stacksOfProfiles(stacksOfSpans(stacks, body.spanSelector), body.profileIdSelector)) };
       case "Diff": {
         const left = stacksOfSpans(stacks, body.left?.spanSelector);
         return { flamegraph: encodeDiffFlamegraph(left, stacksOfSpans(comparisonStacks, body.right?.spanSelector)) };
@@ -264,7 +272,16 @@ export async function startFakeQueryServer({
           // kiln-query refuses a field it does not honour rather than answer as if it were not set.
           throw new ConnectError(400, "unimplemented", "SelectSeriesRequest field span_selector is not supported by Kiln yet");
         }
-        const points = seriesPoints(Number(body.start), Number(body.end), Number(body.step) * 1000);
+        const step = Number(body.step) * 1000;
+        const points = seriesPoints(Number(body.start), Number(body.end), step);
+        if (body.exemplarType === "EXEMPLAR_TYPE_INDIVIDUAL") {
+          const profiles = exemplars(Number(body.start), Number(body.end));
+          for (const p of points) {
+            const t = Number(p.timestamp);
+            const inStep = profiles.filter((e) => e.timestamp > t - step && e.timestamp <= t).sort((a, b) => b.value - a.value);
+            if (inStep.length) p.exemplars = [{ ...inStep[0], timestamp: String(inStep[0].timestamp), value: String(inStep[0].value) }];
+          }
+        }
         return { series: points.length ? [{ labels: [{ name: "service_name", value: services[0] }], points }] : [] };
       }
       default: throw new Error(`the fake server does not answer ${method}`);

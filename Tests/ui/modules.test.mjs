@@ -12,6 +12,7 @@ const UI = fileURLToPath(new URL("../../Sources/QueryAPI/UI/", import.meta.url))
 const PURE_MODULES = [
   "format.js", "selector.js", "url-state.js", "time-range.js", "profile-types.js", "function-names.js",
   "timeline-data.js", "flame-model.js", "table-rows.js", "regression-rows.js", "span-selector.js", "rule-form.js",
+  "profile-selector.js",
 ];
 
 const read = (name) => readFileSync(join(UI, name), "utf8");

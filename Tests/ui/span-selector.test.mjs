@@ -1,19 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { splitSpanList, isSpanID, spanListProblem, spanChipParts } from "../../Sources/QueryAPI/UI/span-selector.js";
-
-test("splitSpanList reads comma-separated and repeated values, in order, without blanks or repeats", () => {
-  assert.deepEqual(splitSpanList(["9a517183f26a089d,5a4fe264a9c987fe"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
-  assert.deepEqual(splitSpanList(["9a517183f26a089d", "5a4fe264a9c987fe"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
-  assert.deepEqual(splitSpanList([" 9a517183f26a089d , ,5a4fe264a9c987fe,", "9a517183f26a089d"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
-  assert.deepEqual(splitSpanList([]), []);
-  assert.deepEqual(splitSpanList([""]), []);
-  assert.deepEqual(splitSpanList(undefined), []);
-});
-
-test("splitSpanList keeps entries that are not span IDs, so they can be reported", () => {
-  assert.deepEqual(splitSpanList(["not-a-span,ff"]), ["not-a-span", "ff"]);
-});
+import { isSpanID, spanListProblem, spanChipParts } from "../../Sources/QueryAPI/UI/span-selector.js";
 
 test("a span ID is 1 to 16 hex digits, either case", () => {
   for (const id of ["9a517183f26a089d", "9A517183F26A089D", "ff", "0", "ffffffffffffffff"]) assert.equal(isSpanID(id), true, id);

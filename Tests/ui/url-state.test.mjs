@@ -1,12 +1,12 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { parseViewState, viewStateQuery, DEFAULTS } from "../../Sources/QueryAPI/UI/url-state.js";
+import { parseViewState, viewStateQuery, splitList, DEFAULTS } from "../../Sources/QueryAPI/UI/url-state.js";
 
 const CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 
 test("an empty query string gives the defaults", () => {
   assert.deepEqual(parseViewState(""), {
-    view: "single", profileType: "", selector: "", from: "now-1h", until: "now", spans: [],
+    view: "single", profileType: "", selector: "", from: "now-1h", until: "now", spans: [], profiles: [],
     leftSelector: "", rightSelector: "", leftFrom: "", leftUntil: "", rightFrom: "", rightUntil: "",
     search: "", sort: "", maxNodes: DEFAULTS.maxNodes,
   });
@@ -18,7 +18,7 @@ test("every parameter is read", () => {
     "&leftFrom=1764090000000&leftUntil=1764093600000&rightFrom=now-1h&rightUntil=now&search=json&sort=-name&maxNodes=1024";
   assert.deepEqual(parseViewState(q), {
     view: "diff", profileType: CPU, selector: '{service_name="shop"}', from: "now-6h", until: "now",
-    spans: ["9a517183f26a089d", "5a4fe264a9c987fe"], leftSelector: '{version="1.4"}', rightSelector: '{version="1.5"}',
+    spans: ["9a517183f26a089d", "5a4fe264a9c987fe"], profiles: [], leftSelector: '{version="1.4"}', rightSelector: '{version="1.5"}',
     leftFrom: "1764090000000", leftUntil: "1764093600000", rightFrom: "now-1h", rightUntil: "now",
     search: "json", sort: "-name", maxNodes: 1024,
   });
@@ -83,4 +83,25 @@ test("entries that are not span IDs are kept in the state and the URL, to be rep
   const state = parseViewState("spanSelector=9a517183f26a089d,not-a-span");
   assert.deepEqual(state.spans, ["9a517183f26a089d", "not-a-span"]);
   assert.equal(new URLSearchParams(viewStateQuery(state)).get("spanSelector"), "9a517183f26a089d,not-a-span");
+});
+
+test("splitList reads comma-separated and repeated values, in order, without blanks or repeats", () => {
+  assert.deepEqual(splitList(["9a517183f26a089d,5a4fe264a9c987fe"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
+  assert.deepEqual(splitList(["9a517183f26a089d", "5a4fe264a9c987fe"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
+  assert.deepEqual(splitList([" 9a517183f26a089d , ,5a4fe264a9c987fe,", "9a517183f26a089d"]), ["9a517183f26a089d", "5a4fe264a9c987fe"]);
+  assert.deepEqual(splitList([]), []);
+  assert.deepEqual(splitList([""]), []);
+  assert.deepEqual(splitList(undefined), []);
+});
+
+test("splitList keeps entries that are not span IDs, so they can be reported (span IDs, profile IDs)", () => {
+  assert.deepEqual(splitList(["not-a-span,ff"]), ["not-a-span", "ff"]);
+});
+
+test("profileId is read as a list and written only for the single view", () => {
+  const id = "018f0c2a-4b3d-7e21-8a4f-00000000abcd";
+  const state = parseViewState(`?profileId=${id}`);
+  assert.deepEqual(state.profiles, [id]);
+  assert.match(viewStateQuery(state), new RegExp(`profileId=${id}`));
+  assert.doesNotMatch(viewStateQuery({ ...state, view: "diff" }), /profileId/);
 });

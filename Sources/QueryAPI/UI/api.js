@@ -81,10 +81,14 @@ export function mergeRequest(q) {
     maxNodes: String(q.maxNodes),
   };
   if (q.spans && q.spans.length) body.spanSelector = q.spans;
+  if (q.profiles && q.profiles.length) body.profileIdSelector = q.profiles;
   return body;
 }
 
-/** The merged flame graph of `q` ({profileType, selector, start, end, maxNodes}, and `spans` to keep only those spans' samples). */
+/**
+ * The merged flame graph of `q` ({profileType, selector, start, end, maxNodes}; `spans` keeps only those
+ * spans' samples, `profiles` only those profiles).
+ */
 export async function mergeStacktraces(q, signal) {
   const r = await call("SelectMergeStacktraces", mergeRequest(q), signal);
   return flamegraphFromJSON(r.flamegraph);
@@ -108,15 +112,17 @@ export function flamegraphFromJSON(json) {
 }
 
 /**
- * One summed time series for the query, `step` seconds per point. Never filtered by span: the server
- * refuses `spanSelector` on SelectSeries, so `q.spans` is left out.
+ * One summed time series for the query, `step` seconds per point: {points, exemplars}, exemplars only when
+ * asked. Never filtered by span or profile: SelectSeries takes neither, so `q.spans` and `q.profiles` are
+ * left out.
  */
-export async function selectSeries(q, step, signal) {
-  return summedSeries((await seriesCall(q, step, [], signal)).series);
+export async function selectSeries(q, step, signal, { exemplars = false } = {}) {
+  const r = await seriesCall(q, step, [], signal, exemplars);
+  return { points: summedSeries(r.series), exemplars: exemplarsOf(r.series) };
 }
 
-function seriesCall(q, step, groupBy, signal) {
-  return call("SelectSeries", {
+function seriesCall(q, step, groupBy, signal, exemplars = false) {
+  const body = {
     profileTypeID: q.profileType,
     labelSelector: q.selector,
     start: String(q.start),
@@ -124,7 +130,29 @@ function seriesCall(q, step, groupBy, signal) {
     step,
     groupBy,
     aggregation: "TIME_SERIES_AGGREGATION_TYPE_SUM",
-  }, signal);
+  };
+  if (exemplars) body.exemplarType = "EXEMPLAR_TYPE_INDIVIDUAL";
+  return call("SelectSeries", body, signal);
+}
+
+/**
+ * The exemplars of a SelectSeries answer — each point's largest profile — as [{t, value, profileId,
+ * labels}] in time order: `t` the profile's own time (ms), `labels` {name: value}.
+ */
+export function exemplarsOf(series) {
+  const out = [];
+  for (const s of series || []) {
+    for (const p of s.points || []) {
+      for (const e of p.exemplars || []) {
+        if (!e.profileId) continue;
+        out.push({
+          t: int(e.timestamp), value: int(e.value), profileId: e.profileId,
+          labels: Object.fromEntries((e.labels || []).map((l) => [l.name, l.value])),
+        });
+      }
+    }
+  }
+  return out.sort((a, b) => a.t - b.t);
 }
 
 /** SelectSeries grouped by `groupBy`: [{labels: {name: value}, points: [{t, v}]}], points in time order. */

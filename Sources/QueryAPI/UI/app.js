@@ -13,6 +13,7 @@ import { Timeline } from "./timeline.js";
 import { valueFormatter, dateTime } from "./format.js";
 import { parseViewState, viewStateQuery } from "./url-state.js";
 import { spanChipParts, spanListProblem } from "./span-selector.js";
+import { profileIDMillis, profileListProblem } from "./profile-selector.js";
 import { withService, serviceOf, joinQuery } from "./selector.js";
 import { timeParam, displayTime, seriesStepSeconds, resolveRange, comparisonRanges } from "./time-range.js";
 import { profileTypeLabel, defaultProfileType } from "./profile-types.js";
@@ -75,6 +76,7 @@ let explainedRequest = ""; // the comparison the panel explains (JSON), so a cha
 
 const timeline = new Timeline($("timeline"), {
   onSelect: (from, until) => update({ from: String(from), until: String(until) }),
+  onExemplar: (e) => update({ profiles: state.profiles.length === 1 && state.profiles[0] === e.profileId ? [] : [e.profileId] }),
   colour: "var(--accent)",
 });
 const leftTimeline = new Timeline($("left-timeline"), {
@@ -141,6 +143,18 @@ function syncControls() {
   $("right-selector").value = state.rightSelector || state.selector;
   if ($("search").value !== state.search) $("search").value = state.search;
   syncSpanFilter();
+  syncProfileFilter();
+}
+
+/** The profile filter's chip: which profile the flame graph shows alone (single view only). */
+function syncProfileFilter() {
+  const ids = state.view === "single" ? state.profiles : [];
+  const chip = $("profile-filter");
+  chip.hidden = !ids.length;
+  chip.classList.toggle("invalid", profileListProblem(ids) !== "");
+  const when = ids.length && !profileListProblem(ids) ? ` at ${dateTime(profileIDMillis(ids[0]), true)}` : "";
+  $("profile-filter-text").textContent = ids.length === 1 ? `Profile${when}` : ids.length ? `${ids.length} profiles` : "";
+  chip.title = ids.length ? `The flame graph and the table show only ${ids.length === 1 ? "profile" : "profiles"} ${ids.join(", ")}.` : "";
 }
 
 /** The span filter's chip, and the timelines' hints that they are not filtered (SelectSeries cannot be). */
@@ -209,11 +223,11 @@ async function load() {
     fillSelect($("service"), serviceItems, current);
     const type = types.find((t) => t.id === state.profileType);
     format = valueFormatter(type ? type.sampleUnit : "");
-    const spanProblem = spanListProblem(state.spans);
-    if (spanProblem) {
+    const filterProblem = spanListProblem(state.spans) || (state.view === "single" ? profileListProblem(state.profiles) : "");
+    if (filterProblem) {
       // The server would refuse the request; say what is wrong instead of querying.
-      showError({ message: spanProblem });
-      showEmpty("No flame graph until the span filter holds only span IDs.");
+      showError({ message: filterProblem });
+      showEmpty("No flame graph until the span and profile filters hold only span and profile IDs.");
       for (const t of [timeline, leftTimeline, rightTimeline]) t.setMessage("");
       setStatus("error");
       return;
@@ -243,25 +257,30 @@ async function load() {
 function query(selector, r) {
   return {
     profileType: state.profileType, selector: selector || "{}", start: r.start, end: r.end, maxNodes: state.maxNodes,
-    spans: state.spans,
+    spans: state.spans, profiles: state.view === "single" ? state.profiles : [],
   };
 }
 
+/** The timeline's {points, exemplars}; exemplars only for the single view, which can open one. */
 function series(selector, r, signal) {
   const q = query(selector, r);
   const step = seriesStepSeconds(r.start, r.end);
-  return cached(`series ${q.profileType} ${q.selector} ${r.start} ${r.end} ${step}`, () => api.selectSeries(q, step, signal));
+  const exemplars = state.view === "single";
+  return cached(
+    `series ${q.profileType} ${q.selector} ${r.start} ${r.end} ${step} ${exemplars}`,
+    () => api.selectSeries(q, step, signal, { exemplars }));
 }
 
 async function loadSingle(r, signal) {
   $("range-text").textContent = `${dateTime(r.start, true)} – ${dateTime(r.end, true)}`;
   const q = query(state.selector, r);
-  const [points, fg] = await Promise.all([
+  const [{ points, exemplars }, fg] = await Promise.all([
     series(state.selector, r, signal),
     cached(`merge ${JSON.stringify(q)}`, () => api.mergeStacktraces(q, signal)),
   ]);
   if (signal.aborted) return;
   timeline.setData(points, r.start, r.end, format, seriesStepSeconds(r.start, r.end) * 1000);
+  timeline.setExemplars(exemplars, state.profiles);
   timeline.setOverlays([]);
   showModel(decodeSingle(fg));
 }
@@ -295,8 +314,8 @@ async function loadDiff(r, signal) {
   ]);
   if (signal.aborted) return;
   const stepMillis = seriesStepSeconds(r.start, r.end) * 1000;
-  leftTimeline.setData(lp, r.start, r.end, format, stepMillis);
-  rightTimeline.setData(rp, r.start, r.end, format, stepMillis);
+  leftTimeline.setData(lp.points, r.start, r.end, format, stepMillis);
+  rightTimeline.setData(rp.points, r.start, r.end, format, stepMillis);
   leftTimeline.setOverlays([{ from: left.start, until: left.end, className: "baseline", label: "baseline" }]);
   rightTimeline.setOverlays([{ from: right.start, until: right.end, className: "comparison", label: "comparison" }]);
   showModel(decodeDiff(fg));
@@ -424,6 +443,7 @@ selectorInput("left-selector", "leftSelector");
 selectorInput("right-selector", "rightSelector");
 
 $("span-filter-clear").addEventListener("click", () => update({ spans: [] }));
+$("profile-filter-clear").addEventListener("click", () => update({ profiles: [] }));
 $("search").addEventListener("input", (e) => setSearch(e.target.value));
 $("reset-zoom").addEventListener("click", () => flame.zoomTo(null));
 

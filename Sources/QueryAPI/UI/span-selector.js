@@ -6,22 +6,6 @@
 const SPAN_ID = /^[0-9a-fA-F]{1,16}$/;
 const MAX_SHOWN_LENGTH = 40;
 
-/**
- * The entries of `spanSelector` values, in order: each value is comma-separated and the parameter may
- * repeat. Blanks around entries, empty entries and repeats are dropped; nothing else is, so a bad entry
- * stays visible to be reported.
- */
-export function splitSpanList(values) {
-  const spans = [];
-  for (const value of values || []) {
-    for (const part of String(value).split(",")) {
-      const span = part.trim();
-      if (span && !spans.includes(span)) spans.push(span);
-    }
-  }
-  return spans;
-}
-
 /** Whether `text` is a span ID: 1 to 16 hex digits. */
 export function isSpanID(text) {
   return SPAN_ID.test(text);

@@ -1,4 +1,5 @@
-// The timeline: an SVG area chart of SelectSeries; dragging across it selects a time range.
+// The timeline: an SVG area chart of SelectSeries; dragging across it selects a time range, and its
+// exemplar dots (each point's largest profile) open one profile when clicked.
 
 import { timelineSegments, timelinePaths, tickStep, tickTimes, tickLabel } from "./timeline-data.js";
 
@@ -15,12 +16,15 @@ function el(name, attrs, parent) {
 
 export class Timeline {
   /**
-   * host: an element the SVG fills. onSelect(from, until) gets epoch ms when the user drags a range.
-   * format: the sample value formatter for the y axis.
+   * host: an element the SVG fills. onSelect(from, until) gets epoch ms when the user drags a range;
+   * onExemplar(exemplar) the exemplar whose dot was clicked. format: the sample value formatter.
    */
-  constructor(host, { onSelect, format, colour }) {
+  constructor(host, { onSelect, onExemplar, format, colour }) {
     this.host = host;
     this.onSelect = onSelect;
+    this.onExemplar = onExemplar;
+    this.exemplars = [];
+    this.selectedProfiles = [];
     this.format = format || String;
     this.colour = colour || "var(--accent)";
     this.points = [];
@@ -52,6 +56,14 @@ export class Timeline {
   setMessage(text) {
     this.message = text;
     this.points = [];
+    this.exemplars = [];
+    this.draw();
+  }
+
+  /** exemplars: [{t, value, profileId}] (api.exemplarsOf); selected: the profile IDs shown as picked. */
+  setExemplars(exemplars, selected) {
+    this.exemplars = exemplars || [];
+    this.selectedProfiles = selected || [];
     this.draw();
   }
 
@@ -111,6 +123,19 @@ export class Timeline {
         const t = el("text", { x: x1 + 4, y: M.top + 12, class: `overlay-label ${o.className || ""}` }, svg);
         t.textContent = o.label;
       }
+    }
+    for (const e of this.exemplars) {
+      if (e.t < this.start || e.t > this.end) continue;
+      const picked = this.selectedProfiles.includes(e.profileId);
+      const dot = el("circle", {
+        cx: this.xOf(e.t), cy: yOf(Math.min(e.value, max)), r: picked ? 5 : 3.5,
+        class: picked ? "exemplar selected" : "exemplar", "data-profile-id": e.profileId, tabindex: 0, role: "button",
+      }, svg);
+      el("title", {}, dot).textContent = `Profile at ${new Date(e.t).toLocaleString()}: ${this.format(e.value)}. Click to open it alone`;
+      // A press on a dot is a click on it, not the start of a range drag.
+      dot.addEventListener("pointerdown", (ev) => ev.stopPropagation());
+      dot.addEventListener("click", () => this.onExemplar && this.onExemplar(e));
+      dot.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && this.onExemplar) this.onExemplar(e); });
     }
     if (this.message) {
       const t = el("text", { x: M.left + this.plotWidth() / 2, y: M.top + plotH / 2, class: "empty", "text-anchor": "middle" }, svg);

@@ -2,7 +2,6 @@
 // back/forward and bookmarks restore the view (the parameters are listed in docs/ui.md).
 
 import { splitQuery, joinQuery } from "./selector.js";
-import { splitSpanList } from "./span-selector.js";
 
 export const DEFAULTS = { view: "single", from: "now-1h", until: "now", maxNodes: 8192 };
 const MIN_MAX_NODES = 16;
@@ -18,7 +17,8 @@ export function parseViewState(search) {
     selector,
     from: p.get("from") || DEFAULTS.from,
     until: p.get("until") || DEFAULTS.until,
-    spans: splitSpanList(p.getAll("spanSelector")),
+    spans: splitList(p.getAll("spanSelector")),
+    profiles: splitList(p.getAll("profileId")),
     leftSelector: p.get("leftQuery") || "",
     rightSelector: p.get("rightQuery") || "",
     leftFrom: p.get("leftFrom") || "",
@@ -39,6 +39,7 @@ export function viewStateQuery(state) {
   p.set("from", state.from);
   p.set("until", state.until);
   if (state.spans && state.spans.length) p.set("spanSelector", state.spans.join(","));
+  if (state.view === "single" && state.profiles && state.profiles.length) p.set("profileId", state.profiles.join(","));
   if (state.view === "diff") {
     if (state.leftSelector && state.leftSelector !== state.selector) p.set("leftQuery", state.leftSelector);
     if (state.rightSelector && state.rightSelector !== state.selector) p.set("rightQuery", state.rightSelector);
@@ -48,4 +49,20 @@ export function viewStateQuery(state) {
   if (state.sort) p.set("sort", state.sort);
   if (state.maxNodes !== DEFAULTS.maxNodes) p.set("maxNodes", String(state.maxNodes));
   return p.toString();
+}
+
+/**
+ * The entries of a list parameter (`spanSelector`, `profileId`), in order: each value is comma-separated
+ * and the parameter may repeat. Blanks around entries, empty entries and repeats are dropped; nothing else
+ * is, so a bad entry stays visible to be reported.
+ */
+export function splitList(values) {
+  const out = [];
+  for (const value of values || []) {
+    for (const part of String(value).split(",")) {
+      const entry = part.trim();
+      if (entry && !out.includes(entry)) out.push(entry);
+    }
+  }
+  return out;
 }
