@@ -11,6 +11,18 @@ public struct BlockSeries: Sendable, Equatable {
     public var profileType: ProfileTypeID
 }
 
+/// A span's samples in one profile of a block, summed.
+public struct SpanTotal: Sendable, Equatable {
+    public struct Key: Hashable, Sendable {
+        public var series: Int32
+        public var timeNanos: Int64
+        public var span: UInt64
+    }
+
+    public var key: Key
+    public var total: Int64
+}
+
 /// One profile of a block: a series (block-local id) at one time.
 public struct BlockProfileKey: Hashable, Sendable {
     public var series: Int32
@@ -325,6 +337,36 @@ public actor BlockReader {
             out.values.append(values[i])
         }
         return out
+    }
+
+    /// The samples that carry a span, summed per (series, time, span), for the series in `series` within
+    /// `range`: what a span heatmap counts. Reads the samples' span ids (there is no span index).
+    public func spanTotals(time range: ClosedRange<Int64>, series: Set<Int32>) async throws -> [SpanTotal] {
+        let t = try await table(BlockFile.samples)
+        let groups = try await sampleRowGroups(time: range, series: series)
+        return try await BlockingWork.shared.run(bytes: t.byteCount) {
+            let ids = try Self.int32s(t, "series_id", groups)
+            let times = try Self.int64s(t, "time_nanos", groups)
+            let values = try Self.int64s(t, "value", groups)
+            let spans = try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? []
+            guard times.count == ids.count, values.count == ids.count, spans.count == ids.count else {
+                throw BlockError("samples.parquet: columns of \(ids.count), \(times.count), \(values.count) and \(spans.count) rows")
+            }
+            let selected = Self.seriesMask(series)
+            var index: [SpanTotal.Key: Int] = [:]
+            var out: [SpanTotal] = []
+            for i in ids.indices where range.contains(times[i]) && ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
+                guard let span = spans[i], span != 0 else { continue }
+                let key = SpanTotal.Key(series: ids[i], timeNanos: times[i], span: UInt64(bitPattern: span))
+                if let at = index[key] {
+                    out[at].total &+= values[i]
+                } else {
+                    index[key] = out.count
+                    out.append(SpanTotal(key: key, total: values[i]))
+                }
+            }
+            return out
+        }
     }
 
     /// Each profile's total for the series in `series` within `range`, from profiles.parquet; in blocks

@@ -407,9 +407,11 @@ public actor QueryEngine {
         }
     }
 
-    /// One stored profile standing for a point (Pyroscope's `EXEMPLAR_TYPE_INDIVIDUAL`).
+    /// One stored profile (or span, in a span heatmap) standing for a point.
     public struct Exemplar: Sendable, Equatable {
+        /// The profile; for a span, the earliest profile holding its samples.
         public var id: ProfileID
+        public var spanID: UInt64?
         /// The profile's own time, ms.
         public var timestampMillis: Int64
         /// The profile's total.
@@ -417,10 +419,10 @@ public actor QueryEngine {
         /// The profile's series labels that the point's group does not already name.
         public var labels: LabelSet
 
-        init(id: ProfileID, value: Int64, seriesLabels: LabelSet, groupBy: [String]) {
+        init(id: ProfileID, spanID: UInt64? = nil, value: Int64, seriesLabels: LabelSet, groupBy: [String]) {
             var labels = seriesLabels
             for name in groupBy { labels[name] = nil }
-            (self.id, self.timestampMillis, self.value, self.labels) = (id, id.timeNanos / 1_000_000, value, labels)
+            (self.id, self.spanID, self.timestampMillis, self.value, self.labels) = (id, spanID, id.timeNanos / 1_000_000, value, labels)
         }
     }
 
@@ -535,31 +537,55 @@ public actor QueryEngine {
         public var series: [Series]
     }
 
-    /// Each individual profile's total (a series' samples at one time) counted into a time slot and a value
-    /// bucket of its group: how the cost of individual profiles spreads over time. `limit` keeps the groups
-    /// with the largest totals; `exemplars` names each cell's largest profile, as Pyroscope does.
+    /// Each individual profile's total (a series' samples at one time) — or with `spans`, each span's total
+    /// (its samples, in every profile they fall in, at the time of the first) — counted into a time slot and
+    /// a value bucket of its group: how the cost of individual profiles or requests spreads over time.
+    /// `limit` keeps the groups with the largest totals; `exemplars` names each cell's largest, as Pyroscope
+    /// does.
     public func heatmap(
-        _ selection: Selection, stepMillis: Int64, groupBy: [String], buckets: Int = 20, limit: Int?, exemplars: Bool = false
+        _ selection: Selection, stepMillis: Int64, groupBy: [String], buckets: Int = 20, limit: Int?, spans: Bool = false,
+        exemplars: Bool = false
     ) async throws -> Heatmap {
         let range = selection.time
         let steps = try TimeSteps(range: range, stepMillis: stepMillis, alignment: .stepEnd)
+        enum Subject: Hashable {
+            case profile(ProfileID)
+            case span(UInt64)
+        }
         struct Profile: Hashable {
             var group: Int
-            var id: ProfileID
+            var subject: Subject
         }
         var groups: [LabelSet] = []
         var groupIndex: [LabelSet: Int] = [:]
-        var totals: [Profile: (value: Int64, labels: LabelSet)] = [:]
+        // Per point: its total, its series' labels, and the (earliest) profile it lies in, whose time places it.
+        var totals: [Profile: (value: Int64, labels: LabelSet, id: ProfileID)] = [:]
         for (block, ids) in try await plan(selection, individualProfiles: "SelectHeatmap") {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
             let seriesLabels = Dictionary(
                 block.series.lazy.filter { ids.contains($0.id) }.map { ($0.id, ($0.labels, ProfileID.seriesHash($0.labels))) },
                 uniquingKeysWith: { a, _ in a })
-            let profiles = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
-            for i in 0..<profiles.count {
-                guard let g = seriesGroup[profiles.seriesIDs[i]], let (labels, hash) = seriesLabels[profiles.seriesIDs[i]] else { continue }
-                let key = Profile(group: g, id: ProfileID(timeNanos: profiles.timeNanos[i], seriesHash: hash))
-                totals[key, default: (0, labels)].value += profiles.totals[i]
+            func add(series: Int32, time: Int64, span: UInt64?, value: Int64) {
+                guard let g = seriesGroup[series], let (labels, hash) = seriesLabels[series] else { return }
+                let id = ProfileID(timeNanos: time, seriesHash: hash)
+                let key = Profile(group: g, subject: span.map { .span($0) } ?? .profile(id))
+                if var entry = totals[key] {
+                    entry.value += value
+                    if time < entry.id.timeNanos { (entry.id, entry.labels) = (id, labels) }
+                    totals[key] = entry
+                } else {
+                    totals[key] = (value, labels, id)
+                }
+            }
+            if spans {
+                for t in try await block.reader.spanTotals(time: range, series: ids) {
+                    add(series: t.key.series, time: t.key.timeNanos, span: t.key.span, value: t.total)
+                }
+            } else {
+                let profiles = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
+                for i in 0..<profiles.count {
+                    add(series: profiles.seriesIDs[i], time: profiles.timeNanos[i], span: nil, value: profiles.totals[i])
+                }
             }
         }
         let values = totals.values.map(\.value).filter { $0 > 0 }
@@ -571,10 +597,10 @@ public actor QueryEngine {
             var bucket: Int
         }
         var counts: [Int: [Int64: [Int32]]] = [:]
-        var largest: [Int: [Cell: (id: ProfileID, value: Int64, labels: LabelSet)]] = [:]
+        var largest: [Int: [Cell: (id: ProfileID, span: UInt64?, value: Int64, labels: LabelSet)]] = [:]
         var groupTotals = [Int64](repeating: 0, count: groups.count)
         for (profile, entry) in totals where entry.value > 0 {
-            let slot = steps.point(ofNanos: profile.id.timeNanos)
+            let slot = steps.point(ofNanos: entry.id.timeNanos)
             let bucket = min(buckets - 1, Int(Double(entry.value - low) / width))
             counts[profile.group, default: [:]][slot, default: [Int32](repeating: 0, count: buckets)][bucket] += 1
             groupTotals[profile.group] += entry.value
@@ -582,11 +608,12 @@ public actor QueryEngine {
             let cell = Cell(slot: slot, bucket: bucket)
             // Of equal profiles the earliest, so the answer does not depend on hashing order.
             if let best = largest[profile.group]?[cell],
-                best.value > entry.value || (best.value == entry.value && best.id.timeNanos <= profile.id.timeNanos)
+                best.value > entry.value || (best.value == entry.value && best.id.timeNanos <= entry.id.timeNanos)
             {
                 continue
             }
-            largest[profile.group, default: [:]][cell] = (profile.id, entry.value, entry.labels)
+            let span: UInt64? = if case .span(let id) = profile.subject { id } else { nil }
+            largest[profile.group, default: [:]][cell] = (entry.id, span, entry.value, entry.labels)
         }
         var kept = Array(counts.keys)
         if let limit, limit > 0, kept.count > limit {
@@ -597,7 +624,8 @@ public actor QueryEngine {
                 var slot = Heatmap.Slot(timestamp: time, counts: bucketCounts)
                 for bucket in bucketCounts.indices where bucketCounts[bucket] > 0 {
                     guard let best = largest[g]?[Cell(slot: time, bucket: bucket)] else { continue }
-                    slot.exemplars.append(Exemplar(id: best.id, value: best.value, seriesLabels: best.labels, groupBy: groupBy))
+                    slot.exemplars.append(
+                        Exemplar(id: best.id, spanID: best.span, value: best.value, seriesLabels: best.labels, groupBy: groupBy))
                 }
                 return slot
             }

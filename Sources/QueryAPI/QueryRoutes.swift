@@ -451,25 +451,39 @@ struct QueryHandlers: Sendable {
         out.timestamp = e.timestampMillis
         out.value = e.value
         out.labels = pairs(e.labels)
+        if let span = e.spanID {
+            // 16 lowercase hex digits, as span_selector takes them.
+            let hex = String(span, radix: 16)
+            out.spanID = String(repeating: "0", count: 16 - hex.count) + hex
+        }
         return out
     }
 
-    /// Individual profiles' totals over time and value (Grafana's heatmap), with each cell's largest profile
-    /// as an exemplar when asked; span heatmaps are refused by name.
+    /// Individual profiles' or spans' totals over time and value (Grafana's heatmap), with each cell's largest
+    /// as an exemplar when asked.
     func selectHeatmap(_ r: Querier_V1_SelectHeatmapRequest, tenant: String) async throws -> Querier_V1_SelectHeatmapResponse {
         let selection = try selection(type: r.profileTypeID, selector: r.labelSelector, start: r.start, end: r.end, tenant: tenant)
         guard r.step.isFinite, r.step > 0 else {
             throw QueryError(.invalidArgument, "SelectHeatmap needs a positive step in seconds, got \(r.step)")
         }
-        guard [.unspecified, .individual].contains(r.queryType) else {
-            throw APIError(.unsupportedField, "SelectHeatmap query_type \(r.queryType) is not supported by Kiln yet (INDIVIDUAL is)")
+        guard [.unspecified, .individual, .span].contains(r.queryType) else {
+            throw APIError(.unsupportedField, "SelectHeatmap query_type \(r.queryType) is not supported (INDIVIDUAL and SPAN are)")
         }
-        guard [.unspecified, .none, .individual].contains(r.exemplarType) else {
-            throw APIError(.unsupportedField, "SelectHeatmap exemplar_type \(r.exemplarType) is not supported (INDIVIDUAL is)")
+        let spans = r.queryType == .span
+        // Exemplars name what the heatmap counts: profiles, or spans (then also the profile each begins in).
+        let exemplars: Bool
+        switch (r.exemplarType, spans) {
+        case (.unspecified, _), (.none, _): exemplars = false
+        case (.individual, false), (.span, true): exemplars = true
+        default:
+            throw QueryError(
+                .invalidArgument,
+                "SelectHeatmap exemplar_type \(r.exemplarType) does not go with query_type \(r.queryType) (INDIVIDUAL with INDIVIDUAL, SPAN with SPAN)"
+            )
         }
         let heatmap = try await engine.heatmap(
             selection, stepMillis: max(1, Int64((r.step * 1000).rounded())), groupBy: r.groupBy,
-            limit: r.hasLimit ? Int(clamping: r.limit) : nil, exemplars: r.exemplarType == .individual)
+            limit: r.hasLimit ? Int(clamping: r.limit) : nil, spans: spans, exemplars: exemplars)
         var out = Querier_V1_SelectHeatmapResponse()
         out.series = heatmap.series.map { s in
             var series = Types_V1_HeatmapSeries()

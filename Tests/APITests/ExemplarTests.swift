@@ -121,6 +121,55 @@ import Testing
         }
     }
 
+    @Test("a span heatmap counts each span once, at its first profile, and its exemplars open the span")
+    func spanHeatmap() async throws {
+        try await Q().withQueryServer { blocks, url in
+            // Expected: each span's total per service and the time of its first sample.
+            var spans: [String: [UInt64: (total: Int64, time: Int64)]] = [:]
+            for s in blocks.samples(type: cpuType) where s.span != 0 {
+                let service = s.labels.components(separatedBy: "service_name=\"")[1].components(separatedBy: "\"")[0]
+                let old = spans[service, default: [:]][s.span] ?? (0, s.time)
+                spans[service, default: [:]][s.span] = (old.total + s.value, min(old.time, s.time))
+            }
+            var r = Querier_V1_SelectHeatmapRequest()
+            (r.profileTypeID, r.labelSelector, r.start, r.end, r.step) = (Q.cpu, "{}", Q.startMillis, Q.endMillis, 5)
+            r.groupBy = ["service_name"]
+            (r.queryType, r.exemplarType) = (.span, .span)
+            let answer = try await Q.call(url, "SelectHeatmap", r, as: Querier_V1_SelectHeatmapResponse.self, tenant: "t1")
+            try #require(answer.series.count == 3)
+            var opened = 0
+            for series in answer.series {
+                let service = series.labels.first { $0.name == "service_name" }!.value
+                let expected = try #require(spans[service])
+                #expect(series.slots.reduce(0) { $0 + $1.counts.reduce(0, +) } == Int32(expected.count), "\(service): every span once")
+                for slot in series.slots {
+                    #expect(slot.exemplars.count == slot.counts.filter { $0 > 0 }.count)
+                    for e in slot.exemplars {
+                        let span = try #require(UInt64(e.spanID, radix: 16), "span id \(e.spanID)")
+                        #expect(e.spanID.count == 16)
+                        let want = try #require(expected[span])
+                        #expect(e.value == want.total && e.timestamp == want.time / 1_000_000)
+                        // Its profile ID names the profile the span begins in.
+                        #expect(try ProfileID(parsing: e.profileID, field: "f").timeNanos == want.time)
+                        if opened < 4 {
+                            var stacks = Q.stacksRequest()
+                            stacks.spanSelector = [e.spanID]
+                            let graph = try await Q.call(
+                                url, "SelectMergeStacktraces", stacks, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
+                            #expect(graph.flamegraph.total == e.value)
+                            opened += 1
+                        }
+                    }
+                }
+            }
+            #expect(opened == 4)
+            // Individual exemplars name profiles, not spans: asked of a span heatmap, refused.
+            r.exemplarType = .individual
+            let refused = try await RequestFieldTests.postProto(url, "SelectHeatmap", try r.serializedBytes())
+            #expect(RequestFieldTests.connectError(refused)?.code == "invalid_argument", "\(refused.text)")
+        }
+    }
+
     @Test("SPAN exemplars are refused by name, as Pyroscope refuses them")
     func spanExemplarsRefused() async throws {
         try await Q().withQueryServer { _, url in

@@ -122,6 +122,14 @@ import Testing
                 heatmap.queryType = .individual
                 let slots = try await proto("SelectHeatmap", heatmap, as: Querier_V1_SelectHeatmapResponse.self).series.flatMap(\.slots)
                 #expect(slots.reduce(0) { $0 + $1.counts.reduce(0, +) } == 1, "one profile pushed")
+                // The data source's span heatmap: every span once; the largest is the top cell's exemplar.
+                (heatmap.queryType, heatmap.exemplarType) = (.span, .span)
+                let spanSlots = try await proto("SelectHeatmap", heatmap, as: Querier_V1_SelectHeatmapResponse.self).series.flatMap(\.slots)
+                #expect(spanSlots.reduce(0) { $0 + $1.counts.reduce(0, +) } == Int32(spanCPU.count))
+                let top = spanSlots.flatMap(\.exemplars).max { $0.value < $1.value }
+                #expect(
+                    top?.value == someSpanCPU && UInt64(top?.spanID ?? "", radix: 16) == UInt64(someSpan, radix: 16),
+                    "\(String(describing: top))")
 
                 // Drilldown: landing page, service view, flame graph, diff, function details, explain.
                 func json(_ path: String, _ body: String) async throws -> [String: Any] {
