@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import {
-  flamegraphFromJSON, summedSeries, regressions, QueryError, mergeRequest, mergeStacktraces, diff, selectSeries, exemplarsOf,
+  flamegraphFromJSON, summedSeries, regressions, QueryError, mergeRequest, mergeStacktraces, diff, selectSeries, exemplarsOf, heatmapFromJSON,
 } from "../../Sources/QueryAPI/UI/api.js";
 
 test("flamegraphFromJSON turns proto3 JSON int64 strings into numbers", () => {
@@ -139,4 +139,21 @@ test("selectSeries asks for individual exemplars only when told to, and reads th
   assert.equal(bodies[0].exemplarType, "EXEMPLAR_TYPE_INDIVIDUAL");
   assert.equal("exemplarType" in bodies[1], false);
   assert.deepEqual(exemplarsOf(undefined), []);
+});
+
+test("heatmapFromJSON adds the groups' counts slot by slot and reads the exemplars", () => {
+  const yMin = [100, 200, 300];
+  const h = heatmapFromJSON({
+    series: [
+      { labels: [{ name: "pod", value: "a" }], slots: [
+        { timestamp: "2000", yMin, counts: [1, 0, 2], exemplars: [{ profileId: PROFILE, timestamp: "1990", value: "350" }] },
+        { timestamp: "1000", yMin, counts: [0, 1, 0] },
+      ] },
+      { labels: [{ name: "pod", value: "b" }], slots: [{ timestamp: "2000", yMin, counts: [3, 0, 0] }] },
+    ],
+  });
+  assert.deepEqual(h.yMin, yMin);
+  assert.deepEqual(h.slots.map((s) => [s.t, s.counts]), [[1000, [0, 1, 0]], [2000, [4, 0, 2]]]);
+  assert.deepEqual(h.slots[1].exemplars, [{ t: 1990, value: 350, profileId: PROFILE, labels: {} }]);
+  assert.deepEqual(heatmapFromJSON({}), { yMin: [], slots: [] });
 });

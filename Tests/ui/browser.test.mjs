@@ -480,4 +480,51 @@ describe("exemplars on the timeline", { skip, timeout: 120_000 }, () => {
   });
 });
 
+// Runs in the page: reads the heatmap's cells, clicks the one that names a profile, reads the URL and chip.
+const heatmapProbe = `
+const until = (done) => new Promise((r) => { const check = () => done() ? r() : setTimeout(check, 20); check(); });
+const idle = () => until(() => document.body.dataset.state !== "loading");
+const $ = (id) => document.getElementById(id);
+const cells = () => [...document.querySelectorAll("#timeline rect.heat-cell")];
+await idle();
+await until(() => cells().length > 0 || document.body.dataset.state !== "ready");
+const opened = {
+  error: $("error").hidden ? "" : $("error").textContent,
+  cells: cells().map((c) => ({ id: c.dataset.profileId, title: c.querySelector("title")?.textContent || "" })),
+  area: !!document.querySelector("#timeline path.area"),
+  button: $("timeline-mode").textContent,
+};
+cells().find((c) => c.dataset.profileId)?.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+await until(() => location.search.includes("profileId"));
+await idle();
+document.body.dataset.probe = JSON.stringify({ opened, url: location.search, chip: $("profile-filter-text").textContent });`;
+
+describe("the timeline as a heatmap (?timeline=heatmap)", { skip, timeout: 120_000 }, () => {
+  it("draws SelectHeatmap's cells instead of the sum, and a click on a cell opens its largest profile", async () => {
+    const query = `?query=${encodeURIComponent(`${CPU_TYPE.ID}{service_name="gopher"}`)}&from=now-1h&until=now&timeline=heatmap`;
+    const { page, rpcRequests } = await renderWith(query, {
+      stacks: PROFILE_STACKS, pageScript: heatmapProbe,
+      heatmapSlots: (start, end, step) => [{
+        timestamp: String(start + 10 * step), yMin: ["1000000000", "3000000000"], counts: [2, 1],
+        exemplars: [{ profileId: PROFILE_B, timestamp: String(start + 10 * step - 1000), value: "5000000000" }],
+      }],
+    });
+    const heat = rpcRequests.filter((r) => r.method === "SelectHeatmap").map((r) => r.body);
+    assert.equal(heat.length, 1);
+    assert.equal(heat[0].queryType, "HEATMAP_QUERY_TYPE_INDIVIDUAL");
+    assert.equal(heat[0].exemplarType, "EXEMPLAR_TYPE_INDIVIDUAL");
+    assert.equal(page.opened.error, "");
+    assert.equal(page.opened.area, false, "the sum is not drawn under the heatmap");
+    assert.equal(page.opened.button, "Sum");
+    assert.deepEqual(page.opened.cells.map((c) => c.id), ["", PROFILE_B]);
+    assert.match(page.opened.cells[0].title, /^2 profiles of /);
+    assert.match(page.opened.cells[1].title, /^1 profile of .*Click to open the largest/);
+    assert.match(page.url, new RegExp(`profileId=${PROFILE_B}`));
+    assert.match(page.url, /timeline=heatmap/);
+    assert.match(page.chip, /^Profile at /);
+    const merges = rpcRequests.filter((r) => r.method === "SelectMergeStacktraces").map((r) => r.body);
+    assert.deepEqual(merges[merges.length - 1].profileIdSelector, [PROFILE_B]);
+  });
+});
+
 before(() => { if (required && !chromium) throw new Error("KILN_REQUIRE_INTEGRATION=1 but no chromium binary"); });

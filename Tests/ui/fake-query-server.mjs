@@ -208,12 +208,13 @@ export function stacksOfProfiles(stacks, profileIdSelector) {
  * end, stepMillis)`: the SelectSeries points ([{timestamp, value}]); `pageScript`: JS added to index.html;
  * `uiDir`: the folder served under /ui/; `regressionsError` ({status, code, message}): what
  * `/kiln/v1/regressions` fails with instead of answering; `exemplars(start, end)`: the individual profiles
- * ([{profileId, timestamp, value}]) a SelectSeries asking for exemplars hands out, each point its largest. The returned `regressionRequests` collects
+ * ([{profileId, timestamp, value}]) a SelectSeries asking for exemplars hands out, each point its largest;
+ * `heatmapSlots(start, end, stepMillis)`: the slots SelectHeatmap answers (proto3 JSON). The returned `regressionRequests` collects
  * the parameters of every regressions request, `rpcRequests` every Connect call as {method, body}.
  */
 export async function startFakeQueryServer({
   stacks, comparisonStacks = stacks, seriesPoints = () => [], pageScript = "", services = ["gopher"], uiDir = UI_DIR,
-  regressionsError = null, exemplars = () => [],
+  regressionsError = null, exemplars = () => [], heatmapSlots = () => [],
 }) {
   const regressionRequests = [];
   const rpcRequests = [];
@@ -267,6 +268,8 @@ export async function startFakeQueryServer({
         const left = stacksOfSpans(stacks, body.left?.spanSelector);
         return { flamegraph: encodeDiffFlamegraph(left, stacksOfSpans(comparisonStacks, body.right?.spanSelector)) };
       }
+      case "SelectHeatmap":
+        return { series: [{ labels: [], slots: heatmapSlots(Number(body.start), Number(body.end), Number(body.step) * 1000) }] };
       case "SelectSeries": {
         if (body.spanSelector !== undefined) {
           // kiln-query refuses a field it does not honour rather than answer as if it were not set.

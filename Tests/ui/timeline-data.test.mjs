@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import {
-  MAX_GAP_STEPS, timelineSegments, timelinePaths, tickStep, tickTimes, tickLabel,
+  MAX_GAP_STEPS, timelineSegments, timelinePaths, tickStep, tickTimes, tickLabel, heatmapCells,
 } from "../../Sources/QueryAPI/UI/timeline-data.js";
 
 const START = 1_764_090_000_000;
@@ -77,4 +77,20 @@ test("tickLabel adds seconds for short steps and the date for long spans", () =>
   assert.equal(tickLabel(t, 600e3, 3600e3), "14:30");
   assert.equal(tickLabel(t, 6 * 3600e3, 2 * 86400e3), "11-25 14:30");
   assert.equal(tickLabel(t, 86400e3, 7 * 86400e3), "11-25");
+});
+
+test("heatmapCells lists the non-empty cells, each with the exemplar whose value falls in its bucket", () => {
+  const big = { t: 990, value: 350, profileId: "p-big" }, small = { t: 980, value: 120, profileId: "p-small" };
+  const { cells, maxCount, top } = heatmapCells({
+    yMin: [100, 200, 300],
+    slots: [{ t: 1000, counts: [2, 0, 5], exemplars: [small, big] }, { t: 2000, counts: [0, 1, 0], exemplars: [] }],
+  });
+  assert.deepEqual(cells, [
+    { t: 1000, bucket: 0, count: 2, exemplar: small },
+    { t: 1000, bucket: 2, count: 5, exemplar: big },
+    { t: 2000, bucket: 1, count: 1, exemplar: null },
+  ]);
+  assert.equal(maxCount, 5);
+  assert.equal(top, 400);
+  assert.deepEqual(heatmapCells({ yMin: [], slots: [] }), { cells: [], maxCount: 0, top: 0 });
 });

@@ -6,7 +6,7 @@ const CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 
 test("an empty query string gives the defaults", () => {
   assert.deepEqual(parseViewState(""), {
-    view: "single", profileType: "", selector: "", from: "now-1h", until: "now", spans: [], profiles: [],
+    view: "single", profileType: "", selector: "", from: "now-1h", until: "now", spans: [], profiles: [], heatmap: false,
     leftSelector: "", rightSelector: "", leftFrom: "", leftUntil: "", rightFrom: "", rightUntil: "",
     search: "", sort: "", maxNodes: DEFAULTS.maxNodes,
   });
@@ -18,7 +18,7 @@ test("every parameter is read", () => {
     "&leftFrom=1764090000000&leftUntil=1764093600000&rightFrom=now-1h&rightUntil=now&search=json&sort=-name&maxNodes=1024";
   assert.deepEqual(parseViewState(q), {
     view: "diff", profileType: CPU, selector: '{service_name="shop"}', from: "now-6h", until: "now",
-    spans: ["9a517183f26a089d", "5a4fe264a9c987fe"], profiles: [], leftSelector: '{version="1.4"}', rightSelector: '{version="1.5"}',
+    spans: ["9a517183f26a089d", "5a4fe264a9c987fe"], profiles: [], heatmap: false, leftSelector: '{version="1.4"}', rightSelector: '{version="1.5"}',
     leftFrom: "1764090000000", leftUntil: "1764093600000", rightFrom: "now-1h", rightUntil: "now",
     search: "json", sort: "-name", maxNodes: 1024,
   });
@@ -104,4 +104,12 @@ test("profileId is read as a list and written only for the single view", () => {
   assert.deepEqual(state.profiles, [id]);
   assert.match(viewStateQuery(state), new RegExp(`profileId=${id}`));
   assert.doesNotMatch(viewStateQuery({ ...state, view: "diff" }), /profileId/);
+});
+
+test("timeline=heatmap is read and written for the single view only", () => {
+  const state = parseViewState("?timeline=heatmap");
+  assert.equal(state.heatmap, true);
+  assert.match(viewStateQuery(state), /timeline=heatmap/);
+  assert.doesNotMatch(viewStateQuery({ ...state, view: "diff" }), /timeline/);
+  assert.doesNotMatch(viewStateQuery({ ...state, heatmap: false }), /timeline/);
 });

@@ -136,6 +136,42 @@ function seriesCall(q, step, groupBy, signal, exemplars = false) {
 }
 
 /**
+ * SelectHeatmap of individual profiles with their exemplars, every group merged (the UI asks without
+ * `groupBy`): {yMin, slots: [{t, counts, exemplars}]} — see heatmapFromJSON.
+ */
+export async function selectHeatmap(q, step, signal) {
+  return heatmapFromJSON(await call("SelectHeatmap", {
+    profileTypeID: q.profileType,
+    labelSelector: q.selector,
+    start: String(q.start),
+    end: String(q.end),
+    step,
+    queryType: "HEATMAP_QUERY_TYPE_INDIVIDUAL",
+    exemplarType: "EXEMPLAR_TYPE_INDIVIDUAL",
+  }, signal));
+}
+
+/**
+ * A SelectHeatmap answer as {yMin: the value buckets' lower bounds, slots: [{t, counts, exemplars}]} in time
+ * order, the series' counts added slot by slot; exemplars as exemplarsOf reads them.
+ */
+export function heatmapFromJSON(json) {
+  const slots = new Map();
+  let yMin = [];
+  for (const s of (json && json.series) || []) {
+    for (const slot of s.slots || []) {
+      const t = int(slot.timestamp);
+      if (!yMin.length && slot.yMin) yMin = slot.yMin.map(Number);
+      const into = slots.get(t) || { t, counts: [], exemplars: [] };
+      (slot.counts || []).forEach((c, i) => { into.counts[i] = (into.counts[i] || 0) + (Number(c) || 0); });
+      into.exemplars.push(...exemplarsOf([{ points: [{ exemplars: slot.exemplars }] }]));
+      slots.set(t, into);
+    }
+  }
+  return { yMin, slots: [...slots.values()].sort((a, b) => a.t - b.t) };
+}
+
+/**
  * The exemplars of a SelectSeries answer — each point's largest profile — as [{t, value, profileId,
  * labels}] in time order: `t` the profile's own time (ms), `labels` {name: value}.
  */

@@ -144,6 +144,11 @@ function syncControls() {
   if ($("search").value !== state.search) $("search").value = state.search;
   syncSpanFilter();
   syncProfileFilter();
+  $("timeline-mode").setAttribute("aria-pressed", String(state.heatmap));
+  $("timeline-mode").textContent = state.heatmap ? "Sum" : "Heatmap";
+  $("timeline-mode").title = state.heatmap
+    ? "Show the sum over time instead of each profile's value"
+    : "Show each profile's value over time (a heatmap) instead of the sum";
 }
 
 /** The profile filter's chip: which profile the flame graph shows alone (single view only). */
@@ -274,13 +279,18 @@ function series(selector, r, signal) {
 async function loadSingle(r, signal) {
   $("range-text").textContent = `${dateTime(r.start, true)} – ${dateTime(r.end, true)}`;
   const q = query(state.selector, r);
-  const [{ points, exemplars }, fg] = await Promise.all([
+  const step = seriesStepSeconds(r.start, r.end);
+  const [{ points, exemplars }, heat, fg] = await Promise.all([
     series(state.selector, r, signal),
+    state.heatmap
+      ? cached(`heatmap ${q.profileType} ${q.selector} ${r.start} ${r.end} ${step}`, () => api.selectHeatmap(q, step, signal))
+      : null,
     cached(`merge ${JSON.stringify(q)}`, () => api.mergeStacktraces(q, signal)),
   ]);
   if (signal.aborted) return;
-  timeline.setData(points, r.start, r.end, format, seriesStepSeconds(r.start, r.end) * 1000);
+  timeline.setData(points, r.start, r.end, format, step * 1000);
   timeline.setExemplars(exemplars, state.profiles);
+  timeline.setHeatmap(heat);
   timeline.setOverlays([]);
   showModel(decodeSingle(fg));
 }
@@ -444,6 +454,7 @@ selectorInput("right-selector", "rightSelector");
 
 $("span-filter-clear").addEventListener("click", () => update({ spans: [] }));
 $("profile-filter-clear").addEventListener("click", () => update({ profiles: [] }));
+$("timeline-mode").addEventListener("click", () => update({ heatmap: !state.heatmap }));
 $("search").addEventListener("input", (e) => setSearch(e.target.value));
 $("reset-zoom").addEventListener("click", () => flame.zoomTo(null));
 

@@ -79,3 +79,26 @@ export function tickLabel(t, step, spanMillis) {
   if (showDate) return `${shortDate(t)} ${timeOfDay(t)}`;
   return timeOfDay(t, step < 60e3);
 }
+
+/**
+ * A heatmap's cells to draw: [{t, bucket, count, exemplar}] for every non-empty (slot, value bucket), the
+ * slot ending at `t`; `exemplar` is the cell's largest profile when the answer named one (the exemplar whose
+ * value falls in the bucket). `top`: the upper edge of the last bucket (buckets are evenly spaced).
+ */
+export function heatmapCells({ yMin, slots }) {
+  const width = yMin.length > 1 ? yMin[1] - yMin[0] : 1;
+  const bucketOf = (v) => {
+    let b = 0;
+    while (b + 1 < yMin.length && yMin[b + 1] <= v) b++;
+    return b;
+  };
+  const cells = [];
+  for (const slot of slots) {
+    slot.counts.forEach((count, bucket) => {
+      if (!count) return;
+      const exemplar = slot.exemplars.find((e) => bucketOf(e.value) === bucket) || null;
+      cells.push({ t: slot.t, bucket, count, exemplar });
+    });
+  }
+  return { cells, maxCount: Math.max(0, ...cells.map((c) => c.count)), top: yMin.length ? yMin[yMin.length - 1] + width : 0 };
+}

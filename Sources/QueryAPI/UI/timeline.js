@@ -1,7 +1,7 @@
 // The timeline: an SVG area chart of SelectSeries; dragging across it selects a time range, and its
 // exemplar dots (each point's largest profile) open one profile when clicked.
 
-import { timelineSegments, timelinePaths, tickStep, tickTimes, tickLabel } from "./timeline-data.js";
+import { timelineSegments, timelinePaths, tickStep, tickTimes, tickLabel, heatmapCells } from "./timeline-data.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 112;
@@ -25,6 +25,7 @@ export class Timeline {
     this.onExemplar = onExemplar;
     this.exemplars = [];
     this.selectedProfiles = [];
+    this.heatmap = null;
     this.format = format || String;
     this.colour = colour || "var(--accent)";
     this.points = [];
@@ -60,6 +61,17 @@ export class Timeline {
     this.draw();
   }
 
+  /**
+   * Draws `heatmap` ({yMin, slots}, api.heatmapFromJSON) instead of the series: one row per value bucket,
+   * a cell's colour by how many profiles it holds; a click on a cell opens its largest profile. null
+   * goes back to the series.
+   */
+  setHeatmap(heatmap) {
+    this.heatmap = heatmap;
+    if (heatmap) this.message = heatmap.slots.length ? "" : "No profiles in this time range";
+    this.draw();
+  }
+
   /** exemplars: [{t, value, profileId}] (api.exemplarsOf); selected: the profile IDs shown as picked. */
   setExemplars(exemplars, selected) {
     this.exemplars = exemplars || [];
@@ -86,16 +98,18 @@ export class Timeline {
     svg.replaceChildren();
     const bottom = HEIGHT - M.bottom;
     const plotH = bottom - M.top;
-    const max = Math.max(0, ...this.points.map((p) => p.v));
+    const map = this.heatmap ? heatmapCells(this.heatmap) : null;
+    const low = map && this.heatmap.yMin.length ? this.heatmap.yMin[0] : 0;
+    const max = map ? map.top : Math.max(0, ...this.points.map((p) => p.v));
     const yOf = (v) => bottom - (max > 0 ? (v / max) * plotH : 0);
 
-    // Grid and y labels: zero, half and the maximum.
+    // Grid and y labels: zero (a heatmap: its lowest bucket), half and the maximum.
     for (const f of [0, 0.5, 1]) {
       const y = bottom - f * plotH;
       el("line", { x1: M.left, x2: width - M.right, y1: y, y2: y, class: "grid" }, svg);
       if (max > 0 || f === 0) {
         const t = el("text", { x: M.left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, svg);
-        t.textContent = this.format(max * f);
+        t.textContent = this.format(low + (max - low) * f);
       }
     }
     // X ticks at a round interval that gives about one label per 110 px.
@@ -108,7 +122,8 @@ export class Timeline {
       label.textContent = tickLabel(t, step, span);
     }
 
-    const segments = timelineSegments(this.points, this.stepMillis, this.start, this.end);
+    if (map) this.drawHeatmap(map, bottom, plotH);
+    const segments = map ? [] : timelineSegments(this.points, this.stepMillis, this.start, this.end);
     if (segments.length) {
       const { area, line } = timelinePaths(segments, (t) => this.xOf(t), yOf, bottom);
       el("path", { d: area, class: "area", fill: this.colour }, svg);
@@ -124,7 +139,7 @@ export class Timeline {
         t.textContent = o.label;
       }
     }
-    for (const e of this.exemplars) {
+    for (const e of map ? [] : this.exemplars) {
       if (e.t < this.start || e.t > this.end) continue;
       const picked = this.selectedProfiles.includes(e.profileId);
       const dot = el("circle", {
@@ -146,6 +161,31 @@ export class Timeline {
       el("rect", { x: a, y: M.top, width: b - a, height: plotH, class: "brush" }, svg);
     }
     svg.setAttribute("aria-label", `Timeline with ${this.points.length} points; drag to select a time range`);
+  }
+
+  drawHeatmap({ cells, maxCount }, bottom, plotH) {
+    const rows = Math.max(1, this.heatmap.yMin.length);
+    const rowH = plotH / rows;
+    const yMin = this.heatmap.yMin;
+    for (const c of cells) {
+      const x1 = Math.max(M.left, this.xOf(c.t - this.stepMillis)), x2 = Math.min(this.host.clientWidth - M.right, this.xOf(c.t));
+      if (x2 <= x1) continue;
+      // Colour by the count on a log scale, so one profile still shows beside a busy cell.
+      const strength = 0.2 + 0.8 * (Math.log1p(c.count) / Math.log1p(Math.max(1, maxCount)));
+      const picked = c.exemplar && this.selectedProfiles.includes(c.exemplar.profileId);
+      const rect = el("rect", {
+        x: x1, y: bottom - (c.bucket + 1) * rowH, width: Math.max(1, x2 - x1 - 0.5), height: Math.max(1, rowH - 0.5),
+        class: picked ? "heat-cell selected" : "heat-cell", "fill-opacity": strength.toFixed(3),
+        "data-profile-id": c.exemplar ? c.exemplar.profileId : "", tabindex: c.exemplar ? 0 : -1,
+      }, this.svg);
+      const range = `${this.format(yMin[c.bucket])}–${this.format(yMin[c.bucket] + (yMin[1] - yMin[0] || 0))}`;
+      el("title", {}, rect).textContent = `${c.count} ${c.count === 1 ? "profile" : "profiles"} of ${range}` +
+        (c.exemplar ? `. Click to open the largest (${this.format(c.exemplar.value)}) alone` : "");
+      if (!c.exemplar) continue;
+      rect.addEventListener("pointerdown", (ev) => ev.stopPropagation());
+      rect.addEventListener("click", () => this.onExemplar && this.onExemplar(c.exemplar));
+      rect.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && this.onExemplar) this.onExemplar(c.exemplar); });
+    }
   }
 
   localX(e) {

@@ -19,6 +19,7 @@ export function parseViewState(search) {
     until: p.get("until") || DEFAULTS.until,
     spans: splitList(p.getAll("spanSelector")),
     profiles: splitList(p.getAll("profileId")),
+    heatmap: p.get("timeline") === "heatmap",
     leftSelector: p.get("leftQuery") || "",
     rightSelector: p.get("rightQuery") || "",
     leftFrom: p.get("leftFrom") || "",
@@ -40,6 +41,7 @@ export function viewStateQuery(state) {
   p.set("until", state.until);
   if (state.spans && state.spans.length) p.set("spanSelector", state.spans.join(","));
   if (state.view === "single" && state.profiles && state.profiles.length) p.set("profileId", state.profiles.join(","));
+  if (state.view === "single" && state.heatmap) p.set("timeline", "heatmap");
   if (state.view === "diff") {
     if (state.leftSelector && state.leftSelector !== state.selector) p.set("leftQuery", state.leftSelector);
     if (state.rightSelector && state.rightSelector !== state.selector) p.set("rightQuery", state.rightSelector);
