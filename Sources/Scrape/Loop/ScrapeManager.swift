@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ProfileModel
 import Synchronization
 
 /// One scrape loop's work: a target × an enabled profile endpoint of a job.
@@ -85,17 +86,14 @@ public enum ScrapeSchedule {
     public static func initialDelay(key: String, interval: Duration, now: Date) -> Duration {
         let intervalNanos = UInt64(max(1, interval.secondsDouble * 1e9))
         let nowNanos = UInt64(max(0, now.timeIntervalSince1970 * 1e9))
-        let phase = fnv1a(key) % intervalNanos
+        var hash = FNV1a()
+        hash.add(key)
+        let phase = hash.value % intervalNanos
         let position = nowNanos % intervalNanos
         let wait = (phase + intervalNanos - position) % intervalNanos
         return .nanoseconds(Int64(wait))
     }
 
-    static func fnv1a(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
 }
 
 public struct ScrapeManagerOptions: Sendable {
