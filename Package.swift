@@ -203,6 +203,7 @@ let package = Package(
             dependencies: [
                 "APICommon", "KilnProtos", "Query", "Recording", "Blocks", "ObjectStore", "ProfileModel", "KilnFoundation", "PprofCodec",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ], resources: [.copy("UI")]),

@@ -205,6 +205,8 @@ public struct Compactor: Sendable {
         public var partialRemoved = 0
         public var expired = 0
         public var downsampled = 0
+        /// Live blocks the first round's jobs set out to merge: the compaction backlog the pass found.
+        public var backlogBlocks = 0
 
         public init() {}
     }
@@ -243,6 +245,7 @@ public struct Compactor: Sendable {
                 tenant: tenant, live: BlockIndex.live(listing.metas, deletionMarks: listing.deletionMarks),
                 config: config, now: now)
             if jobs.isEmpty { break }
+            if rounds == 1 { result.backlogBlocks = jobs.reduce(0) { $0 + $1.sources.count } }
             for job in jobs {
                 try await run(job, now: now)
                 result.compacted += 1
@@ -298,6 +301,7 @@ public struct Compactor: Sendable {
             total.partialRemoved += r.partialRemoved
             total.expired += r.expired
             total.downsampled += r.downsampled
+            total.backlogBlocks += r.backlogBlocks
         }
         return total
     }

@@ -171,7 +171,7 @@ public final class CompactorStage: Service, Sendable {
                 while !Task.isCancelled {
                     let events = try await self.consumer.poll(max: self.configuration.maxPollRecords, timeout: .milliseconds(500))
                     try await self.handle(events)
-                    self.lag.reportIfDue()
+                    self.lag.reportIfDue(after: events)
                     try await self.untilStoreAccepts("block upload") { try await self.flushDue(now: Date()) }
                 }
             }
@@ -474,7 +474,7 @@ public final class CompactorStage: Service, Sendable {
                 logger.info("offset not stored (partition moved)", metadata: ["partition": "\(partition)", "error": "\(error)"])
             }
         }
-        flushTimer.recordInterval(since: start)
+        flushTimer.record(duration: .now - start)
     }
 }
 
@@ -494,7 +494,10 @@ public struct CompactionService: Service {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
                     do {
+                        let started = ContinuousClock.now
                         let r = try await compactor.passAll()
+                        Metrics.Timer(label: "kiln_compactor_maintenance_seconds").record(duration: .now - started)
+                        Gauge(label: "kiln_compactor_compaction_backlog_blocks").record(r.backlogBlocks)
                         if r != Compactor.PassResult() {
                             compactor.logger.info(
                                 "maintenance pass",

@@ -94,7 +94,7 @@ public final class NormalizerStage: Service, Sendable {
                 while !Task.isCancelled {
                     let events = try await self.consumer.poll(max: self.configuration.maxPollRecords, timeout: .milliseconds(500))
                     let records = events.compactMap(\.record)
-                    self.lag.reportIfDue()
+                    self.lag.reportIfDue(after: records)
                     if !records.isEmpty { try await self.process(records) }
                 }
             }
@@ -220,7 +220,7 @@ public final class NormalizerStage: Service, Sendable {
         samplesCounter.increment(by: delta.samplesOut)
         dlqCounter.increment(by: delta.dlqRecords)
         droppedCounter.increment(by: Int(delta.droppedZeroValue + delta.droppedEmptyStack))
-        pollTimer.recordInterval(since: start)
+        pollTimer.record(duration: .now - start)
     }
 
     /// The raw record unchanged, with headers naming the stage, the reason and where it came from.

@@ -5,6 +5,7 @@ import Hummingbird
 import KilnFoundation
 import KilnProtos
 import Logging
+import Metrics
 import ProfileModel
 import Query
 import SwiftProtobuf
@@ -56,22 +57,36 @@ public enum QueryRoutes {
         _ router: Router<Context>, path: String, access: TenantAccess, fields: RequestFields, maxRequestBytes: Int = maxRequestBytes,
         _ handler: @escaping @Sendable (Req, String) async throws -> Resp
     ) {
+        let method = String(path.split(separator: "/").last ?? Substring(path))
         router.post(RouterPath(path)) { request, _ -> Response in
+            let started = ContinuousClock.now
             var tenant = TenantID.defaultTenant
+            let response: Response
             do {
                 tenant = try access.tenant(request, endpoint: "query").get()
                 let (message, codec) = try await Connect.message(request, limit: maxRequestBytes, as: Req.self, unknownFields: .refuse)
                 try fields.check(message)
-                return try Connect.response(try await handler(message, tenant), codec: codec)
+                response = try Connect.response(try await handler(message, tenant), codec: codec)
             } catch let error as APIError {
-                return Connect.errorResponse(error)
+                response = Connect.errorResponse(error)
             } catch let error as QueryError {
                 if let limit = error.limit { LimitMetrics.queryRefused(limit, tenant: tenant) }
-                return Connect.errorResponse(error.apiError)
+                response = Connect.errorResponse(error.apiError)
             } catch {
-                return Connect.errorResponse(APIError(.unavailable, "\(path): \(error)"))
+                response = Connect.errorResponse(APIError(.unavailable, "\(path): \(error)"))
             }
+            QueryMetrics.answered(method, status: response.status, after: .now - started)
+            return response
         }
+    }
+}
+
+/// How long the query API takes to answer: `kiln_query_request_seconds{method, outcome}`, outcome `ok` or
+/// `error` (any answer but 200), so the pipeline dashboard shows query latency and errors per RPC.
+enum QueryMetrics {
+    static func answered(_ method: String, status: HTTPResponse.Status, after elapsed: Duration) {
+        let outcome = status == .ok ? "ok" : "error"
+        Metrics.Timer(label: "kiln_query_request_seconds", dimensions: [("method", method), ("outcome", outcome)]).record(duration: elapsed)
     }
 }
 

@@ -161,7 +161,7 @@ public final class RulerStage: Service, Sendable {
                 var lastTopicCheck = ContinuousClock.now
                 while !Task.isCancelled {
                     let events = try await self.consumer.poll(max: self.configuration.maxPollRecords, timeout: .milliseconds(500))
-                    self.lag.reportIfDue()
+                    self.lag.reportIfDue(after: events)
                     try await self.take(events)
                     if ContinuousClock.now - lastTopicCheck > .seconds(30) {
                         total = (try? await self.partitionCount()) ?? total

@@ -55,12 +55,15 @@ struct CompactionTests {
             let compactor = Compactor(store: store, config: CompactionConfig(), logger: logger)
             // Before the windows close, nothing happens.
             let early = Date(timeIntervalSince1970: Double(baseHour + hourNanos) / 1e9)
-            #expect(try await compactor.pass(tenant: "t1", now: early).compacted == 0)
+            let before = try await compactor.pass(tenant: "t1", now: early)
+            #expect(before.compacted == 0 && before.backlogBlocks == 0)
 
-            // After the 8 h window closes: two L1 merges, then one L2 merge of those.
+            // After the 8 h window closes: two L1 merges, then one L2 merge of those. The backlog it found:
+            // the six level-0 blocks the first round merged.
             let late = Date(timeIntervalSince1970: Double(baseHour + 9 * hourNanos) / 1e9)
             let result = try await compactor.pass(tenant: "t1", now: late)
             #expect(result.compacted == 3)
+            #expect(result.backlogBlocks == l0.count)
             let live = try await BlockIndex.liveBlocks(store, tenant: "t1")
             #expect(live.count == 1)
             let top = try #require(live.first)
