@@ -98,8 +98,8 @@ import Testing
             // Three times the work per round of cpuWorker, measured against computePrimes, the round's other,
             // unchanged half (hashLoop's CPU per profile alone also moves with how many rounds a busy machine
             // lets the worker finish: x4.1 once in CI). This ratio too runs above 3 on a busy 2-core machine
-            // (x4.4 in a fresh-clone run), probably because a worker that no longer sleeps between rounds runs computePrimes with
-            // warm caches. So: clearly grown by the change, and not by an absurd factor.
+            // (x4.4 in a fresh-clone run), probably because a worker that no longer sleeps between rounds
+            // runs computePrimes with warm caches. So: clearly grown by the change, not by an absurd factor.
             let primes = try #require(
                 (changed.regressions + changed.improvements + changed.insignificant).first { $0.function == "main.computePrimes" },
                 "computePrimes not in the report")
