@@ -58,6 +58,7 @@ export class Timeline {
     this.message = text;
     this.points = [];
     this.exemplars = [];
+    this.heatmap = null;
     this.draw();
   }
 
