@@ -12,6 +12,11 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// `value` as 16 digits, most significant first (a span ID's form).
+    public static func string(_ value: UInt64) -> String {
+        string((0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) })
+    }
+
     /// The bytes of hexadecimal `text` (either case); nil when it is not an even run of hex digits.
     public static func bytes(_ text: some StringProtocol) -> [UInt8]? {
         let digits = Array(text.utf8)

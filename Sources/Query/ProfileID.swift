@@ -1,4 +1,5 @@
 import Blocks
+import KilnFoundation
 import ProfileModel
 
 /// The ID of one stored profile — a series' samples at one time — as exemplars name it and
@@ -34,23 +35,12 @@ public struct ProfileID: Hashable, Sendable, CustomStringConvertible {
     /// Parses the canonical 8-4-4-4-12 form (either case) of an ID this type wrote. `field` names the request
     /// field in the refusal.
     public init(parsing text: String, field: String) throws(QueryError) {
-        let hex = text.utf8.filter { $0 != UInt8(ascii: "-") }
         let dashes = text.utf8.enumerated().filter { $0.element == UInt8(ascii: "-") }.map(\.offset)
-        guard text.utf8.count == 36, dashes == [8, 13, 18, 23], hex.count == 32 else {
+        guard text.utf8.count == 36, dashes == Self.dashes, let bytes = Hex.bytes(text.filter { $0 != "-" }) else {
             throw QueryError(.invalidArgument, "\(field) \"\(text.prefix(64))\" is not a UUID (8-4-4-4-12 hex digits)")
         }
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for (i, c) in hex.enumerated() {
-            let digit: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c - UInt8(ascii: "A") + 10
-            default: throw QueryError(.invalidArgument, "\(field) \"\(text.prefix(64))\" is not a UUID (8-4-4-4-12 hex digits)")
-            }
-            if i < 16 { high = high << 4 | UInt64(digit) } else { low = low << 4 | UInt64(digit) }
-        }
+        let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard high >> 12 & 0xF == 7, low >> 62 == 0b10 else {
             throw QueryError(
                 .invalidArgument,
@@ -64,6 +54,9 @@ public struct ProfileID: Hashable, Sendable, CustomStringConvertible {
         self.init(timeNanos: millis * 1_000_000 + subMillis, seriesHash: low & (1 << 54 - 1))
     }
 
+    /// Where the canonical text has its dashes.
+    private static let dashes = [8, 13, 18, 23]
+
     /// The canonical lowercase 8-4-4-4-12 text.
     public var description: String {
         // Times before 1970 do not occur in blocks (ingest refuses them); clamp rather than trap.
@@ -72,17 +65,9 @@ public struct ProfileID: Hashable, Sendable, CustomStringConvertible {
         let subMillis = UInt64(nanos % 1_000_000)
         let high = millis << 16 | 0x7 << 12 | subMillis >> 8
         let low = 0b10 << 62 | (subMillis & 0xFF) << 54 | seriesHash & (1 << 54 - 1)
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(36)
-        for (i, word) in [high, low].enumerated() {
-            for nibble in 0..<16 {
-                let position = i * 16 + nibble
-                if [8, 12, 16, 20].contains(position) { out.append(UInt8(ascii: "-")) }
-                out.append(digits[Int(word >> (60 - 4 * UInt64(nibble)) & 0xF)])
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        var text = Hex.string(high) + Hex.string(low)
+        for position in Self.dashes { text.insert("-", at: text.index(text.startIndex, offsetBy: position)) }
+        return text
     }
 }
 

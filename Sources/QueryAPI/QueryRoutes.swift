@@ -468,8 +468,7 @@ struct QueryHandlers: Sendable {
         out.labels = pairs(e.labels)
         if let span = e.spanID {
             // 16 lowercase hex digits, as span_selector takes them.
-            let hex = String(span, radix: 16)
-            out.spanID = String(repeating: "0", count: 16 - hex.count) + hex
+            out.spanID = Hex.string(span)
         }
         return out
     }
