@@ -58,10 +58,8 @@ import Testing
                     #expect(window.contains(e.timestamp * 1_000_000) || window.contains(e.timestamp * 1_000_000 + 999_999))
                     // Its ID opens that profile alone, whatever range and selector hold it.
                     if opened < 6 {
-                        let graph = try await Q.call(
-                            url, "SelectMergeStacktraces", Self.stacks([e.profileID]), as: Querier_V1_SelectMergeStacktracesResponse.self,
-                            tenant: "t1")
-                        #expect(graph.flamegraph.total == e.value, "\(e.profileID): \(graph.flamegraph.total) against \(e.value)")
+                        let total = try await Q.flameTotal(url, Self.stacks([e.profileID]))
+                        #expect(total == e.value, "\(e.profileID): \(total) against \(e.value)")
                         opened += 1
                     }
                 }
@@ -84,10 +82,7 @@ import Testing
             #expect(a.labels.contains { $0.name == "service_name" })
             #expect(stored.values.contains { $0.values.contains(a.value) } && stored.values.contains { $0.values.contains(b.value) })
 
-            let both = try await Q.call(
-                url, "SelectMergeStacktraces", Self.stacks([a.profileID, b.profileID]), as: Querier_V1_SelectMergeStacktracesResponse.self,
-                tenant: "t1")
-            #expect(both.flamegraph.total == a.value + b.value)
+            #expect(try await Q.flameTotal(url, Self.stacks([a.profileID, b.profileID])) == a.value + b.value)
 
             var merge = Querier_V1_SelectMergeProfileRequest()
             (merge.profileTypeID, merge.labelSelector, merge.start, merge.end) = (Q.cpu, "{}", Q.startMillis, Q.endMillis)
@@ -101,15 +96,10 @@ import Testing
             #expect(d.flamegraph.leftTicks == a.value && d.flamegraph.rightTicks == b.value)
 
             // A selector that excludes the profile's series, or a range that misses its time: nothing.
-            let otherService = try await Q.call(
-                url, "SelectMergeStacktraces", Self.stacks([a.profileID], selector: #"{service_name="nowhere"}"#),
-                as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
-            #expect(otherService.flamegraph.total == 0)
+            #expect(try await Q.flameTotal(url, Self.stacks([a.profileID], selector: #"{service_name="nowhere"}"#)) == 0)
             var outside = Self.stacks([a.profileID])
             (outside.start, outside.end) = (a.timestamp + 1, a.timestamp + 60_000)
-            let missed = try await Q.call(
-                url, "SelectMergeStacktraces", outside, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
-            #expect(missed.flamegraph.total == 0)
+            #expect(try await Q.flameTotal(url, outside) == 0)
 
             // An ID Kiln never gave out (a random version-4 UUID) or not a UUID at all: refused by name.
             for bad in ["7c9e6679-7425-40de-944b-e07fc1f90ae7", "not-a-uuid"] {
@@ -154,9 +144,7 @@ import Testing
                         if opened < 4 {
                             var stacks = Q.stacksRequest()
                             stacks.spanSelector = [e.spanID]
-                            let graph = try await Q.call(
-                                url, "SelectMergeStacktraces", stacks, as: Querier_V1_SelectMergeStacktracesResponse.self, tenant: "t1")
-                            #expect(graph.flamegraph.total == e.value)
+                            #expect(try await Q.flameTotal(url, stacks) == e.value)
                             opened += 1
                         }
                     }
