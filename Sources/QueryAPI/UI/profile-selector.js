@@ -1,6 +1,8 @@
 // The profile filter (`profileId` in the URL): IDs of individual profiles, as the timeline's exemplar dots
 // name them, that the flame graph request passes on so the server merges only those profiles.
 
+import { listProblem } from "./url-state.js";
+
 // Kiln's profile IDs are version-7 UUIDs (docs/query.md, "Individual profiles").
 const PROFILE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
@@ -16,9 +18,7 @@ export function profileIDMillis(id) {
 
 /** Why the profile list cannot be sent to the server, or "" when every entry is a profile ID. */
 export function profileListProblem(ids) {
-  const bad = (ids || []).filter((id) => !isProfileID(id));
-  if (!bad.length) return "";
-  const quoted = bad.map((id) => `"${id.length > 40 ? id.slice(0, 40) + "…" : id}"`).join(", ");
-  const verb = bad.length === 1 ? "is not a profile ID" : "are not profile IDs";
-  return `profileId ${quoted} ${verb} (a version-7 UUID, as the timeline's dots give them). Correct the URL, or remove the profile filter with its ×.`;
+  return listProblem("profileId", ids, isProfileID, {
+    one: "a profile ID", many: "profile IDs", rule: "a version-7 UUID, as the timeline's dots give them", filter: "profile",
+  });
 }

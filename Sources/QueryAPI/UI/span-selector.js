@@ -1,10 +1,11 @@
 // The span filter (`spanSelector` in the URL): span IDs, as a trace view links them, that the flame graph
 // requests pass on so the server merges only those spans' samples (their `span_id` sample label).
 
+import { listProblem } from "./url-state.js";
+
 // What the server accepts: a 64-bit span ID in hex. OpenTelemetry writes all 16 digits; shorter ones
 // are the same number with its leading zeros left out.
 const SPAN_ID = /^[0-9a-fA-F]{1,16}$/;
-const MAX_SHOWN_LENGTH = 40;
 
 /** Whether `text` is a span ID: 1 to 16 hex digits. */
 export function isSpanID(text) {
@@ -13,11 +14,7 @@ export function isSpanID(text) {
 
 /** Why the span list cannot be sent to the server, or "" when every entry is a span ID. */
 export function spanListProblem(spans) {
-  const bad = (spans || []).filter((s) => !isSpanID(s));
-  if (!bad.length) return "";
-  const quoted = bad.map((s) => `"${s.length > MAX_SHOWN_LENGTH ? s.slice(0, MAX_SHOWN_LENGTH) + "…" : s}"`).join(", ");
-  const verb = bad.length === 1 ? "is not a span ID" : "are not span IDs";
-  return `spanSelector ${quoted} ${verb} (1 to 16 hex digits). Correct the URL, or remove the span filter with its ×.`;
+  return listProblem("spanSelector", spans, isSpanID, { one: "a span ID", many: "span IDs", rule: "1 to 16 hex digits", filter: "span" });
 }
 
 /**

@@ -68,3 +68,16 @@ export function splitList(values) {
   }
   return out;
 }
+
+/**
+ * Why a list parameter cannot be sent to the server — its entries that `isValid` refuses, quoted (each cut
+ * at 40 characters), and what they should be — or "" when every entry is valid. `what`: {one: "a span ID",
+ * many: "span IDs", rule: "1 to 16 hex digits", filter: "span"}.
+ */
+export function listProblem(parameter, entries, isValid, { one, many, rule, filter }) {
+  const bad = (entries || []).filter((e) => !isValid(e));
+  if (!bad.length) return "";
+  const quoted = bad.map((e) => `"${e.length > 40 ? e.slice(0, 40) + "…" : e}"`).join(", ");
+  const verb = bad.length === 1 ? `is not ${one}` : `are not ${many}`;
+  return `${parameter} ${quoted} ${verb} (${rule}). Correct the URL, or remove the ${filter} filter with its ×.`;
+}
