@@ -44,6 +44,8 @@ function call(method, body, signal, service = SERVICE) {
 }
 
 const int = (v) => (v === undefined || v === null ? 0 : Number(v));
+/** Proto3-JSON label pairs [{name, value}] as {name: value}. */
+const labelMap = (pairs) => Object.fromEntries((pairs || []).map((l) => [l.name, l.value]));
 
 export async function profileTypes(start, end, signal) {
   const r = await call("ProfileTypes", { start: String(start), end: String(end) }, signal);
@@ -164,7 +166,7 @@ export function heatmapFromJSON(json) {
       if (!yMin.length && slot.yMin) yMin = slot.yMin.map(Number);
       const into = slots.get(t) || { t, counts: [], exemplars: [] };
       (slot.counts || []).forEach((c, i) => { into.counts[i] = (into.counts[i] || 0) + (Number(c) || 0); });
-      into.exemplars.push(...exemplarsOf([{ points: [{ exemplars: slot.exemplars }] }]));
+      into.exemplars.push(...exemplarList(slot.exemplars));
       slots.set(t, into);
     }
   }
@@ -177,25 +179,23 @@ export function heatmapFromJSON(json) {
  */
 export function exemplarsOf(series) {
   const out = [];
-  for (const s of series || []) {
-    for (const p of s.points || []) {
-      for (const e of p.exemplars || []) {
-        if (!e.profileId) continue;
-        out.push({
-          t: int(e.timestamp), value: int(e.value), profileId: e.profileId,
-          labels: Object.fromEntries((e.labels || []).map((l) => [l.name, l.value])),
-        });
-      }
-    }
-  }
+  for (const s of series || []) for (const p of s.points || []) out.push(...exemplarList(p.exemplars));
   return out.sort((a, b) => a.t - b.t);
+}
+
+/** Proto3-JSON exemplars as [{t, value, profileId, labels}], those without a profile ID left out. */
+function exemplarList(exemplars) {
+  return (exemplars || []).filter((e) => e.profileId).map((e) => ({
+    t: int(e.timestamp), value: int(e.value), profileId: e.profileId,
+    labels: labelMap(e.labels),
+  }));
 }
 
 /** SelectSeries grouped by `groupBy`: [{labels: {name: value}, points: [{t, v}]}], points in time order. */
 export async function groupedSeries(q, step, groupBy, signal) {
   const r = await seriesCall(q, step, groupBy, signal);
   return (r.series || []).map((s) => ({
-    labels: Object.fromEntries((s.labels || []).map((l) => [l.name, l.value])),
+    labels: labelMap(s.labels),
     points: (s.points || []).map((p) => ({ t: int(p.timestamp), v: Number(p.value) || 0 })).sort((a, b) => a.t - b.t),
   }));
 }
