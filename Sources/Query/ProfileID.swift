@@ -91,12 +91,12 @@ public struct ProfileSelection: Sendable, Equatable {
     }
 
     /// The (series, time) pairs of a block's series that these IDs name, by block-local series id.
-    func blockProfiles(series: [(id: Int32, labels: LabelSet)]) -> Set<BlockProfileKey> {
+    func blockProfiles(series: [Int32: LabelSet]) -> Set<BlockProfileKey> {
         var byHash: [UInt64: [Int64]] = [:]
         for id in ids { byHash[id.seriesHash, default: []].append(id.timeNanos) }
         var out = Set<BlockProfileKey>()
-        for s in series {
-            for time in byHash[ProfileID.seriesHash(s.labels)] ?? [] { out.insert(BlockProfileKey(series: s.id, timeNanos: time)) }
+        for (series, labels) in series {
+            for time in byHash[ProfileID.seriesHash(labels)] ?? [] { out.insert(BlockProfileKey(series: series, timeNanos: time)) }
         }
         return out
     }

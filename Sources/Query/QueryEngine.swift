@@ -290,7 +290,7 @@ public actor QueryEngine {
             for (block, matching) in try await plan(selection) {
                 var series = matching
                 let profiles = selection.profiles.map { profiles in
-                    profiles.blockProfiles(series: block.series.filter { matching.contains($0.id) }.map { ($0.id, $0.labels) })
+                    profiles.blockProfiles(series: block.labels(of: matching))
                 }
                 if let profiles {
                     series = Set(profiles.map(\.series))
@@ -456,10 +456,7 @@ public actor QueryEngine {
         var largest: [Key: (value: Int64, labels: LabelSet, timeNanos: Int64)] = [:]
         for (block, ids) in try await plan(selection) {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
-            let seriesLabels =
-                exemplars && block.meta.resolutionMillis == nil
-                ? Dictionary(block.series.lazy.filter { ids.contains($0.id) }.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
-                : [:]
+            let seriesLabels = exemplars && block.meta.resolutionMillis == nil ? block.labels(of: ids) : [:]
             // A row per profile (a series at one time); a profile lives in one block.
             let totals = try await block.reader.profileTotals(time: range, series: ids, spans: selection.spans)
             for i in 0..<totals.count {
@@ -562,9 +559,7 @@ public actor QueryEngine {
         var totals: [Profile: (value: Int64, labels: LabelSet, id: ProfileID)] = [:]
         for (block, ids) in try await plan(selection, individualProfiles: "SelectHeatmap") {
             let seriesGroup = Self.groups(of: block, series: ids, by: groupBy, groups: &groups, index: &groupIndex)
-            let seriesLabels = Dictionary(
-                block.series.lazy.filter { ids.contains($0.id) }.map { ($0.id, ($0.labels, ProfileID.seriesHash($0.labels))) },
-                uniquingKeysWith: { a, _ in a })
+            let seriesLabels = block.labels(of: ids).mapValues { ($0, ProfileID.seriesHash($0)) }
             func add(series: Int32, time: Int64, span: UInt64?, value: Int64) {
                 guard let g = seriesGroup[series], let (labels, hash) = seriesLabels[series] else { return }
                 let id = ProfileID(timeNanos: time, seriesHash: hash)
@@ -741,6 +736,11 @@ struct LoadedBlock: Sendable {
     let meta: BlockMeta
     let reader: BlockReader
     let series: [BlockSeries]
+
+    /// The labels of the series `ids` names, by block-local id.
+    func labels(of ids: Set<Int32>) -> [Int32: LabelSet] {
+        Dictionary(series.lazy.filter { ids.contains($0.id) }.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
+    }
 }
 
 struct BlockNodeNames: Sendable {
