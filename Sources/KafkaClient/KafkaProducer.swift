@@ -119,7 +119,8 @@ private final class ProducerEngine: Sendable {
 /// An idempotent, lz4-compressing Kafka producer with bounded buffering.
 ///
 /// `QUEUE_FULL` is back-pressure: a send suspends until a delivery report frees room, it never fails or
-/// drops for that reason. Delivery reports are served by a dedicated poller thread.
+/// drops for that reason. A fatal error re-creates the librdkafka handle on the next send. Delivery
+/// reports are served by a dedicated poller thread.
 public final class KafkaProducer: Sendable {
     public let config: ProducerConfig
     private let context: ClientContext
@@ -144,12 +145,29 @@ public final class KafkaProducer: Sendable {
     /// fail their delivery (their senders see an error and nothing was acknowledged); new sends go to the
     /// new handle.
     public func reset(reason: String) throws {
+        try replace(nil, reason: reason)
+    }
+
+    /// Replaces the engine, or only `failed` when that is still the current one (concurrent senders that
+    /// saw the same fatal error re-create it once).
+    private func replace(_ failed: ProducerEngine?, reason: String) throws {
         guard !closed.load(ordering: .relaxed) else { return }
         let fresh = try ProducerEngine(config: config, context: context)
         let undelivered = inFlight
         // The old engine is released here; its deinit fails and destroys what it held off the cooperative pool.
-        engine.withLock { $0 = fresh }
+        let replaced = engine.withLock { current -> Bool in
+            guard failed.map({ $0 === current }) ?? true else { return false }
+            current = fresh
+            return true
+        }
+        guard replaced else { return }
         context.logger.warning("Kafka producer re-created", metadata: ["reason": "\(reason)", "undelivered": "\(undelivered)"])
+    }
+
+    /// Raises a fatal error in the current handle as librdkafka would (its test API), for tests of recovery.
+    func raiseFatalErrorForTesting(_ reason: String) {
+        let engine = current
+        _ = rd_kafka_test_fatal_error(engine.handle.raw, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason)
     }
 
     /// How often a send had to wait for room in the producer's queue (back-pressure), since creation.
@@ -189,6 +207,7 @@ public final class KafkaProducer: Sendable {
     ) async throws {
         let box = Unmanaged.passRetained(DeliveryBox(onDelivery))
         var queueFullWhileEmpty = 0
+        var recreated = false
         while true {
             guard !closed.load(ordering: .relaxed) else {
                 box.release()
@@ -198,7 +217,8 @@ public final class KafkaProducer: Sendable {
                 s.inFlight += 1
                 return s.generation
             }
-            guard let error = enqueue(record, opaque: box.toOpaque()) else { return }
+            let engine = current
+            guard let error = enqueue(record, on: engine, opaque: box.toOpaque()) else { return }
             let code = rd_kafka_error_code(error)
             let inFlight = shared.space.withLock { s -> Int in
                 s.inFlight -= 1
@@ -224,6 +244,18 @@ public final class KafkaProducer: Sendable {
                 await shared.waitForSpace(since: generation)
                 continue
             }
+            // A fatal error (e.g. the idempotent producer's sequence lost sync with a restarted broker)
+            // stops the handle for good: librdkafka's remedy is a new one, with a new producer ID. The
+            // records the old handle held fail their delivery, so none is acknowledged twice or lost unseen.
+            if rd_kafka_error_is_fatal(error) != 0, !recreated {
+                let reason = KafkaError.consume(error, kind: .fatal, context: "fatal producer error").message
+                recreated = true
+                do { try replace(engine, reason: reason) } catch {
+                    box.release()
+                    throw error
+                }
+                continue
+            }
             box.release()
             var kind: KafkaError.Kind = .produceFailed
             if code == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
@@ -240,8 +272,7 @@ public final class KafkaProducer: Sendable {
 
     /// One `rd_kafka_produceva` call (it returns its error directly, unlike `rd_kafka_last_error`, which is
     /// thread-local and wrong across Swift tasks). The payload, key and headers are copied (F_COPY).
-    private func enqueue(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
-        let engine = current
+    private func enqueue(_ record: ProducerRecord, on engine: ProducerEngine, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
         // Header names must be C strings for the duration of the call; librdkafka copies them.
         let names = record.headers.map { strdup($0.name) }
         defer { names.forEach { free($0) } }
@@ -310,7 +341,7 @@ public final class KafkaProducer: Sendable {
         let engine = current
         let handle = engine.handle
         let ms = Int32(clamping: timeout.milliseconds)
-        let err = try await engine.blockingQueue.run { rd_kafka_flush(handle.raw, ms) }
+        let err = await engine.blockingQueue.run { rd_kafka_flush(handle.raw, ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let left = rd_kafka_outq_len(handle.raw)
             throw KafkaError(
@@ -331,7 +362,7 @@ public final class KafkaProducer: Sendable {
             let engine = current
             let handle = engine.handle
             context.logger.warning("producer closing with undelivered records: \(error)")
-            _ = try? await engine.blockingQueue.run {
+            _ = await engine.blockingQueue.run {
                 rd_kafka_purge(handle.raw, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
                 return rd_kafka_flush(handle.raw, 1000)
             }

@@ -119,6 +119,24 @@ struct ProducerConsumerTests {
         await #expect(throws: KafkaError.self) { try await producer.send(ProducerRecord(topic: topic, value: [1])) }
     }
 
+    /// A fatal error stops a librdkafka producer for good (seen when a restarted broker's idempotence state
+    /// lost sync); the next send re-creates the handle and is delivered instead of failing for ever.
+    @Test func aFatalErrorReCreatesTheHandle() async throws {
+        let topic = try await makeTopic("fatal")
+        let producer = try producer()
+        let before = try await producer.send(ProducerRecord(topic: topic, value: bytes("before")))
+        producer.raiseFatalErrorForTesting("test: sequence desynchronised")
+        let after = try await producer.send(ProducerRecord(topic: topic, value: bytes("after")))
+        #expect(after.offset > before.offset)
+        try await producer.close()
+
+        let consumer = try consumer(group: nil)
+        try consumer.assign([TopicPartitionOffset(topic, 0, offset: KafkaOffset.beginning)])
+        let got = records(try await pollUntil(consumer, what: "2 records") { records($0).count >= 2 })
+        #expect(got.map(\.value) == [bytes("before"), bytes("after")])
+        try await consumer.close()
+    }
+
     @Test func fiveMegabyteRecords() async throws {
         let topic = try await makeTopic("big", configs: ["max.message.bytes": "16777216"])
         let producer = try producer()

@@ -261,7 +261,7 @@ extension ReliabilitySuite {
             return acknowledged
         }
 
-        let half = 300
+        let half = 150
         let before = await pushAll(0..<half, tenant: "durable", within: .seconds(90))
         #expect(before == half)
         // The broker is killed once the normaliser has published what it read, not while a produce is in

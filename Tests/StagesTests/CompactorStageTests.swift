@@ -268,8 +268,9 @@ struct CompactorStageTests {
                 sent += chunk
                 _ = try await producer.sendBatch(records(chunk, topic: topic))
             }
+            // A short session: the restarted binary gets the partitions once the killed one's session expired.
             let arguments = [
-                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000",
+                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=1500", "--kafka-option", "heartbeat.interval.ms=300",
                 "--normalized-topic", topic, "--group", group, "--store", url, "--max-block-age", "300ms",
                 "--compaction", "off", "--admin-listen", "127.0.0.1:0",
             ]
@@ -364,7 +365,7 @@ struct CompactorStageTests {
             try await checkConsistent("before")
 
             let arguments = [
-                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=6000",
+                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=1500", "--kafka-option", "heartbeat.interval.ms=300",
                 "--normalized-topic", uniqueName("normalized-compaction-kill"), "--group", uniqueName("compaction-kill"),
                 "--store", url, "--compaction", "on", "--compaction-interval", "100ms", "--deletion-delay", "0s",
                 "--compaction-lease", "1s", "--admin-listen", "127.0.0.1:0",
