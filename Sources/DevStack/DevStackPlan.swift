@@ -106,9 +106,10 @@ public struct DevStackPlan: Sendable {
             // One scraper feeds it; one partition keeps blocks few and large.
             "--topic-partitions", "1",
         ]
-        // Tansu answers a group join after about half the session timeout: keep joins quick. Consumers
-        // only (a producer warns about consumer properties).
-        let consumer = kafka + ["--kafka-option", "session.timeout.ms=6000"]
+        // Tansu answers a group join after about half the session timeout, and a restarted stage waits for
+        // its killed predecessor's session to expire: keep both quick, with the heartbeat well inside the
+        // session. Consumers only (a producer warns about consumer properties).
+        let consumer = kafka + ["--kafka-option", "session.timeout.ms=3000", "--kafka-option", "heartbeat.interval.ms=500"]
         let broker = ChildSpec(
             name: "tansu", executable: executables.tansu,
             arguments: [

@@ -64,8 +64,8 @@ import Testing
             #expect(value("--kafka-brokers", in: stage.arguments) == "127.0.0.1:9001", "\(stage.name)")
             #expect(value("--raw-topic", in: stage.arguments) == p.topics.raw, "\(stage.name)")
         }
-        #expect(value("--kafka-option", in: normalizer.arguments) == "session.timeout.ms=6000")
-        #expect(value("--kafka-option", in: compactor.arguments) == "session.timeout.ms=6000")
+        #expect(value("--kafka-option", in: normalizer.arguments) == "session.timeout.ms=3000")
+        #expect(value("--kafka-option", in: compactor.arguments) == "session.timeout.ms=3000")
         #expect(value("--kafka-option", in: scraper.arguments) == nil, "the scraper only produces")
         #expect(value("--listen", in: scraper.arguments) == "127.0.0.1:9002")
         #expect(value("--config", in: scraper.arguments) == "/etc/demo.alloy")

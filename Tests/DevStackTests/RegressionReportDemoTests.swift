@@ -64,7 +64,7 @@ import Testing
             // Two phases of the same program: as built, then with hashLoop three times the work. Each window
             // starts a few seconds after its phase does, so no profile straddles the switch.
             let start = nowMillis() + 4000
-            try await Task.sleep(for: .seconds(44))
+            try await Task.sleep(for: .seconds(36))
             let normal = start...nowMillis()
             #expect(try await demo.post("/debug/hot?factor=3").contains("factor 3"))
             let hotStart = nowMillis() + 3000

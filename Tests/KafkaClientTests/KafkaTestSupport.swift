@@ -37,12 +37,9 @@ func producer(_ configure: (inout ProducerConfig) -> Void = { _ in }) throws -> 
 }
 
 func consumer(group: String?, _ configure: (inout ConsumerConfig) -> Void = { _ in }) throws -> KafkaConsumer {
-    // Short session and heartbeat so group joins and rebalances settle quickly in tests.
     var config = ConsumerConfig(
-        kafka: KafkaConfig(
-            bootstrapServers: try brokers(),
-            options: [KafkaOption("heartbeat.interval.ms", "500")]), groupID: group)
-    config.sessionTimeout = .seconds(6)
+        kafka: KafkaConfig(bootstrapServers: try brokers(), options: TestEnvironment.quickGroupSettings.map(KafkaOption.init)),
+        groupID: group)
     configure(&config)
     return try KafkaConsumer(config: config)
 }

@@ -82,10 +82,13 @@ extension ReliabilitySuite {
 
         // Topic creation stays on (the default), with the partitions the test uses: that is how the
         // processes bring back the topics an empty broker lost.
-        let common = [
-            "--kafka-brokers", broker.brokers, "--kafka-option", "session.timeout.ms=6000", "--topic-partitions", "2",
-            "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq,
-        ]
+        let common =
+            [
+                "--kafka-brokers", broker.brokers,
+            ] + TestEnvironment.quickGroupArguments + [
+                "--topic-partitions", "2",
+                "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq,
+            ]
         let scraper = try await KilnProcess(scraperBinary, common + ["--listen", "127.0.0.1:0", "--ingest-publish-timeout", "3"])
         let normalizer = try await KilnProcess(
             normalizerBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("normalizer")])
@@ -216,10 +219,13 @@ extension ReliabilitySuite {
         try await Integration.createTopics([raw, normalized, dlq], partitions: 2, config: kafka)
         let (url, dir, store) = try temporaryFileStore("durable-broker")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let common = [
-            "--kafka-brokers", broker.brokers, "--kafka-option", "session.timeout.ms=6000", "--topic-partitions", "2",
-            "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq,
-        ]
+        let common =
+            [
+                "--kafka-brokers", broker.brokers,
+            ] + TestEnvironment.quickGroupArguments + [
+                "--topic-partitions", "2",
+                "--raw-topic", raw, "--normalized-topic", normalized, "--dlq-topic", dlq,
+            ]
         let scraper = try await KilnProcess(scraperBinary, common + ["--listen", "127.0.0.1:0", "--ingest-publish-timeout", "3"])
         let normalizer = try await KilnProcess(
             normalizerBinary, common + ["--admin-listen", "127.0.0.1:0", "--group", Integration.unique("normalizer")])

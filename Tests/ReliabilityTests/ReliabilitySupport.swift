@@ -96,8 +96,8 @@ enum Integration {
     }
 
     static func config(_ brokers: String) -> KafkaConfig {
-        // Tansu answers a group join after about half the session timeout; 6 s keeps tests quick.
-        KafkaConfig(bootstrapServers: brokers, clientID: "kiln-reliability", options: [KafkaOption("session.timeout.ms", "6000")])
+        KafkaConfig(
+            bootstrapServers: brokers, clientID: "kiln-reliability", options: TestEnvironment.quickGroupSettings.map(KafkaOption.init))
     }
 
     /// The built executable, or nil after recording why.
@@ -330,12 +330,7 @@ func temporaryFileStore(_ name: String) throws -> (url: String, dir: URL, store:
     return (url, dir, try makeObjectStore(url: url))
 }
 
-/// Arguments both stages share: brokers, an admin port of their own, and quick group joins: a SIGKILLed
-/// member holds its partitions until its session expires, so a short session lets the restarted stage in
-/// after 1.5 s rather than 6 (the heartbeat must be well inside the session).
+/// Arguments both stages share: brokers, quick group joins, an admin port of their own.
 func stageArguments(brokers: String) -> [String] {
-    [
-        "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=1500", "--kafka-option", "heartbeat.interval.ms=300",
-        "--admin-listen", "127.0.0.1:0", "--create-topics", "false",
-    ]
+    ["--kafka-brokers", brokers] + TestEnvironment.quickGroupArguments + ["--admin-listen", "127.0.0.1:0", "--create-topics", "false"]
 }

@@ -78,7 +78,8 @@ struct ReplayFleet {
 /// The test broker (tests that call this are marked `.requires(.kafka)`).
 func testBroker() throws -> KafkaConfig {
     let brokers = try TestEnvironment.requireKafkaBrokers()
-    return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-replay-tests", options: [KafkaOption("session.timeout.ms", "6000")])
+    return KafkaConfig(
+        bootstrapServers: brokers, clientID: "kiln-replay-tests", options: TestEnvironment.quickGroupSettings.map(KafkaOption.init))
 }
 
 func uniqueName(_ prefix: String) -> String { "\(prefix)-\(UInt32.random(in: 0 ... .max))" }

@@ -268,12 +268,11 @@ struct CompactorStageTests {
                 sent += chunk
                 _ = try await producer.sendBatch(records(chunk, topic: topic))
             }
-            // A short session: the restarted binary gets the partitions once the killed one's session expired.
-            let arguments = [
-                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=1500", "--kafka-option", "heartbeat.interval.ms=300",
-                "--normalized-topic", topic, "--group", group, "--store", url, "--max-block-age", "300ms",
-                "--compaction", "off", "--admin-listen", "127.0.0.1:0",
-            ]
+            let arguments =
+                ["--kafka-brokers", brokers] + TestEnvironment.quickGroupArguments + [
+                    "--normalized-topic", topic, "--group", group, "--store", url, "--max-block-age", "300ms",
+                    "--compaction", "off", "--admin-listen", "127.0.0.1:0",
+                ]
             let environment = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
             var rng = SystemRandomNumberGenerator()
             for round in 0..<3 {
@@ -364,12 +363,14 @@ struct CompactorStageTests {
             }
             try await checkConsistent("before")
 
-            let arguments = [
-                "--kafka-brokers", brokers, "--kafka-option", "session.timeout.ms=1500", "--kafka-option", "heartbeat.interval.ms=300",
-                "--normalized-topic", uniqueName("normalized-compaction-kill"), "--group", uniqueName("compaction-kill"),
-                "--store", url, "--compaction", "on", "--compaction-interval", "100ms", "--deletion-delay", "0s",
-                "--compaction-lease", "1s", "--admin-listen", "127.0.0.1:0",
-            ]
+            let arguments =
+                [
+                    "--kafka-brokers", brokers,
+                ] + TestEnvironment.quickGroupArguments + [
+                    "--normalized-topic", uniqueName("normalized-compaction-kill"), "--group", uniqueName("compaction-kill"),
+                    "--store", url, "--compaction", "on", "--compaction-interval", "100ms", "--deletion-delay", "0s",
+                    "--compaction-lease", "1s", "--admin-listen", "127.0.0.1:0",
+                ]
             let environment = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
             var rng = SystemRandomNumberGenerator()
             func finished() async throws -> Bool {

@@ -7,8 +7,7 @@ import Testing
 /// without a broker they are skipped (or fail under `make test`) before they get here.
 func testBroker() throws -> KafkaConfig {
     let brokers = try TestEnvironment.requireKafkaBrokers()
-    // Tansu answers a group join after about half the session timeout; 6 s keeps tests quick.
-    return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-tests", options: [KafkaOption("session.timeout.ms", "6000")])
+    return KafkaConfig(bootstrapServers: brokers, clientID: "kiln-tests", options: TestEnvironment.quickGroupSettings.map(KafkaOption.init))
 }
 
 func uniqueName(_ prefix: String) -> String {

@@ -20,6 +20,14 @@ public enum TestEnvironment {
         return brokers
     }
 
+    /// librdkafka settings for every consumer group a test makes. Tansu answers a group join after about
+    /// half the session timeout, and a SIGKILLed member keeps its partitions until its session expires:
+    /// 1.5 s sessions keep both short (the heartbeat must be well inside the session).
+    public static let quickGroupSettings = [("session.timeout.ms", "1500"), ("heartbeat.interval.ms", "300")]
+
+    /// `quickGroupSettings` as a Kiln executable's `--kafka-option` arguments.
+    public static var quickGroupArguments: [String] { quickGroupSettings.flatMap { ["--kafka-option", "\($0.0)=\($0.1)"] } }
+
     /// The S3 endpoint, or an error naming the variable (for tests marked `.requires(.s3)`).
     public static func requireS3Endpoint() throws -> String {
         guard let endpoint = s3Endpoint else {
