@@ -1,5 +1,5 @@
 # Kiln: `make demo` runs the whole pipeline locally; `make test` runs every test against real services.
-.PHONY: setup build test bench demo fuzz loadtest clean
+.PHONY: setup build test bench demo fuzz loadtest soak clean
 
 setup:
 	scripts/setup.sh
@@ -21,6 +21,9 @@ fuzz: setup
 
 loadtest: setup
 	scripts/loadtest.sh
+
+soak: setup
+	scripts/soak.sh
 
 clean:
 	rm -rf .build run

@@ -62,6 +62,20 @@ public struct OffsetRanges: Sendable, Equatable, Codable {
         for r in other.ranges { insert(r) }
     }
 
+    /// The offsets both hold.
+    public func intersection(_ other: OffsetRanges) -> OffsetRanges {
+        var out = OffsetRanges()
+        var (i, j) = (0, 0)
+        while i < ranges.count, j < other.ranges.count {
+            let (a, b) = (ranges[i], other.ranges[j])
+            let lower = max(a.lowerBound, b.lowerBound)
+            let upper = min(a.upperBound, b.upperBound)
+            if lower <= upper { out.insert(lower...upper) }
+            if a.upperBound < b.upperBound { i += 1 } else { j += 1 }
+        }
+        return out
+    }
+
     public func intersects(_ other: OffsetRanges) -> Bool {
         for r in other.ranges {
             let i = firstIndex(notBelow: r.lowerBound)

@@ -52,6 +52,18 @@ extension ObjectStore {
 
     /// Every object under `prefix`, recursively.
     public func list(prefix: String) async throws -> ListResult { try await list(prefix: prefix, delimiter: nil) }
+
+    /// Runs `body` (a process's services), then shuts the store down whether or not `body` threw: an S3
+    /// store's HTTP client must be shut down before it is released (a debug build traps otherwise).
+    public func shutDown(after body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            try? await shutdown()
+            throw error
+        }
+        try? await shutdown()
+    }
 }
 
 /// When a conditional `put` may write.

@@ -145,7 +145,6 @@ struct Command: AsyncParsableCommand {
             services.append(CompactionService(compactor: Compactor(store: objectStore, config: config, logger: logger), interval: interval))
         }
         logger.info("block store", metadata: ["store": "\(objectStore.location)", "compaction": "\(compactionSwitch)"])
-        try await process.run(services)
-        try? await objectStore.shutdown()
+        try await objectStore.shutDown { try await process.run(services) }
     }
 }

@@ -117,6 +117,6 @@ struct Command: AsyncParsableCommand {
                 "tenant_overrides": "\(queryOptions.overrides.tenants.count)",
             ])
         logger.info("serving queries", metadata: ["store": "\(storeURL)", "listen": "\(process.listen)"])
-        try await process.run([])
+        try await objectStore.shutDown { try await process.run([]) }
     }
 }

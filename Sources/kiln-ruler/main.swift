@@ -99,6 +99,6 @@ struct Command: AsyncParsableCommand {
             onReady: { [readiness = process.readiness] in readiness.markReady("kafka") })
         let probe = KafkaHealthProbe(
             config: kafkaConfig, topics: [topics.normalized], topicOptions: topics, readiness: process.readiness, logger: logger)
-        try await process.run([probe, stage])
+        try await objectStore.shutDown { try await process.run([probe, stage]) }
     }
 }

@@ -1,14 +1,17 @@
 import ArgumentParser
 import Blocks
 import Foundation
+import KafkaService
+import KilnService
 import ObjectStore
+import Replay
 
-/// `kiln blocks ls|inspect|verify --store URL`
+/// `kiln blocks ls|inspect|verify|audit --store URL`
 struct BlocksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blocks",
-        abstract: "List, inspect and verify the blocks in an object store.",
-        subcommands: [List.self, Inspect.self, Verify.self]
+        abstract: "List, inspect and verify the blocks in an object store, or audit them against the raw topic.",
+        subcommands: [List.self, Inspect.self, Verify.self, Audit.self]
     )
 
     struct StoreOption: ParsableArguments {
@@ -107,6 +110,53 @@ struct BlocksCommand: AsyncParsableCommand {
             try? await store.shutdown()
             print("\(targets.count - bad)/\(targets.count) blocks ok")
             if bad > 0 { throw ExitCode(1) }
+        }
+    }
+}
+
+extension BlocksCommand {
+    struct Audit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "audit",
+            abstract: "Check that every raw record of a tenant is in exactly one live block, with exact totals.",
+            discussion: """
+                Reads the raw topic from its start to its current end, normalises the tenant's records as \
+                kiln-normalizer does, and compares their offsets and totals per profile type with what the \
+                live blocks hold (their raw provenance and totals). Exits 1 when a record is lost or held \
+                twice, or the totals differ. Non-cumulative profiles only.
+                """)
+        @OptionGroup var options: StoreOption
+        @OptionGroup var kafka: KafkaOptions
+        @Option(help: "Topic of raw profiles. [env: KILN_RAW_TOPIC] (default: kiln.profiles.raw)") var rawTopic: String?
+        @Option(help: "The tenant to audit.") var tenant = "anonymous"
+        @Option(help: "Seconds to keep reading the store until it matches (blocks may still be on their way).") var wait: Double = 0
+        @Option(help: "Also write the audit as JSON to this file.") var json: String?
+
+        func run() async throws {
+            let store = try options.open()
+            let ledger = try await DeliveryAudit.readTopic(
+                kafka: try kafka.kafkaConfig(clientID: "kiln-audit"),
+                topic: EnvironmentFallback.resolve(rawTopic, env: "KILN_RAW_TOPIC", default: "kiln.profiles.raw"), tenant: tenant)
+            let deadline = Date().addingTimeInterval(wait)
+            var audit = try await DeliveryAudit.compare(ledger, store: store, tenant: tenant)
+            while !audit.exact, Date() < deadline {
+                try await Task.sleep(for: .seconds(2))
+                audit = try await DeliveryAudit.compare(ledger, store: store, tenant: tenant)
+            }
+            try? await store.shutdown()
+            for type in Set(audit.expected.keys).union(audit.stored.keys).sorted() {
+                let (e, s) = (audit.expected[type] ?? 0, audit.stored[type] ?? 0)
+                print("\(type)\traw \(e)\tstored \(s)\t\(e == s ? "ok" : "DIFFERENT")")
+            }
+            print(
+                "\(audit.exact ? "exact" : "NOT EXACT"): \(audit.records) raw records of \(tenant) with samples, lost \(audit.lost), "
+                    + "duplicated \(audit.duplicated), refused by the normaliser \(audit.refused)")
+            if let json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(audit).write(to: URL(fileURLWithPath: json))
+            }
+            if !audit.exact { throw ExitCode(1) }
         }
     }
 }

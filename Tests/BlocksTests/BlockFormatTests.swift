@@ -43,6 +43,31 @@ struct OffsetRangesTests {
         #expect(OffsetRanges([1...3]).intersects(OffsetRanges([3...5])) && !OffsetRanges([1...3]).intersects(OffsetRanges([4...5])))
     }
 
+    @Test func intersectionHoldsTheOffsetsOfBoth() {
+        let a = OffsetRanges([1...10, 20...30, 40...40])
+        let b = OffsetRanges([5...22, 25...26, 29...45])
+        #expect(a.intersection(b).ranges == [5...10, 20...22, 25...26, 29...30, 40...40])
+        #expect(b.intersection(a) == a.intersection(b))
+        #expect(a.intersection(OffsetRanges()).isEmpty && a.intersection(OffsetRanges([11...19])).isEmpty)
+        // Against a brute-force set over random ranges.
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            let x = OffsetRanges(
+                (0..<5).map { _ in
+                    let l = Int64.random(in: 0...60, using: &rng)
+                    return l...(l + Int64.random(in: 0...8, using: &rng))
+                })
+            let y = OffsetRanges(
+                (0..<5).map { _ in
+                    let l = Int64.random(in: 0...60, using: &rng)
+                    return l...(l + Int64.random(in: 0...8, using: &rng))
+                })
+            let expected = Set((0...80).filter { x.contains($0) && y.contains($0) })
+            let got = x.intersection(y)
+            #expect(Set((0...80).filter { got.contains($0) }) == expected && got.count == Int64(expected.count))
+        }
+    }
+
     /// Provenance written before topic incarnations (no `topic_id`) still loads, and matches any incarnation;
     /// with IDs, offsets of one incarnation say nothing about another.
     @Test func topicIncarnationsAreOptionalAndSeparate() throws {

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""The checks and the report of `make soak` (scripts/soak.sh).
+
+  check   after the faults: waits until every consumer group's committed offsets reach the end of its topic
+          (lag 0) and the query replicas answer the same totals for the tenant; writes --out, exits 1 if
+          either does not happen within --timeout.
+  report  reads the run folder (loadgen's results/soak.json, faults.tsv, rss.tsv, results/audit.json from
+          `kiln blocks audit`, results/drain.json) and writes report/report.md with three plots (profiles
+          acknowledged per second, consumer lag, RSS per process, each with the faults marked); exits 1 when
+          the audit is not exact, the replicas differ, lag stayed, or a Kiln process's peak RSS (VmHWM) went
+          above --rss-limit-mb (moto, Tansu and the Go demos are plotted, not bounded: moto holds every
+          object in memory).
+"""
+import argparse
+import collections
+import json
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import verify_totals  # noqa: E402  (the same totals per profile type, from kiln-query)
+
+
+def group_lag(brokers, group, topic):
+    """Records behind the end, and the partitions whose committed offset is past the end (a broker that lost
+    the tail of its log in a restart hands those offsets out again: records the group will skip)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = c.list_topics(topic, timeout=10).topics[topic]
+        if meta.error or not meta.partitions:
+            raise RuntimeError(f"{topic}: no partitions ({meta.error})")
+        lag, beyond = 0, []
+        for tp in c.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10):
+            if tp.error:
+                raise RuntimeError(f"{group} {topic}/{tp.partition}: {tp.error}")
+            _, high = c.get_watermark_offsets(tp, timeout=10)
+            if tp.offset > high:
+                beyond.append(f"{topic}/{tp.partition}: committed {tp.offset}, end {high}")
+            lag += max(0, high - max(tp.offset, 0))
+        return lag, beyond
+    finally:
+        c.close()
+
+
+def check(args):
+    groups = [g.split("=", 1) for g in args.groups.split(",")]
+    queries = args.queries.split(",")
+    verify_totals.TENANT = args.tenant
+    started, deadline = time.time(), time.time() + args.timeout
+    lag, beyond, lag_zero_after, totals, error = {}, [], None, [], None
+    while time.time() < deadline:
+        try:
+            measured = {g: group_lag(args.brokers, g, t) for g, t in groups}
+            lag = {g: m[0] for g, m in measured.items()}
+            beyond = [b for m in measured.values() for b in m[1]]
+            if lag_zero_after is None and all(v == 0 for v in lag.values()):
+                lag_zero_after = round(time.time() - started, 1)
+            if lag_zero_after is not None:
+                now_ms = int(time.time() * 1000)
+                totals = [verify_totals.stored(q, now_ms - 86_400_000, now_ms + 3_600_000)[1] for q in queries]
+                if all(t == totals[0] for t in totals) and totals[0]:
+                    break
+            error = None
+        except Exception as e:  # a replica or the broker may still be settling; retry until the deadline
+            error = str(e)
+        time.sleep(2)
+    equal = bool(totals) and all(t == totals[0] for t in totals) and bool(totals[0])
+    out = {"lag": lag, "lag_zero_after_seconds": lag_zero_after, "committed_beyond_end": beyond,
+           "query_totals": dict(zip(queries, totals)),
+           "queries_equal": equal, "error": error}
+    pathlib.Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True))
+    print(f"soak check: lag {lag} (0 after {lag_zero_after} s); query replicas {'agree' if equal else 'DIFFER'}"
+          + (f"; committed past the end: {beyond}" if beyond else "")
+          + (f" (last error: {error})" if error else ""))
+    return 0 if lag_zero_after is not None and equal else 1
+
+
+def read_tsv(path):
+    p = pathlib.Path(path)
+    return [line.split("\t") for line in p.read_text().splitlines() if line] if p.exists() else []
+
+
+def mark_faults(ax, faults, t0):
+    colors = {"kill": "tab:red", "pause": "tab:purple", "broker": "black", "s3-503": "tab:orange", "s3-slow": "tab:brown"}
+    seen = set()
+    for t, kind, target in faults:
+        ax.axvline(float(t) - t0, color=colors.get(kind, "grey"), lw=0.7, alpha=0.6,
+                   label=None if kind in seen else kind)
+        seen.add(kind)
+
+
+def report(args):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = pathlib.Path(args.run)
+    out = run / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    load = json.loads((run / "results" / "soak.json").read_text())
+    audit = json.loads((run / "results" / "audit.json").read_text()) if (run / "results" / "audit.json").exists() else None
+    drain = json.loads((run / "results" / "drain.json").read_text()) if (run / "results" / "drain.json").exists() else {}
+    faults = read_tsv(run / "faults.tsv")
+    gaps_file = run / "results" / "offset-gaps.txt"
+    gaps = int(gaps_file.read_text().strip() or 0) if gaps_file.exists() else 0
+    rss = read_tsv(run / "rss.tsv")
+    t0 = load["started_at_unix"]
+
+    fig, ax = plt.subplots(figsize=(12, 4))
+    ax.plot([r["t"] + 0.5 for r in load["seconds"]], [r["sent"] for r in load["seconds"]], lw=1, color="tab:blue", label="acknowledged")
+    ax.plot([r["t"] + 0.5 for r in load["seconds"]], [sum(r["errors"].values()) for r in load["seconds"]], lw=1, color="tab:red",
+            label="refused or failed")
+    mark_faults(ax, faults, t0)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("pushes / s")
+    ax.set_title("Pushes per second, faults marked")
+    ax.legend(loc="upper right", fontsize=7, ncol=4)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for g in sorted({l["group"] for s in load["samples"] for l in s["lag"]}):
+        pts = [(s["t"], l["records"]) for s in load["samples"] for l in s["lag"] if l["group"] == g]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.2, label=g)
+    mark_faults(ax, faults, t0)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("lag (records)")
+    ax.set_title("Consumer lag, faults marked")
+    ax.legend(loc="upper right", fontsize=7, ncol=4)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "lag.png", dpi=110)
+    plt.close(fig)
+
+    by_process, peaks = collections.defaultdict(list), {}
+    for t, name, kb, hwm_kb in rss:
+        by_process[name].append((float(t) - t0, int(kb) / 1024))
+        peaks[name] = max(peaks.get(name, 0), int(hwm_kb or kb) / 1024)
+    fig, ax = plt.subplots(figsize=(12, 5))
+    for name in sorted(by_process):
+        ax.plot([p[0] for p in by_process[name]], [p[1] for p in by_process[name]], lw=1, label=name)
+    ax.axhline(args.rss_limit_mb, color="red", ls="--", lw=0.8)
+    mark_faults(ax, faults, t0)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS (MiB)")
+    ax.set_title(f"RSS per process (limit {args.rss_limit_mb} MiB dashed), faults marked")
+    ax.legend(loc="upper left", fontsize=6, ncol=5)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "rss.png", dpi=110)
+    plt.close(fig)
+
+    kiln = ("scraper.", "normalizer.", "compactor.", "query.")
+    over = {n: p for n, p in peaks.items() if n.startswith(kiln) and p > args.rss_limit_mb}
+    kinds = collections.Counter(kind for _, kind, _ in faults)
+    targets = collections.Counter(f"{kind} {target}" for _, kind, target in faults)
+    exact = bool(audit) and audit["lost"] == 0 and audit["duplicated"] == 0 and audit["expected"] == audit["stored"]
+    replicas_match_audit = bool(audit) and all(t == audit["stored"] for t in drain.get("query_totals", {}).values())
+    lines = [
+        "# Soak report",
+        "",
+        f"{load['send_seconds']:.0f} s of pushes at {load.get('offered_rate') or 0:.0f} profiles/s ({args.build} build, seed {args.seed}), "
+        f"{len(faults)} faults.",
+        "",
+        "| what | value |",
+        "|---|---|",
+        "| faults by kind | " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + " |",
+        f"| pushes acknowledged (loadgen) | {load['totals']['accepted']} |",
+        f"| pushes refused or failed (loadgen; clients retry these) | {sum(load['totals']['errors'].values())} |",
+        f"| raw records of the tenant (with samples) | {audit['records'] if audit else '?'} |",
+        f"| acknowledged pushes missing from the raw topic (at least; the broker lost them) | {max(0, load['totals']['accepted'] - audit['records']) if audit else '?'} |",
+        f"| normalized records the broker acknowledged and lost (compactor offset gaps), replayed from the raw topic | {gaps} |",
+        f"| stored exactly once | {audit['records'] - audit['lost'] if audit else '?'} |",
+        f"| lost | {audit['lost'] if audit else '?'} |",
+        f"| duplicated | {audit['duplicated'] if audit else '?'} |",
+        f"| totals per profile type exact | {'yes' if exact else 'NO'} |",
+        f"| consumer lag back to 0 after the faults | {drain.get('lag_zero_after_seconds')} s |",
+        f"| both query replicas answer the audit's totals | {'yes' if drain.get('queries_equal') and replicas_match_audit else 'NO'} |",
+        f"| Kiln processes with a peak RSS above {args.rss_limit_mb:.0f} MiB | {', '.join(f'{n} {p:.0f} MiB' for n, p in over.items()) or 'none'} |",
+        "",
+        "Acknowledged pushes are a subset of the raw records: a push the scraper published but could not answer "
+        "(killed, paused past the client's patience, or past its publish timeout) is in the raw topic and stored, "
+        "as an SDK's retry would be.",
+        "",
+        "## Faults",
+        "",
+        "| fault | count |",
+        "|---|---|",
+    ] + [f"| {k} | {v} |" for k, v in sorted(targets.items())] + [
+        "",
+        "## Peak RSS",
+        "",
+        "| process (the highest of all its runs) | peak MiB |",
+        "|---|---|",
+    ] + [f"| {n} | {p:.0f} |" for n, p in sorted(peaks.items())] + [
+        "",
+        "![pushes](throughput.png)",
+        "",
+        "![lag](lag.png)",
+        "",
+        "![rss](rss.png)",
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(lines))
+    print("\n".join(lines[:18]))
+    lag_drained = drain.get("lag_zero_after_seconds") is not None
+    return 0 if exact and lag_drained and drain.get("queries_equal") and replicas_match_audit and not over else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check")
+    c.add_argument("--brokers", required=True)
+    c.add_argument("--groups", required=True, help="group=topic,...")
+    c.add_argument("--queries", required=True, help="kiln-query base URLs, comma-separated")
+    c.add_argument("--tenant", required=True)
+    c.add_argument("--timeout", type=float, default=180)
+    c.add_argument("--out", required=True)
+    r = sub.add_parser("report")
+    r.add_argument("--run", required=True)
+    r.add_argument("--rss-limit-mb", type=float, required=True)
+    r.add_argument("--build", default="?")
+    r.add_argument("--seed", default="?")
+    args = ap.parse_args()
+    return check(args) if args.command == "check" else report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
