@@ -160,7 +160,13 @@ public final class CompactorStage: Service, Sendable {
     public var currentStats: Stats { stats.withLock { $0 } }
 
     public func run() async throws {
-        try await reloadFromStore()
+        // A store that fails at start (S3 throttling, an endpoint still coming up) is waited for, as later;
+        // SIGTERM meanwhile ends the stage before it consumed anything.
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.untilStoreAccepts("reading block provenance") { try await self.reloadFromStore() }
+            }
+        } catch is CancellationError { return }
         try await consumer.subscribe([configuration.normalizedTopic])
         logger.info(
             "consuming",
@@ -232,7 +238,7 @@ public final class CompactorStage: Service, Sendable {
         if state.withLock({ $0.needsReload }) {
             try await untilStoreAccepts("reading block provenance") { try await self.reloadFromStore() }
         }
-        let decoded: [(ConsumerRecord, SampleBatch?)] = try await worker.run {
+        let decoded: [(ConsumerRecord, SampleBatch?)] = await worker.run {
             records.map { r in (r, try? BatchCodec.decode(r.value)) }
         }
         try await checkIncarnations(decoded)

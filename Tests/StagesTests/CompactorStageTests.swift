@@ -5,6 +5,7 @@ import Logging
 import ObjectStore
 import ProfileModel
 import Records
+import Synchronization
 import TestSupport
 import Testing
 
@@ -233,6 +234,30 @@ struct CompactorStageTests {
                 }
             }
             #expect(try await BlockIndex.liveBlocks(store, tenant: "acme").map(\.ulid).contains(committed[0].ulid))
+        }
+    }
+
+    /// A store that fails when the stage starts (seen in `make soak`: S3 answering 503 while the compactor
+    /// read the blocks' provenance) is waited for; the stage then consumes and stores everything.
+    @Test func aStoreFailingAtStartIsWaitedFor() async throws {
+        let kafka = try testBroker()
+        try await withCompactorStore(.file) { store, _ in
+            let topic = uniqueName("normalized-store-down")
+            _ = try await KafkaAdmin(config: kafka).createTopic(TopicSpec(name: topic, partitions: 1))
+            let batches = (0..<5).map { batch(tenant: "acme", rawPartition: 0, rawOffset: Int64($0)) }
+            let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
+            _ = try await producer.sendBatch(records(batches, topic: topic))
+            try await producer.close()
+            let failing = FailingAtFirstStore(inner: store, failures: 2)
+            let config = CompactorStage.Configuration(
+                normalizedTopic: topic, groupID: uniqueName("compactor-store-down"), cut: CutPolicy(maxAge: .milliseconds(300)))
+            let stage = try CompactorStage(configuration: config, kafka: kafka, store: failing, logger: Logger(label: "test"))
+            let run = Task { try await stage.run() }
+            let totals = try await waitForTotals(store, expectedTotals(batches), timeout: .seconds(30))
+            run.cancel()
+            try await run.value
+            #expect(totals == expectedTotals(batches))
+            #expect(failing.failed.withLock { $0 } == 2)
         }
     }
 
@@ -489,6 +514,36 @@ struct CompactorStageTests {
 }
 
 private struct SimulatedCrash: Error {}
+
+/// The file store, except that its first `failures` listings fail as S3 does when it keeps answering 503.
+private final class FailingAtFirstStore: ObjectStore {
+    let inner: any ObjectStore
+    let failed = Mutex(0)
+    let failures: Int
+    init(inner: any ObjectStore, failures: Int) {
+        self.inner = inner
+        self.failures = failures
+    }
+    var location: String { inner.location }
+    func put(_ key: String, _ bytes: [UInt8]) async throws { try await inner.put(key, bytes) }
+    func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool { try await inner.putIfAbsent(key, bytes) }
+    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
+        try await inner.put(key, bytes, if: condition)
+    }
+    func get(_ key: String, range: ByteRange?) async throws -> [UInt8] { try await inner.get(key, range: range) }
+    func head(_ key: String) async throws -> ObjectInfo? { try await inner.head(key) }
+    func list(prefix: String, delimiter: String?) async throws -> ListResult {
+        let fail = failed.withLock { n -> Bool in
+            guard n < failures else { return false }
+            n += 1
+            return true
+        }
+        if fail { throw ObjectStoreError(.unavailable, "HTTP 503 SlowDown — gave up after 5 attempt(s)", httpStatus: 503) }
+        return try await inner.list(prefix: prefix, delimiter: delimiter)
+    }
+    func delete(_ key: String) async throws { try await inner.delete(key) }
+    func shutdown() async throws {}
+}
 
 /// The file store, except that committing (meta.json) a block of `failingTenant` ends the stage as a crash
 /// would: with an error the stage does not retry.
