@@ -31,7 +31,7 @@ def group_lag(brokers, group, topic):
         meta = c.list_topics(topic, timeout=10).topics[topic]
         if meta.error or not meta.partitions:
             raise RuntimeError(f"{topic}: no partitions ({meta.error})")
-        lag, beyond = 0, []
+        lag, beyond, parts = 0, [], {}
         for tp in c.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10):
             if tp.error:
                 raise RuntimeError(f"{group} {topic}/{tp.partition}: {tp.error}")
@@ -39,7 +39,8 @@ def group_lag(brokers, group, topic):
             if tp.offset > high:
                 beyond.append(f"{topic}/{tp.partition}: committed {tp.offset}, end {high}")
             lag += max(0, high - max(tp.offset, 0))
-        return lag, beyond
+            parts[f"{topic}/{tp.partition}"] = {"committed": tp.offset, "end": high}
+        return lag, beyond, parts
     finally:
         c.close()
 
@@ -49,12 +50,13 @@ def check(args):
     queries = args.queries.split(",")
     verify_totals.TENANT = args.tenant
     started, deadline = time.time(), time.time() + args.timeout
-    lag, beyond, lag_zero_after, totals, error = {}, [], None, [], None
+    lag, beyond, partitions, lag_zero_after, totals, error = {}, [], {}, None, [], None
     while time.time() < deadline:
         try:
             measured = {g: group_lag(args.brokers, g, t) for g, t in groups}
             lag = {g: m[0] for g, m in measured.items()}
             beyond = [b for m in measured.values() for b in m[1]]
+            partitions = {g: m[2] for g, m in measured.items()}
             if lag_zero_after is None and all(v == 0 for v in lag.values()):
                 lag_zero_after = round(time.time() - started, 1)
             if lag_zero_after is not None:
@@ -67,7 +69,7 @@ def check(args):
             error = str(e)
         time.sleep(2)
     equal = bool(totals) and all(t == totals[0] for t in totals) and bool(totals[0])
-    out = {"lag": lag, "lag_zero_after_seconds": lag_zero_after, "committed_beyond_end": beyond,
+    out = {"lag": lag, "lag_zero_after_seconds": lag_zero_after, "committed_beyond_end": beyond, "partitions": partitions,
            "query_totals": dict(zip(queries, totals)),
            "queries_equal": equal, "error": error}
     pathlib.Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True))

@@ -264,7 +264,7 @@ stop_all scraper.pull
 # Tansu's S3 engine can acknowledge a record and lose it when killed mid-produce (docs/operations.md); a
 # compactor sees such a loss in kiln.profiles.normalized as an offset gap. The KilnBrokerLostRecords
 # runbook's remedy: replay the raw topic into the normalized one; the compactors add only what no block holds.
-GAPS=$(grep -h "offset gap" "$RUN"/logs/compactor.*.log 2>/dev/null | sed -n 's/.* records=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+GAPS=$({ grep -h "offset gap" "$RUN"/logs/compactor.*.log 2>/dev/null || true; } | sed -n 's/.* records=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
 echo "$GAPS" >"$RUN/results/offset-gaps.txt"
 if ((GAPS > 0)); then
   echo "soak: the compactors found $GAPS normalized records the broker acknowledged and lost; replaying the raw topic"
