@@ -93,6 +93,18 @@ def mark_faults(ax, faults, t0):
         seen.add(kind)
 
 
+def finish(fig, ax, faults, t0, ylabel, title, path, legend="upper right"):
+    """Marks the faults, labels the axes and writes the plot."""
+    mark_faults(ax, faults, t0)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend, fontsize=7, ncol=5)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def report(args):
     import matplotlib
     matplotlib.use("Agg")
@@ -114,28 +126,14 @@ def report(args):
     ax.plot([r["t"] + 0.5 for r in load["seconds"]], [r["sent"] for r in load["seconds"]], lw=1, color="tab:blue", label="acknowledged")
     ax.plot([r["t"] + 0.5 for r in load["seconds"]], [sum(r["errors"].values()) for r in load["seconds"]], lw=1, color="tab:red",
             label="refused or failed")
-    mark_faults(ax, faults, t0)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("pushes / s")
-    ax.set_title("Pushes per second, faults marked")
-    ax.legend(loc="upper right", fontsize=7, ncol=4)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=110)
+    finish(fig, ax, faults, t0, "pushes / s", "Pushes per second, faults marked", out / "throughput.png")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(12, 4))
     for g in sorted({l["group"] for s in load["samples"] for l in s["lag"]}):
         pts = [(s["t"], l["records"]) for s in load["samples"] for l in s["lag"] if l["group"] == g]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.2, label=g)
-    mark_faults(ax, faults, t0)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("lag (records)")
-    ax.set_title("Consumer lag, faults marked")
-    ax.legend(loc="upper right", fontsize=7, ncol=4)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "lag.png", dpi=110)
+    finish(fig, ax, faults, t0, "lag (records)", "Consumer lag, faults marked", out / "lag.png")
     plt.close(fig)
 
     by_process, peaks = collections.defaultdict(list), {}
@@ -146,14 +144,8 @@ def report(args):
     for name in sorted(by_process):
         ax.plot([p[0] for p in by_process[name]], [p[1] for p in by_process[name]], lw=1, label=name)
     ax.axhline(args.rss_limit_mb, color="red", ls="--", lw=0.8)
-    mark_faults(ax, faults, t0)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("RSS (MiB)")
-    ax.set_title(f"RSS per process (limit {args.rss_limit_mb} MiB dashed), faults marked")
-    ax.legend(loc="upper left", fontsize=6, ncol=5)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "rss.png", dpi=110)
+    finish(fig, ax, faults, t0, "RSS (MiB)", f"RSS per process (limit {args.rss_limit_mb} MiB dashed), faults marked", out / "rss.png",
+           legend="upper left")
     plt.close(fig)
 
     kiln = ("scraper.", "normalizer.", "compactor.", "query.")

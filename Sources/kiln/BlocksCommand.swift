@@ -134,6 +134,10 @@ extension BlocksCommand {
 
         func run() async throws {
             let store = try options.open()
+            try await store.shutDown { try await audit(store) }
+        }
+
+        func audit(_ store: any ObjectStore) async throws {
             let ledger = try await DeliveryAudit.readTopic(
                 kafka: try kafka.kafkaConfig(clientID: "kiln-audit"),
                 topic: EnvironmentFallback.resolve(rawTopic, env: "KILN_RAW_TOPIC", default: "kiln.profiles.raw"), tenant: tenant)
@@ -143,7 +147,6 @@ extension BlocksCommand {
                 try await Task.sleep(for: .seconds(2))
                 audit = try await DeliveryAudit.compare(ledger, store: store, tenant: tenant)
             }
-            try? await store.shutdown()
             for type in Set(audit.expected.keys).union(audit.stored.keys).sorted() {
                 let (e, s) = (audit.expected[type] ?? 0, audit.stored[type] ?? 0)
                 print("\(type)\traw \(e)\tstored \(s)\t\(e == s ? "ok" : "DIFFERENT")")
