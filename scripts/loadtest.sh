@@ -51,15 +51,9 @@ mkdir -p "$RUN/results" "$RUN/report" "$RUN/blocks" "$RUN/logs"
 STORE=file://$RUN/blocks
 started=$SECONDS
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_ready() { # url seconds name
-  local deadline=$((SECONDS + $2))
-  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-    if ((SECONDS > deadline)); then echo "loadtest: $3 not ready at $1 within $2 s (log: $RUN/logs/$3.log)" >&2; tail -n 20 "$RUN/logs/$3.log" >&2 || true; return 1; fi
-    sleep 0.2
-  done
-}
+LOGS=$RUN/logs
+# shellcheck source=scripts/lib/loopback.sh
+. "$ROOT/scripts/lib/loopback.sh"
 
 wait_log() { # file pattern seconds what
   local deadline=$((SECONDS + $3))

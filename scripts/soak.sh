@@ -54,21 +54,9 @@ mkdir -p "$RUN/logs" "$RUN/pids" "$RUN/results" "$RUN/report"
 RANDOM=$SEED
 started=$SECONDS
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port seconds name
-  local deadline=$((SECONDS + $2))
-  until "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null; do
-    if ((SECONDS > deadline)); then echo "soak: $3 not listening on $1 within $2 s" >&2; return 1; fi
-    sleep 0.2
-  done
-}
-wait_ready() { # url seconds name
-  local deadline=$((SECONDS + $2))
-  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-    if ((SECONDS > deadline)); then echo "soak: $3 not ready at $1 within $2 s (log: $RUN/logs/$3.log)" >&2; tail -n 20 "$RUN/logs/$3.log" >&2 || true; return 1; fi
-    sleep 0.2
-  done
-}
+LOGS=$RUN/logs
+# shellcheck source=scripts/lib/loopback.sh
+. "$ROOT/scripts/lib/loopback.sh"
 
 # Every process this script starts, by name, so the EXIT trap stops exactly those: Kiln's first (woken if
 # paused), then the broker, the store and the rest; whatever has not exited 30 s after SIGTERM is killed.
@@ -105,7 +93,7 @@ fault_log() { printf '%s\t%s\t%s\n' "$(date +%s.%N)" "$1" "$2" >>"$RUN/faults.ts
 # Object store: moto, its buckets, and the fault proxy the compactors and queries go through.
 MOTO_PORT=$(free_port)
 launch moto "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
-wait_port "$MOTO_PORT" 60 moto
+wait_port 127.0.0.1 "$MOTO_PORT" 60 moto
 MOTO=http://127.0.0.1:$MOTO_PORT
 curl -fsS -X PUT "$MOTO/tansu-log" >/dev/null
 curl -fsS -X PUT "$MOTO/kiln-blocks" >/dev/null
@@ -125,7 +113,7 @@ BROKERS=127.0.0.1:$KPORT
 start_broker() {
   AWS_ENDPOINT=$MOTO AWS_ALLOW_HTTP=true launch tansu "$ROOT/.venv/bin/tansu" broker --listener-url "tcp://$BROKERS" \
     --advertised-listener-url "tcp://$BROKERS" --storage-engine s3://tansu-log/
-  wait_port "$KPORT" 30 tansu
+  wait_port 127.0.0.1 "$KPORT" 30 tansu
 }
 start_broker
 "$BIN/kiln" topics create --kafka-brokers "$BROKERS" --topic-partitions "$PARTITIONS"

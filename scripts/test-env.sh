@@ -12,15 +12,9 @@ ROOT=$PWD
 RUN=${KILN_RUN_DIR:-$ROOT/run}
 mkdir -p "$RUN"
 
-free_port() { "$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() { # host port seconds name
-  local deadline=$((SECONDS + $3))
-  until "$ROOT/.venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('$1',$2)))" 2>/dev/null; do
-    if ((SECONDS > deadline)); then echo "test-env: $4 did not open $1:$2 within $3 s (log: $RUN/$4.log)" >&2; tail -n 20 "$RUN/$4.log" >&2 || true; return 1; fi
-    sleep 0.2
-  done
-}
+LOGS=$RUN
+# shellcheck source=scripts/lib/loopback.sh
+. "$ROOT/scripts/lib/loopback.sh"
 
 stop() {
   for name in tansu moto prometheus; do
