@@ -152,6 +152,8 @@ public final class KafkaProducer: Sendable {
     /// saw the same fatal error re-create it once).
     private func replace(_ failed: ProducerEngine?, reason: String) throws {
         guard !closed.load(ordering: .relaxed) else { return }
+        // Another sender that saw the same failure may have replaced it already: no second handle then.
+        if let failed, engine.withLock({ $0 !== failed }) { return }
         let fresh = try ProducerEngine(config: config, context: context)
         let undelivered = inFlight
         // The old engine is released here; its deinit fails and destroys what it held off the cooperative pool.
