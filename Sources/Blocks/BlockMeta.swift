@@ -214,10 +214,14 @@ public struct BlockMeta: Sendable, Equatable, Codable {
     public struct ProfileTypeStats: Sendable, Equatable, Codable {
         public var samples: Int64
         public var total: Int64
+        /// Rows of profiles.parquet of this type: one per profile at full resolution, one per series and
+        /// bucket in a downsampled block. Absent in blocks written before it was counted.
+        public var profiles: Int64?
 
-        public init(samples: Int64, total: Int64) {
+        public init(samples: Int64, total: Int64, profiles: Int64? = nil) {
             self.samples = samples
             self.total = total
+            self.profiles = profiles
         }
     }
 

@@ -567,6 +567,8 @@ public actor BlockReader {
                 break
             }
             var totals: [String: BlockMeta.ProfileTypeStats] = [:]
+            // Profiles per type as the writer counts them: runs of one (series, time) in file order.
+            let countsProfiles = meta.stats.profileTypes.values.contains { $0.profiles != nil }
             for i in 0..<samples.count {
                 if !seriesIDs.contains(samples.seriesIDs[i]) {
                     problems.append("sample \(i): unknown series \(samples.seriesIDs[i])")
@@ -580,6 +582,11 @@ public actor BlockReader {
                 let pt = samples.profileTypes[Int(samples.profileTypeIndex[i])]
                 totals[pt, default: .init(samples: 0, total: 0)].samples += 1
                 totals[pt, default: .init(samples: 0, total: 0)].total &+= samples.values[i]
+                if countsProfiles {
+                    let newProfile =
+                        i == 0 || samples.seriesIDs[i] != samples.seriesIDs[i - 1] || samples.timeNanos[i] != samples.timeNanos[i - 1]
+                    totals[pt]!.profiles = (totals[pt]!.profiles ?? 0) + (newProfile ? 1 : 0)
+                }
             }
             if totals != meta.stats.profileTypes { problems.append("per-profile-type totals differ from meta.json: \(totals)") }
             if Int64(samples.count) != meta.stats.samples {

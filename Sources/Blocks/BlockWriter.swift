@@ -122,6 +122,7 @@ public struct BlockWriter: Sendable {
         }
         var typeSamples = [Int64](repeating: 0, count: typeNames.count)
         var typeTotals = [Int64](repeating: 0, count: typeNames.count)
+        var typeProfiles = [Int64](repeating: 0, count: typeNames.count)
         let longestTypeID = typeIDs.map(\.utf8.count).max() ?? 0
         let rowsPerGroup = max(1, options.samplesPerRowGroup)
         let samplesWriter = try ParquetWriter(schema: BlockSchemas.samples, options: parquetOptions(rowsPerGroup: rowsPerGroup))
@@ -168,7 +169,9 @@ public struct BlockWriter: Sendable {
                 let profileCount =
                     head.profileCounts.isEmpty
                     ? 1 : head.profileCounts[Downsampling.SeriesTime(series: UInt32(s), time: head.sampleTimes[i])] ?? 1
+                let profileRows = profiles.count
                 profiles.add(series: newSeriesID[s], time: head.sampleTimes[i], value: head.sampleValues[i], profiles: profileCount)
+                if profiles.count != profileRows { typeProfiles[typeOfSeries[s]] += 1 }
                 if newSeriesID[s] != currentSeries {
                     flushStackSums()
                     currentSeries = newSeriesID[s]
@@ -181,7 +184,7 @@ public struct BlockWriter: Sendable {
         }
         var typeStats: [String: BlockMeta.ProfileTypeStats] = [:]
         for (slot, name) in typeNames.enumerated() where typeSamples[slot] > 0 {
-            typeStats[name] = .init(samples: typeSamples[slot], total: typeTotals[slot])
+            typeStats[name] = .init(samples: typeSamples[slot], total: typeTotals[slot], profiles: typeProfiles[slot])
         }
         let samplesBytes = try samplesWriter.finish()
         files.append((BlockFile.samples, samplesBytes, n, try ParquetFileReader(bytes: samplesBytes).rowGroupCount))

@@ -639,6 +639,10 @@ public actor QueryEngine {
         /// Samples of the profile type (every type when none is given) in those blocks: exact when every
         /// series of the type matches, at most that otherwise (block metadata counts per type, not series).
         public var samples: Int64 = 0
+        /// Profiles (rows of profiles.parquet) of the profile type in those blocks, exact or at most as
+        /// `samples` is. Blocks written before meta.json counted them per type give an upper bound: their
+        /// profiles.parquet rows of every type, or their samples.
+        public var profiles: Int64 = 0
         /// Sizes of those blocks' series table, sample table, and symbol tables (stacks, frames, functions).
         public var indexBytes: Int64 = 0
         public var profileBytes: Int64 = 0
@@ -664,12 +668,19 @@ public actor QueryEngine {
             cost.blocks += 1
             for s in matching { series.insert(s.labels) }
             cost.samples += profileType.map { meta.stats.profileTypes[$0]?.samples ?? 0 } ?? meta.stats.samples
+            cost.profiles += profileType.map { meta.stats.profileTypes[$0]?.profiles ?? profileRows(meta) } ?? profileRows(meta)
             cost.indexBytes += sizes[BlockFile.series] ?? 0
             cost.profileBytes += sizes[BlockFile.samples] ?? 0
             cost.symbolBytes += [BlockFile.stacks, BlockFile.frames, BlockFile.functions].reduce(0) { $0 + (sizes[$1] ?? 0) }
         }
         cost.series = series.count
         return cost
+    }
+
+    /// Profiles of every type in a block from its metadata: a profile has at least one sample.
+    private func profileRows(_ meta: BlockMeta) -> Int64 {
+        if let rows = meta.files.first(where: { $0.name == BlockFile.profiles })?.rows { return Int64(rows) }
+        return meta.stats.samples
     }
 
     // MARK: labels, series, profile types, stats

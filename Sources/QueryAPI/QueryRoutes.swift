@@ -389,6 +389,7 @@ struct QueryHandlers: Sendable {
         scope.blockCount = UInt64(cost.blocks)
         scope.seriesCount = UInt64(cost.series)
         scope.sampleCount = UInt64(cost.samples)
+        scope.profileCount = UInt64(cost.profiles)
         scope.indexBytes = UInt64(cost.indexBytes)
         scope.profileBytes = UInt64(cost.profileBytes)
         scope.symbolBytes = UInt64(cost.symbolBytes)

@@ -240,6 +240,9 @@ import Testing
             #expect(scope.blockCount == UInt64(metas.count))
             #expect(scope.seriesCount == 3, "api, worker and db")
             #expect(scope.sampleCount == UInt64(blocks.samples(type: cpuType).count))
+            // A profile is one series at one time; here each is cut into one block.
+            let cpuProfiles = Set(blocks.samples(type: cpuType).map { "\($0.labels) \($0.time)" })
+            #expect(scope.profileCount == UInt64(cpuProfiles.count) && scope.profileCount < scope.sampleCount)
             #expect(
                 scope.profileBytes == UInt64(metas.flatMap(\.files).filter { $0.name == BlockFile.samples }.reduce(0) { $0 + $1.sizeBytes })
             )
@@ -250,6 +253,8 @@ import Testing
             #expect(
                 everyType.queryScopes.first?.seriesCount == 2
                     && everyType.queryScopes.first?.sampleCount == UInt64(metas.reduce(0) { $0 + $1.stats.samples }))
+            let everyProfile = metas.flatMap(\.files).filter { $0.name == BlockFile.profiles }.reduce(0) { $0 + ($1.rows ?? 0) }
+            #expect(everyType.queryScopes.first?.profileCount == UInt64(everyProfile) && everyProfile > cpuProfiles.count)
             // No match: nothing to read, though the range still holds every block's bytes.
             let none = try await analyze(Self.cpu + #"{service_name="nope"}"#)
             #expect(none.queryScopes.first?.blockCount == 0 && none.queryImpact.totalBytesInTimeRange == allBytes)
