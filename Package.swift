@@ -183,7 +183,7 @@ let package = Package(
         .target(
             name: "Recording",
             dependencies: [
-                "APICommon", "KilnProtos", "Query", "ObjectStore", "ProfileModel", "KilnFoundation",
+                "APICommon", "KilnProtos", "Query", "ObjectStore", "ProfileModel", "Records", "KilnFoundation",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
         .target(
@@ -343,7 +343,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
-        .testTarget(name: "RecordsTests", dependencies: ["Records"]),
+        .testTarget(name: "RecordsTests", dependencies: ["Records", "TestSupport"]),
         .testTarget(
             name: "RecordingTests",
             dependencies: [

@@ -5,8 +5,8 @@ import ProfileModel
 import Recording
 import Records
 
-/// Recording-rule evaluation against the normaliser, on one core: the ruler's work per profile (decode the
-/// normalized batch from its record, add its samples to 10 rules' steps, hand out the steps) beside the
+/// Recording-rule evaluation against the normaliser, on one core: the ruler's work per profile (read the
+/// normalized record as rules need it, add its samples to 10 rules' steps, hand out the steps) beside the
 /// normaliser's own work for the same profiles. The target: evaluation under 10 % of normalising.
 public enum RuleBenchmark {
     public static func run(fixturesDir: URL, seconds: Double = 5) throws -> [BenchMeasurement] {
@@ -20,6 +20,7 @@ public enum RuleBenchmark {
         var normalizer = Normalizer()
         let records = NormalizerBenchmark.normalizedRecords(envelopes, with: &normalizer)
         let rules = try Self.rules(from: records)
+        let functionNames = RuleEvaluation.functionNames(rules)
         var evaluation = RuleEvaluation(stepMillis: 15_000)
         var sink = 0
         let measured = NormalizerBenchmark.measureInTurn(
@@ -28,7 +29,7 @@ public enum RuleBenchmark {
                 { sink &+= NormalizerBenchmark.normalizeAll(envelopes, with: &normalizer) },
                 {
                     for record in records {
-                        guard let batch = try? BatchCodec.decode(record) else { continue }
+                        guard let batch = try? BatchCodec.decodeForRules(record, functionNames: { _ in functionNames }) else { continue }
                         sink &+= evaluation.add(batch, rules: rules).samplesRecorded
                     }
                     sink &+= evaluation.complete(through: .max - 15_000).count

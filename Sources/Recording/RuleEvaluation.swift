@@ -1,6 +1,7 @@
 import KilnProtos
 import ProfileModel
 import Query
+import Records
 
 /// A recording rule ready to run over sample batches.
 public struct CompiledRule: Sendable {
@@ -88,10 +89,11 @@ public struct RuleEvaluation: Sendable {
         public var samplesOverLimit = 0
     }
 
-    /// One recorded series a batch series feeds, and for a function rule which stacks count.
+    /// One recorded series a batch series feeds, and which of the batch's sums it takes: 0 every stack,
+    /// k > 0 the stacks through the k-th function filter.
     private struct Feed {
         var series: Int
-        var throughFunction: [Bool]?
+        var filter: Int
     }
 
     private struct StepSeries: Hashable {
@@ -99,8 +101,21 @@ public struct RuleEvaluation: Sendable {
         var series: Int
     }
 
-    /// Adds the batch's samples to the open steps of the rules that select them.
+    /// The function names `rules` filter by, each once: what `BatchCodec.decodeForRules` is asked for.
+    public static func functionNames(_ rules: [CompiledRule]) -> [String] {
+        var names: [String] = []
+        for rule in rules { if let name = rule.functionName, !names.contains(name) { names.append(name) } }
+        return names
+    }
+
+    /// Adds a whole batch's samples (tests; the ruler reads records with `BatchCodec.decodeForRules`).
     public mutating func add(_ batch: SampleBatch, rules: [CompiledRule]) -> Outcome {
+        add(RuleBatch(batch, functionNames: Self.functionNames(rules)), rules: rules)
+    }
+
+    /// Adds the batch's samples to the open steps of the rules that select them. The batch was read for
+    /// these rules: it answers every function name they filter by.
+    public mutating func add(_ batch: RuleBatch, rules: [CompiledRule]) -> Outcome {
         var outcome = Outcome()
         guard !rules.isEmpty, batch.sampleCount > 0 else { return outcome }
         // Per batch series: the rules that select it (a handful of label sets per batch, not per sample).
@@ -108,51 +123,88 @@ public struct RuleEvaluation: Sendable {
             rules.indices.compactMap { r in rules[r].output(for: series).map { (r, $0) } }
         }
         guard selected.contains(where: { !$0.isEmpty }) else { return outcome }
-        let functionRules = Set(selected.joined().map(\.rule).filter { rules[$0].functionName != nil })
-        let throughFunction = Self.stacksThroughFunctions(of: functionRules.map { ($0, rules[$0].functionName!) }, in: batch)
+        // Sum 0 takes every stack, sum k > 0 the stacks through the batch's k-th function name.
+        func filter(_ rule: CompiledRule) -> Int {
+            guard let name = rule.functionName else { return 0 }
+            guard let k = batch.functionNames.firstIndex(of: name) else {
+                preconditionFailure("the batch was read without function \(name) of rule \(rule.id)")
+            }
+            return 1 + k
+        }
+        let throughFilter = batch.stacksThrough
+        let filters = 1 + batch.functionNames.count
         var feeds: [[Feed]] = []
         feeds.reserveCapacity(batch.series.count)
         for list in selected {
             feeds.append(
                 list.map { r, labels in
+                    let filter = filter(rules[r])
                     let key = SeriesKey(tenant: batch.tenant, labels: labels, rule: rules[r].id)
-                    if let known = seriesIDs[key] { return Feed(series: known, throughFunction: throughFunction[r]) }
+                    if let known = seriesIDs[key] { return Feed(series: known, filter: filter) }
                     seriesIDs[key] = seriesKeys.count
                     seriesKeys.append(key)
-                    return Feed(series: seriesKeys.count - 1, throughFunction: throughFunction[r])
+                    return Feed(series: seriesKeys.count - 1, filter: filter)
                 })
         }
-        // Sums and sample counts of this batch in the order first seen (a rule's series limit admits the
-        // first groups), merged into the open steps below.
-        var localIndex: [StepSeries: Int] = [:]
-        var local: [(key: StepSeries, sum: Int64, samples: Int)] = []
+        // One pass over the samples sums each (step, batch series, filter) into dense arrays: a batch
+        // holds one or a few profile times, so steps change rarely and the rules only meet the sums.
+        let width = batch.series.count * filters
+        var stepOfBlock: [Int64] = []
+        var sums: [Int64] = []
+        var counts: [Int] = []
         var lastTime = Int64.min
-        var step: Int64 = 0
+        var block = 0
         batch.sampleSeries.withUnsafeBufferPointer { seriesOf in
             batch.sampleTimes.withUnsafeBufferPointer { times in
-                for i in 0..<batch.sampleCount {
-                    let list = feeds[Int(seriesOf[i])]
-                    if list.isEmpty { continue }
-                    if times[i] != lastTime {
-                        lastTime = times[i]
-                        step = stepEnd(ofNanos: lastTime)
+                batch.sampleStacks.withUnsafeBufferPointer { stacks in
+                    batch.sampleValues.withUnsafeBufferPointer { values in
+                        for i in 0..<batch.sampleCount {
+                            let b = Int(seriesOf[i])
+                            if feeds[b].isEmpty { continue }
+                            if times[i] != lastTime {
+                                lastTime = times[i]
+                                let step = stepEnd(ofNanos: lastTime)
+                                if let known = stepOfBlock.firstIndex(of: step) {
+                                    block = known
+                                } else {
+                                    block = stepOfBlock.count
+                                    stepOfBlock.append(step)
+                                    sums.append(contentsOf: repeatElement(0, count: width))
+                                    counts.append(contentsOf: repeatElement(0, count: width))
+                                }
+                            }
+                            let at = block * width + b * filters
+                            sums[at] &+= values[i]
+                            counts[at] += 1
+                            for f in 1..<filters where throughFilter[f - 1][Int(stacks[i])] {
+                                sums[at + f] &+= values[i]
+                                counts[at + f] += 1
+                            }
+                        }
                     }
-                    let stack = Int(batch.sampleStacks[i])
-                    let value = batch.sampleValues[i]
-                    for feed in list {
-                        if let through = feed.throughFunction, !through[stack] { continue }
-                        guard step > completedThrough else {
-                            outcome.samplesLate += 1
-                            continue
-                        }
-                        let key = StepSeries(step: step, series: feed.series)
-                        if let j = localIndex[key] {
-                            local[j].sum &+= value
-                            local[j].samples += 1
-                        } else {
-                            localIndex[key] = local.count
-                            local.append((key, value, 1))
-                        }
+                }
+            }
+        }
+        // The batch's sums per recorded series and step, in the order first met (a rule's series limit
+        // admits the first groups), merged into the open steps below.
+        var localIndex: [StepSeries: Int] = [:]
+        var local: [(key: StepSeries, sum: Int64, samples: Int)] = []
+        for (block, step) in stepOfBlock.enumerated() {
+            for (b, list) in feeds.enumerated() {
+                for feed in list {
+                    let at = block * width + b * filters + feed.filter
+                    guard counts[at] > 0 else { continue }
+                    guard step > completedThrough else {
+                        outcome.samplesLate += counts[at]
+                        continue
+                    }
+                    let key = StepSeries(step: step, series: feed.series)
+                    if let j = localIndex[key] {
+                        local[j].sum &+= sums[at]
+                        local[j].samples += counts[at]
+                    } else {
+                        localIndex[key] = local.count
+                        local.append((key, sums[at], counts[at]))
                     }
                 }
             }
@@ -173,41 +225,6 @@ public struct RuleEvaluation: Sendable {
             outcome.latestStep = max(outcome.latestStep ?? key.step, key.step)
         }
         return outcome
-    }
-
-    /// For each (rule, function name): per stack of the batch, whether one of its frames is that function.
-    /// Names are compared as bytes, once per function (not per frame).
-    static func stacksThroughFunctions(of rules: [(rule: Int, name: String)], in batch: SampleBatch) -> [Int: [Bool]] {
-        var out: [Int: [Bool]] = [:]
-        var byName: [String: [Bool]] = [:]
-        let symbols = batch.symbols
-        for (r, name) in rules {
-            if let known = byName[name] {
-                out[r] = known
-                continue
-            }
-            let target = Array(name.utf8)
-            let functionMatches = symbols.functions.map { f in
-                symbols.strings.withUTF8(Int(f.name)) { $0.count == target.count && $0.elementsEqual(target) }
-            }
-            var stacks = [Bool](repeating: false, count: batch.stacks.count)
-            if functionMatches.contains(true) {
-                let frameMatches = symbols.frames.map { functionMatches[Int($0.function)] }
-                batch.stacks.frames.withUnsafeBufferPointer { frames in
-                    batch.stacks.starts.withUnsafeBufferPointer { starts in
-                        for s in 0..<batch.stacks.count {
-                            var k = Int(starts[s])
-                            let end = Int(starts[s + 1])
-                            while k < end, !frameMatches[Int(frames[k])] { k += 1 }
-                            stacks[s] = k < end
-                        }
-                    }
-                }
-            }
-            byName[name] = stacks
-            out[r] = stacks
-        }
-        return out
     }
 
     /// One completed step of one tenant: a sample per recorded series, labels sorted by name.

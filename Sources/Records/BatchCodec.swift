@@ -1,3 +1,4 @@
+import KilnFoundation
 import ProfileModel
 
 /// The record on `kiln.profiles.normalized`: one `SampleBatch`.
@@ -244,7 +245,8 @@ public enum BatchCodec {
         }
     }
 
-    public static func decode(_ bytes: [UInt8]) throws -> SampleBatch {
+    /// The record's version, and a reader at its tenant.
+    static func header(_ bytes: [UInt8]) throws -> (version: UInt8, reader: ByteReader) {
         guard bytes.count >= 3, bytes[0] == 0x4B, bytes[1] == 0x42 else {
             throw RecordDecodingError("not a Kiln sample batch (missing \"KB\" magic)")
         }
@@ -253,7 +255,17 @@ public enum BatchCodec {
             throw RecordDecodingError(
                 "sample batch version \(version) is not supported (this build reads versions 1 and \(currentVersion))")
         }
-        var r = ByteReader(bytes, position: 3)
+        return (version, ByteReader(bytes, position: 3))
+    }
+
+    /// The tenant of a record, from its first bytes.
+    public static func tenant(of bytes: [UInt8]) throws -> String {
+        var r = try header(bytes).reader
+        return try r.string("tenant")
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> SampleBatch {
+        var (version, r) = try header(bytes)
         let tenant = try r.string("tenant")
         let topic = try r.string("provenance topic")
         let partition = try r.signed("provenance partition")
@@ -298,27 +310,30 @@ public enum BatchCodec {
         let stackCount = try r.count("stack count", limit: min(maxEntries, r.remaining))
         var stacks = StackTable()
         stacks.starts.reserveCapacity(stackCount + 1)
-        var previousDepth = 0
+        // Each stack is put together in `current` from its own frames and the previous stack's last
+        // `shared` ones, copied as one run (not frame by frame: most of a deep stack is shared).
+        var previousFrames: [UInt32] = []
+        var current: [UInt32] = []
         for _ in 0..<stackCount {
             // Shared frames take no bytes, so a depth is bounded by what the previous stack lends plus
             // what is left to read, and all stacks together by `maxEntries`.
-            let depth = try r.count("stack depth", limit: previousDepth + r.remaining)
-            let shared = version == 1 ? 0 : try r.count("stack shared frames", limit: min(depth, previousDepth))
+            let depth = try r.count("stack depth", limit: previousFrames.count + r.remaining)
+            let shared = version == 1 ? 0 : try r.count("stack shared frames", limit: min(depth, previousFrames.count))
             guard stacks.frames.count + depth <= maxEntries else {
                 throw RecordDecodingError("stack frames exceed \(maxEntries) in all")
             }
-            let start = stacks.frames.count
+            current.removeAll(keepingCapacity: true)
             for _ in 0..<(depth - shared) {
                 let frame = try r.varint("stack frame")
                 guard frame < UInt64(frames.count) else {
                     throw RecordDecodingError("stack frame \(frame) is out of the frame table (\(frames.count) entries)")
                 }
-                stacks.frames.append(UInt32(frame))
+                current.append(UInt32(frame))
             }
-            // The previous stack ends at `start`; its last `shared` frames are this stack's callers.
-            for k in (start - shared)..<start { stacks.frames.append(stacks.frames[k]) }
+            current.append(contentsOf: previousFrames[(previousFrames.count - shared)...])
+            stacks.frames.append(contentsOf: current)
             stacks.starts.append(UInt32(stacks.frames.count))
-            previousDepth = depth
+            swap(&previousFrames, &current)
         }
         let seriesCount = try r.count("series count", limit: min(maxEntries, r.remaining))
         var series: [BatchSeries] = []
@@ -335,37 +350,10 @@ public enum BatchCodec {
             series.append(BatchSeries(labels: LabelSet(labels), profileType: type))
         }
         let sampleCount = try r.count("sample count", limit: min(maxEntries, r.remaining))
-        var sampleSeries = [UInt32]()
-        var sampleStacks = [UInt32]()
-        var values = [Int64]()
-        var times = [Int64]()
+        let columns = try r.withCursor {
+            try sampleColumns(&$0, count: sampleCount, version: version, series: series.count, stacks: stacks.count)
+        }
         var spans = [UInt64]()
-        sampleSeries.reserveCapacity(sampleCount)
-        for _ in 0..<sampleCount {
-            let s = try r.varint("sample series")
-            guard s < UInt64(series.count) else {
-                throw RecordDecodingError("sample series \(s) is out of the series table (\(series.count) entries)")
-            }
-            sampleSeries.append(UInt32(s))
-        }
-        sampleStacks.reserveCapacity(sampleCount)
-        var previousStack: Int64 = 0
-        for _ in 0..<sampleCount {
-            let s = version == 1 ? Int64(clamping: try r.varint("sample stack")) : previousStack &+ (try r.signed("sample stack"))
-            guard s >= 0 && s < Int64(stacks.count) else {
-                throw RecordDecodingError("sample stack \(s) is out of the stack table (\(stacks.count) entries)")
-            }
-            sampleStacks.append(UInt32(s))
-            previousStack = s
-        }
-        values.reserveCapacity(sampleCount)
-        for _ in 0..<sampleCount { values.append(try r.signed("sample value")) }
-        times.reserveCapacity(sampleCount)
-        var previous: Int64 = 0
-        for _ in 0..<sampleCount {
-            previous = previous &+ (try r.signed("sample time"))
-            times.append(previous)
-        }
         spans.reserveCapacity(sampleCount)
         for _ in 0..<sampleCount {
             spans.append(try r.varint("sample span flag") == 0 ? 0 : try r.fixed64("sample span"))
@@ -374,8 +362,36 @@ public enum BatchCodec {
         return SampleBatch(
             tenant: tenant, provenance: Provenance(topic: topic, partition: partition32, offset: offset),
             series: series, symbols: SymbolTable(strings: strings, functions: functions, frames: frames),
-            stacks: stacks, sampleSeries: sampleSeries, sampleStacks: sampleStacks, sampleValues: values,
-            sampleTimes: times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
+            stacks: stacks, sampleSeries: columns.series, sampleStacks: columns.stacks, sampleValues: columns.values,
+            sampleTimes: columns.times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
+    }
+    /// The series, stack, value and time columns of `count` samples, each index checked against the
+    /// record's tables.
+    static func sampleColumns(_ r: inout ByteCursor, count: Int, version: UInt8, series: Int, stacks: Int) throws -> (
+        series: [UInt32], stacks: [UInt32], values: [Int64], times: [Int64]
+    ) {
+        let sampleSeries = try r.column(count, "sample series") { s in
+            guard s < UInt64(series) else {
+                throw RecordDecodingError("sample series \(s) is out of the series table (\(series) entries)")
+            }
+            return UInt32(s)
+        }
+        var previousStack: Int64 = 0
+        let sampleStacks = try r.column(count, "sample stack") { v in
+            let s = version == 1 ? Int64(clamping: v) : previousStack &+ Varint.unzigzag(v)
+            guard s >= 0 && s < Int64(stacks) else {
+                throw RecordDecodingError("sample stack \(s) is out of the stack table (\(stacks) entries)")
+            }
+            previousStack = s
+            return UInt32(s)
+        }
+        let values = try r.column(count, "sample value") { Varint.unzigzag($0) }
+        var previousTime: Int64 = 0
+        let times = try r.column(count, "sample time") { v in
+            previousTime = previousTime &+ Varint.unzigzag(v)
+            return previousTime
+        }
+        return (sampleSeries, sampleStacks, values, times)
     }
 }
 

@@ -195,11 +195,14 @@ public final class RulerStage: Service, Sendable {
             return
         }
         let records = events.compactMap(\.record)
-        let batches: [Result<SampleBatch, any Error>] =
-            records.isEmpty ? [] : try await worker.run { records.map { r in Result { try BatchCodec.decode(r.value) } } }
-        var tenants = Set<String>()
-        for case .success(let batch) in batches { tenants.insert(batch.tenant) }
-        let rulesByTenant = try await currentRules(tenants)
+        let rulesByTenant = try await currentRules(Set(records.compactMap { try? BatchCodec.tenant(of: $0.value) }))
+        let functionNames = rulesByTenant.mapValues(RuleEvaluation.functionNames)
+        let batches: [Result<RuleBatch, any Error>] =
+            records.isEmpty
+            ? []
+            : try await worker.run {
+                records.map { r in Result { try BatchCodec.decodeForRules(r.value) { functionNames[$0] ?? [] } } }
+            }
         // Adding up samples is CPU work per sample: on the worker, as the decoding.
         let delta = try await worker.run { [self] () -> Stats in
             var delta = Stats()

@@ -1,4 +1,5 @@
 import ProfileModel
+import TestSupport
 import Testing
 
 @testable import Records
@@ -205,6 +206,7 @@ import Testing
         w.signed(1_000)
         w.varint(0)
         let batch = try BatchCodec.decode(w.bytes)
+        #expect(try BatchCodec.decodeForRules(w.bytes) { _ in ["main.work"] } == RuleBatch(batch, functionNames: ["main.work"]))
         var expected = StackTable()
         expected.append([0, 1])
         expected.append([1])
@@ -254,12 +256,61 @@ import Testing
             }
         }
         #expect(throws: RecordDecodingError("stack frames exceed \(BatchCodec.maxEntries) in all")) { try BatchCodec.decode(frameBomb) }
+        #expect(throws: RecordDecodingError("stack shared frames 2 exceeds the limit 1")) {
+            try BatchCodec.decodeForRules(tooManyShared) { _ in [] }
+        }
+        #expect(throws: RecordDecodingError("stack frames exceed \(BatchCodec.maxEntries) in all")) {
+            try BatchCodec.decodeForRules(frameBomb) { _ in ["f"] }
+        }
     }
 
     @Test func everyTruncationIsAnErrorNotACrash() {
         let bytes = BatchCodec.encode(Self.sampleBatch())
+        // The span column (a flag per sample, 8 bytes for the one span) is what reading for rules leaves out.
+        let spanColumn = 3 + 8
         for cut in 0..<bytes.count {
             #expect(throws: RecordDecodingError.self) { try BatchCodec.decode(Array(bytes[..<cut])) }
+            if cut < bytes.count - spanColumn {
+                #expect(throws: RecordDecodingError.self) {
+                    try BatchCodec.decodeForRules(Array(bytes[..<cut])) { _ in ["main.work"] }
+                }
+            }
+        }
+    }
+
+    /// What recording rules read of a record equals what they would take from the whole batch: stacks
+    /// sharing callers (from one random call tree), functions met in the shared and in the own frames,
+    /// recursion, names found nowhere, and no names at all.
+    @Test func readingForRulesEqualsTheWholeBatch() throws {
+        var random = SplitMix(state: 20_261_207)
+        var batch = Self.sampleBatch()
+        let names = ["", "main", "a", "b", "c", "d", "runtime.goexit"]
+        batch.symbols.strings = StringTable(names + ["main.go"])
+        batch.symbols.functions = (1..<names.count).map {
+            FunctionSymbol(name: UInt32($0), systemName: UInt32($0), filename: 7, startLine: 0)
+        }
+        batch.symbols.frames = (0..<60).map { FrameSymbol(function: UInt32($0 % 6), line: Int64($0)) }
+        var stacks = StackTable()
+        var path: [UInt32] = []  // root first
+        for _ in 0..<400 {
+            path.removeLast(random.below(path.count + 1))
+            for _ in 0...random.below(5) { path.append(UInt32(random.below(60))) }
+            stacks.append(path.reversed())
+        }
+        batch.stacks = stacks
+        batch.sampleStacks = (0..<400).map { UInt32($0) }
+        batch.sampleSeries = batch.sampleStacks.map { _ in 0 }
+        batch.sampleValues = batch.sampleStacks.map { Int64($0) }
+        batch.sampleTimes = batch.sampleStacks.map { Int64($0) * 1_000_000 }
+        batch.sampleSpans = batch.sampleStacks.map { _ in 0 }
+        let bytes = BatchCodec.encode(batch)
+        for asked in [["a"], ["runtime.goexit", "main", "b"], ["d", "nowhere"], ["nowhere"], []] {
+            let read = try BatchCodec.decodeForRules(bytes) { tenant in
+                #expect(tenant == "anonymous")
+                return asked
+            }
+            #expect(read == RuleBatch(batch, functionNames: asked))
+            if let a = asked.firstIndex(of: "a") { #expect(read.stacksThrough[a].contains(true) && read.stacksThrough[a].contains(false)) }
         }
     }
 
