@@ -41,8 +41,18 @@ start() {
   # Prometheus: remote write in, PromQL out, its data in the run folder (fresh each start).
   local pport
   pport=$(free_port)
-  rm -rf "$RUN/prometheus-data"
-  printf 'global:\n  scrape_interval: 5s\n' > "$RUN/prometheus.yml"
+  rm -rf "$RUN/prometheus-data" "$RUN/prometheus-targets"
+  mkdir -p "$RUN/prometheus-targets"
+  # Tests list Kiln processes to scrape as file_sd files there (kiln dev writes one: docs/dev.md).
+  cat > "$RUN/prometheus.yml" <<YML
+global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: kiln-test
+    scrape_interval: 1s
+    file_sd_configs:
+      - files: ['$RUN/prometheus-targets/*.json']
+YML
   prometheus --config.file="$RUN/prometheus.yml" --storage.tsdb.path="$RUN/prometheus-data" \
     --web.listen-address="127.0.0.1:$pport" --web.enable-remote-write-receiver --log.level=warn \
     >"$RUN/prometheus.log" 2>&1 &
@@ -59,6 +69,7 @@ start() {
 export KILN_TEST_KAFKA_BROKERS=127.0.0.1:$kport
 export KILN_TEST_S3_ENDPOINT=http://127.0.0.1:$sport
 export KILN_TEST_PROMETHEUS_URL=http://127.0.0.1:$pport
+export KILN_TEST_PROMETHEUS_TARGETS_DIR=$RUN/prometheus-targets
 export KILN_REQUIRE_INTEGRATION=1
 export LD_LIBRARY_PATH=$ROOT/.venv/kiln-lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1

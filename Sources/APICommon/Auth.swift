@@ -148,13 +148,21 @@ public struct TenantAccess: Sendable {
     /// The challenges sent with a 401 (one `WWW-Authenticate` header, comma-separated).
     public static let challenges = [#"Basic realm="kiln""#, #"Bearer realm="kiln""#]
 
+    static let failureReasons = ["missing", "invalid", "forbidden"]
+
     /// The tenant of a request, or why it is refused (counted as `kiln_auth_failures_total`).
     public func tenant(authorization: String?, scopeOrgID: String?, endpoint: String) -> Result<String, APIError> {
-        guard let credentials else { return TenantID.resolve(scopeOrgID) }
-        let result = Self.authenticate(credentials, authorization: authorization, scopeOrgID: scopeOrgID)
-        if case .failure(let error) = result {
+        EventCounters.zero("kiln_auth_failures_total", key: endpoint, Self.failureReasons.map { [("endpoint", endpoint), ("reason", $0)] })
+        let result =
+            credentials.map { Self.authenticate($0, authorization: authorization, scopeOrgID: scopeOrgID) } ?? TenantID.resolve(scopeOrgID)
+        switch result {
+        case .success(let tenant):
+            LimitMetrics.zero(tenant: tenant, endpoint: endpoint)
+        case .failure(let error) where credentials != nil:
             let reason = error.kind == .forbidden ? "forbidden" : (authorization == nil ? "missing" : "invalid")
             Counter(label: "kiln_auth_failures_total", dimensions: [("endpoint", endpoint), ("reason", reason)]).increment()
+        case .failure:
+            break
         }
         return result
     }

@@ -80,4 +80,18 @@ public enum LimitMetrics {
     public static func queryRefused(_ limit: String, tenant: String) {
         Counter(label: "kiln_query_refused_total", dimensions: [("reason", limit), ("tenant", tenant)]).increment()
     }
+
+    /// The per-tenant limits a push is refused by, and those a query is.
+    static let pushLimits: [LimitOverrides.Name] = [
+        .ingestionRateMB, .maxProfileBytes, .maxSeries, .maxLabelNamesPerSeries, .maxLabelNameLength, .maxLabelValueLength,
+    ]
+    static let queryLimits: [LimitOverrides.Name] = [.maxQueryLengthHours]
+    static let queryEndpoints: Set<String> = ["query", "render", "ui"]
+
+    /// A tenant's refusal series at zero, from its first request to `endpoint` on.
+    static func zero(tenant: String, endpoint: String) {
+        let (label, limits) =
+            queryEndpoints.contains(endpoint) ? ("kiln_query_refused_total", queryLimits) : ("kiln_discarded_total", pushLimits)
+        EventCounters.zero(label, key: tenant, limits.map { [("reason", $0.rawValue), ("tenant", tenant)] })
+    }
 }

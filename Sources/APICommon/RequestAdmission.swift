@@ -3,6 +3,13 @@ import KilnFoundation
 import Metrics
 import Synchronization
 
+/// Which bound of `RequestAdmission` refused a request (its counter's `reason`, the limit its answer names).
+enum AdmissionReason: String, CaseIterable {
+    case maxConcurrentRequests = "max_concurrent_requests"
+    case maxConcurrentRequestsPerTenant = "max_concurrent_requests_per_tenant"
+    case maxRequestBytesInFlight = "max_request_bytes_in_flight"
+}
+
 /// How many requests a server works on at once, in all and per tenant (`X-Scope-OrgID`, or none), and how
 /// many request bytes (by `Content-Length`) they bring. Past any bound a request is answered 503 with
 /// `Retry-After: 1` at once, before its body is read, so a flood from one tenant (or clients that open
@@ -32,12 +39,12 @@ public struct RequestAdmission<Context: RequestContext>: RouterMiddleware {
         init(limits: Limits) { self.limits = limits }
 
         /// Takes a slot and `bytes`, or says which bound is full.
-        func enter(_ tenant: String, bytes: Int) -> String? {
+        func enter(_ tenant: String, bytes: Int) -> AdmissionReason? {
             inFlight.withLock { s in
-                if limits.total > 0, s.total >= limits.total { return "max_concurrent_requests" }
+                if limits.total > 0, s.total >= limits.total { return .maxConcurrentRequests }
                 let mine = s.byTenant[tenant, default: 0]
-                if limits.perTenant > 0, mine >= limits.perTenant { return "max_concurrent_requests_per_tenant" }
-                if limits.bodyBytes > 0, s.bytes > 0, s.bytes + bytes > limits.bodyBytes { return "max_request_bytes_in_flight" }
+                if limits.perTenant > 0, mine >= limits.perTenant { return .maxConcurrentRequestsPerTenant }
+                if limits.bodyBytes > 0, s.bytes > 0, s.bytes + bytes > limits.bodyBytes { return .maxRequestBytesInFlight }
                 s.total += 1
                 s.bytes += bytes
                 s.byTenant[tenant] = mine + 1
@@ -55,18 +62,21 @@ public struct RequestAdmission<Context: RequestContext>: RouterMiddleware {
         }
 
         /// The bound `reason` names, for the refusal's message.
-        func value(of reason: String) -> Int {
+        func value(of reason: AdmissionReason) -> Int {
             switch reason {
-            case "max_concurrent_requests": limits.total
-            case "max_concurrent_requests_per_tenant": limits.perTenant
-            default: limits.bodyBytes
+            case .maxConcurrentRequests: limits.total
+            case .maxConcurrentRequestsPerTenant: limits.perTenant
+            case .maxRequestBytesInFlight: limits.bodyBytes
             }
         }
     }
 
     let gate: Gate
 
-    public init(limits: Limits) { gate = Gate(limits: limits) }
+    public init(limits: Limits) {
+        gate = Gate(limits: limits)
+        EventCounters.zero("kiln_requests_refused_total", AdmissionReason.allCases.map { [("reason", $0.rawValue)] })
+    }
 
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -82,14 +92,14 @@ public struct RequestAdmission<Context: RequestContext>: RouterMiddleware {
                     ?? (request.headers[.transferEncoding] == nil ? 0 : Limits.unknownLengthBytes)),
             1 << 48)
         if let full = gate.enter(tenant, bytes: bytes) {
-            Counter(label: "kiln_requests_refused_total", dimensions: [("reason", full)]).increment()
+            Counter(label: "kiln_requests_refused_total", dimensions: [("reason", full.rawValue)]).increment()
             let value = gate.value(of: full)
             // Stop reading the body: the refusal is written and the connection closed at once, rather than
             // after the server has drained whatever the client still sends (a trickling client: never).
             let body = request.body
             _ = try? await withDeadline(.zero, timeout: { CancellationError() }) { for try await _ in body {} }
             var response = Connect.errorResponse(
-                APIError.exceeding(.unavailable, full, value, "too many requests in flight; retry shortly"))
+                APIError.exceeding(.unavailable, full.rawValue, value, "too many requests in flight; retry shortly"))
             response.headers[.retryAfter] = "1"
             return response
         }

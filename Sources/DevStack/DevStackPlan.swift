@@ -52,6 +52,8 @@ public struct DevOptions: Sendable {
     }
 
     public var blocksDir: URL { dataDir.appendingPathComponent("blocks") }
+    /// The stages' `/metrics` addresses for a Prometheus `file_sd_configs` entry (docs/dev.md).
+    public var prometheusTargetsFile: URL { dataDir.appendingPathComponent("prometheus-targets.json") }
     public var logsDir: URL { dataDir.appendingPathComponent("logs") }
     public var pidsDir: URL { dataDir.appendingPathComponent("pids") }
     public var storeURL: String { "file://" + blocksDir.path }
@@ -67,6 +69,20 @@ public struct DevStackPlan: Sendable {
     public var queryAddress: String
     public var kafkaBrokers: String
     public var topics: (raw: String, normalized: String, dlq: String)
+
+    /// Each stage's `/metrics`, in Prometheus file service discovery's format: the address its readiness
+    /// probe asks (every stage serves `/metrics` beside `/ready`), labelled `job` with the stage's name as
+    /// docker/prometheus/prometheus.yml labels them, so the pipeline dashboard and alerts read it unchanged.
+    public func prometheusTargets() throws -> [UInt8] {
+        var groups: [[String: Any]] = []
+        for stage in stages {
+            guard case .http(let ready) = stage.probe, let url = URL(string: ready), let host = url.host, let port = url.port else {
+                continue
+            }
+            groups.append(["targets": ["\(host):\(port)"], "labels": ["job": stage.name, "__scheme__": url.scheme ?? "http"]])
+        }
+        return Array(try JSONSerialization.data(withJSONObject: groups, options: [.prettyPrinted, .sortedKeys]))
+    }
 
     /// Variables of the caller that would override what kiln dev passes or fixes per child. Authentication
     /// is off in kiln dev, so an exported KILN_AUTH_FILE does not reach the children.

@@ -36,6 +36,7 @@ public final class DevSupervisor: Service, Sendable {
 
     public func run() async throws {
         await StaleChildren.stop(pidsDir: options.pidsDir, dataDir: options.dataDir, timeout: options.stopTimeout) { announce($0) }
+        try Data(try plan.prometheusTargets()).write(to: options.prometheusTargetsFile, options: .atomic)
         broker.start()
         do {
             try await waitForBroker()

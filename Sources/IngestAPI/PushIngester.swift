@@ -97,7 +97,13 @@ public final class PushIngester: Sendable {
         }
     }
 
+    /// Why `submit` answers `rejected`.
+    static let rejectionReasons = ["backlog", "publish_failed", "publish_timeout", "rate_limited", "series_limit"]
+
     private func count(_ outcome: String, endpoint: String, reason: String) {
+        EventCounters.zero(
+            "kiln_ingest_requests_total", key: endpoint,
+            Self.rejectionReasons.map { [("endpoint", endpoint), ("outcome", "rejected"), ("reason", $0)] })
         var dimensions = [("endpoint", endpoint), ("outcome", outcome)]
         if !reason.isEmpty { dimensions.append(("reason", reason)) }
         Counter(label: "kiln_ingest_requests_total", dimensions: dimensions).increment()

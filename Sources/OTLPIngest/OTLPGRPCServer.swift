@@ -14,8 +14,13 @@ public struct OTLPProfilesService: RegistrableRPCService {
         fullyQualifiedService: "opentelemetry.proto.collector.profiles.v1development.ProfilesService", method: "Export")
 
     let ingester: OTLPIngester
+    /// The `endpoint` label of this transport's counters.
+    static let endpoint = "otlp_grpc"
 
-    public init(ingester: OTLPIngester) { self.ingester = ingester }
+    public init(ingester: OTLPIngester) {
+        self.ingester = ingester
+        OTLPIngester.zeroCounters(endpoint: Self.endpoint)
+    }
 
     public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         let ingester = self.ingester
@@ -36,7 +41,7 @@ public struct OTLPProfilesService: RegistrableRPCService {
                 authorization: metadata[stringValues: "authorization"].first(where: { _ in true }),
                 scopeOrgID: metadata[stringValues: "x-scope-orgid"].first(where: { _ in true }), endpoint: "otlp"
             ).get()
-            return try await ingester.export(body, encoding: .protobuf, tenant: tenant, endpoint: "otlp_grpc")
+            return try await ingester.export(body, encoding: .protobuf, tenant: tenant, endpoint: Self.endpoint)
         } catch {
             LimitMetrics.discarded(error, tenant: tenant)
             throw OTLPStatus.googleStatus(error)

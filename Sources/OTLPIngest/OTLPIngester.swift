@@ -17,6 +17,13 @@ public final class OTLPIngester: Sendable {
         self.limits = limits
     }
 
+    /// The endpoint's profile counters at zero, once its transport is served.
+    static func zeroCounters(endpoint: String) {
+        for label in ["kiln_otlp_profiles_accepted_total", "kiln_otlp_profiles_rejected_total"] {
+            EventCounters.zero(label, key: endpoint, [[("endpoint", endpoint)]])
+        }
+    }
+
     /// The largest request body either transport takes, compressed or not.
     public var maxRequestBytes: Int { min(limits.maxRequestBytes, ingester.options.maxBodyBytes) }
 

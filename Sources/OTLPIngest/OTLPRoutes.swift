@@ -14,7 +14,11 @@ import NIOCore
 public enum OTLPRoutes {
     public static let path = "/v1development/profiles"
 
+    /// The `endpoint` label of this transport's counters.
+    static let endpoint = "otlp_http"
+
     public static func register<Context: RequestContext>(on router: Router<Context>, ingester: OTLPIngester) {
+        OTLPIngester.zeroCounters(endpoint: endpoint)
         router.post(RouterPath(path)) { request, _ in
             await export(request, ingester: ingester)
         }
@@ -30,7 +34,7 @@ public enum OTLPRoutes {
             let body = try await Connect.readBody(request, limit: limit, timeout: ingester.ingester.options.bodyReadTimeout)
             let decompressed = try Connect.decodeContentEncoding(
                 body, encoding: request.headers[.contentEncoding] ?? "identity", limit: limit)
-            let response = try await ingester.export(decompressed, encoding: encoding, tenant: tenant, endpoint: "otlp_http")
+            let response = try await ingester.export(decompressed, encoding: encoding, tenant: tenant, endpoint: endpoint)
             return try answer(response, encoding: encoding)
         } catch {
             LimitMetrics.discarded(error, tenant: tenant)

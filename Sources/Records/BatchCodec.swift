@@ -336,18 +336,8 @@ public enum BatchCodec {
             swap(&previousFrames, &current)
         }
         let seriesCount = try r.count("series count", limit: min(maxEntries, r.remaining))
-        var series: [BatchSeries] = []
-        series.reserveCapacity(seriesCount)
-        for _ in 0..<seriesCount {
-            let labelCount = try r.count("series label count", limit: r.remaining)
-            var labels: [Label] = []
-            labels.reserveCapacity(labelCount)
-            for _ in 0..<labelCount {
-                labels.append(Label(strings[Int(try stringIndex("label name"))], strings[Int(try stringIndex("label value"))]))
-            }
-            let typeText = strings[Int(try stringIndex("profile type"))]
-            guard let type = ProfileTypeID(parsing: typeText) else { throw RecordDecodingError("malformed profile type \"\(typeText)\"") }
-            series.append(BatchSeries(labels: LabelSet(labels), profileType: type))
+        let series = try seriesTable(seriesCount, count: { try r.count($0, limit: r.remaining) }) {
+            strings[Int(try stringIndex($0))]
         }
         let sampleCount = try r.count("sample count", limit: min(maxEntries, r.remaining))
         let columns = try r.withCursor {
@@ -365,6 +355,24 @@ public enum BatchCodec {
             stacks: stacks, sampleSeries: columns.series, sampleStacks: columns.stacks, sampleValues: columns.values,
             sampleTimes: columns.times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
     }
+    /// `count` series: each a count of labels (`count` reads it), its label names and values and its
+    /// profile type as strings (`string` reads one).
+    static func seriesTable(
+        _ count: Int, count labelCount: (StaticString) throws -> Int, string: (StaticString) throws -> String
+    ) throws -> [BatchSeries] {
+        var series: [BatchSeries] = []
+        series.reserveCapacity(count)
+        for _ in 0..<count {
+            let labels = try (0..<labelCount("series label count")).map { _ in
+                Label(try string("label name"), try string("label value"))
+            }
+            let typeText = try string("profile type")
+            guard let type = ProfileTypeID(parsing: typeText) else { throw RecordDecodingError("malformed profile type \"\(typeText)\"") }
+            series.append(BatchSeries(labels: LabelSet(labels), profileType: type))
+        }
+        return series
+    }
+
     /// The series, stack, value and time columns of `count` samples, each index checked against the
     /// record's tables.
     static func sampleColumns(_ r: inout ByteCursor, count: Int, version: UInt8, series: Int, stacks: Int) throws -> (

@@ -150,19 +150,7 @@ extension BatchCodec {
             func string(_ field: StaticString) throws -> String {
                 String(decoding: UnsafeRawBufferPointer(rebasing: c.raw[stringRanges[try stringIndex(field)]]), as: UTF8.self)
             }
-            var series: [BatchSeries] = []
-            series.reserveCapacity(seriesCount)
-            for _ in 0..<seriesCount {
-                let labelCount = try c.count("series label count", limit: c.remaining)
-                var labels: [Label] = []
-                labels.reserveCapacity(labelCount)
-                for _ in 0..<labelCount { labels.append(Label(try string("label name"), try string("label value"))) }
-                let typeText = try string("profile type")
-                guard let type = ProfileTypeID(parsing: typeText) else {
-                    throw RecordDecodingError("malformed profile type \"\(typeText)\"")
-                }
-                series.append(BatchSeries(labels: LabelSet(labels), profileType: type))
-            }
+            let series = try seriesTable(seriesCount, count: { try c.count($0, limit: c.remaining) }, string: string)
             let sampleCount = try c.count("sample count", limit: min(maxEntries, c.remaining))
             let columns = try sampleColumns(&c, count: sampleCount, version: version, series: seriesCount, stacks: stackCount)
             return RuleBatch(

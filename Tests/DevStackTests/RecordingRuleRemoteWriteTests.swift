@@ -226,8 +226,41 @@ import Testing
                 checked += 1
             }
             #expect(checked >= 10, "\(listing.output)")
+
+            // Kiln's own metrics: the test Prometheus scrapes this stack through the targets file kiln dev
+            // writes, and every query of the pipeline dashboard returns data (a panel showing nothing is a
+            // defect); every Kiln metric an alert reads is exposed.
+            let targets = URL(fileURLWithPath: try #require(TestEnvironment.prometheusTargetsDir)).appendingPathComponent("\(run).json")
+            try FileManager.default.copyItem(at: dev.dataDir.appendingPathComponent("prometheus-targets.json"), to: targets)
+            defer { try? FileManager.default.removeItem(at: targets) }
+            let stages = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: targets)) as? [Any]).count
+            #expect(stages == 5, "scraper, normaliser, compactor, ruler and query")
+            try #require(
+                await eventually(timeout: .seconds(30)) {
+                    // Two scrapes of each, so rates over a minute have two points.
+                    try await instant(#"count_over_time(up{job=~"kiln-.*"}[1m]) >= 2"#).count == stages
+                }, "Prometheus did not scrape the \(stages) stages")
+            var silent: [String] = []
+            var pipelineQueries = 0
+            var alertMetrics = Set<String>()
+            for line in listing.output.split(separator: "\n") {
+                let fields = line.split(separator: "\t", maxSplits: 2).map(String.init)
+                guard fields.count == 3, fields[1] == "promql" else { continue }
+                if fields[0].hasPrefix("kiln-pipeline.json") {
+                    pipelineQueries += 1
+                    let shows = try await eventually(timeout: .seconds(10)) { !(try await instant(fields[2]).isEmpty) }
+                    if !shows { silent.append("\(fields[0]): \(fields[2])") }
+                } else if fields[0].hasPrefix("alerts.yml") {
+                    for name in fields[2].matches(of: /kiln_[a-z_]+/) { alertMetrics.insert(String(name.output)) }
+                }
+            }
+            for name in alertMetrics.sorted() where try await instant("group(\(name))").isEmpty {
+                silent.append("alerts.yml reads \(name), which no stage exposes")
+            }
+            #expect(silent.isEmpty, "\(silent.count) pipeline queries return nothing:\n\(silent.joined(separator: "\n"))")
+            #expect(pipelineQueries >= 40 && alertMetrics.count >= 8, "\(listing.output)")
             print(
-                "recording rules: Prometheus equals kiln-query before and after two SIGKILLs mid-write (through \(through)); \(checked) fleet dashboard queries answered"
+                "recording rules: Prometheus equals kiln-query before and after two SIGKILLs mid-write (through \(through)); \(checked) fleet dashboard queries answered; \(pipelineQueries) pipeline dashboard queries and \(alertMetrics.count) alert metrics present"
             )
             _ = try await dev.stop()
         }

@@ -8,6 +8,8 @@ public enum TestEnvironment {
     public static var s3Endpoint: String? { value("KILN_TEST_S3_ENDPOINT") }
     /// Debian's Prometheus with its remote-write receiver on, started by scripts/test-env.sh.
     public static var prometheusURL: String? { value("KILN_TEST_PROMETHEUS_URL") }
+    /// Where that Prometheus finds scrape targets (file_sd `*.json`, scraped every second).
+    public static var prometheusTargetsDir: String? { value("KILN_TEST_PROMETHEUS_TARGETS_DIR") }
     /// True under `make test`: a missing requirement (broker, S3 server, fixtures, Chromium, ...) is then a
     /// failure, not a skip (see `Requirement`).
     public static var integrationRequired: Bool { value("KILN_REQUIRE_INTEGRATION") == "1" }
