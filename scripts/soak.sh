@@ -20,7 +20,7 @@
 # Knobs (environment): SOAK_MINUTES (10), SOAK_FAULT_SECONDS (10), SOAK_SEED (random), SOAK_RATE (profiles/s
 # pushed; default half the best sustained rate of the last `make loadtest`, else 20), SOAK_RSS_LIMIT_MB (1024),
 # KILN_SOAK_BUILD=release|debug (release), KILN_SOAK_BIN (prebuilt binaries: skips the build), KILN_FIXTURES_DIR,
-# KILN_SOAK_DIR (run/soak).
+# KILN_SOAK_DIR (run/soak), SOAK_KEEP_ON_FAILURE=1 (a failed drain leaves the stack up for inspection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -83,7 +83,9 @@ trap cleanup EXIT
 
 launch() { # name command...: appends to the name's log, so a restarted process's log follows its predecessor's
   local name=$1; shift
-  "$@" >>"$RUN/logs/$name.log" 2>&1 &
+  # A session of its own: were this script's process group orphaned (its caller gone) while a process of it
+  # is paused, the kernel would send the whole group SIGHUP, and stages die of it.
+  setsid "$@" >>"$RUN/logs/$name.log" 2>&1 &
   PIDS[$name]=$!
   echo "${PIDS[$name]}" >"$RUN/pids/$name"
 }
@@ -249,6 +251,11 @@ stop_all scraper.pull
 "$PY" "$ROOT/load-tests/soak_report.py" check --brokers "$BROKERS" --groups kiln-normalizer=kiln.profiles.raw,kiln-compactor=kiln.profiles.normalized \
   --queries "http://127.0.0.1:${PORT[query.1]},http://127.0.0.1:${PORT[query.2]}" --tenant "$TENANT" --timeout 180 \
   --out "$RUN/results/drain.json" || status=1
+if ((status != 0)) && [ "${SOAK_KEEP_ON_FAILURE:-0}" = 1 ]; then
+  # A stalled drain is best looked at live: the broker, the stages and their admin ports stay up until killed.
+  echo "soak: drain failed; keeping the stack up for inspection (broker $BROKERS, ports: $(for n in "${KILN[@]}"; do printf '%s=%s ' "$n" "${PORT[$n]}"; done)); kill $$ to end"
+  while :; do sleep 5; done
+fi
 # Tansu's S3 engine can acknowledge a record and lose it when killed mid-produce (docs/operations.md); a
 # compactor sees such a loss in kiln.profiles.normalized as an offset gap. The KilnBrokerLostRecords
 # runbook's remedy: replay the raw topic into the normalized one; the compactors add only what no block holds.
