@@ -147,11 +147,42 @@ public struct RuleEvaluation: Sendable {
                 })
         }
         // One pass over the samples sums each (step, batch series, filter) into dense arrays: a batch
-        // holds one or a few profile times, so steps change rarely and the rules only meet the sums.
+        // holds one or a few profile times, so steps change rarely and the rules only meet the sums. The
+        // arrays hold a few steps at a time (a batch of many times must not make them steps × series large):
+        // when full they are moved into `local`, the batch's sums per recorded series and step in the order
+        // first met (a rule's series limit admits the first groups), merged into the open steps below.
         let width = batch.series.count * filters
+        let stepsAtOnce = 8
         var stepOfBlock: [Int64] = []
         var sums: [Int64] = []
         var counts: [Int] = []
+        var localIndex: [StepSeries: Int] = [:]
+        var local: [(key: StepSeries, sum: Int64, samples: Int)] = []
+        func moveSumsToLocal() {
+            for (block, step) in stepOfBlock.enumerated() {
+                for (b, list) in feeds.enumerated() {
+                    for feed in list {
+                        let at = block * width + b * filters + feed.filter
+                        guard counts[at] > 0 else { continue }
+                        guard step > completedThrough else {
+                            outcome.samplesLate += counts[at]
+                            continue
+                        }
+                        let key = StepSeries(step: step, series: feed.series)
+                        if let j = localIndex[key] {
+                            local[j].sum &+= sums[at]
+                            local[j].samples += counts[at]
+                        } else {
+                            localIndex[key] = local.count
+                            local.append((key, sums[at], counts[at]))
+                        }
+                    }
+                }
+            }
+            stepOfBlock.removeAll(keepingCapacity: true)
+            sums.removeAll(keepingCapacity: true)
+            counts.removeAll(keepingCapacity: true)
+        }
         var lastTime = Int64.min
         var block = 0
         batch.sampleSeries.withUnsafeBufferPointer { seriesOf in
@@ -167,6 +198,7 @@ public struct RuleEvaluation: Sendable {
                                 if let known = stepOfBlock.firstIndex(of: step) {
                                     block = known
                                 } else {
+                                    if stepOfBlock.count == stepsAtOnce { moveSumsToLocal() }
                                     block = stepOfBlock.count
                                     stepOfBlock.append(step)
                                     sums.append(contentsOf: repeatElement(0, count: width))
@@ -185,30 +217,7 @@ public struct RuleEvaluation: Sendable {
                 }
             }
         }
-        // The batch's sums per recorded series and step, in the order first met (a rule's series limit
-        // admits the first groups), merged into the open steps below.
-        var localIndex: [StepSeries: Int] = [:]
-        var local: [(key: StepSeries, sum: Int64, samples: Int)] = []
-        for (block, step) in stepOfBlock.enumerated() {
-            for (b, list) in feeds.enumerated() {
-                for feed in list {
-                    let at = block * width + b * filters + feed.filter
-                    guard counts[at] > 0 else { continue }
-                    guard step > completedThrough else {
-                        outcome.samplesLate += counts[at]
-                        continue
-                    }
-                    let key = StepSeries(step: step, series: feed.series)
-                    if let j = localIndex[key] {
-                        local[j].sum &+= sums[at]
-                        local[j].samples += counts[at]
-                    } else {
-                        localIndex[key] = local.count
-                        local.append((key, sums[at], counts[at]))
-                    }
-                }
-            }
-        }
+        moveSumsToLocal()
         for (key, sum, samples) in local {
             if let current = open[key.step]?[key.series] {
                 open[key.step]![key.series] = current &+ sum

@@ -89,6 +89,39 @@ import Testing
         #expect(evaluation.earliestOpenStep == nil)
     }
 
+    /// A batch whose samples go back and forth over 20 steps (more than the evaluation sums at once) adds
+    /// up as the same samples sent one batch each.
+    @Test func aBatchOfManyStepsAddsUpAsItsSamplesOneByOne() throws {
+        let ms: Int64 = 1_000_000
+        let base: Int64 = 1_700_000_010_000
+        let rules = [
+            try Self.rule("bysvc", metric: "profiles_recorded_cpu", groupBy: ["service_name"]),
+            try Self.rule("fn", metric: "profiles_recorded_b", groupBy: ["service_name"], function: "b"),
+        ]
+        let n = 120
+        let times = (0..<n).map { (base + Int64(($0 * 7) % 20) * 15_000 - 1) * ms }
+        let values = (0..<n).map { Int64($0 + 1) }
+        let series = (0..<n).map { UInt32($0 % 2) }
+        let stacks = (0..<n).map { UInt32($0 % 3) }
+        var whole = RuleEvaluation(stepMillis: 15_000)
+        var oneByOne = RuleEvaluation(stepMillis: 15_000)
+        let outcome = whole.add(Self.batch(times: times, values: values, series: series, stacks: stacks), rules: rules)
+        var recorded = 0
+        for i in 0..<n {
+            recorded +=
+                oneByOne.add(Self.batch(times: [times[i]], values: [values[i]], series: [series[i]], stacks: [stacks[i]]), rules: rules)
+                .samplesRecorded
+        }
+        #expect(outcome.samplesRecorded == recorded && recorded == n + n / 3)
+        let end = base + 20 * 15_000
+        let (a, b) = (whole.complete(through: end), oneByOne.complete(through: end))
+        for metric in ["profiles_recorded_cpu", "profiles_recorded_b"] {
+            let got = points(a, metric)
+            #expect(got.mapValues { $0.map(\.1) } == points(b, metric).mapValues { $0.map(\.1) })
+            #expect(got["api"]?.count == 10 && got["db"]?.count == 10, "\(metric): each service's samples fall in 10 of the 20 steps")
+        }
+    }
+
     @Test func aFunctionFilterCountsEachStackThroughTheFunctionOnce() throws {
         var evaluation = RuleEvaluation(stepMillis: 15_000)
         let rules = [
