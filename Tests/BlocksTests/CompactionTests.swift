@@ -301,7 +301,10 @@ struct CompactionTests {
             #expect(try await store.get("k/lease") == [2])
             #expect(try await store.put("k/none", [4], if: .matches(etag: first)) == nil)
             #expect(try await store.head("k/none") == nil)
-            // Many swaps racing from one version: exactly one wins.
+            // Many swaps racing from one version: exactly one wins. Only where the test's store makes that
+            // promise: moto checks If-Match and then writes without a lock on a threaded server, so two of
+            // eight racing swaps have both won there (real S3 swaps atomically); file:// is Kiln's own.
+            guard kind == .file else { return }
             let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for i in 0..<8 { group.addTask { try await store.put("k/lease", [UInt8(10 + i)], if: .matches(etag: second)) != nil } }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }

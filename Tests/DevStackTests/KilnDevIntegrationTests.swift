@@ -204,7 +204,12 @@ struct KilnDevHarness {
     /// SIGTERM, then the exit status (fails past the deadline).
     func stop(timeout: Duration = .seconds(40)) async throws -> Int32 {
         process.signal(SIGTERM)
-        return try await process.waitForExit(timeout: timeout)
+        let status = try await process.waitForExit(timeout: timeout)
+        if status != 0 {
+            // The data dir (and the children's logs) go with the test: say here what kiln dev said last.
+            print("kiln dev exited \(status); its last lines:\n" + process.lines.suffix(25).joined(separator: "\n"))
+        }
+        return status
     }
 }
 
