@@ -355,6 +355,7 @@ public enum BatchCodec {
             stacks: stacks, sampleSeries: columns.series, sampleStacks: columns.stacks, sampleValues: columns.values,
             sampleTimes: columns.times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
     }
+
     /// `count` series: each a count of labels (`count` reads it), its label names and values and its
     /// profile type as strings (`string` reads one).
     static func seriesTable(
