@@ -5,26 +5,24 @@
 
 free_port() { "$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_port() { # host port seconds name
-  local deadline=$((SECONDS + $3))
-  until "$ROOT/.venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('$1',$2)))" 2>/dev/null; do
+wait_for() { # seconds name problem command...: until the command succeeds; else "<name> <problem>" and its log
+  local deadline=$((SECONDS + $1)) name=$2 problem=$3
+  shift 3
+  until "$@" 2>/dev/null; do
     if ((SECONDS > deadline)); then
-      echo "$(basename "$0" .sh): $4 did not open $1:$2 within $3 s (log: $LOGS/$4.log)" >&2
-      tail -n 20 "$LOGS/$4.log" >&2 || true
+      echo "$(basename "$0" .sh): $name $problem (log: $LOGS/$name.log)" >&2
+      tail -n 20 "$LOGS/$name.log" >&2 || true
       return 1
     fi
     sleep 0.2
   done
 }
 
+wait_port() { # host port seconds name
+  wait_for "$3" "$4" "did not open $1:$2 within $3 s" \
+    "$ROOT/.venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('$1',$2)))"
+}
+
 wait_ready() { # url seconds name: until the URL answers 2xx
-  local deadline=$((SECONDS + $2))
-  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-    if ((SECONDS > deadline)); then
-      echo "$(basename "$0" .sh): $3 not ready at $1 within $2 s (log: $LOGS/$3.log)" >&2
-      tail -n 20 "$LOGS/$3.log" >&2 || true
-      return 1
-    fi
-    sleep 0.2
-  done
+  wait_for "$2" "$3" "not ready at $1 within $2 s" curl -fsS -o /dev/null "$1"
 }
