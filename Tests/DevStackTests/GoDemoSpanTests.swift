@@ -23,7 +23,7 @@ import Testing
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dataDir) }
         try await withHTTPClient { client in
-            let dev = try KilnDevHarness.scrapingGoDemo(demo, in: dataDir, client: client)
+            let dev = try KilnDevHarness.scrapingGoDemo(demo, in: dataDir, client: client, scrapeInterval: "5s")
             let process = dev.process
             defer { process.signal(SIGTERM) }
             _ = try await dev.waitUntilReady()
@@ -37,8 +37,8 @@ import Testing
                 #expect(answer.status == 200, "\(method): \(answer.body)")
                 return DecodedFlameGraph(answer.body)
             }
-            // The first CPU profile is 14 s long (scrape interval 15 s, as Alloy's default); wait for it to
-            // reach a block with the span work in it.
+            // The first CPU profile is 4 s long (scrape interval 5 s); wait for it to reach a block with the
+            // span work in it.
             var whole = DecodedFlameGraph([:])
             let deadline = ContinuousClock.now + .seconds(90)
             while ContinuousClock.now < deadline {

@@ -91,13 +91,19 @@ struct KilnDevHarness {
     }
 
     /// kiln dev scraping the Go demo (as service `go-demo`) with the article's Alloy configuration, its
-    /// placeholders filled in as `make demo` fills them.
+    /// placeholders filled in as `make demo` fills them. `scrapeInterval` replaces Alloy's default of 15 s
+    /// (each CPU profile lasts a second less), so a test waits less for its first CPU profile.
     static func scrapingGoDemo(
-        _ demo: GoDemo, in dir: URL, client: HTTPClient, extraArguments: [String] = [], environment: [String: String] = [:]
+        _ demo: GoDemo, in dir: URL, client: HTTPClient, scrapeInterval: String? = nil, extraArguments: [String] = [],
+        environment: [String: String] = [:]
     ) throws -> KilnDevHarness {
         let seed = try String(contentsOf: TestEnvironment.fixturesDir.appendingPathComponent("alloy/seed.alloy"), encoding: .utf8)
+        let target = "[{\"__address__\" = \"Apps_ip_address:Apps_Port\", \"service_name\" = \"Your_Apps_Name\"}]"
+        try #require(seed.contains(target), "alloy/seed.alloy no longer lists its target as expected")
+        let targets = scrapeInterval.map { "\(target)\n        scrape_interval = \"\($0)\"" } ?? target
         return try start(in: dir, client: client, extraArguments: extraArguments, environment: environment) { port in
-            seed.replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
+            seed.replacingOccurrences(of: target, with: targets)
+                .replacingOccurrences(of: "Apps_ip_address:Apps_Port", with: demo.address)
                 .replacingOccurrences(of: "Your_Apps_Name", with: "go-demo")
                 .replacingOccurrences(of: "http://Your_Pyroscope_ip_address:Your_Pyroscope_Port", with: "http://127.0.0.1:\(port)")
         }

@@ -18,8 +18,8 @@ import Testing
 @Suite(.serialized) struct RecordingRuleRemoteWriteTests {
     static let cpu = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
     static let stepMillis: Int64 = 5000
-    /// A scraped CPU profile is stamped with its start, 14 s before it arrives.
-    static let latenessMillis: Int64 = 20_000
+    /// The Go demo is scraped every 5 s: a CPU profile is stamped with its start, 4 s before it arrives.
+    static let latenessMillis: Int64 = 12_000
 
     @Test(.requires(.kilnDev, .go, .prometheus, .fixtures, .fixture("alloy/seed.alloy")))
     func prometheusHoldsWhatSelectSeriesAnswers() async throws {
@@ -53,7 +53,7 @@ import Testing
         let demo = try await GoDemo.start()
         try await withHTTPClient { client in
             let dev = try KilnDevHarness.scrapingGoDemo(
-                demo, in: dir, client: client,
+                demo, in: dir, client: client, scrapeInterval: "5s",
                 extraArguments: ["--remote-write-url", proxy.endpoint + "/api/v1/write", "--recording-rules-file", rulesFile.path],
                 environment: ["KILN_RULER_STEP": "5s", "KILN_RULER_LATENESS": "\(Self.latenessMillis / 1000)s"])
             let process = dev.process

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import KilnService
 import Logging
+import NIOCore
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -19,16 +20,18 @@ struct ServiceBootstrapTests {
 
         func run() async throws {
             try? await gracefulShutdown()
-            let answered = await ServiceBootstrapTests.status(port: port(), path: "ready") != nil
+            // A stopped server's port may still take the connection and never answer: a second is plenty
+            // for a server in this process that is up.
+            let answered = await ServiceBootstrapTests.status(port: port(), path: "ready", timeout: .seconds(1)) != nil
             log.value.withLock { $0.append("\(name) stopped, server \(answered ? "up" : "down")") }
         }
     }
 
-    static func status(port: Int, path: String) async -> (code: UInt, body: String)? {
+    static func status(port: Int, path: String, timeout: TimeAmount = .seconds(5)) async -> (code: UInt, body: String)? {
         guard port > 0 else { return nil }
         do {
             let response = try await HTTPClient.shared.execute(
-                HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(path)"), timeout: .seconds(5))
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(path)"), timeout: timeout)
             let body = try await response.body.collect(upTo: 1 << 20)
             return (response.status.code, String(buffer: body))
         } catch {
