@@ -1,5 +1,5 @@
 # Kiln: `make demo` runs the whole pipeline locally; `make test` runs every test against real services.
-.PHONY: setup build test bench demo fuzz loadtest soak clean
+.PHONY: setup build test bench demo fuzz loadtest soak overload clean
 
 setup:
 	scripts/setup.sh
@@ -24,6 +24,9 @@ loadtest: setup
 
 soak: setup
 	scripts/soak.sh
+
+overload: setup
+	scripts/overload.sh
 
 clean:
 	rm -rf .build run

@@ -398,7 +398,7 @@ let package = Package(
         .testTarget(
             name: "DevStackTests",
             dependencies: [
-                "DevStack", "Query", "KilnProtos", "PprofCodec", "TestSupport",
+                "DevStack", "Query", "KilnProtos", "PprofCodec", "TestSupport", "LoadGen",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
