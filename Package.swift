@@ -419,7 +419,9 @@ let package = Package(
         // Faults against the real binaries: broker restart, S3 errors, kills, full disk (issue 8).
         .testTarget(
             name: "ReliabilityTests",
-            dependencies: ["TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore"]),
+            dependencies: [
+                "TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore", "Replay",
+            ]),
     ]
 )
 

@@ -66,15 +66,7 @@ public struct DeliveryAudit: Sendable, Codable, Equatable {
                         throw AuditError(
                             "\(topic)/\(record.partition)@\(record.offset) is a cumulative profile; the audit sums deltas only")
                     }
-                    let provenance = Provenance(topic: topic, partition: record.partition, offset: record.offset)
-                    guard let result = try? normalizer.normalize(envelope, provenance: provenance) else {
-                        ledger.refused += 1
-                        continue
-                    }
-                    guard let batch = result.batch else { continue }
-                    ledger.offsets[record.partition, default: OffsetRanges()].insert(record.offset)
-                    ledger.records += 1
-                    for (type, value) in batch.totalsByProfileType { ledger.totals[type.id, default: 0] &+= value }
+                    ledger.add(envelope, partition: record.partition, offset: record.offset, normalizer: &normalizer)
                 case .rebalance: continue
                 }
             }
@@ -121,6 +113,20 @@ public struct RawLedger: Sendable {
     public init(topic: String, topicID: String?) {
         self.topic = topic
         self.topicID = topicID
+    }
+
+    /// Adds one record of the topic, normalised as kiln-normalizer would: one the normaliser refuses counts
+    /// as refused, one without samples not at all.
+    public mutating func add(_ envelope: RawEnvelope, partition: Int32, offset: Int64, normalizer: inout Normalizer) {
+        let provenance = Provenance(topic: topic, partition: partition, offset: offset)
+        guard let result = try? normalizer.normalize(envelope, provenance: provenance) else {
+            refused += 1
+            return
+        }
+        guard let batch = result.batch else { return }
+        offsets[partition, default: OffsetRanges()].insert(offset)
+        records += 1
+        for (type, value) in batch.totalsByProfileType { totals[type.id, default: 0] &+= value }
     }
 }
 

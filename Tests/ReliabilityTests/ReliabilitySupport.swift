@@ -6,6 +6,7 @@ import ObjectStore
 import PprofCodec
 import ProfileModel
 import Records
+import Replay
 import Synchronization
 import TestSupport
 import Testing
@@ -218,95 +219,65 @@ struct FixtureProfiles: Sendable {
     }
 }
 
-/// What went into the pipeline, and what the store must therefore hold.
+/// What went into the pipeline, per tenant, and what the store must therefore hold: `kiln blocks audit`'s
+/// ledger (`RawLedger`) of the one raw topic a scenario writes, filled from the records as they were sent.
 struct Ledger: Sendable {
-    /// Sum of sample values per "tenant profile-type", from normalising each sent profile here.
-    var expected: [String: Int64] = [:]
-    /// Raw records sent that carry samples, by (partition, offset) on the raw topic's current incarnation
-    /// (the compactor records the topic ID with every offset).
-    var sent: [PartitionKey: OffsetRanges] = [:]
-    var count = 0
-    private var topicIDs: [String: String] = [:]
+    private(set) var tenants: [String: RawLedger] = [:]
+    private var topic: (name: String, id: String?)?
 
-    /// The partition key of `topic` as blocks record it: with the topic's current ID.
-    mutating func key(_ topic: String, _ partition: Int32, kafka: KafkaConfig) async throws -> PartitionKey {
-        if topicIDs[topic] == nil { topicIDs[topic] = try await KafkaAdmin(config: kafka).topicIDs([topic])[topic] }
-        return PartitionKey(topic: topic, partition: partition, topicID: topicIDs[topic])
-    }
+    /// Raw records sent that carry samples.
+    var count: Int { tenants.values.reduce(0) { $0 + $1.records } }
 
     /// Sends `envelopes` to the raw topic and adds them to the ledger.
     mutating func send(_ envelopes: [RawEnvelope], topic: String, producer: KafkaProducer) async throws {
         let reports = try await producer.sendBatch(envelopes.map { ProducerRecord(topic: topic, key: $0.key, value: $0.encoded()) })
         for (envelope, report) in zip(envelopes, reports) {
-            add(envelope, at: try await key(topic, report.partition, kafka: producer.config.kafka), offset: report.offset)
+            try await add(envelope, topic: topic, partition: report.partition, offset: report.offset, kafka: producer.config.kafka)
         }
     }
 
-    /// Adds one raw record (if its profile has samples).
-    mutating func add(_ envelope: RawEnvelope, at partition: PartitionKey, offset: Int64) {
-        let totals = Self.totals(envelope)
-        guard !totals.isEmpty else { return }
-        for (k, v) in totals { expected[k, default: 0] += v }
-        sent[partition, default: OffsetRanges()].insert(offset)
-        count += 1
-    }
-
-    /// The profile's totals per tenant and profile type, by Kiln's normaliser run here on the same bytes.
-    static func totals(_ envelope: RawEnvelope) -> [String: Int64] {
+    /// Adds one raw record of `topic` (one the normaliser refuses, or without samples, is not for the store).
+    /// The topic's ID is learnt at its first record: blocks record offsets with it.
+    mutating func add(_ envelope: RawEnvelope, topic: String, partition: Int32, offset: Int64, kafka: KafkaConfig) async throws {
+        if self.topic == nil { self.topic = (topic, try await KafkaAdmin(config: kafka).topicIDs([topic])[topic]) }
+        guard let known = self.topic, known.name == topic else {
+            throw ReliabilityFailure("a ledger follows one raw topic, \(self.topic?.name ?? "-"), not \(topic)")
+        }
         var normalizer = Normalizer()
-        guard let batch = try? normalizer.normalize(envelope, provenance: Provenance(topic: "-", partition: 0, offset: 0)).batch else {
-            return [:]
-        }
-        var out: [String: Int64] = [:]
-        for (type, v) in batch.totalsByProfileType { out["\(envelope.tenant) \(type.id)", default: 0] += v }
-        return out
+        tenants[envelope.tenant, default: RawLedger(topic: known.name, topicID: known.id)]
+            .add(envelope, partition: partition, offset: offset, normalizer: &normalizer)
     }
 }
 
-/// What the store's live blocks hold (what a query reads).
-struct StoreContents: Sendable {
-    var totals: [String: Int64] = [:]
-    /// Raw records held, and how many of them more than one live block holds.
-    var held: [PartitionKey: OffsetRanges] = [:]
-    var duplicated = 0
-    var blocks = 0
+/// The live blocks (what a query reads) against a ledger, tenant by tenant, as `kiln blocks audit` compares.
+struct StoreAudit: Sendable {
+    var byTenant: [String: DeliveryAudit] = [:]
 
-    static func read(_ store: any ObjectStore, tenants only: Set<String>? = nil) async throws -> StoreContents {
-        var c = StoreContents()
-        for tenant in try await BlockIndex.tenants(in: store) where only?.contains(tenant) ?? true {
-            for meta in try await BlockIndex.liveBlocks(store, tenant: tenant) {
-                c.blocks += 1
-                for (type, v) in meta.totalsByProfileType { c.totals["\(tenant) \(type)", default: 0] += v }
-                for (key, offsets) in meta.kafka.rawByPartition {
-                    for r in offsets.ranges {
-                        for o in r where c.held[key]?.contains(o) ?? false { c.duplicated += 1 }
-                    }
-                    c.held[key, default: OffsetRanges()].formUnion(offsets)
-                }
-            }
+    static func read(_ store: any ObjectStore, against ledger: Ledger) async throws -> StoreAudit {
+        var audit = StoreAudit()
+        for (tenant, sent) in ledger.tenants {
+            audit.byTenant[tenant] = try await DeliveryAudit.compare(sent, store: store, tenant: tenant)
         }
-        return c
+        return audit
     }
 
-    var storedCount: Int { Int(held.values.reduce(0) { $0 + $1.count }) }
-
-    /// Raw records the ledger sent that no live block holds.
-    func lost(_ ledger: Ledger) -> Int {
-        var n = 0
-        for (key, offsets) in ledger.sent {
-            for r in offsets.ranges { for o in r where !(held[key]?.contains(o) ?? false) { n += 1 } }
-        }
-        return n
-    }
+    /// Sent records no live block holds.
+    var lost: Int { byTenant.values.reduce(0) { $0 + $1.lost } }
+    /// Sent records more than one live block holds, once per extra block.
+    var duplicated: Int { byTenant.values.reduce(0) { $0 + $1.duplicated } }
+    /// Sent records the live blocks hold.
+    var stored: Int { byTenant.values.reduce(0) { $0 + $1.records - $1.lost } }
+    /// Every tenant's totals per profile type equal what its sent records normalise to.
+    var totalsExact: Bool { !byTenant.isEmpty && byTenant.values.allSatisfy { $0.expected == $0.stored } }
 }
 
-/// Polls the store until its totals equal the ledger's, or the deadline passes; returns the last contents.
-func waitForStore(_ store: any ObjectStore, _ ledger: Ledger, tenants: Set<String>? = nil, timeout: Duration) async throws -> StoreContents
-{
-    var last = StoreContents()
+/// Polls the store until it holds every sent record with the totals they make, or the deadline passes;
+/// returns the last audit.
+func waitForStore(_ store: any ObjectStore, _ ledger: Ledger, timeout: Duration) async throws -> StoreAudit {
+    var last = StoreAudit()
     _ = try await eventually(timeout: timeout) {
-        last = try await StoreContents.read(store, tenants: tenants)
-        return last.totals == ledger.expected && last.lost(ledger) == 0
+        last = try await StoreAudit.read(store, against: ledger)
+        return last.totalsExact && last.lost == 0
     }
     return last
 }
