@@ -20,8 +20,8 @@ struct ServiceBootstrapTests {
 
         func run() async throws {
             try? await gracefulShutdown()
-            // A stopped server's port may still take the connection and never answer: a second is plenty
-            // for a server in this process that is up.
+            // AsyncHTTPClient retries a refused connection until the request's deadline, so a stopped server
+            // costs the whole timeout: a second is plenty for a server in this process that is up.
             let answered = await ServiceBootstrapTests.status(port: port(), path: "ready", timeout: .seconds(1)) != nil
             log.value.withLock { $0.append("\(name) stopped, server \(answered ? "up" : "down")") }
         }
