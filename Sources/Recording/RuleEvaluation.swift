@@ -73,7 +73,9 @@ public struct RuleEvaluation: Sendable {
     }
 
     /// The step (its end, ms) a sample at `nanos` counts toward.
-    public func stepEnd(ofNanos nanos: Int64) -> Int64 {
+    public func stepEnd(ofNanos nanos: Int64) -> Int64 { Self.stepEnd(ofNanos: nanos, stepMillis: stepMillis) }
+
+    static func stepEnd(ofNanos nanos: Int64, stepMillis: Int64) -> Int64 {
         let ms = nanos / 1_000_000
         let steps = ms >= 0 ? (ms + stepMillis - 1) / stepMillis : ms / stepMillis
         return steps * stepMillis
@@ -131,20 +133,16 @@ public struct RuleEvaluation: Sendable {
             }
             return 1 + k
         }
-        let throughFilter = batch.stacksThrough
         let filters = 1 + batch.functionNames.count
-        var feeds: [[Feed]] = []
-        feeds.reserveCapacity(batch.series.count)
-        for list in selected {
-            feeds.append(
-                list.map { r, labels in
-                    let filter = filter(rules[r])
-                    let key = SeriesKey(tenant: batch.tenant, labels: labels, rule: rules[r].id)
-                    if let known = seriesIDs[key] { return Feed(series: known, filter: filter) }
-                    seriesIDs[key] = seriesKeys.count
-                    seriesKeys.append(key)
-                    return Feed(series: seriesKeys.count - 1, filter: filter)
-                })
+        let feeds: [[Feed]] = selected.map { list in
+            list.map { r, labels in
+                let filter = filter(rules[r])
+                let key = SeriesKey(tenant: batch.tenant, labels: labels, rule: rules[r].id)
+                if let known = seriesIDs[key] { return Feed(series: known, filter: filter) }
+                seriesIDs[key] = seriesKeys.count
+                seriesKeys.append(key)
+                return Feed(series: seriesKeys.count - 1, filter: filter)
+            }
         }
         // One pass over the samples sums each (step, batch series, filter) into dense arrays: a batch
         // holds one or a few profile times, so steps change rarely and the rules only meet the sums. The
@@ -153,19 +151,24 @@ public struct RuleEvaluation: Sendable {
         // first met (a rule's series limit admits the first groups), merged into the open steps below.
         let width = batch.series.count * filters
         let stepsAtOnce = 8
+        let stepMillis = self.stepMillis
+        let completedThrough = self.completedThrough
         var stepOfBlock: [Int64] = []
-        var sums: [Int64] = []
-        var counts: [Int] = []
+        var sums = [Int64](repeating: 0, count: stepsAtOnce * width)
+        var counts = [Int](repeating: 0, count: stepsAtOnce * width)
         var localIndex: [StepSeries: Int] = [:]
         var local: [(key: StepSeries, sum: Int64, samples: Int)] = []
-        func moveSumsToLocal() {
+        var samplesLate = 0
+        // Moves the blocks' sums into `local` and zeroes them (called with the arrays' pointers: the loop
+        // below holds them, and a pointer write costs no uniqueness or exclusivity check).
+        func moveSumsToLocal(_ sums: UnsafeMutableBufferPointer<Int64>, _ counts: UnsafeMutableBufferPointer<Int>) {
             for (block, step) in stepOfBlock.enumerated() {
                 for (b, list) in feeds.enumerated() {
                     for feed in list {
                         let at = block * width + b * filters + feed.filter
                         guard counts[at] > 0 else { continue }
                         guard step > completedThrough else {
-                            outcome.samplesLate += counts[at]
+                            samplesLate += counts[at]
                             continue
                         }
                         let key = StepSeries(step: step, series: feed.series)
@@ -179,45 +182,59 @@ public struct RuleEvaluation: Sendable {
                     }
                 }
             }
+            let used = stepOfBlock.count * width
+            sums.baseAddress!.update(repeating: 0, count: used)
+            counts.baseAddress!.update(repeating: 0, count: used)
             stepOfBlock.removeAll(keepingCapacity: true)
-            sums.removeAll(keepingCapacity: true)
-            counts.removeAll(keepingCapacity: true)
         }
+        // Per batch series, whether a rule reads it.
+        let read = feeds.map { !$0.isEmpty }
+        let stackCount = batch.stackCount
         var lastTime = Int64.min
         var block = 0
-        batch.sampleSeries.withUnsafeBufferPointer { seriesOf in
-            batch.sampleTimes.withUnsafeBufferPointer { times in
-                batch.sampleStacks.withUnsafeBufferPointer { stacks in
-                    batch.sampleValues.withUnsafeBufferPointer { values in
-                        for i in 0..<batch.sampleCount {
-                            let b = Int(seriesOf[i])
-                            if feeds[b].isEmpty { continue }
-                            if times[i] != lastTime {
-                                lastTime = times[i]
-                                let step = stepEnd(ofNanos: lastTime)
-                                if let known = stepOfBlock.firstIndex(of: step) {
-                                    block = known
-                                } else {
-                                    if stepOfBlock.count == stepsAtOnce { moveSumsToLocal() }
-                                    block = stepOfBlock.count
-                                    stepOfBlock.append(step)
-                                    sums.append(contentsOf: repeatElement(0, count: width))
-                                    counts.append(contentsOf: repeatElement(0, count: width))
+        sums.withUnsafeMutableBufferPointer { sums in
+            counts.withUnsafeMutableBufferPointer { counts in
+                batch.sampleSeries.withUnsafeBufferPointer { seriesOf in
+                    batch.sampleTimes.withUnsafeBufferPointer { times in
+                        batch.sampleStacks.withUnsafeBufferPointer { stacks in
+                            batch.sampleValues.withUnsafeBufferPointer { values in
+                                batch.stacksThrough.withUnsafeBufferPointer { passes in
+                                    for i in 0..<values.count {
+                                        let b = Int(seriesOf[i])
+                                        guard read[b] else { continue }
+                                        if times[i] != lastTime {
+                                            lastTime = times[i]
+                                            let step = Self.stepEnd(ofNanos: lastTime, stepMillis: stepMillis)
+                                            if let known = stepOfBlock.firstIndex(of: step) {
+                                                block = known
+                                            } else {
+                                                if stepOfBlock.count == stepsAtOnce { moveSumsToLocal(sums, counts) }
+                                                block = stepOfBlock.count
+                                                stepOfBlock.append(step)
+                                            }
+                                        }
+                                        let at = block &* width &+ b &* filters
+                                        let value = values[i]
+                                        sums[at] &+= value
+                                        counts[at] &+= 1
+                                        var pass = Int(stacks[i])
+                                        for f in 1..<filters {
+                                            if passes[pass] {
+                                                sums[at &+ f] &+= value
+                                                counts[at &+ f] &+= 1
+                                            }
+                                            pass &+= stackCount
+                                        }
+                                    }
                                 }
-                            }
-                            let at = block * width + b * filters
-                            sums[at] &+= values[i]
-                            counts[at] += 1
-                            for f in 1..<filters where throughFilter[f - 1][Int(stacks[i])] {
-                                sums[at + f] &+= values[i]
-                                counts[at + f] += 1
                             }
                         }
                     }
                 }
+                moveSumsToLocal(sums, counts)
             }
         }
-        moveSumsToLocal()
+        outcome.samplesLate += samplesLate
         for (key, sum, samples) in local {
             if let current = open[key.step]?[key.series] {
                 open[key.step]![key.series] = current &+ sum

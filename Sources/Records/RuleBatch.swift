@@ -11,11 +11,16 @@ public struct RuleBatch: Sendable, Equatable {
     public var sampleStacks: [UInt32]
     public var sampleValues: [Int64]
     public var sampleTimes: [Int64]
-    /// The function names asked for and, per name, per stack: whether one of its frames is that function.
+    /// The function names asked for and, per name, per stack: whether one of its frames is that function
+    /// (name k's stacks at k × stackCount, flat, so a sample's filters are a stride apart).
     public var functionNames: [String]
-    public var stacksThrough: [[Bool]]
+    public var stackCount: Int
+    public var stacksThrough: [Bool]
 
     public var sampleCount: Int { sampleValues.count }
+
+    /// Per stack, whether one of its frames is function name `k`.
+    public func stacks(through k: Int) -> ArraySlice<Bool> { stacksThrough[(k * stackCount)..<((k + 1) * stackCount)] }
 
     /// The same from a whole batch (tests and callers that hold one already).
     public init(_ batch: SampleBatch, functionNames: [String]) {
@@ -26,8 +31,9 @@ public struct RuleBatch: Sendable, Equatable {
         sampleValues = batch.sampleValues
         sampleTimes = batch.sampleTimes
         self.functionNames = functionNames
+        stackCount = batch.stacks.count
         let symbols = batch.symbols
-        stacksThrough = functionNames.map { name in
+        stacksThrough = functionNames.flatMap { name in
             let target = Array(name.utf8)
             let frameMatches = symbols.frames.map { frame in
                 symbols.strings.withUTF8(Int(symbols.functions[Int(frame.function)].name)) { $0.elementsEqual(target) }
@@ -38,7 +44,7 @@ public struct RuleBatch: Sendable, Equatable {
 
     init(
         tenant: String, series: [BatchSeries], sampleSeries: [UInt32], sampleStacks: [UInt32], sampleValues: [Int64],
-        sampleTimes: [Int64], functionNames: [String], stacksThrough: [[Bool]]
+        sampleTimes: [Int64], functionNames: [String], stackCount: Int, stacksThrough: [Bool]
     ) {
         self.tenant = tenant
         self.series = series
@@ -47,6 +53,7 @@ public struct RuleBatch: Sendable, Equatable {
         self.sampleValues = sampleValues
         self.sampleTimes = sampleTimes
         self.functionNames = functionNames
+        self.stackCount = stackCount
         self.stacksThrough = stacksThrough
     }
 }
@@ -117,34 +124,40 @@ extension BatchCodec {
             var through = [Bool](repeating: false, count: names.count * stackCount)
             var rootmostMatch = [Int](repeating: .max, count: names.count)
             var rootmostOwn = [Int](repeating: -1, count: names.count)
-            var previousDepth = 0
-            var allFrames = 0
-            // A local cursor, so its position stays in a register through the frames.
-            var cursor = c
-            for s in 0..<stackCount {
-                let depth = try cursor.count("stack depth", limit: previousDepth + cursor.remaining)
-                let shared = version == 1 ? 0 : try cursor.count("stack shared frames", limit: min(depth, previousDepth))
-                allFrames += depth
-                guard allFrames <= maxEntries else { throw RecordDecodingError("stack frames exceed \(maxEntries) in all") }
-                for j in 0..<(depth - shared) {
-                    let frame = try cursor.varint("stack frame")
-                    guard frame < UInt64(frameCount) else {
-                        throw RecordDecodingError("stack frame \(frame) is out of the frame table (\(frameCount) entries)")
+            // Through pointers: an array written per frame costs a uniqueness check per write.
+            try through.withUnsafeMutableBufferPointer { through in
+                try rootmostMatch.withUnsafeMutableBufferPointer { rootmostMatch in
+                    try rootmostOwn.withUnsafeMutableBufferPointer { rootmostOwn in
+                        // A local cursor, so its position stays in a register through the frames.
+                        var cursor = c
+                        var previousDepth = 0
+                        var allFrames = 0
+                        for s in 0..<stackCount {
+                            let depth = try cursor.count("stack depth", limit: previousDepth + cursor.remaining)
+                            let shared = version == 1 ? 0 : try cursor.count("stack shared frames", limit: min(depth, previousDepth))
+                            allFrames += depth
+                            guard allFrames <= maxEntries else { throw RecordDecodingError("stack frames exceed \(maxEntries) in all") }
+                            for j in 0..<(depth - shared) {
+                                let frame = try cursor.varint("stack frame")
+                                guard frame < UInt64(frameCount) else {
+                                    throw RecordDecodingError("stack frame \(frame) is out of the frame table (\(frameCount) entries)")
+                                }
+                                if frameMatches[Int(frame >> 6)] & (1 << (frame & 63)) != 0 { rootmostOwn[Int(frameName[Int(frame)])] = j }
+                            }
+                            for k in 0..<rootmostOwn.count {
+                                if rootmostMatch[k] >= shared {
+                                    // Own frame j (leaf first) is depth - 1 - j from the root: the last match is rootmost.
+                                    rootmostMatch[k] = rootmostOwn[k] >= 0 ? depth - 1 - rootmostOwn[k] : .max
+                                }
+                                through[k * stackCount + s] = rootmostMatch[k] != .max
+                                rootmostOwn[k] = -1
+                            }
+                            previousDepth = depth
+                        }
+                        c = cursor
                     }
-                    if frameMatches[Int(frame >> 6)] & (1 << (frame & 63)) != 0 { rootmostOwn[Int(frameName[Int(frame)])] = j }
                 }
-                for k in names.indices {
-                    if rootmostMatch[k] >= shared {
-                        // Own frame j (leaf first) is depth - 1 - j from the root: the last match is rootmost.
-                        rootmostMatch[k] = rootmostOwn[k] >= 0 ? depth - 1 - rootmostOwn[k] : .max
-                    }
-                    through[k * stackCount + s] = rootmostMatch[k] != .max
-                    rootmostOwn[k] = -1
-                }
-                previousDepth = depth
             }
-            c = cursor
-            let stacksThrough = names.indices.map { k in Array(through[(k * stackCount)..<((k + 1) * stackCount)]) }
 
             let seriesCount = try c.count("series count", limit: min(maxEntries, c.remaining))
             func string(_ field: StaticString) throws -> String {
@@ -155,7 +168,7 @@ extension BatchCodec {
             let columns = try sampleColumns(&c, count: sampleCount, version: version, series: seriesCount, stacks: stackCount)
             return RuleBatch(
                 tenant: tenant, series: series, sampleSeries: columns.series, sampleStacks: columns.stacks, sampleValues: columns.values,
-                sampleTimes: columns.times, functionNames: names, stacksThrough: stacksThrough)
+                sampleTimes: columns.times, functionNames: names, stackCount: stackCount, stacksThrough: through)
         }
     }
 }

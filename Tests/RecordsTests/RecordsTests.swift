@@ -310,7 +310,9 @@ import Testing
                 return asked
             }
             #expect(read == RuleBatch(batch, functionNames: asked))
-            if let a = asked.firstIndex(of: "a") { #expect(read.stacksThrough[a].contains(true) && read.stacksThrough[a].contains(false)) }
+            if let a = asked.firstIndex(of: "a") {
+                #expect(read.stacks(through: a).contains(true) && read.stacks(through: a).contains(false))
+            }
         }
     }
 
