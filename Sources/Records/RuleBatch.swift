@@ -160,10 +160,10 @@ extension BatchCodec {
             }
 
             let seriesCount = try c.count("series count", limit: min(maxEntries, c.remaining))
-            func string(_ field: StaticString) throws -> String {
-                String(decoding: UnsafeRawBufferPointer(rebasing: c.raw[stringRanges[try stringIndex(field)]]), as: UTF8.self)
+            let raw = c.raw
+            let series = try seriesTable(seriesCount, &c, stringCount: stringCount) {
+                String(decoding: UnsafeRawBufferPointer(rebasing: raw[stringRanges[$0]]), as: UTF8.self)
             }
-            let series = try seriesTable(seriesCount, count: { try c.count($0, limit: c.remaining) }, string: string)
             let sampleCount = try c.count("sample count", limit: min(maxEntries, c.remaining))
             let columns = try sampleColumns(&c, count: sampleCount, version: version, series: seriesCount, stacks: stackCount)
             return RuleBatch(
