@@ -323,7 +323,7 @@ public final class LoadRun: Sendable {
             for (process, reading) in last.processes {
                 guard let now = reading.metrics else { continue }
                 let before = first.processes[process]?.metrics ?? [:]
-                if now.keys.contains(where: { $0 == name || $0.hasPrefix(name + "{") }) { found = true }
+                if PrometheusText.has(now, name: name) { found = true }
                 sum += PrometheusText.sum(now, name: name) - PrometheusText.sum(before, name: name)
             }
             return found ? sum : nil

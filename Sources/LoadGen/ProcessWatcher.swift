@@ -100,12 +100,15 @@ public enum PrometheusText {
         return out
     }
 
+    /// Whether `key` is a series of metric `name` (any labels).
+    static func isSeries(_ key: String, of name: String) -> Bool { key == name || key.hasPrefix(name + "{") }
+
+    /// Whether the exposition has a series of metric `name`.
+    public static func has(_ metrics: [String: Double], name: String) -> Bool { metrics.keys.contains { isSeries($0, of: name) } }
+
     /// The sum of every series of metric `name` (any labels).
     public static func sum(_ metrics: [String: Double], name: String) -> Double {
-        metrics.reduce(0) { acc, entry in
-            let (key, value) = entry
-            return key == name || key.hasPrefix(name + "{") ? acc + value : acc
-        }
+        metrics.reduce(0) { acc, entry in isSeries(entry.key, of: name) ? acc + entry.value : acc }
     }
 }
 

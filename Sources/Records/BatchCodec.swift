@@ -362,13 +362,7 @@ public enum BatchCodec {
     static func seriesTable(
         _ count: Int, _ c: inout ByteCursor, stringCount: Int, string text: (Int) -> String
     ) throws -> [BatchSeries] {
-        func string(_ field: StaticString) throws -> String {
-            let i = try c.varint(field)
-            guard i < UInt64(stringCount) else {
-                throw RecordDecodingError("\(field) \(i) is out of the string table (\(stringCount) entries)")
-            }
-            return text(Int(i))
-        }
+        func string(_ field: StaticString) throws -> String { text(try c.stringIndex(field, stringCount: stringCount)) }
         var series: [BatchSeries] = []
         series.reserveCapacity(count)
         for _ in 0..<count {

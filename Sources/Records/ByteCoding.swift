@@ -167,6 +167,16 @@ struct ByteCursor {
         }
     }
 
+    /// An index into the record's string table of `stringCount` entries.
+    @inline(__always)
+    mutating func stringIndex(_ field: StaticString, stringCount: Int) throws -> Int {
+        let i = try varint(field)
+        guard i < UInt64(stringCount) else {
+            throw RecordDecodingError("\(field) \(i) is out of the string table (\(stringCount) entries)")
+        }
+        return Int(i)
+    }
+
     /// A length-prefixed run of bytes, as the range it takes.
     mutating func blob(_ field: StaticString) throws -> Range<Int> {
         let length = try varint(field)

@@ -80,25 +80,18 @@ extension BatchCodec {
             var stringRanges: [Range<Int>] = []
             stringRanges.reserveCapacity(stringCount)
             for _ in 0..<stringCount { stringRanges.append(try c.blob("string")) }
-            func stringIndex(_ field: StaticString) throws -> Int {
-                let i = try c.varint(field)
-                guard i < UInt64(stringCount) else {
-                    throw RecordDecodingError("\(field) \(i) is out of the string table (\(stringCount) entries)")
-                }
-                return Int(i)
-            }
             // Per function and then per frame: which asked-for name it is (-1: none). Names are distinct,
             // so one at most.
             let functionCount = try c.count("function count", limit: min(maxEntries, c.remaining))
             var functionName = [Int32](repeating: -1, count: functionCount)
             for f in 0..<functionCount {
-                let name = stringRanges[try stringIndex("function name")]
+                let name = stringRanges[try c.stringIndex("function name", stringCount: stringCount)]
                 for (k, target) in targets.enumerated()
                 where target.count == name.count && target.elementsEqual(UnsafeRawBufferPointer(rebasing: c.raw[name])) {
                     functionName[f] = Int32(k)
                 }
-                _ = try stringIndex("function system name")
-                _ = try stringIndex("function file name")
+                _ = try c.stringIndex("function system name", stringCount: stringCount)
+                _ = try c.stringIndex("function file name", stringCount: stringCount)
                 _ = try c.signed("function start line")
             }
             let frameCount = try c.count("frame count", limit: min(maxEntries, c.remaining))

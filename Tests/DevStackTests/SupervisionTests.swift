@@ -61,7 +61,7 @@ import Testing
         let response = try await dev.client.execute(HTTPClientRequest(url: "http://\(address)/metrics"), timeout: .seconds(10))
         let text = String(buffer: try await response.body.collect(upTo: 8 << 20))
         let metrics = PrometheusText.parse(text)
-        guard metrics.keys.contains(where: { $0 == name || $0.hasPrefix(name + "{") }) else { return nil }
+        guard PrometheusText.has(metrics, name: name) else { return nil }
         return PrometheusText.sum(metrics, name: name)
     }
 
