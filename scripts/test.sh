@@ -13,14 +13,44 @@ scripts/test-env.sh start
 . "$KILN_RUN_DIR/test-env.sh"
 # The reliability suite (Tests/ReliabilityTests) writes its summary table here; it is printed at the end.
 rm -f "$KILN_RUN_DIR/reliability-summary.txt"
-# One test at a time: the suite shares 2 cores with real brokers, S3 servers and Go programs, and
-# CPU-heavy tests running beside time-bounded ones would starve them.
 status=0
-# The web UI's pure modules (and the page in headless Chromium) under Node's test runner.
-scripts/ui-test.sh || status=$?
-# The alert rules (promtool check and unit tests), the dashboards and the Prometheus configuration of docker/.
-scripts/check-dashboards.sh || status=$?
-swift test --skip-build --no-parallel "$@" || status=$?
+# The web UI's pure modules (and the page in headless Chromium) under Node's test runner, then the alert
+# rules (promtool check and unit tests), the dashboards and the Prometheus configuration of docker/.
+checks() {
+  local rc=0
+  scripts/ui-test.sh || rc=$?
+  scripts/check-dashboards.sh || rc=$?
+  return "$rc"
+}
+if [ "$#" -gt 0 ]; then
+  # `scripts/test.sh --filter X`: the checks, then those tests one at a time.
+  checks || status=$?
+  swift test --skip-build --no-parallel "$@" || status=$?
+else
+  # Within a lane one test at a time (the suite shares 2 cores with real brokers, S3 servers and Go
+  # programs). Two lanes at once: kiln dev's, the reliability suite's and the Kafka client's tests mostly
+  # wait on real time (scrape intervals, lateness, lease and session expiry), which the other lane's
+  # CPU-bound tests fill (one lane kept the 2 cores 40 % busy). The overload test saturates both cores by
+  # design: it runs alone, last. The test binary is run directly because `swift test` holds a lock on
+  # .build for its whole run. Each lane's lines are prefixed with its name.
+  tests="$(swift build --show-bin-path)/KilnPackageTests.xctest"
+  swift_tests() { NO_COLOR=1 "$tests" --testing-library swift-testing --no-parallel "$@"; }
+  waiting_lane() {
+    local rc=0
+    checks || rc=$?
+    swift_tests --filter 'DevStackTests|ReliabilityTests|KafkaClientTests' --skip 'SupervisionTests' || rc=$?
+    return "$rc"
+  }
+  # Each lane in a subshell of its own: bash reports a finished background pipeline's status as its last
+  # command's (sed), pipefail or not.
+  (waiting_lane 2>&1 | sed -u 's/^/[waiting] /') &
+  waiting=$!
+  (swift_tests --skip 'DevStackTests|ReliabilityTests|KafkaClientTests' 2>&1 | sed -u 's/^/[working] /') &
+  working=$!
+  wait "$waiting" || status=$?
+  wait "$working" || status=$?
+  swift_tests --filter 'SupervisionTests' 2>&1 | sed -u 's/^/[overload] /' || status=$?
+fi
 echo "test: set up, built and tested in ${SECONDS} s"
 if [ -f "$KILN_RUN_DIR/reliability-summary.txt" ]; then
   echo
