@@ -398,7 +398,7 @@ let package = Package(
         .testTarget(
             name: "DevStackTests",
             dependencies: [
-                "DevStack", "Query", "KilnProtos", "PprofCodec", "TestSupport", "LoadGen",
+                "DevStack", "Query", "KilnProtos", "PprofCodec", "TestSupport", "LoadGen", "KilnFoundation",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -420,7 +420,8 @@ let package = Package(
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
-                "TestSupport", "KafkaClient", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks", "ObjectStore", "Replay",
+                "TestSupport", "KafkaClient", "KilnFoundation", "Records", "Normalization", "PprofCodec", "ProfileModel", "Blocks",
+                "ObjectStore", "Replay",
             ]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import KilnFoundation
 import Synchronization
 
 /// What one `kiln loadgen` phase does.
@@ -323,8 +324,9 @@ public final class LoadRun: Sendable {
             for (process, reading) in last.processes {
                 guard let now = reading.metrics else { continue }
                 let before = first.processes[process]?.metrics ?? [:]
-                if PrometheusText.has(now, name: name) { found = true }
-                sum += PrometheusText.sum(now, name: name) - PrometheusText.sum(before, name: name)
+                guard let value = PrometheusText.value(now, name: name) else { continue }
+                found = true
+                sum += value - (PrometheusText.value(before, name: name) ?? 0)
             }
             return found ? sum : nil
         }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KilnFoundation
 import NIOCore
 
 /// A process whose cost is recorded while the load runs: `name=PID` or `name=PID@http://host:port` (its admin
@@ -82,33 +83,6 @@ public struct ProcessUsage: Sendable, Codable, Equatable {
     static func kilobytes(_ line: Substring) -> Int64 {
         let parts = line.split(separator: " ", omittingEmptySubsequences: true)
         return parts.count >= 2 ? (Int64(parts[1]) ?? 0) * 1024 : 0
-    }
-}
-
-/// Prometheus text exposition: `name{labels} value` per line. Keeps Kiln's own series (`kiln_` prefix),
-/// without histogram buckets, summed over identical keys.
-public enum PrometheusText {
-    public static func parse(_ text: String, prefix: String = "kiln_") -> [String: Double] {
-        var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
-            guard let space = line.lastIndex(of: " ") else { continue }
-            let key = line[..<space].trimmingCharacters(in: .whitespaces)
-            if key.contains("_bucket{") || key.hasSuffix("_bucket") { continue }
-            guard let value = Double(line[line.index(after: space)...].trimmingCharacters(in: .whitespaces)) else { continue }
-            out[key, default: 0] += value
-        }
-        return out
-    }
-
-    /// Whether `key` is a series of metric `name` (any labels).
-    static func isSeries(_ key: String, of name: String) -> Bool { key == name || key.hasPrefix(name + "{") }
-
-    /// Whether the exposition has a series of metric `name`.
-    public static func has(_ metrics: [String: Double], name: String) -> Bool { metrics.keys.contains { isSeries($0, of: name) } }
-
-    /// The sum of every series of metric `name` (any labels).
-    public static func sum(_ metrics: [String: Double], name: String) -> Double {
-        metrics.reduce(0) { acc, entry in isSeries(entry.key, of: name) ? acc + entry.value : acc }
     }
 }
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KilnFoundation
 import LoadGen
 import NIOCore
 import TestSupport
@@ -60,9 +61,7 @@ import Testing
         else { return nil }
         let response = try await dev.client.execute(HTTPClientRequest(url: "http://\(address)/metrics"), timeout: .seconds(10))
         let text = String(buffer: try await response.body.collect(upTo: 8 << 20))
-        let metrics = PrometheusText.parse(text)
-        guard PrometheusText.has(metrics, name: name) else { return nil }
-        return PrometheusText.sum(metrics, name: name)
+        return PrometheusText.value(in: text, name: name)
     }
 
     /// Held past its capacity (64 connections pushing flat out, one tenant, `KILN_OVERLOAD_SECONDS`): the

@@ -41,22 +41,6 @@ import Testing
         #expect(ProcessUsage.read(pid: Int32.max) == nil)
     }
 
-    @Test func prometheusCountersAreSummedPerMetric() {
-        let text = """
-            # TYPE kiln_ingest_requests_total counter
-            kiln_ingest_requests_total{endpoint="ingest",status="200"} 10
-            kiln_ingest_requests_total{endpoint="ingest",status="503"} 2
-            kiln_normalizer_records_total 1234
-            kiln_normalizer_poll_batch_seconds_bucket{le="0.1"} 3
-            process_cpu_seconds_total 9
-            """
-        let m = PrometheusText.parse(text)
-        #expect(m["kiln_normalizer_records_total"] == 1234)
-        #expect(m["process_cpu_seconds_total"] == nil && m.keys.allSatisfy { !$0.contains("_bucket") })
-        #expect(PrometheusText.sum(m, name: "kiln_ingest_requests_total") == 12)
-        #expect(PrometheusText.sum(m, name: "kiln_ingest_requests") == 0)
-    }
-
     @Test func lagInSecondsIsTheAgeOfTheOldestUncommittedRecord() {
         let history: [(Double, Int64)] = [(0, 0), (1, 100), (2, 250), (3, 250), (4, 400)]
         #expect(LagMonitor.lagSeconds(committed: 400, history: history, now: 4) == 0)

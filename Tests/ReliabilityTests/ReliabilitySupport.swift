@@ -1,6 +1,7 @@
 import Blocks
 import Foundation
 import KafkaClient
+import KilnFoundation
 import Normalization
 import ObjectStore
 import PprofCodec
@@ -153,14 +154,8 @@ final class KilnProcess: Sendable {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
-    /// A sample's value from `/metrics` (the first line starting with `name`, labels included), or nil.
-    func metric(_ name: String) async throws -> Double? {
-        let text = try await get("/metrics").body
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
-            return Double(line.split(separator: " ").last ?? "")
-        }
-        return nil
-    }
+    /// Metric `name` from `/metrics` (summed over its labels), or nil when it is not there.
+    func metric(_ name: String) async throws -> Double? { PrometheusText.value(in: try await get("/metrics").body, name: name) }
 
     func kill() async throws {
         child.signal(SIGKILL)
