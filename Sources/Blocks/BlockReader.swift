@@ -9,6 +9,9 @@ public struct BlockSeries: Sendable, Equatable {
     public var id: Int32
     public var labels: LabelSet
     public var profileType: ProfileTypeID
+    /// Sampling period in the profile type's period unit; 0 when unknown (blocks written before
+    /// 2026-12-07 have no `period` column).
+    public var period: Int64 = 0
 }
 
 /// A span's samples in one profile of a block, summed.
@@ -196,18 +199,20 @@ public actor BlockReader {
         let types = try Self.strings(t, "profile_type")
         let names = try Self.strings(t, "name")
         let values = try Self.strings(t, "value")
+        let periods = t.leafIndex(named: "period") == nil ? nil : try Self.int64s(t, "period")
         var out: [BlockSeries] = []
         var i = 0
         while i < ids.count {
             let id = ids[i]
             var labels: [Label] = []
             let type = types[i]
+            let period = periods?[i] ?? 0
             while i < ids.count && ids[i] == id {
                 labels.append(Label(names[i], values[i]))
                 i += 1
             }
             guard let pt = ProfileTypeID(parsing: type) else { throw BlockError("series \(id): bad profile type \(type)") }
-            out.append(BlockSeries(id: id, labels: LabelSet(labels), profileType: pt))
+            out.append(BlockSeries(id: id, labels: LabelSet(labels), profileType: pt, period: period))
         }
         return out
     }
@@ -482,6 +487,7 @@ public actor BlockReader {
         for s in series where s.id >= 0 {
             seriesIndex[Int(s.id)] = UInt32(batch.series.count)
             batch.series.append(BatchSeries(labels: s.labels, profileType: s.profileType))
+            batch.seriesPeriods.append(s.period)
         }
         var strings: StringTable = [""]
         var stringIndex = ["": UInt32(0)]

@@ -202,6 +202,7 @@ public struct BlockWriter: Sendable {
         var sType = [String]()
         var sName = [String]()
         var sValue = [String]()
+        var sPeriod = [Int64]()
         for (rank, old) in seriesOrder.enumerated() {
             let s = head.series[old]
             for l in s.labels.labels {
@@ -209,9 +210,11 @@ public struct BlockWriter: Sendable {
                 sType.append(s.profileType.id)
                 sName.append(l.name)
                 sValue.append(l.value)
+                sPeriod.append(head.seriesPeriods[old])
             }
         }
-        try table(BlockFile.series, BlockSchemas.series, [.int32(sID), .strings(sType), .strings(sName), .strings(sValue)])
+        try table(
+            BlockFile.series, BlockSchemas.series, [.int32(sID), .strings(sType), .strings(sName), .strings(sValue), .int64(sPeriod)])
 
         let nodes = head.nodeParents.count
         try table(
@@ -306,6 +309,7 @@ public enum BlockSchemas {
         ColumnSchema("profile_type", .string, encoding: .dictionary),
         ColumnSchema("name", .string, encoding: .dictionary),
         ColumnSchema("value", .string, encoding: .dictionary),
+        ColumnSchema("period", .int64),
     ])
     public static let stacks = ParquetSchema([
         ColumnSchema("node_id", .int32, encoding: .deltaBinaryPacked),

@@ -59,6 +59,8 @@ public struct Head: Sendable {
 
     // Series.
     private(set) var series: [BatchSeries] = []
+    /// Per series: its sampling period, the last known one a batch gave (0: unknown).
+    private(set) var seriesPeriods: [Int64] = []
     private var seriesIndex = DenseIDIndex()
 
     // Samples, struct of arrays.
@@ -209,7 +211,13 @@ public struct Head: Sendable {
             if seriesMap[s] == .max {
                 let key = batch.series[s]
                 let (id, isNew) = seriesIndex.lookUpOrAdd(hash: Self.hash(key)) { series[Int($0)] == key }
-                if isNew { series.append(key) }
+                let period = batch.period(ofSeries: s)
+                if isNew {
+                    series.append(key)
+                    seriesPeriods.append(period)
+                } else if period != 0 {
+                    seriesPeriods[Int(id)] = period
+                }
                 seriesMap[s] = id
             }
             let st = Int(batch.sampleStacks[i])

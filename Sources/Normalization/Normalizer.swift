@@ -278,6 +278,7 @@ public struct Normalizer: Sendable {
                     var labels = labelVariants[variant]
                     labels[LabelName.profileType] = types[t].id
                     batch.series.append(BatchSeries(labels: labels, profileType: types[t]))
+                    batch.seriesPeriods.append(p.period)
                     seriesOf[key] = series
                 }
                 seriesColumn[kept] = series

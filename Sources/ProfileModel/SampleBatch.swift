@@ -111,6 +111,10 @@ public struct SampleBatch: Sendable, Equatable {
     public var sampleTimes: [Int64]
     /// Per sample: the span id from the `span_id` label (0 = none).
     public var sampleSpans: [UInt64]
+    /// Per series: the profile's sampling `period`, in its profile type's period unit (0: unknown).
+    /// Beside `series`, not in it, because it is no part of a series' identity. Empty when unknown for
+    /// every series (records written before it existed): read it through `period(ofSeries:)`.
+    public var seriesPeriods: [Int64]
     /// Samples left out, by reason, so the sums can be reconciled with the profile.
     public var droppedZeroValue: Int64
     public var droppedEmptyStack: Int64
@@ -118,7 +122,7 @@ public struct SampleBatch: Sendable, Equatable {
     public init(
         tenant: String, provenance: Provenance, series: [BatchSeries] = [], symbols: SymbolTable = SymbolTable(),
         stacks: StackTable = StackTable(), sampleSeries: [UInt32] = [], sampleStacks: [UInt32] = [],
-        sampleValues: [Int64] = [], sampleTimes: [Int64] = [], sampleSpans: [UInt64] = [],
+        sampleValues: [Int64] = [], sampleTimes: [Int64] = [], sampleSpans: [UInt64] = [], seriesPeriods: [Int64] = [],
         droppedZeroValue: Int64 = 0, droppedEmptyStack: Int64 = 0
     ) {
         self.tenant = tenant
@@ -131,11 +135,15 @@ public struct SampleBatch: Sendable, Equatable {
         self.sampleValues = sampleValues
         self.sampleTimes = sampleTimes
         self.sampleSpans = sampleSpans
+        self.seriesPeriods = seriesPeriods
         self.droppedZeroValue = droppedZeroValue
         self.droppedEmptyStack = droppedEmptyStack
     }
 
     public var sampleCount: Int { sampleValues.count }
+
+    /// Series `s`'s sampling period, 0 when unknown.
+    public func period(ofSeries s: Int) -> Int64 { s < seriesPeriods.count ? seriesPeriods[s] : 0 }
 
     /// Sum of values per profile type, the figure every stage must conserve.
     public var totalsByProfileType: [ProfileTypeID: Int64] {

@@ -267,6 +267,16 @@ public actor QueryEngine {
         return (tree, frameTable)
     }
 
+    /// The sampling period of what `selection` merges: the largest its series were sent with (as pprof's
+    /// merge keeps the largest), 0 when none is known.
+    public func period(_ selection: Selection) async throws -> Int64 {
+        var period: Int64 = 0
+        for (block, matching) in try await plan(selection) {
+            for s in block.series where matching.contains(s.id) { period = max(period, s.period) }
+        }
+        return period
+    }
+
     /// Two selections merged into one tree with a left and a right side, for a diff.
     public func diff(left: Selection, right: Selection) async throws -> (StackTree, NameTable) {
         let tree = try await mergeStacks([left, right], sides: 2, labels: .functions)

@@ -289,9 +289,11 @@ struct QueryHandlers: Sendable {
         _ selection: Selection, profileType: String, selector: Types_V1_StackTraceSelector?, start: Int64, end: Int64, maxStacks: Int?
     ) async throws -> Google_V1_Profile {
         let (tree, frames) = try await engine.mergeFrames(selection)
-        return PprofExport.profile(
+        var profile = PprofExport.profile(
             Self.narrowed(tree, frames: frames, selector: selector), frames: frames, profileType: ProfileTypeID(parsing: profileType)!,
             start: start, end: end, maxStacks: maxStacks)
+        profile.period = try await engine.period(selection)
+        return profile
     }
 
     func selectMergeStacktraces(_ r: Querier_V1_SelectMergeStacktracesRequest, tenant: String) async throws
@@ -564,7 +566,8 @@ enum PprofExport {
     /// start line), one location per frame with its line, a sample per stack. With `maxStacks`, only that
     /// many of the largest stacks are kept; the others are summed into one sample whose only frame is
     /// `other`, so the totals stay the same. A location stored without lines comes back as its address in a
-    /// mapping of its file; build IDs and the addresses of symbolized locations are not stored.
+    /// mapping of its file; build IDs and the addresses of symbolized locations are not stored. The caller
+    /// sets `period` (the series' own, from the blocks).
     static func profile(
         _ tree: StackTree, frames: FrameTable, profileType t: ProfileTypeID, start: Int64, end: Int64, maxStacks: Int? = nil
     ) -> Google_V1_Profile {

@@ -3,12 +3,13 @@ import ProfileModel
 
 /// The record on `kiln.profiles.normalized`: one `SampleBatch`.
 ///
-/// Encoding (version 2): `"KB"`, version byte, then: tenant; provenance (topic, partition, offset);
+/// Encoding (version 3): `"KB"`, version byte, then: tenant; provenance (topic, partition, offset);
 /// dropped counts; strings; functions (name, system name, file name, start line); frames (function,
 /// line); stacks; series (label pairs as string indices, profile type as a string index); then the
 /// samples column by column — series, stack (zigzag delta from the previous sample's), value (zigzag),
-/// time (zigzag delta from the previous sample), span (presence bit then fixed64). Columns keep like
-/// values together, which lz4 on the topic then compresses well.
+/// time (zigzag delta from the previous sample), span (presence bit then fixed64); then each series'
+/// sampling period (zigzag; version 3 on, 0 when unknown). Columns keep like values together, which lz4
+/// on the topic then compresses well.
 ///
 /// Each stack is its depth, how many of its root-side frames equal the previous stack's root-side
 /// frames, and then only its other (leaf-side) frames. Stacks that come from one tree (a merged
@@ -16,10 +17,10 @@ import ProfileModel
 /// profile's stack table shrinks to about a seventh. Samples mostly follow their stacks' first-seen
 /// order, so a sample's stack is written as the step from the previous sample's (one byte, where the
 /// index itself took two or three). Version 1 wrote every frame of every stack (depth, frame indices)
-/// and each sample's stack index whole; it is still read, so records already on the topic survive an
-/// upgrade.
+/// and each sample's stack index whole, and version 2 no periods; both are still read, so records
+/// already on the topic survive an upgrade.
 public enum BatchCodec {
-    public static let currentVersion: UInt8 = 2
+    public static let currentVersion: UInt8 = 3
     /// Upper bounds on decoded counts, so a corrupt record cannot make us allocate without limit.
     static let maxEntries = 50_000_000
 
@@ -81,7 +82,7 @@ public enum BatchCodec {
         let stackBytes = 2 * stacks.count * width(UInt64(maxDepth)) + stacks.frames.count * width(UInt64(max(frameCount, 1) - 1))
         bound += 10 + stackBytes
         bound += 10
-        for (labels, _) in seriesStrings { bound += 10 + labels.count * 10 + 5 }
+        for (labels, _) in seriesStrings { bound += 10 + labels.count * 10 + 5 + 10 }
         let sampleBytes = Self.sampleColumnsBound(batch)
         bound += 10 + sampleBytes
 
@@ -211,6 +212,7 @@ public enum BatchCodec {
                     }
                 }
             }
+            for s in batch.series.indices { w.signed(batch.period(ofSeries: s)) }
             initialized = w.count
         }
     }
@@ -251,9 +253,9 @@ public enum BatchCodec {
             throw RecordDecodingError("not a Kiln sample batch (missing \"KB\" magic)")
         }
         let version = bytes[2]
-        guard version == 1 || version == currentVersion else {
+        guard (1...currentVersion).contains(version) else {
             throw RecordDecodingError(
-                "sample batch version \(version) is not supported (this build reads versions 1 and \(currentVersion))")
+                "sample batch version \(version) is not supported (this build reads versions 1 to \(currentVersion))")
         }
         return (version, ByteReader(bytes, position: 3))
     }
@@ -349,12 +351,18 @@ public enum BatchCodec {
         for _ in 0..<sampleCount {
             spans.append(try r.varint("sample span flag") == 0 ? 0 : try r.fixed64("sample span"))
         }
+        var periods: [Int64] = []
+        if version >= 3 {
+            periods.reserveCapacity(series.count)
+            for _ in series.indices { periods.append(try r.signed("series period")) }
+        }
         guard r.remaining == 0 else { throw RecordDecodingError("\(r.remaining) unexpected bytes after the samples") }
         return SampleBatch(
             tenant: tenant, provenance: Provenance(topic: topic, partition: partition32, offset: offset),
             series: series, symbols: SymbolTable(strings: strings, functions: functions, frames: frames),
             stacks: stacks, sampleSeries: columns.series, sampleStacks: columns.stacks, sampleValues: columns.values,
-            sampleTimes: columns.times, sampleSpans: spans, droppedZeroValue: droppedZero, droppedEmptyStack: droppedEmpty)
+            sampleTimes: columns.times, sampleSpans: spans, seriesPeriods: periods, droppedZeroValue: droppedZero,
+            droppedEmptyStack: droppedEmpty)
     }
 
     /// `count` series: each a count of labels, its label names and values and its profile type as indexes

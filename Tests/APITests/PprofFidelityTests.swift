@@ -17,7 +17,7 @@ import Testing
 /// SelectMergeProfile at full fidelity: every accepted fixture, normalised with `__delta__="false"` (values
 /// stored as sent) and written as a block, comes back from the query API as a pprof profile on which
 /// `go tool pprof -top -lines` prints the same rows — values, functions, file:line — as on the original file,
-/// for each of its sample types.
+/// for each of its sample types, and with the original's sampling period.
 @Suite(.requires(.fixtures, .go))
 struct PprofFidelityTests {
     struct Case: Sendable {
@@ -27,6 +27,8 @@ struct PprofFidelityTests {
         var sampleIndex: Int
         /// Unix ms covering the stored samples (the file's own time, when it has one).
         var millis: ClosedRange<Int64>
+        /// The file's sampling period.
+        var period: Int64
     }
 
     static let base: Int64 = 1_700_000_000_000_000_000
@@ -65,7 +67,7 @@ struct PprofFidelityTests {
                 cases.append(
                     Case(
                         file: file, profileType: type, sampleIndex: index,
-                        millis: times.min()! / 1_000_000 - 1...times.max()! / 1_000_000 + 1))
+                        millis: times.min()! / 1_000_000 - 1...times.max()! / 1_000_000 + 1, period: original.period))
             }
         }
         let ulid = ULID.make()
@@ -92,6 +94,8 @@ struct PprofFidelityTests {
                 try #require(answer.status == 200, "\(c.file) \(c.profileType.id): \(String(decoding: answer.body, as: UTF8.self))")
                 let exported = tmp.appendingPathComponent("\(n).pb")
                 try Data(answer.body).write(to: exported)
+                let period = try Google_V1_Profile(serializedBytes: answer.body).period
+                if period != c.period { mismatches.append("\(c.file) \(c.profileType.id): period \(period), the original's \(c.period)") }
                 // The two go tool pprof runs at once (most of this test's time), each on a thread of its own.
                 async let original = Self.topLinesOffThePool(dir.appendingPathComponent(c.file), sampleIndex: c.sampleIndex)
                 async let export = Self.topLinesOffThePool(exported, sampleIndex: 0)

@@ -62,7 +62,7 @@ import Testing
             stacks: stacks,
             sampleSeries: [0, 0, 0], sampleStacks: [0, 1, 0], sampleValues: [10_000_000, -5, Int64.max / 4],
             sampleTimes: [1_700_000_000_000_000_000, 1_700_000_000_000_000_000, 5], sampleSpans: [0, 0xdead_beef_0000_0001, 0],
-            droppedZeroValue: 2, droppedEmptyStack: 1)
+            seriesPeriods: [10_000_000], droppedZeroValue: 2, droppedEmptyStack: 1)
     }
 
     @Test func roundTrips() throws {
@@ -74,6 +74,7 @@ import Testing
         #expect(decoded.sampleValues == batch.sampleValues)
         #expect(decoded.sampleTimes == batch.sampleTimes)
         #expect(decoded.sampleSpans == batch.sampleSpans)
+        #expect(decoded.seriesPeriods == [10_000_000])
         #expect(decoded.provenance == batch.provenance)
         #expect(decoded.totalsByProfileType == batch.totalsByProfileType)
         #expect(decoded.symbols.functionName(ofFrame: 1) == "main.main")
@@ -266,16 +267,32 @@ import Testing
 
     @Test func everyTruncationIsAnErrorNotACrash() {
         let bytes = BatchCodec.encode(Self.sampleBatch())
-        // The span column (a flag per sample, 8 bytes for the one span) is what reading for rules leaves out.
-        let spanColumn = 3 + 8
+        // The span column (a flag per sample, 8 bytes for the one span) and the series' period (10 ms: 4
+        // varint bytes) are what reading for rules leaves out.
+        let unreadForRules = 3 + 8 + 4
         for cut in 0..<bytes.count {
             #expect(throws: RecordDecodingError.self) { try BatchCodec.decode(Array(bytes[..<cut])) }
-            if cut < bytes.count - spanColumn {
+            if cut < bytes.count - unreadForRules {
                 #expect(throws: RecordDecodingError.self) {
                     try BatchCodec.decodeForRules(Array(bytes[..<cut])) { _ in ["main.work"] }
                 }
             }
         }
+    }
+
+    /// Version 2 wrote no periods: such a record (today's without its period, version byte 2) decodes
+    /// to the same batch with the periods unknown.
+    @Test func version2RecordsDecodeWithoutPeriods() throws {
+        let batch = Self.sampleBatch()
+        var bytes = BatchCodec.encode(batch)
+        #expect(bytes[2] == 3)
+        bytes[2] = 2
+        bytes.removeLast(4)
+        var expected = try BatchCodec.decode(BatchCodec.encode(batch))
+        expected.seriesPeriods = []
+        let decoded = try BatchCodec.decode(bytes)
+        #expect(decoded == expected)
+        #expect(decoded.period(ofSeries: 0) == 0)
     }
 
     /// What recording rules read of a record equals what they would take from the whole batch: stacks
