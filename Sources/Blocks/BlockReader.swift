@@ -219,8 +219,19 @@ public actor BlockReader {
 
     /// Row groups of samples.parquet whose statistics overlap the time range and hold one of the series
     /// (all when both are nil). Rows are sorted by series, then time, so a series filter prunes well.
-    public func sampleRowGroups(time range: ClosedRange<Int64>?, series: Set<Int32>? = nil) async throws -> [Int] {
-        Self.rowGroups(of: try await table(BlockFile.samples), time: range, series: series)
+    /// With `spans`, only those whose `span_id` Bloom filter may hold one of them (blocks written before
+    /// 2026-12-07 have no filters: every row group may).
+    public func sampleRowGroups(time range: ClosedRange<Int64>?, series: Set<Int32>? = nil, spans: Set<UInt64>? = nil) async throws
+        -> [Int]
+    {
+        let t = try await table(BlockFile.samples)
+        let groups = Self.rowGroups(of: t, time: range, series: series)
+        guard let spans, let column = t.leafIndex(named: "span_id") else { return groups }
+        let hashes = spans.map { SplitBlockBloomFilter.hash(Int64(bitPattern: $0)) }
+        return try groups.filter { rg in
+            guard let filter = try t.bloomFilter(rowGroup: rg, column: column) else { return true }
+            return hashes.contains { filter.mightContain(hash: $0) }
+        }
     }
 
     /// Row groups of a table sorted by `series_id` then `time_nanos` (samples, profiles) whose statistics
@@ -311,7 +322,7 @@ public actor BlockReader {
         time range: ClosedRange<Int64>, series: Set<Int32>, spans: Set<UInt64>? = nil, profiles: Set<BlockProfileKey>? = nil
     ) async throws -> StackSamples {
         let t = try await table(BlockFile.samples)
-        let groups = try await sampleRowGroups(time: range, series: series)
+        let groups = try await sampleRowGroups(time: range, series: series, spans: spans)
         return try await BlockingWork.shared.run(bytes: t.byteCount) {
             try Self.decodeStackSamples(t, groups: groups, time: range, series: series, spans: spans, profiles: profiles)
         }

@@ -291,7 +291,7 @@ public enum BlockSchemas {
         ColumnSchema("time_nanos", .int64, encoding: .deltaBinaryPacked),
         ColumnSchema("stack_id", .int32),
         ColumnSchema("value", .int64),
-        ColumnSchema("span_id", .int64, optional: true),
+        ColumnSchema("span_id", .int64, optional: true, bloomFilter: true),
     ])
     public static let profiles = ParquetSchema([
         ColumnSchema("series_id", .int32, encoding: .deltaBinaryPacked),

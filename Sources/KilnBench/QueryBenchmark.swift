@@ -2,6 +2,7 @@ import Blocks
 import Foundation
 import Normalization
 import ObjectStore
+import Parquet
 import ProfileModel
 import Query
 import Records
@@ -45,10 +46,12 @@ public enum QueryBenchmark {
             for p in 0..<perHour {
                 let at = start + Int64(hour * perHour + p) * profileInterval
                 var batch = template
-                // Each profile at its own time, with values varied so profiles are not identical.
+                // Each profile at its own time, with values varied so profiles are not identical, and its
+                // samples in `spansPerProfile` spans (as a traced service's: every request a root span).
                 for i in batch.sampleTimes.indices {
                     batch.sampleTimes[i] = at
                     batch.sampleValues[i] = batch.sampleValues[i] * Int64(1 + (i + p) % 3)
+                    batch.sampleSpans[i] = spanID(profile: hour * perHour + p, i % spansPerProfile)
                 }
                 batch.provenance = Provenance(topic: "bench", partition: 0, offset: Int64(hour * perHour + p))
                 samples += batch.sampleCount
@@ -118,8 +121,84 @@ public enum QueryBenchmark {
                 name: "first query of 24 hours (cold engine, \(samples / (hours / 24)) samples stored per day)", unit: "ms",
                 kiln: cold.p50, baselineName: "read + decompress the blocks (floor)", baseline: base.p50,
                 higherIsBetter: false))
+        results += try await selections(
+            uncached: uncached, metas: metas, type: cpu.id, labels: template.series.first { $0.profileType == cpu }!.labels, start: start,
+            hours: hours, perHour: perHour)
         results += try await regressionReports(engine: engine, uncached: uncached, type: cpu.id, end: end, perHour: perHour)
         try await store.shutdown()
+        return results
+    }
+
+    static let spansPerProfile = 10
+
+    /// Span `k` of profile number `profile`: distinct, nonzero, scattered over 64 bits (an odd multiplier is
+    /// a bijection).
+    static func spanID(profile: Int, _ k: Int) -> UInt64 { UInt64(profile * spansPerProfile + k) &* 0x9E37_79B9_7F4A_7C15 | 1 }
+
+    /// Span and profile-ID selections over the last 24 hours against the whole range's query, nothing
+    /// cached: the whole range reads stack_totals.parquet; a selection reads the sample row groups that
+    /// may hold it (time statistics for a profile ID, `span_id` Bloom filters for spans). Beside them, what
+    /// the Bloom filters add to samples.parquet.
+    static func selections(
+        uncached: QueryEngine, metas: [BlockMeta], type: String, labels: LabelSet, start: Int64, hours: Int, perHour: Int
+    ) async throws -> [BenchMeasurement] {
+        let day = start + Int64(hours - 24) * 3_600_000_000_000...start + Int64(hours) * 3_600_000_000_000 - 1
+        let selector = try LabelSelector(parsing: #"{service_name="checkout"}"#)
+        func merged(_ selection: Selection) async throws -> Int64 {
+            let (tree, names) = try await uncached.mergeStacks(selection)
+            return FlameGraphLevels(tree: tree, nameTable: names, maxNodes: FlameGraphLevels.defaultMaxNodes).total
+        }
+        let whole = Selection(tenant: "bench", profileType: type, selector: selector, time: day)
+        let wholeTotal = try await merged(whole)
+        let wholeTime = try await latencies(5) { _ = try await merged(whole) }
+        let firstProfile = (hours - 24) * perHour
+        let middle = firstProfile + 12 * perHour + 7
+        let onePercent = Set(
+            stride(from: firstProfile * spansPerProfile, to: hours * perHour * spansPerProfile, by: 101).map {
+                spanID(profile: $0 / spansPerProfile, $0 % spansPerProfile)
+            })
+        let profileTime = start + Int64(middle) * profileInterval
+        let cases: [(String, Selection)] = [
+            (
+                "one span (Tempo's \"profiles for this span\")",
+                Selection(tenant: "bench", profileType: type, selector: selector, time: day, spans: [spanID(profile: middle, 3)])
+            ),
+            (
+                "1 % of the spans (\(onePercent.count))",
+                Selection(tenant: "bench", profileType: type, selector: selector, time: day, spans: onePercent)
+            ),
+            (
+                "one profile by ID",
+                Selection(
+                    tenant: "bench", profileType: type, selector: selector, time: day,
+                    profiles: try ProfileSelection.parse([ProfileID(timeNanos: profileTime, labels: labels).description]))
+            ),
+        ]
+        var results: [BenchMeasurement] = []
+        for (label, selection) in cases {
+            let total = try await merged(selection)
+            guard total > 0, total < wholeTotal else { throw BenchError("\(label): total \(total) of the whole \(wholeTotal)") }
+            let time = try await latencies(5) { _ = try await merged(selection) }
+            results.append(
+                BenchMeasurement(
+                    name: "SelectMergeStacktraces p50 over 24 hours of one service, \(label), nothing cached", unit: "ms", kiln: time.p50,
+                    baselineName: "the whole range's query", baseline: wholeTime.p50, higherIsBetter: false, targetRatio: 5))
+        }
+        // The filters' bytes against the rest of samples.parquet, over the day's blocks.
+        var filterBytes = 0
+        var sampleBytes = 0
+        for meta in metas.suffix(24) {
+            let file = try await uncached.store.get(BlockFile.key(tenant: meta.tenant, ulid: meta.ulid, BlockFile.samples))
+            let t = try ParquetFileReader(bytes: file)
+            let column = t.leafIndex(named: "span_id")!
+            sampleBytes += file.count
+            for rg in 0..<t.rowGroupCount { filterBytes += Int(t.columnMetaData(rowGroup: rg, column: column)?.bloomFilterLength ?? 0) }
+        }
+        results.append(
+            BenchMeasurement(
+                name: "samples.parquet with span_id Bloom filters (\(spansPerProfile) spans a profile), 24 hours", unit: "bytes",
+                kiln: Double(sampleBytes), baselineName: "without the filters", baseline: Double(sampleBytes - filterBytes),
+                higherIsBetter: false, targetRatio: 1 / 1.1))
         return results
     }
 

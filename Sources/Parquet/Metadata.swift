@@ -167,6 +167,9 @@ public struct ColumnMetaData: Sendable, Equatable {
     public var dataPageOffset: Int64
     public var dictionaryPageOffset: Int64?
     public var statistics: Statistics?
+    /// Where the chunk's Bloom filter (header and bitset) is, and its length.
+    public var bloomFilterOffset: Int64?
+    public var bloomFilterLength: Int32?
 }
 
 public struct ColumnChunk: Sendable, Equatable {
@@ -361,6 +364,21 @@ extension ThriftWriter {
             structField(12)
             endStructAfter { $0.writeStatisticsFields(s) }
         }
+        if let o = m.bloomFilterOffset { i64(14, o) }
+        if let l = m.bloomFilterLength { i32(15, l) }
+    }
+
+    /// A Bloom filter's header: its size, and the only algorithm, hash and compression the format has
+    /// (split blocks, xxHash64, none), each an empty struct in a union.
+    mutating func writeBloomFilterHeader(numBytes: Int32) {
+        beginStruct()
+        i32(1, numBytes)
+        for field: Int16 in [2, 3, 4] {
+            structField(field)
+            emptyStructField(1)
+            endStruct()
+        }
+        endStruct()
     }
 
     mutating func write(_ h: PageHeader) {
@@ -534,10 +552,35 @@ extension ThriftReader {
             case (9, .i64): m.dataPageOffset = try i64()
             case (11, .i64): m.dictionaryPageOffset = try i64()
             case (12, .structure): m.statistics = try readStatistics()
+            case (14, .i64): m.bloomFilterOffset = try i64()
+            case (15, .i32): m.bloomFilterLength = try i32()
             default: try skip(f.type)
             }
         }
         return m
+    }
+
+    /// A Bloom filter header: the bitset's size, or nil when the algorithm, hash or compression is not
+    /// the one kind Kiln reads (a newer writer's).
+    mutating func readBloomFilterHeader() throws -> Int? {
+        var numBytes: Int32?
+        var known = Set<Int16>()
+        try beginStruct()
+        while let f = try nextField() {
+            switch (f.id, f.type) {
+            case (1, .i32): numBytes = try i32()
+            case (2, .structure), (3, .structure), (4, .structure):
+                // A union: split blocks, xxHash64 and uncompressed are each its field 1.
+                try beginStruct()
+                while let variant = try nextField() {
+                    if variant.id == 1 { known.insert(f.id) }
+                    try skip(variant.type)
+                }
+            default: try skip(f.type)
+            }
+        }
+        guard let numBytes, known == [2, 3, 4] else { return nil }
+        return Int(numBytes)
     }
 
     mutating func readRowGroup() throws -> RowGroup {

@@ -83,6 +83,26 @@ public struct ParquetFileReader: Sendable {
         metadata.rowGroups[rowGroup].columns[column].metaData
     }
 
+    /// The column chunk's Bloom filter, or nil when it has none (or one of a kind Kiln does not read).
+    public func bloomFilter(rowGroup: Int, column: Int) throws -> SplitBlockBloomFilter? {
+        guard let meta = metadata.rowGroups[rowGroup].columns[column].metaData, let offset = meta.bloomFilterOffset else { return nil }
+        guard offset >= 0, offset < Int64(file.count) else {
+            throw ParquetError.invalid("bloom filter offset \(offset) is outside the file")
+        }
+        return try file.withUnsafeBytes { raw in
+            var r = ThriftReader(raw, from: Int(offset), to: raw.count)
+            guard let numBytes = try r.readBloomFilterHeader() else { return nil }
+            guard numBytes >= 0, r.position + numBytes <= raw.count else {
+                throw ParquetError.truncated("bloom filter of \(numBytes) bytes at \(r.position)")
+            }
+            guard let filter = SplitBlockBloomFilter(bytes: UnsafeRawBufferPointer(rebasing: raw[r.position..<r.position + numBytes]))
+            else {
+                throw ParquetError.invalid("bloom filter of \(numBytes) bytes is not a whole number of 32-byte blocks")
+            }
+            return filter
+        }
+    }
+
     /// Min/max/null count of a column chunk, decoded by the column's type. Uses `min_value`/`max_value`;
     /// the deprecated `min`/`max` only for integers and booleans, where their order was always right.
     public func statistics(rowGroup: Int, column: Int) -> ColumnStatistics? {

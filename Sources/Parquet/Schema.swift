@@ -51,16 +51,20 @@ public struct ColumnSchema: Sendable, Equatable {
     public var encoding: ColumnEncoding
     /// Overrides the writer's default codec for this column.
     public var codec: CompressionCodec?
+    /// Each column chunk gets a split-block Bloom filter of its values (INT64 columns only), so equality
+    /// lookups skip the row groups that cannot hold a value.
+    public var bloomFilter: Bool
 
     public init(
         _ name: String, _ kind: Kind, optional: Bool = false, encoding: ColumnEncoding = .automatic,
-        codec: CompressionCodec? = nil
+        codec: CompressionCodec? = nil, bloomFilter: Bool = false
     ) {
         self.name = name
         self.kind = kind
         self.optional = optional
         self.encoding = encoding
         self.codec = codec
+        self.bloomFilter = bloomFilter
     }
 
     var maxDefinitionLevel: Int { (optional ? 1 : 0) + (kind.isList ? 1 : 0) }

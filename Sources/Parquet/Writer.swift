@@ -347,13 +347,25 @@ public final class ParquetWriter {
             row = rowEnd
         }
 
-        let meta = ColumnMetaData(
+        var meta = ColumnMetaData(
             type: col.kind.physicalType, encodings: encodings, pathInSchema: col.path,
             codec: codec, numValues: Int64(levelCount),
             totalUncompressedSize: Int64(uncompressedTotal),
             totalCompressedSize: Int64(out.count - chunkStart),
             dataPageOffset: dataPageOffset, dictionaryPageOffset: dictionaryOffset,
             statistics: stats)
+        // The Bloom filter right after its chunk's pages (the format allows it anywhere before the footer).
+        if col.bloomFilter, case .int64(let values) = leaf {
+            let distinct = Set(values)
+            var filter = SplitBlockBloomFilter(distinctValues: distinct.count)
+            for v in distinct { filter.insert(hash: SplitBlockBloomFilter.hash(v)) }
+            var header = ThriftWriter()
+            header.writeBloomFilterHeader(numBytes: Int32(filter.byteCount))
+            meta.bloomFilterOffset = Int64(out.count)
+            meta.bloomFilterLength = Int32(header.bytes.count + filter.byteCount)
+            out.append(contentsOf: header.bytes)
+            out.append(contentsOf: filter.bytes)
+        }
         return ColumnChunk(filePath: nil, fileOffset: 0, metaData: meta)
     }
 
