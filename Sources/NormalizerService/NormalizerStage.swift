@@ -144,7 +144,7 @@ public final class NormalizerStage: Service, Sendable {
     func process(_ records: [ConsumerRecord]) async throws {
         let start = ContinuousClock.now
         let configuration = self.configuration
-        let (outputs, delta) = try await worker.run { [self] () -> ([ProducerRecord], Stats) in
+        let (outputs, delta) = await worker.run { [self] () -> ([ProducerRecord], Stats) in
             var outputs: [ProducerRecord] = []
             var delta = Stats()
             normalizer.withLock { normalizer in

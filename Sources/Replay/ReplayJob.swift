@@ -203,7 +203,7 @@ public final class ReplayJob: Sendable {
         let plan = self.plan
         let sink = self.sink
         let logger = self.logger
-        try await worker.run {
+        await worker.run {
             state.withLock { s in
                 for event in events {
                     switch event {

@@ -75,7 +75,7 @@ extension ReliabilitySuite {
         // Everything the proxy logged so far was sent before SIGSTOP (the first compactor was stopped since).
         let requestsBeforeResume = proxy.requests().count
         first.child.signal(SIGCONT)
-        let fenced = try await eventually(timeout: .seconds(30)) {
+        let fenced = await eventually(timeout: .seconds(30)) {
             !first.lines(containing: "maintenance stopped before its next write").isEmpty
         }
         #expect(fenced, "the resumed compactor did not notice its lease was gone:\n\(first.lines.suffix(10).joined(separator: "\n"))")
