@@ -131,9 +131,9 @@ public enum QueryBenchmark {
 
     static let spansPerProfile = 10
 
-    /// Span `k` of profile number `profile`: distinct, nonzero, scattered over 64 bits (an odd multiplier is
-    /// a bijection).
-    static func spanID(profile: Int, _ k: Int) -> UInt64 { UInt64(profile * spansPerProfile + k) &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    /// Span `k` of profile number `profile`: distinct, nonzero, scattered over 64 bits (multiplying by an odd
+    /// number is a bijection that keeps only 0 at 0, so the index counts from 1).
+    static func spanID(profile: Int, _ k: Int) -> UInt64 { UInt64(profile * spansPerProfile + k + 1) &* 0x9E37_79B9_7F4A_7C15 }
 
     /// Span and profile-ID selections over the last 24 hours against the whole range's query, nothing
     /// cached: the whole range reads stack_totals.parquet; a selection reads the sample row groups that
