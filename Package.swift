@@ -343,7 +343,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         .testTarget(name: "PprofCodecTests", dependencies: ["PprofCodec", "TestSupport"]),
-        .testTarget(name: "RecordsTests", dependencies: ["Records", "TestSupport"]),
+        .testTarget(name: "RecordsTests", dependencies: ["Records", "KilnFoundation", "TestSupport"]),
         .testTarget(
             name: "RecordingTests",
             dependencies: [

@@ -32,7 +32,6 @@ public enum RuleBenchmark {
         var normalizer = Normalizer()
         let records = NormalizerBenchmark.normalizedRecords(envelopes, with: &normalizer)
         let rules = try Self.rules(from: records)
-        let functionNames = RuleEvaluation.functionNames(rules)
         var evaluation = RuleEvaluation(stepMillis: 15_000)
         var sink = 0
         let measured = NormalizerBenchmark.measureInTurn(
@@ -41,7 +40,10 @@ public enum RuleBenchmark {
                 { sink &+= NormalizerBenchmark.normalizeAll(envelopes, with: &normalizer) },
                 {
                     for record in records {
-                        guard let batch = try? BatchCodec.decodeForRules(record, functionNames: { _ in functionNames }) else { continue }
+                        let batch = try? BatchCodec.decodeForRules(record) { _, series in
+                            RuleEvaluation.functionNames(rules, forSeries: series)
+                        }
+                        guard let batch else { continue }
                         sink &+= evaluation.add(batch, rules: rules).samplesRecorded
                     }
                     sink &+= evaluation.complete(through: .max - 15_000).count

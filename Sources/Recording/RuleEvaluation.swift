@@ -7,6 +7,8 @@ import Records
 public struct CompiledRule: Sendable {
     public let id: String
     public let profileType: String
+    /// `profileType` parsed, so a series' type is compared without spelling it out.
+    let profileTypeID: ProfileTypeID?
     let selector: LabelSelector
     let groupBy: [String]
     /// `__name__`, `profiles_rule_id` (as Pyroscope labels its recorded series) and the rule's external labels.
@@ -17,6 +19,7 @@ public struct CompiledRule: Sendable {
     public init(_ rule: Settings_V1_RecordingRule) throws {
         id = rule.id
         profileType = rule.profileType
+        profileTypeID = ProfileTypeID(parsing: rule.profileType)
         selector = try RecordingRules.selector(rule)
         groupBy = rule.groupBy
         var labels = LabelSet(rule.externalLabels.map { Label($0.name, $0.value) })
@@ -32,7 +35,7 @@ public struct CompiledRule: Sendable {
     /// The recorded series a batch series falls in, or nil when the rule does not select it. The group's
     /// labels are taken as `SelectSeries` takes them: a series without a `group_by` label has none.
     func output(for series: BatchSeries) -> LabelSet? {
-        guard series.profileType.id == profileType, selector.matches(series.labels) else { return nil }
+        guard series.profileType == profileTypeID, selector.matches(series.labels) else { return nil }
         var labels = fixedLabels
         for name in groupBy { if let v = series.labels[name] { labels[name] = v } }
         return labels
@@ -108,6 +111,18 @@ public struct RuleEvaluation: Sendable {
         var names: [String] = []
         for rule in rules { if let name = rule.functionName, !names.contains(name) { names.append(name) } }
         return names
+    }
+
+    /// What `BatchCodec.decodeForRules` must read of a record with these series: nil when no rule selects
+    /// one of them, else the names the rules that do filter by.
+    public static func functionNames(_ rules: [CompiledRule], forSeries series: [BatchSeries]) -> [String]? {
+        var names: [String] = []
+        var selected = false
+        for rule in rules where series.contains(where: { rule.output(for: $0) != nil }) {
+            selected = true
+            if let name = rule.functionName, !names.contains(name) { names.append(name) }
+        }
+        return selected ? names : nil
     }
 
     /// Adds a whole batch's samples (tests; the ruler reads records with `BatchCodec.decodeForRules`).
@@ -217,6 +232,8 @@ public struct RuleEvaluation: Sendable {
                                         let value = values[i]
                                         sums[at] &+= value
                                         counts[at] &+= 1
+                                        // Without filters the batch was read without its stacks.
+                                        guard filters > 1 else { continue }
                                         var pass = Int(stacks[i])
                                         for f in 1..<filters {
                                             if passes[pass] {

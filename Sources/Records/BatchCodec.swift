@@ -3,13 +3,16 @@ import ProfileModel
 
 /// The record on `kiln.profiles.normalized`: one `SampleBatch`.
 ///
-/// Encoding (version 3): `"KB"`, version byte, then: tenant; provenance (topic, partition, offset);
-/// dropped counts; strings; functions (name, system name, file name, start line); frames (function,
-/// line); stacks; series (label pairs as string indices, profile type as a string index); then the
-/// samples column by column — series, stack (zigzag delta from the previous sample's), value (zigzag),
-/// time (zigzag delta from the previous sample), span (presence bit then fixed64); then each series'
-/// sampling period (zigzag; version 3 on, 0 when unknown). Columns keep like values together, which lz4
-/// on the topic then compresses well.
+/// Encoding (version 4): `"KB"`, version byte, then: tenant; provenance (topic, partition, offset);
+/// dropped counts; the latest sample time (zigzag; 0 without samples); strings; the byte length of the
+/// next three sections (fixed32, little-endian); functions (name, system name, file name, start line);
+/// frames (function, line); stacks; series (label pairs as string indices, profile type as a string
+/// index); then the samples column by column — series, stack (zigzag delta from the previous sample's),
+/// value (zigzag), time (zigzag delta from the previous sample), span (presence bit then fixed64); then
+/// each series' sampling period (zigzag, 0 when unknown). Columns keep like values together, which lz4
+/// on the topic then compresses well. The latest time and the symbols' length are for readers that want
+/// less than the whole batch: the ruler reads a record's series first and steps over its stacks (most
+/// of its bytes) when no rule filters by function, and over its samples when no rule selects a series.
 ///
 /// Each stack is its depth, how many of its root-side frames equal the previous stack's root-side
 /// frames, and then only its other (leaf-side) frames. Stacks that come from one tree (a merged
@@ -17,10 +20,10 @@ import ProfileModel
 /// profile's stack table shrinks to about a seventh. Samples mostly follow their stacks' first-seen
 /// order, so a sample's stack is written as the step from the previous sample's (one byte, where the
 /// index itself took two or three). Version 1 wrote every frame of every stack (depth, frame indices)
-/// and each sample's stack index whole, and version 2 no periods; both are still read, so records
-/// already on the topic survive an upgrade.
+/// and each sample's stack index whole, version 2 no periods, version 3 neither the latest time nor the
+/// symbols' length; all are still read, so records already on the topic survive an upgrade.
 public enum BatchCodec {
-    public static let currentVersion: UInt8 = 3
+    public static let currentVersion: UInt8 = 4
     /// Upper bounds on decoded counts, so a corrupt record cannot make us allocate without limit.
     static let maxEntries = 50_000_000
 
@@ -84,7 +87,8 @@ public enum BatchCodec {
         bound += 10
         for (labels, _) in seriesStrings { bound += 10 + labels.count * 10 + 5 + 10 }
         let sampleBytes = Self.sampleColumnsBound(batch)
-        bound += 10 + sampleBytes
+        bound += 10 + sampleBytes + 10 + 4
+        let latestTime = batch.sampleTimes.max() ?? 0
 
         return [UInt8](unsafeUninitializedCapacity: bound) { room, initialized in
             var w = BoundedWriter(room)
@@ -97,10 +101,13 @@ public enum BatchCodec {
             w.signed(batch.provenance.offset)
             w.signed(batch.droppedZeroValue)
             w.signed(batch.droppedEmptyStack)
+            w.signed(latestTime)
 
             w.varint(UInt64(symbolStrings.count + extraStrings.count))
             w.strings(symbolStrings)
             for s in extraStrings { w.string(s) }
+            let symbolsLengthAt = w.count
+            w.fixed32(0)
             w.varint(UInt64(batch.symbols.functions.count))
             for f in batch.symbols.functions {
                 w.varint32(f.name)
@@ -160,6 +167,7 @@ public enum BatchCodec {
                     }
                 }
             }
+            w.patchFixed32(UInt32(w.count - symbolsLengthAt - 4), at: symbolsLengthAt)
             w.varint(UInt64(seriesStrings.count))
             for (labels, type) in seriesStrings {
                 w.varint(UInt64(labels.count))
@@ -277,12 +285,14 @@ public enum BatchCodec {
         }
         let droppedZero = try r.signed("dropped zero-value count")
         let droppedEmpty = try r.signed("dropped empty-stack count")
+        let latestTime = version >= 4 ? try r.signed("latest sample time") : nil
 
         // Every entry takes at least one byte, so no count can exceed the bytes left.
         let stringCount = try r.count("string count", limit: min(maxEntries, r.remaining))
         var strings = StringTable()
         strings.reserveCapacity(strings: stringCount, bytes: 0)
         for _ in 0..<stringCount { try r.string("string", into: &strings) }
+        let symbolsEnd = version >= 4 ? try r.withCursor { try $0.sectionLength("symbols length") + $0.position } : nil
         func stringIndex(_ field: StaticString) throws -> UInt32 {
             let i = try r.varint(field)
             guard i < UInt64(strings.count) else {
@@ -337,6 +347,9 @@ public enum BatchCodec {
             stacks.starts.append(UInt32(stacks.frames.count))
             swap(&previousFrames, &current)
         }
+        if let symbolsEnd, r.position != symbolsEnd {
+            throw RecordDecodingError("the symbols end at byte \(r.position), their length says \(symbolsEnd)")
+        }
         let seriesCount = try r.count("series count", limit: min(maxEntries, r.remaining))
         // Through a cursor: a closure here capturing `r` would make every read of `r` above pay a runtime
         // exclusivity check (measured: a quarter more CPU in the compactor benchmark).
@@ -346,6 +359,7 @@ public enum BatchCodec {
         let columns = try r.withCursor {
             try sampleColumns(&$0, count: sampleCount, version: version, series: series.count, stacks: stacks.count)
         }
+        try checkLatestTime(latestTime, columns.times)
         var spans = [UInt64]()
         spans.reserveCapacity(sampleCount)
         for _ in 0..<sampleCount {
@@ -384,9 +398,16 @@ public enum BatchCodec {
         return series
     }
 
+    /// A reader that skips the samples trusts the header's latest time: it must be theirs.
+    static func checkLatestTime(_ latest: Int64?, _ times: [Int64]) throws {
+        guard let latest, latest != (times.max() ?? 0) else { return }
+        throw RecordDecodingError("latest sample time \(latest) differs from the samples' (\(times.max() ?? 0))")
+    }
+
     /// The series, stack, value and time columns of `count` samples, each index checked against the
     /// record's tables.
-    static func sampleColumns(_ r: inout ByteCursor, count: Int, version: UInt8, series: Int, stacks: Int) throws -> (
+    /// `stacks` nil: the stack column is stepped over (a reader that looks at no stacks), and comes back empty.
+    static func sampleColumns(_ r: inout ByteCursor, count: Int, version: UInt8, series: Int, stacks: Int?) throws -> (
         series: [UInt32], stacks: [UInt32], values: [Int64], times: [Int64]
     ) {
         let sampleSeries = try r.column(count, "sample series") { s in
@@ -394,6 +415,10 @@ public enum BatchCodec {
                 throw RecordDecodingError("sample series \(s) is out of the series table (\(series) entries)")
             }
             return UInt32(s)
+        }
+        guard let stacks else {
+            try r.skipVarints(count, "sample stack")
+            return (sampleSeries, [], try values(&r, count), try times(&r, count))
         }
         var previousStack: Int64 = 0
         let sampleStacks = try r.column(count, "sample stack") { v in
@@ -404,13 +429,19 @@ public enum BatchCodec {
             previousStack = s
             return UInt32(s)
         }
-        let values = try r.column(count, "sample value") { Varint.unzigzag($0) }
+        return (sampleSeries, sampleStacks, try values(&r, count), try times(&r, count))
+    }
+
+    private static func values(_ r: inout ByteCursor, _ count: Int) throws -> [Int64] {
+        try r.column(count, "sample value") { Varint.unzigzag($0) }
+    }
+
+    private static func times(_ r: inout ByteCursor, _ count: Int) throws -> [Int64] {
         var previousTime: Int64 = 0
-        let times = try r.column(count, "sample time") { v in
+        return try r.column(count, "sample time") { v in
             previousTime = previousTime &+ Varint.unzigzag(v)
             return previousTime
         }
-        return (sampleSeries, sampleStacks, values, times)
     }
 }
 

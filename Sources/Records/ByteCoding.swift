@@ -138,6 +138,11 @@ struct ByteCursor {
             defer { position &+= 1 }
             return UInt64(raw[position])
         }
+        // Two bytes inline too: frame and stack indices of all but the smallest records take two.
+        if position &+ 1 < raw.count, raw[position &+ 1] < 0x80 {
+            defer { position &+= 2 }
+            return UInt64(raw[position] & 0x7f) | UInt64(raw[position &+ 1]) << 7
+        }
         do throws(Varint.ReadError) {
             return try Varint.read(raw, at: &position, end: raw.count)
         } catch .truncated {
@@ -156,6 +161,36 @@ struct ByteCursor {
 
     @inline(__always)
     mutating func signed(_ field: StaticString) throws -> Int64 { Varint.unzigzag(try varint(field)) }
+
+    /// A little-endian byte length of the section after it: at most what is left.
+    mutating func sectionLength(_ field: StaticString) throws -> Int {
+        guard remaining >= 4 else { throw RecordDecodingError("truncated record: \(field) cut off") }
+        let v = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: position, as: UInt32.self)))
+        position &+= 4
+        guard v <= remaining else { throw RecordDecodingError("truncated record: \(field) \(v) exceeds the \(remaining) bytes left") }
+        return v
+    }
+
+    /// Steps over `count` varints without reading them: each ends at its first byte below 0x80, so
+    /// eight bytes at a time count their ends.
+    mutating func skipVarints(_ count: Int, _ field: StaticString) throws {
+        var left = count
+        var p = position
+        let end = raw.count
+        while left >= 8 && p &+ 8 <= end {
+            let word = raw.loadUnaligned(fromByteOffset: p, as: UInt64.self)
+            let ends = (~word & 0x8080_8080_8080_8080).nonzeroBitCount
+            guard ends <= left else { break }
+            left &-= ends
+            p &+= 8
+        }
+        while left > 0 {
+            guard p < end else { throw RecordDecodingError("truncated record: varint \(field) cut off") }
+            if raw[p] < 0x80 { left &-= 1 }
+            p &+= 1
+        }
+        position = p
+    }
 
     /// A column of `count` varints, each made an element by `transform`.
     mutating func column<T>(_ count: Int, _ field: StaticString, _ transform: (UInt64) throws -> T) throws -> [T] {
@@ -253,6 +288,18 @@ struct BoundedWriter {
                 start = Int(end)
             }
         }
+    }
+
+    mutating func fixed32(_ v: UInt32) {
+        reserve(4)
+        UnsafeMutableRawPointer(base + count).storeBytes(of: v.littleEndian, as: UInt32.self)
+        count &+= 4
+    }
+
+    /// Overwrites four bytes written before (a length known only once what it measures is written).
+    mutating func patchFixed32(_ v: UInt32, at offset: Int) {
+        precondition(offset >= 0 && offset + 4 <= count, "patch at \(offset) outside the \(count) bytes written")
+        UnsafeMutableRawPointer(base + offset).storeBytes(of: v.littleEndian, as: UInt32.self)
     }
 
     @inline(__always) mutating func rawUnchecked(_ byte: UInt8) {

@@ -196,15 +196,20 @@ public final class RulerStage: Service, Sendable {
         }
         let records = events.compactMap(\.record)
         let rulesByTenant = try await currentRules(Set(records.compactMap { try? BatchCodec.tenant(of: $0.value) }))
-        let functionNames = rulesByTenant.mapValues(RuleEvaluation.functionNames)
         let batches: [Result<RuleBatch, any Error>] =
             records.isEmpty
             ? []
-            : try await worker.run {
-                records.map { r in Result { try BatchCodec.decodeForRules(r.value) { functionNames[$0] ?? [] } } }
+            : await worker.run {
+                records.map { r in
+                    Result {
+                        try BatchCodec.decodeForRules(r.value) { tenant, series in
+                            RuleEvaluation.functionNames(rulesByTenant[tenant] ?? [], forSeries: series)
+                        }
+                    }
+                }
             }
         // Adding up samples is CPU work per sample: on the worker, as the decoding.
-        let delta = try await worker.run { [self] () -> Stats in
+        let delta = await worker.run { [self] () -> Stats in
             var delta = Stats()
             state.withLock { state in
                 // In the order Kafka reported them: an end reported after the last record stands.
@@ -229,7 +234,7 @@ public final class RulerStage: Service, Sendable {
                             delta.samplesLate += outcome.samplesLate
                             delta.samplesOverLimit += outcome.samplesOverLimit
                             partition.pending.append((record.offset, outcome.latestStep))
-                            if let latest = batch.sampleTimes.max() {
+                            if let latest = batch.latestSampleTime {
                                 partition.latestSampleMillis = max(partition.latestSampleMillis ?? .min, latest / 1_000_000)
                             }
                         case .failure(let error):

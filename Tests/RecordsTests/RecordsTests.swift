@@ -1,3 +1,4 @@
+import KilnFoundation
 import ProfileModel
 import TestSupport
 import Testing
@@ -207,7 +208,7 @@ import Testing
         w.signed(1_000)
         w.varint(0)
         let batch = try BatchCodec.decode(w.bytes)
-        #expect(try BatchCodec.decodeForRules(w.bytes) { _ in ["main.work"] } == RuleBatch(batch, functionNames: ["main.work"]))
+        #expect(try BatchCodec.decodeForRules(w.bytes) { _, _ in ["main.work"] } == RuleBatch(batch, functionNames: ["main.work"]))
         var expected = StackTable()
         expected.append([0, 1])
         expected.append([1])
@@ -221,23 +222,28 @@ import Testing
 
     /// Shared frames cost no bytes, so a hostile record could ask for unbounded frames: a shared count
     /// beyond the previous stack and a table of more than `maxEntries` frames are errors.
-    @Test func sharedFrameCountsAreBounded() throws {
+    @Test(arguments: [UInt8(3), BatchCodec.currentVersion])
+    func sharedFrameCountsAreBounded(version: UInt8) throws {
+        // Version 3 gives no length of the symbols (the ruler steps over them frame by frame), version 4
+        // does (one that covers everything after it here, so the ruler reads the stacks to find out).
         func record(stacks: (inout ByteWriter) -> Void) -> [UInt8] {
             var w = ByteWriter()
-            w.bytes = [0x4B, 0x42, BatchCodec.currentVersion]
+            w.bytes = [0x4B, 0x42, version]
             w.string("acme")
             w.string("raw")
-            for _ in 0..<4 { w.signed(0) }
+            for _ in 0..<(version >= 4 ? 5 : 4) { w.signed(0) }
             w.varint(2)
             w.string("")
             w.string("f")
-            w.varint(1)
-            for _ in 0..<4 { w.varint(0) }
-            w.varint(1)
-            w.varint(0)
-            w.signed(0)
-            stacks(&w)
-            return w.bytes
+            var symbols = ByteWriter()
+            symbols.varint(1)
+            for _ in 0..<4 { symbols.varint(0) }
+            symbols.varint(1)
+            symbols.varint(0)
+            symbols.signed(0)
+            stacks(&symbols)
+            if version >= 4 { w.bytes += withUnsafeBytes(of: UInt32(symbols.bytes.count).littleEndian, Array.init) }
+            return w.bytes + symbols.bytes
         }
         let tooManyShared = record { w in
             w.varint(2)
@@ -257,11 +263,18 @@ import Testing
             }
         }
         #expect(throws: RecordDecodingError("stack frames exceed \(BatchCodec.maxEntries) in all")) { try BatchCodec.decode(frameBomb) }
-        #expect(throws: RecordDecodingError("stack shared frames 2 exceeds the limit 1")) {
-            try BatchCodec.decodeForRules(tooManyShared) { _ in [] }
-        }
-        #expect(throws: RecordDecodingError("stack frames exceed \(BatchCodec.maxEntries) in all")) {
-            try BatchCodec.decodeForRules(frameBomb) { _ in ["f"] }
+        if version < 4 {
+            #expect(throws: RecordDecodingError("stack shared frames 2 exceeds the limit 1")) {
+                try BatchCodec.decodeForRules(tooManyShared) { _, _ in [] }
+            }
+            #expect(throws: RecordDecodingError("stack frames exceed \(BatchCodec.maxEntries) in all")) {
+                try BatchCodec.decodeForRules(frameBomb) { _, _ in ["f"] }
+            }
+        } else {
+            // Nothing follows the symbols: the series count is what is missing for a reader that skips them.
+            #expect(throws: RecordDecodingError("truncated record: varint series count cut off")) {
+                try BatchCodec.decodeForRules(frameBomb) { _, _ in ["f"] }
+            }
         }
     }
 
@@ -274,18 +287,47 @@ import Testing
             #expect(throws: RecordDecodingError.self) { try BatchCodec.decode(Array(bytes[..<cut])) }
             if cut < bytes.count - unreadForRules {
                 #expect(throws: RecordDecodingError.self) {
-                    try BatchCodec.decodeForRules(Array(bytes[..<cut])) { _ in ["main.work"] }
+                    try BatchCodec.decodeForRules(Array(bytes[..<cut])) { _, _ in ["main.work"] }
                 }
             }
         }
     }
 
-    /// Version 2 wrote no periods: such a record (today's without its period, version byte 2) decodes
+    /// Today's record of `batch` as version 3 wrote it: without the latest sample time and the symbols' length.
+    static func version3Bytes(_ batch: SampleBatch) throws -> [UInt8] {
+        let bytes = BatchCodec.encode(batch)
+        #expect(bytes[2] == 4)
+        var prefix = ByteWriter()
+        prefix.bytes = [0x4B, 0x42, 3]
+        prefix.string(batch.tenant)
+        prefix.string(batch.provenance.topic)
+        for v in [Int64(batch.provenance.partition), batch.provenance.offset, batch.droppedZeroValue, batch.droppedEmptyStack] {
+            prefix.signed(v)
+        }
+        var position = prefix.bytes.count
+        _ = try Varint.read(bytes, at: &position)  // the latest sample time
+        let stringsStart = position
+        let stringCount = try Varint.read(bytes, at: &position)
+        for _ in 0..<stringCount { position += Int(try Varint.read(bytes, at: &position)) }
+        return prefix.bytes + bytes[stringsStart..<position] + bytes[(position + 4)...]
+    }
+
+    /// Version 3 records (no latest time, no symbols' length) still decode, and read for rules as before.
+    @Test func version3RecordsStillDecode() throws {
+        let batch = Self.sampleBatch()
+        let bytes = try Self.version3Bytes(batch)
+        let expected = try BatchCodec.decode(BatchCodec.encode(batch))
+        #expect(try BatchCodec.decode(bytes) == expected)
+        for asked in [["main.work"], [], nil] {
+            #expect(try BatchCodec.decodeForRules(bytes) { _, _ in asked } == RuleBatch(batch, functionNames: asked ?? []))
+        }
+    }
+
+    /// Version 2 wrote no periods: such a record (version 3's without its period, version byte 2) decodes
     /// to the same batch with the periods unknown.
     @Test func version2RecordsDecodeWithoutPeriods() throws {
         let batch = Self.sampleBatch()
-        var bytes = BatchCodec.encode(batch)
-        #expect(bytes[2] == 3)
+        var bytes = try Self.version3Bytes(batch)
         bytes[2] = 2
         bytes.removeLast(4)
         var expected = try BatchCodec.decode(BatchCodec.encode(batch))
@@ -322,8 +364,9 @@ import Testing
         batch.sampleSpans = batch.sampleStacks.map { _ in 0 }
         let bytes = BatchCodec.encode(batch)
         for asked in [["a"], ["runtime.goexit", "main", "b"], ["d", "nowhere"], ["nowhere"], []] {
-            let read = try BatchCodec.decodeForRules(bytes) { tenant in
+            let read = try BatchCodec.decodeForRules(bytes) { tenant, series in
                 #expect(tenant == "anonymous")
+                #expect(series == batch.series)
                 return asked
             }
             #expect(read == RuleBatch(batch, functionNames: asked))
@@ -331,6 +374,27 @@ import Testing
                 #expect(read.stacks(through: a).contains(true) && read.stacks(through: a).contains(false))
             }
         }
+    }
+
+    /// A record no rule selects a series of is read without its samples, and still tells the latest
+    /// sample time (the ruler's watermark moves on); the full decoder checks that time against the samples.
+    @Test func unselectedRecordsGiveTheirLatestTimeWithoutSamples() throws {
+        let batch = Self.sampleBatch()
+        var bytes = BatchCodec.encode(batch)
+        let read = try BatchCodec.decodeForRules(bytes) { _, _ in nil }
+        #expect(read.series == batch.series)
+        #expect(read.sampleCount == 0)
+        #expect(read.latestSampleTime == 1_700_000_000_000_000_000)
+        var empty = batch
+        (empty.sampleSeries, empty.sampleStacks, empty.sampleValues, empty.sampleTimes, empty.sampleSpans) = ([], [], [], [], [])
+        #expect(try BatchCodec.decodeForRules(BatchCodec.encode(empty)) { _, _ in nil }.latestSampleTime == nil)
+        // The latest time follows the dropped counts (2 and 1: a byte each) after tenant and provenance.
+        let at = 3 + 1 + "anonymous".utf8.count + 1 + "kiln.profiles.raw".utf8.count + 1 + 1 + 1 + 1
+        var position = at
+        #expect(try Varint.read(bytes, at: &position) == Varint.zigzag(1_700_000_000_000_000_000))
+        bytes[at] ^= 2  // a different time of the same length
+        #expect(throws: RecordDecodingError.self) { try BatchCodec.decode(bytes) }
+        #expect(throws: RecordDecodingError.self) { try BatchCodec.decodeForRules(bytes) { _, _ in [] } }
     }
 
     @Test func outOfRangeReferencesAreRejected() throws {
