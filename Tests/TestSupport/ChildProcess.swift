@@ -42,27 +42,19 @@ public final class ChildProcess: Sendable {
         process.standardOutput = outPipe
         process.standardError = errPipe
         let box = self.box
+        // Each pipe is read by a thread of its own with blocking reads, not by a `readabilityHandler`:
+        // libdispatch's event loop on Linux crashes now and then under pipe read sources
+        // (`_dispatch_event_loop_drain`, swiftlang/swift#87033), which took a whole test run down.
         for pipe in [outPipe, errPipe] {
-            let partial = Mutex<[UInt8]>([])
-            pipe.fileHandleForReading.readabilityHandler = { handle in
-                let data = handle.availableData
-                let eof = data.isEmpty
-                if eof { handle.readabilityHandler = nil }
-                let lines: [String] = partial.withLock { buffer in
-                    buffer.append(contentsOf: data)
-                    if eof, !buffer.isEmpty { buffer.append(10) }
-                    var lines: [String] = []
-                    while let newline = buffer.firstIndex(of: 10) {
-                        lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
-                        buffer.removeSubrange(...newline)
-                    }
-                    return lines
-                }
-                Self.update(box) { s in
-                    s.lines.append(contentsOf: lines)
-                    if eof { s.openPipes -= 1 }
-                }
+            // A descriptor of the reader's own (closed when it is done), so the pipe's handle may go.
+            let fd = fcntl(pipe.fileHandleForReading.fileDescriptor, F_DUPFD_CLOEXEC, 0)
+            guard fd >= 0 else { throw Failure(description: "cannot duplicate a pipe descriptor: errno \(errno)") }
+            let reader = Thread {
+                Self.readLines(fd, into: box)
+                close(fd)
             }
+            reader.name = "\(name) output"
+            reader.start()
         }
         process.terminationHandler = { p in
             let status = p.terminationStatus
@@ -70,6 +62,31 @@ public final class ChildProcess: Sendable {
         }
         try process.run()
         pid = process.processIdentifier
+    }
+
+    /// Reads `fd` to its end, adding each complete line (and a last unterminated one) to the state.
+    private static func readLines(_ fd: Int32, into box: Box) {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var partial: [UInt8] = []
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            let eof = n <= 0
+            if n > 0 { partial.append(contentsOf: chunk[..<n]) }
+            if eof, !partial.isEmpty { partial.append(10) }
+            var lines: [String] = []
+            var start = 0
+            while let newline = partial[start...].firstIndex(of: 10) {
+                lines.append(String(decoding: partial[start..<newline], as: UTF8.self))
+                start = newline + 1
+            }
+            partial.removeFirst(start)
+            update(box) { s in
+                s.lines.append(contentsOf: lines)
+                if eof { s.openPipes -= 1 }
+            }
+            if eof { return }
+        }
     }
 
     private static func update(_ box: Box, _ change: (inout State) -> Void) {
