@@ -89,7 +89,8 @@ struct ServiceBootstrapTests {
         let process = Self.bootstrap(
             role: .adminOnly, pending: ["kafka": "connecting to Kafka", "store": "checking the store"],
             registry: registry)
-        registry.makeCounter(name: "kiln_test_events_total").increment(by: Int64(3))
+        registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "kiln_test_events", unitName: "total", helpText: "")).increment(
+            by: Int64(3))
         let (bound, continuation) = AsyncStream.makeStream(of: Int.self)
         let group = try process.serviceGroup([], onBound: { continuation.yield($0) })
         let running = Task { try await group.run() }

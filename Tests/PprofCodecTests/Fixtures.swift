@@ -11,8 +11,8 @@ enum Fixtures {
         let all = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         return all.filter { name in
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path, isDirectory: &isDir)
-            return !isDir.boolValue && name != "EXPECTED.json" && name != "SOURCES.tsv" && !name.hasPrefix(".")
+            let exists = FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path, isDirectory: &isDir)
+            return exists && !isDir.boolValue && name != "EXPECTED.json" && name != "SOURCES.tsv" && !name.hasPrefix(".")
         }.sorted()
     }
 

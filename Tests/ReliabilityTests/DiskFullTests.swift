@@ -27,7 +27,9 @@ private struct SmallDisk {
         guard statvfs(path, &st) == 0 else { throw ReliabilityFailure("statvfs \(path) failed") }
         let free = Int(st.f_bavail) * Int(st.f_frsize)
         let size = max(0, free - leave)
-        FileManager.default.createFile(atPath: path + "/filler", contents: Data(count: size))
+        guard FileManager.default.createFile(atPath: path + "/filler", contents: Data(count: size)) else {
+            throw ReliabilityFailure("cannot write \(size) bytes of filler to \(path)")
+        }
     }
 
     func freeSpace() throws { try FileManager.default.removeItem(atPath: path + "/filler") }

@@ -54,7 +54,7 @@ extension ReliabilitySuite {
             let victimIsCompactor = round % 2 == 1 || Bool.random(using: &rng)
             let victim = victimIsCompactor ? compactor : normalizer
             let blocksBefore = compactor.lines(containing: "block written").count
-            let working = try await eventually(timeout: .seconds(45)) {
+            let working = await eventually(timeout: .seconds(45)) {
                 compactor.lines(containing: "block written").count > blocksBefore
             }
             #expect(
