@@ -85,7 +85,8 @@ def read_tsv(path):
 
 
 def mark_faults(ax, faults, t0):
-    colors = {"kill": "tab:red", "pause": "tab:purple", "broker": "black", "s3-503": "tab:orange", "s3-slow": "tab:brown"}
+    colors = {"kill": "tab:red", "pause": "tab:purple", "broker": "black", "s3-503": "tab:orange", "s3-slow": "tab:brown",
+              "disk-full": "tab:green"}
     seen = set()
     for t, kind, target in faults:
         ax.axvline(float(t) - t0, color=colors.get(kind, "grey"), lw=0.7, alpha=0.6,
@@ -157,7 +158,7 @@ def report(args):
     lines = [
         "# Soak report",
         "",
-        f"{load['send_seconds']:.0f} s of pushes at {load.get('offered_rate') or 0:.0f} profiles/s ({args.build} build, seed {args.seed}), "
+        f"{load['send_seconds']:.0f} s of pushes at {load.get('offered_rate') or 0:.0f} profiles/s ({args.build} build, seed {args.seed}, blocks on {args.store}), "
         f"{len(faults)} faults.",
         "",
         "| what | value |",
@@ -220,6 +221,7 @@ def main():
     r.add_argument("--rss-limit-mb", type=float, required=True)
     r.add_argument("--build", default="?")
     r.add_argument("--seed", default="?")
+    r.add_argument("--store", default="S3 (moto)", help="where the blocks were, for the report's first line")
     args = ap.parse_args()
     return check(args) if args.command == "check" else report(args)
 

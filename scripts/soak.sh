@@ -13,6 +13,9 @@
 #   broker  SIGKILL of the broker, started again on the same S3 log
 #   s3-503  every second object-store request of the compactors and queries answered 503 for 10 s
 #   s3-slow every request delayed 3 s (past the store clients' patience) for 10 s
+# With SOAK_STORE=file the blocks live in a file:// store on a tmpfs of their own (root mounts it) instead,
+# and the store's fault is
+#   disk-full the tmpfs filled to its last 16 KiB for 10 s, then freed
 # Then: faults off, consumer lag back to 0, `kiln blocks audit` (every raw record of the loadgen tenant in
 # exactly one live block, totals exact), both query replicas answer the same totals, and every Kiln process's
 # peak RSS (VmHWM) under SOAK_RSS_LIMIT_MB. Report with plots: run/soak/report/report.md (load-tests/soak_report.py).
@@ -20,7 +23,8 @@
 # Knobs (environment): SOAK_MINUTES (10), SOAK_FAULT_SECONDS (10), SOAK_SEED (random), SOAK_RATE (profiles/s
 # pushed; default half the best sustained rate of the last `make loadtest`, else 20), SOAK_RSS_LIMIT_MB (1024),
 # KILN_SOAK_BUILD=release|debug (release), KILN_SOAK_BIN (prebuilt binaries: skips the build), KILN_FIXTURES_DIR,
-# KILN_SOAK_DIR (run/soak), SOAK_KEEP_ON_FAILURE=1 (a failed drain leaves the stack up for inspection).
+# KILN_SOAK_DIR (run/soak), SOAK_KEEP_ON_FAILURE=1 (a failed drain leaves the stack up for inspection),
+# SOAK_STORE=s3|file (s3: moto behind the fault proxy; file: a 512 MiB tmpfs, needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,6 +34,7 @@ FAULT_SECONDS=${SOAK_FAULT_SECONDS:-10}
 SEED=${SOAK_SEED:-$((RANDOM * 32768 + RANDOM))}
 RSS_LIMIT_MB=${SOAK_RSS_LIMIT_MB:-1024}
 BUILD=${KILN_SOAK_BUILD:-release}
+STORE_KIND=${SOAK_STORE:-s3}
 FIXTURES=${KILN_FIXTURES_DIR:-$ROOT/../shared/fixtures}
 PY=$ROOT/.venv/bin/python
 TENANT=soak
@@ -38,6 +43,11 @@ PAUSE_SECONDS=8
 
 [ -d "$FIXTURES/pprof" ] || { echo "soak: the shared pprof fixtures are not at $FIXTURES/pprof (set KILN_FIXTURES_DIR)" >&2; exit 1; }
 [ -x "$PY" ] || { echo "soak: no project venv at .venv (run scripts/setup.sh)" >&2; exit 1; }
+case $STORE_KIND in
+  s3) ;;
+  file) [ "$(id -u)" = 0 ] || { echo "soak: SOAK_STORE=file mounts a tmpfs for the blocks and needs root" >&2; exit 1; } ;;
+  *) echo "soak: SOAK_STORE must be s3 or file, not $STORE_KIND" >&2; exit 1 ;;
+esac
 if [ -n "${KILN_SOAK_BIN:-}" ]; then
   BIN=$KILN_SOAK_BIN
 else
@@ -78,6 +88,7 @@ cleanup() {
   done
   ((${#first[@]} == 0)) || stop_all "${first[@]}"
   ((${#rest[@]} == 0)) || stop_all "${rest[@]}"
+  if [ -n "${DISK:-}" ] && mountpoint -q "$DISK"; then umount "$DISK" || echo "soak: could not unmount $DISK" >&2; fi
 }
 trap cleanup EXIT
 
@@ -108,6 +119,16 @@ for _ in $(seq 1 75); do [ -s "$RUN/s3-proxy.port" ] && break; sleep 0.2; done
 STORE="s3://kiln-blocks/blocks?endpoint=http://127.0.0.1:$(cat "$RUN/s3-proxy.port")&region=us-east-1"
 DIRECT_STORE="s3://kiln-blocks/blocks?endpoint=$MOTO&region=us-east-1"
 set_plan() { echo "$1" >"$PLAN.tmp" && mv "$PLAN.tmp" "$PLAN"; }
+STORE_FAULTS=(s3-503 s3-slow)
+if [ "$STORE_KIND" = file ]; then
+  # The blocks on a disk of their own, small enough to fill in a moment.
+  DISK=$RUN/disk
+  mkdir -p "$DISK"
+  mount -t tmpfs -o size=512m tmpfs "$DISK"
+  STORE=file://$DISK/blocks
+  DIRECT_STORE=$STORE
+  STORE_FAULTS=(disk-full disk-full)  # as often as the two S3 faults together
+fi
 
 # Broker: Tansu with its log in moto, so a restart keeps every acknowledged record.
 KPORT=$(free_port)
@@ -200,7 +221,7 @@ pick() { local a=("$@"); PICKED=${a[RANDOM % ${#a[@]}]}; }
 while kill -0 "$LOADGEN" 2>/dev/null; do
   sleep "$FAULT_SECONDS"
   kill -0 "$LOADGEN" 2>/dev/null || break
-  pick kill kill pause pause broker s3-503 s3-slow
+  pick kill kill pause pause broker "${STORE_FAULTS[@]}"
   kind=$PICKED
   pick "${KILN[@]}"
   name=$PICKED
@@ -232,11 +253,23 @@ while kill -0 "$LOADGEN" 2>/dev/null; do
       set_plan "--always slow"
       sleep 10
       set_plan pass ;;
+    disk-full)
+      fault_log disk-full store
+      # fallocate takes all it asks for or nothing: a block written between `df` and it makes it fail, so
+      # it tries again with what is left then.
+      for _ in 1 2 3 4 5; do
+        avail=$(df --output=avail -B1 "$DISK" | tail -n 1)
+        fallocate -l $((avail > 16384 ? avail - 16384 : 1)) "$DISK/filler" 2>/dev/null && break
+      done
+      df -B1 --output=avail "$DISK" | tail -n 1 | sed "s/^ */$(date +%s.%N)\tfree bytes after filling: /" >>"$LOGS/disk.log"
+      sleep 10
+      rm -f "$DISK/filler" ;;
   esac
 done
 wait "$LOADGEN" || { echo "soak: loadgen failed (log: $RUN/logs/loadgen.log)" >&2; tail -n 20 "$RUN/logs/loadgen.log" >&2; exit 1; }
 unset "PIDS[loadgen]"
 set_plan pass
+rm -f "${DISK:-/nonexistent}/filler"
 echo "soak: sending done after $((SECONDS - started)) s, $(wc -l <"$RUN/faults.tsv") faults; draining"
 
 # Every process must still be up (a stage that died on its own is a finding, not something to restart).
@@ -269,6 +302,7 @@ fi
 "$BIN/kiln" blocks audit --store "$DIRECT_STORE" --kafka-brokers "$BROKERS" --tenant "$TENANT" --wait 120 \
   --json "$RUN/results/audit.json" | tee "$RUN/logs/audit.log" || status=1
 cleanup
-"$PY" "$ROOT/load-tests/soak_report.py" report --run "$RUN" --rss-limit-mb "$RSS_LIMIT_MB" --build "$BUILD" --seed "$SEED" || status=1
+"$PY" "$ROOT/load-tests/soak_report.py" report --run "$RUN" --rss-limit-mb "$RSS_LIMIT_MB" --build "$BUILD" --seed "$SEED" \
+  --store "$([ "$STORE_KIND" = file ] && echo "a file store on a 512 MiB tmpfs" || echo "S3 (moto, behind the fault proxy)")" || status=1
 echo "soak: report in $RUN/report/report.md ($((SECONDS - started)) s in all)"
 exit "$status"
