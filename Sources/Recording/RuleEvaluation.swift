@@ -32,10 +32,13 @@ public struct CompiledRule: Sendable {
 
     public static let ruleIDLabel = "profiles_rule_id"
 
+    /// Whether the rule records samples of this series.
+    func selects(_ series: BatchSeries) -> Bool { series.profileType == profileTypeID && selector.matches(series.labels) }
+
     /// The recorded series a batch series falls in, or nil when the rule does not select it. The group's
     /// labels are taken as `SelectSeries` takes them: a series without a `group_by` label has none.
     func output(for series: BatchSeries) -> LabelSet? {
-        guard series.profileType == profileTypeID, selector.matches(series.labels) else { return nil }
+        guard selects(series) else { return nil }
         var labels = fixedLabels
         for name in groupBy { if let v = series.labels[name] { labels[name] = v } }
         return labels
@@ -118,7 +121,7 @@ public struct RuleEvaluation: Sendable {
     public static func functionNames(_ rules: [CompiledRule], forSeries series: [BatchSeries]) -> [String]? {
         var names: [String] = []
         var selected = false
-        for rule in rules where series.contains(where: { rule.output(for: $0) != nil }) {
+        for rule in rules where series.contains(where: rule.selects) {
             selected = true
             if let name = rule.functionName, !names.contains(name) { names.append(name) }
         }

@@ -359,7 +359,7 @@ public enum BatchCodec {
         let columns = try r.withCursor {
             try sampleColumns(&$0, count: sampleCount, version: version, series: series.count, stacks: stacks.count)
         }
-        try checkLatestTime(latestTime, columns.times)
+        try checkedLatestTime(columns.times, header: latestTime)
         var spans = [UInt64]()
         spans.reserveCapacity(sampleCount)
         for _ in 0..<sampleCount {
@@ -398,10 +398,15 @@ public enum BatchCodec {
         return series
     }
 
-    /// A reader that skips the samples trusts the header's latest time: it must be theirs.
-    static func checkLatestTime(_ latest: Int64?, _ times: [Int64]) throws {
-        guard let latest, latest != (times.max() ?? 0) else { return }
-        throw RecordDecodingError("latest sample time \(latest) differs from the samples' (\(times.max() ?? 0))")
+    /// The samples' latest time (nil without samples), checked against the header's (versions 4 on): a
+    /// reader that skips the samples trusts the header's, so it must be theirs.
+    @discardableResult
+    static func checkedLatestTime(_ times: [Int64], header: Int64?) throws -> Int64? {
+        let latest = times.max()
+        if let header, header != latest ?? 0 {
+            throw RecordDecodingError("latest sample time \(header) differs from the samples' (\(latest ?? 0))")
+        }
+        return latest
     }
 
     /// The series, stack, value and time columns of `count` samples, each index checked against the

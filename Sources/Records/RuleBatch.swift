@@ -126,11 +126,11 @@ extension BatchCodec {
             }
             let columns = try sampleColumns(
                 &c, count: sampleCount, version: version, series: seriesCount, stacks: names.isEmpty ? nil : stackCount)
-            try checkLatestTime(latestTime, columns.times)
+            let latest = try checkedLatestTime(columns.times, header: latestTime)
             return RuleBatch(
                 tenant: tenant, series: series, sampleSeries: columns.series, sampleStacks: columns.stacks, sampleValues: columns.values,
                 sampleTimes: columns.times, functionNames: names, stackCount: stackCount, stacksThrough: through,
-                latestSampleTime: columns.times.max())
+                latestSampleTime: latest)
         }
     }
 
