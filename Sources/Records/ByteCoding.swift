@@ -138,11 +138,6 @@ struct ByteCursor {
             defer { position &+= 1 }
             return UInt64(raw[position])
         }
-        // Two bytes inline too: frame and stack indices of all but the smallest records take two.
-        if position &+ 1 < raw.count, raw[position &+ 1] < 0x80 {
-            defer { position &+= 2 }
-            return UInt64(raw[position] & 0x7f) | UInt64(raw[position &+ 1]) << 7
-        }
         do throws(Varint.ReadError) {
             return try Varint.read(raw, at: &position, end: raw.count)
         } catch .truncated {
