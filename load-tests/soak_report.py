@@ -158,7 +158,8 @@ def report(args):
     lines = [
         "# Soak report",
         "",
-        f"{load['send_seconds']:.0f} s of pushes at {load.get('offered_rate') or 0:.0f} profiles/s ({args.build} build, seed {args.seed}, blocks on {args.store}), "
+        f"{load['send_seconds']:.0f} s of pushes at {load.get('offered_rate') or 0:g} profiles/s ({args.build} build, seed {args.seed}, blocks on {args.store}, "
+        f"broker log {args.broker}), "
         f"{len(faults)} faults.",
         "",
         "| what | value |",
@@ -222,6 +223,7 @@ def main():
     r.add_argument("--build", default="?")
     r.add_argument("--seed", default="?")
     r.add_argument("--store", default="S3 (moto)", help="where the blocks were, for the report's first line")
+    r.add_argument("--broker", default="in S3 (moto)", help="where the broker kept its log, for the report's first line")
     args = ap.parse_args()
     return check(args) if args.command == "check" else report(args)
 

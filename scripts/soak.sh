@@ -3,7 +3,7 @@
 # Everything on loopback; bounded (each wait has a deadline) and stops everything it started.
 #
 #   kiln loadgen ─▶ kiln-scraper push ─┐
-#   Go demo ×2 ◀─── kiln-scraper pull ─┴─▶ Tansu (its log on moto S3) ─▶ kiln-normalizer ×2 ─▶ kiln-compactor ×2
+#   Go demo ×2 ◀─── kiln-scraper pull ─┴─▶ Tansu (its log on a moto S3 of its own) ─▶ kiln-normalizer ×2 ─▶ kiln-compactor ×2
 #                                                                     kiln-query ×2 ─┘└─▶ S3 fault proxy ─▶ moto
 #
 # After each SOAK_FAULT_SECONDS (default 10) of calm, one fault chosen at random (SOAK_SEED), so faults come
@@ -24,7 +24,12 @@
 # pushed; default half the best sustained rate of the last `make loadtest`, else 20), SOAK_RSS_LIMIT_MB (1024),
 # KILN_SOAK_BUILD=release|debug (release), KILN_SOAK_BIN (prebuilt binaries: skips the build), KILN_FIXTURES_DIR,
 # KILN_SOAK_DIR (run/soak), SOAK_KEEP_ON_FAILURE=1 (a failed drain leaves the stack up for inspection),
-# SOAK_STORE=s3|file (s3: moto behind the fault proxy; file: a 512 MiB tmpfs, needs root).
+# SOAK_STORE=s3|file (s3: moto behind the fault proxy; file: a 512 MiB tmpfs, needs root), SOAK_PARTITIONS (4:
+# partitions per topic; Tansu's S3 log lists a partition's every record object on each fetch that finds data,
+# so the broker's work per record grows with the records per partition), SOAK_BROKER=s3|memory (s3: Tansu's
+# log on a moto of its own, killed and restarted among the faults; memory: Tansu in memory, for rates and
+# lengths the S3 log cannot carry here (docs/operations.md), and then no broker faults, since a restarted
+# in-memory broker forgets everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,10 +40,11 @@ SEED=${SOAK_SEED:-$((RANDOM * 32768 + RANDOM))}
 RSS_LIMIT_MB=${SOAK_RSS_LIMIT_MB:-1024}
 BUILD=${KILN_SOAK_BUILD:-release}
 STORE_KIND=${SOAK_STORE:-s3}
+BROKER_KIND=${SOAK_BROKER:-s3}
 FIXTURES=${KILN_FIXTURES_DIR:-$ROOT/../shared/fixtures}
 PY=$ROOT/.venv/bin/python
 TENANT=soak
-PARTITIONS=4
+PARTITIONS=${SOAK_PARTITIONS:-4}
 PAUSE_SECONDS=8
 
 [ -d "$FIXTURES/pprof" ] || { echo "soak: the shared pprof fixtures are not at $FIXTURES/pprof (set KILN_FIXTURES_DIR)" >&2; exit 1; }
@@ -47,6 +53,10 @@ case $STORE_KIND in
   s3) ;;
   file) [ "$(id -u)" = 0 ] || { echo "soak: SOAK_STORE=file mounts a tmpfs for the blocks and needs root" >&2; exit 1; } ;;
   *) echo "soak: SOAK_STORE must be s3 or file, not $STORE_KIND" >&2; exit 1 ;;
+esac
+case $BROKER_KIND in
+  s3 | memory) ;;
+  *) echo "soak: SOAK_BROKER must be s3 or memory, not $BROKER_KIND" >&2; exit 1 ;;
 esac
 if [ -n "${KILN_SOAK_BIN:-}" ]; then
   BIN=$KILN_SOAK_BIN
@@ -108,7 +118,6 @@ MOTO_PORT=$(free_port)
 launch moto "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
 wait_port 127.0.0.1 "$MOTO_PORT" 60 moto
 MOTO=http://127.0.0.1:$MOTO_PORT
-curl -fsS -X PUT "$MOTO/tansu-log" >/dev/null
 curl -fsS -X PUT "$MOTO/kiln-blocks" >/dev/null
 PLAN=$RUN/s3-plan
 echo pass >"$PLAN"
@@ -130,12 +139,26 @@ if [ "$STORE_KIND" = file ]; then
   STORE_FAULTS=(disk-full disk-full)  # as often as the two S3 faults together
 fi
 
-# Broker: Tansu with its log in moto, so a restart keeps every acknowledged record.
+# Broker: Tansu with its log in S3, so a restart keeps every acknowledged record. A moto of its own, as a
+# fleet's broker storage is not its block store: each moto answers on one core, and the broker's listings
+# would otherwise queue behind the compactors' and queries' requests (and the other way round).
+BROKER_FAULTS=()
+LOG_STORAGE=memory://tansu/
+LOG_MOTO=
+if [ "$BROKER_KIND" = s3 ]; then
+  LOG_MOTO_PORT=$(free_port)
+  launch moto.log "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$LOG_MOTO_PORT"
+  wait_port 127.0.0.1 "$LOG_MOTO_PORT" 60 moto.log
+  LOG_MOTO=http://127.0.0.1:$LOG_MOTO_PORT
+  curl -fsS -X PUT "$LOG_MOTO/tansu-log" >/dev/null
+  LOG_STORAGE=s3://tansu-log/
+  BROKER_FAULTS=(broker)
+fi
 KPORT=$(free_port)
 BROKERS=127.0.0.1:$KPORT
 start_broker() {
-  AWS_ENDPOINT=$MOTO AWS_ALLOW_HTTP=true launch tansu "$ROOT/.venv/bin/tansu" broker --listener-url "tcp://$BROKERS" \
-    --advertised-listener-url "tcp://$BROKERS" --storage-engine s3://tansu-log/
+  AWS_ENDPOINT=$LOG_MOTO AWS_ALLOW_HTTP=true launch tansu "$ROOT/.venv/bin/tansu" broker --listener-url "tcp://$BROKERS" \
+    --advertised-listener-url "tcp://$BROKERS" --storage-engine "$LOG_STORAGE"
   wait_port 127.0.0.1 "$KPORT" 30 tansu
 }
 start_broker
@@ -221,7 +244,7 @@ pick() { local a=("$@"); PICKED=${a[RANDOM % ${#a[@]}]}; }
 while kill -0 "$LOADGEN" 2>/dev/null; do
   sleep "$FAULT_SECONDS"
   kill -0 "$LOADGEN" 2>/dev/null || break
-  pick kill kill pause pause broker "${STORE_FAULTS[@]}"
+  pick kill kill pause pause "${BROKER_FAULTS[@]}" "${STORE_FAULTS[@]}"
   kind=$PICKED
   pick "${KILN[@]}"
   name=$PICKED
@@ -303,6 +326,7 @@ fi
   --json "$RUN/results/audit.json" | tee "$RUN/logs/audit.log" || status=1
 cleanup
 "$PY" "$ROOT/load-tests/soak_report.py" report --run "$RUN" --rss-limit-mb "$RSS_LIMIT_MB" --build "$BUILD" --seed "$SEED" \
-  --store "$([ "$STORE_KIND" = file ] && echo "a file store on a 512 MiB tmpfs" || echo "S3 (moto, behind the fault proxy)")" || status=1
+  --store "$([ "$STORE_KIND" = file ] && echo "a file store on a 512 MiB tmpfs" || echo "S3 (moto, behind the fault proxy)")" \
+  --broker "$([ "$BROKER_KIND" = s3 ] && echo "in S3 (a moto of its own)" || echo "in memory (no broker faults)")" || status=1
 echo "soak: report in $RUN/report/report.md ($((SECONDS - started)) s in all)"
 exit "$status"

@@ -356,3 +356,12 @@ public struct BlockError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// Another writer committed a block under the same ULID with other contents: for a level-0 block, a
+/// compactor that held the partition before a rebalance (or paused past its session) cut a head that starts
+/// at the same record but holds other records.
+public struct BlockConflict: Error, CustomStringConvertible, Sendable {
+    public var tenant: String
+    public var ulid: ULID
+    public var description: String { "block \(tenant)/\(ulid) already exists with other contents" }
+}

@@ -265,7 +265,7 @@ public struct BlockWriter: Sendable {
         if try await store.head(metaKey) != nil {
             let existing = try BlockMeta.decode(try await store.get(metaKey))
             guard existing.files == block.meta.files else {
-                throw BlockError("block \(tenant)/\(ulid) already exists with other contents")
+                throw BlockConflict(tenant: tenant, ulid: ulid)
             }
             return
         }
@@ -277,7 +277,7 @@ public struct BlockWriter: Sendable {
         if !created {
             let existing = try BlockMeta.decode(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)))
             guard existing.files == block.meta.files else {
-                throw BlockError("block \(tenant)/\(ulid) already exists with other contents")
+                throw BlockConflict(tenant: tenant, ulid: ulid)
             }
         }
     }

@@ -65,6 +65,9 @@ public final class CompactorStage: Service, Sendable {
         /// Offsets the broker skipped within a partition. The normalised topic is written without
         /// transactions and never compacted, so a gap means records the broker acknowledged are gone.
         public var offsetGapRecords = 0
+        /// Heads not written because another compactor had committed a block for the same first record
+        /// (`rewind`): the partition was read again.
+        public var blockConflicts = 0
     }
 
     /// The heads of one normalized partition and how far it was read.
@@ -138,6 +141,7 @@ public final class CompactorStage: Service, Sendable {
     private let blockBytesCounter = Counter(label: "kiln_compactor_block_bytes_total")
     private let flushTimer = Metrics.Timer(label: "kiln_compactor_flush_seconds")
     private let storeFailuresCounter = Counter(label: "kiln_compactor_store_failures_total")
+    private let blockConflictsCounter = Counter(label: "kiln_compactor_block_conflicts_total")
 
     public init(
         configuration: Configuration, kafka: KafkaConfig, store: any ObjectStore, writer: BlockWriter = BlockWriter(),
@@ -447,7 +451,12 @@ public final class CompactorStage: Service, Sendable {
             let block = try await worker.run {
                 try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: []))
             }
-            try await BlockWriter.upload(block, to: store)
+            do {
+                try await BlockWriter.upload(block, to: store)
+            } catch let conflict as BlockConflict {
+                try await rewind(partition, heads: ps.heads, after: conflict)
+                return
+            }
             state.withLock { $0.index.add(ulid, block.meta.kafka) }
             stats.withLock { s in
                 s.blocksWritten += 1
@@ -481,6 +490,34 @@ public final class CompactorStage: Service, Sendable {
             }
         }
         flushTimer.record(duration: .now - start)
+    }
+
+    /// Recovers from a level-0 block that another writer committed under this head's ID: a compactor that
+    /// held the partition before (paused past its session, or not yet told of the rebalance) cut a head
+    /// starting at the same record but holding other records. Its block is durable, so this one is not
+    /// written: the partition's heads are dropped, the store is read again (so what that block holds is
+    /// skipped as duplicates), and the partition is read again from its heads' first record; the records
+    /// left form a head with another first record, hence another ID. Offsets were not stored past the heads,
+    /// so nothing is lost; a partition no longer assigned here cannot be sought and waits for its revoke.
+    func rewind(_ partition: PartitionKey, heads: [String: Head], after conflict: BlockConflict) async throws {
+        let from = heads.values.compactMap { $0.normalizedOffsets.values.compactMap(\.lowerBound).min() }.min()
+        state.withLock { s in
+            s.partitions[partition] = PartitionState(
+                durableOffset: s.partitions[partition]?.durableOffset ?? -1, topicID: s.partitions[partition]?.topicID)
+            s.needsReload = true
+        }
+        stats.withLock { $0.blockConflicts += 1 }
+        blockConflictsCounter.increment()
+        logger.warning(
+            "another compactor committed a block for this partition's records; reading the partition again",
+            metadata: ["partition": "\(partition)", "conflict": "\(conflict)", "from_offset": "\(from.map(String.init) ?? "none")"])
+        try await untilStoreAccepts("reading block provenance") { try await self.reloadFromStore() }
+        guard let from else { return }
+        do {
+            try await consumer.seek(topic: partition.topic, partition: partition.partition, offset: from)
+        } catch {
+            logger.info("partition not read again (no longer assigned here)", metadata: ["partition": "\(partition)", "error": "\(error)"])
+        }
     }
 }
 

@@ -51,8 +51,8 @@ public struct ColumnSchema: Sendable, Equatable {
     public var encoding: ColumnEncoding
     /// Overrides the writer's default codec for this column.
     public var codec: CompressionCodec?
-    /// Each column chunk gets a split-block Bloom filter of its values (INT64 columns only), so equality
-    /// lookups skip the row groups that cannot hold a value.
+    /// Each column chunk gets a split-block Bloom filter of its values (INT64 columns only: asking for one
+    /// on another column traps), so equality lookups skip the row groups that cannot hold a value.
     public var bloomFilter: Bool
 
     public init(
@@ -64,6 +64,8 @@ public struct ColumnSchema: Sendable, Equatable {
         self.optional = optional
         self.encoding = encoding
         self.codec = codec
+        // The writer hashes INT64 values only: any other column would silently get no filter.
+        precondition(!bloomFilter || kind.physicalType == .int64, "column \(name): Bloom filters are written for INT64 columns only")
         self.bloomFilter = bloomFilter
     }
 

@@ -237,6 +237,58 @@ struct CompactorStageTests {
         }
     }
 
+    /// Seen in `make soak`: a compactor paused past its session resumed and cut a head of a partition that had
+    /// moved on, before it learned of the rebalance. Its block starts at the same record as the new owner's
+    /// head, so it has that head's ID with other contents; the owner then exited. Now the owner reads the
+    /// partition again, skips what that block holds and writes the rest under another ID.
+    @Test func aBlockCommittedByAPreviousOwnerIsNotWrittenAgain() async throws {
+        let kafka = try testBroker()
+        try await withCompactorStore(.file) { store, _ in
+            let topic = uniqueName("normalized-owner")
+            _ = try await KafkaAdmin(config: kafka).createTopic(TopicSpec(name: topic, partitions: 1))
+            let sent = (0..<4).map { batch(tenant: "acme", rawPartition: 0, rawOffset: Int64($0)) }
+            let firstMillis = Int64(Date().timeIntervalSince1970 * 1000) - 5_000
+            let producer = try KafkaProducer(config: ProducerConfig(kafka: kafka))
+            _ = try await producer.sendBatch(
+                records(sent, topic: topic).enumerated().map { i, r in
+                    var r = r
+                    r.partition = 0
+                    r.timestampMillis = firstMillis + Int64(i)
+                    return r
+                })
+            try await producer.close()
+
+            // The owner reads all four records and cuts 5 s after the first; meanwhile the previous owner's block
+            // of the first two lands under the ID the owner's head will get.
+            let config = CompactorStage.Configuration(
+                normalizedTopic: topic, groupID: uniqueName("compactor"), cut: CutPolicy(maxAge: .seconds(5)))
+            let owner = try CompactorStage(configuration: config, kafka: kafka, store: store, logger: Logger(label: "test"))
+            let run = Task { try await owner.run() }
+            try #require(
+                await eventually(timeout: .seconds(30)) { owner.currentStats.batchesAppended == 4 }, "the owner read the four records")
+            let topicID = try? await KafkaAdmin(config: kafka).topicIDs([topic])[topic]
+            var previous = Head(tenant: "acme")
+            for offset in 0..<2 {
+                previous.append(sent[offset], from: RecordPosition(topic: topic, partition: 0, offset: Int64(offset), topicID: topicID))
+            }
+            let ulid = ULID.deterministic(
+                timestampMillis: UInt64(firstMillis), seed: "acme|\(topic)|0|0" + (topicID.map { "|" + $0 } ?? ""))
+            try await BlockWriter.upload(
+                try BlockWriter().encode(previous, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
+
+            let totals = try await waitForTotals(store, expectedTotals(sent))
+            run.cancel()
+            try await run.value
+            #expect(totals == expectedTotals(sent), "every record in exactly one live block")
+            #expect(owner.currentStats.blockConflicts == 1)
+            #expect(owner.currentStats.duplicateRecords == 2, "the previous owner's two records are skipped when read again")
+            let live = try await BlockIndex.liveBlocks(store, tenant: "acme")
+            #expect(live.map(\.ulid).contains(ulid))
+            #expect(live.count == 2)
+            for m in live { #expect(await BlockReader(store: store, meta: m).verify() == []) }
+        }
+    }
+
     /// A store that fails when the stage starts (seen in `make soak`: S3 answering 503 while the compactor
     /// read the blocks' provenance) is waited for; the stage then consumes and stores everything.
     @Test func aStoreFailingAtStartIsWaitedFor() async throws {
