@@ -152,7 +152,7 @@ struct HeadAndBlockTests {
             var other = Head(tenant: "t1")
             other.append(makeBatch(offset: 99))
             let clash = try writer.encode(other, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: []))
-            await #expect(throws: BlockError.self) { try await BlockWriter.upload(clash, to: store) }
+            await #expect(throws: BlockConflict.self) { try await BlockWriter.upload(clash, to: store) }
         }
     }
 
