@@ -85,6 +85,8 @@ public struct Head: Sendable {
     public init(tenant: String) { self.tenant = tenant }
 
     public var sampleCount: Int { sampleValues.count }
+    /// The lowest normalized-topic offset held (a level-0 head holds one partition's); nil when none.
+    public var firstNormalizedOffset: Int64? { normalizedOffsets.values.compactMap(\.lowerBound).min() }
     public var isEmpty: Bool { sampleValues.isEmpty && rawOffsets.isEmpty && normalizedOffsets.isEmpty }
     public var stackNodeCount: Int { nodeParents.count }
     public var seriesCount: Int { series.count }

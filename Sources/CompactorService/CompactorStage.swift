@@ -441,12 +441,9 @@ public final class CompactorStage: Service, Sendable {
             // head rebuilt after a crash gets an existing block's ID only if that block never committed.
             // (The partition's first record would not do: after a crash between two tenants' uploads it may
             // belong to the tenant whose block is missing, while the other's new head holds other records.)
-            let millis = ps.firstTimestampMillis[tenant].map { UInt64(max(0, $0)) } ?? nowMillis
-            let firstOffset = head.normalizedOffsets.values.compactMap(\.lowerBound).min() ?? -1
-            let ulid = ULID.deterministic(
-                timestampMillis: millis,
-                seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(firstOffset)"
-                    + (ps.topicID.map { "|" + $0 } ?? ""))
+            let ulid = Self.levelZeroULID(
+                tenant: tenant, partition: partition, firstOffset: head.firstNormalizedOffset ?? -1, topicID: ps.topicID,
+                timestampMillis: ps.firstTimestampMillis[tenant].map { UInt64(max(0, $0)) } ?? nowMillis)
             let writer = self.writer
             let block = try await worker.run {
                 try writer.encode(head, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: []))
@@ -492,6 +489,16 @@ public final class CompactorStage: Service, Sendable {
         flushTimer.record(duration: .now - start)
     }
 
+    /// A level-0 block's ID: from its tenant's first record in the head (partition, offset, the topic's
+    /// incarnation) and that record's Kafka timestamp.
+    static func levelZeroULID(
+        tenant: String, partition: PartitionKey, firstOffset: Int64, topicID: String?, timestampMillis: UInt64
+    ) -> ULID {
+        ULID.deterministic(
+            timestampMillis: timestampMillis,
+            seed: "\(tenant)|\(partition.topic)|\(partition.partition)|\(firstOffset)" + (topicID.map { "|" + $0 } ?? ""))
+    }
+
     /// Recovers from a level-0 block that another writer committed under this head's ID: a compactor that
     /// held the partition before (paused past its session, or not yet told of the rebalance) cut a head
     /// starting at the same record but holding other records. Its block is durable, so this one is not
@@ -500,11 +507,10 @@ public final class CompactorStage: Service, Sendable {
     /// left form a head with another first record, hence another ID. Offsets were not stored past the heads,
     /// so nothing is lost; a partition no longer assigned here cannot be sought and waits for its revoke.
     func rewind(_ partition: PartitionKey, heads: [String: Head], after conflict: BlockConflict) async throws {
-        let from = heads.values.compactMap { $0.normalizedOffsets.values.compactMap(\.lowerBound).min() }.min()
+        let from = heads.values.compactMap(\.firstNormalizedOffset).min()
         state.withLock { s in
             s.partitions[partition] = PartitionState(
                 durableOffset: s.partitions[partition]?.durableOffset ?? -1, topicID: s.partitions[partition]?.topicID)
-            s.needsReload = true
         }
         stats.withLock { $0.blockConflicts += 1 }
         blockConflictsCounter.increment()

@@ -271,8 +271,9 @@ struct CompactorStageTests {
             for offset in 0..<2 {
                 previous.append(sent[offset], from: RecordPosition(topic: topic, partition: 0, offset: Int64(offset), topicID: topicID))
             }
-            let ulid = ULID.deterministic(
-                timestampMillis: UInt64(firstMillis), seed: "acme|\(topic)|0|0" + (topicID.map { "|" + $0 } ?? ""))
+            let ulid = CompactorStage.levelZeroULID(
+                tenant: "acme", partition: PartitionKey(topic: topic, partition: 0), firstOffset: 0, topicID: topicID,
+                timestampMillis: UInt64(firstMillis))
             try await BlockWriter.upload(
                 try BlockWriter().encode(previous, ulid: ulid, compaction: .init(level: 0, sources: [ulid], parents: [])), to: store)
 
