@@ -186,21 +186,24 @@ public actor BlockReader {
         return bytes
     }
 
-    func table(_ name: String) async throws -> ParquetFileReader {
+    /// A table file, fetched on first use. `keep: false` is for tables read once and decoded (series,
+    /// symbols): their callers keep what they decode, and an open block need not hold their bytes too.
+    func table(_ name: String, keep: Bool = true) async throws -> ParquetFileReader {
         if let t = tables[name] { return t }
         let t = try ParquetFileReader(bytes: try await fileBytes(name))
-        tables[name] = t
+        if keep { tables[name] = t }
         return t
     }
 
     public func series() async throws -> [BlockSeries] {
-        let t = try await table(BlockFile.series)
+        let t = try await table(BlockFile.series, keep: false)
         let ids = try Self.int32s(t, "series_id")
         let types = try Self.strings(t, "profile_type")
         let names = try Self.strings(t, "name")
         let values = try Self.strings(t, "value")
         let periods = t.leafIndex(named: "period") == nil ? nil : try Self.int64s(t, "period")
         var out: [BlockSeries] = []
+        var parsedTypes: [String: ProfileTypeID] = [:]  // a block has a few types and many series
         var i = 0
         while i < ids.count {
             let id = ids[i]
@@ -211,7 +214,8 @@ public actor BlockReader {
                 labels.append(Label(names[i], values[i]))
                 i += 1
             }
-            guard let pt = ProfileTypeID(parsing: type) else { throw BlockError("series \(id): bad profile type \(type)") }
+            if parsedTypes[type] == nil { parsedTypes[type] = ProfileTypeID(parsing: type) }
+            guard let pt = parsedTypes[type] else { throw BlockError("series \(id): bad profile type \(type)") }
             out.append(BlockSeries(id: id, labels: LabelSet(labels), profileType: pt, period: period))
         }
         return out
@@ -450,9 +454,10 @@ public actor BlockReader {
     }
 
     public func symbols() async throws -> BlockSymbols {
-        let st = try await table(BlockFile.stacks)
-        let fr = try await table(BlockFile.frames)
-        let fn = try await table(BlockFile.functions)
+        async let stacks = table(BlockFile.stacks, keep: false)
+        async let frames = table(BlockFile.frames, keep: false)
+        async let functions = table(BlockFile.functions, keep: false)
+        let (st, fr, fn) = try await (stacks, frames, functions)
         return try await BlockingWork.shared.run(bytes: st.byteCount + fr.byteCount + fn.byteCount) {
             try Self.decodeSymbols(stacks: st, frames: fr, functions: fn)
         }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import KilnFoundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -392,30 +393,21 @@ public final class S3ObjectStore: ObjectStore {
     private func uploadParts(_ key: String, _ bytes: [UInt8], uploadID: String, partCount: Int, op: String) async throws -> [[UInt8]] {
         let partSize = configuration.partSize
         var digests = [[UInt8]](repeating: [], count: partCount)
-        try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
-            var next = 0
-            func startNext() {
-                let index = next
-                next += 1
-                let start = index * partSize
-                let part = Array(bytes[start..<min(start + partSize, bytes.count)])
-                group.addTask {
-                    let partOp = "\(op): part \(index + 1)/\(partCount)"
-                    let md5 = Array(Insecure.MD5.hash(data: part))
-                    let response = try await self.send(
-                        partOp, .PUT, key: key,
-                        query: [("partNumber", String(index + 1)), ("uploadId", uploadID)],
-                        headers: [("Content-MD5", Data(md5).base64EncodedString())], body: part)
-                    guard response.status == 200 else { throw self.mapError(response, op: partOp, key: key) }
-                    try self.verifyETag(response, expected: SigV4Signer.hex(md5), op: partOp)
-                    return (index, md5)
-                }
-            }
-            while next < min(configuration.partConcurrency, partCount) { startNext() }
-            while let (index, md5) = try await group.next() {
-                digests[index] = md5
-                if next < partCount { startNext() }
-            }
+        // Each part is copied out of `bytes` only when its upload starts: at most `partConcurrency` copies.
+        try await concurrently(Array(0..<partCount), parallelism: configuration.partConcurrency) { index in
+            let start = index * partSize
+            let part = Array(bytes[start..<min(start + partSize, bytes.count)])
+            let partOp = "\(op): part \(index + 1)/\(partCount)"
+            let md5 = Array(Insecure.MD5.hash(data: part))
+            let response = try await self.send(
+                partOp, .PUT, key: key,
+                query: [("partNumber", String(index + 1)), ("uploadId", uploadID)],
+                headers: [("Content-MD5", Data(md5).base64EncodedString())], body: part)
+            guard response.status == 200 else { throw self.mapError(response, op: partOp, key: key) }
+            try self.verifyETag(response, expected: SigV4Signer.hex(md5), op: partOp)
+            return md5
+        } merge: { index, md5 in
+            digests[index] = md5
         }
         return digests
     }

@@ -108,14 +108,10 @@ enum S3Format {
         return s.replacingOccurrences(of: "&quot;", with: "")
     }
 
-    /// `2024-05-01T12:00:00.000Z` (with or without fractional seconds).
+    /// `2024-05-01T12:00:00.000Z` (with or without fractional seconds). A format style, not an
+    /// `ISO8601DateFormatter`: a listing parses one date per key, and a formatter costs ~200 µs a date.
     static func parseISO8601(_ s: String) -> Date? {
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = withFraction.date(from: s) { return d }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        return plain.date(from: s)
+        (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(s)) ?? (try? Date.ISO8601FormatStyle().parse(s))
     }
 
     /// `Wed, 21 Oct 2015 07:28:00 GMT` (the Last-Modified header).

@@ -43,6 +43,11 @@ public struct LabelSet: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// Later duplicates of a name win.
     public init(_ labels: [Label]) {
+        // Labels read back from a block are already sorted and unique.
+        if zip(labels, labels.dropFirst()).allSatisfy({ $0.name < $1.name }) {
+            self.labels = labels
+            return
+        }
         var byName: [String: String] = [:]
         for l in labels { byName[l.name] = l.value }
         self.labels = byName.map { Label($0.key, $0.value) }.sorted()

@@ -1,5 +1,6 @@
 import Blocks
 import Foundation
+import KilnFoundation
 import Logging
 import ObjectStore
 import ProfileModel
@@ -64,8 +65,10 @@ public struct QueryEngineOptions: Sendable {
     public var maxQueryRange: Duration = .seconds(31 * 24 * 3600)
     /// Whole-block trees kept for reuse, least recently used evicted first.
     public var cachedBlockTrees: Int = 256
-    /// Blocks read at once.
+    /// Blocks decoded at once (CPU-bound: a core each).
     public var parallelism: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
+    /// Blocks opened at once (their series and symbols): bound by the store's latency, not by cores.
+    public var fetchParallelism: Int = 16
 
     public init() {}
 }
@@ -145,70 +148,109 @@ public actor QueryEngine {
         var nodeFrames: BlockNodeNames?
     }
 
-    func loaded(_ meta: BlockMeta) async throws -> LoadedBlock {
-        useClock += 1
-        if var entry = open[meta.ulid] {
-            entry.lastUse = useClock
-            open[meta.ulid] = entry
-            return entry.block
+    /// The blocks of `metas`, in order: open ones from the cache, the others read at once (their series).
+    func loaded(_ metas: [BlockMeta]) async throws -> [LoadedBlock] {
+        let store = store
+        var read: [ULID: LoadedBlock] = [:]
+        try await concurrently(metas.filter { open[$0.ulid] == nil }, parallelism: options.fetchParallelism) { meta in
+            try await Self.read(meta, store: store)
+        } merge: { meta, block in
+            read[meta.ulid] = block
         }
-        let reader = BlockReader(store: store, meta: meta)
-        let series = try await reader.series()
-        let block = LoadedBlock(meta: meta, reader: reader, series: series)
-        if open[meta.ulid] == nil {
-            open[meta.ulid] = OpenBlock(block: block, lastUse: useClock, nodeNames: nil, nodeFrames: nil)
-            if open.count > options.openBlocks, let oldest = open.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
-                open[oldest] = nil
+        var blocks: [LoadedBlock] = []
+        blocks.reserveCapacity(metas.count)
+        for meta in metas {
+            if open[meta.ulid] == nil {
+                // Read now, or again when another query evicted it while this one was reading.
+                var block = read[meta.ulid]
+                if block == nil { block = try await Self.read(meta, store: store) }
+                open[meta.ulid] = OpenBlock(block: block!, lastUse: 0, nodeNames: nil, nodeFrames: nil)
+            }
+            useClock += 1
+            open[meta.ulid]!.lastUse = useClock
+            blocks.append(open[meta.ulid]!.block)
+        }
+        if open.count > options.openBlocks {
+            for (ulid, _) in open.sorted(by: { $0.value.lastUse < $1.value.lastUse }).prefix(open.count - options.openBlocks) {
+                open[ulid] = nil
             }
         }
-        return open[meta.ulid]!.block
+        return blocks
     }
 
-    /// Function-name ids of every stack node of a block, loaded once per block.
-    func nodeNames(_ block: LoadedBlock) async throws -> BlockNodeNames {
-        if let cached = open[block.meta.ulid]?.nodeNames { return cached }
-        let symbols = try await block.reader.symbols()
+    private static func read(_ meta: BlockMeta, store: any ObjectStore) async throws -> LoadedBlock {
+        let reader = BlockReader(store: store, meta: meta)
+        return LoadedBlock(meta: meta, reader: reader, series: try await reader.series())
+    }
+
+    /// What each block's stack nodes stand for (`labels`), decoded once per block; the symbols of the blocks
+    /// not decoded yet are read at once.
+    func nodes(_ blocks: [LoadedBlock], labels: StackLabels) async throws -> [ULID: BlockNodeNames] {
+        var out: [ULID: BlockNodeNames] = [:]
+        var missing: [ULID: LoadedBlock] = [:]
+        for block in blocks {
+            let entry = open[block.meta.ulid]
+            if let cached = labels == .functions ? entry?.nodeNames : entry?.nodeFrames {
+                out[block.meta.ulid] = cached
+            } else {
+                missing[block.meta.ulid] = block
+            }
+        }
+        try await concurrently(Array(missing.values), parallelism: options.fetchParallelism) { block in
+            try await block.reader.symbols()
+        } merge: { block, symbols in
+            let ulid = block.meta.ulid
+            switch labels {
+            case .functions:
+                let names = try nodeNames(ulid, symbols)
+                open[ulid]?.nodeNames = names
+                out[ulid] = names
+            case .frames:
+                let frames = try nodeFrames(ulid, symbols)
+                open[ulid]?.nodeFrames = frames
+                out[ulid] = frames
+            }
+        }
+        return out
+    }
+
+    /// Function-name ids (`names`) of every stack node of a block.
+    private func nodeNames(_ block: ULID, _ symbols: BlockSymbols) throws -> BlockNodeNames {
         let functionNames = symbols.functions.map { names.intern($0.name) }
         var nodeNames = [Int32](repeating: 0, count: symbols.nodeParents.count)
         for n in nodeNames.indices {
             let frame = Int(symbols.nodeFrames[n])
             guard frame >= 0, frame < symbols.frameFunctions.count else {
-                throw QueryError(.unavailable, "block \(block.meta.ulid): stack node \(n) references missing frame \(frame)")
+                throw QueryError(.unavailable, "block \(block): stack node \(n) references missing frame \(frame)")
             }
             let function = Int(symbols.frameFunctions[frame])
             guard function >= 0, function < functionNames.count else {
-                throw QueryError(.unavailable, "block \(block.meta.ulid): frame \(frame) references missing function \(function)")
+                throw QueryError(.unavailable, "block \(block): frame \(frame) references missing function \(function)")
             }
             nodeNames[n] = functionNames[function]
         }
-        let result = BlockNodeNames(parents: symbols.nodeParents, names: nodeNames)
-        open[block.meta.ulid]?.nodeNames = result
-        return result
+        return BlockNodeNames(parents: symbols.nodeParents, names: nodeNames)
     }
 
-    /// Frame ids (`frames`) of every stack node of a block, loaded once per block.
-    func nodeFrames(_ block: LoadedBlock) async throws -> BlockNodeNames {
-        if let cached = open[block.meta.ulid]?.nodeFrames { return cached }
-        let symbols = try await block.reader.symbols()
+    /// Frame ids (`frames`) of every stack node of a block.
+    private func nodeFrames(_ block: ULID, _ symbols: BlockSymbols) throws -> BlockNodeNames {
         var frameIDs = [Int32](repeating: -1, count: symbols.frameFunctions.count)
         var nodeFrames = [Int32](repeating: 0, count: symbols.nodeParents.count)
         for n in nodeFrames.indices {
             let frame = Int(symbols.nodeFrames[n])
             guard frame >= 0, frame < frameIDs.count else {
-                throw QueryError(.unavailable, "block \(block.meta.ulid): stack node \(n) references missing frame \(frame)")
+                throw QueryError(.unavailable, "block \(block): stack node \(n) references missing frame \(frame)")
             }
             if frameIDs[frame] < 0 {
                 let function = Int(symbols.frameFunctions[frame])
                 guard function >= 0, function < symbols.functions.count else {
-                    throw QueryError(.unavailable, "block \(block.meta.ulid): frame \(frame) references missing function \(function)")
+                    throw QueryError(.unavailable, "block \(block): frame \(frame) references missing function \(function)")
                 }
                 frameIDs[frame] = frameTable.intern(StackFrame(function: symbols.functions[function], line: symbols.frameLines[frame]))
             }
             nodeFrames[n] = frameIDs[frame]
         }
-        let result = BlockNodeNames(parents: symbols.nodeParents, names: nodeFrames)
-        open[block.meta.ulid]?.nodeFrames = result
-        return result
+        return BlockNodeNames(parents: symbols.nodeParents, names: nodeFrames)
     }
 
     public var nameTable: NameTable { names }
@@ -222,12 +264,15 @@ public actor QueryEngine {
         try checkRange(selection.time)
         guard let time = selection.readRange else { return [] }
         var out: [(LoadedBlock, Set<Int32>)] = []
-        for meta in try await liveBlocks(tenant: selection.tenant, time: time)
-        where meta.stats.profileTypes[selection.profileType] != nil {
-            let block = try await loaded(meta)
+        let metas = try await liveBlocks(tenant: selection.tenant, time: time).filter {
+            $0.stats.profileTypes[selection.profileType] != nil
+        }
+        // Compared parsed: a series' `profileType.id` is built anew each time it is read.
+        let profileType = ProfileTypeID(parsing: selection.profileType)
+        for block in try await loaded(metas) {
             let ids = Set(
                 block.series.lazy.filter {
-                    $0.profileType.id == selection.profileType && selection.selector.matches($0.labels)
+                    $0.profileType == profileType && selection.selector.matches($0.labels)
                 }.map(\.id))
             if !ids.isEmpty { out.append((block, ids)) }
         }
@@ -296,8 +341,11 @@ public actor QueryEngine {
         }
         var tree = StackTree(sides: sides)
         var jobs: [Job] = []
+        var plans: [[(LoadedBlock, Set<Int32>)]] = []
+        for selection in selections { plans.append(try await plan(selection)) }
+        let nodes = try await nodes(plans.flatMap { $0.map(\.0) }, labels: labels)
         for (side, selection) in selections.enumerated() {
-            for (block, matching) in try await plan(selection) {
+            for (block, matching) in plans[side] {
                 var series = matching
                 let profiles = selection.profiles.map { profiles in
                     profiles.blockProfiles(series: block.labels(of: matching))
@@ -322,11 +370,11 @@ public actor QueryEngine {
                     Job(
                         side: side, block: block, series: series, time: selection.readRange ?? selection.time, spans: selection.spans,
                         profiles: profiles,
-                        nodes: labels == .functions ? try await nodeNames(block) : try await nodeFrames(block), cacheKey: key))
+                        nodes: nodes[block.meta.ulid]!, cacheKey: key))
             }
         }
         var finished: [(BlockTreeKey, StackTree)] = []
-        try await Self.concurrently(jobs, parallelism: options.parallelism) { job in
+        try await concurrently(jobs, parallelism: options.parallelism) { job in
             // A range covering the block reads its per-stack sums, a row per (series, stack), not its samples.
             if job.cacheKey != nil, let totals = try await job.block.reader.stackTotals(series: job.series) {
                 return try Self.tree(stacks: totals.stackIDs, values: totals.values, nodes: job.nodes, blockID: job.block.meta.ulid)
@@ -348,28 +396,6 @@ public actor QueryEngine {
             blockTrees[oldest] = nil
         }
         return tree
-    }
-
-    /// Runs `work` on every job, at most `parallelism` at once, off the actor; `merge` takes each result
-    /// as it arrives, on the caller's isolation, so partial results need no lock.
-    static func concurrently<Job: Sendable, Partial: Sendable>(
-        _ jobs: [Job], parallelism: Int, _ work: @escaping @Sendable (Job) async throws -> Partial,
-        merge: (Job, Partial) throws -> Void
-    ) async throws {
-        try await withThrowingTaskGroup(of: (Job, Partial).self) { group in
-            var next = 0
-            func start() {
-                guard next < jobs.count else { return }
-                let job = jobs[next]
-                next += 1
-                group.addTask { (job, try await work(job)) }
-            }
-            for _ in 0..<max(1, parallelism) { start() }
-            while let (job, partial) = try await group.next() {
-                try merge(job, partial)
-                start()
-            }
-        }
     }
 
     /// One block's (stack, value) pairs as a name tree: values summed per stack node first, then each
@@ -667,12 +693,14 @@ public actor QueryEngine {
         try checkRange(time)
         var cost = QueryCost()
         var series = Set<LabelSet>()
-        for meta in try await liveBlocks(tenant: tenant, time: time) {
+        let metas = try await liveBlocks(tenant: tenant, time: time)
+        let parsedType = profileType.flatMap(ProfileTypeID.init(parsing:))
+        for meta in metas { cost.bytesInRange += meta.files.reduce(0) { $0 + Int64($1.sizeBytes) } }
+        for block in try await loaded(metas.filter { meta in profileType.map { meta.stats.profileTypes[$0] != nil } ?? true }) {
+            let meta = block.meta
             let sizes = Dictionary(meta.files.map { ($0.name, Int64($0.sizeBytes)) }, uniquingKeysWith: +)
-            cost.bytesInRange += sizes.values.reduce(0, +)
-            if let profileType, meta.stats.profileTypes[profileType] == nil { continue }
-            let matching = try await loaded(meta).series.filter {
-                (profileType == nil || $0.profileType.id == profileType) && selector.matches($0.labels)
+            let matching = block.series.filter {
+                (profileType == nil || $0.profileType == parsedType) && selector.matches($0.labels)
             }
             guard !matching.isEmpty else { continue }
             cost.blocks += 1
@@ -700,8 +728,8 @@ public actor QueryEngine {
     public func seriesLabels(tenant: String, selectors: [LabelSelector], time: ClosedRange<Int64>) async throws -> [LabelSet] {
         try checkRange(time)
         var seen = Set<LabelSet>()
-        for meta in try await liveBlocks(tenant: tenant, time: time) {
-            for s in try await loaded(meta).series where selectors.isEmpty || selectors.contains(where: { $0.matches(s.labels) }) {
+        for block in try await loaded(try await liveBlocks(tenant: tenant, time: time)) {
+            for s in block.series where selectors.isEmpty || selectors.contains(where: { $0.matches(s.labels) }) {
                 seen.insert(s.labels)
             }
         }

@@ -1,5 +1,6 @@
 import Blocks
 import Foundation
+import KilnFoundation
 
 public struct RegressionOptions: Sendable {
     /// The false discovery rate a change must pass.
@@ -147,17 +148,16 @@ extension QueryEngine {
             var series: Set<Int32>
             var nodes: BlockNodeNames
         }
-        var jobs: [Job] = []
-        for (block, series) in try await plan(selection, individualProfiles: "a regression report") {
-            jobs.append(Job(block: block, series: series, nodes: try await nodeNames(block)))
-        }
+        let planned = try await plan(selection, individualProfiles: "a regression report")
+        let nodes = try await nodes(planned.map(\.0), labels: .functions)
+        let jobs = planned.map { block, series in Job(block: block, series: series, nodes: nodes[block.meta.ulid]!) }
         let count = functions.count
         let candidateIndex = Dictionary(uniqueKeysWithValues: functions.enumerated().map { ($1, Int32($0)) })
         let (time, spans) = (selection.time, selection.spans)
         var profileIndex: [Int64: Int] = [:]
         var totals: [Int64] = []
         var values: [Int64] = []
-        try await Self.concurrently(jobs, parallelism: options.parallelism) { job in
+        try await concurrently(jobs, parallelism: options.parallelism) { job in
             let samples = try await job.block.reader.stackSamples(time: time, series: job.series, spans: spans)
             return try Self.profileValues(
                 of: samples, nodes: job.nodes, candidates: candidateIndex, count: count, blockID: job.block.meta.ulid)

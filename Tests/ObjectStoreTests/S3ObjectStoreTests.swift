@@ -33,6 +33,9 @@ import Testing
             let raw = try await withStore(s3Config(endpoint: endpoint, bucket: bucket)) { try await $0.list(prefix: "") }
             #expect(raw.keys == ["blocks/dev/" + key])
             #expect(try await store.list(prefix: "").keys == [key])
+            // A listing's LastModified (ISO 8601, milliseconds) and HEAD's Last-Modified (an HTTP date) agree.
+            let listed = try #require(try await store.list(prefix: "").objects.first)
+            #expect(abs(listed.lastModified.timeIntervalSince(info.lastModified)) < 1)
 
             try await store.put("empty", [])
             #expect(try await store.get("empty") == [])

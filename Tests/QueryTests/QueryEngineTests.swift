@@ -1,5 +1,6 @@
 import Blocks
 import Foundation
+import KilnFoundation
 import ObjectStore
 import ProfileModel
 import Query
@@ -199,4 +200,71 @@ import Testing
             }
         }
     }
+
+    /// A store answers each small GET in milliseconds; a query over hundreds of blocks must not wait for them
+    /// one by one. The store holds every series and symbol table read until all `blocks` of one kind are in
+    /// flight together: an engine reading them one at a time never gets past the first, and the query fails
+    /// when its deadline passes.
+    @Test func blocksAreOpenedConcurrently() async throws {
+        try await SyntheticBlocks.with(blocks: 4) { f in
+            let store = GatheringStore(inner: f.store, files: [BlockFile.series, BlockFile.stacks], width: 4)
+            let engine = QueryEngine(store: store)
+            let selection = Selection(tenant: "t1", profileType: cpuType.id, selector: LabelSelector(), time: everything)
+            let (tree, names) = try await withDeadline(.seconds(20), timeout: { GatheringStore.Stuck() }) {
+                try await engine.mergeStacks(selection)
+            }
+            #expect(flat(tree, names) == flat(samples(f, type: cpuType)))
+            #expect(await store.released == [BlockFile.series: 4, BlockFile.stacks: 4])
+        }
+    }
+}
+
+/// The file store, except that a GET of one of `files` waits until `width` GETs of that file are waiting,
+/// then all go on together.
+private actor GatheringStore: ObjectStore {
+    struct Stuck: Error {}
+    let inner: any ObjectStore
+    let files: Set<String>
+    let width: Int
+    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+    private(set) var released: [String: Int] = [:]
+
+    init(inner: any ObjectStore, files: Set<String>, width: Int) {
+        self.inner = inner
+        self.files = files
+        self.width = width
+    }
+
+    nonisolated var location: String { inner.location }
+    func put(_ key: String, _ bytes: [UInt8]) async throws { try await inner.put(key, bytes) }
+    func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool { try await inner.putIfAbsent(key, bytes) }
+    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
+        try await inner.put(key, bytes, if: condition)
+    }
+    func get(_ key: String, range: ByteRange?) async throws -> [UInt8] {
+        if let file = key.split(separator: "/").last.map(String.init), files.contains(file) {
+            // Cancelled (the test's deadline passed): nothing waits any more, so the query ends and the test fails.
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    guard !Task.isCancelled else { return continuation.resume() }
+                    waiting[file, default: []].append(continuation)
+                    guard let group = waiting[file], group.count >= width else { return }
+                    waiting[file] = nil
+                    released[file, default: 0] += group.count
+                    for c in group { c.resume() }
+                }
+            } onCancel: {
+                Task { await self.releaseAll() }
+            }
+        }
+        return try await inner.get(key, range: range)
+    }
+    private func releaseAll() {
+        for c in waiting.values.joined() { c.resume() }
+        waiting = [:]
+    }
+    func head(_ key: String) async throws -> ObjectInfo? { try await inner.head(key) }
+    func list(prefix: String, delimiter: String?) async throws -> ListResult { try await inner.list(prefix: prefix, delimiter: delimiter) }
+    func delete(_ key: String) async throws { try await inner.delete(key) }
+    func shutdown() async throws {}
 }
