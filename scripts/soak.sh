@@ -305,7 +305,7 @@ done
 # first: while it scrapes, new records keep the lag above 0 at most moments.
 stop_all scraper.pull
 "$PY" "$ROOT/load-tests/soak_report.py" check --brokers "$BROKERS" --groups kiln-normalizer=kiln.profiles.raw,kiln-compactor=kiln.profiles.normalized \
-  --queries "http://127.0.0.1:${PORT[query.1]},http://127.0.0.1:${PORT[query.2]}" --tenant "$TENANT" --timeout 180 \
+  --queries "http://127.0.0.1:${PORT[query.1]},http://127.0.0.1:${PORT[query.2]}" --tenant "$TENANT" --timeout 300 \
   --out "$RUN/results/drain.json" || status=1
 if ((status != 0)) && [ "${SOAK_KEEP_ON_FAILURE:-0}" = 1 ]; then
   # A stalled drain is best looked at live: the broker, the stages and their admin ports stay up until killed.
