@@ -336,14 +336,14 @@ public actor QueryEngine {
             var time: ClosedRange<Int64>
             var spans: Set<UInt64>?
             var profiles: Set<BlockProfileKey>?
-            var nodes: BlockNodeNames
             var cacheKey: BlockTreeKey?
+            /// Set once the jobs are known: a block whose tree is cached needs no symbols.
+            var nodes = BlockNodeNames(parents: [], names: [])
         }
         var tree = StackTree(sides: sides)
         var jobs: [Job] = []
         var plans: [[(LoadedBlock, Set<Int32>)]] = []
         for selection in selections { plans.append(try await plan(selection)) }
-        let nodes = try await nodes(plans.flatMap { $0.map(\.0) }, labels: labels)
         for (side, selection) in selections.enumerated() {
             for (block, matching) in plans[side] {
                 var series = matching
@@ -369,10 +369,11 @@ public actor QueryEngine {
                 jobs.append(
                     Job(
                         side: side, block: block, series: series, time: selection.readRange ?? selection.time, spans: selection.spans,
-                        profiles: profiles,
-                        nodes: nodes[block.meta.ulid]!, cacheKey: key))
+                        profiles: profiles, cacheKey: key))
             }
         }
+        let nodes = try await nodes(jobs.map(\.block), labels: labels)
+        for i in jobs.indices { jobs[i].nodes = nodes[jobs[i].block.meta.ulid]! }
         var finished: [(BlockTreeKey, StackTree)] = []
         try await concurrently(jobs, parallelism: options.parallelism) { job in
             // A range covering the block reads its per-stack sums, a row per (series, stack), not its samples.
