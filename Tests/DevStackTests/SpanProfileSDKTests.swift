@@ -102,9 +102,21 @@ import Testing
                 #expect(checkout.total > 0 && search.total > 0)
                 #expect(has(checkout, "checkout_hash_work") && !has(checkout, "search_sort_work"), "\(checkout.selfByName)")
                 #expect(has(search, "search_sort_work") && !has(search, "checkout_hash_work"), "\(search.selfByName)")
-                #expect(!has(checkout, "unspanned_idle_work") && !has(search, "unspanned_idle_work"))
+                // pyroscope-io samples from a thread of its own and labels a sample with the span current when it
+                // handles it: a stack caught in the last period before a span starts can carry that span's ID
+                // (seen once in CI: unspanned work in a checkout span). At most one such sample per span; the
+                // unspanned work itself is ~110 samples, so a span filter that let it through would still fail.
+                func unspannedSelf(_ graph: DecodedFlameGraph) -> Int64 {
+                    graph.selfByName.filter { $0.key.contains("unspanned_idle_work") }.values.reduce(0, +)
+                }
+                let period: Int64 = 1_000_000_000 / 100  // sample_rate=100
+                for (name, graph) in [("checkout", checkout), ("search", search)] {
+                    #expect(
+                        unspannedSelf(graph) <= Int64(spans[name]!.count) * period,
+                        "\(name): \(unspannedSelf(graph)) ns of unspanned work over \(spans[name]!.count) spans")
+                }
                 // Spans' samples plus the samples outside any span are the whole.
-                let unspanned = whole.selfByName.filter { $0.key.contains("unspanned_idle_work") }.values.reduce(0, +)
+                let unspanned = unspannedSelf(whole)
                 let everySpan = try await select("SelectMergeStacktraces", spans: spans["checkout"]!.union(spans["search"]!))
                 #expect(everySpan.total == checkout.total + search.total)
                 #expect(unspanned > 0)
