@@ -342,10 +342,8 @@ public actor QueryEngine {
         }
         var tree = StackTree(sides: sides)
         var jobs: [Job] = []
-        var plans: [[(LoadedBlock, Set<Int32>)]] = []
-        for selection in selections { plans.append(try await plan(selection)) }
         for (side, selection) in selections.enumerated() {
-            for (block, matching) in plans[side] {
+            for (block, matching) in try await plan(selection) {
                 var series = matching
                 let profiles = selection.profiles.map { profiles in
                     profiles.blockProfiles(series: block.labels(of: matching))
