@@ -12,6 +12,9 @@ public struct TenantListing: Sendable {
     public var partial: [ULID: Date]
     /// Every object key per block folder.
     public var keys: [ULID: [String]]
+    /// Objects in a committed block's folder that its meta.json does not list: tables of a writer that lost
+    /// the race to commit the same block ID and died before removing them (`BlockWriter.upload`).
+    public var strays: [ULID: [ObjectInfo]] = [:]
 }
 
 /// Listing of blocks in the store. `liveBlocks` is what a query engine reads: every committed block that is
@@ -79,6 +82,11 @@ public enum BlockIndex {
             }
         }
         listing.metas.sort { $0.ulid < $1.ulid }
+        for meta in listing.metas {
+            let listed = Set(meta.files.map(\.objectName) + [BlockFile.meta, BlockFile.deletionMark])
+            let strays = (byBlock[meta.ulid] ?? []).filter { !listed.contains(String($0.key.split(separator: "/").last!)) }
+            if !strays.isEmpty { listing.strays[meta.ulid] = strays }
+        }
         return listing
     }
 

@@ -252,14 +252,38 @@ public struct BlockMeta: Sendable, Equatable, Codable {
         public var sha256: String
         public var rows: Int?
         public var rowGroups: Int?
+        /// The object holding the table in the block folder, when it is not `name`: the writer found another
+        /// writer's table of other contents under `name` (two writers of one block ID, see
+        /// `BlockWriter.upload`). Absent otherwise.
+        public var object: String?
 
-        public init(name: String, sizeBytes: Int, sha256: String, rows: Int?, rowGroups: Int?) {
+        public init(name: String, sizeBytes: Int, sha256: String, rows: Int?, rowGroups: Int?, object: String? = nil) {
             self.name = name
             self.sizeBytes = sizeBytes
             self.sha256 = sha256
             self.rows = rows
             self.rowGroups = rowGroups
+            self.object = object
         }
+
+        /// The table's object name in the block folder.
+        public var objectName: String { object ?? name }
+
+        /// Same table contents, wherever they are stored.
+        func sameContents(as other: File) -> Bool {
+            name == other.name && sizeBytes == other.sizeBytes && sha256 == other.sha256
+        }
+    }
+
+    /// The store key of table `name`: the object meta.json lists for it (`name` itself unless a writer
+    /// had to store it beside another writer's table).
+    public func key(of name: String) -> String {
+        BlockFile.key(tenant: tenant, ulid: ulid, files.first { $0.name == name }?.objectName ?? name)
+    }
+
+    /// Whether both list the same tables with the same contents (where each is stored may differ).
+    public func sameTables(as other: BlockMeta) -> Bool {
+        files.count == other.files.count && zip(files, other.files).allSatisfy { $0.sameContents(as: $1) }
     }
 
     public static let currentVersion = 1
@@ -350,6 +374,14 @@ public enum BlockFile {
 
     /// `<tenant>/<ulid>/<file>`
     public static func key(tenant: String, ulid: ULID, _ file: String) -> String { "\(tenant)/\(ulid)/\(file)" }
+
+    /// Where a writer stores table `name` when the folder already holds another writer's table of that name
+    /// with other contents: named by its own contents, so a retry of the same upload writes the same object.
+    /// `samples.parquet` → `samples.<first 16 hex digits of its sha256>.parquet`.
+    public static func contentAddressed(_ name: String, sha256: String) -> String {
+        let stem = name.hasSuffix(".parquet") ? String(name.dropLast(".parquet".count)) : name
+        return "\(stem).\(sha256.prefix(16)).parquet"
+    }
 }
 
 public struct BlockError: Error, CustomStringConvertible, Sendable {

@@ -174,7 +174,7 @@ public actor BlockReader {
 
     /// The raw bytes of a table file, checked against meta.json's size and sha256 when `verify` is set.
     public func fileBytes(_ name: String, verify: Bool = false) async throws -> [UInt8] {
-        let bytes = try await store.get(BlockFile.key(tenant: meta.tenant, ulid: meta.ulid, name))
+        let bytes = try await store.get(meta.key(of: name))
         if verify {
             guard let entry = meta.files.first(where: { $0.name == name }) else { throw BlockError("\(name) is not listed in meta.json") }
             guard entry.sizeBytes == bytes.count else {

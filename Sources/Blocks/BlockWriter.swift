@@ -258,28 +258,48 @@ public struct BlockWriter: Sendable {
     /// Uploads the tables, then `meta.json` (create-only). Throws if a different block already committed
     /// under this ULID — before touching its tables, so a committed block is never overwritten — and
     /// succeeds when the same meta is already there (a retried upload).
+    ///
+    /// Two writers can upload one block ID with other contents at once (a level-0 block's ID comes from its
+    /// first record, and a compactor paused past its session may cut a head from the same record as the one
+    /// that took its partition); `meta.json`'s create-only put decides which block commits. So that the
+    /// winner's tables are its own whatever the interleaving, every table is created only if absent; a
+    /// table already there with other contents is another writer's, and this writer's goes beside it under
+    /// a name from its contents (`BlockFile.contentAddressed`), listed in meta.json as the file's `object`.
+    /// A writer that loses removes the objects it created that the committed block does not list; objects
+    /// left by a writer that died are removed by maintenance (`Compactor.pass`).
     public static func upload(_ block: EncodedBlock, to store: any ObjectStore) async throws {
         let tenant = block.meta.tenant
         let ulid = block.meta.ulid
         let metaKey = BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)
         if try await store.head(metaKey) != nil {
-            let existing = try BlockMeta.decode(try await store.get(metaKey))
-            guard existing.files == block.meta.files else {
+            guard try BlockMeta.decode(try await store.get(metaKey)).sameTables(as: block.meta) else {
                 throw BlockConflict(tenant: tenant, ulid: ulid)
             }
             return
         }
+        var meta = block.meta
+        var created: [String] = []
         for f in block.files {
-            try await store.put(BlockFile.key(tenant: tenant, ulid: ulid, f.name), f.bytes)
-        }
-        let metaBytes = try block.meta.encoded()
-        let created = try await store.putIfAbsent(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta), metaBytes)
-        if !created {
-            let existing = try BlockMeta.decode(try await store.get(BlockFile.key(tenant: tenant, ulid: ulid, BlockFile.meta)))
-            guard existing.files == block.meta.files else {
-                throw BlockConflict(tenant: tenant, ulid: ulid)
+            let key = BlockFile.key(tenant: tenant, ulid: ulid, f.name)
+            if try await store.putIfAbsent(key, f.bytes) {
+                created.append(key)
+                continue
             }
+            // Ours from an earlier attempt (a retry after a crash or a lost answer), or another writer's.
+            if try await store.get(key) == f.bytes { continue }
+            guard let i = meta.files.firstIndex(where: { $0.name == f.name }) else {
+                throw BlockError("\(f.name) is not listed in the block's meta.json")
+            }
+            let object = BlockFile.contentAddressed(f.name, sha256: meta.files[i].sha256)
+            try await store.put(BlockFile.key(tenant: tenant, ulid: ulid, object), f.bytes)
+            created.append(BlockFile.key(tenant: tenant, ulid: ulid, object))
+            meta.files[i].object = object
         }
+        if try await store.putIfAbsent(metaKey, try meta.encoded()) { return }
+        let existing = try BlockMeta.decode(try await store.get(metaKey))
+        let committed = Set(existing.files.map { BlockFile.key(tenant: tenant, ulid: ulid, $0.objectName) })
+        for key in created where !committed.contains(key) { try await store.delete(key) }
+        guard existing.sameTables(as: meta) else { throw BlockConflict(tenant: tenant, ulid: ulid) }
     }
 }
 

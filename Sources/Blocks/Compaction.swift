@@ -203,6 +203,8 @@ public struct Compactor: Sendable {
         public var compacted = 0
         public var deleted = 0
         public var partialRemoved = 0
+        /// Objects removed from committed blocks' folders that their meta.json does not list.
+        public var straysRemoved = 0
         public var expired = 0
         public var downsampled = 0
         /// Live blocks the first round's jobs set out to merge: the compaction backlog the pass found.
@@ -272,6 +274,13 @@ public struct Compactor: Sendable {
             try await deleteBlock(tenant: tenant, ulid: ulid, keys: listing.keys[ulid] ?? [])
             result.partialRemoved += 1
         }
+        // After the same grace: a writer still uploading removes its own objects when it loses.
+        for (ulid, strays) in listing.strays where listing.deletionMarks[ulid] == nil {
+            for stray in strays where now.timeIntervalSince(stray.lastModified) >= config.partialGrace.seconds {
+                try await store.delete(stray.key)
+                result.straysRemoved += 1
+            }
+        }
         return result
     }
 
@@ -299,6 +308,7 @@ public struct Compactor: Sendable {
             total.compacted += r.compacted
             total.deleted += r.deleted
             total.partialRemoved += r.partialRemoved
+            total.straysRemoved += r.straysRemoved
             total.expired += r.expired
             total.downsampled += r.downsampled
             total.backlogBlocks += r.backlogBlocks

@@ -552,7 +552,8 @@ public struct CompactionService: Service {
                                 "maintenance pass",
                                 metadata: [
                                     "compacted": "\(r.compacted)", "deleted": "\(r.deleted)",
-                                    "partial_removed": "\(r.partialRemoved)", "expired": "\(r.expired)",
+                                    "partial_removed": "\(r.partialRemoved)", "strays_removed": "\(r.straysRemoved)",
+                                    "expired": "\(r.expired)",
                                     "downsampled": "\(r.downsampled)",
                                 ])
                         }

@@ -188,7 +188,7 @@ public enum QueryBenchmark {
         var filterBytes = 0
         var sampleBytes = 0
         for meta in metas.suffix(24) {
-            let file = try await uncached.store.get(BlockFile.key(tenant: meta.tenant, ulid: meta.ulid, BlockFile.samples))
+            let file = try await uncached.store.get(meta.key(of: BlockFile.samples))
             let t = try ParquetFileReader(bytes: file)
             let column = t.leafIndex(named: "span_id")!
             sampleBytes += file.count
