@@ -37,50 +37,53 @@ public struct BlockWriter: Sendable {
         return o
     }
 
-    /// The head's sample indices in block order: (series rank, time, stack). Samples arrive in runs of one
-    /// (series, time) — a profile's samples of one type, appended batch by batch — so the runs are sorted
-    /// and then each group of runs with the same (series, time) by stack: far fewer three-way comparisons
-    /// than sorting every sample, which was a tenth of the compactor's CPU.
+    /// The head's sample indices in block order: (series rank, time, span, stack). Samples arrive in runs of
+    /// one (series, time) — a profile's samples of one type, appended batch by batch — so the runs are sorted
+    /// and then each group of runs with the same (series, time) by span and stack: far fewer comparisons
+    /// than sorting every sample, which was a tenth of the compactor's CPU. A span's samples end up
+    /// contiguous, so the span column compresses to a few runs per profile.
     static func sampleOrder(_ head: Head, newSeriesID: [Int32]) -> [Int32] {
         let n = head.sampleCount
         return head.sampleSeries.withUnsafeBufferPointer { ser in
             head.sampleTimes.withUnsafeBufferPointer { times in
                 head.sampleStacks.withUnsafeBufferPointer { stacks in
-                    var runStarts: [Int32] = []
-                    var i = 0
-                    while i < n {
-                        runStarts.append(Int32(truncatingIfNeeded: i))
-                        let (series, time) = (ser[i], times[i])
-                        i += 1
-                        while i < n && ser[i] == series && times[i] == time { i += 1 }
-                    }
-                    runStarts.append(Int32(truncatingIfNeeded: n))
-                    // Each run's key beside its number, so the sort compares contiguous values.
-                    var runs = (0..<runStarts.count - 1).map { run in
-                        let start = Int(runStarts[run])
-                        return (series: newSeriesID[Int(ser[start])], time: times[start], run: Int32(truncatingIfNeeded: run))
-                    }
-                    runs.sort { ($0.series, $0.time) < ($1.series, $1.time) }
-                    var order = [Int32]()
-                    order.reserveCapacity(n)
-                    var r = 0
-                    while r < runs.count {
-                        let (series, time) = (runs[r].series, runs[r].time)
-                        let groupStart = order.count
-                        while r < runs.count && runs[r].series == series && runs[r].time == time {
-                            let run = Int(runs[r].run)
-                            order.append(contentsOf: runStarts[run]..<runStarts[run + 1])
-                            r += 1
+                    head.sampleSpans.withUnsafeBufferPointer { spans in
+                        var runStarts: [Int32] = []
+                        var i = 0
+                        while i < n {
+                            runStarts.append(Int32(truncatingIfNeeded: i))
+                            let (series, time) = (ser[i], times[i])
+                            i += 1
+                            while i < n && ser[i] == series && times[i] == time { i += 1 }
                         }
-                        order[groupStart...].sort { stacks[Int($0)] < stacks[Int($1)] }
+                        runStarts.append(Int32(truncatingIfNeeded: n))
+                        // Each run's key beside its number, so the sort compares contiguous values.
+                        var runs = (0..<runStarts.count - 1).map { run in
+                            let start = Int(runStarts[run])
+                            return (series: newSeriesID[Int(ser[start])], time: times[start], run: Int32(truncatingIfNeeded: run))
+                        }
+                        runs.sort { ($0.series, $0.time) < ($1.series, $1.time) }
+                        var order = [Int32]()
+                        order.reserveCapacity(n)
+                        var r = 0
+                        while r < runs.count {
+                            let (series, time) = (runs[r].series, runs[r].time)
+                            let groupStart = order.count
+                            while r < runs.count && runs[r].series == series && runs[r].time == time {
+                                let run = Int(runs[r].run)
+                                order.append(contentsOf: runStarts[run]..<runStarts[run + 1])
+                                r += 1
+                            }
+                            order[groupStart...].sort { (spans[Int($0)], stacks[Int($0)]) < (spans[Int($1)], stacks[Int($1)]) }
+                        }
+                        return order
                     }
-                    return order
                 }
             }
         }
     }
 
-    /// Encodes the head as block `ulid`. Samples are sorted by (profile type, series, time, stack); series
+    /// Encodes the head as block `ulid`. Samples are sorted by (profile type, series, time, span, stack); series
     /// ids are renumbered so that this order is also series-id order.
     public func encode(
         _ head: Head, ulid: ULID, compaction: BlockMeta.Compaction, createdAt: Date = Date(), resolutionMillis: Int64? = nil

@@ -137,15 +137,16 @@ struct HeadAndBlockTests {
             let s2 = try await reader.samples(time: range, series: [2])
             #expect(
                 s2.count == (0..<all.count).filter { all.seriesIDs[$0] == 2 && range.contains(all.timeNanos[$0]) }.count && s2.count > 0)
-            // Rows are sorted by (profile type, series, time, stack); the batches' samples of one (series, time)
-            // are scattered, so the writer's sort of runs must gather them.
+            // Rows are sorted by (profile type, series, time, span, stack); the batches' samples of one
+            // (series, time) are scattered, so the writer's sort of runs must gather them. A quarter of the
+            // samples carry spans, so a profile's spans form runs.
+            func key(_ i: Int) -> (String, Int32, Int64, UInt64, Int32) {
+                (all.profileTypes[Int(all.profileTypeIndex[i])], all.seriesIDs[i], all.timeNanos[i], all.spanIDs[i], all.stackIDs[i])
+            }
+            #expect(all.spanIDs.contains { $0 != 0 })
             for i in 1..<all.count {
-                let a = (
-                    all.profileTypes[Int(all.profileTypeIndex[i - 1])], all.seriesIDs[i - 1], all.timeNanos[i - 1], all.stackIDs[i - 1]
-                )
-                let b = (all.profileTypes[Int(all.profileTypeIndex[i])], all.seriesIDs[i], all.timeNanos[i], all.stackIDs[i])
-                #expect(a <= b)
-                if a > b { break }
+                #expect(key(i - 1) <= key(i))
+                if key(i - 1) > key(i) { break }
             }
             // A retried upload of the same block succeeds; a different block under the same ULID does not.
             try await BlockWriter.upload(block, to: store)
