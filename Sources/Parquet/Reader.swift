@@ -539,22 +539,8 @@ private struct ChunkDecoder {
 
     private mutating func gather(count: Int) throws {
         switch leaf.physicalType {
-        case .int64:
-            let n = UInt32(dictInt64.count)
-            int64s.reserve(appending: count)
-            for i in 0..<count {
-                let k = indexScratch[i]
-                guard k < n else { throw ParquetError.invalid("dictionary index \(k) of \(n)") }
-                int64s.append(dictInt64[Int(k)])
-            }
-        case .int32:
-            let n = UInt32(dictInt32.count)
-            int32s.reserve(appending: count)
-            for i in 0..<count {
-                let k = indexScratch[i]
-                guard k < n else { throw ParquetError.invalid("dictionary index \(k) of \(n)") }
-                int32s.append(dictInt32[Int(k)])
-            }
+        case .int64: try Self.gather(indexScratch, count: count, from: dictInt64, into: &int64s)
+        case .int32: try Self.gather(indexScratch, count: count, from: dictInt32, into: &int32s)
         case .byteArray, .fixedLenByteArray:
             let n = UInt32(dictBytes.count)
             try dictBytes.bytes.withUnsafeBytes { raw in
@@ -568,6 +554,26 @@ private struct ChunkDecoder {
             }
         default:
             throw ParquetError.unsupported("dictionary for \(leaf.physicalType)")
+        }
+    }
+
+    /// Appends `dictionary[indices[i]]` for the first `count` indices. Written through buffer pointers: an
+    /// `append` per value checked the array's uniqueness and capacity each time, a tenth of a query's decode.
+    private static func gather<T: FixedWidthInteger>(_ indices: [UInt32], count: Int, from dictionary: [T], into out: inout [T]) throws {
+        let start = out.count
+        out.reserve(appending: count)
+        out.append(contentsOf: repeatElement(0, count: count))
+        try indices.withUnsafeBufferPointer { idx in
+            try dictionary.withUnsafeBufferPointer { dict in
+                try out.withUnsafeMutableBufferPointer { dst in
+                    let n = UInt32(dict.count)
+                    for i in 0..<count {
+                        let k = idx[i]
+                        guard k < n else { throw ParquetError.invalid("dictionary index \(k) of \(n)") }
+                        dst[start &+ i] = dict[Int(k)]
+                    }
+                }
+            }
         }
     }
 
