@@ -307,9 +307,7 @@ public actor BlockReader {
                 out.profileTypeIndex.append(index)
                 previous = (bytes, index)
             }
-            for span in try t.readColumn(named: "span_id", rowGroups: [group]).int64Values ?? [] {
-                out.spanIDs.append(span.map { UInt64(bitPattern: $0) } ?? 0)
-            }
+            out.spanIDs.append(contentsOf: try Self.spanIDs(t, [group]))
         }
         out.timeNanos = try Self.int64s(t, "time_nanos", groups)
         out.stackIDs = try Self.int32s(t, "stack_id", groups)
@@ -341,14 +339,14 @@ public actor BlockReader {
         let stacks = try Self.int32s(t, "stack_id", groups)
         let values = try Self.int64s(t, "value", groups)
         // Read only for span queries. A sample without a span (null or 0) belongs to no span selection.
-        let spanIDs = try spans.map { _ in try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? [] }
+        let spanIDs = try spans.map { _ in try Self.spanIDs(t, groups) }
         if let spanIDs, spanIDs.count != ids.count { throw BlockError("column span_id: \(spanIDs.count) rows, series_id \(ids.count)") }
         var out = StackSamples()
         if spans == nil { out.reserve(ids.count) }
         let selected = seriesMask(series)
         for i in ids.indices where range.contains(times[i]) && ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
             if let spans, let spanIDs {
-                guard let span = spanIDs[i], span != 0, spans.contains(UInt64(bitPattern: span)) else { continue }
+                guard spanIDs[i] != 0, spans.contains(spanIDs[i]) else { continue }
             }
             if let profiles, !profiles.contains(BlockProfileKey(series: ids[i], timeNanos: times[i])) { continue }
             out.seriesIDs.append(ids[i])
@@ -368,7 +366,7 @@ public actor BlockReader {
             let ids = try Self.int32s(t, "series_id", groups)
             let times = try Self.int64s(t, "time_nanos", groups)
             let values = try Self.int64s(t, "value", groups)
-            let spans = try t.readColumn(named: "span_id", rowGroups: groups).int64Values ?? []
+            let spans = try Self.spanIDs(t, groups)
             guard times.count == ids.count, values.count == ids.count, spans.count == ids.count else {
                 throw BlockError("samples.parquet: columns of \(ids.count), \(times.count), \(values.count) and \(spans.count) rows")
             }
@@ -376,8 +374,8 @@ public actor BlockReader {
             var index: [SpanTotal.Key: Int] = [:]
             var out: [SpanTotal] = []
             for i in ids.indices where range.contains(times[i]) && ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
-                guard let span = spans[i], span != 0 else { continue }
-                let key = SpanTotal.Key(series: ids[i], timeNanos: times[i], span: UInt64(bitPattern: span))
+                guard spans[i] != 0 else { continue }
+                let key = SpanTotal.Key(series: ids[i], timeNanos: times[i], span: spans[i])
                 if let at = index[key] {
                     out[at].total &+= values[i]
                 } else {
@@ -663,6 +661,17 @@ public actor BlockReader {
         let c = try t.readColumn(named: name, rowGroups: groups)
         guard case .int64(let v) = c.values, c.validity == nil else { throw BlockError("column \(name): expected required int64") }
         return v
+    }
+
+    /// The samples' span ids, 0 where a sample has none (null). Blocks written before span ids were stored
+    /// have no column: every sample is without a span.
+    static func spanIDs(_ t: ParquetFileReader, _ groups: [Int]) throws -> [UInt64] {
+        guard t.leafIndex(named: "span_id") != nil else {
+            return [UInt64](repeating: 0, count: groups.reduce(0) { $0 + t.rowCount(rowGroup: $1) })
+        }
+        let c = try t.readColumn(named: "span_id", rowGroups: groups)
+        guard let spans = c.int64Values(nullAs: 0) else { throw BlockError("column span_id: expected optional int64") }
+        return spans.map { UInt64(bitPattern: $0) }
     }
 
     static func strings(_ t: ParquetFileReader, _ name: String, _ groups: [Int]? = nil) throws -> [String] {

@@ -192,6 +192,20 @@ public struct ColumnData: Sendable, Equatable {
     }
 
     public var int64Values: [Int64?]? { if case .int64(let v) = values { spread(v) } else { nil } }
+    /// One entry per row with `null` standing for null rows: no optionals for hot loops to unwrap.
+    public func int64Values(nullAs null: Int64) -> [Int64]? {
+        guard case .int64(let v) = values else { return nil }
+        guard let validity else { return v }
+        var out = [Int64](repeating: null, count: validity.count)
+        out.withUnsafeMutableBufferPointer { out in
+            var k = 0
+            for row in validity.indices where validity[row] {
+                out[row] = v[k]
+                k += 1
+            }
+        }
+        return out
+    }
     public var int32Values: [Int32?]? { if case .int32(let v) = values { spread(v) } else { nil } }
     public var booleanValues: [Bool?]? { if case .boolean(let v) = values { spread(v) } else { nil } }
     public var stringValues: [String?]? { if case .byteArrays(let v) = values { spread(v.strings) } else { nil } }

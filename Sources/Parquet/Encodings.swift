@@ -301,38 +301,45 @@ enum DeltaBinaryPacked {
         if let e = expected, total != e { throw ParquetError.invalid("delta stream holds \(total) values, page has \(e)") }
         guard total >= 0, total <= 1 << 31, total <= cursor.remaining * 64 + 1 else { throw ParquetError.invalid("delta count \(total)") }
         let perMini = blockSize / miniblockCount
-        dest.reserve(appending: total)
         if total == 0 { return }
-        dest.append(current)
-        var produced = 1
-        var widths = [Int](repeating: 0, count: miniblockCount)
-        while produced < total {
-            let minDelta = try cursor.zigzag()
-            for m in 0..<miniblockCount { widths[m] = Int(try cursor.byte()) }
-            var m = 0
-            while m < miniblockCount && produced < total {
-                let w = widths[m]
-                if w > (width32 ? 32 : 64) { throw ParquetError.invalid("delta bit width \(w)") }
-                let bytes = perMini * w / 8
-                guard cursor.remaining >= bytes else { throw ParquetError.truncated("delta miniblock") }
-                let take = min(perMini, total - produced)
-                if width32 {
-                    var c32 = Int32(truncatingIfNeeded: current)
-                    let md = Int32(truncatingIfNeeded: minDelta)
-                    bitUnpack(cursor.base, offset: cursor.position, count: take, width: w) { _, v in
-                        c32 = c32 &+ md &+ Int32(truncatingIfNeeded: v)
-                        dest.append(Int64(c32))
+        // Written through a pointer into room made up front: an `append` per value checked the array's
+        // uniqueness and capacity each time. On an error the caller drops the column, zeros and all.
+        let start = dest.count
+        dest.reserve(appending: total)
+        dest.append(contentsOf: repeatElement(0, count: total))
+        try dest.withUnsafeMutableBufferPointer { out in
+            out[start] = current
+            var produced = 1
+            var widths = [Int](repeating: 0, count: miniblockCount)
+            while produced < total {
+                let minDelta = try cursor.zigzag()
+                for m in 0..<miniblockCount { widths[m] = Int(try cursor.byte()) }
+                var m = 0
+                while m < miniblockCount && produced < total {
+                    let w = widths[m]
+                    if w > (width32 ? 32 : 64) { throw ParquetError.invalid("delta bit width \(w)") }
+                    let bytes = perMini * w / 8
+                    guard cursor.remaining >= bytes else { throw ParquetError.truncated("delta miniblock") }
+                    let take = min(perMini, total - produced)
+                    let at = start + produced
+                    if width32 {
+                        var c32 = Int32(truncatingIfNeeded: current)
+                        let md = Int32(truncatingIfNeeded: minDelta)
+                        bitUnpack(cursor.base, offset: cursor.position, count: take, width: w) { i, v in
+                            c32 = c32 &+ md &+ Int32(truncatingIfNeeded: v)
+                            out[at &+ i] = Int64(c32)
+                        }
+                        current = Int64(c32)
+                    } else {
+                        bitUnpack(cursor.base, offset: cursor.position, count: take, width: w) { i, v in
+                            current = current &+ minDelta &+ Int64(bitPattern: v)
+                            out[at &+ i] = current
+                        }
                     }
-                    current = Int64(c32)
-                } else {
-                    bitUnpack(cursor.base, offset: cursor.position, count: take, width: w) { _, v in
-                        current = current &+ minDelta &+ Int64(bitPattern: v)
-                        dest.append(current)
-                    }
+                    produced += take
+                    cursor.position += bytes
+                    m += 1
                 }
-                produced += take
-                cursor.position += bytes
-                m += 1
             }
         }
     }
