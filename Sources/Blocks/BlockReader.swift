@@ -344,11 +344,28 @@ public actor BlockReader {
         var out = StackSamples()
         if spans == nil { out.reserve(ids.count) }
         let selected = seriesMask(series)
+        // Rows come in runs of one profile, and within it of one span: each set is asked once per run.
+        var lastSpan: UInt64 = 0
+        var lastSpanSelected = false
+        var lastProfile: BlockProfileKey?
+        var lastProfileSelected = false
         for i in ids.indices where range.contains(times[i]) && ids[i] >= 0 && Int(ids[i]) < selected.count && selected[Int(ids[i])] {
             if let spans, let spanIDs {
-                guard spanIDs[i] != 0, spans.contains(spanIDs[i]) else { continue }
+                if spanIDs[i] != lastSpan {
+                    lastSpan = spanIDs[i]
+                    lastSpanSelected = spans.contains(lastSpan)
+                }
+                // Span 0 is "no span": never selected.
+                guard lastSpan != 0, lastSpanSelected else { continue }
             }
-            if let profiles, !profiles.contains(BlockProfileKey(series: ids[i], timeNanos: times[i])) { continue }
+            if let profiles {
+                let profile = BlockProfileKey(series: ids[i], timeNanos: times[i])
+                if profile != lastProfile {
+                    lastProfile = profile
+                    lastProfileSelected = profiles.contains(profile)
+                }
+                guard lastProfileSelected else { continue }
+            }
             out.seriesIDs.append(ids[i])
             out.timeNanos.append(times[i])
             out.stackIDs.append(stacks[i])

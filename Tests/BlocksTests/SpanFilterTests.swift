@@ -53,6 +53,20 @@ struct SpanFilterTests {
         let pair = Set(spans.prefix(2))
         let read = Set(try await reader.sampleRowGroups(time: nil, spans: pair))
         #expect(read.isSuperset(of: pair.reduce(into: Set<Int>()) { $0.formUnion(groupsOf[$1]!) }))
+        // Many spans, and some profiles, at once: exactly their samples (a reader asks its sets once per run
+        // of rows, so runs of one span or profile must not leak into the next).
+        let many = Set(spans.prefix(25))
+        let manyTotal = try await reader.stackSamples(time: Int64.min...Int64.max, series: allSeries, spans: many).values.reduce(0, +)
+        #expect(manyTotal == many.reduce(0) { $0 + totalOf[$1]! })
+        let picked: Set<BlockProfileKey> = [
+            BlockProfileKey(series: samples.seriesIDs[0], timeNanos: samples.timeNanos[0]),
+            BlockProfileKey(series: samples.seriesIDs[samples.count - 1], timeNanos: samples.timeNanos[samples.count - 1]),
+        ]
+        let pickedTotal = (0..<samples.count).filter {
+            picked.contains(BlockProfileKey(series: samples.seriesIDs[$0], timeNanos: samples.timeNanos[$0]))
+        }.reduce(Int64(0)) { $0 + samples.values[$1] }
+        let profileSamples = try await reader.stackSamples(time: Int64.min...Int64.max, series: allSeries, profiles: picked)
+        #expect(pickedTotal > 0 && profileSamples.values.reduce(0, +) == pickedTotal)
         try await store.shutdown()
     }
 }
