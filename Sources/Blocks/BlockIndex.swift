@@ -20,8 +20,8 @@ public struct TenantListing: Sendable {
 /// Listing of blocks in the store. `liveBlocks` is what a query engine reads: every committed block that is
 /// neither marked for deletion nor superseded by a compacted block holding its data.
 public enum BlockIndex {
-    /// Objects read at once while listing.
-    static let fetchParallelism = 16
+    /// Objects read at once while listing, unless the caller says otherwise.
+    public static let defaultFetchParallelism = 16
 
     /// Tenants are the top-level folders; names starting with `_` are Kiln's own (leases).
     public static func tenants(in store: any ObjectStore) async throws -> [String] {
@@ -33,7 +33,7 @@ public enum BlockIndex {
     /// without reading their meta.json (ULIDs are minted at creation).
     public static func list(
         _ store: any ObjectStore, tenant: String, createdAfterMillis: UInt64? = nil,
-        skipping known: Set<ULID> = []
+        skipping known: Set<ULID> = [], fetchParallelism: Int = defaultFetchParallelism
     ) async throws -> TenantListing {
         let objects = try await store.list(prefix: tenant + "/").objects
         var byBlock: [ULID: [ObjectInfo]] = [:]

@@ -67,8 +67,9 @@ public struct QueryEngineOptions: Sendable {
     public var cachedBlockTrees: Int = 256
     /// Blocks decoded at once (CPU-bound: a core each).
     public var parallelism: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
-    /// Blocks opened at once (their series and symbols): bound by the store's latency, not by cores.
-    public var fetchParallelism: Int = 16
+    /// Blocks opened (their series and symbols) and metas listed at once: bound by the store's latency, not
+    /// by cores.
+    public var fetchParallelism: Int = BlockIndex.defaultFetchParallelism
 
     public init() {}
 }
@@ -126,7 +127,7 @@ public actor QueryEngine {
         var cached = listings[tenant]
         if cached == nil || now - cached!.fetchedAt > options.listingTTL {
             let known = Set(cached?.metas.keys ?? [:].keys)
-            let listing = try await BlockIndex.list(store, tenant: tenant, skipping: known)
+            let listing = try await BlockIndex.list(store, tenant: tenant, skipping: known, fetchParallelism: options.fetchParallelism)
             var metas: [ULID: BlockMeta] = [:]
             // Keep known metas that still exist (their folders are listed); add the new ones.
             for ulid in listing.keys.keys { if let m = cached?.metas[ulid] { metas[ulid] = m } }

@@ -312,7 +312,7 @@ import Testing
             merge.start = Self.startMillis
             merge.end = Self.endMillis
             let profile = try await Self.call(url, "SelectMergeProfile", merge, as: Google_V1_Profile.self, tenant: "t1")
-            let facts = try ProfileFacts(try PprofDecoder().decode(try profile.serializedBytes()))
+            let facts = ProfileFacts(try PprofDecoder().decode(try profile.serializedBytes()))
             let all = blocks.samples(type: cpuType)
             #expect(facts.totals.map(\.total) == [all.reduce(0) { $0 + $1.value }])
             var flat: [String: Int64] = [:]
