@@ -80,7 +80,7 @@ import Testing
     func aWriterThatLosesRemovesItsTables(backend: Backend) async throws {
         try await withStore(backend, "race-lost") { store, _ in
             let (first, second) = try Self.rivals()
-            let racing = RivalBeforeSecondTable(base: store) { try await BlockWriter.upload(second, to: store) }
+            let racing = RivalBeforeSecondTable(inner: store) { try await BlockWriter.upload(second, to: store) }
             await #expect(throws: BlockConflict.self) { try await BlockWriter.upload(first, to: racing) }
             #expect(racing.tablesWritten.withLock { $0 } > first.files.count)
             try await Self.expectReads(store, as: second)
@@ -107,13 +107,13 @@ import Testing
 }
 
 /// A store that runs `rival` once, when the second table write begins (plain or create-only).
-private final class RivalBeforeSecondTable: ObjectStore {
-    let base: any ObjectStore
+private final class RivalBeforeSecondTable: ForwardingObjectStore {
+    let inner: any ObjectStore
     let rival: @Sendable () async throws -> Void
     let tablesWritten = Mutex(0)
 
-    init(base: any ObjectStore, rival: @escaping @Sendable () async throws -> Void) {
-        self.base = base
+    init(inner: any ObjectStore, rival: @escaping @Sendable () async throws -> Void) {
+        self.inner = inner
         self.rival = rival
     }
 
@@ -127,21 +127,12 @@ private final class RivalBeforeSecondTable: ObjectStore {
         }
     }
 
-    var location: String { base.location }
     func put(_ key: String, _ bytes: [UInt8]) async throws {
         try await willWrite(key)
-        try await base.put(key, bytes)
+        try await inner.put(key, bytes)
     }
     func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool {
         try await willWrite(key)
-        return try await base.putIfAbsent(key, bytes)
+        return try await inner.putIfAbsent(key, bytes)
     }
-    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
-        try await base.put(key, bytes, if: condition)
-    }
-    func get(_ key: String, range: ByteRange?) async throws -> [UInt8] { try await base.get(key, range: range) }
-    func head(_ key: String) async throws -> ObjectInfo? { try await base.head(key) }
-    func list(prefix: String, delimiter: String?) async throws -> ListResult { try await base.list(prefix: prefix, delimiter: delimiter) }
-    func delete(_ key: String) async throws { try await base.delete(key) }
-    func shutdown() async throws {}
 }

@@ -221,7 +221,7 @@ import Testing
 
 /// The file store, except that a GET of one of `files` waits until `width` GETs of that file are waiting,
 /// then all go on together.
-private actor GatheringStore: ObjectStore {
+private actor GatheringStore: ForwardingObjectStore {
     struct Stuck: Error {}
     let inner: any ObjectStore
     let files: Set<String>
@@ -235,12 +235,6 @@ private actor GatheringStore: ObjectStore {
         self.width = width
     }
 
-    nonisolated var location: String { inner.location }
-    func put(_ key: String, _ bytes: [UInt8]) async throws { try await inner.put(key, bytes) }
-    func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool { try await inner.putIfAbsent(key, bytes) }
-    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
-        try await inner.put(key, bytes, if: condition)
-    }
     func get(_ key: String, range: ByteRange?) async throws -> [UInt8] {
         if let file = key.split(separator: "/").last.map(String.init), files.contains(file) {
             // Cancelled (the test's deadline passed): nothing waits any more, so the query ends and the test fails.
@@ -263,8 +257,4 @@ private actor GatheringStore: ObjectStore {
         for c in waiting.values.joined() { c.resume() }
         waiting = [:]
     }
-    func head(_ key: String) async throws -> ObjectInfo? { try await inner.head(key) }
-    func list(prefix: String, delimiter: String?) async throws -> ListResult { try await inner.list(prefix: prefix, delimiter: delimiter) }
-    func delete(_ key: String) async throws { try await inner.delete(key) }
-    func shutdown() async throws {}
 }

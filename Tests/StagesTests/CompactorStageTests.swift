@@ -569,7 +569,7 @@ struct CompactorStageTests {
 private struct SimulatedCrash: Error {}
 
 /// The file store, except that its first `failures` listings fail as S3 does when it keeps answering 503.
-private final class FailingAtFirstStore: ObjectStore {
+private final class FailingAtFirstStore: ForwardingObjectStore {
     let inner: any ObjectStore
     let failed = Mutex(0)
     let failures: Int
@@ -577,14 +577,6 @@ private final class FailingAtFirstStore: ObjectStore {
         self.inner = inner
         self.failures = failures
     }
-    var location: String { inner.location }
-    func put(_ key: String, _ bytes: [UInt8]) async throws { try await inner.put(key, bytes) }
-    func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool { try await inner.putIfAbsent(key, bytes) }
-    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
-        try await inner.put(key, bytes, if: condition)
-    }
-    func get(_ key: String, range: ByteRange?) async throws -> [UInt8] { try await inner.get(key, range: range) }
-    func head(_ key: String) async throws -> ObjectInfo? { try await inner.head(key) }
     func list(prefix: String, delimiter: String?) async throws -> ListResult {
         let fail = failed.withLock { n -> Bool in
             guard n < failures else { return false }
@@ -594,27 +586,15 @@ private final class FailingAtFirstStore: ObjectStore {
         if fail { throw ObjectStoreError(.unavailable, "HTTP 503 SlowDown — gave up after 5 attempt(s)", httpStatus: 503) }
         return try await inner.list(prefix: prefix, delimiter: delimiter)
     }
-    func delete(_ key: String) async throws { try await inner.delete(key) }
-    func shutdown() async throws {}
 }
 
 /// The file store, except that committing (meta.json) a block of `failingTenant` ends the stage as a crash
 /// would: with an error the stage does not retry.
-private struct FailingMetaStore: ObjectStore {
+private struct FailingMetaStore: ForwardingObjectStore {
     let inner: any ObjectStore
     let failingTenant: String
-    var location: String { inner.location }
-    func put(_ key: String, _ bytes: [UInt8]) async throws { try await inner.put(key, bytes) }
     func putIfAbsent(_ key: String, _ bytes: [UInt8]) async throws -> Bool {
         if key.hasPrefix(failingTenant + "/"), key.hasSuffix("/" + BlockFile.meta) { throw SimulatedCrash() }
         return try await inner.putIfAbsent(key, bytes)
     }
-    func put(_ key: String, _ bytes: [UInt8], if condition: WriteCondition) async throws -> String? {
-        try await inner.put(key, bytes, if: condition)
-    }
-    func get(_ key: String, range: ByteRange?) async throws -> [UInt8] { try await inner.get(key, range: range) }
-    func head(_ key: String) async throws -> ObjectInfo? { try await inner.head(key) }
-    func list(prefix: String, delimiter: String?) async throws -> ListResult { try await inner.list(prefix: prefix, delimiter: delimiter) }
-    func delete(_ key: String) async throws { try await inner.delete(key) }
-    func shutdown() async throws {}
 }
