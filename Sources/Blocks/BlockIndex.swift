@@ -36,11 +36,12 @@ public enum BlockIndex {
         skipping known: Set<ULID> = [], fetchParallelism: Int = defaultFetchParallelism
     ) async throws -> TenantListing {
         let objects = try await store.list(prefix: tenant + "/").objects
-        var byBlock: [ULID: [ObjectInfo]] = [:]
+        // Per block folder, its objects with their file names (`<tenant>/<ulid>/<file>`).
+        var byBlock: [ULID: [(file: String, object: ObjectInfo)]] = [:]
         for o in objects {
             let parts = o.key.split(separator: "/")
             guard parts.count == 3, let ulid = ULID(string: String(parts[1])) else { continue }
-            byBlock[ulid, default: []].append(o)
+            byBlock[ulid, default: []].append((String(parts[2]), o))
         }
         var listing = TenantListing(tenant: tenant, metas: [], deletionMarks: [:], partial: [:], keys: [:])
         // What to read, then read it at once: a store answers one small GET in milliseconds, a tenant has
@@ -51,14 +52,14 @@ public enum BlockIndex {
         }
         var fetches: [Fetch] = []
         for (ulid, objs) in byBlock {
-            listing.keys[ulid] = objs.map(\.key)
+            listing.keys[ulid] = objs.map(\.object.key)
             if let after = createdAfterMillis, ulid.timestampMillis < after { continue }
-            let names = Set(objs.map { String($0.key.split(separator: "/").last!) })
+            let names = Set(objs.map(\.file))
             if names.contains(BlockFile.deletionMark) { fetches.append(.deletionMark(ulid)) }
             if names.contains(BlockFile.meta) {
                 if !known.contains(ulid) { fetches.append(.meta(ulid)) }
             } else {
-                listing.partial[ulid] = objs.map(\.lastModified).max()
+                listing.partial[ulid] = objs.map(\.object.lastModified).max()
             }
         }
         try await concurrently(fetches, parallelism: fetchParallelism) { fetch -> [UInt8]? in
@@ -84,8 +85,8 @@ public enum BlockIndex {
         listing.metas.sort { $0.ulid < $1.ulid }
         for meta in listing.metas {
             let listed = Set(meta.files.map(\.objectName) + [BlockFile.meta, BlockFile.deletionMark])
-            let strays = (byBlock[meta.ulid] ?? []).filter { !listed.contains(String($0.key.split(separator: "/").last!)) }
-            if !strays.isEmpty { listing.strays[meta.ulid] = strays }
+            let strays = (byBlock[meta.ulid] ?? []).filter { !listed.contains($0.file) }
+            if !strays.isEmpty { listing.strays[meta.ulid] = strays.map(\.object) }
         }
         return listing
     }

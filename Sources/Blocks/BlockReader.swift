@@ -680,12 +680,8 @@ public actor BlockReader {
         return v
     }
 
-    /// The samples' span ids, 0 where a sample has none (null). Blocks written before span ids were stored
-    /// have no column: every sample is without a span.
+    /// The samples' span ids, 0 where a sample has none (null).
     static func spanIDs(_ t: ParquetFileReader, _ groups: [Int]) throws -> [UInt64] {
-        guard t.leafIndex(named: "span_id") != nil else {
-            return [UInt64](repeating: 0, count: groups.reduce(0) { $0 + t.rowCount(rowGroup: $1) })
-        }
         let c = try t.readColumn(named: "span_id", rowGroups: groups)
         guard let spans = c.int64Values(nullAs: 0) else { throw BlockError("column span_id: expected optional int64") }
         return spans.map { UInt64(bitPattern: $0) }

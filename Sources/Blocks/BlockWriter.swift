@@ -294,8 +294,9 @@ public struct BlockWriter: Sendable {
                 throw BlockError("\(f.name) is not listed in the block's meta.json")
             }
             let object = BlockFile.contentAddressed(f.name, sha256: meta.files[i].sha256)
-            try await store.put(BlockFile.key(tenant: tenant, ulid: ulid, object), f.bytes)
-            created.append(BlockFile.key(tenant: tenant, ulid: ulid, object))
+            let objectKey = BlockFile.key(tenant: tenant, ulid: ulid, object)
+            try await store.put(objectKey, f.bytes)
+            created.append(objectKey)
             meta.files[i].object = object
         }
         if try await store.putIfAbsent(metaKey, try meta.encoded()) { return }
